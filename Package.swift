@@ -1,0 +1,80 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Every Swift target builds in Swift 6 mode with the same strictness.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Burrow",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "burrow", targets: ["burrow"]),
+        .executable(name: "burrowd", targets: ["burrowd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // C and system-library targets. Each has exactly one Swift importer.
+        .target(name: "CBurrowSystem", path: "Sources/CBurrowSystem"),  // → BurrowSystem
+        .systemLibrary(
+            name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp",
+            providers: [.apt(["libseccomp-dev"])]),  // → BurrowPolicy
+        .systemLibrary(
+            name: "CCap", path: "Sources/CCap", pkgConfig: "libcap",
+            providers: [.apt(["libcap-dev"])]),  // → BurrowPolicy
+        .systemLibrary(
+            name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),  // → BurrowAudit
+
+        // Swift layers, imports pointing down only (see shared/STYLE.md §2).
+        .target(
+            name: "BurrowSystem",
+            dependencies: ["CBurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strict),
+        .target(
+            name: "BurrowProfile",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strict),
+        .target(
+            name: "BurrowPolicy",
+            dependencies: ["BurrowProfile", "BurrowSystem", "CSeccomp", "CCap"],
+            swiftSettings: strict),
+        .target(name: "BurrowAudit", dependencies: ["CSQLite"], swiftSettings: strict),
+        .target(
+            name: "BurrowCLI",
+            dependencies: [
+                "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(name: "burrow", dependencies: ["BurrowCLI"], swiftSettings: strict),
+        .executableTarget(name: "burrowd", dependencies: ["BurrowCLI"], swiftSettings: strict),
+
+        // Tests.
+        .target(
+            name: "BurrowTestSupport", dependencies: ["BurrowSystem"], path: "Tests/BurrowTestSupport",
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowProfileTests", dependencies: ["BurrowProfile", "BurrowTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowPolicyTests",
+            dependencies: ["BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport"],
+            resources: [.copy("Golden")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowSystemTests", dependencies: ["BurrowSystem", "BurrowTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowCLITests", dependencies: ["BurrowCLI", "BurrowAudit", "BurrowTestSupport"],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,19 @@
+/// The registry specification's audit event taxonomy. Every invocation has
+/// exactly one `toolInvoked` and one terminal event (`toolCompleted` or
+/// `toolFailed`), plus whatever happened in between.
+public enum AuditEventType: String, Sendable, Codable, CaseIterable {
+    case toolRegistered = "ToolRegistered"
+    case toolDeregistered = "ToolDeregistered"
+    case toolUpdated = "ToolUpdated"
+    case toolInvoked = "ToolInvoked"
+    case toolCompleted = "ToolCompleted"
+    case toolFailed = "ToolFailed"
+    case permissionDenied = "PermissionDenied"
+    case securityViolation = "SecurityViolation"
+    case anomalousActivity = "AnomalousActivity"
+    case resourceLimitExceeded = "ResourceLimitExceeded"
+    case performanceThreshold = "PerformanceThreshold"
+
+    /// Whether the event ends an invocation.
+    public var isTerminal: Bool { self == .toolCompleted || self == .toolFailed }
+}

@@ -1,0 +1,47 @@
+public import ArgumentParser
+
+/// Burrow's version, printed by `burrow --version` and `burrowd --version`.
+public let burrowVersion = "0.1.0"
+
+/// `burrow`: the operator's command line.
+public struct BurrowCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "burrow",
+        abstract: "Run AI-assistant tools inside sandboxes built from their security profiles.",
+        discussion: """
+            A profile says what a tool may read, write, execute and reach, and how much it may use.
+            Burrow clamps it by the host policy (/etc/burrow/burrow.toml) and compiles it into a launch
+            plan: namespaces, mounts, seccomp, Landlock, capabilities, rlimits and cgroup limits.
+
+            Start with:
+              burrow doctor                                   what this host can enforce
+              burrow profile lint Profiles/*.toml             check profiles
+              burrow dry-run --profile Profiles/mcp-server-git.toml -- git status
+                                                              show every kernel-level decision
+            """,
+        version: burrowVersion,
+        subcommands: [DryRunCommand.self, ProfileCommand.self, DoctorCommand.self])
+
+    public init() {}
+}
+
+/// `burrowd`: the daemon. Until the daemon lands it only reports its version.
+public struct BurrowDaemonCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "burrowd",
+        abstract: "Burrow's daemon (the tool registry's delegate).",
+        discussion: "The invocation API is not built yet; `burrowd --version` reports the version.",
+        version: burrowVersion)
+
+    public init() {}
+
+    public func run() throws {
+        throw CleanExit.message("burrowd \(burrowVersion): the daemon API is not available in this version; use `burrow`.")
+    }
+}
+
+/// Entry points for the executables, which import nothing else.
+public enum Entry {
+    public static func burrow() { BurrowCommand.main() }
+    public static func burrowd() { BurrowDaemonCommand.main() }
+}

@@ -1,0 +1,114 @@
+import BurrowPolicy
+import BurrowProfile
+import BurrowSystem
+
+/// The human form of a launch plan: one aligned section per kernel mechanism.
+struct PlanPrinter {
+    var plan: LaunchPlan
+    var style: Style
+    var showEnvironment: Bool
+    var issues: [ProfileIssue]
+
+    func render() -> String {
+        var out: [String] = []
+        func section(_ title: String, _ body: String) {
+            out.append(style.bold(title))
+            out.append(body.isEmpty ? "  (none)" : body)
+            out.append("")
+        }
+        let p = plan
+        out.append(style.bold("Launch plan for \(p.tool.id) \(p.tool.version)") + " (\(p.tool.name), trust \(p.tool.trustLevel.rawValue))")
+        out.append("  profile:    \(p.profileFiles.joined(separator: " -> "))")
+        out.append("  sandbox:    \(p.sandboxLevel.rawValue)" + (p.sandboxLevel == .none ? "  (rlimits, no_new_privs and capability drop only: no namespaces, seccomp or Landlock)" : ""))
+        out.append("  command:    \(p.command.argv.map(printable).joined(separator: " "))")
+        out.append("  executable: \(p.command.executable)")
+        out.append("  cwd:        \(p.command.workingDirectory)")
+        out.append("")
+
+        section("Controls (requested / enforceable here)", columns(p.controls.map { c in
+            [c.enforceable ? style.green("yes") : style.red("NO"), c.control, c.requested, style.dim(c.detail)]
+        }))
+        if !p.clamps.isEmpty {
+            section("Host policy clamps", columns(p.clamps.map { [$0.key, "\($0.requested) -> \($0.effective)", style.dim($0.reason)] }))
+        }
+        section("Namespaces", columns(p.namespaces.map { [$0.kind.rawValue, $0.cloneFlag, style.dim($0.reason)] }))
+        let id = p.identity
+        section("Identity", columns([
+            ["uid/gid", "\(id.uid)/\(id.gid)"],
+            ["uid_map", id.uidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
+            ["gid_map", id.gidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
+            ["setgroups", id.setgroups], ["groups", id.supplementaryGroups.isEmpty ? "none" : id.supplementaryGroups.map(String.init).joined(separator: ",")],
+            ["note", style.dim(id.note)],
+        ]))
+        section("Mounts (in order; then pivot_root and detach the old root)", columns(p.mounts.map { m in
+            [m.kind.rawValue, m.target, m.source.map { $0 == m.target ? "" : "<- \($0)" } ?? "", m.options.joined(separator: ","), style.dim(m.reason)]
+        }))
+        section("Environment (nothing else is passed)", columns(p.environment.map { e in
+            [e.name, e.source == .caller && !showEnvironment ? style.dim("<from caller; --show-environment>") : printable(e.value), style.dim(e.source.rawValue)]
+        }))
+        section("Rlimits", columns(p.rlimits.map { [$0.resource, "soft \($0.soft)", "hard \($0.hard)", style.dim($0.reason)] }))
+        let cg = p.cgroup
+        section("Cgroup" + (cg.version == 0 ? " (no usable hierarchy)" : " v\(cg.version) at \(cg.path)"), columns(cg.writes.map { [$0.file, $0.value, style.dim($0.reason)] } + cg.supervised.map { ["supervised", $0] }))
+        let caps = p.capabilities
+        section("Capabilities", columns([
+            ["kept", caps.kept.isEmpty ? "none (all five sets emptied)" : caps.kept.joined(separator: ", ")],
+            ["dropped", "\(caps.dropped.count): " + caps.dropped.joined(separator: " ")],
+            ["securebits", caps.securebits.joined(separator: " ")],
+            ["no_new_privs", caps.noNewPrivileges ? "yes" : "no"],
+        ]))
+        let sc = p.seccomp
+        var seccompRows: [[String]] = [
+            ["architecture", sc.architecture, style.dim("other ABIs (i386 int 0x80, x32): \(sc.badArchitectureAction)")],
+            ["default", "\(sc.defaultAction)", style.dim("every call not named here, including unknown and future ones")],
+            ["program", "\(sc.instructions) BPF instructions", style.dim(sc.reporting)],
+            ["allowed", "\(sc.allowed.count) calls", style.dim(sc.allowed.joined(separator: " "))],
+        ]
+        seccompRows += sc.rules.map { r in [r.syscall, "\(r.action)" + (r.conditions.isEmpty ? "" : " if " + r.conditions.map(\.description).joined(separator: " && ")), style.dim(r.reason)] }
+        if !sc.unknownToLibseccomp.isEmpty {
+            seccompRows.append(["unknown", sc.unknownToLibseccomp.joined(separator: " "), style.dim("not known on this architecture: default action")])
+        }
+        section("Seccomp", p.sandboxLevel == .none ? "  none (sandbox level none)" : columns(seccompRows))
+        let ll = p.landlock
+        var landlockRows: [[String]] = [["ABI", ll.abi.map { "\($0) (best this host offers)" } ?? "unavailable"]]
+        landlockRows.append(["handled fs", ll.handledFileSystem.joined(separator: " ")])
+        if !ll.handledNetwork.isEmpty { landlockRows.append(["handled net", ll.handledNetwork.joined(separator: " ")]) }
+        if !ll.scoped.isEmpty { landlockRows.append(["scoped", ll.scoped.joined(separator: " ")]) }
+        landlockRows += ll.pathRules.map { [$0.path, $0.access.joined(separator: " ")] }
+        landlockRows += ll.portRules.map { ["tcp port \($0.port)", $0.access.joined(separator: " ")] }
+        landlockRows += ll.notAvailable.map { ["missing", style.dim($0)] }
+        section("Landlock", p.sandboxLevel == .none ? "  none (sandbox level none)" : columns(landlockRows))
+        let net = p.network
+        section("Network", columns([
+            ["access", net.access.rawValue + (net.ownNamespace ? " (own network namespace)" : "")],
+            ["proxy", net.proxyEndpoint ?? "none"], ["allowlist", net.allowlist.isEmpty ? "none" : net.allowlist.joined(separator: ", ")],
+            ["dns", net.dns], ["other traffic", net.otherTraffic],
+        ]))
+        let exposure = p.exposure
+        section("Exposure \(scoreText(exposure.score)) / 10.0 (lower is safer)", columns(exposure.checks.map { c in
+            [c.id, "weight \(c.weight)", String(format2(c.exposure)), style.dim(c.verdict)]
+        }))
+        let warnings = p.warnings + issues.map(\.description)
+        if !warnings.isEmpty { section("Warnings", warnings.map { "  " + style.yellow("!") + " " + printable($0) }.joined(separator: "\n")) }
+        out.append(p.isEnforceable ? style.green("Every control is enforceable on this host.") : style.red("Not enforceable on this host: \(p.controls.filter { !$0.enforceable }.map(\.control).joined(separator: ", ")). `burrow run` would refuse."))
+        return out.joined(separator: "\n")
+    }
+
+    private func scoreText(_ score: Double) -> String {
+        let text = format2(score, digits: 1)
+        return score < 3 ? style.green(text) : score < 6 ? style.yellow(text) : style.red(text)
+    }
+}
+
+/// Fixed-point formatting without Foundation's String(format:).
+func format2(_ value: Double, digits: Int = 2) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = Int((value * scale).rounded())
+    let whole = scaled / Int(scale)
+    let frac = String(abs(scaled % Int(scale)))
+    return "\(whole)." + String(repeating: "0", count: digits - frac.count) + frac
+}
+
+extension String {
+    func ifEmpty(_ replacement: String) -> String { isEmpty ? replacement : self }
+}

@@ -1,0 +1,160 @@
+public import BurrowProfile
+public import BurrowSystem
+
+/// Everything the kernel will be told for one launch: the single source of
+/// truth that `burrow dry-run` prints and `burrow run` executes.
+///
+/// Compiled by `PlanCompiler` from an effective profile, the host policy and
+/// the host probe. Its JSON form (`burrow dry-run --json`) is documented in
+/// README.md and versioned by `schemaVersion`.
+public struct LaunchPlan: Sendable, Codable, Equatable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion = LaunchPlan.currentSchemaVersion
+    public var tool: ToolIdentity
+    /// The profile file and the files it extends, in that order.
+    public var profileFiles: [String]
+    public var sandboxLevel: SandboxLevel
+    public var command: CommandPlan
+    public var namespaces: [NamespacePlan]
+    public var identity: IdentityPlan
+    public var mounts: [MountEntry]
+    public var environment: [EnvironmentEntry]
+    public var rlimits: [RlimitEntry]
+    public var cgroup: CgroupPlan
+    public var capabilities: CapabilityPlan
+    public var seccomp: SeccompPlan
+    public var landlock: LandlockPlan
+    public var network: NetworkPlan
+    public var limits: EffectiveLimits
+    /// Requested vs enforceable on this host, one row per control.
+    public var controls: [ControlStatus]
+    public var clamps: [Clamp]
+    public var exposure: ExposureReport
+    /// Risky grants, in words an operator can act on.
+    public var warnings: [String]
+
+    /// Whether every requested control can be enforced here; `burrow run` refuses otherwise.
+    public var isEnforceable: Bool { controls.allSatisfy(\.enforceable) }
+}
+
+public struct CommandPlan: Sendable, Codable, Equatable {
+    public var argv: [String]
+    /// The host file that will be executed (after symlinks), checked against `execute`.
+    public var executable: String
+    public var workingDirectory: String
+    /// The executables the profile lets the tool run, resolved on this host.
+    public var allowedExecutables: [String]
+}
+
+public struct NamespacePlan: Sendable, Codable, Equatable {
+    public var kind: NamespaceKind
+    public var cloneFlag: String
+    public var reason: String
+}
+
+public struct IDMapping: Sendable, Codable, Equatable {
+    public var inside: UInt32
+    public var outside: UInt32
+    public var count: UInt32
+}
+
+public struct IdentityPlan: Sendable, Codable, Equatable {
+    /// The uid and gid the tool runs as (inside the user namespace, and on the host).
+    public var uid: UInt32
+    public var gid: UInt32
+    public var uidMap: [IDMapping]
+    public var gidMap: [IDMapping]
+    /// "deny" or "allow" written to /proc/PID/setgroups before gid_map.
+    public var setgroups: String
+    public var supplementaryGroups: [UInt32]
+    public var note: String
+}
+
+/// One step of building the sandbox's file system, applied in order.
+public struct MountEntry: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        /// A bind of a host path (`source`) at `target`.
+        case bind
+        case tmpfs
+        case proc
+        /// A symbolic link created in the new root.
+        case symlink
+        /// A small file created in the new root with `content`.
+        case file
+        /// A directory created in the new root.
+        case directory
+        /// Hides `target`: /dev/null over a file, an empty read-only tmpfs over a directory.
+        case mask
+        /// Remounts `target` with `options` (e.g. the root read-only when it is complete).
+        case remount
+    }
+
+    public var kind: Kind
+    public var source: String?
+    public var target: String
+    /// Mount options: ro or rw, nosuid, nodev, noexec, rec (applied to submounts), and tmpfs size/mode.
+    public var options: [String]
+    public var content: String?
+    public var reason: String
+
+    public init(kind: Kind, source: String? = nil, target: String, options: [String] = [], content: String? = nil, reason: String) {
+        self.kind = kind
+        self.source = source
+        self.target = target
+        self.options = options
+        self.content = content
+        self.reason = reason
+    }
+}
+
+public struct EnvironmentEntry: Sendable, Codable, Equatable {
+    public enum Source: String, Sendable, Codable {
+        /// Set by Burrow.
+        case burrow
+        /// Passed through from the caller's environment (env_whitelist).
+        case caller
+    }
+    public var name: String
+    public var value: String
+    public var source: Source
+}
+
+public struct RlimitEntry: Sendable, Codable, Equatable {
+    public var resource: String
+    public var soft: UInt64
+    public var hard: UInt64
+    public var reason: String
+}
+
+public struct CgroupWrite: Sendable, Codable, Equatable {
+    public var file: String
+    public var value: String
+    public var reason: String
+}
+
+public struct CgroupPlan: Sendable, Codable, Equatable {
+    /// 2, 1, or 0 when no usable cgroup hierarchy was found.
+    public var version: Int
+    /// Where the invocation's cgroup is created, relative to Burrow's own cgroup.
+    public var path: String
+    public var writes: [CgroupWrite]
+    /// Limits watched by the supervisor rather than written to a file.
+    public var supervised: [String]
+}
+
+public struct CapabilityPlan: Sendable, Codable, Equatable {
+    /// Kept in the bounding, permitted, effective, inheritable and ambient sets.
+    public var kept: [String]
+    /// Dropped from all five sets.
+    public var dropped: [String]
+    public var securebits: [String]
+    public var noNewPrivileges: Bool
+}
+
+public struct ControlStatus: Sendable, Codable, Equatable {
+    public var control: String
+    public var requested: String
+    public var enforceable: Bool
+    public var detail: String
+}

@@ -1,0 +1,383 @@
+public import BurrowProfile
+public import BurrowSystem
+
+/// Why no plan could be made for a command.
+public struct PlanError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// Compiles an effective profile, the host policy and the host probe into the
+/// `LaunchPlan` for one command. Pure apart from reading the host file system
+/// through `FileSystemView` (to find what the command needs to start).
+public struct PlanCompiler: Sendable {
+    public var policy: HostPolicy
+    public var host: HostFacts
+    public var fs: any FileSystemView
+    /// The caller's environment (only whitelisted names are used).
+    public var environment: [String: String]
+    public var workingDirectory: String
+
+    public init(policy: HostPolicy, host: HostFacts, fs: any FileSystemView, environment: [String: String], workingDirectory: String) {
+        self.policy = policy
+        self.host = host
+        self.fs = fs
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+    }
+
+    /// - Throws: `PlanError` when the command is missing, not granted by
+    ///   `permissions.execute`, or the seccomp filter does not compile.
+    public func compile(_ effective: EffectiveProfile, profileFiles: [String], argv: [String]) throws(PlanError) -> LaunchPlan {
+        let profile = effective.profile
+        let limits = effective.limits
+        let level = profile.sandboxLevel
+        let isolated = level != .none
+
+        // What may run, and what it needs to start.
+        let resolver = RuntimeResolver(fs: fs, searchPath: policy.sandbox.execSearchPath)
+        var runtime = RuntimeResolver.Result()
+        for grant in profile.permissions.execute {
+            let found = resolver.expand(grant.text)
+            if found.isEmpty { runtime.unmatched.append(grant.text) }
+            for path in found { resolver.addExecutable(path, reason: "permissions.execute \"\(grant.text)\"", to: &runtime) }
+        }
+        let command = try resolveCommand(argv, resolver: resolver, runtime: runtime)
+
+        let reads = profile.filesystem.allReads(profile.permissions)
+        let writes = profile.filesystem.allWrites(profile.permissions)
+        var warnings: [String] = runtime.unmatched.map { "permissions.execute \"\($0)\" matches nothing on this host" }
+        let workdir = (reads + writes).contains { $0.covers(workingDirectory) } ? workingDirectory : "/tmp"
+
+        let uid = policy.sandbox.idRange.lowerBound
+        let identity: IdentityPlan =
+            isolated
+            ? IdentityPlan(
+                uid: uid, gid: uid, uidMap: [IDMapping(inside: uid, outside: uid, count: 1)],
+                gidMap: [IDMapping(inside: uid, outside: uid, count: 1)], setgroups: "deny", supplementaryGroups: [],
+                note: "one host id per live sandbox from [sandbox] id_range \(policy.sandbox.idRange.lowerBound)-\(policy.sandbox.idRange.upperBound); the first is shown")
+            : IdentityPlan(
+                uid: host.euid, gid: host.euid, uidMap: [], gidMap: [], setgroups: "unchanged", supplementaryGroups: [],
+                note: "sandbox level none: the caller's identity, with every capability dropped")
+
+        var mounts: [MountEntry] = []
+        if isolated {
+            mounts = mountTable(profile: profile, limits: limits, runtime: runtime, identity: identity, warnings: &warnings)
+        }
+
+        let seccomp: SeccompPlan
+        do {
+            seccomp = try seccompPlan(profile, isolated: isolated)
+        } catch {
+            throw PlanError(description: "the seccomp filter does not compile: \(error)")
+        }
+        let executablesInSandbox = runtime.executables.sorted()
+        let landlock =
+            isolated
+            ? LandlockPlan.make(
+                hostABI: host.landlockABI, reads: readRulePaths(runtime: runtime, reads: reads), writes: writes.map(\.path) + ["/tmp"],
+                executables: executablesInSandbox, devices: Self.devices.map { "/dev/" + $0 },
+                networkAccess: profile.networkAccess.rawValue,
+                proxyPort: profile.networkAccess == .restricted ? NetworkPlan.proxyPort : nil)
+            : LandlockPlan(hostABI: host.landlockABI, abi: nil, handledFileSystem: [], handledNetwork: [], scoped: [], pathRules: [], portRules: [], notAvailable: [])
+        let network = NetworkPlan.make(profile, level: level)
+
+        warnings += riskWarnings(profile: profile, reads: reads, writes: writes, executables: executablesInSandbox)
+        let exposure = ExposureReport.score(profile: profile, limits: limits, reads: reads, writes: writes, executables: executablesInSandbox)
+
+        return LaunchPlan(
+            tool: profile.tool, profileFiles: profileFiles, sandboxLevel: level,
+            command: CommandPlan(argv: argv, executable: command, workingDirectory: workdir, allowedExecutables: executablesInSandbox),
+            namespaces: namespaces(profile),
+            identity: identity, mounts: mounts, environment: environmentEntries(profile),
+            rlimits: rlimits(limits), cgroup: cgroupPlan(limits), capabilities: capabilityPlan(profile),
+            seccomp: seccomp, landlock: landlock, network: network, limits: limits,
+            controls: controls(profile, limits: limits), clamps: effective.clamps, exposure: exposure, warnings: warnings)
+    }
+
+    // MARK: command
+
+    private func resolveCommand(_ argv: [String], resolver: RuntimeResolver, runtime: RuntimeResolver.Result) throws(PlanError) -> String {
+        guard let first = argv.first, !first.isEmpty else { throw PlanError(description: "no command given: put it after '--'") }
+        let candidate: String?
+        if first.contains("/") {
+            candidate = first.hasPrefix("/") ? first : (workingDirectory == "/" ? "" : workingDirectory) + "/" + first
+        } else {
+            candidate = policy.sandbox.execSearchPath.map { $0 + "/" + first }.first { fs.kind($0) != nil }
+        }
+        guard let path = candidate, let final = fs.resolve(path)?.path, fs.kind(final) != nil else {
+            throw PlanError(description: "command '\(first)' not found (searched \(first.contains("/") ? first : policy.sandbox.execSearchPath.joined(separator: ":")))")
+        }
+        guard runtime.executables.contains(final) else {
+            let granted = runtime.executables.isEmpty ? "nothing" : runtime.executables.joined(separator: ", ")
+            throw PlanError(description: "'\(first)' (\(final)) is not granted by permissions.execute; the profile allows: \(granted)")
+        }
+        return path
+    }
+
+    // MARK: namespaces
+
+    private func namespaces(_ profile: SecurityProfile) -> [NamespacePlan] {
+        guard profile.sandboxLevel != .none else { return [] }
+        var kinds: [(NamespaceKind, String)] = [
+            (.user, "unprivileged identity; capabilities confined to the sandbox"),
+            (.pid, "sees and signals only its own processes"),
+            (.mount, "its own file system view, built below"),
+            (.ipc, "private System V and POSIX IPC"),
+            (.uts, "private host name"),
+            (.cgroup, "sees only its own cgroup"),
+        ]
+        if profile.networkAccess != .full {
+            kinds.append((.net, profile.networkAccess == .none ? "loopback only: no route out" : "loopback only: egress through Burrow's proxy"))
+        }
+        return kinds.map { NamespacePlan(kind: $0.0, cloneFlag: $0.0.cloneFlagName, reason: $0.1) }
+    }
+
+    // MARK: mounts
+
+    static let devices = ["null", "zero", "full", "random", "urandom"]
+
+    private func mountTable(
+        profile: SecurityProfile, limits: EffectiveLimits, runtime: RuntimeResolver.Result, identity: IdentityPlan,
+        warnings: inout [String]
+    ) -> [MountEntry] {
+        var entries = [MountEntry(kind: .tmpfs, target: "/", options: ["rw", "nosuid", "nodev", "mode=0755", "size=1M"], reason: "new root, made read-only once built (pivot_root)")]
+
+        var links = runtime.rootLinks
+        for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] where fs.kind("/" + name) == .symlink {
+            if let target = fs.readLink("/" + name) { links["/" + name] = target }
+        }
+
+        let reads = profile.filesystem.allReads(profile.permissions)
+        let writes = profile.filesystem.allWrites(profile.permissions)
+        let executables = runtime.executables
+        let grants = reads.map { ($0.path, false) } + writes.map { ($0.path, true) }
+
+        var binds: [MountEntry] = []
+        let runtimeDirs = runtime.directories.sorted().filter { dir in
+            !runtime.directories.contains { $0 != dir && isPath(dir, within: $0) } && !grants.contains { isPath(dir, within: $0.0) }
+        }
+        for dir in runtimeDirs {
+            binds.append(MountEntry(kind: .bind, source: dir, target: dir, options: ["ro", "nosuid", "nodev", "rec"], reason: "runtime of the granted executables"))
+        }
+        for (path, writable) in grants {
+            guard let kind = fs.kind(path) else {
+                warnings.append("\(path) does not exist on this host: nothing is mounted there")
+                continue
+            }
+            if kind == .symlink {
+                warnings.append("\(path) is a symlink: grant its target instead; nothing is mounted there")
+                continue
+            }
+            if !writable && runtimeDirs.contains(where: { isPath(path, within: $0) }) { continue }
+            if !writable && writes.contains(where: { isPath(path, within: $0.path) }) { continue }
+            let exec = executables.contains { isPath($0, within: path) }
+            let options = writable ? ["rw", "nosuid", "nodev"] + (exec ? [] : ["noexec"]) + ["rec"] : ["ro", "nosuid", "nodev", "rec"]
+            binds.append(MountEntry(kind: .bind, source: path, target: path, options: options, reason: writable ? "write grant" : "read grant"))
+        }
+        binds.sort { $0.target.split(separator: "/").count < $1.target.split(separator: "/").count || ($0.target.split(separator: "/").count == $1.target.split(separator: "/").count && $0.target < $1.target) }
+        entries += links.sorted { $0.key < $1.key }.map { MountEntry(kind: .symlink, source: $0.value, target: $0.key, reason: "the host has this link (merged /usr)") }
+        entries += binds
+
+        entries.append(MountEntry(kind: .proc, source: "proc", target: "/proc", options: ["rw", "nosuid", "nodev", "noexec", "subset=pid", "hidepid=invisible"], reason: "this PID namespace's processes only; no /proc/sys, kcore or sysrq-trigger"))
+        entries.append(MountEntry(kind: .tmpfs, source: "tmpfs", target: "/dev", options: ["rw", "nosuid", "noexec", "mode=0755", "size=64k"], reason: "minimal /dev"))
+        for device in Self.devices {
+            entries.append(MountEntry(kind: .bind, source: "/dev/" + device, target: "/dev/" + device, options: ["rw", "nosuid", "noexec"], reason: "device node (no mknod in a user namespace)"))
+        }
+        for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+            entries.append(MountEntry(kind: .symlink, source: target, target: "/dev/" + name, reason: "standard /dev link"))
+        }
+        let tmpExec = executables.contains { isPath($0, within: "/tmp") }
+        entries.append(MountEntry(
+            kind: .tmpfs, source: "tmpfs", target: "/tmp",
+            options: ["rw", "nosuid", "nodev"] + (tmpExec ? [] : ["noexec"]) + ["mode=1777", "size=\(limits.scratchSize)", "nr_inodes=\(max(1024, limits.scratchSize.bytes / 16384))"],
+            reason: "scratch space (filesystem_access.scratch_size)"))
+        if !(reads + writes).contains(where: { isPath("/etc", within: $0.path) || isPath($0.path, within: "/etc/passwd") || $0.path == "/etc/group" }) {
+            let u = identity.uid
+            entries.append(MountEntry(kind: .file, target: "/etc/passwd", options: ["mode=0644"], content: "tool:x:\(u):\(u):sandboxed tool:/tmp:/sbin/nologin\n", reason: "the tool's own user, so getpwuid() works"))
+            entries.append(MountEntry(kind: .file, target: "/etc/group", options: ["mode=0644"], content: "tool:x:\(u):\n", reason: "the tool's own group"))
+        }
+        for blocked in profile.filesystem.blockedPaths {
+            guard binds.contains(where: { isPath(blocked.path, within: $0.target) }) else { continue }
+            switch fs.kind(blocked.path) {
+            case .directory:
+                entries.append(MountEntry(kind: .mask, source: "tmpfs", target: blocked.path, options: ["ro", "nosuid", "nodev", "noexec", "mode=000", "size=0"], reason: "blocked path (directory)"))
+            case .none:
+                continue
+            default:
+                entries.append(MountEntry(kind: .mask, source: "/dev/null", target: blocked.path, options: ["ro", "nosuid", "nodev", "noexec"], reason: "blocked path (file)"))
+            }
+        }
+        entries.append(MountEntry(kind: .remount, target: "/", options: ["ro", "nosuid", "nodev"], reason: "the new root is complete"))
+        return entries
+    }
+
+    /// Read rules for Landlock: granted reads plus the runtime directories, and
+    /// /proc; writes get their own rules.
+    private func readRulePaths(runtime: RuntimeResolver.Result, reads: [PathPattern]) -> [String] {
+        let dirs = runtime.directories.filter { dir in !runtime.directories.contains { $0 != dir && isPath(dir, within: $0) } }
+        let all = Set(dirs).union(reads.map(\.path)).union(["/proc", "/etc/passwd", "/etc/group"])
+        return all.sorted()
+    }
+
+    // MARK: environment, rlimits, cgroups, capabilities
+
+    private func environmentEntries(_ profile: SecurityProfile) -> [EnvironmentEntry] {
+        var entries = [
+            EnvironmentEntry(name: "PATH", value: policy.sandbox.execSearchPath.joined(separator: ":"), source: .burrow),
+            EnvironmentEntry(name: "HOME", value: "/tmp", source: .burrow),
+            EnvironmentEntry(name: "TMPDIR", value: "/tmp", source: .burrow),
+        ]
+        if profile.networkAccess == .restricted {
+            let proxy = "http://127.0.0.1:\(NetworkPlan.proxyPort)"
+            for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+                entries.append(EnvironmentEntry(name: name, value: name.lowercased() == "all_proxy" ? "socks5h://127.0.0.1:\(NetworkPlan.proxyPort)" : proxy, source: .burrow))
+            }
+            entries += [EnvironmentEntry(name: "NO_PROXY", value: "localhost", source: .burrow), EnvironmentEntry(name: "no_proxy", value: "localhost", source: .burrow)]
+        }
+        let reserved = Set(entries.map(\.name))
+        for (name, value) in environment.sorted(by: { $0.key < $1.key })
+        where !reserved.contains(name) && profile.envWhitelist.contains(where: { $0.matches(name) }) {
+            entries.append(EnvironmentEntry(name: name, value: value, source: .caller))
+        }
+        return entries
+    }
+
+    private func rlimits(_ limits: EffectiveLimits) -> [RlimitEntry] {
+        let cpu = limits.maxCpuTime.wholeSecondsRoundedUp
+        return [
+            RlimitEntry(resource: "RLIMIT_CPU", soft: cpu, hard: cpu + 1, reason: "backstop for max_cpu_time per process (the cgroup budget covers the tree)"),
+            RlimitEntry(resource: "RLIMIT_FSIZE", soft: limits.maxFileSize.bytes, hard: limits.maxFileSize.bytes, reason: "max_file_size (SIGXFSZ)"),
+            RlimitEntry(resource: "RLIMIT_NOFILE", soft: UInt64(limits.maxOpenFiles), hard: UInt64(limits.maxOpenFiles), reason: "max_open_files"),
+            RlimitEntry(resource: "RLIMIT_NPROC", soft: UInt64(limits.maxProcesses), hard: UInt64(limits.maxProcesses), reason: "max_processes backstop (the sandbox's uid is its own)"),
+            RlimitEntry(resource: "RLIMIT_CORE", soft: 0, hard: 0, reason: "no core dumps (they could hold secrets)"),
+        ]
+    }
+
+    private func cgroupPlan(_ limits: EffectiveLimits) -> CgroupPlan {
+        let memory = "\(limits.maxMemory.bytes)"
+        let supervised = [
+            "max_cpu_time \(limits.maxCpuTime): CPU budget of the whole tree, checked by the supervisor, then cgroup kill",
+            "max_execution_time \(limits.maxExecutionTime): wall-clock deadline, then cgroup kill",
+        ]
+        switch host.cgroupBackend?.version {
+        case 2:
+            return CgroupPlan(
+                version: 2, path: "tools/<invocation-id>",
+                writes: [
+                    CgroupWrite(file: "cgroup.subtree_control", value: "+memory +pids +cpu", reason: "enable controllers for the invocation (in tools/)"),
+                    CgroupWrite(file: "memory.max", value: memory, reason: "max_memory"),
+                    CgroupWrite(file: "memory.swap.max", value: "0", reason: "no swap: the memory limit is the whole budget"),
+                    CgroupWrite(file: "memory.oom.group", value: "1", reason: "an OOM kill takes the whole tree"),
+                    CgroupWrite(file: "pids.max", value: "\(limits.maxProcesses)", reason: "max_processes (threads count too)"),
+                ], supervised: supervised + ["placement: clone3(CLONE_INTO_CGROUP)", "end: cgroup.kill, then wait for populated 0"])
+        case 1:
+            return CgroupPlan(
+                version: 1, path: "burrow/tools/<invocation-id> in each v1 hierarchy",
+                writes: [
+                    CgroupWrite(file: "memory/memory.limit_in_bytes", value: memory, reason: "max_memory"),
+                    CgroupWrite(file: "memory/memory.memsw.limit_in_bytes", value: memory, reason: "no swap beyond the limit (when swap accounting is on)"),
+                    CgroupWrite(file: "pids/pids.max", value: "\(limits.maxProcesses)", reason: "max_processes"),
+                    CgroupWrite(file: "cpuacct/cpuacct.usage", value: "0", reason: "CPU accounting for the budget"),
+                    CgroupWrite(file: "freezer/freezer.state", value: "FROZEN (at kill time)", reason: "freeze, then kill every task"),
+                ], supervised: supervised)
+        default:
+            return CgroupPlan(version: 0, path: "", writes: [], supervised: supervised)
+        }
+    }
+
+    private func capabilityPlan(_ profile: SecurityProfile) -> CapabilityPlan {
+        let all = CapabilityNames.all(lastCap: host.capLastCap)
+        let kept = profile.permissions.capabilities.filter { all.contains($0) }
+        return CapabilityPlan(
+            kept: kept, dropped: all.filter { !kept.contains($0) },
+            securebits: ["SECBIT_NOROOT", "SECBIT_NOROOT_LOCKED", "SECBIT_NO_SETUID_FIXUP", "SECBIT_NO_SETUID_FIXUP_LOCKED", "SECBIT_KEEP_CAPS_LOCKED", "SECBIT_NO_CAP_AMBIENT_RAISE", "SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED"],
+            noNewPrivileges: true)
+    }
+
+    // MARK: seccomp
+
+    private func seccompPlan(_ profile: SecurityProfile, isolated: Bool) throws(SeccompCompiler.Failure) -> SeccompPlan {
+        guard isolated else {
+            return SeccompPlan(
+                architecture: host.machine, badArchitectureAction: .allow, defaultAction: .allow, allowed: [], rules: [],
+                unknownToLibseccomp: [], instructions: 0, bpf: [], reporting: "none: sandbox level none loads no filter")
+        }
+        let (allowed, rules) = SeccompPolicy.rules(for: profile)
+        let defaultAction = SeccompAction.notify(errno: SeccompPolicy.ENOSYS)
+        let compiled = try SeccompCompiler.compile(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: .killProcess)
+        return SeccompPlan(
+            architecture: host.machine, badArchitectureAction: .killProcess, defaultAction: defaultAction,
+            allowed: allowed.filter { !compiled.unknown.contains($0) }, rules: rules.filter { !compiled.unknown.contains($0.syscall) },
+            unknownToLibseccomp: compiled.unknown, instructions: compiled.bpf.count / 8, bpf: compiled.bpf,
+            reporting: "user notification: the supervisor records a SecurityViolation naming each refused call, then answers with the errno shown")
+    }
+
+    // MARK: controls and warnings
+
+    private func controls(_ profile: SecurityProfile, limits: EffectiveLimits) -> [ControlStatus] {
+        var rows: [ControlStatus] = []
+        func row(_ control: String, _ requested: String, _ check: HostFacts.Check) {
+            rows.append(ControlStatus(control: control, requested: requested, enforceable: check.available, detail: check.detail))
+        }
+        let level = profile.sandboxLevel
+        if level == .vm {
+            row("sandbox level vm", "virtual machine", .no("no VM runtime is configured on this host"))
+        }
+        row("privileges", "root in the initial user namespace (to map sandbox ids)", host.rootInInitialUserNamespace ? .yes("euid 0, full uid_map") : .no("euid \(host.euid) or not the initial user namespace: run as root or through burrowd"))
+        row("rlimits", "RLIMIT_CPU, FSIZE, NOFILE, NPROC, CORE", .yes("setrlimit in the child"))
+        row("no_new_privs", "PR_SET_NO_NEW_PRIVS", .yes("prctl in the child"))
+        row("capability drop", "keep \(profile.permissions.capabilities.isEmpty ? "none" : profile.permissions.capabilities.joined(separator: ","))", .yes("cap_last_cap \(host.capLastCap)"))
+        if level != .none {
+            for ns in namespaces(profile) {
+                row("\(ns.kind.rawValue) namespace", ns.cloneFlag, host.namespaces[ns.kind] ?? .no("not probed"))
+            }
+            row("namespaces together", "one clone with all of them", host.namespacesTogether)
+            row("seccomp filter", "allowlist, kill on foreign architectures", host.seccompFilter)
+            row("seccomp user notification", "report every refused call", host.seccompUserNotification)
+            row("landlock", "file rules (ABI >= 1)", host.landlock)
+            row("pidfd", "supervise through a pidfd", host.pidfd)
+        }
+        let backend = host.cgroupBackend
+        let controllers = backend?.controllers ?? []
+        let where_ = backend.map { "cgroup v\($0.version): \($0.controllers.joined(separator: ", "))" } ?? "no cgroup controller usable beneath Burrow's own cgroup"
+        row("memory limit", "\(limits.maxMemory) for the whole tree", controllers.contains("memory") ? .yes(where_) : .no(where_))
+        row("process limit", "\(limits.maxProcesses) tasks for the whole tree", controllers.contains("pids") ? .yes(where_) : .no(where_))
+        let cpuAccounting = backend?.version == 2 ? controllers.contains("cpu") : controllers.contains("cpuacct")
+        row("cpu time budget", "\(limits.maxCpuTime) for the whole tree", cpuAccounting ? .yes(where_) : .no(where_))
+        row("execution deadline", "\(limits.maxExecutionTime) wall clock", .yes("supervisor timer"))
+        if profile.networkAccess == .restricted {
+            row("network egress proxy", "only \(profile.permissions.network.map(\.description).joined(separator: ", "))", .no("Burrow's egress proxy is not built yet: use network_access \"none\", or \"full\" for a trusted tool"))
+        }
+        return rows
+    }
+
+    private func riskWarnings(profile: SecurityProfile, reads: [PathPattern], writes: [PathPattern], executables: [String]) -> [String] {
+        var out: [String] = []
+        for path in executables {
+            let name = String(path.split(separator: "/").last ?? "")
+            if ExposureReport.interpreters.contains(where: { name == $0 || (name.hasPrefix($0) && name.dropFirst($0.count).allSatisfy { $0.isNumber || $0 == "." }) }) {
+                out.append("execute grants the interpreter \(path): the tool can run any code it can read or write")
+            }
+        }
+        for w in writes where ExposureReport.isBroadWrite(w.path) {
+            out.append("write access to \(w.path): system or home locations should not be writable by a tool")
+        }
+        if profile.networkAccess == .full { out.append("full network access: the tool can reach any host, including this host's services") }
+        for r in reads where ExposureReport.exposesSecret(r.path, blocked: profile.filesystem.blockedPaths) {
+            out.append("\(r.path) is readable and holds or is a secret-looking location: block the secrets or narrow the grant")
+        }
+        return out
+    }
+}
+
+extension PlanCompiler {
+    /// libseccomp's pseudo-code listing of the filter this profile compiles to.
+    public func seccompListing(_ effective: EffectiveProfile) -> String? {
+        guard effective.profile.sandboxLevel != .none else { return nil }
+        let (allowed, rules) = SeccompPolicy.rules(for: effective.profile)
+        return try? SeccompCompiler.compile(
+            allowed: allowed, rules: rules, defaultAction: .notify(errno: SeccompPolicy.ENOSYS), badArchAction: .killProcess,
+            listing: true
+        ).pfc
+    }
+}

@@ -1,0 +1,106 @@
+import BurrowSystem
+import CSeccomp
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Compiles seccomp rules to BPF with libseccomp, in the parent, before any
+/// clone: the child only loads the bytes.
+enum SeccompCompiler {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    // Action values from <seccomp.h> (function-like macros do not import into Swift).
+    static let SCMP_ACT_KILL_PROCESS: UInt32 = 0x8000_0000
+    static let SCMP_ACT_NOTIFY: UInt32 = 0x7fc0_0000
+    static let SCMP_ACT_ALLOW: UInt32 = 0x7fff_0000
+    static func SCMP_ACT_ERRNO(_ e: Int32) -> UInt32 { 0x0005_0000 | (UInt32(bitPattern: e) & 0xffff) }
+
+    static func action(_ a: SeccompAction) -> UInt32 {
+        switch a {
+        case .allow: SCMP_ACT_ALLOW
+        case .errno(let e): SCMP_ACT_ERRNO(e)
+        case .notify: SCMP_ACT_NOTIFY
+        case .killProcess: SCMP_ACT_KILL_PROCESS
+        }
+    }
+
+    /// Compiles the rule set for the native architecture only.
+    /// - Returns: the BPF program bytes, the libseccomp PFC listing when
+    ///   `listing` is set, and the names libseccomp did not know.
+    static func compile(
+        allowed: [String], rules: [SeccompRule], defaultAction: SeccompAction, badArchAction: SeccompAction,
+        listing: Bool = false
+    ) throws(Failure) -> (bpf: [UInt8], pfc: String?, unknown: [String]) {
+        guard let ctx = seccomp_init(action(defaultAction)) else { throw Failure(description: "seccomp_init failed") }
+        defer { seccomp_release(ctx) }
+        try check(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, action(badArchAction)), "set the bad-architecture action")
+        // Burrow sets no_new_privs itself, in the child; the exported program does not depend on it.
+        try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), "clear CTL_NNP")
+        // A binary tree of syscall numbers: O(log n) per call instead of a linear scan.
+        try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2), "select the binary-tree optimisation")
+
+        var unknown: [String] = []
+        func number(_ name: String) -> Int32? {
+            let nr = seccomp_syscall_resolve_name(name)
+            if nr == __NR_SCMP_ERROR {
+                if !unknown.contains(name) { unknown.append(name) }
+                return nil
+            }
+            return nr
+        }
+        for name in allowed {
+            guard let nr = number(name) else { continue }
+            try check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 0, nil), "allow \(name)")
+        }
+        for rule in rules {
+            guard let nr = number(rule.syscall) else { continue }
+            var cmps = rule.conditions.map { c -> scmp_arg_cmp in
+                switch c.operation {
+                case .equal: scmp_arg_cmp(arg: UInt32(c.argument), op: SCMP_CMP_EQ, datum_a: c.value, datum_b: 0)
+                case .notEqual: scmp_arg_cmp(arg: UInt32(c.argument), op: SCMP_CMP_NE, datum_a: c.value, datum_b: 0)
+                case .maskedEqual:
+                    scmp_arg_cmp(arg: UInt32(c.argument), op: SCMP_CMP_MASKED_EQ, datum_a: c.mask ?? ~0, datum_b: c.value)
+                }
+            }
+            let rc = cmps.withUnsafeMutableBufferPointer { buffer in
+                seccomp_rule_add_array(ctx, action(rule.action), nr, UInt32(buffer.count), buffer.baseAddress)
+            }
+            try check(rc, "add the rule for \(rule.syscall)")
+        }
+        let bpf = try drain(ctx, seccomp_export_bpf)
+        let pfc = listing ? String(decoding: try drain(ctx, seccomp_export_pfc), as: UTF8.self) : nil
+        return (bpf, pfc, unknown)
+    }
+
+    /// Runs an export function into an anonymous memory file and reads it back.
+    private static func drain(_ ctx: scmp_filter_ctx, _ exporter: (scmp_filter_ctx?, Int32) -> Int32) throws(Failure) -> [UInt8] {
+        let fd = FileIO.anonymousMemoryFile("burrow-seccomp")
+        guard fd >= 0 else { throw Failure(description: "memfd_create failed: errno \(-fd)") }
+        defer { close(fd) }
+        try check(exporter(ctx, fd), "export the filter")
+        let size = lseek(fd, 0, SEEK_END)
+        guard size >= 0, lseek(fd, 0, SEEK_SET) == 0 else { throw Failure(description: "lseek on the export failed") }
+        var bytes = [UInt8](repeating: 0, count: Int(size))
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { buffer in
+                buffer.baseAddress.map { read(fd, $0 + done, buffer.count - done) } ?? -1
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw Failure(description: "reading the exported filter failed") }
+            done += n
+        }
+        return bytes
+    }
+
+    private static func check(_ rc: Int32, _ what: String) throws(Failure) {
+        if rc < 0 {
+            throw Failure(description: "libseccomp could not \(what): \(String(cString: strerror(-rc)))")
+        }
+    }
+}

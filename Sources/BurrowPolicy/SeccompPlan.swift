@@ -1,0 +1,75 @@
+/// What the seccomp filter does with a system call.
+public enum SeccompAction: Sendable, Codable, Equatable, CustomStringConvertible {
+    case allow
+    /// Fails with this errno, silently (expected probes such as clone3).
+    case errno(Int32)
+    /// Stops the call and asks the supervisor, which records a
+    /// SecurityViolation naming the call and answers with this errno.
+    case notify(errno: Int32)
+    case killProcess
+
+    public var description: String {
+        switch self {
+        case .allow: "allow"
+        case .errno(let e): "errno \(errnoText(e))"
+        case .notify(let e): "notify → \(errnoText(e))"
+        case .killProcess: "kill process"
+        }
+    }
+}
+
+/// A comparison on one system call argument (`arg1 & 0xffffffff == 0x5412`).
+public struct SeccompCondition: Sendable, Codable, Equatable, CustomStringConvertible {
+    public enum Operation: String, Sendable, Codable { case equal, notEqual, maskedEqual }
+    public var argument: Int
+    public var operation: Operation
+    public var value: UInt64
+    public var mask: UInt64?
+    /// A symbolic name for `value` (AF_UNIX, TIOCSTI), for readers.
+    public var valueName: String?
+
+    public var description: String {
+        let v = valueName ?? "0x" + String(value, radix: 16)
+        switch operation {
+        case .equal: return "arg\(argument) == \(v)"
+        case .notEqual: return "arg\(argument) != \(v)"
+        case .maskedEqual: return "arg\(argument) & 0x\(String(mask ?? 0, radix: 16)) == \(v)"
+        }
+    }
+}
+
+public struct SeccompRule: Sendable, Codable, Equatable {
+    public var syscall: String
+    public var action: SeccompAction
+    /// All must hold for the rule to apply (empty: always).
+    public var conditions: [SeccompCondition]
+    public var reason: String
+}
+
+/// The seccomp filter: an allowlist with a notifying default. Its BPF is
+/// compiled by libseccomp (`bpf`), and the rules are kept for readers.
+public struct SeccompPlan: Sendable, Codable, Equatable {
+    /// The only architecture whose system calls are accepted.
+    public var architecture: String
+    /// Any other architecture or ABI (i386 via int 0x80, x32).
+    public var badArchitectureAction: SeccompAction
+    /// Every call no rule names, including unknown and future ones.
+    public var defaultAction: SeccompAction
+    /// Calls allowed without conditions.
+    public var allowed: [String]
+    /// Calls with conditions or a non-default denial.
+    public var rules: [SeccompRule]
+    /// Names the installed libseccomp does not know on this architecture (they fall to the default).
+    public var unknownToLibseccomp: [String]
+    /// Instruction count of the compiled program.
+    public var instructions: Int
+    /// The compiled `struct sock_filter` array (8 bytes per instruction), as the kernel receives it.
+    public var bpf: [UInt8]
+    /// How denied calls are reported.
+    public var reporting: String
+}
+
+func errnoText(_ e: Int32) -> String {
+    let names: [Int32: String] = [1: "EPERM", 38: "ENOSYS", 97: "EAFNOSUPPORT", 13: "EACCES", 22: "EINVAL"]
+    return names[e] ?? "errno \(e)"
+}

@@ -1,0 +1,143 @@
+public import BurrowProfile
+
+/// Turns a profile's permissions into seccomp rules (architecture-neutral
+/// names; `SeccompCompiler` resolves and compiles them).
+enum SeccompPolicy {
+    static let EPERM: Int32 = 1
+    static let ENOSYS: Int32 = 38
+    static let EAFNOSUPPORT: Int32 = 97
+
+    /// Calls real tools need (Python, git, sh, coreutils), grouped by purpose.
+    static let baseline: [String] = [
+        // files and descriptors
+        "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
+        "open", "openat", "openat2", "close", "close_range", "creat", "lseek", "stat", "fstat", "lstat",
+        "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink", "readlinkat", "getdents",
+        "getdents64", "getcwd", "chdir", "fchdir", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "rmdir",
+        "unlink", "unlinkat", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod", "fchmodat", "fchmodat2",
+        "chown", "fchown", "lchown", "fchownat", "truncate", "ftruncate", "fallocate", "fsync", "fdatasync",
+        "sync_file_range", "flock", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2", "utime", "utimes", "utimensat",
+        "futimesat", "umask", "statfs", "fstatfs", "sendfile", "copy_file_range", "splice", "tee", "fadvise64",
+        "readahead", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
+        "inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+        // memory
+        "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mlock", "mlock2", "munlock", "mincore", "msync",
+        "membarrier", "get_mempolicy", "pkey_alloc", "pkey_free", "pkey_mprotect",
+        // threads, signals, time
+        "execve", "execveat", "exit", "exit_group", "wait4", "waitid", "kill", "tkill", "tgkill", "rt_sigaction",
+        "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo", "sigaltstack", "pause", "getpid", "getppid", "gettid", "getpgid", "setpgid", "getpgrp",
+        "getsid", "setsid", "set_tid_address", "set_robust_list", "get_robust_list", "futex", "futex_waitv", "rseq",
+        "arch_prctl", "prctl", "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam",
+        "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min", "sched_rr_get_interval",
+        "getpriority", "setpriority", "getrlimit", "setrlimit", "prlimit64", "getrusage", "times", "uname",
+        "sysinfo", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "capget",
+        "capset", "getcpu", "getrandom", "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep",
+        "gettimeofday", "time", "alarm", "getitimer", "setitimer", "timer_create", "timer_settime",
+        "timer_gettime", "timer_getoverrun", "timer_delete", "timerfd_create", "timerfd_settime",
+        "timerfd_gettime", "eventfd", "eventfd2", "signalfd", "signalfd4", "epoll_create", "epoll_create1",
+        "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "select", "pselect6",
+        "restart_syscall", "pidfd_open", "pidfd_send_signal", "ioprio_get", "landlock_create_ruleset",
+        "landlock_add_rule", "landlock_restrict_self", "seccomp",
+        // sockets (the family is checked on socket(2) itself)
+        "socketpair", "connect", "accept", "accept4", "bind", "listen", "getsockname", "getpeername", "sendto",
+        "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "setsockopt", "getsockopt",
+        // System V and POSIX IPC (private to the sandbox's IPC namespace)
+        "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semctl", "semtimedop", "msgget", "msgsnd",
+        "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+    ]
+
+    /// Calls that break out of, or attack, a sandbox. Always refused and reported.
+    static let dangerous: [(String, String)] = [
+        ("bpf", "loads kernel programs"), ("perf_event_open", "kernel attack surface, side channels"),
+        ("keyctl", "kernel keyrings are not namespaced"), ("add_key", "kernel keyrings"), ("request_key", "kernel keyrings"),
+        ("mount", "changes the mount table"), ("umount2", "could reveal masked paths"), ("pivot_root", "changes the root"),
+        ("move_mount", "mount API"), ("open_tree", "mount API"), ("fsopen", "mount API"), ("fsconfig", "mount API"),
+        ("fsmount", "mount API"), ("fspick", "mount API"), ("mount_setattr", "mount API"),
+        ("ptrace", "inspects other processes"), ("process_vm_readv", "reads other processes' memory"),
+        ("process_vm_writev", "writes other processes' memory"), ("kexec_load", "replaces the kernel"),
+        ("kexec_file_load", "replaces the kernel"), ("init_module", "loads kernel modules"),
+        ("finit_module", "loads kernel modules"), ("delete_module", "unloads kernel modules"),
+        ("userfaultfd", "widens kernel race windows"), ("open_by_handle_at", "opens files outside the mount namespace"),
+        ("name_to_handle_at", "file handles"), ("io_uring_setup", "bypasses seccomp for the calls it queues"),
+        ("io_uring_enter", "io_uring"), ("io_uring_register", "io_uring"), ("unshare", "nested namespaces"),
+        ("setns", "joins other namespaces"), ("chroot", "chroot escapes"), ("swapon", "host swap"), ("swapoff", "host swap"),
+        ("reboot", "host power"), ("acct", "host accounting"), ("settimeofday", "host clock"), ("clock_settime", "host clock"),
+        ("clock_adjtime", "host clock"), ("adjtimex", "host clock"), ("syslog", "kernel log"), ("iopl", "raw I/O ports"),
+        ("ioperm", "raw I/O ports"), ("quotactl", "host quotas"), ("quotactl_fd", "host quotas"),
+        ("lookup_dcookie", "kernel internals"), ("vhangup", "terminal hijacking"), ("fanotify_init", "watches the host"),
+        ("memfd_create", "executes code that is in no granted file"), ("memfd_secret", "hidden memory"),
+        ("pidfd_getfd", "steals descriptors from other processes"), ("kcmp", "kernel pointer comparison"),
+        ("sethostname", "host identity"), ("setdomainname", "host identity"), ("uselib", "legacy loader"),
+        ("ustat", "legacy"), ("sysfs", "legacy"), ("_sysctl", "legacy"), ("nfsservctl", "legacy"),
+        ("modify_ldt", "legacy segment tricks"), ("vm86", "legacy"), ("vm86old", "legacy"),
+        ("process_madvise", "acts on other processes"), ("move_pages", "acts on other processes"),
+        ("migrate_pages", "acts on other processes"), ("mbind", "NUMA policy"), ("set_mempolicy", "NUMA policy"),
+        ("mknod", "creates device nodes"), ("mknodat", "creates device nodes"),
+        ("setxattr", "extended attributes"), ("lsetxattr", "extended attributes"), ("fsetxattr", "extended attributes"),
+        ("removexattr", "extended attributes"), ("lremovexattr", "extended attributes"), ("fremovexattr", "extended attributes"),
+    ]
+
+    static let CLONE_THREAD: UInt64 = 0x0001_0000
+    static let TIOCSTI: UInt64 = 0x5412
+    static let TIOCLINUX: UInt64 = 0x541C
+    static let AF_UNIX: UInt64 = 1
+    static let AF_INET: UInt64 = 2
+    static let AF_INET6: UInt64 = 10
+
+    /// The rule set for `profile` (already clamped by policy).
+    static func rules(for profile: SecurityProfile) -> (allowed: [String], rules: [SeccompRule]) {
+        var allowed = baseline
+        var rules: [SeccompRule] = []
+        let fork = profile.permissions.process.fork
+
+        // Processes: threads always, new processes only with the fork permission.
+        if fork {
+            allowed += ["clone", "fork", "vfork"]
+        } else {
+            rules.append(SeccompRule(
+                syscall: "clone", action: .allow,
+                conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: CLONE_THREAD, mask: CLONE_THREAD, valueName: "CLONE_THREAD")],
+                reason: "threads only: permissions.process.fork is false (other clones: notify → EPERM)"))
+            for call in ["fork", "vfork"] {
+                rules.append(SeccompRule(syscall: call, action: .notify(errno: EPERM), conditions: [], reason: "permissions.process.fork is false"))
+            }
+        }
+        // glibc tries clone3 first and falls back to clone on ENOSYS; clone3's
+        // flags live in memory that seccomp cannot inspect.
+        rules.append(SeccompRule(syscall: "clone3", action: .errno(ENOSYS), conditions: [], reason: "flags are not inspectable; libc falls back to clone(2)"))
+
+        // Sockets: AF_UNIX always; IP families only with network access.
+        var families: [(UInt64, String)] = [(AF_UNIX, "AF_UNIX")]
+        if profile.networkAccess != .none { families += [(AF_INET, "AF_INET"), (AF_INET6, "AF_INET6")] }
+        for (family, name) in families {
+            rules.append(SeccompRule(
+                syscall: "socket", action: .allow,
+                conditions: [SeccompCondition(argument: 0, operation: .equal, value: family, valueName: name)],
+                reason: profile.networkAccess == .none ? "no Network permission: local sockets only" : "network_access is \(profile.networkAccess.rawValue)"))
+        }
+
+        // ioctl: all but terminal injection. The compare is masked to 32 bits
+        // because the kernel truncates the request number (high-bit bypass).
+        for (request, name) in [(TIOCSTI, "TIOCSTI"), (TIOCLINUX, "TIOCLINUX")] {
+            rules.append(SeccompRule(
+                syscall: "ioctl", action: .notify(errno: EPERM),
+                conditions: [SeccompCondition(argument: 1, operation: .maskedEqual, value: request, mask: 0xffff_ffff, valueName: name)],
+                reason: "injects input into the terminal"))
+        }
+        allowed.append("ioctl")
+
+        // personality: only PER_LINUX and the query; other personas turn off ASLR or mark memory executable.
+        for (value, name) in [(UInt64(0), "PER_LINUX"), (UInt64(0xffff_ffff), "query")] {
+            rules.append(SeccompRule(
+                syscall: "personality", action: .allow,
+                conditions: [SeccompCondition(argument: 0, operation: .equal, value: value, valueName: name)],
+                reason: "other personas disable ASLR or imply executable memory"))
+        }
+
+        for (call, why) in dangerous {
+            rules.append(SeccompRule(syscall: call, action: .notify(errno: EPERM), conditions: [], reason: why))
+        }
+        return (allowed.sorted(), rules)
+    }
+}

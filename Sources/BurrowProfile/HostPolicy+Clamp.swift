@@ -1,0 +1,64 @@
+/// One change the host policy made to a profile: recorded in the plan so the
+/// operator sees exactly what was requested and what applies.
+public struct Clamp: Sendable, Equatable, Codable {
+    public var key: String
+    public var requested: String
+    public var effective: String
+    public var reason: String
+}
+
+/// Every limit with a value: the profile's, or the policy maximum where unset.
+public struct EffectiveLimits: Sendable, Equatable, Codable {
+    public var maxCpuTime: Seconds
+    public var maxMemory: ByteSize
+    public var maxFileSize: ByteSize
+    public var maxOpenFiles: Int
+    public var maxExecutionTime: Seconds
+    public var maxProcesses: Int
+    public var scratchSize: ByteSize
+}
+
+/// A validated profile after the host policy was applied.
+public struct EffectiveProfile: Sendable, Equatable, Codable {
+    public var profile: SecurityProfile
+    public var limits: EffectiveLimits
+    public var clamps: [Clamp]
+}
+
+extension HostPolicy {
+    /// Applies this policy to a validated profile. Limits above the policy were
+    /// already refused by validation; here unset limits get the policy maximum,
+    /// network access is lowered to `network_policy`, and the sandbox level is
+    /// raised to `default_sandbox`. Each change is a `Clamp`.
+    public func clamp(_ profile: SecurityProfile) -> EffectiveProfile {
+        var p = profile
+        var clamps: [Clamp] = []
+        let r = profile.resourceLimits
+        func fill<T: CustomStringConvertible>(_ value: T?, _ max: T, _ key: String, _ policyKey: String) -> T {
+            if let value { return value }
+            clamps.append(Clamp(key: "resource_limits.\(key)", requested: "unset", effective: "\(max)", reason: "policy maximum ([policies] \(policyKey))"))
+            return max
+        }
+        let limits = EffectiveLimits(
+            maxCpuTime: fill(r.maxCpuTime, policies.maxCpuTime, "max_cpu_time", "max_cpu_time"),
+            maxMemory: fill(r.maxMemory, policies.maxMemory, "max_memory", "max_memory_mb"),
+            maxFileSize: fill(r.maxFileSize, policies.maxFileSize, "max_file_size", "max_file_size_mb"),
+            maxOpenFiles: fill(r.maxOpenFiles, policies.maxOpenFiles, "max_open_files", "max_open_files"),
+            maxExecutionTime: fill(r.maxExecutionTime, policies.maxExecutionTime, "max_execution_time", "max_execution_time"),
+            maxProcesses: profile.permissions.process.maxProcesses,
+            scratchSize: profile.filesystem.scratchSize)
+
+        if profile.networkAccess > policies.networkPolicy {
+            // A full-network profile lists no targets, so lowering it to
+            // restricted leaves nothing to reach: that is no network.
+            p.networkAccess = profile.permissions.network.isEmpty ? .none : policies.networkPolicy
+            if p.networkAccess == .none { p.permissions.network = [] }
+            clamps.append(Clamp(key: "network_access", requested: profile.networkAccess.rawValue, effective: p.networkAccess.rawValue, reason: "host network policy ([policies] network_policy = \"\(policies.networkPolicy.rawValue)\")"))
+        }
+        if profile.sandboxLevel < security.defaultSandbox {
+            clamps.append(Clamp(key: "sandbox_level", requested: profile.sandboxLevel.rawValue, effective: security.defaultSandbox.rawValue, reason: "weakest level the host allows ([security] default_sandbox)"))
+            p.sandboxLevel = security.defaultSandbox
+        }
+        return EffectiveProfile(profile: p, limits: limits, clamps: clamps)
+    }
+}

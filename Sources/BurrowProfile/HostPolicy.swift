@@ -1,0 +1,112 @@
+/// The host operator's policy (`/etc/burrow/burrow.toml`): ceilings every
+/// profile is validated and clamped against. A missing file means `.defaults`.
+public struct HostPolicy: Sendable, Equatable, Codable {
+    public struct Security: Sendable, Equatable, Codable {
+        /// Refuse profiles that are not signed (Burrow cannot verify signatures yet, so `true` refuses all).
+        public var requireSignatures = false
+        /// Tools below this trust level are refused.
+        public var minTrustLevel = TrustLevel.untrusted
+        /// The level a profile gets when it names none, and the weakest it may get.
+        public var defaultSandbox = SandboxLevel.process
+    }
+
+    public struct Policies: Sendable, Equatable, Codable {
+        public var maxExecutionTime = Seconds.seconds(300)
+        public var maxMemory = ByteSize.mebibytes(512)
+        public var maxFileSize = ByteSize.mebibytes(100)
+        /// The most network any profile may get.
+        public var networkPolicy = NetworkAccess.restricted
+        public var auditRetentionDays = 90
+        // Burrow's additions: ceilings for the limits the specification leaves open.
+        public var maxCpuTime = Seconds.seconds(300)
+        public var maxOpenFiles = 1024
+        public var maxProcesses = 256
+        public var maxScratch = ByteSize.mebibytes(256)
+    }
+
+    public struct RateLimits: Sendable, Equatable, Codable {
+        public var requestsPerMinute = 60
+        public var maxConcurrent = 5
+        public var registrationAttemptsPerHour = 10
+    }
+
+    /// Burrow's own section: how sandboxes are built on this host.
+    public struct Sandbox: Sendable, Equatable, Codable {
+        /// Host uids (and gids) given to sandboxed tools, one per live sandbox; never 0.
+        public var idRange: ClosedRange<UInt32> = 524_288...589_823
+        /// Where bare command names in `execute` are looked up, in order.
+        public var execSearchPath = ["/usr/local/bin", "/usr/bin", "/bin"]
+    }
+
+    public var security = Security()
+    public var policies = Policies()
+    public var rateLimits = RateLimits()
+    public var sandbox = Sandbox()
+
+    public init() {}
+
+    /// The specification's defaults (used when no policy file exists).
+    public static let defaults = HostPolicy()
+
+    /// The default location of the host policy.
+    public static let defaultPath = "/etc/burrow/burrow.toml"
+}
+
+extension HostPolicy {
+    /// Decodes a policy document strictly (unknown keys are errors).
+    /// - Throws: `ProfileErrors` with every problem found.
+    public static func decode(_ document: ConfigValue, file: String) throws(ProfileErrors) -> HostPolicy {
+        let log = IssueLog(file: file)
+        var policy = HostPolicy()
+        guard var root = TableReader(log: log, path: "", value: document) else { throw ProfileErrors(log.issues) }
+        if var t = root.table("security") {
+            if let v = t.bool("require_signatures") { policy.security.requireSignatures = v }
+            if let v = t.enumValue("min_trust_level", TrustLevel.self) { policy.security.minTrustLevel = v }
+            if let v = t.enumValue("default_sandbox", SandboxLevel.self) { policy.security.defaultSandbox = v }
+            t.finish()
+        }
+        if var t = root.table("policies") {
+            if let v = t.duration("max_execution_time") { policy.policies.maxExecutionTime = v }
+            if let v = t.positive("max_memory_mb") { policy.policies.maxMemory = .mebibytes(UInt64(v)) }
+            if let v = t.positive("max_file_size_mb") { policy.policies.maxFileSize = .mebibytes(UInt64(v)) }
+            if let v = t.enumValue("network_policy", NetworkAccess.self) { policy.policies.networkPolicy = v }
+            if let v = t.positive("audit_retention_days") { policy.policies.auditRetentionDays = v }
+            if let v = t.duration("max_cpu_time") { policy.policies.maxCpuTime = v }
+            if let v = t.positive("max_open_files") { policy.policies.maxOpenFiles = v }
+            if let v = t.positive("max_processes") { policy.policies.maxProcesses = v }
+            if let v = t.positive("max_scratch_mb") { policy.policies.maxScratch = .mebibytes(UInt64(v)) }
+            t.finish()
+        }
+        if var t = root.table("rate_limits") {
+            if let v = t.positive("requests_per_minute") { policy.rateLimits.requestsPerMinute = v }
+            if let v = t.positive("max_concurrent") { policy.rateLimits.maxConcurrent = v }
+            if let v = t.positive("registration_attempts_per_hour") { policy.rateLimits.registrationAttemptsPerHour = v }
+            t.finish()
+        }
+        if var t = root.table("sandbox") {
+            if let text = t.string("id_range") {
+                let parts = text.split(separator: "-").compactMap { UInt32($0) }
+                if parts.count == 2, parts[0] > 0, parts[0] <= parts[1] {
+                    policy.sandbox.idRange = parts[0]...parts[1]
+                } else {
+                    log.error(t.keyPath("id_range"), "expected 'first-last' host ids above 0, such as '524288-589823'")
+                }
+            }
+            if let paths = t.strings("exec_search_path") {
+                var dirs: [String] = []
+                for (text, keyPath) in paths {
+                    switch PathPattern.parse(text) {
+                    case .success(let p) where !p.subtree: dirs.append(p.path)
+                    case .success: log.error(keyPath, "a search directory takes no '/**'")
+                    case .failure(let e): log.error(keyPath, e.message)
+                    }
+                }
+                policy.sandbox.execSearchPath = dirs
+            }
+            t.finish()
+        }
+        root.finish()
+        if log.hasErrors { throw ProfileErrors(log.issues) }
+        return policy
+    }
+}

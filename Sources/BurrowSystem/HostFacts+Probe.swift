@@ -1,0 +1,129 @@
+import CBurrowSystem
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+extension HostFacts {
+    /// Probes this host. Safe to call from any thread: namespace and clone
+    /// probes run in children that exit at once; nothing changes this process.
+    public static func probe() -> HostFacts {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let machine = withUnsafeBytes(of: &name.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let uidMap = (try? FileIO.read("/proc/self/uid_map")) ?? ""
+        let layout = CgroupLayout.parse(
+            mountinfo: (try? FileIO.read("/proc/self/mountinfo")) ?? "",
+            procSelfCgroup: (try? FileIO.read("/proc/self/cgroup")) ?? "")
+
+        var namespaces: [NamespaceKind: Check] = [:]
+        for kind in NamespaceKind.allCases {
+            let flags = kind == .user ? kind.cloneFlag : kind.cloneFlag | NamespaceKind.user.cloneFlag
+            namespaces[kind] = check(brw_probe_clone(flags, 0, -1), ok: "created in a child (with a user namespace)")
+        }
+        let sandboxKinds: [NamespaceKind] = [.user, .pid, .mount, .ipc, .uts, .cgroup, .net]
+        let together = check(
+            brw_probe_clone(sandboxKinds.reduce(0) { $0 | $1.cloneFlag }, 0, -1),
+            ok: "all seven created in one clone")
+
+        // SECCOMP_RET_KILL_PROCESS and SECCOMP_RET_USER_NOTIF.
+        let seccompFilter = check(brw_seccomp_action_available(0x8000_0000), ok: "SECCOMP_RET_KILL_PROCESS available")
+        var notif: UInt16 = 0
+        var resp: UInt16 = 0
+        var data: UInt16 = 0
+        var notify = check(brw_seccomp_notify_sizes(&notif, &resp, &data), ok: "SECCOMP_GET_NOTIF_SIZES ok")
+        if notify.available {
+            notify = check(brw_seccomp_action_available(0x7fc0_0000), ok: "SECCOMP_RET_USER_NOTIF available")
+        }
+
+        let abi = brw_landlock_abi()
+        let landlock: Check =
+            abi > 0
+            ? .yes("ABI \(abi)")
+            : .no(abi == -EOPNOTSUPP ? "disabled at boot (add landlock to lsm=)" : describe(-abi))
+
+        let pidfdResult = brw_pidfd_open(getpid(), 0)
+        if pidfdResult >= 0 { close(pidfdResult) }
+        let pidfd = check(pidfdResult, ok: "pidfd_open works")
+        let clone3 = check(brw_probe_clone(0, 1, -1), ok: "clone3 with CLONE_PIDFD works")
+
+        var intoCgroup = Check.no("cgroup2 is not mounted")
+        var cgroupKill = Check.no("cgroup2 is not mounted")
+        var v2Controllers: [String] = []
+        if let ownDir = layout.v2OwnDirectory {
+            v2Controllers = ((try? FileIO.read(ownDir + "/cgroup.controllers")) ?? "")
+                .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+            let fd = open(ownDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 {
+                // The child is placed in the cgroup this process already occupies.
+                intoCgroup = check(brw_probe_clone(0, 1, fd), ok: "child placed into \(ownDir)")
+                close(fd)
+            } else {
+                intoCgroup = .no("cannot open \(ownDir): \(describe(errno))")
+            }
+            if FileIO.exists(ownDir + "/cgroup.kill") {
+                cgroupKill = .yes("\(ownDir)/cgroup.kill present")
+            } else if layout.v2OwnPath == "/" {
+                // The root cgroup has no cgroup.kill; every child cgroup has it from 5.14 on.
+                cgroupKill =
+                    kernelAtLeast(release, 5, 14)
+                    ? .yes("kernel \(release) >= 5.14 (the root cgroup itself has no cgroup.kill)")
+                    : .no("kernel \(release) < 5.14")
+            } else {
+                cgroupKill = .no("\(ownDir)/cgroup.kill missing (kernel < 5.14?)")
+            }
+        }
+        let v1Writable = layout.v1.filter { FileIO.isWritableDirectory($0.ownDirectory) }.flatMap(\.controllers)
+
+        let systemd: Check =
+            FileIO.isDirectory("/run/systemd/system")
+            ? .yes("booted with systemd (/run/systemd/system)") : .no("not booted with systemd")
+        let capLast = Int(((try? FileIO.read("/proc/sys/kernel/cap_last_cap")) ?? "").trimmed) ?? 40
+        let maxUserNS = Int(((try? FileIO.read("/proc/sys/user/max_user_namespaces")) ?? "").trimmed)
+
+        return HostFacts(
+            kernelRelease: release, machine: machine, euid: geteuid(),
+            rootInInitialUserNamespace: geteuid() == 0 && isIdentityMap(uidMap),
+            namespaces: namespaces, namespacesTogether: together, maxUserNamespaces: maxUserNS,
+            seccompFilter: seccompFilter, seccompUserNotification: notify,
+            landlock: landlock, landlockABI: abi > 0 ? Int(abi) : nil,
+            pidfd: pidfd, clone3: clone3, cloneIntoCgroup: intoCgroup, cgroupKill: cgroupKill,
+            cgroups: layout, cgroupV2Controllers: v2Controllers, cgroupV1WritableControllers: v1Writable,
+            systemd: systemd, capLastCap: capLast)
+    }
+}
+
+/// Whether a `uid_map` is the initial namespace's full identity map.
+package func isIdentityMap(_ map: String) -> Bool {
+    map.split(separator: "\n").map { $0.split(separator: " ") } == [["0", "0", "4294967295"]]
+}
+
+/// Whether a release such as "6.18.44-fc" is at least major.minor.
+package func kernelAtLeast(_ release: String, _ major: Int, _ minor: Int) -> Bool {
+    let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+    guard parts.count == 2 else { return false }
+    return (parts[0], parts[1]) >= (major, minor)
+}
+
+/// "EPERM (Operation not permitted)" for an errno value.
+package func describe(_ code: Int32) -> String {
+    let err = Errno(rawValue: code)
+    return "\(errnoName(code)) (\(err.description))"
+}
+
+private func check(_ result: Int32, ok: String) -> HostFacts.Check {
+    result >= 0 ? .yes(ok) : .no(describe(-result))
+}
+
+extension String {
+    package var trimmed: String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

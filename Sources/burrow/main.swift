@@ -1,0 +1,3 @@
+import BurrowCLI
+
+Entry.burrow()
