@@ -48,7 +48,9 @@ struct PlanPrinter {
         }))
         section("Rlimits", columns(p.rlimits.map { [$0.resource, "soft \($0.soft)", "hard \($0.hard)", style.dim($0.reason)] }))
         let cg = p.cgroup
-        section("Cgroup" + (cg.version == 0 ? " (no usable hierarchy)" : " v\(cg.version) at \(cg.path)"), columns(cg.writes.map { [$0.file, $0.value, style.dim($0.reason)] } + cg.supervised.map { ["supervised", $0] }))
+        section(
+            "Cgroup" + (cg.version == 0 ? " (no usable hierarchy)" : " v\(cg.version) at \(cg.path)"),
+            columns(cg.writes.map { [$0.file, $0.value, style.dim($0.reason)] }) + "\n" + cg.supervised.map { "  supervised: " + $0 }.joined(separator: "\n"))
         let caps = p.capabilities
         section("Capabilities", columns([
             ["kept", caps.kept.isEmpty ? "none (all five sets emptied)" : caps.kept.joined(separator: ", ")],
@@ -63,7 +65,7 @@ struct PlanPrinter {
             ["program", "\(sc.instructions) BPF instructions", style.dim(sc.reporting)],
             ["allowed", "\(sc.allowed.count) calls", style.dim(sc.allowed.joined(separator: " "))],
         ]
-        seccompRows += sc.rules.map { r in [r.syscall, "\(r.action)" + (r.conditions.isEmpty ? "" : " if " + r.conditions.map(\.description).joined(separator: " && ")), style.dim(r.reason)] }
+        seccompRows += groupedRules(sc.rules)
         if !sc.unknownToLibseccomp.isEmpty {
             seccompRows.append(["unknown", sc.unknownToLibseccomp.joined(separator: " "), style.dim("not known on this architecture: default action")])
         }
@@ -91,6 +93,45 @@ struct PlanPrinter {
         if !warnings.isEmpty { section("Warnings", warnings.map { "  " + style.yellow("!") + " " + printable($0) }.joined(separator: "\n")) }
         out.append(p.isEnforceable ? style.green("Every control is enforceable on this host.") : style.red("Not enforceable on this host: \(p.controls.filter { !$0.enforceable }.map(\.control).joined(separator: ", ")). `burrow run` would refuse."))
         return out.joined(separator: "\n")
+    }
+
+    /// Rules of one call and action whose conditions differ only in the
+    /// compared value become one row (`ioctl allow if arg1 & 0xffffffff in
+    /// TCGETS|TCSETS|...`); refused calls with one action become one row
+    /// listing them. The JSON keeps every rule with its reason.
+    private func groupedRules(_ rules: [SeccompRule]) -> [[String]] {
+        var rows: [[String]] = []
+        var index: [String: Int] = [:]
+        for rule in rules {
+            if rule.conditions.isEmpty {
+                guard case .notify = rule.action, rule.syscall != "ioctl", rule.syscall != "socket" else {
+                    rows.append([rule.syscall, "\(rule.action)", style.dim(rule.reason)])
+                    continue
+                }
+                let key = "calls|\(rule.action)"
+                if let i = index[key] {
+                    rows[i][2] += " " + rule.syscall
+                    continue
+                }
+                index[key] = rows.count
+                rows.append(["refused", "\(rule.action)", rule.syscall])
+            } else if rule.conditions.count == 1, let c = rule.conditions.first {
+                let key = "arg|\(rule.syscall)|\(rule.action)|\(c.argument)|\(c.operation)|\(c.mask ?? 0)|\(rule.reason)"
+                let value = c.valueName ?? "0x" + String(c.value, radix: 16)
+                if let i = index[key] {
+                    rows[i][1] += "|" + value
+                    continue
+                }
+                index[key] = rows.count
+                let lhs = c.operation == .maskedEqual ? "arg\(c.argument) & 0x\(String(c.mask ?? 0, radix: 16))" : "arg\(c.argument)"
+                let op = c.operation == .notEqual ? "not in" : "in"
+                rows.append([rule.syscall, "\(rule.action) if \(lhs) \(op) ", style.dim(rule.reason)])
+                rows[rows.count - 1][1] += value
+            } else {
+                rows.append([rule.syscall, "\(rule.action) if " + rule.conditions.map(\.description).joined(separator: " && "), style.dim(rule.reason)])
+            }
+        }
+        return rows
     }
 
     private func scoreText(_ score: Double) -> String {

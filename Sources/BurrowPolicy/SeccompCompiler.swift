@@ -57,8 +57,13 @@ enum SeccompCompiler {
             guard let nr = number(name) else { continue }
             try check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 0, nil), "allow \(name)")
         }
+        let defaultValue = action(defaultAction)
         for rule in rules {
             guard let nr = number(rule.syscall) else { continue }
+            // A rule that does what the default does is the supervisor's
+            // business (which errno to answer), not the filter's; libseccomp
+            // refuses it (EACCES).
+            if action(rule.action) == defaultValue { continue }
             var cmps = rule.conditions.map { c -> scmp_arg_cmp in
                 switch c.operation {
                 case .equal: scmp_arg_cmp(arg: UInt32(c.argument), op: SCMP_CMP_EQ, datum_a: c.value, datum_b: 0)

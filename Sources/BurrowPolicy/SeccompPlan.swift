@@ -70,6 +70,6 @@ public struct SeccompPlan: Sendable, Codable, Equatable {
 }
 
 func errnoText(_ e: Int32) -> String {
-    let names: [Int32: String] = [1: "EPERM", 38: "ENOSYS", 97: "EAFNOSUPPORT", 13: "EACCES", 22: "EINVAL"]
+    let names: [Int32: String] = [1: "EPERM", 38: "ENOSYS", 97: "EAFNOSUPPORT", 13: "EACCES", 22: "EINVAL", 25: "ENOTTY"]
     return names[e] ?? "errno \(e)"
 }

@@ -6,6 +6,17 @@ enum SeccompPolicy {
     static let EPERM: Int32 = 1
     static let ENOSYS: Int32 = 38
     static let EAFNOSUPPORT: Int32 = 97
+    static let ENOTTY: Int32 = 25
+
+    /// ioctl requests any tool may make (values from asm-generic/ioctls.h and linux/fs.h).
+    static let ioctlAllowed: [(UInt64, String)] = [
+        (0x5401, "TCGETS"), (0x5402, "TCSETS"), (0x5403, "TCSETSW"), (0x5404, "TCSETSF"), (0x5409, "TCSBRK"),
+        (0x540A, "TCXONC"), (0x540B, "TCFLSH"), (0x540F, "TIOCGPGRP"), (0x5410, "TIOCSPGRP"), (0x5411, "TIOCOUTQ"),
+        (0x5413, "TIOCGWINSZ"), (0x5414, "TIOCSWINSZ"), (0x541B, "FIONREAD"), (0x5421, "FIONBIO"),
+        (0x5450, "FIONCLEX"), (0x5451, "FIOCLEX"), (0x5452, "FIOASYNC"), (0x802C_542A, "TCGETS2"),
+        (0x402C_542B, "TCSETS2"), (0x402C_542C, "TCSETSW2"), (0x402C_542D, "TCSETSF2"),
+        (0x4004_9409, "FICLONE"), (0x4020_940D, "FICLONERANGE"), (0x8008_6601, "FS_IOC_GETFLAGS"),
+    ]
 
     /// Calls real tools need (Python, git, sh, coreutils), grouped by purpose.
     static let baseline: [String] = [
@@ -98,7 +109,8 @@ enum SeccompPolicy {
             rules.append(SeccompRule(
                 syscall: "clone", action: .allow,
                 conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: CLONE_THREAD, mask: CLONE_THREAD, valueName: "CLONE_THREAD")],
-                reason: "threads only: permissions.process.fork is false (other clones: notify → EPERM)"))
+                reason: "threads only: permissions.process.fork is false"))
+            rules.append(SeccompRule(syscall: "clone", action: .notify(errno: EPERM), conditions: [], reason: "a new process: permissions.process.fork is false"))
             for call in ["fork", "vfork"] {
                 rules.append(SeccompRule(syscall: call, action: .notify(errno: EPERM), conditions: [], reason: "permissions.process.fork is false"))
             }
@@ -117,15 +129,25 @@ enum SeccompPolicy {
                 reason: profile.networkAccess == .none ? "no Network permission: local sockets only" : "network_access is \(profile.networkAccess.rawValue)"))
         }
 
-        // ioctl: all but terminal injection. The compare is masked to 32 bits
-        // because the kernel truncates the request number (high-bit bypass).
+        // ioctl: an allowlist of request numbers, each compared on the low 32
+        // bits only, because the kernel truncates the request to 32 bits: a
+        // full 64-bit compare would let TIOCSTI | 1 << 32 through. Anything
+        // else (TIOCSTI, TIOCLINUX included) goes to the supervisor.
+        for (request, name) in ioctlAllowed {
+            rules.append(SeccompRule(
+                syscall: "ioctl", action: .allow,
+                conditions: [SeccompCondition(argument: 1, operation: .maskedEqual, value: request, mask: 0xffff_ffff, valueName: name)],
+                reason: "terminal, descriptor and file-clone requests"))
+        }
         for (request, name) in [(TIOCSTI, "TIOCSTI"), (TIOCLINUX, "TIOCLINUX")] {
             rules.append(SeccompRule(
                 syscall: "ioctl", action: .notify(errno: EPERM),
                 conditions: [SeccompCondition(argument: 1, operation: .maskedEqual, value: request, mask: 0xffff_ffff, valueName: name)],
-                reason: "injects input into the terminal"))
+                reason: "injects input into a terminal: reported as a SecurityViolation"))
         }
-        allowed.append("ioctl")
+        rules.append(SeccompRule(syscall: "ioctl", action: .notify(errno: ENOTTY), conditions: [], reason: "any other request: answered 'not supported'"))
+
+        rules.append(SeccompRule(syscall: "socket", action: .notify(errno: EAFNOSUPPORT), conditions: [], reason: "any other address family"))
 
         // personality: only PER_LINUX and the query; other personas turn off ASLR or mark memory executable.
         for (value, name) in [(UInt64(0), "PER_LINUX"), (UInt64(0xffff_ffff), "query")] {

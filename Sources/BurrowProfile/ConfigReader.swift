@@ -114,9 +114,14 @@ struct TableReader {
     }
 
     /// Reports every key that was not read, suggesting the closest known one.
-    func finish() {
+    /// `topLevel` names keys that belong at the document's top level: TOML
+    /// puts every key after a `[table]` header into that table, a common slip.
+    func finish(topLevel: [String] = []) {
         for key in entries.keys.sorted() where !seen.contains(key) {
-            let hint = closest(to: key, in: seen).map { " (did you mean '\($0)'?)" } ?? ""
+            var hint = closest(to: key, in: seen).map { " (did you mean '\($0)'?)" } ?? ""
+            if !path.isEmpty && topLevel.contains(key) {
+                hint = " ('\(key)' is a top-level key: in TOML, move it above the first [table] header)"
+            }
             let known = seen.sorted().joined(separator: ", ")
             log.error(keyPath(key), "unknown key '\(key)'\(hint); known keys here: \(known)")
         }

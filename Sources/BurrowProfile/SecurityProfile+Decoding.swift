@@ -21,7 +21,7 @@ extension SecurityProfile {
             if t.entries["id"] == nil { log.error(t.keyPath("id"), "missing: every profile names its tool id") }
             if t.entries["name"] == nil { log.error(t.keyPath("name"), "missing: every profile names its tool") }
             if t.entries["version"] == nil { log.error(t.keyPath("version"), "missing: every profile names a tool version") }
-            t.finish()
+            t.finish(topLevel: topLevelKeys)
         } else {
             log.error("tool", "missing: the [tool] table (id, name, version, trust_level) is required")
         }
@@ -39,21 +39,21 @@ extension SecurityProfile {
         if var t = root.table("permissions") {
             let p = decodePermissions(&t, networkPaths: &networkPaths)
             profile.permissions = p
-            t.finish()
+            t.finish(topLevel: topLevelKeys)
         }
         if var t = root.table("resource_limits") {
             profile.resourceLimits = ResourceLimits(
                 maxCpuTime: t.duration("max_cpu_time"), maxMemory: t.size("max_memory"),
                 maxFileSize: t.size("max_file_size"), maxOpenFiles: t.positive("max_open_files"),
                 maxExecutionTime: t.duration("max_execution_time"))
-            t.finish()
+            t.finish(topLevel: topLevelKeys)
         }
         if var t = root.table("filesystem_access") {
             profile.filesystem.readPaths = t.list("read_paths", PathPattern.parse)?.map(\.0) ?? []
             profile.filesystem.writePaths = t.list("write_paths", PathPattern.parse)?.map(\.0) ?? []
             profile.filesystem.blockedPaths = t.list("blocked_paths", PathPattern.parse)?.map(\.0) ?? []
             if let s = t.size("scratch_size") { profile.filesystem.scratchSize = s }
-            t.finish()
+            t.finish(topLevel: topLevelKeys)
         }
         root.finish()
 
