@@ -60,7 +60,7 @@ let package = Package(
 
         // Tests.
         .target(
-            name: "BurrowTestSupport", dependencies: ["BurrowSystem"], path: "Tests/BurrowTestSupport",
+            name: "BurrowTestSupport", dependencies: ["BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
             swiftSettings: strict),
         .testTarget(
             name: "BurrowProfileTests", dependencies: ["BurrowProfile", "BurrowTestSupport"],

@@ -300,7 +300,7 @@ public struct PlanCompiler: Sendable {
         guard isolated else {
             return SeccompPlan(
                 architecture: host.machine, badArchitectureAction: .allow, defaultAction: .allow, allowed: [], rules: [],
-                unknownToLibseccomp: [], instructions: 0, bpf: [], reporting: "none: sandbox level none loads no filter")
+                unknownToLibseccomp: [], instructions: 0, bpf: BPFProgram(bytes: []), reporting: "none: sandbox level none loads no filter")
         }
         let (allowed, rules) = SeccompPolicy.rules(for: profile)
         let defaultAction = SeccompAction.notify(errno: SeccompPolicy.ENOSYS)
@@ -308,7 +308,7 @@ public struct PlanCompiler: Sendable {
         return SeccompPlan(
             architecture: host.machine, badArchitectureAction: .killProcess, defaultAction: defaultAction,
             allowed: allowed.filter { !compiled.unknown.contains($0) }, rules: rules.filter { !compiled.unknown.contains($0.syscall) },
-            unknownToLibseccomp: compiled.unknown, instructions: compiled.bpf.count / 8, bpf: compiled.bpf,
+            unknownToLibseccomp: compiled.unknown, instructions: compiled.bpf.count / 8, bpf: BPFProgram(bytes: compiled.bpf),
             reporting: "user notification: the supervisor records a SecurityViolation naming each refused call, then answers with the errno shown")
     }
 

@@ -1,3 +1,5 @@
+import FoundationEssentials
+
 /// What the seccomp filter does with a system call.
 public enum SeccompAction: Sendable, Codable, Equatable, CustomStringConvertible {
     case allow
@@ -64,7 +66,7 @@ public struct SeccompPlan: Sendable, Codable, Equatable {
     /// Instruction count of the compiled program.
     public var instructions: Int
     /// The compiled `struct sock_filter` array (8 bytes per instruction), as the kernel receives it.
-    public var bpf: [UInt8]
+    public var bpf: BPFProgram
     /// How denied calls are reported.
     public var reporting: String
 }
@@ -72,4 +74,24 @@ public struct SeccompPlan: Sendable, Codable, Equatable {
 func errnoText(_ e: Int32) -> String {
     let names: [Int32: String] = [1: "EPERM", 38: "ENOSYS", 97: "EAFNOSUPPORT", 13: "EACCES", 22: "EINVAL", 25: "ENOTTY"]
     return names[e] ?? "errno \(e)"
+}
+
+/// A compiled classic-BPF program; base64 in JSON.
+public struct BPFProgram: Sendable, Equatable, Codable {
+    public var bytes: [UInt8]
+
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let data = Data(base64Encoded: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not base64"))
+        }
+        bytes = Array(data)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(Data(bytes).base64EncodedString())
+    }
 }

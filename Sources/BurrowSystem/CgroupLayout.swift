@@ -31,6 +31,13 @@ public struct CgroupLayout: Codable, Sendable, Equatable {
     public var v2OwnPath: String?
     public var v1: [V1Hierarchy]
 
+    public init(mode: Mode, v2MountPoint: String?, v2OwnPath: String?, v1: [V1Hierarchy]) {
+        self.mode = mode
+        self.v2MountPoint = v2MountPoint
+        self.v2OwnPath = v2OwnPath
+        self.v1 = v1
+    }
+
     /// The cgroup2 directory of this process, if cgroup2 is mounted.
     public var v2OwnDirectory: String? {
         guard let mount = v2MountPoint, let own = v2OwnPath else { return nil }

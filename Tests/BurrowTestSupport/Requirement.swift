@@ -43,6 +43,7 @@ public struct Requirement: Sendable, CustomStringConvertible {
 
 public struct RequirementUnmet: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 extension Trait where Self == ConditionTrait {
