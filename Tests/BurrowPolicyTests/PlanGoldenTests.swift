@@ -1,0 +1,94 @@
+import BurrowPolicy
+import BurrowProfile
+import BurrowSystem
+import BurrowTestSupport
+import FoundationEssentials
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Compiles shipped profiles against a fixed fake host and compares the
+/// dry-run JSON with Golden/<profile>.json. Set BURROW_UPDATE_GOLDEN=1 to
+/// rewrite the files after an intended change, and review the diff.
+@Suite("Dry-run golden plans")
+struct PlanGoldenTests {
+    static let cases: [(profile: String, argv: [String], cwd: String)] = [
+        ("minimal", ["sh", "-c", "echo hi"], "/"),
+        ("untrusted", ["true"], "/"),
+        ("mcp-server-git", ["/opt/burrow/venvs/mcp-server-git/bin/python3", "-m", "mcp_server_git", "--repository", "/srv/burrow/repo"], "/srv/burrow/repo"),
+    ]
+
+    @Test(arguments: cases.map(\.profile))
+    func matchesGolden(_ name: String) throws {
+        let c = try #require(Self.cases.first { $0.profile == name })
+        let json = try goldenPlanJSON(profile: c.profile, argv: c.argv, cwd: c.cwd)
+        let path = Fixtures.repositoryRoot + "/Tests/BurrowPolicyTests/Golden/\(name).json"
+        if getenv("BURROW_UPDATE_GOLDEN") != nil {
+            let f = try #require(fopen(path, "w"))
+            fputs(json + "\n", f)
+            fclose(f)
+        }
+        let golden = try #require(Fixtures.readFile(path), "missing \(path): run with BURROW_UPDATE_GOLDEN=1")
+        #expect(json + "\n" == golden, "dry-run JSON for \(name) differs from \(path)")
+    }
+
+    @Test func planRoundTripsThroughJSON() throws {
+        let plan = try compile(profile: "mcp-server-git", argv: ["git", "status"], cwd: "/srv/burrow/repo")
+        let data = try JSONEncoder().encode(plan)
+        #expect(try JSONDecoder().decode(LaunchPlan.self, from: data) == plan)
+    }
+
+    @Test func commandOutsideExecuteIsRefused() throws {
+        #expect(throws: PlanError.self) { try compile(profile: "untrusted", argv: ["sh", "-c", "id"], cwd: "/") }
+        let error = #expect(throws: PlanError.self) { try compile(profile: "untrusted", argv: ["cat", "/etc/shadow"], cwd: "/") }
+        #expect(error?.description.contains("is not granted by permissions.execute") == true, "\(String(describing: error))")
+    }
+
+    @Test func gitPlanBindsTheRepositoryWritableAndMasksHooks() throws {
+        let plan = try compile(profile: "mcp-server-git", argv: ["git", "status"], cwd: "/srv/burrow/repo")
+        let repo = try #require(plan.mounts.first { $0.target == "/srv/burrow/repo" })
+        #expect(repo.kind == .bind && repo.options.contains("rw") && repo.options.contains("noexec"))
+        #expect(plan.mounts.contains { $0.kind == .mask && $0.target == "/srv/burrow/repo/.git/hooks" })
+        #expect(plan.command.workingDirectory == "/srv/burrow/repo")
+        #expect(plan.command.executable == "/usr/bin/git")
+        #expect(plan.namespaces.map(\.kind) == [.user, .pid, .mount, .ipc, .uts, .cgroup, .net])
+        #expect(plan.cgroup.version == 2)
+        #expect(plan.cgroup.writes.contains { $0.file == "memory.max" && $0.value == "\(256 << 20)" })
+        #expect(plan.mounts.last?.kind == .remount)
+        #expect(plan.isEnforceable)
+    }
+
+    @Test func restrictedNetworkIsNotEnforceableYet() throws {
+        let plan = try compile(profile: "mcp-server-fetch", argv: ["python3", "-c", "1"], cwd: "/")
+        #expect(!plan.isEnforceable)
+        #expect(plan.controls.contains { $0.control == "network egress proxy" && !$0.enforceable })
+        #expect(plan.environment.contains { $0.name == "HTTPS_PROXY" && $0.value == "http://127.0.0.1:3128" })
+        #expect(plan.network.allowlist.contains("*.wikipedia.org:443"))
+    }
+
+    @Test func callerEnvironmentIsFilteredByTheWhitelist() throws {
+        let plan = try compile(profile: "minimal", argv: ["true"], cwd: "/", environment: ["LANG": "C.UTF-8", "AWS_SECRET_ACCESS_KEY": "x", "LD_PRELOAD": "/evil.so", "PATH": "/evil"])
+        #expect(plan.environment.map(\.name) == ["PATH", "HOME", "TMPDIR", "LANG"])
+        #expect(plan.environment.first { $0.name == "PATH" }?.value == "/usr/local/bin:/usr/bin:/bin")
+    }
+}
+
+func compile(profile: String, argv: [String], cwd: String, environment: [String: String] = ["LANG": "C.UTF-8", "HOME": "/root", "SECRET_TOKEN": "s3cr3t"]) throws -> LaunchPlan {
+    let loader = ProfileLoader(policy: .defaults, searchPath: [Fixtures.profilesDirectory], read: Fixtures.readFile)
+    let loaded = loader.load(profile)
+    let parsed = try #require(loaded.profile, "\(loaded.issues)")
+    let compiler = PlanCompiler(policy: .defaults, host: Fixtures.capableHost, fs: FakeFileSystem.debianLike, environment: environment, workingDirectory: cwd)
+    var plan = try compiler.compile(HostPolicy.defaults.clamp(parsed), profileFiles: loaded.files, argv: argv)
+    // Golden files must not depend on where the checkout lives.
+    plan.profileFiles = plan.profileFiles.map { String($0.dropFirst(Fixtures.repositoryRoot.count + 1)) }
+    return plan
+}
+
+func goldenPlanJSON(profile: String, argv: [String], cwd: String) throws -> String {
+    let plan = try compile(profile: profile, argv: argv, cwd: cwd)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(plan), as: UTF8.self)
+}

@@ -1,0 +1,68 @@
+import BurrowPolicy
+import BurrowTestSupport
+import Testing
+
+/// Checks on the compiled BPF itself, not only on the rule list.
+@Suite("Seccomp filter")
+struct SeccompTests {
+    struct Instruction: Equatable {
+        var code: UInt16, jt: UInt8, jf: UInt8, k: UInt32
+    }
+
+    func instructions(_ plan: LaunchPlan) -> [Instruction] {
+        let b = plan.seccomp.bpf.bytes
+        var out: [Instruction] = []
+        for i in stride(from: 0, to: b.count, by: 8) {
+            let code = UInt16(b[i]) | UInt16(b[i + 1]) << 8
+            var k: UInt32 = 0
+            for j in 0..<4 { k |= UInt32(b[i + 4 + j]) << (8 * UInt32(j)) }
+            out.append(Instruction(code: code, jt: b[i + 2], jf: b[i + 3], k: k))
+        }
+        return out
+    }
+
+    @Test func checksArchitectureAndRefusesX32() throws {
+        let plan = try compile(profile: "untrusted", argv: ["true"], cwd: "/")
+        let prog = instructions(plan)
+        #expect(prog.count == plan.seccomp.instructions)
+        // ld [arch]; jeq AUDIT_ARCH_X86_64
+        #expect(prog[0] == Instruction(code: 0x20, jt: 0, jf: 0, k: 4))
+        #expect(prog[1].code == 0x15 && prog[1].k == 0xC000_003E)
+        // x32 system call numbers (bit 30) fall to the bad-architecture action.
+        #expect(prog.contains { $0.code == 0x35 && $0.k == 0x4000_0000 })
+        #expect(prog.contains { $0.code == 0x06 && $0.k == 0x8000_0000 }, "KILL_PROCESS is present")
+        #expect(plan.seccomp.badArchitectureAction == .killProcess)
+    }
+
+    @Test func ioctlComparesTheLow32BitsOnly() throws {
+        let plan = try compile(profile: "minimal", argv: ["true"], cwd: "/")
+        let tiocsti = try #require(plan.seccomp.rules.first { $0.syscall == "ioctl" && $0.conditions.first?.valueName == "TIOCSTI" })
+        #expect(tiocsti.conditions.first?.mask == 0xffff_ffff)
+        #expect(tiocsti.action == .notify(errno: 1))
+        #expect(!plan.seccomp.allowed.contains("ioctl"), "ioctl must never be allowed unconditionally")
+        #expect(plan.seccomp.rules.filter { $0.syscall == "ioctl" && $0.action == .allow }.allSatisfy { $0.conditions.first?.mask == 0xffff_ffff })
+    }
+
+    @Test func forkPermissionControlsClone() throws {
+        let noFork = try compile(profile: "untrusted", argv: ["true"], cwd: "/").seccomp
+        #expect(!noFork.allowed.contains("clone") && !noFork.allowed.contains("fork"))
+        #expect(noFork.rules.contains { $0.syscall == "clone" && $0.action == .allow && $0.conditions.first?.valueName == "CLONE_THREAD" })
+        let fork = try compile(profile: "minimal", argv: ["true"], cwd: "/").seccomp
+        #expect(fork.allowed.contains("clone") && fork.allowed.contains("fork"))
+        #expect(fork.rules.contains { $0.syscall == "clone3" && $0.action == .errno(38) })
+    }
+
+    @Test func noNetworkMeansUnixSocketsOnly() throws {
+        let plan = try compile(profile: "minimal", argv: ["true"], cwd: "/")
+        let socketAllows = plan.seccomp.rules.filter { $0.syscall == "socket" && $0.action == .allow }
+        #expect(socketAllows.map { $0.conditions.first?.valueName } == ["AF_UNIX"])
+    }
+
+    @Test func dangerousCallsAreNotAllowed() throws {
+        let plan = try compile(profile: "mcp-server-git", argv: ["git", "status"], cwd: "/")
+        for call in ["bpf", "perf_event_open", "keyctl", "mount", "ptrace", "process_vm_readv", "kexec_load", "init_module", "userfaultfd", "open_by_handle_at", "io_uring_setup", "unshare", "setns", "memfd_create"] {
+            #expect(!plan.seccomp.allowed.contains(call), "\(call) must not be allowed")
+        }
+        #expect(plan.seccomp.defaultAction == .notify(errno: 38))
+    }
+}
