@@ -74,7 +74,11 @@ let package = Package(
             name: "BurrowSystemTests", dependencies: ["BurrowSystem", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "BurrowCLITests", dependencies: ["BurrowCLI", "BurrowAudit", "BurrowTestSupport"],
+            name: "BurrowCLITests",
+            dependencies: [
+                "BurrowCLI", "BurrowSystem", "BurrowTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict),
     ]
 )
