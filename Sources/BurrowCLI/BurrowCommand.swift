@@ -9,15 +9,14 @@ public struct BurrowCommand: ParsableCommand {
         commandName: "burrow",
         abstract: "Run AI-assistant tools inside sandboxes built from their security profiles.",
         discussion: """
-            A profile says what a tool may read, write, execute and reach, and how much it may use.
-            Burrow clamps it by the host policy (/etc/burrow/burrow.toml) and compiles it into a launch
+            A profile says what a tool may read, write, execute and reach, and how much it may use. \
+            Burrow clamps it by the host policy (/etc/burrow/burrow.toml) and compiles it into a launch \
             plan: namespaces, mounts, seccomp, Landlock, capabilities, rlimits and cgroup limits.
 
             Start with:
-              burrow doctor                                   what this host can enforce
-              burrow profile lint Profiles/*.toml             check profiles
+              burrow doctor
+              burrow profile lint Profiles/*.toml
               burrow dry-run --profile Profiles/mcp-server-git.toml -- git status
-                                                              show every kernel-level decision
             """,
         version: burrowVersion,
         subcommands: [DryRunCommand.self, ProfileCommand.self, DoctorCommand.self])

@@ -9,7 +9,7 @@ struct DoctorCommand: ParsableCommand {
         commandName: "doctor",
         abstract: "Probe this host: kernel, namespaces, seccomp, Landlock, pidfd, clone3, cgroups, systemd.",
         discussion: """
-            Every probe that could change a process runs in a throwaway child. The same probe decides
+            Every probe that could change a process runs in a throwaway child. The same probe decides \
             the "enforceable" column of `burrow dry-run`.
             """)
 
@@ -45,7 +45,12 @@ struct DoctorCommand: ParsableCommand {
         rows.append([mark(facts.cgroupKill), "cgroup.kill", facts.cgroupKill.detail])
         let layout = facts.cgroups
         rows.append(["", "cgroup layout", "\(layout.mode.rawValue); cgroup2 at \(layout.v2MountPoint ?? "-"), own cgroup \(layout.v2OwnPath ?? "-")"])
-        rows.append([facts.cgroupV2Controllers.isEmpty ? style.yellow("--") : style.green("ok"), "cgroup2 controllers", facts.cgroupV2Controllers.isEmpty ? "none beneath Burrow's own cgroup" : facts.cgroupV2Controllers.joined(separator: " ")])
+        let limiting = facts.cgroupV2Controllers.filter { ["memory", "pids", "cpu"].contains($0) }
+        rows.append([
+            limiting.count == 3 ? style.green("ok") : style.yellow("--"), "cgroup2 controllers",
+            (facts.cgroupV2Controllers.isEmpty ? "none" : facts.cgroupV2Controllers.joined(separator: " "))
+                + (limiting.count == 3 ? "" : " (memory, pids and cpu are needed for v2 limits)"),
+        ])
         for h in layout.v1 {
             let writable = facts.cgroupV1WritableControllers.contains { h.controllers.contains($0) }
             rows.append([writable ? style.green("ok") : style.yellow("--"), "cgroup v1 " + h.controllers.joined(separator: ","), "\(h.ownDirectory)" + (writable ? "" : " (not writable)")])

@@ -14,12 +14,12 @@ struct DryRunCommand: ParsableCommand {
         commandName: "dry-run",
         abstract: "Show exactly what the kernel will be told for a command, without running it.",
         discussion: """
-            Loads the profile, validates and clamps it by the host policy, probes this host, and prints
-            the launch plan that `burrow run` would execute: namespaces, id maps, the mount table,
-            environment, rlimits, cgroup writes, capabilities, the seccomp rule set, Landlock rules,
+            Loads the profile, validates and clamps it by the host policy, probes this host, and prints \
+            the launch plan that `burrow run` would execute: namespaces, id maps, the mount table, \
+            environment, rlimits, cgroup writes, capabilities, the seccomp rule set, Landlock rules, \
             the network plan, what this host can enforce, and an exposure score (0.0 best, 10.0 worst).
 
-            Exit status: 0 plan made; 1 profile or command error; 3 exposure above --threshold;
+            Exit status: 0 plan made; 1 profile or command error; 3 exposure above --threshold; \
             4 some control cannot be enforced on this host (`burrow run` would refuse).
 
             Examples:

@@ -43,6 +43,8 @@ enum LandlockRight: String, CaseIterable {
     var bit: UInt64 { UInt64(1) << UInt64(Self.allCases.firstIndex(of: self) ?? 0) }
 
     static let read: [LandlockRight] = [.readFile, .readDir]
+    /// The rights the kernel accepts on a rule for a non-directory (others are EINVAL).
+    static let fileOnly: Set<LandlockRight> = [.execute, .writeFile, .readFile, .truncate, .ioctlDev]
     static let write: [LandlockRight] = [
         .readFile, .readDir, .writeFile, .removeDir, .removeFile, .makeDir, .makeReg, .makeSym, .makeFifo,
         .makeSock, .refer, .truncate,
@@ -51,9 +53,11 @@ enum LandlockRight: String, CaseIterable {
 
 extension LandlockPlan {
     /// Builds the rules for the given grants at the host's best ABI.
+    /// `isDirectory` tells which rule paths are directories: a rule on any
+    /// other file may only carry file rights.
     static func make(
         hostABI: Int?, reads: [String], writes: [String], executables: [String], devices: [String],
-        networkAccess: String, proxyPort: UInt16?
+        networkAccess: String, proxyPort: UInt16?, isDirectory: (String) -> Bool
     ) -> LandlockPlan {
         let abi = hostABI
         let usable = LandlockRight.allCases.filter { $0.abi <= (abi ?? 0) }
@@ -61,8 +65,11 @@ extension LandlockPlan {
             (rights + extra).filter(usable.contains).map(\.rawValue)
         }
         var rules: [PathRule] = []
-        for path in reads { rules.append(PathRule(path: path, access: names(LandlockRight.read))) }
-        for path in writes { rules.append(PathRule(path: path, access: names(LandlockRight.write))) }
+        func fitting(_ rights: [LandlockRight], _ path: String) -> [LandlockRight] {
+            isDirectory(path) ? rights : rights.filter(LandlockRight.fileOnly.contains)
+        }
+        for path in reads { rules.append(PathRule(path: path, access: names(fitting(LandlockRight.read, path)))) }
+        for path in writes { rules.append(PathRule(path: path, access: names(fitting(LandlockRight.write, path)))) }
         for path in devices { rules.append(PathRule(path: path, access: names([.readFile, .writeFile]))) }
         for path in executables { rules.append(PathRule(path: path, access: names([.execute, .readFile]))) }
 

@@ -77,7 +77,8 @@ public struct PlanCompiler: Sendable {
                 hostABI: host.landlockABI, reads: readRulePaths(runtime: runtime, reads: reads), writes: writes.map(\.path) + ["/tmp"],
                 executables: executablesInSandbox, devices: Self.devices.map { "/dev/" + $0 },
                 networkAccess: profile.networkAccess.rawValue,
-                proxyPort: profile.networkAccess == .restricted ? NetworkPlan.proxyPort : nil)
+                proxyPort: profile.networkAccess == .restricted ? NetworkPlan.proxyPort : nil,
+                isDirectory: { path in path == "/proc" || path == "/tmp" || fs.resolve(path).map { fs.kind($0.path) == .directory } == true })
             : LandlockPlan(hostABI: host.landlockABI, abi: nil, handledFileSystem: [], handledNetwork: [], scoped: [], pathRules: [], portRules: [], notAvailable: [])
         let network = NetworkPlan.make(profile, level: level)
 

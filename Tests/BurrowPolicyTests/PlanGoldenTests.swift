@@ -60,6 +60,16 @@ struct PlanGoldenTests {
         #expect(plan.isEnforceable)
     }
 
+    @Test func landlockRulesOnFilesCarryOnlyFileRights() throws {
+        let plan = try compile(profile: "minimal", argv: ["true"], cwd: "/")
+        let files = plan.landlock.pathRules.filter { $0.path.hasPrefix("/etc/") || $0.path.hasPrefix("/dev/") || plan.command.allowedExecutables.contains($0.path) }
+        #expect(files.count >= 7)
+        for rule in files {
+            #expect(Set(rule.access).isSubset(of: ["EXECUTE", "WRITE_FILE", "READ_FILE", "TRUNCATE", "IOCTL_DEV"]), "\(rule.path): \(rule.access)")
+        }
+        #expect(plan.landlock.pathRules.first { $0.path == "/tmp" }?.access.contains("MAKE_REG") == true)
+    }
+
     @Test func restrictedNetworkIsNotEnforceableYet() throws {
         let plan = try compile(profile: "mcp-server-fetch", argv: ["python3", "-c", "1"], cwd: "/")
         #expect(!plan.isEnforceable)
