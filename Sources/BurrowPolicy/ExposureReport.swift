@@ -64,7 +64,7 @@ public struct ExposureReport: Sendable, Codable, Equatable {
         }
         let names = executables.map { String($0.split(separator: "/").last ?? "") }
         let shellsGranted = names.filter { n in shells.contains(n) }
-        let interpretersGranted = names.filter { n in interpreters.contains { n == $0 || (n.hasPrefix($0) && n.dropFirst($0.count).allSatisfy { $0.isNumber || $0 == "." }) } }
+        let interpretersGranted = names.filter(isInterpreter)
         add(
             "execute", 4, shellsGranted.isEmpty ? (interpretersGranted.isEmpty ? 0.1 : 0.6) : 0.8,
             interpretersGranted.isEmpty ? "\(executables.count) executable(s), no interpreter" : "interpreters: \(Set(interpretersGranted).sorted().joined(separator: ", "))")
@@ -84,6 +84,12 @@ public struct ExposureReport: Sendable, Codable, Equatable {
         let weights = checks.reduce(0) { $0 + Double($1.weight) }
         let score = (10 * total / weights * 10).rounded() / 10
         return ExposureReport(score: score, checks: checks)
+    }
+
+    /// Whether an executable's file name is a shell or language interpreter
+    /// (`python3.11` counts as `python`).
+    static func isInterpreter(_ name: String) -> Bool {
+        interpreters.contains { name == $0 || (name.hasPrefix($0) && name.dropFirst($0.count).allSatisfy { $0.isNumber || $0 == "." }) }
     }
 
     /// Whether a write grant covers system or whole-home locations (/etc, /usr,

@@ -356,7 +356,7 @@ public struct PlanCompiler: Sendable {
         var out: [String] = []
         for path in executables {
             let name = String(path.split(separator: "/").last ?? "")
-            if ExposureReport.interpreters.contains(where: { name == $0 || (name.hasPrefix($0) && name.dropFirst($0.count).allSatisfy { $0.isNumber || $0 == "." }) }) {
+            if ExposureReport.isInterpreter(name) {
                 out.append("execute grants the interpreter \(path): the tool can run any code it can read or write")
             }
         }

@@ -97,14 +97,11 @@ extension SecurityProfile {
     }
 
     private func validateEnvironment(log: IssueLog) {
-        for (i, a) in envWhitelist.enumerated() {
-            for b in envWhitelist.prefix(i) where a.overlaps(b) && a != b {
-                log.error("env_whitelist[\(i)]", "'\(a)' overlaps '\(b)': keep one of them")
-            }
-        }
-        for (i, a) in permissions.environment.enumerated() {
-            for b in permissions.environment.prefix(i) where a.overlaps(b) && a != b {
-                log.error("permissions.environment[\(i)]", "'\(a)' overlaps '\(b)': keep one of them")
+        for (list, key) in [(envWhitelist, "env_whitelist"), (permissions.environment, "permissions.environment")] {
+            for (i, a) in list.enumerated() {
+                for b in list.prefix(i) where a.overlaps(b) && a != b {
+                    log.error("\(key)[\(i)]", "'\(a)' overlaps '\(b)': keep one of them")
+                }
             }
         }
     }
