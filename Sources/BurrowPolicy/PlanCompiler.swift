@@ -166,7 +166,13 @@ public struct PlanCompiler: Sendable {
                 continue
             }
             if kind == .symlink {
-                warnings.append("\(path) is a symlink: grant its target instead; nothing is mounted there")
+                // Recreate the link (unless a bind of its directory brings it
+                // along); what it points to is visible only if granted too.
+                let carried = grants.contains { $0.0 != path && isPath(path, within: $0.0) } || runtimeDirs.contains { isPath(path, within: $0) }
+                if !carried, let target = fs.readLink(path) { links[path] = target }
+                if let final = fs.resolve(path)?.path, !grants.contains(where: { isPath(final, within: $0.0) }) {
+                    warnings.append("\(path) is a symlink to \(final), which is not granted: the link will dangle")
+                }
                 continue
             }
             if !writable && runtimeDirs.contains(where: { isPath(path, within: $0) }) { continue }
@@ -176,7 +182,7 @@ public struct PlanCompiler: Sendable {
             binds.append(MountEntry(kind: .bind, source: path, target: path, options: options, reason: writable ? "write grant" : "read grant"))
         }
         binds.sort { $0.target.split(separator: "/").count < $1.target.split(separator: "/").count || ($0.target.split(separator: "/").count == $1.target.split(separator: "/").count && $0.target < $1.target) }
-        entries += links.sorted { $0.key < $1.key }.map { MountEntry(kind: .symlink, source: $0.value, target: $0.key, reason: "the host has this link (merged /usr)") }
+        entries += links.sorted { $0.key < $1.key }.map { MountEntry(kind: .symlink, source: $0.value, target: $0.key, reason: "the same symlink as on the host") }
         entries += binds
 
         entries.append(MountEntry(kind: .proc, source: "proc", target: "/proc", options: ["rw", "nosuid", "nodev", "noexec", "subset=pid", "hidepid=invisible"], reason: "this PID namespace's processes only; no /proc/sys, kcore or sysrq-trigger"))
@@ -216,7 +222,9 @@ public struct PlanCompiler: Sendable {
     /// /proc; writes get their own rules.
     private func readRulePaths(runtime: RuntimeResolver.Result, reads: [PathPattern]) -> [String] {
         let dirs = runtime.directories.filter { dir in !runtime.directories.contains { $0 != dir && isPath(dir, within: $0) } }
-        let all = Set(dirs).union(reads.map(\.path)).union(["/proc", "/etc/passwd", "/etc/group"])
+        // A rule is opened by path and would follow a symlink: symlink grants
+        // get no rule of their own (their targets must be granted).
+        let all = Set(dirs).union(reads.map(\.path).filter { fs.kind($0) != .symlink }).union(["/proc", "/etc/passwd", "/etc/group"])
         return all.sorted()
     }
 

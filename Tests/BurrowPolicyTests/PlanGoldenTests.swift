@@ -60,6 +60,14 @@ struct PlanGoldenTests {
         #expect(plan.isEnforceable)
     }
 
+    @Test func symlinkGrantsAreRecreated() throws {
+        let plan = try compile(profile: "mcp-server-time", argv: ["python3", "-m", "mcp_server_time"], cwd: "/")
+        let link = try #require(plan.mounts.first { $0.target == "/etc/localtime" })
+        #expect(link.kind == .symlink && link.source == "/usr/share/zoneinfo/Etc/UTC")
+        #expect(!plan.landlock.pathRules.contains { $0.path == "/etc/localtime" })
+        #expect(!plan.warnings.contains { $0.contains("/etc/localtime") })
+    }
+
     @Test func landlockRulesOnFilesCarryOnlyFileRights() throws {
         let plan = try compile(profile: "minimal", argv: ["true"], cwd: "/")
         let files = plan.landlock.pathRules.filter { $0.path.hasPrefix("/etc/") || $0.path.hasPrefix("/dev/") || plan.command.allowedExecutables.contains($0.path) }

@@ -66,5 +66,7 @@ public struct FakeFileSystem: FileSystemView {
         "/srv/burrow/repo/.git/hooks/pre-commit.sample": .file(executable: false, content: []),
         "/opt/burrow/venvs/mcp-server-git/bin/python3": .symlink("/usr/bin/python3"),
         "/dev/null": .file(executable: false, content: []),
+        "/etc/localtime": .symlink("/usr/share/zoneinfo/Etc/UTC"),
+        "/usr/share/zoneinfo/Etc/UTC": .file(executable: false, content: []),
     ])
 }
