@@ -60,6 +60,23 @@ struct PlanGoldenTests {
         #expect(plan.isEnforceable)
     }
 
+    @Test func sandboxLevelNoneKeepsOnlyRlimitsAndCapabilityDrop() throws {
+        var policy = HostPolicy.defaults
+        policy.security.defaultSandbox = .none
+        let text = Fixtures.profileTOML("trust_level = \"system\"\n[permissions]\nexecute = [\"true\"]", header: "sandbox_level = \"none\"")
+        let profile = try #require(Fixtures.loader(["/p/sys.toml": text], policy: policy).load("/p/sys.toml").profile)
+        let compiler = PlanCompiler(policy: policy, host: Fixtures.capableHost, fs: FakeFileSystem.debianLike, environment: [:], workingDirectory: "/")
+        let plan = try compiler.compile(policy.clamp(profile), profileFiles: [], argv: ["true"])
+        #expect(plan.namespaces.isEmpty && plan.mounts.isEmpty)
+        #expect(plan.seccomp.bpf.bytes.isEmpty && plan.landlock.pathRules.isEmpty)
+        #expect(plan.capabilities.noNewPrivileges && plan.capabilities.kept.isEmpty)
+        #expect(!plan.controls.contains { $0.control.hasSuffix("namespace") })
+        #expect(plan.exposure.checks.first { $0.id == "sandbox-level" }?.exposure == 1)
+        // The default policy raises the level back to process, and says so.
+        let clamped = HostPolicy.defaults.clamp(profile)
+        #expect(clamped.profile.sandboxLevel == .process && clamped.clamps.contains { $0.key == "sandbox_level" })
+    }
+
     @Test func symlinkGrantsAreRecreated() throws {
         let plan = try compile(profile: "mcp-server-time", argv: ["python3", "-m", "mcp_server_time"], cwd: "/")
         let link = try #require(plan.mounts.first { $0.target == "/etc/localtime" })

@@ -113,6 +113,16 @@ struct ProfileLoaderTests {
         #expect(loaded.errors.contains { $0.keyPath == "extends" && $0.message.contains("cannot find the profile 'nope'") })
     }
 
+    @Test func inMemoryJSONDocumentsResolveExtendsInTheSearchPath() throws {
+        let loader = Fixtures.loader(["/profiles/base.toml": Fixtures.profileTOML("[resource_limits]\nmax_memory = \"32M\"")])
+        let loaded = loader.load(document: #"{"extends": "base", "tool": {"id": "api-tool"}}"#, format: .json, name: "request body")
+        let p = try #require(loaded.profile, "\(loaded.issues)")
+        #expect(p.tool.id == "api-tool")
+        #expect(p.resourceLimits.maxMemory == .mebibytes(32))
+        let bad = loader.load(document: #"{"tool": {"id": "x", "name": "n", "version": "1"}, "sandbox": "none"}"#, format: .json, name: "request body")
+        #expect(bad.errors.contains { $0.file == "request body" && $0.keyPath == "sandbox" })
+    }
+
     @Test func profileByNameUsesTheSearchPath() {
         let loaded = Fixtures.loader(["/profiles/x.toml": Fixtures.profileTOML()]).load("x")
         #expect(loaded.profile != nil)
