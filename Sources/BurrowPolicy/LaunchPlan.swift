@@ -82,8 +82,6 @@ public struct MountEntry: Sendable, Codable, Equatable {
         case symlink
         /// A small file created in the new root with `content`.
         case file
-        /// A directory created in the new root.
-        case directory
         /// Hides `target`: /dev/null over a file, an empty read-only tmpfs over a directory.
         case mask
         /// Remounts `target` with `options` (e.g. the root read-only when it is complete).

@@ -4,11 +4,6 @@ package func errnoName(_ code: Int32) -> String {
     errnoNames[code] ?? "errno \(code)"
 }
 
-/// errno values by name, for profile and plan text ("EPERM" → 1).
-package func errnoValue(_ name: String) -> Int32? {
-    errnoNames.first { $0.value == name }?.key
-}
-
 private let errnoNames: [Int32: String] = [
     1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 10: "ECHILD", 11: "EAGAIN",
     12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 20: "ENOTDIR",
