@@ -11,12 +11,14 @@ struct ProfileOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The host policy file.", valueName: "file"))
     var policy: String = HostPolicy.defaultPath
 
-    /// Loads the host policy: the file if it exists, the defaults if the
-    /// default path is missing; an explicitly named missing file is an error.
+    /// Loads the host policy: the file if it exists, the defaults only when
+    /// the default path does not exist at all. A policy that exists but cannot
+    /// be read is an error, never a silent fall-back to the (looser) defaults.
     func loadPolicy() throws -> HostPolicy {
         guard let text = readTextFile(policy) else {
-            if policy == HostPolicy.defaultPath { return .defaults }
-            throw ValidationError("cannot read the policy file \(policy)")
+            var st = stat()
+            if policy == HostPolicy.defaultPath && lstat(policy, &st) != 0 && errno == ENOENT { return .defaults }
+            throw CLIError("cannot read the policy file \(policy): it must be a readable regular file")
         }
         do {
             let doc = try ConfigValue.parse(text, format: .toml, file: policy)
@@ -51,12 +53,8 @@ func profileSearchPath() -> [String] {
     return String(decoding: data, as: UTF8.self)
 }
 
-/// A failure with a message for the operator; exit code 1 unless given.
+/// A failure with a message for the operator; ArgumentParser prints it and exits 1.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    var code: Int32 = 1
-    init(_ description: String, code: Int32 = 1) {
-        self.description = description
-        self.code = code
-    }
+    init(_ description: String) { self.description = description }
 }

@@ -78,7 +78,7 @@ public struct PlanCompiler: Sendable {
                 executables: executablesInSandbox, devices: Self.devices.map { "/dev/" + $0 },
                 networkAccess: profile.networkAccess.rawValue,
                 proxyPort: profile.networkAccess == .restricted ? NetworkPlan.proxyPort : nil,
-                isDirectory: { path in path == "/proc" || path == "/tmp" || fs.resolve(path).map { fs.kind($0.path) == .directory } == true })
+                isDirectory: { isDirectoryInSandbox($0, mounts: mounts) })
             : LandlockPlan(hostABI: host.landlockABI, abi: nil, handledFileSystem: [], handledNetwork: [], scoped: [], pathRules: [], portRules: [], notAvailable: [])
         let network = NetworkPlan.make(profile, level: level)
 
@@ -216,6 +216,20 @@ public struct PlanCompiler: Sendable {
         }
         entries.append(MountEntry(kind: .remount, target: "/", options: ["ro", "nosuid", "nodev"], reason: "the new root is complete"))
         return entries
+    }
+
+    /// Whether `path` is a directory as the sandbox sees it (Landlock rules are
+    /// opened there): what Burrow mounts or creates at it, else the host's entry.
+    private func isDirectoryInSandbox(_ path: String, mounts: [MountEntry]) -> Bool {
+        if let mount = mounts.last(where: { $0.target == path && $0.kind != .remount }) {
+            switch mount.kind {
+            case .tmpfs, .proc: return true
+            case .mask: return mount.source == "tmpfs"
+            case .file, .symlink: return false
+            case .bind, .remount: break
+            }
+        }
+        return fs.resolve(path).map { fs.kind($0.path) == .directory } ?? false
     }
 
     /// Read rules for Landlock: granted reads plus the runtime directories, and

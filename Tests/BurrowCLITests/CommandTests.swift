@@ -41,6 +41,7 @@ struct CommandTests {
     @Test func lintCatchesAMisspelledKey() throws {
         let path = try temporaryFile("typo.toml", Fixtures.profileTOML("[permissions]\nfile_reed = [\"/srv\"]"))
         #expect(exitCode(["profile", "lint", "--policy", "/nonexistent/burrow.toml", path]) != 0, "a missing explicit policy file is an error")
+        #expect(exitCode(["profile", "lint", "--policy", "/tmp", Fixtures.profilesDirectory + "/minimal.toml"]) == 1, "an unreadable policy is an error, not the defaults")
         #expect(exitCode(["profile", "lint", path]) == 1)
         #expect(exitCode(["profile", "lint", Fixtures.profilesDirectory + "/minimal.toml"]) == 0)
     }
