@@ -34,7 +34,7 @@ public struct ProfileLoader: Sendable {
     /// Loads the profile named by `reference`: a path (contains '/' or ends in
     /// .toml/.json) or a name looked up in `searchPath` as NAME.toml, NAME.json.
     public func load(_ reference: String) -> Loaded {
-        guard let file = resolve(reference, from: nil) else {
+        guard let (file, text) = resolve(reference, from: nil) else {
             let searched = searchPath.isEmpty ? "no profile directories" : searchPath.joined(separator: ", ")
             let issue = ProfileIssue(
                 file: reference, keyPath: "",
@@ -45,7 +45,7 @@ public struct ProfileLoader: Sendable {
         var files: [String] = []
         var issues: [ProfileIssue] = []
         var origins: [String: String] = [:]
-        guard let merged = loadChain(file, files: &files, origins: &origins, issues: &issues) else {
+        guard let merged = loadChain(file, text: text, files: &files, origins: &origins, issues: &issues) else {
             return Loaded(profile: nil, files: files, issues: issues)
         }
         let log = IssueLog(file: file, origins: origins)
@@ -73,7 +73,7 @@ public struct ProfileLoader: Sendable {
     }
 
     private func loadChain(
-        _ file: String, files: inout [String], origins: inout [String: String], issues: inout [ProfileIssue], depth: Int = 0
+        _ file: String, text: String, files: inout [String], origins: inout [String: String], issues: inout [ProfileIssue], depth: Int = 0
     ) -> ConfigValue? {
         if files.contains(file) {
             issues.append(ProfileIssue(file: files.last ?? file, keyPath: "extends", message: "extends cycle: \((files + [file]).joined(separator: " -> "))"))
@@ -82,10 +82,6 @@ public struct ProfileLoader: Sendable {
         files.append(file)
         guard depth < Self.maxDepth else {
             issues.append(ProfileIssue(file: file, keyPath: "extends", message: "extends chain is deeper than \(Self.maxDepth) profiles"))
-            return nil
-        }
-        guard let text = read(file) else {
-            issues.append(ProfileIssue(file: file, keyPath: "", message: "cannot read the profile file"))
             return nil
         }
         guard let format = ConfigFormat(path: file) else {
@@ -115,11 +111,11 @@ public struct ProfileLoader: Sendable {
             issues.append(ProfileIssue(file: file, keyPath: "extends", message: "expected a profile name or path, found \(parentValue.typeName)"))
             return nil
         }
-        guard let parentFile = resolve(parentRef, from: file) else {
+        guard let (parentFile, parentText) = resolve(parentRef, from: file) else {
             issues.append(ProfileIssue(file: file, keyPath: "extends", message: "cannot find the profile '\(parentRef)' to extend (looked beside this file and in \(searchPath.joined(separator: ", ")))"))
             return nil
         }
-        guard let parent = loadChain(parentFile, files: &files, origins: &origins, issues: &issues, depth: depth + 1) else {
+        guard let parent = loadChain(parentFile, text: parentText, files: &files, origins: &origins, issues: &issues, depth: depth + 1) else {
             return nil
         }
         recordOrigins(document, file: file, path: "", into: &origins)
@@ -132,7 +128,8 @@ public struct ProfileLoader: Sendable {
 
     /// Finds a profile file: a path as given (relative to the extending file's
     /// directory for `extends`), or NAME.toml / NAME.json in the search path.
-    func resolve(_ reference: String, from extendingFile: String?) -> String? {
+    /// Returns the file found and its contents (read once).
+    func resolve(_ reference: String, from extendingFile: String?) -> (file: String, text: String)? {
         var candidates: [String] = []
         let directory = extendingFile.map { file in
             file.contains("/") ? String(file[..<(file.lastIndex(of: "/") ?? file.startIndex)]) : "."
@@ -151,7 +148,10 @@ public struct ProfileLoader: Sendable {
                 candidates += ["\(stem).toml", "\(stem).json"]
             }
         }
-        return candidates.first { read($0) != nil }
+        for candidate in candidates {
+            if let text = read(candidate) { return (candidate, text) }
+        }
+        return nil
     }
 }
 
