@@ -24,6 +24,7 @@ let package = Package(
     targets: [
         // C and system-library targets. Each has exactly one Swift importer.
         .target(name: "CBurrowSystem", path: "Sources/CBurrowSystem"),  // → BurrowSystem
+        .target(name: "CBurrowChild", path: "Sources/CBurrowChild"),  // → BurrowRuntime
         .systemLibrary(
             name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp",
             providers: [.apt(["libseccomp-dev"])]),  // → BurrowPolicy
@@ -49,9 +50,15 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "BurrowAudit", dependencies: ["CSQLite"], swiftSettings: strict),
         .target(
+            name: "BurrowRuntime",
+            dependencies: [
+                "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "BurrowCLI",
             dependencies: [
-                "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit",
+                "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit", "BurrowRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

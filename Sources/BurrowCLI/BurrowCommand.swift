@@ -19,7 +19,7 @@ public struct BurrowCommand: ParsableCommand {
               burrow dry-run --profile Profiles/mcp-server-git.toml -- git status
             """,
         version: burrowVersion,
-        subcommands: [DryRunCommand.self, ProfileCommand.self, DoctorCommand.self])
+        subcommands: [RunCommand.self, DryRunCommand.self, ProfileCommand.self, DoctorCommand.self])
 
     public init() {}
 }

@@ -54,27 +54,11 @@ struct DryRunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let policy = try options.loadPolicy()
-        let loaded = options.loader(policy: policy).load(profile)
-        guard let parsed = loaded.profile, loaded.errors.isEmpty else {
-            printError("burrow: the profile is not valid:\n" + loaded.issues.map { "  " + printable($0.description) }.joined(separator: "\n"))
-            throw ExitCode(1)
-        }
-        let effective = policy.clamp(parsed)
-        let compiler = PlanCompiler(
-            policy: policy, host: HostFacts.probe(), fs: LiveFileSystem(),
-            environment: ProcessEnvironment.current(), workingDirectory: currentDirectory())
-        let plan: LaunchPlan
-        do {
-            plan = try compiler.compile(effective, profileFiles: loaded.files, argv: command)
-        } catch {
-            printError("burrow: \(error)")
-            throw ExitCode(1)
-        }
+        let (plan, compiler, effective, loaded) = try PlanRequest(options: options, profile: profile, command: command).compile()
         if json {
             print(try PlanJSON.encode(plan, showEnvironment: showEnvironment))
         } else {
-            print(PlanPrinter(plan: plan, style: .stdout, showEnvironment: showEnvironment, issues: loaded.warnings).render())
+            print(PlanPrinter(plan: plan, style: .stdout, showEnvironment: showEnvironment, issues: loaded).render())
         }
         if seccompListing, let listing = compiler.seccompListing(effective) {
             print(listing)

@@ -16,6 +16,9 @@ public struct PlanCompiler: Sendable {
     /// The caller's environment (only whitelisted names are used).
     public var environment: [String: String]
     public var workingDirectory: String
+    /// The host uid/gid leased for this sandbox (`burrow run`); nil shows the
+    /// first id of the policy's range (`burrow dry-run`).
+    public var sandboxID: UInt32?
 
     public init(policy: HostPolicy, host: HostFacts, fs: any FileSystemView, environment: [String: String], workingDirectory: String) {
         self.policy = policy
@@ -48,13 +51,15 @@ public struct PlanCompiler: Sendable {
         var warnings: [String] = runtime.unmatched.map { "permissions.execute \"\($0)\" matches nothing on this host" }
         let workdir = (reads + writes).contains { $0.covers(workingDirectory) } ? workingDirectory : "/tmp"
 
-        let uid = policy.sandbox.idRange.lowerBound
+        let uid = sandboxID ?? policy.sandbox.idRange.lowerBound
         let identity: IdentityPlan =
             isolated
             ? IdentityPlan(
                 uid: uid, gid: uid, uidMap: [IDMapping(inside: uid, outside: uid, count: 1)],
-                gidMap: [IDMapping(inside: uid, outside: uid, count: 1)], setgroups: "deny", supplementaryGroups: [],
-                note: "one host id per live sandbox from [sandbox] id_range \(policy.sandbox.idRange.lowerBound)-\(policy.sandbox.idRange.upperBound); the first is shown")
+                gidMap: [IDMapping(inside: uid, outside: uid, count: 1)], setgroups: "allow", supplementaryGroups: [],
+                note: sandboxID == nil
+                    ? "one host id per live sandbox from [sandbox] id_range \(policy.sandbox.idRange.lowerBound)-\(policy.sandbox.idRange.upperBound); the first is shown"
+                    : "host id leased for this run from [sandbox] id_range \(policy.sandbox.idRange.lowerBound)-\(policy.sandbox.idRange.upperBound); setgroups stays allowed so the child can clear the groups it inherited")
             : IdentityPlan(
                 uid: host.euid, gid: host.euid, uidMap: [], gidMap: [], setgroups: "unchanged", supplementaryGroups: [],
                 note: "sandbox level none: the caller's identity, with every capability dropped")

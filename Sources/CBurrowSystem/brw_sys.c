@@ -12,7 +12,11 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,4 +99,109 @@ int brw_probe_clone(uint64_t flags, int use_clone3, int cgroup_fd) {
     if (w < 0) return -saved;
     if (use_clone3 && pidfd < 0) return -EBADF; /* CLONE_PIDFD gave nothing back */
     return (WIFEXITED(status) && WEXITSTATUS(status) == 0) ? 0 : -ECHILD;
+}
+
+int brw_open_nofollow(int dirfd, const char *path, uint64_t flags, int beneath) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = flags | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (beneath ? RESOLVE_BENEATH : 0);
+    return neg_errno(syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+}
+
+int brw_pidfd_send_signal(int pidfd, int sig) {
+    return neg_errno(syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0));
+}
+
+int brw_pidfd_wait(int pidfd, int flags, int *status) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, &info, WEXITED | flags) < 0) return -errno;
+    if (info.si_pid == 0) return 0;
+    switch (info.si_code) {
+    case CLD_EXITED: *status = (info.si_status & 0xff) << 8; break;
+    case CLD_KILLED: *status = info.si_status & 0x7f; break;
+    case CLD_DUMPED: *status = (info.si_status & 0x7f) | 0x80; break;
+    default: *status = 0;
+    }
+    return info.si_pid;
+}
+
+int brw_notify_receive(int listener, struct brw_notification *out) {
+    /* The kernel's struct may grow; size the buffer from SECCOMP_GET_NOTIF_SIZES. */
+    static struct seccomp_notif_sizes sizes;
+    if (sizes.seccomp_notif == 0 && syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) return -errno;
+    union {
+        struct seccomp_notif n;
+        char bytes[512];
+    } buf;
+    if (sizes.seccomp_notif > sizeof buf) return -EOVERFLOW;
+    memset(&buf, 0, sizeof buf);
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &buf) < 0) return -errno;
+    out->id = buf.n.id;
+    out->pid = buf.n.pid;
+    out->nr = buf.n.data.nr;
+    out->arch = buf.n.data.arch;
+    memcpy(out->args, buf.n.data.args, sizeof out->args);
+    return 0;
+}
+
+int brw_notify_deny(int listener, uint64_t id, int error) {
+    union {
+        struct seccomp_notif_resp r;
+        char bytes[256];
+    } buf;
+    memset(&buf, 0, sizeof buf);
+    buf.r.id = id;
+    buf.r.error = -error;
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &buf) < 0) return -errno;
+    return 0;
+}
+
+static void fill(sigset_t *set, const int *signals, int count) {
+    sigemptyset(set);
+    for (int i = 0; i < count; i++) sigaddset(set, signals[i]);
+}
+
+void brw_block_signals(const int *signals, int count, int unblock) {
+    sigset_t set;
+    fill(&set, signals, count);
+    pthread_sigmask(unblock ? SIG_UNBLOCK : SIG_BLOCK, &set, NULL);
+}
+
+int brw_signalfd(const int *signals, int count) {
+    sigset_t set;
+    fill(&set, signals, count);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    return neg_errno(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+}
+
+int brw_pipe_cloexec(int *fds) { return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0; }
+
+int brw_signalfd_read(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    return n == sizeof info ? (int)info.ssi_signo : 0;
+}
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+int brw_clone_mount(int fd, int recursive, uint64_t attr_set) {
+    int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
+    if (tree < 0) return -errno;
+    struct {
+        uint64_t attr_set, attr_clr, propagation, userns_fd;
+    } attr = {attr_set, 0, 0, 0};
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+        int e = errno;
+        close(tree);
+        return -e;
+    }
+    return tree;
 }

@@ -35,4 +35,51 @@ int brw_probe_clone(uint64_t flags, int use_clone3, int cgroup_fd);
 /* An anonymous, close-on-exec memory file (memfd_create(2)), or -errno. */
 int brw_memfd(const char *_Nonnull name);
 
+/* openat2(2) with RESOLVE_NO_SYMLINKS (and RESOLVE_BENEATH when beneath != 0):
+ * a descriptor for `path` reached without following any symlink, or -errno. */
+int brw_open_nofollow(int dirfd, const char *_Nonnull path, uint64_t flags, int beneath);
+
+/* pipe2(2) with O_CLOEXEC: 0 or -errno. */
+int brw_pipe_cloexec(int *_Nonnull fds);
+
+/* A detached copy of the mount at `fd` (an O_PATH descriptor) for a bind
+ * mount elsewhere: open_tree(2) with OPEN_TREE_CLONE (AT_RECURSIVE when
+ * `recursive`), then mount_setattr(2) setting `attr_set` (MOUNT_ATTR_*) on
+ * the whole copy. Returns the new descriptor or -errno. */
+int brw_clone_mount(int fd, int recursive, uint64_t attr_set);
+
+/* pidfd_send_signal(2): 0 or -errno. */
+int brw_pidfd_send_signal(int pidfd, int sig);
+
+/* waitid(P_PIDFD, pidfd, WEXITED | flags): stores the wait status in the
+ * classic encoding (WIFEXITED/WTERMSIG); returns the pid, 0 if none is ready
+ * (WNOHANG), or -errno. */
+int brw_pidfd_wait(int pidfd, int flags, int *_Nonnull status);
+
+/* One seccomp user notification, received with SECCOMP_IOCTL_NOTIF_RECV. */
+struct brw_notification {
+    uint64_t id;
+    uint32_t pid;
+    int32_t nr;
+    uint32_t arch;
+    uint64_t args[6];
+};
+
+/* Receives the next notification from `listener` (blocking): 0 or -errno
+ * (-ENOENT when the caller died before it could be read). */
+int brw_notify_receive(int listener, struct brw_notification *_Nonnull out);
+
+/* Answers notification `id`: the call fails with `error` (a positive errno). 0 or -errno. */
+int brw_notify_deny(int listener, uint64_t id, int error);
+
+/* signalfd(2) for the given signals (non-blocking, close-on-exec), after
+ * blocking them in the calling thread; or -errno. */
+int brw_signalfd(const int *_Nonnull signals, int count);
+
+/* The next signal number from a signalfd, 0 when none is pending, or -errno. */
+int brw_signalfd_read(int fd);
+
+/* Blocks (how=0) or unblocks (how=1) the signals in the calling thread. */
+void brw_block_signals(const int *_Nonnull signals, int count, int unblock);
+
 #endif

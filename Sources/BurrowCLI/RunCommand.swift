@@ -1,0 +1,105 @@
+import ArgumentParser
+import BurrowPolicy
+import BurrowProfile
+import BurrowRuntime
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `burrow run`: executes the launch plan `burrow dry-run` prints.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a command inside the sandbox its profile describes.",
+        discussion: """
+            Compiles the same launch plan `burrow dry-run` prints and executes it: a new user, PID, \
+            mount, IPC, UTS, cgroup and (unless network access is full) network namespace; a fresh \
+            root holding only what the profile grants; rlimits; every capability dropped; \
+            no_new_privs; Landlock; and a seccomp filter whose refused calls are reported here as \
+            they happen. The tool's stdin, stdout and stderr are passed through unchanged; SIGINT, \
+            SIGTERM, SIGHUP and SIGQUIT are forwarded to it; it dies if burrow dies.
+
+            Burrow refuses to start when any control the profile asks for cannot be enforced on this \
+            host (see `burrow doctor` and the Controls section of `burrow dry-run`).
+
+            Exit status: the tool's own status, or 128+N when signal N ended it. Burrow's own \
+            failures use 125 (invalid profile, refused plan, sandbox set-up failed), 126 (the command \
+            could not be executed) and 127 (the command was not found in the sandbox).
+
+            Examples:
+              burrow run --profile minimal -- sh -c 'echo hello from $(id -u)'
+              burrow run --profile Profiles/mcp-server-time.toml -- mcp-server-time
+              burrow run --profile untrusted --json-result /tmp/run.json -- python3 -c 'print(1)'
+            """)
+
+    @OptionGroup var options: ProfileOptions
+
+    @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
+    var profile: String
+
+    @Option(name: .long, help: ArgumentHelp("Write the run record (exit, durations, requested vs enforced controls, refused calls) as JSON to this file.", valueName: "file"))
+    var jsonResult: String?
+
+    @Flag(name: .long, help: "Do not report refused system calls on stderr (they are still in the run record).")
+    var quiet = false
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after '--'.", valueName: "command"))
+    var command: [String] = []
+
+    func validate() throws {
+        if command.isEmpty { throw ValidationError("give the command after '--', e.g. burrow run --profile minimal -- /bin/true") }
+    }
+
+    func run() throws {
+        let policy: HostPolicy
+        do {
+            policy = try options.loadPolicy()
+        } catch {
+            printError("burrow: \(error)")
+            throw ExitCode(125)
+        }
+        let lease: SandboxIDLease
+        do {
+            lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
+        } catch {
+            printError("burrow: \(error)")
+            throw ExitCode(125)
+        }
+        let request = PlanRequest(options: options, profile: profile, command: command, sandboxID: lease.id, failureStatus: 125)
+        let (plan, _, _, _) = try request.compile(policy: policy)
+
+        let quiet = quiet
+        let record: RunRecord
+        do {
+            record = try Runner.run(
+                plan, invocationID: UUID().uuidString.lowercased(),
+                options: Runner.Options(onViolation: { v in
+                    if !quiet { printError("burrow: refused \(v.syscall) (\(v.errno)): \(v.reason)") }
+                }))
+        } catch {
+            printError("burrow: \(error)")
+            throw ExitCode(error.exitStatus)
+        }
+        withExtendedLifetime(lease) {}
+        for event in record.limits {
+            printError("burrow: \(event.resource) \(event.limit) exceeded (\(event.observed)): the sandbox was killed")
+        }
+        if let jsonResult { try write(record, to: jsonResult) }
+        throw ExitCode(record.exit.status)
+    }
+
+    private func write(_ record: RunRecord, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(record) + Data("\n".utf8)
+        // Written beside the target and renamed, so a reader never sees half a record.
+        let temporary = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: data), rename(temporary, path) == 0 else {
+            unlink(temporary)
+            printError("burrow: cannot write the run record to \(path): \(String(cString: strerror(errno)))")
+            throw ExitCode(125)
+        }
+    }
+}

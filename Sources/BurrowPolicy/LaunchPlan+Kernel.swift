@@ -1,0 +1,104 @@
+import CSeccomp
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+// The numbers behind the plan's names, for the runtime that hands them to the
+// kernel. Kept here so the names (what dry-run shows) and the numbers (what
+// run applies) come from one table.
+
+extension LandlockPlan {
+    /// `LANDLOCK_ACCESS_FS_*` bits for access right names.
+    package static func fileSystemMask(_ names: [String]) -> UInt64 {
+        names.reduce(0) { $0 | (LandlockRight(rawValue: $1)?.bit ?? 0) }
+    }
+
+    /// `LANDLOCK_ACCESS_NET_*` bits.
+    package static func networkMask(_ names: [String]) -> UInt64 {
+        names.reduce(0) { mask, name in mask | (name == "BIND_TCP" ? 1 : name == "CONNECT_TCP" ? 2 : 0) }
+    }
+
+    /// `LANDLOCK_SCOPE_*` bits.
+    package var scopedMask: UInt64 {
+        scoped.reduce(0) { mask, name in mask | (name == "ABSTRACT_UNIX_SOCKET" ? 1 : name == "SIGNAL" ? 2 : 0) }
+    }
+}
+
+extension CapabilityPlan {
+    /// The kept capabilities as a bit mask (bit n = capability n).
+    package var keptMask: UInt64 {
+        kept.reduce(0) { mask, name in mask | (CapabilityNames.number(name).map { UInt64(1) << UInt64($0) } ?? 0) }
+    }
+
+    /// The `securebits` value: `SECBIT_*` names from <linux/securebits.h>.
+    package var securebitsValue: UInt32 {
+        let bits: [String: UInt32] = [
+            "SECBIT_NOROOT": 1 << 0, "SECBIT_NOROOT_LOCKED": 1 << 1, "SECBIT_NO_SETUID_FIXUP": 1 << 2,
+            "SECBIT_NO_SETUID_FIXUP_LOCKED": 1 << 3, "SECBIT_KEEP_CAPS": 1 << 4, "SECBIT_KEEP_CAPS_LOCKED": 1 << 5,
+            "SECBIT_NO_CAP_AMBIENT_RAISE": 1 << 6, "SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED": 1 << 7,
+        ]
+        return securebits.reduce(0) { $0 | (bits[$1] ?? 0) }
+    }
+}
+
+extension RlimitEntry {
+    /// The `RLIMIT_*` number.
+    package var resourceNumber: Int32? {
+        ["RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_AS": 9][resource]
+    }
+}
+
+/// Answers seccomp user notifications the way the plan says: which rule a
+/// stopped call hit, and the errno it gets.
+package struct SeccompResponder: Sendable {
+    package struct Answer: Sendable, Equatable {
+        package var syscall: String
+        package var errno: Int32
+        package var reason: String
+    }
+
+    private var rules: [Int32: [SeccompRule]] = [:]
+    private var defaultErrno: Int32
+
+    package init(plan: SeccompPlan) {
+        if case .notify(let e) = plan.defaultAction { defaultErrno = e } else { defaultErrno = SeccompPolicy.ENOSYS }
+        for rule in plan.rules {
+            guard case .notify = rule.action else { continue }
+            let nr = seccomp_syscall_resolve_name(rule.syscall)
+            guard nr >= 0 else { continue }
+            rules[nr, default: []].append(rule)
+        }
+        // Conditional rules first: they are the more specific (ioctl TIOCSTI before any ioctl).
+        for key in rules.keys { rules[key]?.sort { !$0.conditions.isEmpty && $1.conditions.isEmpty } }
+    }
+
+    /// The answer for call `nr` with `arguments` (as the notification carries them).
+    package func answer(syscall nr: Int32, arguments: [UInt64]) -> Answer {
+        for rule in rules[nr] ?? [] where rule.conditions.allSatisfy({ $0.holds(arguments) }) {
+            if case .notify(let e) = rule.action { return Answer(syscall: rule.syscall, errno: e, reason: rule.reason) }
+        }
+        return Answer(syscall: Self.name(of: nr), errno: defaultErrno, reason: "not in the allowlist")
+    }
+
+    /// libseccomp's name for a native system call number, or "syscall N".
+    package static func name(of nr: Int32) -> String {
+        guard let raw = seccomp_syscall_resolve_num_arch(UInt32(SCMP_ARCH_NATIVE), nr) else { return "syscall \(nr)" }
+        defer { free(raw) }
+        return String(cString: raw)
+    }
+}
+
+extension SeccompCondition {
+    func holds(_ arguments: [UInt64]) -> Bool {
+        guard argument < arguments.count else { return false }
+        let a = arguments[argument]
+        switch operation {
+        case .equal: return a == value
+        case .notEqual: return a != value
+        case .maskedEqual: return a & (mask ?? ~0) == value
+        }
+    }
+}

@@ -1,0 +1,218 @@
+import BurrowPolicy
+import BurrowProfile
+import BurrowSystem
+import CBurrowChild
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The `struct brw_child_plan` for one launch, with every string, array and
+/// descriptor it points to. Built in the parent before clone (the child only
+/// reads it) and freed after the child has exec'd or failed.
+final class ChildPlan {
+    private(set) var raw = brw_child_plan()
+    private var allocations: [UnsafeMutableRawPointer] = []
+    /// O_PATH descriptors of bind sources, opened without following symlinks.
+    private var descriptors: [FileDescriptor] = []
+    /// Where the new root is assembled before pivot_root (in the child's own mount namespace).
+    static let staging = "/tmp"
+    static let O_PATH: Int32 = 0o1000_0000
+
+    /// - Throws: `RunError.preparation` when a bind source cannot be opened safely.
+    init(_ plan: LaunchPlan) throws(RunError) {
+        let isolated = plan.sandboxLevel != .none
+        raw.clone_flags = plan.namespaces.reduce(0) { $0 | $1.kind.cloneFlag }
+        raw.cgroup_fd = -1
+        raw.sock = -1
+        raw.status_fd = -1
+        raw.use_init = plan.namespaces.contains { $0.kind == .pid } ? 1 : 0
+
+        if isolated {
+            try marshalMounts(plan.mounts)
+            raw.hostname = UnsafePointer(string("burrow"))
+            raw.loopback_up = plan.namespaces.contains { $0.kind == .net } ? 1 : 0
+        }
+        raw.workdir = UnsafePointer(string(plan.command.workingDirectory))
+
+        let limits = plan.rlimits.compactMap { entry -> brw_rlimit? in
+            entry.resourceNumber.map { brw_rlimit(resource: UInt32($0), soft: entry.soft, hard: entry.hard) }
+        }
+        raw.rlimits = UnsafePointer(array(limits))
+        raw.rlimit_count = UInt32(limits.count)
+
+        raw.set_ids = isolated ? 1 : 0
+        raw.uid = plan.identity.uid
+        raw.gid = plan.identity.gid
+        raw.cap_last = UInt32(plan.capabilities.kept.count + plan.capabilities.dropped.count - 1)
+        let kept = plan.capabilities.keptMask
+        raw.keep_caps = (UInt32(truncatingIfNeeded: kept), UInt32(truncatingIfNeeded: kept >> 32))
+        raw.securebits = plan.capabilities.securebitsValue
+
+        if let abi = plan.landlock.abi, isolated {
+            raw.landlock_abi = UInt32(abi)
+            raw.landlock_handled_fs = LandlockPlan.fileSystemMask(plan.landlock.handledFileSystem)
+            raw.landlock_handled_net = LandlockPlan.networkMask(plan.landlock.handledNetwork)
+            raw.landlock_scoped = plan.landlock.scopedMask
+            let rules = plan.landlock.pathRules.map {
+                brw_landlock_rule(path: UnsafePointer(string($0.path)), access: LandlockPlan.fileSystemMask($0.access))
+            }
+            raw.landlock_rules = UnsafePointer(array(rules))
+            raw.landlock_rule_count = UInt32(rules.count)
+            let ports = plan.landlock.portRules.map(\.port)
+            raw.landlock_ports = UnsafePointer(array(ports))
+            raw.landlock_port_count = UInt32(ports.count)
+        }
+
+        let bpf = plan.seccomp.bpf.bytes
+        if !bpf.isEmpty {
+            raw.seccomp_filter = UnsafeRawPointer(array(bpf))
+            raw.seccomp_len = UInt16(bpf.count / 8)
+        }
+
+        raw.path = UnsafePointer(string(plan.command.executable))
+        raw.argv = UnsafePointer(stringArray(plan.command.argv))
+        raw.envp = UnsafePointer(stringArray(plan.environment.map { "\($0.name)=\($0.value)" }))
+    }
+
+    deinit {
+        for pointer in allocations { free(pointer) }
+        for fd in descriptors { try? fd.close() }
+    }
+
+    /// Closes the bind-source descriptors (the child holds its own copies after clone).
+    func closeDescriptors() {
+        for fd in descriptors { try? fd.close() }
+        descriptors = []
+    }
+
+    func setChannels(sock: FileDescriptor, status: FileDescriptor?, cgroup: FileDescriptor?) {
+        raw.sock = sock.rawValue
+        raw.status_fd = status?.rawValue ?? -1
+        raw.cgroup_fd = cgroup?.rawValue ?? -1
+    }
+
+    // MARK: mounts
+
+    private func marshalMounts(_ entries: [MountEntry]) throws(RunError) {
+        guard let first = entries.first, first.kind == .tmpfs, first.target == "/" else {
+            throw .preparation("the mount table must start with the new root's tmpfs")
+        }
+        var mounts: [brw_mount] = []
+        raw.staging = UnsafePointer(string(Self.staging))
+        raw.pivot = 1
+        for entry in entries {
+            let target = String(entry.target.drop { $0 == "/" })
+            let (flags, data) = Self.flagsAndData(entry.options)
+            var m = brw_mount()
+            m.source_fd = -1
+            m.target = UnsafePointer(string(target))
+            switch entry.kind {
+            case .tmpfs, .proc:
+                m.kind = UInt32(BRW_MOUNT_FS.rawValue)
+                m.fstype = UnsafePointer(string(entry.kind == .proc ? "proc" : "tmpfs"))
+                m.data = UnsafePointer(string(data))
+                m.flags = flags
+                m.target_is_dir = 1
+            case .bind:
+                guard let source = entry.source else { throw .preparation("bind at \(entry.target) has no source") }
+                try bind(&m, source: source, flags: flags, recursive: entry.options.contains("rec"))
+            case .symlink:
+                m.kind = UInt32(BRW_MOUNT_SYMLINK.rawValue)
+                m.text = UnsafePointer(string(entry.source ?? ""))
+            case .file:
+                let content = Array((entry.content ?? "").utf8)
+                m.kind = UInt32(BRW_MOUNT_FILE.rawValue)
+                m.text = UnsafePointer(array(content.map { CChar(bitPattern: $0) }))
+                m.text_len = UInt64(content.count)
+                m.mode = Self.mode(entry.options) ?? 0o644
+            case .mask:
+                m.must_exist = 1
+                if entry.source == "tmpfs" {
+                    m.kind = UInt32(BRW_MOUNT_FS.rawValue)
+                    m.fstype = UnsafePointer(string("tmpfs"))
+                    m.data = UnsafePointer(string(data))
+                    m.flags = flags
+                    m.target_is_dir = 1
+                } else {
+                    try bind(&m, source: entry.source ?? "/dev/null", flags: flags, recursive: false)
+                }
+            case .remount:
+                guard target.isEmpty else { throw .preparation("only the root is remounted, not \(entry.target)") }
+                raw.root_attr = flags
+                continue
+            }
+            mounts.append(m)
+        }
+        raw.mounts = UnsafePointer(array(mounts))
+        raw.mount_count = UInt32(mounts.count)
+    }
+
+    /// Prepares a bind: the source is opened without following symlinks and
+    /// cloned into a detached mount (with its flags set on every submount)
+    /// here in the parent; the child only attaches it with move_mount(2). A
+    /// descriptor of a mount in the parent's namespace could not be bound from
+    /// the child's new one.
+    private func bind(_ m: inout brw_mount, source: String, flags: UInt64, recursive: Bool) throws(RunError) {
+        let tree: FileDescriptor
+        var st = stat()
+        do throws(Errno) {
+            let path = try Kernel.openNoFollow(source, flags: Self.O_PATH)
+            defer { try? path.close() }
+            guard fstat(path.rawValue, &st) == 0 else { throw Errno(rawValue: errno) }
+            // MOUNT_ATTR_RDONLY/NOSUID/NODEV/NOEXEC share the MS_* values 1/2/4/8.
+            tree = try Kernel.cloneMount(path, recursive: recursive, attributes: flags)
+        } catch {
+            let why = error == .tooManySymbolicLinkLevels ? "a path component is a symlink, which Burrow does not follow" : "\(errnoName(error.rawValue)) (\(error))"
+            throw .preparation("cannot prepare the bind of \(source): \(why)")
+        }
+        descriptors.append(tree)
+        m.kind = UInt32(BRW_MOUNT_BIND.rawValue)
+        m.source_fd = tree.rawValue
+        m.target_is_dir = (st.st_mode & S_IFMT) == S_IFDIR ? 1 : 0
+    }
+
+    /// Splits mount options into MS_* flags and the file system's data string.
+    static func flagsAndData(_ options: [String]) -> (UInt64, String) {
+        var flags: UInt64 = 0
+        var data: [String] = []
+        for option in options {
+            switch option {
+            case "ro": flags |= 1  // MS_RDONLY, MOUNT_ATTR_RDONLY
+            case "nosuid": flags |= 2
+            case "nodev": flags |= 4
+            case "noexec": flags |= 8
+            case "rw", "rec": break
+            default: data.append(option)
+            }
+        }
+        return (flags, data.joined(separator: ","))
+    }
+
+    private static func mode(_ options: [String]) -> UInt32? {
+        options.first { $0.hasPrefix("mode=") }.flatMap { UInt32($0.dropFirst(5), radix: 8) }
+    }
+
+    // MARK: allocation
+
+    private func string(_ s: String) -> UnsafeMutablePointer<CChar> {
+        guard let p = strdup(s) else { fatalError("out of memory") }
+        allocations.append(p)
+        return p
+    }
+
+    private func array<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
+        guard let raw = malloc(max(1, values.count) * MemoryLayout<T>.stride) else { fatalError("out of memory") }
+        let p = raw.bindMemory(to: T.self, capacity: max(1, values.count))
+        allocations.append(UnsafeMutableRawPointer(p))
+        for (i, v) in values.enumerated() { (p + i).initialize(to: v) }
+        return p
+    }
+
+    private func stringArray(_ values: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+        array(values.map { Optional(string($0)) } + [nil])
+    }
+}

@@ -1,0 +1,39 @@
+/// The steps of the child between clone and execve, mirroring `enum brw_stage`
+/// in brw_child.h one to one (a test keeps them in step).
+public enum ChildStage: UInt32, Sendable, CaseIterable, CustomStringConvertible {
+    case waitParent = 1, session, mounts, pivotRoot, remountRoot, hostname, loopback, chdir, rlimits
+    case landlockRules, boundingSet, securebits, setgroups, setgid, setuid, capabilities, parentDeath
+    case noNewPrivileges, landlock, forkInit, closeDescriptors, seccomp, handshake, exec
+    case listener = 100
+
+    /// What the child was doing, in an operator's words.
+    public var description: String {
+        switch self {
+        case .waitParent: "waiting for the supervisor"
+        case .session: "setsid (detach from the terminal)"
+        case .mounts: "building the mount table"
+        case .pivotRoot: "pivot_root into the new root"
+        case .remountRoot: "making the new root read-only"
+        case .hostname: "setting the host name"
+        case .loopback: "bringing up loopback"
+        case .chdir: "entering the working directory"
+        case .rlimits: "setting rlimits"
+        case .landlockRules: "adding Landlock rules"
+        case .boundingSet: "dropping the capability bounding set"
+        case .securebits: "setting securebits"
+        case .setgroups: "clearing supplementary groups"
+        case .setgid: "setresgid"
+        case .setuid: "setresuid"
+        case .capabilities: "setting the capability sets"
+        case .parentDeath: "arming the parent-death signal"
+        case .noNewPrivileges: "setting no_new_privs"
+        case .landlock: "enforcing Landlock"
+        case .forkInit: "starting the tool under the sandbox's init"
+        case .closeDescriptors: "closing inherited descriptors"
+        case .seccomp: "loading the seccomp filter"
+        case .handshake: "handing the seccomp listener to the supervisor"
+        case .exec: "execve"
+        case .listener: "seccomp listener"
+        }
+    }
+}

@@ -1,0 +1,163 @@
+public import BurrowPolicy
+import BurrowProfile
+import BurrowSystem
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Runs a `LaunchPlan` to completion: the one entry point `burrow run` (and
+/// later the daemon) uses.
+public enum Runner {
+    public struct Options: Sendable {
+        /// Forward SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to this process to
+        /// the tool. They are blocked in the calling thread (which must be the
+        /// only thread that could receive them).
+        public var forwardSignals: Bool
+        /// Called once per distinct refused system call, while the tool runs.
+        public var onViolation: @Sendable (RunRecord.Violation) -> Void
+
+        public init(forwardSignals: Bool = true, onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }) {
+            self.forwardSignals = forwardSignals
+            self.onViolation = onViolation
+        }
+    }
+
+    /// The signals `burrow run` passes on to the tool.
+    public static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+
+    /// Spawns the sandbox `plan` describes, supervises it and returns the record.
+    /// - Throws: `RunError.refused` when a requested control cannot be
+    ///   enforced here, `RunError.spawn` when a step of the child failed.
+    public static func run(_ plan: LaunchPlan, invocationID: String, options: Options = Options()) throws(RunError) -> RunRecord {
+        try checkEnforceable(plan)
+        let startedAt = Timestamp.now()
+        let signals: FileDescriptor?
+        if options.forwardSignals {
+            do {
+                signals = try Kernel.signalDescriptor(forwardedSignals)
+            } catch {
+                throw .preparation("cannot watch signals: \(error)")
+            }
+        } else {
+            signals = nil
+        }
+        defer { try? signals?.close() }
+
+        let sandbox = try Sandbox.launch(plan)
+        let execAt = Kernel.monotonicNanoseconds()
+        let observed = Observation.read(pid: sandbox.pid, namespaces: plan.namespaces.map(\.kind))
+        let supervisor = Supervisor(
+            sandbox: sandbox, plan: plan, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
+            onViolation: options.onViolation)
+        let outcome = try supervisor.run()
+        let ranFor = (Kernel.monotonicNanoseconds() - execAt) / 1_000_000
+
+        let exit: RunRecord.Exit
+        switch outcome.status {
+        case .exited(let code):
+            exit = RunRecord.Exit(code: code, signal: nil, coreDumped: false, status: code)
+        case .signaled(let sig, let core):
+            exit = RunRecord.Exit(code: nil, signal: sig, coreDumped: core, status: 128 + sig)
+        }
+        return RunRecord(
+            invocationID: invocationID, tool: plan.tool.id, argv: plan.command.argv, sandboxLevel: plan.sandboxLevel.rawValue,
+            uid: plan.identity.uid, startedAt: startedAt,
+            durations: RunRecord.Durations(spawnMicroseconds: sandbox.spawnNanoseconds / 1000, runMilliseconds: ranFor),
+            exit: exit, controls: enforcedControls(plan, sandbox: sandbox, observed: observed),
+            violations: outcome.violations, limits: outcome.limits, observed: observed)
+    }
+
+    /// Refuses a plan with any control this host (or this runtime) cannot enforce.
+    static func checkEnforceable(_ plan: LaunchPlan) throws(RunError) {
+        let missing = plan.controls.filter { !$0.enforceable }
+        guard missing.isEmpty else {
+            throw .refused(missing.map { "\($0.control) (\($0.requested)): \($0.detail)" }.joined(separator: "; "))
+        }
+    }
+
+    /// Every control of the plan with what this run applied. A run only gets
+    /// here when every child step succeeded, so each applied control is
+    /// enforced; the observation from /proc backs the identity rows.
+    private static func enforcedControls(_ plan: LaunchPlan, sandbox: Sandbox, observed: RunRecord.Observed?) -> [RunRecord.Control] {
+        plan.controls.map { control in
+            var detail = control.detail
+            var enforced = control.enforceable
+            switch control.control {
+            case "seccomp filter":
+                detail = "\(plan.seccomp.instructions) instructions; observed Seccomp \(observed?.seccomp ?? "?") with \(observed?.seccompFilters ?? "?") filter(s)"
+                enforced = !plan.seccomp.bpf.bytes.isEmpty && (observed.map { $0.seccomp == "2" } ?? true)
+            case "seccomp user notification":
+                enforced = sandbox.listener != nil
+                detail = enforced ? "listener held by the supervisor" : "no listener"
+            case "landlock":
+                detail = "ABI \(plan.landlock.abi.map(String.init) ?? "none"), \(plan.landlock.pathRules.count) path rules"
+            case "capability drop":
+                detail = "observed CapBnd \(observed?.capabilityBounding ?? "?"), CapEff \(observed?.capabilityEffective ?? "?")"
+            case "no_new_privs":
+                detail = "observed NoNewPrivs \(observed?.noNewPrivileges ?? "?")"
+                enforced = observed.map { $0.noNewPrivileges == "1" } ?? true
+            case "privileges":
+                detail = "tool runs as uid \(observed?.uid ?? "?")"
+            default:
+                if control.control.hasSuffix(" namespace"), let kind = control.control.split(separator: " ").first {
+                    let state = observed?.namespaces[String(kind)]
+                    detail = "observed: \(state ?? "?")"
+                    enforced = state.map { $0 == "own" } ?? true
+                }
+            }
+            return RunRecord.Control(control: control.control, requested: control.requested, enforced: enforced, detail: detail)
+        }
+    }
+}
+
+/// Reads back what the sandbox's first process really got.
+enum Observation {
+    static func read(pid: pid_t, namespaces: [NamespaceKind]) -> RunRecord.Observed? {
+        guard let text = try? FileIO.read("/proc/\(pid)/status") else { return nil }
+        var fields: [Substring: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon]] = line[line.index(after: colon)...].split(whereSeparator: { $0 == "\t" || $0 == " " }).joined(separator: " ")
+        }
+        var ns: [String: String] = [:]
+        for kind in namespaces {
+            let file = kind == .mount ? "mnt" : kind.rawValue
+            let theirs = readLink("/proc/\(pid)/ns/\(file)")
+            let ours = readLink("/proc/self/ns/\(file)")
+            ns[kind.rawValue] = theirs == nil ? "unreadable" : theirs == ours ? "shared with the supervisor" : "own"
+        }
+        return RunRecord.Observed(
+            uid: fields["Uid"] ?? "?", gid: fields["Gid"] ?? "?", groups: fields["Groups"] ?? "",
+            capabilityBounding: fields["CapBnd"] ?? "?", capabilityEffective: fields["CapEff"] ?? "?",
+            capabilityPermitted: fields["CapPrm"] ?? "?", capabilityAmbient: fields["CapAmb"] ?? "?",
+            noNewPrivileges: fields["NoNewPrivs"] ?? "?", seccomp: fields["Seccomp"] ?? "?",
+            seccompFilters: fields["Seccomp_filters"] ?? "?", namespaces: ns)
+    }
+
+    private static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink(path, &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// UTC timestamps with microseconds, as the audit log writes them.
+enum Timestamp {
+    static func now() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1000), 6))Z"
+    }
+}

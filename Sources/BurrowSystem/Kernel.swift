@@ -1,0 +1,126 @@
+package import SystemPackage
+import CBurrowSystem
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Typed wrappers for the system calls the runtime uses to supervise a sandbox.
+package enum Kernel {
+    private static func check(_ rc: Int32) throws(Errno) -> Int32 {
+        if rc < 0 { throw Errno(rawValue: -rc) }
+        return rc
+    }
+
+    /// Opens `path` without following any symlink on the way (or magic links).
+    /// The corresponding syscall is `openat2(2)` with `RESOLVE_NO_SYMLINKS`.
+    package static func openNoFollow(_ path: String, flags: Int32, beneath directory: FileDescriptor? = nil) throws(Errno) -> FileDescriptor {
+        FileDescriptor(rawValue: try check(brw_open_nofollow(directory?.rawValue ?? AT_FDCWD, path, UInt64(flags), directory == nil ? 0 : 1)))
+    }
+
+    /// A detached copy of the mount at `fd`, with `attributes` (`MOUNT_ATTR_*`)
+    /// set on it and, when `recursive`, on every submount. The corresponding
+    /// syscalls are `open_tree(2)` with `OPEN_TREE_CLONE` and `mount_setattr(2)`.
+    package static func cloneMount(_ fd: FileDescriptor, recursive: Bool, attributes: UInt64) throws(Errno) -> FileDescriptor {
+        FileDescriptor(rawValue: try check(brw_clone_mount(fd.rawValue, recursive ? 1 : 0, attributes)))
+    }
+
+    /// The corresponding syscall is `pidfd_send_signal(2)`.
+    package static func sendSignal(_ signal: Int32, to pidfd: FileDescriptor) throws(Errno) {
+        _ = try check(brw_pidfd_send_signal(pidfd.rawValue, signal))
+    }
+
+    /// Reaps the process behind `pidfd`, returning its wait status, or nil
+    /// with `noHang` when it is still running. The corresponding syscall is
+    /// `waitid(2)` with `P_PIDFD`.
+    package static func wait(_ pidfd: FileDescriptor, noHang: Bool = false) throws(Errno) -> WaitStatus? {
+        var status: Int32 = 0
+        let pid = try check(brw_pidfd_wait(pidfd.rawValue, noHang ? WNOHANG : 0, &status))
+        return pid == 0 ? nil : WaitStatus(raw: status)
+    }
+
+    /// The next seccomp user notification. The corresponding call is
+    /// `ioctl(SECCOMP_IOCTL_NOTIF_RECV)`.
+    package static func receiveNotification(_ listener: FileDescriptor) throws(Errno) -> SeccompNotification {
+        var n = brw_notification()
+        _ = try check(brw_notify_receive(listener.rawValue, &n))
+        let args = withUnsafeBytes(of: n.args) { Array($0.bindMemory(to: UInt64.self)) }
+        return SeccompNotification(id: n.id, pid: n.pid, syscall: n.nr, architecture: n.arch, arguments: args)
+    }
+
+    /// Makes the notified call fail with `errno`. The corresponding call is
+    /// `ioctl(SECCOMP_IOCTL_NOTIF_SEND)`.
+    package static func deny(_ notification: SeccompNotification, errno: Int32, on listener: FileDescriptor) throws(Errno) {
+        _ = try check(brw_notify_deny(listener.rawValue, notification.id, errno))
+    }
+
+    /// Blocks `signals` in the calling thread and returns a non-blocking
+    /// descriptor that reads them. The corresponding syscall is `signalfd(2)`.
+    package static func signalDescriptor(_ signals: [Int32]) throws(Errno) -> FileDescriptor {
+        FileDescriptor(rawValue: try check(brw_signalfd(signals, Int32(signals.count))))
+    }
+
+    /// The next signal waiting on a signalfd, or nil when none is.
+    package static func nextSignal(_ signalfd: FileDescriptor) -> Int32? {
+        let sig = brw_signalfd_read(signalfd.rawValue)
+        return sig > 0 ? sig : nil
+    }
+
+    /// Blocks `signals` in the calling thread (threads created later inherit the mask).
+    package static func blockSignals(_ signals: [Int32]) { brw_block_signals(signals, Int32(signals.count), 0) }
+
+    /// A connected `SOCK_SEQPACKET` pair, close-on-exec.
+    package static func socketPair() throws(Errno) -> (FileDescriptor, FileDescriptor) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { throw Errno(rawValue: errno) }
+        return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
+    }
+
+    /// A close-on-exec pipe: (read end, write end).
+    package static func pipe() throws(Errno) -> (FileDescriptor, FileDescriptor) {
+        var fds: [Int32] = [-1, -1]
+        _ = try check(brw_pipe_cloexec(&fds))
+        return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
+    }
+
+    /// Monotonic time in nanoseconds (`CLOCK_MONOTONIC`).
+    package static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// A process's end, decoded from a wait status.
+package enum WaitStatus: Sendable, Equatable {
+    case exited(Int32)
+    case signaled(Int32, coreDumped: Bool)
+
+    package init(raw: Int32) {
+        if raw & 0x7f == 0 {
+            self = .exited((raw >> 8) & 0xff)
+        } else {
+            self = .signaled(raw & 0x7f, coreDumped: raw & 0x80 != 0)
+        }
+    }
+
+    /// The shell convention: the code, or 128 + the signal.
+    package var exitCode: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signaled(let sig, _): 128 + sig
+        }
+    }
+}
+
+/// A system call stopped by a seccomp filter, waiting for the supervisor's answer.
+package struct SeccompNotification: Sendable {
+    package var id: UInt64
+    /// The caller's pid in the supervisor's PID namespace.
+    package var pid: UInt32
+    package var syscall: Int32
+    package var architecture: UInt32
+    package var arguments: [UInt64]
+}
