@@ -50,11 +50,15 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "BurrowAudit", dependencies: ["CSQLite"], swiftSettings: strict),
         .target(
+            name: "BurrowCgroup",
+            dependencies: ["BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
+            exclude: ["README.md"], swiftSettings: strict),
+        .target(
             name: "BurrowRuntime",
             dependencies: [
-                "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
+                "BurrowCgroup", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
             ],
-            swiftSettings: strict),
+            exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCLI",
             dependencies: [

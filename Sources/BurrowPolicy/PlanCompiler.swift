@@ -276,7 +276,7 @@ public struct PlanCompiler: Sendable {
             RlimitEntry(resource: "RLIMIT_CPU", soft: cpu, hard: cpu + 1, reason: "backstop for max_cpu_time per process (the cgroup budget covers the tree)"),
             RlimitEntry(resource: "RLIMIT_FSIZE", soft: limits.maxFileSize.bytes, hard: limits.maxFileSize.bytes, reason: "max_file_size (SIGXFSZ)"),
             RlimitEntry(resource: "RLIMIT_NOFILE", soft: UInt64(limits.maxOpenFiles), hard: UInt64(limits.maxOpenFiles), reason: "max_open_files"),
-            RlimitEntry(resource: "RLIMIT_NPROC", soft: UInt64(limits.maxProcesses), hard: UInt64(limits.maxProcesses), reason: "max_processes backstop (the sandbox's uid is its own)"),
+            RlimitEntry(resource: "RLIMIT_NPROC", soft: UInt64(limits.maxProcesses) + 1, hard: UInt64(limits.maxProcesses) + 1, reason: "max_processes backstop, one above pids.max so the cgroup (which records the hit) acts first; the sandbox's uid is its own"),
             RlimitEntry(resource: "RLIMIT_CORE", soft: 0, hard: 0, reason: "no core dumps (they could hold secrets)"),
         ]
     }

@@ -41,6 +41,13 @@ public struct RunRecord: Sendable, Codable, Equatable {
         public var observed: String
     }
 
+    /// What the whole tree used.
+    public struct Usage: Sendable, Codable, Equatable {
+        public var cpuMicroseconds: UInt64?
+        public var peakMemoryBytes: UInt64?
+        public var wallMilliseconds: UInt64
+    }
+
     /// What the supervisor read back from the sandbox's first process after execve.
     public struct Observed: Sendable, Codable, Equatable {
         public var uid: String
@@ -65,7 +72,10 @@ public struct RunRecord: Sendable, Codable, Equatable {
     public var durations: Durations
     public var exit: Exit
     public var controls: [Control]
+    public var usage: Usage
     public var violations: [Violation]
     public var limits: [LimitEvent]
     public var observed: Observed?
+    /// Plan rows that did not apply on this host, with the reason.
+    public var notes: [String]
 }

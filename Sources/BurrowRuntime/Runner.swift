@@ -1,3 +1,4 @@
+import BurrowCgroup
 public import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
@@ -47,11 +48,19 @@ public enum Runner {
         }
         defer { try? signals?.close() }
 
-        let sandbox = try Sandbox.launch(plan)
+        let cgroup = try CgroupBinding.make(plan.cgroup, invocation: invocationID)
+        defer { cgroup?.group.remove() }
+        let sandbox = try Sandbox.launch(plan, beforeStart: { pid throws(RunError) in
+            do {
+                try cgroup?.group.join(pid)
+            } catch {
+                throw .preparation("cannot place the sandbox in its cgroups: \(error)")
+            }
+        })
         let execAt = Kernel.monotonicNanoseconds()
         let observed = Observation.read(pid: sandbox.pid, namespaces: plan.namespaces.map(\.kind))
         let supervisor = Supervisor(
-            sandbox: sandbox, plan: plan, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
+            sandbox: sandbox, plan: plan, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals, cgroup: cgroup,
             onViolation: options.onViolation)
         let outcome = try supervisor.run()
         let ranFor = (Kernel.monotonicNanoseconds() - execAt) / 1_000_000
@@ -68,7 +77,11 @@ public enum Runner {
             uid: plan.identity.uid, startedAt: startedAt,
             durations: RunRecord.Durations(spawnMicroseconds: sandbox.spawnNanoseconds / 1000, runMilliseconds: ranFor),
             exit: exit, controls: enforcedControls(plan, sandbox: sandbox, observed: observed),
-            violations: outcome.violations, limits: outcome.limits, observed: observed)
+            usage: RunRecord.Usage(
+                cpuMicroseconds: cgroup?.cpuNanoseconds.map { $0 / 1000 }, peakMemoryBytes: cgroup?.peakMemory,
+                wallMilliseconds: ranFor),
+            violations: outcome.violations, limits: outcome.limits, observed: observed,
+            notes: cgroup?.skipped ?? [])
     }
 
     /// Refuses a plan with any control this host (or this runtime) cannot enforce.

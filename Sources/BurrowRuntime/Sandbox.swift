@@ -70,7 +70,9 @@ final class Sandbox {
 
     /// Spawns `plan` and returns once the tool has exec'd.
     /// - Throws: `RunError.spawn` naming the child's failed stage and errno.
-    static func launch(_ plan: LaunchPlan, cgroup: FileDescriptor? = nil) throws(RunError) -> Sandbox {
+    /// - Parameter beforeStart: runs after clone, while the child waits for
+    ///   the go byte (e.g. to place it in its cgroups).
+    static func launch(_ plan: LaunchPlan, beforeStart: (pid_t) throws(RunError) -> Void = { _ in }) throws(RunError) -> Sandbox {
         let childPlan = try ChildPlan(plan)
         let (parentSock, childSock): (FileDescriptor, FileDescriptor)
         let statusPipe: (FileDescriptor, FileDescriptor)?
@@ -81,7 +83,7 @@ final class Sandbox {
             throw .preparation("cannot create the child's channels: \(error)")
         }
         defer { try? parentSock.close() }
-        childPlan.setChannels(sock: childSock, status: statusPipe?.1, cgroup: cgroup)
+        childPlan.setChannels(sock: childSock, status: statusPipe?.1, cgroup: nil)
 
         let start = Kernel.monotonicNanoseconds()
         var pid: pid_t = 0
@@ -104,12 +106,11 @@ final class Sandbox {
             return error
         }
 
-        if !plan.identity.uidMap.isEmpty {
-            do {
-                try writeIDMaps(plan.identity, pid: pid)
-            } catch {
-                throw abandon(error)
-            }
+        do throws(RunError) {
+            if !plan.identity.uidMap.isEmpty { try writeIDMaps(plan.identity, pid: pid) }
+            try beforeStart(pid)
+        } catch {
+            throw abandon(error)
         }
         guard (try? parentSock.writeAll([UInt8(ascii: "G")])) != nil else {
             throw abandon(.spawn(stage: .waitParent, errno: .brokenPipe, detail: "the child went away before it started"))

@@ -1,3 +1,4 @@
+import BurrowCgroup
 import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
@@ -25,6 +26,13 @@ final class Supervisor {
     private let deadline: UInt64
     private let executionLimit: String
     private let signals: FileDescriptor?
+    private let cgroup: CgroupBinding?
+    private let cpuBudgetNanoseconds: UInt64
+    private let cpuLimit: String
+    private let memoryLimit: String
+    private let processLimit: String
+    /// How often the CPU budget is checked while the tool runs.
+    static let cpuCheckInterval: UInt64 = 50_000_000
     private let onViolation: (RunRecord.Violation) -> Void
     private var violations: [String: RunRecord.Violation] = [:]
     private var order: [String] = []
@@ -34,7 +42,7 @@ final class Supervisor {
     ///   - signals: a signalfd whose signals are forwarded to the sandbox.
     ///   - onViolation: called once per distinct refused call, as it happens.
     init(
-        sandbox: Sandbox, plan: LaunchPlan, startedAt: UInt64, signals: FileDescriptor?,
+        sandbox: Sandbox, plan: LaunchPlan, startedAt: UInt64, signals: FileDescriptor?, cgroup: CgroupBinding?,
         onViolation: @escaping (RunRecord.Violation) -> Void
     ) {
         self.sandbox = sandbox
@@ -43,6 +51,11 @@ final class Supervisor {
         self.deadline = startedAt + plan.limits.maxExecutionTime.milliseconds * 1_000_000
         self.executionLimit = plan.limits.maxExecutionTime.description
         self.signals = signals
+        self.cgroup = cgroup
+        self.cpuBudgetNanoseconds = plan.limits.maxCpuTime.milliseconds * 1_000_000
+        self.cpuLimit = plan.limits.maxCpuTime.description
+        self.memoryLimit = plan.limits.maxMemory.description
+        self.processLimit = "\(plan.limits.maxProcesses)"
         self.onViolation = onViolation
     }
 
@@ -55,12 +68,19 @@ final class Supervisor {
         var killed = false
         while true {
             let now = Kernel.monotonicNanoseconds()
-            if now >= deadline && !killed {
+            if !killed && now >= deadline {
                 killed = true
                 limits.append(RunRecord.LimitEvent(resource: "max_execution_time", limit: executionLimit, observed: "\((now - startedAt) / 1_000_000) ms wall clock"))
-                try? Kernel.sendSignal(SIGKILL, to: sandbox.pidfd)
+                kill()
             }
-            let timeout = killed ? -1 : Int32(min(UInt64(Int32.max), (deadline - now + 999_999) / 1_000_000))
+            if !killed, let used = cgroup?.cpuNanoseconds, used > cpuBudgetNanoseconds {
+                killed = true
+                limits.append(RunRecord.LimitEvent(resource: "max_cpu_time", limit: cpuLimit, observed: "\(used / 1_000_000) ms of CPU by the whole tree"))
+                kill()
+            }
+            var wait = deadline > now ? deadline - now : 0
+            if cgroup != nil { wait = min(wait, Self.cpuCheckInterval) }
+            let timeout = killed ? -1 : Int32(min(UInt64(Int32.max), (wait + 999_999) / 1_000_000))
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -82,7 +102,26 @@ final class Supervisor {
         } catch {
             throw .supervision("cannot reap the sandbox: \(error)")
         }
-        return Outcome(status: toolStatus() ?? initStatus, violations: order.compactMap { violations[$0] }, limits: limits)
+        let status = toolStatus() ?? initStatus
+        if let cgroup {
+            if cgroup.oomKills > 0 {
+                limits.append(RunRecord.LimitEvent(resource: "max_memory", limit: memoryLimit, observed: "\(cgroup.oomKills) OOM kill(s); peak \(cgroup.peakMemory.map { "\($0) bytes" } ?? "unknown")"))
+            }
+            if cgroup.pidsMaxHits > 0 {
+                limits.append(RunRecord.LimitEvent(resource: "max_processes", limit: processLimit, observed: "\(cgroup.pidsMaxHits) fork(s) refused at the limit"))
+            }
+        }
+        if case .signaled(SIGXFSZ, _) = status {
+            limits.append(RunRecord.LimitEvent(resource: "max_file_size", limit: "RLIMIT_FSIZE", observed: "SIGXFSZ ended the tool"))
+        }
+        return Outcome(status: status, violations: order.compactMap { violations[$0] }, limits: limits)
+    }
+
+    /// Ends the whole sandbox: killing its init tears down the PID namespace;
+    /// without one (sandbox level none) every task of the cgroup is killed.
+    private func kill() {
+        try? Kernel.sendSignal(SIGKILL, to: sandbox.pidfd)
+        if sandbox.status == nil { cgroup?.group.killAll() }
     }
 
     /// The tool's own wait status, as init reported it (nil when init did not get to).
