@@ -70,6 +70,7 @@ let package = Package(
         .executableTarget(name: "burrowd", dependencies: ["BurrowCLI"], swiftSettings: strict),
 
         // Tests.
+        .executableTarget(name: "burrow-probe", path: "Tests/Probe"),
         .target(
             name: "BurrowTestSupport", dependencies: ["BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
             swiftSettings: strict),

@@ -183,7 +183,9 @@ public struct PlanCompiler: Sendable {
             if !writable && runtimeDirs.contains(where: { isPath(path, within: $0) }) { continue }
             if !writable && writes.contains(where: { isPath(path, within: $0.path) }) { continue }
             let exec = executables.contains { isPath($0, within: path) }
-            let options = writable ? ["rw", "nosuid", "nodev"] + (exec ? [] : ["noexec"]) + ["rec"] : ["ro", "nosuid", "nodev", "rec"]
+            // idmap: the owner of the granted path appears as the sandbox's uid/gid
+            // (so git trusts the repository and writes keep the host owner).
+            let options = writable ? ["rw", "nosuid", "nodev"] + (exec ? [] : ["noexec"]) + ["rec", "idmap"] : ["ro", "nosuid", "nodev", "rec", "idmap"]
             binds.append(MountEntry(kind: .bind, source: path, target: path, options: options, reason: writable ? "write grant" : "read grant"))
         }
         binds.sort { $0.target.split(separator: "/").count < $1.target.split(separator: "/").count || ($0.target.split(separator: "/").count == $1.target.split(separator: "/").count && $0.target < $1.target) }

@@ -16,8 +16,13 @@ import SystemPackage
 final class ChildPlan {
     private(set) var raw = brw_child_plan()
     private var allocations: [UnsafeMutableRawPointer] = []
-    /// O_PATH descriptors of bind sources, opened without following symlinks.
+    /// Detached bind mounts and idmap user namespaces, held until the child has its copies.
     private var descriptors: [FileDescriptor] = []
+    /// Idmap user namespaces by host owner (uid, gid).
+    private var idmaps: [String: FileDescriptor] = [:]
+    private let sandboxIDs: (uid: UInt32, gid: UInt32)
+    /// What could not be applied as planned, with why (for the run record).
+    private(set) var notes: [String] = []
     /// Where the new root is assembled before pivot_root (in the child's own mount namespace).
     static let staging = "/tmp"
     static let O_PATH: Int32 = 0o1000_0000
@@ -25,6 +30,7 @@ final class ChildPlan {
     /// - Throws: `RunError.preparation` when a bind source cannot be opened safely.
     init(_ plan: LaunchPlan) throws(RunError) {
         let isolated = plan.sandboxLevel != .none
+        sandboxIDs = (plan.identity.uid, plan.identity.gid)
         raw.clone_flags = plan.namespaces.reduce(0) { $0 | $1.kind.cloneFlag }
         raw.cgroup_fd = -1
         raw.sock = -1
@@ -87,6 +93,7 @@ final class ChildPlan {
     func closeDescriptors() {
         for fd in descriptors { try? fd.close() }
         descriptors = []
+        idmaps = [:]
     }
 
     func setChannels(sock: FileDescriptor, status: FileDescriptor?, cgroup: FileDescriptor?) {
@@ -119,7 +126,7 @@ final class ChildPlan {
                 m.target_is_dir = 1
             case .bind:
                 guard let source = entry.source else { throw .preparation("bind at \(entry.target) has no source") }
-                try bind(&m, source: source, flags: flags, recursive: entry.options.contains("rec"))
+                try bind(&m, source: source, flags: flags, recursive: entry.options.contains("rec"), idmap: entry.options.contains("idmap"))
             case .symlink:
                 m.kind = UInt32(BRW_MOUNT_SYMLINK.rawValue)
                 m.text = UnsafePointer(string(entry.source ?? ""))
@@ -138,7 +145,7 @@ final class ChildPlan {
                     m.flags = flags
                     m.target_is_dir = 1
                 } else {
-                    try bind(&m, source: entry.source ?? "/dev/null", flags: flags, recursive: false)
+                    try bind(&m, source: entry.source ?? "/dev/null", flags: flags, recursive: false, idmap: false)
                 }
             case .remount:
                 guard target.isEmpty else { throw .preparation("only the root is remounted, not \(entry.target)") }
@@ -156,15 +163,22 @@ final class ChildPlan {
     /// here in the parent; the child only attaches it with move_mount(2). A
     /// descriptor of a mount in the parent's namespace could not be bound from
     /// the child's new one.
-    private func bind(_ m: inout brw_mount, source: String, flags: UInt64, recursive: Bool) throws(RunError) {
-        let tree: FileDescriptor
+    private func bind(_ m: inout brw_mount, source: String, flags: UInt64, recursive: Bool, idmap: Bool) throws(RunError) {
+        var tree: FileDescriptor
         var st = stat()
         do throws(Errno) {
             let path = try Kernel.openNoFollow(source, flags: Self.O_PATH)
             defer { try? path.close() }
             guard fstat(path.rawValue, &st) == 0 else { throw Errno(rawValue: errno) }
             // MOUNT_ATTR_RDONLY/NOSUID/NODEV/NOEXEC share the MS_* values 1/2/4/8.
-            tree = try Kernel.cloneMount(path, recursive: recursive, attributes: flags)
+            let namespace = idmap && st.st_uid != sandboxIDs.uid ? try idmapNamespace(uid: st.st_uid, gid: st.st_gid) : nil
+            do {
+                tree = try Kernel.cloneMount(path, recursive: recursive, attributes: flags, idmap: namespace)
+            } catch where namespace != nil && error == .invalidArgument {
+                // The file system cannot be idmapped (9p, for one): bind it as it is.
+                notes.append("\(source): its file system does not support idmapped mounts; files keep their host owner \(st.st_uid)")
+                tree = try Kernel.cloneMount(path, recursive: recursive, attributes: flags)
+            }
         } catch {
             let why = error == .tooManySymbolicLinkLevels ? "a path component is a symlink, which Burrow does not follow" : "\(errnoName(error.rawValue)) (\(error))"
             throw .preparation("cannot prepare the bind of \(source): \(why)")
@@ -173,6 +187,18 @@ final class ChildPlan {
         m.kind = UInt32(BRW_MOUNT_BIND.rawValue)
         m.source_fd = tree.rawValue
         m.target_is_dir = (st.st_mode & S_IFMT) == S_IFDIR ? 1 : 0
+    }
+
+    /// The user namespace that shows host owner uid/gid as the sandbox's ids.
+    private func idmapNamespace(uid: UInt32, gid: UInt32) throws(Errno) -> FileDescriptor {
+        let key = "\(uid):\(gid)"
+        if let fd = idmaps[key] { return fd }
+        // An idmapped mount reads an owner id as an id inside the namespace and
+        // shows the id it maps to outside: owner inside, sandbox id outside.
+        let fd = try Kernel.idmapNamespace(uid: (uid, sandboxIDs.uid), gid: (gid, sandboxIDs.gid))
+        idmaps[key] = fd
+        descriptors.append(fd)
+        return fd
     }
 
     /// Splits mount options into MS_* flags and the file system's data string.
@@ -185,7 +211,7 @@ final class ChildPlan {
             case "nosuid": flags |= 2
             case "nodev": flags |= 4
             case "noexec": flags |= 8
-            case "rw", "rec": break
+            case "rw", "rec", "idmap": break
             default: data.append(option)
             }
         }

@@ -81,7 +81,7 @@ public enum Runner {
                 cpuMicroseconds: cgroup?.cpuNanoseconds.map { $0 / 1000 }, peakMemoryBytes: cgroup?.peakMemory,
                 wallMilliseconds: ranFor),
             violations: outcome.violations, limits: outcome.limits, observed: observed,
-            notes: cgroup?.skipped ?? [])
+            notes: (cgroup?.skipped ?? []) + sandbox.notes)
     }
 
     /// Refuses a plan with any control this host (or this runtime) cannot enforce.

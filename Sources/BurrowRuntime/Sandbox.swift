@@ -50,8 +50,11 @@ final class Sandbox {
     let status: FileDescriptor?
     /// Nanoseconds from clone to execve.
     let spawnNanoseconds: UInt64
+    /// Plan rows applied differently on this host, and why.
+    let notes: [String]
 
-    private init(pidfd: FileDescriptor, pid: pid_t, listener: FileDescriptor?, status: FileDescriptor?, spawnNanoseconds: UInt64) {
+    private init(pidfd: FileDescriptor, pid: pid_t, listener: FileDescriptor?, status: FileDescriptor?, spawnNanoseconds: UInt64, notes: [String]) {
+        self.notes = notes
         self.pidfd = pidfd
         self.pid = pid
         self.listener = listener
@@ -142,7 +145,7 @@ final class Sandbox {
         }
         return Sandbox(
             pidfd: pidfd, pid: pid, listener: listener, status: statusPipe?.0,
-            spawnNanoseconds: Kernel.monotonicNanoseconds() - start)
+            spawnNanoseconds: Kernel.monotonicNanoseconds() - start, notes: childPlan.notes)
     }
 
     /// Which entry of the plan a list stage failed on.

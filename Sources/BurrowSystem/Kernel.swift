@@ -23,8 +23,15 @@ package enum Kernel {
     /// A detached copy of the mount at `fd`, with `attributes` (`MOUNT_ATTR_*`)
     /// set on it and, when `recursive`, on every submount. The corresponding
     /// syscalls are `open_tree(2)` with `OPEN_TREE_CLONE` and `mount_setattr(2)`.
-    package static func cloneMount(_ fd: FileDescriptor, recursive: Bool, attributes: UInt64) throws(Errno) -> FileDescriptor {
-        FileDescriptor(rawValue: try check(brw_clone_mount(fd.rawValue, recursive ? 1 : 0, attributes)))
+    /// With `idmap`, the copy is an idmapped mount through that user namespace.
+    package static func cloneMount(_ fd: FileDescriptor, recursive: Bool, attributes: UInt64, idmap: FileDescriptor? = nil) throws(Errno) -> FileDescriptor {
+        FileDescriptor(rawValue: try check(brw_clone_mount(fd.rawValue, recursive ? 1 : 0, attributes, idmap?.rawValue ?? -1)))
+    }
+
+    /// A user namespace mapping `inside` ids to `outside` ones, for idmapped
+    /// mounts. A throwaway child holds it while its maps are written.
+    package static func idmapNamespace(uid: (inside: UInt32, outside: UInt32), gid: (inside: UInt32, outside: UInt32)) throws(Errno) -> FileDescriptor {
+        FileDescriptor(rawValue: try check(brw_idmap_userns(uid.inside, uid.outside, gid.inside, gid.outside)))
     }
 
     /// The corresponding syscall is `pidfd_send_signal(2)`.

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -192,16 +193,65 @@ int brw_signalfd_read(int fd) {
 #define AT_RECURSIVE 0x8000
 #endif
 
-int brw_clone_mount(int fd, int recursive, uint64_t attr_set) {
+int brw_clone_mount(int fd, int recursive, uint64_t attr_set, int userns_fd) {
     int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
     if (tree < 0) return -errno;
     struct {
         uint64_t attr_set, attr_clr, propagation, userns_fd;
-    } attr = {attr_set, 0, 0, 0};
+    } attr = {attr_set | (userns_fd >= 0 ? 0x00100000 /* MOUNT_ATTR_IDMAP */ : 0), 0, 0,
+              userns_fd >= 0 ? (uint64_t)userns_fd : 0};
     if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
         int e = errno;
         close(tree);
         return -e;
     }
     return tree;
+}
+
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    ssize_t n = write(fd, text, strlen(text));
+    int e = errno;
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -(n < 0 ? e : EIO);
+}
+
+int brw_idmap_userns(uint32_t inside_uid, uint32_t outside_uid, uint32_t inside_gid, uint32_t outside_gid) {
+    int pidfd = -1;
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_NEWUSER | CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0) return -errno;
+    if (pid == 0) {
+        for (;;) syscall(SYS_pause); /* raw calls only: this is a child of a threaded process */
+    }
+    char path[64], map[64];
+    int rc = 0;
+    snprintf(path, sizeof path, "/proc/%ld/uid_map", pid);
+    snprintf(map, sizeof map, "%u %u 1\n", inside_uid, outside_uid);
+    rc = write_file(path, map);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "/proc/%ld/setgroups", pid);
+        rc = write_file(path, "deny");
+    }
+    if (rc == 0) {
+        snprintf(path, sizeof path, "/proc/%ld/gid_map", pid);
+        snprintf(map, sizeof map, "%u %u 1\n", inside_gid, outside_gid);
+        rc = write_file(path, map);
+    }
+    int ns = -1;
+    if (rc == 0) {
+        snprintf(path, sizeof path, "/proc/%ld/ns/user", pid);
+        ns = open(path, O_RDONLY | O_CLOEXEC);
+        if (ns < 0) rc = -errno;
+    }
+    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    siginfo_t info;
+    waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, &info, WEXITED);
+    close(pidfd);
+    return rc < 0 ? rc : ns;
 }

@@ -45,8 +45,14 @@ int brw_pipe_cloexec(int *_Nonnull fds);
 /* A detached copy of the mount at `fd` (an O_PATH descriptor) for a bind
  * mount elsewhere: open_tree(2) with OPEN_TREE_CLONE (AT_RECURSIVE when
  * `recursive`), then mount_setattr(2) setting `attr_set` (MOUNT_ATTR_*) on
- * the whole copy. Returns the new descriptor or -errno. */
-int brw_clone_mount(int fd, int recursive, uint64_t attr_set);
+ * the whole copy, and MOUNT_ATTR_IDMAP with `userns_fd` when it is >= 0. Returns the new descriptor or -errno. */
+int brw_clone_mount(int fd, int recursive, uint64_t attr_set, int userns_fd);
+
+/* A user namespace (as a descriptor from /proc/PID/ns/user) mapping host
+ * uid `outside_uid` to `inside_uid` and gid `outside_gid` to `inside_gid`,
+ * for MOUNT_ATTR_IDMAP. A throwaway child holds the namespace while its maps
+ * are written, then is killed and reaped. Returns the descriptor or -errno. */
+int brw_idmap_userns(uint32_t inside_uid, uint32_t outside_uid, uint32_t inside_gid, uint32_t outside_gid);
 
 /* pidfd_send_signal(2): 0 or -errno. */
 int brw_pidfd_send_signal(int pidfd, int sig);
