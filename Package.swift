@@ -83,6 +83,10 @@ let package = Package(
             resources: [.copy("Golden")],
             swiftSettings: strict),
         .testTarget(
+            name: "BurrowRuntimeTests",
+            dependencies: ["BurrowRuntime", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strict),
+        .testTarget(
             name: "BurrowSystemTests", dependencies: ["BurrowSystem", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(

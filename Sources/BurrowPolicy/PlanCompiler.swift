@@ -221,6 +221,11 @@ public struct PlanCompiler: Sendable {
                 entries.append(MountEntry(kind: .mask, source: "/dev/null", target: blocked.path, options: ["ro", "nosuid", "nodev", "noexec"], reason: "blocked path (file)"))
             }
         }
+        // Parents before children: a grant below /tmp or /dev goes on top of
+        // the fresh tmpfs there, not under it (the sort is stable otherwise).
+        let depth = { (e: MountEntry) in e.target.split(separator: "/").count }
+        let root = entries.removeFirst()
+        entries = [root] + entries.enumerated().sorted { (depth($0.element), $0.offset) < (depth($1.element), $1.offset) }.map(\.element)
         entries.append(MountEntry(kind: .remount, target: "/", options: ["ro", "nosuid", "nodev"], reason: "the new root is complete"))
         return entries
     }

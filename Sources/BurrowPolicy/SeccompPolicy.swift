@@ -90,6 +90,8 @@ enum SeccompPolicy {
     ]
 
     static let CLONE_THREAD: UInt64 = 0x0001_0000
+    /// CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME.
+    static let CLONE_NEW_ANY: UInt64 = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x80
     static let TIOCSTI: UInt64 = 0x5412
     static let TIOCLINUX: UInt64 = 0x541C
     static let AF_UNIX: UInt64 = 1
@@ -104,11 +106,18 @@ enum SeccompPolicy {
 
         // Processes: threads always, new processes only with the fork permission.
         if fork {
-            allowed += ["clone", "fork", "vfork"]
+            // New processes, but never new namespaces: clone's flags are in a
+            // register, so the filter sees them (unshare and setns are refused outright).
+            allowed += ["fork", "vfork"]
+            rules.append(SeccompRule(
+                syscall: "clone", action: .allow,
+                conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: 0, mask: CLONE_NEW_ANY, valueName: "no CLONE_NEW*")],
+                reason: "processes and threads (permissions.process.fork), without new namespaces"))
+            rules.append(SeccompRule(syscall: "clone", action: .notify(errno: EPERM), conditions: [], reason: "clone with CLONE_NEW* flags: no nested namespaces"))
         } else {
             rules.append(SeccompRule(
                 syscall: "clone", action: .allow,
-                conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: CLONE_THREAD, mask: CLONE_THREAD, valueName: "CLONE_THREAD")],
+                conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: CLONE_THREAD, mask: CLONE_THREAD | CLONE_NEW_ANY, valueName: "CLONE_THREAD, no CLONE_NEW*")],
                 reason: "threads only: permissions.process.fork is false"))
             rules.append(SeccompRule(syscall: "clone", action: .notify(errno: EPERM), conditions: [], reason: "a new process: permissions.process.fork is false"))
             for call in ["fork", "vfork"] {

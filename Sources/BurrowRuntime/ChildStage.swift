@@ -1,13 +1,13 @@
 /// The steps of the child between clone and execve, mirroring `enum brw_stage`
 /// in brw_child.h one to one (a test keeps them in step).
-public enum ChildStage: UInt32, Sendable, CaseIterable, CustomStringConvertible {
+public enum ChildStage: UInt32, Sendable, CaseIterable {
     case waitParent = 1, session, mounts, pivotRoot, remountRoot, hostname, loopback, chdir, rlimits
     case landlockRules, boundingSet, securebits, setgroups, setgid, setuid, capabilities, parentDeath
     case noNewPrivileges, landlock, forkInit, closeDescriptors, seccomp, handshake, exec
     case listener = 100
 
     /// What the child was doing, in an operator's words.
-    public var description: String {
+    public var summary: String {
         switch self {
         case .waitParent: "waiting for the supervisor"
         case .session: "setsid (detach from the terminal)"

@@ -32,7 +32,7 @@ public enum RunError: Error, Sendable, CustomStringConvertible {
         case .refused(let why): "refusing to run: \(why)"
         case .preparation(let why): why
         case .spawn(let stage, let errno, let detail):
-            "the sandbox failed while \(stage): \(errnoName(errno.rawValue)) (\(errno))\(detail.isEmpty ? "" : ": " + detail)"
+            "the sandbox failed while \(stage.summary): \(errnoName(errno.rawValue)) (\(errno))\(detail.isEmpty ? "" : ": " + detail)"
         case .supervision(let why): why
         }
     }

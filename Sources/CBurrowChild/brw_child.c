@@ -358,11 +358,15 @@ static void step_capabilities(const struct brw_child_plan *p) {
 
 static __attribute__((noreturn)) void exec_tool(const struct brw_child_plan *p) {
     /* Handlers are default after CLONE_CLEAR_SIGHAND, but ignored signals
-     * stay ignored (the supervisor ignores SIGPIPE): reset every one. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, 0);
+     * stay ignored (the supervisor may ignore SIGPIPE): reset every one. */
+    /* Raw rt_sigaction: glibc's wrapper refuses its internal signals 32 and 33. */
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        uint64_t mask;
+    } dfl = {SIG_DFL, 0, 0, 0};
+    for (int sig = 1; sig <= 64; sig++) syscall(SYS_rt_sigaction, sig, &dfl, 0, sizeof dfl.mask);
 
     /* Only 0-2 survive execve; `sock` stays usable until then. */
     STEP(BRW_STAGE_CLOSE_FDS, (int)syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC));

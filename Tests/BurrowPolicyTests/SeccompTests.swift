@@ -46,9 +46,16 @@ struct SeccompTests {
     @Test func forkPermissionControlsClone() throws {
         let noFork = try compile(profile: "untrusted", argv: ["true"], cwd: "/").seccomp
         #expect(!noFork.allowed.contains("clone") && !noFork.allowed.contains("fork"))
-        #expect(noFork.rules.contains { $0.syscall == "clone" && $0.action == .allow && $0.conditions.first?.valueName == "CLONE_THREAD" })
+        // Threads only: CLONE_THREAD set and no CLONE_NEW* flag, in one masked compare.
+        let thread = try #require(noFork.rules.first { $0.syscall == "clone" && $0.action == .allow })
+        #expect(thread.conditions.first?.value == 0x1_0000)
+        #expect(thread.conditions.first?.mask == 0x1_0000 | 0x7e02_0080)
         let fork = try compile(profile: "minimal", argv: ["true"], cwd: "/").seccomp
-        #expect(fork.allowed.contains("clone") && fork.allowed.contains("fork"))
+        // With fork: processes, but clone never takes a CLONE_NEW* flag (no nested namespaces).
+        #expect(!fork.allowed.contains("clone") && fork.allowed.contains("fork"))
+        let process = try #require(fork.rules.first { $0.syscall == "clone" && $0.action == .allow })
+        #expect(process.conditions.first?.value == 0 && process.conditions.first?.mask == 0x7e02_0080)
+        #expect(fork.rules.contains { $0.syscall == "clone" && $0.action == .notify(errno: 1) && $0.conditions.isEmpty })
         #expect(fork.rules.contains { $0.syscall == "clone3" && $0.action == .errno(38) })
     }
 

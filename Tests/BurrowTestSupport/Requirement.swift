@@ -30,6 +30,33 @@ public struct Requirement: Sendable, CustomStringConvertible {
         Requirement(description: "seccomp", whyUnmet: host.seccompFilter.available ? nil : host.seccompFilter.detail)
     }
 
+    /// Every namespace a container-level sandbox uses, created together.
+    public static var sandboxNamespaces: Requirement {
+        Requirement(description: "sandbox namespaces", whyUnmet: host.namespacesTogether.available ? nil : host.namespacesTogether.detail)
+    }
+
+    /// Landlock is available (any ABI).
+    public static var landlock: Requirement {
+        Requirement(description: "Landlock", whyUnmet: host.landlock.available ? nil : host.landlock.detail)
+    }
+
+    /// The cgroup backend `burrow run` enforces limits with on this build (v1 on hybrid hosts).
+    public static var cgroupV1Limits: Requirement {
+        let backend = host.cgroupBackend
+        return Requirement(
+            description: "cgroup v1 memory, pids, cpuacct and freezer beneath this process's cgroups",
+            whyUnmet: backend?.version == 1 && ["memory", "pids", "cpuacct", "freezer"].allSatisfy { backend?.controllers.contains($0) ?? false }
+                ? nil : "cgroup backend here: \(backend.map { "v\($0.version) \($0.controllers)" } ?? "none")")
+    }
+
+    /// An executable installed by Scripts/install-tools.sh.
+    public static func installed(_ path: String) -> Requirement {
+        Requirement(description: path, whyUnmet: access(path, X_OK) == 0 ? nil : "not installed (run Scripts/install-tools.sh)")
+    }
+
+    /// What `burrow run` needs to sandbox a tool here.
+    public static var sandbox: [Requirement] { [.rootInInitialUserNamespace, .sandboxNamespaces, .landlock, .seccomp, .cgroupV1Limits] }
+
     /// Throws (in strict mode, records a failure) when unmet.
     public func check(sourceLocation: SourceLocation = #_sourceLocation) throws {
         guard let why = whyUnmet else { return }

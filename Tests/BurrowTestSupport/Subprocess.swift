@@ -1,0 +1,82 @@
+public import Foundation
+
+/// Runs the built executables (`burrow`, `burrow-probe`) the way an operator
+/// would, with stdin from and stdout/stderr to temporary files (no pipe can
+/// fill up and deadlock).
+public enum Subprocess {
+    public struct Result: Sendable {
+        /// Exit code, or 128 + the signal that ended the process.
+        public var status: Int32
+        public var stdout: Data
+        public var stderr: String
+        public var output: String { String(decoding: stdout, as: UTF8.self) }
+    }
+
+    /// The directory holding the test bundle and the built products.
+    public static var productsDirectory: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }
+
+    public static var burrow: String { productsDirectory + "/burrow" }
+    public static var probe: String { productsDirectory + "/burrow-probe" }
+
+    /// A fresh temporary directory, removed by the caller.
+    public static func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "burrow-test-" + UUID().uuidString.lowercased()
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Runs `argv` to completion.
+    public static func run(
+        _ argv: [String], stdin: Data = Data(), environment: [String: String] = [:], directory: String? = nil
+    ) throws -> Result {
+        let process = try start(argv, stdin: stdin, environment: environment, directory: directory)
+        return try process.finish()
+    }
+
+    /// Starts `argv`; `Running.finish()` waits for it.
+    public static func start(
+        _ argv: [String], stdin: Data = Data(), environment: [String: String] = [:], directory: String? = nil
+    ) throws -> Running {
+        let dir = try temporaryDirectory()
+        let files = ["in", "out", "err"].map { dir + "/" + $0 }
+        FileManager.default.createFile(atPath: files[0], contents: stdin)
+        FileManager.default.createFile(atPath: files[1], contents: nil)
+        FileManager.default.createFile(atPath: files[2], contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        process.standardInput = FileHandle(forReadingAtPath: files[0])
+        process.standardOutput = FileHandle(forWritingAtPath: files[1])
+        process.standardError = FileHandle(forWritingAtPath: files[2])
+        try process.run()
+        return Running(process: process, directory: dir)
+    }
+
+    public final class Running: @unchecked Sendable {
+        public let process: Process
+        let directory: String
+
+        init(process: Process, directory: String) {
+            self.process = process
+            self.directory = directory
+        }
+
+        public var pid: Int32 { process.processIdentifier }
+
+        public func finish() throws -> Result {
+            process.waitUntilExit()
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let out = try Data(contentsOf: URL(fileURLWithPath: directory + "/out"))
+            let err = String(decoding: try Data(contentsOf: URL(fileURLWithPath: directory + "/err")), as: UTF8.self)
+            let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+            return Result(status: status, stdout: out, stderr: err)
+        }
+    }
+}
