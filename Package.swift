@@ -39,16 +39,16 @@ let package = Package(
         .target(
             name: "BurrowSystem",
             dependencies: ["CBurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
-            swiftSettings: strict),
+            exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowProfile",
             dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
-            swiftSettings: strict),
+            exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowPolicy",
             dependencies: ["BurrowProfile", "BurrowSystem", "CSeccomp", "CCap"],
-            swiftSettings: strict),
-        .target(name: "BurrowAudit", dependencies: ["CSQLite"], swiftSettings: strict),
+            exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAudit", dependencies: ["CSQLite"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCgroup",
             dependencies: ["BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
@@ -65,7 +65,7 @@ let package = Package(
                 "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit", "BurrowRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: strict),
+            exclude: ["README.md"], swiftSettings: strict),
         .executableTarget(name: "burrow", dependencies: ["BurrowCLI"], swiftSettings: strict),
         .executableTarget(name: "burrowd", dependencies: ["BurrowCLI"], swiftSettings: strict),
 

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 Scripts/install-deps.sh
+Scripts/install-tools.sh   # the real MCP servers the runtime tests run sandboxed
 echo "== environment: $(uname -r), euid $(id -u), strict=${BURROW_TEST_STRICT:-0}"
 swift build --build-tests
 swift test --skip-build

@@ -28,7 +28,7 @@ struct PlanRequest {
         }
         let effective = policy.clamp(parsed)
         var compiler = PlanCompiler(
-            policy: policy, host: HostFacts.probe(), fs: LiveFileSystem(),
+            policy: policy, host: HostFacts.probe(children: sandboxID == nil), fs: LiveFileSystem(),
             environment: ProcessEnvironment.current(), workingDirectory: currentDirectory())
         compiler.sandboxID = sandboxID
         do {

@@ -1,5 +1,6 @@
 import BurrowSystem
 import CSeccomp
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -35,6 +36,21 @@ enum SeccompCompiler {
     static func compile(
         allowed: [String], rules: [SeccompRule], defaultAction: SeccompAction, badArchAction: SeccompAction,
         listing: Bool = false
+    ) throws(Failure) -> (bpf: [UInt8], pfc: String?, unknown: [String]) {
+        // Profiles share rule sets: a long-lived process (the daemon) compiles each once.
+        let key = "\(defaultAction)|\(badArchAction)|\(allowed.joined(separator: ","))|"
+            + rules.map { "\($0.syscall) \($0.action) \($0.conditions.map(\.description))" }.joined(separator: ";")
+        if !listing, let hit = cache.withLock({ $0[key] }) { return (hit.bpf, nil, hit.unknown) }
+        let compiled = try compileUncached(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, listing: listing)
+        cache.withLock { $0[key] = (compiled.bpf, compiled.unknown) }
+        return compiled
+    }
+
+    private static let cache = Mutex<[String: (bpf: [UInt8], unknown: [String])]>([:])
+
+    private static func compileUncached(
+        allowed: [String], rules: [SeccompRule], defaultAction: SeccompAction, badArchAction: SeccompAction,
+        listing: Bool
     ) throws(Failure) -> (bpf: [UInt8], pfc: String?, unknown: [String]) {
         guard let ctx = seccomp_init(action(defaultAction)) else { throw Failure(description: "seccomp_init failed") }
         defer { seccomp_release(ctx) }

@@ -10,7 +10,11 @@ import SystemPackage
 extension HostFacts {
     /// Probes this host. Safe to call from any thread: namespace and clone
     /// probes run in children that exit at once; nothing changes this process.
-    public static func probe() -> HostFacts {
+    /// - Parameter children: run the throwaway-child probes (namespaces,
+    ///   clone3, CLONE_INTO_CGROUP). `burrow run` skips them (they cost a
+    ///   clone each): the real clone3 then is the probe, and a missing feature
+    ///   fails the launch with the stage and errno, never weakening it.
+    public static func probe(children: Bool = true) -> HostFacts {
         var name = utsname()
         uname(&name)
         let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
@@ -20,15 +24,17 @@ extension HostFacts {
             mountinfo: (try? FileIO.read("/proc/self/mountinfo")) ?? "",
             procSelfCgroup: (try? FileIO.read("/proc/self/cgroup")) ?? "")
 
+        let atSpawn = Check.yes("checked by the launch itself (clone3 fails closed, naming the stage)")
         var namespaces: [NamespaceKind: Check] = [:]
         for kind in NamespaceKind.allCases {
             let flags = kind == .user ? kind.cloneFlag : kind.cloneFlag | NamespaceKind.user.cloneFlag
-            namespaces[kind] = check(brw_probe_clone(flags, 0, -1), ok: "created in a child (with a user namespace)")
+            namespaces[kind] = children ? check(brw_probe_clone(flags, 0, -1), ok: "created in a child (with a user namespace)") : atSpawn
         }
         let sandboxKinds: [NamespaceKind] = [.user, .pid, .mount, .ipc, .uts, .cgroup, .net]
-        let together = check(
-            brw_probe_clone(sandboxKinds.reduce(0) { $0 | $1.cloneFlag }, 0, -1),
-            ok: "all seven created in one clone")
+        let together =
+            children
+            ? check(brw_probe_clone(sandboxKinds.reduce(0) { $0 | $1.cloneFlag }, 0, -1), ok: "all seven created in one clone")
+            : atSpawn
 
         // SECCOMP_RET_KILL_PROCESS and SECCOMP_RET_USER_NOTIF.
         let seccompFilter = check(brw_seccomp_action_available(0x8000_0000), ok: "SECCOMP_RET_KILL_PROCESS available")
@@ -49,7 +55,7 @@ extension HostFacts {
         let pidfdResult = brw_pidfd_open(getpid(), 0)
         if pidfdResult >= 0 { close(pidfdResult) }
         let pidfd = check(pidfdResult, ok: "pidfd_open works")
-        let clone3 = check(brw_probe_clone(0, 1, -1), ok: "clone3 with CLONE_PIDFD works")
+        let clone3 = children ? check(brw_probe_clone(0, 1, -1), ok: "clone3 with CLONE_PIDFD works") : atSpawn
 
         var intoCgroup = Check.no("cgroup2 is not mounted")
         var cgroupKill = Check.no("cgroup2 is not mounted")
@@ -58,7 +64,10 @@ extension HostFacts {
             v2Controllers = ((try? FileIO.read(ownDir + "/cgroup.controllers")) ?? "")
                 .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
             let fd = open(ownDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if fd >= 0 {
+            if !children {
+                intoCgroup = atSpawn
+                if fd >= 0 { close(fd) }
+            } else if fd >= 0 {
                 // The child is placed in the cgroup this process already occupies.
                 intoCgroup = check(brw_probe_clone(0, 1, fd), ok: "child placed into \(ownDir)")
                 close(fd)

@@ -59,6 +59,14 @@ struct SeccompTests {
         #expect(fork.rules.contains { $0.syscall == "clone3" && $0.action == .errno(38) })
     }
 
+    @Test func cachedFiltersAreKeyedByTheirRules() throws {
+        let minimal = try compile(profile: "minimal", argv: ["true"], cwd: "/").seccomp
+        let untrusted = try compile(profile: "untrusted", argv: ["true"], cwd: "/").seccomp
+        #expect(minimal.bpf != untrusted.bpf, "different rule sets must not share a cached program")
+        #expect(try compile(profile: "minimal", argv: ["true"], cwd: "/").seccomp.bpf == minimal.bpf)
+        #expect(try compile(profile: "untrusted", argv: ["true"], cwd: "/").seccomp.bpf == untrusted.bpf)
+    }
+
     @Test func noNetworkMeansUnixSocketsOnly() throws {
         let plan = try compile(profile: "minimal", argv: ["true"], cwd: "/")
         let socketAllows = plan.seccomp.rules.filter { $0.syscall == "socket" && $0.action == .allow }

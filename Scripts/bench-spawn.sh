@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Spawn latency and throughput of /bin/true: bare, under unshare with every
+# namespace, under Debian's bwrap with a comparable sandbox, and under
+# `burrow run --profile minimal` (which also loads seccomp, drops every
+# capability, applies Landlock and rlimits, creates and removes a cgroup, and
+# writes nothing else). Prints median, p99, max and 2-worker throughput.
+#
+# Usage: Scripts/bench-spawn.sh [runs-per-variant]   (default 200; needs root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-200}
+
+Scripts/install-deps.sh
+command -v bwrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+echo "== building burrow (release, static Swift runtime)"
+swift build -c release --static-swift-stdlib --product burrow 2>&1 | tail -1
+burrow=$PWD/.build/release/burrow
+export BURROW_PROFILE_PATH=$PWD/Profiles
+
+python3 - "$runs" "$burrow" <<'EOF'
+import json, os, statistics, subprocess, sys, tempfile, time
+from concurrent.futures import ThreadPoolExecutor
+
+runs, burrow = int(sys.argv[1]), sys.argv[2]
+true = "/bin/true"
+variants = {
+    "bare": [true],
+    "unshare (all namespaces)": ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount", "--uts",
+                                 "--ipc", "--net", "--cgroup", true],
+    "bwrap (comparable)": ["bwrap", "--unshare-all", "--unshare-user", "--uid", "524288", "--gid", "524288",
+                           "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+                           "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                           "--new-session", "--die-with-parent", "--cap-drop", "ALL", true],
+    "burrow run --profile minimal": [burrow, "run", "--profile", "minimal", "--", true],
+}
+
+def once(argv):
+    start = time.perf_counter()
+    rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = (time.perf_counter() - start) * 1000
+    if rc.returncode != 0:
+        sys.exit(f"{argv[0]} failed ({rc.returncode}): {rc.stderr.decode()[:400]}")
+    return elapsed
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+print(f"\n{runs} sequential runs each, then 2 workers x {runs // 2} runs; times in ms\n")
+print(f"{'variant':32} {'median':>8} {'p99':>8} {'max':>8} {'>3x med':>8} {'2-worker/s':>11}")
+results = {}
+for name, argv in variants.items():
+    for _ in range(5):
+        once(argv)  # warm caches
+    times = [once(argv) for _ in range(runs)]
+    med = statistics.median(times)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: once(argv), range(2 * (runs // 2))))
+    throughput = 2 * (runs // 2) / (time.perf_counter() - start)
+    outliers = sum(1 for t in times if t > 3 * med)
+    results[name] = med
+    print(f"{name:32} {med:8.2f} {pct(times, 99):8.2f} {max(times):8.2f} {outliers:8d} {throughput:11.1f}")
+
+# Where burrow's time goes: its own record of one run's spawn (clone3 to execve).
+with tempfile.TemporaryDirectory() as d:
+    spawns = []
+    for _ in range(20):
+        subprocess.run([burrow, "run", "--profile", "minimal", "--json-result", d + "/r.json", "--", true], check=True)
+        spawns.append(json.load(open(d + "/r.json"))["durations"]["spawnMicroseconds"] / 1000)
+print(f"\nburrow spawn (clone3 to execve, from --json-result): median {statistics.median(spawns):.2f} ms")
+start = time.perf_counter()
+for _ in range(20):
+    subprocess.run([burrow, "--version"], stdout=subprocess.DEVNULL, check=True)
+print(f"burrow --version (process start-up alone): median {(time.perf_counter() - start) / 20 * 1000:.2f} ms")
+ratio = results["burrow run --profile minimal"] / results["bwrap (comparable)"]
+print(f"burrow / bwrap median: {ratio:.2f}x")
+EOF
