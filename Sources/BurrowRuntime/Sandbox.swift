@@ -72,6 +72,11 @@ final class Sandbox {
     static let setupTimeoutMilliseconds: Int32 = 10_000
 
     /// Spawns `plan` and returns once the tool has exec'd.
+    ///
+    /// NOTE: the sandbox's parent-death signal fires when the *thread* that
+    /// called clone3 exits (prctl(2), PR_SET_PDEATHSIG). `burrow run` spawns
+    /// from its main thread; the daemon must spawn from threads that live as
+    /// long as their sandboxes.
     /// - Throws: `RunError.spawn` naming the child's failed stage and errno.
     /// - Parameter beforeStart: runs after clone, while the child waits for
     ///   the go byte (e.g. to place it in its cgroups).
