@@ -50,7 +50,9 @@ struct PlanPrinter {
         let cg = p.cgroup
         section(
             "Cgroup" + (cg.version == 0 ? " (no usable hierarchy)" : " v\(cg.version) at \(cg.path)"),
-            columns(cg.writes.map { [$0.file, $0.value, style.dim($0.reason)] }) + "\n" + cg.supervised.map { "  supervised: " + $0 }.joined(separator: "\n"))
+            columns(cg.directories.sorted { $0.key < $1.key }.map { ["in", $0.key, $0.value] })
+                + (cg.directories.isEmpty ? "" : "\n")
+                + columns(cg.writes.map { [$0.file, $0.value, style.dim($0.reason)] }) + "\n" + cg.supervised.map { "  supervised: " + $0 }.joined(separator: "\n"))
         let caps = p.capabilities
         section("Capabilities", columns([
             ["kept", caps.kept.isEmpty ? "none (all five sets emptied)" : caps.kept.joined(separator: ", ")],

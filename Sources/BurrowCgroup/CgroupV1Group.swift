@@ -99,7 +99,7 @@ package final class CgroupV1Group {
 
     /// A number from a file that holds one.
     package func number(_ controller: String, _ file: String) -> UInt64? {
-        read(controller, file).flatMap { UInt64($0.trimmingWhitespace) }
+        read(controller, file).flatMap { UInt64($0.trimmed) }
     }
 
     /// A counter from a flat-keyed file (`oom_kill 1`, `max 3`).
@@ -142,11 +142,5 @@ package final class CgroupV1Group {
             try? d.parent.close()
             directories[controller] = nil
         }
-    }
-}
-
-extension String {
-    var trimmingWhitespace: String {
-        String(drop { $0 == " " || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\n" }.reversed())
     }
 }

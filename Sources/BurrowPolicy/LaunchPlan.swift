@@ -136,6 +136,9 @@ public struct CgroupPlan: Sendable, Codable, Equatable {
     public var version: Int
     /// Where the invocation's cgroup is created, relative to Burrow's own cgroup.
     public var path: String
+    /// v1: controller → Burrow's own cgroup directory in that hierarchy, where
+    /// `path` is created (memory, pids, cpuacct, freezer). Empty for v2 and 0.
+    public var directories: [String: String]
     public var writes: [CgroupWrite]
     /// Limits watched by the supervisor rather than written to a file.
     public var supervised: [String]

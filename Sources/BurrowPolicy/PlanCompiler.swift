@@ -297,7 +297,7 @@ public struct PlanCompiler: Sendable {
         switch host.cgroupBackend?.version {
         case 2:
             return CgroupPlan(
-                version: 2, path: "tools/<invocation-id>",
+                version: 2, path: "tools/<invocation-id>", directories: [:],
                 writes: [
                     CgroupWrite(file: "cgroup.subtree_control", value: "+memory +pids +cpu", reason: "enable controllers for the invocation (in tools/)"),
                     CgroupWrite(file: "memory.max", value: memory, reason: "max_memory"),
@@ -306,17 +306,20 @@ public struct PlanCompiler: Sendable {
                     CgroupWrite(file: "pids.max", value: "\(limits.maxProcesses)", reason: "max_processes (threads count too)"),
                 ], supervised: supervised + ["placement: clone3(CLONE_INTO_CGROUP)", "end: cgroup.kill, then wait for populated 0"])
         case 1:
+            var directories: [String: String] = [:]
+            for controller in ["memory", "pids", "cpuacct", "freezer"] {
+                directories[controller] = host.cgroups.v1Hierarchy(for: controller)?.ownDirectory
+            }
             return CgroupPlan(
-                version: 1, path: "burrow/tools/<invocation-id> in each v1 hierarchy",
+                version: 1, path: "burrow/tools/<invocation-id> in each v1 hierarchy", directories: directories,
                 writes: [
                     CgroupWrite(file: "memory/memory.limit_in_bytes", value: memory, reason: "max_memory"),
-                    CgroupWrite(file: "memory/memory.memsw.limit_in_bytes", value: memory, reason: "no swap beyond the limit (when swap accounting is on)"),
+                    CgroupWrite(file: "memory/memory.memsw.limit_in_bytes", value: memory, reason: "no swap beyond the limit (refused without swap accounting while swap is on)"),
                     CgroupWrite(file: "pids/pids.max", value: "\(limits.maxProcesses)", reason: "max_processes"),
                     CgroupWrite(file: "cpuacct/cpuacct.usage", value: "0", reason: "CPU accounting for the budget"),
-                    CgroupWrite(file: "freezer/freezer.state", value: "FROZEN (at kill time)", reason: "freeze, then kill every task"),
-                ], supervised: supervised)
+                ], supervised: supervised + ["end without a PID namespace: freezer FROZEN, SIGKILL every task, THAWED"])
         default:
-            return CgroupPlan(version: 0, path: "", writes: [], supervised: supervised)
+            return CgroupPlan(version: 0, path: "", directories: [:], writes: [], supervised: supervised)
         }
     }
 

@@ -20,15 +20,12 @@ final class CgroupBinding {
     static func make(_ plan: CgroupPlan, invocation: String) throws(RunError) -> CgroupBinding? {
         switch plan.version {
         case 1:
-            let layout = CgroupLayout.parse(
-                mountinfo: (try? FileIO.read("/proc/self/mountinfo")) ?? "",
-                procSelfCgroup: (try? FileIO.read("/proc/self/cgroup")) ?? "")
             var hierarchies: [String: String] = [:]
             for controller in v1Controllers {
-                guard let h = layout.v1Hierarchy(for: controller) else {
+                guard let directory = plan.directories[controller] else {
                     throw .refused("the cgroup v1 \(controller) controller is not mounted")
                 }
-                hierarchies[controller] = h.ownDirectory
+                hierarchies[controller] = directory
             }
             let binding: CgroupBinding
             do {
@@ -48,19 +45,27 @@ final class CgroupBinding {
     private func apply(_ writes: [CgroupWrite]) throws(RunError) {
         for w in writes {
             let parts = w.file.split(separator: "/", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { continue }
-            if parts[1] == "freezer.state" { continue }  // used at kill time
+            guard parts.count == 2 else {
+                group.remove()
+                throw .preparation("cgroup write \(w.file) names no controller")
+            }
             do {
                 try group.write(parts[0], parts[1], w.value)
             } catch {
-                if parts[1] == "memory.memsw.limit_in_bytes", case .io(_, _, let e) = error, e == .noSuchFileOrDirectory {
-                    skipped.append("\(w.file): swap accounting is off on this host, so the tool cannot swap either")
+                // Without swap accounting there is no memsw file: harmless only when no swap is on.
+                if parts[1] == "memory.memsw.limit_in_bytes", case .io(_, _, let e) = error, e == .noSuchFileOrDirectory, !Self.swapIsOn {
+                    skipped.append("\(w.file): swap accounting is off, and so is swap: the memory limit is the whole budget")
                     continue
                 }
                 group.remove()
                 throw .preparation("cannot apply cgroup limit \(w.file) = \(w.value): \(error)")
             }
         }
+    }
+
+    /// Whether any swap area is active (/proc/swaps lists more than its header).
+    private static var swapIsOn: Bool {
+        ((try? FileIO.read("/proc/swaps")) ?? "x\ny").split(separator: "\n").count > 1
     }
 
     /// CPU time of the whole tree so far, in nanoseconds.

@@ -32,7 +32,7 @@ final class ChildPlan {
         let isolated = plan.sandboxLevel != .none
         sandboxIDs = (plan.identity.uid, plan.identity.gid)
         raw.clone_flags = plan.namespaces.reduce(0) { $0 | $1.kind.cloneFlag }
-        raw.cgroup_fd = -1
+        raw.cgroup_fd = -1  // CLONE_INTO_CGROUP comes with cgroup v2 (v1 hosts join after clone)
         raw.sock = -1
         raw.status_fd = -1
         raw.use_init = plan.namespaces.contains { $0.kind == .pid } ? 1 : 0
@@ -44,8 +44,10 @@ final class ChildPlan {
         }
         raw.workdir = UnsafePointer(string(plan.command.workingDirectory))
 
-        let limits = plan.rlimits.compactMap { entry -> brw_rlimit? in
-            entry.resourceNumber.map { brw_rlimit(resource: UInt32($0), soft: entry.soft, hard: entry.hard) }
+        var limits: [brw_rlimit] = []
+        for entry in plan.rlimits {
+            guard let resource = entry.resourceNumber else { throw .preparation("unknown rlimit \(entry.resource) in the plan") }
+            limits.append(brw_rlimit(resource: UInt32(resource), soft: entry.soft, hard: entry.hard))
         }
         raw.rlimits = UnsafePointer(array(limits))
         raw.rlimit_count = UInt32(limits.count)
@@ -56,7 +58,10 @@ final class ChildPlan {
         raw.cap_last = UInt32(plan.capabilities.kept.count + plan.capabilities.dropped.count - 1)
         let kept = plan.capabilities.keptMask
         raw.keep_caps = (UInt32(truncatingIfNeeded: kept), UInt32(truncatingIfNeeded: kept >> 32))
-        raw.securebits = plan.capabilities.securebitsValue
+        guard let securebits = plan.capabilities.securebitsValue else {
+            throw .preparation("unknown securebits in the plan: \(plan.capabilities.securebits)")
+        }
+        raw.securebits = securebits
 
         if let abi = plan.landlock.abi, isolated {
             raw.landlock_abi = UInt32(abi)
@@ -96,10 +101,9 @@ final class ChildPlan {
         idmaps = [:]
     }
 
-    func setChannels(sock: FileDescriptor, status: FileDescriptor?, cgroup: FileDescriptor?) {
+    func setChannels(sock: FileDescriptor, status: FileDescriptor?) {
         raw.sock = sock.rawValue
         raw.status_fd = status?.rawValue ?? -1
-        raw.cgroup_fd = cgroup?.rawValue ?? -1
     }
 
     // MARK: mounts
@@ -110,7 +114,6 @@ final class ChildPlan {
         }
         var mounts: [brw_mount] = []
         raw.staging = UnsafePointer(string(Self.staging))
-        raw.pivot = 1
         for entry in entries {
             let target = String(entry.target.drop { $0 == "/" })
             let (flags, data) = Self.flagsAndData(entry.options)

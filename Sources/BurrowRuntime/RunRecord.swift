@@ -2,10 +2,9 @@
 /// returned by the daemon. Field names are stable (see README.md).
 public struct RunRecord: Sendable, Codable, Equatable {
     public struct Durations: Sendable, Codable, Equatable {
-        /// From clone3 to the tool's execve (the sandbox's set-up).
+        /// From clone3 to the tool's execve (the sandbox's set-up). The
+        /// run's own wall time is `usage.wallMilliseconds`.
         public var spawnMicroseconds: UInt64
-        /// From execve to the end of the sandbox.
-        public var runMilliseconds: UInt64
     }
 
     public struct Exit: Sendable, Codable, Equatable {

@@ -68,14 +68,14 @@ public enum Runner {
         let exit: RunRecord.Exit
         switch outcome.status {
         case .exited(let code):
-            exit = RunRecord.Exit(code: code, signal: nil, coreDumped: false, status: code)
+            exit = RunRecord.Exit(code: code, signal: nil, coreDumped: false, status: outcome.status.exitCode)
         case .signaled(let sig, let core):
-            exit = RunRecord.Exit(code: nil, signal: sig, coreDumped: core, status: 128 + sig)
+            exit = RunRecord.Exit(code: nil, signal: sig, coreDumped: core, status: outcome.status.exitCode)
         }
         return RunRecord(
             invocationID: invocationID, tool: plan.tool.id, argv: plan.command.argv, sandboxLevel: plan.sandboxLevel.rawValue,
             uid: plan.identity.uid, startedAt: startedAt,
-            durations: RunRecord.Durations(spawnMicroseconds: sandbox.spawnNanoseconds / 1000, runMilliseconds: ranFor),
+            durations: RunRecord.Durations(spawnMicroseconds: sandbox.spawnNanoseconds / 1000),
             exit: exit, controls: enforcedControls(plan, sandbox: sandbox, observed: observed),
             usage: RunRecord.Usage(
                 cpuMicroseconds: cgroup?.cpuNanoseconds.map { $0 / 1000 }, peakMemoryBytes: cgroup?.peakMemory,
@@ -102,7 +102,8 @@ public enum Runner {
             switch control.control {
             case "seccomp filter":
                 detail = "\(plan.seccomp.instructions) instructions; observed Seccomp \(observed?.seccomp ?? "?") with \(observed?.seccompFilters ?? "?") filter(s)"
-                enforced = !plan.seccomp.bpf.bytes.isEmpty && (observed.map { $0.seccomp == "2" } ?? true)
+                // The tool handed over its listener only after its seccomp() succeeded.
+                enforced = !plan.seccomp.bpf.bytes.isEmpty && sandbox.listener != nil && (observed.map { $0.seccomp == "2" } ?? true)
             case "seccomp user notification":
                 enforced = sandbox.listener != nil
                 detail = enforced ? "listener held by the supervisor" : "no listener"
@@ -117,9 +118,12 @@ public enum Runner {
                 detail = "tool runs as uid \(observed?.uid ?? "?")"
             default:
                 if control.control.hasSuffix(" namespace"), let kind = control.control.split(separator: " ").first {
+                    // clone3 created it (or the launch failed); only seeing it shared
+                    // with the supervisor would prove otherwise. A sandbox that ended
+                    // before it was observed has no namespace links left to read.
                     let state = observed?.namespaces[String(kind)]
-                    detail = "observed: \(state ?? "?")"
-                    enforced = state.map { $0 == "own" } ?? true
+                    detail = state == "own" ? "observed: own" : "created by clone3; " + (state.map { "observed: \($0)" } ?? "not observed")
+                    enforced = state != "shared with the supervisor"
                 }
             }
             return RunRecord.Control(control: control.control, requested: control.requested, enforced: enforced, detail: detail)
@@ -137,11 +141,12 @@ enum Observation {
             fields[line[..<colon]] = line[line.index(after: colon)...].split(whereSeparator: { $0 == "\t" || $0 == " " }).joined(separator: " ")
         }
         var ns: [String: String] = [:]
+        let fs = LiveFileSystem()
         for kind in namespaces {
             let file = kind == .mount ? "mnt" : kind.rawValue
-            let theirs = readLink("/proc/\(pid)/ns/\(file)")
-            let ours = readLink("/proc/self/ns/\(file)")
-            ns[kind.rawValue] = theirs == nil ? "unreadable" : theirs == ours ? "shared with the supervisor" : "own"
+            let theirs = fs.readLink("/proc/\(pid)/ns/\(file)")
+            let ours = fs.readLink("/proc/self/ns/\(file)")
+            ns[kind.rawValue] = theirs == nil ? "unreadable (the sandbox had already ended)" : theirs == ours ? "shared with the supervisor" : "own"
         }
         return RunRecord.Observed(
             uid: fields["Uid"] ?? "?", gid: fields["Gid"] ?? "?", groups: fields["Groups"] ?? "",
@@ -149,13 +154,6 @@ enum Observation {
             capabilityPermitted: fields["CapPrm"] ?? "?", capabilityAmbient: fields["CapAmb"] ?? "?",
             noNewPrivileges: fields["NoNewPrivs"] ?? "?", seccomp: fields["Seccomp"] ?? "?",
             seccompFilters: fields["Seccomp_filters"] ?? "?", namespaces: ns)
-    }
-
-    private static func readLink(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 256)
-        let n = readlink(path, &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

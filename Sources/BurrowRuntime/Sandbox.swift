@@ -47,7 +47,10 @@ final class Sandbox {
     /// Seccomp user-notification listener of the tool, if it has a filter.
     let listener: FileDescriptor?
     /// Read end of init's status pipe: the tool's wait status when it ends.
+    /// nil without an init (no PID namespace: sandbox level none).
     let status: FileDescriptor?
+    /// Whether the sandbox has its own init, whose death ends every task in it.
+    var hasInit: Bool { status != nil }
     /// Nanoseconds from clone to execve.
     let spawnNanoseconds: UInt64
     /// Plan rows applied differently on this host, and why.
@@ -91,7 +94,7 @@ final class Sandbox {
             throw .preparation("cannot create the child's channels: \(error)")
         }
         defer { try? parentSock.close() }
-        childPlan.setChannels(sock: childSock, status: statusPipe?.1, cgroup: nil)
+        childPlan.setChannels(sock: childSock, status: statusPipe?.1)
 
         let start = Kernel.monotonicNanoseconds()
         var pid: pid_t = 0
@@ -102,7 +105,7 @@ final class Sandbox {
         childPlan.closeDescriptors()
         guard rc == 0 else {
             try? statusPipe?.0.close()
-            throw .spawn(stage: .waitParent, errno: Errno(rawValue: rc), detail: "clone3 failed")
+            throw .preparation("clone3 failed: \(errnoName(rc)) (\(Errno(rawValue: rc)))")
         }
         let pidfd = FileDescriptor(rawValue: rawPidfd)
 

@@ -73,10 +73,15 @@ final class Supervisor {
                 limits.append(RunRecord.LimitEvent(resource: "max_execution_time", limit: executionLimit, observed: "\((now - startedAt) / 1_000_000) ms wall clock"))
                 kill()
             }
-            if !killed, let used = cgroup?.cpuNanoseconds, used > cpuBudgetNanoseconds {
-                killed = true
-                limits.append(RunRecord.LimitEvent(resource: "max_cpu_time", limit: cpuLimit, observed: "\(used / 1_000_000) ms of CPU by the whole tree"))
-                kill()
+            if !killed, let cgroup {
+                // A budget that cannot be read cannot be enforced: stop the sandbox.
+                let used = cgroup.cpuNanoseconds
+                if used.map({ $0 > cpuBudgetNanoseconds }) ?? true {
+                    killed = true
+                    let observed = used.map { "\($0 / 1_000_000) ms of CPU by the whole tree" } ?? "CPU accounting unreadable: the sandbox was stopped"
+                    limits.append(RunRecord.LimitEvent(resource: "max_cpu_time", limit: cpuLimit, observed: observed))
+                    kill()
+                }
             }
             var wait = deadline > now ? deadline - now : 0
             if cgroup != nil { wait = min(wait, Self.cpuCheckInterval) }
@@ -121,7 +126,7 @@ final class Supervisor {
     /// without one (sandbox level none) every task of the cgroup is killed.
     private func kill() {
         try? Kernel.sendSignal(SIGKILL, to: sandbox.pidfd)
-        if sandbox.status == nil { cgroup?.group.killAll() }
+        if !sandbox.hasInit { cgroup?.group.killAll() }
     }
 
     /// The tool's own wait status, as init reported it (nil when init did not get to).

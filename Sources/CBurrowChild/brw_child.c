@@ -85,6 +85,27 @@ struct brw_landlock_net_port {
 
 /* ---- reporting ------------------------------------------------------------ */
 
+/* One report with room for one descriptor (SCM_RIGHTS), on the stack of
+ * whichever side sends or receives it. */
+struct brw_fd_message {
+    struct msghdr msg;
+    struct iovec iov;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+};
+
+static void fd_message_init(struct brw_fd_message *m, struct brw_child_report *report) {
+    memset(m, 0, sizeof *m);
+    m->iov.iov_base = report;
+    m->iov.iov_len = sizeof *report;
+    m->msg.msg_iov = &m->iov;
+    m->msg.msg_iovlen = 1;
+    m->msg.msg_control = m->control.buf;
+    m->msg.msg_controllen = sizeof m->control.buf;
+}
+
 static void brw_send(int sock, uint32_t stage, int32_t err, uint32_t index) {
     struct brw_child_report r = {stage, err, index, 0};
     while (send(sock, &r, sizeof r, MSG_NOSIGNAL) < 0 && errno == EINTR) {
@@ -379,25 +400,15 @@ static __attribute__((noreturn)) void exec_tool(const struct brw_child_plan *p) 
         if (listener < 0) brw_fail(p, BRW_STAGE_SECCOMP, 0);
 
         struct brw_child_report r = {BRW_STAGE_LISTENER, 0, 0, 0};
-        struct iovec iov = {&r, sizeof r};
-        union {
-            char buf[CMSG_SPACE(sizeof(int))];
-            struct cmsghdr align;
-        } control;
-        memset(&control, 0, sizeof control);
-        struct msghdr msg;
-        memset(&msg, 0, sizeof msg);
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.buf;
-        msg.msg_controllen = sizeof control.buf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        struct brw_fd_message m;
+        fd_message_init(&m, &r);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m.msg);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &listener, sizeof listener);
         ssize_t sent;
-        do sent = sendmsg(p->sock, &msg, MSG_NOSIGNAL);
+        do sent = sendmsg(p->sock, &m.msg, MSG_NOSIGNAL);
         while (sent < 0 && errno == EINTR);
         if (sent < 0) brw_fail(p, BRW_STAGE_HANDSHAKE, 0);
         close(listener);
@@ -424,19 +435,23 @@ static __attribute__((noreturn)) void exec_tool(const struct brw_child_plan *p) 
  * PID namespace. All signals stay blocked; sigwaitinfo collects them.
  */
 static __attribute__((noreturn)) void run_init(const struct brw_child_plan *p, pid_t tool) {
-    close(p->sock);
-    int status_fd = p->status_fd;
-    if (status_fd > 3) syscall(SYS_close_range, 3U, (unsigned)status_fd - 1, 0);
-    syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (p->seccomp_len) {
         /* The same filter, without a listener: refused calls fail with ENOSYS. */
         struct sock_fprog prog = {p->seccomp_len, (struct sock_filter *)p->seccomp_filter};
         if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+            int e = errno;
             kill(tool, SIGKILL);
-            _exit(126);
+            errno = e;
+            brw_fail(p, BRW_STAGE_SECCOMP, 0);
         }
     }
+    /* Only now: EOF on `sock` (init's copy and the tool's, closed at execve)
+     * tells the supervisor that both are sealed. */
+    close(p->sock);
+    int status_fd = p->status_fd;
+    if (status_fd > 3) syscall(SYS_close_range, 3U, (unsigned)status_fd - 1, 0);
+    syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0);
     sigset_t all;
     sigfillset(&all);
     for (;;) {
@@ -538,22 +553,13 @@ ssize_t brw_recv_report(int sock, struct brw_child_report *report, int *fd, int 
     while (ready < 0 && errno == EINTR);
     if (ready < 0) return -errno;
     if (ready == 0) return -ETIMEDOUT;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct iovec iov = {report, sizeof *report};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
+    struct brw_fd_message m;
+    fd_message_init(&m, report);
     ssize_t n;
-    do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    do n = recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n < 0) return -errno;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m.msg); c; c = CMSG_NXTHDR(&m.msg, c)) {
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(fd, CMSG_DATA(c), sizeof(int));
     }
     return n;

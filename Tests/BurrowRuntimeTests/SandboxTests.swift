@@ -277,6 +277,19 @@ struct SandboxTests {
         let children = ((try? String(contentsOfFile: "/proc/\(running.pid)/task/\(running.pid)/children", encoding: .utf8)) ?? "")
             .split(separator: " ").compactMap { Int32($0) }
         try #require(children.count == 1, "the sandbox's init should be burrow's only child")
+        // A killed burrow cannot remove its invocation's cgroups (sweeping them at
+        // start-up comes with the resource-control step): this test removes them.
+        let cgroupLines = (try? String(contentsOfFile: "/proc/\(children[0])/cgroup", encoding: .utf8)) ?? ""
+        let invocationDirectories = cgroupLines.split(separator: "\n").compactMap { line -> String? in
+            let parts = line.split(separator: ":", maxSplits: 2)
+            guard parts.count == 3, parts[2].contains("/burrow/tools/"), ["memory", "pids", "cpuacct", "freezer"].contains(String(parts[1])) else { return nil }
+            return "/sys/fs/cgroup/\(parts[1])\(parts[2])"
+        }
+        defer {
+            for directory in invocationDirectories {
+                for _ in 0..<50 where rmdir(directory) != 0 && errno == EBUSY { usleep(100_000) }
+            }
+        }
         kill(running.pid, SIGKILL)
         _ = try running.finish()
         var gone = false

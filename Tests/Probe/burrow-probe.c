@@ -73,6 +73,16 @@ static void must_fail(const char *name, long rc, int saved_errno) {
 
 /* ---- privilege ---- */
 
+static int no_new_privs(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int nnp = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "NoNewPrivs:\t1", 13)) nnp = 1;
+    if (f) fclose(f);
+    return nnp;
+}
+
 static void case_setuid(void) { MUST_FAIL("setuid_root", setuid(0)); }
 
 static void case_setuid_binary(void) {
@@ -83,12 +93,7 @@ static void case_setuid_binary(void) {
         struct stat st;
         if (stat(candidates[i], &st) == 0 && (st.st_mode & S_ISUID) && access(candidates[i], X_OK) == 0) {
             /* Reachable; privileges still cannot rise if no_new_privs is set. */
-            FILE *f = fopen("/proc/self/status", "r");
-            char line[256];
-            int nnp = 0;
-            while (f && fgets(line, sizeof line, f))
-                if (!strncmp(line, "NoNewPrivs:\t1", 13)) nnp = 1;
-            if (f) fclose(f);
+            int nnp = no_new_privs();
             verdict("setuid_binary", !nnp, "%s reachable, no_new_privs=%d", candidates[i], nnp);
             return;
         }
@@ -121,12 +126,7 @@ static void case_capabilities(void) {
 
 static void case_file_capabilities(void) {
     /* File capabilities are ignored under no_new_privs. */
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    int nnp = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "NoNewPrivs:\t1", 13)) nnp = 1;
-    if (f) fclose(f);
+    int nnp = no_new_privs();
     verdict("file_capabilities", !nnp, "no_new_privs=%d", nnp);
 }
 

@@ -106,7 +106,6 @@ struct brw_child_plan {
     const char *_Nullable staging;    /* where the new root's tmpfs is mounted before pivot_root */
     const struct brw_mount *_Nullable mounts;
     uint32_t mount_count;
-    uint32_t pivot;         /* pivot_root into the staging root */
     uint64_t root_attr;     /* MOUNT_ATTR_* for the new root once complete */
     const char *_Nullable workdir;
     const char *_Nullable hostname;   /* NULL: leave it */
