@@ -71,6 +71,7 @@ let package = Package(
 
         // Tests.
         .executableTarget(name: "burrow-probe", path: "Tests/Probe"),
+        .executableTarget(name: "burrow-hog", path: "Tests/Hog"),
         .target(
             name: "BurrowTestSupport", dependencies: ["BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
             swiftSettings: strict),

@@ -52,6 +52,7 @@ struct PlanPrinter {
             "Cgroup" + (cg.version == 0 ? " (no usable hierarchy)" : " v\(cg.version) at \(cg.path)"),
             columns(cg.directories.sorted { $0.key < $1.key }.map { ["in", $0.key, $0.value] })
                 + (cg.directories.isEmpty ? "" : "\n")
+                + cg.setup.map { "  setup: " + $0 + "\n" }.joined()
                 + columns(cg.writes.map { [$0.file, $0.value, style.dim($0.reason)] }) + "\n" + cg.supervised.map { "  supervised: " + $0 }.joined(separator: "\n"))
         let caps = p.capabilities
         section("Capabilities", columns([

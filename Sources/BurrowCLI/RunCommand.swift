@@ -83,8 +83,11 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(error.exitStatus)
         }
         withExtendedLifetime(lease) {}
+        for s in record.swept {
+            printError("burrow: invocation \(s.invocationID) was left by a supervisor that is gone: " + (s.problem ?? "its tasks were killed and its cgroup removed"))
+        }
         for event in record.limits {
-            printError("burrow: \(event.resource) \(event.limit) exceeded (\(event.observed)): the sandbox was killed")
+            printError("burrow: limit exceeded: \(event.resource) \(event.limit): \(event.observed)")
         }
         if let jsonResult { try write(record, to: jsonResult) }
         throw ExitCode(record.exit.status)

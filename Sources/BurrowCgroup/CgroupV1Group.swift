@@ -1,5 +1,5 @@
 import BurrowSystem
-package import SystemPackage
+import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -7,140 +7,162 @@ package import SystemPackage
     import Musl
 #endif
 
-/// One invocation's cgroups on a v1 (or hybrid) host: a directory
-/// `burrow/tools/<invocation>` beneath Burrow's own cgroup in each hierarchy
-/// it uses (memory, pids, cpuacct, freezer). Every file is reached through the
-/// invocation directory's descriptor.
-package final class CgroupV1Group {
-    /// One hierarchy's invocation directory.
-    struct Directory {
-        var controller: String
-        var path: String
-        var fd: FileDescriptor
-        /// The descriptor of `burrow/tools`, to remove the invocation directory.
-        var parent: FileDescriptor
-        var name: String
+/// One invocation's cgroups on a v1 (or hybrid) host: `burrow/tools/<invocation>`
+/// beneath Burrow's own cgroup in each hierarchy it uses (memory, pids, cpu,
+/// cpuacct, freezer; co-mounted controllers share one directory).
+package final class CgroupV1Group: InvocationCgroup {
+    /// controller → the invocation's directory in that controller's hierarchy.
+    private var directories: [String: CgroupDirectory]
+    /// controller → `burrow/tools` of that hierarchy (to remove the invocation directory).
+    private var tools: [String: CgroupDirectory]
+    private let name: String
+
+    private init(name: String, directories: [String: CgroupDirectory], tools: [String: CgroupDirectory]) {
+        self.name = name
+        self.directories = directories
+        self.tools = tools
     }
 
-    private var directories: [String: Directory] = [:]
 
-    /// Creates the invocation's directory in the hierarchy of each controller.
-    /// - Parameter hierarchies: controller name → that hierarchy's own directory (Burrow's cgroup).
-    package init(invocation: String, hierarchies: [String: String]) throws(CgroupError) {
+    /// Where invocation cgroups live beneath Burrow's own cgroup in a hierarchy.
+    package static let toolsPath = ["burrow", "tools"]
+
+    /// Creates the invocation's directory in every hierarchy.
+    /// - Parameter hierarchies: controller → that hierarchy's directory of Burrow's own cgroup.
+    package static func create(invocation: String, hierarchies: [String: String]) throws(CgroupError) -> CgroupV1Group {
+        try make(invocation, hierarchies: hierarchies, create: true)
+    }
+
+    /// Takes over an invocation's existing directories (the start-up sweep).
+    package static func adopt(invocation: String, hierarchies: [String: String]) throws(CgroupError) -> CgroupV1Group {
+        try make(invocation, hierarchies: hierarchies, create: false)
+    }
+
+    private static func make(_ name: String, hierarchies: [String: String], create: Bool) throws(CgroupError) -> CgroupV1Group {
+        let group = CgroupV1Group(name: name, directories: [:], tools: [:])
+        var firstController: [String: String] = [:]  // own directory → the controller that opened it
         for (controller, own) in hierarchies.sorted(by: { $0.key < $1.key }) {
-            do {
-                directories[controller] = try Self.create(controller: controller, own: own, invocation: invocation)
+            if let first = firstController[own] {
+                group.directories[controller] = group.directories[first]
+                group.tools[controller] = group.tools[first]
+                continue
+            }
+            do throws(CgroupError) {
+                var dir = try CgroupDirectory.open(own)
+                for component in toolsPath { dir = try dir.child(component, create: create) }
+                group.directories[controller] = try dir.child(name, create: create, mustBeNew: create)
+                group.tools[controller] = dir
+                firstController[own] = controller
             } catch {
-                remove()
+                // A supervisor that died while creating them may have left some hierarchies without one.
+                if !create, case .io(_, _, .noSuchFileOrDirectory) = error { continue }
+                if create { try? group.remove() }
                 throw error
             }
         }
+        return group
     }
 
-    deinit {
-        for d in directories.values {
-            try? d.fd.close()
-            try? d.parent.close()
+    /// The distinct directories (co-mounted controllers share one).
+    private var distinct: [(tools: CgroupDirectory, invocation: CgroupDirectory)] {
+        var seen = Set<String>()
+        return directories.keys.sorted().compactMap { c in
+            guard let d = directories[c], let t = tools[c], seen.insert(d.path).inserted else { return nil }
+            return (t, d)
         }
     }
 
-    private static func create(controller: String, own: String, invocation: String) throws(CgroupError) -> Directory {
-        var fd = try openDirectory(AT_FDCWD, own, display: own)
-        var path = own
-        for component in ["burrow", "tools"] {
-            path += "/" + component
-            if mkdirat(fd.rawValue, component, 0o755) != 0 && errno != EEXIST {
-                let e = Errno(rawValue: errno)
-                try? fd.close()
-                throw .io(op: "create", path: path, e)
+    package var paths: [String] { distinct.map(\.invocation.path) }
+
+    /// The invocation cgroups that exist now in any of `hierarchies` (live or left over).
+    package static func invocations(hierarchies: [String: String]) -> [String] {
+        var names = Set<String>()
+        hierarchy: for own in Set(hierarchies.values) {
+            guard var dir = try? CgroupDirectory.open(own) else { continue }
+            for component in toolsPath {
+                guard let next = try? dir.child(component, create: false) else { continue hierarchy }
+                dir = next
             }
-            let next = try openDirectory(fd.rawValue, component, display: path)
-            try? fd.close()
-            fd = next
+            names.formUnion(dir.children())
         }
-        guard mkdirat(fd.rawValue, invocation, 0o755) == 0 else {
-            let e = Errno(rawValue: errno)
-            try? fd.close()
-            throw .io(op: "create", path: path + "/" + invocation, e)
-        }
-        let dir = try openDirectory(fd.rawValue, invocation, display: path + "/" + invocation)
-        return Directory(controller: controller, path: path + "/" + invocation, fd: dir, parent: fd, name: invocation)
+        return names.sorted()
     }
+    package var cloneTarget: Int32? { nil }
 
-    private static func openDirectory(_ at: Int32, _ name: String, display: String) throws(CgroupError) -> FileDescriptor {
-        let fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw .io(op: "open", path: display, Errno(rawValue: errno)) }
-        return FileDescriptor(rawValue: fd)
-    }
-
-    /// The controllers this group has a directory for.
-    package var controllers: [String] { directories.keys.sorted() }
-
-    /// Writes `value` to `file` of `controller`'s directory.
-    package func write(_ controller: String, _ file: String, _ value: String) throws(CgroupError) {
-        guard let d = directories[controller] else { throw .unsupported("no \(controller) hierarchy for this invocation") }
-        let fd = openat(d.fd.rawValue, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw .io(op: "open", path: d.path + "/" + file, Errno(rawValue: errno)) }
-        defer { close(fd) }
-        let bytes = Array(value.utf8)
-        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw .io(op: "write \(value) to", path: d.path + "/" + file, Errno(rawValue: errno)) }
-    }
-
-    /// Reads `file` of `controller`'s directory.
-    package func read(_ controller: String, _ file: String) -> String? {
-        guard let d = directories[controller] else { return nil }
-        let fd = openat(d.fd.rawValue, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = Glibc.read(fd, &buffer, buffer.count)
-        return n >= 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
-    }
-
-    /// A number from a file that holds one.
-    package func number(_ controller: String, _ file: String) -> UInt64? {
-        read(controller, file).flatMap { UInt64($0.trimmed) }
-    }
-
-    /// A counter from a flat-keyed file (`oom_kill 1`, `max 3`).
-    package func counter(_ controller: String, _ file: String, key: String) -> UInt64? {
-        guard let text = read(controller, file) else { return nil }
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, parts[0] == key { return UInt64(parts[1]) }
-        }
-        return nil
-    }
-
-    /// Places process `pid` (and so everything it will start) in every hierarchy.
     package func join(_ pid: Int32) throws(CgroupError) {
-        for controller in controllers { try write(controller, "cgroup.procs", "\(pid)") }
+        for d in distinct { try d.invocation.write("cgroup.procs", "\(pid)") }
     }
 
-    /// Kills every task: freeze (so nothing forks meanwhile), SIGKILL each, thaw.
+    package func write(_ file: String, _ value: String) throws(CgroupError) {
+        let parts = file.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let d = directories[parts[0]] else { throw .unsupported("\(file) names no hierarchy of this invocation") }
+        try d.write(parts[1], value)
+    }
+
+    /// Freezes the tree (so nothing forks meanwhile), SIGKILLs every task, thaws.
     package func killAll() {
-        let frozen = (try? write("freezer", "freezer.state", "FROZEN")) != nil
-        for controller in controllers {
-            for line in (read(controller, "cgroup.procs") ?? "").split(separator: "\n") {
-                if let pid = pid_t(line) { kill(pid, SIGKILL) }
-            }
+        let freezer = directories["freezer"]
+        let frozen = (try? freezer?.write("freezer.state", "FROZEN")) != nil
+        if frozen {
+            // FREEZING until every task has stopped; a few ms at most.
+            for _ in 0..<100 where freezer?.read("freezer.state")?.trimmed != "FROZEN" { usleep(1000) }
         }
-        if frozen { try? write("freezer", "freezer.state", "THAWED") }
+        for d in distinct {
+            for pid in d.invocation.processes { kill(pid, SIGKILL) }
+        }
+        if frozen { try? freezer?.write("freezer.state", "THAWED") }
     }
 
-    /// Removes the invocation directories once they are empty (retrying
-    /// briefly while the last tasks finish exiting).
-    package func remove() {
-        for (controller, d) in directories {
-            var tries = 0
-            while unlinkat(d.parent.rawValue, d.name, AT_REMOVEDIR) != 0 && errno == EBUSY && tries < 200 {
-                if tries == 20 { killAll() }
-                tries += 1
-                usleep(1000)
+    package func waitEmpty(timeout: UInt64) -> Bool {
+        let end = Kernel.monotonicNanoseconds() + timeout
+        var lastKill = Kernel.monotonicNanoseconds()
+        while distinct.contains(where: { !$0.invocation.processes.isEmpty }) {
+            let now = Kernel.monotonicNanoseconds()
+            if now >= end { return false }
+            // A task that forked while the first kill ran gets another.
+            if now - lastKill > 100_000_000 {
+                killAll()
+                lastKill = now
             }
-            try? d.fd.close()
-            try? d.parent.close()
-            directories[controller] = nil
+            usleep(1000)
         }
+        return true
+    }
+
+    package func remove() throws(CgroupError) {
+        var failure: CgroupError?
+        for d in distinct {
+            // An exiting task can keep a v1 directory busy for a moment after it left cgroup.procs.
+            var tries = 0
+            while true {
+                do {
+                    try d.tools.removeChild(name)
+                    break
+                } catch {
+                    if case .io(_, _, .resourceBusy) = error, tries < 200 {
+                        tries += 1
+                        usleep(1000)
+                        continue
+                    }
+                    if case .io(_, _, .noSuchFileOrDirectory) = error { break }
+                    failure = error
+                    break
+                }
+            }
+        }
+        directories = [:]
+        tools = [:]
+        if let failure { throw failure }
+    }
+
+    private var cpuNanoseconds: UInt64? { directories["cpuacct"]?.number("cpuacct.usage") }
+
+    package var readings: CgroupReadings {
+        CgroupReadings(
+            cpuNanoseconds: cpuNanoseconds,
+            peakMemoryBytes: directories["memory"]?.number("memory.max_usage_in_bytes"),
+            peakProcesses: directories["pids"]?.number("pids.peak"),
+            oomKills: directories["memory"]?.keyed("memory.oom_control", "oom_kill") ?? 0,
+            pidsMaxHits: directories["pids"]?.keyed("pids.events", "max") ?? 0)
     }
 }

@@ -137,8 +137,16 @@ public struct CgroupPlan: Sendable, Codable, Equatable {
     /// Where the invocation's cgroup is created, relative to Burrow's own cgroup.
     public var path: String
     /// v1: controller → Burrow's own cgroup directory in that hierarchy, where
-    /// `path` is created (memory, pids, cpuacct, freezer). Empty for v2 and 0.
+    /// `path` is created (memory, pids, cpu, cpuacct, freezer). v2: "cgroup2"
+    /// → Burrow's own cgroup2 directory. Empty without a backend.
     public var directories: [String: String]
+    /// The controllers the invocation's cgroup gets (v2: enabled in the base's
+    /// and tools/'s cgroup.subtree_control; v1: the hierarchies joined).
+    public var controllers: [String]
+    /// What the supervisor prepares before the invocation's cgroup exists.
+    public var setup: [String]
+    /// Written to the invocation's cgroup, in order, before the child starts:
+    /// exactly what `burrow run` writes.
     public var writes: [CgroupWrite]
     /// Limits watched by the supervisor rather than written to a file.
     public var supervised: [String]

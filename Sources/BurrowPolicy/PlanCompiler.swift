@@ -290,38 +290,65 @@ public struct PlanCompiler: Sendable {
 
     private func cgroupPlan(_ limits: EffectiveLimits) -> CgroupPlan {
         let memory = "\(limits.maxMemory.bytes)"
+        let quota = limits.cpuQuotaPercent * 1000  // microseconds per 100 ms period
         let supervised = [
-            "max_cpu_time \(limits.maxCpuTime): CPU budget of the whole tree, checked by the supervisor, then cgroup kill",
-            "max_execution_time \(limits.maxExecutionTime): wall-clock deadline, then cgroup kill",
+            "max_cpu_time \(limits.maxCpuTime): CPU budget of the whole tree, checked every \(PlanCompiler.cpuCheckMilliseconds) ms by the supervisor, then the tree is killed",
+            "max_execution_time \(limits.maxExecutionTime): wall-clock deadline, then the tree is killed (stopped tasks too)",
+            "scratch_size \(limits.scratchSize): /tmp tmpfs size and inodes, a full scratch (ENOSPC) is reported",
+            "after the tool: every task left is killed, the cgroup removed once empty",
         ]
         switch host.cgroupBackend?.version {
         case 2:
+            var writes = [
+                CgroupWrite(file: "memory.max", value: memory, reason: "max_memory (evidence: memory.events oom_kill)"),
+                CgroupWrite(file: "memory.swap.max", value: "0", reason: "no swap: the memory limit is the whole budget"),
+                CgroupWrite(file: "memory.oom.group", value: "1", reason: "an OOM kill takes the whole tree"),
+                CgroupWrite(file: "pids.max", value: "\(limits.maxProcesses)", reason: "max_processes, threads included (evidence: pids.events max)"),
+            ]
+            if quota > 0 { writes.append(CgroupWrite(file: "cpu.max", value: "\(quota) 100000", reason: "CPU bandwidth: \(limits.cpuQuotaPercent)% of one CPU (host policy cpu_quota_percent)")) }
             return CgroupPlan(
-                version: 2, path: "tools/<invocation-id>", directories: [:],
-                writes: [
-                    CgroupWrite(file: "cgroup.subtree_control", value: "+memory +pids +cpu", reason: "enable controllers for the invocation (in tools/)"),
-                    CgroupWrite(file: "memory.max", value: memory, reason: "max_memory"),
-                    CgroupWrite(file: "memory.swap.max", value: "0", reason: "no swap: the memory limit is the whole budget"),
-                    CgroupWrite(file: "memory.oom.group", value: "1", reason: "an OOM kill takes the whole tree"),
-                    CgroupWrite(file: "pids.max", value: "\(limits.maxProcesses)", reason: "max_processes (threads count too)"),
-                ], supervised: supervised + ["placement: clone3(CLONE_INTO_CGROUP)", "end: cgroup.kill, then wait for populated 0"])
+                version: 2, path: "tools/<invocation-id> beneath Burrow's base",
+                directories: host.cgroups.v2OwnDirectory.map { ["cgroup2": $0] } ?? [:], controllers: Self.v2Controllers,
+                setup: [
+                    "base: burrow/ when Burrow's own cgroup is the root, the parent when it is …/supervisor, else the own cgroup (the supervisor moves into supervisor/ first; refused when other processes share it)",
+                    "enable \(Self.v2Controllers.joined(separator: " ")) in the base's and tools/'s cgroup.subtree_control",
+                    "sweep: invocation cgroups whose supervisor is gone are killed and removed before a run",
+                ],
+                writes: writes,
+                supervised: supervised + ["placement: clone3(CLONE_INTO_CGROUP): the child is born in its cgroup", "kill: cgroup.kill, then wait for populated 0 in cgroup.events"])
         case 1:
+            var controllers = ["memory", "pids", "cpuacct", "freezer"]
+            var writes = [
+                CgroupWrite(file: "memory/memory.limit_in_bytes", value: memory, reason: "max_memory (evidence: memory.oom_control oom_kill)"),
+                CgroupWrite(file: "memory/memory.memsw.limit_in_bytes", value: memory, reason: "no swap beyond the limit (refused without swap accounting while swap is on)"),
+                CgroupWrite(file: "pids/pids.max", value: "\(limits.maxProcesses)", reason: "max_processes (evidence: pids.events max)"),
+                CgroupWrite(file: "cpuacct/cpuacct.usage", value: "0", reason: "CPU accounting for the budget"),
+            ]
+            if quota > 0 {
+                controllers.append("cpu")
+                writes += [
+                    CgroupWrite(file: "cpu/cpu.cfs_period_us", value: "100000", reason: "CPU bandwidth period"),
+                    CgroupWrite(file: "cpu/cpu.cfs_quota_us", value: "\(quota)", reason: "CPU bandwidth: \(limits.cpuQuotaPercent)% of one CPU (host policy cpu_quota_percent)"),
+                ]
+            }
             var directories: [String: String] = [:]
-            for controller in ["memory", "pids", "cpuacct", "freezer"] {
+            for controller in controllers {
                 directories[controller] = host.cgroups.v1Hierarchy(for: controller)?.ownDirectory
             }
             return CgroupPlan(
-                version: 1, path: "burrow/tools/<invocation-id> in each v1 hierarchy", directories: directories,
-                writes: [
-                    CgroupWrite(file: "memory/memory.limit_in_bytes", value: memory, reason: "max_memory"),
-                    CgroupWrite(file: "memory/memory.memsw.limit_in_bytes", value: memory, reason: "no swap beyond the limit (refused without swap accounting while swap is on)"),
-                    CgroupWrite(file: "pids/pids.max", value: "\(limits.maxProcesses)", reason: "max_processes"),
-                    CgroupWrite(file: "cpuacct/cpuacct.usage", value: "0", reason: "CPU accounting for the budget"),
-                ], supervised: supervised + ["end without a PID namespace: freezer FROZEN, SIGKILL every task, THAWED"])
+                version: 1, path: "burrow/tools/<invocation-id> in each v1 hierarchy", directories: directories, controllers: controllers.sorted(),
+                setup: ["sweep: invocation cgroups whose supervisor is gone are killed and removed before a run"],
+                writes: writes,
+                supervised: supervised + ["placement: the child joins each hierarchy before it starts (cgroup.procs)", "kill: freezer FROZEN, SIGKILL every task, THAWED"])
         default:
-            return CgroupPlan(version: 0, path: "", directories: [:], writes: [], supervised: supervised)
+            return CgroupPlan(version: 0, path: "", directories: [:], controllers: [], setup: [], writes: [], supervised: supervised)
         }
     }
+
+    /// The cgroup v2 controllers every invocation gets.
+    public static let v2Controllers = ["cpu", "memory", "pids"]
+    /// How often the supervisor reads the tree's CPU time.
+    public static let cpuCheckMilliseconds = 50
 
     private func capabilityPlan(_ profile: SecurityProfile) -> CapabilityPlan {
         let all = CapabilityNames.all(lastCap: host.capLastCap)
@@ -382,6 +409,19 @@ public struct PlanCompiler: Sendable {
         row("process limit", "\(limits.maxProcesses) tasks for the whole tree", controllers.contains("pids") ? .yes(where_) : .no(where_))
         let cpuAccounting = backend?.version == 2 ? controllers.contains("cpu") : controllers.contains("cpuacct")
         row("cpu time budget", "\(limits.maxCpuTime) for the whole tree", cpuAccounting ? .yes(where_) : .no(where_))
+        if limits.cpuQuotaPercent > 0 {
+            row("cpu bandwidth", "\(limits.cpuQuotaPercent)% of one CPU for the whole tree", controllers.contains("cpu") ? .yes(where_) : .no(where_))
+        }
+        switch backend?.version {
+        case 2:
+            row("cgroup placement", "born in its cgroup (clone3 CLONE_INTO_CGROUP)", host.cloneIntoCgroup)
+            row("tree kill", "cgroup.kill (stopped tasks and racing forks too)", host.cgroupKill)
+        case 1:
+            row("cgroup placement", "joins its cgroups before it starts", .yes("cgroup.procs while the child waits"))
+            row("tree kill", "freeze, kill, thaw", controllers.contains("freezer") ? .yes(where_) : .no(where_))
+        default:
+            break
+        }
         row("execution deadline", "\(limits.maxExecutionTime) wall clock", .yes("supervisor timer"))
         if profile.networkAccess == .restricted {
             row("network egress proxy", "only \(profile.permissions.network.map(\.description).joined(separator: ", "))", .no("Burrow's egress proxy is not built yet: use network_access \"none\", or \"full\" for a trusted tool"))

@@ -16,6 +16,8 @@ public struct EffectiveLimits: Sendable, Equatable, Codable {
     public var maxExecutionTime: Seconds
     public var maxProcesses: Int
     public var scratchSize: ByteSize
+    /// CPU bandwidth of the tree in percent of one CPU (host policy); 0: no cap.
+    public var cpuQuotaPercent: Int
 }
 
 /// A validated profile after the host policy was applied.
@@ -46,7 +48,7 @@ extension HostPolicy {
             maxOpenFiles: fill(r.maxOpenFiles, policies.maxOpenFiles, "max_open_files", "max_open_files"),
             maxExecutionTime: fill(r.maxExecutionTime, policies.maxExecutionTime, "max_execution_time", "max_execution_time"),
             maxProcesses: profile.permissions.process.maxProcesses,
-            scratchSize: profile.filesystem.scratchSize)
+            scratchSize: profile.filesystem.scratchSize, cpuQuotaPercent: policies.cpuQuotaPercent)
 
         if profile.networkAccess > policies.networkPolicy {
             // A full-network profile lists no targets, so lowering it to

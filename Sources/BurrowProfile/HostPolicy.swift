@@ -22,6 +22,9 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         public var maxOpenFiles = 1024
         public var maxProcesses = 256
         public var maxScratch = ByteSize.mebibytes(256)
+        /// CPU bandwidth of one invocation's whole tree, in percent of one CPU
+        /// (cgroup cpu.max, like systemd's CPUQuota=); 0 leaves it unlimited.
+        public var cpuQuotaPercent = 100
     }
 
     public struct RateLimits: Sendable, Equatable, Codable {
@@ -75,6 +78,9 @@ extension HostPolicy {
             if let v = t.positive("max_open_files") { policy.policies.maxOpenFiles = v }
             if let v = t.positive("max_processes") { policy.policies.maxProcesses = v }
             if let v = t.positive("max_scratch_mb") { policy.policies.maxScratch = .mebibytes(UInt64(v)) }
+            if let v = t.integer("cpu_quota_percent") {
+                if v >= 0 { policy.policies.cpuQuotaPercent = v } else { log.error(t.keyPath("cpu_quota_percent"), "expected a percentage of one CPU (100 = one CPU), or 0 for no cap (found \(v))") }
+            }
             t.finish()
         }
         if var t = root.table("rate_limits") {

@@ -1,63 +1,78 @@
 import BurrowCgroup
-import BurrowPolicy
+public import BurrowPolicy
 import BurrowSystem
 import SystemPackage
 
-/// Applies the plan's cgroup section: creates the invocation's cgroups,
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Applies the plan's cgroup section: creates the invocation's cgroup(s),
 /// writes the plan's values (the same rows dry-run prints), and reads the
 /// evidence of a limit being hit.
 final class CgroupBinding {
-    let group: CgroupV1Group
+    let group: any InvocationCgroup
+    /// What was prepared on the way (the v2 base), for the record.
+    private(set) var setup: [String]
     /// Plan rows that could not apply on this host, and why (recorded, not hidden).
     private(set) var skipped: [String] = []
 
-    /// The controllers a v1 invocation uses.
-    static let v1Controllers = ["memory", "pids", "cpuacct", "freezer"]
-
-    private init(group: CgroupV1Group) { self.group = group }
+    private init(group: any InvocationCgroup, setup: [String]) {
+        self.group = group
+        self.setup = setup
+    }
 
     /// - Returns: nil when the plan has no cgroup section (version 0 is refused earlier).
     static func make(_ plan: CgroupPlan, invocation: String) throws(RunError) -> CgroupBinding? {
-        switch plan.version {
-        case 1:
-            var hierarchies: [String: String] = [:]
-            for controller in v1Controllers {
-                guard let directory = plan.directories[controller] else {
-                    throw .refused("the cgroup v1 \(controller) controller is not mounted")
-                }
-                hierarchies[controller] = directory
+        let binding: CgroupBinding
+        do {
+            switch plan.version {
+            case 1:
+                binding = CgroupBinding(group: try CgroupV1Group.create(invocation: invocation, hierarchies: try v1Hierarchies(plan)), setup: [])
+            case 2:
+                let base = try v2Base(plan)
+                binding = CgroupBinding(group: try CgroupV2Group.create(invocation: invocation, base: base), setup: base.setup)
+            default:
+                return nil
             }
-            let binding: CgroupBinding
-            do {
-                binding = CgroupBinding(group: try CgroupV1Group(invocation: invocation, hierarchies: hierarchies))
-            } catch {
-                throw .preparation("cannot create the invocation's cgroups: \(error)")
-            }
-            try binding.apply(plan.writes)
-            return binding
-        case 2:
-            throw .refused("cgroup v2 limits are enforced by the resource-control step, which has not landed; this build enforces limits through cgroup v1 only")
-        default:
-            return nil
+        } catch {
+            throw .preparation("cannot create the invocation's cgroup: \(error)")
         }
+        try binding.apply(plan.writes)
+        return binding
+    }
+
+    static func v1Hierarchies(_ plan: CgroupPlan) throws(CgroupError) -> [String: String] {
+        var hierarchies: [String: String] = [:]
+        for controller in plan.controllers {
+            guard let directory = plan.directories[controller] else {
+                throw .unsupported("the cgroup v1 \(controller) controller is not mounted")
+            }
+            hierarchies[controller] = directory
+        }
+        return hierarchies
+    }
+
+    static func v2Base(_ plan: CgroupPlan) throws(CgroupError) -> CgroupV2Base {
+        guard let own = plan.directories["cgroup2"] else { throw .unsupported("cgroup2 is not mounted") }
+        return try CgroupV2Base.prepare(ownDirectory: own, controllers: plan.controllers)
     }
 
     private func apply(_ writes: [CgroupWrite]) throws(RunError) {
         for w in writes {
-            let parts = w.file.split(separator: "/", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else {
-                group.remove()
-                throw .preparation("cgroup write \(w.file) names no controller")
-            }
             do {
-                try group.write(parts[0], parts[1], w.value)
+                try group.write(w.file, w.value)
             } catch {
-                // Without swap accounting there is no memsw file: harmless only when no swap is on.
-                if parts[1] == "memory.memsw.limit_in_bytes", case .io(_, _, let e) = error, e == .noSuchFileOrDirectory, !Self.swapIsOn {
+                // Without swap accounting there is no swap file: harmless only when no swap is on.
+                if w.file.hasSuffix("memory.memsw.limit_in_bytes") || w.file == "memory.swap.max", case .io(_, _, .noSuchFileOrDirectory) = error,
+                    !Self.swapIsOn
+                {
                     skipped.append("\(w.file): swap accounting is off, and so is swap: the memory limit is the whole budget")
                     continue
                 }
-                group.remove()
+                _ = group.finish()
                 throw .preparation("cannot apply cgroup limit \(w.file) = \(w.value): \(error)")
             }
         }
@@ -67,13 +82,49 @@ final class CgroupBinding {
     private static var swapIsOn: Bool {
         ((try? FileIO.read("/proc/swaps")) ?? "x\ny").split(separator: "\n").count > 1
     }
+}
 
-    /// CPU time of the whole tree so far, in nanoseconds.
-    var cpuNanoseconds: UInt64? { group.number("cpuacct", "cpuacct.usage") }
-    /// Highest memory use of the tree, in bytes.
-    var peakMemory: UInt64? { group.number("memory", "memory.max_usage_in_bytes") }
-    /// How many times the kernel's OOM killer killed a task of the tree.
-    var oomKills: UInt64 { group.counter("memory", "memory.oom_control", key: "oom_kill") ?? 0 }
-    /// How many forks failed at pids.max.
-    var pidsMaxHits: UInt64 { group.counter("pids", "pids.events", key: "max") ?? 0 }
+/// An invocation cgroup the start-up sweep found without a live supervisor.
+public struct SweptInvocation: Sendable, Codable, Equatable {
+    public var invocationID: String
+    public var paths: [String]
+    /// nil when it was killed and removed; else why it is still there.
+    public var problem: String?
+}
+
+extension Runner {
+    /// Kills and removes every invocation cgroup whose supervisor is gone
+    /// (crashed or SIGKILLed: its lease in /run/burrow/invocations is free).
+    /// Live invocations of other supervisors are left alone.
+    public static func sweep(_ plan: CgroupPlan) -> [SweptInvocation] {
+        var swept: [SweptInvocation] = []
+        let names: [String]
+        var base: CgroupV2Base?
+        var hierarchies: [String: String] = [:]
+        switch plan.version {
+        case 1:
+            guard let h = try? CgroupBinding.v1Hierarchies(plan) else { return [] }
+            hierarchies = h
+            names = CgroupV1Group.invocations(hierarchies: h)
+        case 2:
+            guard let b = try? CgroupBinding.v2Base(plan) else { return [] }
+            base = b
+            names = b.invocations
+        default:
+            return []
+        }
+        for name in names {
+            guard let lease = try? InvocationLease.takeOver(name) else { continue }  // nil: alive
+            defer { lease.end() }
+            let group: (any InvocationCgroup)?
+            if let base {
+                group = try? CgroupV2Group.adopt(invocation: name, base: base)
+            } else {
+                group = try? CgroupV1Group.adopt(invocation: name, hierarchies: hierarchies)
+            }
+            guard let group else { continue }  // finished meanwhile
+            swept.append(SweptInvocation(invocationID: name, paths: group.paths, problem: group.finish()))
+        }
+        return swept
+    }
 }

@@ -27,12 +27,14 @@ final class ChildPlan {
     static let staging = "/tmp"
     static let O_PATH: Int32 = 0o1000_0000
 
+    /// - Parameter cgroup: a cgroup2 directory the child is born in (CLONE_INTO_CGROUP);
+    ///   nil on v1 hosts, where the parent places it before the go byte.
     /// - Throws: `RunError.preparation` when a bind source cannot be opened safely.
-    init(_ plan: LaunchPlan) throws(RunError) {
+    init(_ plan: LaunchPlan, cgroup: Int32?) throws(RunError) {
         let isolated = plan.sandboxLevel != .none
         sandboxIDs = (plan.identity.uid, plan.identity.gid)
         raw.clone_flags = plan.namespaces.reduce(0) { $0 | $1.kind.cloneFlag }
-        raw.cgroup_fd = -1  // CLONE_INTO_CGROUP comes with cgroup v2 (v1 hosts join after clone)
+        raw.cgroup_fd = cgroup ?? -1
         raw.sock = -1
         raw.status_fd = -1
         raw.use_init = plan.namespaces.contains { $0.kind == .pid } ? 1 : 0

@@ -33,18 +33,40 @@ public struct RunRecord: Sendable, Codable, Equatable {
         public var reason: String
     }
 
-    /// A limit the sandbox hit.
+    /// A limit the sandbox hit (a ResourceLimitExceeded event): which one,
+    /// its value, and what the kernel or the supervisor saw.
     public struct LimitEvent: Sendable, Codable, Equatable {
+        /// The profile's name for it: max_memory, max_processes, max_cpu_time,
+        /// max_execution_time, max_file_size, scratch_size.
         public var resource: String
+        /// The limit as the plan shows it ("64 MiB", "2s").
         public var limit: String
+        /// What was seen, in words (with the evidence's source).
         public var observed: String
+        /// The unit of the two numbers: bytes, tasks or milliseconds.
+        public var unit: String
+        public var limitValue: UInt64
+        /// nil when the evidence carries no number (SIGXFSZ).
+        public var observedValue: UInt64?
+        public var invocationID: String
     }
 
     /// What the whole tree used.
     public struct Usage: Sendable, Codable, Equatable {
         public var cpuMicroseconds: UInt64?
         public var peakMemoryBytes: UInt64?
+        /// Most tasks (processes and threads) alive at once.
+        public var peakProcesses: UInt64?
         public var wallMilliseconds: UInt64
+    }
+
+    /// Where the invocation's tasks lived.
+    public struct Cgroup: Sendable, Codable, Equatable {
+        public var version: Int
+        /// Its directories: removed by the end of the run unless `notes` says otherwise.
+        public var paths: [String]
+        /// What the supervisor prepared first (v2 base).
+        public var setup: [String]
     }
 
     /// What the supervisor read back from the sandbox's first process after execve.
@@ -60,6 +82,15 @@ public struct RunRecord: Sendable, Codable, Equatable {
         public var seccomp: String
         public var seccompFilters: String
         public var namespaces: [String: String]
+        /// Each namespace's identity as /proc shows it (`mnt:[4026532301]`):
+        /// once the run is over no process may be left in any of them.
+        public var namespaceIDs: [String: String]
+    }
+
+    /// The supervisor's own footprint (it must stay small whatever the tool does).
+    public struct Supervisor: Sendable, Codable, Equatable {
+        /// Peak resident set of the supervising process (getrusage ru_maxrss).
+        public var peakResidentKilobytes: UInt64
     }
 
     public var invocationID: String
@@ -72,9 +103,13 @@ public struct RunRecord: Sendable, Codable, Equatable {
     public var exit: Exit
     public var controls: [Control]
     public var usage: Usage
+    public var cgroup: Cgroup?
     public var violations: [Violation]
     public var limits: [LimitEvent]
     public var observed: Observed?
+    public var supervisor: Supervisor
+    /// Invocation cgroups of dead supervisors this run's start-up sweep killed and removed.
+    public var swept: [SweptInvocation]
     /// Plan rows that did not apply on this host, with the reason.
     public var notes: [String]
 }

@@ -48,22 +48,42 @@ public enum Runner {
         }
         defer { try? signals?.close() }
 
+        // The lease marks the invocation's cgroup as supervised until the
+        // cgroup is gone; the sweep removes cgroups whose lease is free.
+        let lease = try InvocationLease.acquire(invocationID)
+        defer { lease.end() }
+        let swept = sweep(plan.cgroup)
+        var notes: [String] = []
         let cgroup = try CgroupBinding.make(plan.cgroup, invocation: invocationID)
-        defer { cgroup?.group.remove() }
-        let sandbox = try Sandbox.launch(plan, beforeStart: { pid throws(RunError) in
-            do {
-                try cgroup?.group.join(pid)
-            } catch {
-                throw .preparation("cannot place the sandbox in its cgroups: \(error)")
-            }
-        })
+        let cgroupRecord = cgroup.map { RunRecord.Cgroup(version: plan.cgroup.version, paths: $0.group.paths, setup: $0.setup) }
+        var finished = false
+        func finishCgroup() {
+            guard !finished, let cgroup else { return }
+            finished = true
+            if let problem = cgroup.group.finish() { notes.append(problem) }
+        }
+        defer { finishCgroup() }
+        let sandbox = try Sandbox.launch(
+            plan, cgroup: cgroup?.group.cloneTarget,
+            beforeStart: { pid throws(RunError) in
+                guard let group = cgroup?.group, group.cloneTarget == nil else { return }
+                do {
+                    try group.join(pid)
+                } catch {
+                    throw .preparation("cannot place the sandbox in its cgroups: \(error)")
+                }
+            })
         let execAt = Kernel.monotonicNanoseconds()
         let observed = Observation.read(pid: sandbox.pid, namespaces: plan.namespaces.map(\.kind))
+        let scratch = scratchDescriptor(plan, pid: sandbox.pid)
+        defer { try? scratch?.close() }
         let supervisor = Supervisor(
-            sandbox: sandbox, plan: plan, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals, cgroup: cgroup,
-            onViolation: options.onViolation)
+            sandbox: sandbox, plan: plan, invocationID: invocationID, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
+            cgroup: cgroup?.group, scratch: scratch, onViolation: options.onViolation)
         let outcome = try supervisor.run()
         let ranFor = (Kernel.monotonicNanoseconds() - execAt) / 1_000_000
+        // Whatever the tool left behind (a daemon without a PID namespace) ends with it.
+        finishCgroup()
 
         let exit: RunRecord.Exit
         switch outcome.status {
@@ -78,10 +98,26 @@ public enum Runner {
             durations: RunRecord.Durations(spawnMicroseconds: sandbox.spawnNanoseconds / 1000),
             exit: exit, controls: enforcedControls(plan, sandbox: sandbox, observed: observed),
             usage: RunRecord.Usage(
-                cpuMicroseconds: cgroup?.cpuNanoseconds.map { $0 / 1000 }, peakMemoryBytes: cgroup?.peakMemory,
-                wallMilliseconds: ranFor),
+                cpuMicroseconds: outcome.readings?.cpuNanoseconds.map { $0 / 1000 }, peakMemoryBytes: outcome.readings?.peakMemoryBytes,
+                peakProcesses: outcome.readings?.peakProcesses, wallMilliseconds: ranFor),
+            cgroup: cgroupRecord,
             violations: outcome.violations, limits: outcome.limits, observed: observed,
-            notes: (cgroup?.skipped ?? []) + sandbox.notes)
+            supervisor: RunRecord.Supervisor(peakResidentKilobytes: peakResidentKilobytes()),
+            swept: swept, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes)
+    }
+
+    private static func peakResidentKilobytes() -> UInt64 {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return UInt64(max(0, usage.ru_maxrss))
+    }
+
+    /// The sandbox's scratch tmpfs (its /tmp), opened from outside so the
+    /// supervisor can see it fill up; nil without one.
+    private static func scratchDescriptor(_ plan: LaunchPlan, pid: pid_t) -> FileDescriptor? {
+        guard plan.namespaces.contains(where: { $0.kind == .mount }), plan.mounts.contains(where: { $0.kind == .tmpfs && $0.target == "/tmp" }) else { return nil }
+        let fd = open("/proc/\(pid)/root/tmp", ChildPlan.O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        return fd >= 0 ? FileDescriptor(rawValue: fd) : nil
     }
 
     /// Refuses a plan with any control this host (or this runtime) cannot enforce.
@@ -141,19 +177,21 @@ enum Observation {
             fields[line[..<colon]] = line[line.index(after: colon)...].split(whereSeparator: { $0 == "\t" || $0 == " " }).joined(separator: " ")
         }
         var ns: [String: String] = [:]
+        var ids: [String: String] = [:]
         let fs = LiveFileSystem()
         for kind in namespaces {
             let file = kind == .mount ? "mnt" : kind.rawValue
             let theirs = fs.readLink("/proc/\(pid)/ns/\(file)")
             let ours = fs.readLink("/proc/self/ns/\(file)")
             ns[kind.rawValue] = theirs == nil ? "unreadable (the sandbox had already ended)" : theirs == ours ? "shared with the supervisor" : "own"
+            ids[kind.rawValue] = theirs
         }
         return RunRecord.Observed(
             uid: fields["Uid"] ?? "?", gid: fields["Gid"] ?? "?", groups: fields["Groups"] ?? "",
             capabilityBounding: fields["CapBnd"] ?? "?", capabilityEffective: fields["CapEff"] ?? "?",
             capabilityPermitted: fields["CapPrm"] ?? "?", capabilityAmbient: fields["CapAmb"] ?? "?",
             noNewPrivileges: fields["NoNewPrivs"] ?? "?", seccomp: fields["Seccomp"] ?? "?",
-            seccompFilters: fields["Seccomp_filters"] ?? "?", namespaces: ns)
+            seccompFilters: fields["Seccomp_filters"] ?? "?", namespaces: ns, namespaceIDs: ids)
     }
 }
 

@@ -81,10 +81,12 @@ final class Sandbox {
     /// from its main thread; the daemon must spawn from threads that live as
     /// long as their sandboxes.
     /// - Throws: `RunError.spawn` naming the child's failed stage and errno.
-    /// - Parameter beforeStart: runs after clone, while the child waits for
-    ///   the go byte (e.g. to place it in its cgroups).
-    static func launch(_ plan: LaunchPlan, beforeStart: (pid_t) throws(RunError) -> Void = { _ in }) throws(RunError) -> Sandbox {
-        let childPlan = try ChildPlan(plan)
+    /// - Parameters:
+    ///   - cgroup: a cgroup2 directory descriptor the child is born in (CLONE_INTO_CGROUP).
+    ///   - beforeStart: runs after clone, while the child waits for the go
+    ///     byte (e.g. to place it in v1 cgroups).
+    static func launch(_ plan: LaunchPlan, cgroup: Int32? = nil, beforeStart: (pid_t) throws(RunError) -> Void = { _ in }) throws(RunError) -> Sandbox {
+        let childPlan = try ChildPlan(plan, cgroup: cgroup)
         let (parentSock, childSock): (FileDescriptor, FileDescriptor)
         let statusPipe: (FileDescriptor, FileDescriptor)?
         do {

@@ -11,28 +11,30 @@ import SystemPackage
 #endif
 
 /// Watches one sandbox through its pidfd until it ends: answers seccomp
-/// notifications (recording each refused call), forwards signals, and kills
-/// the sandbox at its deadline. Runs on the calling thread with poll(2).
+/// notifications (recording each refused call), forwards signals, enforces
+/// the CPU budget and the deadline, and reads the kernel's evidence of every
+/// limit hit. Runs on the calling thread with poll(2).
 final class Supervisor {
     struct Outcome {
         var status: WaitStatus
         var violations: [RunRecord.Violation]
         var limits: [RunRecord.LimitEvent]
+        var readings: CgroupReadings?
     }
 
     private let sandbox: Sandbox
     private let responder: SeccompResponder
+    private let invocationID: String
+    private let limitsPlan: EffectiveLimits
     private let startedAt: UInt64
     private let deadline: UInt64
-    private let executionLimit: String
     private let signals: FileDescriptor?
-    private let cgroup: CgroupBinding?
-    private let cpuBudgetNanoseconds: UInt64
-    private let cpuLimit: String
-    private let memoryLimit: String
-    private let processLimit: String
-    /// How often the CPU budget is checked while the tool runs.
-    static let cpuCheckInterval: UInt64 = 50_000_000
+    private let cgroup: (any InvocationCgroup)?
+    /// The sandbox's /tmp (its scratch tmpfs), to see it fill up.
+    private let scratch: FileDescriptor?
+    private var scratchFull: FileSystemUsage?
+    /// How often the CPU budget (and the scratch space) is checked while the tool runs.
+    static let checkInterval = UInt64(PlanCompiler.cpuCheckMilliseconds) * 1_000_000
     private let onViolation: (RunRecord.Violation) -> Void
     private var violations: [String: RunRecord.Violation] = [:]
     private var order: [String] = []
@@ -40,23 +42,29 @@ final class Supervisor {
 
     /// - Parameters:
     ///   - signals: a signalfd whose signals are forwarded to the sandbox.
+    ///   - scratch: a descriptor of the sandbox's scratch tmpfs, if it has one.
     ///   - onViolation: called once per distinct refused call, as it happens.
     init(
-        sandbox: Sandbox, plan: LaunchPlan, startedAt: UInt64, signals: FileDescriptor?, cgroup: CgroupBinding?,
-        onViolation: @escaping (RunRecord.Violation) -> Void
+        sandbox: Sandbox, plan: LaunchPlan, invocationID: String, startedAt: UInt64, signals: FileDescriptor?,
+        cgroup: (any InvocationCgroup)?, scratch: FileDescriptor?, onViolation: @escaping (RunRecord.Violation) -> Void
     ) {
         self.sandbox = sandbox
         self.responder = SeccompResponder(plan: plan.seccomp)
+        self.invocationID = invocationID
+        self.limitsPlan = plan.limits
         self.startedAt = startedAt
         self.deadline = startedAt + plan.limits.maxExecutionTime.milliseconds * 1_000_000
-        self.executionLimit = plan.limits.maxExecutionTime.description
         self.signals = signals
         self.cgroup = cgroup
-        self.cpuBudgetNanoseconds = plan.limits.maxCpuTime.milliseconds * 1_000_000
-        self.cpuLimit = plan.limits.maxCpuTime.description
-        self.memoryLimit = plan.limits.maxMemory.description
-        self.processLimit = "\(plan.limits.maxProcesses)"
+        self.scratch = scratch
         self.onViolation = onViolation
+    }
+
+    private func exceeded(_ resource: String, _ limit: String, unit: String, limitValue: UInt64, observedValue: UInt64?, _ observed: String) {
+        limits.append(
+            RunRecord.LimitEvent(
+                resource: resource, limit: limit, observed: observed, unit: unit, limitValue: limitValue, observedValue: observedValue,
+                invocationID: invocationID))
     }
 
     func run() throws(RunError) -> Outcome {
@@ -65,27 +73,38 @@ final class Supervisor {
             pollfd(fd: sandbox.listener?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
             pollfd(fd: signals?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
         ]
+        let budget = limitsPlan.maxCpuTime.milliseconds * 1_000_000
         var killed = false
         while true {
             let now = Kernel.monotonicNanoseconds()
             if !killed && now >= deadline {
                 killed = true
-                limits.append(RunRecord.LimitEvent(resource: "max_execution_time", limit: executionLimit, observed: "\((now - startedAt) / 1_000_000) ms wall clock"))
+                let ms = (now - startedAt) / 1_000_000
+                exceeded(
+                    "max_execution_time", limitsPlan.maxExecutionTime.description, unit: "milliseconds",
+                    limitValue: limitsPlan.maxExecutionTime.milliseconds, observedValue: ms, "\(ms) ms of wall-clock time (deadline timer)")
                 kill()
             }
             if !killed, let cgroup {
+                let readings = cgroup.readings
                 // A budget that cannot be read cannot be enforced: stop the sandbox.
-                let used = cgroup.cpuNanoseconds
-                if used.map({ $0 > cpuBudgetNanoseconds }) ?? true {
+                let used = readings.cpuNanoseconds
+                if used.map({ $0 > budget }) ?? true {
+                    exceeded(
+                        "max_cpu_time", limitsPlan.maxCpuTime.description, unit: "milliseconds", limitValue: limitsPlan.maxCpuTime.milliseconds,
+                        observedValue: used.map { $0 / 1_000_000 },
+                        used.map { "\($0 / 1_000_000) ms of CPU by the whole tree (budget timer)" } ?? "CPU accounting unreadable: the sandbox was stopped")
+                }
+                // A refused fork or an OOM kill ends the whole tree at once.
+                checkCounters(readings)
+                if !limits.isEmpty {
                     killed = true
-                    let observed = used.map { "\($0 / 1_000_000) ms of CPU by the whole tree" } ?? "CPU accounting unreadable: the sandbox was stopped"
-                    limits.append(RunRecord.LimitEvent(resource: "max_cpu_time", limit: cpuLimit, observed: observed))
                     kill()
                 }
             }
-            var wait = deadline > now ? deadline - now : 0
-            if cgroup != nil { wait = min(wait, Self.cpuCheckInterval) }
-            let timeout = killed ? -1 : Int32(min(UInt64(Int32.max), (wait + 999_999) / 1_000_000))
+            if !killed { checkScratch() }
+            let wait = min(deadline > now ? deadline - now : 0, cgroup == nil && scratch == nil ? UInt64.max : Self.checkInterval)
+            let timeout = killed ? -1 : Int32(min(UInt64(Int32.max), wait / 1_000_000 + 1))
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -108,25 +127,54 @@ final class Supervisor {
             throw .supervision("cannot reap the sandbox: \(error)")
         }
         let status = toolStatus() ?? initStatus
-        if let cgroup {
-            if cgroup.oomKills > 0 {
-                limits.append(RunRecord.LimitEvent(resource: "max_memory", limit: memoryLimit, observed: "\(cgroup.oomKills) OOM kill(s); peak \(cgroup.peakMemory.map { "\($0) bytes" } ?? "unknown")"))
-            }
-            if cgroup.pidsMaxHits > 0 {
-                limits.append(RunRecord.LimitEvent(resource: "max_processes", limit: processLimit, observed: "\(cgroup.pidsMaxHits) fork(s) refused at the limit"))
-            }
-        }
+        let readings = cgroup?.readings
+        if let readings { checkCounters(readings) }
         if case .signaled(SIGXFSZ, _) = status {
-            limits.append(RunRecord.LimitEvent(resource: "max_file_size", limit: "RLIMIT_FSIZE", observed: "SIGXFSZ ended the tool"))
+            exceeded(
+                "max_file_size", limitsPlan.maxFileSize.description, unit: "bytes", limitValue: limitsPlan.maxFileSize.bytes, observedValue: nil,
+                "SIGXFSZ ended the tool: a write past RLIMIT_FSIZE")
         }
-        return Outcome(status: status, violations: order.compactMap { violations[$0] }, limits: limits)
+        checkScratch()
+        if let full = scratchFull {
+            let what = "\(full.bytesUsed) bytes and \(full.inodesUsed) of \(full.inodes) inodes in use"
+            if full.noSpaceLeft {
+                exceeded(
+                    "scratch_size", limitsPlan.scratchSize.description, unit: "bytes", limitValue: limitsPlan.scratchSize.bytes, observedValue: full.bytesUsed,
+                    "the scratch tmpfs (/tmp) is full: \(what); writes get ENOSPC")
+            } else {
+                exceeded(
+                    "scratch_size", "\(full.inodes) inodes (nr_inodes)", unit: "inodes", limitValue: full.inodes, observedValue: full.inodesUsed,
+                    "the scratch tmpfs (/tmp) has no inode left: \(what); file creation gets ENOSPC")
+            }
+        }
+        return Outcome(status: status, violations: order.compactMap { violations[$0] }, limits: limits, readings: readings)
     }
 
-    /// Ends the whole sandbox: killing its init tears down the PID namespace;
-    /// without one (sandbox level none) every task of the cgroup is killed.
+    /// Records an OOM kill or a refused fork (once each), from the kernel's counters.
+    private func checkCounters(_ readings: CgroupReadings) {
+        if readings.oomKills > 0, !limits.contains(where: { $0.resource == "max_memory" }) {
+            exceeded(
+                "max_memory", limitsPlan.maxMemory.description, unit: "bytes", limitValue: limitsPlan.maxMemory.bytes, observedValue: readings.peakMemoryBytes,
+                "\(readings.oomKills) task(s) killed by the OOM killer at the limit (oom_kill); peak \(readings.peakMemoryBytes.map { "\($0) bytes" } ?? "unknown")")
+        }
+        if readings.pidsMaxHits > 0, !limits.contains(where: { $0.resource == "max_processes" }) {
+            exceeded(
+                "max_processes", "\(limitsPlan.maxProcesses)", unit: "tasks", limitValue: UInt64(limitsPlan.maxProcesses), observedValue: readings.peakProcesses,
+                "\(readings.pidsMaxHits) fork(s) refused at pids.max; peak \(readings.peakProcesses.map { "\($0) tasks" } ?? "unknown")")
+        }
+    }
+
+    /// Records the first moment the scratch tmpfs had no block or inode left.
+    private func checkScratch() {
+        guard scratchFull == nil, let scratch, let usage = try? Kernel.fileSystemUsage(scratch), usage.noSpaceLeft || usage.noInodeLeft else { return }
+        scratchFull = usage
+    }
+
+    /// Ends the whole sandbox: its init (whose death tears down the PID
+    /// namespace) and every task of its cgroup, stopped ones included.
     private func kill() {
         try? Kernel.sendSignal(SIGKILL, to: sandbox.pidfd)
-        if !sandbox.hasInit { cgroup?.group.killAll() }
+        cgroup?.killAll()
     }
 
     /// The tool's own wait status, as init reported it (nil when init did not get to).

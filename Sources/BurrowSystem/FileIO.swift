@@ -10,16 +10,13 @@ import CBurrowSystem
 /// Small, allocation-light file helpers used by probes and parsers.
 package enum FileIO {
     /// Reads a whole (small) file such as a /proc or /sys entry.
+    /// - Parameter directory: resolve `path` beneath this directory (then the
+    ///   last component must not be a symlink), instead of from the working directory.
     /// - Throws: the `Errno` of `open(2)` or `read(2)`.
-    package static func read(_ path: String, limit: Int = 1 << 20) throws(Errno) -> String {
-        let fd: FileDescriptor
-        do {
-            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
-        } catch let error as Errno {
-            throw error
-        } catch {
-            throw Errno.ioError
-        }
+    package static func read(_ path: String, in directory: FileDescriptor? = nil, limit: Int = 1 << 20) throws(Errno) -> String {
+        let raw = openat(directory?.rawValue ?? AT_FDCWD, path, O_RDONLY | O_CLOEXEC | (directory == nil ? 0 : O_NOFOLLOW))
+        guard raw >= 0 else { throw Errno(rawValue: errno) }
+        let fd = FileDescriptor(rawValue: raw)
         defer { try? fd.close() }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)

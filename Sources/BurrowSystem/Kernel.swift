@@ -92,6 +92,16 @@ package enum Kernel {
         return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
     }
 
+    /// Use of the file system behind `fd`. The corresponding syscall is `fstatfs(2)`.
+    package static func fileSystemUsage(_ fd: FileDescriptor) throws(Errno) -> FileSystemUsage {
+        var u = FileSystemUsage(bytesUsed: 0, inodesUsed: 0, inodes: 0, noSpaceLeft: false, noInodeLeft: false)
+        var full: Int32 = 0
+        _ = try check(brw_fs_usage(fd.rawValue, &u.bytesUsed, &u.inodesUsed, &u.inodes, &full))
+        u.noSpaceLeft = full == 1
+        u.noInodeLeft = full == 2
+        return u
+    }
+
     /// Monotonic time in nanoseconds (`CLOCK_MONOTONIC`).
     package static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
@@ -130,4 +140,13 @@ package struct SeccompNotification: Sendable {
     package var syscall: Int32
     package var architecture: UInt32
     package var arguments: [UInt64]
+}
+
+/// How full a file system is (`fstatfs(2)`).
+package struct FileSystemUsage: Sendable, Equatable {
+    package var bytesUsed: UInt64
+    package var inodesUsed: UInt64
+    package var inodes: UInt64
+    package var noSpaceLeft: Bool
+    package var noInodeLeft: Bool
 }

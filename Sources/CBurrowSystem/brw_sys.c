@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -254,4 +255,14 @@ int brw_idmap_userns(uint32_t inside_uid, uint32_t outside_uid, uint32_t inside_
     waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, &info, WEXITED);
     close(pidfd);
     return rc < 0 ? rc : ns;
+}
+
+int brw_fs_usage(int fd, uint64_t *used_bytes, uint64_t *used_inodes, uint64_t *inodes, int *full) {
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0) return -errno;
+    *used_bytes = (uint64_t)(fs.f_blocks - fs.f_bfree) * (uint64_t)fs.f_bsize;
+    *used_inodes = (uint64_t)(fs.f_files - fs.f_ffree);
+    *inodes = (uint64_t)fs.f_files;
+    *full = fs.f_bavail == 0 ? 1 : fs.f_ffree == 0 ? 2 : 0;
+    return 0;
 }

@@ -8,44 +8,11 @@ import Testing
 
 /// `burrow run` for real, as root: the hostile probe, real tools, the run
 /// record against what the tool sees from inside, stdio, signals and limits.
-@Suite(.requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.landlock), .requires(.cgroupV1Limits))
-struct SandboxTests {
+@Suite(.requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.landlock), .requires(.cgroupLimits))
+struct SandboxTests: SandboxTesting {
     let directory: String
 
-    init() throws {
-        for r in Requirement.sandbox { try r.check() }
-        directory = try Subprocess.temporaryDirectory()
-        chmod(directory, 0o755)
-    }
-
-    /// A profile file in the test's directory: `body` below `extends = "<base>"`.
-    func profile(extending base: String, top: String = "", _ body: String = "") throws -> String {
-        let path = directory + "/\(base)-\(UUID().uuidString.prefix(8)).toml"
-        let text = """
-            extends = "\(Fixtures.profilesDirectory)/\(base).toml"
-            \(top)
-            [tool]
-            id = "test-\(base)"
-            name = "test"
-            version = "1"
-            description = "test profile"
-            \(body.contains("trust_level") ? "" : "trust_level = \"untrusted\"")
-            \(body)
-            """
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
-    func run(_ profile: String, _ command: [String], stdin: Data = Data(), record: String? = nil, directory: String? = nil) throws -> Subprocess.Result {
-        var argv = [Subprocess.burrow, "run", "--profile", profile, "--quiet"]
-        if let record { argv += ["--json-result", record] }
-        return try Subprocess.run(argv + ["--"] + command, stdin: stdin, directory: directory ?? self.directory)
-    }
-
-    func record(_ path: String) throws -> [String: Any] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    }
+    init() throws { directory = try Self.makeDirectory() }
 
     // MARK: the hostile probe
 
@@ -268,77 +235,6 @@ struct SandboxTests {
         let result = try running.finish()
         #expect(result.status == 128 + SIGTERM, "\(result.stderr)")
         #expect(Date().timeIntervalSince(start) < 5)
-    }
-
-    @Test("the sandbox dies with its supervisor")
-    func toolDiesWithSupervisor() throws {
-        let running = try Subprocess.start([Subprocess.burrow, "run", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--", "sleep", "30"])
-        usleep(500_000)
-        let children = ((try? String(contentsOfFile: "/proc/\(running.pid)/task/\(running.pid)/children", encoding: .utf8)) ?? "")
-            .split(separator: " ").compactMap { Int32($0) }
-        try #require(children.count == 1, "the sandbox's init should be burrow's only child")
-        // A killed burrow cannot remove its invocation's cgroups (sweeping them at
-        // start-up comes with the resource-control step): this test removes them.
-        let cgroupLines = (try? String(contentsOfFile: "/proc/\(children[0])/cgroup", encoding: .utf8)) ?? ""
-        let invocationDirectories = cgroupLines.split(separator: "\n").compactMap { line -> String? in
-            let parts = line.split(separator: ":", maxSplits: 2)
-            guard parts.count == 3, parts[2].contains("/burrow/tools/"), ["memory", "pids", "cpuacct", "freezer"].contains(String(parts[1])) else { return nil }
-            return "/sys/fs/cgroup/\(parts[1])\(parts[2])"
-        }
-        defer {
-            for directory in invocationDirectories {
-                for _ in 0..<50 where rmdir(directory) != 0 && errno == EBUSY { usleep(100_000) }
-            }
-        }
-        kill(running.pid, SIGKILL)
-        _ = try running.finish()
-        var gone = false
-        for _ in 0..<50 where !gone {
-            gone = kill(children[0], 0) != 0 && errno == ESRCH
-            if !gone { usleep(100_000) }
-        }
-        #expect(gone, "sandbox init \(children[0]) outlived burrow")
-    }
-
-    // MARK: limits
-
-    @Test("the wall-clock deadline kills the sandbox")
-    func deadline() throws {
-        let profile = try profile(extending: "minimal", "[resource_limits]\nmax_execution_time = \"1s\"")
-        let path = directory + "/deadline.json"
-        let result = try run(profile, ["sleep", "10"], record: path)
-        #expect(result.status == 137)
-        let limits = try #require(try record(path)["limits"] as? [[String: Any]])
-        #expect(limits.first?["resource"] as? String == "max_execution_time")
-    }
-
-    @Test("the CPU budget covers the whole tree")
-    func cpuBudget() throws {
-        let profile = try profile(extending: "minimal", "[resource_limits]\nmax_cpu_time = \"1s\"")
-        let path = directory + "/cpu.json"
-        let result = try run(profile, ["sh", "-c", "(while :; do :; done) & while :; do :; done"], record: path)
-        #expect(result.status == 137)
-        let limits = try #require(try record(path)["limits"] as? [[String: Any]])
-        #expect(limits.first?["resource"] as? String == "max_cpu_time")
-    }
-
-    @Test("max_processes stops a fork bomb and says so")
-    func processLimit() throws {
-        let profile = try profile(extending: "minimal", "[permissions.process]\nmax_processes = 6")
-        let path = directory + "/pids.json"
-        _ = try run(profile, ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2 & done; wait"], record: path)
-        let limits = try #require(try record(path)["limits"] as? [[String: Any]])
-        #expect(limits.contains { $0["resource"] as? String == "max_processes" }, "\(limits)")
-    }
-
-    @Test("max_memory ends a tool that allocates past it", .requires(.installed("/usr/bin/python3")))
-    func memoryLimit() throws {
-        let profile = try profile(extending: "python-script", "[resource_limits]\nmax_memory = \"64M\"")
-        let path = directory + "/memory.json"
-        let result = try run(profile, ["python3", "-c", "x = bytearray(256 << 20); print(len(x))"], record: path)
-        #expect(result.status == 137, "\(result.output) \(result.stderr)")
-        let limits = try #require(try record(path)["limits"] as? [[String: Any]])
-        #expect(limits.contains { $0["resource"] as? String == "max_memory" }, "\(limits)")
     }
 
     // MARK: refusals

@@ -40,13 +40,24 @@ public struct Requirement: Sendable, CustomStringConvertible {
         Requirement(description: "Landlock", whyUnmet: host.landlock.available ? nil : host.landlock.detail)
     }
 
-    /// The cgroup backend `burrow run` enforces limits with on this build (v1 on hybrid hosts).
-    public static var cgroupV1Limits: Requirement {
+    /// A cgroup backend `burrow run` enforces every limit with: v2 (memory,
+    /// pids, cpu, cgroup.kill) or, on hybrid hosts, v1 (memory, pids, cpu,
+    /// cpuacct, freezer) beneath this process's cgroups.
+    public static var cgroupLimits: Requirement {
         let backend = host.cgroupBackend
-        return Requirement(
-            description: "cgroup v1 memory, pids, cpuacct and freezer beneath this process's cgroups",
-            whyUnmet: backend?.version == 1 && ["memory", "pids", "cpuacct", "freezer"].allSatisfy { backend?.controllers.contains($0) ?? false }
-                ? nil : "cgroup backend here: \(backend.map { "v\($0.version) \($0.controllers)" } ?? "none")")
+        let needed = backend?.version == 2 ? ["memory", "pids", "cpu"] : ["memory", "pids", "cpu", "cpuacct", "freezer"]
+        var why: String? = nil
+        if let backend, needed.allSatisfy(backend.controllers.contains) {
+            if backend.version == 2 && !host.cgroupKill.available { why = "cgroup.kill: \(host.cgroupKill.detail)" }
+        } else {
+            why = "cgroup backend here: \(backend.map { "v\($0.version) \($0.controllers)" } ?? "none"), needs \(needed)"
+        }
+        return Requirement(description: "cgroup limits (v2, or v1 on hybrid hosts)", whyUnmet: why)
+    }
+
+    /// The cgroup v2 backend (the VM suite: Scripts/vm-test.sh).
+    public static var cgroupV2: Requirement {
+        Requirement(description: "cgroup v2 limits", whyUnmet: host.cgroupBackend?.version == 2 ? nil : "this host's backend is \(host.cgroupBackend.map { "v\($0.version)" } ?? "none") (run Scripts/vm-test.sh)")
     }
 
     /// An executable installed by Scripts/install-tools.sh.
@@ -55,7 +66,7 @@ public struct Requirement: Sendable, CustomStringConvertible {
     }
 
     /// What `burrow run` needs to sandbox a tool here.
-    public static var sandbox: [Requirement] { [.rootInInitialUserNamespace, .sandboxNamespaces, .landlock, .seccomp, .cgroupV1Limits] }
+    public static var sandbox: [Requirement] { [.rootInInitialUserNamespace, .sandboxNamespaces, .landlock, .seccomp, .cgroupLimits] }
 
     /// Throws (in strict mode, records a failure) when unmet.
     public func check(sourceLocation: SourceLocation = #_sourceLocation) throws {

@@ -20,6 +20,7 @@ public enum Subprocess {
 
     public static var burrow: String { productsDirectory + "/burrow" }
     public static var probe: String { productsDirectory + "/burrow-probe" }
+    public static var hog: String { productsDirectory + "/burrow-hog" }
 
     /// A fresh temporary directory, removed by the caller.
     public static func temporaryDirectory() throws -> String {

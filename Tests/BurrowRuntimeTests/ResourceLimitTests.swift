@@ -1,0 +1,246 @@
+import BurrowTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Every resource limit of a profile, hit for real by `burrow-hog`, on the
+/// backend this host has: cgroup v1 here, cgroup v2 in Scripts/vm-test.sh.
+/// Each test asserts the exact ResourceLimitExceeded record (resource, limit,
+/// observed value, invocation id) and that nothing of the invocation is left:
+/// no cgroup directory (so no task, since a cgroup with tasks cannot be
+/// removed), and no process in any of its namespaces.
+@Suite(.requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.landlock), .requires(.cgroupLimits))
+struct ResourceLimitTests: SandboxTesting {
+    let directory: String
+
+    init() throws { directory = try Self.makeDirectory() }
+
+    /// A profile that may run the hog, with `limits` in [resource_limits].
+    func hogProfile(_ limits: String = "", processes: Int = 16, scratch: String = "16M", top: String = "", trust: String = "untrusted") throws -> String {
+        try profile(
+            extending: "minimal", top: top,
+            """
+            trust_level = "\(trust)"
+            [permissions]
+            execute = ["\(Subprocess.hog)"]
+            [permissions.process]
+            max_processes = \(processes)
+            [resource_limits]
+            \(limits)
+            [filesystem_access]
+            scratch_size = "\(scratch)"
+            """)
+    }
+
+    struct Outcome {
+        var result: Subprocess.Result
+        var record: [String: Any]
+        var limits: [[String: Any]]
+    }
+
+    /// Runs the hog and checks what every run must leave: a record with an
+    /// invocation id on each limit event, and no trace of the invocation.
+    func hog(_ profile: String, _ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> Outcome {
+        let path = directory + "/record-\(UUID().uuidString.prefix(8)).json"
+        let result = try run(profile, [Subprocess.hog] + arguments, record: path)
+        let record = try record(path)
+        let limits = record["limits"] as? [[String: Any]] ?? []
+        let invocation = try #require(record["invocationID"] as? String, sourceLocation: sourceLocation)
+        for event in limits {
+            #expect(event["invocationID"] as? String == invocation, sourceLocation: sourceLocation)
+        }
+        try expectNothingLeft(record, sourceLocation: sourceLocation)
+        return Outcome(result: result, record: record, limits: limits)
+    }
+
+    func expectNothingLeft(_ record: [String: Any], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let cgroup = try #require(record["cgroup"] as? [String: Any], sourceLocation: sourceLocation)
+        let paths = try #require(cgroup["paths"] as? [String], sourceLocation: sourceLocation)
+        #expect(!paths.isEmpty, sourceLocation: sourceLocation)
+        for path in paths {
+            #expect(access(path, F_OK) != 0, "cgroup \(path) is still there", sourceLocation: sourceLocation)
+        }
+        let observed = record["observed"] as? [String: Any]
+        let ids = Set((observed?["namespaceIDs"] as? [String: String] ?? [:]).values)
+        guard !ids.isEmpty else { return }
+        for pid in try FileManager.default.contentsOfDirectory(atPath: "/proc") where Int32(pid) != nil {
+            for ns in ["mnt", "pid", "net", "ipc", "uts", "cgroup", "user"] {
+                guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(ns)") else { continue }
+                #expect(!ids.contains(link), "process \(pid) is still in the sandbox's \(link)", sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    func only(_ limits: [[String: Any]], _ resource: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        #expect(limits.count == 1, "\(limits)", sourceLocation: sourceLocation)
+        return try #require(limits.first { $0["resource"] as? String == resource }, "\(limits)", sourceLocation: sourceLocation)
+    }
+
+    func number(_ event: [String: Any], _ key: String) -> UInt64? { (event[key] as? NSNumber)?.uint64Value }
+
+    // MARK: one test per limit
+
+    @Test("max_memory: a memory bomb is OOM-killed with the whole tree, evidence oom_kill")
+    func memoryBomb() throws {
+        let out = try hog(try hogProfile("max_memory = \"32M\""), ["memory", "512"])
+        #expect(out.result.status == 137, "\(out.result.output) \(out.result.stderr)")
+        let event = try only(out.limits, "max_memory")
+        #expect(event["unit"] as? String == "bytes")
+        #expect(number(event, "limitValue") == 32 << 20)
+        // The peak charge reached the limit (observed value = memory.peak / max_usage_in_bytes).
+        #expect((number(event, "observedValue") ?? 0) >= 30 << 20, "\(event)")
+        #expect(!out.result.output.contains("touched"))
+    }
+
+    @Test("max_processes: a fork bomb stops at pids.max and the tree is killed")
+    func forkBomb() throws {
+        let out = try hog(try hogProfile(processes: 12), ["fork", "10000"])
+        #expect(out.result.status == 137, "\(out.result.output) \(out.result.stderr)")
+        let event = try only(out.limits, "max_processes")
+        #expect(event["unit"] as? String == "tasks")
+        #expect(number(event, "limitValue") == 12)
+        #expect(number(event, "observedValue") == 12, "peak tasks: \(event)")
+        #expect(out.result.output.contains("fork: refused"), "\(out.result.output)")
+    }
+
+    @Test("max_cpu_time: children each under RLIMIT_CPU exceed the tree's budget")
+    func cpuBudgetOfTheTree() throws {
+        // RLIMIT_CPU is 1 s per process; each of 4 processes (2 threads each)
+        // stops at 700 ms of its own CPU time: only the tree's sum, 2.8 s, is over.
+        let out = try hog(try hogProfile("max_cpu_time = \"1s\"\nmax_execution_time = \"120s\""), ["spin", "4", "2", "700"])
+        #expect(out.result.status == 137, "\(out.result.output) \(out.result.stderr)")
+        let event = try only(out.limits, "max_cpu_time")
+        #expect(event["unit"] as? String == "milliseconds")
+        #expect(number(event, "limitValue") == 1000)
+        #expect((number(event, "observedValue") ?? 0) > 1000, "\(event)")
+        #expect(!out.result.output.contains("children finished"), "no child may reach its own RLIMIT_CPU: \(out.result.output)")
+    }
+
+    @Test("max_execution_time: a sleeping tool is killed at the deadline")
+    func deadline() throws {
+        let out = try hog(try hogProfile("max_execution_time = \"2s\""), ["sleep", "600"])
+        #expect(out.result.status == 137)
+        let event = try only(out.limits, "max_execution_time")
+        #expect(number(event, "limitValue") == 2000)
+        #expect((number(event, "observedValue") ?? 0) >= 2000, "\(event)")
+    }
+
+    @Test("max_execution_time: a tool that stopped itself (SIGSTOP) is still killed")
+    func stoppedTool() throws {
+        let out = try hog(try hogProfile("max_execution_time = \"2s\""), ["stop"])
+        #expect(out.result.status == 137)
+        _ = try only(out.limits, "max_execution_time")
+        #expect(!out.result.output.contains("resumed"))
+    }
+
+    @Test("a double-forked daemon that closed its stdio dies with the invocation", arguments: ["container", "none"])
+    func daemonDies(level: String) throws {
+        let profile =
+            level == "none"
+            ? try hogProfile(top: "sandbox_level = \"none\"", trust: "system") : try hogProfile()
+        let out = try hog(profile, ["daemon", "token-\(UUID().uuidString.prefix(8))"])
+        #expect(out.result.status == 0, "\(out.result.stderr)")
+        #expect(out.result.output.contains("daemon: started"))
+        #expect(out.limits.isEmpty, "\(out.limits)")
+        // expectNothingLeft: the cgroup could only be removed once the daemon was gone.
+    }
+
+    @Test("max_file_size: a write past it ends the tool with SIGXFSZ")
+    func fileSize() throws {
+        let out = try hog(try hogProfile("max_file_size = \"2M\""), ["write", "/tmp/big", "8"])
+        #expect(out.result.status == 128 + SIGXFSZ, "\(out.result.output) \(out.result.stderr)")
+        let event = try only(out.limits, "max_file_size")
+        #expect(number(event, "limitValue") == 2 << 20)
+    }
+
+    @Test("scratch_size: a full /tmp is reported with the bytes in use")
+    func scratchFull() throws {
+        let out = try hog(try hogProfile("max_file_size = \"64M\"", scratch: "4M"), ["write", "/tmp/fill", "16"])
+        #expect(out.result.status == 1)
+        #expect(out.result.output.contains("No space left on device"), "\(out.result.output)")
+        let event = try only(out.limits, "scratch_size")
+        #expect(event["unit"] as? String == "bytes")
+        #expect(number(event, "limitValue") == 4 << 20)
+        #expect(number(event, "observedValue") == 4 << 20, "\(event)")
+    }
+
+    @Test("scratch_size: running out of inodes is reported too")
+    func scratchInodes() throws {
+        let out = try hog(try hogProfile(scratch: "4M"), ["files", "/tmp", "1000000"])
+        #expect(out.result.status == 1)
+        let event = try only(out.limits, "scratch_size")
+        #expect(event["unit"] as? String == "inodes")
+        #expect(number(event, "observedValue") == number(event, "limitValue"), "\(event)")
+    }
+
+    @Test("the supervisor's memory stays bounded while the tool floods stdout")
+    func stdoutFlood() throws {
+        let profile = try hogProfile()
+        let path = directory + "/flood.json"
+        // 256 MiB through burrow's stdout, which is /dev/null.
+        let result = try Subprocess.run(
+            ["/bin/sh", "-c", "exec \"$@\" >/dev/null", "sh", Subprocess.burrow, "run", "--profile", profile, "--json-result", path, "--", Subprocess.hog, "flood", "256"],
+            directory: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        let record = try record(path)
+        let supervisor = try #require(record["supervisor"] as? [String: Any])
+        let kilobytes = try #require((supervisor["peakResidentKilobytes"] as? NSNumber)?.intValue)
+        #expect(kilobytes < 64 * 1024, "the supervisor peaked at \(kilobytes) KiB")
+        try expectNothingLeft(record)
+    }
+
+    @Test("every run ends with a usage summary of the whole tree")
+    func usageSummary() throws {
+        let out = try hog(try hogProfile(), ["spin", "2", "1", "100"])
+        #expect(out.result.status == 0, "\(out.result.stderr)")
+        let usage = try #require(out.record["usage"] as? [String: Any])
+        #expect(((usage["cpuMicroseconds"] as? NSNumber)?.intValue ?? 0) >= 200_000, "\(usage)")
+        #expect(((usage["peakMemoryBytes"] as? NSNumber)?.intValue ?? 0) > 0, "\(usage)")
+        #expect(((usage["peakProcesses"] as? NSNumber)?.intValue ?? 0) >= 3, "\(usage)")
+        #expect(usage["wallMilliseconds"] != nil)
+    }
+
+    // MARK: supervisor death
+
+    @Test("a SIGKILLed supervisor: its sandbox dies, the next run sweeps its cgroup")
+    func sweepAfterSupervisorDeath() throws {
+        let running = try Subprocess.start([Subprocess.burrow, "run", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--", "sleep", "600"])
+        var children: [Int32] = []
+        for _ in 0..<100 where children.isEmpty {
+            usleep(100_000)
+            children = ((try? String(contentsOfFile: "/proc/\(running.pid)/task/\(running.pid)/children", encoding: .utf8)) ?? "")
+                .split(separator: " ").compactMap { Int32($0) }
+        }
+        try #require(children.count == 1, "the sandbox's init should be burrow's only child")
+        // Burrow's invocation cgroups are named tools/<invocation-id>.
+        let cgroups = try String(contentsOfFile: "/proc/\(children[0])/cgroup", encoding: .utf8)
+        let invocation = try #require(
+            cgroups.split(separator: "\n").compactMap { line -> String? in
+                guard let r = line.range(of: "/tools/") else { return nil }
+                return String(line[r.upperBound...])
+            }.first, "\(cgroups)")
+        kill(running.pid, SIGKILL)
+        _ = try running.finish()
+        var gone = false
+        for _ in 0..<100 where !gone {
+            gone = kill(children[0], 0) != 0 && errno == ESRCH
+            if !gone { usleep(100_000) }
+        }
+        #expect(gone, "sandbox init \(children[0]) outlived burrow")
+
+        let path = directory + "/after.json"
+        let result = try run(Fixtures.profilesDirectory + "/minimal.toml", ["true"], record: path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let swept = try record(path)["swept"] as? [[String: Any]] ?? []
+        // A run of a concurrent test may have swept it first; either way it must be gone.
+        if let entry = swept.first(where: { $0["invocationID"] as? String == invocation }) {
+            #expect(entry["problem"] == nil, "\(entry)")
+            #expect(result.stderr.contains(invocation), "burrow run says what it swept: \(result.stderr)")
+        }
+        let remaining = try Subprocess.run(["/bin/sh", "-c", "find /sys/fs/cgroup -maxdepth 6 -type d -name \"$1\"", "sh", invocation])
+        #expect(remaining.output.isEmpty, "left behind: \(remaining.output)")
+    }
+}
