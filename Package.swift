@@ -85,7 +85,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BurrowRuntimeTests",
-            dependencies: ["BurrowRuntime", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["BurrowRuntime", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowSystemTests", dependencies: ["BurrowSystem", "BurrowTestSupport"],

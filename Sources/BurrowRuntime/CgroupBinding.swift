@@ -24,40 +24,16 @@ final class CgroupBinding {
         self.setup = setup
     }
 
-    /// - Returns: nil when the plan has no cgroup section (version 0 is refused earlier).
-    static func make(_ plan: CgroupPlan, invocation: String) throws(RunError) -> CgroupBinding? {
+    /// Creates the invocation's cgroup at `site` and writes the plan's values.
+    static func make(_ plan: CgroupPlan, site: CgroupSite, invocation: String) throws(RunError) -> CgroupBinding {
         let binding: CgroupBinding
         do {
-            switch plan.version {
-            case 1:
-                binding = CgroupBinding(group: try CgroupV1Group.create(invocation: invocation, hierarchies: try v1Hierarchies(plan)), setup: [])
-            case 2:
-                let base = try v2Base(plan)
-                binding = CgroupBinding(group: try CgroupV2Group.create(invocation: invocation, base: base), setup: base.setup)
-            default:
-                return nil
-            }
+            binding = CgroupBinding(group: try site.create(invocation), setup: site.setup)
         } catch {
             throw .preparation("cannot create the invocation's cgroup: \(error)")
         }
         try binding.apply(plan.writes)
         return binding
-    }
-
-    static func v1Hierarchies(_ plan: CgroupPlan) throws(CgroupError) -> [String: String] {
-        var hierarchies: [String: String] = [:]
-        for controller in plan.controllers {
-            guard let directory = plan.directories[controller] else {
-                throw .unsupported("the cgroup v1 \(controller) controller is not mounted")
-            }
-            hierarchies[controller] = directory
-        }
-        return hierarchies
-    }
-
-    static func v2Base(_ plan: CgroupPlan) throws(CgroupError) -> CgroupV2Base {
-        guard let own = plan.directories["cgroup2"] else { throw .unsupported("cgroup2 is not mounted") }
-        return try CgroupV2Base.prepare(ownDirectory: own, controllers: plan.controllers)
     }
 
     private func apply(_ writes: [CgroupWrite]) throws(RunError) {
@@ -92,39 +68,78 @@ public struct SweptInvocation: Sendable, Codable, Equatable {
     public var problem: String?
 }
 
-extension Runner {
+/// Where this host keeps invocation cgroups for a plan: the v1 hierarchies'
+/// directories or the prepared v2 base.
+enum CgroupSite {
+    case v1(hierarchies: [String: String])
+    case v2(CgroupV2Base)
+
+    /// - Returns: nil when the plan has no cgroup section (version 0 is refused earlier).
+    static func locate(_ plan: CgroupPlan) throws(RunError) -> CgroupSite? {
+        do throws(CgroupError) {
+            switch plan.version {
+            case 1:
+                var hierarchies: [String: String] = [:]
+                for controller in plan.controllers {
+                    guard let directory = plan.directories[controller] else {
+                        throw .unsupported("the cgroup v1 \(controller) controller is not mounted")
+                    }
+                    hierarchies[controller] = directory
+                }
+                return .v1(hierarchies: hierarchies)
+            case 2:
+                guard let own = plan.directories["cgroup2"] else { throw .unsupported("cgroup2 is not mounted") }
+                return .v2(try CgroupV2Base.prepare(ownDirectory: own, controllers: plan.controllers))
+            default:
+                return nil
+            }
+        } catch {
+            throw .preparation("cannot prepare Burrow's cgroups: \(error)")
+        }
+    }
+
+    /// What was prepared to get here (the v2 base), for the record.
+    var setup: [String] {
+        if case .v2(let base) = self { return base.setup }
+        return []
+    }
+
+    func create(_ invocation: String) throws(CgroupError) -> any InvocationCgroup {
+        switch self {
+        case .v1(let hierarchies): try CgroupV1Group.create(invocation: invocation, hierarchies: hierarchies)
+        case .v2(let base): try CgroupV2Group.create(invocation: invocation, base: base)
+        }
+    }
+
     /// Kills and removes every invocation cgroup whose supervisor is gone
     /// (crashed or SIGKILLed: its lease in /run/burrow/invocations is free).
     /// Live invocations of other supervisors are left alone.
-    public static func sweep(_ plan: CgroupPlan) -> [SweptInvocation] {
-        var swept: [SweptInvocation] = []
+    func sweep() -> [SweptInvocation] {
         let names: [String]
-        var base: CgroupV2Base?
-        var hierarchies: [String: String] = [:]
-        switch plan.version {
-        case 1:
-            guard let h = try? CgroupBinding.v1Hierarchies(plan) else { return [] }
-            hierarchies = h
-            names = CgroupV1Group.invocations(hierarchies: h)
-        case 2:
-            guard let b = try? CgroupBinding.v2Base(plan) else { return [] }
-            base = b
-            names = b.invocations
-        default:
-            return []
+        switch self {
+        case .v1(let hierarchies): names = CgroupV1Group.invocations(hierarchies: hierarchies)
+        case .v2(let base): names = base.invocations
         }
+        var swept: [SweptInvocation] = []
         for name in names {
             guard let lease = try? InvocationLease.takeOver(name) else { continue }  // nil: alive
             defer { lease.end() }
             let group: (any InvocationCgroup)?
-            if let base {
-                group = try? CgroupV2Group.adopt(invocation: name, base: base)
-            } else {
-                group = try? CgroupV1Group.adopt(invocation: name, hierarchies: hierarchies)
+            switch self {
+            case .v1(let hierarchies): group = try? CgroupV1Group.adopt(invocation: name, hierarchies: hierarchies)
+            case .v2(let base): group = try? CgroupV2Group.adopt(invocation: name, base: base)
             }
             guard let group else { continue }  // finished meanwhile
             swept.append(SweptInvocation(invocationID: name, paths: group.paths, problem: group.finish()))
         }
         return swept
+    }
+}
+
+extension Runner {
+    /// Kills and removes every invocation cgroup left by a dead supervisor
+    /// (what `run` does before each invocation; the daemon calls it at start).
+    public static func sweep(_ plan: CgroupPlan) throws(RunError) -> [SweptInvocation] {
+        try CgroupSite.locate(plan)?.sweep() ?? []
     }
 }

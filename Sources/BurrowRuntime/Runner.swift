@@ -52,9 +52,10 @@ public enum Runner {
         // cgroup is gone; the sweep removes cgroups whose lease is free.
         let lease = try InvocationLease.acquire(invocationID)
         defer { lease.end() }
-        let swept = sweep(plan.cgroup)
+        let site = try CgroupSite.locate(plan.cgroup)
+        let swept = site?.sweep() ?? []
         var notes: [String] = []
-        let cgroup = try CgroupBinding.make(plan.cgroup, invocation: invocationID)
+        let cgroup = try site.map { site throws(RunError) in try CgroupBinding.make(plan.cgroup, site: site, invocation: invocationID) }
         let cgroupRecord = cgroup.map { RunRecord.Cgroup(version: plan.cgroup.version, paths: $0.group.paths, setup: $0.setup) }
         var finished = false
         func finishCgroup() {
