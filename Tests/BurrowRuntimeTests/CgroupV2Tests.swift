@@ -25,9 +25,9 @@ struct CgroupV2Tests: SandboxTesting {
         try #require(mkdir(cgroup, 0o755) == 0, "mkdir \(cgroup): \(errno)")
     }
 
-    /// Runs `burrow run` (through sh) in the test's cgroup: `sh -c 'echo $$ > cgroup.procs; EXTRA; exec burrow …'`.
-    func runInCgroup(_ extra: String = "", record: String) throws -> Subprocess.Result {
-        let script = "echo $$ > \"$1/cgroup.procs\" || exit 99\n\(extra)\nexec \"$2\" run --profile \"$3\" --json-result \"$4\" -- cat /proc/self/cgroup"
+    /// Runs `burrow run` (through sh) in the test's cgroup: `sh -c 'echo $$ > cgroup.procs; exec burrow …'`.
+    func runInCgroup(record: String) throws -> Subprocess.Result {
+        let script = "echo $$ > \"$1/cgroup.procs\" || exit 99; exec \"$2\" run --profile \"$3\" --json-result \"$4\" -- cat /proc/self/cgroup"
         return try Subprocess.run(["/bin/sh", "-c", script, "sh", cgroup, Subprocess.burrow, Fixtures.profilesDirectory + "/minimal.toml", record])
     }
 
@@ -60,16 +60,19 @@ struct CgroupV2Tests: SandboxTesting {
     @Test("a cgroup shared with processes burrow did not start is refused, not taken over")
     func refusesSharedCgroup() throws {
         defer { removeTree() }
-        let path = directory + "/refused.json"
-        // A sibling that stays in the cgroup: burrow must not move it, so it refuses.
-        let result = try runInCgroup("sleep 30 &", record: path)
+        // A process of this test's that stays in the cgroup: burrow must not move it.
+        let sibling = try Subprocess.start(["/bin/sleep", "600"])
+        defer {
+            kill(sibling.pid, SIGKILL)
+            _ = try? sibling.finish()
+        }
+        try "\(sibling.pid)".write(toFile: cgroup + "/cgroup.procs", atomically: false, encoding: .utf8)
+        let result = try runInCgroup(record: directory + "/refused.json")
         #expect(result.status == 125, "\(result.output) \(result.stderr)")
-        #expect(result.stderr.contains("process(es) Burrow did not start"), "\(result.stderr)")
-        let leaf = (try? FileManager.default.contentsOfDirectory(atPath: cgroup)) ?? []
-        #expect(!leaf.contains("supervisor") && !leaf.contains("tools"), "nothing was created: \(leaf)")
-        // Only the sleep this test started is in there.
-        let procs = try String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
-        for pid in procs where pid > 1 { kill(pid, SIGKILL) }
-        for _ in 0..<50 where ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty == false { usleep(100_000) }
+        #expect(result.stderr.contains("process(es) Burrow did not start (e.g. pid \(sibling.pid))"), "\(result.stderr)")
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: cgroup)) ?? []
+        #expect(!entries.contains("supervisor") && !entries.contains("tools"), "nothing was created: \(entries)")
+        let procs = try String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)
+        #expect(procs == "\(sibling.pid)\n", "the sibling stays where it was, alone: \(procs)")
     }
 }
