@@ -50,9 +50,16 @@ package final class CgroupDirectory {
         return try Self.openDirectory(fd.rawValue, "..", display: "/" + display)
     }
 
-    /// Removes child cgroup `name` (which must hold no task and no child).
+    /// Removes child cgroup `name` (which must hold no task and no child);
+    /// one that is already gone counts as removed. A cgroup whose last task
+    /// has just left can stay busy for a moment: retried for up to 200 ms.
     package func removeChild(_ name: String) throws(CgroupError) {
-        guard unlinkat(fd.rawValue, name, AT_REMOVEDIR) == 0 else { throw .io(op: "remove", path: display(name), Errno(rawValue: errno)) }
+        for _ in 0..<200 {
+            if unlinkat(fd.rawValue, name, AT_REMOVEDIR) == 0 || errno == ENOENT { return }
+            guard errno == EBUSY else { break }
+            usleep(1000)
+        }
+        throw .io(op: "remove", path: display(name), Errno(rawValue: errno))
     }
 
     /// The names of the child cgroups.

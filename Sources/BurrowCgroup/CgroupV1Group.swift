@@ -132,22 +132,10 @@ package final class CgroupV1Group: InvocationCgroup {
     package func remove() throws(CgroupError) {
         var failure: CgroupError?
         for d in distinct {
-            // An exiting task can keep a v1 directory busy for a moment after it left cgroup.procs.
-            var tries = 0
-            while true {
-                do {
-                    try d.tools.removeChild(name)
-                    break
-                } catch {
-                    if case .io(_, _, .resourceBusy) = error, tries < 200 {
-                        tries += 1
-                        usleep(1000)
-                        continue
-                    }
-                    if case .io(_, _, .noSuchFileOrDirectory) = error { break }
-                    failure = error
-                    break
-                }
+            do {
+                try d.tools.removeChild(name)
+            } catch {
+                failure = error
             }
         }
         directories = [:]

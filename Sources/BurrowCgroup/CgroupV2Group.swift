@@ -70,22 +70,8 @@ package final class CgroupV2Group: InvocationCgroup {
     }
 
     package func remove() throws(CgroupError) {
-        var tries = 0
-        while true {
-            do {
-                try tools.removeChild(name)
-                removed = true
-                return
-            } catch {
-                // The last task has left but may still be releasing the directory.
-                if case .io(_, _, .resourceBusy) = error, tries < 200 {
-                    tries += 1
-                    usleep(1000)
-                    continue
-                }
-                throw error
-            }
-        }
+        try tools.removeChild(name)
+        removed = true
     }
 
     private var cpuNanoseconds: UInt64? { directory.keyed("cpu.stat", "usage_usec").map { $0 * 1000 } }

@@ -12,7 +12,7 @@ import Testing
 /// observed value, invocation id) and that nothing of the invocation is left:
 /// no cgroup directory (so no task, since a cgroup with tasks cannot be
 /// removed), and no process in any of its namespaces.
-@Suite(.requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.landlock), .requires(.cgroupLimits))
+@Suite(.requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.landlock), .requires(.cgroupLimits), .timeLimit(.minutes(5)))
 struct ResourceLimitTests: SandboxTesting {
     let directory: String
 
@@ -63,13 +63,19 @@ struct ResourceLimitTests: SandboxTesting {
         for path in paths {
             #expect(access(path, F_OK) != 0, "cgroup \(path) is still there", sourceLocation: sourceLocation)
         }
+        // Namespace inode numbers are reused once freed (by the sandboxes of
+        // concurrent tests too): a leftover is a process in one of them that
+        // also runs as this sandbox's uid (leased to one live sandbox at a time).
         let observed = record["observed"] as? [String: Any]
         let ids = Set((observed?["namespaceIDs"] as? [String: String] ?? [:]).values)
-        guard !ids.isEmpty else { return }
+        let uid = try #require(record["uid"] as? Int, sourceLocation: sourceLocation)
+        guard !ids.isEmpty, uid != 0 else { return }
         for pid in try FileManager.default.contentsOfDirectory(atPath: "/proc") where Int32(pid) != nil {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            guard status.split(separator: "\n").contains(where: { $0.hasPrefix("Uid:") && $0.split(whereSeparator: \.isWhitespace).dropFirst().contains("\(uid)") }) else { continue }
             for ns in ["mnt", "pid", "net", "ipc", "uts", "cgroup", "user"] {
                 guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(ns)") else { continue }
-                #expect(!ids.contains(link), "process \(pid) is still in the sandbox's \(link)", sourceLocation: sourceLocation)
+                #expect(!ids.contains(link), "process \(pid) (uid \(uid)) is still in the sandbox's \(link)", sourceLocation: sourceLocation)
             }
         }
     }
@@ -207,12 +213,29 @@ struct ResourceLimitTests: SandboxTesting {
 
     @Test("a SIGKILLed supervisor: its sandbox dies, the next run sweeps its cgroup")
     func sweepAfterSupervisorDeath() throws {
-        let running = try Subprocess.start([Subprocess.burrow, "run", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--", "sleep", "600"])
+        // Spawned and reaped here, not through Foundation's Process: this
+        // process is SIGKILLed while it has a child of its own.
+        let argv = [Subprocess.burrow, "run", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--", "sleep", "600"]
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var burrow: pid_t = 0
+        try #require(posix_spawn(&burrow, argv[0], nil, nil, &cArguments, environ) == 0)
+        var reaped = false
+        defer {
+            if !reaped {
+                kill(burrow, SIGKILL)
+                waitpid(burrow, nil, 0)
+            }
+        }
         var children: [Int32] = []
-        for _ in 0..<100 where children.isEmpty {
+        // The sandbox is up once its init has moved into tools/<invocation>.
+        for _ in 0..<600 where children.isEmpty {
             usleep(100_000)
-            children = ((try? String(contentsOfFile: "/proc/\(running.pid)/task/\(running.pid)/children", encoding: .utf8)) ?? "")
+            let listed = ((try? String(contentsOfFile: "/proc/\(burrow)/task/\(burrow)/children", encoding: .utf8)) ?? "")
                 .split(separator: " ").compactMap { Int32($0) }
+            if let first = listed.first, ((try? String(contentsOfFile: "/proc/\(first)/cgroup", encoding: .utf8)) ?? "").contains("/tools/") {
+                children = listed
+            }
         }
         try #require(children.count == 1, "the sandbox's init should be burrow's only child")
         // Burrow's invocation cgroups are named tools/<invocation-id>.
@@ -222,8 +245,9 @@ struct ResourceLimitTests: SandboxTesting {
                 guard let r = line.range(of: "/tools/") else { return nil }
                 return String(line[r.upperBound...])
             }.first, "\(cgroups)")
-        kill(running.pid, SIGKILL)
-        _ = try running.finish()
+        kill(burrow, SIGKILL)
+        waitpid(burrow, nil, 0)
+        reaped = true
         var gone = false
         for _ in 0..<100 where !gone {
             gone = kill(children[0], 0) != 0 && errno == ESRCH
