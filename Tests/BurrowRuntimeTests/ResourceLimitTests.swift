@@ -227,13 +227,17 @@ struct ResourceLimitTests: SandboxTesting {
                 waitpid(burrow, nil, 0)
             }
         }
+        func childProcesses(of pid: Int32) -> [Int32] {
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? "").split(separator: " ").compactMap { Int32($0) }
+        }
         var children: [Int32] = []
-        // The sandbox is up once its init has moved into tools/<invocation>.
+        // The sandbox is up (its parent-death signal armed) once the tool runs: init's child is `sleep`.
         for _ in 0..<600 where children.isEmpty {
             usleep(100_000)
-            let listed = ((try? String(contentsOfFile: "/proc/\(burrow)/task/\(burrow)/children", encoding: .utf8)) ?? "")
-                .split(separator: " ").compactMap { Int32($0) }
-            if let first = listed.first, ((try? String(contentsOfFile: "/proc/\(first)/cgroup", encoding: .utf8)) ?? "").contains("/tools/") {
+            let listed = childProcesses(of: burrow)
+            if let tool = listed.first.flatMap({ childProcesses(of: $0).first }),
+                ((try? String(contentsOfFile: "/proc/\(tool)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep")
+            {
                 children = listed
             }
         }
@@ -249,11 +253,12 @@ struct ResourceLimitTests: SandboxTesting {
         waitpid(burrow, nil, 0)
         reaped = true
         var gone = false
-        for _ in 0..<100 where !gone {
+        for _ in 0..<300 where !gone {
             gone = kill(children[0], 0) != 0 && errno == ESRCH
             if !gone { usleep(100_000) }
         }
-        #expect(gone, "sandbox init \(children[0]) outlived burrow")
+        let state = ((try? String(contentsOfFile: "/proc/\(children[0])/status", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("State") || $0.hasPrefix("PPid") || $0.hasPrefix("SigPnd") || $0.hasPrefix("ShdPnd") || $0.hasPrefix("SigBlk") }
+        #expect(gone, "sandbox init \(children[0]) outlived burrow: \(state)")
 
         let path = directory + "/after.json"
         let result = try run(Fixtures.profilesDirectory + "/minimal.toml", ["true"], record: path)
