@@ -12,16 +12,12 @@ import SystemPackage
 /// cpuacct, freezer; co-mounted controllers share one directory).
 package final class CgroupV1Group: InvocationCgroup {
     /// controller → the invocation's directory in that controller's hierarchy.
-    private var directories: [String: CgroupDirectory]
+    private var directories: [String: CgroupDirectory] = [:]
     /// controller → `burrow/tools` of that hierarchy (to remove the invocation directory).
-    private var tools: [String: CgroupDirectory]
+    private var tools: [String: CgroupDirectory] = [:]
     private let name: String
 
-    private init(name: String, directories: [String: CgroupDirectory], tools: [String: CgroupDirectory]) {
-        self.name = name
-        self.directories = directories
-        self.tools = tools
-    }
+    private init(name: String) { self.name = name }
 
 
     /// Where invocation cgroups live beneath Burrow's own cgroup in a hierarchy.
@@ -39,7 +35,7 @@ package final class CgroupV1Group: InvocationCgroup {
     }
 
     private static func make(_ name: String, hierarchies: [String: String], create: Bool) throws(CgroupError) -> CgroupV1Group {
-        let group = CgroupV1Group(name: name, directories: [:], tools: [:])
+        let group = CgroupV1Group(name: name)
         var firstController: [String: String] = [:]  // own directory → the controller that opened it
         for (controller, own) in hierarchies.sorted(by: { $0.key < $1.key }) {
             if let first = firstController[own] {
@@ -116,7 +112,8 @@ package final class CgroupV1Group: InvocationCgroup {
     package func waitEmpty(timeout: UInt64) -> Bool {
         let end = Kernel.monotonicNanoseconds() + timeout
         var lastKill = Kernel.monotonicNanoseconds()
-        while distinct.contains(where: { !$0.invocation.processes.isEmpty }) {
+        let invocations = distinct.map(\.invocation)
+        while invocations.contains(where: { !$0.processes.isEmpty }) {
             let now = Kernel.monotonicNanoseconds()
             if now >= end { return false }
             // A task that forked while the first kill ran gets another.
@@ -143,13 +140,11 @@ package final class CgroupV1Group: InvocationCgroup {
         if let failure { throw failure }
     }
 
-    private var cpuNanoseconds: UInt64? { directories["cpuacct"]?.number("cpuacct.usage") }
-
-    package var readings: CgroupReadings {
+    package func readings(peaks: Bool) -> CgroupReadings {
         CgroupReadings(
-            cpuNanoseconds: cpuNanoseconds,
-            peakMemoryBytes: directories["memory"]?.number("memory.max_usage_in_bytes"),
-            peakProcesses: directories["pids"]?.number("pids.peak"),
+            cpuNanoseconds: directories["cpuacct"]?.number("cpuacct.usage"),
+            peakMemoryBytes: peaks ? directories["memory"]?.number("memory.max_usage_in_bytes") : nil,
+            peakProcesses: peaks ? directories["pids"]?.number("pids.peak") : nil,
             oomKills: directories["memory"]?.keyed("memory.oom_control", "oom_kill") ?? 0,
             pidsMaxHits: directories["pids"]?.keyed("pids.events", "max") ?? 0)
     }

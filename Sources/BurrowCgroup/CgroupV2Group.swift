@@ -15,7 +15,6 @@ package final class CgroupV2Group: InvocationCgroup {
     private let directory: CgroupDirectory
     private let tools: CgroupDirectory
     private let name: String
-    private var removed = false
 
     private init(directory: CgroupDirectory, tools: CgroupDirectory, name: String) {
         self.directory = directory
@@ -34,7 +33,7 @@ package final class CgroupV2Group: InvocationCgroup {
     }
 
     package var paths: [String] { [directory.path] }
-    package var cloneTarget: Int32? { removed ? nil : directory.fd.rawValue }
+    package var cloneTarget: Int32? { directory.fd.rawValue }
 
     package func join(_ pid: Int32) throws(CgroupError) {
         try directory.write("cgroup.procs", "\(pid)")
@@ -71,16 +70,13 @@ package final class CgroupV2Group: InvocationCgroup {
 
     package func remove() throws(CgroupError) {
         try tools.removeChild(name)
-        removed = true
     }
 
-    private var cpuNanoseconds: UInt64? { directory.keyed("cpu.stat", "usage_usec").map { $0 * 1000 } }
-
-    package var readings: CgroupReadings {
+    package func readings(peaks: Bool) -> CgroupReadings {
         CgroupReadings(
-            cpuNanoseconds: cpuNanoseconds,
-            peakMemoryBytes: directory.number("memory.peak"),
-            peakProcesses: directory.number("pids.peak"),
+            cpuNanoseconds: directory.keyed("cpu.stat", "usage_usec").map { $0 * 1000 },
+            peakMemoryBytes: peaks ? directory.number("memory.peak") : nil,
+            peakProcesses: peaks ? directory.number("pids.peak") : nil,
             oomKills: directory.keyed("memory.events", "oom_kill") ?? 0,
             pidsMaxHits: directory.keyed("pids.events", "max") ?? 0)
     }

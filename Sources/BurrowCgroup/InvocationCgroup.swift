@@ -23,8 +23,9 @@ package protocol InvocationCgroup: AnyObject {
     func waitEmpty(timeout: UInt64) -> Bool
     /// Removes the directories (which must be empty).
     func remove() throws(CgroupError)
-    /// What the tree used so far and the limit counters.
-    var readings: CgroupReadings { get }
+    /// The limit counters and the tree's CPU time; with `peaks`, also the
+    /// peak memory and task count (not needed on every supervision tick).
+    func readings(peaks: Bool) -> CgroupReadings
 }
 
 /// A snapshot of an invocation's accounting and limit counters.

@@ -76,7 +76,15 @@ public enum Runner {
             })
         let execAt = Kernel.monotonicNanoseconds()
         let observed = Observation.read(pid: sandbox.pid, namespaces: plan.namespaces.map(\.kind))
-        let scratch = scratchDescriptor(plan, pid: sandbox.pid)
+        let scratch: FileDescriptor?
+        do {
+            scratch = try scratchDescriptor(plan, pid: sandbox.pid)
+        } catch {
+            // The tmpfs size still holds (the kernel enforces it); only the report
+            // of a full scratch is lost. ENOENT: the sandbox has already ended.
+            scratch = nil
+            if error != .noSuchFileOrDirectory { notes.append("scratch_size: cannot open the sandbox's /tmp from outside (\(errnoName(error.rawValue))): a full scratch is not reported") }
+        }
         defer { try? scratch?.close() }
         let supervisor = Supervisor(
             sandbox: sandbox, plan: plan, invocationID: invocationID, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
@@ -115,10 +123,11 @@ public enum Runner {
 
     /// The sandbox's scratch tmpfs (its /tmp), opened from outside so the
     /// supervisor can see it fill up; nil without one.
-    private static func scratchDescriptor(_ plan: LaunchPlan, pid: pid_t) -> FileDescriptor? {
+    private static func scratchDescriptor(_ plan: LaunchPlan, pid: pid_t) throws(Errno) -> FileDescriptor? {
         guard plan.namespaces.contains(where: { $0.kind == .mount }), plan.mounts.contains(where: { $0.kind == .tmpfs && $0.target == "/tmp" }) else { return nil }
         let fd = open("/proc/\(pid)/root/tmp", ChildPlan.O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        return fd >= 0 ? FileDescriptor(rawValue: fd) : nil
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        return FileDescriptor(rawValue: fd)
     }
 
     /// Refuses a plan with any control this host (or this runtime) cannot enforce.

@@ -86,7 +86,8 @@ final class Supervisor {
                 kill()
             }
             if !killed, let cgroup {
-                let readings = cgroup.readings
+                var readings = cgroup.readings(peaks: false)
+                if readings.oomKills > 0 || readings.pidsMaxHits > 0 { readings = cgroup.readings(peaks: true) }
                 // A budget that cannot be read cannot be enforced: stop the sandbox.
                 let used = readings.cpuNanoseconds
                 if used.map({ $0 > budget }) ?? true {
@@ -127,7 +128,7 @@ final class Supervisor {
             throw .supervision("cannot reap the sandbox: \(error)")
         }
         let status = toolStatus() ?? initStatus
-        let readings = cgroup?.readings
+        let readings = cgroup?.readings(peaks: true)
         if let readings { checkCounters(readings) }
         if case .signaled(SIGXFSZ, _) = status {
             exceeded(
