@@ -34,6 +34,9 @@ let package = Package(
         .systemLibrary(
             name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),  // → BurrowAudit
+        .systemLibrary(
+            name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]),  // → BurrowAudit
 
         // Swift layers, imports pointing down only (see shared/STYLE.md §2).
         .target(
@@ -48,7 +51,7 @@ let package = Package(
             name: "BurrowPolicy",
             dependencies: ["BurrowProfile", "BurrowSystem", "CSeccomp", "CCap"],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowAudit", dependencies: ["CSQLite"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAudit", dependencies: ["CSQLite", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCgroup",
             dependencies: ["BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
@@ -56,7 +59,7 @@ let package = Package(
         .target(
             name: "BurrowRuntime",
             dependencies: [
-                "BurrowCgroup", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
+                "BurrowAudit", "BurrowCgroup", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .target(
@@ -86,6 +89,9 @@ let package = Package(
         .testTarget(
             name: "BurrowRuntimeTests",
             dependencies: ["BurrowRuntime", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowSystemTests", dependencies: ["BurrowSystem", "BurrowTestSupport"],

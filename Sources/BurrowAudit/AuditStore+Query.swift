@@ -1,0 +1,110 @@
+/// Which events `burrow audit` (and the daemon's audit endpoint) return.
+public struct AuditQuery: Sendable, Equatable {
+    public var tool: String?
+    /// Any of these types; empty means all.
+    public var types: [AuditEventType] = []
+    /// Microseconds since the epoch, inclusive.
+    public var since: Int64?
+    /// Microseconds since the epoch, exclusive.
+    public var until: Int64?
+    public var invocation: String?
+    /// Only events after this sequence (`follow`).
+    public var afterSequence: Int64?
+    /// The most recent `limit` matches (still returned oldest first).
+    public var limit: Int?
+
+    public init(tool: String? = nil, types: [AuditEventType] = [], since: Int64? = nil, until: Int64? = nil, invocation: String? = nil, afterSequence: Int64? = nil, limit: Int? = nil) {
+        self.tool = tool
+        self.types = types
+        self.since = since
+        self.until = until
+        self.invocation = invocation
+        self.afterSequence = afterSequence
+        self.limit = limit
+    }
+}
+
+extension AuditStore {
+    /// The matching events, oldest first.
+    public func events(_ query: AuditQuery = AuditQuery()) throws(AuditError) -> [AuditEvent] {
+        var out: [AuditEvent] = []
+        try forEachEvent(query) { out.append($0) }
+        return out
+    }
+
+    /// Streams the matching events, oldest first, without holding them all.
+    public func forEachEvent(_ query: AuditQuery, _ body: (AuditEvent) -> Void) throws(AuditError) {
+        var conditions: [String] = []
+        var texts: [String] = []
+        var numbers: [Int64] = []
+        if let tool = query.tool {
+            conditions.append("tool = ?")
+            texts.append(tool)
+        }
+        if let invocation = query.invocation {
+            conditions.append("invocation = ?")
+            texts.append(invocation)
+        }
+        if !query.types.isEmpty {
+            conditions.append("type IN (\(query.types.map { _ in "?" }.joined(separator: ",")))")
+            texts += query.types.map(\.rawValue)
+        }
+        var numeric: [String] = []
+        if let since = query.since {
+            numeric.append("time >= ?")
+            numbers.append(since)
+        }
+        if let until = query.until {
+            numeric.append("time < ?")
+            numbers.append(until)
+        }
+        if let after = query.afterSequence {
+            numeric.append("sequence > ?")
+            numbers.append(after)
+        }
+        let clauses = conditions + numeric
+        let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        let columns = "sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash"
+        let sql: String
+        if let limit = query.limit {
+            sql = "SELECT * FROM (SELECT \(columns) FROM events\(filter) ORDER BY sequence DESC LIMIT \(max(0, limit))) ORDER BY sequence"
+        } else {
+            sql = "SELECT \(columns) FROM events\(filter) ORDER BY sequence"
+        }
+        try withReader { db throws(AuditError) in
+            let stmt = try db.prepare(sql)
+            var index: Int32 = 1
+            for t in texts {
+                stmt.bind(index, t)
+                index += 1
+            }
+            for n in numbers {
+                stmt.bind(index, n)
+                index += 1
+            }
+            while try stmt.step() { body(AuditStore.event(stmt)) }
+        }
+    }
+
+    /// The newest sequence number (0 when empty).
+    public func lastSequence() throws(AuditError) -> Int64 {
+        try withReader { db throws(AuditError) in try head(db).sequence }
+    }
+
+    static func event(_ stmt: SQLiteConnection.Statement) -> AuditEvent {
+        let detailsText = stmt.text(10) ?? ""
+        // Details that do not parse were not written by Burrow: shown as text.
+        let details = (try? JSONValue(parsing: detailsText)) ?? .object(["unparsed": .string(detailsText)])
+        let type = AuditEventType(rawValue: stmt.text(3) ?? "") ?? .anomalousActivity
+        var e = AuditEvent(
+            tool: stmt.text(2) ?? "", type: type,
+            context: SecurityContext(
+                principal: stmt.text(4) ?? "", uid: stmt.isNull(5) ? nil : UInt32(truncatingIfNeeded: stmt.int64(5)), invocationID: stmt.text(6),
+                profileDigest: stmt.text(7), sandboxLevel: stmt.text(8), host: stmt.text(9) ?? ""),
+            details: details, time: stmt.int64(1))
+        e.sequence = stmt.int64(0)
+        e.previousHash = AuditChain.hex(stmt.bytes(11))
+        e.hash = AuditChain.hex(stmt.bytes(12))
+        return e
+    }
+}

@@ -1,0 +1,308 @@
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The audit log: one SQLite file in WAL mode, shared by every `burrow run`
+/// and the daemon. An event is durable when `append` returns (synchronous=FULL:
+/// the WAL is fsynced at each commit). Concurrent appends in one process are
+/// committed together (group commit: one transaction and one fsync for all
+/// that arrived while the previous commit ran); processes take turns on
+/// SQLite's write lock. Every event is redacted, then chained to its
+/// predecessor by hash inside the write transaction, so the chain is total
+/// across processes.
+public final class AuditStore: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var path: String
+        /// The group that may read the database (created 0640 root:group);
+        /// nil, or a group that does not exist, leaves it readable by root only.
+        public var readerGroup: String?
+        public var redactor: Redactor
+        /// AnomalousActivity when a tool exceeds this many SecurityViolation and
+        /// PermissionDenied events within `window`; nil disables it.
+        public var anomaly: AnomalyRule?
+
+        public init(path: String, readerGroup: String? = nil, redactor: Redactor, anomaly: AnomalyRule? = nil) {
+            self.path = path
+            self.readerGroup = readerGroup
+            self.redactor = redactor
+            self.anomaly = anomaly
+        }
+    }
+
+    public struct AnomalyRule: Sendable, Equatable {
+        public var threshold: Int
+        public var windowMicroseconds: Int64
+
+        public init(threshold: Int, windowMicroseconds: Int64) {
+            self.threshold = threshold
+            self.windowMicroseconds = windowMicroseconds
+        }
+    }
+
+    public enum Access: Sendable {
+        /// Read and append; creates the file (and a missing parent directory) when absent.
+        case write
+        /// Query and verify only (an auditor); the file must exist.
+        case read
+    }
+
+    public let configuration: Configuration
+    public let access: Access
+    /// Used by the commit leader only (or inside `commits.exclusive`).
+    private let writer: SQLiteConnection?
+    var writerConnection: SQLiteConnection? { writer }
+    /// Queries, one at a time.
+    private let reader: Mutex<SQLiteConnection?>
+    private let commits = GroupCommit()
+
+    public var path: String { configuration.path }
+
+    public init(_ configuration: Configuration, access: Access) throws(AuditError) {
+        self.configuration = configuration
+        self.access = access
+        switch access {
+        case .write:
+            try AuditStore.prepareFile(configuration.path, group: configuration.readerGroup)
+            let db = try SQLiteConnection(path: configuration.path, mode: .readWrite)
+            // WAL: readers never block the writer; FULL: each commit fsyncs the WAL.
+            guard try db.pragma("journal_mode = WAL")?.lowercased() == "wal" else {
+                throw .database("\(configuration.path): cannot switch to WAL journaling")
+            }
+            try db.execute("PRAGMA synchronous = FULL")
+            try AuditSchema.migrate(db)
+            writer = db
+            reader = Mutex(nil)
+        case .read:
+            var st = stat()
+            guard lstat(configuration.path, &st) == 0 else { throw .missing(configuration.path) }
+            let db = try SQLiteConnection(path: configuration.path, mode: .readOnly)
+            try AuditSchema.check(db)
+            writer = nil
+            reader = Mutex(db)
+        }
+    }
+
+    /// Appends events; returns them as stored (sequence, time, redacted
+    /// details, hashes) once they are durable, followed by any
+    /// AnomalousActivity they triggered.
+    /// - Parameter secrets: literal values to redact besides the patterns (the tool's environment values).
+    @discardableResult
+    public func append(_ events: [AuditEvent], secrets: [String] = []) throws(AuditError) -> [AuditEvent] {
+        guard let writer else { throw .file("\(path) is open read-only") }
+        return try commits.submit(GroupCommit.Item(events: events, secrets: secrets)) { batch in
+            self.commit(batch, on: writer)
+        }
+    }
+
+    /// Appends `event` (a terminal event) only if its invocation is still open:
+    /// returns nil when another supervisor closed it first.
+    public func appendIfOpen(_ event: AuditEvent) throws(AuditError) -> AuditEvent? {
+        guard let writer, let invocation = event.context.invocationID else { throw .file("\(path) is open read-only") }
+        return try commits.exclusive { () throws(AuditError) -> AuditEvent? in
+            try writer.transaction { () throws(AuditError) -> AuditEvent? in
+                let stmt = try writer.prepare("SELECT 1 FROM open_invocations WHERE invocation = ?")
+                stmt.bind(1, invocation)
+                guard try stmt.step() else { return nil }
+                var head = try self.head(writer)
+                return try self.insert(event, secrets: [], on: writer, head: &head).first
+            }
+        }
+    }
+
+    /// Invocations with a ToolInvoked and no terminal event yet: running, or
+    /// left by a supervisor that died.
+    public func openInvocations() throws(AuditError) -> [OpenInvocation] {
+        try withReader { db throws(AuditError) in
+            let stmt = try db.prepare(
+                "SELECT o.invocation, o.tool, e.principal, e.uid, e.profile_digest, e.sandbox_level, e.time FROM open_invocations o LEFT JOIN events e ON e.sequence = o.sequence ORDER BY o.sequence")
+            var out: [OpenInvocation] = []
+            while try stmt.step() {
+                out.append(
+                    OpenInvocation(
+                        invocationID: stmt.text(0) ?? "", tool: stmt.text(1) ?? "", principal: stmt.text(2), uid: stmt.isNull(3) ? nil : UInt32(truncatingIfNeeded: stmt.int64(3)),
+                        profileDigest: stmt.text(4), sandboxLevel: stmt.text(5), invokedAt: stmt.isNull(6) ? nil : stmt.int64(6)))
+            }
+            return out
+        }
+    }
+
+    /// Runs `body` on the query connection (the writer's, in write mode, between commits).
+    func withReader<T>(_ body: (SQLiteConnection) throws(AuditError) -> T) throws(AuditError) -> T {
+        if let writer {
+            return try commits.exclusive { () throws(AuditError) -> T in try body(writer) }
+        }
+        return try reader.withLock { db throws(AuditError) -> T in
+            guard let db else { throw AuditError.file("no connection") }
+            return try body(db)
+        }
+    }
+
+    // MARK: - Commit
+
+    private func commit(_ batch: [GroupCommit.Item], on db: SQLiteConnection) -> Result<[[AuditEvent]], AuditError> {
+        do {
+            return .success(
+                try db.transaction { () throws(AuditError) -> [[AuditEvent]] in
+                    var head = try head(db)
+                    var out: [[AuditEvent]] = []
+                    for item in batch {
+                        var stored: [AuditEvent] = []
+                        for event in item.events { stored += try insert(event, secrets: item.secrets, on: db, head: &head) }
+                        out.append(stored)
+                    }
+                    return out
+                })
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    typealias Head = (sequence: Int64, hash: [UInt8])
+
+    /// The last row of the chain: the newest event, else the newest checkpoint's cut, else genesis.
+    func head(_ db: SQLiteConnection) throws(AuditError) -> Head {
+        let last = try db.prepare("SELECT sequence, hash FROM events ORDER BY sequence DESC LIMIT 1")
+        if try last.step() { return (last.int64(0), last.bytes(1)) }
+        let cut = try db.prepare("SELECT through_sequence, through_hash FROM checkpoints ORDER BY id DESC LIMIT 1")
+        if try cut.step() { return (cut.int64(0), cut.bytes(1)) }
+        return (0, AuditChain.genesis)
+    }
+
+    /// Inserts one event (and the AnomalousActivity it may trigger) after `head`.
+    private func insert(_ event: AuditEvent, secrets: [String], on db: SQLiteConnection, head: inout Head) throws(AuditError) -> [AuditEvent] {
+        var e = event
+        e.details = configuration.redactor.redact(event.details, secrets: secrets)
+        guard case .object = e.details else { throw .database("event details must be a JSON object") }
+        e.sequence = head.sequence + 1
+        let detailsText = e.details.canonicalText
+        let row = AuditChain.Row(
+            sequence: e.sequence, time: e.time, tool: Array(e.tool.utf8), type: Array(e.type.rawValue.utf8),
+            principal: Array(e.context.principal.utf8), uid: e.context.uid.map(Int64.init),
+            invocation: e.context.invocationID.map { Array($0.utf8) }, profileDigest: e.context.profileDigest.map { Array($0.utf8) },
+            sandboxLevel: e.context.sandboxLevel.map { Array($0.utf8) }, host: Array(e.context.host.utf8), details: Array(detailsText.utf8))
+        let hash = AuditChain.link(previous: head.hash, row: row)
+        let stmt = try db.prepare(
+            "INSERT INTO events (sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        )
+        stmt.bind(1, e.sequence)
+        stmt.bind(2, e.time)
+        stmt.bind(3, e.tool)
+        stmt.bind(4, e.type.rawValue)
+        stmt.bind(5, e.context.principal)
+        stmt.bind(6, e.context.uid.map(Int64.init))
+        stmt.bind(7, e.context.invocationID)
+        stmt.bind(8, e.context.profileDigest)
+        stmt.bind(9, e.context.sandboxLevel)
+        stmt.bind(10, e.context.host)
+        stmt.bind(11, detailsText)
+        stmt.bind(12, head.hash)
+        stmt.bind(13, hash)
+        try stmt.step()
+        e.previousHash = AuditChain.hex(head.hash)
+        e.hash = AuditChain.hex(hash)
+        head = (e.sequence, hash)
+
+        if let invocation = e.context.invocationID {
+            if e.type == .toolInvoked {
+                let open = try db.prepare("INSERT OR REPLACE INTO open_invocations (invocation, sequence, tool) VALUES (?,?,?)")
+                open.bind(1, invocation)
+                open.bind(2, e.sequence)
+                open.bind(3, e.tool)
+                try open.step()
+            } else if e.type.isTerminal {
+                let close = try db.prepare("DELETE FROM open_invocations WHERE invocation = ?")
+                close.bind(1, invocation)
+                try close.step()
+            }
+        }
+        var out = [e]
+        if let anomaly = try anomalyFollowing(e, on: db) { out += try insert(anomaly, secrets: [], on: db, head: &head) }
+        return out
+    }
+
+    /// The AnomalousActivity `event` triggers: the first violation or denial
+    /// beyond the threshold within the window, once per window and tool.
+    private func anomalyFollowing(_ event: AuditEvent, on db: SQLiteConnection) throws(AuditError) -> AuditEvent? {
+        guard let rule = configuration.anomaly, event.type == .securityViolation || event.type == .permissionDenied else { return nil }
+        let since = event.time - rule.windowMicroseconds
+        let count = try db.prepare("SELECT count(*) FROM events WHERE tool = ? AND time >= ? AND type IN ('SecurityViolation', 'PermissionDenied')")
+        count.bind(1, event.tool)
+        count.bind(2, since)
+        try count.step()
+        let seen = count.int64(0)
+        guard seen > rule.threshold else { return nil }
+        let reported = try db.prepare("SELECT 1 FROM events WHERE tool = ? AND time >= ? AND type = 'AnomalousActivity' LIMIT 1")
+        reported.bind(1, event.tool)
+        reported.bind(2, since)
+        guard try !reported.step() else { return nil }
+        return AuditEvent(
+            tool: event.tool, type: .anomalousActivity, context: event.context,
+            details: .object([
+                "reason": .string("violations_and_denials"),
+                "count": .integer(seen),
+                "threshold": .integer(Int64(rule.threshold)),
+                "windowSeconds": .integer(rule.windowMicroseconds / 1_000_000),
+                "since": .string(AuditClock.format(since)),
+                "trigger": .integer(event.sequence),
+            ]),
+            time: event.time)
+    }
+
+    // MARK: - File
+
+    /// Creates the database file 0640 root:`group` (and a missing parent
+    /// directory 0750) so only root and the readers' group can read it; SQLite
+    /// gives its -wal and -shm files the same owner and mode. An existing
+    /// file is left as its owner set it.
+    static func prepareFile(_ path: String, group: String?) throws(AuditError) {
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFREG else { throw .file("\(path) is not a regular file") }
+            return
+        }
+        let gid = group.flatMap(groupID)
+        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !parent.isEmpty, stat(parent, &st) != 0 {
+            // Missing ancestors are created 0755, the database's own directory 0750.
+            var prefix = ""
+            for part in parent.split(separator: "/") {
+                prefix += (prefix.isEmpty && !parent.hasPrefix("/") ? "" : "/") + part
+                if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw .file("cannot create \(prefix): \(String(cString: strerror(errno)))") }
+            }
+            chmod(parent, 0o750)
+            if let gid { chown(parent, uid_t.max, gid) }
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
+        if fd < 0 {
+            if errno == EEXIST { return }  // another process created it first
+            throw .file("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        if let gid { fchown(fd, uid_t.max, gid) }
+        fchmod(fd, 0o640)
+    }
+
+    private static func groupID(_ name: String) -> gid_t? {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.gr_gid
+    }
+}
+
+/// An invocation with a ToolInvoked and no terminal event.
+public struct OpenInvocation: Sendable, Equatable {
+    public var invocationID: String
+    public var tool: String
+    public var principal: String?
+    public var uid: UInt32?
+    public var profileDigest: String?
+    public var sandboxLevel: String?
+    /// When its ToolInvoked was written (nil once pruned).
+    public var invokedAt: Int64?
+}

@@ -1,0 +1,141 @@
+import FoundationEssentials
+
+/// A JSON document: event details as stored. Its `canonicalText` (keys
+/// sorted, no insignificant whitespace) is the byte form the hash chain covers.
+public enum JSONValue: Sendable, Equatable, Codable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let v = try? c.decode(Bool.self) {
+            self = .bool(v)
+        } else if let v = try? c.decode(Int64.self) {
+            self = .integer(v)
+        } else if let v = try? c.decode(Double.self) {
+            self = .number(v)
+        } else if let v = try? c.decode(String.self) {
+            self = .string(v)
+        } else if let v = try? c.decode([JSONValue].self) {
+            self = .array(v)
+        } else {
+            self = .object(try c.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let v): try c.encode(v)
+        case .integer(let v): try c.encode(v)
+        case .number(let v): try c.encode(v)
+        case .string(let v): try c.encode(v)
+        case .array(let v): try c.encode(v)
+        case .object(let v): try c.encode(v)
+        }
+    }
+
+    /// Converts any Encodable value (a details struct) to a JSON value.
+    public init(encoding value: some Encodable) throws {
+        let data = try JSONEncoder().encode(value)
+        self = try JSONDecoder().decode(JSONValue.self, from: data)
+    }
+
+    /// Parses JSON text.
+    public init(parsing text: String) throws {
+        self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    }
+
+    /// Decodes the value into a details struct.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(type, from: Data(canonicalText.utf8))
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var integerValue: Int64? {
+        switch self {
+        case .integer(let v): return v
+        case .number(let v) where v == v.rounded() && abs(v) < 9e15: return Int64(v)
+        default: return nil
+        }
+    }
+
+    /// Sorted keys, no whitespace, strings escaped as RFC 8259 requires
+    /// (control characters as \u00XX; everything else as UTF-8).
+    public var canonicalText: String {
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    private func write(to out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let v): out += v ? "true" : "false"
+        case .integer(let v): out += String(v)
+        case .number(let v): out += v.isFinite ? "\(v)" : "null"
+        case .string(let v): JSONValue.quote(v, into: &out)
+        case .array(let v):
+            out += "["
+            for (i, e) in v.enumerated() {
+                if i > 0 { out += "," }
+                e.write(to: &out)
+            }
+            out += "]"
+        case .object(let v):
+            out += "{"
+            for (i, key) in v.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                JSONValue.quote(key, into: &out)
+                out += ":"
+                v[key]?.write(to: &out)
+            }
+            out += "}"
+        }
+    }
+
+    static func quote(_ s: String, into out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+
+    /// The same value with every string (not keys) passed through `transform`.
+    func mapStrings(_ transform: (String) -> String) -> JSONValue {
+        switch self {
+        case .string(let s): return .string(transform(s))
+        case .array(let a): return .array(a.map { $0.mapStrings(transform) })
+        case .object(let o): return .object(o.mapValues { $0.mapStrings(transform) })
+        default: return self
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import CSQLite
+
+/// SQLITE_TRANSIENT: SQLite copies bound text and blobs.
+private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// One SQLite connection, used by one thread at a time: the store only
+/// touches it under its group-commit lock or its reader mutex.
+package final class SQLiteConnection: @unchecked Sendable {
+    let path: String
+    private let handle: OpaquePointer
+
+    package enum Mode {
+        case readOnly
+        case readWrite
+    }
+
+    package init(path: String, mode: Mode) throws(AuditError) {
+        var db: OpaquePointer?
+        let flags = (mode == .readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
+            sqlite3_close(db)
+            throw .database("cannot open \(path): \(message)")
+        }
+        self.path = path
+        self.handle = db
+        sqlite3_extended_result_codes(db, 1)
+        // Other writers (another burrow run, the daemon) hold the write lock
+        // for one commit at a time: wait for them rather than fail.
+        sqlite3_busy_timeout(db, 30_000)
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    var lastError: String { String(cString: sqlite3_errmsg(handle)) }
+
+    /// Runs SQL without results (tests use it to tamper with a log).
+    package func execute(_ sql: String) throws(AuditError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        guard rc == SQLITE_OK else {
+            let text = message.map { String(cString: $0) } ?? lastError
+            sqlite3_free(message)
+            throw .database("\(text) (in: \(sql.prefix(80)))")
+        }
+    }
+
+    func prepare(_ sql: String) throws(AuditError) -> Statement {
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else {
+            throw .database("\(lastError) (in: \(sql.prefix(80)))")
+        }
+        return Statement(handle: stmt, connection: self)
+    }
+
+    /// Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it throws.
+    func transaction<T>(_ body: () throws(AuditError) -> T) throws(AuditError) -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// A PRAGMA's single value.
+    func pragma(_ name: String) throws(AuditError) -> String? {
+        let stmt = try prepare("PRAGMA \(name)")
+        return try stmt.step() ? stmt.text(0) : nil
+    }
+
+    final class Statement {
+        private let handle: OpaquePointer
+        private let connection: SQLiteConnection
+
+        fileprivate init(handle: OpaquePointer, connection: SQLiteConnection) {
+            self.handle = handle
+            self.connection = connection
+        }
+
+        deinit { sqlite3_finalize(handle) }
+
+        /// Clears bindings and resets the statement for another run.
+        func reset() {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+        }
+
+        func bind(_ index: Int32, _ value: Int64?) {
+            if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
+        }
+
+        func bind(_ index: Int32, _ value: String?) {
+            if let value { sqlite3_bind_text(handle, index, value, -1, transient) } else { sqlite3_bind_null(handle, index) }
+        }
+
+        func bind(_ index: Int32, _ value: [UInt8]) {
+            _ = value.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), transient) }
+        }
+
+        /// Steps once: true when a row is available, false when done.
+        @discardableResult
+        func step() throws(AuditError) -> Bool {
+            switch sqlite3_step(handle) {
+            case SQLITE_ROW: return true
+            case SQLITE_DONE: return false
+            default: throw .database(connection.lastError)
+            }
+        }
+
+        func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+
+        func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+
+        /// The column's exact bytes (TEXT or BLOB), whatever their encoding.
+        func bytes(_ column: Int32) -> [UInt8] {
+            guard let p = sqlite3_column_blob(handle, column) else { return [] }
+            let n = Int(sqlite3_column_bytes(handle, column))
+            return Array(UnsafeRawBufferPointer(start: p, count: n))
+        }
+
+        /// TEXT as a String; invalid UTF-8 (a foreign writer) is repaired with U+FFFD.
+        func text(_ column: Int32) -> String? {
+            isNull(column) ? nil : String(decoding: bytes(column), as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import BurrowAudit
+import Testing
+
+/// A log of `count` events, its path, and a raw connection to tamper with it.
+func tamperableLog(_ count: Int = 6) throws -> (AuditStore, SQLiteConnection) {
+    let path = temporaryDatabase()
+    let store = try openStore(path)
+    for i in 0..<count { try store.append([event(.securityViolation, details: .object(["i": .integer(Int64(i))]))]) }
+    #expect(try store.verify().ok)
+    return (store, try SQLiteConnection(path: path, mode: .readWrite))
+}
+
+@Suite("Audit hash chain")
+struct AuditChainTests {
+    @Test("an edited row is the first broken link")
+    func edited() throws {
+        let (store, raw) = try tamperableLog()
+        try raw.execute("UPDATE events SET details = '{\"i\":99}' WHERE sequence = 3")
+        let report = try store.verify()
+        #expect(report.problem?.kind == .edited)
+        #expect(report.problem?.sequence == 3)
+        #expect(report.problem?.message.contains("row 3") == true)
+    }
+
+    @Test("an edited context column (principal, uid, time) is caught too")
+    func editedContext() throws {
+        for sql in ["UPDATE events SET principal = 'alice' WHERE sequence = 2", "UPDATE events SET uid = 1000 WHERE sequence = 2", "UPDATE events SET time = time + 1 WHERE sequence = 2", "UPDATE events SET type = 'ToolCompleted' WHERE sequence = 2"] {
+            let (store, raw) = try tamperableLog()
+            try raw.execute(sql)
+            #expect(try store.verify().problem == .init(kind: .edited, sequence: 2, message: "row 2 does not match its hash: it was edited"), "\(sql)")
+        }
+    }
+
+    @Test("a deleted row leaves a gap verify names")
+    func deleted() throws {
+        let (store, raw) = try tamperableLog()
+        try raw.execute("DELETE FROM events WHERE sequence IN (3, 4)")
+        let report = try store.verify()
+        #expect(report.problem?.kind == .deleted)
+        #expect(report.problem?.sequence == 3)
+        #expect(report.problem?.message == "rows 3–4 are missing before row 5: deleted outside retention")
+    }
+
+    @Test("deleting the first rows is caught (the chain starts from genesis)")
+    func deletedHead() throws {
+        let (store, raw) = try tamperableLog()
+        try raw.execute("DELETE FROM events WHERE sequence = 1")
+        #expect(try store.verify().problem?.kind == .deleted)
+    }
+
+    @Test("a swapped pair is reported as reordered")
+    func swapped() throws {
+        let (store, raw) = try tamperableLog()
+        // Rows keep their sequence numbers; everything else trades places.
+        try raw.execute(
+            """
+            UPDATE events SET sequence = -1 WHERE sequence = 3;
+            UPDATE events SET sequence = 3 WHERE sequence = 4;
+            UPDATE events SET sequence = 4 WHERE sequence = -1;
+            """)
+        let report = try store.verify()
+        #expect(report.problem?.kind == .reordered)
+        #expect(report.problem?.sequence == 3)
+    }
+
+    @Test("a re-linked forgery still breaks the next link; rewriting to the end is caught by an exported head")
+    func rewrittenTail() throws {
+        let (store, raw) = try tamperableLog()
+        let head = try store.verify()
+        let last = try #require(head.lastSequence)
+        // Truncating the newest rows leaves a consistent chain: only the exported head shows it.
+        try raw.execute("DELETE FROM events WHERE sequence = \(last)")
+        #expect(try store.verify().ok)
+        let anchored = try store.verify(expect: (last, head.head))
+        #expect(anchored.problem?.kind == .anchor)
+        #expect(anchored.problem?.message.contains("rows were removed from the end") == true)
+        #expect(try store.verify(expect: (last - 1, try #require(store.events(AuditQuery(limit: 1)).first?.hash))).ok)
+    }
+
+    @Test("retention deletes old rows behind a checkpoint; verification stays green and still catches tampering")
+    func retention() throws {
+        let path = temporaryDatabase()
+        let store = try openStore(path)
+        let day: Int64 = 86_400_000_000
+        let now: Int64 = 1_800_000_000_000_000
+        for i in 0..<10 { try store.append([event(.toolInvoked, invocation: "old\(i)", time: now - 100 * day + Int64(i))]) }
+        for i in 0..<5 { try store.append([event(.toolInvoked, invocation: "new\(i)", time: now - day + Int64(i))]) }
+        let before = try store.verify()
+
+        let pruned = try store.prune(olderThan: now - 90 * day, now: now)
+        #expect(pruned == AuditPruning(deleted: 10, throughSequence: 10, checkpoint: 1))
+        let after = try store.verify()
+        #expect(after.ok)
+        #expect(after.events == 5 && after.firstSequence == 11 && after.pruned == 10 && after.checkpoints == 1)
+        #expect(after.head == before.head)
+        #expect(try store.prune(olderThan: now - 90 * day, now: now).deleted == 0)
+
+        // New events continue the chain; a second cut chains to the first.
+        try store.append([event(.toolCompleted, invocation: "new0", time: now)])
+        #expect(try store.prune(olderThan: now - day / 2, now: now).checkpoint == 2)
+        #expect(try store.verify().ok)
+        // Even when everything is pruned, the next event links to the cut.
+        #expect(try store.prune(olderThan: now + 1, now: now).deleted == 1)
+        #expect(try store.verify().ok && store.verify().events == 0)
+        try store.append([event(.toolInvoked, invocation: "again")])
+        #expect(try store.verify().ok && store.events().first?.sequence == 17)
+
+        let raw = try SQLiteConnection(path: path, mode: .readWrite)
+        try raw.execute("UPDATE checkpoints SET deleted = 1 WHERE id = 1")
+        #expect(try store.verify().problem?.kind == .checkpoint)
+    }
+
+    @Test("deleting rows right after a checkpoint is caught")
+    func deletedAfterCut() throws {
+        let path = temporaryDatabase()
+        let store = try openStore(path)
+        for i in 0..<6 { try store.append([event(.toolInvoked, time: Int64(i) * 1_000_000 + 1_000_000_000_000_000)]) }
+        _ = try store.prune(olderThan: 1_000_000_000_000_000 + 2_500_000)
+        try SQLiteConnection(path: path, mode: .readWrite).execute("DELETE FROM events WHERE sequence = 4")
+        #expect(try store.verify().problem == .init(kind: .deleted, sequence: 4, message: "row 4 is missing before row 5: deleted outside retention"))
+    }
+}
