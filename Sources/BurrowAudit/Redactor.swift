@@ -16,6 +16,8 @@
 ///
 /// Patterns are POSIX extended regular expressions (as `grep -E`, with GNU
 /// `\s \S \w \W`), matched on bytes; a leading `(?i)` makes one case-insensitive.
+/// glibc matches by backtracking over start positions: a pattern should
+/// begin with a literal, not a repeated class (`[a-z]+://` is quadratic on long input).
 public final class Redactor: @unchecked Sendable {
     public static let marker = "[REDACTED]"
     /// The longest string stored whole (64 KiB of UTF-8).
@@ -24,9 +26,10 @@ public final class Redactor: @unchecked Sendable {
     /// Shapes of credentials that are never meant to be logged.
     public static let builtInPatterns: [String] = [
         // key=value and key: value, for names that say "secret".
-        #"(?i)(passw(or)?d|passwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|auth[-_]?token|authorization|credentials?)[A-Za-z0-9_-]*["']?[=:][ ]*["']?([^[:space:]"'&,;]+)"#,
-        // Credentials inside URLs: scheme://user:password@host.
-        #"[A-Za-z][A-Za-z0-9+.-]*://[^/[:space:]:@]*:([^/[:space:]@]+)@"#,
+        #"(?i)(passw(or)?d|passwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|auth[-_]?token|authorization|credentials?)[A-Za-z0-9_-]*["']?[=:][ ]*["']?((bearer|basic|token)[ ]+)?([^[:space:]"'&,;]+)"#,
+        // Credentials inside URLs: scheme://user:password@host. (No leading
+        // scheme class: glibc would rescan from every letter, quadratically.)
+        #"://[^/[:space:]:@]*:([^/[:space:]@]+)@"#,
         #"(?i)bearer[ ]+([A-Za-z0-9._~+/=-]{8,})"#,
         #"sk-[A-Za-z0-9_-]{16,}"#,
         #"gh[pousr]_[A-Za-z0-9]{30,}"#,
@@ -46,15 +49,9 @@ public final class Redactor: @unchecked Sendable {
     /// - Throws: `RedactorError` naming the first pattern that does not compile.
     public init(patterns: [String] = []) throws(RedactorError) {
         flagPattern = try Redactor.compile(Redactor.secretFlag, index: nil, extraFlags: REG_ICASE | REG_NOSUB)
-        do {
-            for p in Redactor.builtInPatterns { compiled.append(try Redactor.compile(p, index: nil)) }
-            for (i, p) in patterns.enumerated() { compiled.append(try Redactor.compile(p, index: i)) }
-        } catch {
-            for r in compiled { regfree(r); r.deallocate() }
-            regfree(flagPattern)
-            flagPattern.deallocate()
-            throw error
-        }
+        // A throw from here on still runs deinit, which frees what was compiled.
+        for p in Redactor.builtInPatterns { compiled.append(try Redactor.compile(p, index: nil)) }
+        for (i, p) in patterns.enumerated() { compiled.append(try Redactor.compile(p, index: i)) }
     }
 
     deinit {
