@@ -73,6 +73,9 @@ public final class AuditStore: @unchecked Sendable {
                 throw .database("\(configuration.path): cannot switch to WAL journaling")
             }
             try db.execute("PRAGMA synchronous = FULL")
+            // Keep -wal and -shm after the last writer closes: readers in the
+            // auditor group cannot create them in a root-owned directory.
+            db.persistWriteAheadLog()
             try AuditSchema.migrate(db)
             writer = db
             reader = Mutex(nil)

@@ -67,6 +67,11 @@ package final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
+    func persistWriteAheadLog() {
+        var on: Int32 = 1
+        sqlite3_file_control(handle, "main", SQLITE_FCNTL_PERSIST_WAL, &on)
+    }
+
     /// A PRAGMA's single value.
     func pragma(_ name: String) throws(AuditError) -> String? {
         let stmt = try prepare("PRAGMA \(name)")
@@ -123,9 +128,30 @@ package final class SQLiteConnection: @unchecked Sendable {
             return Array(UnsafeRawBufferPointer(start: p, count: n))
         }
 
-        /// TEXT as a String; invalid UTF-8 (a foreign writer) is repaired with U+FFFD.
+        /// TEXT as a String. Burrow writes only UTF-8; bytes that are not
+        /// (a foreign writer) come back as `\xNN` escapes, never silently repaired.
         func text(_ column: Int32) -> String? {
-            isNull(column) ? nil : String(decoding: bytes(column), as: UTF8.self)
+            isNull(column) ? nil : decodeEscapingInvalid(bytes(column))
         }
     }
+}
+
+/// UTF-8 text with every byte that is not part of a valid sequence written as `\xNN`.
+func decodeEscapingInvalid(_ bytes: [UInt8]) -> String {
+    if let valid = String(validating: bytes, as: UTF8.self) { return valid }
+    var out = ""
+    var i = 0
+    while i < bytes.count {
+        let lead = bytes[i]
+        let length = lead < 0x80 ? 1 : lead >> 5 == 0b110 ? 2 : lead >> 4 == 0b1110 ? 3 : lead >> 3 == 0b11110 ? 4 : 0
+        if length > 0, i + length <= bytes.count, let s = String(validating: bytes[i..<(i + length)], as: UTF8.self) {
+            out += s
+            i += length
+        } else {
+            let hex = String(lead, radix: 16)
+            out += "\\x" + (hex.count == 1 ? "0" : "") + hex
+            i += 1
+        }
+    }
+    return out
 }

@@ -17,9 +17,10 @@ public struct BurrowCommand: ParsableCommand {
               burrow doctor
               burrow profile lint Profiles/*.toml
               burrow dry-run --profile Profiles/mcp-server-git.toml -- git status
+              burrow audit --since 1h
             """,
         version: burrowVersion,
-        subcommands: [RunCommand.self, DryRunCommand.self, ProfileCommand.self, DoctorCommand.self])
+        subcommands: [RunCommand.self, DryRunCommand.self, AuditCommand.self, ProfileCommand.self, DoctorCommand.self])
 
     public init() {}
 }

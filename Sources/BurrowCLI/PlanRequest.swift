@@ -1,7 +1,9 @@
 import ArgumentParser
+import BurrowAudit
 import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
+import Synchronization
 
 /// Profile + policy + host + command → the LaunchPlan: the one path both
 /// `dry-run` and `run` take, so what dry-run prints is what run executes.
@@ -13,6 +15,8 @@ struct PlanRequest {
     var sandboxID: UInt32? = nil
     /// Exit status for a bad profile or command.
     var failureStatus: Int32 = 1
+    /// The profile files' text exactly as the loader read it (for the audit digest).
+    let reads = ReadLog()
 
     /// - Returns: the plan, the compiler that made it, the effective profile and the profile's warnings.
     func compile() throws -> (LaunchPlan, PlanCompiler, EffectiveProfile, [ProfileIssue]) {
@@ -21,7 +25,12 @@ struct PlanRequest {
     }
 
     func compile(policy: HostPolicy) throws -> (LaunchPlan, PlanCompiler, EffectiveProfile, [ProfileIssue]) {
-        let loaded = options.loader(policy: policy).load(profile)
+        let reads = reads
+        let loaded = ProfileLoader(policy: policy, searchPath: profileSearchPath(), read: { path in
+            let text = readTextFile(path)
+            reads.record(path, text)
+            return text
+        }).load(profile)
         guard let parsed = loaded.profile, loaded.errors.isEmpty else {
             printError("burrow: the profile is not valid:\n" + loaded.issues.map { "  " + printable($0.description) }.joined(separator: "\n"))
             throw ExitCode(failureStatus)
@@ -37,5 +46,26 @@ struct PlanRequest {
             printError("burrow: \(error)")
             throw ExitCode(failureStatus)
         }
+    }
+}
+
+/// What a profile loader read, by path.
+final class ReadLog: Sendable {
+    private let texts = Mutex<[String: String]>([:])
+
+    func record(_ path: String, _ text: String?) {
+        guard let text else { return }
+        texts.withLock { $0[path] = text }
+    }
+
+    /// `sha256:` over the files in order, each as its length, a newline and
+    /// its bytes (one file: still prefixed, so the digest names the set).
+    func digest(of files: [String]) -> String? {
+        var bytes: [UInt8] = []
+        for file in files {
+            guard let text = texts.withLock({ $0[file] }) else { return nil }
+            bytes += Array("\(text.utf8.count)\n".utf8) + Array(text.utf8)
+        }
+        return "sha256:" + AuditChain.hex(AuditChain.sha256(bytes))
     }
 }

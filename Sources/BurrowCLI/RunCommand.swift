@@ -1,4 +1,5 @@
 import ArgumentParser
+import BurrowAudit
 import BurrowPolicy
 import BurrowProfile
 import BurrowRuntime
@@ -22,7 +23,9 @@ struct RunCommand: ParsableCommand {
             SIGTERM, SIGHUP and SIGQUIT are forwarded to it; it dies if burrow dies.
 
             Burrow refuses to start when any control the profile asks for cannot be enforced on this \
-            host (see `burrow doctor` and the Controls section of `burrow dry-run`).
+            host (see `burrow doctor` and the Controls section of `burrow dry-run`), or when the audit \
+            log cannot record the invocation: every run writes ToolInvoked before the tool starts, \
+            then its refused calls, limits and outcome (see `burrow audit`).
 
             Exit status: the tool's own status, or 128+N when signal N ended it. Burrow's own \
             failures use 125 (invalid profile, refused plan, sandbox set-up failed), 126 (the command \
@@ -35,6 +38,7 @@ struct RunCommand: ParsableCommand {
             """)
 
     @OptionGroup var options: ProfileOptions
+    @OptionGroup var auditOptions: AuditOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
     var profile: String
@@ -69,13 +73,22 @@ struct RunCommand: ParsableCommand {
         }
         let request = PlanRequest(options: options, profile: profile, command: command, sandboxID: lease.id, failureStatus: 125)
         let (plan, _, _, _) = try request.compile(policy: policy)
+        let audit: RunAudit
+        do {
+            audit = RunAudit(
+                store: try auditOptions.open(policy, access: .write), caller: Caller.current(), profileDigest: request.reads.digest(of: plan.profileFiles),
+                durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds)
+        } catch {
+            printError("burrow: refusing to run without an audit log: \(error)")
+            throw ExitCode(125)
+        }
 
         let quiet = quiet
         let record: RunRecord
         do {
             record = try Runner.run(
                 plan, invocationID: UUID().uuidString.lowercased(),
-                options: Runner.Options(onViolation: { v in
+                options: Runner.Options(audit: audit, onViolation: { v in
                     if !quiet { printError("burrow: refused \(v.syscall) (\(v.errno)): \(v.reason)") }
                 }))
         } catch {
@@ -85,6 +98,9 @@ struct RunCommand: ParsableCommand {
         withExtendedLifetime(lease) {}
         for s in record.swept {
             printError("burrow: invocation \(s.invocationID) was left by a supervisor that is gone: " + (s.problem ?? "its tasks were killed and its cgroup removed"))
+        }
+        for id in record.recovered {
+            printError("burrow: invocation \(id) had no recorded outcome (its supervisor is gone): recorded as ToolFailed supervisor_lost")
         }
         for event in record.limits {
             printError("burrow: limit exceeded: \(event.resource) \(event.limit): \(event.observed)")

@@ -49,11 +49,13 @@ func visibleWidth(_ s: String) -> Int {
     return width
 }
 
-/// Makes untrusted text safe to print: control characters become escapes.
+/// Makes untrusted text safe to print: control characters (C0, DEL, C1) and
+/// the invisible direction overrides that can disguise text become escapes.
 func printable(_ s: String) -> String {
     var out = ""
     for scalar in s.unicodeScalars {
-        if scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value) {
+        let v = scalar.value
+        if v < 0x20 || v == 0x7f || (0x80..<0xa0).contains(v) || (0x200e...0x200f).contains(v) || (0x202a...0x202e).contains(v) || (0x2066...0x2069).contains(v) {
             out += "\\u{\(String(scalar.value, radix: 16))}"
         } else {
             out.unicodeScalars.append(scalar)

@@ -41,10 +41,30 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         public var execSearchPath = ["/usr/local/bin", "/usr/bin", "/bin"]
     }
 
+    /// Burrow's own section: the audit log.
+    public struct Audit: Sendable, Equatable, Codable {
+        /// The SQLite file every run and the daemon append to.
+        public var database = "/var/lib/burrow/audit.db"
+        /// The group that may read it (root always can); a missing group means root only.
+        public var readerGroup = "burrow-audit"
+        /// Secret patterns (POSIX extended regular expressions) redacted from
+        /// every stored string, besides the built-in credential shapes.
+        public var redact: [String] = []
+        /// AnomalousActivity when one tool has more than this many
+        /// SecurityViolation and PermissionDenied events within `anomalyWindow`; 0 turns it off.
+        public var anomalyThreshold = 10
+        public var anomalyWindow = Seconds.seconds(60)
+        /// PerformanceThreshold when a run takes longer than this (wall clock)…
+        public var durationThreshold = Seconds.seconds(60)
+        /// …or uses more CPU time than this (its whole tree).
+        public var cpuThreshold = Seconds.seconds(60)
+    }
+
     public var security = Security()
     public var policies = Policies()
     public var rateLimits = RateLimits()
     public var sandbox = Sandbox()
+    public var audit = Audit()
 
     public init() {}
 
@@ -109,6 +129,20 @@ extension HostPolicy {
                 }
                 policy.sandbox.execSearchPath = dirs
             }
+            t.finish()
+        }
+        if var t = root.table("audit") {
+            if let v = t.string("database") {
+                if v.hasPrefix("/") { policy.audit.database = v } else { log.error(t.keyPath("database"), "expected an absolute path, such as '/var/lib/burrow/audit.db'") }
+            }
+            if let v = t.string("reader_group") { policy.audit.readerGroup = v }
+            if let patterns = t.strings("redact") { policy.audit.redact = patterns.map(\.value) }
+            if let v = t.integer("anomaly_threshold") {
+                if v >= 0 { policy.audit.anomalyThreshold = v } else { log.error(t.keyPath("anomaly_threshold"), "expected a number of events, or 0 to turn detection off (found \(v))") }
+            }
+            if let v = t.duration("anomaly_window") { policy.audit.anomalyWindow = v }
+            if let v = t.duration("duration_threshold") { policy.audit.durationThreshold = v }
+            if let v = t.duration("cpu_threshold") { policy.audit.cpuThreshold = v }
             t.finish()
         }
         root.finish()

@@ -110,6 +110,9 @@ public struct RunRecord: Sendable, Codable, Equatable {
     public var supervisor: Supervisor
     /// Invocation cgroups of dead supervisors this run's start-up sweep killed and removed.
     public var swept: [SweptInvocation]
+    /// Invocations left open in the audit log by dead supervisors, closed by
+    /// this run as ToolFailed `supervisor_lost`.
+    public var recovered: [String]
     /// Plan rows that did not apply on this host, with the reason.
     public var notes: [String]
 }

@@ -20,9 +20,12 @@ public enum Runner {
         public var forwardSignals: Bool
         /// Called once per distinct refused system call, while the tool runs.
         public var onViolation: @Sendable (RunRecord.Violation) -> Void
+        /// The audit log and the caller; nil runs unaudited (tests of the engine alone).
+        public var audit: RunAudit?
 
-        public init(forwardSignals: Bool = true, onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }) {
+        public init(forwardSignals: Bool = true, audit: RunAudit? = nil, onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }) {
             self.forwardSignals = forwardSignals
+            self.audit = audit
             self.onViolation = onViolation
         }
     }
@@ -34,6 +37,25 @@ public enum Runner {
     /// - Throws: `RunError.refused` when a requested control cannot be
     ///   enforced here, `RunError.spawn` when a step of the child failed.
     public static func run(_ plan: LaunchPlan, invocationID: String, options: Options = Options()) throws(RunError) -> RunRecord {
+        // The lease marks the invocation as supervised (its cgroup, its open
+        // audit trail) for as long as this process lives.
+        let lease = try InvocationLease.acquire(invocationID)
+        defer { lease.end() }
+        guard let audit = options.audit else { return try execute(plan, invocationID: invocationID, options: options, trail: nil) }
+        let trail = InvocationTrail(audit, plan: plan, invocationID: invocationID)
+        try trail.invoked()
+        var record: RunRecord
+        do {
+            record = try execute(plan, invocationID: invocationID, options: options, trail: trail)
+        } catch {
+            trail.failed(error)
+            throw error
+        }
+        record.notes += trail.finished(record)
+        return record
+    }
+
+    private static func execute(_ plan: LaunchPlan, invocationID: String, options: Options, trail: InvocationTrail?) throws(RunError) -> RunRecord {
         try checkEnforceable(plan)
         let startedAt = Timestamp.now()
         let signals: FileDescriptor?
@@ -48,13 +70,15 @@ public enum Runner {
         }
         defer { try? signals?.close() }
 
-        // The lease marks the invocation's cgroup as supervised until the
-        // cgroup is gone; the sweep removes cgroups whose lease is free.
-        let lease = try InvocationLease.acquire(invocationID)
-        defer { lease.end() }
+        // The sweep removes invocation cgroups whose lease is free; then their
+        // audit trails, still open, are closed as supervisor_lost.
         let site = try CgroupSite.locate(plan.cgroup)
         let swept = site?.sweep() ?? []
         var notes: [String] = []
+        var recovered: [String] = []
+        if let trail {
+            (recovered, notes) = InvocationTrail.closeOrphans(trail.audit.store, swept: swept)
+        }
         let cgroup = try site.map { site throws(RunError) in try CgroupBinding.make(plan.cgroup, site: site, invocation: invocationID) }
         let cgroupRecord = cgroup.map { RunRecord.Cgroup(version: plan.cgroup.version, paths: $0.group.paths, setup: $0.setup) }
         var finished = false
@@ -88,7 +112,11 @@ public enum Runner {
         defer { try? scratch?.close() }
         let supervisor = Supervisor(
             sandbox: sandbox, plan: plan, invocationID: invocationID, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
-            cgroup: cgroup?.group, scratch: scratch, onViolation: options.onViolation)
+            cgroup: cgroup?.group, scratch: scratch,
+            onViolation: { v in
+                trail?.violation(v)
+                options.onViolation(v)
+            })
         let outcome = try supervisor.run()
         let ranFor = (Kernel.monotonicNanoseconds() - execAt) / 1_000_000
         // Whatever the tool left behind (a daemon without a PID namespace) ends with it.
@@ -112,7 +140,7 @@ public enum Runner {
             cgroup: cgroupRecord,
             violations: outcome.violations, limits: outcome.limits, observed: observed,
             supervisor: RunRecord.Supervisor(peakResidentKilobytes: peakResidentKilobytes()),
-            swept: swept, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes)
+            swept: swept, recovered: recovered, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes)
     }
 
     private static func peakResidentKilobytes() -> UInt64 {

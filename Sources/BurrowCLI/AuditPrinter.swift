@@ -1,0 +1,120 @@
+import BurrowAudit
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Prints audit events as a table (every stored string escaped: the log
+/// holds what tools sent), a JSON array or JSON lines.
+final class AuditPrinter {
+    enum Format {
+        case table, json, jsonl
+    }
+
+    let format: Format
+    private var count = 0
+    private let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    init(format: Format) { self.format = format }
+
+    func begin() throws {
+        switch format {
+        case .table: write(Style.stdout.bold(tableRow(["TIME (UTC)", "TYPE", "TOOL", "INVOCATION", "DETAILS"])))
+        case .json: write("[", newline: false)
+        case .jsonl: break
+        }
+    }
+
+    func print(_ event: AuditEvent) {
+        switch format {
+        case .table:
+            write(tableRow([time(event.time), event.type.rawValue, printable(event.tool), String(printable(event.context.invocationID ?? "-").prefix(8)), AuditPrinter.summary(event)]))
+        case .json, .jsonl:
+            // JSON escapes every control character; the encoder never emits raw ones.
+            let text = (try? encoder.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            write(format == .json ? (count == 0 ? "\n" : ",\n") + text : text, newline: format == .jsonl)
+        }
+        count += 1
+    }
+
+    func end() {
+        switch format {
+        case .table: if count == 0 { write(Style.stdout.dim("(no events)")) }
+        case .json: write(count == 0 ? "]" : "\n]")
+        case .jsonl: break
+        }
+    }
+
+    private func write(_ line: String, newline: Bool = true) {
+        var bytes = Array((newline ? line + "\n" : line).utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }  // stdout closed (a pager quit): nothing more to show
+            offset += n
+        }
+    }
+
+    private func tableRow(_ cells: [String]) -> String {
+        let widths = [23, 21, 18, 10]
+        return cells.enumerated().map { i, cell in
+            guard i < widths.count else { return cell }
+            let w = visibleWidth(cell)
+            return w >= widths[i] ? cell + " " : cell + String(repeating: " ", count: widths[i] - w + 1)
+        }.joined()
+    }
+
+    private func time(_ microseconds: Int64) -> String {
+        // 2026-11-21T09:30:00.123456Z → 2026-11-21 09:30:00.123
+        let full = AuditClock.format(microseconds)
+        return String(full.prefix(23).map { $0 == "T" ? " " : $0 })
+    }
+
+    /// One line about the event, from its details; untrusted text escaped.
+    static func summary(_ e: AuditEvent) -> String {
+        let d = e.details
+        func s(_ key: String) -> String? { d[key]?.stringValue.map(printable) }
+        func n(_ key: String, in value: JSONValue? = nil) -> Int64? { (value ?? d)[key]?.integerValue }
+        var text: String
+        switch e.type {
+        case .toolInvoked:
+            var argv: [String] = []
+            if case .array(let items)? = d["argv"] { argv = items.compactMap(\.stringValue) }
+            text = argv.map(shellQuoted).joined(separator: " ") + " by \(printable(e.context.principal))"
+        case .toolCompleted, .toolFailed:
+            var parts: [String] = []
+            if let reason = s("reason") { parts.append(reason) }
+            if let exit = d["exit"] {
+                if let sig = n("signal", in: exit) { parts.append("signal \(sig)") } else if let code = n("code", in: exit) { parts.append("exit \(code)") }
+            }
+            if let wall = n("wallMilliseconds", in: d["usage"]) { parts.append("\(wall) ms") }
+            if let limits = d["limits"], case .array(let l) = limits, !l.isEmpty { parts.append("limits: " + l.compactMap(\.stringValue).map(printable).joined(separator: ",")) }
+            if let v = n("violations"), v > 0 { parts.append("\(v) refused calls") }
+            if let message = s("message") { parts.append(message) }
+            text = parts.joined(separator: "; ")
+        case .securityViolation:
+            text = "refused \(s("syscall") ?? "?") (\(s("errno") ?? "?")): \(s("reason") ?? "")"
+        case .resourceLimitExceeded:
+            text = "\(s("resource") ?? "?") \(s("limit") ?? ""): \(s("observed") ?? "")"
+        case .performanceThreshold:
+            text = "\(s("metric") ?? "?") \(n("observed") ?? 0) ms over \(n("threshold") ?? 0) ms"
+        case .anomalousActivity:
+            text = "\(n("count") ?? 0) violations and denials within \(n("windowSeconds") ?? 0) s (threshold \(n("threshold") ?? 0))"
+        default:
+            text = s("message") ?? s("reason") ?? printable(d.canonicalText)
+        }
+        return text.count > 160 ? String(text.prefix(159)) + "…" : text
+    }
+
+    /// An argument as a shell would need it, escaped for the terminal.
+    static func shellQuoted(_ arg: String) -> String {
+        let safe = !arg.isEmpty && arg.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || "-_./=:,+@%".unicodeScalars.contains($0)) }
+        return safe ? arg : "'" + printable(arg).split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+    }
+}

@@ -1,0 +1,246 @@
+public import BurrowAudit
+public import BurrowPolicy
+import BurrowProfile
+import BurrowSystem
+import FoundationEssentials
+import SystemPackage
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Where a run's audit events go and who asked for it.
+public struct RunAudit: Sendable {
+    public var store: AuditStore
+    /// The caller, as the security context names it.
+    public var caller: Caller
+    /// `sha256:` of the profile file(s) the plan was compiled from.
+    public var profileDigest: String?
+    /// PerformanceThreshold above these (milliseconds); nil: not checked.
+    public var durationThresholdMilliseconds: UInt64?
+    public var cpuThresholdMilliseconds: UInt64?
+
+    public init(store: AuditStore, caller: Caller, profileDigest: String?, durationThresholdMilliseconds: UInt64? = nil, cpuThresholdMilliseconds: UInt64? = nil) {
+        self.store = store
+        self.caller = caller
+        self.profileDigest = profileDigest
+        self.durationThresholdMilliseconds = durationThresholdMilliseconds
+        self.cpuThresholdMilliseconds = cpuThresholdMilliseconds
+    }
+}
+
+/// Who invoked a tool: a user name (or `uid:N`) and the uid.
+public struct Caller: Sendable, Equatable {
+    public var principal: String
+    public var uid: UInt32
+
+    public init(principal: String, uid: UInt32) {
+        self.principal = principal
+        self.uid = uid
+    }
+
+    /// This process's real user.
+    public static func current() -> Caller {
+        let uid = getuid()
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        if getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name {
+            return Caller(principal: String(cString: name), uid: uid)
+        }
+        return Caller(principal: "uid:\(uid)", uid: uid)
+    }
+}
+
+/// The audit events of one invocation, in order: ToolInvoked (durable before
+/// anything else happens), SecurityViolation as each refused call is seen,
+/// then ResourceLimitExceeded, PerformanceThreshold and exactly one terminal
+/// event, committed together.
+final class InvocationTrail: Sendable {
+    let audit: RunAudit
+    let plan: LaunchPlan
+    let invocationID: String
+    let context: SecurityContext
+    /// Literal values never to store: what the caller's environment passed in.
+    let secrets: [String]
+    private let problems = Notes()
+
+    init(_ audit: RunAudit, plan: LaunchPlan, invocationID: String) {
+        self.audit = audit
+        self.plan = plan
+        self.invocationID = invocationID
+        self.context = SecurityContext(
+            principal: audit.caller.principal, uid: audit.caller.uid, invocationID: invocationID, profileDigest: audit.profileDigest,
+            sandboxLevel: plan.sandboxLevel.rawValue, host: hostName())
+        self.secrets = plan.environment.filter { $0.source == .caller }.map(\.value)
+    }
+
+    private func event(_ type: AuditEventType, _ details: JSONValue) -> AuditEvent {
+        AuditEvent(tool: plan.tool.id, type: type, context: context, details: details)
+    }
+
+    /// Writes ToolInvoked. A log that cannot take it stops the run before it starts.
+    func invoked() throws(RunError) {
+        let details = InvokedDetails(
+            argv: plan.command.argv, executable: plan.command.executable, workingDirectory: plan.command.workingDirectory,
+            environment: plan.environment.map { "\($0.name) (\($0.source.rawValue))" }, profileFiles: plan.profileFiles,
+            sandboxID: plan.identity.uid, namespaces: plan.namespaces.map(\.kind.rawValue), cgroupVersion: plan.cgroup.version,
+            seccompInstructions: plan.seccomp.instructions, landlockABI: plan.landlock.abi, network: plan.network.access.rawValue,
+            exposureScore: plan.exposure.score, limits: plan.limits)
+        do {
+            try audit.store.append([event(.toolInvoked, try JSONValue(encoding: details))], secrets: secrets)
+        } catch let error as AuditError {
+            throw .preparation("refusing to run: cannot record ToolInvoked in the audit log: \(error)")
+        } catch {
+            throw .preparation("refusing to run: cannot encode ToolInvoked: \(error)")
+        }
+    }
+
+    /// A refused system call, written as it happens.
+    func violation(_ v: RunRecord.Violation) {
+        do {
+            try audit.store.append([event(.securityViolation, try JSONValue(encoding: v))], secrets: secrets)
+        } catch {
+            problems.add("audit: SecurityViolation \(v.syscall) not recorded: \(error)")
+        }
+    }
+
+    /// Limits, thresholds and the terminal event for a run that ended.
+    func finished(_ record: RunRecord) -> [String] {
+        var events: [AuditEvent] = []
+        for limit in record.limits {
+            if let details = try? JSONValue(encoding: limit) { events.append(event(.resourceLimitExceeded, details)) }
+        }
+        let wall = record.usage.wallMilliseconds
+        if let threshold = audit.durationThresholdMilliseconds, wall > threshold {
+            events.append(event(.performanceThreshold, .object(["metric": .string("duration"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(wall))])))
+        }
+        if let threshold = audit.cpuThresholdMilliseconds, let cpu = record.usage.cpuMicroseconds.map({ $0 / 1000 }), cpu > threshold {
+            events.append(event(.performanceThreshold, .object(["metric": .string("cpu"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(cpu))])))
+        }
+        let reason: String? =
+            !record.limits.isEmpty ? "limit_exceeded" : record.exit.signal != nil ? "signal" : record.exit.code != 0 ? "exit_status" : nil
+        let details = FinishedDetails(
+            reason: reason, exit: record.exit, spawnMicroseconds: record.durations.spawnMicroseconds, usage: record.usage,
+            violations: record.violations.reduce(0) { $0 + $1.count }, limits: record.limits.map(\.resource),
+            unenforced: record.controls.filter { !$0.enforced }.map(\.control), notes: record.notes)
+        if let encoded = try? JSONValue(encoding: details) {
+            events.append(event(reason == nil ? .toolCompleted : .toolFailed, encoded))
+        }
+        do {
+            try audit.store.append(events, secrets: secrets)
+        } catch {
+            problems.add("audit: the outcome was not recorded: \(error)")
+        }
+        return problems.all
+    }
+
+    /// The terminal event of a run that failed before or while starting.
+    func failed(_ error: RunError) {
+        let reason: String
+        var details: [String: JSONValue] = ["message": .string(error.description)]
+        switch error {
+        case .refused: reason = "refused"
+        case .preparation: reason = "preparation_failed"
+        case .spawn(let stage, let errno, _):
+            reason = errno.rawValue == ENOENT && stage == .exec ? "not_found" : "spawn_failed"
+            details["stage"] = .string(stage.summary)
+            details["errno"] = .string(errnoName(errno.rawValue))
+        case .supervision: reason = "supervision_failed"
+        }
+        details["reason"] = .string(reason)
+        do {
+            try audit.store.append([event(.toolFailed, .object(details))], secrets: secrets)
+        } catch {
+            problems.add("audit: the failure was not recorded: \(error)")
+        }
+    }
+
+    struct InvokedDetails: Encodable {
+        var argv: [String]
+        var executable: String
+        var workingDirectory: String
+        /// Names only, with where each value came from: values never reach the log.
+        var environment: [String]
+        var profileFiles: [String]
+        var sandboxID: UInt32
+        var namespaces: [String]
+        var cgroupVersion: Int
+        var seccompInstructions: Int
+        var landlockABI: Int?
+        var network: String
+        var exposureScore: Double
+        var limits: EffectiveLimits
+    }
+
+    struct FinishedDetails: Encodable {
+        var reason: String?
+        var exit: RunRecord.Exit
+        var spawnMicroseconds: UInt64
+        var usage: RunRecord.Usage
+        /// Refused calls, all kinds together.
+        var violations: Int
+        var limits: [String]
+        var unenforced: [String]
+        var notes: [String]
+    }
+}
+
+extension InvocationTrail {
+    /// ToolFailed `supervisor_lost` for every open invocation whose supervisor
+    /// is gone (its lease is free), after the sweep removed what it left.
+    /// Returns the invocations closed.
+    static func closeOrphans(_ store: AuditStore, swept: [SweptInvocation]) -> (closed: [String], notes: [String]) {
+        let open: [OpenInvocation]
+        do {
+            open = try store.openInvocations()
+        } catch {
+            return ([], ["audit: cannot look for invocations left open: \(error)"])
+        }
+        var closed: [String] = []
+        var notes: [String] = []
+        let host = hostName()
+        for o in open {
+            // Held by a live supervisor (or not a valid id): not ours to close.
+            guard let lease = try? InvocationLease.takeOver(o.invocationID) else { continue }
+            defer { lease.end() }
+            let sweep = swept.first { $0.invocationID == o.invocationID }
+            var details: [String: JSONValue] = [
+                "reason": .string("supervisor_lost"),
+                "message": .string("the supervisor ended without recording an outcome (killed, crashed, or the host restarted)"),
+                "cgroupSwept": .bool(sweep != nil),
+            ]
+            if let problem = sweep?.problem { details["sweepProblem"] = .string(problem) }
+            if let at = o.invokedAt { details["invokedAt"] = .string(AuditClock.format(at)) }
+            let event = AuditEvent(
+                tool: o.tool, type: .toolFailed,
+                context: SecurityContext(
+                    principal: o.principal ?? "unknown", uid: o.uid, invocationID: o.invocationID, profileDigest: o.profileDigest, sandboxLevel: o.sandboxLevel, host: host),
+                details: .object(details))
+            do {
+                if try store.appendIfOpen(event) != nil { closed.append(o.invocationID) }
+            } catch {
+                notes.append("audit: cannot close invocation \(o.invocationID) left open: \(error)")
+            }
+        }
+        return (closed, notes)
+    }
+}
+
+/// Notes gathered from the supervisor thread and read at the end.
+private final class Notes: Sendable {
+    private let items = Mutex<[String]>([])
+
+    func add(_ note: String) { items.withLock { $0.append(note) } }
+
+    var all: [String] { items.withLock { $0 } }
+}
+
+func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
