@@ -88,7 +88,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BurrowRuntimeTests",
-            dependencies: ["BurrowRuntime", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["BurrowAudit", "BurrowRuntime", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowTestSupport"],

@@ -17,6 +17,8 @@ struct PlanRequest {
     var failureStatus: Int32 = 1
     /// The profile files' text exactly as the loader read it (for the audit digest).
     let reads = ReadLog()
+    /// Told about a refused request (tool id when the profile loaded, reason, message) before it fails.
+    var onRefusal: (_ tool: String?, _ reason: String, _ message: String) -> Void = { _, _, _ in }
 
     /// - Returns: the plan, the compiler that made it, the effective profile and the profile's warnings.
     func compile() throws -> (LaunchPlan, PlanCompiler, EffectiveProfile, [ProfileIssue]) {
@@ -32,7 +34,9 @@ struct PlanRequest {
             return text
         }).load(profile)
         guard let parsed = loaded.profile, loaded.errors.isEmpty else {
-            printError("burrow: the profile is not valid:\n" + loaded.issues.map { "  " + printable($0.description) }.joined(separator: "\n"))
+            let issues = loaded.issues.map(\.description)
+            onRefusal(loaded.profile?.tool.id, "profile_invalid", "the profile is not valid: " + issues.joined(separator: "; "))
+            printError("burrow: the profile is not valid:\n" + issues.map { "  " + printable($0) }.joined(separator: "\n"))
             throw ExitCode(failureStatus)
         }
         let effective = policy.clamp(parsed)
@@ -43,6 +47,7 @@ struct PlanRequest {
         do {
             return (try compiler.compile(effective, profileFiles: loaded.files, argv: command), compiler, effective, loaded.warnings)
         } catch {
+            onRefusal(parsed.tool.id, "plan_refused", "\(error)")
             printError("burrow: \(error)")
             throw ExitCode(failureStatus)
         }

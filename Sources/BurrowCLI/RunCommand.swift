@@ -71,17 +71,30 @@ struct RunCommand: ParsableCommand {
             printError("burrow: \(error)")
             throw ExitCode(125)
         }
-        let request = PlanRequest(options: options, profile: profile, command: command, sandboxID: lease.id, failureStatus: 125)
-        let (plan, _, _, _) = try request.compile(policy: policy)
-        let audit: RunAudit
+        let store: AuditStore
         do {
-            audit = RunAudit(
-                store: try auditOptions.open(policy, access: .write), caller: Caller.current(), profileDigest: request.reads.digest(of: plan.profileFiles),
-                durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds)
+            store = try auditOptions.open(policy, access: .write)
         } catch {
             printError("burrow: refusing to run without an audit log: \(error)")
             throw ExitCode(125)
         }
+        let caller = Caller.current()
+        var request = PlanRequest(options: options, profile: profile, command: command, sandboxID: lease.id, failureStatus: 125)
+        // A request refused before it becomes an invocation is a PermissionDenied.
+        let (profile, command) = (profile, command)
+        request.onRefusal = { tool, reason, message in
+            do {
+                try RunAudit.denied(
+                    store, caller: caller, tool: tool ?? profile,
+                    details: .object(["reason": .string(reason), "message": .string(message), "profile": .string(profile), "argv": .array(command.map { .string($0) })]))
+            } catch {
+                printError("burrow: the refusal was not recorded in the audit log: \(error)")
+            }
+        }
+        let (plan, _, _, _) = try request.compile(policy: policy)
+        let audit = RunAudit(
+            store: store, caller: caller, profileDigest: request.reads.digest(of: plan.profileFiles),
+            durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds)
 
         let quiet = quiet
         let record: RunRecord

@@ -32,6 +32,13 @@ public struct RunAudit: Sendable {
     }
 }
 
+extension RunAudit {
+    /// A PermissionDenied for a request refused before it became an invocation.
+    public static func denied(_ store: AuditStore, caller: Caller, tool: String, details: JSONValue) throws(AuditError) {
+        try store.append([AuditEvent(tool: tool, type: .permissionDenied, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: hostName()), details: details)])
+    }
+}
+
 /// Who invoked a tool: a user name (or `uid:N`) and the uid.
 public struct Caller: Sendable, Equatable {
     public var principal: String

@@ -1,3 +1,4 @@
+import BurrowAudit
 import BurrowTestSupport
 import Foundation
 import Testing
@@ -53,6 +54,14 @@ struct ResourceLimitTests: SandboxTesting {
             #expect(event["invocationID"] as? String == invocation, sourceLocation: sourceLocation)
         }
         try expectNothingLeft(record, sourceLocation: sourceLocation)
+        // The audit log has the same limits, then the outcome.
+        let trail = try auditTrail(invocation, sourceLocation: sourceLocation)
+        let logged = trail.filter { $0.type == .resourceLimitExceeded }
+        #expect(logged.map { $0.details["resource"]?.stringValue } == limits.map { $0["resource"] as? String }, sourceLocation: sourceLocation)
+        #expect(logged.map { $0.details["observedValue"]?.integerValue } == limits.map { ($0["observedValue"] as? NSNumber)?.int64Value }, sourceLocation: sourceLocation)
+        if !limits.isEmpty {
+            #expect(trail.last?.type == .toolFailed && trail.last?.details["reason"]?.stringValue == "limit_exceeded", "\(String(describing: trail.last))", sourceLocation: sourceLocation)
+        }
         return Outcome(result: result, record: record, limits: limits)
     }
 
@@ -211,15 +220,17 @@ struct ResourceLimitTests: SandboxTesting {
 
     // MARK: supervisor death
 
-    @Test("a SIGKILLed supervisor: its sandbox dies, the next run sweeps its cgroup")
+    @Test("a SIGKILLed supervisor: its sandbox dies, its log verifies, the next run sweeps its cgroup and records supervisor_lost")
     func sweepAfterSupervisorDeath() throws {
         // Spawned and reaped here, not through Foundation's Process: this
         // process is SIGKILLed while it has a child of its own.
         let argv = [Subprocess.burrow, "run", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--", "sleep", "600"]
         var cArguments = argv.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
+        var environment = (ProcessInfo.processInfo.environment.merging(burrowEnvironment) { $1 }).map { strdup("\($0)=\($1)") } + [nil]
+        defer { environment.forEach { free($0) } }
         var burrow: pid_t = 0
-        try #require(posix_spawn(&burrow, argv[0], nil, nil, &cArguments, environ) == 0)
+        try #require(posix_spawn(&burrow, argv[0], nil, nil, &cArguments, &environment) == 0)
         var reaped = false
         defer {
             if !reaped {
@@ -259,6 +270,10 @@ struct ResourceLimitTests: SandboxTesting {
         }
         let state = ((try? String(contentsOfFile: "/proc/\(children[0])/status", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("State") || $0.hasPrefix("PPid") || $0.hasPrefix("SigPnd") || $0.hasPrefix("ShdPnd") || $0.hasPrefix("SigBlk") }
         #expect(gone, "sandbox init \(children[0]) outlived burrow: \(state)")
+        // The log it left opens, verifies, and shows the invocation still open.
+        let log = try auditLog()
+        #expect(try log.verify().ok)
+        #expect(try log.openInvocations().map(\.invocationID) == [invocation])
 
         let path = directory + "/after.json"
         let result = try run(Fixtures.profilesDirectory + "/minimal.toml", ["true"], record: path)
@@ -269,6 +284,13 @@ struct ResourceLimitTests: SandboxTesting {
             #expect(entry["problem"] == nil, "\(entry)")
             #expect(result.stderr.contains(invocation), "burrow run says what it swept: \(result.stderr)")
         }
+        // The next run closed it: ToolFailed supervisor_lost, and says so.
+        #expect(try record(path)["recovered"] as? [String] == [invocation])
+        #expect(result.stderr.contains("invocation \(invocation) had no recorded outcome"), "\(result.stderr)")
+        let trail = try auditTrail(invocation)
+        #expect(trail.map(\.type) == [.toolInvoked, .toolFailed])
+        #expect(trail.last?.details["reason"]?.stringValue == "supervisor_lost")
+        #expect(try log.openInvocations().isEmpty)
         let remaining = try Subprocess.run(["/bin/sh", "-c", "find /sys/fs/cgroup -maxdepth 6 -type d -name \"$1\"", "sh", invocation])
         #expect(remaining.output.isEmpty, "left behind: \(remaining.output)")
     }

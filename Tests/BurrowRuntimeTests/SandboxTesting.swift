@@ -1,3 +1,4 @@
+import BurrowAudit
 import BurrowTestSupport
 import Foundation
 import Testing
@@ -39,10 +40,35 @@ extension SandboxTesting {
         return path
     }
 
+    /// Each test's own audit log (every `burrow run` here writes to it).
+    var auditDatabase: String { directory + "/audit.db" }
+
+    /// The environment `burrow` runs with in these tests.
+    var burrowEnvironment: [String: String] { ["BURROW_AUDIT_DB": auditDatabase] }
+
     func run(_ profile: String, _ command: [String], stdin: Data = Data(), record: String? = nil, directory: String? = nil) throws -> Subprocess.Result {
         var argv = [Subprocess.burrow, "run", "--profile", profile, "--quiet"]
         if let record { argv += ["--json-result", record] }
-        return try Subprocess.run(argv + ["--"] + command, stdin: stdin, directory: directory ?? self.directory)
+        return try Subprocess.run(argv + ["--"] + command, stdin: stdin, environment: burrowEnvironment, directory: directory ?? self.directory)
+    }
+
+    /// The test's audit log, read as an auditor would (read-only).
+    func auditLog() throws -> AuditStore {
+        try AuditStore(.init(path: auditDatabase, redactor: try Redactor()), access: .read)
+    }
+
+    /// One invocation's events, after checking the whole chain verifies and
+    /// the invocation has exactly one ToolInvoked, first, and one terminal event, last.
+    func auditTrail(_ invocation: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [AuditEvent] {
+        let log = try auditLog()
+        let report = try log.verify()
+        #expect(report.ok, "\(report)", sourceLocation: sourceLocation)
+        let events = try log.events(AuditQuery(invocation: invocation))
+        #expect(events.first?.type == .toolInvoked, "\(events.map(\.type))", sourceLocation: sourceLocation)
+        #expect(events.filter { $0.type == .toolInvoked }.count == 1, "\(events.map(\.type))", sourceLocation: sourceLocation)
+        #expect(events.filter(\.type.isTerminal).count == 1, "\(events.map(\.type))", sourceLocation: sourceLocation)
+        #expect(events.last?.type.isTerminal == true, "\(events.map(\.type))", sourceLocation: sourceLocation)
+        return events
     }
 
     func record(_ path: String) throws -> [String: Any] {

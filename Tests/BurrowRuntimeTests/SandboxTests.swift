@@ -73,7 +73,7 @@ struct SandboxTests: SandboxTesting {
         let profile = try profile(extending: base, "[permissions]\nexecute = [\"\(Subprocess.probe)\"]")
         // fd 7 is left open (not close-on-exec) in burrow: the probe must not see it.
         let command = [Subprocess.burrow, "run", "--profile", profile, "--quiet", "--", Subprocess.probe] + bait.arguments + ["all"]
-        let result = try Subprocess.run(["/bin/sh", "-c", "exec 7</etc/hostname; exec \"$@\"", "sh"] + command, directory: directory)
+        let result = try Subprocess.run(["/bin/sh", "-c", "exec 7</etc/hostname; exec \"$@\"", "sh"] + command, environment: burrowEnvironment, directory: directory)
         let lines = verdicts(result.output)
         #expect(lines.count >= 40, "probe output: \(result.output) \(result.stderr)")
         for (name, verdict, detail) in lines {

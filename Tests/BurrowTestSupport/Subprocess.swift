@@ -22,6 +22,9 @@ public enum Subprocess {
     public static var probe: String { productsDirectory + "/burrow-probe" }
     public static var hog: String { productsDirectory + "/burrow-hog" }
 
+    /// The audit log of `burrow` runs that name none: one per test process.
+    public static let sharedAuditDatabase = NSTemporaryDirectory() + "burrow-test-audit-\(getpid())/audit.db"
+
     /// A fresh temporary directory, removed by the caller.
     public static func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "burrow-test-" + UUID().uuidString.lowercased()
@@ -50,6 +53,8 @@ public enum Subprocess {
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())
         var env = ProcessInfo.processInfo.environment
+        // Tests never write to the host's audit log (/var/lib/burrow/audit.db).
+        env["BURROW_AUDIT_DB"] = env["BURROW_AUDIT_DB"] ?? sharedAuditDatabase
         for (k, v) in environment { env[k] = v }
         process.environment = env
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
