@@ -75,6 +75,7 @@ let package = Package(
         // Tests.
         .executableTarget(name: "burrow-probe", path: "Tests/Probe"),
         .executableTarget(name: "burrow-hog", path: "Tests/Hog"),
+        .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit"], path: "Tests/AuditBench", swiftSettings: strict),
         .target(
             name: "BurrowTestSupport", dependencies: ["BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
             swiftSettings: strict),

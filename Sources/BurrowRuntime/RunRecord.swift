@@ -89,7 +89,7 @@ public struct RunRecord: Sendable, Codable, Equatable {
 
     /// The supervisor's own footprint (it must stay small whatever the tool does).
     public struct Supervisor: Sendable, Codable, Equatable {
-        /// Peak resident set of the supervising process (getrusage ru_maxrss).
+        /// Peak resident set of the supervising process (VmHWM in /proc/self/status).
         public var peakResidentKilobytes: UInt64
     }
 

@@ -143,10 +143,13 @@ public enum Runner {
             swept: swept, recovered: recovered, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes)
     }
 
+    /// This process's own peak resident set: VmHWM of its address space.
+    /// (getrusage's ru_maxrss survives execve: a supervisor started by a big
+    /// process that forked would report its parent's size.)
     private static func peakResidentKilobytes() -> UInt64 {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return UInt64(max(0, usage.ru_maxrss))
+        let status = (try? FileIO.read("/proc/self/status")) ?? ""
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+        return line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } ?? 0
     }
 
     /// The sandbox's scratch tmpfs (its /tmp), opened from outside so the
