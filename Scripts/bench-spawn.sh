@@ -3,7 +3,8 @@
 # namespace, under Debian's bwrap with a comparable sandbox, and under
 # `burrow run --profile minimal` (which also loads seccomp, drops every
 # capability, applies Landlock and rlimits, creates and removes a cgroup, and
-# writes nothing else). Prints median, p99, max and 2-worker throughput.
+# durably appends ToolInvoked and ToolCompleted to an audit log on /var/tmp).
+# Prints median, p99, max and 2-worker throughput.
 #
 # Usage: Scripts/bench-spawn.sh [runs-per-variant]   (default 200; needs root)
 set -euo pipefail
@@ -16,6 +17,9 @@ echo "== building burrow (release, static Swift runtime)"
 swift build -c release --static-swift-stdlib --product burrow 2>&1 | tail -1
 burrow=$PWD/.build/release/burrow
 export BURROW_PROFILE_PATH=$PWD/Profiles
+audit_dir=$(mktemp -d /var/tmp/burrow-bench-spawn.XXXXXX)
+trap 'rm -rf "$audit_dir"' EXIT
+export BURROW_AUDIT_DB=$audit_dir/audit.db
 
 python3 - "$runs" "$burrow" <<'EOF'
 import json, os, statistics, subprocess, sys, tempfile, time

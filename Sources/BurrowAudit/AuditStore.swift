@@ -107,7 +107,7 @@ public final class AuditStore: @unchecked Sendable {
         guard let writer, let invocation = event.context.invocationID else { throw .file("\(path) is open read-only") }
         return try commits.exclusive { () throws(AuditError) -> AuditEvent? in
             try writer.transaction { () throws(AuditError) -> AuditEvent? in
-                let stmt = try writer.prepare("SELECT 1 FROM open_invocations WHERE invocation = ?")
+                let stmt = try writer.cached("SELECT 1 FROM open_invocations WHERE invocation = ?")
                 stmt.bind(1, invocation)
                 guard try stmt.step() else { return nil }
                 var head = try self.head(writer)
@@ -120,7 +120,7 @@ public final class AuditStore: @unchecked Sendable {
     /// left by a supervisor that died.
     public func openInvocations() throws(AuditError) -> [OpenInvocation] {
         try withReader { db throws(AuditError) in
-            let stmt = try db.prepare(
+            let stmt = try db.cached(
                 "SELECT o.invocation, o.tool, e.principal, e.uid, e.profile_digest, e.sandbox_level, e.time FROM open_invocations o LEFT JOIN events e ON e.sequence = o.sequence ORDER BY o.sequence")
             var out: [OpenInvocation] = []
             while try stmt.step() {
@@ -168,9 +168,9 @@ public final class AuditStore: @unchecked Sendable {
 
     /// The last row of the chain: the newest event, else the newest checkpoint's cut, else genesis.
     func head(_ db: SQLiteConnection) throws(AuditError) -> Head {
-        let last = try db.prepare("SELECT sequence, hash FROM events ORDER BY sequence DESC LIMIT 1")
+        let last = try db.cached("SELECT sequence, hash FROM events ORDER BY sequence DESC LIMIT 1")
         if try last.step() { return (last.int64(0), last.bytes(1)) }
-        let cut = try db.prepare("SELECT through_sequence, through_hash FROM checkpoints ORDER BY id DESC LIMIT 1")
+        let cut = try db.cached("SELECT through_sequence, through_hash FROM checkpoints ORDER BY id DESC LIMIT 1")
         if try cut.step() { return (cut.int64(0), cut.bytes(1)) }
         return (0, AuditChain.genesis)
     }
@@ -188,7 +188,7 @@ public final class AuditStore: @unchecked Sendable {
             invocation: e.context.invocationID.map { Array($0.utf8) }, profileDigest: e.context.profileDigest.map { Array($0.utf8) },
             sandboxLevel: e.context.sandboxLevel.map { Array($0.utf8) }, host: Array(e.context.host.utf8), details: Array(detailsText.utf8))
         let hash = AuditChain.link(previous: head.hash, row: row)
-        let stmt = try db.prepare(
+        let stmt = try db.cached(
             "INSERT INTO events (sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
         )
         stmt.bind(1, e.sequence)
@@ -211,13 +211,13 @@ public final class AuditStore: @unchecked Sendable {
 
         if let invocation = e.context.invocationID {
             if e.type == .toolInvoked {
-                let open = try db.prepare("INSERT OR REPLACE INTO open_invocations (invocation, sequence, tool) VALUES (?,?,?)")
+                let open = try db.cached("INSERT OR REPLACE INTO open_invocations (invocation, sequence, tool) VALUES (?,?,?)")
                 open.bind(1, invocation)
                 open.bind(2, e.sequence)
                 open.bind(3, e.tool)
                 try open.step()
             } else if e.type.isTerminal {
-                let close = try db.prepare("DELETE FROM open_invocations WHERE invocation = ?")
+                let close = try db.cached("DELETE FROM open_invocations WHERE invocation = ?")
                 close.bind(1, invocation)
                 try close.step()
             }
@@ -232,13 +232,13 @@ public final class AuditStore: @unchecked Sendable {
     private func anomalyFollowing(_ event: AuditEvent, on db: SQLiteConnection) throws(AuditError) -> AuditEvent? {
         guard let rule = configuration.anomaly, event.type == .securityViolation || event.type == .permissionDenied else { return nil }
         let since = event.time - rule.windowMicroseconds
-        let count = try db.prepare("SELECT count(*) FROM events WHERE tool = ? AND time >= ? AND type IN ('SecurityViolation', 'PermissionDenied')")
+        let count = try db.cached("SELECT count(*) FROM events WHERE tool = ? AND time >= ? AND type IN ('SecurityViolation', 'PermissionDenied')")
         count.bind(1, event.tool)
         count.bind(2, since)
         try count.step()
         let seen = count.int64(0)
         guard seen > rule.threshold else { return nil }
-        let reported = try db.prepare("SELECT 1 FROM events WHERE tool = ? AND time >= ? AND type = 'AnomalousActivity' LIMIT 1")
+        let reported = try db.cached("SELECT 1 FROM events WHERE tool = ? AND time >= ? AND type = 'AnomalousActivity' LIMIT 1")
         reported.bind(1, event.tool)
         reported.bind(2, since)
         guard try !reported.step() else { return nil }

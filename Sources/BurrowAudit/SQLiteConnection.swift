@@ -31,7 +31,10 @@ package final class SQLiteConnection: @unchecked Sendable {
         sqlite3_busy_timeout(db, 30_000)
     }
 
-    deinit { sqlite3_close_v2(handle) }
+    deinit {
+        cache.removeAll()
+        sqlite3_close_v2(handle)
+    }
 
     var lastError: String { String(cString: sqlite3_errmsg(handle)) }
 
@@ -44,6 +47,19 @@ package final class SQLiteConnection: @unchecked Sendable {
             sqlite3_free(message)
             throw .database("\(text) (in: \(sql.prefix(80)))")
         }
+    }
+
+    private var cache: [String: Statement] = [:]
+
+    /// A prepared statement kept for reuse (the append path), reset and unbound.
+    func cached(_ sql: String) throws(AuditError) -> Statement {
+        if let stmt = cache[sql] {
+            stmt.reset()
+            return stmt
+        }
+        let stmt = try prepare(sql)
+        cache[sql] = stmt
+        return stmt
     }
 
     func prepare(_ sql: String) throws(AuditError) -> Statement {
@@ -59,9 +75,12 @@ package final class SQLiteConnection: @unchecked Sendable {
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
+            // A cached statement left mid-result would keep a read snapshot open.
+            for stmt in cache.values { stmt.reset() }
             try execute("COMMIT")
             return result
         } catch {
+            for stmt in cache.values { stmt.reset() }
             try? execute("ROLLBACK")
             throw error
         }
