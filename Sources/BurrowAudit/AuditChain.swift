@@ -6,8 +6,13 @@ import CCrypto
 public enum AuditChain {
     public static let genesis = [UInt8](repeating: 0, count: 32)
 
+    /// libcrypto set up without reading openssl.cnf: a digest needs no
+    /// configuration, and parsing it cost most of a millisecond per process.
+    private static let initialized: Bool = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG), nil) == 1
+
     /// SHA-256 of `bytes` (OpenSSL libcrypto).
     public static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        precondition(initialized, "OPENSSL_init_crypto failed")
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         let ok = bytes.withContiguousStorageIfAvailable { input in
