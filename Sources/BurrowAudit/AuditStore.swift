@@ -76,6 +76,11 @@ public final class AuditStore: @unchecked Sendable {
             // Keep -wal and -shm after the last writer closes: readers in the
             // auditor group cannot create them in a root-owned directory.
             db.persistWriteAheadLog()
+            // Each `burrow run` is a new process that exits without closing:
+            // the next one rebuilds the WAL index by reading every frame, so
+            // keep the WAL short (checkpoint every 32 pages, truncate it then).
+            try db.execute("PRAGMA wal_autocheckpoint = 32")
+            try db.execute("PRAGMA journal_size_limit = 1048576")
             try AuditSchema.migrate(db)
             writer = db
             reader = Mutex(nil)
@@ -284,7 +289,7 @@ public final class AuditStore: @unchecked Sendable {
             if errno == EEXIST { return }  // another process created it first
             throw .file("cannot create \(path): \(String(cString: strerror(errno)))")
         }
-        defer { close(fd) }
+        defer { _ = Glibc.close(fd) }
         if let gid { fchown(fd, uid_t.max, gid) }
         fchmod(fd, 0o640)
     }

@@ -91,25 +91,41 @@ final class InvocationTrail: Sendable {
 
     /// Writes ToolInvoked. A log that cannot take it stops the run before it starts.
     func invoked() throws(RunError) {
-        let details = InvokedDetails(
-            argv: plan.command.argv, executable: plan.command.executable, workingDirectory: plan.command.workingDirectory,
-            environment: plan.environment.map { "\($0.name) (\($0.source.rawValue))" }, profileFiles: plan.profileFiles,
-            sandboxID: plan.identity.uid, namespaces: plan.namespaces.map(\.kind.rawValue), cgroupVersion: plan.cgroup.version,
-            seccompInstructions: plan.seccomp.instructions, landlockABI: plan.landlock.abi, network: plan.network.access.rawValue,
-            exposureScore: plan.exposure.score, limits: plan.limits)
+        let l = plan.limits
+        // Built by hand, not through JSONEncoder: this is on the spawn path,
+        // and Codable's first use costs milliseconds of conformance lookups.
+        let details: JSONValue = .object([
+            "argv": .strings(plan.command.argv),
+            "executable": .string(plan.command.executable),
+            "workingDirectory": .string(plan.command.workingDirectory),
+            // Names only, with where each value came from: values never reach the log.
+            "environment": .strings(plan.environment.map { "\($0.name) (\($0.source.rawValue))" }),
+            "profileFiles": .strings(plan.profileFiles),
+            "sandboxID": .integer(Int64(plan.identity.uid)),
+            "namespaces": .strings(plan.namespaces.map(\.kind.rawValue)),
+            "cgroupVersion": .integer(Int64(plan.cgroup.version)),
+            "seccompInstructions": .integer(Int64(plan.seccomp.instructions)),
+            "landlockABI": plan.landlock.abi.map { .integer(Int64($0)) } ?? .null,
+            "network": .string(plan.network.access.rawValue),
+            "exposureScore": .number(plan.exposure.score),
+            "limits": .object([
+                "maxCpuTime": .integer(Int64(l.maxCpuTime.milliseconds)), "maxMemory": .integer(Int64(l.maxMemory.bytes)),
+                "maxFileSize": .integer(Int64(l.maxFileSize.bytes)), "maxOpenFiles": .integer(Int64(l.maxOpenFiles)),
+                "maxExecutionTime": .integer(Int64(l.maxExecutionTime.milliseconds)), "maxProcesses": .integer(Int64(l.maxProcesses)),
+                "scratchSize": .integer(Int64(l.scratchSize.bytes)), "cpuQuotaPercent": .integer(Int64(l.cpuQuotaPercent)),
+            ]),
+        ])
         do {
-            try audit.store.append([event(.toolInvoked, try JSONValue(encoding: details))], secrets: secrets)
-        } catch let error as AuditError {
-            throw .preparation("refusing to run: cannot record ToolInvoked in the audit log: \(error)")
+            try audit.store.append([event(.toolInvoked, details)], secrets: secrets)
         } catch {
-            throw .preparation("refusing to run: cannot encode ToolInvoked: \(error)")
+            throw .preparation("refusing to run: cannot record ToolInvoked in the audit log: \(error)")
         }
     }
 
     /// A refused system call, written as it happens.
     func violation(_ v: RunRecord.Violation) {
         do {
-            try audit.store.append([event(.securityViolation, try JSONValue(encoding: v))], secrets: secrets)
+            try audit.store.append([event(.securityViolation, v.json)], secrets: secrets)
         } catch {
             problems.add("audit: SecurityViolation \(v.syscall) not recorded: \(error)")
         }
@@ -118,9 +134,7 @@ final class InvocationTrail: Sendable {
     /// Limits, thresholds and the terminal event for a run that ended.
     func finished(_ record: RunRecord) -> [String] {
         var events: [AuditEvent] = []
-        for limit in record.limits {
-            if let details = try? JSONValue(encoding: limit) { events.append(event(.resourceLimitExceeded, details)) }
-        }
+        for limit in record.limits { events.append(event(.resourceLimitExceeded, limit.json)) }
         let wall = record.usage.wallMilliseconds
         if let threshold = audit.durationThresholdMilliseconds, wall > threshold {
             events.append(event(.performanceThreshold, .object(["metric": .string("duration"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(wall))])))
@@ -130,13 +144,23 @@ final class InvocationTrail: Sendable {
         }
         let reason: String? =
             !record.limits.isEmpty ? "limit_exceeded" : record.exit.signal != nil ? "signal" : record.exit.code != 0 ? "exit_status" : nil
-        let details = FinishedDetails(
-            reason: reason, exit: record.exit, spawnMicroseconds: record.durations.spawnMicroseconds, usage: record.usage,
-            violations: record.violations.reduce(0) { $0 + $1.count }, limits: record.limits.map(\.resource),
-            unenforced: record.controls.filter { !$0.enforced }.map(\.control), notes: record.notes)
-        if let encoded = try? JSONValue(encoding: details) {
-            events.append(event(reason == nil ? .toolCompleted : .toolFailed, encoded))
-        }
+        let e = record.exit
+        let u = record.usage
+        var details: [String: JSONValue] = [
+            "exit": .object(["code": .optional(e.code), "signal": .optional(e.signal), "coreDumped": .bool(e.coreDumped), "status": .integer(Int64(e.status))]),
+            "spawnMicroseconds": .integer(Int64(record.durations.spawnMicroseconds)),
+            "usage": .object([
+                "cpuMicroseconds": .optional(u.cpuMicroseconds), "peakMemoryBytes": .optional(u.peakMemoryBytes),
+                "peakProcesses": .optional(u.peakProcesses), "wallMilliseconds": .integer(Int64(u.wallMilliseconds)),
+            ]),
+            // Refused calls, all kinds together.
+            "violations": .integer(Int64(record.violations.reduce(0) { $0 + $1.count })),
+            "limits": .strings(record.limits.map(\.resource)),
+            "unenforced": .strings(record.controls.filter { !$0.enforced }.map(\.control)),
+            "notes": .strings(record.notes),
+        ]
+        if let reason { details["reason"] = .string(reason) }
+        events.append(event(reason == nil ? .toolCompleted : .toolFailed, .object(details)))
         do {
             try audit.store.append(events, secrets: secrets)
         } catch {
@@ -164,35 +188,6 @@ final class InvocationTrail: Sendable {
         } catch {
             problems.add("audit: the failure was not recorded: \(error)")
         }
-    }
-
-    struct InvokedDetails: Encodable {
-        var argv: [String]
-        var executable: String
-        var workingDirectory: String
-        /// Names only, with where each value came from: values never reach the log.
-        var environment: [String]
-        var profileFiles: [String]
-        var sandboxID: UInt32
-        var namespaces: [String]
-        var cgroupVersion: Int
-        var seccompInstructions: Int
-        var landlockABI: Int?
-        var network: String
-        var exposureScore: Double
-        var limits: EffectiveLimits
-    }
-
-    struct FinishedDetails: Encodable {
-        var reason: String?
-        var exit: RunRecord.Exit
-        var spawnMicroseconds: UInt64
-        var usage: RunRecord.Usage
-        /// Refused calls, all kinds together.
-        var violations: Int
-        var limits: [String]
-        var unenforced: [String]
-        var notes: [String]
     }
 }
 
@@ -235,6 +230,27 @@ extension InvocationTrail {
         }
         return (closed, notes)
     }
+}
+
+extension RunRecord.Violation {
+    var json: JSONValue {
+        .object(["syscall": .string(syscall), "errno": .string(errno), "count": .integer(Int64(count)), "reason": .string(reason)])
+    }
+}
+
+extension RunRecord.LimitEvent {
+    var json: JSONValue {
+        .object([
+            "resource": .string(resource), "limit": .string(limit), "observed": .string(observed), "unit": .string(unit),
+            "limitValue": .integer(Int64(clamping: limitValue)), "observedValue": .optional(observedValue), "invocationID": .string(invocationID),
+        ])
+    }
+}
+
+extension JSONValue {
+    static func strings(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+
+    static func optional(_ n: (some BinaryInteger)?) -> JSONValue { n.map { .integer(Int64(clamping: $0)) } ?? .null }
 }
 
 /// Notes gathered from the supervisor thread and read at the end.
