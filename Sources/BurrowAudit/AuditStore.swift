@@ -67,6 +67,16 @@ public final class AuditStore: @unchecked Sendable {
         switch access {
         case .write:
             try AuditStore.prepareFile(configuration.path, group: configuration.readerGroup)
+            // Writers set the file up one at a time: switching a new file to
+            // WAL needs SQLite's exclusive lock, and a second process racing
+            // for it gets SQLITE_BUSY at once instead of waiting. The lock is
+            // a flock on the directory: closing any descriptor of the database
+            // file itself would drop SQLite's fcntl locks on it.
+            let directory = configuration.path.contains("/") ? String(configuration.path[..<(configuration.path.lastIndex(of: "/") ?? configuration.path.startIndex)]) : "."
+            let setup = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard setup >= 0 else { throw .file("cannot open \(directory): \(String(cString: strerror(errno)))") }
+            defer { _ = Glibc.close(setup) }
+            while flock(setup, LOCK_EX) != 0 && errno == EINTR {}
             let db = try SQLiteConnection(path: configuration.path, mode: .readWrite)
             // WAL: readers never block the writer; FULL: each commit fsyncs the WAL.
             guard try db.pragma("journal_mode = WAL")?.lowercased() == "wal" else {

@@ -106,6 +106,15 @@ struct AuditRunTests: SandboxTesting {
         #expect(try log.events(AuditQuery(tool: "minimal", types: [.toolCompleted])).count == runs)
     }
 
+    @Test("runs racing to create a new log all start (none gets SQLITE_BUSY while it switches to WAL)")
+    func racingCreation() throws {
+        for round in 0..<3 {
+            let environment = ["BURROW_AUDIT_DB": directory + "/race-\(round)/audit.db"]
+            let runs = try (0..<6).map { _ in try Subprocess.start([Subprocess.burrow, "run", "--profile", minimal, "--", "true"], environment: environment) }
+            for r in try runs.map({ try $0.finish() }) { #expect(r.status == 0, "\(r.stderr)") }
+        }
+    }
+
     @Test("hostile arguments are stored exactly, shown escaped; secrets in arguments never reach the file")
     func hostileArguments() throws {
         let hostile = "line1\nline2\u{1B}[31mred\u{1B}]0;pwned\u{07}\u{202E}cod.exe"
