@@ -183,9 +183,13 @@ public final class AuditStore: @unchecked Sendable {
 
     /// The last row of the chain: the newest event, else the newest checkpoint's cut, else genesis.
     func head(_ db: SQLiteConnection) throws(AuditError) -> Head {
+        // Reset after reading: a statement left on a row keeps its read
+        // snapshot, and a reader would never see another commit.
         let last = try db.cached("SELECT sequence, hash FROM events ORDER BY sequence DESC LIMIT 1")
+        defer { last.reset() }
         if try last.step() { return (last.int64(0), last.bytes(1)) }
         let cut = try db.cached("SELECT through_sequence, through_hash FROM checkpoints ORDER BY id DESC LIMIT 1")
+        defer { cut.reset() }
         if try cut.step() { return (cut.int64(0), cut.bytes(1)) }
         return (0, AuditChain.genesis)
     }

@@ -123,6 +123,14 @@ struct AuditFollowCommand: ParsableCommand {
     }
 
     func run() throws {
+        // It runs until interrupted: whatever mask or dispositions it inherited, these end it.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] {
+            signal(sig, SIG_DFL)
+            sigaddset(&signals, sig)
+        }
+        sigprocmask(SIG_UNBLOCK, &signals, nil)
         let store = try database.open(try policy.loadPolicy(), access: .read)
         let printer = AuditPrinter(format: filter.json || filter.jsonl ? .jsonl : .table)
         try printer.begin()

@@ -161,8 +161,22 @@ struct HostPolicyTests {
             registration_attempts_per_hour = 1
             [sandbox]
             id_range = "700000-700099"
+            [audit]
+            database = "/srv/audit/burrow.db"
+            reader_group = "auditors"
+            redact = ["corp-[0-9]+"]
+            anomaly_threshold = 0
+            anomaly_window = "5m"
+            duration_threshold = "250ms"
+            cpu_threshold = 2
             """
         let policy = try HostPolicy.decode(try ConfigValue.parse(text, format: .toml, file: "p.toml"), file: "p.toml")
+        #expect(policy.audit.database == "/srv/audit/burrow.db" && policy.audit.readerGroup == "auditors" && policy.audit.redact == ["corp-[0-9]+"])
+        #expect(policy.audit.anomalyThreshold == 0 && policy.audit.anomalyWindow == .seconds(300))
+        #expect(policy.audit.durationThreshold == Seconds(milliseconds: 250) && policy.audit.cpuThreshold == .seconds(2))
+        for bad in ["[audit]\ndatabase = \"relative.db\"", "[audit]\nanomaly_threshold = -1", "[audit]\nunknown = 1"] {
+            #expect(throws: ProfileErrors.self, "\(bad)") { try HostPolicy.decode(try ConfigValue.parse(bad, format: .toml, file: "p.toml"), file: "p.toml") }
+        }
         #expect(policy.security.minTrustLevel == .community)
         #expect(policy.policies.maxMemory == .mebibytes(256))
         #expect(policy.policies.networkPolicy == NetworkAccess.none)

@@ -106,6 +106,55 @@ struct AuditRunTests: SandboxTesting {
         #expect(try log.events(AuditQuery(tool: "minimal", types: [.toolCompleted])).count == runs)
     }
 
+    @Test("PerformanceThreshold and AnomalousActivity from the host policy's thresholds")
+    func monitoring() throws {
+        let policy = directory + "/burrow.toml"
+        try "[audit]\nduration_threshold = \"200ms\"\nanomaly_threshold = 2\nanomaly_window = \"1h\"\n".write(toFile: policy, atomically: true, encoding: .utf8)
+        let slow = try Subprocess.run([Subprocess.burrow, "run", "--policy", policy, "--profile", minimal, "--", "sleep", "0.5"], environment: burrowEnvironment)
+        #expect(slow.status == 0, "\(slow.stderr)")
+        let events = try auditLog().events()
+        let threshold = try #require(events.first { $0.type == .performanceThreshold })
+        #expect(threshold.details["metric"]?.stringValue == "duration" && threshold.details["threshold"]?.integerValue == 200)
+        #expect((threshold.details["observed"]?.integerValue ?? 0) >= 500)
+        #expect(events.last?.type == .toolCompleted, "the outcome comes last")
+
+        // The probe makes more than two refused calls: one AnomalousActivity for the tool.
+        let profile = try profile(extending: "minimal", "[permissions]\nexecute = [\"\(Subprocess.probe)\"]")
+        _ = try Subprocess.run([Subprocess.burrow, "run", "--policy", policy, "--profile", profile, "--quiet", "--", Subprocess.probe, "all"], environment: burrowEnvironment)
+        let anomalies = try auditLog().events(AuditQuery(types: [.anomalousActivity]))
+        #expect(anomalies.count == 1)
+        #expect(anomalies.first?.tool == "test-minimal" && anomalies.first?.details["count"]?.integerValue == 3)
+        #expect(try auditLog().verify().ok)
+    }
+
+    @Test("burrow audit follow prints new events as they are written")
+    func follow() throws {
+        _ = try invoke(minimal, ["true"])
+        let follower = try Subprocess.start([Subprocess.burrow, "audit", "follow", "--jsonl", "--limit", "1", "--interval", "50", "--audit-db", auditDatabase])
+        defer { kill(follower.pid, SIGKILL) }
+        usleep(300_000)
+        let (_, invocation, _) = try invoke(minimal, ["sh", "-c", "exit 4"])
+        usleep(500_000)
+        kill(follower.pid, SIGTERM)
+        let out = try follower.finish()
+        let events = try out.output.split(separator: "\n").map { try JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) }
+        #expect(events.count == 3, "\(out.output) \(out.stderr)")
+        #expect(events.first?.type == .toolCompleted)
+        #expect(events.dropFirst().map(\.type) == [.toolInvoked, .toolFailed] && events.last?.context.invocationID == invocation)
+    }
+
+    @Test("burrow audit prune cuts behind a checkpoint; the chain still verifies")
+    func prune() throws {
+        for _ in 0..<2 { _ = try invoke(minimal, ["true"]) }
+        #expect(try audit(["prune", "--dry-run", "--older-than", "0"]).output.contains("would delete 4 events"))
+        let pruned = try audit(["prune", "--older-than", "0"])
+        #expect(pruned.output.contains("deleted 4 events through row 4"), "\(pruned.output)\(pruned.stderr)")
+        _ = try invoke(minimal, ["true"])
+        let verified = try audit(["verify", "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: verified.stdout) as? [String: Any])
+        #expect(verified.status == 0 && report["events"] as? Int == 2 && report["pruned"] as? Int == 4 && report["firstSequence"] as? Int == 5, "\(report)")
+    }
+
     @Test("runs racing to create a new log all start (none gets SQLITE_BUSY while it switches to WAL)")
     func racingCreation() throws {
         for round in 0..<3 {
