@@ -2,7 +2,8 @@
 # A real example from scratch: installs mcp-server-git (and mcp-server-time)
 # from PyPI into /opt/burrow/venvs, creates a git repository at
 # /srv/burrow/repo, builds Burrow, lints the shipped profiles, shows the launch
-# plan for the git server, then runs it sandboxed and talks MCP to it.
+# plan for the git server, then runs it sandboxed and talks MCP to it, and
+# shows what the audit log recorded of that run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,9 @@ import json; r = json.load(open("/tmp/burrow-demo-run.json"))
 print("exit", r["exit"]["status"], "| uid", r["uid"], "| spawn", r["durations"]["spawnMicroseconds"], "us | cpu", r["usage"]["cpuMicroseconds"], "us | peak memory", r["usage"]["peakMemoryBytes"], "bytes")
 print("controls enforced:", sum(c["enforced"] for c in r["controls"]), "of", len(r["controls"]))
 print("refused system calls:", ", ".join(v["syscall"] + " x" + str(v["count"]) for v in r["violations"]) or "none")'
+echo
+echo "== burrow audit --invocation <this run>   (the audit log: ${BURROW_AUDIT_DB:-/var/lib/burrow/audit.db})"
+"$burrow" audit --invocation "$(python3 -c 'import json; print(json.load(open("/tmp/burrow-demo-run.json"))["invocationID"])')"
+echo
+echo "== burrow audit verify"
+"$burrow" audit verify
