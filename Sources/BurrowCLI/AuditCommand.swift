@@ -21,7 +21,7 @@ struct AuditCommand: ParsableCommand {
 
             Examples:
               burrow audit --since 1h
-              burrow audit --tool mcp-server-git --type ToolFailed,SecurityViolation --limit 20
+              burrow audit --tool git --type ToolFailed,SecurityViolation --limit 20
               burrow audit --invocation 3f2a… --json
               burrow audit follow --jsonl
               burrow audit verify
