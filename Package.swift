@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // No traits: the daemon needs no swift-configuration.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
         // C and system-library targets. Each has exactly one Swift importer.
@@ -62,6 +64,15 @@ let package = Package(
                 "BurrowAudit", "BurrowCgroup", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAPI", exclude: ["README.md"], swiftSettings: strict),
+        .target(
+            name: "BurrowDaemon",
+            dependencies: [
+                "BurrowAPI", "BurrowAudit", "BurrowProfile", "BurrowRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCLI",
             dependencies: [
@@ -70,7 +81,7 @@ let package = Package(
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .executableTarget(name: "burrow", dependencies: ["BurrowCLI"], swiftSettings: strict),
-        .executableTarget(name: "burrowd", dependencies: ["BurrowCLI"], swiftSettings: strict),
+        .executableTarget(name: "burrowd", dependencies: ["BurrowDaemon"], swiftSettings: strict),
 
         // Tests.
         .executableTarget(name: "burrow-probe", path: "Tests/Probe"),

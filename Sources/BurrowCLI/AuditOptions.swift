@@ -1,6 +1,7 @@
 import ArgumentParser
 import BurrowAudit
 import BurrowProfile
+import BurrowRuntime
 import FoundationEssentials
 
 #if canImport(Glibc)
@@ -13,27 +14,14 @@ struct AuditOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The audit database (default: $BURROW_AUDIT_DB, else the policy's [audit] database, /var/lib/burrow/audit.db).", valueName: "file"))
     var auditDB: String?
 
-    func path(_ policy: HostPolicy) -> String {
-        if let auditDB { return auditDB }
-        if let env = getenv("BURROW_AUDIT_DB"), env.pointee != 0 { return String(cString: env) }
-        return policy.audit.database
-    }
+    func path(_ policy: HostPolicy) -> String { HostConfiguration.auditPath(policy, explicit: auditDB) }
 
     /// Opens the log as the policy configures it.
     func open(_ policy: HostPolicy, access: AuditStore.Access) throws -> AuditStore {
-        let redactor: Redactor
         do {
-            redactor = try Redactor(patterns: policy.audit.redact)
+            return try HostConfiguration.openAudit(policy, path: path(policy), access: access)
         } catch {
-            throw CLIError("the policy's [audit] redact list: \(error)")
-        }
-        let anomaly = policy.audit.anomalyThreshold > 0
-            ? AuditStore.AnomalyRule(threshold: policy.audit.anomalyThreshold, windowMicroseconds: Int64(policy.audit.anomalyWindow.milliseconds) * 1000) : nil
-        let configuration = AuditStore.Configuration(path: path(policy), readerGroup: policy.audit.readerGroup, redactor: redactor, anomaly: anomaly)
-        do {
-            return try AuditStore(configuration, access: access)
-        } catch {
-            throw CLIError("\(error)")
+            throw CLIError(error.description)
         }
     }
 }

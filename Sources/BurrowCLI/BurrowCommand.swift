@@ -25,23 +25,7 @@ public struct BurrowCommand: ParsableCommand {
     public init() {}
 }
 
-/// `burrowd`: the daemon. Until the daemon lands it only reports its version.
-public struct BurrowDaemonCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "burrowd",
-        abstract: "Burrow's daemon (the tool registry's delegate).",
-        discussion: "The invocation API is not built yet; `burrowd --version` reports the version.",
-        version: burrowVersion)
-
-    public init() {}
-
-    public func run() throws {
-        throw CleanExit.message("burrowd \(burrowVersion): the daemon API is not available in this version; use `burrow`.")
-    }
-}
-
 /// Entry points for the executables, which import nothing else.
 public enum Entry {
     public static func burrow() { BurrowCommand.main() }
-    public static func burrowd() { BurrowDaemonCommand.main() }
 }

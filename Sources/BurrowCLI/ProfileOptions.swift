@@ -1,5 +1,6 @@
 import ArgumentParser
 import BurrowProfile
+import BurrowRuntime
 import FoundationEssentials
 
 #if canImport(Glibc)
@@ -11,22 +12,12 @@ struct ProfileOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The host policy file.", valueName: "file"))
     var policy: String = HostPolicy.defaultPath
 
-    /// Loads the host policy: the file if it exists, the defaults only when
-    /// the default path does not exist at all. A policy that exists but cannot
-    /// be read is an error, never a silent fall-back to the (looser) defaults.
+    /// Loads the host policy (see `HostConfiguration.loadPolicy`).
     func loadPolicy() throws -> HostPolicy {
-        guard let text = readTextFile(policy) else {
-            var st = stat()
-            if policy == HostPolicy.defaultPath && lstat(policy, &st) != 0 && errno == ENOENT { return .defaults }
-            throw CLIError("cannot read the policy file \(policy): it must be a readable regular file")
-        }
         do {
-            let doc = try ConfigValue.parse(text, format: .toml, file: policy)
-            return try HostPolicy.decode(doc, file: policy)
-        } catch let e as ProfileErrors {
-            throw CLIError(e.description)
+            return try HostConfiguration.loadPolicy(policy)
         } catch {
-            throw CLIError("\(error)")
+            throw CLIError(error.description)
         }
     }
 

@@ -60,11 +60,72 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         public var cpuThreshold = Seconds.seconds(60)
     }
 
+    /// Who may call the daemon, and how: each role lists principals as
+    /// `user:NAME`, `uid:N`, `group:NAME` or `gid:N` (a caller matches a group
+    /// by its primary or any supplementary group). Root holds every role.
+    public struct Daemon: Sendable, Equatable, Codable {
+        public enum Principal: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+            case user(String)
+            case uid(UInt32)
+            case group(String)
+            case gid(UInt32)
+
+            public init?(parsing text: String) {
+                let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[1].isEmpty else { return nil }
+                switch parts[0] {
+                case "user": self = .user(parts[1])
+                case "group": self = .group(parts[1])
+                case "uid": guard let n = UInt32(parts[1]) else { return nil }; self = .uid(n)
+                case "gid": guard let n = UInt32(parts[1]) else { return nil }; self = .gid(n)
+                default: return nil
+                }
+            }
+
+            /// Written as in the policy file: "group:burrow".
+            public init(from decoder: any Decoder) throws {
+                let text = try decoder.singleValueContainer().decode(String.self)
+                guard let p = Principal(parsing: text) else {
+                    throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected user:NAME, uid:N, group:NAME or gid:N"))
+                }
+                self = p
+            }
+
+            public func encode(to encoder: any Encoder) throws {
+                var c = encoder.singleValueContainer()
+                try c.encode(description)
+            }
+
+            public var description: String {
+                switch self {
+                case .user(let n): "user:\(n)"
+                case .uid(let n): "uid:\(n)"
+                case .group(let n): "group:\(n)"
+                case .gid(let n): "gid:\(n)"
+                }
+            }
+        }
+
+        /// The API socket (HTTP/1.1 + JSON).
+        public var socket = "/run/burrow/burrowd.sock"
+        /// The socket is 0660 root:this group.
+        public var socketGroup = "burrow"
+        /// Register, update and delete tools.
+        public var admins: [Principal] = []
+        /// Invoke tools.
+        public var invokers: [Principal] = [.group("burrow")]
+        /// Read the audit log.
+        public var auditors: [Principal] = [.group("burrow-audit")]
+        /// The largest request body accepted.
+        public var maxRequestBytes = ByteSize.mebibytes(4)
+    }
+
     public var security = Security()
     public var policies = Policies()
     public var rateLimits = RateLimits()
     public var sandbox = Sandbox()
     public var audit = Audit()
+    public var daemon = Daemon()
 
     public init() {}
 
@@ -143,6 +204,25 @@ extension HostPolicy {
             if let v = t.duration("anomaly_window") { policy.audit.anomalyWindow = v }
             if let v = t.duration("duration_threshold") { policy.audit.durationThreshold = v }
             if let v = t.duration("cpu_threshold") { policy.audit.cpuThreshold = v }
+            t.finish()
+        }
+        if var t = root.table("daemon") {
+            if let v = t.string("socket") {
+                if v.hasPrefix("/") { policy.daemon.socket = v } else { log.error(t.keyPath("socket"), "expected an absolute path, such as '/run/burrow/burrowd.sock'") }
+            }
+            if let v = t.string("socket_group") { policy.daemon.socketGroup = v }
+            func principals(_ key: String) -> [Daemon.Principal]? {
+                guard let items = t.strings(key) else { return nil }
+                var out: [Daemon.Principal] = []
+                for (text, keyPath) in items {
+                    if let p = Daemon.Principal(parsing: text) { out.append(p) } else { log.error(keyPath, "expected user:NAME, uid:N, group:NAME or gid:N (found '\(text)')") }
+                }
+                return out
+            }
+            if let v = principals("admins") { policy.daemon.admins = v }
+            if let v = principals("invokers") { policy.daemon.invokers = v }
+            if let v = principals("auditors") { policy.daemon.auditors = v }
+            if let v = t.size("max_request_size") { policy.daemon.maxRequestBytes = v }
             t.finish()
         }
         root.finish()

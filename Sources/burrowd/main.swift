@@ -1,3 +1,3 @@
-import BurrowCLI
+import BurrowDaemon
 
-Entry.burrowd()
+await DaemonEntry.main()

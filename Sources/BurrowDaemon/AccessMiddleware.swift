@@ -1,0 +1,43 @@
+import BurrowAudit
+import Hummingbird
+
+/// Reads the caller's SO_PEERCRED and roles into the context; refuses a
+/// caller whose credentials cannot be read. Route handlers then `require`
+/// the role they need.
+struct AccessMiddleware: RouterMiddleware {
+    typealias Context = DaemonContext
+    let access: AccessPolicy
+    let lookup: PeerCredential.Lookup
+
+    func handle(_ request: Request, context: DaemonContext, next: (Request, DaemonContext) async throws -> Response) async throws -> Response {
+        var context = context
+        guard let channel = context.channel, let peer = try await lookup(channel) else { throw DaemonError.unauthenticated }
+        context.peer = peer
+        context.roles = access.roles(of: peer)
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            // The router's own errors (no route, wrong method, bad body) in the API's error shape.
+            throw DaemonError(error.status, code: error.status == .notFound ? "not_found" : "http_\(error.status.code)", error.body ?? DaemonError.notFound.message)
+        }
+    }
+}
+
+extension DaemonContext {
+    /// Throws 403 (and records a PermissionDenied) unless the caller holds `role`.
+    func require(_ role: Role, _ what: String, tool: String?, request: Request, audit: AuditStore) throws(DaemonError) {
+        guard !roles.contains(role) else { return }
+        let peer = peer ?? PeerCredential(pid: 0, uid: UInt32.max, gid: UInt32.max)
+        let event = AuditEvent(
+            tool: tool ?? "burrowd", type: .permissionDenied,
+            context: SecurityContext(principal: "uid:\(peer.uid)", uid: peer.uid, host: Daemon.hostName),
+            details: .object([
+                "reason": .string("role_required"), "role": .string(role.rawValue), "message": .string("\(what) needs the \(role.rawValue) role"),
+                "method": .string(request.method.rawValue), "path": .string(request.uri.path), "pid": .integer(Int64(peer.pid)),
+                "gid": .integer(Int64(peer.gid)), "roles": .array(roles.map(\.rawValue).sorted().map { .string($0) }),
+            ]))
+        // The refusal stands whether or not it could be recorded.
+        _ = try? audit.append([event])
+        throw DaemonError.forbidden(role, what)
+    }
+}

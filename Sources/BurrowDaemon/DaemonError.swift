@@ -1,0 +1,27 @@
+import BurrowAPI
+public import Hummingbird
+
+/// An API error: an HTTP status, a stable code and a message, sent as
+/// `ErrorBody` JSON.
+public struct DaemonError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        try json(ErrorBody(code: code, message: message), status: status)
+    }
+
+    static func forbidden(_ role: Role, _ what: String) -> DaemonError {
+        DaemonError(.forbidden, code: "forbidden", "\(what) needs the \(role.rawValue) role (host policy [daemon] \(role.rawValue)s)")
+    }
+
+    static let unauthenticated = DaemonError(.unauthorized, code: "unauthenticated", "the caller's credentials could not be read (connect through the Unix socket)")
+    static let notFound = DaemonError(.notFound, code: "not_found", "no such endpoint; the API lives under /v1")
+}

@@ -1,0 +1,56 @@
+public import BurrowAudit
+public import BurrowProfile
+import BurrowSystem
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Loading what `burrow` and `burrowd` both start from: the host policy file
+/// and the audit log it configures.
+public enum HostConfiguration {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The policy at `path`: the file if it exists, the defaults only when the
+    /// default path does not exist at all. A policy that exists but cannot be
+    /// read is an error, never a silent fall-back to the (looser) defaults.
+    public static func loadPolicy(_ path: String) throws(Failure) -> HostPolicy {
+        var st = stat()
+        if path == HostPolicy.defaultPath && lstat(path, &st) != 0 && errno == ENOENT { return .defaults }
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, let text = try? FileIO.read(path, limit: 4 << 20) else {
+            throw Failure(description: "cannot read the policy file \(path): it must be a readable regular file")
+        }
+        do {
+            return try HostPolicy.decode(try ConfigValue.parse(text, format: .toml, file: path), file: path)
+        } catch {
+            throw Failure(description: "\(error)")
+        }
+    }
+
+    /// The audit database's path: `explicit`, else $BURROW_AUDIT_DB, else the policy's.
+    public static func auditPath(_ policy: HostPolicy, explicit: String?) -> String {
+        if let explicit { return explicit }
+        if let env = getenv("BURROW_AUDIT_DB"), env.pointee != 0 { return String(cString: env) }
+        return policy.audit.database
+    }
+
+    /// Opens the audit log as the policy configures it (redaction, anomaly rule, reader group).
+    public static func openAudit(_ policy: HostPolicy, path: String, access: AuditStore.Access) throws(Failure) -> AuditStore {
+        let redactor: Redactor
+        do {
+            redactor = try Redactor(patterns: policy.audit.redact)
+        } catch {
+            throw Failure(description: "the policy's [audit] redact list: \(error)")
+        }
+        let anomaly = policy.audit.anomalyThreshold > 0
+            ? AuditStore.AnomalyRule(threshold: policy.audit.anomalyThreshold, windowMicroseconds: Int64(policy.audit.anomalyWindow.milliseconds) * 1000) : nil
+        do {
+            return try AuditStore(AuditStore.Configuration(path: path, readerGroup: policy.audit.readerGroup, redactor: redactor, anomaly: anomaly), access: access)
+        } catch {
+            throw Failure(description: "\(error)")
+        }
+    }
+}
