@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         // No traits: the daemon needs no swift-configuration.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),  // NIOEmbedded, for in-process API tests
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C and system-library targets. Each has exactly one Swift importer.
@@ -104,6 +106,14 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowDaemonTests",
+            dependencies: [
+                "BurrowAPI", "BurrowAudit", "BurrowDaemon", "BurrowProfile", "BurrowTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowSystemTests", dependencies: ["BurrowSystem", "BurrowTestSupport"],

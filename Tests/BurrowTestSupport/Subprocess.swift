@@ -19,6 +19,7 @@ public enum Subprocess {
     }
 
     public static var burrow: String { productsDirectory + "/burrow" }
+    public static var burrowd: String { productsDirectory + "/burrowd" }
     public static var probe: String { productsDirectory + "/burrow-probe" }
     public static var hog: String { productsDirectory + "/burrow-hog" }
 

@@ -1,0 +1,105 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowDaemon
+import BurrowProfile
+import BurrowTestSupport
+import Foundation
+import Hummingbird
+import Logging
+import NIOEmbedded
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The API in process: the router with a fixed peer in place of SO_PEERCRED.
+@Suite("burrowd routes and roles")
+struct DaemonRouteTests {
+    let directory: String
+    let store: AuditStore
+
+    init() throws {
+        directory = try Subprocess.temporaryDirectory()
+        store = try AuditStore(.init(path: directory + "/audit.db", redactor: try Redactor()), access: .write)
+    }
+
+    func respond(_ path: String, as peer: PeerCredential?, policy: HostPolicy = .defaults) async throws -> (HTTPResponse.Status, Data) {
+        let daemon = Daemon(policy: policy, socketPath: directory + "/unused.sock", audit: store, lookup: { _ in peer })
+        let responder = daemon.router().buildResponder()
+        let context = DaemonContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test")))
+        let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "burrowd", path: path), body: RequestBody(buffer: ByteBuffer()))
+        let response: Response
+        do {
+            response = try await responder.respond(to: request, context: context)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        }
+        var body = Data()
+        try await response.body.write(CollectingWriter { body.append(contentsOf: $0.readableBytesView) })
+        return (response.status, body)
+    }
+
+    @Test("health: any authenticated caller, with its roles; root holds all")
+    func health() async throws {
+        let (status, body) = try await respond("/v1/health", as: PeerCredential(pid: 7, uid: 0, gid: 0))
+        #expect(status == .ok)
+        let health = try JSONDecoder().decode(HealthResponse.self, from: body)
+        #expect(health.caller.roles == ["admin", "auditor", "invoker"] && health.caller.pid == 7 && health.status == "ok")
+    }
+
+    @Test("a caller without credentials is refused with the API's error body")
+    func unauthenticated() async throws {
+        let (status, body) = try await respond("/v1/health", as: nil)
+        #expect(status == .unauthorized)
+        #expect(try JSONDecoder().decode(ErrorBody.self, from: body).error.code == "unauthenticated")
+    }
+
+    @Test("roles come from the policy by uid or group; default deny is audited")
+    func roles() async throws {
+        var policy = HostPolicy.defaults
+        policy.daemon.auditors = [.uid(4242), .gid(777)]
+        policy.daemon.invokers = []
+        let byUID = try await respond("/v1/security/audit/t", as: PeerCredential(pid: 1, uid: 4242, gid: 5), policy: policy)
+        #expect(byUID.0 == .ok)
+        #expect(try JSONDecoder().decode([AuditEvent].self, from: byUID.1).isEmpty)
+        let byGroup = try await respond("/v1/security/audit/t", as: PeerCredential(pid: 1, uid: 5000, gid: 777), policy: policy)
+        #expect(byGroup.0 == .ok)
+
+        let denied = try await respond("/v1/security/audit/secret-tool", as: PeerCredential(pid: 99, uid: 5001, gid: 5001), policy: policy)
+        #expect(denied.0 == .forbidden)
+        let error = try JSONDecoder().decode(ErrorBody.self, from: denied.1)
+        #expect(error.error.code == "forbidden" && error.error.message.contains("auditor"))
+        let events = try store.events(AuditQuery(types: [.permissionDenied]))
+        #expect(events.count == 1)
+        #expect(events.first?.tool == "secret-tool" && events.first?.context.uid == 5001)
+        #expect(events.first?.details["role"]?.stringValue == "auditor" && events.first?.details["pid"]?.integerValue == 99)
+        // No role at all: even the policy is not shown.
+        #expect(try await respond("/v1/security/policies", as: PeerCredential(pid: 1, uid: 5001, gid: 5001), policy: policy).0 == .forbidden)
+    }
+
+    @Test("audit filters are validated; an unknown path is a JSON 404")
+    func parameters() async throws {
+        let root = PeerCredential(pid: 1, uid: 0, gid: 0)
+        try store.append([AuditEvent(tool: "t", type: .toolInvoked, context: SecurityContext(principal: "root", uid: 0, invocationID: "i", host: "h"))])
+        let ok = try await respond("/v1/security/audit/t?type=toolinvoked&limit=5&since=2000-01-01T00:00:00Z", as: root)
+        #expect(ok.0 == .ok)
+        #expect(try JSONDecoder().decode([AuditEvent].self, from: ok.1).count == 1)
+        for bad in ["type=Nope", "limit=0", "since=yesterday"] {
+            let r = try await respond("/v1/security/audit/t?\(bad)", as: root)
+            #expect(r.0 == .badRequest, "\(bad)")
+            #expect(try JSONDecoder().decode(ErrorBody.self, from: r.1).error.code == "invalid_parameter")
+        }
+        let missing = try await respond("/v2/anything", as: root)
+        #expect(missing.0 == .notFound)
+        #expect(try JSONDecoder().decode(ErrorBody.self, from: missing.1).error.code == "not_found")
+    }
+}
+
+/// Collects a response body.
+struct CollectingWriter: ResponseBodyWriter {
+    let collect: (ByteBuffer) -> Void
+    init(_ collect: @escaping (ByteBuffer) -> Void) { self.collect = collect }
+    mutating func write(_ buffer: ByteBuffer) async throws { collect(buffer) }
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
