@@ -118,7 +118,10 @@ struct ResourceLimitTests: SandboxTesting {
         #expect(event["unit"] as? String == "tasks")
         #expect(number(event, "limitValue") == 12)
         #expect(number(event, "observedValue") == 12, "peak tasks: \(event)")
-        #expect(out.result.output.contains("fork: refused"), "\(out.result.output)")
+        // The kill follows the refusal within a 50 ms tick, which can come
+        // before the hog prints (seen under TCG): the message is optional, the
+        // evidence above (pids.events max, peak 12) is not.
+        #expect(out.result.output.isEmpty || out.result.output.contains("fork: refused"), "\(out.result.output)")
     }
 
     @Test("max_cpu_time: children each under RLIMIT_CPU exceed the tree's budget")
