@@ -55,7 +55,7 @@ let package = Package(
             name: "BurrowPolicy",
             dependencies: ["BurrowProfile", "BurrowSystem", "CSeccomp", "CCap"],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowAudit", dependencies: ["CSQLite", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAudit", dependencies: ["BurrowSystem", "CSQLite", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCgroup",
             dependencies: ["BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "BurrowDaemon",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowProfile", "BurrowRuntime",
+                "BurrowAPI", "BurrowAudit", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

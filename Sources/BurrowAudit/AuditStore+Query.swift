@@ -34,36 +34,21 @@ extension AuditStore {
 
     /// Streams the matching events, oldest first, without holding them all.
     public func forEachEvent(_ query: AuditQuery, _ body: (AuditEvent) -> Void) throws(AuditError) {
-        var conditions: [String] = []
-        var texts: [String] = []
-        var numbers: [Int64] = []
-        if let tool = query.tool {
-            conditions.append("tool = ?")
-            texts.append(tool)
+        enum Value {
+            case text(String)
+            case number(Int64)
         }
-        if let invocation = query.invocation {
-            conditions.append("invocation = ?")
-            texts.append(invocation)
-        }
+        // Each clause with the values its placeholders take, bound in order.
+        var clauses: [(sql: String, values: [Value])] = []
+        if let tool = query.tool { clauses.append(("tool = ?", [.text(tool)])) }
+        if let invocation = query.invocation { clauses.append(("invocation = ?", [.text(invocation)])) }
         if !query.types.isEmpty {
-            conditions.append("type IN (\(query.types.map { _ in "?" }.joined(separator: ",")))")
-            texts += query.types.map(\.rawValue)
+            clauses.append(("type IN (\(query.types.map { _ in "?" }.joined(separator: ",")))", query.types.map { .text($0.rawValue) }))
         }
-        var numeric: [String] = []
-        if let since = query.since {
-            numeric.append("time >= ?")
-            numbers.append(since)
-        }
-        if let until = query.until {
-            numeric.append("time < ?")
-            numbers.append(until)
-        }
-        if let after = query.afterSequence {
-            numeric.append("sequence > ?")
-            numbers.append(after)
-        }
-        let clauses = conditions + numeric
-        let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        if let since = query.since { clauses.append(("time >= ?", [.number(since)])) }
+        if let until = query.until { clauses.append(("time < ?", [.number(until)])) }
+        if let after = query.afterSequence { clauses.append(("sequence > ?", [.number(after)])) }
+        let filter = clauses.isEmpty ? "" : " WHERE " + clauses.map(\.sql).joined(separator: " AND ")
         let columns = "sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash"
         let sql: String
         if let limit = query.limit {
@@ -73,14 +58,11 @@ extension AuditStore {
         }
         try withReader { db throws(AuditError) in
             let stmt = try db.prepare(sql)
-            var index: Int32 = 1
-            for t in texts {
-                stmt.bind(index, t)
-                index += 1
-            }
-            for n in numbers {
-                stmt.bind(index, n)
-                index += 1
+            for (offset, value) in clauses.flatMap(\.values).enumerated() {
+                switch value {
+                case .text(let t): stmt.bind(Int32(offset + 1), t)
+                case .number(let n): stmt.bind(Int32(offset + 1), n)
+                }
             }
             while try stmt.step() { body(AuditStore.event(stmt)) }
         }

@@ -1,3 +1,4 @@
+import BurrowSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -119,7 +120,8 @@ public final class AuditStore: @unchecked Sendable {
     /// Appends `event` (a terminal event) only if its invocation is still open:
     /// returns nil when another supervisor closed it first.
     public func appendIfOpen(_ event: AuditEvent) throws(AuditError) -> AuditEvent? {
-        guard let writer, let invocation = event.context.invocationID else { throw .file("\(path) is open read-only") }
+        guard let writer else { throw .file("\(path) is open read-only") }
+        guard let invocation = event.context.invocationID else { throw .database("appendIfOpen needs an event with an invocation id") }
         return try commits.exclusive { () throws(AuditError) -> AuditEvent? in
             try writer.transaction { () throws(AuditError) -> AuditEvent? in
                 let stmt = try writer.cached("SELECT 1 FROM open_invocations WHERE invocation = ?")
@@ -286,7 +288,7 @@ public final class AuditStore: @unchecked Sendable {
             guard st.st_mode & S_IFMT == S_IFREG else { throw .file("\(path) is not a regular file") }
             return
         }
-        let gid = group.flatMap(groupID)
+        let gid = group.flatMap(UserDatabase.groupID)
         let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !parent.isEmpty, stat(parent, &st) != 0 {
             // Missing ancestors are created 0755, the database's own directory 0750.
@@ -306,14 +308,6 @@ public final class AuditStore: @unchecked Sendable {
         defer { _ = Glibc.close(fd) }
         if let gid { fchown(fd, uid_t.max, gid) }
         fchmod(fd, 0o640)
-    }
-
-    private static func groupID(_ name: String) -> gid_t? {
-        var entry = group()
-        var result: UnsafeMutablePointer<group>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return entry.gr_gid
     }
 }
 

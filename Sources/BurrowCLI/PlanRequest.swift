@@ -28,7 +28,7 @@ struct PlanRequest {
 
     func compile(policy: HostPolicy) throws -> (LaunchPlan, PlanCompiler, EffectiveProfile, [ProfileIssue]) {
         let reads = reads
-        let loaded = ProfileLoader(policy: policy, searchPath: profileSearchPath(), read: { path in
+        let loaded = options.loader(policy: policy, read: { path in
             let text = readTextFile(path)
             reads.record(path, text)
             return text

@@ -21,8 +21,8 @@ struct ProfileOptions: ParsableArguments {
         }
     }
 
-    func loader(policy: HostPolicy) -> ProfileLoader {
-        ProfileLoader(policy: policy, searchPath: profileSearchPath(), read: readTextFile)
+    func loader(policy: HostPolicy, read: @escaping ProfileLoader.Reader = readTextFile) -> ProfileLoader {
+        ProfileLoader(policy: policy, searchPath: profileSearchPath(), read: read)
     }
 }
 

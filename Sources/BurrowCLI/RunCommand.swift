@@ -115,6 +115,8 @@ struct RunCommand: ParsableCommand {
         for id in record.recovered {
             printError("burrow: invocation \(id) had no recorded outcome (its supervisor is gone): recorded as ToolFailed supervisor_lost")
         }
+        // The run happened; what the log could not take is said here, not only in the record.
+        for problem in record.auditProblems { printError("burrow: \(problem)") }
         for event in record.limits {
             printError("burrow: limit exceeded: \(event.resource) \(event.limit): \(event.observed)")
         }

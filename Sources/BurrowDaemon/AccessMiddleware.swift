@@ -1,4 +1,5 @@
 import BurrowAudit
+import BurrowSystem
 import Hummingbird
 
 /// Reads the caller's SO_PEERCRED and roles into the context; refuses a
@@ -30,7 +31,7 @@ extension DaemonContext {
         let peer = peer ?? PeerCredential(pid: 0, uid: UInt32.max, gid: UInt32.max)
         let event = AuditEvent(
             tool: tool ?? "burrowd", type: .permissionDenied,
-            context: SecurityContext(principal: "uid:\(peer.uid)", uid: peer.uid, host: Daemon.hostName),
+            context: SecurityContext(principal: "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName),
             details: .object([
                 "reason": .string("role_required"), "role": .string(role.rawValue), "message": .string("\(what) needs the \(role.rawValue) role"),
                 "method": .string(request.method.rawValue), "path": .string(request.uri.path), "pid": .integer(Int64(peer.pid)),

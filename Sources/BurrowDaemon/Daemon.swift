@@ -1,6 +1,7 @@
 public import BurrowAudit
 import BurrowAPI
 public import BurrowProfile
+import BurrowSystem
 import FoundationEssentials
 public import Hummingbird
 public import Logging
@@ -26,12 +27,6 @@ public struct Daemon: Sendable {
         self.access = AccessPolicy(policy.daemon)
         self.lookup = lookup
     }
-
-    static let hostName: String = {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }()
 
     /// Every route of /v1 behind the access middleware.
     public func router() -> Router<DaemonContext> {
@@ -76,7 +71,7 @@ public struct Daemon: Sendable {
 
     /// Serves until SIGTERM or SIGINT: the socket is 0660 root:socket_group.
     public func run(logger: Logger) async throws {
-        let gid = AccessPolicy.groupID(policy.daemon.socketGroup)
+        let gid = UserDatabase.groupID(policy.daemon.socketGroup)
         if gid == nil { logger.warning("socket group \(policy.daemon.socketGroup) does not exist: the socket is root's only") }
         for problem in access.unresolved { logger.warning("role principal names nobody on this host: \(problem)") }
         let path = socketPath

@@ -1,5 +1,5 @@
 public import BurrowAudit
-public import BurrowPolicy
+import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
 import FoundationEssentials
@@ -35,7 +35,7 @@ public struct RunAudit: Sendable {
 extension RunAudit {
     /// A PermissionDenied for a request refused before it became an invocation.
     public static func denied(_ store: AuditStore, caller: Caller, tool: String, details: JSONValue) throws(AuditError) {
-        try store.append([AuditEvent(tool: tool, type: .permissionDenied, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: hostName()), details: details)])
+        try store.append([AuditEvent(tool: tool, type: .permissionDenied, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: UserDatabase.hostName), details: details)])
     }
 }
 
@@ -52,13 +52,7 @@ public struct Caller: Sendable, Equatable {
     /// This process's real user.
     public static func current() -> Caller {
         let uid = getuid()
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        if getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name {
-            return Caller(principal: String(cString: name), uid: uid)
-        }
-        return Caller(principal: "uid:\(uid)", uid: uid)
+        return Caller(principal: UserDatabase.userName(uid) ?? "uid:\(uid)", uid: uid)
     }
 }
 
@@ -81,7 +75,7 @@ final class InvocationTrail: Sendable {
         self.invocationID = invocationID
         self.context = SecurityContext(
             principal: audit.caller.principal, uid: audit.caller.uid, invocationID: invocationID, profileDigest: audit.profileDigest,
-            sandboxLevel: plan.sandboxLevel.rawValue, host: hostName())
+            sandboxLevel: plan.sandboxLevel.rawValue, host: UserDatabase.hostName)
         self.secrets = plan.environment.filter { $0.source == .caller }.map(\.value)
     }
 
@@ -204,7 +198,7 @@ extension InvocationTrail {
         }
         var closed: [String] = []
         var notes: [String] = []
-        let host = hostName()
+        let host = UserDatabase.hostName
         for o in open {
             // Held by a live supervisor (or not a valid id): not ours to close.
             guard let lease = try? InvocationLease.takeOver(o.invocationID) else { continue }
@@ -260,10 +254,4 @@ private final class Notes: Sendable {
     func add(_ note: String) { items.withLock { $0.append(note) } }
 
     var all: [String] { items.withLock { $0 } }
-}
-
-func hostName() -> String {
-    var buffer = [CChar](repeating: 0, count: 256)
-    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
-    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

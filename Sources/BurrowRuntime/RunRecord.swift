@@ -113,6 +113,9 @@ public struct RunRecord: Sendable, Codable, Equatable {
     /// Invocations left open in the audit log by dead supervisors, closed by
     /// this run as ToolFailed `supervisor_lost`.
     public var recovered: [String]
+    /// Events of this run the audit log could not take (each says which and
+    /// why); empty when the whole trail is durable.
+    public var auditProblems: [String]
     /// Plan rows that did not apply on this host, with the reason.
     public var notes: [String]
 }

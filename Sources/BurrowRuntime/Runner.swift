@@ -1,3 +1,4 @@
+import BurrowAudit
 import BurrowCgroup
 public import BurrowPolicy
 import BurrowProfile
@@ -51,13 +52,13 @@ public enum Runner {
             trail.failed(error)
             throw error
         }
-        record.notes += trail.finished(record)
+        record.auditProblems += trail.finished(record)
         return record
     }
 
     private static func execute(_ plan: LaunchPlan, invocationID: String, options: Options, trail: InvocationTrail?) throws(RunError) -> RunRecord {
         try checkEnforceable(plan)
-        let startedAt = Timestamp.now()
+        let startedAt = AuditClock.format(AuditClock.now())
         let signals: FileDescriptor?
         if options.forwardSignals {
             do {
@@ -76,8 +77,9 @@ public enum Runner {
         let swept = site?.sweep() ?? []
         var notes: [String] = []
         var recovered: [String] = []
+        var auditProblems: [String] = []
         if let trail {
-            (recovered, notes) = InvocationTrail.closeOrphans(trail.audit.store, swept: swept)
+            (recovered, auditProblems) = InvocationTrail.closeOrphans(trail.audit.store, swept: swept)
         }
         let cgroup = try site.map { site throws(RunError) in try CgroupBinding.make(plan.cgroup, site: site, invocation: invocationID) }
         let cgroupRecord = cgroup.map { RunRecord.Cgroup(version: plan.cgroup.version, paths: $0.group.paths, setup: $0.setup) }
@@ -140,7 +142,7 @@ public enum Runner {
             cgroup: cgroupRecord,
             violations: outcome.violations, limits: outcome.limits, observed: observed,
             supervisor: RunRecord.Supervisor(peakResidentKilobytes: peakResidentKilobytes()),
-            swept: swept, recovered: recovered, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes)
+            swept: swept, recovered: recovered, auditProblems: auditProblems, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes)
     }
 
     /// This process's own peak resident set: VmHWM of its address space.
@@ -233,21 +235,5 @@ enum Observation {
             capabilityPermitted: fields["CapPrm"] ?? "?", capabilityAmbient: fields["CapAmb"] ?? "?",
             noNewPrivileges: fields["NoNewPrivs"] ?? "?", seccomp: fields["Seccomp"] ?? "?",
             seccompFilters: fields["Seccomp_filters"] ?? "?", namespaces: ns, namespaceIDs: ids)
-    }
-}
-
-/// UTC timestamps with microseconds, as the audit log writes them.
-enum Timestamp {
-    static func now() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        var t = ts.tv_sec
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1000), 6))Z"
     }
 }

@@ -1,9 +1,6 @@
 import BurrowAudit
+import BurrowTestSupport
 import Testing
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 @Suite("Audit redaction")
 struct RedactorTests {
@@ -68,24 +65,10 @@ struct RedactorTests {
         try store.append([event(.toolFailed, details: .object(["message": .string("failed with EnvSecretValue")]))], secrets: ["EnvSecretValue"])
         #expect(try store.verify().ok)
         // The main file and its write-ahead log together hold every byte written.
-        let bytes = try #require(readAll(path)) + (readAll(path + "-wal") ?? "")
+        let bytes = try #require(Fixtures.readFile(path)) + (Fixtures.readFile(path + "-wal") ?? "")
         for secret in ["Tr0ub4dor&3", "sk-live-0123456789abcdefghij", "EnvSecretValue"] {
             #expect(!bytes.contains(secret), "\(secret) is in the database file")
         }
         #expect(bytes.contains("[REDACTED]"))
     }
-}
-
-/// The file's bytes, as Latin-1-ish text for substring search.
-func readAll(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&buffer, 1, buffer.count, f)
-        if n == 0 { break }
-        bytes += buffer[0..<n]
-    }
-    return String(decoding: bytes.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
 }
