@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),  // NIOEmbedded, for in-process API tests
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C and system-library targets. Each has exactly one Swift importer.
@@ -66,19 +68,21 @@ let package = Package(
                 "BurrowAudit", "BurrowCgroup", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowAPI", exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAPI", dependencies: ["BurrowAudit"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowDaemon",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
+                "BurrowAPI", "BurrowAudit", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCLI",
             dependencies: [
-                "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit", "BurrowRuntime",
+                "BurrowAPI", "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit", "BurrowRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["README.md"], swiftSettings: strict),

@@ -38,6 +38,9 @@ package final class SQLiteConnection: @unchecked Sendable {
 
     var lastError: String { String(cString: sqlite3_errmsg(handle)) }
 
+    /// Rows changed by the last INSERT, UPDATE or DELETE.
+    package var changes: Int { Int(sqlite3_changes(handle)) }
+
     /// Runs SQL without results (tests use it to tamper with a log).
     package func execute(_ sql: String) throws(AuditError) {
         var message: UnsafeMutablePointer<CChar>?
@@ -52,7 +55,7 @@ package final class SQLiteConnection: @unchecked Sendable {
     private var cache: [String: Statement] = [:]
 
     /// A prepared statement kept for reuse (the append path), reset and unbound.
-    func cached(_ sql: String) throws(AuditError) -> Statement {
+    package func cached(_ sql: String) throws(AuditError) -> Statement {
         if let stmt = cache[sql] {
             stmt.reset()
             return stmt
@@ -62,7 +65,7 @@ package final class SQLiteConnection: @unchecked Sendable {
         return stmt
     }
 
-    func prepare(_ sql: String) throws(AuditError) -> Statement {
+    package func prepare(_ sql: String) throws(AuditError) -> Statement {
         var stmt: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else {
             throw .database("\(lastError) (in: \(sql.prefix(80)))")
@@ -71,7 +74,7 @@ package final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it throws.
-    func transaction<T>(_ body: () throws(AuditError) -> T) throws(AuditError) -> T {
+    package func transaction<T>(_ body: () throws(AuditError) -> T) throws(AuditError) -> T {
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
@@ -92,12 +95,12 @@ package final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// A PRAGMA's single value.
-    func pragma(_ name: String) throws(AuditError) -> String? {
+    package func pragma(_ name: String) throws(AuditError) -> String? {
         let stmt = try prepare("PRAGMA \(name)")
         return try stmt.step() ? stmt.text(0) : nil
     }
 
-    final class Statement {
+    package final class Statement {
         private let handle: OpaquePointer
         private let connection: SQLiteConnection
 
@@ -109,26 +112,26 @@ package final class SQLiteConnection: @unchecked Sendable {
         deinit { sqlite3_finalize(handle) }
 
         /// Clears bindings and resets the statement for another run.
-        func reset() {
+        package func reset() {
             sqlite3_reset(handle)
             sqlite3_clear_bindings(handle)
         }
 
-        func bind(_ index: Int32, _ value: Int64?) {
+        package func bind(_ index: Int32, _ value: Int64?) {
             if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
         }
 
-        func bind(_ index: Int32, _ value: String?) {
+        package func bind(_ index: Int32, _ value: String?) {
             if let value { sqlite3_bind_text(handle, index, value, -1, transient) } else { sqlite3_bind_null(handle, index) }
         }
 
-        func bind(_ index: Int32, _ value: [UInt8]) {
+        package func bind(_ index: Int32, _ value: [UInt8]) {
             _ = value.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), transient) }
         }
 
         /// Steps once: true when a row is available, false when done.
         @discardableResult
-        func step() throws(AuditError) -> Bool {
+        package func step() throws(AuditError) -> Bool {
             switch sqlite3_step(handle) {
             case SQLITE_ROW: return true
             case SQLITE_DONE: return false
@@ -136,12 +139,12 @@ package final class SQLiteConnection: @unchecked Sendable {
             }
         }
 
-        func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+        package func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
 
-        func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+        package func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
 
         /// The column's exact bytes (TEXT or BLOB), whatever their encoding.
-        func bytes(_ column: Int32) -> [UInt8] {
+        package func bytes(_ column: Int32) -> [UInt8] {
             guard let p = sqlite3_column_blob(handle, column) else { return [] }
             let n = Int(sqlite3_column_bytes(handle, column))
             return Array(UnsafeRawBufferPointer(start: p, count: n))
@@ -149,7 +152,7 @@ package final class SQLiteConnection: @unchecked Sendable {
 
         /// TEXT as a String. Burrow writes only UTF-8; bytes that are not
         /// (a foreign writer) come back as `\xNN` escapes, never silently repaired.
-        func text(_ column: Int32) -> String? {
+        package func text(_ column: Int32) -> String? {
             isNull(column) ? nil : decodeEscapingInvalid(bytes(column))
         }
     }

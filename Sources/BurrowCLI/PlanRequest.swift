@@ -2,8 +2,8 @@ import ArgumentParser
 import BurrowAudit
 import BurrowPolicy
 import BurrowProfile
+import BurrowRuntime
 import BurrowSystem
-import Synchronization
 
 /// Profile + policy + host + command → the LaunchPlan: the one path both
 /// `dry-run` and `run` take, so what dry-run prints is what run executes.
@@ -29,7 +29,7 @@ struct PlanRequest {
     func compile(policy: HostPolicy) throws -> (LaunchPlan, PlanCompiler, EffectiveProfile, [ProfileIssue]) {
         let reads = reads
         let loaded = options.loader(policy: policy, read: { path in
-            let text = readTextFile(path)
+            let text = HostConfiguration.readTextFile(path)
             reads.record(path, text)
             return text
         }).load(profile)
@@ -51,26 +51,5 @@ struct PlanRequest {
             printError("burrow: \(error)")
             throw ExitCode(failureStatus)
         }
-    }
-}
-
-/// What a profile loader read, by path.
-final class ReadLog: Sendable {
-    private let texts = Mutex<[String: String]>([:])
-
-    func record(_ path: String, _ text: String?) {
-        guard let text else { return }
-        texts.withLock { $0[path] = text }
-    }
-
-    /// `sha256:` over the files in order, each as its length, a newline and
-    /// its bytes (one file: still prefixed, so the digest names the set).
-    func digest(of files: [String]) -> String? {
-        var bytes: [UInt8] = []
-        for file in files {
-            guard let text = texts.withLock({ $0[file] }) else { return nil }
-            bytes += Array("\(text.utf8.count)\n".utf8) + Array(text.utf8)
-        }
-        return "sha256:" + AuditChain.hex(AuditChain.sha256(bytes))
     }
 }

@@ -21,27 +21,9 @@ struct ProfileOptions: ParsableArguments {
         }
     }
 
-    func loader(policy: HostPolicy, read: @escaping ProfileLoader.Reader = readTextFile) -> ProfileLoader {
-        ProfileLoader(policy: policy, searchPath: profileSearchPath(), read: read)
+    func loader(policy: HostPolicy, read: @escaping ProfileLoader.Reader = HostConfiguration.readTextFile) -> ProfileLoader {
+        ProfileLoader(policy: policy, searchPath: HostConfiguration.profileSearchPath(), read: read)
     }
-}
-
-/// Where profiles given by name are found: $BURROW_PROFILE_PATH (colon-separated), then /etc/burrow/profiles.
-func profileSearchPath() -> [String] {
-    var dirs: [String] = []
-    if let env = getenv("BURROW_PROFILE_PATH") {
-        dirs += String(cString: env).split(separator: ":").map(String.init)
-    }
-    return dirs + ["/etc/burrow/profiles"]
-}
-
-/// The contents of a regular file as UTF-8, or nil.
-@Sendable func readTextFile(_ path: String) -> String? {
-    var st = stat()
-    guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size < 4 << 20,
-        let data = FileManager.default.contents(atPath: path)
-    else { return nil }
-    return String(decoding: data, as: UTF8.self)
 }
 
 /// A failure with a message for the operator; ArgumentParser prints it and exits 1.

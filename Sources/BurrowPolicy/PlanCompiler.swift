@@ -288,6 +288,12 @@ public struct PlanCompiler: Sendable {
         ]
     }
 
+    /// Where this host's invocation cgroups live, with the policy's ceilings as
+    /// limits: what a supervisor that is starting sweeps (`Runner.recover`).
+    public func hostCgroupPlan() -> CgroupPlan {
+        cgroupPlan(policy.ceilings)
+    }
+
     private func cgroupPlan(_ limits: EffectiveLimits) -> CgroupPlan {
         let memory = "\(limits.maxMemory.bytes)"
         let quota = limits.cpuQuotaPercent * 1000  // microseconds per 100 ms period

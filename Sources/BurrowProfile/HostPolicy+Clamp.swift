@@ -28,6 +28,14 @@ public struct EffectiveProfile: Sendable, Equatable, Codable {
 }
 
 extension HostPolicy {
+    /// Every limit at the policy's maximum.
+    public var ceilings: EffectiveLimits {
+        let p = policies
+        return EffectiveLimits(
+            maxCpuTime: p.maxCpuTime, maxMemory: p.maxMemory, maxFileSize: p.maxFileSize, maxOpenFiles: p.maxOpenFiles, maxExecutionTime: p.maxExecutionTime,
+            maxProcesses: p.maxProcesses, scratchSize: p.maxScratch, cpuQuotaPercent: p.cpuQuotaPercent)
+    }
+
     /// Applies this policy to a validated profile. Limits above the policy were
     /// already refused by validation; here unset limits get the policy maximum,
     /// network access is lowered to `network_policy`, and the sandbox level is

@@ -118,6 +118,14 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         public var auditors: [Principal] = [.group("burrow-audit")]
         /// The largest request body accepted.
         public var maxRequestBytes = ByteSize.mebibytes(4)
+        /// Where registrations and invocation results are kept (SQLite).
+        public var registry = "/var/lib/burrow/registry.db"
+        /// stdout and stderr kept per invocation, each (the rest is counted and dropped).
+        public var maxOutputBytes = ByteSize.mebibytes(1)
+        /// How long running invocations may go on after SIGTERM before their sandboxes are killed.
+        public var shutdownGrace = Seconds.seconds(30)
+        /// Finished invocations stay readable (GET /v1/invocations/ID) this long.
+        public var resultRetention = Seconds.seconds(86_400)
     }
 
     public var security = Security()
@@ -223,6 +231,12 @@ extension HostPolicy {
             if let v = principals("invokers") { policy.daemon.invokers = v }
             if let v = principals("auditors") { policy.daemon.auditors = v }
             if let v = t.size("max_request_size") { policy.daemon.maxRequestBytes = v }
+            if let v = t.string("registry") {
+                if v.hasPrefix("/") { policy.daemon.registry = v } else { log.error(t.keyPath("registry"), "expected an absolute path, such as '/var/lib/burrow/registry.db'") }
+            }
+            if let v = t.size("max_output_size") { policy.daemon.maxOutputBytes = v }
+            if let v = t.duration("shutdown_grace") { policy.daemon.shutdownGrace = v }
+            if let v = t.duration("result_retention") { policy.daemon.resultRetention = v }
             t.finish()
         }
         root.finish()

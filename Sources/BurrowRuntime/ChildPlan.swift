@@ -37,6 +37,7 @@ final class ChildPlan {
         raw.cgroup_fd = cgroup ?? -1
         raw.sock = -1
         raw.status_fd = -1
+        raw.stdio = (-1, -1, -1)
         raw.use_init = plan.namespaces.contains { $0.kind == .pid } ? 1 : 0
 
         if isolated {
@@ -103,9 +104,10 @@ final class ChildPlan {
         idmaps = [:]
     }
 
-    func setChannels(sock: FileDescriptor, status: FileDescriptor?) {
+    func setChannels(sock: FileDescriptor, status: FileDescriptor?, stdio: [FileDescriptor]?) {
         raw.sock = sock.rawValue
         raw.status_fd = status?.rawValue ?? -1
+        if let stdio { raw.stdio = (stdio[0].rawValue, stdio[1].rawValue, stdio[2].rawValue) }
     }
 
     // MARK: mounts

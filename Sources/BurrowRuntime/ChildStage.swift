@@ -3,7 +3,7 @@
 public enum ChildStage: UInt32, Sendable, CaseIterable {
     case waitParent = 1, session, mounts, pivotRoot, remountRoot, hostname, loopback, chdir, rlimits
     case landlockRules, boundingSet, securebits, setgroups, setgid, setuid, capabilities, parentDeath
-    case noNewPrivileges, landlock, forkInit, closeDescriptors, seccomp, handshake, exec
+    case noNewPrivileges, landlock, forkInit, closeDescriptors, seccomp, handshake, exec, stdio
     case listener = 100
 
     /// What the child was doing, in an operator's words.
@@ -33,6 +33,7 @@ public enum ChildStage: UInt32, Sendable, CaseIterable {
         case .seccomp: "loading the seccomp filter"
         case .handshake: "handing the seccomp listener to the supervisor"
         case .exec: "execve"
+        case .stdio: "connecting standard input and output"
         case .listener: "seccomp listener"
         }
     }

@@ -1,6 +1,7 @@
 public import BurrowAudit
 public import BurrowProfile
 import BurrowSystem
+import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -37,6 +38,22 @@ public enum HostConfiguration {
         return policy.audit.database
     }
 
+    /// Where profiles given by name are found: $BURROW_PROFILE_PATH (colon-separated), then /etc/burrow/profiles.
+    public static func profileSearchPath() -> [String] {
+        var dirs: [String] = []
+        if let env = getenv("BURROW_PROFILE_PATH") {
+            dirs += String(cString: env).split(separator: ":").map(String.init)
+        }
+        return dirs + ["/etc/burrow/profiles"]
+    }
+
+    /// The contents of a regular file (under 4 MiB) as UTF-8, or nil.
+    @Sendable public static func readTextFile(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size < 4 << 20 else { return nil }
+        return try? FileIO.read(path, limit: 4 << 20)
+    }
+
     /// Opens the audit log as the policy configures it (redaction, anomaly rule, reader group).
     public static func openAudit(_ policy: HostPolicy, path: String, access: AuditStore.Access) throws(Failure) -> AuditStore {
         let redactor: Redactor
@@ -52,5 +69,28 @@ public enum HostConfiguration {
         } catch {
             throw Failure(description: "\(error)")
         }
+    }
+}
+
+/// What a profile loader read, by path.
+public final class ReadLog: Sendable {
+    public init() {}
+
+    private let texts = Mutex<[String: String]>([:])
+
+    public func record(_ path: String, _ text: String?) {
+        guard let text else { return }
+        texts.withLock { $0[path] = text }
+    }
+
+    /// `sha256:` over the files in order, each as its length, a newline and
+    /// its bytes (one file: still prefixed, so the digest names the set).
+    public func digest(of files: [String]) -> String? {
+        var bytes: [UInt8] = []
+        for file in files {
+            guard let text = texts.withLock({ $0[file] }) else { return nil }
+            bytes += Array("\(text.utf8.count)\n".utf8) + Array(text.utf8)
+        }
+        return "sha256:" + AuditChain.hex(AuditChain.sha256(bytes))
     }
 }

@@ -137,7 +137,7 @@ final class InvocationTrail: Sendable {
             events.append(event(.performanceThreshold, .object(["metric": .string("cpu"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(cpu))])))
         }
         let reason: String? =
-            !record.limits.isEmpty ? "limit_exceeded" : record.exit.signal != nil ? "signal" : record.exit.code != 0 ? "exit_status" : nil
+            record.stopped != nil ? "stopped" : !record.limits.isEmpty ? "limit_exceeded" : record.exit.signal != nil ? "signal" : record.exit.code != 0 ? "exit_status" : nil
         let e = record.exit
         let u = record.usage
         var details: [String: JSONValue] = [
@@ -154,6 +154,7 @@ final class InvocationTrail: Sendable {
             "notes": .strings(record.notes),
         ]
         if let reason { details["reason"] = .string(reason) }
+        if let stopped = record.stopped { details["message"] = .string(stopped) }
         events.append(event(reason == nil ? .toolCompleted : .toolFailed, .object(details)))
         do {
             try audit.store.append(events, secrets: secrets)

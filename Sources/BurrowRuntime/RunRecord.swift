@@ -118,4 +118,6 @@ public struct RunRecord: Sendable, Codable, Equatable {
     public var auditProblems: [String]
     /// Plan rows that did not apply on this host, with the reason.
     public var notes: [String]
+    /// Why the supervisor was told to end the tool early (`RunStop`), if it was.
+    public var stopped: String? = nil
 }

@@ -1,4 +1,4 @@
-import BurrowAudit
+public import BurrowAudit
 import BurrowCgroup
 public import BurrowPolicy
 import BurrowProfile
@@ -23,10 +23,22 @@ public enum Runner {
         public var onViolation: @Sendable (RunRecord.Violation) -> Void
         /// The audit log and the caller; nil runs unaudited (tests of the engine alone).
         public var audit: RunAudit?
+        /// The tool's stdin, stdout and stderr from and to memory; nil: inherited from this process.
+        public var streams: CapturedStreams?
+        /// Called once the tool has exec'd (its sandbox is live).
+        public var onStart: @Sendable () -> Void
+        /// Ends the run from another thread.
+        public var stop: RunStop?
 
-        public init(forwardSignals: Bool = true, audit: RunAudit? = nil, onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }) {
+        public init(
+            forwardSignals: Bool = true, audit: RunAudit? = nil, streams: CapturedStreams? = nil,
+            stop: RunStop? = nil, onStart: @escaping @Sendable () -> Void = {}, onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }
+        ) {
+            self.stop = stop
             self.forwardSignals = forwardSignals
             self.audit = audit
+            self.streams = streams
+            self.onStart = onStart
             self.onViolation = onViolation
         }
     }
@@ -90,8 +102,9 @@ public enum Runner {
             if let problem = cgroup.group.finish() { notes.append(problem) }
         }
         defer { finishCgroup() }
+        let pump = try options.streams.map { s throws(RunError) in try StreamPump(s) }
         let sandbox = try Sandbox.launch(
-            plan, cgroup: cgroup?.group.cloneTarget,
+            plan, cgroup: cgroup?.group.cloneTarget, stdio: pump?.childEnds,
             beforeStart: { pid throws(RunError) in
                 guard let group = cgroup?.group, group.cloneTarget == nil else { return }
                 do {
@@ -101,6 +114,8 @@ public enum Runner {
                 }
             })
         let execAt = Kernel.monotonicNanoseconds()
+        pump?.closeChildEnds()
+        options.onStart()
         let observed = Observation.read(pid: sandbox.pid, namespaces: plan.namespaces.map(\.kind))
         let scratch: FileDescriptor?
         do {
@@ -114,7 +129,7 @@ public enum Runner {
         defer { try? scratch?.close() }
         let supervisor = Supervisor(
             sandbox: sandbox, plan: plan, invocationID: invocationID, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
-            cgroup: cgroup?.group, scratch: scratch,
+            cgroup: cgroup?.group, scratch: scratch, pump: pump, stop: options.stop,
             onViolation: { v in
                 trail?.violation(v)
                 options.onViolation(v)
@@ -123,6 +138,7 @@ public enum Runner {
         let ranFor = (Kernel.monotonicNanoseconds() - execAt) / 1_000_000
         // Whatever the tool left behind (a daemon without a PID namespace) ends with it.
         finishCgroup()
+        pump?.drain()
 
         let exit: RunRecord.Exit
         switch outcome.status {
@@ -142,7 +158,18 @@ public enum Runner {
             cgroup: cgroupRecord,
             violations: outcome.violations, limits: outcome.limits, observed: observed,
             supervisor: RunRecord.Supervisor(peakResidentKilobytes: peakResidentKilobytes()),
-            swept: swept, recovered: recovered, auditProblems: auditProblems, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes)
+            swept: swept, recovered: recovered, auditProblems: auditProblems, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes,
+            stopped: outcome.stopped ? options.stop?.reason : nil)
+    }
+
+    /// What a supervisor that is starting (burrowd after a restart) cleans up
+    /// before any run: invocation cgroups whose supervisor is gone are killed
+    /// and removed, and their audit trails closed as `supervisor_lost`.
+    public static func recover(_ cgroup: CgroupPlan, store: AuditStore?) throws(RunError) -> (swept: [SweptInvocation], recovered: [String], notes: [String]) {
+        let swept = try CgroupSite.locate(cgroup)?.sweep() ?? []
+        guard let store else { return (swept, [], []) }
+        let (recovered, notes) = InvocationTrail.closeOrphans(store, swept: swept)
+        return (swept, recovered, notes)
     }
 
     /// This process's own peak resident set: VmHWM of its address space.

@@ -85,7 +85,10 @@ final class Sandbox {
     ///   - cgroup: a cgroup2 directory descriptor the child is born in (CLONE_INTO_CGROUP).
     ///   - beforeStart: runs after clone, while the child waits for the go
     ///     byte (e.g. to place it in v1 cgroups).
-    static func launch(_ plan: LaunchPlan, cgroup: Int32? = nil, beforeStart: (pid_t) throws(RunError) -> Void = { _ in }) throws(RunError) -> Sandbox {
+    ///   - stdio: descriptors that become the tool's 0, 1 and 2 (nil: inherited).
+    static func launch(
+        _ plan: LaunchPlan, cgroup: Int32? = nil, stdio: [FileDescriptor]? = nil, beforeStart: (pid_t) throws(RunError) -> Void = { _ in }
+    ) throws(RunError) -> Sandbox {
         let childPlan = try ChildPlan(plan, cgroup: cgroup)
         let (parentSock, childSock): (FileDescriptor, FileDescriptor)
         let statusPipe: (FileDescriptor, FileDescriptor)?
@@ -96,7 +99,7 @@ final class Sandbox {
             throw .preparation("cannot create the child's channels: \(error)")
         }
         defer { try? parentSock.close() }
-        childPlan.setChannels(sock: childSock, status: statusPipe?.1)
+        childPlan.setChannels(sock: childSock, status: statusPipe?.1, stdio: stdio)
 
         let start = Kernel.monotonicNanoseconds()
         var pid: pid_t = 0

@@ -20,6 +20,8 @@ final class Supervisor {
         var violations: [RunRecord.Violation]
         var limits: [RunRecord.LimitEvent]
         var readings: CgroupReadings?
+        /// Whether a `RunStop` ended the tool.
+        var stopped = false
     }
 
     private let sandbox: Sandbox
@@ -33,6 +35,9 @@ final class Supervisor {
     /// The sandbox's /tmp (its scratch tmpfs), to see it fill up.
     private let scratch: FileDescriptor?
     private var scratchFull: FileSystemUsage?
+    /// The tool's standard streams, when they are captured.
+    private let pump: StreamPump?
+    private let stop: RunStop?
     /// How often the CPU budget (and the scratch space) is checked while the tool runs.
     static let checkInterval = UInt64(PlanCompiler.cpuCheckMilliseconds) * 1_000_000
     private let onViolation: (RunRecord.Violation) -> Void
@@ -46,8 +51,10 @@ final class Supervisor {
     ///   - onViolation: called once per distinct refused call, as it happens.
     init(
         sandbox: Sandbox, plan: LaunchPlan, invocationID: String, startedAt: UInt64, signals: FileDescriptor?,
-        cgroup: (any InvocationCgroup)?, scratch: FileDescriptor?, onViolation: @escaping (RunRecord.Violation) -> Void
+        cgroup: (any InvocationCgroup)?, scratch: FileDescriptor?, pump: StreamPump?, stop: RunStop?, onViolation: @escaping (RunRecord.Violation) -> Void
     ) {
+        self.pump = pump
+        self.stop = stop
         self.sandbox = sandbox
         self.responder = SeccompResponder(plan: plan.seccomp)
         self.invocationID = invocationID
@@ -72,9 +79,11 @@ final class Supervisor {
             pollfd(fd: sandbox.pidfd.rawValue, events: Int16(POLLIN), revents: 0),
             pollfd(fd: sandbox.listener?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
             pollfd(fd: signals?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
-        ]
+            pollfd(fd: stop?.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
+        ] + (pump?.pollEntries ?? [])
         let budget = limitsPlan.maxCpuTime.milliseconds * 1_000_000
         var killed = false
+        var stopped = false
         while true {
             let now = Kernel.monotonicNanoseconds()
             if !killed && now >= deadline {
@@ -117,6 +126,15 @@ final class Supervisor {
                 fds[1].fd = -1  // every filtered task is gone
             }
             if fds[2].revents & Int16(POLLIN) != 0 { forwardSignals() }
+            if fds[3].revents & Int16(POLLIN) != 0 {
+                fds[3].fd = -1
+                if !killed {
+                    killed = true
+                    stopped = true
+                    kill()
+                }
+            }
+            pump?.service(&fds, from: 4)
             if fds[0].revents & Int16(POLLIN) != 0 { break }
         }
         // Notifications still queued belong to tasks that are dying with the namespace.
@@ -148,7 +166,7 @@ final class Supervisor {
                     "the scratch tmpfs (/tmp) has no inode left: \(what); file creation gets ENOSPC")
             }
         }
-        return Outcome(status: status, violations: order.compactMap { violations[$0] }, limits: limits, readings: readings)
+        return Outcome(status: status, violations: order.compactMap { violations[$0] }, limits: limits, readings: readings, stopped: stopped)
     }
 
     /// Records an OOM kill or a refused fork (once each), from the kernel's counters.

@@ -92,6 +92,11 @@ package enum Kernel {
         return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
     }
 
+    /// A non-blocking, close-on-exec eventfd (a counter another thread can wake a poll with).
+    package static func eventDescriptor() throws(Errno) -> FileDescriptor {
+        FileDescriptor(rawValue: try check(brw_eventfd()))
+    }
+
     /// Use of the file system behind `fd`. The corresponding syscall is `fstatfs(2)`.
     package static func fileSystemUsage(_ fd: FileDescriptor) throws(Errno) -> FileSystemUsage {
         var u = FileSystemUsage(bytesUsed: 0, inodesUsed: 0, inodes: 0, noSpaceLeft: false, noInodeLeft: false)

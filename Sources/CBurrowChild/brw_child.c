@@ -488,6 +488,11 @@ static __attribute__((noreturn)) void child_main(const struct brw_child_plan *p)
         if (got == 0) errno = EPIPE;
         brw_fail(p, BRW_STAGE_WAIT_PARENT, 0);
     }
+    /* The daemon's pipes (all above 2, close-on-exec) become 0-2; dup2 clears
+     * close-on-exec on the copy, and the originals close at execve. */
+    for (int i = 0; i < 3; i++) {
+        if (p->stdio[i] >= 0) STEP(BRW_STAGE_STDIO, dup2(p->stdio[i], i));
+    }
     step_identity(p);
     if (p->clone_flags & CLONE_NEWPID) STEP(BRW_STAGE_SESSION, setsid()); /* no controlling terminal */
     if (p->mount_count) step_filesystem(p);

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <linux/openat2.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -179,6 +180,11 @@ int brw_signalfd(const int *signals, int count) {
 }
 
 int brw_pipe_cloexec(int *fds) { return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0; }
+
+int brw_eventfd(void) {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}
 
 int brw_signalfd_read(int fd) {
     struct signalfd_siginfo info;

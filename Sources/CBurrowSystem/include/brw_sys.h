@@ -42,6 +42,9 @@ int brw_open_nofollow(int dirfd, const char *_Nonnull path, uint64_t flags, int 
 /* pipe2(2) with O_CLOEXEC: 0 or -errno. */
 int brw_pipe_cloexec(int *_Nonnull fds);
 
+/* A non-blocking, close-on-exec eventfd counting from 0, or -errno. */
+int brw_eventfd(void);
+
 /* A detached copy of the mount at `fd` (an O_PATH descriptor) for a bind
  * mount elsewhere: open_tree(2) with OPEN_TREE_CLONE (AT_RECURSIVE when
  * `recursive`), then mount_setattr(2) setting `attr_set` (MOUNT_ATTR_*) on

@@ -1,0 +1,326 @@
+public import BurrowAPI
+package import BurrowAudit
+import BurrowSystem
+import FoundationEssentials
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Registrations and invocation results, in one SQLite file (0600 root) that
+/// survives restarts. Each registration is kept as the JSON it was given
+/// plus its validation; names, descriptions and categories are indexed for
+/// full-text search (FTS5).
+public final class RegistryStore: Sendable {
+    public let path: String
+    private let connection: Mutex<SQLiteConnection>
+
+    static let schemaVersion = 1
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(path: String) throws(Failure) {
+        self.path = path
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        if !directory.isEmpty && mkdir(directory, 0o750) != 0 && errno != EEXIST {
+            throw Failure(description: "cannot create \(directory): \(errnoName(errno))")
+        }
+        // Created owner-only before SQLite sees it: registrations name what may run.
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw Failure(description: "cannot open \(path): \(errnoName(errno))") }
+        close(fd)
+        let db: SQLiteConnection
+        do {
+            db = try SQLiteConnection(path: path, mode: .readWrite)
+            try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")
+            let version = Int(try db.pragma("user_version") ?? "0") ?? 0
+            guard version <= Self.schemaVersion else {
+                throw AuditError.database("schema version \(version) is newer than this burrowd knows (\(Self.schemaVersion)); refusing to touch it")
+            }
+            if version < 1 {
+                try db.transaction { () throws(AuditError) in
+                    try db.execute(
+                        """
+                        CREATE TABLE tools(
+                            id TEXT NOT NULL, version TEXT NOT NULL, status TEXT NOT NULL,
+                            registration TEXT NOT NULL, validation TEXT NOT NULL,
+                            registered_at TEXT NOT NULL, updated_at TEXT NOT NULL, registered_by TEXT NOT NULL,
+                            PRIMARY KEY (id, version));
+                        CREATE VIRTUAL TABLE tools_fts USING fts5(name, description, categories, tokenize = 'unicode61 remove_diacritics 2');
+                        CREATE TABLE invocations(
+                            id TEXT PRIMARY KEY, tool TEXT NOT NULL, version TEXT NOT NULL, principal TEXT NOT NULL,
+                            state TEXT NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER, result TEXT NOT NULL);
+                        CREATE INDEX invocations_finished ON invocations(finished_at);
+                        PRAGMA user_version = 1;
+                        """)
+                }
+            }
+        } catch {
+            throw Failure(description: "the registry \(path): \(error)")
+        }
+        connection = Mutex(db)
+    }
+
+    private func withDatabase<T>(_ body: (SQLiteConnection) throws(AuditError) -> T) throws(Failure) -> T {
+        do {
+            return try connection.withLock { db throws(AuditError) in try body(db) }
+        } catch {
+            throw Failure(description: "the registry \(path): \(error)")
+        }
+    }
+
+    // MARK: registrations
+
+    public enum WriteOutcome: Sendable, Equatable { case written, exists, missing }
+
+    /// Inserts a new version (`replace` false) or replaces an existing one.
+    public func write(_ record: ToolRecord, replace: Bool) throws(Failure) -> WriteOutcome {
+        let registration = try encode(record.registration)
+        let validation = try encode(record.validation)
+        let r = record.registration
+        return try withDatabase { db throws(AuditError) in
+            try db.transaction { () throws(AuditError) -> WriteOutcome in
+                let find = try db.cached("SELECT rowid, registered_at FROM tools WHERE id = ?1 AND version = ?2")
+                find.bind(1, r.id)
+                find.bind(2, r.metadata.version)
+                let existing = try find.step() ? (find.int64(0), find.text(1) ?? record.registeredAt) : nil
+                find.reset()
+                if existing != nil && !replace { return .exists }
+                if existing == nil && replace { return .missing }
+                if let (rowid, _) = existing {
+                    let delete = try db.cached("DELETE FROM tools_fts WHERE rowid = ?1")
+                    delete.bind(1, rowid)
+                    try delete.step()
+                }
+                let upsert = try db.cached(
+                    """
+                    INSERT INTO tools(id, version, status, registration, validation, registered_at, updated_at, registered_by)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    ON CONFLICT(id, version) DO UPDATE SET status = ?3, registration = ?4, validation = ?5, updated_at = ?7, registered_by = ?8
+                    RETURNING rowid
+                    """)
+                upsert.bind(1, r.id)
+                upsert.bind(2, r.metadata.version)
+                upsert.bind(3, r.status.rawValue)
+                upsert.bind(4, registration)
+                upsert.bind(5, validation)
+                upsert.bind(6, existing?.1 ?? record.registeredAt)
+                upsert.bind(7, record.updatedAt)
+                upsert.bind(8, record.registeredBy)
+                guard try upsert.step() else { throw .database("the registration was not stored") }
+                let rowid = upsert.int64(0)
+                upsert.reset()
+                let index = try db.cached("INSERT INTO tools_fts(rowid, name, description, categories) VALUES (?1, ?2, ?3, ?4)")
+                index.bind(1, rowid)
+                index.bind(2, r.metadata.name + " " + r.id)
+                index.bind(3, r.metadata.description)
+                index.bind(4, r.metadata.categories.joined(separator: " "))
+                try index.step()
+                return .written
+            }
+        }
+    }
+
+    /// Removes one version, or every version when `version` is nil; returns the versions removed.
+    public func remove(_ id: String, version: String?) throws(Failure) -> [String] {
+        try withDatabase { db throws(AuditError) in
+            try db.transaction { () throws(AuditError) -> [String] in
+                let select = try db.prepare("SELECT rowid, version FROM tools WHERE id = ?1 AND (?2 IS NULL OR version = ?2)")
+                select.bind(1, id)
+                select.bind(2, version)
+                var rows: [(Int64, String)] = []
+                while try select.step() { rows.append((select.int64(0), select.text(1) ?? "")) }
+                for (rowid, _) in rows {
+                    for sql in ["DELETE FROM tools_fts WHERE rowid = ?1", "DELETE FROM tools WHERE rowid = ?1"] {
+                        let stmt = try db.cached(sql)
+                        stmt.bind(1, rowid)
+                        try stmt.step()
+                    }
+                }
+                return rows.map(\.1)
+            }
+        }
+    }
+
+    /// Every version of `id`, highest first.
+    public func versions(_ id: String) throws(Failure) -> [ToolRecord] {
+        try records("SELECT registration, validation, registered_at, updated_at, registered_by FROM tools WHERE id = ?1", bind: { $0.bind(1, id) })
+            .sorted { VersionOrder.less($1.registration.metadata.version, $0.registration.metadata.version) }
+    }
+
+    /// The latest version of each tool, filtered by category and status.
+    public func list(category: String?, status: ToolStatus?) throws(Failure) -> [ToolRecord] {
+        let all = try records(
+            """
+            SELECT registration, validation, registered_at, updated_at, registered_by FROM tools
+            WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(registration, '$.metadata.categories') WHERE value = ?1))
+              AND (?2 IS NULL OR status = ?2)
+            """,
+            bind: {
+                $0.bind(1, category)
+                $0.bind(2, status?.rawValue)
+            })
+        return Self.latest(all)
+    }
+
+    /// Full-text search over names, ids, descriptions and categories; each word is a prefix.
+    public func search(_ text: String, limit: Int) throws(Failure) -> [ToolRecord] {
+        let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(16)
+        guard !words.isEmpty else { return [] }
+        // Quoted: the caller's words are never FTS5 syntax.
+        let match = words.map { "\"\($0.replacing("\"", with: "\"\""))\"*" }.joined(separator: " ")
+        let found = try records(
+            """
+            SELECT t.registration, t.validation, t.registered_at, t.updated_at, t.registered_by
+            FROM tools_fts f JOIN tools t ON t.rowid = f.rowid
+            WHERE tools_fts MATCH ?1 ORDER BY f.rank LIMIT ?2
+            """,
+            bind: {
+                $0.bind(1, match)
+                $0.bind(2, Int64(limit * 4))
+            })
+        var seen = Set<String>()
+        return Array(found.filter { seen.insert($0.registration.id).inserted }.prefix(limit))
+    }
+
+    /// Each category with the number of tools (any version) in it.
+    public func categories() throws(Failure) -> [CategoryCount] {
+        try withDatabase { db throws(AuditError) in
+            let stmt = try db.prepare(
+                "SELECT c.value, COUNT(DISTINCT t.id) FROM tools t, json_each(t.registration, '$.metadata.categories') c GROUP BY c.value ORDER BY c.value")
+            var out: [CategoryCount] = []
+            while try stmt.step() { out.append(CategoryCount(category: stmt.text(0) ?? "", tools: Int(stmt.int64(1)))) }
+            return out
+        }
+    }
+
+    private func records(_ sql: String, bind: (SQLiteConnection.Statement) -> Void) throws(Failure) -> [ToolRecord] {
+        let rows = try withDatabase { db throws(AuditError) in
+            let stmt = try db.prepare(sql)
+            bind(stmt)
+            var rows: [(String, String, String, String, String)] = []
+            while try stmt.step() { rows.append((stmt.text(0) ?? "", stmt.text(1) ?? "", stmt.text(2) ?? "", stmt.text(3) ?? "", stmt.text(4) ?? "")) }
+            return rows
+        }
+        var out: [ToolRecord] = []
+        for row in rows {
+            do {
+                let decoder = JSONDecoder()
+                out.append(
+                    ToolRecord(
+                        registration: try decoder.decode(ToolRegistration.self, from: Data(row.0.utf8)),
+                        registeredAt: row.2, updatedAt: row.3, registeredBy: row.4,
+                        validation: try decoder.decode(ValidationReport.self, from: Data(row.1.utf8))))
+            } catch {
+                throw Failure(description: "the registry \(path): a stored registration cannot be read: \(error)")
+            }
+        }
+        return out
+    }
+
+    /// The highest version of each id, ordered by id.
+    static func latest(_ records: [ToolRecord]) -> [ToolRecord] {
+        var best: [String: ToolRecord] = [:]
+        for r in records {
+            if let b = best[r.registration.id], !VersionOrder.less(b.registration.metadata.version, r.registration.metadata.version) { continue }
+            best[r.registration.id] = r
+        }
+        return best.values.sorted { $0.registration.id < $1.registration.id }
+    }
+
+    // MARK: invocation results
+
+    public func saveInvocation(_ result: InvocationResult, principal: String, finished: Bool) throws(Failure) {
+        let text = try encode(result)
+        try withDatabase { db throws(AuditError) in
+            let stmt = try db.cached(
+                """
+                INSERT INTO invocations(id, tool, version, principal, state, started_at, finished_at, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                ON CONFLICT(id) DO UPDATE SET state = ?5, finished_at = ?7, result = ?8
+                """)
+            stmt.bind(1, result.id)
+            stmt.bind(2, result.tool)
+            stmt.bind(3, result.version)
+            stmt.bind(4, principal)
+            stmt.bind(5, result.state.rawValue)
+            stmt.bind(6, AuditClock.now())
+            stmt.bind(7, finished ? AuditClock.now() : nil)
+            stmt.bind(8, text)
+            try stmt.step()
+            stmt.reset()
+        }
+    }
+
+    /// A stored result and the principal who started it.
+    public func invocation(_ id: String) throws(Failure) -> (InvocationResult, String)? {
+        let row = try withDatabase { db throws(AuditError) -> (String, String)? in
+            let stmt = try db.cached("SELECT result, principal FROM invocations WHERE id = ?1")
+            stmt.bind(1, id)
+            defer { stmt.reset() }
+            return try stmt.step() ? (stmt.text(0) ?? "", stmt.text(1) ?? "") : nil
+        }
+        guard let row else { return nil }
+        do {
+            return (try JSONDecoder().decode(InvocationResult.self, from: Data(row.0.utf8)), row.1)
+        } catch {
+            throw Failure(description: "the registry \(path): stored result \(id) cannot be read: \(error)")
+        }
+    }
+
+    /// Results left `running` by a daemon that is gone become `failed`; returns their ids.
+    public func failAbandoned(reason: String) throws(Failure) -> [String] {
+        let rows = try withDatabase { db throws(AuditError) -> [(String, String)] in
+            let stmt = try db.prepare("SELECT id, result FROM invocations WHERE state = 'running'")
+            var rows: [(String, String)] = []
+            while try stmt.step() { rows.append((stmt.text(0) ?? "", stmt.text(1) ?? "")) }
+            return rows
+        }
+        var ids: [String] = []
+        for (id, text) in rows {
+            guard var result = try? JSONDecoder().decode(InvocationResult.self, from: Data(text.utf8)) else { continue }
+            result.state = .failed
+            result.finishedAt = AuditClock.format(AuditClock.now())
+            result.error = .init(code: "supervisor_lost", message: reason)
+            try saveInvocation(result, principal: "", finished: true)
+            ids.append(id)
+        }
+        return ids
+    }
+
+    /// Deletes results finished more than `age` ago.
+    public func pruneInvocations(olderThanMicroseconds age: Int64) throws(Failure) {
+        try withDatabase { db throws(AuditError) in
+            let stmt = try db.cached("DELETE FROM invocations WHERE finished_at IS NOT NULL AND finished_at < ?1")
+            stmt.bind(1, AuditClock.now() - age)
+            try stmt.step()
+            stmt.reset()
+        }
+    }
+
+    private func encode(_ value: some Encodable) throws(Failure) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return String(decoding: try encoder.encode(value), as: UTF8.self)
+        } catch {
+            throw Failure(description: "cannot encode a registry row: \(error)")
+        }
+    }
+}
+
+/// Orders versions the way people read them: dot- and dash-separated parts,
+/// numbers numerically ("1.10" > "1.9"), others as text.
+enum VersionOrder {
+    static func less(_ a: String, _ b: String) -> Bool {
+        let pa = a.split(whereSeparator: { $0 == "." || $0 == "-" || $0 == "+" })
+        let pb = b.split(whereSeparator: { $0 == "." || $0 == "-" || $0 == "+" })
+        for (x, y) in zip(pa, pb) where x != y {
+            if let nx = Int(x), let ny = Int(y) { return nx < ny }
+            return x < y
+        }
+        return pa.count < pb.count
+    }
+}
