@@ -339,3 +339,42 @@ public struct InvocationEvent: Codable, Sendable, Equatable {
         self.result = result
     }
 }
+
+/// `GET /v1/tools/{id}`: one version (the latest unless `?version=`) and every version stored.
+public struct ToolDetail: Codable, Sendable, Equatable {
+    public var tool: ToolRecord
+    /// Highest first.
+    public var versions: [String]
+
+    public init(tool: ToolRecord, versions: [String]) {
+        self.tool = tool
+        self.versions = versions
+    }
+}
+
+/// `DELETE /v1/tools/{id}`.
+public struct RemovedTool: Codable, Sendable, Equatable {
+    public var id: String
+    public var removed: [String]
+
+    public init(id: String, removed: [String]) {
+        self.id = id
+        self.removed = removed
+    }
+}
+
+/// `POST /v1/security/validate`.
+public struct ValidationRequest: Codable, Sendable, Equatable {
+    /// As in a registration: a JSON object or TOML text.
+    public var profile: JSONValue
+    /// With a command, the plan it would get is compiled too.
+    public var command: [String]?
+    /// The name findings refer to (default "profile").
+    public var id: String?
+
+    public init(profile: JSONValue, command: [String]? = nil, id: String? = nil) {
+        self.profile = profile
+        self.command = command
+        self.id = id
+    }
+}

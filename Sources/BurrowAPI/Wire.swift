@@ -14,8 +14,13 @@ public struct ErrorBody: Codable, Sendable, Equatable {
         }
     }
     public var error: Detail
+    /// With code `validation_failed`: every finding.
+    public var validation: ValidationReport?
 
-    public init(code: String, message: String) { error = Detail(code: code, message: message) }
+    public init(code: String, message: String, validation: ValidationReport? = nil) {
+        error = Detail(code: code, message: message)
+        self.validation = validation
+    }
 }
 
 /// `GET /v1/health`.

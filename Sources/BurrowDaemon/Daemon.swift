@@ -1,11 +1,16 @@
 public import BurrowAudit
 import BurrowAPI
+import BurrowPolicy
 public import BurrowProfile
-import BurrowSystem
+import BurrowRuntime
+public import BurrowSystem
 import FoundationEssentials
 public import Hummingbird
 public import Logging
 import NIOCore
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
 
 #if canImport(Glibc)
     import Glibc
@@ -16,64 +21,99 @@ public struct Daemon: Sendable {
     public var policy: HostPolicy
     public var socketPath: String
     public var audit: AuditStore
+    public var registry: RegistryStore
     public var access: AccessPolicy
     public var lookup: PeerCredential.Lookup
+    let planner: ToolPlanner
+    let metrics = DaemonMetrics()
+    let admission: Admission
+    let invocations: InvocationService
     let startedAt = AuditClock.now()
 
-    public init(policy: HostPolicy, socketPath: String, audit: AuditStore, lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup) {
+    public init(
+        policy: HostPolicy, socketPath: String, audit: AuditStore, registry: RegistryStore, host: HostFacts, searchPath: [String],
+        lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup
+    ) {
         self.policy = policy
         self.socketPath = socketPath
         self.audit = audit
+        self.registry = registry
         self.access = AccessPolicy(policy.daemon)
         self.lookup = lookup
+        planner = ToolPlanner(policy: policy, host: host, searchPath: searchPath)
+        admission = Admission()
+        invocations = InvocationService(policy: policy, planner: planner, audit: audit, registry: registry, metrics: metrics, admission: admission)
     }
 
-    /// Every route of /v1 behind the access middleware.
+    /// Every route behind the access middleware.
     public func router() -> Router<DaemonContext> {
         let router = Router(context: DaemonContext.self)
         router.add(middleware: AccessMiddleware(access: access, lookup: lookup))
         let v1 = router.group("v1")
-        let audit = self.audit
-        let startedAt = self.startedAt
-        let policy = self.policy
+        let api = API(daemon: self)
 
-        v1.get("health") { _, context -> Response in
-            let peer = context.peer ?? PeerCredential(pid: 0, uid: UInt32.max, gid: UInt32.max)
-            return try json(
-                HealthResponse(
-                    status: "ok", version: burrowDaemonVersion, uptimeSeconds: (AuditClock.now() - startedAt) / 1_000_000, auditDatabase: audit.path,
-                    caller: .init(pid: peer.pid, uid: peer.uid, gid: peer.gid, roles: context.roles.map(\.rawValue).sorted())))
+        v1.get("health") { _, context in try api.health(context) }
+        v1.get("security/policies") { request, context in
+            try api.requireAny(context, request, "reading the host policy")
+            return try json(api.daemon.policy)
         }
+        v1.post("security/validate") { request, context in try await api.validate(request, context) }
+        v1.get("security/audit/:tool") { request, context in try api.auditTrail(request, context) }
 
-        // The host policy every registration is validated and clamped against.
-        v1.get("security/policies") { request, context -> Response in
-            if context.roles.isEmpty {
-                try context.require(.invoker, "reading the host policy", tool: nil, request: request, audit: audit)
-            }
-            return try json(policy)
+        v1.post("tools") { request, context in try await api.register(request, context, replacing: nil) }
+        v1.get("tools") { request, context in try api.list(request, context) }
+        v1.get("tools/:id") { request, context in try api.show(request, context) }
+        v1.put("tools/:id") { request, context in try await api.register(request, context, replacing: try context.parameters.require("id")) }
+        v1.delete("tools/:id") { request, context in try api.remove(request, context) }
+        v1.post("tools/:id/invocations") { request, context in try await api.invoke(request, context) }
+        v1.get("invocations/:id") { request, context in try api.invocation(request, context) }
+
+        v1.get("discovery/search") { request, context in try api.search(request, context) }
+        v1.get("discovery/categories") { request, context in
+            try api.requireAny(context, request, "listing categories")
+            return try json(try api.registryCall { () throws(RegistryStore.Failure) in try api.daemon.registry.categories() })
         }
-
-        // A tool's audit trail: the filters of `burrow audit`.
-        v1.get("security/audit/:tool") { request, context -> Response in
-            let tool = try context.parameters.require("tool")
-            try context.require(.auditor, "reading the audit log", tool: tool, request: request, audit: audit)
-            let query = try AuditQueryParameters.parse(request.uri.queryParameters, tool: tool)
-            let events: [AuditEvent]
-            do {
-                events = try audit.events(query)
-            } catch {
-                throw DaemonError(.internalServerError, code: "audit_unavailable", "\(error)")
-            }
-            return try json(events)
+        router.get("metrics") { request, context in
+            try api.requireAny(context, request, "reading metrics")
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: api.daemon.metrics.text())))
         }
         return router
     }
 
+    /// Start-up: sweeps what a previous burrowd left (cgroups of dead
+    /// supervisors, their open audit trails, results still `running`).
+    public func recover(logger: Logger) {
+        do {
+            let compiler = PlanCompiler(policy: policy, host: planner.host, fs: LiveFileSystem(), environment: [:], workingDirectory: "/")
+            let (swept, recovered, notes) = try Runner.recover(compiler.hostCgroupPlan(), store: audit)
+            for s in swept { logger.warning("swept invocation \(s.invocationID) left by a supervisor that is gone\(s.problem.map { ": " + $0 } ?? "")") }
+            for id in recovered { logger.warning("invocation \(id) had no recorded outcome: recorded as ToolFailed supervisor_lost") }
+            for note in notes { logger.error("\(note)") }
+        } catch {
+            logger.error("start-up sweep failed: \(error)")
+        }
+        do {
+            let failed = try registry.failAbandoned(reason: "burrowd ended while the invocation ran (its sandbox was swept at the next start)")
+            if !failed.isEmpty { logger.warning("\(failed.count) invocation result(s) left running by the previous burrowd marked failed") }
+            try registry.pruneInvocations(olderThanMicroseconds: Int64(policy.daemon.resultRetention.milliseconds) * 1000)
+        } catch {
+            logger.error("\(error)")
+        }
+    }
+
     /// Serves until SIGTERM or SIGINT: the socket is 0660 root:socket_group.
+    /// On SIGTERM new requests are refused, running invocations get
+    /// `shutdown_grace` to finish, then their sandboxes are stopped (each
+    /// recorded as ToolFailed `stopped`).
     public func run(logger: Logger) async throws {
         let gid = UserDatabase.groupID(policy.daemon.socketGroup)
         if gid == nil { logger.warning("socket group \(policy.daemon.socketGroup) does not exist: the socket is root's only") }
         for problem in access.unresolved { logger.warning("role principal names nobody on this host: \(problem)") }
+        // A tool that closes its stdin early must not kill burrowd with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        recover(logger: logger)
         let path = socketPath
         // Until chmod below, the socket must not be connectable by others.
         let previous = umask(0o177)
@@ -85,14 +125,58 @@ public struct Daemon: Sendable {
                 _ = chown(path, uid_t.max, gid ?? 0)
                 _ = chmod(path, 0o660)
                 logger.info("burrowd \(burrowDaemonVersion) listening on \(path)")
+                SystemdNotify.send("READY=1\nSTATUS=serving on \(path)")
             },
             logger: logger)
-        try await app.runService()
+        let shutdown = ShutdownService(invocations: invocations, grace: policy.daemon.shutdownGrace, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app), .init(service: shutdown, successTerminationBehavior: .ignore)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
         unlink(path)
     }
 }
 
-public let burrowDaemonVersion = "0.1.0"
+public let burrowDaemonVersion = "0.2.0"
+
+/// Pings the systemd watchdog while burrowd serves. On graceful shutdown
+/// (SIGTERM) it tells systemd, makes new invocations fail with 503, and
+/// returns at once so the HTTP server stops accepting; meanwhile running
+/// invocations get the grace period, then their sandboxes are stopped, which
+/// ends the requests the server is still waiting for.
+struct ShutdownService: Service {
+    let invocations: InvocationService
+    let grace: Seconds
+    let logger: Logger
+
+    func run() async throws {
+        let watchdog = SystemdNotify.watchdogInterval
+        let pinger = Task {
+            while let watchdog, !Task.isCancelled {
+                SystemdNotify.send("WATCHDOG=1")
+                try? await Task.sleep(for: watchdog)
+            }
+        }
+        defer { pinger.cancel() }
+        do {
+            try await gracefulShutdown()
+        } catch {
+            return  // cancelled: the group is ending anyway
+        }
+        SystemdNotify.send("STOPPING=1\nSTATUS=stopping: \(invocations.liveCount) invocation(s) running")
+        invocations.drain()
+        let (invocations, grace, logger) = (invocations, grace, logger)
+        Task {
+            let deadline = ContinuousClock.now + .milliseconds(Int64(grace.milliseconds))
+            while invocations.liveCount > 0 && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            let stopped = invocations.stopAll("burrowd is shutting down: the sandbox outlived the \(grace) grace period")
+            if stopped > 0 { logger.warning("stopped \(stopped) invocation(s) still running after the \(grace) grace period") }
+        }
+    }
+}
 
 /// Encodes a value as the JSON response (keys sorted: stable output).
 func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

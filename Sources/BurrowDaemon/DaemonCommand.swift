@@ -2,6 +2,7 @@ public import ArgumentParser
 import BurrowAudit
 import BurrowProfile
 import BurrowRuntime
+import BurrowSystem
 import Logging
 
 /// `burrowd`: serves the API on a Unix socket until SIGTERM.
@@ -16,13 +17,31 @@ public struct DaemonCommand: AsyncParsableCommand {
             invoker, auditor; root holds all. Anything else is refused and recorded as a \
             PermissionDenied audit event.
 
-            Endpoints in this version:
-              GET /v1/health                     any caller: version, uptime, the caller's roles
-              GET /v1/security/policies          any role: the host policy in force
-              GET /v1/security/audit/{tool_id}   auditor: ?type=&since=&until=&invocation=&limit=
+            Endpoints (README.md, "burrowd", documents each body):
+              GET    /v1/health                      any caller: version, uptime, the caller's roles
+              POST   /v1/tools                       admin: register a tool version (validated like
+                                                     `burrow profile lint`, clamped by the policy)
+              GET    /v1/tools?category=&status=     any role: the latest version of each tool
+              GET    /v1/tools/{id}?version=         any role: one version and the list of versions
+              PUT    /v1/tools/{id}                  admin: replace a version
+              DELETE /v1/tools/{id}?version=         admin: remove one version or all
+              POST   /v1/tools/{id}/invocations      invoker: run it (?stream=1: NDJSON events)
+              GET    /v1/invocations/{id}            its caller, admin or auditor: the result
+              POST   /v1/security/validate           any role: findings, exposure, plan summary
+              GET    /v1/security/policies           any role: the host policy in force
+              GET    /v1/security/audit/{tool_id}    auditor: ?type=&since=&until=&invocation=&limit=
+              GET    /v1/discovery/search?q=         any role: full-text search
+              GET    /v1/discovery/categories        any role
+              GET    /metrics                        any role: Prometheus text format
 
-            Example:
+            Limits on callers come from the policy's [rate_limits]: requests per minute and live             sandboxes per tool (429 with Retry-After beyond them; nothing queues), registration             attempts per hour per caller, and [daemon] max_request_size for bodies.
+
+            On SIGTERM burrowd refuses new invocations, gives running ones [daemon] shutdown_grace             to finish, then stops their sandboxes (each recorded as ToolFailed `stopped`). At start             it sweeps what a previous burrowd left behind. Under systemd it reports READY,             STOPPING and WATCHDOG (Type=notify).
+
+            Examples:
+              burrowd --policy /etc/burrow/burrow.toml
               curl --unix-socket /run/burrow/burrowd.sock http://burrowd/v1/health
+              burrow tools list          (the CLI client; see `burrow tools --help`)
             """,
         version: burrowDaemonVersion)
 
@@ -35,6 +54,9 @@ public struct DaemonCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The audit database (default: $BURROW_AUDIT_DB, else the policy's [audit] database).", valueName: "file"))
     var auditDB: String?
 
+    @Option(name: .long, help: ArgumentHelp("The registrations database (default: the policy's [daemon] registry).", valueName: "file"))
+    var registryDB: String?
+
     public init() {}
 
     public func run() async throws {
@@ -45,7 +67,10 @@ public struct DaemonCommand: AsyncParsableCommand {
         do {
             hostPolicy = try HostConfiguration.loadPolicy(policy)
             let store = try HostConfiguration.openAudit(hostPolicy, path: HostConfiguration.auditPath(hostPolicy, explicit: auditDB), access: .write)
-            daemon = Daemon(policy: hostPolicy, socketPath: socket ?? hostPolicy.daemon.socket, audit: store)
+            let registry = try RegistryStore(path: registryDB ?? hostPolicy.daemon.registry)
+            daemon = Daemon(
+                policy: hostPolicy, socketPath: socket ?? hostPolicy.daemon.socket, audit: store, registry: registry, host: HostFacts.probe(children: false),
+                searchPath: HostConfiguration.profileSearchPath())
         } catch {
             throw ValidationError("\(error)")
         }

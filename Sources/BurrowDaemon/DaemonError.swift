@@ -1,4 +1,4 @@
-import BurrowAPI
+public import BurrowAPI
 public import Hummingbird
 
 /// An API error: an HTTP status, a stable code and a message, sent as
@@ -7,15 +7,21 @@ public struct DaemonError: HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
     public var code: String
     public var message: String
+    /// Seconds, sent as Retry-After (429, 503).
+    public var retryAfter: Int?
+    public var validation: ValidationReport?
 
-    public init(_ status: HTTPResponse.Status, code: String, _ message: String) {
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String, retryAfter: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.retryAfter = retryAfter
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        try json(ErrorBody(code: code, message: message), status: status)
+        var response = try json(ErrorBody(code: code, message: message, validation: validation), status: status)
+        if let retryAfter { response.headers[.retryAfter] = "\(retryAfter)" }
+        return response
     }
 
     static func forbidden(_ role: Role, _ what: String) -> DaemonError {

@@ -18,6 +18,9 @@ public struct PeerCredential: Sendable, Equatable {
         self.gid = gid
     }
 
+    /// A caller whose credentials are unknown (uid and gid -1).
+    public static let unknown = PeerCredential(pid: 0, uid: .max, gid: .max)
+
     /// How the daemon learns a connection's peer; tests substitute a fixed one.
     public typealias Lookup = @Sendable (any Channel) async throws -> PeerCredential?
 

@@ -5,6 +5,13 @@ public struct Clamp: Sendable, Equatable, Codable {
     public var requested: String
     public var effective: String
     public var reason: String
+
+    public init(key: String, requested: String, effective: String, reason: String) {
+        self.key = key
+        self.requested = requested
+        self.effective = effective
+        self.reason = reason
+    }
 }
 
 /// Every limit with a value: the profile's, or the policy maximum where unset.

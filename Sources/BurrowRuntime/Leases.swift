@@ -95,11 +95,8 @@ final class InvocationLease {
         return try Lease.take(try Lease.directory("invocations") + "/" + invocation).map(InvocationLease.init)
     }
 
-    /// Invocation ids name files and cgroups: letters, digits, '-', '_', '.', not starting with '.'.
-    static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 128 && !name.hasPrefix(".")
-            && name.utf8.allSatisfy { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
-    }
+    /// Invocation ids name files and cgroups.
+    static func isValidName(_ name: String) -> Bool { SafeName.isValid(name) }
 
     func end() { lease.end() }
 }

@@ -52,3 +52,12 @@ package enum UserDatabase {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }()
 }
+
+/// Names that become file names, cgroup names and URL path segments (invocation
+/// and tool ids, versions): 1 to 128 letters, digits, '-', '_', '.', not starting with '.'.
+package enum SafeName {
+    package static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 128 && !name.hasPrefix(".")
+            && name.utf8.allSatisfy { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
+    }
+}

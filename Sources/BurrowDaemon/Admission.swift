@@ -1,0 +1,83 @@
+import BurrowSystem
+import Synchronization
+
+/// Limits on callers: per tool a token bucket (requests per minute, bursts up
+/// to a minute's worth) and a cap on live sandboxes; per principal a window
+/// of registration attempts. Beyond a limit the caller is refused at once
+/// (429 with Retry-After): nothing queues inside burrowd, so a flood can
+/// neither grow its memory nor delay the callers that stay within limits.
+final class Admission: Sendable {
+    struct Limits: Sendable, Equatable {
+        var requestsPerMinute: Int
+        var maxConcurrent: Int
+    }
+
+    enum Refusal: Error, Equatable {
+        /// The bucket is empty: a token is due in `retryAfter` seconds.
+        case rate(limit: Int, retryAfter: Int)
+        /// `live` sandboxes run already (`limit` allowed).
+        case concurrency(limit: Int)
+        case registrations(limit: Int, retryAfter: Int)
+    }
+
+    private struct Bucket {
+        var tokens: Double
+        var refilledAt: UInt64
+        var live = 0
+    }
+
+    private struct State {
+        var buckets: [String: Bucket] = [:]
+        var registrations: [UInt32: [UInt64]] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let clock: @Sendable () -> UInt64
+
+    /// - Parameter clock: monotonic nanoseconds (injected by tests).
+    init(clock: @escaping @Sendable () -> UInt64 = { Kernel.monotonicNanoseconds() }) {
+        self.clock = clock
+    }
+
+    /// Takes a token and a sandbox slot of `tool`; `release` gives the slot back.
+    func admit(_ tool: String, _ limits: Limits) throws(Refusal) {
+        let now = clock()
+        let refusal: Refusal? = state.withLock { s in
+            let rate = Double(limits.requestsPerMinute) / 60e9  // tokens per nanosecond
+            var b = s.buckets[tool] ?? Bucket(tokens: Double(limits.requestsPerMinute), refilledAt: now)
+            b.tokens = min(Double(limits.requestsPerMinute), b.tokens + Double(now - b.refilledAt) * rate)
+            b.refilledAt = now
+            defer { s.buckets[tool] = b }
+            if b.live >= limits.maxConcurrent { return .concurrency(limit: limits.maxConcurrent) }
+            if b.tokens < 1 {
+                let seconds = ((1 - b.tokens) / rate / 1e9).rounded(.up)
+                return .rate(limit: limits.requestsPerMinute, retryAfter: max(1, Int(seconds)))
+            }
+            b.tokens -= 1
+            b.live += 1
+            return nil
+        }
+        if let refusal { throw refusal }
+    }
+
+    func release(_ tool: String) {
+        state.withLock { s in s.buckets[tool]?.live -= 1 }
+    }
+
+    /// Counts one registration attempt by `uid` (refused ones too), at most `perHour` in any hour.
+    func registrationAttempt(uid: UInt32, perHour: Int) throws(Refusal) {
+        let now = clock()
+        let hour: UInt64 = 3_600_000_000_000
+        let refusal: Refusal? = state.withLock { s in
+            var times = (s.registrations[uid] ?? []).filter { now - $0 < hour }
+            defer { s.registrations[uid] = times }
+            if times.count >= perHour {
+                let retry = (hour - (now - times[0])) / 1_000_000_000 + 1
+                return .registrations(limit: perHour, retryAfter: Int(retry))
+            }
+            times.append(now)
+            return nil
+        }
+        if let refusal { throw refusal }
+    }
+}

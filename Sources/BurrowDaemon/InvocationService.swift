@@ -1,0 +1,291 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowPolicy
+import BurrowProfile
+import BurrowRuntime
+import BurrowSystem
+import FoundationEssentials
+import Hummingbird
+import Prometheus
+import Synchronization
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Runs invocations for the API: checks the request, admits it (rate and
+/// concurrency), compiles the plan, and runs it with the same `Runner` as
+/// `burrow run`, each on a thread of its own (the sandbox's parent-death
+/// signal is tied to the thread that cloned it). Keeps every live run
+/// stoppable for shutdown.
+final class InvocationService: Sendable {
+    let policy: HostPolicy
+    let planner: ToolPlanner
+    let audit: AuditStore
+    let registry: RegistryStore
+    let metrics: DaemonMetrics
+    let admission: Admission
+    private let live = Mutex<[String: RunStop]>([:])
+    private let draining = Atomic<Bool>(false)
+
+    init(policy: HostPolicy, planner: ToolPlanner, audit: AuditStore, registry: RegistryStore, metrics: DaemonMetrics, admission: Admission) {
+        self.policy = policy
+        self.planner = planner
+        self.audit = audit
+        self.registry = registry
+        self.metrics = metrics
+        self.admission = admission
+    }
+
+    /// A request that passed every check and holds its admission slot; `run` releases it.
+    struct Prepared: @unchecked Sendable {
+        var id: String
+        var record: ToolRecord
+        var plan: LaunchPlan
+        var audit: RunAudit
+        var lease: SandboxIDLease
+        var stdin: [UInt8]
+        var principal: String
+    }
+
+    var liveCount: Int { live.withLock { $0.count } }
+
+    /// Everything before the sandbox starts. A refusal is a PermissionDenied
+    /// (with the reason) and a DaemonError for the caller.
+    func prepare(_ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential) throws(DaemonError) -> Prepared {
+        let tool = record.registration.id
+        let caller = Caller(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid)
+        func refuse(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil) -> DaemonError {
+            Denials.record(audit, metrics, peer: peer, tool: tool, reason: code, message: message, extra: ["version": .string(record.registration.metadata.version)])
+            return DaemonError(status, code: code, message, retryAfter: retryAfter)
+        }
+        if draining.load(ordering: .relaxed) { throw refuse(.serviceUnavailable, "shutting_down", "burrowd is shutting down; retry against the restarted service") }
+        if record.registration.status == .disabled { throw refuse(.conflict, "tool_disabled", "\(tool) \(record.registration.metadata.version) is disabled") }
+
+        var stdin: [UInt8] = []
+        if let text = request.stdin { stdin = Array(text.utf8) }
+        if let b64 = request.stdinBase64 {
+            guard request.stdin == nil, let data = Data(base64Encoded: b64) else {
+                throw DaemonError(.badRequest, code: "invalid_request", request.stdin != nil ? "give stdin or stdinBase64, not both" : "stdinBase64 is not valid base64")
+            }
+            stdin = Array(data)
+        }
+        var timeout: Seconds?
+        if let t = request.timeoutSeconds {
+            guard t.isFinite, t > 0, t < 1e9 else { throw DaemonError(.badRequest, code: "invalid_request", "timeoutSeconds must be a positive number of seconds") }
+            timeout = Seconds(milliseconds: max(1, UInt64((t * 1000).rounded(.up))))
+        }
+
+        // The host policy (or a base profile) may have changed since registration: validate again.
+        let (report, loaded) = planner.validate(record.registration.profile, id: tool, command: nil)
+        guard let loaded else {
+            let errors = report.findings.filter { $0.severity == "error" }.map { "\($0.keyPath): \($0.message)" }
+            throw refuse(.conflict, "profile_invalid", "the registered profile no longer validates: " + errors.joined(separator: "; "))
+        }
+        if let timeout, timeout > loaded.effective.limits.maxExecutionTime {
+            throw DaemonError(
+                .badRequest, code: "invalid_request", "timeoutSeconds (\(timeout)) is above the tool's max_execution_time (\(loaded.effective.limits.maxExecutionTime))")
+        }
+
+        let limits = Admission.Limits(
+            requestsPerMinute: min(record.registration.rateLimits?.requestsPerMinute ?? policy.rateLimits.requestsPerMinute, policy.rateLimits.requestsPerMinute),
+            maxConcurrent: min(record.registration.rateLimits?.maxConcurrent ?? policy.rateLimits.maxConcurrent, policy.rateLimits.maxConcurrent))
+        do {
+            try admission.admit(tool, limits)
+        } catch {
+            switch error {
+            case .rate(let limit, let retry):
+                throw refuse(.tooManyRequests, "rate_limited", "\(tool) accepts \(limit) requests per minute; retry in \(retry) s", retryAfter: retry)
+            case .concurrency(let limit):
+                throw refuse(.tooManyRequests, "too_many_concurrent", "\(tool) already runs \(limit) sandboxes (max_concurrent); retry when one ends", retryAfter: 1)
+            case .registrations:
+                throw DaemonError(.internalServerError, code: "internal", "unexpected refusal")
+            }
+        }
+        var admitted = true
+        defer { if admitted { admission.release(tool) } }
+
+        let lease: SandboxIDLease
+        do {
+            lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
+        } catch {
+            throw DaemonError(.serviceUnavailable, code: "no_sandbox_id", "\(error)", retryAfter: 1)
+        }
+        let plan: LaunchPlan
+        do {
+            plan = try planner.plan(loaded, argv: record.registration.command + request.arguments, environment: request.environment, sandboxID: lease.id, timeout: timeout)
+        } catch {
+            throw refuse(.conflict, "plan_refused", error.description)
+        }
+        let passed = Set(plan.environment.filter { $0.source == .caller }.map(\.name))
+        let refused = request.environment.keys.filter { !passed.contains($0) }.sorted()
+        if !refused.isEmpty {
+            throw refuse(
+                .badRequest, "environment_not_allowed",
+                "not in the profile's env_whitelist (or reserved by Burrow): \(refused.joined(separator: ", "))")
+        }
+        admitted = false
+        return Prepared(
+            id: UUID().uuidString.lowercased(), record: record, plan: plan,
+            audit: RunAudit(
+                store: audit, caller: caller, profileDigest: loaded.digest,
+                durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds),
+            lease: lease, stdin: stdin, principal: caller.principal)
+    }
+
+    /// Runs a prepared invocation to its end. `sink` gets the streamed events
+    /// (on the supervisor's thread); the result is stored either way.
+    func run(_ p: Prepared, sink: (@Sendable (InvocationEvent) -> Void)? = nil) async -> InvocationResult {
+        let tool = p.record.registration.id
+        defer { admission.release(tool) }
+        var result = InvocationResult(
+            id: p.id, tool: tool, version: p.record.registration.metadata.version, state: .running, startedAt: AuditClock.format(AuditClock.now()))
+        try? registry.saveInvocation(result, principal: p.principal, finished: false)
+        let started = ContinuousClock.now
+
+        let id = p.id
+        var forward: CapturedStreams.Sink?
+        if let sink {
+            forward = { stream, bytes in sink(InvocationEvent(event: stream.rawValue, invocation: id, output: bytes)) }
+        }
+        let streams = CapturedStreams(input: p.stdin, cap: Int(clamping: policy.daemon.maxOutputBytes.bytes), sink: forward)
+        let stop: RunStop
+        do {
+            stop = try RunStop()
+        } catch {
+            return finish(&result, p, error: .init(code: "preparation_failed", message: "\(error)"), sink: sink)
+        }
+        live.withLock { $0[id] = stop }
+        defer { _ = live.withLock { $0.removeValue(forKey: id) } }
+        let metrics = metrics
+        let outcome: Result<RunRecord, RunError>? = await DedicatedThread.run {
+            let active = Atomic<Bool>(false)
+            defer { if active.load(ordering: .relaxed) { metrics.active.decrement() } }
+            do throws(RunError) {
+                return .success(
+                    try Runner.run(
+                        p.plan, invocationID: id,
+                        options: Runner.Options(
+                            forwardSignals: false, audit: p.audit, streams: streams, stop: stop,
+                            onStart: {
+                                active.store(true, ordering: .relaxed)
+                                metrics.active.increment()
+                                sink?(InvocationEvent(event: "started", invocation: id))
+                            },
+                            onViolation: { v in
+                                metrics.violation(v.syscall)
+                                sink?(InvocationEvent(event: "violation", invocation: id, violation: RefusedCall(syscall: v.syscall, errno: v.errno, count: v.count, reason: v.reason)))
+                            })))
+            } catch {
+                return .failure(error)
+            }
+        }
+        withExtendedLifetime(p.lease) {}
+        result.stdout = CapturedOutput(streams.stdout)
+        result.stderr = CapturedOutput(streams.stderr)
+        result.durationMilliseconds = UInt64((ContinuousClock.now - started).components.seconds * 1000) + UInt64((ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)
+        switch outcome {
+        case nil:
+            return finish(&result, p, error: .init(code: "preparation_failed", message: "cannot start a supervisor thread"), sink: sink)
+        case .failure(let error):
+            return finish(&result, p, error: .init(code: error.code, message: error.description), sink: sink)
+        case .success(let record):
+            result.exitCode = record.exit.code
+            result.signal = record.exit.signal
+            result.limits = record.limits.map { LimitHit(resource: $0.resource, limit: $0.limit, observed: $0.observed) }
+            result.violations = record.violations.map { RefusedCall(syscall: $0.syscall, errno: $0.errno, count: $0.count, reason: $0.reason) }
+            result.stopped = record.stopped
+            result.spawnMicroseconds = record.durations.spawnMicroseconds
+            result.cpuMicroseconds = record.usage.cpuMicroseconds
+            result.peakMemoryBytes = record.usage.peakMemoryBytes
+            metrics.spawn.recordNanoseconds(Int64(record.durations.spawnMicroseconds) * 1000)
+            for limit in record.limits {
+                metrics.limit(limit.resource)
+                sink?(InvocationEvent(event: "limit", invocation: id, limit: LimitHit(resource: limit.resource, limit: limit.limit, observed: limit.observed)))
+            }
+            let clean = record.exit.code == 0 && record.limits.isEmpty && record.stopped == nil
+            metrics.invocation(clean ? "completed" : "failed")
+            return finish(&result, p, error: nil, sink: sink)
+        }
+    }
+
+    private func finish(_ result: inout InvocationResult, _ p: Prepared, error: ErrorBody.Detail?, sink: (@Sendable (InvocationEvent) -> Void)?) -> InvocationResult {
+        result.state = error == nil ? .finished : .failed
+        result.error = error
+        result.finishedAt = AuditClock.format(AuditClock.now())
+        if error != nil { metrics.invocation("failed") }
+        try? registry.saveInvocation(result, principal: p.principal, finished: true)
+        sink?(InvocationEvent(event: "exited", invocation: result.id, result: result))
+        return result
+    }
+
+    /// Stops one live invocation (nothing when it has ended).
+    func stop(_ id: String, _ reason: String) {
+        live.withLock { $0[id] }?.stop(reason)
+    }
+
+    /// Refuses new invocations from now on (shutdown has begun).
+    func drain() { draining.store(true, ordering: .relaxed) }
+
+    /// Stops every live sandbox; each run then records ToolFailed `stopped`.
+    func stopAll(_ reason: String) -> Int {
+        let stops = live.withLock { Array($0.values) }
+        for s in stops { s.stop(reason) }
+        return stops.count
+    }
+}
+
+extension RunError {
+    /// The stable code of a sandbox that could not start.
+    var code: String {
+        switch self {
+        case .refused: "refused"
+        case .preparation: "preparation_failed"
+        case .spawn(.exec, let errno, _): errno == .noSuchFileOrDirectory ? "not_found" : "spawn_failed"
+        case .spawn: "spawn_failed"
+        case .supervision: "supervision_failed"
+        }
+    }
+}
+
+extension CapturedOutput {
+    init(_ output: CapturedStreams.Output) {
+        let text = String(validating: output.bytes, as: UTF8.self)
+        self.init(text: text, base64: text == nil ? Data(output.bytes).base64EncodedString() : nil, bytes: output.total, truncated: output.truncated)
+    }
+}
+
+extension InvocationEvent {
+    init(event: String, invocation: String, output bytes: [UInt8]) {
+        let text = String(validating: bytes, as: UTF8.self)
+        self.init(event: event, invocation: invocation, text: text, base64: text == nil ? Data(bytes).base64EncodedString() : nil)
+    }
+}
+
+/// Runs a closure on a new detached thread and awaits its value; nil when no thread could be created.
+enum DedicatedThread {
+    private final class Box {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+            let box = Unmanaged.passRetained(Box { continuation.resume(returning: body()) })
+            var thread = pthread_t()
+            let rc = pthread_create(
+                &thread, nil,
+                { raw in
+                    Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+                    return nil
+                }, box.toOpaque())
+            if rc != 0 {
+                box.release()
+                continuation.resume(returning: nil)
+            } else {
+                pthread_detach(thread)
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowProfile
+import BurrowSystem
+import FoundationEssentials
+import Hummingbird
+import NIOCore
+import Prometheus
+import Synchronization
+
+/// The route handlers of /v1 (see `Daemon.router`).
+struct API: Sendable {
+    let daemon: Daemon
+
+    // MARK: access
+
+    /// Any role: reading the registry and the policy.
+    func requireAny(_ context: DaemonContext, _ request: Request, _ what: String) throws(DaemonError) {
+        guard context.roles.isEmpty else { return }
+        try context.require(.invoker, what, tool: nil, request: request, audit: daemon.audit, metrics: daemon.metrics)
+    }
+
+    func require(_ role: Role, _ context: DaemonContext, _ request: Request, _ what: String, tool: String?) throws(DaemonError) {
+        try context.require(role, what, tool: tool, request: request, audit: daemon.audit, metrics: daemon.metrics)
+    }
+
+    func registryCall<T>(_ body: () throws(RegistryStore.Failure) -> T) throws(DaemonError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw DaemonError(.internalServerError, code: "registry_unavailable", error.description)
+        }
+    }
+
+    /// The body as `T`, within [daemon] max_request_size; an oversized body is refused (and audited).
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: DaemonContext, tool: String?) async throws -> T {
+        let limit = Int(clamping: daemon.policy.daemon.maxRequestBytes.bytes)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            let message = "the request body is larger than \(daemon.policy.daemon.maxRequestBytes) ([daemon] max_request_size)"
+            Denials.record(daemon.audit, daemon.metrics, peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: message)
+            throw DaemonError(.contentTooLarge, code: "request_too_large", message)
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw DaemonError(.badRequest, code: "invalid_request", "the body is not a valid \(T.self): \(Self.describe(error))")
+        } catch {
+            throw DaemonError(.badRequest, code: "invalid_request", "the body is not valid JSON: \(error)")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ c: DecodingError.Context) -> String {
+            let p = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return p.isEmpty ? "" : "\(p.hasPrefix(".") ? String(p.dropFirst()) : p): "
+        }
+        switch error {
+        case .keyNotFound(let key, let c): return "\(path(c))missing key '\(key.stringValue)'"
+        case .typeMismatch(let type, let c): return "\(path(c))expected \(type)"
+        case .valueNotFound(let type, let c): return "\(path(c))expected \(type), found null"
+        case .dataCorrupted(let c): return "\(path(c))\(c.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    // MARK: health and security
+
+    func health(_ context: DaemonContext) throws -> Response {
+        let peer = context.peer ?? .unknown
+        return try json(
+            HealthResponse(
+                status: "ok", version: burrowDaemonVersion, uptimeSeconds: (AuditClock.now() - daemon.startedAt) / 1_000_000, auditDatabase: daemon.audit.path,
+                caller: .init(pid: peer.pid, uid: peer.uid, gid: peer.gid, roles: context.roles.map(\.rawValue).sorted())))
+    }
+
+    func validate(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        try requireAny(context, request, "validating a profile")
+        let body = try await decode(ValidationRequest.self, request, context, tool: nil)
+        let (report, _) = daemon.planner.validate(body.profile, id: body.id ?? "profile", command: body.command)
+        return try json(report)
+    }
+
+    func auditTrail(_ request: Request, _ context: DaemonContext) throws -> Response {
+        let tool = try context.parameters.require("tool")
+        try require(.auditor, context, request, "reading the audit log", tool: tool)
+        let query = try AuditQueryParameters.parse(request.uri.queryParameters, tool: tool)
+        do {
+            return try json(try daemon.audit.events(query))
+        } catch {
+            throw DaemonError(.internalServerError, code: "audit_unavailable", "\(error)")
+        }
+    }
+
+    // MARK: registrations
+
+    /// POST /v1/tools (`replacing` nil) and PUT /v1/tools/{id}.
+    func register(_ request: Request, _ context: DaemonContext, replacing: String?) async throws -> Response {
+        let peer = context.peer ?? .unknown
+        try require(.admin, context, request, replacing == nil ? "registering a tool" : "updating a tool", tool: replacing)
+        do {
+            try daemon.admission.registrationAttempt(uid: peer.uid, perHour: daemon.policy.rateLimits.registrationAttemptsPerHour)
+        } catch {
+            guard case .registrations(let limit, let retry) = error else { throw error }
+            let message = "at most \(limit) registration attempts per hour per caller ([rate_limits] registration_attempts_per_hour); retry in \(retry) s"
+            Denials.record(daemon.audit, daemon.metrics, peer: peer, tool: replacing ?? "burrowd", reason: "registration_limit", message: message)
+            throw DaemonError(.tooManyRequests, code: "registration_limit", message, retryAfter: retry)
+        }
+        let registration = try await decode(ToolRegistration.self, request, context, tool: replacing)
+        if let replacing, replacing != registration.id {
+            throw DaemonError(.badRequest, code: "invalid_request", "the body's id '\(registration.id)' is not the path's '\(replacing)'")
+        }
+        try Self.checkFields(registration)
+        var (report, loaded) = daemon.planner.validate(registration.profile, id: registration.id, command: registration.command)
+        if let tool = loaded?.effective.profile.tool, tool.id != registration.id {
+            report.valid = false
+            report.findings.append(
+                ValidationFinding(
+                    severity: "error", file: registration.id, keyPath: "tool.id", message: "the profile is for '\(tool.id)', the registration for '\(registration.id)': they must match"))
+        }
+        guard report.valid else {
+            let errors = report.findings.filter { $0.severity == "error" }.map { $0.keyPath.isEmpty ? $0.message : "\($0.keyPath): \($0.message)" }
+            var error = DaemonError(.unprocessableContent, code: "validation_failed", "the registration is not valid: " + errors.joined(separator: "; "))
+            error.validation = report
+            throw error
+        }
+        let now = AuditClock.format(AuditClock.now())
+        let principal = UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)"
+        let record = ToolRecord(registration: registration, registeredAt: now, updatedAt: now, registeredBy: principal, validation: report)
+        switch try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.write(record, replace: replacing != nil) }) {
+        case .exists:
+            throw DaemonError(
+                .conflict, code: "version_exists", "\(registration.id) \(registration.metadata.version) is registered already; PUT /v1/tools/\(registration.id) replaces it")
+        case .missing:
+            throw DaemonError(.notFound, code: "not_found", "\(registration.id) \(registration.metadata.version) is not registered; POST /v1/tools adds it")
+        case .written:
+            break
+        }
+        let clamps: [JSONValue] = report.clamps.map { .string("\($0.key): \($0.requested) → \($0.effective)") }
+        var details: [String: JSONValue] = [
+            "version": .string(registration.metadata.version), "name": .string(registration.metadata.name), "status": .string(registration.status.rawValue),
+            "command": .array(registration.command.map { .string($0) }), "clamps": .array(clamps),
+        ]
+        details["exposureScore"] = report.exposureScore.map { .number($0) } ?? .null
+        let event = AuditEvent(
+            tool: registration.id, type: replacing == nil ? .toolRegistered : .toolUpdated,
+            context: SecurityContext(principal: principal, uid: peer.uid, profileDigest: loaded?.digest, host: UserDatabase.hostName),
+            details: .object(details))
+        do {
+            try daemon.audit.append([event])
+        } catch {
+            throw DaemonError(.internalServerError, code: "audit_unavailable", "the registration is stored but the audit log did not take it: \(error)")
+        }
+        let stored = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
+            .first { $0.registration.metadata.version == registration.metadata.version } ?? record
+        return try json(stored, status: replacing == nil ? .created : .ok)
+    }
+
+    /// What validation of the profile does not cover: the registration's own fields.
+    static func checkFields(_ r: ToolRegistration) throws(DaemonError) {
+        func bad(_ message: String) -> DaemonError { DaemonError(.badRequest, code: "invalid_request", message) }
+        guard SafeName.isValid(r.id) else { throw bad("id '\(r.id)': use 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'") }
+        guard !r.metadata.name.isEmpty, r.metadata.name.count <= 200 else { throw bad("metadata.name: 1 to 200 characters") }
+        guard SafeName.isValid(r.metadata.version), r.metadata.version.count <= 64 else {
+            throw bad("metadata.version '\(r.metadata.version)': 1 to 64 letters, digits, '.', '_' or '-', such as 1.2.0")
+        }
+        guard r.metadata.description.utf8.count <= 16 << 10 else { throw bad("metadata.description: at most 16 KiB") }
+        guard r.metadata.categories.count <= 32, r.metadata.categories.allSatisfy({ !$0.isEmpty && $0.count <= 64 }) else {
+            throw bad("metadata.categories: at most 32, each 1 to 64 characters")
+        }
+        if let url = r.metadata.documentationURL, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+            throw bad("metadata.documentationUrl: expected an http:// or https:// URL")
+        }
+        guard let first = r.command.first, !first.isEmpty else { throw bad("command: give the executable and its fixed arguments, such as [\"python3\", \"-m\", \"mcp_server_time\"]") }
+        if let limits = r.rateLimits {
+            for (name, value) in [("requestsPerMinute", limits.requestsPerMinute), ("maxConcurrent", limits.maxConcurrent)] {
+                if let value, value < 1 { throw bad("rateLimits.\(name): expected a positive number") }
+            }
+        }
+    }
+
+    func list(_ request: Request, _ context: DaemonContext) throws -> Response {
+        try requireAny(context, request, "listing tools")
+        let q = request.uri.queryParameters
+        var status: ToolStatus?
+        if let text = q.get("status") {
+            guard let s = ToolStatus(rawValue: text) else {
+                throw DaemonError(.badRequest, code: "invalid_parameter", "status: expected one of \(ToolStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            status = s
+        }
+        let category = q.get("category")
+        return try json(try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: category, status: status) })
+    }
+
+    func show(_ request: Request, _ context: DaemonContext) throws -> Response {
+        let id = try context.parameters.require("id")
+        try requireAny(context, request, "reading a registration")
+        let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
+        let wanted = request.uri.queryParameters.get("version")
+        guard let record = wanted.map({ v in versions.first { $0.registration.metadata.version == v } }) ?? versions.first else {
+            throw DaemonError(.notFound, code: "not_found", "no tool \(id)\(wanted.map { " version \($0)" } ?? "") is registered")
+        }
+        return try json(ToolDetail(tool: record, versions: versions.map(\.registration.metadata.version)))
+    }
+
+    func remove(_ request: Request, _ context: DaemonContext) throws -> Response {
+        let id = try context.parameters.require("id")
+        try require(.admin, context, request, "removing a tool", tool: id)
+        let version = request.uri.queryParameters.get("version")
+        let removed = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.remove(id, version: version) }
+        guard !removed.isEmpty else { throw DaemonError(.notFound, code: "not_found", "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
+        let peer = context.peer ?? .unknown
+        let event = AuditEvent(
+            tool: id, type: .toolDeregistered,
+            context: SecurityContext(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName),
+            details: .object(["versions": .array(removed.map { .string($0) })]))
+        do {
+            try daemon.audit.append([event])
+        } catch {
+            throw DaemonError(.internalServerError, code: "audit_unavailable", "the tool is removed but the audit log did not take it: \(error)")
+        }
+        return try json(RemovedTool(id: id, removed: removed))
+    }
+
+    // MARK: invocations
+
+    func invoke(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        try require(.invoker, context, request, "invoking a tool", tool: id)
+        let body = try await decode(InvocationRequest.self, request, context, tool: id)
+        let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
+        let chosen = body.version.map { v in versions.first { $0.registration.metadata.version == v } } ?? versions.first { $0.registration.status != .disabled }
+        guard let record = chosen else {
+            let what = body.version.map { "version \($0) of \(id) is" } ?? (versions.isEmpty ? "no tool \(id) is" : "no version of \(id) is enabled and")
+            throw DaemonError(.notFound, code: "not_found", "\(what) registered")
+        }
+        let prepared = try daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown)
+        let streaming = request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
+            || request.headers[.accept]?.contains("application/x-ndjson") == true
+        guard streaming else {
+            let started = ContinuousClock.now
+            let result = await daemon.invocations.run(prepared)
+            daemon.metrics.roundTrip.record(ContinuousClock.now - started)
+            return try json(result)
+        }
+        let invocations = daemon.invocations
+        return Response(
+            status: .ok, headers: [.contentType: "application/x-ndjson"],
+            body: ResponseBody { writer in
+                let (events, continuation) = AsyncStream<ByteBuffer>.makeStream()
+                let gate = StreamGate()
+                let run = Task {
+                    _ = await invocations.run(
+                        prepared,
+                        sink: { event in
+                            guard let line = gate.admit(event) else { return }
+                            continuation.yield(line)
+                        })
+                    continuation.finish()
+                }
+                do {
+                    for await line in events {
+                        gate.consumed(line.readableBytes)
+                        try await writer.write(line)
+                    }
+                    try await writer.finish(nil)
+                } catch {
+                    // The caller went away: the tool has nobody to answer.
+                    invocations.stop(prepared.id, "the client disconnected from the stream")
+                    await run.value
+                    throw error
+                }
+            })
+    }
+
+    func invocation(_ request: Request, _ context: DaemonContext) throws -> Response {
+        let id = try context.parameters.require("id")
+        guard let (result, principal) = try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.invocation(id) }) else {
+            try requireAny(context, request, "reading an invocation")
+            throw DaemonError(.notFound, code: "not_found", "no invocation \(id) (results are kept for \(daemon.policy.daemon.resultRetention))")
+        }
+        let peer = context.peer ?? .unknown
+        let own = principal == (UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)")
+        if !own && !context.roles.contains(.admin) {
+            try require(.auditor, context, request, "reading another caller's invocation", tool: result.tool)
+        }
+        return try json(result)
+    }
+
+    // MARK: discovery
+
+    func search(_ request: Request, _ context: DaemonContext) throws -> Response {
+        try requireAny(context, request, "searching tools")
+        guard let q = request.uri.queryParameters.get("q"), !q.isEmpty else {
+            throw DaemonError(.badRequest, code: "invalid_parameter", "q: give the words to search for, such as ?q=git")
+        }
+        var limit = 20
+        if let text = request.uri.queryParameters.get("limit") {
+            guard let n = Int(text), (1...200).contains(n) else { throw DaemonError(.badRequest, code: "invalid_parameter", "limit: expected 1 to 200") }
+            limit = n
+        }
+        return try json(try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.search(q, limit: limit) })
+    }
+}
+
+/// Bounds what a streamed invocation holds for a slow reader: past 8 MiB in
+/// flight, output chunks are dropped (the result still carries the kept
+/// output and the byte counts); other events always pass.
+final class StreamGate: Sendable {
+    static let limit = 8 << 20
+    private let inFlight = Atomic<Int>(0)
+
+    func admit(_ event: InvocationEvent) -> ByteBuffer? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var line = try? ByteBuffer(bytes: encoder.encode(event)) else { return nil }
+        line.writeString("\n")
+        let isOutput = event.event == "stdout" || event.event == "stderr"
+        if isOutput && inFlight.load(ordering: .relaxed) + line.readableBytes > Self.limit { return nil }
+        inFlight.add(line.readableBytes, ordering: .relaxed)
+        return line
+    }
+
+    func consumed(_ bytes: Int) { inFlight.subtract(bytes, ordering: .relaxed) }
+}

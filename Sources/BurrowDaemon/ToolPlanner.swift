@@ -1,0 +1,92 @@
+import BurrowAPI
+public import BurrowAudit
+public import BurrowPolicy
+public import BurrowProfile
+import BurrowRuntime
+public import BurrowSystem
+
+/// Registration profile → validation report → launch plan: the same loader,
+/// clamp and compiler `burrow profile lint`, `dry-run` and `run` use.
+public struct ToolPlanner: Sendable {
+    public var policy: HostPolicy
+    /// Probed once at start-up: the daemon pays no probe per call.
+    public var host: HostFacts
+    /// Where `extends` names are found.
+    public var searchPath: [String]
+
+    public init(policy: HostPolicy, host: HostFacts, searchPath: [String]) {
+        self.policy = policy
+        self.host = host
+        self.searchPath = searchPath
+    }
+
+    /// A profile that loaded: what a plan is compiled from.
+    struct Loaded {
+        var effective: EffectiveProfile
+        var files: [String]
+        var digest: String?
+    }
+
+    /// The profile's document, its format and the name findings refer to.
+    static func document(_ profile: JSONValue, id: String) -> (text: String, format: ConfigFormat, name: String) {
+        if case .string(let toml) = profile { return (toml, .toml, "\(id).toml") }
+        return (profile.canonicalText, .json, "\(id).json")
+    }
+
+    /// Validates a profile as `burrow profile lint` does, clamps it as `burrow
+    /// run` does and, given a command, compiles the plan it would get here.
+    func validate(_ profile: JSONValue, id: String, command: [String]?) -> (ValidationReport, Loaded?) {
+        let reads = ReadLog()
+        let (text, format, name) = Self.document(profile, id: id)
+        reads.record(name, text)
+        let loader = ProfileLoader(
+            policy: policy, searchPath: searchPath,
+            read: { path in
+                let text = HostConfiguration.readTextFile(path)
+                reads.record(path, text)
+                return text
+            })
+        let result = loader.load(document: text, format: format, name: name)
+        var findings = result.issues.map { ValidationFinding(severity: $0.severity.rawValue, file: $0.file, keyPath: $0.keyPath, message: $0.message) }
+        guard let parsed = result.profile, result.errors.isEmpty else {
+            return (ValidationReport(valid: false, findings: findings, clamps: [], exposureScore: nil, plan: nil), nil)
+        }
+        let effective = policy.clamp(parsed)
+        let loaded = Loaded(effective: effective, files: result.files, digest: reads.digest(of: result.files))
+        let clamps = effective.clamps.map { ValidationClamp(key: $0.key, requested: $0.requested, effective: $0.effective, reason: $0.reason) }
+        guard let command, !command.isEmpty else {
+            return (ValidationReport(valid: true, findings: findings, clamps: clamps, exposureScore: nil, plan: nil), loaded)
+        }
+        do {
+            let plan = try self.plan(loaded, argv: command, environment: [:], sandboxID: nil)
+            let summary = PlanSummary(
+                sandboxLevel: plan.sandboxLevel.rawValue, namespaces: plan.namespaces.map(\.kind.rawValue), networkAccess: effective.profile.networkAccess.rawValue,
+                executable: plan.command.executable,
+                unenforceable: plan.controls.filter { !$0.enforceable }.map { "\($0.control) (\($0.requested)): \($0.detail)" },
+                limits: [
+                    "max_cpu_time": "\(plan.limits.maxCpuTime)", "max_memory": "\(plan.limits.maxMemory)", "max_execution_time": "\(plan.limits.maxExecutionTime)",
+                    "max_processes": "\(plan.limits.maxProcesses)", "max_open_files": "\(plan.limits.maxOpenFiles)", "max_file_size": "\(plan.limits.maxFileSize)",
+                    "scratch_size": "\(plan.limits.scratchSize)",
+                ])
+            return (ValidationReport(valid: true, findings: findings, clamps: clamps, exposureScore: plan.exposure.score, plan: summary), loaded)
+        } catch {
+            findings.append(ValidationFinding(severity: "error", file: name, keyPath: "command", message: error.description))
+            return (ValidationReport(valid: false, findings: findings, clamps: clamps, exposureScore: nil, plan: nil), nil)
+        }
+    }
+
+    /// The launch plan for one invocation: `sandboxID` is the leased uid (nil
+    /// for validation only); `environment` is the caller's, of which only
+    /// whitelisted names reach the tool.
+    func plan(_ loaded: Loaded, argv: [String], environment: [String: String], sandboxID: UInt32?, timeout: Seconds? = nil) throws(PlanError) -> LaunchPlan {
+        var effective = loaded.effective
+        if let timeout, timeout < effective.limits.maxExecutionTime {
+            effective.clamps.append(
+                Clamp(key: "resource_limits.max_execution_time", requested: "\(effective.limits.maxExecutionTime)", effective: "\(timeout)", reason: "the request's timeoutSeconds"))
+            effective.limits.maxExecutionTime = timeout
+        }
+        var compiler = PlanCompiler(policy: policy, host: host, fs: LiveFileSystem(), environment: environment, workingDirectory: "/")
+        compiler.sandboxID = sandboxID
+        return try compiler.compile(effective, profileFiles: loaded.files, argv: argv)
+    }
+}
