@@ -18,9 +18,11 @@ public struct BurrowCommand: ParsableCommand {
               burrow profile lint Profiles/*.toml
               burrow dry-run --profile Profiles/mcp-server-git.toml -- git status
               burrow audit --since 1h
+              burrow tools list                  (tools registered with burrowd)
+              burrow invoke TOOL -- ARGS         (run one through burrowd)
             """,
         version: burrowVersion,
-        subcommands: [RunCommand.self, DryRunCommand.self, AuditCommand.self, ProfileCommand.self, DoctorCommand.self])
+        subcommands: [RunCommand.self, DryRunCommand.self, AuditCommand.self, ProfileCommand.self, DoctorCommand.self, ToolsCommand.self, InvokeCommand.self])
 
     public init() {}
 }

@@ -1,0 +1,154 @@
+import ArgumentParser
+import BurrowAPI
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `burrow invoke TOOL -- ARGS`: runs a registered tool through burrowd.
+struct InvokeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invoke",
+        abstract: "Invoke a tool registered with burrowd and stream its output here.",
+        discussion: """
+            burrowd runs the tool's registered command with these arguments appended, in the sandbox \
+            its registered profile describes, audited like `burrow run`. Its stdout and stderr appear \
+            here as they are produced; refused system calls and limits are reported on stderr. Needs \
+            the invoker role.
+
+            Exit status: the tool's own, or 128+N when signal N ended it; 125 when burrowd refused \
+            or could not start it (the reason is printed), 127 when the command was not found.
+
+            Examples:
+              burrow invoke echoer -- hello world
+              echo '{"q": 1}' | burrow invoke my-tool --stdin - -- --format json
+              burrow invoke my-tool --env LANG=C.UTF-8 --timeout 5 -- arg
+              burrow invoke my-tool --json -- arg      (the whole result as JSON, output included)
+            """)
+
+    @OptionGroup var daemon: DaemonOptions
+
+    @Argument(help: "The tool id.")
+    var tool: String
+
+    @Option(name: .long, help: "The version to run (default: the latest that is not disabled).")
+    var version: String?
+
+    @Option(name: .long, help: ArgumentHelp("A file whose bytes become the tool's stdin ('-': this process's stdin).", valueName: "file"))
+    var stdin: String?
+
+    @Option(name: .long, help: ArgumentHelp("NAME=VALUE for the tool's environment; the profile's env_whitelist must admit NAME (repeatable).", valueName: "NAME=VALUE"))
+    var env: [String] = []
+
+    @Option(name: .long, help: "A deadline in seconds, shorter than the profile's max_execution_time.")
+    var timeout: Double?
+
+    @Flag(name: .long, help: "Wait for the end and print the whole result as JSON instead of streaming.")
+    var json = false
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("Arguments appended to the registered command, after '--'.", valueName: "args"))
+    var arguments: [String] = []
+
+    func run() throws {
+        do {
+            try invoke()
+        } catch let error as CLIError {
+            printError("burrow: \(error)")
+            throw ExitCode(125)
+        }
+    }
+
+    private func invoke() throws {
+        var environment: [String: String] = [:]
+        for pair in env {
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { throw ValidationError("--env: expected NAME=VALUE, found '\(pair)'") }
+            environment[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+        }
+        var request = InvocationRequest(arguments: arguments, environment: environment, timeoutSeconds: timeout, version: version)
+        if let stdin {
+            let bytes = try readInput(stdin)
+            if let text = String(validating: bytes, as: UTF8.self) { request.stdin = text } else { request.stdinBase64 = Data(bytes).base64EncodedString() }
+        }
+        let path = "/v1/tools/\(urlEncoded(tool))/invocations"
+        if json {
+            let result = try daemon.call("POST", path, body: request, as: InvocationResult.self)
+            try printJSON(result)
+            throw ExitCode(Self.status(result))
+        }
+        var pending: [UInt8] = []
+        var result: InvocationResult?
+        var problem: (any Error)?
+        _ = try daemon.send(
+            "POST", path + "?stream=1", body: request,
+            onBody: { bytes in
+                pending += bytes
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = Array(pending[..<newline])
+                    pending.removeFirst(newline + 1)
+                    do {
+                        let event = try JSONDecoder().decode(InvocationEvent.self, from: Data(line))
+                        if let r = Self.show(event) { result = r }
+                    } catch {
+                        problem = error
+                    }
+                }
+            })
+        if let problem { throw CLIError("burrowd sent an event this burrow cannot read: \(problem)") }
+        guard let result else { throw CLIError("the stream ended before the tool did (burrowd stopped?)") }
+        throw ExitCode(Self.status(result))
+    }
+
+    /// Prints one streamed event; returns the result once it ends.
+    private static func show(_ event: InvocationEvent) -> InvocationResult? {
+        func output(_ fd: Int32) {
+            let bytes = event.text.map { Array($0.utf8) } ?? event.base64.flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? []
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                if n <= 0 { return }
+                offset += n
+            }
+        }
+        switch event.event {
+        case "stdout": output(STDOUT_FILENO)
+        case "stderr": output(STDERR_FILENO)
+        case "violation":
+            if let v = event.violation { printError("burrow: refused \(v.syscall) (\(v.errno)): \(v.reason)") }
+        case "limit":
+            if let l = event.limit { printError("burrow: limit exceeded: \(l.resource) \(l.limit): \(l.observed)") }
+        case "exited":
+            guard let r = event.result else { return nil }
+            if let e = r.error { printError("burrow: \(e.message) [\(e.code)]") }
+            if let s = r.stopped { printError("burrow: stopped by burrowd: \(s)") }
+            for (name, o) in [("stdout", r.stdout), ("stderr", r.stderr)] where o?.truncated == true {
+                printError("burrow: \(name) truncated by burrowd: \(o!.bytes) bytes written, the first \(o!.text?.utf8.count ?? 0) kept")
+            }
+            return r
+        default: break
+        }
+        return nil
+    }
+
+    /// `burrow run`'s convention: the tool's status, 128+signal, 125/127 for burrowd's own failures.
+    static func status(_ r: InvocationResult) -> Int32 {
+        if let code = r.exitCode { return code }
+        if let signal = r.signal { return 128 + signal }
+        return r.error?.code == "not_found" ? 127 : 125
+    }
+
+    private func readInput(_ path: String) throws -> [UInt8] {
+        let fd = path == "-" ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { if fd != STDIN_FILENO { close(fd) } }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw CLIError("reading \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { return out }
+            out += chunk[0..<n]
+        }
+    }
+}

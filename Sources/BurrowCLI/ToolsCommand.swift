@@ -1,0 +1,317 @@
+import ArgumentParser
+import BurrowAPI
+import BurrowAudit
+import BurrowProfile
+import BurrowRuntime
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How the CLI reaches burrowd: `--socket`, else $BURROW_SOCKET, else the host policy's [daemon] socket.
+struct DaemonOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("burrowd's socket (default: $BURROW_SOCKET, else the policy's [daemon] socket, /run/burrow/burrowd.sock).", valueName: "path"))
+    var socket: String?
+
+    @Option(name: .long, help: ArgumentHelp("The host policy file (read for the socket path only).", valueName: "file"))
+    var policy: String = HostPolicy.defaultPath
+
+    var client: UnixHTTPClient {
+        if let socket { return UnixHTTPClient(socketPath: socket) }
+        if let env = getenv("BURROW_SOCKET"), env.pointee != 0 { return UnixHTTPClient(socketPath: String(cString: env)) }
+        let path = (try? HostConfiguration.loadPolicy(policy))?.daemon.socket ?? HostPolicy.defaults.daemon.socket
+        return UnixHTTPClient(socketPath: path)
+    }
+
+    /// Sends a request and decodes a 2xx answer as `T`; anything else is printed as burrowd's error and fails.
+    func call<T: Decodable>(_ method: String, _ path: String, body: (some Encodable)? = Optional<Int>.none, as type: T.Type) throws -> T {
+        let response = try send(method, path, body: body)
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(response.body))
+        } catch {
+            throw CLIError("burrowd sent an answer this burrow cannot read (\(error)); are burrow and burrowd the same version?")
+        }
+    }
+
+    func send(_ method: String, _ path: String, body: (some Encodable)? = Optional<Int>.none, headers: [(String, String)] = [], onBody: (([UInt8]) -> Void)? = nil) throws
+        -> UnixHTTPClient.Response
+    {
+        var bytes: [UInt8]?
+        if let body {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            bytes = Array(try encoder.encode(body))
+        }
+        let response: UnixHTTPClient.Response
+        do {
+            response = try client.send(method, path, body: bytes, headers: headers, onBody: onBody)
+        } catch {
+            throw CLIError(error.description)
+        }
+        guard (200..<300).contains(response.status) else { throw Self.failure(response) }
+        return response
+    }
+
+    /// burrowd's error body as a message (with every validation finding).
+    static func failure(_ response: UnixHTTPClient.Response) -> CLIError {
+        guard let error = try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)) else {
+            return CLIError("burrowd answered \(response.status): \(String(decoding: response.body.prefix(500), as: UTF8.self))")
+        }
+        var text = "\(error.error.message) [\(error.error.code)]"
+        if let retry = response.header("retry-after") { text += " (retry after \(retry) s)" }
+        for f in error.validation?.findings ?? [] {
+            text += "\n  \(f.severity): \(f.keyPath.isEmpty ? "" : f.keyPath + ": ")\(printable(f.message))"
+        }
+        return CLIError(text)
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+func urlEncoded(_ text: String) -> String {
+    let safe = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
+    let hex = Array("0123456789ABCDEF")
+    return text.utf8.map { safe.contains($0) ? String(UnicodeScalar($0)) : "%\(hex[Int($0 >> 4)])\(hex[Int($0 & 15)])" }.joined()
+}
+
+/// `burrow tools`: the daemon's registry from the command line.
+struct ToolsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tools",
+        abstract: "Register, list, show, search and remove tools in burrowd's registry.",
+        discussion: """
+            Talks to burrowd over its Unix socket (see `burrowd --help`). Registering and removing \
+            need the admin role; listing, showing and searching any role.
+
+            Examples:
+              burrow tools register --profile Profiles/mcp-server-time.toml --version 1.0.0 \\
+                  --category time -- python3 -m mcp_server_time
+              burrow tools list --category time
+              burrow tools show mcp-server-time
+              burrow tools search clock
+              burrow tools remove mcp-server-time --version 1.0.0
+            """,
+        subcommands: [Register.self, List.self, Show.self, Search.self, Remove.self])
+
+    struct Register: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a tool version (or replace it with --update).",
+            discussion: """
+                The profile is sent as it is (TOML or JSON) and validated by burrowd exactly like \
+                `burrow profile lint`, then clamped by its host policy; every finding is printed. The \
+                registration id is the profile's [tool] id. Alternatively give a whole ToolRegistration \
+                as JSON with --file (README.md, "burrowd", shows the format).
+                """)
+
+        @OptionGroup var daemon: DaemonOptions
+
+        @Option(name: .long, help: ArgumentHelp("The tool's security profile (.toml or .json).", valueName: "file"))
+        var profile: String?
+
+        @Option(name: .long, help: ArgumentHelp("A complete registration as JSON (instead of --profile and the options below).", valueName: "file"))
+        var file: String?
+
+        @Option(name: .long, help: "The version being registered, such as 1.2.0 (default: the profile's [tool] version).")
+        var version: String?
+
+        @Option(name: .long, help: "Display name (default: the profile's [tool] name).")
+        var name: String?
+
+        @Option(name: .long, help: "What the tool does (default: the profile's [tool] description).")
+        var description: String?
+
+        @Option(name: .long, help: "The tool's author.")
+        var author: String?
+
+        @Option(name: .long, help: ArgumentHelp("A category (repeat for several).", valueName: "name"))
+        var category: [String] = []
+
+        @Option(name: .long, help: "A documentation URL.")
+        var documentation: String?
+
+        @Option(name: .long, help: "active, deprecated or disabled.")
+        var status: String = "active"
+
+        @Option(name: .long, help: "Requests per minute this tool accepts (lowered to the host policy's).")
+        var requestsPerMinute: Int?
+
+        @Option(name: .long, help: "Sandboxes of this tool that may run at once (lowered to the host policy's).")
+        var maxConcurrent: Int?
+
+        @Flag(name: .long, help: "Replace an existing version (PUT) instead of adding one.")
+        var update = false
+
+        @Argument(parsing: .postTerminator, help: ArgumentHelp("The command each invocation runs, after '--'; callers' arguments are appended.", valueName: "command"))
+        var command: [String] = []
+
+        func validate() throws {
+            if file == nil && profile == nil { throw ValidationError("give --profile FILE and the command after '--', or --file REGISTRATION.json") }
+            if file != nil && (profile != nil || !command.isEmpty) { throw ValidationError("--file holds the whole registration: drop --profile and the command") }
+            if profile != nil && command.isEmpty { throw ValidationError("give the command after '--', e.g. -- python3 -m mcp_server_time") }
+            if ToolStatus(rawValue: status) == nil { throw ValidationError("--status: expected active, deprecated or disabled") }
+        }
+
+        func run() throws {
+            let registration: ToolRegistration
+            if let file {
+                guard let text = HostConfiguration.readTextFile(file) else { throw CLIError("cannot read \(file)") }
+                do {
+                    registration = try JSONDecoder().decode(ToolRegistration.self, from: Data(text.utf8))
+                } catch {
+                    throw CLIError("\(file) is not a ToolRegistration: \(error)")
+                }
+            } else {
+                registration = try fromProfile(profile!)
+            }
+            let path = update ? "/v1/tools/\(urlEncoded(registration.id))" : "/v1/tools"
+            let record = try daemon.call(update ? "PUT" : "POST", path, body: registration, as: ToolRecord.self)
+            let v = record.validation
+            print("\(update ? "updated" : "registered") \(record.registration.id) \(record.registration.metadata.version)" + (v.exposureScore.map { " (exposure \($0))" } ?? ""))
+            for f in v.findings { print("  \(f.severity): \(f.keyPath.isEmpty ? "" : f.keyPath + ": ")\(printable(f.message))") }
+            for c in v.clamps { print("  clamped \(c.key): \(c.requested) → \(c.effective) (\(c.reason))") }
+            for u in v.plan?.unenforceable ?? [] { print("  warning: not enforceable on this host, invocations will be refused: \(u)") }
+        }
+
+        private func fromProfile(_ path: String) throws -> ToolRegistration {
+            guard let text = HostConfiguration.readTextFile(path) else { throw CLIError("cannot read the profile \(path)") }
+            let format = ConfigFormat(path: path) ?? .toml
+            let document: JSONValue
+            do {
+                document = format == .json ? try JSONValue(parsing: text) : .string(text)
+            } catch {
+                throw CLIError("\(path) is not valid JSON: \(error)")
+            }
+            // The [tool] table as written (what it extends is burrowd's business).
+            let tool = try? ConfigValue.parse(text, format: format, file: path)
+            func field(_ key: String) -> String? {
+                guard case .table(let root)? = tool, case .table(let t)? = root["tool"], case .string(let s)? = t[key] else { return nil }
+                return s
+            }
+            guard let id = field("id") else { throw CLIError("\(path) has no [tool] id: the registration id is taken from it") }
+            guard let version = version ?? field("version") else { throw CLIError("give --version (the profile's [tool] has no version)") }
+            return ToolRegistration(
+                id: id,
+                metadata: ToolMetadata(
+                    name: name ?? field("name") ?? id, version: version, description: description ?? field("description") ?? "", author: author,
+                    categories: category, documentationURL: documentation),
+                profile: document, command: command, status: ToolStatus(rawValue: status) ?? .active,
+                rateLimits: requestsPerMinute == nil && maxConcurrent == nil ? nil : ToolRateLimits(requestsPerMinute: requestsPerMinute, maxConcurrent: maxConcurrent))
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List registered tools (the latest version of each).")
+
+        @OptionGroup var daemon: DaemonOptions
+
+        @Option(name: .long, help: "Only tools in this category.")
+        var category: String?
+
+        @Option(name: .long, help: "Only tools with this status: active, deprecated or disabled.")
+        var status: String?
+
+        @Flag(name: .long, help: "Print the registrations as JSON.")
+        var json = false
+
+        func run() throws {
+            var query: [String] = []
+            if let category { query.append("category=\(urlEncoded(category))") }
+            if let status { query.append("status=\(urlEncoded(status))") }
+            let tools = try daemon.call("GET", "/v1/tools" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), as: [ToolRecord].self)
+            if json { return try printJSON(tools) }
+            printTable(tools)
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one tool: its registration, validation and versions.")
+
+        @OptionGroup var daemon: DaemonOptions
+
+        @Argument(help: "The tool id.")
+        var id: String
+
+        @Option(name: .long, help: "A version (default: the latest).")
+        var version: String?
+
+        @Flag(name: .long, help: "Print it as JSON.")
+        var json = false
+
+        func run() throws {
+            let detail = try daemon.call("GET", "/v1/tools/\(urlEncoded(id))" + (version.map { "?version=\(urlEncoded($0))" } ?? ""), as: ToolDetail.self)
+            if json { return try printJSON(detail) }
+            let r = detail.tool.registration
+            let m = r.metadata
+            var rows: [[String]] = [
+                ["id", r.id], ["name", m.name], ["version", m.version + (detail.versions.count > 1 ? "  (all: \(detail.versions.joined(separator: ", ")))" : "")],
+                ["status", r.status.rawValue], ["command", r.command.map(AuditPrinter.shellQuoted).joined(separator: " ")],
+                ["description", m.description], ["categories", m.categories.joined(separator: ", ")],
+                ["registered", "\(detail.tool.registeredAt) by \(detail.tool.registeredBy); updated \(detail.tool.updatedAt)"],
+            ]
+            if let a = m.author { rows.append(["author", a]) }
+            if let d = m.documentationURL { rows.append(["documentation", d]) }
+            if let s = detail.tool.validation.exposureScore { rows.append(["exposure", "\(s) (0 nothing exposed … 10)"]) }
+            if let p = detail.tool.validation.plan {
+                rows.append(["sandbox", "\(p.sandboxLevel); namespaces \(p.namespaces.joined(separator: " ")); network \(p.networkAccess)"])
+                rows.append(["limits", p.limits.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")])
+            }
+            print(columns(rows.map { [$0[0], printable($0[1])] }, indent: 0))
+            for c in detail.tool.validation.clamps { print("  clamped \(c.key): \(c.requested) → \(c.effective) (\(c.reason))") }
+        }
+    }
+
+    struct Search: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Search tools by name, id, description and category (words match as prefixes).")
+
+        @OptionGroup var daemon: DaemonOptions
+
+        @Argument(help: "Words to search for.")
+        var words: [String]
+
+        @Flag(name: .long, help: "Print the matches as JSON.")
+        var json = false
+
+        func run() throws {
+            let tools = try daemon.call("GET", "/v1/discovery/search?q=\(urlEncoded(words.joined(separator: " ")))", as: [ToolRecord].self)
+            if json { return try printJSON(tools) }
+            printTable(tools)
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a tool: one version, or every version.")
+
+        @OptionGroup var daemon: DaemonOptions
+
+        @Argument(help: "The tool id.")
+        var id: String
+
+        @Option(name: .long, help: "Only this version (default: all of them).")
+        var version: String?
+
+        func run() throws {
+            let removed = try daemon.call("DELETE", "/v1/tools/\(urlEncoded(id))" + (version.map { "?version=\(urlEncoded($0))" } ?? ""), as: RemovedTool.self)
+            print("removed \(removed.id) \(removed.removed.joined(separator: ", "))")
+        }
+    }
+}
+
+private func printTable(_ tools: [ToolRecord]) {
+    guard !tools.isEmpty else {
+        print("no tools")
+        return
+    }
+    let style = Style.stdout
+    var rows = [["ID", "VERSION", "STATUS", "CATEGORIES", "DESCRIPTION"].map(style.bold)]
+    for t in tools {
+        let m = t.registration.metadata
+        rows.append([t.registration.id, m.version, t.registration.status.rawValue, m.categories.joined(separator: ","), String(m.description.prefix(60))].map(printable))
+    }
+    print(columns(rows, indent: 0))
+}
+
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
