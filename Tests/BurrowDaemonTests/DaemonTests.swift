@@ -2,6 +2,7 @@ import BurrowAPI
 import BurrowAudit
 import BurrowDaemon
 import BurrowProfile
+import BurrowSystem
 import BurrowTestSupport
 import Foundation
 import Hummingbird
@@ -16,28 +17,13 @@ import Testing
 /// The API in process: the router with a fixed peer in place of SO_PEERCRED.
 @Suite("burrowd routes and roles")
 struct DaemonRouteTests {
-    let directory: String
-    let store: AuditStore
+    let api: TestDaemon
+    var store: AuditStore { api.store }
 
-    init() throws {
-        directory = try Subprocess.temporaryDirectory()
-        store = try AuditStore(.init(path: directory + "/audit.db", redactor: try Redactor()), access: .write)
-    }
+    init() throws { api = try TestDaemon() }
 
     func respond(_ path: String, as peer: PeerCredential?, policy: HostPolicy = .defaults) async throws -> (HTTPResponse.Status, Data) {
-        let daemon = Daemon(policy: policy, socketPath: directory + "/unused.sock", audit: store, lookup: { _ in peer })
-        let responder = daemon.router().buildResponder()
-        let context = DaemonContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test")))
-        let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "burrowd", path: path), body: RequestBody(buffer: ByteBuffer()))
-        let response: Response
-        do {
-            response = try await responder.respond(to: request, context: context)
-        } catch let error as any HTTPResponseError {
-            response = try error.response(from: request, context: context)
-        }
-        var body = Data()
-        try await response.body.write(CollectingWriter { body.append(contentsOf: $0.readableBytesView) })
-        return (response.status, body)
+        try await api.respond(.get, path, as: peer, policy: policy)
     }
 
     @Test("health: any authenticated caller, with its roles; root holds all")
@@ -93,6 +79,58 @@ struct DaemonRouteTests {
         let missing = try await respond("/v2/anything", as: root)
         #expect(missing.0 == .notFound)
         #expect(try JSONDecoder().decode(ErrorBody.self, from: missing.1).error.code == "not_found")
+    }
+}
+
+/// The API in process over a temporary audit log and registry: the router
+/// with a fixed peer in place of SO_PEERCRED.
+final class TestDaemon: Sendable {
+    let directory: String
+    let store: AuditStore
+    let registry: RegistryStore
+    let policy: HostPolicy
+
+    static let root = PeerCredential(pid: 1, uid: 0, gid: 0)
+
+    init(policy: HostPolicy = .defaults) throws {
+        directory = try Subprocess.temporaryDirectory()
+        store = try AuditStore(.init(path: directory + "/audit.db", redactor: try Redactor()), access: .write)
+        registry = try RegistryStore(path: directory + "/registry.db")
+        self.policy = policy
+    }
+
+    func daemon(_ policy: HostPolicy, peer: PeerCredential?) -> Daemon {
+        Daemon(
+            policy: policy, socketPath: directory + "/unused.sock", audit: store, registry: registry, host: Fixtures.capableHost,
+            searchPath: [Fixtures.profilesDirectory], lookup: { _ in peer })
+    }
+
+    /// One request: the status and the body. `daemon` keeps state (rate limits) across requests.
+    func respond(
+        _ method: HTTPRequest.Method, _ path: String, as peer: PeerCredential? = TestDaemon.root, policy: HostPolicy? = nil, body: Data = Data(),
+        daemon given: Daemon? = nil
+    ) async throws -> (HTTPResponse.Status, Data) {
+        let r = try await respondWithHeaders(method, path, as: peer, policy: policy, body: body, daemon: given)
+        return (r.0, r.1)
+    }
+
+    func respondWithHeaders(
+        _ method: HTTPRequest.Method, _ path: String, as peer: PeerCredential? = TestDaemon.root, policy: HostPolicy? = nil, body: Data = Data(),
+        daemon given: Daemon? = nil
+    ) async throws -> (HTTPResponse.Status, Data, HTTPFields) {
+        let responder = (given ?? daemon(policy ?? self.policy, peer: peer)).router().buildResponder()
+        let context = DaemonContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test")))
+        let request = Request(
+            head: HTTPRequest(method: method, scheme: "http", authority: "burrowd", path: path), body: RequestBody(buffer: ByteBuffer(bytes: body)))
+        let response: Response
+        do {
+            response = try await responder.respond(to: request, context: context)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        }
+        var collected = Data()
+        try await response.body.write(CollectingWriter { collected.append(contentsOf: $0.readableBytesView) })
+        return (response.status, collected, response.headers)
     }
 }
 

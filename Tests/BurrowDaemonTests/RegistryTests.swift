@@ -1,0 +1,199 @@
+import BurrowAPI
+import BurrowAudit
+@testable import BurrowDaemon
+import BurrowProfile
+import BurrowTestSupport
+import Foundation
+import Hummingbird
+import Testing
+
+/// Registrations through the API, in process: validation like `burrow profile
+/// lint`, versions, persistence, discovery, and the audit events of each change.
+@Suite("burrowd registry")
+struct RegistryTests {
+    let api: TestDaemon
+    static let admin = PeerCredential(pid: 3, uid: 4100, gid: 4100)
+
+    init() throws {
+        var policy = HostPolicy.defaults
+        policy.daemon.admins = [.uid(4100)]
+        policy.daemon.invokers = [.uid(4200)]
+        policy.rateLimits.registrationAttemptsPerHour = 1000
+        api = try TestDaemon(policy: policy)
+    }
+
+    static func registration(
+        _ id: String = "echoer", version: String = "1.0.0", profile: String? = nil, command: [String] = ["echo"], categories: [String] = ["text"],
+        description: String = "prints its arguments", status: ToolStatus = .active
+    ) -> ToolRegistration {
+        let toml = profile ?? "extends = \"minimal\"\n[tool]\nid = \"\(id)\"\nname = \"\(id)\"\nversion = \"1\"\n"
+        return ToolRegistration(
+            id: id, metadata: ToolMetadata(name: id.capitalized, version: version, description: description, categories: categories),
+            profile: .string(toml), command: command, status: status)
+    }
+
+    func send(_ method: HTTPRequest.Method, _ path: String, _ body: some Encodable, as peer: PeerCredential = admin) async throws -> (HTTPResponse.Status, Data) {
+        try await api.respond(method, path, as: peer, body: try JSONEncoder().encode(body))
+    }
+
+    func error(_ data: Data) throws -> ErrorBody { try JSONDecoder().decode(ErrorBody.self, from: data) }
+
+    @Test("register, read back, refuse a duplicate, replace with PUT, remove: each change audited")
+    func lifecycle() async throws {
+        let (created, body) = try await send(.post, "/v1/tools", Self.registration())
+        #expect(created == .created, "\(String(decoding: body, as: UTF8.self))")
+        let record = try JSONDecoder().decode(ToolRecord.self, from: body)
+        #expect(record.registeredBy == "uid:4100" && record.validation.valid && record.validation.exposureScore != nil)
+        #expect(record.validation.plan?.executable == "/usr/bin/echo")
+
+        let duplicate = try await send(.post, "/v1/tools", Self.registration())
+        #expect(try duplicate.0 == .conflict && error(duplicate.1).error.code == "version_exists")
+
+        var changed = Self.registration(description: "prints, louder")
+        changed.status = .deprecated
+        let put = try await send(.put, "/v1/tools/echoer", changed)
+        #expect(put.0 == .ok)
+        let missing = try await send(.put, "/v1/tools/echoer", Self.registration(version: "9"))
+        #expect(missing.0 == .notFound)
+        let mismatch = try await send(.put, "/v1/tools/other", Self.registration())
+        #expect(mismatch.0 == .badRequest)
+
+        let shown = try await api.respond(.get, "/v1/tools/echoer", as: Self.admin)
+        let detail = try JSONDecoder().decode(ToolDetail.self, from: shown.1)
+        #expect(detail.tool.registration.metadata.description == "prints, louder" && detail.tool.registration.status == .deprecated)
+        #expect(detail.tool.registeredAt <= detail.tool.updatedAt)
+
+        let removed = try await api.respond(.delete, "/v1/tools/echoer", as: Self.admin)
+        #expect(try removed.0 == .ok && JSONDecoder().decode(RemovedTool.self, from: removed.1).removed == ["1.0.0"])
+        #expect(try await api.respond(.get, "/v1/tools/echoer", as: Self.admin).0 == .notFound)
+        #expect(try await api.respond(.delete, "/v1/tools/echoer", as: Self.admin).0 == .notFound)
+
+        let events = try api.store.events(AuditQuery(tool: "echoer"))
+        #expect(events.map(\.type) == [.toolRegistered, .toolUpdated, .toolDeregistered])
+        #expect(events.allSatisfy { $0.context.uid == 4100 })
+        #expect(events[0].details["version"]?.stringValue == "1.0.0" && events[0].context.profileDigest?.hasPrefix("sha256:") == true)
+        #expect(events[1].details["status"]?.stringValue == "deprecated")
+    }
+
+    @Test("validation errors are refused with every finding, as profile lint reports them")
+    func validationErrors() async throws {
+        let unknownKey = Self.registration(profile: "extends = \"minimal\"\nbogus_key = 1\n[tool]\nid = \"echoer\"\nname = \"e\"\nversion = \"1\"\n")
+        let (status, body) = try await send(.post, "/v1/tools", unknownKey)
+        #expect(status == .unprocessableContent)
+        let e = try error(body)
+        #expect(e.error.code == "validation_failed")
+        #expect(e.validation?.findings.contains { $0.severity == "error" && $0.keyPath == "bogus_key" } == true, "\(e)")
+
+        let overPolicy = Self.registration(profile: "extends = \"minimal\"\n[tool]\nid = \"echoer\"\nname = \"e\"\nversion = \"1\"\n[resource_limits]\nmax_memory = \"64G\"\n")
+        let over = try error(try await send(.post, "/v1/tools", overPolicy).1)
+        #expect(over.validation?.findings.contains { $0.keyPath == "resource_limits.max_memory" } == true, "\(over)")
+
+        let wrongID = try error(try await send(.post, "/v1/tools", Self.registration("echoer", profile: "extends = \"minimal\"\n[tool]\nid = \"someone-else\"\nname = \"e\"\nversion = \"1\"\n")).1)
+        #expect(wrongID.validation?.findings.contains { $0.keyPath == "tool.id" } == true)
+
+        let notGranted = try error(try await send(.post, "/v1/tools", Self.registration(command: ["python3"])).1)
+        #expect(notGranted.error.code == "validation_failed" && notGranted.validation?.findings.contains { $0.keyPath == "command" } == true, "\(notGranted)")
+
+        let badJSON = try await api.respond(.post, "/v1/tools", as: Self.admin, body: Data("{\"id\": 3}".utf8))
+        #expect(try badJSON.0 == .badRequest && error(badJSON.1).error.message.contains("id"))
+        for (bad, field) in [(Self.registration("../etc"), "id"), (Self.registration(version: "1 0"), "metadata.version"), (Self.registration(command: []), "command")] {
+            let r = try await send(.post, "/v1/tools", bad)
+            #expect(try r.0 == .badRequest && error(r.1).error.message.contains(field), "\(field)")
+        }
+        #expect(try api.store.events(AuditQuery(types: [.toolRegistered])).isEmpty)
+    }
+
+    @Test("versions coexist and order numerically; list filters; search and categories use the index")
+    func versionsAndDiscovery() async throws {
+        for version in ["1.9.0", "1.10.0", "1.2.0"] { #expect(try await send(.post, "/v1/tools", Self.registration(version: version)).0 == .created) }
+        #expect(try await send(.post, "/v1/tools", Self.registration("clock", command: ["ls"], categories: ["time", "text"], description: "tells the time in every zone")).0 == .created)
+        #expect(try await send(.post, "/v1/tools", Self.registration("old", command: ["true"], categories: ["legacy"], description: "does nothing", status: .disabled)).0 == .created)
+
+        let detail = try JSONDecoder().decode(ToolDetail.self, from: try await api.respond(.get, "/v1/tools/echoer", as: Self.admin).1)
+        #expect(detail.versions == ["1.10.0", "1.9.0", "1.2.0"] && detail.tool.registration.metadata.version == "1.10.0")
+        let pinned = try JSONDecoder().decode(ToolDetail.self, from: try await api.respond(.get, "/v1/tools/echoer?version=1.2.0", as: Self.admin).1)
+        #expect(pinned.tool.registration.metadata.version == "1.2.0")
+
+        func list(_ query: String) async throws -> [String] {
+            try JSONDecoder().decode([ToolRecord].self, from: try await api.respond(.get, "/v1/tools" + query, as: Self.admin).1).map(\.registration.id)
+        }
+        #expect(try await list("") == ["clock", "echoer", "old"])
+        #expect(try await list("?category=time") == ["clock"])
+        #expect(try await list("?status=disabled") == ["old"])
+        #expect(try await api.respond(.get, "/v1/tools?status=bogus", as: Self.admin).0 == .badRequest)
+
+        func search(_ q: String) async throws -> [String] {
+            try JSONDecoder().decode([ToolRecord].self, from: try await api.respond(.get, "/v1/discovery/search?q=\(q)", as: Self.admin).1).map(\.registration.id)
+        }
+        #expect(try await search("zone") == ["clock"])
+        #expect(try await search("ech") == ["echoer"])  // prefix of the id
+        #expect(try await search("legacy") == ["old"])  // a category
+        #expect(try await search("%22%20OR%20*") == [])  // FTS syntax is never the caller's
+        let categories = try JSONDecoder().decode([CategoryCount].self, from: try await api.respond(.get, "/v1/discovery/categories", as: Self.admin).1)
+        #expect(categories == [CategoryCount(category: "legacy", tools: 1), CategoryCount(category: "text", tools: 2), CategoryCount(category: "time", tools: 1)])
+
+        // A second store on the same file (a restarted burrowd) sees the same registry.
+        let reopened = try RegistryStore(path: api.registry.path)
+        #expect(try reopened.versions("echoer").count == 3 && reopened.search("zone", limit: 5).map(\.registration.id) == ["clock"])
+    }
+
+    @Test("only admins register; registration attempts per hour and body size are limited; refusals audited")
+    func callerLimits() async throws {
+        let invoker = PeerCredential(pid: 4, uid: 4200, gid: 4200)
+        let forbidden = try await send(.post, "/v1/tools", Self.registration(), as: invoker)
+        #expect(forbidden.0 == .forbidden)
+
+        var policy = api.policy
+        policy.rateLimits.registrationAttemptsPerHour = 2
+        policy.daemon.maxRequestBytes = ByteSize(bytes: 4096)
+        let daemon = api.daemon(policy, peer: Self.admin)
+        let body = try JSONEncoder().encode(Self.registration())
+        #expect(try await api.respond(.post, "/v1/tools", body: body, daemon: daemon).0 == .created)
+        #expect(try await api.respond(.post, "/v1/tools", body: body, daemon: daemon).0 == .conflict)  // an attempt all the same
+        let third = try await api.respondWithHeaders(.post, "/v1/tools", body: body, daemon: daemon)
+        #expect(try third.0 == .tooManyRequests && error(third.1).error.code == "registration_limit")
+        #expect(Int(third.2[.retryAfter] ?? "") ?? 0 > 3500)
+
+        let big = try await api.respond(.post, "/v1/security/validate", body: Data(repeating: 0x20, count: 8192), daemon: daemon)
+        #expect(try big.0 == .contentTooLarge && error(big.1).error.code == "request_too_large")
+
+        let reasons = try api.store.events(AuditQuery(types: [.permissionDenied])).compactMap { $0.details["reason"]?.stringValue }
+        #expect(reasons == ["role_required", "registration_limit", "request_too_large"])
+    }
+
+    @Test("validate: findings, exposure and the plan summary without registering")
+    func validate() async throws {
+        let request = ValidationRequest(profile: .string("extends = \"minimal\"\n[tool]\nid = \"v\"\nname = \"v\"\nversion = \"1\"\n"), command: ["sh", "-c", "true"], id: "v")
+        let (status, body) = try await send(.post, "/v1/security/validate", request, as: PeerCredential(pid: 4, uid: 4200, gid: 4200))
+        #expect(status == .ok)
+        let report = try JSONDecoder().decode(ValidationReport.self, from: body)
+        #expect(report.valid && report.plan?.executable == "/usr/bin/sh" && report.plan?.namespaces.contains("net") == true)
+        #expect(report.plan?.limits["max_memory"] == "128M")
+        #expect(try await api.respond(.get, "/v1/tools", as: Self.admin).1 == Data("[]\n".utf8))
+    }
+}
+
+@Suite("burrowd admission")
+struct AdmissionTests {
+    final class Clock: @unchecked Sendable {
+        var now: UInt64 = 1_000_000_000
+    }
+
+    @Test("a token bucket per tool: a minute's burst, then one token per 60/rpm s; live sandboxes capped")
+    func bucket() throws {
+        let clock = Clock()
+        let admission = Admission(clock: { clock.now })
+        let limits = Admission.Limits(requestsPerMinute: 3, maxConcurrent: 2)
+        try admission.admit("t", limits)
+        try admission.admit("t", limits)
+        #expect(throws: Admission.Refusal.concurrency(limit: 2)) { try admission.admit("t", limits) }
+        admission.release("t")
+        admission.release("t")
+        try admission.admit("t", limits)
+        admission.release("t")
+        #expect(throws: Admission.Refusal.rate(limit: 3, retryAfter: 20)) { try admission.admit("t", limits) }
+        try admission.admit("other", limits)  // buckets are per tool
+        clock.now += 20_000_000_000
+        try admission.admit("t", limits)
+    }
+}
