@@ -1,0 +1,274 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A real burrowd on a temporary socket, audit log and registry.
+final class LiveDaemon: @unchecked Sendable {
+    let directory: String
+    var socket: String { directory + "/burrowd.sock" }
+    var auditDB: String { directory + "/audit.db" }
+    let policyFile: String
+    private(set) var process: Subprocess.Running?
+    var client: UnixHTTPClient { UnixHTTPClient(socketPath: socket) }
+
+    init(policy: String) throws {
+        directory = try Subprocess.temporaryDirectory()
+        chmod(directory, 0o755)
+        policyFile = directory + "/burrow.toml"
+        try policy.write(toFile: policyFile, atomically: true, encoding: .utf8)
+        try start()
+    }
+
+    deinit { if let process { kill(process.pid, SIGKILL) } }
+
+    func start() throws {
+        unlink(socket)
+        let p = try Subprocess.start(
+            [Subprocess.burrowd, "--policy", policyFile, "--socket", socket, "--audit-db", auditDB, "--registry-db", directory + "/registry.db"],
+            environment: ["BURROW_PROFILE_PATH": Fixtures.profilesDirectory])
+        process = p
+        for _ in 0..<200 {
+            if (try? client.send("GET", "/v1/health"))?.status == 200 { return }
+            usleep(25_000)
+        }
+        kill(p.pid, SIGKILL)
+        throw RequirementUnmet(description: "burrowd did not start: \(try p.finish().stderr)")
+    }
+
+    /// Signals burrowd and waits for it; returns its result.
+    func stop(_ signal: Int32) throws -> Subprocess.Result {
+        guard let p = process else { throw RequirementUnmet(description: "not running") }
+        kill(p.pid, signal)
+        process = nil
+        return try p.finish()
+    }
+
+    func burrow(_ args: [String], stdin: Data = Data()) throws -> Subprocess.Result {
+        try Subprocess.run([Subprocess.burrow] + args, stdin: stdin, environment: ["BURROW_SOCKET": socket, "BURROW_PROFILE_PATH": Fixtures.profilesDirectory])
+    }
+
+    func request<T: Decodable>(_ method: String, _ path: String, _ body: (some Encodable)? = Optional<Int>.none, as: T.Type) throws -> (Int, T?, UnixHTTPClient.Response) {
+        let bytes = try body.map { Array(try JSONEncoder().encode($0)) }
+        let response = try client.send(method, path, body: bytes)
+        return (response.status, try? JSONDecoder().decode(T.self, from: Data(response.body)), response)
+    }
+
+    func trail(_ tool: String) throws -> [AuditEvent] {
+        try request("GET", "/v1/security/audit/\(tool)?limit=1000", as: [AuditEvent].self).1 ?? []
+    }
+
+    /// The invocation id of the first ToolInvoked of `tool`, once it is there.
+    func waitForInvocation(_ tool: String) throws -> AuditEvent {
+        for _ in 0..<400 {
+            if let e = try trail(tool).first(where: { $0.type == .toolInvoked }) { return e }
+            usleep(25_000)
+        }
+        throw RequirementUnmet(description: "no ToolInvoked for \(tool)")
+    }
+}
+
+/// Processes whose cgroup names this invocation (its sandbox's tasks).
+func tasks(ofInvocation id: String) -> [String] {
+    let proc = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return proc.filter { $0.allSatisfy(\.isNumber) }.filter { pid in
+        ((try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? "").contains(id)
+    }
+}
+
+@Suite(
+    "burrowd invocations (live)", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock),
+    .requires(.cgroupLimits), .requires(.installed("/usr/bin/curl")), .requires(.installed("/usr/bin/setpriv")), .timeLimit(.minutes(3)))
+struct DaemonInvocationTests {
+    init() throws {
+        for r in Requirement.sandbox { try r.check() }
+    }
+
+    static let policy = """
+        [rate_limits]
+        requests_per_minute = 1000
+        max_concurrent = 4
+        registration_attempts_per_hour = 100
+        [daemon]
+        max_output_size = "1K"
+        shutdown_grace = "1s"
+        invokers = ["uid:65534"]
+        auditors = []
+        """
+
+    static func register(_ daemon: LiveDaemon, _ extra: [String] = []) throws {
+        let r = try daemon.burrow(["tools", "register", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--version", "1.0.0", "--category", "shell"] + extra + ["--", "sh", "-c"])
+        try #require(r.status == 0, "\(r.stderr)")
+    }
+
+    @Test("a registry-like client registers, invokes (plain, streamed, CLI), reads the result, the audit trail and the metrics")
+    func endToEnd() throws {
+        let daemon = try LiveDaemon(policy: Self.policy)
+        try Self.register(daemon)
+
+        // The CLI: output streamed to our stdout and stderr, the tool's exit status.
+        let cli = try daemon.burrow(["invoke", "minimal", "--", "echo out; echo err >&2; exit 3"])
+        #expect(cli.status == 3 && cli.output == "out\n" && cli.stderr.contains("err"), "\(cli.stderr)")
+        let piped = try daemon.burrow(["invoke", "minimal", "--stdin", "-", "--env", "LANG=C.UTF-8", "--", "cat; echo \"$LANG\""], stdin: Data("from stdin\n".utf8))
+        #expect(piped.status == 0 && piped.output == "from stdin\nC.UTF-8\n", "\(piped.stderr)")
+        let refusedEnv = try daemon.burrow(["invoke", "minimal", "--env", "AWS_SECRET=x", "--", "true"])
+        #expect(refusedEnv.status == 125 && refusedEnv.stderr.contains("environment_not_allowed"))
+
+        // Plain JSON: capped output with its true size.
+        let loop = "i=0; while [ $i -lt 300 ]; do echo 0123456789; i=$((i+1)); done"
+        let (status, result, _) = try daemon.request("POST", "/v1/tools/minimal/invocations", InvocationRequest(arguments: [loop]), as: InvocationResult.self)
+        let r = try #require(result, "status \(status)")
+        #expect(r.state == .finished && r.exitCode == 0 && r.stdout?.bytes == 3300 && r.stdout?.truncated == true && r.stdout?.text?.utf8.count == 1024)
+        #expect(r.spawnMicroseconds ?? 0 > 0 && r.durationMilliseconds != nil)
+        let stored = try daemon.request("GET", "/v1/invocations/\(r.id)", as: InvocationResult.self).1
+        #expect(stored == r)
+
+        // Streamed: started, output, exited with the same result shape.
+        var lines: [InvocationEvent] = []
+        var pending = Data()
+        let streamed = try daemon.client.send(
+            "POST", "/v1/tools/minimal/invocations?stream=1", body: Array(try JSONEncoder().encode(InvocationRequest(arguments: ["echo one; sleep 0.2; echo two"]))),
+            onBody: { bytes in
+                pending += bytes
+                while let nl = pending.firstIndex(of: 10) {
+                    if let e = try? JSONDecoder().decode(InvocationEvent.self, from: pending[pending.startIndex..<nl]) { lines.append(e) }
+                    pending = Data(pending[(nl + 1)...])
+                }
+            })
+        #expect(streamed.status == 200 && streamed.header("content-type") == "application/x-ndjson")
+        #expect(lines.map(\.event) == ["started", "stdout", "stdout", "exited"], "\(lines.map(\.event))")
+        #expect(lines.filter { $0.event == "stdout" }.compactMap(\.text) == ["one\n", "two\n"])
+        #expect(lines.last?.result?.exitCode == 0 && lines.last?.result?.stdout?.text == "one\ntwo\n")
+
+        // The audit trail through the socket: one ToolInvoked and one terminal event per invocation.
+        let trail = try daemon.trail("minimal")
+        #expect(trail.first?.type == .toolRegistered)
+        let invocations = Dictionary(grouping: trail.filter { $0.context.invocationID != nil }, by: { $0.context.invocationID! })
+        #expect(invocations.count == 4)
+        for (_, events) in invocations {
+            #expect(events.filter { $0.type == .toolInvoked }.count == 1 && events.filter { $0.type.isTerminal }.count == 1)
+            #expect(events.allSatisfy { $0.context.principal == "root" })
+        }
+        #expect(trail.contains { $0.type == .permissionDenied && $0.details["reason"]?.stringValue == "environment_not_allowed" })
+
+        let metrics = String(decoding: try daemon.client.send("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("burrow_invocations_total{outcome=\"completed\"} 3"), "\(metrics)")
+        #expect(metrics.contains("burrow_invocations_total{outcome=\"failed\"} 1"))
+        #expect(metrics.contains("burrow_spawn_seconds_count 4") && metrics.contains("burrow_active_sandboxes 0"))
+        #expect(metrics.contains("burrow_denials_total{reason=\"environment_not_allowed\"} 1"))
+
+        // A caller of another uid: nobody may invoke but not read the trail; uid 1 may do neither.
+        func curl(_ uid: UInt32, _ method: String, _ path: String, _ body: String = "") throws -> Int {
+            let out = try Subprocess.run([
+                "/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "65534", "--clear-groups", "/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                "--unix-socket", daemon.socket, "-X", method, "-d", body, "http://burrowd" + path,
+            ])
+            return Int(out.output) ?? 0
+        }
+        chmod(daemon.socket, 0o666)
+        #expect(try curl(65534, "POST", "/v1/tools/minimal/invocations", "{\"arguments\": [\"true\"]}") == 200)
+        #expect(try curl(65534, "GET", "/v1/security/audit/minimal") == 403)
+        #expect(try curl(1, "POST", "/v1/tools/minimal/invocations", "{\"arguments\": [\"true\"]}") == 403)
+        let denied = try daemon.trail("minimal").filter { $0.type == .permissionDenied && $0.details["reason"]?.stringValue == "role_required" }
+        #expect(Set(denied.map(\.context.uid)) == [65534, 1])
+        #expect(try daemon.stop(SIGTERM).status == 0)
+    }
+
+    @Test("max_concurrent and requests_per_minute refuse with 429 and Retry-After; each refusal is audited")
+    func callerLimits() throws {
+        let daemon = try LiveDaemon(policy: Self.policy)
+        try Self.register(daemon, ["--max-concurrent", "1", "--requests-per-minute", "3"])
+        let long = try Subprocess.start([
+            "/usr/bin/curl", "-s", "--unix-socket", daemon.socket, "-X", "POST", "-d", "{\"arguments\": [\"sleep 3\"]}", "http://burrowd/v1/tools/minimal/invocations",
+        ])
+        _ = try daemon.waitForInvocation("minimal")
+        let (busy, _, busyResponse) = try daemon.request("POST", "/v1/tools/minimal/invocations", InvocationRequest(arguments: ["true"]), as: ErrorBody.self)
+        #expect(busy == 429 && busyResponse.header("retry-after") == "1")
+        #expect(String(decoding: busyResponse.body, as: UTF8.self).contains("too_many_concurrent"))
+        _ = try long.finish()
+        #expect(try daemon.request("POST", "/v1/tools/minimal/invocations", InvocationRequest(arguments: ["true"]), as: InvocationResult.self).0 == 200)
+        #expect(try daemon.request("POST", "/v1/tools/minimal/invocations", InvocationRequest(arguments: ["true"]), as: InvocationResult.self).0 == 200)
+        // Three tokens a minute, all spent: the next is due in about 20 s.
+        let (limited, error, response) = try daemon.request("POST", "/v1/tools/minimal/invocations", InvocationRequest(arguments: ["true"]), as: ErrorBody.self)
+        #expect(limited == 429 && error?.error.code == "rate_limited" && (Int(response.header("retry-after") ?? "") ?? 0) >= 15)
+        let reasons = try daemon.trail("minimal").filter { $0.type == .permissionDenied }.compactMap { $0.details["reason"]?.stringValue }
+        #expect(reasons == ["too_many_concurrent", "rate_limited"])
+        _ = try daemon.stop(SIGTERM)
+    }
+
+    @Test("SIGTERM: running invocations get the grace period, then are stopped and audited; registrations survive the restart")
+    func gracefulStop() throws {
+        // Long enough for the quick one even on a loaded machine.
+        let daemon = try LiveDaemon(policy: Self.policy.replacingOccurrences(of: "shutdown_grace = \"1s\"", with: "shutdown_grace = \"4s\""))
+        try Self.register(daemon)
+        let quick = try Subprocess.start([
+            "/usr/bin/curl", "-s", "--unix-socket", daemon.socket, "-X", "POST", "-d", "{\"arguments\": [\"sleep 0.3; echo done\"]}",
+            "http://burrowd/v1/tools/minimal/invocations",
+        ])
+        let slow = try Subprocess.start([
+            "/usr/bin/curl", "-s", "--unix-socket", daemon.socket, "-X", "POST", "-d", "{\"arguments\": [\"sleep 60\"]}", "http://burrowd/v1/tools/minimal/invocations",
+        ])
+        for _ in 0..<200 where try daemon.trail("minimal").filter({ $0.type == .toolInvoked }).count < 2 { usleep(25_000) }
+        let started = ContinuousClock.now
+        let exit = try daemon.stop(SIGTERM)
+        #expect(exit.status == 0, "\(exit.stderr)")
+        #expect(ContinuousClock.now - started < .seconds(15))
+        let finished = try JSONDecoder().decode(InvocationResult.self, from: try quick.finish().stdout)
+        #expect(finished.exitCode == 0 && finished.stdout?.text == "done\n" && finished.stopped == nil, "\(finished)")
+        let stopped = try JSONDecoder().decode(InvocationResult.self, from: try slow.finish().stdout)
+        #expect(stopped.signal == SIGKILL && stopped.stopped?.contains("grace period") == true, "\(stopped)")
+
+        try daemon.start()
+        let terminal = try daemon.trail("minimal").filter { $0.context.invocationID == stopped.id && $0.type.isTerminal }
+        #expect(terminal.count == 1 && terminal.first?.type == .toolFailed && terminal.first?.details["reason"]?.stringValue == "stopped")
+        let tools = try daemon.request("GET", "/v1/tools", as: [ToolRecord].self).1
+        #expect(tools?.map(\.registration.id) == ["minimal"])
+        #expect(tasks(ofInvocation: stopped.id).isEmpty)
+        _ = try daemon.stop(SIGTERM)
+    }
+
+    @Test("SIGKILL mid-invocation: the sandbox dies with burrowd; the restart sweeps its cgroup and completes the audit trail")
+    func killedDaemon() throws {
+        let daemon = try LiveDaemon(policy: Self.policy)
+        try Self.register(daemon)
+        let client = try Subprocess.start([
+            "/usr/bin/curl", "-sN", "--unix-socket", daemon.socket, "-X", "POST", "-d", "{\"arguments\": [\"sleep 60\"]}",
+            "http://burrowd/v1/tools/minimal/invocations?stream=1",
+        ])
+        let invoked = try daemon.waitForInvocation("minimal")
+        let id = try #require(invoked.context.invocationID)
+        let sandboxUID = try #require(invoked.details["sandboxID"]?.integerValue)
+        for _ in 0..<100 where tasks(ofInvocation: id).isEmpty { usleep(20_000) }
+        #expect(!tasks(ofInvocation: id).isEmpty, "the sandbox runs in its invocation cgroup")
+
+        _ = try daemon.stop(SIGKILL)
+        _ = try client.finish()
+        // The sandbox's parent-death signal fired with burrowd's supervising thread.
+        for _ in 0..<200 where !tasks(ofInvocation: id).isEmpty { usleep(25_000) }
+        #expect(tasks(ofInvocation: id).isEmpty, "no task of the invocation outlives burrowd")
+        func leftovers() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+                ((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "").contains("Uid:\t\(sandboxUID)\t")
+            }
+        }
+        // Tasks killed with their PID namespace take a moment to be reaped.
+        for _ in 0..<200 where !leftovers().isEmpty { usleep(25_000) }
+        #expect(leftovers().isEmpty, "processes of sandbox uid \(sandboxUID): \(leftovers())")
+
+        try daemon.start()
+        let events = try daemon.trail("minimal").filter { $0.context.invocationID == id }
+        #expect(events.map(\.type) == [.toolInvoked, .toolFailed])
+        #expect(events.last?.details["reason"]?.stringValue == "supervisor_lost")
+        let result = try daemon.request("GET", "/v1/invocations/\(id)", as: InvocationResult.self).1
+        #expect(result?.state == .failed && result?.error?.code == "supervisor_lost")
+        // And it is still one intact chain.
+        let verify = try Subprocess.run([Subprocess.burrow, "audit", "verify", "--audit-db", daemon.auditDB])
+        #expect(verify.status == 0, "\(verify.output)\(verify.stderr)")
+        _ = try daemon.stop(SIGTERM)
+    }
+}
