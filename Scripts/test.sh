@@ -2,7 +2,8 @@
 # Runs Burrow's whole test suite: installs the build dependencies, builds, runs
 # `swift test` on this host, then the cgroup v2 suites in a VM (this kind of
 # host has hybrid cgroups without v2 controllers; Scripts/vm-test.sh boots
-# Debian's kernel under QEMU with a pure cgroup v2 tree).
+# Debian's kernel under QEMU with a pure cgroup v2 tree), then burrowd as a
+# systemd service in a VM booted with systemd (Scripts/vm-systemd-check.sh).
 #
 # Privileged tests run for real when this is root; without root they are
 # skipped with their reason, unless BURROW_TEST_STRICT=1 (CI), which turns
@@ -30,4 +31,6 @@ if [ "$vm" = 1 ]; then
     Scripts/vm-test.sh -- \
         "$(swift build --show-bin-path)/BurrowPackageTests.xctest" --testing-library swift-testing \
         --filter 'ResourceLimitTests|CgroupV2Tests'
+    echo "== burrowd under systemd in a VM (Scripts/vm-systemd-check.sh)"
+    Scripts/vm-test.sh --systemd -- Scripts/vm-systemd-check.sh "$(swift build --show-bin-path)"
 fi

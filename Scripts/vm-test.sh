@@ -27,6 +27,8 @@ Options:
   --workdir DIR       directory COMMAND starts in (default: the shared directory)
   --memory MB         guest memory (default: 2048)
   --timeout SECONDS   kill the VM after this long and exit 124 (default: 1200)
+  --systemd           boot the guest's systemd as PID 1 and run COMMAND as its oneshot
+                      service vm-job.service (slower: systemd's early units start first)
   --verbose           also stream the kernel console and QEMU's messages to stderr
   -h, --help          this text
 
@@ -56,7 +58,7 @@ misuse() { log "$* (see --help)"; exit 2; }
 
 # --- Arguments --------------------------------------------------------------------------------
 share=$(realpath "$(dirname "${BASH_SOURCE[0]}")/..")
-workdir='' memory=2048 timeout=1200 verbose=0 envs=()
+workdir='' memory=2048 timeout=1200 verbose=0 systemd=0 envs=()
 while [ $# -gt 0 ]; do
     opt=$1; shift
     case $opt in --env|--share|--workdir|--memory|--timeout)
@@ -73,6 +75,7 @@ while [ $# -gt 0 ]; do
         --memory) memory=$val ;;
         --timeout) timeout=$val ;;
         --verbose) verbose=1 ;;
+        --systemd) systemd=1 ;;
         -h|--help) usage; exit 0 ;;
         --) break ;;
         -*) misuse "unknown option $opt" ;;
@@ -151,6 +154,17 @@ port() {   # the /dev node of the virtio-serial port named $1 (ports show up asy
 out=$(port burrow.stdout) && err=$(port burrow.stderr) && status=$(port burrow.status) ||
     die "missing virtio-serial ports"
 echo "vm-init: running the command at $(cut -d' ' -f1 /proc/uptime)s"
+if [ "${SYSTEMD:-0}" = 1 ]; then
+    # --systemd: the guest's own systemd becomes PID 1 and runs the command as a oneshot
+    # service, which reports like the plain mode does and powers the guest off.
+    { cat /job; echo "OUT=$out ERR=$err STATUS=$status"; } >$r/etc/vm-job
+    printf '%s\n' '. /etc/vm-job' '"$@" </dev/null >"$OUT" 2>"$ERR"' 'echo $? >"$STATUS"' sync \
+        'systemctl poweroff --force --force' >$r/etc/vm-job.sh
+    printf '%s\n' '[Unit]' 'Description=vm-test.sh job' '[Service]' 'Type=oneshot' 'ExecStart=/bin/sh /etc/vm-job.sh' \
+        >$r/etc/systemd/system/vm-job.service
+    cd $r && mount --move . / && mount --make-rshared . && exec chroot . /lib/systemd/systemd --unit=vm-job.service
+    die "cannot start systemd"
+fi
 # A plain chroot would leave the command chrooted in the kernel's eyes: unshare(CLONE_NEWUSER)
 # fails there with EPERM, pivot_root with EINVAL. So the child moves the new root over / (as
 # switch_root does) and makes it shared (as systemd does); this PID 1 keeps the initramfs.
@@ -164,7 +178,7 @@ modules="virtio_pci virtio_console 9pnet_virtio 9p overlay"   # with their depen
 # --- This run's command line, quoted for sh, for /job in the initramfs -----------------------
 q() { printf "'%s' " "${1//\'/\'\\\'\'}"; }   # quote for sh: ' becomes '\''
 mkdir "$tmp/job"
-{   echo "SHARE=$(q "$share")"; printf 'set -- '
+{   echo "SHARE=$(q "$share") SYSTEMD=$systemd"; printf 'set -- '
     for a in /usr/bin/env -i -C "$workdir" "PATH=$PATH" HOME=/root TERM=dumb "${envs[@]}" "$@"; do q "$a"; done; echo
 } >"$tmp/job/job"
 

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Installs Burrow on this machine: burrow and burrowd, the systemd units
+# (burrowd.service, the audit-prune timer), the sysusers and tmpfiles
+# snippets (groups burrow and burrow-audit; /run/burrow, /var/lib/burrow),
+# the shipped profiles into /etc/burrow/profiles, and a commented policy at
+# /etc/burrow/burrow.toml when there is none. Idempotent; needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+    cat <<'EOF'
+Usage: Scripts/install.sh [--from DIR] [--root DIR] [--prefix DIR] [--start]
+
+  --from DIR    take burrow and burrowd from DIR (e.g. .build/debug) instead of
+                building them (release, Swift runtime linked in statically)
+  --root DIR    install below DIR (a staging tree): nothing is activated
+  --prefix DIR  where bin/ and share/ go (default /usr/local)
+  --start       enable and (re)start burrowd.service and the prune timer
+
+Afterwards: add operators to the burrow group (invoke) or name them in
+/etc/burrow/burrow.toml [daemon] admins, then `systemctl enable --now burrowd`
+(or pass --start), and `burrow tools list` talks to it.
+EOF
+}
+
+from='' root='' prefix=/usr/local start=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --from) from=$(realpath -e "$2"); shift 2 ;;
+        --root) root=$(realpath -m "$2"); shift 2 ;;
+        --prefix) prefix=$2; shift 2 ;;
+        --start) start=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
+
+if [ -z "$from" ]; then
+    Scripts/install-deps.sh
+    echo "== building burrow and burrowd (release)"
+    swift build -c release --static-swift-stdlib --product burrow 2>&1 | tail -1
+    swift build -c release --static-swift-stdlib --product burrowd 2>&1 | tail -1
+    from=$PWD/.build/release
+fi
+for b in burrow burrowd; do [ -x "$from/$b" ] || { echo "install.sh: no $from/$b" >&2; exit 1; }; done
+
+echo "== installing into ${root:-/} (prefix $prefix)"
+install -d -m 0755 "$root$prefix/bin" "$root/etc/systemd/system" "$root/etc/sysusers.d" "$root/etc/tmpfiles.d" \
+    "$root/etc/burrow" "$root/etc/burrow/profiles" "$root$prefix/share/doc/burrow"
+install -m 0755 "$from/burrow" "$from/burrowd" "$root$prefix/bin/"
+for unit in burrowd.service burrow-audit-prune.service burrow-audit-prune.timer; do
+    sed "s|/usr/local/|$prefix/|g" "Systemd/$unit" >"$root/etc/systemd/system/$unit"
+    chmod 0644 "$root/etc/systemd/system/$unit"
+done
+install -m 0644 Systemd/burrow.sysusers "$root/etc/sysusers.d/burrow.conf"
+install -m 0644 Systemd/burrow.tmpfiles "$root/etc/tmpfiles.d/burrow.conf"
+install -m 0644 Profiles/*.toml "$root/etc/burrow/profiles/"
+install -m 0644 README.md "$root$prefix/share/doc/burrow/README.md"
+policy=$root/etc/burrow/burrow.toml
+if [ ! -e "$policy" ]; then
+    cat >"$policy" <<'EOF'
+# Burrow's host policy: ceilings for every profile, and burrowd's settings.
+# Every key is optional; README.md ("Host policy", "burrowd") lists them all.
+
+[daemon]
+# socket = "/run/burrow/burrowd.sock"   # 0660 root:socket_group
+# socket_group = "burrow"
+# admins = ["user:alice"]                # register, update, remove tools
+# invokers = ["group:burrow"]            # invoke tools
+# auditors = ["group:burrow-audit"]      # read the audit log
+# shutdown_grace = "30s"
+
+# [rate_limits]
+# requests_per_minute = 60               # per tool
+# max_concurrent = 5                     # live sandboxes per tool
+# registration_attempts_per_hour = 10    # per caller
+EOF
+    chmod 0644 "$policy"
+    echo "   wrote $policy"
+fi
+
+if [ -n "$root" ]; then
+    echo "== staged below $root; nothing activated"
+    exit 0
+fi
+systemd-sysusers /etc/sysusers.d/burrow.conf
+systemd-tmpfiles --create /etc/tmpfiles.d/burrow.conf
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    systemd-analyze verify /etc/systemd/system/burrowd.service /etc/systemd/system/burrow-audit-prune.service /etc/systemd/system/burrow-audit-prune.timer
+    if [ "$start" -eq 1 ]; then
+        systemctl enable --quiet burrowd.service burrow-audit-prune.timer
+        systemctl restart burrowd.service
+        systemctl start burrow-audit-prune.timer
+        systemctl --no-pager --lines=0 status burrowd.service
+    fi
+else
+    echo "   systemd is not running here: units installed, not loaded"
+fi
+echo "== done: $prefix/bin/burrow, $prefix/bin/burrowd, burrowd.service"

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# burrowd as a systemd service, end to end. Runs inside the VM booted with
+# systemd as PID 1 (Scripts/test.sh does: Scripts/vm-test.sh --systemd -- THIS):
+# installs Burrow with Scripts/install.sh (units verified by systemd-analyze),
+# starts burrowd.service (Type=notify, Delegate=yes, hardened), registers a
+# tool and invokes it through the socket with the CLI, reads its audit trail
+# and metrics, checks the watchdog and the delegated cgroups, and stops it.
+#
+# Usage: Scripts/vm-systemd-check.sh [BUILD-DIR]   (default: .build/debug)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+from=${1:-.build/debug}
+fail() { echo "vm-systemd-check: FAIL: $*" >&2; journalctl -u burrowd --no-pager -n 50 >&2 || true; exit 1; }
+step() { echo "== $*"; }
+
+[ "$(cat /proc/1/comm)" = systemd ] || fail "PID 1 is not systemd (run under Scripts/vm-test.sh --systemd)"
+step "install (Scripts/install.sh --from $from --start)"
+Scripts/install.sh --from "$from" --start
+getent group burrow >/dev/null && getent group burrow-audit >/dev/null || fail "sysusers did not create the groups"
+[ "$(stat -c '%a %U:%G' /var/lib/burrow)" = "750 root:burrow-audit" ] || fail "tmpfiles: /var/lib/burrow is $(stat -c '%a %U:%G' /var/lib/burrow)"
+
+step "burrowd.service is active (READY=1 came from burrowd)"
+for _ in $(seq 100); do [ -S /run/burrow/burrowd.sock ] && break; sleep 0.1; done
+[ "$(systemctl is-active burrowd)" = active ] || fail "burrowd is $(systemctl is-active burrowd)"
+status=$(systemctl show burrowd -p StatusText --value)
+case $status in "serving on /run/burrow/burrowd.sock") ;; *) fail "StatusText '$status'" ;; esac
+[ "$(stat -c '%a %U:%G' /run/burrow/burrowd.sock)" = "660 root:burrow" ] || fail "socket is $(stat -c '%a %U:%G' /run/burrow/burrowd.sock)"
+[ "$(systemctl show burrowd -p WatchdogUSec --value)" = 30s ] || fail "no watchdog"
+
+step "register and invoke through the socket"
+burrow tools register --profile /etc/burrow/profiles/minimal.toml --version 1.0.0 --category demo -- sh -c
+out=$(burrow invoke minimal -- 'echo hello from $(id -u); cat /proc/self/cgroup')
+echo "$out"
+echo "$out" | grep -Eq '^hello from [0-9]+$' || fail "unexpected output"
+cgroup=$(echo "$out" | sed -n 's/^0:://p')
+case $cgroup in /) ;; *) fail "the sandbox sees cgroup '$cgroup' (expected its own root)" ;; esac
+burrow invoke minimal -- 'exit 7' && fail "exit status lost" || [ $? -eq 7 ] || fail "exit status not 7"
+
+step "delegated cgroups: burrowd in supervisor/, invocations under tools/"
+main=$(systemctl show burrowd -p MainPID --value)
+grep -q '^0::/system.slice/burrowd.service/supervisor$' "/proc/$main/cgroup" || fail "burrowd's cgroup: $(cat "/proc/$main/cgroup")"
+[ -d /sys/fs/cgroup/system.slice/burrowd.service/tools ] || fail "no tools/ cgroup"
+left=$(find /sys/fs/cgroup/system.slice/burrowd.service/tools -mindepth 1 -maxdepth 1 -type d)
+[ -z "$left" ] || fail "invocation cgroups left: $left"
+
+step "audit trail and metrics"
+burrow audit --tool minimal
+[ "$(burrow audit --tool minimal --type ToolInvoked --jsonl | wc -l)" -eq 2 ] || fail "expected 2 ToolInvoked"
+burrow audit verify
+metrics=$(curl -s --unix-socket /run/burrow/burrowd.sock http://burrowd/metrics)
+echo "$metrics" | grep -q '^burrow_invocations_total{outcome="completed"} 1$' || fail "metrics: $metrics"
+echo "$metrics" | grep -q '^burrow_spawn_seconds_count 2$' || fail "metrics: $metrics"
+
+step "stop: SIGTERM, clean exit, socket removed"
+systemctl stop burrowd
+[ "$(systemctl show burrowd -p Result --value)" = success ] || fail "stop result $(systemctl show burrowd -p Result --value)"
+[ ! -e /run/burrow/burrowd.sock ] || fail "the socket is left behind"
+systemctl start burrowd
+burrow tools list | grep -q '^minimal ' || fail "registrations lost across the restart"
+systemctl stop burrowd
+echo "vm-systemd-check: OK"
