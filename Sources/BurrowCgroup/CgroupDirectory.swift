@@ -77,6 +77,13 @@ package final class CgroupDirectory {
         return names.sorted()
     }
 
+    /// Opens `file` for writing (close-on-exec): the caller owns the descriptor.
+    package func openForWriting(_ file: String) throws(CgroupError) -> Int32 {
+        let raw = openat(fd.rawValue, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard raw >= 0 else { throw .io(op: "open", path: display(file), Errno(rawValue: errno)) }
+        return raw
+    }
+
     /// Writes `value` to `file` in one write(2), as cgroup files require.
     package func write(_ file: String, _ value: String) throws(CgroupError) {
         let raw = openat(fd.rawValue, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)

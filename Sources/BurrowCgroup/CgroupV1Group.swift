@@ -85,8 +85,17 @@ package final class CgroupV1Group: InvocationCgroup {
     }
     package var cloneTarget: Int32? { nil }
 
-    package func join(_ pid: Int32) throws(CgroupError) {
-        for d in distinct { try d.invocation.write("cgroup.procs", "\(pid)") }
+    package func selfJoinDescriptors() throws(CgroupError) -> [Int32] {
+        var fds: [Int32] = []
+        for d in distinct {
+            do {
+                fds.append(try d.invocation.openForWriting("tasks"))
+            } catch {
+                for fd in fds { close(fd) }
+                throw error
+            }
+        }
+        return fds
     }
 
     package func write(_ file: String, _ value: String) throws(CgroupError) {
@@ -97,11 +106,16 @@ package final class CgroupV1Group: InvocationCgroup {
 
     /// Freezes the tree (so nothing forks meanwhile), SIGKILLs every task, thaws.
     package func killAll() {
+        // Nothing left (the usual end: init took the tree with it): nothing to freeze.
+        guard distinct.contains(where: { !$0.invocation.processes.isEmpty }) else { return }
         let freezer = directories["freezer"]
         let frozen = (try? freezer?.write("freezer.state", "FROZEN")) != nil
         if frozen {
             // FREEZING until every task has stopped; a few ms at most.
-            for _ in 0..<100 where freezer?.read("freezer.state")?.trimmed != "FROZEN" { usleep(1000) }
+            for _ in 0..<100 {
+                if freezer?.read("freezer.state")?.trimmed == "FROZEN" { break }
+                usleep(1000)
+            }
         }
         for d in distinct {
             for pid in d.invocation.processes { kill(pid, SIGKILL) }

@@ -35,9 +35,7 @@ package final class CgroupV2Group: InvocationCgroup {
     package var paths: [String] { [directory.path] }
     package var cloneTarget: Int32? { directory.fd.rawValue }
 
-    package func join(_ pid: Int32) throws(CgroupError) {
-        try directory.write("cgroup.procs", "\(pid)")
-    }
+    package func selfJoinDescriptors() throws(CgroupError) -> [Int32] { [] }
 
     package func write(_ file: String, _ value: String) throws(CgroupError) {
         try directory.write(file, value)

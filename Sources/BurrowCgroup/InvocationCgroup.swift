@@ -10,10 +10,15 @@ package protocol InvocationCgroup: AnyObject {
     /// The invocation's directories (one on v2, one per hierarchy on v1), for the record.
     var paths: [String] { get }
     /// The directory descriptor for clone3(CLONE_INTO_CGROUP), when the
-    /// backend can place the child atomically (v2); nil means `join` instead.
+    /// backend can place the child atomically (v2); nil means the child
+    /// joins by itself (`selfJoinDescriptors`).
     var cloneTarget: Int32? { get }
-    /// Moves process `pid` into the invocation's cgroup(s) (v1, after clone).
-    func join(_ pid: Int32) throws(CgroupError)
+    /// Descriptors of the `tasks` files the child writes "0" to, joining by
+    /// itself (v1; empty on v2, which uses `cloneTarget`). A thread moving
+    /// itself skips the threadgroup rwsem's RCU grace period that moving
+    /// another process's thread group costs (about 10 ms against 10 µs).
+    /// The caller closes them once the child has them.
+    func selfJoinDescriptors() throws(CgroupError) -> [Int32]
     /// Writes a limit: `file` as the plan names it (`memory.max`, `memory/memory.limit_in_bytes`).
     func write(_ file: String, _ value: String) throws(CgroupError)
     /// Kills every task in the invocation's cgroup(s), stopped ones included.

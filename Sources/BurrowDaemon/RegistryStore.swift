@@ -1,5 +1,5 @@
 public import BurrowAPI
-package import BurrowAudit
+import BurrowAudit
 import BurrowSystem
 import FoundationEssentials
 import Synchronization

@@ -1,6 +1,6 @@
 import BurrowAPI
-public import BurrowAudit
-public import BurrowPolicy
+import BurrowAudit
+import BurrowPolicy
 public import BurrowProfile
 import BurrowRuntime
 public import BurrowSystem

@@ -1,6 +1,6 @@
 import BurrowSystem
 import Synchronization
-public import SystemPackage
+import SystemPackage
 
 #if canImport(Glibc)
     import Glibc

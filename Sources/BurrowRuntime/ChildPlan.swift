@@ -104,6 +104,13 @@ final class ChildPlan {
         idmaps = [:]
     }
 
+    /// The v1 `tasks` files the child joins by writing "0" (the caller keeps them open until the clone).
+    func setCgroupTasks(_ fds: [Int32]) {
+        guard !fds.isEmpty else { return }
+        raw.cgroup_tasks = UnsafePointer(array(fds))
+        raw.cgroup_task_count = UInt32(fds.count)
+    }
+
     func setChannels(sock: FileDescriptor, status: FileDescriptor?, stdio: [FileDescriptor]?) {
         raw.sock = sock.rawValue
         raw.status_fd = status?.rawValue ?? -1

@@ -3,7 +3,7 @@
 public enum ChildStage: UInt32, Sendable, CaseIterable {
     case waitParent = 1, session, mounts, pivotRoot, remountRoot, hostname, loopback, chdir, rlimits
     case landlockRules, boundingSet, securebits, setgroups, setgid, setuid, capabilities, parentDeath
-    case noNewPrivileges, landlock, forkInit, closeDescriptors, seccomp, handshake, exec, stdio
+    case noNewPrivileges, landlock, forkInit, closeDescriptors, seccomp, handshake, exec, stdio, cgroupJoin
     case listener = 100
 
     /// What the child was doing, in an operator's words.
@@ -34,6 +34,7 @@ public enum ChildStage: UInt32, Sendable, CaseIterable {
         case .handshake: "handing the seccomp listener to the supervisor"
         case .exec: "execve"
         case .stdio: "connecting standard input and output"
+        case .cgroupJoin: "joining the invocation's cgroups"
         case .listener: "seccomp listener"
         }
     }

@@ -103,16 +103,15 @@ public enum Runner {
         }
         defer { finishCgroup() }
         let pump = try options.streams.map { s throws(RunError) in try StreamPump(s) }
-        let sandbox = try Sandbox.launch(
-            plan, cgroup: cgroup?.group.cloneTarget, stdio: pump?.childEnds,
-            beforeStart: { pid throws(RunError) in
-                guard let group = cgroup?.group, group.cloneTarget == nil else { return }
-                do {
-                    try group.join(pid)
-                } catch {
-                    throw .preparation("cannot place the sandbox in its cgroups: \(error)")
-                }
-            })
+        // v1: the child joins by itself, first thing (see selfJoinDescriptors).
+        let tasks: [Int32]
+        do {
+            tasks = try cgroup?.group.selfJoinDescriptors() ?? []
+        } catch {
+            throw .preparation("cannot place the sandbox in its cgroups: \(error)")
+        }
+        defer { for fd in tasks { close(fd) } }
+        let sandbox = try Sandbox.launch(plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds)
         let execAt = Kernel.monotonicNanoseconds()
         pump?.closeChildEnds()
         options.onStart()

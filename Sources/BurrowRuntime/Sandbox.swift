@@ -85,11 +85,14 @@ final class Sandbox {
     ///   - cgroup: a cgroup2 directory descriptor the child is born in (CLONE_INTO_CGROUP).
     ///   - beforeStart: runs after clone, while the child waits for the go
     ///     byte (e.g. to place it in v1 cgroups).
+    ///   - cgroupTasks: v1 `tasks` files the child joins itself through.
     ///   - stdio: descriptors that become the tool's 0, 1 and 2 (nil: inherited).
     static func launch(
-        _ plan: LaunchPlan, cgroup: Int32? = nil, stdio: [FileDescriptor]? = nil, beforeStart: (pid_t) throws(RunError) -> Void = { _ in }
+        _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil,
+        beforeStart: (pid_t) throws(RunError) -> Void = { _ in }
     ) throws(RunError) -> Sandbox {
         let childPlan = try ChildPlan(plan, cgroup: cgroup)
+        childPlan.setCgroupTasks(cgroupTasks)
         let (parentSock, childSock): (FileDescriptor, FileDescriptor)
         let statusPipe: (FileDescriptor, FileDescriptor)?
         do {

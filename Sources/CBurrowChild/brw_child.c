@@ -488,6 +488,15 @@ static __attribute__((noreturn)) void child_main(const struct brw_child_plan *p)
         if (got == 0) errno = EPIPE;
         brw_fail(p, BRW_STAGE_WAIT_PARENT, 0);
     }
+    /* cgroup v1: join the invocation's cgroups before anything else runs
+     * here. Moving oneself (a single thread) skips the global threadgroup
+     * lock that moving another process takes (an RCU grace period). */
+    for (uint32_t i = 0; i < p->cgroup_task_count; i++) {
+        ssize_t w;
+        do w = write(p->cgroup_tasks[i], "0", 1);
+        while (w < 0 && errno == EINTR);
+        if (w != 1) brw_fail(p, BRW_STAGE_CGROUP_JOIN, i);
+    }
     /* The daemon's pipes (all above 2, close-on-exec) become 0-2; dup2 clears
      * close-on-exec on the copy, and the originals close at execve. */
     for (int i = 0; i < 3; i++) {

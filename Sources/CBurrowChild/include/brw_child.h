@@ -52,6 +52,7 @@ enum brw_stage {
     BRW_STAGE_HANDSHAKE = 23,
     BRW_STAGE_EXEC = 24,
     BRW_STAGE_STDIO = 25,
+    BRW_STAGE_CGROUP_JOIN = 26,
     /* Not a failure: the message carries the seccomp listener (SCM_RIGHTS). */
     BRW_STAGE_LISTENER = 100,
 };
@@ -103,6 +104,8 @@ struct brw_child_plan {
     int32_t status_fd;      /* write end of the status pipe (init only), or -1 */
     uint32_t use_init;      /* 1: the clone child stays as PID 1 and forks the tool */
     int32_t stdio[3];       /* >= 0: becomes the tool's fd 0, 1, 2; -1: inherited */
+    const int32_t *_Nullable cgroup_tasks; /* v1 `tasks` files the child writes "0" to (joins itself) */
+    uint32_t cgroup_task_count;
 
     /* file system */
     const char *_Nullable staging;    /* where the new root's tmpfs is mounted before pivot_root */

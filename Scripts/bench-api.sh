@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# burrowd's invocation round trip: POST /v1/tools/bench-true/invocations for
+# /bin/true under the minimal profile (every namespace, a fresh root, seccomp,
+# Landlock, capability drop, rlimits, a cgroup per invocation, ToolInvoked and
+# ToolCompleted made durable in the audit log), from clients holding
+# keep-alive connections to the socket; measured in the same run as Debian's
+# bwrap running /bin/true in a comparable sandbox (as Scripts/bench-spawn.sh).
+#
+# Prints p50, p99 and throughput with 1 and 2 concurrent clients and checks
+# the targets: round-trip p50 at most half of bwrap's median, 2-client
+# throughput at least twice bwrap's with 2 workers, p99 within 3x p50.
+# Exit 0 when every target is met, 1 otherwise (the numbers are printed either way).
+#
+# Usage: Scripts/bench-api.sh [runs]   (default 300 per phase; needs root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-300}
+
+Scripts/install-deps.sh
+command -v bwrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+echo "== building burrowd (release, static Swift runtime)"
+swift build -c release --static-swift-stdlib --product burrowd 2>&1 | tail -1
+burrowd=$PWD/.build/release/burrowd
+
+dir=$(mktemp -d /var/tmp/burrow-bench-api.XXXXXX)
+pid=''
+cleanup() { [ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }; rm -rf "$dir"; }
+trap cleanup EXIT
+cat >"$dir/burrow.toml" <<EOF
+[rate_limits]
+requests_per_minute = 10000000
+max_concurrent = 64
+registration_attempts_per_hour = 100
+[daemon]
+socket = "$dir/burrowd.sock"
+registry = "$dir/registry.db"
+[audit]
+database = "$dir/audit.db"
+EOF
+BURROW_PROFILE_PATH=$PWD/Profiles "$burrowd" --policy "$dir/burrow.toml" 2>"$dir/burrowd.log" &
+pid=$!
+for _ in $(seq 100); do [ -S "$dir/burrowd.sock" ] && break; sleep 0.05; done
+[ -S "$dir/burrowd.sock" ] || { cat "$dir/burrowd.log"; exit 1; }
+
+python3 - "$runs" "$dir/burrowd.sock" <<'EOF'
+import http.client, json, socket, statistics, subprocess, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+
+runs, path = int(sys.argv[1]), sys.argv[2]
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self):
+        super().__init__("burrowd")
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+
+def call(conn, method, url, body=None):
+    conn.request(method, url, body=json.dumps(body) if body is not None else None,
+                 headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    return r.status, r.read()
+
+conn = UnixConnection()
+profile = 'extends = "minimal"\n[tool]\nid = "bench-true"\nname = "true"\nversion = "1"\n'
+status, body = call(conn, "POST", "/v1/tools", {"id": "bench-true", "metadata": {"name": "true", "version": "1"},
+                                                 "profile": profile, "command": ["/bin/true"]})
+assert status in (201, 409), (status, body)
+
+def invoke(conn):
+    t = time.perf_counter()
+    status, body = call(conn, "POST", "/v1/tools/bench-true/invocations", {})
+    ms = (time.perf_counter() - t) * 1000
+    result = json.loads(body)
+    assert status == 200 and result.get("exitCode") == 0, (status, body[:300])
+    return ms
+
+def phase(clients):
+    per = runs // clients
+    samples, lock = [], threading.Lock()
+    def worker():
+        c = UnixConnection()
+        invoke(c)  # warm the connection
+        mine = [invoke(c) for _ in range(per)]
+        with lock: samples.extend(mine)
+    t = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for th in threads: th.start()
+    for th in threads: th.join()
+    wall = time.perf_counter() - t
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1], len(samples) / wall
+
+bwrap = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "524288", "--gid", "524288",
+         "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+         "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+         "--new-session", "--die-with-parent", "--cap-drop", "ALL", "/bin/true"]
+def bwrap_once():
+    t = time.perf_counter()
+    subprocess.run(bwrap, check=True)
+    return (time.perf_counter() - t) * 1000
+
+for _ in range(10): invoke(conn)
+b = sorted(bwrap_once() for _ in range(runs))
+bwrap_median, bwrap_p99 = statistics.median(b), b[int(len(b) * 0.99) - 1]
+t = time.perf_counter()
+with ThreadPoolExecutor(2) as pool: list(pool.map(lambda _: bwrap_once(), range(runs)))
+bwrap_rate = runs / (time.perf_counter() - t)
+p50_1, p99_1, rate_1 = phase(1)
+p50_2, p99_2, rate_2 = phase(2)
+
+print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}{'per s':>9}")
+print(f"{'bwrap /bin/true (1 / 2 workers)':34}{bwrap_median:9.2f}{bwrap_p99:9.2f}{1000 / bwrap_median:9.0f}  2 workers: {bwrap_rate:.0f}/s")
+print(f"{'burrowd round trip, 1 client':34}{p50_1:9.2f}{p99_1:9.2f}{rate_1:9.0f}")
+print(f"{'burrowd round trip, 2 clients':34}{p50_2:9.2f}{p99_2:9.2f}{rate_2:9.0f}")
+checks = [
+    (f"p50 {p50_1:.2f} ms <= half of bwrap's median ({bwrap_median / 2:.2f} ms)", p50_1 <= bwrap_median / 2),
+    (f"2-client throughput {rate_2:.0f}/s >= twice bwrap's 2-worker ({2 * bwrap_rate:.0f}/s)", rate_2 >= 2 * bwrap_rate),
+    (f"p99 {p99_1:.2f} ms <= 3x p50 ({3 * p50_1:.2f} ms)", p99_1 <= 3 * p50_1),
+]
+for text, ok in checks: print(("met     " if ok else "MISSED  ") + text)
+sys.exit(0 if all(ok for _, ok in checks) else 1)
+EOF
