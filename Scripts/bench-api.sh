@@ -89,7 +89,7 @@ def phase(clients):
     for th in threads: th.join()
     wall = time.perf_counter() - t
     samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1], len(samples) / wall
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1], len(samples) / wall, samples[-1]
 
 bwrap = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "524288", "--gid", "524288",
          "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
@@ -106,13 +106,13 @@ bwrap_median, bwrap_p99 = statistics.median(b), b[int(len(b) * 0.99) - 1]
 t = time.perf_counter()
 with ThreadPoolExecutor(2) as pool: list(pool.map(lambda _: bwrap_once(), range(runs)))
 bwrap_rate = runs / (time.perf_counter() - t)
-p50_1, p99_1, rate_1 = phase(1)
-p50_2, p99_2, rate_2 = phase(2)
+p50_1, p99_1, rate_1, max_1 = phase(1)
+p50_2, p99_2, rate_2, max_2 = phase(2)
 
-print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}{'per s':>9}")
+print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}{'per s':>9}{'max ms':>9}")
 print(f"{'bwrap /bin/true (1 / 2 workers)':34}{bwrap_median:9.2f}{bwrap_p99:9.2f}{1000 / bwrap_median:9.0f}  2 workers: {bwrap_rate:.0f}/s")
-print(f"{'burrowd round trip, 1 client':34}{p50_1:9.2f}{p99_1:9.2f}{rate_1:9.0f}")
-print(f"{'burrowd round trip, 2 clients':34}{p50_2:9.2f}{p99_2:9.2f}{rate_2:9.0f}")
+print(f"{'burrowd round trip, 1 client':34}{p50_1:9.2f}{p99_1:9.2f}{rate_1:9.0f}{max_1:9.2f}")
+print(f"{'burrowd round trip, 2 clients':34}{p50_2:9.2f}{p99_2:9.2f}{rate_2:9.0f}{max_2:9.2f}")
 checks = [
     (f"p50 {p50_1:.2f} ms <= half of bwrap's median ({bwrap_median / 2:.2f} ms)", p50_1 <= bwrap_median / 2),
     (f"2-client throughput {rate_2:.0f}/s >= twice bwrap's 2-worker ({2 * bwrap_rate:.0f}/s)", rate_2 >= 2 * bwrap_rate),

@@ -41,12 +41,13 @@ final class Admission: Sendable {
 
     /// Takes a token and a sandbox slot of `tool`; `release` gives the slot back.
     func admit(_ tool: String, _ limits: Limits) throws(Refusal) {
-        let now = clock()
+        // The clock is read under the lock: times only move forward per bucket.
         let refusal: Refusal? = state.withLock { s in
+            let now = clock()
             let rate = Double(limits.requestsPerMinute) / 60e9  // tokens per nanosecond
             var b = s.buckets[tool] ?? Bucket(tokens: Double(limits.requestsPerMinute), refilledAt: now)
-            b.tokens = min(Double(limits.requestsPerMinute), b.tokens + Double(now - b.refilledAt) * rate)
-            b.refilledAt = now
+            b.tokens = min(Double(limits.requestsPerMinute), b.tokens + Double(now - min(now, b.refilledAt)) * rate)
+            b.refilledAt = max(now, b.refilledAt)
             defer { s.buckets[tool] = b }
             if b.live >= limits.maxConcurrent { return .concurrency(limit: limits.maxConcurrent) }
             if b.tokens < 1 {
@@ -66,13 +67,13 @@ final class Admission: Sendable {
 
     /// Counts one registration attempt by `uid` (refused ones too), at most `perHour` in any hour.
     func registrationAttempt(uid: UInt32, perHour: Int) throws(Refusal) {
-        let now = clock()
         let hour: UInt64 = 3_600_000_000_000
         let refusal: Refusal? = state.withLock { s in
-            var times = (s.registrations[uid] ?? []).filter { now - $0 < hour }
+            let now = clock()
+            var times = (s.registrations[uid] ?? []).filter { now - min(now, $0) < hour }
             defer { s.registrations[uid] = times }
             if times.count >= perHour {
-                let retry = (hour - (now - times[0])) / 1_000_000_000 + 1
+                let retry = (hour - (now - min(now, times[0]))) / 1_000_000_000 + 1
                 return .registrations(limit: perHour, retryAfter: Int(retry))
             }
             times.append(now)

@@ -7,8 +7,11 @@
  * Swift runtime) stays held forever. So, in everything reachable from
  * child_main():
  *
- *   Allowed:   raw system calls and the libc wrappers listed in signal-safety(7);
- *              memcpy/memset/strlen on parent-owned buffers; fixed stack arrays.
+ *   Allowed:   raw system calls and the libc wrappers listed in signal-safety(7),
+ *              except the credential setters (setuid, setresuid, setgroups, …):
+ *              glibc broadcasts those to every thread it believes exists, under
+ *              a lock (use syscall(SYS_…) instead); memcpy/memset/strlen on
+ *              parent-owned buffers; fixed stack arrays.
  *   Forbidden: malloc/free/strdup, printf and snprintf, stdio, strerror,
  *              getpwnam, opendir, exit(), mutexes, any libseccomp, libcap or
  *              sqlite call, logging, Swift.
@@ -343,9 +346,13 @@ static int kept(const struct brw_child_plan *p, uint32_t cap) {
 static void step_identity(const struct brw_child_plan *p) {
     STEP(BRW_STAGE_SECUREBITS, prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP_ONLY, 0, 0, 0));
     if (!p->set_ids) return;
-    STEP(BRW_STAGE_SETGROUPS, setgroups(0, 0));
-    STEP(BRW_STAGE_SETGID, setresgid(p->gid, p->gid, p->gid));
-    STEP(BRW_STAGE_SETUID, setresuid(p->uid, p->uid, p->uid));
+    /* Raw system calls: glibc's wrappers apply credentials to every thread
+     * it believes exists (nptl's setxid broadcast), taking a lock that another
+     * thread of a multithreaded parent (burrowd) may have held at clone time:
+     * the child would wait on that futex forever. Here there is one thread. */
+    STEP(BRW_STAGE_SETGROUPS, (int)syscall(SYS_setgroups, 0, 0));
+    STEP(BRW_STAGE_SETGID, (int)syscall(SYS_setresgid, p->gid, p->gid, p->gid));
+    STEP(BRW_STAGE_SETUID, (int)syscall(SYS_setresuid, p->uid, p->uid, p->uid));
 }
 
 /*

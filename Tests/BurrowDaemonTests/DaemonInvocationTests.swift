@@ -179,6 +179,28 @@ struct DaemonInvocationTests {
         #expect(try daemon.stop(SIGTERM).status == 0)
     }
 
+    @Test("concurrent invocations from several clients all complete (no sandbox child inherits a lock held by another thread)")
+    func concurrentClients() async throws {
+        let daemon = try LiveDaemon(policy: Self.policy)
+        try Self.register(daemon)
+        let results = await withTaskGroup(of: [Int32?].self) { group in
+            for client in 0..<4 {
+                group.addTask {
+                    (0..<40).map { i in
+                        let request = InvocationRequest(arguments: ["echo \(client)-\(i)"])
+                        let result = try? daemon.request("POST", "/v1/tools/minimal/invocations", request, as: InvocationResult.self).1
+                        return result?.stdout?.text == "\(client)-\(i)\n" ? result?.exitCode : nil
+                    }
+                }
+            }
+            var all: [Int32?] = []
+            for await part in group { all += part }
+            return all
+        }
+        #expect(results.count == 160 && results.allSatisfy { $0 == 0 }, "\(results.filter { $0 != 0 }.count) of 160 failed")
+        _ = try daemon.stop(SIGTERM)
+    }
+
     @Test("max_concurrent and requests_per_minute refuse with 429 and Retry-After; each refusal is audited")
     func callerLimits() throws {
         let daemon = try LiveDaemon(policy: Self.policy)

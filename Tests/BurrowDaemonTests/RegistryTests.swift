@@ -196,4 +196,22 @@ struct AdmissionTests {
         clock.now += 20_000_000_000
         try admission.admit("t", limits)
     }
+
+    @Test("admission holds under concurrent callers (the clock is read under the lock)")
+    func concurrent() async throws {
+        let admission = Admission()
+        let limits = Admission.Limits(requestsPerMinute: 60_000_000, maxConcurrent: 1000)
+        await withTaskGroup(of: Void.self) { group in
+            for t in 0..<8 {
+                group.addTask {
+                    for _ in 0..<5_000 {
+                        if (try? admission.admit("tool-\(t % 2)", limits)) != nil { admission.release("tool-\(t % 2)") }
+                        _ = try? admission.registrationAttempt(uid: UInt32(t % 3), perHour: 50)
+                    }
+                }
+            }
+        }
+        try admission.admit("tool-0", Admission.Limits(requestsPerMinute: 60_000_000, maxConcurrent: 1))
+        #expect(throws: Admission.Refusal.concurrency(limit: 1)) { try admission.admit("tool-0", Admission.Limits(requestsPerMinute: 60_000_000, maxConcurrent: 1)) }
+    }
 }
