@@ -104,6 +104,17 @@ final class AuditPrinter {
             text = "\(s("resource") ?? "?") \(s("limit") ?? ""): \(s("observed") ?? "")"
         case .performanceThreshold:
             text = "\(s("metric") ?? "?") \(n("observed") ?? 0) ms over \(n("threshold") ?? 0) ms"
+        case .toolRegistered, .toolUpdated:
+            var command: [String] = []
+            if case .array(let items)? = d["command"] { command = items.compactMap(\.stringValue) }
+            text = "\(e.type == .toolRegistered ? "registered" : "updated") \(s("version") ?? "?") (\(s("status") ?? "?")): "
+                + command.map(shellQuoted).joined(separator: " ") + " by \(printable(e.context.principal))"
+        case .toolDeregistered:
+            var versions: [String] = []
+            if case .array(let items)? = d["versions"] { versions = items.compactMap(\.stringValue).map(printable) }
+            text = "removed \(versions.joined(separator: ", ")) by \(printable(e.context.principal))"
+        case .permissionDenied where s("reason") != nil && s("message") != nil:
+            text = "\(s("reason")!): \(s("message")!) (\(printable(e.context.principal)))"
         case .anomalousActivity:
             text = "\(n("count") ?? 0) violations and denials within \(n("windowSeconds") ?? 0) s (threshold \(n("threshold") ?? 0))"
         default:
