@@ -68,7 +68,7 @@ let package = Package(
                 "BurrowAudit", "BurrowCgroup", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowAPI", dependencies: ["BurrowAudit"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAPI", dependencies: ["BurrowAudit", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowDaemon",
             dependencies: [

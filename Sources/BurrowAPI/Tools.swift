@@ -1,4 +1,5 @@
 public import BurrowAudit
+public import BurrowProfile
 
 /// What a tool is, as the registry describes it.
 public struct ToolMetadata: Codable, Sendable, Equatable {
@@ -110,21 +111,6 @@ public struct ValidationFinding: Codable, Sendable, Equatable {
     }
 }
 
-/// A limit or setting the host policy changed.
-public struct ValidationClamp: Codable, Sendable, Equatable {
-    public var key: String
-    public var requested: String
-    public var effective: String
-    public var reason: String
-
-    public init(key: String, requested: String, effective: String, reason: String) {
-        self.key = key
-        self.requested = requested
-        self.effective = effective
-        self.reason = reason
-    }
-}
-
 /// What the plan for a profile would enforce here.
 public struct PlanSummary: Codable, Sendable, Equatable {
     public var sandboxLevel: String
@@ -149,12 +135,13 @@ public struct PlanSummary: Codable, Sendable, Equatable {
 public struct ValidationReport: Codable, Sendable, Equatable {
     public var valid: Bool
     public var findings: [ValidationFinding]
-    public var clamps: [ValidationClamp]
+    /// What the host policy changed (as in the launch plan's `clamps`).
+    public var clamps: [Clamp]
     /// 0 (nothing exposed) to 10; see `burrow dry-run`.
     public var exposureScore: Double?
     public var plan: PlanSummary?
 
-    public init(valid: Bool, findings: [ValidationFinding], clamps: [ValidationClamp], exposureScore: Double?, plan: PlanSummary?) {
+    public init(valid: Bool, findings: [ValidationFinding], clamps: [Clamp], exposureScore: Double?, plan: PlanSummary?) {
         self.valid = valid
         self.findings = findings
         self.clamps = clamps

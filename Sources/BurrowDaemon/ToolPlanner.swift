@@ -53,7 +53,7 @@ public struct ToolPlanner: Sendable {
         }
         let effective = policy.clamp(parsed)
         let loaded = Loaded(effective: effective, files: result.files, digest: reads.digest(of: result.files))
-        let clamps = effective.clamps.map { ValidationClamp(key: $0.key, requested: $0.requested, effective: $0.effective, reason: $0.reason) }
+        let clamps = effective.clamps
         guard let command, !command.isEmpty else {
             return (ValidationReport(valid: true, findings: findings, clamps: clamps, exposureScore: nil, plan: nil), loaded)
         }
