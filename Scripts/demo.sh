@@ -3,12 +3,14 @@
 # from PyPI into /opt/burrow/venvs, creates a git repository at
 # /srv/burrow/repo, builds Burrow, lints the shipped profiles, shows the launch
 # plan for the git server, then runs it sandboxed and talks MCP to it, and
-# shows what the audit log recorded of that run.
+# shows what the audit log recorded of that run; then starts burrowd on a
+# private socket, registers a tool, invokes it and reads its trail and metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 Scripts/install-deps.sh
 swift build -c release --static-swift-stdlib --product burrow
+swift build -c release --static-swift-stdlib --product burrowd
 burrow=.build/release/burrow
 
 Scripts/install-tools.sh
@@ -44,3 +46,28 @@ echo "== burrow audit --invocation <this run>   (the audit log: ${BURROW_AUDIT_D
 echo
 echo "== burrow audit verify"
 "$burrow" audit verify
+
+echo
+echo "== burrowd: a daemon on a private socket; register a tool, invoke it, read its trail and metrics"
+dir=$(mktemp -d /tmp/burrow-demo.XXXXXX)
+daemon=''
+trap '[ -z "$daemon" ] || kill "$daemon" 2>/dev/null; rm -rf "$dir"' EXIT
+printf '[daemon]\nsocket = "%s"\nregistry = "%s"\n' "$dir/burrowd.sock" "$dir/registry.db" >"$dir/burrow.toml"
+BURROW_PROFILE_PATH=$PWD/Profiles .build/release/burrowd --policy "$dir/burrow.toml" 2>"$dir/burrowd.log" &
+daemon=$!
+for _ in $(seq 100); do [ -S "$dir/burrowd.sock" ] && break; sleep 0.05; done
+export BURROW_SOCKET=$dir/burrowd.sock
+echo "\$ burrow tools register --profile Profiles/minimal.toml --version 1.0.0 --category demo -- sh -c"
+BURROW_PROFILE_PATH=$PWD/Profiles "$burrow" tools register --profile Profiles/minimal.toml --version 1.0.0 --category demo -- sh -c
+echo "\$ burrow tools list"
+"$burrow" tools list
+echo "\$ burrow invoke minimal -- 'echo hello from uid \$(id -u) in \$(pwd); exit 3'"
+status=0
+"$burrow" invoke minimal -- 'echo hello from uid $(id -u) in $(pwd); exit 3' || status=$?
+echo "(exit status $status)"
+echo "\$ curl --unix-socket \$BURROW_SOCKET http://burrowd/v1/security/audit/minimal   (event types)"
+curl -s --unix-socket "$BURROW_SOCKET" http://burrowd/v1/security/audit/minimal |
+    python3 -c 'import json,sys; print(" ".join(e["type"] for e in json.load(sys.stdin)))'
+echo "\$ curl --unix-socket \$BURROW_SOCKET http://burrowd/metrics | grep invocations_total"
+curl -s --unix-socket "$BURROW_SOCKET" http://burrowd/metrics | grep '^burrow_invocations_total'
+
