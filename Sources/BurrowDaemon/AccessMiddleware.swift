@@ -1,5 +1,6 @@
 import BurrowAudit
 import BurrowSystem
+import Dispatch
 import Hummingbird
 
 /// Reads the caller's SO_PEERCRED and roles into the context; refuses a
@@ -26,9 +27,9 @@ struct AccessMiddleware: RouterMiddleware {
 
 extension DaemonContext {
     /// Throws 403 (and records a PermissionDenied) unless the caller holds `role`.
-    func require(_ role: Role, _ what: String, tool: String?, request: Request, audit: AuditStore, metrics: DaemonMetrics?) throws(DaemonError) {
+    func require(_ role: Role, _ what: String, tool: String?, request: Request, audit: AuditStore, metrics: DaemonMetrics?) async throws(DaemonError) {
         guard !roles.contains(role) else { return }
-        Denials.record(
+        await Denials.record(
             audit, metrics, peer: peer ?? .unknown, tool: tool ?? "burrowd", reason: "role_required", message: "\(what) needs the \(role.rawValue) role",
             extra: [
                 "role": .string(role.rawValue), "method": .string(request.method.rawValue), "path": .string(request.uri.path),
@@ -38,9 +39,10 @@ extension DaemonContext {
     }
 }
 
-/// Every refusal of the API is a PermissionDenied audit event (and a metric).
+/// Every refusal of the API is a PermissionDenied audit event (and a
+/// metric), durable before the caller gets its answer.
 enum Denials {
-    static func record(_ audit: AuditStore, _ metrics: DaemonMetrics?, peer: PeerCredential, tool: String, reason: String, message: String, extra: [String: JSONValue] = [:]) {
+    static func record(_ audit: AuditStore, _ metrics: DaemonMetrics?, peer: PeerCredential, tool: String, reason: String, message: String, extra: [String: JSONValue] = [:]) async {
         var details = extra
         details["reason"] = .string(reason)
         details["message"] = .string(message)
@@ -52,6 +54,19 @@ enum Denials {
             details: .object(details))
         metrics?.denial(reason)
         // The refusal stands whether or not it could be recorded.
-        _ = try? audit.append([event])
+        _ = try? await BlockingIO.run { try audit.append([event]) }
+    }
+}
+
+/// Blocking I/O (audit appends wait for an fsync) runs on Dispatch's threads
+/// and is awaited, so it never stalls Swift's cooperative pool, which serves
+/// every connection: a flood of refused requests cannot slow the others.
+enum BlockingIO {
+    private static let queue = DispatchQueue(label: "burrowd.blocking-io", attributes: .concurrent)
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
     }
 }

@@ -54,27 +54,27 @@ public struct Daemon: Sendable {
 
         v1.get("health") { _, context in try api.health(context) }
         v1.get("security/policies") { request, context in
-            try api.requireAny(context, request, "reading the host policy")
+            try await api.requireAny(context, request, "reading the host policy")
             return try json(api.daemon.policy)
         }
         v1.post("security/validate") { request, context in try await api.validate(request, context) }
-        v1.get("security/audit/:tool") { request, context in try api.auditTrail(request, context) }
+        v1.get("security/audit/:tool") { request, context in try await api.auditTrail(request, context) }
 
         v1.post("tools") { request, context in try await api.register(request, context, replacing: nil) }
-        v1.get("tools") { request, context in try api.list(request, context) }
-        v1.get("tools/:id") { request, context in try api.show(request, context) }
+        v1.get("tools") { request, context in try await api.list(request, context) }
+        v1.get("tools/:id") { request, context in try await api.show(request, context) }
         v1.put("tools/:id") { request, context in try await api.register(request, context, replacing: try context.parameters.require("id")) }
-        v1.delete("tools/:id") { request, context in try api.remove(request, context) }
+        v1.delete("tools/:id") { request, context in try await api.remove(request, context) }
         v1.post("tools/:id/invocations") { request, context in try await api.invoke(request, context) }
-        v1.get("invocations/:id") { request, context in try api.invocation(request, context) }
+        v1.get("invocations/:id") { request, context in try await api.invocation(request, context) }
 
-        v1.get("discovery/search") { request, context in try api.search(request, context) }
+        v1.get("discovery/search") { request, context in try await api.search(request, context) }
         v1.get("discovery/categories") { request, context in
-            try api.requireAny(context, request, "listing categories")
+            try await api.requireAny(context, request, "listing categories")
             return try json(try api.registryCall { () throws(RegistryStore.Failure) in try api.daemon.registry.categories() })
         }
         router.get("metrics") { request, context in
-            try api.requireAny(context, request, "reading metrics")
+            try await api.requireAny(context, request, "reading metrics")
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: api.daemon.metrics.text())))

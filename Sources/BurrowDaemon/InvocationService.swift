@@ -53,15 +53,16 @@ final class InvocationService: Sendable {
 
     /// Everything before the sandbox starts. A refusal is a PermissionDenied
     /// (with the reason) and a DaemonError for the caller.
-    func prepare(_ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential) throws(DaemonError) -> Prepared {
+    func prepare(_ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential) async throws(DaemonError) -> Prepared {
         let tool = record.registration.id
         let caller = Caller(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid)
-        func refuse(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil) -> DaemonError {
-            Denials.record(audit, metrics, peer: peer, tool: tool, reason: code, message: message, extra: ["version": .string(record.registration.metadata.version)])
+        let (audit, metrics) = (audit, metrics)
+        func refuse(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil) async -> DaemonError {
+            await Denials.record(audit, metrics, peer: peer, tool: tool, reason: code, message: message, extra: ["version": .string(record.registration.metadata.version)])
             return DaemonError(status, code: code, message, retryAfter: retryAfter)
         }
-        if draining.load(ordering: .relaxed) { throw refuse(.serviceUnavailable, "shutting_down", "burrowd is shutting down; retry against the restarted service") }
-        if record.registration.status == .disabled { throw refuse(.conflict, "tool_disabled", "\(tool) \(record.registration.metadata.version) is disabled") }
+        if draining.load(ordering: .relaxed) { throw await refuse(.serviceUnavailable, "shutting_down", "burrowd is shutting down; retry against the restarted service") }
+        if record.registration.status == .disabled { throw await refuse(.conflict, "tool_disabled", "\(tool) \(record.registration.metadata.version) is disabled") }
 
         var stdin: [UInt8] = []
         if let text = request.stdin { stdin = Array(text.utf8) }
@@ -81,7 +82,7 @@ final class InvocationService: Sendable {
         let (report, loaded) = planner.validate(record.registration.profile, id: tool, command: nil)
         guard let loaded else {
             let errors = report.findings.filter { $0.severity == "error" }.map { "\($0.keyPath): \($0.message)" }
-            throw refuse(.conflict, "profile_invalid", "the registered profile no longer validates: " + errors.joined(separator: "; "))
+            throw await refuse(.conflict, "profile_invalid", "the registered profile no longer validates: " + errors.joined(separator: "; "))
         }
         if let timeout, timeout > loaded.effective.limits.maxExecutionTime {
             throw DaemonError(
@@ -96,9 +97,9 @@ final class InvocationService: Sendable {
         } catch {
             switch error {
             case .rate(let limit, let retry):
-                throw refuse(.tooManyRequests, "rate_limited", "\(tool) accepts \(limit) requests per minute; retry in \(retry) s", retryAfter: retry)
+                throw await refuse(.tooManyRequests, "rate_limited", "\(tool) accepts \(limit) requests per minute; retry in \(retry) s", retryAfter: retry)
             case .concurrency(let limit):
-                throw refuse(.tooManyRequests, "too_many_concurrent", "\(tool) already runs \(limit) sandboxes (max_concurrent); retry when one ends", retryAfter: 1)
+                throw await refuse(.tooManyRequests, "too_many_concurrent", "\(tool) already runs \(limit) sandboxes (max_concurrent); retry when one ends", retryAfter: 1)
             case .registrations:
                 throw DaemonError(.internalServerError, code: "internal", "unexpected refusal")
             }
@@ -116,12 +117,12 @@ final class InvocationService: Sendable {
         do {
             plan = try planner.plan(loaded, argv: record.registration.command + request.arguments, environment: request.environment, sandboxID: lease.id, timeout: timeout)
         } catch {
-            throw refuse(.conflict, "plan_refused", error.description)
+            throw await refuse(.conflict, "plan_refused", error.description)
         }
         let passed = Set(plan.environment.filter { $0.source == .caller }.map(\.name))
         let refused = request.environment.keys.filter { !passed.contains($0) }.sorted()
         if !refused.isEmpty {
-            throw refuse(
+            throw await refuse(
                 .badRequest, "environment_not_allowed",
                 "not in the profile's env_whitelist (or reserved by Burrow): \(refused.joined(separator: ", "))")
         }

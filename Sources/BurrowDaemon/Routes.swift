@@ -15,13 +15,13 @@ struct API: Sendable {
     // MARK: access
 
     /// Any role: reading the registry and the policy.
-    func requireAny(_ context: DaemonContext, _ request: Request, _ what: String) throws(DaemonError) {
+    func requireAny(_ context: DaemonContext, _ request: Request, _ what: String) async throws(DaemonError) {
         guard context.roles.isEmpty else { return }
-        try context.require(.invoker, what, tool: nil, request: request, audit: daemon.audit, metrics: daemon.metrics)
+        try await context.require(.invoker, what, tool: nil, request: request, audit: daemon.audit, metrics: daemon.metrics)
     }
 
-    func require(_ role: Role, _ context: DaemonContext, _ request: Request, _ what: String, tool: String?) throws(DaemonError) {
-        try context.require(role, what, tool: tool, request: request, audit: daemon.audit, metrics: daemon.metrics)
+    func require(_ role: Role, _ context: DaemonContext, _ request: Request, _ what: String, tool: String?) async throws(DaemonError) {
+        try await context.require(role, what, tool: tool, request: request, audit: daemon.audit, metrics: daemon.metrics)
     }
 
     func registryCall<T>(_ body: () throws(RegistryStore.Failure) -> T) throws(DaemonError) -> T {
@@ -40,7 +40,7 @@ struct API: Sendable {
             buffer = try await request.body.collect(upTo: limit)
         } catch {
             let message = "the request body is larger than \(daemon.policy.daemon.maxRequestBytes) ([daemon] max_request_size)"
-            Denials.record(daemon.audit, daemon.metrics, peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: message)
+            await Denials.record(daemon.audit, daemon.metrics, peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: message)
             throw DaemonError(.contentTooLarge, code: "request_too_large", message)
         }
         do {
@@ -77,15 +77,15 @@ struct API: Sendable {
     }
 
     func validate(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        try requireAny(context, request, "validating a profile")
+        try await requireAny(context, request, "validating a profile")
         let body = try await decode(ValidationRequest.self, request, context, tool: nil)
         let (report, _) = daemon.planner.validate(body.profile, id: body.id ?? "profile", command: body.command)
         return try json(report)
     }
 
-    func auditTrail(_ request: Request, _ context: DaemonContext) throws -> Response {
+    func auditTrail(_ request: Request, _ context: DaemonContext) async throws -> Response {
         let tool = try context.parameters.require("tool")
-        try require(.auditor, context, request, "reading the audit log", tool: tool)
+        try await require(.auditor, context, request, "reading the audit log", tool: tool)
         let query = try AuditQueryParameters.parse(request.uri.queryParameters, tool: tool)
         do {
             return try json(try daemon.audit.events(query))
@@ -99,13 +99,13 @@ struct API: Sendable {
     /// POST /v1/tools (`replacing` nil) and PUT /v1/tools/{id}.
     func register(_ request: Request, _ context: DaemonContext, replacing: String?) async throws -> Response {
         let peer = context.peer ?? .unknown
-        try require(.admin, context, request, replacing == nil ? "registering a tool" : "updating a tool", tool: replacing)
+        try await require(.admin, context, request, replacing == nil ? "registering a tool" : "updating a tool", tool: replacing)
         do {
             try daemon.admission.registrationAttempt(uid: peer.uid, perHour: daemon.policy.rateLimits.registrationAttemptsPerHour)
         } catch {
             guard case .registrations(let limit, let retry) = error else { throw error }
             let message = "at most \(limit) registration attempts per hour per caller ([rate_limits] registration_attempts_per_hour); retry in \(retry) s"
-            Denials.record(daemon.audit, daemon.metrics, peer: peer, tool: replacing ?? "burrowd", reason: "registration_limit", message: message)
+            await Denials.record(daemon.audit, daemon.metrics, peer: peer, tool: replacing ?? "burrowd", reason: "registration_limit", message: message)
             throw DaemonError(.tooManyRequests, code: "registration_limit", message, retryAfter: retry)
         }
         let registration = try await decode(ToolRegistration.self, request, context, tool: replacing)
@@ -149,7 +149,8 @@ struct API: Sendable {
             context: SecurityContext(principal: principal, uid: peer.uid, profileDigest: loaded?.digest, host: UserDatabase.hostName),
             details: .object(details))
         do {
-            try daemon.audit.append([event])
+            let audit = daemon.audit
+            _ = try await BlockingIO.run { try audit.append([event]) }
         } catch {
             throw DaemonError(.internalServerError, code: "audit_unavailable", "the registration is stored but the audit log did not take it: \(error)")
         }
@@ -181,8 +182,8 @@ struct API: Sendable {
         }
     }
 
-    func list(_ request: Request, _ context: DaemonContext) throws -> Response {
-        try requireAny(context, request, "listing tools")
+    func list(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        try await requireAny(context, request, "listing tools")
         let q = request.uri.queryParameters
         var status: ToolStatus?
         if let text = q.get("status") {
@@ -195,9 +196,9 @@ struct API: Sendable {
         return try json(try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: category, status: status) })
     }
 
-    func show(_ request: Request, _ context: DaemonContext) throws -> Response {
+    func show(_ request: Request, _ context: DaemonContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        try requireAny(context, request, "reading a registration")
+        try await requireAny(context, request, "reading a registration")
         let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let wanted = request.uri.queryParameters.get("version")
         guard let record = wanted.map({ v in versions.first { $0.registration.metadata.version == v } }) ?? versions.first else {
@@ -206,9 +207,9 @@ struct API: Sendable {
         return try json(ToolDetail(tool: record, versions: versions.map(\.registration.metadata.version)))
     }
 
-    func remove(_ request: Request, _ context: DaemonContext) throws -> Response {
+    func remove(_ request: Request, _ context: DaemonContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        try require(.admin, context, request, "removing a tool", tool: id)
+        try await require(.admin, context, request, "removing a tool", tool: id)
         let version = request.uri.queryParameters.get("version")
         let removed = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.remove(id, version: version) }
         guard !removed.isEmpty else { throw DaemonError(.notFound, code: "not_found", "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
@@ -218,7 +219,8 @@ struct API: Sendable {
             context: SecurityContext(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName),
             details: .object(["versions": .array(removed.map { .string($0) })]))
         do {
-            try daemon.audit.append([event])
+            let audit = daemon.audit
+            _ = try await BlockingIO.run { try audit.append([event]) }
         } catch {
             throw DaemonError(.internalServerError, code: "audit_unavailable", "the tool is removed but the audit log did not take it: \(error)")
         }
@@ -229,7 +231,7 @@ struct API: Sendable {
 
     func invoke(_ request: Request, _ context: DaemonContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        try require(.invoker, context, request, "invoking a tool", tool: id)
+        try await require(.invoker, context, request, "invoking a tool", tool: id)
         let body = try await decode(InvocationRequest.self, request, context, tool: id)
         let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let chosen = body.version.map { v in versions.first { $0.registration.metadata.version == v } } ?? versions.first { $0.registration.status != .disabled }
@@ -237,7 +239,7 @@ struct API: Sendable {
             let what = body.version.map { "version \($0) of \(id) is" } ?? (versions.isEmpty ? "no tool \(id) is" : "no version of \(id) is enabled and")
             throw DaemonError(.notFound, code: "not_found", "\(what) registered")
         }
-        let prepared = try daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown)
+        let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown)
         let streaming = request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
             || request.headers[.accept]?.contains("application/x-ndjson") == true
         guard streaming else {
@@ -276,24 +278,24 @@ struct API: Sendable {
             })
     }
 
-    func invocation(_ request: Request, _ context: DaemonContext) throws -> Response {
+    func invocation(_ request: Request, _ context: DaemonContext) async throws -> Response {
         let id = try context.parameters.require("id")
         guard let (result, principal) = try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.invocation(id) }) else {
-            try requireAny(context, request, "reading an invocation")
+            try await requireAny(context, request, "reading an invocation")
             throw DaemonError(.notFound, code: "not_found", "no invocation \(id) (results are kept for \(daemon.policy.daemon.resultRetention))")
         }
         let peer = context.peer ?? .unknown
         let own = principal == (UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)")
         if !own && !context.roles.contains(.admin) {
-            try require(.auditor, context, request, "reading another caller's invocation", tool: result.tool)
+            try await require(.auditor, context, request, "reading another caller's invocation", tool: result.tool)
         }
         return try json(result)
     }
 
     // MARK: discovery
 
-    func search(_ request: Request, _ context: DaemonContext) throws -> Response {
-        try requireAny(context, request, "searching tools")
+    func search(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        try await requireAny(context, request, "searching tools")
         guard let q = request.uri.queryParameters.get("q"), !q.isEmpty else {
             throw DaemonError(.badRequest, code: "invalid_parameter", "q: give the words to search for, such as ?q=git")
         }
