@@ -65,6 +65,25 @@ final class Admission: Sendable {
         state.withLock { s in s.buckets[tool]?.live -= 1 }
     }
 
+    /// One admitted sandbox slot, given back exactly once: by `release()` or
+    /// when the slot is dropped.
+    final class Slot: Sendable {
+        private let admission: Admission
+        private let tool: String
+        private let held = Atomic<Bool>(true)
+
+        init(_ admission: Admission, _ tool: String) {
+            self.admission = admission
+            self.tool = tool
+        }
+
+        deinit { release() }
+
+        func release() {
+            if held.exchange(false, ordering: .relaxed) { admission.release(tool) }
+        }
+    }
+
     /// Counts one registration attempt by `uid` (refused ones too), at most `perHour` in any hour.
     func registrationAttempt(uid: UInt32, perHour: Int) throws(Refusal) {
         let hour: UInt64 = 3_600_000_000_000

@@ -45,6 +45,9 @@ final class InvocationService: Sendable {
         var plan: LaunchPlan
         var audit: RunAudit
         var lease: SandboxIDLease
+        /// The admission slot: given back when the run ends, or when a
+        /// prepared invocation is dropped unrun (a streaming caller that left first).
+        var slot: Admission.Slot
         var stdin: [UInt8]
         var principal: String
     }
@@ -104,8 +107,7 @@ final class InvocationService: Sendable {
                 throw DaemonError(.internalServerError, code: "internal", "unexpected refusal")
             }
         }
-        var admitted = true
-        defer { if admitted { admission.release(tool) } }
+        let slot = Admission.Slot(admission, tool)
 
         let lease: SandboxIDLease
         do {
@@ -126,20 +128,19 @@ final class InvocationService: Sendable {
                 .badRequest, "environment_not_allowed",
                 "not in the profile's env_whitelist (or reserved by Burrow): \(refused.joined(separator: ", "))")
         }
-        admitted = false
         return Prepared(
             id: UUID().uuidString.lowercased(), record: record, plan: plan,
             audit: RunAudit(
                 store: audit, caller: caller, profileDigest: loaded.digest,
                 durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds),
-            lease: lease, stdin: stdin, principal: caller.principal)
+            lease: lease, slot: slot, stdin: stdin, principal: caller.principal)
     }
 
     /// Runs a prepared invocation to its end. `sink` gets the streamed events
     /// (on the supervisor's thread); the result is stored either way.
     func run(_ p: Prepared, sink: (@Sendable (InvocationEvent) -> Void)? = nil) async -> InvocationResult {
         let tool = p.record.registration.id
-        defer { admission.release(tool) }
+        defer { p.slot.release() }
         var result = InvocationResult(
             id: p.id, tool: tool, version: p.record.registration.metadata.version, state: .running, startedAt: AuditClock.format(AuditClock.now()))
         try? registry.saveInvocation(result, principal: p.principal, finished: false)

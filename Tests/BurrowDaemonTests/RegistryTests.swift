@@ -214,4 +214,22 @@ struct AdmissionTests {
         try admission.admit("tool-0", Admission.Limits(requestsPerMinute: 60_000_000, maxConcurrent: 1))
         #expect(throws: Admission.Refusal.concurrency(limit: 1)) { try admission.admit("tool-0", Admission.Limits(requestsPerMinute: 60_000_000, maxConcurrent: 1)) }
     }
+
+    @Test("an admitted slot is given back once: released, or dropped unrun")
+    func slots() throws {
+        let admission = Admission()
+        let limits = Admission.Limits(requestsPerMinute: 1000, maxConcurrent: 1)
+        try admission.admit("t", limits)
+        var slot: Admission.Slot? = Admission.Slot(admission, "t")
+        #expect(throws: Admission.Refusal.concurrency(limit: 1)) { try admission.admit("t", limits) }
+        slot = nil  // a prepared invocation its streaming caller abandoned
+        try admission.admit("t", limits)
+        let kept = Admission.Slot(admission, "t")
+        kept.release()
+        kept.release()  // idempotent: the count is not given back twice
+        try admission.admit("t", limits)
+        #expect(throws: Admission.Refusal.concurrency(limit: 1)) { try admission.admit("t", limits) }
+        _ = slot
+    }
 }
+
