@@ -28,6 +28,7 @@ final class InvocationService: Sendable {
     let admission: Admission
     private let live = Mutex<[String: RunStop]>([:])
     private let draining = Atomic<Bool>(false)
+    private let finished = Atomic<Int>(0)
 
     init(policy: HostPolicy, planner: ToolPlanner, audit: AuditStore, registry: RegistryStore, metrics: DaemonMetrics, admission: Admission) {
         self.policy = policy
@@ -218,6 +219,10 @@ final class InvocationService: Sendable {
         result.finishedAt = AuditClock.format(AuditClock.now())
         if error != nil { metrics.invocation("failed") }
         try? registry.saveInvocation(result, principal: p.principal, finished: true)
+        // Results older than [daemon] result_retention go every 256 invocations (and at start).
+        if finished.add(1, ordering: .relaxed).newValue % 256 == 0 {
+            try? registry.pruneInvocations(olderThanMicroseconds: Int64(policy.daemon.resultRetention.milliseconds) * 1000)
+        }
         sink?(InvocationEvent(event: "exited", invocation: result.id, result: result))
         return result
     }
