@@ -39,9 +39,13 @@ public struct ToolPlanner: Sendable {
         let reads = ReadLog()
         let (text, format, name) = Self.document(profile, id: id)
         reads.record(name, text)
+        let searchPath = searchPath
         let loader = ProfileLoader(
             policy: policy, searchPath: searchPath,
             read: { path in
+                // A registration extends shipped profiles by name only: burrowd
+                // (root) reads nothing a caller names by path.
+                guard Self.isProfileFile(path, in: searchPath) else { return nil }
                 let text = HostConfiguration.readTextFile(path)
                 reads.record(path, text)
                 return text
@@ -72,6 +76,15 @@ public struct ToolPlanner: Sendable {
         } catch {
             findings.append(ValidationFinding(severity: "error", file: name, keyPath: "command", message: error.description))
             return (ValidationReport(valid: false, findings: findings, clamps: clamps, exposureScore: nil, plan: nil), nil)
+        }
+    }
+
+    /// Whether `path` names a file directly inside one of `directories` (no `..`).
+    static func isProfileFile(_ path: String, in directories: [String]) -> Bool {
+        guard !path.split(separator: "/").contains("..") else { return false }
+        return directories.contains { directory in
+            let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+            return path.hasPrefix(prefix) && !path.dropFirst(prefix.count).contains("/")
         }
     }
 

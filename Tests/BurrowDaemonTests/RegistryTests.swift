@@ -91,6 +91,14 @@ struct RegistryTests {
         let wrongID = try error(try await send(.post, "/v1/tools", Self.registration("echoer", profile: "extends = \"minimal\"\n[tool]\nid = \"someone-else\"\nname = \"e\"\nversion = \"1\"\n")).1)
         #expect(wrongID.validation?.findings.contains { $0.keyPath == "tool.id" } == true)
 
+        // extends names shipped profiles only: burrowd never reads a file the caller names by path.
+        for target in ["/etc/shadow", "/etc/passwd.toml", "../Profiles/minimal", "./minimal"] {
+            let viaPath = Self.registration(profile: "extends = \"\(target)\"\n[tool]\nid = \"echoer\"\nname = \"e\"\nversion = \"1\"\n")
+            let refused = try error(try await send(.post, "/v1/tools", viaPath).1)
+            #expect(refused.error.code == "validation_failed" && refused.validation?.findings.contains { $0.keyPath == "extends" } == true, "\(target): \(refused)")
+            #expect(!refused.error.message.contains("root:"), "no file content in the answer")
+        }
+
         let notGranted = try error(try await send(.post, "/v1/tools", Self.registration(command: ["python3"])).1)
         #expect(notGranted.error.code == "validation_failed" && notGranted.validation?.findings.contains { $0.keyPath == "command" } == true, "\(notGranted)")
 
