@@ -249,6 +249,11 @@ struct API: Sendable {
             return try json(result)
         }
         let invocations = daemon.invocations
+        // A streaming caller that goes away, even while the tool is silent,
+        // has nobody to answer: its connection's close stops the tool (a
+        // no-op once the invocation has ended).
+        let invocationID = prepared.id
+        context.channel?.closeFuture.whenComplete { _ in invocations.stop(invocationID, "the client disconnected from the stream") }
         return Response(
             status: .ok, headers: [.contentType: "application/x-ndjson"],
             body: ResponseBody { writer in

@@ -201,6 +201,27 @@ struct DaemonInvocationTests {
         _ = try daemon.stop(SIGTERM)
     }
 
+    @Test("a streaming caller that leaves stops the tool, even a silent one; a plain caller's result stays readable")
+    func streamingDisconnect() throws {
+        let daemon = try LiveDaemon(policy: Self.policy)
+        try Self.register(daemon)
+        let client = try Subprocess.start([
+            "/usr/bin/curl", "-sN", "--unix-socket", daemon.socket, "-X", "POST", "-d", "{\"arguments\": [\"sleep 60\"]}",
+            "http://burrowd/v1/tools/minimal/invocations?stream=1",
+        ])
+        let id = try #require(try daemon.waitForInvocation("minimal").context.invocationID)
+        kill(client.pid, SIGKILL)
+        _ = try client.finish()
+        var terminal: AuditEvent?
+        for _ in 0..<200 where terminal == nil {
+            terminal = try daemon.trail("minimal").first { $0.context.invocationID == id && $0.type.isTerminal }
+            if terminal == nil { usleep(25_000) }
+        }
+        #expect(terminal?.details["reason"]?.stringValue == "stopped", "\(String(describing: terminal))")
+        #expect(terminal?.details["message"]?.stringValue == "the client disconnected from the stream")
+        _ = try daemon.stop(SIGTERM)
+    }
+
     @Test("max_concurrent and requests_per_minute refuse with 429 and Retry-After; each refusal is audited")
     func callerLimits() throws {
         let daemon = try LiveDaemon(policy: Self.policy)
