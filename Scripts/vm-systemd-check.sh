@@ -26,6 +26,17 @@ status=$(systemctl show burrowd -p StatusText --value)
 case $status in "serving on /run/burrow/burrowd.sock") ;; *) fail "StatusText '$status'" ;; esac
 [ "$(stat -c '%a %U:%G' /run/burrow/burrowd.sock)" = "660 root:burrow" ] || fail "socket is $(stat -c '%a %U:%G' /run/burrow/burrowd.sock)"
 [ "$(systemctl show burrowd -p WatchdogUSec --value)" = 30s ] || fail "no watchdog"
+step "watchdog: with WatchdogSec=2s burrowd must ping every second to stay up"
+mkdir -p /etc/systemd/system/burrowd.service.d
+printf '[Service]\nWatchdogSec=2s\n' >/etc/systemd/system/burrowd.service.d/watchdog.conf
+systemctl daemon-reload
+systemctl restart burrowd
+first=$(systemctl show burrowd -p WatchdogTimestampMonotonic --value)
+sleep 5
+[ "$(systemctl is-active burrowd)" = active ] || fail "burrowd did not survive a 2 s watchdog"
+[ "$(systemctl show burrowd -p NRestarts --value)" = 0 ] || fail "the watchdog restarted burrowd"
+last=$(systemctl show burrowd -p WatchdogTimestampMonotonic --value)
+[ "$last" -gt "$first" ] || fail "no WATCHDOG=1 seen (timestamp $first, then $last)"
 
 step "register and invoke through the socket"
 burrow tools register --profile /etc/burrow/profiles/minimal.toml --version 1.0.0 --category demo -- sh -c
