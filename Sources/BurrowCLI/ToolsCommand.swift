@@ -98,7 +98,8 @@ struct ToolsCommand: ParsableCommand {
             abstract: "Register a tool version (or replace it with --update).",
             discussion: """
                 The profile is sent as it is (TOML or JSON) and validated by burrowd exactly like \
-                `burrow profile lint`, then clamped by its host policy; every finding is printed. The \
+                `burrow profile lint`, then clamped by its host policy; every finding is printed. Its \
+                `extends` must name a profile burrowd has (in its profile path), not a file path. The \
                 registration id is the profile's [tool] id. Alternatively give a whole ToolRegistration \
                 as JSON with --file (README.md, "burrowd", shows the format).
                 """)
