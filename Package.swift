@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .executable(name: "burrow", targets: ["burrow"]),
         .executable(name: "burrowd", targets: ["burrowd"]),
+        .executable(name: "burrow-spawner", targets: ["burrow-spawner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -89,6 +90,7 @@ let package = Package(
             exclude: ["README.md"], swiftSettings: strict),
         .executableTarget(name: "burrow", dependencies: ["BurrowCLI"], swiftSettings: strict),
         .executableTarget(name: "burrowd", dependencies: ["BurrowDaemon"], swiftSettings: strict),
+        .executableTarget(name: "burrow-spawner", dependencies: ["CBurrowChild"], path: "Sources/burrow-spawner"),  // burrowd's clone helper
 
         // Tests.
         .executableTarget(name: "burrow-probe", path: "Tests/Probe"),

@@ -20,6 +20,7 @@ Scripts/install-deps.sh
 command -v bwrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
 echo "== building burrowd (release, static Swift runtime)"
 swift build -c release --static-swift-stdlib --product burrowd 2>&1 | tail -1
+swift build -c release --static-swift-stdlib --product burrow-spawner 2>&1 | tail -1
 burrowd=$PWD/.build/release/burrowd
 
 dir=$(mktemp -d /var/tmp/burrow-bench-api.XXXXXX)

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 Scripts/install-deps.sh
 swift build -c release --static-swift-stdlib --product burrow
 swift build -c release --static-swift-stdlib --product burrowd
+swift build -c release --static-swift-stdlib --product burrow-spawner
 burrow=.build/release/burrow
 
 Scripts/install-tools.sh

@@ -41,14 +41,16 @@ if [ -z "$from" ]; then
     echo "== building burrow and burrowd (release)"
     swift build -c release --static-swift-stdlib --product burrow 2>&1 | tail -1
     swift build -c release --static-swift-stdlib --product burrowd 2>&1 | tail -1
+    swift build -c release --static-swift-stdlib --product burrow-spawner 2>&1 | tail -1
     from=$PWD/.build/release
 fi
-for b in burrow burrowd; do [ -x "$from/$b" ] || { echo "install.sh: no $from/$b" >&2; exit 1; }; done
+for b in burrow burrowd burrow-spawner; do [ -x "$from/$b" ] || { echo "install.sh: no $from/$b" >&2; exit 1; }; done
 
 echo "== installing into ${root:-/} (prefix $prefix)"
 install -d -m 0755 "$root$prefix/bin" "$root/etc/systemd/system" "$root/etc/sysusers.d" "$root/etc/tmpfiles.d" \
     "$root/etc/burrow" "$root/etc/burrow/profiles" "$root$prefix/share/doc/burrow"
-install -m 0755 "$from/burrow" "$from/burrowd" "$root$prefix/bin/"
+# burrow-spawner beside burrowd: the small helper burrowd clones sandboxes through.
+install -m 0755 "$from/burrow" "$from/burrowd" "$from/burrow-spawner" "$root$prefix/bin/"
 for unit in burrowd.service burrow-audit-prune.service burrow-audit-prune.timer; do
     sed "s|/usr/local/|$prefix/|g" "Systemd/$unit" >"$root/etc/systemd/system/$unit"
     chmod 0644 "$root/etc/systemd/system/$unit"

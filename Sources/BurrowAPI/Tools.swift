@@ -283,8 +283,10 @@ public struct InvocationResult: Codable, Sendable, Equatable {
     public var stderr: CapturedOutput?
     public var limits: [LimitHit]
     public var violations: [RefusedCall]
-    /// Set when burrowd stopped the tool itself (shutdown).
+    /// Set when burrowd stopped the tool itself (shutdown, a streaming caller gone).
     public var stopped: String?
+    /// Plan rows applied differently on this host, and how the sandbox was made.
+    public var notes: [String]?
     public var durationMilliseconds: UInt64?
     public var spawnMicroseconds: UInt64?
     public var cpuMicroseconds: UInt64?

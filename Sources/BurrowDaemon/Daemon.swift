@@ -114,6 +114,15 @@ public struct Daemon: Sendable {
         // A tool that closes its stdin early must not kill burrowd with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         recover(logger: logger)
+        if let helper = Spawner.besideExecutable {
+            do {
+                invocations.use(try Spawner.start(helper))
+            } catch {
+                logger.warning("\(error): sandboxes are cloned in process (slower)")
+            }
+        } else {
+            logger.warning("no burrow-spawner beside burrowd: sandboxes are cloned in process (slower)")
+        }
         let path = socketPath
         // Until chmod below, the socket must not be connectable by others.
         let previous = umask(0o177)

@@ -29,6 +29,10 @@ final class InvocationService: Sendable {
     private let live = Mutex<[String: RunStop]>([:])
     private let draining = Atomic<Bool>(false)
     private let finished = Atomic<Int>(0)
+    /// burrow-spawner, once started (`Daemon.run`); nil: sandboxes are cloned in process.
+    private let spawner = Mutex<Spawner?>(nil)
+
+    func use(_ spawner: Spawner) { self.spawner.withLock { $0 = spawner } }
 
     init(policy: HostPolicy, planner: ToolPlanner, audit: AuditStore, registry: RegistryStore, metrics: DaemonMetrics, admission: Admission) {
         self.policy = policy
@@ -162,6 +166,7 @@ final class InvocationService: Sendable {
         live.withLock { $0[id] = stop }
         defer { _ = live.withLock { $0.removeValue(forKey: id) } }
         let metrics = metrics
+        let spawner = spawner.withLock { $0 }
         let outcome: Result<RunRecord, RunError>? = await DedicatedThread.run {
             let active = Atomic<Bool>(false)
             defer { if active.load(ordering: .relaxed) { metrics.active.decrement() } }
@@ -170,7 +175,7 @@ final class InvocationService: Sendable {
                     try Runner.run(
                         p.plan, invocationID: id,
                         options: Runner.Options(
-                            forwardSignals: false, audit: p.audit, streams: streams, stop: stop,
+                            forwardSignals: false, audit: p.audit, streams: streams, stop: stop, spawner: spawner,
                             onStart: {
                                 active.store(true, ordering: .relaxed)
                                 metrics.active.increment()
@@ -199,6 +204,7 @@ final class InvocationService: Sendable {
             result.limits = record.limits.map { LimitHit(resource: $0.resource, limit: $0.limit, observed: $0.observed) }
             result.violations = record.violations.map { RefusedCall(syscall: $0.syscall, errno: $0.errno, count: $0.count, reason: $0.reason) }
             result.stopped = record.stopped
+            result.notes = record.notes.isEmpty ? nil : record.notes
             result.spawnMicroseconds = record.durations.spawnMicroseconds
             result.cpuMicroseconds = record.usage.cpuMicroseconds
             result.peakMemoryBytes = record.usage.peakMemoryBytes

@@ -29,12 +29,16 @@ public enum Runner {
         public var onStart: @Sendable () -> Void
         /// Ends the run from another thread.
         public var stop: RunStop?
+        /// Clones the sandbox through burrow-spawner (burrowd); nil: in process.
+        public var spawner: Spawner?
 
         public init(
             forwardSignals: Bool = true, audit: RunAudit? = nil, streams: CapturedStreams? = nil,
-            stop: RunStop? = nil, onStart: @escaping @Sendable () -> Void = {}, onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }
+            stop: RunStop? = nil, spawner: Spawner? = nil, onStart: @escaping @Sendable () -> Void = {},
+            onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }
         ) {
             self.stop = stop
+            self.spawner = spawner
             self.forwardSignals = forwardSignals
             self.audit = audit
             self.streams = streams
@@ -111,7 +115,7 @@ public enum Runner {
             throw .preparation("cannot place the sandbox in its cgroups: \(error)")
         }
         defer { for fd in tasks { close(fd) } }
-        let sandbox = try Sandbox.launch(plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds)
+        let sandbox = try Sandbox.launch(plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds, spawner: options.spawner)
         let execAt = Kernel.monotonicNanoseconds()
         pump?.closeChildEnds()
         options.onStart()

@@ -87,8 +87,9 @@ final class Sandbox {
     ///     byte (e.g. to place it in v1 cgroups).
     ///   - cgroupTasks: v1 `tasks` files the child joins itself through.
     ///   - stdio: descriptors that become the tool's 0, 1 and 2 (nil: inherited).
+    ///   - spawner: clones through burrow-spawner (nil: in process).
     static func launch(
-        _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil,
+        _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil, spawner: Spawner? = nil,
         beforeStart: (pid_t) throws(RunError) -> Void = { _ in }
     ) throws(RunError) -> Sandbox {
         let childPlan = try ChildPlan(plan, cgroup: cgroup)
@@ -107,7 +108,20 @@ final class Sandbox {
         let start = Kernel.monotonicNanoseconds()
         var pid: pid_t = 0
         var rawPidfd: Int32 = -1
-        let rc = withUnsafePointer(to: childPlan.raw) { brw_spawn($0, &pid, &rawPidfd) }
+        var notes = childPlan.notes
+        // Through burrow-spawner when there is one (burrowd); in process when
+        // there is none or it has gone away.
+        let rc = withUnsafePointer(to: childPlan.raw) { raw in
+            if let spawner {
+                if let (rc, p, fd) = spawner.spawn(raw) {
+                    pid = p
+                    rawPidfd = fd
+                    return rc
+                }
+                notes.append("cloned in process: \(spawner.executable) is gone")
+            }
+            return brw_spawn(raw, &pid, &rawPidfd)
+        }
         try? childSock.close()
         try? statusPipe?.1.close()
         childPlan.closeDescriptors()
@@ -161,7 +175,7 @@ final class Sandbox {
         }
         return Sandbox(
             pidfd: pidfd, pid: pid, listener: listener, status: statusPipe?.0,
-            spawnNanoseconds: Kernel.monotonicNanoseconds() - start, notes: childPlan.notes)
+            spawnNanoseconds: Kernel.monotonicNanoseconds() - start, notes: notes)
     }
 
     /// Which entry of the plan a list stage failed on.

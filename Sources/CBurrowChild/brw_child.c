@@ -549,9 +549,11 @@ int brw_spawn(const struct brw_child_plan *plan, pid_t *pid, int *pidfd) {
     int fd = -1;
     struct clone_args args;
     memset(&args, 0, sizeof args);
-    args.flags = plan->clone_flags | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+    args.flags = plan->clone_flags | CLONE_PIDFD | CLONE_CLEAR_SIGHAND | (plan->clone_parent ? CLONE_PARENT : 0);
     args.pidfd = (uint64_t)(uintptr_t)&fd;
-    args.exit_signal = SIGCHLD;
+    /* With CLONE_PARENT the child takes the caller's own exit signal (SIGCHLD
+     * for burrow-spawner) and clone3 requires 0 here. */
+    args.exit_signal = plan->clone_parent ? 0 : SIGCHLD;
     if (plan->cgroup_fd >= 0) {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)plan->cgroup_fd;

@@ -73,6 +73,21 @@ final class LiveDaemon: @unchecked Sendable {
     }
 }
 
+/// The pids whose parent is `parent` and whose name is `name` (/proc/PID/stat).
+func children(of parent: Int32, named name: String) -> [Int32] {
+    let proc = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return proc.compactMap(Int32.init).filter { pid in
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        let comm = stat[stat.index(after: stat.firstIndex(of: "(")!)..<close]
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        return comm == name && fields.count > 1 && Int32(fields[1]) == parent
+    }
+}
+
+func isZombie(_ pid: Int32) -> Bool {
+    ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "").contains(") Z ")
+}
+
 /// Processes whose cgroup names this invocation (its sandbox's tasks).
 func tasks(ofInvocation id: String) -> [String] {
     let proc = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -123,6 +138,9 @@ struct DaemonInvocationTests {
         let loop = "i=0; while [ $i -lt 300 ]; do echo 0123456789; i=$((i+1)); done"
         let (status, result, _) = try daemon.request("POST", "/v1/tools/minimal/invocations", InvocationRequest(arguments: [loop]), as: InvocationResult.self)
         let r = try #require(result, "status \(status)")
+        // Cloned by burrow-spawner (burrowd's small helper), not in process.
+        #expect(!(r.notes ?? []).contains { $0.contains("cloned in process") }, "\(r.notes ?? [])")
+        #expect(children(of: try #require(daemon.process?.pid), named: "burrow-spawner").count == 1)
         #expect(r.state == .finished && r.exitCode == 0 && r.stdout?.bytes == 3300 && r.stdout?.truncated == true && r.stdout?.text?.utf8.count == 1024)
         #expect(r.spawnMicroseconds ?? 0 > 0 && r.durationMilliseconds != nil)
         let stored = try daemon.request("GET", "/v1/invocations/\(r.id)", as: InvocationResult.self).1
@@ -289,8 +307,13 @@ struct DaemonInvocationTests {
         for _ in 0..<100 where tasks(ofInvocation: id).isEmpty { usleep(20_000) }
         #expect(!tasks(ofInvocation: id).isEmpty, "the sandbox runs in its invocation cgroup")
 
+        // The helper and the sandbox's init (cloned from it, burrowd's child by CLONE_PARENT).
+        let spawners = children(of: try #require(daemon.process?.pid), named: "burrow-spawner")
+        #expect(spawners.count == 2)
         _ = try daemon.stop(SIGKILL)
         _ = try client.finish()
+        for _ in 0..<200 where spawners.contains(where: { kill($0, 0) == 0 && !isZombie($0) }) { usleep(25_000) }
+        #expect(!spawners.contains { kill($0, 0) == 0 && !isZombie($0) }, "burrow-spawner and the sandbox's init die with burrowd")
         // The sandbox's parent-death signal fired with burrowd's supervising thread.
         for _ in 0..<200 where !tasks(ofInvocation: id).isEmpty { usleep(25_000) }
         #expect(tasks(ofInvocation: id).isEmpty, "no task of the invocation outlives burrowd")

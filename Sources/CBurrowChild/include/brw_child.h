@@ -103,6 +103,7 @@ struct brw_child_plan {
     int32_t sock;           /* child end of the SOCK_SEQPACKET report socket */
     int32_t status_fd;      /* write end of the status pipe (init only), or -1 */
     uint32_t use_init;      /* 1: the clone child stays as PID 1 and forks the tool */
+    uint32_t clone_parent;  /* 1: CLONE_PARENT (burrow-spawner: the sandbox is its caller's child) */
     int32_t stdio[3];       /* >= 0: becomes the tool's fd 0, 1, 2; -1: inherited */
     const int32_t *_Nullable cgroup_tasks; /* v1 `tasks` files the child writes "0" to (joins itself) */
     uint32_t cgroup_task_count;
@@ -151,6 +152,14 @@ struct brw_child_plan {
  * All signals are blocked around clone3 so no handler runs in the child.
  */
 int brw_spawn(const struct brw_child_plan *_Nonnull plan, pid_t *_Nonnull pid, int *_Nonnull pidfd);
+
+/* burrow-spawner (brw_spawner.c). The caller sends a plan with its
+ * descriptors; the spawner clones the sandbox as the caller's child
+ * (CLONE_PARENT) and answers with its pid and pidfd. `buf` is scratch space
+ * for the packed plan. Both return 0 or an errno (serve: when it ends). */
+int brw_spawner_request(int sock, const struct brw_child_plan *_Nonnull plan, uint8_t *_Nonnull buf, size_t cap, pid_t *_Nonnull pid,
+                        int *_Nonnull pidfd);
+int brw_spawner_serve(int sock, uint8_t *_Nonnull buf, size_t cap);
 
 /* Parent side: receives one report, and the descriptor it carries, if any.
  * Returns the byte count (0 at EOF) or -errno. *fd is -1 when none came. */
