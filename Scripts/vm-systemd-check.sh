@@ -46,6 +46,9 @@ echo "$out" | grep -Eq '^hello from [0-9]+$' || fail "unexpected output"
 cgroup=$(echo "$out" | sed -n 's/^0:://p')
 case $cgroup in /) ;; *) fail "the sandbox sees cgroup '$cgroup' (expected its own root)" ;; esac
 burrow invoke minimal -- 'exit 7' && fail "exit status lost" || [ $? -eq 7 ] || fail "exit status not 7"
+# Under the unit's hardening the clone goes through burrow-spawner, into a network namespace it prepared.
+burrow invoke minimal --json -- true | grep -q 'prepared ahead by burrow-spawner' || fail "sandboxes are not cloned by burrow-spawner"
+pgrep -x burrow-spawner >/dev/null || fail "no burrow-spawner"
 
 step "delegated cgroups: burrowd in supervisor/, invocations under tools/"
 main=$(systemctl show burrowd -p MainPID --value)
@@ -56,11 +59,11 @@ left=$(find /sys/fs/cgroup/system.slice/burrowd.service/tools -mindepth 1 -maxde
 
 step "audit trail and metrics"
 burrow audit --tool minimal
-[ "$(burrow audit --tool minimal --type ToolInvoked --jsonl | wc -l)" -eq 2 ] || fail "expected 2 ToolInvoked"
+[ "$(burrow audit --tool minimal --type ToolInvoked --jsonl | wc -l)" -eq 3 ] || fail "expected 3 ToolInvoked"
 burrow audit verify
 metrics=$(curl -s --unix-socket /run/burrow/burrowd.sock http://burrowd/metrics)
-echo "$metrics" | grep -q '^burrow_invocations_total{outcome="completed"} 1$' || fail "metrics: $metrics"
-echo "$metrics" | grep -q '^burrow_spawn_seconds_count 2$' || fail "metrics: $metrics"
+echo "$metrics" | grep -q '^burrow_invocations_total{outcome="completed"} 2$' || fail "metrics: $metrics"
+echo "$metrics" | grep -q '^burrow_spawn_seconds_count 3$' || fail "metrics: $metrics"
 
 step "stop: SIGTERM, clean exit, socket removed"
 systemctl stop burrowd

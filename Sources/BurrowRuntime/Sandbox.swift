@@ -113,9 +113,13 @@ final class Sandbox {
         // there is none or it has gone away.
         let rc = withUnsafePointer(to: childPlan.raw) { raw in
             if let spawner {
-                if let (rc, p, fd) = spawner.spawn(raw) {
+                if let (rc, p, fd, preparedNetwork) = spawner.spawn(raw) {
                     pid = p
                     rawPidfd = fd
+                    if rc == 0 && preparedNetwork {
+                        notes.append(
+                            "net namespace: prepared ahead by burrow-spawner (empty, loopback up, owned by the host's user namespace, so the tool cannot reconfigure it) and used by this sandbox only")
+                    }
                     return rc
                 }
                 notes.append("cloned in process: \(spawner.executable) is gone")

@@ -77,19 +77,20 @@ public final class Spawner: Sendable {
 
     /// Clones the sandbox `plan` describes; nil when the helper is gone (the
     /// caller then clones in process).
-    func spawn(_ plan: UnsafePointer<brw_child_plan>) -> (errno: Int32, pid: pid_t, pidfd: Int32)? {
+    func spawn(_ plan: UnsafePointer<brw_child_plan>) -> (errno: Int32, pid: pid_t, pidfd: Int32, preparedNetwork: Bool)? {
         channel.withLock { c in
             guard let ch = c else { return nil }
             var pid: pid_t = 0
             var pidfd: Int32 = -1
-            let rc = brw_spawner_request(ch.socket.rawValue, plan, ch.buffer, Self.bufferSize, &pid, &pidfd)
+            var flags: UInt32 = 0
+            let rc = brw_spawner_request(ch.socket.rawValue, plan, ch.buffer, Self.bufferSize, &pid, &pidfd, &flags)
             if rc == EPIPE || rc == ECONNRESET || rc == EPROTO {
                 try? ch.socket.close()
                 ch.buffer.deallocate()
                 c = nil
                 return nil
             }
-            return (rc, pid, pidfd)
+            return (rc, pid, pidfd, flags & UInt32(BRW_SPAWNED_PREPARED_NET) != 0)
         }
     }
 }

@@ -272,7 +272,7 @@ static void step_filesystem(const struct brw_child_plan *p) {
     STEP(BRW_STAGE_REMOUNT_ROOT, (int)syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &attr, sizeof attr));
 }
 
-static int loopback_up(void) {
+int brw_loopback_up(void) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) return -1;
     struct ifreq ifr;
@@ -513,7 +513,7 @@ static __attribute__((noreturn)) void child_main(const struct brw_child_plan *p)
     if (p->clone_flags & CLONE_NEWPID) STEP(BRW_STAGE_SESSION, setsid()); /* no controlling terminal */
     if (p->mount_count) step_filesystem(p);
     if (p->hostname) STEP(BRW_STAGE_HOSTNAME, sethostname(p->hostname, strlen(p->hostname)));
-    if (p->loopback_up) STEP(BRW_STAGE_LOOPBACK, loopback_up());
+    if (p->loopback_up) STEP(BRW_STAGE_LOOPBACK, brw_loopback_up());
     if (p->workdir) STEP(BRW_STAGE_CHDIR, chdir(p->workdir));
     for (uint32_t i = 0; i < p->rlimit_count; i++) {
         struct rlimit rl = {p->rlimits[i].soft, p->rlimits[i].hard};

@@ -19,6 +19,8 @@
 #include "brw_child.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -255,6 +257,8 @@ static struct brw_child_plan *plan_unpack(uint8_t *buf, size_t len, const int *f
 struct brw_spawn_reply {
     int32_t err;
     int32_t pid;
+    uint32_t flags; /* BRW_SPAWNED_* */
+    uint32_t reserved;
 };
 
 static ssize_t send_with_fds(int sock, const void *data, size_t len, const int *fds, uint32_t n) {
@@ -313,7 +317,7 @@ static ssize_t recv_with_fds(int sock, void *data, size_t cap, int *fds, uint32_
     return got;
 }
 
-int brw_spawner_request(int sock, const struct brw_child_plan *plan, uint8_t *buf, size_t cap, pid_t *pid, int *pidfd) {
+int brw_spawner_request(int sock, const struct brw_child_plan *plan, uint8_t *buf, size_t cap, pid_t *pid, int *pidfd, uint32_t *flags) {
     int fds[BRW_MAX_FDS];
     uint32_t n = 0;
     ssize_t len = brw_plan_pack(plan, buf, cap, fds, &n);
@@ -338,16 +342,70 @@ int brw_spawner_request(int sock, const struct brw_child_plan *plan, uint8_t *bu
     }
     *pid = reply.pid;
     *pidfd = got_fds[0];
+    *flags = reply.flags;
     return 0;
 }
 
+/*
+ * Network namespaces prepared ahead. An empty one with loopback up is the most
+ * expensive namespace to create, so between requests the spawner moves into a
+ * fresh one; the next sandbox that asks for its own network namespace is
+ * cloned into it (without CLONE_NEWNET) and the spawner leaves it for good:
+ * each is used once. It is owned by the host's user namespace, so the tool
+ * (with no capability there) cannot reconfigure it.
+ *
+ * Between requests: ready >= 0 means the spawner's current network namespace
+ * is that prepared, unused one; ready < 0 means it is the host's.
+ */
+struct nets {
+    int host;
+    int ready;
+};
+
+static void prepare_net(struct nets *n) {
+    if (n->ready >= 0 || n->host < 0) return;
+    if (unshare(CLONE_NEWNET) == 0) {
+        if (brw_loopback_up() == 0) {
+            n->ready = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+            if (n->ready >= 0) return;
+        }
+        setns(n->host, CLONE_NEWNET); /* back to the host's: the plan's CLONE_NEWNET stands */
+    }
+}
+
+static int spawn(struct nets *n, struct brw_child_plan *plan, pid_t *pid, int *pidfd, uint32_t *flags) {
+    plan->clone_parent = 1;
+    int wants_net = (plan->clone_flags & CLONE_NEWNET) != 0;
+    if (n->ready < 0) return brw_spawn(plan, pid, pidfd);
+    if (wants_net) {
+        plan->clone_flags &= ~(uint64_t)CLONE_NEWNET;
+        plan->loopback_up = 0; /* up already; the sandbox could not do it in a namespace it does not own */
+        int rc = brw_spawn(plan, pid, pidfd);
+        if (rc) return rc;
+        *flags |= BRW_SPAWNED_PREPARED_NET;
+        close(n->ready);
+        n->ready = -1;
+        return setns(n->host, CLONE_NEWNET) < 0 ? errno : 0;
+    }
+    /* The sandbox shares the host's network: clone from there, then come back. */
+    if (setns(n->host, CLONE_NEWNET) < 0) return errno;
+    int rc = brw_spawn(plan, pid, pidfd);
+    if (setns(n->ready, CLONE_NEWNET) < 0) {
+        close(n->ready);
+        n->ready = -1;
+    }
+    return rc;
+}
+
 int brw_spawner_serve(int sock, uint8_t *buf, size_t cap) {
+    struct nets nets = {open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), -1};
     for (;;) {
+        prepare_net(&nets); /* for the next request, while none is waiting */
         int fds[BRW_MAX_FDS];
         uint32_t n = 0;
         ssize_t got = recv_with_fds(sock, buf, cap, fds, &n);
         if (got == 0) return 0; /* burrowd closed its end */
-        struct brw_spawn_reply reply = {0, 0};
+        struct brw_spawn_reply reply = {0, 0, 0, 0};
         int pidfd = -1;
         if (got < 0) {
             if (errno != EMSGSIZE) return errno;
@@ -357,10 +415,13 @@ int brw_spawner_serve(int sock, uint8_t *buf, size_t cap) {
             if (!plan) {
                 reply.err = EPROTO;
             } else {
-                plan->clone_parent = 1;
                 pid_t pid = 0;
-                reply.err = brw_spawn(plan, &pid, &pidfd);
+                reply.err = spawn(&nets, plan, &pid, &pidfd, &reply.flags);
                 reply.pid = pid;
+                if (reply.err && pidfd >= 0) {
+                    close(pidfd);
+                    pidfd = -1;
+                }
             }
         }
         for (uint32_t i = 0; i < n; i++) close(fds[i]);
