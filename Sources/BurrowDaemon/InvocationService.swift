@@ -192,7 +192,7 @@ final class InvocationService: Sendable {
         withExtendedLifetime(p.lease) {}
         result.stdout = CapturedOutput(streams.stdout)
         result.stderr = CapturedOutput(streams.stderr)
-        result.durationMilliseconds = UInt64((ContinuousClock.now - started).components.seconds * 1000) + UInt64((ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)
+        result.durationMilliseconds = UInt64(max(0, ((ContinuousClock.now - started) / .milliseconds(1)).rounded()))
         switch outcome {
         case nil:
             return finish(&result, p, error: .init(code: "preparation_failed", message: "cannot start a supervisor thread"), sink: sink)
