@@ -219,7 +219,7 @@ static struct brw_child_plan *plan_unpack(uint8_t *buf, size_t len, const int *f
     p->status_fd = fd_at(&u, p->status_fd);
     for (int i = 0; i < 3; i++) p->stdio[i] = fd_at(&u, p->stdio[i]);
     if (p->cgroup_task_count) {
-        int32_t *t = need(&u, at(&u, (uintptr_t)p->cgroup_tasks, p->cgroup_task_count * 4u));
+        int32_t *t = need(&u, at(&u, (uintptr_t)p->cgroup_tasks, (size_t)p->cgroup_task_count * 4));
         for (uint32_t i = 0; t && i < p->cgroup_task_count; i++) t[i] = fd_at(&u, t[i]);
         p->cgroup_tasks = t;
     }
@@ -244,7 +244,7 @@ static struct brw_child_plan *plan_unpack(uint8_t *buf, size_t len, const int *f
         for (uint32_t i = 0; r && i < p->landlock_rule_count; i++) r[i].path = string_at(&u, (uintptr_t)r[i].path);
         p->landlock_rules = r;
     }
-    if (p->landlock_port_count) p->landlock_ports = need(&u, at(&u, (uintptr_t)p->landlock_ports, p->landlock_port_count * 2u));
+    if (p->landlock_port_count) p->landlock_ports = need(&u, at(&u, (uintptr_t)p->landlock_ports, (size_t)p->landlock_port_count * 2));
     if (p->seccomp_len) p->seccomp_filter = need(&u, at(&u, (uintptr_t)p->seccomp_filter, (size_t)p->seccomp_len * 8));
     p->path = need(&u, (void *)string_at(&u, (uintptr_t)p->path));
     p->argv = need(&u, (void *)strings_at(&u, (uintptr_t)p->argv));
