@@ -113,7 +113,8 @@ final class Sandbox {
         // there is none or it has gone away.
         let rc = withUnsafePointer(to: childPlan.raw) { raw in
             if let spawner {
-                if let (rc, p, fd, preparedNetwork) = spawner.spawn(raw) {
+                switch spawner.spawn(raw) {
+                case .spawned(let rc, let p, let fd, let preparedNetwork):
                     pid = p
                     rawPidfd = fd
                     if rc == 0 && preparedNetwork {
@@ -121,8 +122,9 @@ final class Sandbox {
                             "net namespace: prepared ahead by burrow-spawner (empty, loopback up, owned by the host's user namespace, so the tool cannot reconfigure it) and used by this sandbox only")
                     }
                     return rc
+                case .unavailable(let why):
+                    notes.append("cloned in process: \(why)")
                 }
-                notes.append("cloned in process: \(spawner.executable) is gone")
             }
             return brw_spawn(raw, &pid, &rawPidfd)
         }

@@ -66,6 +66,10 @@ public final class Spawner: Sendable {
             throw .preparation("cannot start the spawner's thread: \(errnoName(rc))")
         }
         pthread_detach(thread)
+        // A plan travels as one message, bounded by the send buffer: room for
+        // the largest request burrowd accepts (root may exceed wmem_max).
+        var size = Int32(Self.bufferSize)
+        _ = setsockopt(mine.rawValue, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
         while !parked.started.load(ordering: .acquiring) { usleep(100) }
         try? theirs.close()
         if let error = parked.result.withLock({ $0 }), error != 0 {
@@ -75,11 +79,17 @@ public final class Spawner: Sendable {
         return Spawner(socket: mine, executable: executable)
     }
 
-    /// Clones the sandbox `plan` describes; nil when the helper is gone (the
-    /// caller then clones in process).
-    func spawn(_ plan: UnsafePointer<brw_child_plan>) -> (errno: Int32, pid: pid_t, pidfd: Int32, preparedNetwork: Bool)? {
+    enum Outcome {
+        /// clone3's errno (0: done), the child's pid and pidfd.
+        case spawned(errno: Int32, pid: pid_t, pidfd: Int32, preparedNetwork: Bool)
+        /// The caller must clone in process, for this reason.
+        case unavailable(String)
+    }
+
+    /// Clones the sandbox `plan` describes through the helper.
+    func spawn(_ plan: UnsafePointer<brw_child_plan>) -> Outcome {
         channel.withLock { c in
-            guard let ch = c else { return nil }
+            guard let ch = c else { return .unavailable("\(executable) is gone") }
             var pid: pid_t = 0
             var pidfd: Int32 = -1
             var flags: UInt32 = 0
@@ -88,9 +98,12 @@ public final class Spawner: Sendable {
                 try? ch.socket.close()
                 ch.buffer.deallocate()
                 c = nil
-                return nil
+                return .unavailable("\(executable) is gone (\(errnoName(rc)))")
             }
-            return (rc, pid, pidfd, flags & UInt32(BRW_SPAWNED_PREPARED_NET) != 0)
+            if rc == EMSGSIZE || rc == E2BIG {
+                return .unavailable("the plan is larger than \(executable)'s socket takes")
+            }
+            return .spawned(errno: rc, pid: pid, pidfd: pidfd, preparedNetwork: flags & UInt32(BRW_SPAWNED_PREPARED_NET) != 0)
         }
     }
 }

@@ -146,6 +146,12 @@ struct DaemonInvocationTests {
         let stored = try daemon.request("GET", "/v1/invocations/\(r.id)", as: InvocationResult.self).1
         #expect(stored == r)
 
+        // About 1 MiB of arguments: one message to burrow-spawner, still cloned by it.
+        let big = InvocationRequest(arguments: ["echo $#", "x"] + Array(repeating: String(repeating: "a", count: 100_000), count: 10))
+        let bigResult = try #require(try daemon.request("POST", "/v1/tools/minimal/invocations", big, as: InvocationResult.self).1)
+        #expect(bigResult.exitCode == 0 && bigResult.stdout?.text == "10\n", "\(bigResult)")
+        #expect(!(bigResult.notes ?? []).contains { $0.contains("cloned in process") }, "\(bigResult.notes ?? [])")
+
         // Streamed: started, output, exited with the same result shape.
         var lines: [InvocationEvent] = []
         var pending = Data()
@@ -167,7 +173,7 @@ struct DaemonInvocationTests {
         let trail = try daemon.trail("minimal")
         #expect(trail.first?.type == .toolRegistered)
         let invocations = Dictionary(grouping: trail.filter { $0.context.invocationID != nil }, by: { $0.context.invocationID! })
-        #expect(invocations.count == 4)
+        #expect(invocations.count == 5)
         for (_, events) in invocations {
             #expect(events.filter { $0.type == .toolInvoked }.count == 1 && events.filter { $0.type.isTerminal }.count == 1)
             #expect(events.allSatisfy { $0.context.principal == "root" })
@@ -175,9 +181,9 @@ struct DaemonInvocationTests {
         #expect(trail.contains { $0.type == .permissionDenied && $0.details["reason"]?.stringValue == "environment_not_allowed" })
 
         let metrics = String(decoding: try daemon.client.send("GET", "/metrics").body, as: UTF8.self)
-        #expect(metrics.contains("burrow_invocations_total{outcome=\"completed\"} 3"), "\(metrics)")
+        #expect(metrics.contains("burrow_invocations_total{outcome=\"completed\"} 4"), "\(metrics)")
         #expect(metrics.contains("burrow_invocations_total{outcome=\"failed\"} 1"))
-        #expect(metrics.contains("burrow_spawn_seconds_count 4") && metrics.contains("burrow_active_sandboxes 0"))
+        #expect(metrics.contains("burrow_spawn_seconds_count 5") && metrics.contains("burrow_active_sandboxes 0"))
         #expect(metrics.contains("burrow_denials_total{reason=\"environment_not_allowed\"} 1"))
 
         // A caller of another uid: nobody may invoke but not read the trail; uid 1 may do neither.
