@@ -16,9 +16,9 @@ import SystemPackage
 
 /// Runs invocations for the API: checks the request, admits it (rate and
 /// concurrency), compiles the plan, and runs it with the same `Runner` as
-/// `burrow run`, each on a thread of its own (the sandbox's parent-death
-/// signal is tied to the thread that cloned it). Keeps every live run
-/// stoppable for shutdown.
+/// `burrow run`, each supervised on a thread of its own (a blocking poll
+/// loop) and cloned through burrow-spawner. Keeps every live run stoppable
+/// for shutdown.
 final class InvocationService: Sendable {
     let policy: HostPolicy
     let planner: ToolPlanner

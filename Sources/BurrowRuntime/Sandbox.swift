@@ -76,21 +76,18 @@ final class Sandbox {
 
     /// Spawns `plan` and returns once the tool has exec'd.
     ///
-    /// NOTE: the sandbox's parent-death signal fires when the *thread* that
-    /// called clone3 exits (prctl(2), PR_SET_PDEATHSIG). `burrow run` spawns
-    /// from its main thread; the daemon must spawn from threads that live as
-    /// long as their sandboxes.
+    /// NOTE: the sandbox's parent-death signal fires when its parent *thread*
+    /// exits (prctl(2), PR_SET_PDEATHSIG). `burrow run` clones from its main
+    /// thread; burrowd through `Spawner`, whose sandboxes' parent is a thread
+    /// parked for burrowd's whole life.
     /// - Throws: `RunError.spawn` naming the child's failed stage and errno.
     /// - Parameters:
     ///   - cgroup: a cgroup2 directory descriptor the child is born in (CLONE_INTO_CGROUP).
-    ///   - beforeStart: runs after clone, while the child waits for the go
-    ///     byte (e.g. to place it in v1 cgroups).
     ///   - cgroupTasks: v1 `tasks` files the child joins itself through.
     ///   - stdio: descriptors that become the tool's 0, 1 and 2 (nil: inherited).
     ///   - spawner: clones through burrow-spawner (nil: in process).
     static func launch(
-        _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil, spawner: Spawner? = nil,
-        beforeStart: (pid_t) throws(RunError) -> Void = { _ in }
+        _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil, spawner: Spawner? = nil
     ) throws(RunError) -> Sandbox {
         let childPlan = try ChildPlan(plan, cgroup: cgroup)
         childPlan.setCgroupTasks(cgroupTasks)
@@ -147,7 +144,6 @@ final class Sandbox {
 
         do throws(RunError) {
             if !plan.identity.uidMap.isEmpty { try writeIDMaps(plan.identity, pid: pid) }
-            try beforeStart(pid)
         } catch {
             throw abandon(error)
         }

@@ -261,12 +261,15 @@ struct brw_spawn_reply {
     uint32_t reserved;
 };
 
+/* Room for BRW_MAX_FDS descriptors in one SCM_RIGHTS message, aligned. */
+union fd_control {
+    char buf[CMSG_SPACE(BRW_MAX_FDS * sizeof(int))];
+    struct cmsghdr align;
+};
+
 static ssize_t send_with_fds(int sock, const void *data, size_t len, const int *fds, uint32_t n) {
     struct iovec iov = {(void *)data, len};
-    union {
-        char buf[CMSG_SPACE(BRW_MAX_FDS * sizeof(int))];
-        struct cmsghdr align;
-    } control;
+    union fd_control control;
     struct msghdr msg = {0};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -288,10 +291,7 @@ static ssize_t send_with_fds(int sock, const void *data, size_t len, const int *
 
 static ssize_t recv_with_fds(int sock, void *data, size_t cap, int *fds, uint32_t *n) {
     struct iovec iov = {data, cap};
-    union {
-        char buf[CMSG_SPACE(BRW_MAX_FDS * sizeof(int))];
-        struct cmsghdr align;
-    } control;
+    union fd_control control;
     struct msghdr msg = {0};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;

@@ -159,6 +159,7 @@ int brw_spawn(const struct brw_child_plan *_Nonnull plan, pid_t *_Nonnull pid, i
  * for the packed plan. Both return 0 or an errno (serve: when it ends). */
 int brw_spawner_request(int sock, const struct brw_child_plan *_Nonnull plan, uint8_t *_Nonnull buf, size_t cap, pid_t *_Nonnull pid,
                         int *_Nonnull pidfd, uint32_t *_Nonnull flags);
+int brw_spawner_serve(int sock, uint8_t *_Nonnull buf, size_t cap);
 
 /* brw_spawner_request's flags: the sandbox got a network namespace the
  * spawner prepared ahead (empty, loopback up, owned by the host's user
@@ -167,7 +168,6 @@ int brw_spawner_request(int sock, const struct brw_child_plan *_Nonnull plan, ui
 
 /* Brings loopback up in the caller's network namespace (signal-safe). */
 int brw_loopback_up(void);
-int brw_spawner_serve(int sock, uint8_t *_Nonnull buf, size_t cap);
 
 /* Parent side: receives one report, and the descriptor it carries, if any.
  * Returns the byte count (0 at EOF) or -errno. *fd is -1 when none came. */
