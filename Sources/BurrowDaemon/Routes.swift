@@ -129,6 +129,8 @@ struct API: Sendable {
         let now = AuditClock.format(AuditClock.now())
         let principal = UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)"
         let record = ToolRecord(registration: registration, registeredAt: now, updatedAt: now, registeredBy: principal, validation: report)
+        let previous = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
+            .first { $0.registration.metadata.version == registration.metadata.version }
         switch try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.write(record, replace: replacing != nil) }) {
         case .exists:
             throw DaemonError(
@@ -152,7 +154,14 @@ struct API: Sendable {
             let audit = daemon.audit
             _ = try await BlockingIO.run { try audit.append([event]) }
         } catch {
-            throw DaemonError(.internalServerError, code: "audit_unavailable", "the registration is stored but the audit log did not take it: \(error)")
+            // Fail closed: no change to what may run goes unrecorded.
+            let registry = daemon.registry
+            if let previous {
+                _ = try? registry.write(previous, replace: true)
+            } else {
+                _ = try? registry.remove(registration.id, version: registration.metadata.version)
+            }
+            throw DaemonError(.internalServerError, code: "audit_unavailable", "the audit log cannot record the change, so it was undone: \(error)")
         }
         let stored = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
             .first { $0.registration.metadata.version == registration.metadata.version } ?? record
@@ -211,6 +220,7 @@ struct API: Sendable {
         let id = try context.parameters.require("id")
         try await require(.admin, context, request, "removing a tool", tool: id)
         let version = request.uri.queryParameters.get("version")
+        let before = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let removed = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.remove(id, version: version) }
         guard !removed.isEmpty else { throw DaemonError(.notFound, code: "not_found", "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
         let peer = context.peer ?? .unknown
@@ -222,7 +232,11 @@ struct API: Sendable {
             let audit = daemon.audit
             _ = try await BlockingIO.run { try audit.append([event]) }
         } catch {
-            throw DaemonError(.internalServerError, code: "audit_unavailable", "the tool is removed but the audit log did not take it: \(error)")
+            // Fail closed: the removal is undone rather than left unrecorded.
+            for record in before where removed.contains(record.registration.metadata.version) {
+                _ = try? daemon.registry.write(record, replace: false)
+            }
+            throw DaemonError(.internalServerError, code: "audit_unavailable", "the audit log cannot record the removal, so it was undone: \(error)")
         }
         return try json(RemovedTool(id: id, removed: removed))
     }

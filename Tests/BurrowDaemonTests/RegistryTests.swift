@@ -169,6 +169,29 @@ struct RegistryTests {
         #expect(reasons == ["role_required", "registration_limit", "request_too_large"])
     }
 
+    @Test("a registry change the audit log cannot record is undone (fail closed)")
+    func auditUnavailable() async throws {
+        #expect(try await send(.post, "/v1/tools", Self.registration()).0 == .created)
+        // The same registry behind an audit log open read-only: every append fails.
+        let readOnly = try AuditStore(.init(path: api.store.path, redactor: try Redactor()), access: .read)
+        let daemon = Daemon(
+            policy: api.policy, socketPath: api.directory + "/unused.sock", audit: readOnly, registry: api.registry, host: Fixtures.capableHost,
+            searchPath: [Fixtures.profilesDirectory], lookup: { _ in Self.admin })
+        func attempt(_ method: HTTPRequest.Method, _ path: String, _ body: ToolRegistration? = nil) async throws -> String? {
+            let r = try await api.respond(method, path, body: try body.map { try JSONEncoder().encode($0) } ?? Data(), daemon: daemon)
+            #expect(r.0 == .internalServerError)
+            return try? error(r.1).error.code
+        }
+        #expect(try await attempt(.post, "/v1/tools", Self.registration(version: "2.0.0")) == "audit_unavailable")
+        #expect(try await attempt(.put, "/v1/tools/echoer", Self.registration(description: "changed")) == "audit_unavailable")
+        #expect(try await attempt(.delete, "/v1/tools/echoer") == "audit_unavailable")
+        // What the audit log says is what the registry holds: 1.0.0 as first registered.
+        let versions = try api.registry.versions("echoer")
+        #expect(versions.map(\.registration.metadata.version) == ["1.0.0"])
+        #expect(versions.first?.registration.metadata.description == "prints its arguments")
+        #expect(try api.store.events(AuditQuery(tool: "echoer")).map(\.type) == [.toolRegistered])
+    }
+
     @Test("validate: findings, exposure and the plan summary without registering")
     func validate() async throws {
         let request = ValidationRequest(profile: .string("extends = \"minimal\"\n[tool]\nid = \"v\"\nname = \"v\"\nversion = \"1\"\n"), command: ["sh", "-c", "true"], id: "v")
