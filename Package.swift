@@ -64,9 +64,13 @@ let package = Package(
             dependencies: ["BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"], swiftSettings: strict),
         .target(
+            name: "BurrowEgress",
+            dependencies: ["BurrowPolicy", "BurrowProfile", "BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
+            exclude: ["README.md"], swiftSettings: strict),
+        .target(
             name: "BurrowRuntime",
             dependencies: [
-                "BurrowAudit", "BurrowCgroup", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
+                "BurrowAudit", "BurrowCgroup", "BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .target(name: "BurrowAPI", dependencies: ["BurrowAudit", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
@@ -110,6 +114,10 @@ let package = Package(
         .testTarget(
             name: "BurrowRuntimeTests",
             dependencies: ["BurrowAudit", "BurrowRuntime", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowEgressTests",
+            dependencies: ["BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowTestSupport"],

@@ -13,6 +13,10 @@ public enum AuditEventType: String, Sendable, Codable, CaseIterable {
     case anomalousActivity = "AnomalousActivity"
     case resourceLimitExceeded = "ResourceLimitExceeded"
     case performanceThreshold = "PerformanceThreshold"
+    /// Burrow's addition: a connection the egress proxy allowed (or could not
+    /// complete), with its destination and bytes, written when it ends.
+    /// Refused connections are PermissionDenied.
+    case networkConnection = "NetworkConnection"
 
     /// Whether the event ends an invocation.
     public var isTerminal: Bool { self == .toolCompleted || self == .toolFailed }

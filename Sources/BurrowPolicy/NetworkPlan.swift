@@ -12,10 +12,28 @@ public struct NetworkPlan: Sendable, Codable, Equatable {
     public var dns: String
     /// What happens to traffic that ignores the proxy.
     public var otherTraffic: String
+    /// The egress proxy's rules and limits (restricted access only).
+    public var egress: Egress?
+
+    /// What the supervisor's egress proxy enforces for one sandbox.
+    public struct Egress: Sendable, Codable, Equatable {
+        /// The allowlist the proxy decides by.
+        public var targets: [NetworkTarget]
+        /// The proxy's listening port on the sandbox's loopback.
+        public var port: UInt16
+        public var protocols: [String]
+        public var maxConnections: Int
+        /// Bytes both ways over the run; nil: no budget.
+        public var maxBytes: UInt64?
+        public var connectTimeoutMilliseconds: UInt64
+        public var idleTimeoutMilliseconds: UInt64
+        /// Refused outright whatever the name, unless an IP/CIDR entry names them.
+        public var refusedRanges: [String]
+    }
 
     static let proxyPort: UInt16 = 3128
 
-    static func make(_ profile: SecurityProfile, level: SandboxLevel) -> NetworkPlan {
+    static func make(_ profile: SecurityProfile, level: SandboxLevel, limits: EffectiveLimits, policy: HostPolicy) -> NetworkPlan {
         let isolated = level != .none
         switch profile.networkAccess {
         case .none:
@@ -24,11 +42,19 @@ public struct NetworkPlan: Sendable, Codable, Equatable {
                 dns: isolated ? "none: no resolver, no route" : "host resolver (sandbox level none)",
                 otherTraffic: isolated ? "no route: the namespace has loopback only" : "not isolated (sandbox level none)")
         case .restricted:
+            let egress = Egress(
+                targets: profile.permissions.network, port: proxyPort,
+                protocols: ["HTTP CONNECT", "HTTP forwarding (http:// URLs)", "SOCKS5 CONNECT (names resolved by the proxy)"],
+                maxConnections: limits.maxConnections, maxBytes: limits.maxNetworkBytes?.bytes,
+                connectTimeoutMilliseconds: policy.network.connectTimeout.milliseconds,
+                idleTimeoutMilliseconds: policy.network.idleTimeout.milliseconds,
+                refusedRanges: SpecialAddress.ranges.map { "\($0.network)/\($0.prefix) \($0.name)" })
             return NetworkPlan(
                 access: .restricted, ownNamespace: true, proxyEndpoint: "127.0.0.1:\(proxyPort)",
                 allowlist: profile.permissions.network.map(\.description),
-                dns: "none inside: names are resolved by the proxy, outside the sandbox",
-                otherTraffic: "no route: only the proxy's listening socket leads out (non-proxy-aware protocols are blocked)")
+                dns: "none inside: names are resolved by the proxy, outside the sandbox, once per connection (the checked address is the one connected to)",
+                otherTraffic: "no route: the namespace has loopback only, and Landlock allows TCP connect to the proxy's port only; non-proxy-aware protocols are blocked",
+                egress: egress)
         case .full:
             return NetworkPlan(
                 access: .full, ownNamespace: false, proxyEndpoint: nil, allowlist: [],

@@ -85,7 +85,7 @@ public struct PlanCompiler: Sendable {
                 proxyPort: profile.networkAccess == .restricted ? NetworkPlan.proxyPort : nil,
                 isDirectory: { isDirectoryInSandbox($0, mounts: mounts) })
             : LandlockPlan(hostABI: host.landlockABI, abi: nil, handledFileSystem: [], handledNetwork: [], scoped: [], pathRules: [], portRules: [], notAvailable: [])
-        let network = NetworkPlan.make(profile, level: level)
+        let network = NetworkPlan.make(profile, level: level, limits: limits, policy: policy)
 
         warnings += riskWarnings(profile: profile, reads: reads, writes: writes, executables: executablesInSandbox)
         let exposure = ExposureReport.score(profile: profile, limits: limits, reads: reads, writes: writes, executables: executablesInSandbox)
@@ -430,9 +430,20 @@ public struct PlanCompiler: Sendable {
         }
         row("execution deadline", "\(limits.maxExecutionTime) wall clock", .yes("supervisor timer"))
         if profile.networkAccess == .restricted {
-            row("network egress proxy", "only \(profile.permissions.network.map(\.description).joined(separator: ", "))", .no("Burrow's egress proxy is not built yet: use network_access \"none\", or \"full\" for a trusted tool"))
+            row("network egress proxy", "only \(profile.permissions.network.map(\.description).joined(separator: ", "))", egressSupport(level))
         }
         return rows
+    }
+
+    /// The egress proxy needs the sandbox's own network namespace: without it
+    /// the tool would share the host's routes and could ignore the proxy.
+    private func egressSupport(_ level: SandboxLevel) -> HostFacts.Check {
+        guard level != .none else {
+            return .no("sandbox level none has no network namespace, so the tool could bypass the proxy: use level process or container")
+        }
+        let net = host.namespaces[.net] ?? .no("not probed")
+        guard net.available else { return .no("no network namespace on this host: \(net.detail)") }
+        return .yes("supervisor-side proxy listening on the sandbox's loopback, names resolved outside the sandbox")
     }
 
     private func riskWarnings(profile: SecurityProfile, reads: [PathPattern], writes: [PathPattern], executables: [String]) -> [String] {

@@ -25,6 +25,10 @@ public struct EffectiveLimits: Sendable, Equatable, Codable {
     public var scratchSize: ByteSize
     /// CPU bandwidth of the tree in percent of one CPU (host policy); 0: no cap.
     public var cpuQuotaPercent: Int
+    /// Egress proxy connections open at once (restricted network only).
+    public var maxConnections: Int
+    /// Egress proxy bytes both ways per run; nil: no budget.
+    public var maxNetworkBytes: ByteSize?
 }
 
 /// A validated profile after the host policy was applied.
@@ -40,7 +44,8 @@ extension HostPolicy {
         let p = policies
         return EffectiveLimits(
             maxCpuTime: p.maxCpuTime, maxMemory: p.maxMemory, maxFileSize: p.maxFileSize, maxOpenFiles: p.maxOpenFiles, maxExecutionTime: p.maxExecutionTime,
-            maxProcesses: p.maxProcesses, scratchSize: p.maxScratch, cpuQuotaPercent: p.cpuQuotaPercent)
+            maxProcesses: p.maxProcesses, scratchSize: p.maxScratch, cpuQuotaPercent: p.cpuQuotaPercent,
+            maxConnections: p.maxConnections, maxNetworkBytes: p.maxNetworkBytes)
     }
 
     /// Applies this policy to a validated profile. Limits above the policy were
@@ -63,7 +68,9 @@ extension HostPolicy {
             maxOpenFiles: fill(r.maxOpenFiles, policies.maxOpenFiles, "max_open_files", "max_open_files"),
             maxExecutionTime: fill(r.maxExecutionTime, policies.maxExecutionTime, "max_execution_time", "max_execution_time"),
             maxProcesses: profile.permissions.process.maxProcesses,
-            scratchSize: profile.filesystem.scratchSize, cpuQuotaPercent: policies.cpuQuotaPercent)
+            scratchSize: profile.filesystem.scratchSize, cpuQuotaPercent: policies.cpuQuotaPercent,
+            maxConnections: r.maxConnections ?? policies.maxConnections,
+            maxNetworkBytes: r.maxNetworkBytes ?? policies.maxNetworkBytes)
 
         if profile.networkAccess > policies.networkPolicy {
             // A full-network profile lists no targets, so lowering it to

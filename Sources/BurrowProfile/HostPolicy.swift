@@ -25,6 +25,18 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         /// CPU bandwidth of one invocation's whole tree, in percent of one CPU
         /// (cgroup cpu.max, like systemd's CPUQuota=); 0 leaves it unlimited.
         public var cpuQuotaPercent = 100
+        /// Connections one sandbox may hold open at once through the egress proxy.
+        public var maxConnections = 64
+        /// Bytes one sandbox may move through the egress proxy per run; nil: no budget.
+        public var maxNetworkBytes: ByteSize?
+    }
+
+    /// Burrow's own section: the egress proxy of sandboxes with restricted network.
+    public struct Network: Sendable, Equatable, Codable {
+        /// How long the proxy waits for a destination to accept a connection.
+        public var connectTimeout = Seconds.seconds(10)
+        /// A connection with no traffic either way for this long is closed.
+        public var idleTimeout = Seconds.seconds(120)
     }
 
     public struct RateLimits: Sendable, Equatable, Codable {
@@ -132,6 +144,7 @@ public struct HostPolicy: Sendable, Equatable, Codable {
     public var policies = Policies()
     public var rateLimits = RateLimits()
     public var sandbox = Sandbox()
+    public var network = Network()
     public var audit = Audit()
     public var daemon = Daemon()
 
@@ -167,9 +180,16 @@ extension HostPolicy {
             if let v = t.positive("max_open_files") { policy.policies.maxOpenFiles = v }
             if let v = t.positive("max_processes") { policy.policies.maxProcesses = v }
             if let v = t.positive("max_scratch_mb") { policy.policies.maxScratch = .mebibytes(UInt64(v)) }
+            if let v = t.positive("max_connections") { policy.policies.maxConnections = v }
+            if let v = t.positive("max_network_mb") { policy.policies.maxNetworkBytes = .mebibytes(UInt64(v)) }
             if let v = t.integer("cpu_quota_percent") {
                 if v >= 0 { policy.policies.cpuQuotaPercent = v } else { log.error(t.keyPath("cpu_quota_percent"), "expected a percentage of one CPU (100 = one CPU), or 0 for no cap (found \(v))") }
             }
+            t.finish()
+        }
+        if var t = root.table("network") {
+            if let v = t.duration("connect_timeout") { policy.network.connectTimeout = v }
+            if let v = t.duration("idle_timeout") { policy.network.idleTimeout = v }
             t.finish()
         }
         if var t = root.table("rate_limits") {

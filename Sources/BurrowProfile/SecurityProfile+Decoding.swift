@@ -45,7 +45,8 @@ extension SecurityProfile {
             profile.resourceLimits = ResourceLimits(
                 maxCpuTime: t.duration("max_cpu_time"), maxMemory: t.size("max_memory"),
                 maxFileSize: t.size("max_file_size"), maxOpenFiles: t.positive("max_open_files"),
-                maxExecutionTime: t.duration("max_execution_time"))
+                maxExecutionTime: t.duration("max_execution_time"), maxConnections: t.positive("max_connections"),
+                maxNetworkBytes: t.size("max_network_bytes"))
             t.finish(topLevel: topLevelKeys)
         }
         if var t = root.table("filesystem_access") {

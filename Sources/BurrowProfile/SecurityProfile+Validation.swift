@@ -82,6 +82,13 @@ extension SecurityProfile {
         check(limits.maxFileSize, p.maxFileSize, "max_file_size", "max_file_size_mb")
         check(limits.maxOpenFiles, p.maxOpenFiles, "max_open_files", "max_open_files")
         check(limits.maxExecutionTime, p.maxExecutionTime, "max_execution_time", "max_execution_time")
+        check(limits.maxConnections, p.maxConnections, "max_connections", "max_connections")
+        if let ceiling = p.maxNetworkBytes { check(limits.maxNetworkBytes, ceiling, "max_network_bytes", "max_network_mb") }
+        if networkAccess != .restricted {
+            for (value, key) in [(limits.maxConnections != nil, "max_connections"), (limits.maxNetworkBytes != nil, "max_network_bytes")] where value {
+                log.warning("resource_limits.\(key)", "applies to the egress proxy only, which a profile gets with network_access = \"restricted\"")
+            }
+        }
         if permissions.process.maxProcesses > p.maxProcesses {
             log.error("permissions.process.max_processes", "\(permissions.process.maxProcesses) exceeds the host policy maximum of \(p.maxProcesses) ([policies] max_processes)")
         }

@@ -134,11 +134,17 @@ public struct ResourceLimits: Sendable, Equatable, Codable {
     public var maxFileSize: ByteSize?
     public var maxOpenFiles: Int?
     public var maxExecutionTime: Seconds?
+    /// Connections open at once through the egress proxy (restricted network).
+    public var maxConnections: Int?
+    /// Bytes both ways through the egress proxy over the whole run.
+    public var maxNetworkBytes: ByteSize?
 
     public init(
         maxCpuTime: Seconds? = nil, maxMemory: ByteSize? = nil, maxFileSize: ByteSize? = nil,
-        maxOpenFiles: Int? = nil, maxExecutionTime: Seconds? = nil
+        maxOpenFiles: Int? = nil, maxExecutionTime: Seconds? = nil, maxConnections: Int? = nil, maxNetworkBytes: ByteSize? = nil
     ) {
+        self.maxConnections = maxConnections
+        self.maxNetworkBytes = maxNetworkBytes
         self.maxCpuTime = maxCpuTime
         self.maxMemory = maxMemory
         self.maxFileSize = maxFileSize

@@ -37,6 +37,7 @@ final class ChildPlan {
         raw.cgroup_fd = cgroup ?? -1
         raw.sock = -1
         raw.status_fd = -1
+        raw.netns_fd = -1
         raw.stdio = (-1, -1, -1)
         raw.use_init = plan.namespaces.contains { $0.kind == .pid } ? 1 : 0
 
@@ -109,6 +110,15 @@ final class ChildPlan {
         guard !fds.isEmpty else { return }
         raw.cgroup_tasks = UnsafePointer(array(fds))
         raw.cgroup_task_count = UInt32(fds.count)
+    }
+
+    /// A network namespace prepared by the supervisor (the egress proxy listens
+    /// inside it): the sandbox is cloned into it instead of getting a new one,
+    /// with loopback already up (it could not change it there anyway).
+    func setNetworkNamespace(_ fd: FileDescriptor) {
+        raw.netns_fd = fd.rawValue
+        raw.clone_flags &= ~NamespaceKind.net.cloneFlag
+        raw.loopback_up = 0
     }
 
     func setChannels(sock: FileDescriptor, status: FileDescriptor?, stdio: [FileDescriptor]?) {

@@ -1,4 +1,5 @@
 public import BurrowAudit
+import BurrowEgress
 import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
@@ -122,6 +123,40 @@ final class InvocationTrail: Sendable {
             try audit.store.append([event(.securityViolation, v.json)], secrets: secrets)
         } catch {
             problems.add("audit: SecurityViolation \(v.syscall) not recorded: \(error)")
+        }
+    }
+
+    /// One connection through the egress proxy, written when it ends: an
+    /// allowed one as NetworkConnection, a refused one as PermissionDenied
+    /// (whose bursts feed the AnomalousActivity rule).
+    func network(_ r: EgressRecord) {
+        var details: [String: JSONValue] = [
+            "connection": .integer(Int64(r.connection)), "protocol": .string(r.protocolName), "requested": .string(r.requested),
+            "host": r.host.map { .string($0) } ?? .null, "port": .optional(r.port), "address": r.address.map { .string($0) } ?? .null,
+            "bytesOut": .integer(Int64(clamping: r.bytesOut)), "bytesIn": .integer(Int64(clamping: r.bytesIn)),
+            "milliseconds": .integer(Int64(clamping: r.milliseconds)),
+        ]
+        let type: AuditEventType
+        switch r.outcome {
+        case .closed(let reason):
+            type = .networkConnection
+            details["outcome"] = .string("allowed")
+            details["ended"] = .string(reason)
+        case .failed(let why):
+            type = .networkConnection
+            details["outcome"] = .string("failed")
+            details["error"] = .string(why)
+        case .refused(let refusal):
+            type = .permissionDenied
+            details["outcome"] = .string("refused")
+            details["reason"] = .string(refusal.code)
+            details["message"] = .string(refusal.description)
+            details["denial"] = .string("network")
+        }
+        do {
+            try audit.store.append([event(type, .object(details))], secrets: secrets)
+        } catch {
+            problems.add("audit: \(type.rawValue) for connection \(r.connection) not recorded: \(error)")
         }
     }
 

@@ -1,3 +1,4 @@
+public import BurrowEgress
 /// What happened in one run: written by `burrow run --json-result` and, later,
 /// returned by the daemon. Field names are stable (see README.md).
 public struct RunRecord: Sendable, Codable, Equatable {
@@ -120,4 +121,6 @@ public struct RunRecord: Sendable, Codable, Equatable {
     public var notes: [String]
     /// Why the supervisor was told to end the tool early (`RunStop`), if it was.
     public var stopped: String? = nil
+    /// What the egress proxy did (restricted network only).
+    public var network: EgressSummary? = nil
 }

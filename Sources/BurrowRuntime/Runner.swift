@@ -1,5 +1,6 @@
 public import BurrowAudit
 import BurrowCgroup
+import BurrowEgress
 public import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
@@ -115,7 +116,11 @@ public enum Runner {
             throw .preparation("cannot place the sandbox in its cgroups: \(error)")
         }
         defer { for fd in tasks { close(fd) } }
-        let sandbox = try Sandbox.launch(plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds, spawner: options.spawner)
+        let egress = try plan.network.egress.map { e throws(RunError) in try EgressBinding.start(e, trail: trail) }
+        defer { _ = egress?.finish() }
+        let sandbox = try Sandbox.launch(
+            plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds, spawner: options.spawner, network: egress?.namespace)
+        egress?.launched()
         let execAt = Kernel.monotonicNanoseconds()
         pump?.closeChildEnds()
         options.onStart()
@@ -142,6 +147,14 @@ public enum Runner {
         // Whatever the tool left behind (a daemon without a PID namespace) ends with it.
         finishCgroup()
         pump?.drain()
+        let network = egress?.finish()
+        var limits = outcome.limits
+        if let network, let budget = network.budgetExhausted {
+            limits.append(RunRecord.LimitEvent(
+                resource: "max_network_bytes", limit: "\(ByteSize(bytes: budget))",
+                observed: "the egress proxy cut every connection at the budget (\(network.bytesOut) bytes out, \(network.bytesIn) in)",
+                unit: "bytes", limitValue: budget, observedValue: network.bytesOut + network.bytesIn, invocationID: invocationID))
+        }
 
         let exit: RunRecord.Exit
         switch outcome.status {
@@ -159,10 +172,10 @@ public enum Runner {
                 cpuMicroseconds: outcome.readings?.cpuNanoseconds.map { $0 / 1000 }, peakMemoryBytes: outcome.readings?.peakMemoryBytes,
                 peakProcesses: outcome.readings?.peakProcesses, wallMilliseconds: ranFor),
             cgroup: cgroupRecord,
-            violations: outcome.violations, limits: outcome.limits, observed: observed,
+            violations: outcome.violations, limits: limits, observed: observed,
             supervisor: RunRecord.Supervisor(peakResidentKilobytes: peakResidentKilobytes()),
             swept: swept, recovered: recovered, auditProblems: auditProblems, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes,
-            stopped: outcome.stopped ? options.stop?.reason : nil)
+            stopped: outcome.stopped ? options.stop?.reason : nil, network: network)
     }
 
     /// What a supervisor that is starting (burrowd after a restart) cleans up

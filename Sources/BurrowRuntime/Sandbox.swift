@@ -86,11 +86,14 @@ final class Sandbox {
     ///   - cgroupTasks: v1 `tasks` files the child joins itself through.
     ///   - stdio: descriptors that become the tool's 0, 1 and 2 (nil: inherited).
     ///   - spawner: clones through burrow-spawner (nil: in process).
+    ///   - network: a network namespace prepared by the supervisor (egress proxy) to clone into.
     static func launch(
-        _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil, spawner: Spawner? = nil
+        _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil, spawner: Spawner? = nil,
+        network: FileDescriptor? = nil
     ) throws(RunError) -> Sandbox {
         let childPlan = try ChildPlan(plan, cgroup: cgroup)
         childPlan.setCgroupTasks(cgroupTasks)
+        if let network { childPlan.setNetworkNamespace(network) }
         let (parentSock, childSock): (FileDescriptor, FileDescriptor)
         let statusPipe: (FileDescriptor, FileDescriptor)?
         do {

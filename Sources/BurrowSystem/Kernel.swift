@@ -155,3 +155,28 @@ package struct FileSystemUsage: Sendable, Equatable {
     package var noSpaceLeft: Bool
     package var noInodeLeft: Bool
 }
+
+extension Kernel {
+    private final class ThreadBody {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    /// Runs `body` on a new detached thread (one the Swift concurrency pool
+    /// does not own: for loops that block in the kernel).
+    package static func detachedThread(_ body: @escaping @Sendable () -> Void) throws(Errno) {
+        let box = Unmanaged.passRetained(ThreadBody(body))
+        var thread = pthread_t()
+        let rc = pthread_create(
+            &thread, nil,
+            { raw in
+                Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
+                return nil
+            }, box.toOpaque())
+        guard rc == 0 else {
+            box.release()
+            throw Errno(rawValue: rc)
+        }
+        pthread_detach(thread)
+    }
+}

@@ -29,6 +29,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -287,6 +288,41 @@ int brw_loopback_up(void) {
     close(s);
     errno = e;
     return rc;
+}
+
+int brw_netns_prepare(uint16_t port, int *netns_fd, int *listen_fd) {
+    *netns_fd = -1;
+    *listen_fd = -1;
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) return errno;
+    if (unshare(CLONE_NEWNET) < 0) {
+        int e = errno;
+        close(home);
+        return e;
+    }
+    int rc = brw_loopback_up() < 0 ? errno : 0;
+    int s = -1, ns = -1;
+    if (!rc) {
+        s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 256) < 0) rc = errno;
+    }
+    if (!rc && (ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) rc = errno;
+    /* Back home before anything else: this thread must not stay inside. */
+    if (setns(home, CLONE_NEWNET) < 0 && !rc) rc = errno;
+    close(home);
+    if (rc) {
+        if (s >= 0) close(s);
+        if (ns >= 0) close(ns);
+        return rc;
+    }
+    *netns_fd = ns;
+    *listen_fd = s;
+    return 0;
 }
 
 /* ---- Landlock ------------------------------------------------------------- */
@@ -558,9 +594,26 @@ int brw_spawn(const struct brw_child_plan *plan, pid_t *pid, int *pidfd) {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)plan->cgroup_fd;
     }
+    /* A prepared network namespace: the child inherits the calling thread's,
+     * so this thread enters it for the clone only. */
+    int home = -1;
+    if (plan->netns_fd >= 0) {
+        home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (home < 0 || setns(plan->netns_fd, CLONE_NEWNET) < 0) {
+            int e = errno;
+            if (home >= 0) close(home);
+            pthread_sigmask(SIG_SETMASK, &old, 0);
+            return e;
+        }
+    }
     long r = syscall(SYS_clone3, &args, sizeof args);
     if (r == 0) child_main(plan);
     int e = errno;
+    if (home >= 0) {
+        /* Cannot fail for a thread that just left it (same credentials). */
+        (void)setns(home, CLONE_NEWNET);
+        close(home);
+    }
     pthread_sigmask(SIG_SETMASK, &old, 0);
     if (r < 0) return e;
     *pid = (pid_t)r;

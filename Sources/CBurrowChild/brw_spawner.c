@@ -101,6 +101,7 @@ static ssize_t brw_plan_pack(const struct brw_child_plan *p, uint8_t *buf, size_
     flat.cgroup_fd = put_fd(&k, p->cgroup_fd);
     flat.sock = put_fd(&k, p->sock);
     flat.status_fd = put_fd(&k, p->status_fd);
+    flat.netns_fd = put_fd(&k, p->netns_fd);
     for (int i = 0; i < 3; i++) flat.stdio[i] = put_fd(&k, p->stdio[i]);
     if (p->cgroup_tasks && p->cgroup_task_count) {
         int32_t idx[p->cgroup_task_count];
@@ -217,6 +218,7 @@ static struct brw_child_plan *plan_unpack(uint8_t *buf, size_t len, const int *f
     p->cgroup_fd = fd_at(&u, p->cgroup_fd);
     p->sock = fd_at(&u, p->sock);
     p->status_fd = fd_at(&u, p->status_fd);
+    p->netns_fd = fd_at(&u, p->netns_fd);
     for (int i = 0; i < 3; i++) p->stdio[i] = fd_at(&u, p->stdio[i]);
     if (p->cgroup_task_count) {
         int32_t *t = need(&u, at(&u, (uintptr_t)p->cgroup_tasks, (size_t)p->cgroup_task_count * 4));
@@ -376,7 +378,8 @@ static void prepare_net(struct nets *n) {
 static int spawn(struct nets *n, struct brw_child_plan *plan, pid_t *pid, int *pidfd, uint32_t *flags) {
     plan->clone_parent = 1;
     int wants_net = (plan->clone_flags & CLONE_NEWNET) != 0;
-    if (n->ready < 0) return brw_spawn(plan, pid, pidfd);
+    /* The caller's own namespace (egress proxy): brw_spawn enters it for the clone. */
+    if (n->ready < 0 || plan->netns_fd >= 0) return brw_spawn(plan, pid, pidfd);
     if (wants_net) {
         plan->clone_flags &= ~(uint64_t)CLONE_NEWNET;
         plan->loopback_up = 0; /* up already; the sandbox could not do it in a namespace it does not own */

@@ -102,6 +102,7 @@ struct brw_child_plan {
     int32_t cgroup_fd;      /* >= 0: CLONE_INTO_CGROUP */
     int32_t sock;           /* child end of the SOCK_SEQPACKET report socket */
     int32_t status_fd;      /* write end of the status pipe (init only), or -1 */
+    int32_t netns_fd;       /* >= 0: cloned into this network namespace (setns around clone3); -1: none */
     uint32_t use_init;      /* 1: the clone child stays as PID 1 and forks the tool */
     uint32_t clone_parent;  /* 1: CLONE_PARENT (burrow-spawner: the sandbox is its caller's child) */
     int32_t stdio[3];       /* >= 0: becomes the tool's fd 0, 1, 2; -1: inherited */
@@ -168,6 +169,15 @@ int brw_spawner_serve(int sock, uint8_t *_Nonnull buf, size_t cap);
 
 /* Brings loopback up in the caller's network namespace (signal-safe). */
 int brw_loopback_up(void);
+
+/* A network namespace for a sandbox whose egress goes through the
+ * supervisor's proxy: created by the calling thread alone (unshare), with
+ * loopback up and a TCP socket listening on 127.0.0.1:port inside it; the
+ * thread then returns to its own namespace. The namespace belongs to the
+ * caller's user namespace, so a sandbox placed in it cannot reconfigure it.
+ * Returns 0 with both descriptors (close-on-exec; the listener non-blocking),
+ * or an errno. */
+int brw_netns_prepare(uint16_t port, int *_Nonnull netns_fd, int *_Nonnull listen_fd);
 
 /* Parent side: receives one report, and the descriptor it carries, if any.
  * Returns the byte count (0 at EOF) or -errno. *fd is -1 when none came. */

@@ -96,4 +96,6 @@ void brw_block_signals(const int *_Nonnull signals, int count, int unblock);
  * is. 0 or -errno. */
 int brw_fs_usage(int fd, uint64_t *_Nonnull used_bytes, uint64_t *_Nonnull used_inodes, uint64_t *_Nonnull inodes, int *_Nonnull full);
 
+#include "brw_net.h"
+
 #endif
