@@ -5,7 +5,7 @@
 # Idempotent; needs PyPI.
 set -euo pipefail
 
-for server in mcp-server-time mcp-server-git; do
+for server in mcp-server-time mcp-server-git mcp-server-fetch; do
     venv=/opt/burrow/venvs/$server
     if [ ! -x "$venv/bin/$server" ]; then
         echo "== installing $server into $venv"

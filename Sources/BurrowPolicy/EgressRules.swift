@@ -155,7 +155,7 @@ public enum EgressHost: Sendable, Hashable, CustomStringConvertible {
         var text = requested
         if text.hasPrefix("[") && text.hasSuffix("]") {
             let inner = String(text.dropFirst().dropLast())
-            guard let address = IPAddress(literal: inner) else { return .failure(.malformedHost(requested)) }
+            guard inner.contains(":"), let address = IPAddress(literal: inner) else { return .failure(.malformedHost(requested)) }
             return .success(.address(address))
         }
         if text.contains(":") {

@@ -29,9 +29,24 @@ public struct NetworkPlan: Sendable, Codable, Equatable {
         public var idleTimeoutMilliseconds: UInt64
         /// Refused outright whatever the name, unless an IP/CIDR entry names them.
         public var refusedRanges: [String]
+
+        public init(
+            targets: [NetworkTarget], port: UInt16 = NetworkPlan.proxyPort, maxConnections: Int, maxBytes: UInt64?,
+            connectTimeoutMilliseconds: UInt64, idleTimeoutMilliseconds: UInt64
+        ) {
+            self.targets = targets
+            self.port = port
+            self.protocols = ["HTTP CONNECT", "HTTP forwarding (http:// URLs)", "SOCKS5 CONNECT (names resolved by the proxy)"]
+            self.maxConnections = maxConnections
+            self.maxBytes = maxBytes
+            self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+            self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
+            self.refusedRanges = SpecialAddress.ranges.map { "\($0.network)/\($0.prefix) \($0.name)" }
+        }
     }
 
-    static let proxyPort: UInt16 = 3128
+    /// The proxy's port on the sandbox's loopback.
+    public static let proxyPort: UInt16 = 3128
 
     static func make(_ profile: SecurityProfile, level: SandboxLevel, limits: EffectiveLimits, policy: HostPolicy) -> NetworkPlan {
         let isolated = level != .none
@@ -43,12 +58,9 @@ public struct NetworkPlan: Sendable, Codable, Equatable {
                 otherTraffic: isolated ? "no route: the namespace has loopback only" : "not isolated (sandbox level none)")
         case .restricted:
             let egress = Egress(
-                targets: profile.permissions.network, port: proxyPort,
-                protocols: ["HTTP CONNECT", "HTTP forwarding (http:// URLs)", "SOCKS5 CONNECT (names resolved by the proxy)"],
-                maxConnections: limits.maxConnections, maxBytes: limits.maxNetworkBytes?.bytes,
+                targets: profile.permissions.network, maxConnections: limits.maxConnections, maxBytes: limits.maxNetworkBytes?.bytes,
                 connectTimeoutMilliseconds: policy.network.connectTimeout.milliseconds,
-                idleTimeoutMilliseconds: policy.network.idleTimeout.milliseconds,
-                refusedRanges: SpecialAddress.ranges.map { "\($0.network)/\($0.prefix) \($0.name)" })
+                idleTimeoutMilliseconds: policy.network.idleTimeout.milliseconds)
             return NetworkPlan(
                 access: .restricted, ownNamespace: true, proxyEndpoint: "127.0.0.1:\(proxyPort)",
                 allowlist: profile.permissions.network.map(\.description),

@@ -95,12 +95,11 @@ struct PlanGoldenTests {
         #expect(plan.landlock.pathRules.first { $0.path == "/tmp" }?.access.contains("MAKE_REG") == true)
     }
 
-    @Test func restrictedNetworkIsNotEnforceableYet() throws {
+    @Test func restrictedNetworkIsEnforceableWhenTheSandboxHasItsOwnNetwork() throws {
         let plan = try compile(profile: "mcp-server-fetch", argv: ["python3", "-c", "1"], cwd: "/")
-        #expect(!plan.isEnforceable)
-        #expect(plan.controls.contains { $0.control == "network egress proxy" && !$0.enforceable })
-        #expect(plan.environment.contains { $0.name == "HTTPS_PROXY" && $0.value == "http://127.0.0.1:3128" })
+        #expect(plan.isEnforceable)
         #expect(plan.network.allowlist.contains("*.wikipedia.org:443"))
+        #expect(plan.landlock.portRules.map(\.port) == [3128], "TCP connect only to the proxy inside the sandbox")
     }
 
     @Test func callerEnvironmentIsFilteredByTheWhitelist() throws {
