@@ -1,0 +1,31 @@
+"""Drives an MCP fetch server with the official MCP Python SDK client.
+
+    fetch_client.py URL -- SERVER_COMMAND...
+
+Starts SERVER_COMMAND over stdio (in the tests: `burrow run --profile
+mcp-server-fetch -- python3 -m mcp_server_fetch`), lists its tools, calls
+`fetch` for URL and prints one JSON line: {"tools": [...], "isError": bool,
+"text": "..."}.
+"""
+import asyncio
+import json
+import sys
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+
+async def main() -> None:
+    url = sys.argv[1]
+    command = sys.argv[sys.argv.index("--") + 1 :]
+    params = StdioServerParameters(command=command[0], args=command[1:])
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            tools = await session.list_tools()
+            result = await session.call_tool("fetch", {"url": url, "raw": True})
+            text = "".join(getattr(c, "text", "") for c in result.content)
+            print(json.dumps({"tools": [t.name for t in tools.tools], "isError": bool(getattr(result, "is_error", None) or getattr(result, "isError", False)), "text": text}))
+
+
+asyncio.run(main())
