@@ -9,6 +9,7 @@ mcp-server-fetch -- python3 -m mcp_server_fetch`), lists its tools, calls
 """
 import asyncio
 import json
+import os
 import sys
 
 from mcp import ClientSession, StdioServerParameters
@@ -18,7 +19,9 @@ from mcp.client.stdio import stdio_client
 async def main() -> None:
     url = sys.argv[1]
     command = sys.argv[sys.argv.index("--") + 1 :]
-    params = StdioServerParameters(command=command[0], args=command[1:])
+    # The whole environment: the SDK passes only a safe subset by default, and
+    # burrow needs BURROW_AUDIT_DB (the tests' own audit log).
+    params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()

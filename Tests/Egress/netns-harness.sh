@@ -44,7 +44,9 @@ for port in 8080 80; do
     /usr/bin/python3 -m http.server "$port" --bind :: --directory "$work/www" >"$work/server-$port.log" 2>&1 &
     pids+=($!)
 done
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+# SIGKILL: the caller may have left SIGTERM blocked (the test runner does), and a
+# blocked mask is inherited.
+trap 'kill -KILL "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 for port in 8080 80; do
     for _ in $(seq 100); do
         (exec 3<>/dev/tcp/203.0.113.10/$port) 2>/dev/null && break
