@@ -99,6 +99,9 @@ let package = Package(
         // Tests.
         .executableTarget(name: "burrow-probe", path: "Tests/Probe"),
         .executableTarget(name: "burrow-hog", path: "Tests/Hog"),
+        .executableTarget(
+            name: "burrow-egress-bench", dependencies: ["BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/EgressBench", swiftSettings: strict),
         .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit"], path: "Tests/AuditBench", swiftSettings: strict),
         .target(
             name: "BurrowTestSupport", dependencies: ["BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
