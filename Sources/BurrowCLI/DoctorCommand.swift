@@ -41,6 +41,21 @@ struct DoctorCommand: ParsableCommand {
         rows.append([mark(facts.landlock), "landlock", facts.landlock.detail])
         rows.append([mark(facts.pidfd), "pidfd", facts.pidfd.detail])
         rows.append([mark(facts.clone3), "clone3", facts.clone3.detail])
+        // Restricted network: the egress proxy.
+        let net = facts.namespaces[.net] ?? .no("not probed")
+        rows.append([mark(net), "egress proxy", net.available ? "listener inside each restricted sandbox's own network namespace: HTTP CONNECT, HTTP, SOCKS5" : "needs network namespaces: \(net.detail)"])
+        let landlockNet = (facts.landlockABI ?? 0) >= 4
+        rows.append([
+            landlockNet ? style.green("ok") : style.yellow("--"), "landlock network",
+            landlockNet ? "TCP connect inside a restricted sandbox allowed to the proxy's port only" : "Landlock ABI < 4: the namespace alone (loopback only) keeps traffic in",
+        ])
+        let servers = ((try? FileIO.read("/etc/resolv.conf")) ?? "").split(separator: "\n").filter { $0.hasPrefix("nameserver") }.map { $0.split(separator: " ").last.map(String.init) ?? "" }
+        let resolves: Bool = if case .success = Net.resolve("localhost") { true } else { false }
+        rows.append([
+            resolves ? style.green("ok") : style.yellow("--"), "proxy resolver",
+            "the host's (nameservers: \(servers.isEmpty ? "none" : servers.joined(separator: " "))); sandboxes have none",
+        ])
+        rows.append(["", "non-proxy traffic", "blocked in restricted sandboxes (no route out); the veth + nftables mode is not built"])
         rows.append([mark(facts.cloneIntoCgroup), "CLONE_INTO_CGROUP", facts.cloneIntoCgroup.detail])
         rows.append([mark(facts.cgroupKill), "cgroup.kill", facts.cgroupKill.detail])
         let layout = facts.cgroups

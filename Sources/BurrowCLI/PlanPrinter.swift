@@ -83,11 +83,21 @@ struct PlanPrinter {
         landlockRows += ll.notAvailable.map { ["missing", style.dim($0)] }
         section("Landlock", p.sandboxLevel == .none ? "  none (sandbox level none)" : columns(landlockRows))
         let net = p.network
-        section("Network", columns([
+        var networkRows = [
             ["access", net.access.rawValue + (net.ownNamespace ? " (own network namespace)" : "")],
             ["proxy", net.proxyEndpoint ?? "none"], ["allowlist", net.allowlist.isEmpty ? "none" : net.allowlist.joined(separator: ", ")],
             ["dns", net.dns], ["other traffic", net.otherTraffic],
-        ]))
+        ]
+        if let e = net.egress {
+            networkRows += [
+                ["protocols", e.protocols.joined(separator: "; ")],
+                ["connections", "at most \(e.maxConnections) open at once; connect timeout \(e.connectTimeoutMilliseconds) ms, idle timeout \(e.idleTimeoutMilliseconds / 1000) s"],
+                ["byte budget", e.maxBytes.map { "\(ByteSize(bytes: $0)) both ways per run, then every connection is cut (ResourceLimitExceeded max_network_bytes)" } ?? "none"],
+                ["refused ranges", style.dim(e.refusedRanges.joined(separator: ", ") + " (unless an IP/CIDR entry names them)")],
+                ["audit", "each allowed connection as NetworkConnection when it ends, each refusal as PermissionDenied"],
+            ]
+        }
+        section("Network", columns(networkRows))
         let exposure = p.exposure
         section("Exposure \(scoreText(exposure.score)) / 10.0 (lower is safer)", columns(exposure.checks.map { c in
             [c.id, "weight \(c.weight)", String(format2(c.exposure)), style.dim(c.verdict)]
