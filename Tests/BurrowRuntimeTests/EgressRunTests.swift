@@ -155,6 +155,42 @@ struct EgressRunTests: SandboxTesting {
         #expect(try !events(.anomalousActivity).isEmpty, "a burst of refusals is anomalous")
     }
 
+    @Test("burrowd: a registered restricted tool reaches its allowlist through the proxy, cloned by burrow-spawner into the prepared namespace")
+    func throughTheDaemon() throws {
+        let profile = directory + "/daemon-clients.toml"
+        try """
+        sandbox_level = "container"
+        network_access = "restricted"
+        [tool]
+        id = "egress-daemon"
+        name = "egress through burrowd"
+        version = "1"
+        description = "curl"
+        [permissions]
+        execute = ["curl"]
+        network = ["allowed.test:8080"]
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let output = try inNetwork(
+            """
+            D=$(dirname "$B")
+            printf '[daemon]\\nsocket = "%s"\\nregistry = "%s"\\n[audit]\\ndatabase = "%s"\\n' "$W/d.sock" "$W/registry.db" "$BURROW_AUDIT_DB" > "$W/burrow.toml"
+            "$D/burrowd" --policy "$W/burrow.toml" 2>"$W/burrowd.log" &
+            for _ in $(seq 200); do [ -S "$W/d.sock" ] && break; sleep 0.05; done
+            export BURROW_SOCKET=$W/d.sock
+            "$B" tools register --profile "$P" --version 1.0.0 -- curl -sS -m 10 >/dev/null
+            echo "== allowed $("$B" invoke egress-daemon --json -- http://allowed.test:8080/index.html | tr -d '\\n')"
+            echo "== refused $("$B" invoke egress-daemon -- -o /dev/null -w '%{http_code}' http://evil.test:8080/)"
+            kill -KILL %1
+            """, profile: profile)
+        let allowed = output.split(separator: "\n").first { $0.hasPrefix("== allowed ") }.map { String($0.dropFirst(11)) } ?? ""
+        let result = try JSONSerialization.jsonObject(with: Data(allowed.utf8)) as? [String: Any]
+        #expect(((result?["stdout"] as? [String: Any])?["text"] as? String) == "hello through the proxy\n", "\(output)")
+        #expect(result?["notes"] == nil, "no fallback note: burrow-spawner cloned the sandbox: \(result?["notes"] ?? "")")
+        #expect(output.contains("== refused 403"), "\(output)")
+        #expect(try events(.networkConnection).contains { $0["host"] == .string("allowed.test") })
+        #expect(try events(.permissionDenied).contains { $0["host"] == .string("evil.test") && $0["reason"] == .string("host_not_allowed") })
+    }
+
     @Test(
         "mcp-server-fetch under its shipped profile, driven by the MCP SDK client: allowlisted site fetched, any other refused, both audited",
         .requires(.installed("/opt/burrow/venvs/mcp-server-fetch/bin/python3")))
