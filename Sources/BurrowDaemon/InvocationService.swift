@@ -278,26 +278,12 @@ extension InvocationEvent {
 
 /// Runs a closure on a new detached thread and awaits its value; nil when no thread could be created.
 enum DedicatedThread {
-    private final class Box {
-        let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
-    }
-
     static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
         await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
-            let box = Unmanaged.passRetained(Box { continuation.resume(returning: body()) })
-            var thread = pthread_t()
-            let rc = pthread_create(
-                &thread, nil,
-                { raw in
-                    Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-                    return nil
-                }, box.toOpaque())
-            if rc != 0 {
-                box.release()
+            do {
+                try Kernel.detachedThread { continuation.resume(returning: body()) }
+            } catch {
                 continuation.resume(returning: nil)
-            } else {
-                pthread_detach(thread)
             }
         }
     }

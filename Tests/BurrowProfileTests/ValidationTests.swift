@@ -35,6 +35,7 @@ struct ValidationTests {
         ValidationCase(rule: "unknown sandbox level", header: "sandbox_level = \"jail\"", keyPath: "sandbox_level", message: "unknown value 'jail'; expected one of: none, process, container, vm"),
         ValidationCase(rule: "unknown network access", header: "network_access = \"some\"", keyPath: "network_access", message: "expected one of: none, restricted, full"),
         ValidationCase(rule: "malformed host", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"exa_mple.com:443\"]", keyPath: "permissions.network[0]", message: "malformed host name"),
+        ValidationCase(rule: "connections above the policy", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"example.com:443\"]\n[resource_limits]\nmax_connections = 100000", keyPath: "resource_limits.max_connections", message: "exceeds the host policy maximum of 64"),
         ValidationCase(rule: "missing port", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"example.com\"]", keyPath: "permissions.network[0]", message: "needs a port"),
         ValidationCase(rule: "port out of range", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"example.com:70000\"]", keyPath: "permissions.network[0]", message: "malformed port '70000'"),
         ValidationCase(rule: "inverted port range", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"example.com:90-80\"]", keyPath: "permissions.network[0]", message: "malformed port '90-80'"),

@@ -61,8 +61,8 @@ struct AuditRunTests: SandboxTesting {
         #expect(refusal.details["reason"]?.stringValue == "plan_refused")
         #expect(refusal.details["argv"] == .array([.string("/no/such/tool")]))
         // A plan this host cannot enforce: invoked, then refused before anything started.
-        let restricted = try profile(extending: "minimal", top: "network_access = \"restricted\"", "[permissions]\nnetwork = [\"example.com:443\"]")
-        let refused = try run(restricted, ["true"])
+        let vm = try profile(extending: "minimal", top: "sandbox_level = \"vm\"")
+        let refused = try run(vm, ["true"])
         #expect(refused.status == 125)
         let last = try auditLog().events(AuditQuery(limit: 2))
         #expect(last.map(\.type) == [.toolInvoked, .toolFailed])
