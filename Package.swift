@@ -67,6 +67,7 @@ let package = Package(
             name: "BurrowEgress",
             dependencies: ["BurrowPolicy", "BurrowProfile", "BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowMCP", dependencies: ["BurrowAudit", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowRuntime",
             dependencies: [
@@ -88,7 +89,7 @@ let package = Package(
         .target(
             name: "BurrowCLI",
             dependencies: [
-                "BurrowAPI", "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit", "BurrowRuntime",
+                "BurrowAPI", "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit", "BurrowMCP", "BurrowRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
@@ -120,7 +121,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BurrowEgressTests",
-            dependencies: ["BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport"],
+            dependencies: ["BurrowEgress", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowTestSupport"],

@@ -4,7 +4,7 @@ import BurrowEgress
 public import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
-import SystemPackage
+public import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -32,14 +32,19 @@ public enum Runner {
         public var stop: RunStop?
         /// Clones the sandbox through burrow-spawner (burrowd); nil: in process.
         public var spawner: Spawner?
+        /// Descriptors that become the tool's stdin, stdout and stderr (the
+        /// child ends of pipes whose other ends the caller serves, e.g. the MCP
+        /// relay); closed here once the tool has them. Ignored with `streams`.
+        public var stdio: [FileDescriptor]?
 
         public init(
             forwardSignals: Bool = true, audit: RunAudit? = nil, streams: CapturedStreams? = nil,
-            stop: RunStop? = nil, spawner: Spawner? = nil, onStart: @escaping @Sendable () -> Void = {},
+            stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, onStart: @escaping @Sendable () -> Void = {},
             onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }
         ) {
             self.stop = stop
             self.spawner = spawner
+            self.stdio = stdio
             self.forwardSignals = forwardSignals
             self.audit = audit
             self.streams = streams
@@ -119,8 +124,10 @@ public enum Runner {
         let egress = try plan.network.egress.map { e throws(RunError) in try EgressBinding.start(e, trail: trail) }
         defer { _ = egress?.finish() }
         let sandbox = try Sandbox.launch(
-            plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds, spawner: options.spawner, network: egress?.namespace)
+            plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds ?? options.stdio, spawner: options.spawner,
+            network: egress?.namespace)
         egress?.launched()
+        if pump == nil { for fd in options.stdio ?? [] { try? fd.close() } }
         let execAt = Kernel.monotonicNanoseconds()
         pump?.closeChildEnds()
         options.onStart()
