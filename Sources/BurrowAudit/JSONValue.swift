@@ -111,7 +111,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    static func quote(_ s: String, into out: inout String) {
+    package static func quote(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
