@@ -55,21 +55,8 @@ struct McpCommand: ParsableCommand {
     }
 
     func run() throws {
-        let policy: HostPolicy
-        let lease: SandboxIDLease
-        let store: AuditStore
-        do {
-            policy = try options.loadPolicy()
-            lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
-            store = try auditOptions.open(policy, access: .write)
-        } catch {
-            printError("burrow: \(error)")
-            throw ExitCode(125)
-        }
-        let caller = Caller.current()
-        let request = PlanRequest(options: options, profile: profile, command: command, sandboxID: lease.id, failureStatus: 125)
-        let (plan, _, _, _) = try request.compile(policy: policy)
-        let audit = RunAudit(store: store, caller: caller, profileDigest: request.reads.digest(of: plan.profileFiles))
+        let setup = try RunSetup.prepare(options: options, auditOptions: auditOptions, profile: profile, command: command)
+        let (plan, audit, lease) = (setup.plan, setup.audit, setup.lease)
         let session = UUID().uuidString.lowercased()
 
         let pipes: [(FileDescriptor, FileDescriptor)]
@@ -79,7 +66,7 @@ struct McpCommand: ParsableCommand {
             printError("burrow: cannot create the server's pipes: \(error)")
             throw ExitCode(125)
         }
-        let calls = CallAudit(store: store, caller: caller, plan: plan, session: session, profileDigest: audit.profileDigest)
+        let calls = CallAudit(store: audit.store, caller: audit.caller, plan: plan, session: session, profileDigest: audit.profileDigest)
         let relay = MCPRelay { event in calls.record(event) }
         let stop: RunStop
         do {

@@ -57,44 +57,8 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let policy: HostPolicy
-        do {
-            policy = try options.loadPolicy()
-        } catch {
-            printError("burrow: \(error)")
-            throw ExitCode(125)
-        }
-        let lease: SandboxIDLease
-        do {
-            lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
-        } catch {
-            printError("burrow: \(error)")
-            throw ExitCode(125)
-        }
-        let store: AuditStore
-        do {
-            store = try auditOptions.open(policy, access: .write)
-        } catch {
-            printError("burrow: refusing to run without an audit log: \(error)")
-            throw ExitCode(125)
-        }
-        let caller = Caller.current()
-        var request = PlanRequest(options: options, profile: profile, command: command, sandboxID: lease.id, failureStatus: 125)
-        // A request refused before it becomes an invocation is a PermissionDenied.
-        let (profile, command) = (profile, command)
-        request.onRefusal = { tool, reason, message in
-            do {
-                try RunAudit.denied(
-                    store, caller: caller, tool: tool ?? profile,
-                    details: .object(["reason": .string(reason), "message": .string(message), "profile": .string(profile), "argv": .array(command.map { .string($0) })]))
-            } catch {
-                printError("burrow: the refusal was not recorded in the audit log: \(error)")
-            }
-        }
-        let (plan, _, _, _) = try request.compile(policy: policy)
-        let audit = RunAudit(
-            store: store, caller: caller, profileDigest: request.reads.digest(of: plan.profileFiles),
-            durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds)
+        let setup = try RunSetup.prepare(options: options, auditOptions: auditOptions, profile: profile, command: command)
+        let (plan, audit, lease) = (setup.plan, setup.audit, setup.lease)
 
         let quiet = quiet
         let record: RunRecord
@@ -135,5 +99,56 @@ struct RunCommand: ParsableCommand {
             printError("burrow: cannot write the run record to \(path): \(String(cString: strerror(errno)))")
             throw ExitCode(125)
         }
+    }
+}
+
+/// What `burrow run` and `burrow mcp` do before the sandbox starts: the
+/// policy, a sandbox id, the audit log (refusing to run without it), the plan,
+/// with a refused request recorded as PermissionDenied. Failures exit 125.
+struct RunSetup {
+    let plan: LaunchPlan
+    let audit: RunAudit
+    /// Held until the run ends.
+    let lease: SandboxIDLease
+
+    static func prepare(options: ProfileOptions, auditOptions: AuditOptions, profile: String, command: [String]) throws -> RunSetup {
+        let policy: HostPolicy
+        do {
+            policy = try options.loadPolicy()
+        } catch {
+            printError("burrow: \(error)")
+            throw ExitCode(125)
+        }
+        let lease: SandboxIDLease
+        do {
+            lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
+        } catch {
+            printError("burrow: \(error)")
+            throw ExitCode(125)
+        }
+        let store: AuditStore
+        do {
+            store = try auditOptions.open(policy, access: .write)
+        } catch {
+            printError("burrow: refusing to run without an audit log: \(error)")
+            throw ExitCode(125)
+        }
+        let caller = Caller.current()
+        var request = PlanRequest(options: options, profile: profile, command: command, sandboxID: lease.id, failureStatus: 125)
+        // A request refused before it becomes an invocation is a PermissionDenied.
+        request.onRefusal = { tool, reason, message in
+            do {
+                try RunAudit.denied(
+                    store, caller: caller, tool: tool ?? profile,
+                    details: .object(["reason": .string(reason), "message": .string(message), "profile": .string(profile), "argv": .array(command.map { .string($0) })]))
+            } catch {
+                printError("burrow: the refusal was not recorded in the audit log: \(error)")
+            }
+        }
+        let (plan, _, _, _) = try request.compile(policy: policy)
+        let audit = RunAudit(
+            store: store, caller: caller, profileDigest: request.reads.digest(of: plan.profileFiles),
+            durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds)
+        return RunSetup(plan: plan, audit: audit, lease: lease)
     }
 }

@@ -50,12 +50,22 @@ public final class EgressProxy: Sendable {
     }
 
     /// Serves the sandbox whose proxy listener is `listener` (the proxy owns it
-    /// from now on) until `EgressSession.finish()`.
+    /// from now on, and closes it on failure too) until `EgressSession.finish()`.
     /// - Parameter sink: receives every connection record on the proxy's thread; it must not block.
-    public func serve(listener: FileDescriptor, egress: NetworkPlan.Egress, sink: @escaping @Sendable (EgressRecord) -> Void) -> EgressSession {
+    /// - Throws: when the listener cannot be watched (the sandbox would have no way out at all).
+    public func serve(listener: FileDescriptor, egress: NetworkPlan.Egress, sink: @escaping @Sendable (EgressRecord) -> Void) throws(EgressError) -> EgressSession {
         let session = SessionState(id: loop.newID(), listener: listener.rawValue, egress: egress, sink: sink)
         loop.post(.attach(session))
-        return EgressSession(loop: loop, id: session.id)
+        let handle = EgressSession(loop: loop, id: session.id)
+        do {
+            // epoll_ctl may be called from any thread. The listener is level-triggered:
+            // a connection that arrives before the loop has the session is seen again.
+            try loop.watchListener(session)
+        } catch {
+            _ = handle.finish()
+            throw EgressError(description: "cannot watch the egress proxy's listener: \(error)")
+        }
+        return handle
     }
 }
 
@@ -218,6 +228,11 @@ final class Loop: @unchecked Sendable {
 
     private func token(_ id: UInt64, _ role: Role) -> UInt64 { id << 2 | role.rawValue }
 
+    /// Called by `serve` on the caller's thread.
+    func watchListener(_ session: SessionState) throws(Errno) {
+        try Net.watch(ep, session.listener, [.readable], token: token(session.id, .listener))
+    }
+
     // MARK: the loop
 
     func run() {
@@ -257,12 +272,6 @@ final class Loop: @unchecked Sendable {
         switch command {
         case .attach(let session):
             sessions[session.id] = session
-            do {
-                try Net.watch(ep, session.listener, [.readable], token: token(session.id, .listener))
-            } catch {
-                // Nothing will be accepted: every connection attempt of the tool fails, closed.
-                session.summary.failed += 1
-            }
         case .detach(let id, let done):
             guard let session = sessions.removeValue(forKey: id) else {
                 done.semaphore.signal()
@@ -513,6 +522,13 @@ final class Loop: @unchecked Sendable {
         down.pendingCounts = false
         up.pending += c.early
         c.early = []
+        // What the tool sent before the tunnel existed is its traffic too.
+        if let budget = c.session.egress.maxBytes, c.session.bytesUsed + UInt64(up.pending.count) > budget {
+            c.up = up
+            c.down = down
+            return exhaust(c.session)
+        }
+        c.session.bytesUsed += UInt64(up.pending.count)
         c.up = up
         c.down = down
         c.state = .relaying

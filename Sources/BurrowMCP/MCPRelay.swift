@@ -83,12 +83,16 @@ public final class MCPRelay: Sendable {
     /// Returns when the server side is done; the client-side reader is left
     /// to the process's exit.
     public func run(clientIn: Int32, clientOut: Int32, serverIn: Int32, serverOut: Int32, serverErr: Int32, errOut: Int32, onViolation: @escaping @Sendable () -> Void) {
-        try? Kernel.detachedThread { [self] in
-            forEachLine(clientIn, direction: "client → server", onViolation: onViolation) { line in fromClient(line, serverIn: serverIn, clientOut: clientOut) }
-            // The client hung up: the server sees EOF on its stdin.
-            close(serverIn)
+        do {
+            try Kernel.detachedThread { [self] in
+                forEachLine(clientIn, direction: "client → server", onViolation: onViolation) { line in fromClient(line, serverIn: serverIn, clientOut: clientOut) }
+                // The client hung up: the server sees EOF on its stdin.
+                close(serverIn)
+            }
+            try Kernel.detachedThread { [self] in copyStderr(serverErr, to: errOut) }
+        } catch {
+            return violated("relay", "cannot start the relay's threads: \(error)", onViolation)
         }
-        try? Kernel.detachedThread { [self] in copyStderr(serverErr, to: errOut) }
         forEachLine(serverOut, direction: "server → client", onViolation: onViolation) { line in fromServer(line, clientOut: clientOut) }
     }
 
@@ -275,7 +279,7 @@ public final class MCPRelay: Sendable {
     static func digest(_ value: JSON) -> String {
         var text = ""
         canonical(value, into: &text)
-        return "sha256:" + AuditChain.sha256(Array(text.utf8)).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        return "sha256:" + AuditChain.hex(AuditChain.sha256(Array(text.utf8)))
     }
 
     private static func canonical(_ value: JSON, into out: inout String) {

@@ -40,9 +40,15 @@ final class EgressBinding {
             throw .preparation("refusing to run: \(error)")
         }
         let audit = DispatchQueue(label: "burrow.egress.audit")
-        let session = proxy.serve(listener: FileDescriptor(rawValue: listener), egress: egress) { record in
-            guard let trail else { return }
-            audit.async { trail.network(record) }
+        let session: EgressSession
+        do {
+            session = try proxy.serve(listener: FileDescriptor(rawValue: listener), egress: egress) { record in
+                guard let trail else { return }
+                audit.async { trail.network(record) }
+            }
+        } catch {
+            _ = try? FileDescriptor(rawValue: ns).close()
+            throw .preparation("refusing to run: \(error)")
         }
         return EgressBinding(namespace: FileDescriptor(rawValue: ns), session: session, audit: audit)
     }

@@ -50,22 +50,13 @@ public final class Spawner: Sendable {
             throw .preparation("cannot create the spawner's socket: \(error)")
         }
         let parked = ParkedStart(executable: executable, socket: theirs.rawValue)
-        let box = Unmanaged.passRetained(parked)
-        var thread = pthread_t()
-        let rc = pthread_create(
-            &thread, nil,
-            { raw in
-                let start = Unmanaged<ParkedStart>.fromOpaque(raw!).takeRetainedValue()
-                start.run()
-                return nil
-            }, box.toOpaque())
-        guard rc == 0 else {
-            box.release()
+        do {
+            try Kernel.detachedThread { parked.run() }
+        } catch {
             try? mine.close()
             try? theirs.close()
-            throw .preparation("cannot start the spawner's thread: \(errnoName(rc))")
+            throw .preparation("cannot start the spawner's thread: \(errnoName(error.rawValue))")
         }
-        pthread_detach(thread)
         // A plan travels as one message, bounded by the send buffer: room for
         // the largest request burrowd accepts (root may exceed wmem_max).
         var size = Int32(Self.bufferSize)

@@ -134,6 +134,18 @@ struct EgressProxyTests {
         #expect(proxy.records.contains { if case .closed(let r) = $0.outcome { return r.contains("budget") } else { return false } })
     }
 
+    @Test func theRequestHeadCountsAgainstTheBudget() throws {
+        let echo = try EchoServer()
+        let proxy = try Harness(["127.0.0.1:\(echo.port)"], maxBytes: 1000)
+        let c = try proxy.client()
+        // A forwarded request whose head alone is over the budget never reaches the destination.
+        try c.send("GET http://127.0.0.1:\(echo.port)/\(String(repeating: "x", count: 4000)) HTTP/1.1\r\n\r\n")
+        #expect(((try? c.receiveAll()) ?? []).isEmpty)
+        let summary = proxy.finish()
+        #expect(summary.budgetExhausted == 1000)
+        #expect(summary.bytesOut == 0 && summary.allowed == 0)
+    }
+
     @Test func idleConnectionsAreClosed() throws {
         let echo = try EchoServer()
         let proxy = try Harness(["127.0.0.1:\(echo.port)"], idleMilliseconds: 300)

@@ -165,7 +165,7 @@ let targets = try! ["localhost:\(serverPort)", "127.0.0.1/32:\(serverPort)", "[:
 func session() -> (EgressSession, UInt16) {
     let (fd, port) = listener(nonBlocking: true)
     let egress = NetworkPlan.Egress(targets: targets, maxConnections: 64, maxBytes: nil, connectTimeoutMilliseconds: 5000, idleTimeoutMilliseconds: 60_000)
-    return (proxy.serve(listener: FileDescriptor(rawValue: fd), egress: egress) { _ in }, port)
+    return (try! proxy.serve(listener: FileDescriptor(rawValue: fd), egress: egress) { _ in }, port)
 }
 let (a, aPort) = session()
 let (b, bPort) = session()
