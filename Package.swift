@@ -67,7 +67,7 @@ let package = Package(
             name: "BurrowEgress",
             dependencies: ["BurrowPolicy", "BurrowProfile", "BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowMCP", dependencies: ["BurrowAudit", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowMCP", dependencies: ["BurrowAudit", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowRuntime",
             dependencies: [

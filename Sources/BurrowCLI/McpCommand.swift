@@ -67,7 +67,7 @@ struct McpCommand: ParsableCommand {
             throw ExitCode(125)
         }
         let calls = CallAudit(store: audit.store, caller: audit.caller, plan: plan, session: session, profileDigest: audit.profileDigest)
-        let relay = MCPRelay { event in calls.record(event) }
+        let relay = MCPRelay(plan: plan.mcp, server: plan.tool.id) { event in calls.record(event) }
         let stop: RunStop
         do {
             stop = try RunStop()
@@ -88,7 +88,9 @@ struct McpCommand: ParsableCommand {
         do {
             record = try Runner.run(
                 plan, invocationID: session,
-                options: Runner.Options(audit: audit, stop: stop, stdio: [pipes[0].0, pipes[1].1, pipes[2].1]))
+                options: Runner.Options(
+                    audit: audit, stop: stop, stdio: [pipes[0].0, pipes[1].1, pipes[2].1],
+                    activity: { relay.callsInFlight.map { calls.invocation($0) } }))
         } catch {
             printError("burrow: \(error)")
             throw ExitCode(error.exitStatus)
@@ -96,7 +98,7 @@ struct McpCommand: ParsableCommand {
         // The server is gone: let the relay pass on what it wrote last.
         for _ in 0..<200 where !relayDone.load(ordering: .acquiring) { usleep(5000) }
         // Calls the server never answered end with the session.
-        for call in relay.callsInFlight { calls.record(.callEnded(call, milliseconds: 0, error: nil, isError: true), ended: "session_ended") }
+        for call in relay.callsInFlight { calls.record(.callEnded(call, milliseconds: 0, outcome: .sessionEnded)) }
         withExtendedLifetime(lease) {}
         for problem in record.auditProblems + calls.problems { printError("burrow: \(problem)") }
         if let why = relay.endedBy {
@@ -129,19 +131,41 @@ final class CallAudit: Sendable {
 
     var problems: [String] { notes.withLock { $0 } }
 
-    func record(_ event: MCPRelay.Event, ended: String? = nil) {
+    /// The audit invocation id of a call.
+    func invocation(_ c: MCPRelay.Call) -> String { "\(session)/\(c.sequence)" }
+
+    func record(_ event: MCPRelay.Event) {
         let e: AuditEvent
         switch event {
         case .callStarted(let c):
-            e = AuditEvent(tool: tool, type: .toolInvoked, context: context("\(session)/\(c.sequence)"), details: details(c, [:]))
-        case .callEnded(let c, let ms, let error, let isError):
-            let failed = error != nil || isError
+            var extra: [String: JSONValue] = [:]
+            if !c.filters.isEmpty { extra["filters"] = .array(c.filters.map { .string($0) }) }
+            if let d = c.forwardedDigest { extra["forwardedDigest"] = .string(d) }
+            if let t = c.approvedUntil { extra["approvedUntil"] = .integer(t) }
+            e = AuditEvent(tool: tool, type: .toolInvoked, context: context(invocation(c)), details: details(c, extra))
+        case .callEnded(let c, let ms, let outcome):
             var extra: [String: JSONValue] = ["milliseconds": .integer(Int64(clamping: ms))]
-            if let error { extra["jsonrpcError"] = .integer(error) }
-            if failed { extra["reason"] = .string(ended ?? (error != nil ? "jsonrpc_error" : "tool_error")) }
-            e = AuditEvent(tool: tool, type: failed ? .toolFailed : .toolCompleted, context: context("\(session)/\(c.sequence)"), details: details(c, extra))
+            switch outcome {
+            case .completed: break
+            case .jsonrpcError(let code):
+                extra["jsonrpcError"] = .integer(code)
+                extra["reason"] = .string("jsonrpc_error")
+            case .toolError: extra["reason"] = .string("tool_error")
+            case .cancelled: extra["reason"] = .string("cancelled")
+            case .sessionEnded: extra["reason"] = .string("session_ended")
+            }
+            e = AuditEvent(tool: tool, type: outcome.failed ? .toolFailed : .toolCompleted, context: context(invocation(c)), details: details(c, extra))
         case .callRefused(let c, let reason, let message):
-            e = AuditEvent(tool: tool, type: .permissionDenied, context: context(session), details: details(c, ["reason": .string(reason), "message": .string(message)]))
+            var extra: [String: JSONValue] = ["reason": .string(reason), "message": .string(message), "denial": .string("mcp")]
+            if !c.filters.isEmpty { extra["filters"] = .array(c.filters.map { .string($0) }) }
+            e = AuditEvent(tool: tool, type: .permissionDenied, context: context(session), details: details(c, extra))
+        case .requestRefused(let method, let id, let reason, let message):
+            e = AuditEvent(
+                tool: tool, type: .permissionDenied, context: context(session),
+                details: .object([
+                    "mcp": .string(method), "session": .string(session), "jsonrpcID": .string(id), "reason": .string(reason), "message": .string(message),
+                    "denial": .string("mcp"),
+                ]))
         case .violation(let direction, let message):
             e = AuditEvent(
                 tool: tool, type: .securityViolation, context: context(session),

@@ -98,6 +98,24 @@ struct PlanPrinter {
             ]
         }
         section("Network", columns(networkRows))
+        let mcp = p.mcp
+        if mcp.isConfigured {
+            var rows = [
+                ["server", mcp.server ? "yes (mcp = true): burrowd serves it as MCP sessions" : "no: burrow mcp applies this policy"],
+                ["framing", "lines up to \(ByteSize(bytes: UInt64(mcp.maxLineBytes))), nesting up to \(mcp.maxDepth), UTF-8, no duplicate keys; stderr \(ByteSize(bytes: UInt64(mcp.stderrBytesPerSecond)))/s"],
+                ["calls", "tools/call only for listed tools, arguments checked against their inputSchema"],
+                ["in progress", "at most \(mcp.maxConcurrentRequests) requests per session"],
+                ["rate limits", mcp.rateLimits.isEmpty ? "none" : mcp.rateLimits.map { "\($0.method) \($0.perMinute)/min" }.joined(separator: ", ")],
+            ]
+            rows += mcp.contentFilters.map { f in
+                ["filter \(f.name)", "\(f.action.rawValue) /\(f.pattern)/ on \(f.tools.isEmpty ? "every tool" : f.tools.joined(separator: ", "))" + (f.action == .sanitize ? " → \(f.replacement)" : "")]
+            }
+            if mcp.contentFilters.contains(where: { $0.action == .authorize }) {
+                rows.append(["approvals", mcp.approvalKey.map { "signed with the key whose public half is \($0) ([mcp] approval_key)" } ?? style.red("no [mcp] approval_key: every call an authorize filter matches is refused")])
+            }
+            if mcp.server { rows.append(["idle sessions", "ended after \(mcp.sessionIdleTimeoutMilliseconds / 1000) s (daemon)"]) }
+            section("MCP relay", columns(rows))
+        }
         let exposure = p.exposure
         section("Exposure \(scoreText(exposure.score)) / 10.0 (lower is safer)", columns(exposure.checks.map { c in
             [c.id, "weight \(c.weight)", String(format2(c.exposure)), style.dim(c.verdict)]

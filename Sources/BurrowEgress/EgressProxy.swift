@@ -25,6 +25,9 @@ public struct EgressError: Error, Sendable, CustomStringConvertible {
 /// others. Names are resolved on a small pool of resolver threads, so a slow
 /// resolver cannot stall the loop either.
 public final class EgressProxy: Sendable {
+    /// How the reason of a connection cut by the byte budget begins.
+    public static let budgetCut = "network byte budget"
+
     private let loop: Loop
 
     private static let instance = Mutex<EgressProxy?>(nil)
@@ -618,7 +621,7 @@ final class Loop: @unchecked Sendable {
         guard let budget = session.egress.maxBytes else { return }
         session.summary.budgetExhausted = budget
         for id in session.connections {
-            if let c = connections[id] { finish(c, .closed(reason: "network byte budget of \(budget) bytes exhausted"), reset: true) }
+            if let c = connections[id] { finish(c, .closed(reason: "\(EgressProxy.budgetCut) of \(budget) bytes exhausted"), reset: true) }
         }
     }
 

@@ -1,5 +1,8 @@
 import BurrowAudit
+public import BurrowPolicy
+import BurrowProfile
 import BurrowSystem
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -9,42 +12,57 @@ import Synchronization
 #endif
 
 /// Relays newline-delimited JSON-RPC between an MCP client and a sandboxed
-/// server, forwarding the original bytes of every message it lets through.
-/// It parses each line only to apply policy: framing limits both ways,
-/// `tools/call` for names the server listed and with arguments its
-/// `inputSchema` accepts, and one event per call.
+/// server, forwarding the original bytes of every message it lets through
+/// (a call a `sanitize` filter rewrote is the one exception). It parses each
+/// line only to apply the plan's policy: framing limits both ways, request
+/// rate and concurrency limits, `tools/call` for names the server listed with
+/// arguments its `inputSchema` accepts, content filters, and one event per
+/// call. Both protocol eras pass: the relay never needs the handshake, and
+/// when a call comes before the client listed the tools (2026-07-28 clients
+/// do that), the relay asks the server for the list itself.
 public final class MCPRelay: Sendable {
-    public struct Limits: Sendable {
-        /// The longest line accepted either way, newline excluded.
-        public var maxLineBytes = 4 << 20
-        /// The deepest nesting accepted either way.
-        public var maxDepth = 64
-        /// Server stderr passed on per second; the rest is dropped and counted.
-        public var stderrBytesPerSecond = 64 << 10
-
-        public init() {}
-    }
-
     /// What happened, for the audit log and the operator.
     public enum Event: Sendable {
         /// A `tools/call` the relay let through.
         case callStarted(Call)
-        /// Its answer: `error` is the JSON-RPC error code, or nil; `isError` a tool-level failure.
-        case callEnded(Call, milliseconds: UInt64, error: Int64?, isError: Bool)
+        /// How it ended, after `milliseconds`.
+        case callEnded(Call, milliseconds: UInt64, outcome: Outcome)
         /// A call refused by policy: it never reached the server.
         case callRefused(Call, reason: String, message: String)
+        /// Another request refused by a session limit (rate, concurrency).
+        case requestRefused(method: String, id: String, reason: String, message: String)
         /// A framing violation: the session ends.
         case violation(direction: String, message: String)
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        case completed
+        /// The server answered with a JSON-RPC error (its code).
+        case jsonrpcError(Int64)
+        /// The result had `isError: true`.
+        case toolError
+        /// The client cancelled it (`notifications/cancelled`).
+        case cancelled
+        /// The session ended before the server answered.
+        case sessionEnded
+
+        public var failed: Bool { self != .completed }
     }
 
     public struct Call: Sendable, Equatable {
         /// The JSON-RPC id as the client wrote it (JSON text).
         public var id: String
         public var tool: String
-        /// `sha256:` of the arguments' canonical JSON.
+        /// `sha256:` of the arguments' canonical JSON, as the client sent them.
         public var argumentsDigest: String
         /// Numbered from 1 within the session.
         public var sequence: Int
+        /// Content filters that matched, as `name (action)`.
+        public var filters: [String] = []
+        /// The digest of what the server got, when a `sanitize` filter rewrote the arguments.
+        public var forwardedDigest: String?
+        /// The expiry (Unix seconds) of the approval an `authorize` filter accepted.
+        public var approvedUntil: Int64?
     }
 
     private struct Pending {
@@ -53,26 +71,55 @@ public final class MCPRelay: Sendable {
         var started: UInt64
     }
 
+    private struct Bucket {
+        var tokens: Double
+        var updated: UInt64
+    }
+
     private struct State {
+        /// Client requests in the server's hands, by id key.
         var pending: [String: Pending] = [:]
-        /// Tool name → inputSchema, from every tools/list answer; nil until the first.
+        /// Tool name → inputSchema, from tools/list answers; nil until the first, and after a list change.
         var tools: [String: JSON]?
+        /// The list came from the relay's own complete walk since the last change.
+        var verified = false
         var calls = 0
         var ended: String?
+        var buckets: [String: Bucket] = [:]
+        var usedApprovals: Set<String> = []
+        /// The relay's own tools/list request in flight: its id key and, once here, the answer.
+        var fetchKey: String?
+        var fetchReply: JSON?
+        var serverGone = false
     }
 
-    private let limits: Limits
+    private let plan: MCPPlan
+    private let server: String
+    private let filters: [CompiledFilter]
+    private let approvalKey: Result<[UInt8], ApprovalError>?
     private let sink: @Sendable (Event) -> Void
     private let state = Mutex(State())
-    /// Serialises writes to the client's stdout (both directions answer it).
+    /// Serialises writes to the client (both directions answer it).
     private let clientWrite = Mutex(())
+    private let fetched = DispatchSemaphore(value: 0)
+    private let nonce = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    private let fetchCount = Atomic<Int>(0)
+    /// How long a call waits for the relay's own tools/list.
+    static let listTimeoutNanoseconds: UInt64 = 30_000_000_000
 
-    public init(limits: Limits = Limits(), sink: @escaping @Sendable (Event) -> Void) {
-        self.limits = limits
+    /// - Parameters:
+    ///   - plan: the launch plan's MCP part (limits, filters, approval key).
+    ///   - server: the tool id approvals are bound to.
+    public init(plan: MCPPlan, server: String, sink: @escaping @Sendable (Event) -> Void) {
+        self.plan = plan
+        self.server = server
         self.sink = sink
+        self.filters = plan.contentFilters.compactMap { f in (try? Regex(f.pattern)).map { CompiledFilter(filter: f, regex: $0) } }
+        let needsKey = plan.contentFilters.contains { $0.action == .authorize }
+        self.approvalKey = needsKey ? Approval.loadKey(plan.approvalKey) : nil
     }
 
-    /// The calls in flight now (for events of the sandbox that happen meanwhile).
+    /// The calls in flight now, for events of the sandbox that happen meanwhile.
     public var callsInFlight: [Call] { state.withLock { $0.pending.values.compactMap(\.call).sorted { $0.sequence < $1.sequence } } }
 
     /// Why the session ended early, if it did.
@@ -94,6 +141,8 @@ public final class MCPRelay: Sendable {
             return violated("relay", "cannot start the relay's threads: \(error)", onViolation)
         }
         forEachLine(serverOut, direction: "server → client", onViolation: onViolation) { line in fromServer(line, clientOut: clientOut) }
+        state.withLock { $0.serverGone = true }
+        fetched.signal()
     }
 
     // MARK: framing
@@ -122,8 +171,8 @@ public final class MCPRelay: Sendable {
             }
             buffer.removeFirst(start)
             scanned = buffer.count
-            if buffer.count > limits.maxLineBytes {
-                return violated(direction, "a line longer than \(limits.maxLineBytes) bytes", onViolation)
+            if buffer.count > plan.maxLineBytes {
+                return violated(direction, "a line longer than \(plan.maxLineBytes) bytes", onViolation)
             }
         }
     }
@@ -140,13 +189,16 @@ public final class MCPRelay: Sendable {
 
     /// Parses a line within the limits; on failure records why and returns nil.
     private func parse(_ line: [UInt8]) -> JSON? {
-        guard line.count <= limits.maxLineBytes else {
-            state.withLock { $0.ended = $0.ended ?? "a line longer than \(limits.maxLineBytes) bytes" }
+        guard line.count <= plan.maxLineBytes else {
+            state.withLock { $0.ended = $0.ended ?? "a line longer than \(plan.maxLineBytes) bytes" }
             return nil
         }
         do {
             guard String(validating: line, as: UTF8.self) != nil else { throw JSONError(description: "the line is not valid UTF-8") }
-            return try JSONParser.parse(line, maxDepth: limits.maxDepth)
+            let message = try JSONParser.parse(line, maxDepth: plan.maxDepth)
+            // Batches are not part of MCP since 2025-06-18.
+            guard case .object = message else { throw JSONError(description: "a message that is not a JSON object") }
+            return message
         } catch {
             state.withLock { $0.ended = $0.ended ?? "not a JSON-RPC message: \(error)" }
             return nil
@@ -168,74 +220,261 @@ public final class MCPRelay: Sendable {
         clientWrite.withLock { _ in send(fd, line + [0x0a]) }
     }
 
-    // MARK: policy
+    // MARK: client → server
 
     private static func idKey(_ id: JSON?) -> (key: String, text: String)? {
         switch id {
-        case .string(let s): ("s" + s, "\"" + s + "\"")
+        case .string(let s): ("s" + s, quote(s))
         case .number(let n): ("n" + n, n)
         default: nil
         }
     }
 
-    private func fromClient(_ line: [UInt8], serverIn: Int32, clientOut: Int32) -> Bool {
-        guard let message = parse(line) else { return false }
-        guard case .object = message else {
-            // Batches are not part of MCP since 2025-06-18.
-            state.withLock { $0.ended = "a message that is not a JSON object" }
-            return false
-        }
-        if let method = message["method"]?.string, let (key, idText) = Self.idKey(message["id"]) {
-            var call: Call?
-            if method == "tools/call" {
-                let name = message["params"]?["name"]?.string ?? ""
-                let arguments = message["params"]?["arguments"] ?? .object([:])
-                let sequence = state.withLock { s -> Int in
-                    s.calls += 1
-                    return s.calls
-                }
-                let c = Call(id: idText, tool: name, argumentsDigest: Self.digest(arguments), sequence: sequence)
-                if let (reason, why) = refusal(name: name, arguments: arguments) {
-                    sink(.callRefused(c, reason: reason, message: why))
-                    let error = "{\"jsonrpc\":\"2.0\",\"id\":\(idText),\"error\":{\"code\":-32602,\"message\":\(Self.quote("burrow: " + why)),\"data\":{\"burrow\":\(Self.quote(reason))}}}"
-                    return toClient(clientOut, Array(error.utf8))
-                }
-                call = c
-                sink(.callStarted(c))
-            }
-            state.withLock { $0.pending[key] = Pending(method: method, call: call, started: Kernel.monotonicNanoseconds()) }
-        }
-        return send(serverIn, line + [0x0a])
+    private struct Refusal: Error {
+        var code: Int64
+        var reason: String
+        var message: String
     }
 
-    /// Why a tools/call may not reach the server: (reason code, message), or nil.
-    private func refusal(name: String, arguments: JSON) -> (String, String)? {
-        guard let tools = state.withLock({ $0.tools }) else {
-            return ("tools_not_listed", "tools/call before tools/list: Burrow lets a call through only for a tool the server listed")
+    private func fromClient(_ line: [UInt8], serverIn: Int32, clientOut: Int32) -> Bool {
+        guard let message = parse(line) else { return false }
+        guard let method = message["method"]?.string else {
+            // A response to one of the server's requests (sampling, elicitation, roots).
+            return send(serverIn, line + [0x0a])
         }
-        guard let schema = tools[name] else { return ("unknown_tool", "the server did not list a tool named \(Self.quote(name))") }
-        guard case .object = arguments else { return ("invalid_arguments", "arguments must be an object") }
-        if let v = SchemaValidator.violation(of: arguments, against: schema) { return ("invalid_arguments", v) }
-        return nil
+        guard let (key, idText) = Self.idKey(message["id"]) else {
+            if method == "notifications/cancelled", let (key, _) = Self.idKey(message["params"]?["requestId"]) { cancelled(key) }
+            return send(serverIn, line + [0x0a])
+        }
+        var call: Call?
+        if method == "tools/call" {
+            let sequence = state.withLock { s -> Int in
+                s.calls += 1
+                return s.calls
+            }
+            let arguments = message["params"]?["arguments"] ?? .object([:])
+            call = Call(id: idText, tool: message["params"]?["name"]?.string ?? "", argumentsDigest: Self.digest(arguments), sequence: sequence)
+        }
+        var forward = line
+        do {
+            try admit(method: method, key: key)
+            if var c = call {
+                if let rewritten = try callPolicy(message, call: &c, serverIn: serverIn) { forward = rewritten }
+                call = c
+            }
+        } catch {
+            if let call { sink(.callRefused(call, reason: error.reason, message: error.message)) } else { sink(.requestRefused(method: method, id: idText, reason: error.reason, message: error.message)) }
+            let answer = "{\"jsonrpc\":\"2.0\",\"id\":\(idText),\"error\":{\"code\":\(error.code),\"message\":\(Self.quote("burrow: " + error.message)),\"data\":{\"burrow\":\(Self.quote(error.reason))}}}"
+            return toClient(clientOut, Array(answer.utf8))
+        }
+        let known = state.withLock { s -> Bool in
+            if s.pending[key] != nil { return true }
+            s.pending[key] = Pending(method: method, call: call, started: Kernel.monotonicNanoseconds())
+            return false
+        }
+        if known {
+            let answer = "{\"jsonrpc\":\"2.0\",\"id\":\(idText),\"error\":{\"code\":-32600,\"message\":\"burrow: a request with this id is still in progress\",\"data\":{\"burrow\":\"duplicate_id\"}}}"
+            if let call { sink(.callRefused(call, reason: "duplicate_id", message: "a request with id \(idText) is still in progress")) }
+            return toClient(clientOut, Array(answer.utf8))
+        }
+        if let call { sink(.callStarted(call)) }
+        return send(serverIn, forward + [0x0a])
     }
+
+    /// Session limits every request meets: the method's rate, then the number in the server's hands.
+    private func admit(method: String, key: String) throws(Refusal) {
+        let now = Kernel.monotonicNanoseconds()
+        let refusal = state.withLock { s -> Refusal? in
+            if let rate = plan.rateLimits.first(where: { $0.method == method }) {
+                let capacity = Double(rate.perMinute)
+                var bucket = s.buckets[method] ?? Bucket(tokens: capacity, updated: now)
+                bucket.tokens = min(capacity, bucket.tokens + Double(now - bucket.updated) / 60e9 * capacity)
+                bucket.updated = now
+                guard bucket.tokens >= 1 else {
+                    s.buckets[method] = bucket
+                    let wait = Int((1 - bucket.tokens) / capacity * 60_000) + 1
+                    return Refusal(code: -32000, reason: "rate_limited", message: "\(method) is limited to \(rate.perMinute) per minute in this session; retry in \(wait) ms")
+                }
+                bucket.tokens -= 1
+                s.buckets[method] = bucket
+            }
+            if s.pending.count >= plan.maxConcurrentRequests {
+                return Refusal(code: -32000, reason: "too_many_requests", message: "\(s.pending.count) requests are already in progress, the most this session allows (mcp_policy.max_concurrent_requests)")
+            }
+            return nil
+        }
+        if let refusal { throw refusal }
+    }
+
+    /// The policy of one tools/call; returns the line to forward when a filter rewrote it.
+    private func callPolicy(_ message: JSON, call: inout Call, serverIn: Int32) throws(Refusal) -> [UInt8]? {
+        let arguments = message["params"]?["arguments"] ?? .object([:])
+        let schema = try schemaFor(call.tool, message: message, serverIn: serverIn)
+        guard case .object = arguments else { throw Refusal(code: -32602, reason: "invalid_arguments", message: "arguments must be an object") }
+        if let v = SchemaValidator.violation(of: arguments, against: schema) { throw Refusal(code: -32602, reason: "invalid_arguments", message: v) }
+
+        var needsApproval: [String] = []
+        var sanitized = arguments
+        var rewritten = false
+        for f in filters where f.filter.applies(to: call.tool) {
+            guard let path = f.firstMatch(in: arguments) else { continue }
+            call.filters.append("\(f.filter.name) (\(f.filter.action.rawValue))")
+            switch f.filter.action {
+            case .block:
+                throw Refusal(code: -32602, reason: "content_blocked", message: "\(path) matches content filter '\(f.filter.name)'")
+            case .authorize:
+                needsApproval.append(f.filter.name)
+            case .sanitize:
+                sanitized = f.sanitize(sanitized)
+                rewritten = true
+            case .log:
+                break
+            }
+        }
+        if !needsApproval.isEmpty {
+            call.approvedUntil = try approve(call, meta: message["params"]?["_meta"], filters: needsApproval)
+        }
+        guard rewritten, case .object(var top) = message, case .object(var params) = top["params"] ?? .null else { return nil }
+        params["arguments"] = sanitized
+        top["params"] = .object(params)
+        call.forwardedDigest = Self.digest(sanitized)
+        var text = ""
+        Self.canonical(.object(top), into: &text)
+        return Array(text.utf8)
+    }
+
+    /// Checks the call's approval token for an `authorize` filter; returns its expiry.
+    private func approve(_ call: Call, meta: JSON?, filters names: [String]) throws(Refusal) -> Int64 {
+        let which = names.map { "'\($0)'" }.joined(separator: ", ")
+        guard let token = meta?[Approval.metaKey]?.string else {
+            throw Refusal(
+                code: -32602, reason: "approval_required",
+                message: "the arguments match content filter \(which), which needs an approval for this call in params._meta[\"\(Approval.metaKey)\"] (burrow approve --server \(server) --tool \(call.tool) --digest \(call.argumentsDigest))")
+        }
+        let key: [UInt8]
+        switch approvalKey {
+        case .success(let k): key = k
+        case .failure(let e): throw Refusal(code: -32602, reason: "approval_unavailable", message: "content filter \(which) needs an approval, and none can be checked: \(e)")
+        case nil: throw Refusal(code: -32602, reason: "approval_unavailable", message: "no approval key is loaded")
+        }
+        let expires: Int64
+        do {
+            expires = try Approval.verify(token: token, publicKeyPEM: key, server: server, tool: call.tool, argumentsDigest: call.argumentsDigest, now: Int64(time(nil)))
+        } catch {
+            throw Refusal(code: -32602, reason: "approval_invalid", message: "the approval for content filter \(which) is not valid for this call: \(error)")
+        }
+        let fresh = state.withLock { $0.usedApprovals.insert(token).inserted }
+        guard fresh else { throw Refusal(code: -32602, reason: "approval_reused", message: "this approval was already used in this session: each approves one call") }
+        return expires
+    }
+
+    /// The named tool's inputSchema. When the tools are not known yet (or
+    /// the name is not among them and the list is not the relay's own), the
+    /// relay asks the server for the whole list first.
+    private func schemaFor(_ name: String, message: JSON, serverIn: Int32) throws(Refusal) -> JSON {
+        let (tools, verified) = state.withLock { ($0.tools, $0.verified) }
+        if let schema = tools?[name] { return schema }
+        if tools == nil || !verified {
+            try fetchTools(meta: message["params"]?["_meta"], serverIn: serverIn)
+            if let schema = state.withLock({ $0.tools?[name] }) { return schema }
+        }
+        throw Refusal(code: -32602, reason: "unknown_tool", message: "the server did not list a tool named \(Self.quote(name))")
+    }
+
+    /// Walks the server's tools/list (every page) with the relay's own ids.
+    /// The protocol fields of the call's `_meta` go along, so a 2026-07-28
+    /// server sees the version the client uses.
+    private func fetchTools(meta: JSON?, serverIn: Int32) throws(Refusal) {
+        var params: [String: JSON] = [:]
+        if case .object(let m) = meta ?? .null {
+            let kept = m.filter { $0.key.hasPrefix("io.modelcontextprotocol/") }
+            if !kept.isEmpty { params["_meta"] = .object(kept) }
+        }
+        var found: [String: JSON] = [:]
+        var cursor: JSON?
+        let deadline = Kernel.monotonicNanoseconds() + Self.listTimeoutNanoseconds
+        for _ in 0..<64 {
+            var p = params
+            if let cursor { p["cursor"] = cursor }
+            let id = "burrow-\(nonce)-\(fetchCount.add(1, ordering: .relaxed).newValue)"
+            state.withLock { s in
+                s.fetchKey = "s" + id
+                s.fetchReply = nil
+            }
+            var text = ""
+            Self.canonical(.object(["jsonrpc": .string("2.0"), "id": .string(id), "method": .string("tools/list"), "params": .object(p)]), into: &text)
+            guard send(serverIn, Array(text.utf8) + [0x0a]) else { throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's stdin is closed") }
+            var reply: JSON?
+            while reply == nil {
+                let (r, gone) = state.withLock { ($0.fetchReply, $0.serverGone) }
+                if let r {
+                    reply = r
+                    break
+                }
+                let now = Kernel.monotonicNanoseconds()
+                if gone || now >= deadline {
+                    state.withLock { $0.fetchKey = nil }
+                    throw Refusal(code: -32603, reason: "tools_not_listed", message: gone ? "the server ended before it listed its tools" : "the server did not answer tools/list within \(Self.listTimeoutNanoseconds / 1_000_000_000) s")
+                }
+                _ = fetched.wait(timeout: .now() + .nanoseconds(Int(min(deadline - now, 1_000_000_000))))
+            }
+            guard case .array(let tools) = reply?["result"]?["tools"] ?? .null else {
+                throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's answer to tools/list has no tools: \(reply?["error"]?["message"]?.string ?? "no result")")
+            }
+            for t in tools { if let name = t["name"]?.string { found[name] = t["inputSchema"] ?? .object([:]) } }
+            cursor = reply?["result"]?["nextCursor"]
+            if cursor == nil || cursor == .null {
+                state.withLock { s in
+                    s.tools = found
+                    s.verified = true
+                }
+                return
+            }
+        }
+        throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's tools/list did not end within 64 pages")
+    }
+
+    private func cancelled(_ key: String) {
+        guard let pending = state.withLock({ $0.pending.removeValue(forKey: key) }), let call = pending.call else { return }
+        sink(.callEnded(call, milliseconds: (Kernel.monotonicNanoseconds() - pending.started) / 1_000_000, outcome: .cancelled))
+    }
+
+    // MARK: server → client
 
     private func fromServer(_ line: [UInt8], clientOut: Int32) -> Bool {
         guard let message = parse(line) else { return false }
-        if message["method"] == nil, let (key, _) = Self.idKey(message["id"]) {
-            let pending = state.withLock { $0.pending.removeValue(forKey: key) }
-            if let pending {
-                if pending.method == "tools/list", case .array(let tools) = message["result"]?["tools"] ?? .null {
-                    state.withLock { s in
-                        var known = s.tools ?? [:]
-                        for t in tools { if let name = t["name"]?.string { known[name] = t["inputSchema"] ?? .object([:]) } }
-                        s.tools = known
-                    }
+        if let method = message["method"]?.string {
+            if method == "notifications/tools/list_changed" {
+                state.withLock { s in
+                    s.tools = nil
+                    s.verified = false
                 }
-                if let call = pending.call {
-                    let code: Int64? = if case .number(let n) = message["error"]?["code"] ?? .null { Int64(n) } else { nil }
-                    let isError = message["result"]?["isError"] == .bool(true)
-                    sink(.callEnded(call, milliseconds: (Kernel.monotonicNanoseconds() - pending.started) / 1_000_000, error: code, isError: isError))
+            }
+            return toClient(clientOut, line)
+        }
+        guard let (key, _) = Self.idKey(message["id"]) else { return toClient(clientOut, line) }
+        let own = state.withLock { s -> Bool in
+            guard s.fetchKey == key else { return false }
+            s.fetchKey = nil
+            s.fetchReply = message
+            return true
+        }
+        if own {
+            fetched.signal()
+            return true
+        }
+        if let pending = state.withLock({ $0.pending.removeValue(forKey: key) }) {
+            if pending.method == "tools/list", case .array(let tools) = message["result"]?["tools"] ?? .null {
+                state.withLock { s in
+                    var known = s.tools ?? [:]
+                    for t in tools { if let name = t["name"]?.string { known[name] = t["inputSchema"] ?? .object([:]) } }
+                    s.tools = known
                 }
+            }
+            if let call = pending.call {
+                let outcome: Outcome =
+                    if case .number(let n) = message["error"]?["code"] ?? .null { .jsonrpcError(Int64(n) ?? 0) } else if message["result"]?["isError"] == .bool(true) { .toolError } else { .completed }
+                sink(.callEnded(call, milliseconds: (Kernel.monotonicNanoseconds() - pending.started) / 1_000_000, outcome: outcome))
             }
         }
         return toClient(clientOut, line)
@@ -248,19 +487,19 @@ public final class MCPRelay: Sendable {
         var windowStart = Kernel.monotonicNanoseconds()
         var used = 0
         var dropped = 0
+        let cap = plan.stderrBytesPerSecond
         while true {
             let n = read(fd, &chunk, chunk.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             let now = Kernel.monotonicNanoseconds()
             if now - windowStart >= 1_000_000_000 {
-                if dropped > 0 { _ = send(out, Array("[burrow: \(dropped) bytes of the server's stderr dropped (over \(limits.stderrBytesPerSecond) bytes/s)]\n".utf8)) }
+                if dropped > 0 { _ = send(out, Array("[burrow: \(dropped) bytes of the server's stderr dropped (over \(cap) bytes/s)]\n".utf8)) }
                 windowStart = now
                 used = 0
                 dropped = 0
             }
-            let room = max(0, limits.stderrBytesPerSecond - used)
-            let pass = min(room, n)
+            let pass = min(max(0, cap - used), n)
             if pass > 0 { _ = send(out, Array(chunk[0..<pass])) }
             used += pass
             dropped += n - pass
@@ -276,13 +515,14 @@ public final class MCPRelay: Sendable {
         return out
     }
 
-    static func digest(_ value: JSON) -> String {
+    /// `sha256:` of the value's canonical JSON (keys sorted, numbers as written).
+    public static func digest(_ value: JSON) -> String {
         var text = ""
         canonical(value, into: &text)
         return "sha256:" + AuditChain.hex(AuditChain.sha256(Array(text.utf8)))
     }
 
-    private static func canonical(_ value: JSON, into out: inout String) {
+    static func canonical(_ value: JSON, into out: inout String) {
         switch value {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -303,6 +543,35 @@ public final class MCPRelay: Sendable {
                 canonical(members[key]!, into: &out)
             }
             out += "}"
+        }
+    }
+}
+
+/// A content filter with its expression compiled (used by the client-side thread only).
+private struct CompiledFilter: @unchecked Sendable {
+    let filter: ContentFilter
+    let regex: Regex<AnyRegexOutput>
+
+    /// The path of the first string value that matches, or nil.
+    func firstMatch(in value: JSON, path: String = "arguments") -> String? {
+        switch value {
+        case .string(let s): return (try? regex.firstMatch(in: s)) != nil ? path : nil
+        case .array(let items):
+            for (i, item) in items.enumerated() { if let p = firstMatch(in: item, path: "\(path)[\(i)]") { return p } }
+        case .object(let members):
+            for key in members.keys.sorted() { if let p = firstMatch(in: members[key]!, path: "\(path).\(key)") { return p } }
+        default: break
+        }
+        return nil
+    }
+
+    /// `value` with every match in its string values replaced.
+    func sanitize(_ value: JSON) -> JSON {
+        switch value {
+        case .string(let s): .string(s.replacing(regex, with: filter.replacement))
+        case .array(let items): .array(items.map(sanitize))
+        case .object(let members): .object(members.mapValues(sanitize))
+        default: value
         }
     }
 }

@@ -26,6 +26,8 @@ public struct LaunchPlan: Sendable, Codable, Equatable {
     public var seccomp: SeccompPlan
     public var landlock: LandlockPlan
     public var network: NetworkPlan
+    /// What the MCP relay enforces when the tool runs as an MCP server.
+    public var mcp: MCPPlan
     public var limits: EffectiveLimits
     /// Requested vs enforceable on this host, one row per control.
     public var controls: [ControlStatus]

@@ -96,7 +96,7 @@ public struct PlanCompiler: Sendable {
             namespaces: namespaces(profile),
             identity: identity, mounts: mounts, environment: environmentEntries(profile),
             rlimits: rlimits(limits), cgroup: cgroupPlan(limits), capabilities: capabilityPlan(profile),
-            seccomp: seccomp, landlock: landlock, network: network, limits: limits,
+            seccomp: seccomp, landlock: landlock, network: network, mcp: .make(profile, policy: policy), limits: limits,
             controls: controls(profile, limits: limits), clamps: effective.clamps, exposure: exposure, warnings: warnings)
     }
 

@@ -140,6 +140,15 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         public var resultRetention = Seconds.seconds(86_400)
     }
 
+    /// Burrow's own section: the MCP relay.
+    public struct MCP: Sendable, Equatable, Codable {
+        /// The key that signs approvals for `authorize` content filters
+        /// (a file of at least 32 bytes, readable by root only); nil: such calls are refused.
+        public var approvalKey: String?
+        /// A daemon MCP session with no request for this long is ended.
+        public var sessionIdleTimeout = Seconds.seconds(600)
+    }
+
     public var security = Security()
     public var policies = Policies()
     public var rateLimits = RateLimits()
@@ -147,6 +156,7 @@ public struct HostPolicy: Sendable, Equatable, Codable {
     public var network = Network()
     public var audit = Audit()
     public var daemon = Daemon()
+    public var mcp = MCP()
 
     public init() {}
 
@@ -257,6 +267,13 @@ extension HostPolicy {
             if let v = t.size("max_output_size") { policy.daemon.maxOutputBytes = v }
             if let v = t.duration("shutdown_grace") { policy.daemon.shutdownGrace = v }
             if let v = t.duration("result_retention") { policy.daemon.resultRetention = v }
+            t.finish()
+        }
+        if var t = root.table("mcp") {
+            if let v = t.string("approval_key") {
+                if v.hasPrefix("/") { policy.mcp.approvalKey = v } else { log.error(t.keyPath("approval_key"), "expected an absolute path, such as '/etc/burrow/approval.key'") }
+            }
+            if let v = t.duration("session_idle_timeout") { policy.mcp.sessionIdleTimeout = v }
             t.finish()
         }
         root.finish()

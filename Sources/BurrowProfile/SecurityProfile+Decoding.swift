@@ -2,7 +2,7 @@ extension SecurityProfile {
     /// Keys of the profile document, in the order the README documents them.
     static let topLevelKeys = [
         "extends", "tool", "sandbox_level", "network_access", "env_whitelist", "permissions", "resource_limits",
-        "filesystem_access",
+        "filesystem_access", "mcp", "mcp_policy",
     ]
 
     /// Decodes and validates a (merged) profile document against `policy`.
@@ -55,6 +55,13 @@ extension SecurityProfile {
             profile.filesystem.blockedPaths = t.list("blocked_paths", PathPattern.parse)?.map(\.0) ?? []
             if let s = t.size("scratch_size") { profile.filesystem.scratchSize = s }
             t.finish(topLevel: topLevelKeys)
+        }
+        let server = root.bool("mcp") ?? false
+        if var t = root.table("mcp_policy") {
+            profile.mcp = MCPPolicy.decode(&t, server: server)
+            t.finish(topLevel: topLevelKeys)
+        } else {
+            profile.mcp.server = server
         }
         root.finish()
 

@@ -10,12 +10,15 @@ public struct SecurityProfile: Sendable, Equatable, Codable {
     public var filesystem: FilesystemAccess
     /// Variables passed through from the caller's environment.
     public var envWhitelist: [EnvironmentPattern]
+    /// `mcp = true` and `[mcp_policy]`: how the MCP relay treats the tool.
+    public var mcp: MCPPolicy
 
     public init(
         tool: ToolIdentity, sandboxLevel: SandboxLevel = .container, networkAccess: NetworkAccess = .none,
         permissions: Permissions = Permissions(), resourceLimits: ResourceLimits = ResourceLimits(),
-        filesystem: FilesystemAccess = FilesystemAccess(), envWhitelist: [EnvironmentPattern] = []
+        filesystem: FilesystemAccess = FilesystemAccess(), envWhitelist: [EnvironmentPattern] = [], mcp: MCPPolicy = MCPPolicy()
     ) {
+        self.mcp = mcp
         self.tool = tool
         self.sandboxLevel = sandboxLevel
         self.networkAccess = networkAccess

@@ -3,6 +3,7 @@ import BurrowPolicy
 import BurrowSystem
 import CBurrowChild
 import Dispatch
+import Synchronization
 import SystemPackage
 
 /// The egress proxy's side of one run with restricted network: the network
@@ -15,16 +16,19 @@ final class EgressBinding {
     private let session: EgressSession
     /// Audit appends leave the proxy's thread here, in order.
     private let audit: DispatchQueue
+    /// What the tool was doing when the byte budget cut its connections.
+    private let budgetActivity: Latch
 
-    private init(namespace: FileDescriptor, session: EgressSession, audit: DispatchQueue) {
+    private init(namespace: FileDescriptor, session: EgressSession, audit: DispatchQueue, budgetActivity: Latch) {
         self.namespace = namespace
         self.session = session
         self.audit = audit
+        self.budgetActivity = budgetActivity
     }
 
     deinit { try? namespace?.close() }
 
-    static func start(_ egress: NetworkPlan.Egress, trail: InvocationTrail?) throws(RunError) -> EgressBinding {
+    static func start(_ egress: NetworkPlan.Egress, trail: InvocationTrail?, activity: (@Sendable () -> [String])?) throws(RunError) -> EgressBinding {
         var ns: Int32 = -1
         var listener: Int32 = -1
         let rc = brw_netns_prepare(egress.port, &ns, &listener)
@@ -40,17 +44,23 @@ final class EgressBinding {
             throw .preparation("refusing to run: \(error)")
         }
         let audit = DispatchQueue(label: "burrow.egress.audit")
+        let budgetActivity = Latch()
         let session: EgressSession
         do {
             session = try proxy.serve(listener: FileDescriptor(rawValue: listener), egress: egress) { record in
+                // Asked on the proxy's thread, as the connection ends.
+                let during = activity?()
+                if case .closed(let reason) = record.outcome, reason.hasPrefix(EgressProxy.budgetCut) {
+                    budgetActivity.set(during ?? [])
+                }
                 guard let trail else { return }
-                audit.async { trail.network(record) }
+                audit.async { trail.network(record, during: during) }
             }
         } catch {
             _ = try? FileDescriptor(rawValue: ns).close()
             throw .preparation("refusing to run: \(error)")
         }
-        return EgressBinding(namespace: FileDescriptor(rawValue: ns), session: session, audit: audit)
+        return EgressBinding(namespace: FileDescriptor(rawValue: ns), session: session, audit: audit, budgetActivity: budgetActivity)
     }
 
     /// The sandbox holds the namespace now.
@@ -66,4 +76,15 @@ final class EgressBinding {
         audit.sync {}
         return summary
     }
+
+    /// The activity when the budget was spent (nil: not spent, or not tracked).
+    var budgetDuring: [String]? { budgetActivity.value.flatMap { $0.isEmpty ? nil : $0 } }
+}
+
+/// Keeps the first value set.
+private final class Latch: Sendable {
+    private let state = Mutex<[String]?>(nil)
+
+    func set(_ value: [String]) { state.withLock { if $0 == nil { $0 = value } } }
+    var value: [String]? { state.withLock { $0 } }
 }

@@ -129,7 +129,7 @@ final class InvocationTrail: Sendable {
     /// One connection through the egress proxy, written when it ends: an
     /// allowed one as NetworkConnection, a refused one as PermissionDenied
     /// (whose bursts feed the AnomalousActivity rule).
-    func network(_ r: EgressRecord) {
+    func network(_ r: EgressRecord, during: [String]? = nil) {
         var details: [String: JSONValue] = [
             "connection": .integer(Int64(r.connection)), "protocol": .string(r.protocolName), "requested": .string(r.requested),
             "host": r.host.map { .string($0) } ?? .null, "port": .optional(r.port), "address": r.address.map { .string($0) } ?? .null,
@@ -153,6 +153,7 @@ final class InvocationTrail: Sendable {
             details["message"] = .string(refusal.description)
             details["denial"] = .string("network")
         }
+        if let during, !during.isEmpty { details["during"] = .strings(during) }
         do {
             try audit.store.append([event(type, .object(details))], secrets: secrets)
         } catch {
@@ -264,16 +265,20 @@ extension InvocationTrail {
 
 extension RunRecord.Violation {
     var json: JSONValue {
-        .object(["syscall": .string(syscall), "errno": .string(errno), "count": .integer(Int64(count)), "reason": .string(reason)])
+        var d: [String: JSONValue] = ["syscall": .string(syscall), "errno": .string(errno), "count": .integer(Int64(count)), "reason": .string(reason)]
+        if let during { d["during"] = .strings(during) }
+        return .object(d)
     }
 }
 
 extension RunRecord.LimitEvent {
     var json: JSONValue {
-        .object([
+        var d: [String: JSONValue] = [
             "resource": .string(resource), "limit": .string(limit), "observed": .string(observed), "unit": .string(unit),
             "limitValue": .integer(Int64(clamping: limitValue)), "observedValue": .optional(observedValue), "invocationID": .string(invocationID),
-        ])
+        ]
+        if let during { d["during"] = .strings(during) }
+        return .object(d)
     }
 }
 

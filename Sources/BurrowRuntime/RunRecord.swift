@@ -32,6 +32,9 @@ public struct RunRecord: Sendable, Codable, Equatable {
         public var errno: String
         public var count: Int
         public var reason: String
+        /// What the tool was doing when it first happened (the MCP calls in
+        /// flight, as their invocation ids); nil when the caller tracks none.
+        public var during: [String]?
     }
 
     /// A limit the sandbox hit (a ResourceLimitExceeded event): which one,
@@ -50,6 +53,8 @@ public struct RunRecord: Sendable, Codable, Equatable {
         /// nil when the evidence carries no number (SIGXFSZ).
         public var observedValue: UInt64?
         public var invocationID: String
+        /// What the tool was doing when it was hit (the MCP calls in flight).
+        public var during: [String]?
     }
 
     /// What the whole tree used.

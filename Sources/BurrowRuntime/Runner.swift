@@ -36,15 +36,20 @@ public enum Runner {
         /// child ends of pipes whose other ends the caller serves, e.g. the MCP
         /// relay); closed here once the tool has them. Ignored with `streams`.
         public var stdio: [FileDescriptor]?
+        /// What the tool is doing now, asked when a violation or a limit is
+        /// seen: the events carry it as `during` (the MCP relay's calls in
+        /// flight). A violation is recorded once per syscall and activity.
+        public var activity: (@Sendable () -> [String])?
 
         public init(
             forwardSignals: Bool = true, audit: RunAudit? = nil, streams: CapturedStreams? = nil,
-            stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, onStart: @escaping @Sendable () -> Void = {},
+            stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil, onStart: @escaping @Sendable () -> Void = {},
             onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }
         ) {
             self.stop = stop
             self.spawner = spawner
             self.stdio = stdio
+            self.activity = activity
             self.forwardSignals = forwardSignals
             self.audit = audit
             self.streams = streams
@@ -121,7 +126,7 @@ public enum Runner {
             throw .preparation("cannot place the sandbox in its cgroups: \(error)")
         }
         defer { for fd in tasks { close(fd) } }
-        let egress = try plan.network.egress.map { e throws(RunError) in try EgressBinding.start(e, trail: trail) }
+        let egress = try plan.network.egress.map { e throws(RunError) in try EgressBinding.start(e, trail: trail, activity: options.activity) }
         defer { _ = egress?.finish() }
         let sandbox = try Sandbox.launch(
             plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds ?? options.stdio, spawner: options.spawner,
@@ -144,7 +149,7 @@ public enum Runner {
         defer { try? scratch?.close() }
         let supervisor = Supervisor(
             sandbox: sandbox, plan: plan, invocationID: invocationID, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
-            cgroup: cgroup?.group, scratch: scratch, pump: pump, stop: options.stop,
+            cgroup: cgroup?.group, scratch: scratch, pump: pump, stop: options.stop, activity: options.activity,
             onViolation: { v in
                 trail?.violation(v)
                 options.onViolation(v)
@@ -160,7 +165,8 @@ public enum Runner {
             limits.append(RunRecord.LimitEvent(
                 resource: "max_network_bytes", limit: "\(ByteSize(bytes: budget))",
                 observed: "the egress proxy cut every connection at the budget (\(network.bytesOut) bytes out, \(network.bytesIn) in)",
-                unit: "bytes", limitValue: budget, observedValue: network.bytesOut + network.bytesIn, invocationID: invocationID))
+                unit: "bytes", limitValue: budget, observedValue: network.bytesOut + network.bytesIn, invocationID: invocationID,
+                during: egress?.budgetDuring))
         }
 
         let exit: RunRecord.Exit

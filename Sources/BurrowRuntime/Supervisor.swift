@@ -41,6 +41,7 @@ final class Supervisor {
     /// How often the CPU budget (and the scratch space) is checked while the tool runs.
     static let checkInterval = UInt64(PlanCompiler.cpuCheckMilliseconds) * 1_000_000
     private let onViolation: (RunRecord.Violation) -> Void
+    private let activity: (@Sendable () -> [String])?
     private var violations: [String: RunRecord.Violation] = [:]
     private var order: [String] = []
     private var limits: [RunRecord.LimitEvent] = []
@@ -51,7 +52,7 @@ final class Supervisor {
     ///   - onViolation: called once per distinct refused call, as it happens.
     init(
         sandbox: Sandbox, plan: LaunchPlan, invocationID: String, startedAt: UInt64, signals: FileDescriptor?,
-        cgroup: (any InvocationCgroup)?, scratch: FileDescriptor?, pump: StreamPump?, stop: RunStop?, onViolation: @escaping (RunRecord.Violation) -> Void
+        cgroup: (any InvocationCgroup)?, scratch: FileDescriptor?, pump: StreamPump?, stop: RunStop?, activity: (@Sendable () -> [String])?, onViolation: @escaping (RunRecord.Violation) -> Void
     ) {
         self.pump = pump
         self.stop = stop
@@ -65,13 +66,14 @@ final class Supervisor {
         self.cgroup = cgroup
         self.scratch = scratch
         self.onViolation = onViolation
+        self.activity = activity
     }
 
     private func exceeded(_ resource: String, _ limit: String, unit: String, limitValue: UInt64, observedValue: UInt64?, _ observed: String) {
         limits.append(
             RunRecord.LimitEvent(
                 resource: resource, limit: limit, observed: observed, unit: unit, limitValue: limitValue, observedValue: observedValue,
-                invocationID: invocationID))
+                invocationID: invocationID, during: activity?()))
     }
 
     func run() throws(RunError) -> Outcome {
@@ -215,13 +217,15 @@ final class Supervisor {
         let answer = responder.answer(syscall: notification.syscall, arguments: notification.arguments)
         // An answer that fails with ENOENT means the caller is gone: nothing to record differently.
         try? Kernel.deny(notification, errno: answer.errno, on: listener)
-        if var seen = violations[answer.syscall] {
+        let during = activity?()
+        let key = ([answer.syscall] + (during ?? [])).joined(separator: " ")
+        if var seen = violations[key] {
             seen.count += 1
-            violations[answer.syscall] = seen
+            violations[key] = seen
         } else {
-            let v = RunRecord.Violation(syscall: answer.syscall, errno: errnoName(answer.errno), count: 1, reason: answer.reason)
-            violations[answer.syscall] = v
-            order.append(answer.syscall)
+            let v = RunRecord.Violation(syscall: answer.syscall, errno: errnoName(answer.errno), count: 1, reason: answer.reason, during: during)
+            violations[key] = v
+            order.append(key)
             onViolation(v)
         }
     }

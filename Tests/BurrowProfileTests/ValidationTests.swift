@@ -57,6 +57,14 @@ struct ValidationTests {
         ValidationCase(rule: "unknown capability", body: "[permissions]\ncapabilities = [\"net_admin\"]", keyPath: "permissions.capabilities[0]", message: "unknown capability"),
         ValidationCase(rule: "sandbox none for a community tool", header: "sandbox_level = \"none\"", body: "trust_level = \"community\"", keyPath: "sandbox_level", message: "only for trust_level 'system'"),
         ValidationCase(rule: "malformed tool id", body: "", keyPath: "tool.id", message: "malformed id 'T!'"),
+        ValidationCase(rule: "mcp is a boolean", header: "mcp = \"yes\"", keyPath: "mcp", message: "expected true or false"),
+        ValidationCase(rule: "unknown filter action", body: "[[mcp_policy.content_filters]]\nname = \"a\"\npattern = \"x\"\naction = \"deny\"", keyPath: "mcp_policy.content_filters[0].action", message: "expected one of: block, sanitize, log, authorize"),
+        ValidationCase(rule: "filter pattern does not compile", body: "[[mcp_policy.content_filters]]\nname = \"a\"\npattern = \"(unclosed\"\naction = \"block\"", keyPath: "mcp_policy.content_filters[0].pattern", message: "not a regular expression"),
+        ValidationCase(rule: "filter without a name", body: "[[mcp_policy.content_filters]]\npattern = \"x\"\naction = \"log\"", keyPath: "mcp_policy.content_filters[0].name", message: "every filter has a name"),
+        ValidationCase(rule: "duplicate filter name", body: "[[mcp_policy.content_filters]]\nname = \"a\"\npattern = \"x\"\naction = \"log\"\n[[mcp_policy.content_filters]]\nname = \"a\"\npattern = \"y\"\naction = \"block\"", keyPath: "mcp_policy.content_filters[1].name", message: "names must be unique"),
+        ValidationCase(rule: "replacement on a block filter", body: "[[mcp_policy.content_filters]]\nname = \"a\"\npattern = \"x\"\naction = \"block\"\nreplacement = \"y\"", keyPath: "mcp_policy.content_filters[0].replacement", message: "only a 'sanitize' filter"),
+        ValidationCase(rule: "zero rate", body: "[mcp_policy.rate_limits]\n\"tools/call\" = 0", keyPath: "mcp_policy.rate_limits.tools/call", message: "must be greater than zero"),
+        ValidationCase(rule: "unknown mcp_policy key", body: "[mcp_policy]\nmax_concurent_requests = 2", keyPath: "mcp_policy.max_concurent_requests", message: "did you mean 'max_concurrent_requests'?"),
         ValidationCase(rule: "too few open files", body: "[resource_limits]\nmax_open_files = 3", keyPath: "resource_limits.max_open_files", message: "too few"),
     ]
 
@@ -75,6 +83,35 @@ struct ValidationTests {
         let loaded = Fixtures.loader(["/p/t.toml": Fixtures.profileTOML("[permissions]\nexecute = [\"true\"]")]).load("/p/t.toml")
         #expect(loaded.issues.isEmpty)
         #expect(loaded.profile?.tool.id == "t")
+    }
+
+    @Test func mcpPolicyIsRead() throws {
+        let body = """
+            [mcp_policy]
+            max_concurrent_requests = 3
+            [mcp_policy.rate_limits]
+            "tools/call" = 50
+            "resources/read" = 200
+            [[mcp_policy.content_filters]]
+            name = "aws"
+            pattern = "AKIA[0-9A-Z]{16}"
+            action = "block"
+            [[mcp_policy.content_filters]]
+            name = "pw"
+            pattern = "password=\\\\S+"
+            action = "sanitize"
+            tools = ["login"]
+            replacement = "password=***"
+            """
+        let loaded = Fixtures.loader(["/p/t.toml": Fixtures.profileTOML(body, header: "mcp = true")]).load("/p/t.toml")
+        #expect(loaded.issues.isEmpty, "\(loaded.issues)")
+        let mcp = try #require(loaded.profile?.mcp)
+        #expect(mcp.server && mcp.maxConcurrentRequests == 3)
+        #expect(mcp.rateLimits == [MethodRate(method: "resources/read", perMinute: 200), MethodRate(method: "tools/call", perMinute: 50)])
+        #expect(mcp.contentFilters == [
+            ContentFilter(name: "aws", pattern: "AKIA[0-9A-Z]{16}", action: .block),
+            ContentFilter(name: "pw", pattern: "password=\\S+", action: .sanitize, tools: ["login"], replacement: "password=***"),
+        ])
     }
 
     @Test func missingToolTableIsReported() {

@@ -1,0 +1,51 @@
+public import BurrowProfile
+
+/// What the MCP relay enforces between a client and the sandboxed server
+/// (`burrow mcp`, daemon sessions): framing limits, per-session request
+/// limits and the profile's content filters.
+public struct MCPPlan: Sendable, Codable, Equatable {
+    /// The profile says the tool is an MCP server (`mcp = true`).
+    public var server: Bool
+    /// The longest line accepted either way, newline excluded.
+    public var maxLineBytes: Int
+    /// The deepest JSON nesting accepted either way.
+    public var maxDepth: Int
+    /// Server stderr passed on per second; the rest is dropped and counted.
+    public var stderrBytesPerSecond: Int
+    /// Client requests the server may have in hand at once.
+    public var maxConcurrentRequests: Int
+    /// Requests per minute by method, per session.
+    public var rateLimits: [MethodRate]
+    public var contentFilters: [ContentFilter]
+    /// The host's approval key file (`[mcp] approval_key`) for `authorize`
+    /// filters; nil: none is configured, so such calls are refused.
+    public var approvalKey: String?
+    /// Daemon sessions with no request for this long are ended.
+    public var sessionIdleTimeoutMilliseconds: UInt64
+
+    public init(
+        server: Bool = false, maxLineBytes: Int = 4 << 20, maxDepth: Int = 64, stderrBytesPerSecond: Int = 64 << 10,
+        maxConcurrentRequests: Int = MCPPolicy.defaultConcurrentRequests, rateLimits: [MethodRate] = [], contentFilters: [ContentFilter] = [],
+        approvalKey: String? = nil, sessionIdleTimeoutMilliseconds: UInt64 = 600_000
+    ) {
+        self.server = server
+        self.maxLineBytes = maxLineBytes
+        self.maxDepth = maxDepth
+        self.stderrBytesPerSecond = stderrBytesPerSecond
+        self.maxConcurrentRequests = maxConcurrentRequests
+        self.rateLimits = rateLimits
+        self.contentFilters = contentFilters
+        self.approvalKey = approvalKey
+        self.sessionIdleTimeoutMilliseconds = sessionIdleTimeoutMilliseconds
+    }
+
+    static func make(_ profile: SecurityProfile, policy: HostPolicy) -> MCPPlan {
+        MCPPlan(
+            server: profile.mcp.server, maxConcurrentRequests: profile.mcp.maxConcurrentRequests, rateLimits: profile.mcp.rateLimits,
+            contentFilters: profile.mcp.contentFilters, approvalKey: policy.mcp.approvalKey,
+            sessionIdleTimeoutMilliseconds: policy.mcp.sessionIdleTimeout.milliseconds)
+    }
+
+    /// Whether the profile asked anything of the relay (dry-run shows the section then).
+    public var isConfigured: Bool { server || !rateLimits.isEmpty || !contentFilters.isEmpty || maxConcurrentRequests != MCPPolicy.defaultConcurrentRequests }
+}

@@ -1,0 +1,359 @@
+import BurrowMCP
+import BurrowPolicy
+import BurrowProfile
+import BurrowSystem
+import BurrowTestSupport
+import Foundation
+import Synchronization
+import SystemPackage
+import Testing
+
+/// The relay's policy, in process: a scripted server on pipes, a client
+/// that writes lines and reads answers. Covers what the real-server tests
+/// cannot provoke on demand (rates, concurrency, filters, approvals, list
+/// changes).
+@Suite("MCP relay: session policy")
+struct MCPPolicyTests {
+    @Test func callBeforeListFetchesTheList() throws {
+        let h = try RelayHarness()
+        // 2026-07-28 style: no handshake, the version in _meta, a call straight away.
+        let answer = try h.request(#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":7}}}"#)
+        #expect(answer["result"]?["content"] == .array([.object(["type": .string("text"), "text": .string("hi")])]))
+        let seen = h.server.received
+        try #require(seen.count == 3)
+        // The relay's own list requests (two pages): its own ids, the
+        // protocol fields of the call's _meta and nothing else.
+        #expect(seen[0]["method"] == .string("tools/list"))
+        #expect(seen[0]["id"]?.string?.hasPrefix("burrow-") == true)
+        #expect(seen[0]["params"]?["_meta"] == .object(["io.modelcontextprotocol/protocolVersion": .string("2026-07-28")]))
+        #expect(seen[1]["params"]?["cursor"] == .string("page2"))
+        #expect(seen[2]["method"] == .string("tools/call"))
+        // The client never sees the relay's own answers.
+        #expect(h.client.pendingLines().isEmpty)
+        // A tool from the second page is known too.
+        #expect(try h.request(#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"late","arguments":{}}}"#)["result"] != nil)
+        #expect(h.server.received.filter { $0["method"] == .string("tools/list") }.count == 2, "one walk of two pages, then the list is known")
+    }
+
+    @Test func listChangeIsFollowed() throws {
+        let h = try RelayHarness()
+        _ = try h.request(#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        #expect(try h.request(#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"added","arguments":{}}}"#)["error"]?["data"]?["burrow"] == .string("unknown_tool"))
+        h.server.tools.withLock { $0.append("added") }
+        h.server.notify(#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#)
+        #expect(h.client.readLine()?["method"] == .string("notifications/tools/list_changed"))
+        #expect(try h.request(#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"added","arguments":{}}}"#)["result"] != nil)
+    }
+
+    @Test func rateLimitPerMethod() throws {
+        var plan = MCPPlan()
+        plan.rateLimits = [MethodRate(method: "tools/call", perMinute: 3)]
+        let h = try RelayHarness(plan: plan)
+        for id in 1...3 { #expect(try h.request(call(id, "echo", #"{"text":"x"}"#))["result"] != nil) }
+        let refused = try h.request(call(4, "echo", #"{"text":"x"}"#))
+        #expect(refused["error"]?["code"] == .number("-32000"))
+        #expect(refused["error"]?["data"]?["burrow"] == .string("rate_limited"))
+        // Other methods are not limited by it.
+        #expect(try h.request(#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#)["result"] != nil)
+        #expect(h.events.refusals.map(\.reason) == ["rate_limited"])
+        #expect(h.server.calls == 3, "the refused call never reached the server")
+    }
+
+    @Test func concurrencyCapAndCancellation() throws {
+        var plan = MCPPlan()
+        plan.maxConcurrentRequests = 2
+        let h = try RelayHarness(plan: plan)
+        _ = try h.request(#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#)
+        h.client.write(call(1, "hold", "{}"))
+        h.client.write(call(2, "hold", "{}"))
+        let refused = try h.request(call(3, "echo", #"{"text":"x"}"#))
+        #expect(refused["error"]?["data"]?["burrow"] == .string("too_many_requests"))
+        #expect(h.relay.callsInFlight.map(\.sequence) == [1, 2])
+        // A cancelled call no longer counts.
+        h.client.write(#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#)
+        #expect(try h.request(call(4, "echo", #"{"text":"x"}"#))["result"] != nil)
+        #expect(h.events.ended.contains { $0.0 == 1 && $0.1 == .cancelled })
+        // A second request with an id still in progress is refused.
+        #expect(try h.request(call(2, "echo", #"{"text":"x"}"#))["error"]?["data"]?["burrow"] == .string("duplicate_id"))
+    }
+
+    @Test func contentFilters() throws {
+        var plan = MCPPlan()
+        plan.contentFilters = [
+            ContentFilter(name: "aws-key", pattern: "AKIA[0-9A-Z]{16}", action: .block),
+            ContentFilter(name: "password", pattern: "password=\\S+", action: .sanitize, replacement: "password=[redacted]"),
+            ContentFilter(name: "urls", pattern: "https?://", action: .log, tools: ["echo"]),
+            ContentFilter(name: "other-tool", pattern: ".", action: .block, tools: ["late"]),
+        ]
+        let h = try RelayHarness(plan: plan)
+        _ = try h.request(#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#)
+
+        let blocked = try h.request(call(1, "echo", #"{"text":"key AKIAABCDEFGHIJKLMNOP here"}"#))
+        #expect(blocked["error"]?["data"]?["burrow"] == .string("content_blocked"))
+        #expect(blocked["error"]?["message"]?.string?.contains("AKIA") == false, "the refusal never echoes the match")
+        #expect(h.server.calls == 0)
+
+        let cleaned = try h.request(call(2, "echo", #"{"text":"login password=hunter2 now"}"#))
+        #expect(cleaned["result"]?["content"] == .array([.object(["type": .string("text"), "text": .string("login password=[redacted] now")])]))
+        let started = try #require(h.events.started.last)
+        #expect(started.filters == ["password (sanitize)"])
+        #expect(started.forwardedDigest != nil && started.forwardedDigest != started.argumentsDigest)
+
+        let logged = try h.request(call(3, "echo", #"{"text":"see https://example.com"}"#))
+        #expect(logged["result"] != nil)
+        #expect(h.events.started.last?.filters == ["urls (log)"])
+        #expect(h.events.started.last?.forwardedDigest == nil)
+        #expect(h.server.rawLines.last == call(3, "echo", #"{"text":"see https://example.com"}"#), "a call no filter rewrote is forwarded byte for byte")
+    }
+
+    @Test(.requires(.installed("/usr/bin/openssl"))) func authorizeNeedsAnApprovalForThatCall() throws {
+        try Requirement.installed("/usr/bin/openssl").check()
+        let dir = try Subprocess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try Subprocess.run(["/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", dir + "/approval.key"]).status == 0)
+        #expect(try Subprocess.run(["/usr/bin/openssl", "pkey", "-in", dir + "/approval.key", "-pubout", "-out", dir + "/approval.pub"]).status == 0)
+        let privateKey = try Approval.loadKey(dir + "/approval.key").get()
+
+        var plan = MCPPlan()
+        plan.contentFilters = [ContentFilter(name: "deletes", pattern: "^rm ", action: .authorize)]
+        plan.approvalKey = dir + "/approval.pub"
+        let h = try RelayHarness(plan: plan)
+        _ = try h.request(#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#)
+
+        let arguments = #"{"text":"rm -rf build"}"#
+        let digest = MCPRelay.digest(try JSONParser.parse(Array(arguments.utf8), maxDepth: 8))
+        let now = Int64(Date().timeIntervalSince1970)
+        func token(tool: String = "echo", digest: String = digest, expires: Int64 = now + 60, server: String = "test-server") throws -> String {
+            try Approval.sign(privateKeyPEM: privateKey, server: server, tool: tool, argumentsDigest: digest, expires: expires)
+        }
+        func approved(_ id: Int, _ token: String, _ args: String = arguments) -> String {
+            #"{"jsonrpc":"2.0","id":\#(id),"method":"tools/call","params":{"name":"echo","arguments":\#(args),"_meta":{"dev.burrow/approval":"\#(token)"}}}"#
+        }
+
+        let held = try h.request(call(1, "echo", arguments))
+        #expect(held["error"]?["data"]?["burrow"] == .string("approval_required"))
+        #expect(held["error"]?["message"]?.string?.contains(digest) == true, "the refusal names the digest to approve")
+        #expect(try h.request(call(2, "echo", #"{"text":"ls"}"#))["result"] != nil, "no match, no approval needed")
+
+        let good = try token()
+        #expect(try h.request(approved(3, good))["result"] != nil)
+        #expect(h.events.started.last?.approvedUntil == now + 60)
+        #expect(try h.request(approved(4, good))["error"]?["data"]?["burrow"] == .string("approval_reused"))
+        #expect(try h.request(approved(5, try token(digest: "sha256:" + String(repeating: "0", count: 64))))["error"]?["data"]?["burrow"] == .string("approval_invalid"))
+        #expect(try h.request(approved(6, try token(tool: "late")))["error"]?["data"]?["burrow"] == .string("approval_invalid"))
+        #expect(try h.request(approved(7, try token(server: "other")))["error"]?["data"]?["burrow"] == .string("approval_invalid"))
+        #expect(try h.request(approved(8, try token(expires: now - 1)))["error"]?["data"]?["burrow"] == .string("approval_invalid"))
+        #expect(try h.request(approved(9, try token(), #"{"text":"rm -rf /"}"#))["error"]?["data"]?["burrow"] == .string("approval_invalid"), "an approval is for those arguments only")
+        #expect(h.server.calls == 2)
+    }
+
+    @Test func authorizeWithoutAKeyRefuses() throws {
+        var plan = MCPPlan()
+        plan.contentFilters = [ContentFilter(name: "all", pattern: ".", action: .authorize)]
+        let h = try RelayHarness(plan: plan)
+        _ = try h.request(#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#)
+        let refused = try h.request(#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"},"_meta":{"dev.burrow/approval":"v1.9999999999.00"}}}"#)
+        #expect(refused["error"]?["data"]?["burrow"] == .string("approval_unavailable"))
+        #expect(h.server.calls == 0)
+    }
+
+    private func call(_ id: Int, _ name: String, _ arguments: String) -> String {
+        #"{"jsonrpc":"2.0","id":\#(id),"method":"tools/call","params":{"name":"\#(name)","arguments":\#(arguments)}}"#
+    }
+}
+
+// MARK: harness
+
+/// The relay between an in-process client and a scripted server.
+private final class RelayHarness: Sendable {
+    let relay: MCPRelay
+    let client: LineEnd
+    let server: ScriptedServer
+    let events = EventLog()
+
+    init(plan: MCPPlan = MCPPlan()) throws {
+        let (clientIn, toRelay) = try Kernel.pipe()
+        let (fromRelay, clientOut) = try Kernel.pipe()
+        let (serverIn, relayToServer) = try Kernel.pipe()
+        let (relayFromServer, serverOut) = try Kernel.pipe()
+        let (relayErr, serverErr) = try Kernel.pipe()
+        let events = self.events
+        relay = MCPRelay(plan: plan, server: "test-server") { events.add($0) }
+        client = LineEnd(read: fromRelay.rawValue, write: toRelay.rawValue)
+        server = ScriptedServer(LineEnd(read: serverIn.rawValue, write: serverOut.rawValue))
+        _ = serverErr
+        let relay = self.relay
+        try Kernel.detachedThread {
+            relay.run(
+                clientIn: clientIn.rawValue, clientOut: clientOut.rawValue, serverIn: relayToServer.rawValue, serverOut: relayFromServer.rawValue,
+                serverErr: relayErr.rawValue, errOut: 2, onViolation: {})
+        }
+        let server = self.server
+        try Kernel.detachedThread { server.serve() }
+    }
+
+    /// Writes a request and reads lines until its answer.
+    func request(_ line: String) throws -> JSON {
+        client.write(line)
+        let id = try JSONParser.parse(Array(line.utf8), maxDepth: 64)["id"]
+        while let answer = client.readLine() {
+            if answer["id"] == id, answer["method"] == nil { return answer }
+        }
+        throw RequirementUnmet(description: "no answer to \(line)")
+    }
+}
+
+private final class EventLog: Sendable {
+    private let events = Mutex<[MCPRelay.Event]>([])
+    func add(_ e: MCPRelay.Event) { events.withLock { $0.append(e) } }
+
+    var started: [MCPRelay.Call] { events.withLock { $0.compactMap { if case .callStarted(let c) = $0 { c } else { nil } } } }
+    var ended: [(Int, MCPRelay.Outcome)] { events.withLock { $0.compactMap { if case .callEnded(let c, _, let o) = $0 { (c.sequence, o) } else { nil } } } }
+    var refusals: [(sequence: Int?, reason: String)] {
+        events.withLock {
+            $0.compactMap {
+                switch $0 {
+                case .callRefused(let c, let reason, _): (c.sequence, reason)
+                case .requestRefused(_, _, let reason, _): (nil, reason)
+                default: nil
+                }
+            }
+        }
+    }
+}
+
+/// One side of a pair of pipes, line by line, with a read timeout.
+private final class LineEnd: Sendable {
+    let readFD: Int32
+    let writeFD: Int32
+    private let buffer = Mutex<[UInt8]>([])
+
+    init(read: Int32, write: Int32) {
+        readFD = read
+        writeFD = write
+    }
+
+    func write(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { Glibc.write(writeFD, $0.baseAddress, $0.count) }
+    }
+
+    /// The next line as JSON, or nil after `timeout` ms without one (or at EOF).
+    func readLine(timeout: Int32 = 10_000) -> JSON? {
+        readBytes(timeout: timeout).flatMap { try? JSONParser.parse($0, maxDepth: 64) }
+    }
+
+    /// The next line's bytes, newline excluded.
+    func readBytes(timeout: Int32) -> [UInt8]? {
+        while true {
+            if let line = buffer.withLock({ b -> [UInt8]? in
+                guard let nl = b.firstIndex(of: 0x0a) else { return nil }
+                defer { b.removeFirst(nl + 1) }
+                return Array(b[..<nl])
+            }) {
+                return line
+            }
+            var p = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, timeout) == 1 else { return nil }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = Glibc.read(readFD, &chunk, chunk.count)
+            guard n > 0 else { return nil }
+            buffer.withLock { $0 += chunk[0..<n] }
+        }
+    }
+
+    /// Lines already waiting (read without blocking for long).
+    func pendingLines() -> [JSON] {
+        var out: [JSON] = []
+        while let l = readLine(timeout: 50) { out.append(l) }
+        return out
+    }
+}
+
+/// A server that lists `tools` in two pages, echoes `echo`, answers `late`
+/// and `added`, holds `hold` forever and answers ping.
+private final class ScriptedServer: Sendable {
+    let end: LineEnd
+    let tools = Mutex(["echo", "hold", "late"])
+    private let log = Mutex<[String]>([])
+
+    init(_ end: LineEnd) { self.end = end }
+
+    var rawLines: [String] { log.withLock { $0 } }
+    var received: [JSON] { rawLines.compactMap { try? JSONParser.parse(Array($0.utf8), maxDepth: 64) } }
+    var calls: Int { received.filter { $0["method"] == .string("tools/call") }.count }
+
+    func notify(_ line: String) { end.write(line) }
+
+    func serve() {
+        while true {
+            var p = pollfd(fd: end.readFD, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, -1) == 1 else { return }
+            guard let bytes = end.readBytes(timeout: 0) else {
+                if p.revents & Int16(POLLHUP) != 0 { return }
+                continue
+            }
+            log.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
+            guard let message = try? JSONParser.parse(bytes, maxDepth: 64) else { continue }
+            guard let id = message["id"], let method = message["method"]?.string else { continue }
+            var idText = ""
+            id.write(into: &idText)
+            let result: String
+            switch method {
+            case "tools/list":
+                let names = tools.withLock { $0 }
+                let schema = #"{"type":"object","properties":{"text":{"type":"string"}}}"#
+                let page2 = message["params"]?["cursor"] == .string("page2")
+                let shown = page2 ? Array(names.dropFirst(2)) : Array(names.prefix(2))
+                let list = shown.map { #"{"name":"\#($0)","inputSchema":\#(schema)}"# }.joined(separator: ",")
+                result = #"{"tools":[\#(list)]\#(page2 || names.count <= 2 ? "" : #","nextCursor":"page2""#)}"#
+            case "tools/call":
+                if message["params"]?["name"] == .string("hold") { continue }
+                var text = ""
+                (message["params"]?["arguments"]?["text"] ?? .string("ok")).write(into: &text)
+                result = #"{"content":[{"type":"text","text":\#(text)}]}"#
+            default:
+                result = "{}"
+            }
+            end.write(#"{"jsonrpc":"2.0","id":\#(idText),"result":\#(result)}"#)
+        }
+    }
+}
+
+extension JSON {
+    /// Compact JSON text (keys sorted), for the scripted server.
+    fileprivate func write(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .number(let n): out += n
+        case .string(let s):
+            out += "\""
+            for c in s.unicodeScalars {
+                switch c {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                default: out.unicodeScalars.append(c)
+                }
+            }
+            out += "\""
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(into: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, key) in members.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                JSON.string(key).write(into: &out)
+                out += ":"
+                members[key]!.write(into: &out)
+            }
+            out += "}"
+        }
+    }
+}
