@@ -69,6 +69,11 @@ public enum JSONValue: Sendable, Equatable, Codable {
         return nil
     }
 
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
     public var integerValue: Int64? {
         switch self {
         case .integer(let v): return v

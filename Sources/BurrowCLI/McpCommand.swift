@@ -98,7 +98,7 @@ struct McpCommand: ParsableCommand {
         // The server is gone: let the relay pass on what it wrote last.
         for _ in 0..<200 where !relayDone.load(ordering: .acquiring) { usleep(5000) }
         // Calls the server never answered end with the session.
-        for call in relay.callsInFlight { calls.record(.callEnded(call, milliseconds: 0, outcome: .sessionEnded)) }
+        relay.endSession()
         withExtendedLifetime(lease) {}
         for problem in record.auditProblems + calls.problems { printError("burrow: \(problem)") }
         if let why = relay.endedBy {

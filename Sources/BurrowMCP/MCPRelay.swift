@@ -122,6 +122,16 @@ public final class MCPRelay: Sendable {
     /// The calls in flight now, for events of the sandbox that happen meanwhile.
     public var callsInFlight: [Call] { state.withLock { $0.pending.values.compactMap(\.call).sorted { $0.sequence < $1.sequence } } }
 
+    /// Ends every call still in flight (`sessionEnded`): the server is gone.
+    public func endSession() {
+        let now = Kernel.monotonicNanoseconds()
+        let open = state.withLock { s -> [Pending] in
+            defer { s.pending.removeAll() }
+            return s.pending.values.filter { $0.call != nil }.sorted { $0.call!.sequence < $1.call!.sequence }
+        }
+        for p in open { sink(.callEnded(p.call!, milliseconds: (now - p.started) / 1_000_000, outcome: .sessionEnded)) }
+    }
+
     /// Why the session ended early, if it did.
     public var endedBy: String? { state.withLock { $0.ended } }
 

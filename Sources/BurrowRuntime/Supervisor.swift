@@ -73,7 +73,13 @@ final class Supervisor {
         limits.append(
             RunRecord.LimitEvent(
                 resource: resource, limit: limit, observed: observed, unit: unit, limitValue: limitValue, observedValue: observedValue,
-                invocationID: invocationID, during: activity?()))
+                invocationID: invocationID, during: currentActivity()))
+    }
+
+    /// The caller's activity now; nil when it tracks none or there is none.
+    private func currentActivity() -> [String]? {
+        guard let a = activity?(), !a.isEmpty else { return nil }
+        return a
     }
 
     func run() throws(RunError) -> Outcome {
@@ -215,9 +221,11 @@ final class Supervisor {
             return  // ENOENT: the caller died (or was interrupted) before we read it
         }
         let answer = responder.answer(syscall: notification.syscall, arguments: notification.arguments)
+        // Asked while the caller is still held in the syscall: once answered,
+        // the call it serves may end at once.
+        let during = currentActivity()
         // An answer that fails with ENOENT means the caller is gone: nothing to record differently.
         try? Kernel.deny(notification, errno: answer.errno, on: listener)
-        let during = activity?()
         let key = ([answer.syscall] + (during ?? [])).joined(separator: " ")
         if var seen = violations[key] {
             seen.count += 1

@@ -201,7 +201,7 @@ struct EgressRunTests: SandboxTesting {
             """
             V=/opt/burrow/venvs/mcp-server-fetch/bin/python3
             for url in http://example.com/index.html http://other.test/index.html; do
-                timeout 120 $V \(client) "$url" -- "$B" run --quiet --profile "$P" -- $V -m mcp_server_fetch
+                timeout 120 $V \(client) "$url" -- "$B" mcp --profile "$P" -- $V -m mcp_server_fetch
             done
             """, profile: shipped)
         let results = output.split(separator: "\n").filter { $0.hasPrefix("{") }.compactMap {
@@ -212,7 +212,10 @@ struct EgressRunTests: SandboxTesting {
         #expect(results[0]["tools"] as? [String] == ["fetch"])
         #expect(results[0]["isError"] as? Bool == false && (results[0]["text"] as? String ?? "").contains("hello through the proxy"), "\(results[0])")
         #expect(results[1]["isError"] as? Bool == true, "\(results[1])")
-        #expect(try events(.networkConnection).contains { $0["host"] == .string("example.com") && $0["port"] == .integer(80) })
-        #expect(try events(.permissionDenied).contains { $0["host"] == .string("other.test") && $0["reason"] == .string("host_not_allowed") })
+        // Through the MCP relay: each connection names the call it served.
+        let allowed = try #require(try events(.networkConnection).first { $0["host"] == .string("example.com") && $0["port"] == .integer(80) })
+        #expect(allowed["during"]?.arrayValue?.first?.stringValue?.hasSuffix("/1") == true, "\(allowed)")
+        let refused = try #require(try events(.permissionDenied).first { $0["host"] == .string("other.test") && $0["reason"] == .string("host_not_allowed") })
+        #expect(refused["during"]?.arrayValue?.count == 1)
     }
 }

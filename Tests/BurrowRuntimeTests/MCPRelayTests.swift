@@ -3,10 +3,13 @@ import BurrowTestSupport
 import Foundation
 import Testing
 
-/// `burrow mcp` with the real MCP SDK client and the real mcp-server-time.
+/// `burrow mcp` with the real MCP SDK client and real servers: the PyPI
+/// mcp-server-time and mcp-server-git under their shipped profiles, and a
+/// server of ours that misbehaves mid-call (Tests/MCP/misbehaving_server.py).
 @Suite(
     .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.landlock), .requires(.cgroupLimits),
-    .requires(.installed("/opt/burrow/venvs/mcp-server-time/bin/python3")), .timeLimit(.minutes(2)))
+    .requires(.installed("/opt/burrow/venvs/mcp-server-time/bin/python3")), .requires(.installed("/opt/burrow/venvs/mcp-server-git/bin/python3")),
+    .timeLimit(.minutes(2)))
 struct MCPRelayTests: SandboxTesting {
     let directory: String
 
@@ -32,5 +35,113 @@ struct MCPRelayTests: SandboxTesting {
         let refused = events.filter { $0.type == .permissionDenied }.compactMap { $0.details["reason"]?.stringValue }
         #expect(refused == ["invalid_arguments", "unknown_tool"], "\(events.map(\.type))")
         #expect(events.last?.type == .toolCompleted && events.last?.context.invocationID == session)
+    }
+
+    static let timePython = "/opt/burrow/venvs/mcp-server-time/bin/python3"
+
+    @Test("both protocol eras pass: the handshake, server/discover, and a pinned 2026-07-28 client that calls before listing", arguments: ["legacy", "auto", "2026-07-28"])
+    func protocolEras(mode: String) throws {
+        let result = try Subprocess.run(
+            [Self.timePython, Fixtures.repositoryRoot + "/Tests/MCP/calls_client.py", mode, "get_current_time,get_current_time", "--", Subprocess.burrow, "mcp", "--profile", Fixtures.profilesDirectory + "/mcp-server-time.toml", "--", Self.timePython, "-m", "mcp_server_time"],
+            environment: burrowEnvironment)
+        let calls = result.output.split(separator: "\n").filter { $0.hasPrefix("call ") }
+        #expect(calls.count == 2 && calls.allSatisfy { $0.contains("Europe/Paris") && !$0.contains("raised") }, "\(result.output)\n\(result.stderr)")
+        if mode != "legacy" { #expect(result.output.contains("version 2026-07-28"), "\(result.output)") }
+        let events = try auditLog().events(AuditQuery())
+        #expect(events.filter { $0.type == .toolCompleted && $0.details["name"]?.stringValue == "get_current_time" }.count == 2)
+        #expect(!events.contains { $0.type == .permissionDenied })
+    }
+
+    @Test("mcp-server-git reads and commits in its repository only; the sandbox hides every other one")
+    func gitServer() throws {
+        let python = "/opt/burrow/venvs/mcp-server-git/bin/python3"
+        let repo = directory + "/repo", other = directory + "/other"
+        for r in [repo, other] {
+            #expect(try Subprocess.run(["/usr/bin/git", "init", "-q", r]).status == 0)
+            try "tracked soon\n".write(toFile: r + "/new.txt", atomically: true, encoding: .utf8)
+        }
+        chmod(repo, 0o777)
+        // The shipped profile, pointed at this test's repository (its header says how).
+        let profile = directory + "/git.toml"
+        try """
+            extends = "\(Fixtures.profilesDirectory)/mcp-server-git.toml"
+            [permissions]
+            file_write = ["\(repo)/**"]
+            [filesystem_access]
+            blocked_paths = ["\(repo)/.git/hooks"]
+            """.write(toFile: profile, atomically: true, encoding: .utf8)
+        // No --repository: the server would take any path; only the sandbox keeps it in.
+        let result = try Subprocess.run(
+            [python, Fixtures.repositoryRoot + "/Tests/MCP/git_client.py", repo, other, "new.txt", "--", Subprocess.burrow, "mcp", "--profile", profile, "--", python, "-m", "mcp_server_git"],
+            environment: burrowEnvironment.merging(["GIT_AUTHOR_NAME": "Burrow Test", "GIT_AUTHOR_EMAIL": "test@burrow.invalid", "GIT_COMMITTER_NAME": "Burrow Test", "GIT_COMMITTER_EMAIL": "test@burrow.invalid"]) { $1 })
+        let lines = result.output.split(separator: "\n").map(String.init)
+        func line(_ n: Int) -> String { n < lines.count ? lines[n] : "" }
+        #expect(line(0).contains("'git_commit'") && line(0).contains("'git_status'"), "\(result.output)\n\(result.stderr)")
+        #expect(line(1).hasPrefix("call git_status False") && line(1).contains("new.txt"))
+        #expect(line(2).hasPrefix("call git_add False"))
+        #expect(line(3).hasPrefix("call git_commit False") && line(3).contains("committed"))
+        #expect(line(4).hasPrefix("call git_log False") && line(4).contains("added through burrow"))
+        #expect(line(5).hasPrefix("call git_status True"), "another repository is not even visible: \(line(5))")
+        #expect(line(6).hasPrefix("call git_status True"), "\(line(6))")
+        #expect(line(7).contains(#"raised MCPError "burrow: arguments: missing required property repo_path"#), "\(line(7))")
+        // The commit is in the repository, by the identity the profile lets through; the other one is untouched.
+        let log = try Subprocess.run(["/usr/bin/git", "-C", repo, "log", "--format=%an %s"])
+        #expect(log.output == "Burrow Test added through burrow\n", "\(log.output)\(log.stderr)")
+        #expect(try Subprocess.run(["/usr/bin/git", "-C", other, "log"]).status != 0, "no commit in the other repository")
+
+        let events = try auditLog().events(AuditQuery())
+        let calls = events.filter { $0.details["mcp"]?.stringValue == "tools/call" }
+        #expect(calls.filter { $0.type == .toolCompleted }.count == 4)
+        #expect(calls.filter { $0.type == .toolFailed }.compactMap { $0.details["reason"]?.stringValue } == ["tool_error", "tool_error"])
+        #expect(calls.filter { $0.type == .permissionDenied }.compactMap { $0.details["reason"]?.stringValue } == ["invalid_arguments"])
+    }
+
+    /// A profile for the misbehaving server: mcp-base plus its script.
+    private func misbehavingProfile(_ extra: String = "") throws -> String {
+        let path = directory + "/misbehaving-\(extra.isEmpty ? "base" : "fork").toml"
+        try """
+            extends = "\(Fixtures.profilesDirectory)/mcp-base.toml"
+            [tool]
+            id = "misbehaving"
+            name = "Misbehaving MCP server"
+            version = "1"
+            [permissions]
+            file_read = ["/usr/lib/python3.11/**", "\(Fixtures.repositoryRoot)/Tests/MCP/**"]
+            \(extra)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    private func misbehave(_ profile: String, _ calls: String) throws -> (output: String, session: String, events: [AuditEvent]) {
+        let result = try Subprocess.run(
+            [Self.timePython, Fixtures.repositoryRoot + "/Tests/MCP/calls_client.py", "legacy", calls, "--", Subprocess.burrow, "mcp", "--profile", profile, "--", "/usr/bin/python3", Fixtures.repositoryRoot + "/Tests/MCP/misbehaving_server.py"],
+            environment: burrowEnvironment)
+        let events = try auditLog().events(AuditQuery())
+        let session = try #require(events.first { $0.type == .toolInvoked && $0.details["mcp"] == nil }?.context.invocationID, "\(result.output)\n\(result.stderr)")
+        return (result.output + result.stderr, session, events)
+    }
+
+    @Test("a server that reaches for files, the network and fork mid-call: each refusal is an event naming that call")
+    func misbehavingServerEventsNameTheCall() throws {
+        let (output, session, events) = try misbehave(try misbehavingProfile(), "touch_files,open_network,fork_bomb,echo")
+        #expect(output.contains("read /etc/shadow: FileNotFoundError"), "\(output)")
+        #expect(output.contains("call echo \"hello\""), "the server still works after its refused attempts: \(output)")
+        let violations = events.filter { $0.type == .securityViolation }.map { ($0.details["syscall"]?.stringValue ?? "", $0.details["during"]) }
+        let expected: [(String, Int)] = [("setxattr", 1), ("mknodat", 1), ("socket", 2), ("clone", 3)]
+        #expect(violations.count == expected.count, "\(violations)")
+        for (syscall, call) in expected {
+            #expect(violations.contains { $0.0 == syscall && $0.1 == .array([.string("\(session)/\(call)")]) }, "\(syscall) during call \(call): \(violations)")
+        }
+        #expect(events.filter { $0.context.invocationID == session + "/4" }.map(\.type) == [.toolInvoked, .toolCompleted])
+    }
+
+    @Test("a fork bomb under a process limit: the limit event names the call, the session ends, the call fails with it")
+    func forkBombLimitNamesTheCall() throws {
+        let (output, session, events) = try misbehave(try misbehavingProfile("[permissions.process]\nfork = true\nmax_processes = 24"), "echo,fork_bomb,echo")
+        let limit = try #require(events.first { $0.type == .resourceLimitExceeded }, "\(output)")
+        #expect(limit.details["resource"]?.stringValue == "max_processes")
+        #expect(limit.details["during"] == .array([.string("\(session)/2")]))
+        #expect(events.filter { $0.context.invocationID == session + "/2" }.last?.details["reason"]?.stringValue == "session_ended")
+        #expect(events.contains { $0.type == .toolFailed && $0.context.invocationID == session && $0.details["reason"]?.stringValue == "limit_exceeded" })
     }
 }
