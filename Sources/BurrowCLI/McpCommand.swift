@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import BurrowAudit
 import BurrowMCP
 import BurrowPolicy
@@ -99,6 +100,7 @@ struct McpCommand: ParsableCommand {
         for _ in 0..<200 where !relayDone.load(ordering: .acquiring) { usleep(5000) }
         // Calls the server never answered end with the session.
         relay.endSession()
+        calls.flush()
         withExtendedLifetime(lease) {}
         for problem in record.auditProblems + calls.problems { printError("burrow: \(problem)") }
         if let why = relay.endedBy {
@@ -117,6 +119,7 @@ final class CallAudit: Sendable {
     let session: String
     let context: @Sendable (String?) -> SecurityContext
     private let notes = Mutex<[String]>([])
+    private let queue = DispatchQueue(label: "burrow.mcp.audit")
 
     init(store: AuditStore, caller: Caller, plan: LaunchPlan, session: String, profileDigest: String?) {
         self.store = store
@@ -171,12 +174,18 @@ final class CallAudit: Sendable {
                 tool: tool, type: .securityViolation, context: context(session),
                 details: .object(["mcp": .string("framing"), "direction": .string(direction), "message": .string(message), "session": .string(session)]))
         }
-        do {
-            try store.append([e])
-        } catch {
-            notes.withLock { $0.append("audit: \(e.type.rawValue) for the MCP session not recorded: \(error)") }
+        // Appended off the relay's threads, in order: a call never waits on SQLite.
+        queue.async { [self] in
+            do {
+                try store.append([e])
+            } catch {
+                notes.withLock { $0.append("audit: \(e.type.rawValue) for the MCP session not recorded: \(error)") }
+            }
         }
     }
+
+    /// Waits until every event recorded so far is in the audit log.
+    func flush() { queue.sync {} }
 
     private func details(_ c: MCPRelay.Call, _ extra: [String: JSONValue]) -> JSONValue {
         var d: [String: JSONValue] = [

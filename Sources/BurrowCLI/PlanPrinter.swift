@@ -101,7 +101,7 @@ struct PlanPrinter {
         let mcp = p.mcp
         if mcp.isConfigured {
             var rows = [
-                ["server", mcp.server ? "yes (mcp = true): burrowd serves it as MCP sessions" : "no: burrow mcp applies this policy"],
+                ["server", mcp.server ? "yes (mcp = true)" : "not marked (mcp = true); burrow mcp applies this policy all the same"],
                 ["framing", "lines up to \(ByteSize(bytes: UInt64(mcp.maxLineBytes))), nesting up to \(mcp.maxDepth), UTF-8, no duplicate keys; stderr \(ByteSize(bytes: UInt64(mcp.stderrBytesPerSecond)))/s"],
                 ["calls", "tools/call only for listed tools, arguments checked against their inputSchema"],
                 ["in progress", "at most \(mcp.maxConcurrentRequests) requests per session"],
@@ -113,7 +113,6 @@ struct PlanPrinter {
             if mcp.contentFilters.contains(where: { $0.action == .authorize }) {
                 rows.append(["approvals", mcp.approvalKey.map { "signed with the key whose public half is \($0) ([mcp] approval_key)" } ?? style.red("no [mcp] approval_key: every call an authorize filter matches is refused")])
             }
-            if mcp.server { rows.append(["idle sessions", "ended after \(mcp.sessionIdleTimeoutMilliseconds / 1000) s (daemon)"]) }
             section("MCP relay", columns(rows))
         }
         let exposure = p.exposure

@@ -20,13 +20,11 @@ public struct MCPPlan: Sendable, Codable, Equatable {
     /// The host's approval key file (`[mcp] approval_key`) for `authorize`
     /// filters; nil: none is configured, so such calls are refused.
     public var approvalKey: String?
-    /// Daemon sessions with no request for this long are ended.
-    public var sessionIdleTimeoutMilliseconds: UInt64
 
     public init(
         server: Bool = false, maxLineBytes: Int = 4 << 20, maxDepth: Int = 64, stderrBytesPerSecond: Int = 64 << 10,
         maxConcurrentRequests: Int = MCPPolicy.defaultConcurrentRequests, rateLimits: [MethodRate] = [], contentFilters: [ContentFilter] = [],
-        approvalKey: String? = nil, sessionIdleTimeoutMilliseconds: UInt64 = 600_000
+        approvalKey: String? = nil
     ) {
         self.server = server
         self.maxLineBytes = maxLineBytes
@@ -36,14 +34,12 @@ public struct MCPPlan: Sendable, Codable, Equatable {
         self.rateLimits = rateLimits
         self.contentFilters = contentFilters
         self.approvalKey = approvalKey
-        self.sessionIdleTimeoutMilliseconds = sessionIdleTimeoutMilliseconds
     }
 
     static func make(_ profile: SecurityProfile, policy: HostPolicy) -> MCPPlan {
         MCPPlan(
             server: profile.mcp.server, maxConcurrentRequests: profile.mcp.maxConcurrentRequests, rateLimits: profile.mcp.rateLimits,
-            contentFilters: profile.mcp.contentFilters, approvalKey: policy.mcp.approvalKey,
-            sessionIdleTimeoutMilliseconds: policy.mcp.sessionIdleTimeout.milliseconds)
+            contentFilters: profile.mcp.contentFilters, approvalKey: policy.mcp.approvalKey)
     }
 
     /// Whether the profile asked anything of the relay (dry-run shows the section then).

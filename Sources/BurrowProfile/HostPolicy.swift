@@ -145,8 +145,6 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         /// The key that signs approvals for `authorize` content filters
         /// (a file of at least 32 bytes, readable by root only); nil: such calls are refused.
         public var approvalKey: String?
-        /// A daemon MCP session with no request for this long is ended.
-        public var sessionIdleTimeout = Seconds.seconds(600)
     }
 
     public var security = Security()
@@ -273,7 +271,6 @@ extension HostPolicy {
             if let v = t.string("approval_key") {
                 if v.hasPrefix("/") { policy.mcp.approvalKey = v } else { log.error(t.keyPath("approval_key"), "expected an absolute path, such as '/etc/burrow/approval.key'") }
             }
-            if let v = t.duration("session_idle_timeout") { policy.mcp.sessionIdleTimeout = v }
             t.finish()
         }
         root.finish()

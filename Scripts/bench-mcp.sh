@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The MCP relay's added latency per tools/call (issue 7): the same sandboxed
+# server (Tests/MCP/echo_server.py under a profile extending mcp-base) driven
+# by the same raw JSON-RPC client (Tests/MCP/bench_client.py), once with its
+# stdio straight to the client (`burrow run`) and once behind the relay
+# (`burrow mcp`: framing checks, id matching, schema validation, rate and
+# concurrency limits, one audit invocation per call). The difference of the
+# medians is the relay's cost. Rounds alternate so drift hits both alike.
+#
+# Target: <= 0.2 ms added per call (p50). Also checked: every call is in the
+# audit log (ToolInvoked and ToolCompleted each), since the relay hands the
+# appends to a queue of their own.
+#
+# Usage: Scripts/bench-mcp.sh [samples per round] [rounds]   (defaults 3000, 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+samples=${1:-3000}
+rounds=${2:-3}
+
+Scripts/install-deps.sh
+echo "== building burrow (release)"
+swift build -c release --product burrow 2>&1 | tail -1
+burrow=.build/release/burrow
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat >"$work/bench.toml" <<TOML
+extends = "$PWD/Profiles/mcp-base.toml"
+[tool]
+id = "mcp-bench"
+name = "MCP echo server for the relay benchmark"
+version = "1"
+[permissions]
+file_read = ["/usr/lib/python3.11/**", "$PWD/Tests/MCP/**"]
+[mcp_policy.rate_limits]
+"tools/call" = 100000000
+TOML
+server=(/usr/bin/python3 "$PWD/Tests/MCP/echo_server.py")
+echo "== $(nproc) CPUs; $rounds rounds of $samples sequential calls each way (after 500 warm-up calls)"
+results=()
+for round in $(seq "$rounds"); do
+    direct=$(python3 Tests/MCP/bench_client.py "$samples" -- "$burrow" run --quiet --audit-db "$work/audit.db" --profile "$work/bench.toml" -- "${server[@]}")
+    relayed=$(python3 Tests/MCP/bench_client.py "$samples" -- "$burrow" mcp --audit-db "$work/audit.db" --profile "$work/bench.toml" -- "${server[@]}")
+    echo "round $round: direct $direct"
+    echo "round $round: relay  $relayed"
+    results+=("$direct" "$relayed")
+done
+completed=$("$burrow" audit --audit-db "$work/audit.db" --type ToolCompleted --jsonl --limit 1000000 | grep -c '"mcp":"tools/call"' || true)
+invoked=$("$burrow" audit --audit-db "$work/audit.db" --type ToolInvoked --jsonl --limit 1000000 | grep -c '"mcp":"tools/call"' || true)
+python3 - "$rounds" "$samples" "$completed" "$invoked" "${results[@]}" <<'PY'
+import json, statistics, sys
+rounds, samples, completed, invoked = map(int, sys.argv[1:5])
+rows = [json.loads(r) for r in sys.argv[5:]]
+direct, relay = rows[0::2], rows[1::2]
+med = lambda rs, k: statistics.median(r[k] for r in rs)
+added = med(relay, "p50") - med(direct, "p50")
+print(f"direct stdio: p50 {med(direct, 'p50'):.0f} us, p99 {med(direct, 'p99'):.0f} us")
+print(f"relay:        p50 {med(relay, 'p50'):.0f} us, p99 {med(relay, 'p99'):.0f} us")
+calls = rounds * (samples + 500)
+audited = completed == calls and invoked == calls
+print(f"audit: {invoked} ToolInvoked and {completed} ToolCompleted for {calls} calls ({'complete' if audited else 'INCOMPLETE'})")
+ok = added <= 200
+print(f"target <= 0.2 ms added per call (p50): {added / 1000:.3f} ms ({'meets' if ok else 'MISSES'})")
+sys.exit(0 if ok and audited else 1)
+PY
