@@ -286,13 +286,8 @@ private final class ScriptedServer: Sendable {
     func notify(_ line: String) { end.write(line) }
 
     func serve() {
-        while true {
-            var p = pollfd(fd: end.readFD, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, -1) == 1 else { return }
-            guard let bytes = end.readBytes(timeout: 0) else {
-                if p.revents & Int16(POLLHUP) != 0 { return }
-                continue
-            }
+        // Lines already buffered first: one read may bring several.
+        while let bytes = end.readBytes(timeout: -1) {
             log.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
             guard let message = try? JSONParser.parse(bytes, maxDepth: 64) else { continue }
             guard let id = message["id"], let method = message["method"]?.string else { continue }
