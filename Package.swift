@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "BurrowDaemon",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
+                "BurrowAPI", "BurrowAudit", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -367,3 +367,23 @@ public struct ValidationRequest: Codable, Sendable, Equatable {
         self.id = id
     }
 }
+
+/// A started MCP session (`POST /v1/tools/{id}/sessions`).
+public struct SessionStarted: Codable, Sendable, Equatable {
+    /// The session id, also the audit invocation id of the server's run.
+    public var id: String
+    public var tool: String
+    public var version: String
+    /// The MCP Streamable HTTP endpoint on the daemon's socket.
+    public var endpoint: String
+    /// Ended after this long without a request.
+    public var idleTimeoutSeconds: Int
+
+    public init(id: String, tool: String, version: String, endpoint: String, idleTimeoutSeconds: Int) {
+        self.id = id
+        self.tool = tool
+        self.version = version
+        self.endpoint = endpoint
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+    }
+}

@@ -67,7 +67,7 @@ struct McpCommand: ParsableCommand {
             printError("burrow: cannot create the server's pipes: \(error)")
             throw ExitCode(125)
         }
-        let calls = CallAudit(store: audit.store, caller: audit.caller, plan: plan, session: session, profileDigest: audit.profileDigest)
+        let calls = MCPCallAudit(store: audit.store, principal: audit.caller.principal, uid: audit.caller.uid, plan: plan, session: session, profileDigest: audit.profileDigest)
         let relay = MCPRelay(plan: plan.mcp, server: plan.tool.id) { event in calls.record(event) }
         let stop: RunStop
         do {
@@ -108,91 +108,5 @@ struct McpCommand: ParsableCommand {
             throw ExitCode(125)
         }
         throw ExitCode(record.exit.status)
-    }
-}
-
-/// Each `tools/call` as its own audit invocation, `<session>/<n>`.
-final class CallAudit: Sendable {
-    let store: AuditStore
-    let caller: Caller
-    let tool: String
-    let session: String
-    let context: @Sendable (String?) -> SecurityContext
-    private let notes = Mutex<[String]>([])
-    private let queue = DispatchQueue(label: "burrow.mcp.audit")
-
-    init(store: AuditStore, caller: Caller, plan: LaunchPlan, session: String, profileDigest: String?) {
-        self.store = store
-        self.caller = caller
-        self.tool = plan.tool.id
-        self.session = session
-        let level = plan.sandboxLevel.rawValue
-        self.context = { invocation in
-            SecurityContext(principal: caller.principal, uid: caller.uid, invocationID: invocation, profileDigest: profileDigest, sandboxLevel: level, host: UserDatabase.hostName)
-        }
-    }
-
-    var problems: [String] { notes.withLock { $0 } }
-
-    /// The audit invocation id of a call.
-    func invocation(_ c: MCPRelay.Call) -> String { "\(session)/\(c.sequence)" }
-
-    func record(_ event: MCPRelay.Event) {
-        let e: AuditEvent
-        switch event {
-        case .callStarted(let c):
-            var extra: [String: JSONValue] = [:]
-            if !c.filters.isEmpty { extra["filters"] = .array(c.filters.map { .string($0) }) }
-            if let d = c.forwardedDigest { extra["forwardedDigest"] = .string(d) }
-            if let t = c.approvedUntil { extra["approvedUntil"] = .integer(t) }
-            e = AuditEvent(tool: tool, type: .toolInvoked, context: context(invocation(c)), details: details(c, extra))
-        case .callEnded(let c, let ms, let outcome):
-            var extra: [String: JSONValue] = ["milliseconds": .integer(Int64(clamping: ms))]
-            switch outcome {
-            case .completed: break
-            case .jsonrpcError(let code):
-                extra["jsonrpcError"] = .integer(code)
-                extra["reason"] = .string("jsonrpc_error")
-            case .toolError: extra["reason"] = .string("tool_error")
-            case .cancelled: extra["reason"] = .string("cancelled")
-            case .sessionEnded: extra["reason"] = .string("session_ended")
-            }
-            e = AuditEvent(tool: tool, type: outcome.failed ? .toolFailed : .toolCompleted, context: context(invocation(c)), details: details(c, extra))
-        case .callRefused(let c, let reason, let message):
-            var extra: [String: JSONValue] = ["reason": .string(reason), "message": .string(message), "denial": .string("mcp")]
-            if !c.filters.isEmpty { extra["filters"] = .array(c.filters.map { .string($0) }) }
-            e = AuditEvent(tool: tool, type: .permissionDenied, context: context(session), details: details(c, extra))
-        case .requestRefused(let method, let id, let reason, let message):
-            e = AuditEvent(
-                tool: tool, type: .permissionDenied, context: context(session),
-                details: .object([
-                    "mcp": .string(method), "session": .string(session), "jsonrpcID": .string(id), "reason": .string(reason), "message": .string(message),
-                    "denial": .string("mcp"),
-                ]))
-        case .violation(let direction, let message):
-            e = AuditEvent(
-                tool: tool, type: .securityViolation, context: context(session),
-                details: .object(["mcp": .string("framing"), "direction": .string(direction), "message": .string(message), "session": .string(session)]))
-        }
-        // Appended off the relay's threads, in order: a call never waits on SQLite.
-        queue.async { [self] in
-            do {
-                try store.append([e])
-            } catch {
-                notes.withLock { $0.append("audit: \(e.type.rawValue) for the MCP session not recorded: \(error)") }
-            }
-        }
-    }
-
-    /// Waits until every event recorded so far is in the audit log.
-    func flush() { queue.sync {} }
-
-    private func details(_ c: MCPRelay.Call, _ extra: [String: JSONValue]) -> JSONValue {
-        var d: [String: JSONValue] = [
-            "mcp": .string("tools/call"), "session": .string(session), "call": .integer(Int64(c.sequence)), "jsonrpcID": .string(c.id),
-            "name": .string(c.tool), "argumentsDigest": .string(c.argumentsDigest),
-        ]
-        for (k, v) in extra { d[k] = v }
-        return .object(d)
     }
 }

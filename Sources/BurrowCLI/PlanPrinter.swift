@@ -101,7 +101,7 @@ struct PlanPrinter {
         let mcp = p.mcp
         if mcp.isConfigured {
             var rows = [
-                ["server", mcp.server ? "yes (mcp = true)" : "not marked (mcp = true); burrow mcp applies this policy all the same"],
+                ["server", mcp.server ? "yes (mcp = true): burrowd serves it as MCP sessions" : "not marked (mcp = true): burrowd will not open sessions; burrow mcp applies this policy all the same"],
                 ["framing", "lines up to \(ByteSize(bytes: UInt64(mcp.maxLineBytes))), nesting up to \(mcp.maxDepth), UTF-8, no duplicate keys; stderr \(ByteSize(bytes: UInt64(mcp.stderrBytesPerSecond)))/s"],
                 ["calls", "tools/call only for listed tools, arguments checked against their inputSchema"],
                 ["in progress", "at most \(mcp.maxConcurrentRequests) requests per session"],

@@ -28,6 +28,7 @@ public struct Daemon: Sendable {
     let metrics = DaemonMetrics()
     let admission: Admission
     let invocations: InvocationService
+    let sessions: MCPSessions
     let startedAt = AuditClock.now()
 
     public init(
@@ -43,6 +44,7 @@ public struct Daemon: Sendable {
         planner = ToolPlanner(policy: policy, host: host, searchPath: searchPath)
         admission = Admission()
         invocations = InvocationService(policy: policy, planner: planner, audit: audit, registry: registry, metrics: metrics, admission: admission)
+        sessions = MCPSessions(invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)))
     }
 
     /// Every route behind the access middleware.
@@ -67,6 +69,11 @@ public struct Daemon: Sendable {
         v1.delete("tools/:id") { request, context in try await api.remove(request, context) }
         v1.post("tools/:id/invocations") { request, context in try await api.invoke(request, context) }
         v1.get("invocations/:id") { request, context in try await api.invocation(request, context) }
+        v1.post("tools/:id/sessions") { request, context in try await api.startSession(request, context) }
+        v1.post("sessions/:sid/mcp") { request, context in try await api.sessionMessage(request, context) }
+        v1.get("sessions/:sid/mcp") { request, context in try await api.sessionStream(request, context) }
+        v1.delete("sessions/:sid/mcp") { request, context in try await api.endSession(request, context) }
+        v1.delete("sessions/:sid") { request, context in try await api.endSession(request, context) }
 
         v1.get("discovery/search") { request, context in try await api.search(request, context) }
         v1.get("discovery/categories") { request, context in

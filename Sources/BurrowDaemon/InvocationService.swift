@@ -143,7 +143,11 @@ final class InvocationService: Sendable {
 
     /// Runs a prepared invocation to its end. `sink` gets the streamed events
     /// (on the supervisor's thread); the result is stored either way.
-    func run(_ p: Prepared, sink: (@Sendable (InvocationEvent) -> Void)? = nil) async -> InvocationResult {
+    /// With `stdio` (an MCP session's pipes) the tool's streams are the
+    /// caller's, not captured; `activity` annotates the sandbox's events.
+    func run(
+        _ p: Prepared, sink: (@Sendable (InvocationEvent) -> Void)? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil
+    ) async -> InvocationResult {
         let tool = p.record.registration.id
         defer { p.slot.release() }
         var result = InvocationResult(
@@ -161,6 +165,7 @@ final class InvocationService: Sendable {
         do {
             stop = try RunStop()
         } catch {
+            for fd in stdio ?? [] { try? fd.close() }
             return finish(&result, p, error: .init(code: "preparation_failed", message: "\(error)"), sink: sink)
         }
         live.withLock { $0[id] = stop }
@@ -175,7 +180,8 @@ final class InvocationService: Sendable {
                     try Runner.run(
                         p.plan, invocationID: id,
                         options: Runner.Options(
-                            forwardSignals: false, audit: p.audit, streams: streams, stop: stop, spawner: spawner,
+                            forwardSignals: false, audit: p.audit, streams: stdio == nil ? streams : nil, stop: stop, spawner: spawner, stdio: stdio,
+                            activity: activity,
                             onStart: {
                                 active.store(true, ordering: .relaxed)
                                 metrics.active.increment()
@@ -195,6 +201,7 @@ final class InvocationService: Sendable {
         result.durationMilliseconds = UInt64(max(0, ((ContinuousClock.now - started) / .milliseconds(1)).rounded()))
         switch outcome {
         case nil:
+            for fd in stdio ?? [] { try? fd.close() }
             return finish(&result, p, error: .init(code: "preparation_failed", message: "cannot start a supervisor thread"), sink: sink)
         case .failure(let error):
             return finish(&result, p, error: .init(code: error.code, message: error.description), sink: sink)

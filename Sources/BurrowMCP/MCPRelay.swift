@@ -137,22 +137,33 @@ public final class MCPRelay: Sendable {
 
     /// Relays until the server's stdout ends or a violation stops the
     /// session (then `onViolation` runs: the caller stops the sandbox).
-    /// Returns when the server side is done; the client-side reader is left
-    /// to the process's exit.
-    public func run(clientIn: Int32, clientOut: Int32, serverIn: Int32, serverOut: Int32, serverErr: Int32, errOut: Int32, onViolation: @escaping @Sendable () -> Void) {
+    /// Returns when the server side is done; the client side ends when the
+    /// client closes its end (then the server's stdin is closed). `whenDone`
+    /// runs once all three of the relay's readers are done, when no thread
+    /// of it uses any descriptor any more.
+    public func run(
+        clientIn: Int32, clientOut: Int32, serverIn: Int32, serverOut: Int32, serverErr: Int32, errOut: Int32,
+        onViolation: @escaping @Sendable () -> Void, whenDone: (@Sendable () -> Void)? = nil
+    ) {
+        let done = Countdown(3, whenDone ?? {})
         do {
             try Kernel.detachedThread { [self] in
                 forEachLine(clientIn, direction: "client → server", onViolation: onViolation) { line in fromClient(line, serverIn: serverIn, clientOut: clientOut) }
                 // The client hung up: the server sees EOF on its stdin.
                 close(serverIn)
+                done.tick()
             }
-            try Kernel.detachedThread { [self] in copyStderr(serverErr, to: errOut) }
+            try Kernel.detachedThread { [self] in
+                copyStderr(serverErr, to: errOut)
+                done.tick()
+            }
         } catch {
             return violated("relay", "cannot start the relay's threads: \(error)", onViolation)
         }
         forEachLine(serverOut, direction: "server → client", onViolation: onViolation) { line in fromServer(line, clientOut: clientOut) }
         state.withLock { $0.serverGone = true }
         fetched.signal()
+        done.tick()
     }
 
     // MARK: framing
@@ -555,6 +566,19 @@ public final class MCPRelay: Sendable {
             out += "}"
         }
     }
+}
+
+/// Runs `action` when ticked `count` times.
+private final class Countdown: Sendable {
+    private let left: Atomic<Int>
+    private let action: @Sendable () -> Void
+
+    init(_ count: Int, _ action: @escaping @Sendable () -> Void) {
+        left = Atomic(count)
+        self.action = action
+    }
+
+    func tick() { if left.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { action() } }
 }
 
 /// A content filter with its expression compiled (used by the client-side thread only).

@@ -145,6 +145,8 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         /// The key that signs approvals for `authorize` content filters
         /// (a file of at least 32 bytes, readable by root only); nil: such calls are refused.
         public var approvalKey: String?
+        /// A burrowd MCP session with no request for this long is ended.
+        public var sessionIdleTimeout = Seconds.seconds(600)
     }
 
     public var security = Security()
@@ -269,8 +271,9 @@ extension HostPolicy {
         }
         if var t = root.table("mcp") {
             if let v = t.string("approval_key") {
-                if v.hasPrefix("/") { policy.mcp.approvalKey = v } else { log.error(t.keyPath("approval_key"), "expected an absolute path, such as '/etc/burrow/approval.key'") }
+                if v.hasPrefix("/") { policy.mcp.approvalKey = v } else { log.error(t.keyPath("approval_key"), "expected an absolute path, such as '/etc/burrow/approval.pub'") }
             }
+            if let v = t.duration("session_idle_timeout") { policy.mcp.sessionIdleTimeout = v }
             t.finish()
         }
         root.finish()

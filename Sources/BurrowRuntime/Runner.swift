@@ -67,14 +67,18 @@ public enum Runner {
     public static func run(_ plan: LaunchPlan, invocationID: String, options: Options = Options()) throws(RunError) -> RunRecord {
         // The lease marks the invocation as supervised (its cgroup, its open
         // audit trail) for as long as this process lives.
+        // The caller's stdio ends are ours from here: closed once the tool
+        // has them, or whatever fails first (their other ends see EOF).
+        var stdio = options.streams == nil ? options.stdio ?? [] : []
+        defer { for fd in stdio { try? fd.close() } }
         let lease = try InvocationLease.acquire(invocationID)
         defer { lease.end() }
-        guard let audit = options.audit else { return try execute(plan, invocationID: invocationID, options: options, trail: nil) }
+        guard let audit = options.audit else { return try execute(plan, invocationID: invocationID, options: options, trail: nil, stdio: &stdio) }
         let trail = InvocationTrail(audit, plan: plan, invocationID: invocationID)
         try trail.invoked()
         var record: RunRecord
         do {
-            record = try execute(plan, invocationID: invocationID, options: options, trail: trail)
+            record = try execute(plan, invocationID: invocationID, options: options, trail: trail, stdio: &stdio)
         } catch {
             trail.failed(error)
             throw error
@@ -83,7 +87,7 @@ public enum Runner {
         return record
     }
 
-    private static func execute(_ plan: LaunchPlan, invocationID: String, options: Options, trail: InvocationTrail?) throws(RunError) -> RunRecord {
+    private static func execute(_ plan: LaunchPlan, invocationID: String, options: Options, trail: InvocationTrail?, stdio: inout [FileDescriptor]) throws(RunError) -> RunRecord {
         try checkEnforceable(plan)
         let startedAt = AuditClock.format(AuditClock.now())
         let signals: FileDescriptor?
@@ -132,7 +136,8 @@ public enum Runner {
             plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds ?? options.stdio, spawner: options.spawner,
             network: egress?.namespace)
         egress?.launched()
-        if pump == nil { for fd in options.stdio ?? [] { try? fd.close() } }
+        for fd in stdio { try? fd.close() }
+        stdio = []
         let execAt = Kernel.monotonicNanoseconds()
         pump?.closeChildEnds()
         options.onStart()

@@ -1,0 +1,258 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowMCP
+import BurrowPolicy
+import BurrowRuntime
+import BurrowSystem
+import FoundationEssentials
+import Hummingbird
+import NIOCore
+import Synchronization
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// burrowd's MCP sessions: a registered `mcp = true` tool started as a
+/// sandboxed stdio server behind the same relay as `burrow mcp`, exposed as
+/// an MCP Streamable HTTP endpoint on the daemon's socket
+/// (`/v1/sessions/{sid}/mcp`). Each POST carries one JSON-RPC message; a
+/// request is answered with its JSON response, anything else with 202.
+/// The server's own requests and notifications have no stream to go to (GET
+/// is 405) and are dropped and counted. A session holds one of the tool's
+/// max_concurrent slots until it ends: DELETE, idle timeout, the server's
+/// exit, a limit, or shutdown.
+final class MCPSessions: Sendable {
+    private let invocations: InvocationService
+    private let idleTimeout: Duration
+    private let sessions = Mutex<[String: MCPSession]>([:])
+
+    init(invocations: InvocationService, idleTimeout: Duration) {
+        self.invocations = invocations
+        self.idleTimeout = idleTimeout
+    }
+
+    /// Starts the server of a prepared invocation as a session; returns its id.
+    func start(_ p: InvocationService.Prepared) throws(DaemonError) -> MCPSession {
+        let session: MCPSession
+        do {
+            session = try MCPSession(p, invocations: invocations)
+        } catch {
+            p.slot.release()
+            throw DaemonError(.internalServerError, code: "preparation_failed", "cannot set up the session's pipes and threads: \(error)")
+        }
+        sessions.withLock { $0[session.id] = session }
+        let (invocations, idleTimeout) = (invocations, idleTimeout)
+        Task {
+            let watchdog = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: min(idleTimeout, .seconds(1)))
+                    if session.idleFor > idleTimeout {
+                        session.end("idle for more than \(idleTimeout) ([mcp] session_idle_timeout)")
+                        return
+                    }
+                }
+            }
+            _ = await invocations.run(p, stdio: session.serverStdio, activity: session.activity)
+            watchdog.cancel()
+            session.finished()
+            _ = self.sessions.withLock { $0.removeValue(forKey: session.id) }
+        }
+        return session
+    }
+
+    /// The live session `id`, if `peer` may use it (its creator, or an admin).
+    func session(_ id: String, peer: PeerCredential, admin: Bool) -> MCPSession? {
+        guard let s = sessions.withLock({ $0[id] }), admin || s.owner == peer.uid else { return nil }
+        return s
+    }
+
+    var count: Int { sessions.withLock { $0.count } }
+}
+
+/// One live session: the relay between HTTP requests and the sandboxed server.
+final class MCPSession: Sendable {
+    let id: String
+    let tool: String
+    let owner: UInt32
+    let relay: MCPRelay
+    let calls: MCPCallAudit
+    /// The sandbox's stdin, stdout and stderr (child ends; Runner closes them).
+    let serverStdio: [SystemPackage.FileDescriptor]
+    /// Where requests go in (the relay's client side); nil once closed.
+    private let toRelay: Mutex<SystemPackage.FileDescriptor?>
+    private let stop: @Sendable (String) -> Void
+    private let state = Mutex(State())
+    private let limits: (maxLine: Int, maxDepth: Int)
+    var maxLineBytes: Int { limits.maxLine }
+
+    private struct State {
+        var waiters: [String: CheckedContinuation<[UInt8]?, Never>] = [:]
+        var lastUsed = ContinuousClock.now
+        var ended: String?
+        var dropped = 0
+    }
+
+    init(_ p: InvocationService.Prepared, invocations: InvocationService) throws {
+        id = p.id
+        tool = p.record.registration.id
+        owner = p.audit.caller.uid
+        limits = (p.plan.mcp.maxLineBytes, p.plan.mcp.maxDepth)
+        let calls = MCPCallAudit(store: p.audit.store, principal: p.audit.caller.principal, uid: p.audit.caller.uid, plan: p.plan, session: p.id, profileDigest: p.audit.profileDigest)
+        self.calls = calls
+        let relay = MCPRelay(plan: p.plan.mcp, server: tool) { calls.record($0) }
+        self.relay = relay
+        // client side: we write requests into clientIn and read answers from clientOut.
+        let (clientIn, toRelay) = try Kernel.pipe()
+        let (fromRelay, clientOut) = try Kernel.pipe()
+        let (serverIn, relayToServer) = try Kernel.pipe()
+        let (relayFromServer, serverOut) = try Kernel.pipe()
+        let (relayErr, serverErr) = try Kernel.pipe()
+        self.toRelay = Mutex(toRelay)
+        serverStdio = [serverIn, serverOut, serverErr]
+        let id = p.id
+        stop = { reason in invocations.stop(id, reason) }
+        // The server's stderr has nobody to read it here.
+        let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        try Kernel.detachedThread { [self] in
+            relay.run(
+                clientIn: clientIn.rawValue, clientOut: clientOut.rawValue, serverIn: relayToServer.rawValue, serverOut: relayFromServer.rawValue,
+                serverErr: relayErr.rawValue, errOut: devNull,
+                onViolation: { invocations.stop(id, "mcp_violation") },
+                whenDone: {
+                    for fd in [clientIn, clientOut, relayFromServer, relayErr] { try? fd.close() }
+                    close(devNull)
+                })
+        }
+        try Kernel.detachedThread { [self] in readAnswers(fromRelay) }
+    }
+
+    var idleFor: Duration { ContinuousClock.now - state.withLock { $0.lastUsed } }
+
+    /// The calls in flight, for the sandbox's events.
+    var activity: @Sendable () -> [String] { { [relay, calls] in relay.callsInFlight.map { calls.invocation($0) } } }
+
+    /// Passes one JSON-RPC message on; a request's answer is returned (nil:
+    /// the session ended first), anything else returns at once with nil.
+    func send(_ body: [UInt8]) async throws(DaemonError) -> (isRequest: Bool, answer: [UInt8]?) {
+        let message: JSON
+        do {
+            message = try JSONParser.parse(body, maxDepth: limits.maxDepth)
+        } catch {
+            throw DaemonError(.badRequest, code: "invalid_request", "the body is not one JSON-RPC message: \(error)")
+        }
+        guard case .object = message else { throw DaemonError(.badRequest, code: "invalid_request", "the body must be one JSON-RPC message (an object; batches are not part of MCP)") }
+        // A raw line break can only be whitespace between tokens (the strict
+        // parser refuses one inside a string): dropped, the message is one line.
+        let line = body.filter { $0 != 0x0a && $0 != 0x0d } + [0x0a]
+        let key = Self.idKey(message["id"])
+        let isRequest = message["method"] != nil && key != nil
+        if !isRequest {
+            guard write(line) else { throw DaemonError(.notFound, code: "session_ended", "the session has ended") }
+            return (false, nil)
+        }
+        let answer: [UInt8]? = await withCheckedContinuation { continuation in
+            let accepted = state.withLock { s -> Bool in
+                guard s.ended == nil, s.waiters[key!] == nil else { return false }
+                s.waiters[key!] = continuation
+                s.lastUsed = .now
+                return true
+            }
+            guard accepted else { return continuation.resume(returning: nil) }
+            if !write(line) { resume(key!, nil) }
+        }
+        guard let answer else {
+            let ended = state.withLock { $0.ended }
+            throw ended.map { DaemonError(.badGateway, code: "session_ended", "the session ended before the server answered: \($0)") }
+                ?? DaemonError(.conflict, code: "duplicate_id", "a request with this id is already waiting for its answer")
+        }
+        return (true, answer)
+    }
+
+    private func write(_ line: [UInt8]) -> Bool {
+        toRelay.withLock { fd in
+            guard let fd else { return false }
+            var off = 0
+            while off < line.count {
+                let n = line[off...].withUnsafeBytes { Glibc.write(fd.rawValue, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                off += n
+            }
+            return true
+        }
+    }
+
+    private func resume(_ key: String, _ answer: [UInt8]?) {
+        state.withLock { $0.waiters.removeValue(forKey: key) }?.resume(returning: answer)
+    }
+
+    /// Hands each line the relay writes to the request waiting for it.
+    private func readAnswers(_ fd: SystemPackage.FileDescriptor) {
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = read(fd.rawValue, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            buffer += chunk[0..<n]
+            while let nl = buffer.firstIndex(of: 0x0a) {
+                let line = Array(buffer[..<nl])
+                buffer.removeFirst(nl + 1)
+                let message = try? JSONParser.parse(line, maxDepth: limits.maxDepth)
+                if message?["method"] == nil, let key = Self.idKey(message?["id"]), state.withLock({ $0.waiters[key] != nil }) {
+                    resume(key, line)
+                } else {
+                    state.withLock { $0.dropped += 1 }
+                }
+            }
+        }
+        try? fd.close()
+    }
+
+    /// Ends the session: the server's stdin closes, and the sandbox is
+    /// stopped if it has not exited two seconds later.
+    func end(_ reason: String) {
+        let first = state.withLock { s -> Bool in
+            defer { s.ended = s.ended ?? reason }
+            return s.ended == nil
+        }
+        guard first else { return }
+        closeInput()
+        let stop = stop
+        Task {
+            try? await Task.sleep(for: .seconds(2))
+            stop(reason)
+        }
+    }
+
+    /// The sandbox is gone: waiting requests fail, open calls end.
+    func finished() {
+        let waiters = state.withLock { s -> [CheckedContinuation<[UInt8]?, Never>] in
+            s.ended = s.ended ?? "the server exited"
+            defer { s.waiters.removeAll() }
+            return Array(s.waiters.values)
+        }
+        for w in waiters { w.resume(returning: nil) }
+        closeInput()
+        relay.endSession()
+        calls.flush()
+    }
+
+    /// The server's stdin closes once the relay has passed on what came before.
+    private func closeInput() {
+        toRelay.withLock { fd in
+            try? fd?.close()
+            fd = nil
+        }
+    }
+
+    static func idKey(_ id: JSON?) -> String? {
+        switch id {
+        case .string(let s): "s" + s
+        case .number(let n): "n" + n
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import BurrowAPI
+import BurrowPolicy
+import BurrowProfile
+import FoundationEssentials
+import Hummingbird
+import NIOCore
+
+/// MCP sessions (see `MCPSessions`): start one for a registered
+/// `mcp = true` tool, then speak MCP Streamable HTTP to it.
+extension API {
+    func startSession(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        try await require(.invoker, context, request, "starting an MCP session", tool: id)
+        let body = try await decode(InvocationRequest.self, request, context, tool: id)
+        guard body.stdin == nil, body.stdinBase64 == nil else {
+            throw DaemonError(.badRequest, code: "invalid_request", "an MCP session's stdin is its MCP traffic: send messages to the session's endpoint")
+        }
+        let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
+        let chosen = body.version.map { v in versions.first { $0.registration.metadata.version == v } } ?? versions.first { $0.registration.status != .disabled }
+        guard let record = chosen else { throw DaemonError(.notFound, code: "not_found", "no enabled version of \(id) is registered") }
+        let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown)
+        guard prepared.plan.mcp.server else {
+            prepared.slot.release()
+            throw DaemonError(.conflict, code: "not_mcp", "\(id)'s profile does not say it is an MCP server: set mcp = true (top level) to serve it as sessions")
+        }
+        let session = try daemon.sessions.start(prepared)
+        return try json(
+            SessionStarted(
+                id: session.id, tool: id, version: record.registration.metadata.version, endpoint: "/v1/sessions/\(session.id)/mcp",
+                idleTimeoutSeconds: Int(daemon.policy.mcp.sessionIdleTimeout.milliseconds / 1000)),
+            status: .created)
+    }
+
+    /// The live session named in the path, if this caller may use it.
+    private func liveSession(_ request: Request, _ context: DaemonContext, _ what: String) async throws -> MCPSession {
+        let sid = try context.parameters.require("sid")
+        let peer = context.peer ?? .unknown
+        guard let session = daemon.sessions.session(sid, peer: peer, admin: context.roles.contains(.admin)) else {
+            // Someone else's session is as absent as an ended one.
+            throw DaemonError(.notFound, code: "session_not_found", "no live MCP session \(sid) of yours (it ended, or never was)")
+        }
+        try await require(.invoker, context, request, what, tool: session.tool)
+        return session
+    }
+
+    func sessionMessage(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        let session = try await liveSession(request, context, "using an MCP session")
+        let limit = Int(clamping: min(daemon.policy.daemon.maxRequestBytes.bytes, UInt64(session.maxLineBytes)))
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw DaemonError(.contentTooLarge, code: "request_too_large", "an MCP message here is at most \(limit) bytes")
+        }
+        let (isRequest, answer) = try await session.send(Array(buffer.readableBytesView))
+        var headers: HTTPFields = [.init("Mcp-Session-Id")!: session.id]
+        guard isRequest, let answer else { return Response(status: .accepted, headers: headers) }
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer)))
+    }
+
+    /// No server-to-client stream: the relay answers requests in their POST.
+    func sessionStream(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        _ = try await liveSession(request, context, "using an MCP session")
+        return Response(status: .methodNotAllowed, headers: [.allow: "POST, DELETE"])
+    }
+
+    func endSession(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        let session = try await liveSession(request, context, "ending an MCP session")
+        session.end("ended by the client")
+        return Response(status: .noContent)
+    }
+}

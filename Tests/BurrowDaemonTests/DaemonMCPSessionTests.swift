@@ -1,0 +1,114 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// burrowd's MCP sessions with the MCP Python SDK's Streamable HTTP client
+/// over the daemon's Unix socket, and the real mcp-server-time.
+@Suite(
+    "burrowd MCP sessions (live)", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock),
+    .requires(.cgroupLimits), .requires(.installed("/opt/burrow/venvs/mcp-server-time/bin/python3")), .timeLimit(.minutes(2)))
+struct DaemonMCPSessionTests {
+    static let python = "/opt/burrow/venvs/mcp-server-time/bin/python3"
+
+    init() throws {
+        for r in Requirement.sandbox { try r.check() }
+        try Requirement.installed(Self.python).check()
+    }
+
+    static func policy(maxConcurrent: Int = 4, idle: String = "10m") -> String {
+        """
+        [rate_limits]
+        requests_per_minute = 1000
+        max_concurrent = \(maxConcurrent)
+        registration_attempts_per_hour = 100
+        [daemon]
+        shutdown_grace = "1s"
+        [mcp]
+        session_idle_timeout = "\(idle)"
+        """
+    }
+
+    static func register(_ daemon: LiveDaemon) throws {
+        let r = try daemon.burrow(["tools", "register", "--profile", Fixtures.profilesDirectory + "/mcp-server-time.toml", "--version", "1", "--", python, "-m", "mcp_server_time"])
+        try #require(r.status == 0, "\(r.stderr)")
+    }
+
+    static func start(_ daemon: LiveDaemon, _ tool: String = "mcp-server-time") throws -> (Int, SessionStarted?, String) {
+        let (status, started, response) = try daemon.request("POST", "/v1/tools/\(tool)/sessions", [String: String](), as: SessionStarted.self)
+        return (status, started, String(decoding: response.body, as: UTF8.self))
+    }
+
+    /// The session's own run has ended (its terminal event is in the log).
+    static func waitForEnd(_ daemon: LiveDaemon, _ session: String) throws -> AuditEvent {
+        for _ in 0..<300 {
+            if let e = try daemon.trail("mcp-server-time").first(where: { $0.context.invocationID == session && ($0.type == .toolCompleted || $0.type == .toolFailed) }) {
+                return e
+            }
+            usleep(20_000)
+        }
+        throw RequirementUnmet(description: "session \(session) did not end")
+    }
+
+    @Test("the SDK client speaks Streamable HTTP to a sandboxed server through the relay, in both eras; each call audited; DELETE ends it")
+    func sessionEndToEnd() throws {
+        let daemon = try LiveDaemon(policy: Self.policy())
+        try Self.register(daemon)
+        for mode in ["legacy", "auto"] {
+            let (status, started, body) = try Self.start(daemon)
+            let session = try #require(started, "\(status) \(body)")
+            #expect(status == 201 && session.endpoint == "/v1/sessions/\(session.id)/mcp")
+            let out = try Subprocess.run([Self.python, Fixtures.repositoryRoot + "/Tests/MCP/http_client.py", daemon.socket, session.endpoint, mode]).output
+            if mode == "legacy" { #expect(out.contains("tools ['convert_time', 'get_current_time']"), "\(out)") } else { #expect(out.contains("version 2026-07-28"), "\(out)") }
+            #expect(out.contains("ok False") && out.contains("Europe/Paris"), "\(out)")
+            #expect(out.contains(#"bad raised MCPError "burrow: arguments.timezone: expected string, got integer"#), "\(out)")
+
+            let events = try daemon.trail("mcp-server-time")
+            let call = events.filter { $0.context.invocationID == session.id + "/1" }
+            #expect(call.map(\.type) == [.toolInvoked, .toolCompleted], "\(events.map(\.type))")
+            #expect(call.first?.details["name"]?.stringValue == "get_current_time")
+            #expect(events.contains { $0.type == .permissionDenied && $0.context.invocationID == session.id && $0.details["reason"]?.stringValue == "invalid_arguments" })
+            if mode == "legacy" {
+                // The SDK's legacy transport sent DELETE on leaving: the session is over.
+                #expect(try Self.waitForEnd(daemon, session.id).type == .toolCompleted)
+                let (gone, _, _) = try daemon.request("POST", session.endpoint, ["jsonrpc": "2.0", "method": "ping", "id": "1"], as: ErrorBody.self)
+                #expect(gone == 404)
+            } else {
+                // 2026-07-28 has no session to delete: this client just leaves.
+                let raw = try daemon.client.send("DELETE", session.endpoint)
+                #expect(raw.status == 204)
+                #expect(try Self.waitForEnd(daemon, session.id).type == .toolCompleted)
+            }
+        }
+    }
+
+    @Test("sessions hold max_concurrent slots, idle ones end, a tool that is not an MCP server is refused, GET has no stream")
+    func sessionLimits() throws {
+        let daemon = try LiveDaemon(policy: Self.policy(maxConcurrent: 1, idle: "1s"))
+        try Self.register(daemon)
+        let r = try daemon.burrow(["tools", "register", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--version", "1", "--", "sh", "-c"])
+        try #require(r.status == 0, "\(r.stderr)")
+        let (refused, _, body) = try Self.start(daemon, "minimal")
+        #expect(refused == 409 && body.contains("not_mcp"), "\(body)")
+
+        let (status, started, text) = try Self.start(daemon)
+        let session = try #require(started, "\(status) \(text)")
+        #expect(try daemon.client.send("GET", session.endpoint).status == 405)
+        let (second, _, secondBody) = try Self.start(daemon)
+        #expect(second == 429 && secondBody.contains("too_many_concurrent"), "a session holds the tool's only slot: \(secondBody)")
+        // A request keeps it alive; then silence ends it.
+        let ping = try daemon.client.send("POST", session.endpoint, body: Array(#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#.utf8))
+        #expect(ping.status == 200 && String(decoding: ping.body, as: UTF8.self).contains(#""id":7"#))
+        let note = try daemon.client.send("POST", session.endpoint, body: Array(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.utf8))
+        #expect(note.status == 202)
+        _ = try Self.waitForEnd(daemon, session.id)
+        #expect(try daemon.client.send("POST", session.endpoint, body: Array(#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#.utf8)).status == 404)
+        let (again, _, againBody) = try Self.start(daemon)
+        #expect(again == 201, "the slot came back: \(againBody)")
+    }
+}
