@@ -81,8 +81,22 @@ final class AuditPrinter {
         let d = e.details
         func s(_ key: String) -> String? { d[key]?.stringValue.map(printable) }
         func n(_ key: String, in value: JSONValue? = nil) -> Int64? { (value ?? d)[key]?.integerValue }
+        // The MCP calls in flight when a sandbox event happened.
+        let during: String = {
+            guard case .array(let calls)? = d["during"], !calls.isEmpty else { return "" }
+            return " (during call " + calls.compactMap(\.stringValue).map { printable(String($0.split(separator: "/").last ?? "")) }.joined(separator: ", ") + ")"
+        }()
         var text: String
         switch e.type {
+        case .toolInvoked where s("mcp") == "tools/call":
+            var parts = ["tools/call \(printable(s("name") ?? "?"))"]
+            if case .array(let f)? = d["filters"], !f.isEmpty { parts.append("filters: " + f.compactMap(\.stringValue).map(printable).joined(separator: ", ")) }
+            if s("forwardedDigest") != nil { parts.append("sanitized") }
+            if n("approvedUntil") != nil { parts.append("approved") }
+            text = parts.joined(separator: "; ") + " by \(printable(e.context.principal))"
+        case .toolCompleted where s("mcp") == "tools/call", .toolFailed where s("mcp") == "tools/call":
+            text = ["tools/call \(printable(s("name") ?? "?"))", s("reason"), n("jsonrpcError").map { "error \($0)" }, n("milliseconds").map { "\($0) ms" }]
+                .compactMap { $0 }.joined(separator: "; ")
         case .toolInvoked:
             var argv: [String] = []
             if case .array(let items)? = d["argv"] { argv = items.compactMap(\.stringValue) }
@@ -99,9 +113,9 @@ final class AuditPrinter {
             if let message = s("message") { parts.append(message) }
             text = parts.joined(separator: "; ")
         case .securityViolation:
-            text = "refused \(s("syscall") ?? "?") (\(s("errno") ?? "?")): \(s("reason") ?? "")"
+            text = "refused \(s("syscall") ?? "?") (\(s("errno") ?? "?")): \(s("reason") ?? "")" + during
         case .resourceLimitExceeded:
-            text = "\(s("resource") ?? "?") \(s("limit") ?? ""): \(s("observed") ?? "")"
+            text = "\(s("resource") ?? "?") \(s("limit") ?? ""): \(s("observed") ?? "")" + during
         case .performanceThreshold:
             text = "\(s("metric") ?? "?") \(n("observed") ?? 0) ms over \(n("threshold") ?? 0) ms"
         case .toolRegistered, .toolUpdated:

@@ -35,9 +35,12 @@ extension API {
     private func liveSession(_ request: Request, _ context: DaemonContext, _ what: String) async throws -> MCPSession {
         let sid = try context.parameters.require("sid")
         let peer = context.peer ?? .unknown
-        guard let session = daemon.sessions.session(sid, peer: peer, admin: context.roles.contains(.admin)) else {
-            // Someone else's session is as absent as an ended one.
-            throw DaemonError(.notFound, code: "session_not_found", "no live MCP session \(sid) of yours (it ended, or never was)")
+        let notFound = DaemonError(.notFound, code: "session_not_found", "no live MCP session \(sid) of yours (it ended, or never was)")
+        guard let session = daemon.sessions.session(sid) else { throw notFound }
+        guard session.owner == peer.uid || context.roles.contains(.admin) else {
+            // Someone else's session is as absent as an ended one, and the attempt is recorded.
+            await Denials.record(daemon.audit, daemon.metrics, peer: peer, tool: session.tool, reason: "not_session_owner", message: "\(what): session \(sid) belongs to uid \(session.owner)")
+            throw notFound
         }
         try await require(.invoker, context, request, what, tool: session.tool)
         return session

@@ -12,7 +12,8 @@ import Testing
 /// over the daemon's Unix socket, and the real mcp-server-time.
 @Suite(
     "burrowd MCP sessions (live)", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock),
-    .requires(.cgroupLimits), .requires(.installed("/opt/burrow/venvs/mcp-server-time/bin/python3")), .timeLimit(.minutes(2)))
+    .requires(.cgroupLimits), .requires(.installed("/opt/burrow/venvs/mcp-server-time/bin/python3")), .requires(.installed("/usr/bin/setpriv")),
+    .requires(.installed("/usr/bin/curl")), .timeLimit(.minutes(2)))
 struct DaemonMCPSessionTests {
     static let python = "/opt/burrow/venvs/mcp-server-time/bin/python3"
 
@@ -29,6 +30,7 @@ struct DaemonMCPSessionTests {
         registration_attempts_per_hour = 100
         [daemon]
         shutdown_grace = "1s"
+        invokers = ["uid:65534"]
         [mcp]
         session_idle_timeout = "\(idle)"
         """
@@ -99,6 +101,14 @@ struct DaemonMCPSessionTests {
         let (status, started, text) = try Self.start(daemon)
         let session = try #require(started, "\(status) \(text)")
         #expect(try daemon.client.send("GET", session.endpoint).status == 405)
+        // Another invoker cannot see it, and the attempt is recorded.
+        chmod(daemon.socket, 0o666)
+        let other = try Subprocess.run([
+            "/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+            "--unix-socket", daemon.socket, "-X", "POST", "-d", #"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, "http://burrowd" + session.endpoint,
+        ])
+        #expect(other.output == "404")
+        #expect(try daemon.trail("mcp-server-time").contains { $0.type == .permissionDenied && $0.details["reason"]?.stringValue == "not_session_owner" })
         let (second, _, secondBody) = try Self.start(daemon)
         #expect(second == 429 && secondBody.contains("too_many_concurrent"), "a session holds the tool's only slot: \(secondBody)")
         // A request keeps it alive; then silence ends it.
