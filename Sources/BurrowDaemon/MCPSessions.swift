@@ -64,8 +64,6 @@ final class MCPSessions: Sendable {
 
     /// The live session `id`, whoever it belongs to.
     func session(_ id: String) -> MCPSession? { sessions.withLock { $0[id] } }
-
-    var count: Int { sessions.withLock { $0.count } }
 }
 
 /// One live session: the relay between HTTP requests and the sandboxed server.
@@ -125,7 +123,10 @@ final class MCPSession: Sendable {
         try Kernel.detachedThread { [self] in readAnswers(fromRelay) }
     }
 
-    var idleFor: Duration { ContinuousClock.now - state.withLock { $0.lastUsed } }
+    /// How long since the last request; a session with a request in progress is not idle.
+    var idleFor: Duration {
+        state.withLock { s in s.waiters.isEmpty ? ContinuousClock.now - s.lastUsed : .zero }
+    }
 
     /// The calls in flight, for the sandbox's events.
     var activity: @Sendable () -> [String] { { [relay, calls] in relay.callsInFlight.map { calls.invocation($0) } } }
@@ -182,7 +183,10 @@ final class MCPSession: Sendable {
     }
 
     private func resume(_ key: String, _ answer: [UInt8]?) {
-        state.withLock { $0.waiters.removeValue(forKey: key) }?.resume(returning: answer)
+        state.withLock { s in
+            s.lastUsed = .now
+            return s.waiters.removeValue(forKey: key)
+        }?.resume(returning: answer)
     }
 
     /// Hands each line the relay writes to the request waiting for it.

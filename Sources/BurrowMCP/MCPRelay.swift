@@ -96,6 +96,8 @@ public final class MCPRelay: Sendable {
     private let plan: MCPPlan
     private let server: String
     private let filters: [CompiledFilter]
+    /// Filters whose pattern does not compile here: every call is refused (fail closed).
+    private let unusableFilters: [String]
     private let approvalKey: Result<[UInt8], ApprovalError>?
     private let sink: @Sendable (Event) -> Void
     private let state = Mutex(State())
@@ -115,6 +117,7 @@ public final class MCPRelay: Sendable {
         self.server = server
         self.sink = sink
         self.filters = plan.contentFilters.compactMap { f in (try? Regex(f.pattern)).map { CompiledFilter(filter: f, regex: $0) } }
+        self.unusableFilters = plan.contentFilters.filter { (try? Regex($0.pattern)) == nil }.map(\.name)
         let needsKey = plan.contentFilters.contains { $0.action == .authorize }
         self.approvalKey = needsKey ? Approval.loadKey(plan.approvalKey) : nil
     }
@@ -334,6 +337,9 @@ public final class MCPRelay: Sendable {
         guard case .object = arguments else { throw Refusal(code: -32602, reason: "invalid_arguments", message: "arguments must be an object") }
         if let v = SchemaValidator.violation(of: arguments, against: schema) { throw Refusal(code: -32602, reason: "invalid_arguments", message: v) }
 
+        guard unusableFilters.isEmpty else {
+            throw Refusal(code: -32602, reason: "filter_unusable", message: "content filter \(unusableFilters.joined(separator: ", ")) cannot be compiled here, so no call passes")
+        }
         var needsApproval: [String] = []
         var sanitized = arguments
         var rewritten = false

@@ -157,6 +157,15 @@ struct MCPPolicyTests {
         #expect(h.server.calls == 0)
     }
 
+    @Test func aFilterThatDoesNotCompileStopsEveryCall() throws {
+        var plan = MCPPlan()
+        plan.contentFilters = [ContentFilter(name: "broken", pattern: "(unclosed", action: .log)]
+        let h = try RelayHarness(plan: plan)
+        _ = try h.request(#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#)
+        #expect(try h.request(call(1, "echo", #"{"text":"x"}"#))["error"]?["data"]?["burrow"] == .string("filter_unusable"))
+        #expect(h.server.calls == 0)
+    }
+
     private func call(_ id: Int, _ name: String, _ arguments: String) -> String {
         #"{"jsonrpc":"2.0","id":\#(id),"method":"tools/call","params":{"name":"\#(name)","arguments":\#(arguments)}}"#
     }
