@@ -49,6 +49,22 @@ echo "== burrow audit verify"
 "$burrow" audit verify
 
 echo
+echo "== burrow mcp --profile Profiles/mcp-server-git.toml -- $venv/bin/python3 -m mcp_server_git --repository $repo"
+echo "   (the MCP relay: a call before any tools/list, so the relay lists the tools itself; then one with a"
+echo "    schema-invalid argument, answered by Burrow without reaching the server; each call audited)"
+since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+{
+    printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"burrow-demo","version":"1"}}}'
+    printf '%s\n' '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+    printf '%s\n' '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"git_status","arguments":{"repo_path":"/srv/burrow/repo"}}}'
+    printf '%s\n' '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"git_log","arguments":{"repo_path":"/srv/burrow/repo","max_count":"ten"}}}'
+    sleep 3
+} | "$burrow" mcp --profile Profiles/mcp-server-git.toml -- "$venv/bin/python3" -m mcp_server_git --repository "$repo"
+echo
+echo "== burrow audit --tool mcp-server-git --since $since"
+"$burrow" audit --tool mcp-server-git --since "$since"
+
+echo
 echo "== burrowd: a daemon on a private socket; register a tool, invoke it, read its trail and metrics"
 dir=$(mktemp -d /tmp/burrow-demo.XXXXXX)
 daemon=''
