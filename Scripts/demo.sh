@@ -25,14 +25,15 @@ echo "== burrow dry-run --profile Profiles/mcp-server-git.toml -- $venv/bin/pyth
 "$burrow" dry-run --profile Profiles/mcp-server-git.toml -- "$venv/bin/python3" -m mcp_server_git --repository "$repo"
 
 echo
-echo "== burrow run --profile Profiles/mcp-server-git.toml -- $venv/bin/python3 -m mcp_server_git --repository $repo"
-echo "   (MCP over stdio: initialize, then tools/call git_status; the run record goes to /tmp/burrow-demo-run.json)"
+echo "== burrow run --profile Profiles/mcp-server-git.toml --without-mcp-relay -- $venv/bin/python3 -m mcp_server_git --repository $repo"
+echo "   (the sandbox alone, stdio straight through: without the flag burrow run refuses an MCP server's profile;"
+echo "    MCP over stdio: initialize, then tools/call git_status; the run record goes to /tmp/burrow-demo-run.json)"
 {
     printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"burrow-demo","version":"1"}}}'
     printf '%s\n' '{"jsonrpc":"2.0","method":"notifications/initialized"}'
     printf '%s\n' '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"git_status","arguments":{"repo_path":"/srv/burrow/repo"}}}'
     sleep 3
-} | "$burrow" run --profile Profiles/mcp-server-git.toml --json-result /tmp/burrow-demo-run.json -- \
+} | "$burrow" run --profile Profiles/mcp-server-git.toml --without-mcp-relay --json-result /tmp/burrow-demo-run.json -- \
     "$venv/bin/python3" -m mcp_server_git --repository "$repo"
 echo
 echo "== run record summary"

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import BurrowAudit
 import BurrowMCP
 import BurrowPolicy
@@ -56,7 +55,7 @@ struct McpCommand: ParsableCommand {
     }
 
     func run() throws {
-        let setup = try RunSetup.prepare(options: options, auditOptions: auditOptions, profile: profile, command: command)
+        let setup = try RunSetup.prepare(options: options, auditOptions: auditOptions, profile: profile, command: command, relayPolicyHandled: true)
         let (plan, audit, lease) = (setup.plan, setup.audit, setup.lease)
         let session = UUID().uuidString.lowercased()
 

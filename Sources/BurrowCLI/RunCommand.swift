@@ -33,7 +33,7 @@ struct RunCommand: ParsableCommand {
 
             Examples:
               burrow run --profile minimal -- sh -c 'echo hello from $(id -u)'
-              burrow run --profile Profiles/mcp-server-time.toml -- mcp-server-time
+              burrow run --profile python-script -- python3 /srv/burrow/scripts/report.py
               burrow run --profile untrusted --json-result /tmp/run.json -- python3 -c 'print(1)'
             """)
 
@@ -49,6 +49,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not report refused system calls on stderr (they are still in the run record).")
     var quiet = false
 
+    @Flag(name: .long, help: "Run an MCP server (mcp = true or [mcp_policy]) with its stdio straight through, without the relay's policy: no tool, schema, filter or rate checks and no per-call audit. Without it such a profile is refused here: use `burrow mcp`.")
+    var withoutMcpRelay = false
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after '--'.", valueName: "command"))
     var command: [String] = []
 
@@ -57,7 +60,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let setup = try RunSetup.prepare(options: options, auditOptions: auditOptions, profile: profile, command: command)
+        let setup = try RunSetup.prepare(options: options, auditOptions: auditOptions, profile: profile, command: command, relayPolicyHandled: withoutMcpRelay)
         let (plan, audit, lease) = (setup.plan, setup.audit, setup.lease)
 
         let quiet = quiet
@@ -111,7 +114,10 @@ struct RunSetup {
     /// Held until the run ends.
     let lease: SandboxIDLease
 
-    static func prepare(options: ProfileOptions, auditOptions: AuditOptions, profile: String, command: [String]) throws -> RunSetup {
+    /// - Parameter relayPolicyHandled: the caller applies the plan's MCP
+    ///   relay policy (`burrow mcp`), or was told explicitly to run without
+    ///   it; otherwise a plan with such a policy is refused, not weakened.
+    static func prepare(options: ProfileOptions, auditOptions: AuditOptions, profile: String, command: [String], relayPolicyHandled: Bool) throws -> RunSetup {
         let policy: HostPolicy
         do {
             policy = try options.loadPolicy()
@@ -146,6 +152,15 @@ struct RunSetup {
             }
         }
         let (plan, _, _, _) = try request.compile(policy: policy)
+        if plan.mcp.isConfigured && !relayPolicyHandled {
+            let message =
+                "\(plan.tool.id) is an MCP server (mcp = true or [mcp_policy]); burrow run would pass its stdio straight through, "
+                + "so the relay's policy (listed tools, argument schemas, content filters, rate limits, per-call audit) would not apply. "
+                + "Use `burrow mcp`, or `burrow run --without-mcp-relay` to run it without that policy."
+            request.onRefusal(plan.tool.id, "mcp_relay_required", message)
+            printError("burrow: refusing to run: " + message)
+            throw ExitCode(125)
+        }
         let audit = RunAudit(
             store: store, caller: caller, profileDigest: request.reads.digest(of: plan.profileFiles),
             durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds)

@@ -61,7 +61,10 @@ final class InvocationService: Sendable {
 
     /// Everything before the sandbox starts. A refusal is a PermissionDenied
     /// (with the reason) and a DaemonError for the caller.
-    func prepare(_ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential) async throws(DaemonError) -> Prepared {
+    /// `session`: the run will be an MCP session behind the relay; a plain
+    /// invocation's stdin would bypass the relay, so a tool with relay
+    /// policy is refused one (and a session needs `mcp = true`).
+    func prepare(_ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential, session: Bool = false) async throws(DaemonError) -> Prepared {
         let tool = record.registration.id
         let caller = Caller(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid)
         let (audit, metrics) = (audit, metrics)
@@ -125,6 +128,14 @@ final class InvocationService: Sendable {
             plan = try planner.plan(loaded, argv: record.registration.command + request.arguments, environment: request.environment, sandboxID: lease.id, timeout: timeout)
         } catch {
             throw await refuse(.conflict, "plan_refused", error.description)
+        }
+        if session && !plan.mcp.server {
+            throw await refuse(.conflict, "not_mcp", "\(tool)'s profile does not say it is an MCP server: set mcp = true (top level) to serve it as sessions")
+        }
+        if !session && plan.mcp.isConfigured {
+            throw await refuse(
+                .conflict, "mcp_relay_required",
+                "\(tool) is an MCP server (mcp = true or [mcp_policy]): a plain invocation would pass its stdin straight to it, past the relay's policy; start a session (POST /v1/tools/\(tool)/sessions)")
         }
         let passed = Set(plan.environment.filter { $0.source == .caller }.map(\.name))
         let refused = request.environment.keys.filter { !passed.contains($0) }.sorted()

@@ -15,14 +15,8 @@ extension API {
         guard body.stdin == nil, body.stdinBase64 == nil else {
             throw DaemonError(.badRequest, code: "invalid_request", "an MCP session's stdin is its MCP traffic: send messages to the session's endpoint")
         }
-        let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
-        let chosen = body.version.map { v in versions.first { $0.registration.metadata.version == v } } ?? versions.first { $0.registration.status != .disabled }
-        guard let record = chosen else { throw DaemonError(.notFound, code: "not_found", "no enabled version of \(id) is registered") }
-        let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown)
-        guard prepared.plan.mcp.server else {
-            prepared.slot.release()
-            throw DaemonError(.conflict, code: "not_mcp", "\(id)'s profile does not say it is an MCP server: set mcp = true (top level) to serve it as sessions")
-        }
+        let record = try registration(id, version: body.version)
+        let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown, session: true)
         let session = try daemon.sessions.start(prepared)
         return try json(
             SessionStarted(

@@ -243,16 +243,22 @@ struct API: Sendable {
 
     // MARK: invocations
 
+    /// The registration a run uses: the version asked for, or the highest one that is not disabled.
+    func registration(_ id: String, version: String?) throws(DaemonError) -> ToolRecord {
+        let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
+        let chosen = version.map { v in versions.first { $0.registration.metadata.version == v } } ?? versions.first { $0.registration.status != .disabled }
+        guard let record = chosen else {
+            let what = version.map { "version \($0) of \(id) is" } ?? (versions.isEmpty ? "no tool \(id) is" : "no version of \(id) is enabled and")
+            throw DaemonError(.notFound, code: "not_found", "\(what) registered")
+        }
+        return record
+    }
+
     func invoke(_ request: Request, _ context: DaemonContext) async throws -> Response {
         let id = try context.parameters.require("id")
         try await require(.invoker, context, request, "invoking a tool", tool: id)
         let body = try await decode(InvocationRequest.self, request, context, tool: id)
-        let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
-        let chosen = body.version.map { v in versions.first { $0.registration.metadata.version == v } } ?? versions.first { $0.registration.status != .disabled }
-        guard let record = chosen else {
-            let what = body.version.map { "version \($0) of \(id) is" } ?? (versions.isEmpty ? "no tool \(id) is" : "no version of \(id) is enabled and")
-            throw DaemonError(.notFound, code: "not_found", "\(what) registered")
-        }
+        let record = try registration(id, version: body.version)
         let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown)
         let streaming = request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
             || request.headers[.accept]?.contains("application/x-ndjson") == true

@@ -25,9 +25,6 @@ public struct EgressError: Error, Sendable, CustomStringConvertible {
 /// others. Names are resolved on a small pool of resolver threads, so a slow
 /// resolver cannot stall the loop either.
 public final class EgressProxy: Sendable {
-    /// How the reason of a connection cut by the byte budget begins.
-    public static let budgetCut = "network byte budget"
-
     private let loop: Loop
 
     private static let instance = Mutex<EgressProxy?>(nil)
@@ -621,7 +618,7 @@ final class Loop: @unchecked Sendable {
         guard let budget = session.egress.maxBytes else { return }
         session.summary.budgetExhausted = budget
         for id in session.connections {
-            if let c = connections[id] { finish(c, .closed(reason: "\(EgressProxy.budgetCut) of \(budget) bytes exhausted"), reset: true) }
+            if let c = connections[id] { finish(c, .closed(reason: "network byte budget of \(budget) bytes exhausted"), reset: true, budgetCut: true) }
         }
     }
 
@@ -645,7 +642,7 @@ final class Loop: @unchecked Sendable {
     }
 
     /// Closes everything the connection holds and reports it (`outcome` nil: silently).
-    private func finish(_ c: Connection, _ outcome: EgressRecord.Outcome?, reset: Bool) {
+    private func finish(_ c: Connection, _ outcome: EgressRecord.Outcome?, reset: Bool, budgetCut: Bool = false) {
         guard connections.removeValue(forKey: c.id) != nil else { return }
         c.session.connections.remove(c.id)
         again.remove(c.id)
@@ -657,7 +654,8 @@ final class Loop: @unchecked Sendable {
             for fd in [d.pipe.read, d.pipe.write] where fd >= 0 { close(fd) }
         }
         guard let outcome else { return }
-        let r = record(c, outcome, now: Kernel.monotonicNanoseconds())
+        var r = record(c, outcome, now: Kernel.monotonicNanoseconds())
+        r.budgetCut = budgetCut
         c.session.summary.bytesOut += r.bytesOut
         c.session.summary.bytesIn += r.bytesIn
         c.session.sink(r)

@@ -27,6 +27,8 @@ public struct EgressRecord: Sendable, Equatable {
     public var bytesIn: UInt64
     public var milliseconds: UInt64
     public var outcome: Outcome
+    /// Cut because the sandbox's byte budget was spent.
+    public var budgetCut = false
 
     public var isDenial: Bool {
         if case .refused(let r) = outcome { return r.isDenial }

@@ -1,3 +1,5 @@
+import BurrowAudit
+
 /// A parsed JSON value, as much as the relay's policy needs. Numbers keep
 /// their text (the relay forwards original bytes and never re-encodes).
 public indirect enum JSON: Sendable, Equatable {
@@ -32,6 +34,41 @@ public indirect enum JSON: Sendable, Equatable {
         case .string: "string"
         case .array: "array"
         case .object: "object"
+        }
+    }
+}
+
+extension JSON {
+    /// Compact JSON text with keys sorted and numbers as written: what the
+    /// relay digests, and what it sends when it writes a message itself.
+    public var canonicalText: String {
+        var out = ""
+        write(into: &out)
+        return out
+    }
+
+    private func write(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .number(let n): out += n
+        case .string(let s): JSONValue.quote(s, into: &out)
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(into: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, key) in members.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                JSONValue.quote(key, into: &out)
+                out += ":"
+                members[key]!.write(into: &out)
+            }
+            out += "}"
         }
     }
 }

@@ -116,8 +116,13 @@ public final class MCPRelay: Sendable {
         self.plan = plan
         self.server = server
         self.sink = sink
-        self.filters = plan.contentFilters.compactMap { f in (try? Regex(f.pattern)).map { CompiledFilter(filter: f, regex: $0) } }
-        self.unusableFilters = plan.contentFilters.filter { (try? Regex($0.pattern)) == nil }.map(\.name)
+        var compiled: [CompiledFilter] = []
+        var unusable: [String] = []
+        for f in plan.contentFilters {
+            if let regex = try? Regex(f.pattern) { compiled.append(CompiledFilter(filter: f, regex: regex)) } else { unusable.append(f.name) }
+        }
+        self.filters = compiled
+        self.unusableFilters = unusable
         let needsKey = plan.contentFilters.contains { $0.action == .authorize }
         self.approvalKey = needsKey ? Approval.loadKey(plan.approvalKey) : nil
     }
@@ -365,9 +370,7 @@ public final class MCPRelay: Sendable {
         params["arguments"] = sanitized
         top["params"] = .object(params)
         call.forwardedDigest = Self.digest(sanitized)
-        var text = ""
-        Self.canonical(.object(top), into: &text)
-        return Array(text.utf8)
+        return Array(JSON.object(top).canonicalText.utf8)
     }
 
     /// Checks the call's approval token for an `authorize` filter; returns its expiry.
@@ -428,9 +431,8 @@ public final class MCPRelay: Sendable {
                 s.fetchKey = "s" + id
                 s.fetchReply = nil
             }
-            var text = ""
-            Self.canonical(.object(["jsonrpc": .string("2.0"), "id": .string(id), "method": .string("tools/list"), "params": .object(p)]), into: &text)
-            guard send(serverIn, Array(text.utf8) + [0x0a]) else { throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's stdin is closed") }
+            let request = JSON.object(["jsonrpc": .string("2.0"), "id": .string(id), "method": .string("tools/list"), "params": .object(p)])
+            guard send(serverIn, Array(request.canonicalText.utf8) + [0x0a]) else { throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's stdin is closed") }
             var reply: JSON?
             while reply == nil {
                 let (r, gone) = state.withLock { ($0.fetchReply, $0.serverGone) }
@@ -544,33 +546,7 @@ public final class MCPRelay: Sendable {
 
     /// `sha256:` of the value's canonical JSON (keys sorted, numbers as written).
     public static func digest(_ value: JSON) -> String {
-        var text = ""
-        canonical(value, into: &text)
-        return "sha256:" + AuditChain.hex(AuditChain.sha256(Array(text.utf8)))
-    }
-
-    static func canonical(_ value: JSON, into out: inout String) {
-        switch value {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += n
-        case .string(let s): out += quote(s)
-        case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                canonical(item, into: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (i, key) in members.keys.sorted().enumerated() {
-                if i > 0 { out += "," }
-                out += quote(key) + ":"
-                canonical(members[key]!, into: &out)
-            }
-            out += "}"
-        }
+        "sha256:" + AuditChain.hex(AuditChain.sha256(Array(value.canonicalText.utf8)))
     }
 }
 

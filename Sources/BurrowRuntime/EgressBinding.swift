@@ -50,9 +50,7 @@ final class EgressBinding {
             session = try proxy.serve(listener: FileDescriptor(rawValue: listener), egress: egress) { record in
                 // Asked on the proxy's thread, as the connection ends.
                 let during = activity?()
-                if case .closed(let reason) = record.outcome, reason.hasPrefix(EgressProxy.budgetCut) {
-                    budgetActivity.set(during ?? [])
-                }
+                if record.budgetCut { budgetActivity.set(during ?? []) }
                 guard let trail else { return }
                 audit.async { trail.network(record, during: during) }
             }

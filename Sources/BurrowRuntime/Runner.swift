@@ -65,12 +65,12 @@ public enum Runner {
     /// - Throws: `RunError.refused` when a requested control cannot be
     ///   enforced here, `RunError.spawn` when a step of the child failed.
     public static func run(_ plan: LaunchPlan, invocationID: String, options: Options = Options()) throws(RunError) -> RunRecord {
-        // The lease marks the invocation as supervised (its cgroup, its open
-        // audit trail) for as long as this process lives.
         // The caller's stdio ends are ours from here: closed once the tool
         // has them, or whatever fails first (their other ends see EOF).
         var stdio = options.streams == nil ? options.stdio ?? [] : []
         defer { for fd in stdio { try? fd.close() } }
+        // The lease marks the invocation as supervised (its cgroup, its open
+        // audit trail) for as long as this process lives.
         let lease = try InvocationLease.acquire(invocationID)
         defer { lease.end() }
         guard let audit = options.audit else { return try execute(plan, invocationID: invocationID, options: options, trail: nil, stdio: &stdio) }

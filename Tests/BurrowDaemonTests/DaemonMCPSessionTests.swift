@@ -97,6 +97,11 @@ struct DaemonMCPSessionTests {
         try #require(r.status == 0, "\(r.stderr)")
         let (refused, _, body) = try Self.start(daemon, "minimal")
         #expect(refused == 409 && body.contains("not_mcp"), "\(body)")
+        // A plain invocation of an MCP server would feed its stdin past the relay.
+        let invoked = try daemon.client.send("POST", "/v1/tools/mcp-server-time/invocations", body: Array(#"{"stdin": "{}"}"#.utf8))
+        #expect(invoked.status == 409 && String(decoding: invoked.body, as: UTF8.self).contains("mcp_relay_required"))
+        #expect(try daemon.trail("mcp-server-time").contains { $0.type == .permissionDenied && $0.details["reason"]?.stringValue == "mcp_relay_required" })
+        #expect(try daemon.trail("minimal").contains { $0.type == .permissionDenied && $0.details["reason"]?.stringValue == "not_mcp" })
 
         let (status, started, text) = try Self.start(daemon)
         let session = try #require(started, "\(status) \(text)")

@@ -300,8 +300,7 @@ private final class ScriptedServer: Sendable {
             log.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
             guard let message = try? JSONParser.parse(bytes, maxDepth: 64) else { continue }
             guard let id = message["id"], let method = message["method"]?.string else { continue }
-            var idText = ""
-            id.write(into: &idText)
+            let idText = id.canonicalText
             let result: String
             switch method {
             case "tools/list":
@@ -313,51 +312,12 @@ private final class ScriptedServer: Sendable {
                 result = #"{"tools":[\#(list)]\#(page2 || names.count <= 2 ? "" : #","nextCursor":"page2""#)}"#
             case "tools/call":
                 if message["params"]?["name"] == .string("hold") { continue }
-                var text = ""
-                (message["params"]?["arguments"]?["text"] ?? .string("ok")).write(into: &text)
+                let text = (message["params"]?["arguments"]?["text"] ?? .string("ok")).canonicalText
                 result = #"{"content":[{"type":"text","text":\#(text)}]}"#
             default:
                 result = "{}"
             }
             end.write(#"{"jsonrpc":"2.0","id":\#(idText),"result":\#(result)}"#)
-        }
-    }
-}
-
-extension JSON {
-    /// Compact JSON text (keys sorted), for the scripted server.
-    fileprivate func write(into out: inout String) {
-        switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += n
-        case .string(let s):
-            out += "\""
-            for c in s.unicodeScalars {
-                switch c {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                default: out.unicodeScalars.append(c)
-                }
-            }
-            out += "\""
-        case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                item.write(into: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (i, key) in members.keys.sorted().enumerated() {
-                if i > 0 { out += "," }
-                JSON.string(key).write(into: &out)
-                out += ":"
-                members[key]!.write(into: &out)
-            }
-            out += "}"
         }
     }
 }

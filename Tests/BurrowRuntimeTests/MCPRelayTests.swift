@@ -39,6 +39,16 @@ struct MCPRelayTests: SandboxTesting {
 
     static let timePython = "/opt/burrow/venvs/mcp-server-time/bin/python3"
 
+    @Test("burrow run refuses an MCP server's profile (its relay policy would not apply) unless told to run without it")
+    func runRefusesUnrelayedMCP() throws {
+        let refused = try run(Fixtures.profilesDirectory + "/mcp-server-time.toml", [Self.timePython, "-m", "mcp_server_time"])
+        #expect(refused.status == 125)
+        #expect(refused.stderr.contains("burrow mcp") && refused.stderr.contains("--without-mcp-relay"), "\(refused.stderr)")
+        let events = try auditLog().events(AuditQuery())
+        #expect(events.map(\.type) == [.permissionDenied], "nothing ran")
+        #expect(events.first?.details["reason"]?.stringValue == "mcp_relay_required")
+    }
+
     @Test("both protocol eras pass: the handshake, server/discover, and a pinned 2026-07-28 client that calls before listing", arguments: ["legacy", "auto", "2026-07-28"])
     func protocolEras(mode: String) throws {
         let result = try Subprocess.run(

@@ -157,7 +157,7 @@ struct SandboxTests: SandboxTesting {
         ].joined(separator: "\n") + "\n"
         try messages.write(toFile: directory + "/requests", atomically: true, encoding: .utf8)
         // stdin stays open a little after the requests, as a client's would.
-        let command = "(cat \(directory)/requests; sleep 3) | \(Subprocess.burrow) run --profile \(Fixtures.profilesDirectory)/mcp-server-time.toml --quiet -- /opt/burrow/venvs/mcp-server-time/bin/python3 -m mcp_server_time"
+        let command = "(cat \(directory)/requests; sleep 3) | \(Subprocess.burrow) run --profile \(Fixtures.profilesDirectory)/mcp-server-time.toml --quiet --without-mcp-relay -- /opt/burrow/venvs/mcp-server-time/bin/python3 -m mcp_server_time"
         let result = try Subprocess.run(["/bin/sh", "-c", command])
         let replies = result.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let call = replies.first { ($0["id"] as? Int) == 2 }
