@@ -29,6 +29,9 @@ final class InvocationService: Sendable {
     private let live = Mutex<[String: RunStop]>([:])
     private let draining = Atomic<Bool>(false)
     private let finished = Atomic<Int>(0)
+    /// When a run last swept left-behind invocation cgroups (monotonic ns).
+    private let lastSweep = Atomic<UInt64>(0)
+    static let sweepInterval: UInt64 = 5_000_000_000
     /// burrow-spawner, once started (`Daemon.run`); nil: sandboxes are cloned in process.
     private let spawner = Mutex<Spawner?>(nil)
 
@@ -183,6 +186,11 @@ final class InvocationService: Sendable {
         defer { _ = live.withLock { $0.removeValue(forKey: id) } }
         let metrics = metrics
         let spawner = spawner.withLock { $0 }
+        // burrowd swept at start; after that, a `burrow run` killed on this
+        // host leaves cgroups behind that the next sweep (every few seconds) removes.
+        let now = Kernel.monotonicNanoseconds()
+        let last = lastSweep.load(ordering: .relaxed)
+        let sweep = now - last >= Self.sweepInterval && lastSweep.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
         let outcome: Result<RunRecord, RunError>? = await DedicatedThread.run {
             let active = Atomic<Bool>(false)
             defer { if active.load(ordering: .relaxed) { metrics.active.decrement() } }
@@ -192,7 +200,7 @@ final class InvocationService: Sendable {
                         p.plan, invocationID: id,
                         options: Runner.Options(
                             forwardSignals: false, audit: p.audit, streams: stdio == nil ? streams : nil, stop: stop, spawner: spawner, stdio: stdio,
-                            activity: activity,
+                            activity: activity, sweep: sweep,
                             onStart: {
                                 active.store(true, ordering: .relaxed)
                                 metrics.active.increment()

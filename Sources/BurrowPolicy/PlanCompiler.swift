@@ -19,6 +19,8 @@ public struct PlanCompiler: Sendable {
     /// The host uid/gid leased for this sandbox (`burrow run`); nil shows the
     /// first id of the policy's range (`burrow dry-run`).
     public var sandboxID: UInt32?
+    /// Runtimes kept from earlier plans (nil: everything is found afresh).
+    public var memo: CompileMemo?
 
     public init(policy: HostPolicy, host: HostFacts, fs: any FileSystemView, environment: [String: String], workingDirectory: String) {
         self.policy = policy
@@ -37,14 +39,7 @@ public struct PlanCompiler: Sendable {
         let isolated = level != .none
 
         // What may run, and what it needs to start.
-        let resolver = RuntimeResolver(fs: fs, searchPath: policy.sandbox.execSearchPath)
-        var runtime = RuntimeResolver.Result()
-        for grant in profile.permissions.execute {
-            let found = resolver.expand(grant.text)
-            if found.isEmpty { runtime.unmatched.append(grant.text) }
-            for path in found { resolver.addExecutable(path, reason: "permissions.execute \"\(grant.text)\"", to: &runtime) }
-        }
-        let command = try resolveCommand(argv, resolver: resolver, runtime: runtime)
+        let (runtime, command) = try resolveRuntime(profile, argv: argv)
 
         let reads = profile.filesystem.allReads(profile.permissions)
         let writes = profile.filesystem.allWrites(profile.permissions)
@@ -71,7 +66,8 @@ public struct PlanCompiler: Sendable {
 
         let seccomp: SeccompPlan
         do {
-            seccomp = try seccompPlan(profile, isolated: isolated)
+            let key = CompileMemo.FilterKey(isolated: isolated, machine: host.machine, inputs: SeccompPolicy.inputs(of: profile))
+            seccomp = try memo?.seccomp(key) { () throws(SeccompCompiler.Failure) in try seccompPlan(profile, isolated: isolated) } ?? seccompPlan(profile, isolated: isolated)
         } catch {
             throw PlanError(description: "the seccomp filter does not compile: \(error)")
         }
@@ -102,7 +98,26 @@ public struct PlanCompiler: Sendable {
 
     // MARK: command
 
-    private func resolveCommand(_ argv: [String], resolver: RuntimeResolver, runtime: RuntimeResolver.Result) throws(PlanError) -> String {
+    /// The granted executables with what they need, and the command's path.
+    private func resolveRuntime(_ profile: SecurityProfile, argv: [String]) throws(PlanError) -> (RuntimeResolver.Result, String) {
+        let grants = profile.permissions.execute.map(\.text)
+        func compute(_ fs: any FileSystemView) throws(PlanError) -> (RuntimeResolver.Result, String) {
+            let resolver = RuntimeResolver(fs: fs, searchPath: policy.sandbox.execSearchPath)
+            var runtime = RuntimeResolver.Result()
+            for grant in grants {
+                let found = resolver.expand(grant)
+                if found.isEmpty { runtime.unmatched.append(grant) }
+                for path in found { resolver.addExecutable(path, reason: "permissions.execute \"\(grant)\"", to: &runtime) }
+            }
+            return (runtime, try resolveCommand(argv, fs: fs, runtime: runtime))
+        }
+        // Stamps are taken from this host's paths: only answers about them can be kept.
+        guard let memo, fs is LiveFileSystem else { return try compute(fs) }
+        let key = CompileMemo.Key(grants: grants, searchPath: policy.sandbox.execSearchPath, command: argv.first ?? "", workingDirectory: workingDirectory)
+        return try memo.runtime(key, fs: fs, compute: compute)
+    }
+
+    private func resolveCommand(_ argv: [String], fs: any FileSystemView, runtime: RuntimeResolver.Result) throws(PlanError) -> String {
         guard let first = argv.first, !first.isEmpty else { throw PlanError(description: "no command given: put it after '--'") }
         let candidate: String?
         if first.contains("/") {

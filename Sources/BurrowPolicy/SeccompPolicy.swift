@@ -98,11 +98,25 @@ enum SeccompPolicy {
     static let AF_INET: UInt64 = 2
     static let AF_INET6: UInt64 = 10
 
+    /// Everything of a profile the rule set depends on: the plan compiler's
+    /// memo keeps one seccomp plan per value.
+    struct Inputs: Hashable, Sendable {
+        var fork: Bool
+        var networkAccess: NetworkAccess
+    }
+
+    static func inputs(of profile: SecurityProfile) -> Inputs {
+        Inputs(fork: profile.permissions.process.fork, networkAccess: profile.networkAccess)
+    }
+
     /// The rule set for `profile` (already clamped by policy).
-    static func rules(for profile: SecurityProfile) -> (allowed: [String], rules: [SeccompRule]) {
+    static func rules(for profile: SecurityProfile) -> (allowed: [String], rules: [SeccompRule]) { rules(for: inputs(of: profile)) }
+
+    /// The rule set for a profile with these inputs: it reads nothing else.
+    static func rules(for profile: Inputs) -> (allowed: [String], rules: [SeccompRule]) {
         var allowed = baseline
         var rules: [SeccompRule] = []
-        let fork = profile.permissions.process.fork
+        let fork = profile.fork
 
         // Processes: threads always, new processes only with the fork permission.
         if fork {

@@ -40,16 +40,21 @@ public enum Runner {
         /// seen: the events carry it as `during` (the MCP relay's calls in
         /// flight). A violation is recorded once per syscall and activity.
         public var activity: (@Sendable () -> [String])?
+        /// Sweep left-behind invocation cgroups before this run (`burrow run`
+        /// always does; burrowd sweeps at start and then at most every few
+        /// seconds, not on every invocation).
+        public var sweep: Bool
 
         public init(
             forwardSignals: Bool = true, audit: RunAudit? = nil, streams: CapturedStreams? = nil,
-            stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil, onStart: @escaping @Sendable () -> Void = {},
+            stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil, sweep: Bool = true, onStart: @escaping @Sendable () -> Void = {},
             onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }
         ) {
             self.stop = stop
             self.spawner = spawner
             self.stdio = stdio
             self.activity = activity
+            self.sweep = sweep
             self.forwardSignals = forwardSignals
             self.audit = audit
             self.streams = streams
@@ -105,7 +110,7 @@ public enum Runner {
         // The sweep removes invocation cgroups whose lease is free; then their
         // audit trails, still open, are closed as supervisor_lost.
         let site = try CgroupSite.locate(plan.cgroup)
-        let swept = site?.sweep() ?? []
+        let swept = options.sweep ? site?.sweep() ?? [] : []
         var notes: [String] = []
         var recovered: [String] = []
         var auditProblems: [String] = []
@@ -273,6 +278,13 @@ public enum Runner {
 
 /// Reads back what the sandbox's first process really got.
 enum Observation {
+    /// This process's own namespaces, read once (the supervisor never leaves them).
+    static let ownNamespaces: [String: String?] = Dictionary(
+        uniqueKeysWithValues: NamespaceKind.allCases.map { kind in
+            let file = kind == .mount ? "mnt" : kind.rawValue
+            return (file, LiveFileSystem().readLink("/proc/self/ns/\(file)"))
+        })
+
     static func read(pid: pid_t, namespaces: [NamespaceKind]) -> RunRecord.Observed? {
         guard let text = try? FileIO.read("/proc/\(pid)/status") else { return nil }
         var fields: [Substring: String] = [:]
@@ -286,7 +298,7 @@ enum Observation {
         for kind in namespaces {
             let file = kind == .mount ? "mnt" : kind.rawValue
             let theirs = fs.readLink("/proc/\(pid)/ns/\(file)")
-            let ours = fs.readLink("/proc/self/ns/\(file)")
+            let ours = ownNamespaces[file] ?? nil
             ns[kind.rawValue] = theirs == nil ? "unreadable (the sandbox had already ended)" : theirs == ours ? "shared with the supervisor" : "own"
             ids[kind.rawValue] = theirs
         }

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -99,5 +101,92 @@ public struct LiveFileSystem: FileSystemView {
         }
         guard n >= 0 else { return nil }
         return Array(bytes.prefix(n))
+    }
+}
+
+/// What lstat(2) says about one path, or that it is absent: equal stamps
+/// mean no answer a `FileSystemView` gives about the path can have changed
+/// (a rewrite moves the change time and the size, a replacement the inode).
+/// A directory's times count only when its entries were listed: whether it
+/// holds a given name is the stamp of that name's own path.
+public struct FileStamp: Sendable, Equatable {
+    var device: UInt64 = 0
+    var inode: UInt64 = 0
+    var mode: UInt32 = 0
+    var size: Int64 = 0
+    var modified: Int64 = 0
+    var changed: Int64 = 0
+    var error: Int32 = 0
+
+    public static func of(_ path: String, listed: Bool = false) -> FileStamp {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return FileStamp(error: errno) }
+        var stamp = FileStamp(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), mode: st.st_mode)
+        if st.st_mode & S_IFMT != S_IFDIR || listed {
+            stamp.size = Int64(st.st_size)
+            stamp.modified = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+            stamp.changed = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
+        }
+        return stamp
+    }
+
+    /// The later of its modification and change times (ns since the epoch; 0 when not stamped).
+    public var lastChange: Int64 { max(modified, changed) }
+}
+
+/// A view that answers from `base` and stamps every path it is asked about
+/// (before asking, so a change racing the answer shows up as a changed
+/// stamp): whatever was computed from its answers may be reused for as long
+/// as `unchanged()` holds. The stamps are of this host's paths: wrap only a
+/// view of the live file system.
+public final class RecordingFileSystem: FileSystemView {
+    private struct Key: Hashable {
+        var path: String
+        var listed: Bool
+    }
+
+    private let base: any FileSystemView
+    private let stamps = Mutex<[Key: FileStamp]>([:])
+
+    public init(_ base: any FileSystemView) { self.base = base }
+
+    private func stamp(_ path: String, listed: Bool = false) {
+        let key = Key(path: path, listed: listed)
+        stamps.withLock { if $0[key] == nil { $0[key] = FileStamp.of(path, listed: listed) } }
+    }
+
+    public func kind(_ path: String) -> FileKind? {
+        stamp(path)
+        return base.kind(path)
+    }
+
+    public func readLink(_ path: String) -> String? {
+        stamp(path)
+        return base.readLink(path)
+    }
+
+    public func list(_ path: String) -> [String]? {
+        stamp(path, listed: true)
+        return base.list(path)
+    }
+
+    public func read(_ path: String, offset: Int, count: Int) -> [UInt8]? {
+        stamp(path)
+        return base.read(path, offset: offset, count: count)
+    }
+
+    /// How many paths the answers depended on.
+    public var pathCount: Int { stamps.withLock { $0.count } }
+
+    /// The most recent change among the stamped paths (ns since the epoch).
+    /// File times come from a coarse clock: a path changed within a tick of
+    /// its stamp could change again without a new time (and with the same
+    /// size), so an answer this recent is not safe to keep.
+    public var lastChange: Int64 { stamps.withLock { $0.values.map(\.lastChange).max() ?? 0 } }
+
+    /// Whether every path consulted still has the stamp it had.
+    public func unchanged() -> Bool {
+        let recorded = stamps.withLock { $0 }
+        return recorded.allSatisfy { FileStamp.of($0.key.path, listed: $0.key.listed) == $0.value }
     }
 }

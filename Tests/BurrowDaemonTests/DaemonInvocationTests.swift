@@ -17,7 +17,11 @@ final class LiveDaemon: @unchecked Sendable {
     private(set) var process: Subprocess.Running?
     var client: UnixHTTPClient { UnixHTTPClient(socketPath: socket) }
 
-    init(policy: String) throws {
+    /// Where burrowd finds the profiles a registration extends.
+    let profilePath: String
+
+    init(policy: String, profilePath: String = Fixtures.profilesDirectory) throws {
+        self.profilePath = profilePath
         directory = try Subprocess.temporaryDirectory()
         chmod(directory, 0o755)
         policyFile = directory + "/burrow.toml"
@@ -31,7 +35,7 @@ final class LiveDaemon: @unchecked Sendable {
         unlink(socket)
         let p = try Subprocess.start(
             [Subprocess.burrowd, "--policy", policyFile, "--socket", socket, "--audit-db", auditDB, "--registry-db", directory + "/registry.db"],
-            environment: ["BURROW_PROFILE_PATH": Fixtures.profilesDirectory])
+            environment: ["BURROW_PROFILE_PATH": profilePath])
         process = p
         for _ in 0..<200 {
             if (try? client.send("GET", "/v1/health"))?.status == 200 { return }
@@ -201,6 +205,33 @@ struct DaemonInvocationTests {
         let denied = try daemon.trail("minimal").filter { $0.type == .permissionDenied && $0.details["reason"]?.stringValue == "role_required" }
         #expect(Set(denied.map(\.context.uid)) == [65534, 1])
         #expect(try daemon.stop(SIGTERM).status == 0)
+    }
+
+    @Test("an edited base profile applies from the next invocation on (what a registration extends is read again each time, not kept)")
+    func editedBaseProfileApplies() throws {
+        let profiles = try Subprocess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: profiles) }
+        chmod(profiles, 0o755)
+        let minimal = try String(contentsOfFile: Fixtures.profilesDirectory + "/minimal.toml", encoding: .utf8)
+        let base = minimal.replacingOccurrences(of: "id = \"minimal\"", with: "id = \"edited-base\"")
+        try #require(base.contains("max_open_files = 128"))
+        try base.write(toFile: profiles + "/edited-base.toml", atomically: true, encoding: .utf8)
+
+        let daemon = try LiveDaemon(policy: Self.policy, profilePath: profiles)
+        let registration = """
+            {"id": "memo-tool", "metadata": {"name": "memo", "version": "1"}, "command": ["sh", "-c"],
+             "profile": "extends = \\"edited-base\\"\\n[tool]\\nid = \\"memo-tool\\"\\nname = \\"memo\\"\\nversion = \\"1\\"\\n"}
+            """
+        let registered = try daemon.client.send("POST", "/v1/tools", body: Array(registration.utf8))
+        try #require(registered.status == 201, "\(String(decoding: registered.body, as: UTF8.self))")
+        func openFiles() throws -> String? {
+            try daemon.request("POST", "/v1/tools/memo-tool/invocations", InvocationRequest(arguments: ["ulimit -n"]), as: InvocationResult.self).1?.stdout?.text
+        }
+        #expect(try openFiles() == "128\n")
+        #expect(try openFiles() == "128\n")
+        // Rewritten in place: read again by the next invocation.
+        try base.replacingOccurrences(of: "max_open_files = 128", with: "max_open_files = 96").write(toFile: profiles + "/edited-base.toml", atomically: false, encoding: .utf8)
+        #expect(try openFiles() == "96\n")
     }
 
     @Test("concurrent invocations from several clients all complete (no sandbox child inherits a lock held by another thread)")

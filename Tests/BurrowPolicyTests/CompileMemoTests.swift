@@ -1,0 +1,85 @@
+import BurrowPolicy
+import BurrowProfile
+import BurrowSystem
+import BurrowTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The runtime kept between plans (burrowd) against this host's live file
+/// system: reused while nothing it was found from changed, found afresh as
+/// soon as something did.
+@Suite("Compile memo")
+struct CompileMemoTests {
+    @Test func runtimeIsReusedUntilAFileItWasFoundFromChanges() throws {
+        let dir = try Subprocess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tool = dir + "/tool"
+        try write(tool, "#!/bin/sh\nexit 0\n")
+
+        let text = Fixtures.profileTOML("trust_level = \"community\"\n[permissions]\nexecute = [\"\(tool)\"]")
+        let profile = try #require(Fixtures.loader(["/p/t.toml": text], policy: .defaults).load("/p/t.toml").profile)
+        // The files are seconds old at most: without a racy window, kept at once.
+        let memo = CompileMemo(racyWindow: .zero)
+        var compiler = PlanCompiler(policy: .defaults, host: Fixtures.capableHost, fs: LiveFileSystem(), environment: [:], workingDirectory: "/")
+        compiler.memo = memo
+        func plan() throws -> LaunchPlan { try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [tool]) }
+
+        let first = try plan()
+        #expect(first.command.allowedExecutables.contains { $0.hasSuffix("/dash") }, "sh resolves to dash on Debian: \(first.command.allowedExecutables)")
+        #expect(try plan() == first)
+        #expect(memo.statistics.hits == 1 && memo.statistics.misses == 1)
+
+        // Replaced the way package managers do (a new file renamed over the
+        // old one): the next plan sees the new interpreter.
+        try write(dir + "/tool.new", "#!/bin/bash\nexit 0\n")
+        #expect(rename(dir + "/tool.new", tool) == 0)
+        let second = try plan()
+        #expect(memo.statistics.misses == 2)
+        #expect(second.command.allowedExecutables.contains("/usr/bin/bash"), "\(second.command.allowedExecutables)")
+
+        // Rewritten in place: also seen.
+        try write(tool, "#!/bin/sh\nexit 1\n")
+        let third = try plan()
+        #expect(memo.statistics.misses == 3)
+        #expect(!third.command.allowedExecutables.contains("/usr/bin/bash"))
+
+        // Unchanged again: reused, and identical to a plan made without the memo.
+        #expect(try plan() == third)
+        #expect(memo.statistics.misses == 3)
+        var fresh = compiler
+        fresh.memo = nil
+        #expect(try fresh.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [tool]) == third)
+
+        // With the default window, a runtime found from a file changed just now is not kept.
+        let careful = CompileMemo()
+        compiler.memo = careful
+        _ = try plan()
+        _ = try plan()
+        #expect(careful.statistics.hits == 0 && careful.statistics.misses == 2)
+    }
+
+    @Test func aRemovedCommandIsRefusedAtOnce() throws {
+        let dir = try Subprocess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tool = dir + "/tool"
+        try write(tool, "#!/bin/sh\n")
+        let text = Fixtures.profileTOML("trust_level = \"community\"\n[permissions]\nexecute = [\"\(tool)\"]")
+        let profile = try #require(Fixtures.loader(["/p/t.toml": text], policy: .defaults).load("/p/t.toml").profile)
+        var compiler = PlanCompiler(policy: .defaults, host: Fixtures.capableHost, fs: LiveFileSystem(), environment: [:], workingDirectory: "/")
+        compiler.memo = CompileMemo()
+        _ = try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [tool])
+        #expect(unlink(tool) == 0)
+        #expect(throws: PlanError.self) { try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [tool]) }
+    }
+
+    private func write(_ path: String, _ text: String) throws {
+        let f = try #require(fopen(path, "w"))
+        fputs(text, f)
+        fclose(f)
+        #expect(chmod(path, 0o755) == 0)
+    }
+}
