@@ -96,6 +96,66 @@ func serve(_ fd: Int32) {
     }
 }
 
+/// The reference relay: the least a user-space relay can do, to show where
+/// the ceiling is on this host. One thread per direction, splice(2) through
+/// a 1 MiB pipe, blocking on poll(2) only when a side is not ready; no
+/// request to parse, no policy, no accounting. It tunnels straight to `port`.
+func referenceRelay(to port: UInt16) -> UInt16 {
+    let (fd, relayPort) = listener(nonBlocking: false)
+    @Sendable func pump(_ src: Int32, _ dst: Int32) {
+        guard let (r, w) = try? Net.relayPipe(size: 1 << 20) else { fail("pipe") }
+        func wait(_ fd: Int32, _ events: Int16) {
+            var p = pollfd(fd: fd, events: events, revents: 0)
+            _ = poll(&p, 1, -1)
+        }
+        loop: while true {
+            var inPipe = 0
+            do throws(Errno) {
+                inPipe = try Net.splice(from: src, to: w, max: 1 << 20)
+            } catch {
+                if error == .resourceTemporarilyUnavailable {
+                    wait(src, Int16(POLLIN))
+                    continue
+                }
+                break
+            }
+            if inPipe == 0 { break }
+            while inPipe > 0 {
+                do throws(Errno) {
+                    inPipe -= try Net.splice(from: r, to: dst, max: inPipe)
+                } catch {
+                    if error == .resourceTemporarilyUnavailable {
+                        wait(dst, Int16(POLLOUT))
+                        continue
+                    }
+                    break loop
+                }
+            }
+        }
+        shutdown(dst, Int32(SHUT_WR))
+        close(r)
+        close(w)
+    }
+    try! Kernel.detachedThread {
+        while true {
+            let client = accept(fd, nil, nil)
+            if client < 0 { continue }
+            let upstream = dial(port)
+            let closed = Atomic<Int>(0)
+            for (src, dst) in [(client, upstream), (upstream, client)] {
+                try! Kernel.detachedThread {
+                    pump(src, dst)
+                    if closed.add(1, ordering: .acquiringAndReleasing).newValue == 2 {
+                        close(client)
+                        close(upstream)
+                    }
+                }
+            }
+        }
+    }
+    return relayPort
+}
+
 struct Target {
     let port: UInt16
     /// nil: direct; else the proxy's port, and the destination is asked for by name.
@@ -182,18 +242,25 @@ print(String(format: "latency     direct p50 %.3f ms p99 %.3f ms | proxy p50 %.3
     percentile(directLatency, 0.5), percentile(directLatency, 0.99), percentile(proxyLatency, 0.5), percentile(proxyLatency, 0.99), added))
 
 let bytes = megabytes << 20
+let reference = Target(port: referenceRelay(to: serverPort), proxy: nil)
 _ = throughput(direct, bytes: 64 << 20)
 _ = throughput(viaA, bytes: 64 << 20)
+_ = throughput(reference, bytes: 64 << 20)
 var directRates: [Double] = []
 var proxyRates: [Double] = []
+var referenceRates: [Double] = []
 for _ in 0..<3 {
     directRates.append(throughput(direct, bytes: bytes))
     proxyRates.append(throughput(viaA, bytes: bytes))
+    referenceRates.append(throughput(reference, bytes: bytes))
 }
 let directRate = directRates.sorted()[1]
 let proxyRate = proxyRates.sorted()[1]
+let referenceRate = referenceRates.sorted()[1]
 print(String(format: "throughput  direct %.0f MB/s | proxy %.0f MB/s | %.0f%% of direct (target >= 80%%), median of 3 x %llu MiB",
     directRate / 1e6, proxyRate / 1e6, 100 * proxyRate / directRate, megabytes))
+print(String(format: "            reference relay (thread per direction, splice, no policy) %.0f MB/s | %.0f%% of direct; the proxy moves %.0f%% of what it does",
+    referenceRate / 1e6, 100 * referenceRate / directRate, 100 * proxyRate / referenceRate))
 
 // Fairness: sandbox A streams without pause while sandbox B measures.
 let streaming = Atomic<Bool>(true)
@@ -213,6 +280,6 @@ print(String(format: "fairness    sandbox B p50 %.3f ms p99 %.3f ms while sandbo
     percentile(quietB, 0.5), percentile(quietB, 0.99)))
 _ = a.finish()
 _ = b.finish()
-print(String(format: "json: {\"addedP50Ms\": %.4f, \"directP50Ms\": %.4f, \"proxyP50Ms\": %.4f, \"proxyP99Ms\": %.4f, \"directMBps\": %.1f, \"proxyMBps\": %.1f, \"busyP50Ms\": %.4f, \"busyP99Ms\": %.4f, \"quietP50Ms\": %.4f, \"quietP99Ms\": %.4f}",
-    added, percentile(directLatency, 0.5), percentile(proxyLatency, 0.5), percentile(proxyLatency, 0.99), directRate / 1e6, proxyRate / 1e6,
+print(String(format: "json: {\"addedP50Ms\": %.4f, \"directP50Ms\": %.4f, \"proxyP50Ms\": %.4f, \"proxyP99Ms\": %.4f, \"directMBps\": %.1f, \"proxyMBps\": %.1f, \"referenceMBps\": %.1f, \"busyP50Ms\": %.4f, \"busyP99Ms\": %.4f, \"quietP50Ms\": %.4f, \"quietP99Ms\": %.4f}",
+    added, percentile(directLatency, 0.5), percentile(proxyLatency, 0.5), percentile(proxyLatency, 0.99), directRate / 1e6, proxyRate / 1e6, referenceRate / 1e6,
     percentile(busyLatency, 0.5), percentile(busyLatency, 0.99), percentile(quietB, 0.5), percentile(quietB, 0.99)))
