@@ -19,7 +19,7 @@ public struct PlanCompiler: Sendable {
     /// The host uid/gid leased for this sandbox (`burrow run`); nil shows the
     /// first id of the policy's range (`burrow dry-run`).
     public var sandboxID: UInt32?
-    /// Runtimes kept from earlier plans (nil: everything is found afresh).
+    /// Runtimes and seccomp plans kept from earlier plans (nil: everything is found afresh).
     public var memo: CompileMemo?
 
     public init(policy: HostPolicy, host: HostFacts, fs: any FileSystemView, environment: [String: String], workingDirectory: String) {

@@ -15,16 +15,11 @@ import Testing
 @Suite("Compile memo")
 struct CompileMemoTests {
     @Test func runtimeIsReusedUntilAFileItWasFoundFromChanges() throws {
-        let dir = try Subprocess.temporaryDirectory()
+        let (dir, tool, profile, base) = try fixture("#!/bin/sh\nexit 0\n")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let tool = dir + "/tool"
-        try write(tool, "#!/bin/sh\nexit 0\n")
-
-        let text = Fixtures.profileTOML("trust_level = \"community\"\n[permissions]\nexecute = [\"\(tool)\"]")
-        let profile = try #require(Fixtures.loader(["/p/t.toml": text], policy: .defaults).load("/p/t.toml").profile)
         // The files are seconds old at most: without a racy window, kept at once.
         let memo = CompileMemo(racyWindow: .zero)
-        var compiler = PlanCompiler(policy: .defaults, host: Fixtures.capableHost, fs: LiveFileSystem(), environment: [:], workingDirectory: "/")
+        var compiler = base
         compiler.memo = memo
         func plan() throws -> LaunchPlan { try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [tool]) }
 
@@ -63,17 +58,24 @@ struct CompileMemoTests {
     }
 
     @Test func aRemovedCommandIsRefusedAtOnce() throws {
-        let dir = try Subprocess.temporaryDirectory()
+        let (dir, tool, profile, base) = try fixture("#!/bin/sh\n")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let tool = dir + "/tool"
-        try write(tool, "#!/bin/sh\n")
-        let text = Fixtures.profileTOML("trust_level = \"community\"\n[permissions]\nexecute = [\"\(tool)\"]")
-        let profile = try #require(Fixtures.loader(["/p/t.toml": text], policy: .defaults).load("/p/t.toml").profile)
-        var compiler = PlanCompiler(policy: .defaults, host: Fixtures.capableHost, fs: LiveFileSystem(), environment: [:], workingDirectory: "/")
+        var compiler = base
         compiler.memo = CompileMemo()
         _ = try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [tool])
         #expect(unlink(tool) == 0)
         #expect(throws: PlanError.self) { try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [tool]) }
+    }
+
+    /// A temporary directory holding an executable script `tool`, a profile
+    /// granting only it, and a compiler over the live file system (no memo yet).
+    private func fixture(_ script: String) throws -> (String, String, SecurityProfile, PlanCompiler) {
+        let dir = try Subprocess.temporaryDirectory()
+        let tool = dir + "/tool"
+        try write(tool, script)
+        let text = Fixtures.profileTOML("trust_level = \"community\"\n[permissions]\nexecute = [\"\(tool)\"]")
+        let profile = try #require(Fixtures.loader(["/p/t.toml": text], policy: .defaults).load("/p/t.toml").profile)
+        return (dir, tool, profile, PlanCompiler(policy: .defaults, host: Fixtures.capableHost, fs: LiveFileSystem(), environment: [:], workingDirectory: "/"))
     }
 
     private func write(_ path: String, _ text: String) throws {
