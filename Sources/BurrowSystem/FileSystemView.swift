@@ -104,7 +104,7 @@ public struct LiveFileSystem: FileSystemView {
     }
 }
 
-/// What lstat(2) says about one path, or that it is absent: equal stamps
+/// What lstat(2) says about one path (stat(2) for a listed directory), or that it is absent: equal stamps
 /// mean no answer a `FileSystemView` gives about the path can have changed
 /// (a rewrite moves the change time and the size, a replacement the inode).
 /// A directory's times count only when its entries were listed: whether it
@@ -120,7 +120,8 @@ public struct FileStamp: Sendable, Equatable {
 
     public static func of(_ path: String, listed: Bool = false) -> FileStamp {
         var st = stat()
-        guard lstat(path, &st) == 0 else { return FileStamp(error: errno) }
+        // Listing follows a final symlink (opendir), so its stamp is the directory's.
+        guard (listed ? stat(path, &st) : lstat(path, &st)) == 0 else { return FileStamp(error: errno) }
         var stamp = FileStamp(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), mode: st.st_mode)
         if st.st_mode & S_IFMT != S_IFDIR || listed {
             stamp.size = Int64(st.st_size)

@@ -57,6 +57,25 @@ struct CompileMemoTests {
         #expect(careful.statistics.hits == 0 && careful.statistics.misses == 2)
     }
 
+    @Test func aGlobOverASymlinkedDirectorySeesANewExecutable() throws {
+        let (dir, _, _, base) = try fixture("#!/bin/sh\n")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(mkdir(dir + "/real", 0o755) == 0 && symlink("real", dir + "/link") == 0)
+        try write(dir + "/real/a", "#!/bin/sh\n")
+        let text = Fixtures.profileTOML("trust_level = \"community\"\n[permissions]\nexecute = [\"\(dir)/link/*\"]")
+        let profile = try #require(Fixtures.loader(["/p/t.toml": text], policy: .defaults).load("/p/t.toml").profile)
+        var compiler = base
+        compiler.memo = CompileMemo(racyWindow: .zero)
+        func plan() throws -> LaunchPlan { try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [dir + "/link/a"]) }
+        #expect(try plan().command.allowedExecutables.contains(dir + "/real/a"))
+        _ = try plan()
+        usleep(20_000)  // past a coarse clock tick, so the directory's times move
+        try write(dir + "/real/b", "#!/bin/sh\n")
+        // The listing went through the symlink: the directory it reached is what changed.
+        #expect(try plan().command.allowedExecutables.contains(dir + "/real/b"))
+        #expect(compiler.memo?.statistics.hits == 1)
+    }
+
     @Test func aRemovedCommandIsRefusedAtOnce() throws {
         let (dir, tool, profile, base) = try fixture("#!/bin/sh\n")
         defer { try? FileManager.default.removeItem(atPath: dir) }
