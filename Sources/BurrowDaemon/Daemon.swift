@@ -147,7 +147,10 @@ public struct Daemon: Sendable {
         let shutdown = ShutdownService(invocations: invocations, grace: policy.daemon.shutdownGrace, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: app), .init(service: shutdown, successTerminationBehavior: .ignore)],
+                services: [
+                    .init(service: app), .init(service: shutdown, successTerminationBehavior: .ignore),
+                    .init(service: WarmPoolService(pool: invocations.warm), successTerminationBehavior: .ignore),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         unlink(path)
@@ -191,6 +194,24 @@ struct ShutdownService: Service {
             let stopped = invocations.stopAll("burrowd is shutting down: the sandbox outlived the \(grace) grace period")
             if stopped > 0 { logger.warning("stopped \(stopped) invocation(s) still running after the \(grace) grace period") }
         }
+    }
+}
+
+/// Discards sandboxes built ahead that waited longer than the pool's idle
+/// time, every few seconds, until shutdown (which discards them all).
+struct WarmPoolService: Service {
+    let pool: WarmPool
+
+    func run() async throws {
+        guard pool.enabled else { return }
+        let period = Duration.nanoseconds(Int64(clamping: min(pool.idle / 4, 5_000_000_000)))
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: period)
+                pool.expire()
+            }
+        }
+        pool.close()
     }
 }
 

@@ -39,5 +39,11 @@ final class DaemonMetrics: Sendable {
         registry.makeCounter(name: "burrow_denials_total", labels: [("reason", reason)], help: "Requests refused (each is a PermissionDenied audit event).").increment()
     }
 
+    /// hit (the request used a sandbox built ahead), unfit (its plan differed:
+    /// discarded), cold (none was ready), lost (it died while waiting).
+    func warm(_ outcome: String) {
+        registry.makeCounter(name: "burrow_warm_sandboxes_total", labels: [("outcome", outcome)], help: "Invocations by what they found built ahead.").increment()
+    }
+
     func text() -> [UInt8] { registry.emitToBuffer() }
 }

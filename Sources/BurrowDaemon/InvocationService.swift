@@ -35,9 +35,13 @@ final class InvocationService: Sendable {
     /// burrow-spawner, once started (`Daemon.run`); nil: sandboxes are cloned in process.
     private let spawner = Mutex<Spawner?>(nil)
 
+    /// Sandboxes built ahead, one per recently invoked tool.
+    let warm: WarmPool
+
     func use(_ spawner: Spawner) { self.spawner.withLock { $0 = spawner } }
 
     init(policy: HostPolicy, planner: ToolPlanner, audit: AuditStore, registry: RegistryStore, metrics: DaemonMetrics, admission: Admission) {
+        warm = WarmPool(idle: policy.daemon.warmSandboxIdle, metrics: metrics)
         self.policy = policy
         self.planner = planner
         self.audit = audit
@@ -58,6 +62,8 @@ final class InvocationService: Sendable {
         var slot: Admission.Slot
         var stdin: [UInt8]
         var principal: String
+        /// The sandbox built ahead that this invocation releases, if one fit its plan.
+        var warm: WarmSandbox?
     }
 
     var liveCount: Int { live.withLock { $0.count } }
@@ -120,11 +126,18 @@ final class InvocationService: Sendable {
         }
         let slot = Admission.Slot(admission, tool)
 
+        // A sandbox built ahead brings its own host identity, which the plan names.
+        var ahead = session ? nil : warm.take(WarmPool.key(record))
+        defer { if let ahead { warm.giveBack(WarmPool.key(record), ahead) } }
         let lease: SandboxIDLease
-        do {
-            lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
-        } catch {
-            throw DaemonError(.serviceUnavailable, code: "no_sandbox_id", "\(error)", retryAfter: 1)
+        if let ahead {
+            lease = ahead.identity
+        } else {
+            do {
+                lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
+            } catch {
+                throw DaemonError(.serviceUnavailable, code: "no_sandbox_id", "\(error)", retryAfter: 1)
+            }
         }
         let plan: LaunchPlan
         do {
@@ -147,12 +160,43 @@ final class InvocationService: Sendable {
                 .badRequest, "environment_not_allowed",
                 "not in the profile's env_whitelist (or reserved by Burrow): \(refused.joined(separator: ", "))")
         }
+        var released: WarmSandbox?
+        if let entry = ahead {
+            ahead = nil
+            if entry.sandbox.fits(plan) {
+                released = entry.sandbox
+                metrics.warm("hit")
+            } else {
+                entry.sandbox.discard()
+                metrics.warm("unfit")
+            }
+        } else if !session {
+            metrics.warm("cold")
+        }
+        if !session { buildAhead(record, loaded) }
         return Prepared(
-            id: UUID().uuidString.lowercased(), record: record, plan: plan,
+            id: released?.invocationID ?? UUID().uuidString.lowercased(), record: record, plan: plan,
             audit: RunAudit(
                 store: audit, caller: caller, profileDigest: loaded.digest,
                 durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds),
-            lease: lease, slot: slot, stdin: stdin, principal: caller.principal)
+            lease: lease, slot: slot, stdin: stdin, principal: caller.principal, warm: released)
+    }
+
+    /// Builds the tool's next sandbox ahead, from the plan of a request with
+    /// no arguments, environment or timeout of its own (what the next
+    /// request's plan most likely equals but for those), through burrow-spawner
+    /// only: a sandbox cloned by a thread that ends would die with it.
+    private func buildAhead(_ record: ToolRecord, _ loaded: ToolPlanner.Loaded) {
+        guard warm.enabled, let spawner = spawner.withLock({ $0 }), !draining.load(ordering: .relaxed) else { return }
+        let (planner, policy) = (planner, policy)
+        warm.refill(WarmPool.key(record)) {
+            guard let identity = try? SandboxIDLease.acquire(in: policy.sandbox.idRange) else { return nil }
+            guard let plan = try? planner.plan(loaded, argv: record.registration.command, environment: [:], sandboxID: identity.id),
+                WarmSandbox.canBuild(plan), !plan.mcp.isConfigured,
+                let sandbox = try? WarmSandbox.build(plan, invocationID: UUID().uuidString.lowercased(), spawner: spawner)
+            else { return nil }
+            return WarmPool.Entry(sandbox: sandbox, identity: identity)
+        }
     }
 
     /// Runs a prepared invocation to its end. `sink` gets the streamed events
@@ -200,7 +244,7 @@ final class InvocationService: Sendable {
                         p.plan, invocationID: id,
                         options: Runner.Options(
                             forwardSignals: false, audit: p.audit, streams: stdio == nil ? streams : nil, stop: stop, spawner: spawner, stdio: stdio,
-                            activity: activity, sweep: sweep,
+                            activity: activity, sweep: sweep, warm: p.warm,
                             onStart: {
                                 active.store(true, ordering: .relaxed)
                                 metrics.active.increment()
@@ -265,7 +309,10 @@ final class InvocationService: Sendable {
     }
 
     /// Refuses new invocations from now on (shutdown has begun).
-    func drain() { draining.store(true, ordering: .relaxed) }
+    func drain() {
+        draining.store(true, ordering: .relaxed)
+        warm.close()
+    }
 
     /// Stops every live sandbox; each run then records ToolFailed `stopped`.
     func stopAll(_ reason: String) -> Int {

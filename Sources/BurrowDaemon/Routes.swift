@@ -163,6 +163,7 @@ struct API: Sendable {
             }
             throw DaemonError(.internalServerError, code: "audit_unavailable", "the audit log cannot record the change, so it was undone: \(error)")
         }
+        if replacing != nil { daemon.invocations.warm.drop(registration.id) }
         let stored = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
             .first { $0.registration.metadata.version == registration.metadata.version } ?? record
         return try json(stored, status: replacing == nil ? .created : .ok)
@@ -238,6 +239,7 @@ struct API: Sendable {
             }
             throw DaemonError(.internalServerError, code: "audit_unavailable", "the audit log cannot record the removal, so it was undone: \(error)")
         }
+        daemon.invocations.warm.drop(id)
         return try json(RemovedTool(id: id, removed: removed))
     }
 

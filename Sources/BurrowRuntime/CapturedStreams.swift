@@ -66,12 +66,12 @@ final class StreamPump {
     private(set) var childEnds: [FileDescriptor]
     private var stdin: FileDescriptor?
     private var outputs: [(CapturedStreams.Stream, FileDescriptor?)]
-    private let streams: CapturedStreams
+    /// Set at once, or when a sandbox built ahead is released (`bind`).
+    private var streams: CapturedStreams?
     private var written = 0
     private var buffer = [UInt8](repeating: 0, count: 64 << 10)
 
-    init(_ streams: CapturedStreams) throws(RunError) {
-        self.streams = streams
+    init(_ streams: CapturedStreams?) throws(RunError) {
         do {
             let input = try Kernel.pipe()
             let out = try Kernel.pipe()
@@ -83,6 +83,12 @@ final class StreamPump {
         } catch {
             throw .preparation("cannot create the tool's standard streams: \(error)")
         }
+        if let streams { bind(streams) }
+    }
+
+    /// What the pipes serve: the stdin to feed, where the output goes.
+    func bind(_ streams: CapturedStreams) {
+        self.streams = streams
         if streams.input.isEmpty { closeInput() }
     }
 
@@ -119,7 +125,7 @@ final class StreamPump {
     }
 
     private func feed() {
-        guard let fd = stdin else { return }
+        guard let fd = stdin, let streams else { return }
         while written < streams.input.count {
             let n = streams.input.withUnsafeBytes { Glibc.write(fd.rawValue, $0.baseAddress! + written, $0.count - written) }
             if n > 0 {
@@ -138,7 +144,7 @@ final class StreamPump {
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress!, $0.count) }
             if n > 0 {
-                streams.append(Array(buffer[0..<n]), to: outputs[index].0)
+                streams?.append(Array(buffer[0..<n]), to: outputs[index].0)
                 // One buffer per wake-up keeps the loop fair to the other descriptors.
                 if !untilEmpty { return }
                 continue

@@ -121,6 +121,10 @@ final class ChildPlan {
         raw.loopback_up = 0
     }
 
+    /// The sandbox is built ahead of its request: it waits at the handshake
+    /// for the argv and environment to execve (`Sandbox.release`).
+    func holdExec() { raw.hold_exec = 1 }
+
     func setChannels(sock: FileDescriptor, status: FileDescriptor?, stdio: [FileDescriptor]?) {
         raw.sock = sock.rawValue
         raw.status_fd = status?.rawValue ?? -1

@@ -4,7 +4,7 @@ public enum ChildStage: UInt32, Sendable, CaseIterable {
     case waitParent = 1, session, mounts, pivotRoot, remountRoot, hostname, loopback, chdir, rlimits
     case landlockRules, boundingSet, securebits, setgroups, setgid, setuid, capabilities, parentDeath
     case noNewPrivileges, landlock, forkInit, closeDescriptors, seccomp, handshake, exec, stdio, cgroupJoin
-    case listener = 100
+    case listener = 100, held
 
     /// What the child was doing, in an operator's words.
     public var summary: String {
@@ -31,11 +31,12 @@ public enum ChildStage: UInt32, Sendable, CaseIterable {
         case .forkInit: "starting the tool under the sandbox's init"
         case .closeDescriptors: "closing inherited descriptors"
         case .seccomp: "loading the seccomp filter"
-        case .handshake: "handing the seccomp listener to the supervisor"
+        case .handshake: "handing the seccomp listener to the supervisor (or taking its argv)"
         case .exec: "execve"
         case .stdio: "connecting standard input and output"
         case .cgroupJoin: "joining the invocation's cgroups"
         case .listener: "seccomp listener"
+        case .held: "waiting, built, for its request"
         }
     }
 }

@@ -40,6 +40,9 @@ public enum Runner {
         /// seen: the events carry it as `during` (the MCP relay's calls in
         /// flight). A violation is recorded once per syscall and activity.
         public var activity: (@Sendable () -> [String])?
+        /// A sandbox built ahead for this invocation (its id, a plan it fits),
+        /// released with the plan's argv and environment instead of a launch.
+        public var warm: WarmSandbox?
         /// Sweep left-behind invocation cgroups before this run (`burrow run`
         /// always does; burrowd sweeps at start and then at most every few
         /// seconds, not on every invocation).
@@ -47,7 +50,7 @@ public enum Runner {
 
         public init(
             forwardSignals: Bool = true, audit: RunAudit? = nil, streams: CapturedStreams? = nil,
-            stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil, sweep: Bool = true, onStart: @escaping @Sendable () -> Void = {},
+            stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil, sweep: Bool = true, warm: WarmSandbox? = nil, onStart: @escaping @Sendable () -> Void = {},
             onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }
         ) {
             self.stop = stop
@@ -55,6 +58,7 @@ public enum Runner {
             self.stdio = stdio
             self.activity = activity
             self.sweep = sweep
+            self.warm = warm
             self.forwardSignals = forwardSignals
             self.audit = audit
             self.streams = streams
@@ -76,7 +80,8 @@ public enum Runner {
         defer { for fd in stdio { try? fd.close() } }
         // The lease marks the invocation as supervised (its cgroup, its open
         // audit trail) for as long as this process lives.
-        let lease = try InvocationLease.acquire(invocationID)
+        let lease: InvocationLease
+        if let warm = options.warm { lease = warm.lease } else { lease = try InvocationLease.acquire(invocationID) }
         defer { lease.end() }
         guard let audit = options.audit else { return try execute(plan, invocationID: invocationID, options: options, trail: nil, stdio: &stdio) }
         let trail = InvocationTrail(audit, plan: plan, invocationID: invocationID)
@@ -117,7 +122,14 @@ public enum Runner {
         if let trail {
             (recovered, auditProblems) = InvocationTrail.closeOrphans(trail.audit.store, swept: swept)
         }
-        let cgroup = try site.map { site throws(RunError) in try CgroupBinding.make(plan.cgroup, site: site, invocation: invocationID) }
+        let staged: Staged
+        if let warm = options.warm {
+            guard warm.invocationID == invocationID, warm.fits(plan) else { throw .preparation("the sandbox built ahead does not fit this invocation's plan") }
+            staged = try warm.take(plan, streams: options.streams)
+        } else {
+            staged = try stage(plan, site: site, invocationID: invocationID, options: options, trail: trail)
+        }
+        let (cgroup, pump, egress, sandbox) = (staged.cgroup, staged.pump, staged.egress, staged.sandbox)
         let cgroupRecord = cgroup.map { RunRecord.Cgroup(version: plan.cgroup.version, paths: $0.group.paths, setup: $0.setup) }
         var finished = false
         func finishCgroup() {
@@ -126,25 +138,10 @@ public enum Runner {
             if let problem = cgroup.group.finish() { notes.append(problem) }
         }
         defer { finishCgroup() }
-        let pump = try options.streams.map { s throws(RunError) in try StreamPump(s) }
-        // v1: the child joins by itself, first thing (see selfJoinDescriptors).
-        let tasks: [Int32]
-        do {
-            tasks = try cgroup?.group.selfJoinDescriptors() ?? []
-        } catch {
-            throw .preparation("cannot place the sandbox in its cgroups: \(error)")
-        }
-        defer { for fd in tasks { close(fd) } }
-        let egress = try plan.network.egress.map { e throws(RunError) in try EgressBinding.start(e, trail: trail, activity: options.activity) }
         defer { _ = egress?.finish() }
-        let sandbox = try Sandbox.launch(
-            plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds ?? options.stdio, spawner: options.spawner,
-            network: egress?.namespace)
-        egress?.launched()
         for fd in stdio { try? fd.close() }
         stdio = []
         let execAt = Kernel.monotonicNanoseconds()
-        pump?.closeChildEnds()
         options.onStart()
         let observed = Observation.read(pid: sandbox.pid, namespaces: plan.namespaces.map(\.kind))
         let scratch: FileDescriptor?
@@ -199,6 +196,43 @@ public enum Runner {
             supervisor: RunRecord.Supervisor(peakResidentKilobytes: peakResidentKilobytes()),
             swept: swept, recovered: recovered, auditProblems: auditProblems, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes,
             stopped: outcome.stopped ? options.stop?.reason : nil, network: network)
+    }
+
+    /// A sandbox launched, with the pieces the supervision needs.
+    struct Staged {
+        var cgroup: CgroupBinding?
+        var pump: StreamPump?
+        var egress: EgressBinding?
+        var sandbox: Sandbox
+    }
+
+    /// Creates the invocation's cgroup, the tool's streams and its egress
+    /// proxy, and launches the sandbox (with `hold`, up to the moment before
+    /// execve). On failure everything made here is undone.
+    static func stage(
+        _ plan: LaunchPlan, site: CgroupSite?, invocationID: String, options: Options, trail: InvocationTrail?, hold: Bool = false
+    ) throws(RunError) -> Staged {
+        let cgroup = try site.map { site throws(RunError) in try CgroupBinding.make(plan.cgroup, site: site, invocation: invocationID) }
+        var launched = false
+        defer { if !launched { _ = cgroup?.group.finish() } }
+        let pump = options.streams != nil || hold ? try StreamPump(options.streams) : nil
+        // v1: the child joins by itself, first thing (see selfJoinDescriptors).
+        let tasks: [Int32]
+        do {
+            tasks = try cgroup?.group.selfJoinDescriptors() ?? []
+        } catch {
+            throw .preparation("cannot place the sandbox in its cgroups: \(error)")
+        }
+        defer { for fd in tasks { close(fd) } }
+        let egress = try plan.network.egress.map { e throws(RunError) in try EgressBinding.start(e, trail: trail, activity: options.activity) }
+        defer { if !launched { _ = egress?.finish() } }
+        let sandbox = try Sandbox.launch(
+            plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds ?? options.stdio, spawner: options.spawner,
+            network: egress?.namespace, hold: hold)
+        launched = true
+        egress?.launched()
+        pump?.closeChildEnds()
+        return Staged(cgroup: cgroup, pump: pump, egress: egress, sandbox: sandbox)
     }
 
     /// What a supervisor that is starting (burrowd after a restart) cleans up

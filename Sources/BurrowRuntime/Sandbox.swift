@@ -45,36 +45,44 @@ final class Sandbox {
     /// The host pid of the sandbox's first process, for /proc paths while it cannot be reaped.
     let pid: pid_t
     /// Seccomp user-notification listener of the tool, if it has a filter.
-    let listener: FileDescriptor?
+    private(set) var listener: FileDescriptor?
     /// Read end of init's status pipe: the tool's wait status when it ends.
     /// nil without an init (no PID namespace: sandbox level none).
     let status: FileDescriptor?
     /// Whether the sandbox has its own init, whose death ends every task in it.
     var hasInit: Bool { status != nil }
-    /// Nanoseconds from clone to execve.
-    let spawnNanoseconds: UInt64
+    /// Nanoseconds from clone to execve; for a sandbox built ahead, from its
+    /// release (the 'X' message) to execve.
+    private(set) var spawnNanoseconds: UInt64 = 0
     /// Plan rows applied differently on this host, and why.
-    let notes: [String]
+    private(set) var notes: [String]
+    /// The report socket until the tool has exec'd (a held sandbox waits on it).
+    private var channel: FileDescriptor?
+    private let plan: LaunchPlan
+    private var started: UInt64
 
-    private init(pidfd: FileDescriptor, pid: pid_t, listener: FileDescriptor?, status: FileDescriptor?, spawnNanoseconds: UInt64, notes: [String]) {
+    private init(plan: LaunchPlan, pidfd: FileDescriptor, pid: pid_t, channel: FileDescriptor, status: FileDescriptor?, started: UInt64, notes: [String]) {
+        self.plan = plan
         self.notes = notes
         self.pidfd = pidfd
         self.pid = pid
-        self.listener = listener
+        self.channel = channel
         self.status = status
-        self.spawnNanoseconds = spawnNanoseconds
+        self.started = started
     }
 
     deinit {
         try? pidfd.close()
         try? listener?.close()
         try? status?.close()
+        try? channel?.close()
     }
 
     /// How long the child may take from clone to execve before it is killed.
     static let setupTimeoutMilliseconds: Int32 = 10_000
 
-    /// Spawns `plan` and returns once the tool has exec'd.
+    /// Spawns `plan` and returns once the tool has exec'd, or with `hold`,
+    /// once it waits fully built for `release`.
     ///
     /// NOTE: the sandbox's parent-death signal fires when its parent *thread*
     /// exits (prctl(2), PR_SET_PDEATHSIG). `burrow run` clones from its main
@@ -87,13 +95,15 @@ final class Sandbox {
     ///   - stdio: descriptors that become the tool's 0, 1 and 2 (nil: inherited).
     ///   - spawner: clones through burrow-spawner (nil: in process).
     ///   - network: a network namespace prepared by the supervisor (egress proxy) to clone into.
+    ///   - hold: build everything, then wait at the handshake for the argv and environment.
     static func launch(
         _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil, spawner: Spawner? = nil,
-        network: FileDescriptor? = nil
+        network: FileDescriptor? = nil, hold: Bool = false
     ) throws(RunError) -> Sandbox {
         let childPlan = try ChildPlan(plan, cgroup: cgroup)
         childPlan.setCgroupTasks(cgroupTasks)
         if let network { childPlan.setNetworkNamespace(network) }
+        if hold { childPlan.holdExec() }
         let (parentSock, childSock): (FileDescriptor, FileDescriptor)
         let statusPipe: (FileDescriptor, FileDescriptor)?
         do {
@@ -102,7 +112,11 @@ final class Sandbox {
         } catch {
             throw .preparation("cannot create the child's channels: \(error)")
         }
-        defer { try? parentSock.close() }
+        if hold {
+            // The 'X' message is one datagram, bounded by the send buffer.
+            var size = Int32(2 * BRW_EXEC_MESSAGE_MAX)
+            _ = setsockopt(parentSock.rawValue, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         childPlan.setChannels(sock: childSock, status: statusPipe?.1, stdio: stdio)
 
         let start = Kernel.monotonicNanoseconds()
@@ -132,55 +146,91 @@ final class Sandbox {
         try? statusPipe?.1.close()
         childPlan.closeDescriptors()
         guard rc == 0 else {
+            try? parentSock.close()
             try? statusPipe?.0.close()
             throw .preparation("clone3 failed: \(errnoName(rc)) (\(Errno(rawValue: rc)))")
         }
-        let pidfd = FileDescriptor(rawValue: rawPidfd)
-
-        func abandon(_ error: RunError) -> RunError {
-            try? Kernel.sendSignal(SIGKILL, to: pidfd)
-            _ = try? Kernel.wait(pidfd)
-            try? pidfd.close()
-            try? statusPipe?.0.close()
-            return error
-        }
-
+        let sandbox = Sandbox(
+            plan: plan, pidfd: FileDescriptor(rawValue: rawPidfd), pid: pid, channel: parentSock, status: statusPipe?.0, started: start, notes: notes)
         do throws(RunError) {
             if !plan.identity.uidMap.isEmpty { try writeIDMaps(plan.identity, pid: pid) }
+            guard (try? parentSock.writeAll([UInt8(ascii: "G")])) != nil else {
+                throw .spawn(stage: .waitParent, errno: .brokenPipe, detail: "the child went away before it started")
+            }
+            try sandbox.handshake(hold: hold)
         } catch {
-            throw abandon(error)
+            sandbox.discard()
+            throw error
         }
-        guard (try? parentSock.writeAll([UInt8(ascii: "G")])) != nil else {
-            throw abandon(.spawn(stage: .waitParent, errno: .brokenPipe, detail: "the child went away before it started"))
-        }
+        return sandbox
+    }
 
-        var listener: FileDescriptor?
+    /// Whether the tool still waits at the handshake for `release`.
+    var isHeld: Bool { channel != nil && spawnNanoseconds == 0 }
+
+    /// Whether the sandbox's first process has ended (a held one should not have).
+    var hasEnded: Bool {
+        var entry = pollfd(fd: pidfd.rawValue, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) != 0
+    }
+
+    /// Hands a held tool the argv and environment to execve, and returns
+    /// once it has (or throws the step that failed, the sandbox killed).
+    func release(argv: [String], environment: [String]) throws(RunError) {
+        guard isHeld, let channel else { throw .preparation("the sandbox is not waiting for a request") }
+        var message: [UInt8] = [UInt8(ascii: "X")]
+        withUnsafeBytes(of: UInt32(argv.count).littleEndian) { message += $0 }
+        withUnsafeBytes(of: UInt32(environment.count).littleEndian) { message += $0 }
+        for s in argv + environment { message += Array(s.utf8) + [0] }
+        guard message.count <= Int(BRW_EXEC_MESSAGE_MAX), !argv.isEmpty, !(argv + environment).contains(where: { $0.utf8.contains(0) }) else {
+            throw .preparation("the argv and environment do not fit a sandbox built ahead (\(message.count) bytes, at most \(BRW_EXEC_MESSAGE_MAX))")
+        }
+        started = Kernel.monotonicNanoseconds()
+        do throws(RunError) {
+            guard (try? channel.writeAll(message)) != nil else { throw .spawn(stage: .handshake, errno: .brokenPipe, detail: "the held tool went away") }
+            try handshake(hold: false)
+        } catch {
+            discard()
+            throw error
+        }
+    }
+
+    /// Kills the sandbox and reaps it (a failed start, or a held sandbox dropped unused).
+    func discard() {
+        try? Kernel.sendSignal(SIGKILL, to: pidfd)
+        _ = try? Kernel.wait(pidfd)
+        try? channel?.close()
+        channel = nil
+    }
+
+    /// Reads the child's reports until execve (EOF on the socket, which is
+    /// close-on-exec), or with `hold` until the tool waits for its argv.
+    private func handshake(hold: Bool) throws(RunError) {
+        guard let channel else { return }
         while true {
             var report = brw_child_report()
             var fd: Int32 = -1
-            let n = brw_recv_report(parentSock.rawValue, &report, &fd, setupTimeoutMilliseconds)
-            if n == 0 { break }  // EOF: execve succeeded (the socket is close-on-exec)
+            let n = brw_recv_report(channel.rawValue, &report, &fd, Self.setupTimeoutMilliseconds)
+            if n == 0 { break }
             if n < 0 {
-                try? listener?.close()
                 let e = Errno(rawValue: Int32(-n))
-                throw abandon(.spawn(stage: .handshake, errno: e, detail: e == .timedOut ? "no answer from the child within \(setupTimeoutMilliseconds) ms" : "reading the child's report"))
+                throw .spawn(stage: .handshake, errno: e, detail: e == .timedOut ? "no answer from the child within \(Self.setupTimeoutMilliseconds) ms" : "reading the child's report")
             }
             let stage = ChildStage(rawValue: report.stage) ?? .exec
-            if stage == .listener, fd >= 0 {
-                listener = FileDescriptor(rawValue: fd)
-                guard (try? parentSock.writeAll([UInt8(ascii: "A")])) != nil else {
-                    try? listener?.close()
-                    throw abandon(.spawn(stage: .handshake, errno: .brokenPipe, detail: "the tool went away"))
+            if stage == .listener || stage == .held {
+                if fd >= 0 { listener = FileDescriptor(rawValue: fd) }
+                if hold { return }
+                guard (try? channel.writeAll([UInt8(ascii: "A")])) != nil else {
+                    throw .spawn(stage: .handshake, errno: .brokenPipe, detail: "the tool went away")
                 }
                 continue
             }
             if fd >= 0 { close(fd) }
-            try? listener?.close()
-            throw abandon(.spawn(stage: stage, errno: Errno(rawValue: report.err), detail: detail(stage, index: Int(report.index), plan: plan)))
+            throw .spawn(stage: stage, errno: Errno(rawValue: report.err), detail: Self.detail(stage, index: Int(report.index), plan: plan))
         }
-        return Sandbox(
-            pidfd: pidfd, pid: pid, listener: listener, status: statusPipe?.0,
-            spawnNanoseconds: Kernel.monotonicNanoseconds() - start, notes: notes)
+        try? channel.close()
+        self.channel = nil
+        spawnNanoseconds = max(1, Kernel.monotonicNanoseconds() - started)
     }
 
     /// Which entry of the plan a list stage failed on.

@@ -35,6 +35,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -420,6 +421,31 @@ static void step_capabilities(const struct brw_child_plan *p) {
 
 /* ---- the tool ------------------------------------------------------------- */
 
+/*
+ * Splits an 'X' message (brw_child.h) of `len` bytes at `msg` into argv and
+ * envp, each NULL-terminated, written to `ptrs` (room for len + 2 pointers).
+ * Returns 0, or -1 when the message is malformed: a wrong tag or header, no
+ * argv[0], a string without its NUL, or bytes after the last string.
+ */
+static int exec_message(char *msg, size_t len, char **ptrs) {
+    uint32_t count[2];
+    if (len < 9 || msg[0] != 'X') return -1;
+    memcpy(count, msg + 1, sizeof count);
+    if (count[0] == 0 || (uint64_t)count[0] + count[1] > len) return -1;
+    char *s = msg + 9, *end = msg + len;
+    for (int list = 0; list < 2; list++) {
+        for (uint32_t i = 0; i < count[list]; i++) {
+            size_t room = (size_t)(end - s);
+            size_t n = strnlen(s, room);
+            if (n == room) return -1;
+            *ptrs++ = s;
+            s += n + 1;
+        }
+        *ptrs++ = 0;
+    }
+    return s == end ? 0 : -1;
+}
+
 static __attribute__((noreturn)) void exec_tool(const struct brw_child_plan *p) {
     /* Handlers are default after CLONE_CLEAR_SIGHAND, but ignored signals
      * stay ignored (the supervisor may ignore SIGPIPE): reset every one. */
@@ -435,37 +461,76 @@ static __attribute__((noreturn)) void exec_tool(const struct brw_child_plan *p) 
     /* Only 0-2 survive execve; `sock` stays usable until then. */
     STEP(BRW_STAGE_CLOSE_FDS, (int)syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC));
 
-    if (p->seccomp_len) {
+    /* A held tool reads its argv and envp into memory mapped now, before a
+     * filter could refuse mmap: after seccomp it only touches the pages. */
+    char *held = 0;
+    size_t held_size = BRW_EXEC_MESSAGE_MAX + ((size_t)BRW_EXEC_MESSAGE_MAX + 2) * sizeof(char *);
+    if (p->hold_exec) {
+        void *m = mmap(0, held_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) brw_fail(p, BRW_STAGE_HANDSHAKE, 0);
+        held = m;
+    }
+    char *const *argv = p->argv;
+    char *const *envp = p->envp;
+    if (p->seccomp_len || p->hold_exec) {
         /* Last before execve: every call from here on is filtered. The
          * listener goes to the supervisor, which answers refused calls. */
-        struct sock_fprog prog = {p->seccomp_len, (struct sock_filter *)p->seccomp_filter};
-        int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
-        if (listener < 0) brw_fail(p, BRW_STAGE_SECCOMP, 0);
+        int listener = -1;
+        if (p->seccomp_len) {
+            struct sock_fprog prog = {p->seccomp_len, (struct sock_filter *)p->seccomp_filter};
+            listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+            if (listener < 0) brw_fail(p, BRW_STAGE_SECCOMP, 0);
+        }
 
-        struct brw_child_report r = {BRW_STAGE_LISTENER, 0, 0, 0};
+        struct brw_child_report r = {listener >= 0 ? BRW_STAGE_LISTENER : BRW_STAGE_HELD, 0, 0, 0};
         struct brw_fd_message m;
         fd_message_init(&m, &r);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m.msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &listener, sizeof listener);
+        if (listener >= 0) {
+            struct cmsghdr *c = CMSG_FIRSTHDR(&m.msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &listener, sizeof listener);
+        } else {
+            m.msg.msg_control = 0;
+            m.msg.msg_controllen = 0;
+        }
         ssize_t sent;
         do sent = sendmsg(p->sock, &m.msg, MSG_NOSIGNAL);
         while (sent < 0 && errno == EINTR);
         if (sent < 0) brw_fail(p, BRW_STAGE_HANDSHAKE, 0);
-        close(listener);
-        char ack = 0;
-        ssize_t got;
-        do got = recv(p->sock, &ack, 1, 0);
-        while (got < 0 && errno == EINTR);
-        if (got != 1) _exit(127); /* the supervisor is gone */
+        if (listener >= 0) close(listener);
+        if (held) {
+            ssize_t got;
+            do got = recv(p->sock, held, BRW_EXEC_MESSAGE_MAX, MSG_TRUNC);
+            while (got < 0 && errno == EINTR);
+            if (got <= 0) _exit(127); /* the supervisor is gone, or dropped the sandbox unused */
+            if ((size_t)got > BRW_EXEC_MESSAGE_MAX) {
+                errno = E2BIG;
+                brw_fail(p, BRW_STAGE_HANDSHAKE, 0);
+            }
+            char **ptrs = (char **)(held + (((size_t)got + 7) & ~(size_t)7));
+            if (exec_message(held, (size_t)got, ptrs) < 0) {
+                errno = EPROTO;
+                brw_fail(p, BRW_STAGE_HANDSHAKE, 0);
+            }
+            uint32_t argc;
+            memcpy(&argc, held + 1, sizeof argc);
+            argv = ptrs;
+            envp = ptrs + argc + 1;
+        } else {
+            char ack = 0;
+            ssize_t got;
+            do got = recv(p->sock, &ack, 1, 0);
+            while (got < 0 && errno == EINTR);
+            if (got != 1) _exit(127); /* the supervisor is gone */
+        }
     }
 
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, 0);
-    execve(p->path, p->argv, p->envp);
+    execve(p->path, argv, envp);
     brw_fail(p, BRW_STAGE_EXEC, 0);
 }
 

@@ -13,6 +13,8 @@
  *                                              Landlock; fork ─────────────►  seccomp (NEW_LISTENER)
  *   recv {LISTENER} + SCM_RIGHTS fd ◄─────────────────────────────────────── sendmsg
  *   send 'A' ─────────────────────────────────────────────────────────────►  execve
+ *     (hold_exec: the tool waits here, fully built, until the supervisor
+ *     sends 'X' with the argv and envp to execve; see brw_exec_message)
  *   recv → 0 bytes (EOF: execve succeeded; `sock` is close-on-exec)
  *   recv {stage, errno, index} instead: that step failed; the child _exit(127)s
  *   status pipe: init writes the tool's wait status (int) when it ends
@@ -55,6 +57,8 @@ enum brw_stage {
     BRW_STAGE_CGROUP_JOIN = 26,
     /* Not a failure: the message carries the seccomp listener (SCM_RIGHTS). */
     BRW_STAGE_LISTENER = 100,
+    /* Not a failure: hold_exec without a seccomp filter, the tool waits for 'X'. */
+    BRW_STAGE_HELD = 101,
 };
 
 /* One message on `sock`, child to parent. */
@@ -145,7 +149,19 @@ struct brw_child_plan {
     const char *_Nullable path;
     char *_Nullable const *_Nullable argv;
     char *_Nullable const *_Nullable envp;
+    /* 1: argv and envp are ignored; the built sandbox waits at the handshake
+     * for the supervisor's 'X' message with the ones to execve (a sandbox
+     * built ahead of its request). */
+    uint32_t hold_exec;
 };
+
+/*
+ * The 'X' message to a held tool, one SOCK_SEQPACKET datagram of at most
+ * BRW_EXEC_MESSAGE_MAX bytes: 'X', argc and envc (uint32, host order), then
+ * argc + envc NUL-terminated strings, nothing after. The tool reads it into a
+ * mapping made before its seccomp filter and execve()s plan->path with it.
+ */
+#define BRW_EXEC_MESSAGE_MAX (256u << 10)
 
 /*
  * Creates the child. On success returns 0 and stores its pid and pidfd; the

@@ -1,0 +1,111 @@
+import BurrowCgroup
+public import BurrowPolicy
+import BurrowProfile
+import BurrowSystem
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// A sandbox built ahead of its request (burrowd keeps one per busy tool):
+/// its cgroup made and limited, every namespace, mount, rlimit, credential,
+/// capability drop, Landlock domain and seccomp filter applied, the tool
+/// waiting at the last handshake before execve. A request whose plan `fits`
+/// releases it with its own argv and environment (`Runner.Options.warm`);
+/// any other plan discards it. Used once, never shared.
+///
+/// Nothing ran in it before the release, so it has no audit trail: the
+/// invocation's ToolInvoked is written before the release, and a sandbox
+/// discarded unused (or left behind by a crash: the sweep removes its cgroup)
+/// leaves no event.
+public final class WarmSandbox: @unchecked Sendable {
+    /// The plan it was built from; the request's plan must fit it.
+    public let plan: LaunchPlan
+    /// The invocation it will be (its cgroup and lease carry the id).
+    public let invocationID: String
+    /// When it was ready (monotonic nanoseconds).
+    public let readyAt: UInt64
+    let lease: InvocationLease
+    private let staged: Runner.Staged
+    /// Taken or discarded: either happens once.
+    private let used = Atomic<Bool>(false)
+
+    private init(plan: LaunchPlan, invocationID: String, lease: InvocationLease, staged: Runner.Staged) {
+        self.plan = plan
+        self.invocationID = invocationID
+        self.lease = lease
+        self.staged = staged
+        self.readyAt = Kernel.monotonicNanoseconds()
+    }
+
+    deinit { discard() }
+
+    /// Whether a plan can be built ahead: an isolated sandbox whose tool's
+    /// streams are captured (no egress proxy, which belongs to one invocation's trail).
+    public static func canBuild(_ plan: LaunchPlan) -> Bool {
+        plan.sandboxLevel != .none && plan.network.egress == nil && plan.namespaces.contains { $0.kind == .pid }
+    }
+
+    /// Builds `plan`'s sandbox up to the moment before execve.
+    /// - Throws: `RunError` as `Runner.run` would for the same plan.
+    public static func build(_ plan: LaunchPlan, invocationID: String, spawner: Spawner?) throws(RunError) -> WarmSandbox {
+        guard canBuild(plan) else { throw .preparation("\(plan.tool.id)'s sandbox cannot be built ahead (no isolation, or an egress proxy)") }
+        try Runner.checkEnforceable(plan)
+        let lease = try InvocationLease.acquire(invocationID)
+        do throws(RunError) {
+            let site = try CgroupSite.locate(plan.cgroup)
+            let options = Runner.Options(forwardSignals: false, spawner: spawner, sweep: false)
+            let staged = try Runner.stage(plan, site: site, invocationID: invocationID, options: options, trail: nil, hold: true)
+            return WarmSandbox(plan: plan, invocationID: invocationID, lease: lease, staged: staged)
+        } catch {
+            lease.end()
+            throw error
+        }
+    }
+
+    /// Whether `request` would build this very sandbox: equal in everything
+    /// but what reaches only execve (argv, environment) or the supervisor
+    /// (the deadline, and the rows that describe it).
+    public func fits(_ request: LaunchPlan) -> Bool {
+        Self.sandboxPart(request) == Self.sandboxPart(plan)
+    }
+
+    private static func sandboxPart(_ plan: LaunchPlan) -> LaunchPlan {
+        var p = plan
+        p.command.argv = []
+        p.environment = []
+        p.limits.maxExecutionTime = Seconds(milliseconds: 0)
+        p.clamps = p.clamps.filter { $0.key != "resource_limits.max_execution_time" }
+        p.controls = p.controls.filter { $0.control != "execution deadline" }
+        return p
+    }
+
+    /// Whether it is still waiting (its processes could have been killed from outside).
+    public var isReady: Bool { !used.load(ordering: .relaxed) && staged.sandbox.isHeld && !staged.sandbox.hasEnded }
+
+    /// Releases the tool with `plan`'s argv and environment; the caller has checked `fits`.
+    func take(_ plan: LaunchPlan, streams: CapturedStreams?) throws(RunError) -> Runner.Staged {
+        guard let streams, let pump = staged.pump else { throw .preparation("a sandbox built ahead serves captured streams only") }
+        guard !used.exchange(true, ordering: .acquiringAndReleasing) else { throw .preparation("the sandbox built ahead was already used") }
+        pump.bind(streams)
+        do throws(RunError) {
+            try staged.sandbox.release(argv: plan.command.argv, environment: plan.environment.map { "\($0.name)=\($0.value)" })
+        } catch {
+            _ = staged.cgroup?.group.finish()
+            throw error
+        }
+        return staged
+    }
+
+    /// Kills it unused and removes its cgroup (a plan that no longer fits,
+    /// a tool updated or removed, shutdown). Nothing ran: nothing is audited.
+    public func discard() {
+        guard !used.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        staged.sandbox.discard()
+        _ = staged.cgroup?.group.finish()
+        lease.end()
+    }
+}
