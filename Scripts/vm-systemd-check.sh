@@ -54,8 +54,16 @@ step "delegated cgroups: burrowd in supervisor/, invocations under tools/"
 main=$(systemctl show burrowd -p MainPID --value)
 grep -q '^0::/system.slice/burrowd.service/supervisor$' "/proc/$main/cgroup" || fail "burrowd's cgroup: $(cat "/proc/$main/cgroup")"
 [ -d /sys/fs/cgroup/system.slice/burrowd.service/tools ] || fail "no tools/ cgroup"
-left=$(find /sys/fs/cgroup/system.slice/burrowd.service/tools -mindepth 1 -maxdepth 1 -type d)
-[ -z "$left" ] || fail "invocation cgroups left: $left"
+# What is left is the next sandbox of minimal, built ahead: one cgroup whose
+# tasks have not exec'd yet (still burrow-spawner's image, waiting for a request).
+held() {
+    for g in $(find /sys/fs/cgroup/system.slice/burrowd.service/tools -mindepth 1 -maxdepth 1 -type d); do
+        for p in $(cat "$g/cgroup.procs"); do [ "$(cat /proc/$p/comm)" = burrow-spawner ] || fail "$g holds a running $(cat /proc/$p/comm)"; done
+        echo "$g"
+    done
+}
+for _ in $(seq 50); do [ -n "$(held)" ] && break; sleep 0.1; done
+[ "$(held | wc -l)" -eq 1 ] || fail "expected the one sandbox built ahead under tools/, found: $(held)"
 
 step "audit trail and metrics"
 burrow audit --tool minimal
@@ -68,6 +76,8 @@ echo "$metrics" | grep -q '^burrow_spawn_seconds_count 3$' || fail "metrics: $me
 step "stop: SIGTERM, clean exit, socket removed"
 systemctl stop burrowd
 [ "$(systemctl show burrowd -p Result --value)" = success ] || fail "stop result $(systemctl show burrowd -p Result --value)"
+left=$(find /sys/fs/cgroup/system.slice/burrowd.service/tools -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true)
+[ -z "$left" ] || fail "invocation cgroups left after the stop (the sandbox built ahead must go with it): $left"
 [ ! -e /run/burrow/burrowd.sock ] || fail "the socket is left behind"
 systemctl start burrowd
 burrow tools list | grep -q '^minimal ' || fail "registrations lost across the restart"

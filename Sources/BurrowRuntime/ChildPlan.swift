@@ -90,7 +90,7 @@ final class ChildPlan {
 
         raw.path = UnsafePointer(string(plan.command.executable))
         raw.argv = UnsafePointer(stringArray(plan.command.argv))
-        raw.envp = UnsafePointer(stringArray(plan.environment.map { "\($0.name)=\($0.value)" }))
+        raw.envp = UnsafePointer(stringArray(plan.execEnvironment))
     }
 
     deinit {
@@ -269,4 +269,9 @@ final class ChildPlan {
     private func stringArray(_ values: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
         array(values.map { Optional(string($0)) } + [nil])
     }
+}
+
+extension LaunchPlan {
+    /// The environment as execve takes it: NAME=value.
+    var execEnvironment: [String] { environment.map { "\($0.name)=\($0.value)" } }
 }

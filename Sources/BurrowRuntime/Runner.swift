@@ -126,6 +126,8 @@ public enum Runner {
         if let warm = options.warm {
             guard warm.invocationID == invocationID, warm.fits(plan) else { throw .preparation("the sandbox built ahead does not fit this invocation's plan") }
             staged = try warm.take(plan, streams: options.streams)
+            notes.append(
+                "sandbox built ahead of the request (\((Kernel.monotonicNanoseconds() - warm.readyAt) / 1_000_000) ms waiting before execve), released with this invocation's argv and environment")
         } else {
             staged = try stage(plan, site: site, invocationID: invocationID, options: options, trail: trail)
         }

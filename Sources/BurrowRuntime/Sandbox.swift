@@ -178,12 +178,8 @@ final class Sandbox {
     /// once it has (or throws the step that failed, the sandbox killed).
     func release(argv: [String], environment: [String]) throws(RunError) {
         guard isHeld, let channel else { throw .preparation("the sandbox is not waiting for a request") }
-        var message: [UInt8] = [UInt8(ascii: "X")]
-        withUnsafeBytes(of: UInt32(argv.count).littleEndian) { message += $0 }
-        withUnsafeBytes(of: UInt32(environment.count).littleEndian) { message += $0 }
-        for s in argv + environment { message += Array(s.utf8) + [0] }
-        guard message.count <= Int(BRW_EXEC_MESSAGE_MAX), !argv.isEmpty, !(argv + environment).contains(where: { $0.utf8.contains(0) }) else {
-            throw .preparation("the argv and environment do not fit a sandbox built ahead (\(message.count) bytes, at most \(BRW_EXEC_MESSAGE_MAX))")
+        guard let message = Self.execMessage(argv: argv, environment: environment) else {
+            throw .preparation("the argv and environment do not fit a sandbox built ahead (at most \(BRW_EXEC_MESSAGE_MAX) bytes, no NUL)")
         }
         started = Kernel.monotonicNanoseconds()
         do throws(RunError) {
@@ -193,6 +189,21 @@ final class Sandbox {
             discard()
             throw error
         }
+    }
+
+    /// The 'X' message that hands a held tool its argv and environment
+    /// (brw_child.h); nil when they cannot go in one: too large, no argv[0],
+    /// or a NUL inside a string.
+    static func execMessage(argv: [String], environment: [String]) -> [UInt8]? {
+        let strings = argv + environment
+        guard !argv.isEmpty, strings.reduce(9, { $0 + $1.utf8.count + 1 }) <= Int(BRW_EXEC_MESSAGE_MAX), !strings.contains(where: { $0.utf8.contains(0) }) else {
+            return nil
+        }
+        var message: [UInt8] = [UInt8(ascii: "X")]
+        withUnsafeBytes(of: UInt32(argv.count)) { message += $0 }
+        withUnsafeBytes(of: UInt32(environment.count)) { message += $0 }
+        for s in strings { message += Array(s.utf8) + [0] }
+        return message
     }
 
     /// Kills the sandbox and reaps it (a failed start, or a held sandbox dropped unused).

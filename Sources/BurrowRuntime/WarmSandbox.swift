@@ -67,20 +67,23 @@ public final class WarmSandbox: @unchecked Sendable {
     }
 
     /// Whether `request` would build this very sandbox: equal in everything
-    /// but what reaches only execve (argv, environment) or the supervisor
-    /// (the deadline, and the rows that describe it).
+    /// the kernel was told, differing at most in what reaches only execve
+    /// (argv, environment), only the supervisor (the deadline) or only the
+    /// reader (the rows that describe the plan: controls, clamps, exposure,
+    /// warnings, the supervised-limit notes); and its argv and environment
+    /// fit the one message the held tool reads.
     public func fits(_ request: LaunchPlan) -> Bool {
-        Self.sandboxPart(request) == Self.sandboxPart(plan)
-    }
-
-    private static func sandboxPart(_ plan: LaunchPlan) -> LaunchPlan {
-        var p = plan
-        p.command.argv = []
-        p.environment = []
-        p.limits.maxExecutionTime = Seconds(milliseconds: 0)
-        p.clamps = p.clamps.filter { $0.key != "resource_limits.max_execution_time" }
-        p.controls = p.controls.filter { $0.control != "execution deadline" }
-        return p
+        guard Sandbox.execMessage(argv: request.command.argv, environment: request.execEnvironment) != nil else { return false }
+        var p = request
+        p.command.argv = plan.command.argv
+        p.environment = plan.environment
+        p.limits.maxExecutionTime = plan.limits.maxExecutionTime
+        p.clamps = plan.clamps
+        p.controls = plan.controls
+        p.exposure = plan.exposure
+        p.warnings = plan.warnings
+        p.cgroup.supervised = plan.cgroup.supervised
+        return p == plan
     }
 
     /// Whether it is still waiting (its processes could have been killed from outside).
@@ -92,7 +95,7 @@ public final class WarmSandbox: @unchecked Sendable {
         guard !used.exchange(true, ordering: .acquiringAndReleasing) else { throw .preparation("the sandbox built ahead was already used") }
         pump.bind(streams)
         do throws(RunError) {
-            try staged.sandbox.release(argv: plan.command.argv, environment: plan.environment.map { "\($0.name)=\($0.value)" })
+            try staged.sandbox.release(argv: plan.command.argv, environment: plan.execEnvironment)
         } catch {
             _ = staged.cgroup?.group.finish()
             throw error

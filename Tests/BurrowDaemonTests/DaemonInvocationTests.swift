@@ -88,6 +88,12 @@ func children(of parent: Int32, named name: String) -> [Int32] {
     }
 }
 
+/// Whether the process is PID 1 of a PID namespace below ours (a sandbox's init).
+func isSandboxInit(_ pid: Int32) -> Bool {
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    return status.split(separator: "\n").first { $0.hasPrefix("NSpid:") }?.split(whereSeparator: \.isWhitespace).last == "1"
+}
+
 func isZombie(_ pid: Int32) -> Bool {
     ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "").contains(") Z ")
 }
@@ -144,7 +150,7 @@ struct DaemonInvocationTests {
         let r = try #require(result, "status \(status)")
         // Cloned by burrow-spawner (burrowd's small helper), not in process.
         #expect(!(r.notes ?? []).contains { $0.contains("cloned in process") }, "\(r.notes ?? [])")
-        #expect(children(of: try #require(daemon.process?.pid), named: "burrow-spawner").count == 1)
+        #expect(children(of: try #require(daemon.process?.pid), named: "burrow-spawner").filter { !isSandboxInit($0) }.count == 1)
         #expect(r.state == .finished && r.exitCode == 0 && r.stdout?.bytes == 3300 && r.stdout?.truncated == true && r.stdout?.text?.utf8.count == 1024)
         #expect(r.spawnMicroseconds ?? 0 > 0 && r.durationMilliseconds != nil)
         let stored = try daemon.request("GET", "/v1/invocations/\(r.id)", as: InvocationResult.self).1
@@ -229,9 +235,91 @@ struct DaemonInvocationTests {
         }
         #expect(try openFiles() == "128\n")
         #expect(try openFiles() == "128\n")
-        // Rewritten in place: read again by the next invocation.
+        // The next sandbox, built ahead from the base as it was, waits ...
+        let burrowd = try #require(daemon.process?.pid)
+        func held() -> [Int32] { children(of: burrowd, named: "burrow-spawner").filter { isSandboxInit($0) && !isZombie($0) } }
+        for _ in 0..<100 where held().isEmpty { usleep(20_000) }
+        #expect(!held().isEmpty, "a sandbox was built ahead")
+        // ... and does not fit once the base is rewritten in place: read again by the next invocation.
         try base.replacingOccurrences(of: "max_open_files = 128", with: "max_open_files = 96").write(toFile: profiles + "/edited-base.toml", atomically: false, encoding: .utf8)
         #expect(try openFiles() == "96\n")
+    }
+
+    @Test("a used tool's next sandbox is built ahead and serves the next request that fits: its own argv, environment, stdin and deadline; an update or removal discards it")
+    func warmSandbox() throws {
+        let daemon = try LiveDaemon(policy: Self.policy)
+        func registration(_ limits: String = "") throws -> [UInt8] {
+            let profile = "extends = \"minimal\"\n[tool]\nid = \"warm-tool\"\nname = \"warm\"\nversion = \"1\"\n" + limits
+            let body: [String: Any] = ["id": "warm-tool", "metadata": ["name": "warm", "version": "1"], "command": ["sh", "-c"], "profile": profile]
+            return Array(try JSONSerialization.data(withJSONObject: body))
+        }
+        let registered = try daemon.client.send("POST", "/v1/tools", body: try registration())
+        try #require(registered.status == 201, "\(String(decoding: registered.body, as: UTF8.self))")
+        let burrowd = try #require(daemon.process?.pid)
+        func held() -> [Int32] { children(of: burrowd, named: "burrow-spawner").filter { isSandboxInit($0) && !isZombie($0) } }
+        func invoke(_ request: InvocationRequest) throws -> InvocationResult {
+            try #require(try daemon.request("POST", "/v1/tools/warm-tool/invocations", request, as: InvocationResult.self).1)
+        }
+        func built(_ r: InvocationResult) -> Bool { (r.notes ?? []).contains { $0.hasPrefix("sandbox built ahead of the request") } }
+        func metric(_ outcome: String) throws -> Int {
+            let text = String(decoding: try daemon.client.send("GET", "/metrics").body, as: UTF8.self)
+            let line = text.split(separator: "\n").first { $0.hasPrefix("burrow_warm_sandboxes_total{outcome=\"\(outcome)\"}") }
+            return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        let first = try invoke(InvocationRequest(arguments: ["id -u"]))
+        #expect(first.exitCode == 0 && !built(first), "\(first)")
+        // The next sandbox is built on a thread of its own after the first request.
+        var warm: InvocationResult?
+        for _ in 0..<100 {
+            usleep(20_000)
+            let r = try invoke(
+                InvocationRequest(arguments: ["echo \"$0|$1|$LANG|$(cat)|$(id -u)\"", "zero", "arg-1"], stdin: "from-stdin", environment: ["LANG": "C.UTF-8"]))
+            #expect(r.exitCode == 0, "\(r)")
+            if built(r) {
+                warm = r
+                break
+            }
+        }
+        let r = try #require(warm, "no invocation was served by a sandbox built ahead")
+        let fields = (r.stdout?.text ?? "").dropLast().split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        #expect(fields.count == 5 && fields[0] == "zero" && fields[1] == "arg-1" && fields[2] == "C.UTF-8" && fields[3] == "from-stdin", "\(fields)")
+        // Its own sandbox identity, not the first invocation's (ids are leased per live sandbox).
+        #expect(fields.count == 5 && Int(fields[4]) != nil && fields[4] != first.stdout?.text?.dropLast().description, "\(fields)")
+        // The audit trail names the request's argv, and its result the sandbox it used.
+        let invoked = try daemon.trail("warm-tool").first { $0.context.invocationID == r.id && $0.type == .toolInvoked }
+        #expect(invoked?.details["argv"]?.arrayValue?.compactMap(\.stringValue).last == "arg-1", "\(String(describing: invoked))")
+        #expect(try metric("hit") >= 1)
+
+        // A shorter deadline than the plan it was built from still holds (the supervisor's, from the request's plan).
+        var deadline: InvocationResult?
+        for _ in 0..<50 {
+            usleep(20_000)
+            let d = try invoke(InvocationRequest(arguments: ["sleep 5"], timeoutSeconds: 0.3))
+            if built(d) {
+                deadline = d
+                break
+            }
+        }
+        let d = try #require(deadline, "no timed request was served by a sandbox built ahead")
+        #expect(d.limits.contains { $0.resource == "max_execution_time" } && (d.durationMilliseconds ?? 0) < 3000, "\(d)")
+
+        // An update discards what was built from the old registration: the
+        // next request runs the new profile (max_open_files 64, not 128).
+        for _ in 0..<100 where held().isEmpty { usleep(20_000) }
+        try #require(!held().isEmpty, "a sandbox was built ahead")
+        let put = try daemon.client.send("PUT", "/v1/tools/warm-tool", body: try registration("[resource_limits]\nmax_open_files = 64\n"))
+        try #require(put.status == 200, "\(String(decoding: put.body, as: UTF8.self))")
+        let after = try invoke(InvocationRequest(arguments: ["ulimit -n"]))
+        #expect(after.stdout?.text == "64\n" && !built(after), "\(after)")
+
+        // Removal discards the one built after that request: no held sandbox is left.
+        for _ in 0..<100 where held().isEmpty { usleep(20_000) }
+        try #require(!held().isEmpty, "a sandbox was built ahead")
+        let removed = try daemon.client.send("DELETE", "/v1/tools/warm-tool")
+        try #require(removed.status == 200)
+        for _ in 0..<100 where !held().isEmpty { usleep(20_000) }
+        #expect(held().isEmpty, "\(held())")
+        _ = try daemon.stop(SIGTERM)
     }
 
     @Test("concurrent invocations from several clients all complete (no sandbox child inherits a lock held by another thread)")
@@ -344,9 +432,10 @@ struct DaemonInvocationTests {
         for _ in 0..<100 where tasks(ofInvocation: id).isEmpty { usleep(20_000) }
         #expect(!tasks(ofInvocation: id).isEmpty, "the sandbox runs in its invocation cgroup")
 
-        // The helper and the sandbox's init (cloned from it, burrowd's child by CLONE_PARENT).
+        // The helper and the sandbox's init (cloned from it, burrowd's child by
+        // CLONE_PARENT); maybe the next one's, built ahead and not yet exec'd.
         let spawners = children(of: try #require(daemon.process?.pid), named: "burrow-spawner")
-        #expect(spawners.count == 2)
+        #expect(spawners.filter { !isSandboxInit($0) }.count == 1 && spawners.filter(isSandboxInit).count >= 1, "\(spawners)")
         _ = try daemon.stop(SIGKILL)
         _ = try client.finish()
         for _ in 0..<200 where spawners.contains(where: { kill($0, 0) == 0 && !isZombie($0) }) { usleep(25_000) }
