@@ -41,7 +41,7 @@ final class InvocationService: Sendable {
     func use(_ spawner: Spawner) { self.spawner.withLock { $0 = spawner } }
 
     init(policy: HostPolicy, planner: ToolPlanner, audit: AuditStore, registry: RegistryStore, metrics: DaemonMetrics, admission: Admission) {
-        warm = WarmPool(idle: policy.daemon.warmSandboxIdle, metrics: metrics)
+        warm = WarmPool(idle: policy.daemon.warmSandboxes ? policy.daemon.warmSandboxIdle : Seconds(milliseconds: 0), metrics: metrics)
         self.policy = policy
         self.planner = planner
         self.audit = audit
@@ -170,7 +170,7 @@ final class InvocationService: Sendable {
                 entry.sandbox.discard()
                 metrics.warm("unfit")
             }
-        } else if !session {
+        } else if !session && warm.enabled {
             metrics.warm("cold")
         }
         if !session { buildAhead(record, loaded) }

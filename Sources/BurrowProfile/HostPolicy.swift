@@ -139,8 +139,9 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         /// Finished invocations stay readable (GET /v1/invocations/ID) this long.
         public var resultRetention = Seconds.seconds(86_400)
         /// A tool invoked through burrowd gets its next sandbox built ahead
-        /// (up to the moment before execve), kept this long without an
-        /// invocation; 0 turns building ahead off.
+        /// (up to the moment before execve).
+        public var warmSandboxes = true
+        /// How long a sandbox built ahead waits for a request before it is discarded.
         public var warmSandboxIdle = Seconds.seconds(60)
     }
 
@@ -271,6 +272,7 @@ extension HostPolicy {
             if let v = t.size("max_output_size") { policy.daemon.maxOutputBytes = v }
             if let v = t.duration("shutdown_grace") { policy.daemon.shutdownGrace = v }
             if let v = t.duration("result_retention") { policy.daemon.resultRetention = v }
+            if let v = t.bool("warm_sandboxes") { policy.daemon.warmSandboxes = v }
             if let v = t.duration("warm_sandbox_idle") { policy.daemon.warmSandboxIdle = v }
             t.finish()
         }

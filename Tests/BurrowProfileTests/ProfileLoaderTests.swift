@@ -169,11 +169,15 @@ struct HostPolicyTests {
             anomaly_window = "5m"
             duration_threshold = "250ms"
             cpu_threshold = 2
+            [daemon]
+            warm_sandboxes = false
+            warm_sandbox_idle = "2m"
             """
         let policy = try HostPolicy.decode(try ConfigValue.parse(text, format: .toml, file: "p.toml"), file: "p.toml")
         #expect(policy.audit.database == "/srv/audit/burrow.db" && policy.audit.readerGroup == "auditors" && policy.audit.redact == ["corp-[0-9]+"])
         #expect(policy.audit.anomalyThreshold == 0 && policy.audit.anomalyWindow == .seconds(300))
         #expect(policy.audit.durationThreshold == Seconds(milliseconds: 250) && policy.audit.cpuThreshold == .seconds(2))
+        #expect(!policy.daemon.warmSandboxes && policy.daemon.warmSandboxIdle == .seconds(120) && HostPolicy().daemon.warmSandboxes)
         for bad in ["[audit]\ndatabase = \"relative.db\"", "[audit]\nanomaly_threshold = -1", "[audit]\nunknown = 1"] {
             #expect(throws: ProfileErrors.self, "\(bad)") { try HostPolicy.decode(try ConfigValue.parse(bad, format: .toml, file: "p.toml"), file: "p.toml") }
         }
