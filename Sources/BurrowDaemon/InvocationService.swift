@@ -163,11 +163,11 @@ final class InvocationService: Sendable {
         var released: WarmSandbox?
         if let entry = ahead {
             ahead = nil
-            if entry.sandbox.fits(plan) {
+            if entry.sandbox.claim(plan) {
                 released = entry.sandbox
                 metrics.warm("hit")
             } else {
-                entry.sandbox.discard()
+                warm.retire(entry)
                 metrics.warm("unfit")
             }
         } else if !session && warm.enabled {

@@ -45,7 +45,7 @@ final class WarmPool: Sendable {
     func take(_ tool: String) -> Entry? {
         guard let entry = state.withLock({ $0.ready.removeValue(forKey: tool) }) else { return nil }
         guard entry.sandbox.isReady else {
-            entry.sandbox.discard()
+            retire(entry)
             metrics.warm("lost")
             return nil
         }
@@ -59,7 +59,18 @@ final class WarmPool: Sendable {
             s.ready[tool] = entry
             return true
         }
-        if !kept { entry.sandbox.discard() }
+        if !kept { retire(entry) }
+    }
+
+    /// Discards an entry off the caller's path (a kill, a reap and a cgroup
+    /// removal, which a request should not wait for); in place when no
+    /// thread can be had.
+    func retire(_ entry: Entry) {
+        do {
+            try Kernel.detachedThread { entry.sandbox.discard() }
+        } catch {
+            entry.sandbox.discard()
+        }
     }
 
     /// Starts building the tool's next sandbox unless one is ready or under
@@ -102,7 +113,7 @@ final class WarmPool: Sendable {
             for key in keys { s.generation[key, default: 0] += 1 }
             return keys.compactMap { s.ready.removeValue(forKey: $0) }
         }
-        for entry in entries { entry.sandbox.discard() }
+        for entry in entries { retire(entry) }
     }
 
     /// Discards entries idle longer than `idle` (called now and then).

@@ -124,7 +124,7 @@ public enum Runner {
         }
         let staged: Staged
         if let warm = options.warm {
-            guard warm.invocationID == invocationID, warm.fits(plan) else { throw .preparation("the sandbox built ahead does not fit this invocation's plan") }
+            guard warm.invocationID == invocationID else { throw .preparation("the sandbox built ahead belongs to invocation \(warm.invocationID), not \(invocationID)") }
             staged = try warm.take(plan, streams: options.streams)
             notes.append(
                 "sandbox built ahead of the request (\((Kernel.monotonicNanoseconds() - warm.readyAt) / 1_000_000) ms waiting before execve), released with this invocation's argv and environment")

@@ -113,9 +113,17 @@ final class Sandbox {
             throw .preparation("cannot create the child's channels: \(error)")
         }
         if hold {
-            // The 'X' message is one datagram, bounded by the send buffer.
+            // The 'X' message is one datagram, bounded by the send buffer: a
+            // socket that cannot take the largest one is no sandbox to hold.
             var size = Int32(2 * BRW_EXEC_MESSAGE_MAX)
-            _ = setsockopt(parentSock.rawValue, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
+            guard setsockopt(parentSock.rawValue, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                let e = errno
+                try? parentSock.close()
+                try? childSock.close()
+                try? statusPipe?.0.close()
+                try? statusPipe?.1.close()
+                throw .preparation("cannot size the held sandbox's socket for its argv (SO_SNDBUFFORCE): \(errnoName(e))")
+            }
         }
         childPlan.setChannels(sock: childSock, status: statusPipe?.1, stdio: stdio)
 
@@ -196,13 +204,16 @@ final class Sandbox {
     /// or a NUL inside a string.
     static func execMessage(argv: [String], environment: [String]) -> [UInt8]? {
         let strings = argv + environment
-        guard !argv.isEmpty, strings.reduce(9, { $0 + $1.utf8.count + 1 }) <= Int(BRW_EXEC_MESSAGE_MAX), !strings.contains(where: { $0.utf8.contains(0) }) else {
-            return nil
-        }
+        let size = strings.reduce(9) { $0 + $1.utf8.count + 1 }
+        guard !argv.isEmpty, size <= Int(BRW_EXEC_MESSAGE_MAX), !strings.contains(where: { $0.utf8.contains(0) }) else { return nil }
         var message: [UInt8] = [UInt8(ascii: "X")]
+        message.reserveCapacity(size)
         withUnsafeBytes(of: UInt32(argv.count)) { message += $0 }
         withUnsafeBytes(of: UInt32(environment.count)) { message += $0 }
-        for s in strings { message += Array(s.utf8) + [0] }
+        for s in strings {
+            message += s.utf8
+            message.append(0)
+        }
         return message
     }
 

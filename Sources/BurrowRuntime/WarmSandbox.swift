@@ -32,6 +32,8 @@ public final class WarmSandbox: @unchecked Sendable {
     private let staged: Runner.Staged
     /// Taken or discarded: either happens once.
     private let used = Atomic<Bool>(false)
+    /// The request plan `claim` found fitting: the only plan `take` releases it for.
+    private let claimed = Mutex<LaunchPlan?>(nil)
 
     private init(plan: LaunchPlan, invocationID: String, lease: InvocationLease, staged: Runner.Staged) {
         self.plan = plan
@@ -72,7 +74,7 @@ public final class WarmSandbox: @unchecked Sendable {
     /// reader (the rows that describe the plan: controls, clamps, exposure,
     /// warnings, the supervised-limit notes); and its argv and environment
     /// fit the one message the held tool reads.
-    public func fits(_ request: LaunchPlan) -> Bool {
+    func fits(_ request: LaunchPlan) -> Bool {
         guard Sandbox.execMessage(argv: request.command.argv, environment: request.execEnvironment) != nil else { return false }
         var p = request
         p.command.argv = plan.command.argv
@@ -86,11 +88,25 @@ public final class WarmSandbox: @unchecked Sendable {
         return p == plan
     }
 
+    /// Reserves it for `request` if the plan fits (checked here, once): the
+    /// invocation then passes that same plan to `Runner.run`.
+    public func claim(_ request: LaunchPlan) -> Bool {
+        guard fits(request) else { return false }
+        return claimed.withLock { c in
+            guard c == nil else { return false }
+            c = request
+            return true
+        }
+    }
+
     /// Whether it is still waiting (its processes could have been killed from outside).
     public var isReady: Bool { !used.load(ordering: .relaxed) && staged.sandbox.isHeld && !staged.sandbox.hasEnded }
 
-    /// Releases the tool with `plan`'s argv and environment; the caller has checked `fits`.
+    /// Releases the tool with `plan`'s argv and environment. `plan` must be
+    /// the one it was claimed for: the same value, so the comparison meets
+    /// shared storage and costs next to nothing on the spawn path.
     func take(_ plan: LaunchPlan, streams: CapturedStreams?) throws(RunError) -> Runner.Staged {
+        guard claimed.withLock({ $0 == plan }) else { throw .preparation("the sandbox built ahead was not claimed for this invocation's plan") }
         guard let streams, let pump = staged.pump else { throw .preparation("a sandbox built ahead serves captured streams only") }
         guard !used.exchange(true, ordering: .acquiringAndReleasing) else { throw .preparation("the sandbox built ahead was already used") }
         pump.bind(streams)
