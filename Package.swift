@@ -50,15 +50,16 @@ let package = Package(
             name: "BurrowSystem",
             dependencies: ["CBurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowJSON", exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowProfile",
-            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["BurrowJSON", .product(name: "TOMLKit", package: "TOMLKit")],
             exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowPolicy",
             dependencies: ["BurrowProfile", "BurrowSystem", "CSeccomp", "CCap"],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowAudit", dependencies: ["BurrowSystem", "CSQLite", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAudit", dependencies: ["BurrowJSON", "BurrowSystem", "CSQLite", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCgroup",
             dependencies: ["BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
@@ -67,18 +68,18 @@ let package = Package(
             name: "BurrowEgress",
             dependencies: ["BurrowPolicy", "BurrowProfile", "BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowMCP", dependencies: ["BurrowAudit", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowMCP", dependencies: ["BurrowAudit", "BurrowJSON", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowRuntime",
             dependencies: [
                 "BurrowAudit", "BurrowCgroup", "BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowAPI", dependencies: ["BurrowAudit", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAPI", dependencies: ["BurrowAudit", "BurrowJSON", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowDaemon",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
+                "BurrowAPI", "BurrowAudit", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -89,7 +90,7 @@ let package = Package(
         .target(
             name: "BurrowCLI",
             dependencies: [
-                "BurrowAPI", "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit", "BurrowMCP", "BurrowRuntime",
+                "BurrowAPI", "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit", "BurrowJSON", "BurrowMCP", "BurrowRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
@@ -107,6 +108,7 @@ let package = Package(
         .target(
             name: "BurrowTestSupport", dependencies: ["BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
             swiftSettings: strict),
+        .testTarget(name: "BurrowJSONTests", dependencies: ["BurrowJSON"], swiftSettings: strict),
         .testTarget(
             name: "BurrowProfileTests", dependencies: ["BurrowProfile", "BurrowTestSupport"],
             swiftSettings: strict),
@@ -121,7 +123,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BurrowEgressTests",
-            dependencies: ["BurrowEgress", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport"],
+            dependencies: ["BurrowEgress", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowTestSupport"],

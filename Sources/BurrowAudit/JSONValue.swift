@@ -1,3 +1,4 @@
+import BurrowJSON
 import FoundationEssentials
 
 /// A JSON document: event details as stored. Its `canonicalText` (keys
@@ -96,7 +97,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         case .bool(let v): out += v ? "true" : "false"
         case .integer(let v): out += String(v)
         case .number(let v): out += v.isFinite ? "\(v)" : "null"
-        case .string(let v): JSONValue.quote(v, into: &out)
+        case .string(let v): JSON.quote(v, into: &out)
         case .array(let v):
             out += "["
             for (i, e) in v.enumerated() {
@@ -108,30 +109,12 @@ public enum JSONValue: Sendable, Equatable, Codable {
             out += "{"
             for (i, key) in v.keys.sorted().enumerated() {
                 if i > 0 { out += "," }
-                JSONValue.quote(key, into: &out)
+                JSON.quote(key, into: &out)
                 out += ":"
                 v[key]?.write(to: &out)
             }
             out += "}"
         }
-    }
-
-    package static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 
     /// The same value with every string (not keys) passed through `transform`.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BurrowJSON
 import BurrowMCP
 import BurrowProfile
 
@@ -64,7 +65,7 @@ struct ApproveCommand: ParsableCommand {
         let argumentsDigest: String
         if let arguments {
             do {
-                let value = try JSONParser.parse(Array(arguments.utf8), maxDepth: 64)
+                let value = try JSONParser.parse(Array(arguments.utf8))
                 guard case .object = value else { throw ValidationError("--arguments: expected a JSON object") }
                 argumentsDigest = MCPRelay.digest(value)
             } catch let error as JSONError {

@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowJSON
 import BurrowMCP
 import BurrowPolicy
 import BurrowRuntime
@@ -79,8 +80,8 @@ final class MCPSession: Sendable {
     private let toRelay: Mutex<SystemPackage.FileDescriptor?>
     private let stop: @Sendable (String) -> Void
     private let state = Mutex(State())
-    private let limits: (maxLine: Int, maxDepth: Int)
-    var maxLineBytes: Int { limits.maxLine }
+    private let limits: JSONLimits
+    var maxLineBytes: Int { limits.maxBytes }
 
     private struct State {
         var waiters: [String: CheckedContinuation<[UInt8]?, Never>] = [:]
@@ -93,7 +94,7 @@ final class MCPSession: Sendable {
         id = p.id
         tool = p.record.registration.id
         owner = p.audit.caller.uid
-        limits = (p.plan.mcp.maxLineBytes, p.plan.mcp.maxDepth)
+        limits = p.plan.mcp.messageLimits
         let calls = MCPCallAudit(store: p.audit.store, principal: p.audit.caller.principal, uid: p.audit.caller.uid, plan: p.plan, session: p.id, profileDigest: p.audit.profileDigest)
         self.calls = calls
         let relay = MCPRelay(plan: p.plan.mcp, server: tool) { calls.record($0) }
@@ -136,7 +137,7 @@ final class MCPSession: Sendable {
     func send(_ body: [UInt8]) async throws(DaemonError) -> (isRequest: Bool, answer: [UInt8]?) {
         let message: JSON
         do {
-            message = try JSONParser.parse(body, maxDepth: limits.maxDepth)
+            message = try JSONParser.parse(body, limits: limits)
         } catch {
             throw DaemonError(.badRequest, code: "invalid_request", "the body is not one JSON-RPC message: \(error)")
         }
@@ -201,7 +202,7 @@ final class MCPSession: Sendable {
             while let nl = buffer.firstIndex(of: 0x0a) {
                 let line = Array(buffer[..<nl])
                 buffer.removeFirst(nl + 1)
-                let message = try? JSONParser.parse(line, maxDepth: limits.maxDepth)
+                let message = try? JSONParser.parse(line, limits: limits)
                 if message?["method"] == nil, let key = Self.idKey(message?["id"]), state.withLock({ $0.waiters[key] != nil }) {
                     resume(key, line)
                 } else {

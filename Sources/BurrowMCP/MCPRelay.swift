@@ -1,4 +1,5 @@
 import BurrowAudit
+public import BurrowJSON
 public import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
@@ -223,10 +224,9 @@ public final class MCPRelay: Sendable {
             return nil
         }
         do {
-            guard String(validating: line, as: UTF8.self) != nil else { throw JSONError(description: "the line is not valid UTF-8") }
-            let message = try JSONParser.parse(line, maxDepth: plan.maxDepth)
+            let message = try JSONParser.parse(line, limits: plan.messageLimits)
             // Batches are not part of MCP since 2025-06-18.
-            guard case .object = message else { throw JSONError(description: "a message that is not a JSON object") }
+            guard case .object = message else { throw JSONError("a message that is not a JSON object", offset: 0) }
             return message
         } catch {
             state.withLock { $0.ended = $0.ended ?? "not a JSON-RPC message: \(error)" }
@@ -540,7 +540,7 @@ public final class MCPRelay: Sendable {
 
     static func quote(_ s: String) -> String {
         var out = ""
-        JSONValue.quote(s, into: &out)
+        JSON.quote(s, into: &out)
         return out
     }
 
@@ -589,5 +589,13 @@ private struct CompiledFilter: @unchecked Sendable {
         case .object(let members): .object(members.mapValues(sanitize))
         default: value
         }
+    }
+}
+
+extension MCPPlan {
+    /// The bounds every message is parsed within, either way: the line
+    /// limit for the whole and for any one string, the plan's nesting limit.
+    package var messageLimits: JSONLimits {
+        JSONLimits(maxDepth: maxDepth, maxKeyBytes: 64 << 10, maxStringBytes: maxLineBytes, maxItems: maxLineBytes, maxBytes: maxLineBytes)
     }
 }

@@ -1,3 +1,5 @@
+public import BurrowJSON
+
 /// Validates tool arguments against a tool's `inputSchema`, for the JSON
 /// Schema subset Burrow enforces: `type` (a name or a list), `properties`,
 /// `required`, `enum`, `const`, `minimum`, `maximum`, `exclusiveMinimum`,

@@ -1,3 +1,5 @@
+import BurrowJSON
+
 /// Collects the issues found while reading one document.
 final class IssueLog {
     /// Which file supplied each key path (`extends` merges several files).
@@ -126,28 +128,4 @@ struct TableReader {
             log.error(keyPath(key), "unknown key '\(key)'\(hint); known keys here: \(known)")
         }
     }
-}
-
-/// The known key nearest to a misspelt one, if it is plausibly a typo.
-func closest(to word: String, in candidates: some Sequence<String>) -> String? {
-    let scored = candidates.map { ($0, editDistance(word, $0)) }.filter { $0.1 <= max(2, word.count / 3) }
-    return scored.min { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }?.0
-}
-
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a.lowercased().utf8)
-    let b = Array(b.lowercased().utf8)
-    if a.isEmpty { return b.count }
-    if b.isEmpty { return a.count }
-    var previous = Array(0...b.count)
-    var current = [Int](repeating: 0, count: b.count + 1)
-    for i in 1...a.count {
-        current[0] = i
-        for j in 1...b.count {
-            let substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, substitution)
-        }
-        swap(&previous, &current)
-    }
-    return previous[b.count]
 }

@@ -1,4 +1,4 @@
-public import FoundationEssentials
+import BurrowJSON
 import TOMLKit
 
 /// A parsed configuration document: the common form of TOML and JSON, so both
@@ -49,6 +49,11 @@ extension ConfigValue {
         switch format {
         case .toml:
             do {
+                try TOMLBounds.check(text)
+            } catch {
+                throw ProfileIssue(file: file, keyPath: "", message: "TOML document refused at line \(error.line), column \(error.column): \(error.message)")
+            }
+            do {
                 return ConfigValue(toml: try TOMLTable(string: text))
             } catch let error as TOMLParseError {
                 throw ProfileIssue(
@@ -58,16 +63,47 @@ extension ConfigValue {
                 throw ProfileIssue(file: file, keyPath: "", message: "TOML syntax error: \(error)")
             }
         case .json:
-            let value: ConfigValue
+            let json: JSON
             do {
-                value = try JSONDecoder().decode(ConfigValue.self, from: Data(text.utf8))
+                json = try JSONParser.parse(text, limits: DocumentLimits.json)
             } catch {
-                throw ProfileIssue(file: file, keyPath: "", message: "JSON syntax error: \(describeJSONError(error))")
+                throw ProfileIssue(file: file, keyPath: "", message: "JSON syntax error: \(error)")
             }
-            guard case .table = value else {
-                throw ProfileIssue(file: file, keyPath: "", message: "the document must be an object, found \(value.typeName)")
+            guard case .object = json else {
+                throw ProfileIssue(file: file, keyPath: "", message: "the document must be an object, found \(json.describedType)")
             }
-            return value
+            do {
+                return try ConfigValue(json: json, path: "")
+            } catch {
+                throw ProfileIssue(file: file, keyPath: error.path, message: error.message)
+            }
+        }
+    }
+
+    /// The common form of a parsed JSON value. JSON's null has no TOML
+    /// counterpart: a key is omitted instead.
+    init(json: JSON, path: String) throws(JSONDecodeError) {
+        switch json {
+        case .null: throw JSONDecodeError(path: path, message: "null is not allowed; omit the key instead")
+        case .bool(let b): self = .bool(b)
+        case .string(let s): self = .string(s)
+        case .number(let n):
+            if JSON.isIntegerText(n) {
+                guard let i = Int(n) else { throw JSONDecodeError(path: path, message: "\(n) is out of range for an integer") }
+                self = .integer(i)
+            } else {
+                guard let d = Double(n), d.isFinite else { throw JSONDecodeError(path: path, message: "\(n) is out of range") }
+                self = .float(d)
+            }
+        case .array(let items):
+            var out: [ConfigValue] = []
+            out.reserveCapacity(items.count)
+            for (i, item) in items.enumerated() { out.append(try ConfigValue(json: item, path: "\(path)[\(i)]")) }
+            self = .array(out)
+        case .object(let members):
+            var out: [String: ConfigValue] = [:]
+            for (key, value) in members { out[key] = try ConfigValue(json: value, path: path.isEmpty ? key : "\(path).\(key)") }
+            self = .table(out)
         }
     }
 
@@ -87,41 +123,5 @@ extension ConfigValue {
         case .bool: self = .bool(value.bool ?? false)
         case .date, .time, .dateTime: self = .date(value.debugDescription)
         }
-    }
-}
-
-extension ConfigValue: Decodable {
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let v = try? container.decode(Bool.self) {
-            self = .bool(v)
-        } else if let v = try? container.decode(Int.self) {
-            self = .integer(v)
-        } else if let v = try? container.decode(Double.self) {
-            self = .float(v)
-        } else if let v = try? container.decode(String.self) {
-            self = .string(v)
-        } else if let v = try? container.decode([ConfigValue].self) {
-            self = .array(v)
-        } else if let v = try? container.decode([String: ConfigValue].self) {
-            self = .table(v)
-        } else if container.decodeNil() {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "null is not allowed; omit the key instead")
-        } else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "unsupported value")
-        }
-    }
-}
-
-private func describeJSONError(_ error: any Error) -> String {
-    guard let error = error as? DecodingError else { return "\(error)" }
-    switch error {
-    case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context),
-        .keyNotFound(_, let context):
-        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        let underlying = (context.underlyingError).map { " (\($0))" } ?? ""
-        return (path.isEmpty ? "" : "at \(path.drop { $0 == "." }): ") + context.debugDescription + underlying
-    @unknown default:
-        return "\(error)"
     }
 }

@@ -18,9 +18,8 @@ public struct PathPattern: Sendable, Hashable, Codable, Comparable, CustomString
     /// Parses a pattern; the failure says what is wrong and how to write it.
     public static func parse(_ text: String) -> Result<PathPattern, PatternError> {
         guard !text.isEmpty else { return .failure("path is empty") }
-        if let bad = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7f }) {
-            return .failure("path contains the control character U+\(String(bad.value, radix: 16, uppercase: true))")
-        }
+        if let bad = controlCharacter(in: text) { return .failure("path contains \(bad)") }
+        guard text.utf8.count < pathMax else { return .failure("path is \(text.utf8.count) bytes, longer than the kernel takes (\(pathMax - 1))") }
         guard text.hasPrefix("/") else { return .failure("path must be absolute (start with '/'): '\(text)'") }
         var components = text.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         var subtree = false
@@ -49,6 +48,19 @@ public struct PathPattern: Sendable, Hashable, Codable, Comparable, CustomString
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.path < rhs.path }
 }
 
+/// PATH_MAX: a path the kernel takes is shorter (it counts the NUL).
+public let pathMax = 4096
+
+/// The first control character in `text`, named for a message ("the NUL
+/// character U+0000", "the control character U+001B"), or nil. A NUL
+/// cannot reach the kernel inside a C string: whatever follows it would be
+/// cut off, so a value holding one is refused, never truncated.
+public func controlCharacter(in text: some StringProtocol) -> String? {
+    guard let bad = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7f }) else { return nil }
+    let code = String(bad.value, radix: 16, uppercase: true)
+    return bad.value == 0 ? "the NUL character U+0000" : "the control character U+" + String(repeating: "0", count: 4 - code.count) + code
+}
+
 /// Whether `path` is `root` or lies beneath it (component-wise, not by string prefix).
 public func isPath(_ path: String, within root: String) -> Bool {
     root == "/" || path == root || path.hasPrefix(root + "/")
@@ -72,6 +84,7 @@ public struct CommandPattern: Sendable, Hashable, Codable, CustomStringConvertib
 
     public static func parse(_ text: String) -> Result<CommandPattern, PatternError> {
         guard !text.isEmpty else { return .failure("command is empty") }
+        if let bad = controlCharacter(in: text) { return .failure("command contains \(bad)") }
         if text.hasPrefix("/") {
             let directory = String(text[..<(text.lastIndex(of: "/") ?? text.startIndex)])
             let last = text[text.index(after: text.lastIndex(of: "/") ?? text.startIndex)...]

@@ -33,7 +33,7 @@ extension SecurityProfile {
         var profile = SecurityProfile(tool: tool)
         profile.sandboxLevel = root.enumValue("sandbox_level", SandboxLevel.self) ?? policy.security.defaultSandbox
         profile.networkAccess = root.enumValue("network_access", NetworkAccess.self) ?? .none
-        profile.envWhitelist = root.list("env_whitelist", EnvironmentPattern.parse)?.map(\.0) ?? []
+        profile.envWhitelist = root.list("env_whitelist", limit: DocumentLimits.maxEnvironmentEntries, EnvironmentPattern.parse)?.map(\.0) ?? []
 
         var networkPaths: [String] = []
         if var t = root.table("permissions") {
@@ -77,7 +77,7 @@ extension SecurityProfile {
         let network = t.list("network", NetworkTarget.parse) ?? []
         p.network = network.map(\.0)
         networkPaths = network.map(\.1)
-        p.environment = t.list("environment", EnvironmentPattern.parse)?.map(\.0) ?? []
+        p.environment = t.list("environment", limit: DocumentLimits.maxEnvironmentEntries, EnvironmentPattern.parse)?.map(\.0) ?? []
         if var proc = t.table("process") {
             p.process.fork = proc.bool("fork") ?? p.process.fork
             p.process.signalOwn = proc.bool("signal_own") ?? p.process.signalOwn

@@ -20,34 +20,40 @@ extension SecurityProfile {
         }
     }
 
+    /// Linear in the grants: duplicates through a dictionary, blocked paths
+    /// through a trie of their components walked once per grant.
     private func validatePaths(log: IssueLog) {
         let reads = labelled(permissions.fileRead, "permissions.file_read") + labelled(filesystem.readPaths, "filesystem_access.read_paths")
         let writes = labelled(permissions.fileWrite, "permissions.file_write") + labelled(filesystem.writePaths, "filesystem_access.write_paths")
         let blocked = labelled(filesystem.blockedPaths, "filesystem_access.blocked_paths")
 
-        for (i, a) in (reads + writes).enumerated() {
-            for b in (reads + writes).prefix(i) where a.pattern.path == b.pattern.path {
-                let sameKind = reads.contains { $0.keyPath == a.keyPath } == reads.contains { $0.keyPath == b.keyPath }
-                log.error(
-                    a.keyPath,
-                    sameKind
-                        ? "duplicate grant '\(a.pattern)' (already at \(b.keyPath))"
-                        : "'\(a.pattern.path)' is granted for both reading (\(b.keyPath)) and writing: write access includes reading, keep it in the write list only")
+        var first: [String: (keyPath: String, isRead: Bool)] = [:]
+        for (a, isRead) in reads.map({ ($0, true) }) + writes.map({ ($0, false) }) {
+            guard let b = first[a.pattern.path] else {
+                first[a.pattern.path] = (a.keyPath, isRead)
+                continue
             }
+            log.error(
+                a.keyPath,
+                b.isRead == isRead
+                    ? "duplicate grant '\(a.pattern)' (already at \(b.keyPath))"
+                    : "'\(a.pattern.path)' is granted for both reading (\(b.keyPath)) and writing: write access includes reading, keep it in the write list only")
         }
+        var blocks = PathTrie()
+        for (i, b) in blocked.enumerated() { blocks.insert(b.pattern.path, i) }
         for w in writes {
             if w.pattern.path == "/" { log.error(w.keyPath, "write access to '/' would make the whole host writable") }
-            for b in blocked where b.pattern.covers(w.pattern.path) {
-                log.error(w.keyPath, "write path '\(w.pattern.path)' lies inside blocked path '\(b.pattern.path)' (\(b.keyPath))")
+            for i in blocks.covering(w.pattern.path) {
+                log.error(w.keyPath, "write path '\(w.pattern.path)' lies inside blocked path '\(blocked[i].pattern.path)' (\(blocked[i].keyPath))")
             }
         }
         for r in reads {
-            for b in blocked where b.pattern.covers(r.pattern.path) {
-                log.error(r.keyPath, "read path '\(r.pattern.path)' lies inside blocked path '\(b.pattern.path)' (\(b.keyPath)): it would be masked")
+            for i in blocks.covering(r.pattern.path) {
+                log.error(r.keyPath, "read path '\(r.pattern.path)' lies inside blocked path '\(blocked[i].pattern.path)' (\(blocked[i].keyPath)): it would be masked")
             }
         }
-        for (i, b) in blocked.enumerated() where b.pattern.path == "/" {
-            log.error(blocked[i].keyPath, "blocking '/' would leave nothing to run")
+        for b in blocked where b.pattern.path == "/" {
+            log.error(b.keyPath, "blocking '/' would leave nothing to run")
         }
     }
 
@@ -62,10 +68,13 @@ extension SecurityProfile {
         default:
             break
         }
+        // Only grants for the same host can overlap: compared within each host.
+        var byHost: [NetworkTarget.Host: [Int]] = [:]
         for (i, a) in permissions.network.enumerated() {
-            for (j, b) in permissions.network.enumerated() where j < i && a.host == b.host && a.ports.overlaps(b.ports) {
-                log.error(networkPaths[i], "'\(a)' overlaps '\(b)' (\(networkPaths[j])): merge them into one grant")
+            for j in byHost[a.host, default: []] where a.ports.overlaps(permissions.network[j].ports) {
+                log.error(networkPaths[i], "'\(a)' overlaps '\(permissions.network[j])' (\(networkPaths[j])): merge them into one grant")
             }
+            byHost[a.host, default: []].append(i)
         }
     }
 
@@ -116,4 +125,40 @@ extension SecurityProfile {
 
 private func labelled(_ patterns: [PathPattern], _ key: String) -> [(pattern: PathPattern, keyPath: String)] {
     patterns.enumerated().map { ($0.element, "\(key)[\($0.offset)]") }
+}
+
+/// Normalised absolute paths by component, to find every stored path that
+/// is a given path or one of its ancestors in one walk.
+private struct PathTrie {
+    private struct Node {
+        var children: [Substring: Int] = [:]
+        var marks: [Int] = []
+    }
+    private var nodes = [Node()]
+
+    mutating func insert(_ path: String, _ mark: Int) {
+        var n = 0
+        for component in path.split(separator: "/") {
+            if let next = nodes[n].children[component] {
+                n = next
+            } else {
+                nodes.append(Node())
+                nodes[n].children[component] = nodes.count - 1
+                n = nodes.count - 1
+            }
+        }
+        nodes[n].marks.append(mark)
+    }
+
+    /// The marks of `path` and of every ancestor stored, root first.
+    func covering(_ path: String) -> [Int] {
+        var n = 0
+        var out = nodes[0].marks
+        for component in path.split(separator: "/") {
+            guard let next = nodes[n].children[component] else { break }
+            n = next
+            out += nodes[n].marks
+        }
+        return out
+    }
 }

@@ -1,3 +1,5 @@
+import BurrowJSON
+
 extension TableReader {
     /// A string naming a case of `E` (its raw value); lists the choices when wrong.
     mutating func enumValue<E: RawRepresentable & CaseIterable>(_ key: String, _: E.Type) -> E?
@@ -63,9 +65,14 @@ extension TableReader {
     }
 
     /// An array of strings, each parsed by `parse`; refused items are reported
-    /// and dropped, exact duplicates are reported once.
-    mutating func list<T: Hashable>(_ key: String, _ parse: (String) -> Result<T, PatternError>) -> [(T, String)]? {
+    /// and dropped, exact duplicates are reported once. A list longer than
+    /// `limit` is refused whole.
+    mutating func list<T: Hashable>(_ key: String, limit: Int = DocumentLimits.maxListEntries, _ parse: (String) -> Result<T, PatternError>) -> [(T, String)]? {
         guard let items = strings(key) else { return nil }
+        guard items.count <= limit else {
+            log.error(keyPath(key), "\(items.count) entries, more than the \(limit) a profile may list here")
+            return nil
+        }
         var out: [(T, String)] = []
         var firstSeen: [T: String] = [:]
         for (text, path) in items {
@@ -89,7 +96,7 @@ extension ConfigValue {
     /// A short rendering for messages.
     var display: String {
         switch self {
-        case .string(let s): "\"\(s)\""
+        case .string(let s): s.count > 80 ? "\"\(s.prefix(80))…\" (\(s.utf8.count) bytes)" : "\"\(s)\""
         case .integer(let i): "\(i)"
         case .float(let d): "\(d)"
         case .bool(let b): "\(b)"

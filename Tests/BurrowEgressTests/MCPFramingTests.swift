@@ -1,9 +1,10 @@
+import BurrowJSON
 import BurrowMCP
 import Testing
 
 @Suite("MCP relay: JSON and schema subset")
 struct MCPFramingTests {
-    private func parse(_ text: String, depth: Int = 64) -> JSON? { try? JSONParser.parse(Array(text.utf8), maxDepth: depth) }
+    private func parse(_ text: String, depth: Int = 64) -> JSON? { try? JSONParser.parse(Array(text.utf8), limits: JSONLimits(maxDepth: depth)) }
 
     @Test func strictJSON() {
         #expect(parse(#"{"a":[1,2.5,-3e2,"x\u00e9\ud83d\ude00",true,null]}"#)?["a"] != nil)

@@ -1,3 +1,4 @@
+import BurrowJSON
 import BurrowMCP
 import BurrowPolicy
 import BurrowProfile
@@ -121,7 +122,7 @@ struct MCPPolicyTests {
         _ = try h.request(#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#)
 
         let arguments = #"{"text":"rm -rf build"}"#
-        let digest = MCPRelay.digest(try JSONParser.parse(Array(arguments.utf8), maxDepth: 8))
+        let digest = MCPRelay.digest(try JSONParser.parse(Array(arguments.utf8), limits: JSONLimits(maxDepth: 8)))
         let now = Int64(Date().timeIntervalSince1970)
         func token(tool: String = "echo", digest: String = digest, expires: Int64 = now + 60, server: String = "test-server") throws -> String {
             try Approval.sign(privateKeyPEM: privateKey, server: server, tool: tool, argumentsDigest: digest, expires: expires)
@@ -204,7 +205,7 @@ private final class RelayHarness: Sendable {
     /// Writes a request and reads lines until its answer.
     func request(_ line: String) throws -> JSON {
         client.write(line)
-        let id = try JSONParser.parse(Array(line.utf8), maxDepth: 64)["id"]
+        let id = try JSONParser.parse(Array(line.utf8))["id"]
         while let answer = client.readLine() {
             if answer["id"] == id, answer["method"] == nil { return answer }
         }
@@ -249,7 +250,7 @@ private final class LineEnd: Sendable {
 
     /// The next line as JSON, or nil after `timeout` ms without one (or at EOF).
     func readLine(timeout: Int32 = 10_000) -> JSON? {
-        readBytes(timeout: timeout).flatMap { try? JSONParser.parse($0, maxDepth: 64) }
+        readBytes(timeout: timeout).flatMap { try? JSONParser.parse($0) }
     }
 
     /// The next line's bytes, newline excluded.
@@ -289,7 +290,7 @@ private final class ScriptedServer: Sendable {
     init(_ end: LineEnd) { self.end = end }
 
     var rawLines: [String] { log.withLock { $0 } }
-    var received: [JSON] { rawLines.compactMap { try? JSONParser.parse(Array($0.utf8), maxDepth: 64) } }
+    var received: [JSON] { rawLines.compactMap { try? JSONParser.parse(Array($0.utf8)) } }
     var calls: Int { received.filter { $0["method"] == .string("tools/call") }.count }
 
     func notify(_ line: String) { end.write(line) }
@@ -298,7 +299,7 @@ private final class ScriptedServer: Sendable {
         // Lines already buffered first: one read may bring several.
         while let bytes = end.readBytes(timeout: -1) {
             log.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
-            guard let message = try? JSONParser.parse(bytes, maxDepth: 64) else { continue }
+            guard let message = try? JSONParser.parse(bytes) else { continue }
             guard let id = message["id"], let method = message["method"]?.string else { continue }
             let idText = id.canonicalText
             let result: String
