@@ -65,7 +65,7 @@ public struct Daemon: Sendable {
         v1.post("tools") { request, context in try await api.register(request, context, replacing: nil) }
         v1.get("tools") { request, context in try await api.list(request, context) }
         v1.get("tools/:id") { request, context in try await api.show(request, context) }
-        v1.put("tools/:id") { request, context in try await api.register(request, context, replacing: try context.parameters.require("id")) }
+        v1.put("tools/:id") { request, context in try await api.register(request, context, replacing: try API.toolID(context)) }
         v1.delete("tools/:id") { request, context in try await api.remove(request, context) }
         v1.post("tools/:id/invocations") { request, context in try await api.invoke(request, context) }
         v1.get("invocations/:id") { request, context in try await api.invocation(request, context) }

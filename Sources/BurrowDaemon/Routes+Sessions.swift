@@ -9,9 +9,10 @@ import NIOCore
 /// `mcp = true` tool, then speak MCP Streamable HTTP to it.
 extension API {
     func startSession(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        let id = try context.parameters.require("id")
+        let id = try Self.toolID(context)
         try await require(.invoker, context, request, "starting an MCP session", tool: id)
         let body = try await decode(InvocationRequest.self, request, context, tool: id)
+        try Self.checkFields(body)
         guard body.stdin == nil, body.stdinBase64 == nil else {
             throw DaemonError(.badRequest, code: "invalid_request", "an MCP session's stdin is its MCP traffic: send messages to the session's endpoint")
         }
@@ -27,7 +28,7 @@ extension API {
 
     /// The live session named in the path, if this caller may use it.
     private func liveSession(_ request: Request, _ context: DaemonContext, _ what: String) async throws -> MCPSession {
-        let sid = try context.parameters.require("sid")
+        let sid = try Self.uuidParameter(context, "sid", what: "session")
         let peer = context.peer ?? .unknown
         let notFound = DaemonError(.notFound, code: "session_not_found", "no live MCP session \(sid) of yours (it ended, or never was)")
         guard let session = daemon.sessions.session(sid) else { throw notFound }

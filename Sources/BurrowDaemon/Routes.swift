@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowJSON
 import BurrowProfile
 import BurrowSystem
 import FoundationEssentials
@@ -43,27 +44,35 @@ struct API: Sendable {
             await Denials.record(daemon.audit, daemon.metrics, peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: message)
             throw DaemonError(.contentTooLarge, code: "request_too_large", message)
         }
+        // Strict: limits, duplicate keys, unknown fields and inexact numbers are refused.
+        let decoder = StrictJSONDecoder(limits: JSONLimits(maxStringBytes: limit, maxBytes: limit))
+        let decoded = buffer.withUnsafeReadableBytes { bytes in Result { () throws(JSONDecodeError) in try decoder.decode(T.self, from: bytes) } }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
-        } catch let error as DecodingError {
-            throw DaemonError(.badRequest, code: "invalid_request", "the body is not a valid \(T.self): \(Self.describe(error))")
+            return try decoded.get()
         } catch {
-            throw DaemonError(.badRequest, code: "invalid_request", "the body is not valid JSON: \(error)")
+            throw DaemonError(.badRequest, code: "invalid_request", "the body is not a valid \(T.self): \(error)")
         }
     }
 
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ c: DecodingError.Context) -> String {
-            let p = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return p.isEmpty ? "" : "\(p.hasPrefix(".") ? String(p.dropFirst()) : p): "
+    /// A tool id from the path, checked before any lookup or audit write:
+    /// a caller's 60,000-character id must cost it a 400, not the audit log
+    /// a row of that size.
+    static func toolID(_ context: DaemonContext, _ name: String = "id") throws(DaemonError) -> String {
+        let value = context.parameters.get(name) ?? ""
+        guard SafeName.isValid(value) else {
+            throw DaemonError(.badRequest, code: "invalid_id", "the tool id in the path is not one: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'")
         }
-        switch error {
-        case .keyNotFound(let key, let c): return "\(path(c))missing key '\(key.stringValue)'"
-        case .typeMismatch(let type, let c): return "\(path(c))expected \(type)"
-        case .valueNotFound(let type, let c): return "\(path(c))expected \(type), found null"
-        case .dataCorrupted(let c): return "\(path(c))\(c.debugDescription)"
-        @unknown default: return "\(error)"
+        return value
+    }
+
+    /// An invocation or session id from the path: the lowercase UUID burrowd gave out.
+    static func uuidParameter(_ context: DaemonContext, _ name: String, what: String) throws(DaemonError) -> String {
+        let value = context.parameters.get(name) ?? ""
+        let hex = value.utf8.filter { $0 != UInt8(ascii: "-") }
+        guard value.utf8.count == 36, hex.count == 32, hex.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+            throw DaemonError(.badRequest, code: "invalid_id", "the \(what) id in the path is not one (a lowercase UUID, as burrowd returned it)")
         }
+        return value
     }
 
     // MARK: health and security
@@ -84,7 +93,7 @@ struct API: Sendable {
     }
 
     func auditTrail(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        let tool = try context.parameters.require("tool")
+        let tool = try Self.toolID(context, "tool")
         try await require(.auditor, context, request, "reading the audit log", tool: tool)
         let query = try AuditQueryParameters.parse(request.uri.queryParameters, tool: tool)
         do {
@@ -169,27 +178,61 @@ struct API: Sendable {
         return try json(stored, status: replacing == nil ? .created : .ok)
     }
 
-    /// What validation of the profile does not cover: the registration's own fields.
+    /// What validation of the profile does not cover: the registration's own
+    /// fields, checked as bytes (no control characters where none belong, no
+    /// NUL anywhere a C string takes the value).
     static func checkFields(_ r: ToolRegistration) throws(DaemonError) {
         func bad(_ message: String) -> DaemonError { DaemonError(.badRequest, code: "invalid_request", message) }
-        guard SafeName.isValid(r.id) else { throw bad("id '\(r.id)': use 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'") }
-        guard !r.metadata.name.isEmpty, r.metadata.name.count <= 200 else { throw bad("metadata.name: 1 to 200 characters") }
-        guard SafeName.isValid(r.metadata.version), r.metadata.version.count <= 64 else {
-            throw bad("metadata.version '\(r.metadata.version)': 1 to 64 letters, digits, '.', '_' or '-', such as 1.2.0")
+        func text(_ value: String, _ field: String, max: Int, lines: Bool = false) throws(DaemonError) {
+            guard value.utf8.count <= max else { throw bad("\(field): at most \(max) bytes") }
+            let allowed: Set<UInt32> = lines ? [0x09, 0x0a, 0x0d] : []
+            if let bad = value.unicodeScalars.first(where: { ($0.value < 0x20 || $0.value == 0x7f) && !allowed.contains($0.value) }) {
+                throw DaemonError(.badRequest, code: "invalid_request", "\(field): contains the control character U+\(String(bad.value, radix: 16, uppercase: true))")
+            }
         }
-        guard r.metadata.description.utf8.count <= 16 << 10 else { throw bad("metadata.description: at most 16 KiB") }
-        guard r.metadata.categories.count <= 32, r.metadata.categories.allSatisfy({ !$0.isEmpty && $0.count <= 64 }) else {
-            throw bad("metadata.categories: at most 32, each 1 to 64 characters")
+        guard SafeName.isValid(r.id) else { throw bad("id: use 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'") }
+        guard !r.metadata.name.isEmpty else { throw bad("metadata.name: 1 to 200 bytes") }
+        try text(r.metadata.name, "metadata.name", max: 200)
+        guard SafeName.isValid(r.metadata.version), r.metadata.version.utf8.count <= 64 else {
+            throw bad("metadata.version: 1 to 64 letters, digits, '.', '_' or '-', such as 1.2.0")
         }
-        if let url = r.metadata.documentationURL, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
-            throw bad("metadata.documentationUrl: expected an http:// or https:// URL")
+        try text(r.metadata.description, "metadata.description", max: 16 << 10, lines: true)
+        if let author = r.metadata.author { try text(author, "metadata.author", max: 200) }
+        guard r.metadata.categories.count <= 32 else { throw bad("metadata.categories: at most 32") }
+        for (i, c) in r.metadata.categories.enumerated() {
+            guard !c.isEmpty else { throw bad("metadata.categories[\(i)]: 1 to 64 bytes") }
+            try text(c, "metadata.categories[\(i)]", max: 64)
+        }
+        guard r.metadata.dependencies.count <= 64 else { throw bad("metadata.dependencies: at most 64") }
+        for (i, d) in r.metadata.dependencies.enumerated() { try text(d, "metadata.dependencies[\(i)]", max: 256) }
+        if let url = r.metadata.documentationURL {
+            try text(url, "metadata.documentationUrl", max: 2048)
+            guard url.hasPrefix("https://") || url.hasPrefix("http://"), !url.contains(" ") else { throw bad("metadata.documentationUrl: expected an http:// or https:// URL") }
         }
         guard let first = r.command.first, !first.isEmpty else { throw bad("command: give the executable and its fixed arguments, such as [\"python3\", \"-m\", \"mcp_server_time\"]") }
+        if let problem = ExecStrings.problem(argv: r.command, what: "command") { throw bad(problem) }
+        // The executable as profile paths are written: a plain name, or an absolute normalised path.
+        if first.contains("/") {
+            guard case .success(let p) = PathPattern.parse(first), !p.subtree, p.path == first else {
+                throw bad("command[0] '\(first)': give a plain name such as python3, or an absolute normalised path such as /usr/bin/python3 (no '..', '.' or '//')")
+            }
+        }
+        guard r.capabilities.count <= 1024 else { throw bad("capabilities: at most 1024") }
         if let limits = r.rateLimits {
             for (name, value) in [("requestsPerMinute", limits.requestsPerMinute), ("maxConcurrent", limits.maxConcurrent)] {
                 if let value, value < 1 { throw bad("rateLimits.\(name): expected a positive number") }
             }
         }
+    }
+
+    /// An invocation's own fields, before any lookup: what the caller adds to
+    /// argv and the environment must reach execve as given.
+    static func checkFields(_ r: InvocationRequest) throws(DaemonError) {
+        func bad(_ message: String) -> DaemonError { DaemonError(.badRequest, code: "invalid_request", message) }
+        if let problem = ExecStrings.problem(argv: r.arguments, what: "arguments", environment: r.environment.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }) {
+            throw bad(problem)
+        }
+        if let version = r.version, !SafeName.isValid(version) { throw bad("version: 1 to 128 letters, digits, '.', '_' or '-'") }
     }
 
     func list(_ request: Request, _ context: DaemonContext) async throws -> Response {
@@ -207,7 +250,7 @@ struct API: Sendable {
     }
 
     func show(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        let id = try context.parameters.require("id")
+        let id = try Self.toolID(context)
         try await requireAny(context, request, "reading a registration")
         let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let wanted = request.uri.queryParameters.get("version")
@@ -218,7 +261,7 @@ struct API: Sendable {
     }
 
     func remove(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        let id = try context.parameters.require("id")
+        let id = try Self.toolID(context)
         try await require(.admin, context, request, "removing a tool", tool: id)
         let version = request.uri.queryParameters.get("version")
         let before = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
@@ -257,9 +300,10 @@ struct API: Sendable {
     }
 
     func invoke(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        let id = try context.parameters.require("id")
+        let id = try Self.toolID(context)
         try await require(.invoker, context, request, "invoking a tool", tool: id)
         let body = try await decode(InvocationRequest.self, request, context, tool: id)
+        try Self.checkFields(body)
         let record = try registration(id, version: body.version)
         let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown)
         let streaming = request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
@@ -306,7 +350,7 @@ struct API: Sendable {
     }
 
     func invocation(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        let id = try context.parameters.require("id")
+        let id = try Self.uuidParameter(context, "id", what: "invocation")
         guard let (result, principal) = try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.invocation(id) }) else {
             try await requireAny(context, request, "reading an invocation")
             throw DaemonError(.notFound, code: "not_found", "no invocation \(id) (results are kept for \(daemon.policy.daemon.resultRetention))")

@@ -37,6 +37,9 @@ public struct PlanCompiler: Sendable {
         let limits = effective.limits
         let level = profile.sandboxLevel
         let isolated = level != .none
+        // Bytes first: what cannot reach execve as given is refused before anything is looked up.
+        let environment = environmentEntries(profile)
+        if let problem = ExecStrings.problem(argv: argv, environment: environment.map { ($0.name, $0.value) }) { throw PlanError(description: problem) }
 
         // What may run, and what it needs to start.
         let (runtime, command) = try resolveRuntime(profile, argv: argv)
@@ -90,7 +93,7 @@ public struct PlanCompiler: Sendable {
             tool: profile.tool, profileFiles: profileFiles, sandboxLevel: level,
             command: CommandPlan(argv: argv, executable: command, workingDirectory: workdir, allowedExecutables: executablesInSandbox),
             namespaces: namespaces(profile),
-            identity: identity, mounts: mounts, environment: environmentEntries(profile),
+            identity: identity, mounts: mounts, environment: environment,
             rlimits: rlimits(limits), cgroup: cgroupPlan(limits), capabilities: capabilityPlan(profile),
             seccomp: seccomp, landlock: landlock, network: network, mcp: .make(profile, policy: policy), limits: limits,
             controls: controls(profile, limits: limits), clamps: effective.clamps, exposure: exposure, warnings: warnings)
@@ -121,7 +124,12 @@ public struct PlanCompiler: Sendable {
         guard let first = argv.first, !first.isEmpty else { throw PlanError(description: "no command given: put it after '--'") }
         let candidate: String?
         if first.contains("/") {
-            candidate = first.hasPrefix("/") ? first : (workingDirectory == "/" ? "" : workingDirectory) + "/" + first
+            // A path is used as profile paths are: normalised, and never through '..'.
+            let components = (first.hasPrefix("/") ? first : workingDirectory + "/" + first).split(separator: "/")
+            guard !components.contains("..") else {
+                throw PlanError(description: "command '\(first)': '..' is not allowed in a command path; give the command as an absolute path or a plain name")
+            }
+            candidate = "/" + components.filter { $0 != "." }.joined(separator: "/")
         } else {
             candidate = policy.sandbox.execSearchPath.map { $0 + "/" + first }.first { fs.kind($0) != nil }
         }

@@ -253,6 +253,8 @@ final class ChildPlan {
     // MARK: allocation
 
     private func string(_ s: String) -> UnsafeMutablePointer<CChar> {
+        // strdup would cut at a NUL: the compiler refused such values (ExecStrings), so one here is a broken invariant.
+        precondition(!s.utf8.contains(0), "a string with a NUL reached the child plan")
         guard let p = strdup(s) else { fatalError("out of memory") }
         allocations.append(p)
         return p
