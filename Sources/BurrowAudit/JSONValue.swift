@@ -1,4 +1,4 @@
-import BurrowJSON
+public import BurrowJSON
 import FoundationEssentials
 
 /// A JSON document: event details as stored. Its `canonicalText` (keys
@@ -124,6 +124,33 @@ public enum JSONValue: Sendable, Equatable, Codable {
         case .array(let a): return .array(a.map { $0.mapStrings(transform) })
         case .object(let o): return .object(o.mapValues { $0.mapStrings(transform) })
         default: return self
+        }
+    }
+}
+
+extension JSONValue: JSONTreeDecodable {
+    /// The value of a strictly parsed tree: integers that fit Int64 stay integers.
+    public init(json: JSON, path: String) throws(JSONDecodeError) {
+        switch json {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .string(let s): self = .string(s)
+        case .number(let n):
+            if JSON.isIntegerText(n), let i = Int64(n) {
+                self = .integer(i)
+            } else {
+                guard let d = Double(n), d.isFinite else { throw JSONDecodeError(path: path, message: "\(n) is out of range") }
+                self = .number(d)
+            }
+        case .array(let items):
+            var out: [JSONValue] = []
+            out.reserveCapacity(items.count)
+            for (i, item) in items.enumerated() { out.append(try JSONValue(json: item, path: "\(path)[\(i)]")) }
+            self = .array(out)
+        case .object(let members):
+            var out: [String: JSONValue] = [:]
+            for (key, value) in members { out[key] = try JSONValue(json: value, path: path.isEmpty ? key : "\(path).\(key)") }
+            self = .object(out)
         }
     }
 }

@@ -12,6 +12,13 @@ public struct JSONDecodeError: Error, Sendable, Equatable, CustomStringConvertib
     public var description: String { path.isEmpty ? message : "\(path): \(message)" }
 }
 
+/// A type made straight from a parsed value, without a Decoder's calls
+/// (a generic JSON tree: probing it type by type through Codable costs a
+/// thrown error per probe and node).
+public protocol JSONTreeDecodable: Decodable {
+    init(json: JSON, path: String) throws(JSONDecodeError)
+}
+
 /// Decodes a `Decodable` type from a caller's JSON, strictly: the text goes
 /// through `JSONParser` (limits, duplicate keys refused), a field of the
 /// wrong type is an error (no number for a string, no 1.5 for an integer,
@@ -45,7 +52,7 @@ public struct StrictJSONDecoder: Sendable {
         let ledger = FieldLedger()
         let result: T
         do {
-            result = try T(from: ValueDecoder(value: value, codingPath: [], ledger: ledger))
+            result = try ValueDecoder(value: value, codingPath: [], ledger: ledger).make(T.self)
         } catch let error as JSONDecodeError {
             throw error
         } catch let error as DecodingError {
@@ -197,7 +204,13 @@ extension ValueDecoder: SingleValueDecodingContainer {
     func decode(_ type: UInt16.Type) throws -> UInt16 { try integer(type) }
     func decode(_ type: UInt32.Type) throws -> UInt32 { try integer(type) }
     func decode(_ type: UInt64.Type) throws -> UInt64 { try integer(type) }
-    func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: self) }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T { try make(type) }
+
+    /// `T` from this value: directly when it is a JSON tree type, else through its `init(from:)`.
+    func make<T: Decodable>(_ type: T.Type) throws -> T {
+        if let tree = type as? any JSONTreeDecodable.Type, let value = try tree.init(json: value, path: path) as? T { return value }
+        return try T(from: self)
+    }
 }
 
 private struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
@@ -237,7 +250,7 @@ private struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try field(key).decode(type) }
     func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try field(key).decode(type) }
     func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try field(key).decode(type) }
-    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try T(from: field(key)) }
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try field(key).make(type) }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
         try field(key).container(keyedBy: type)
@@ -288,7 +301,7 @@ private struct Unkeyed: UnkeyedDecodingContainer {
     mutating func decode(_ type: UInt16.Type) throws -> UInt16 { try next().decode(type) }
     mutating func decode(_ type: UInt32.Type) throws -> UInt32 { try next().decode(type) }
     mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try next().decode(type) }
-    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: next()) }
+    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { try next().make(type) }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
         try next().container(keyedBy: type)
