@@ -6,6 +6,7 @@ import BurrowRuntime
 public import BurrowSystem
 import FoundationEssentials
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 import NIOCore
 import ServiceLifecycle
@@ -29,6 +30,7 @@ public struct Daemon: Sendable {
     let admission: Admission
     let invocations: InvocationService
     let sessions: MCPSessions
+    let connectionLimiter: ConnectionLimiter
     let startedAt = AuditClock.now()
 
     public init(
@@ -45,6 +47,8 @@ public struct Daemon: Sendable {
         admission = Admission()
         invocations = InvocationService(policy: policy, planner: planner, audit: audit, registry: registry, metrics: metrics, admission: admission)
         sessions = MCPSessions(invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)))
+        connectionLimiter = ConnectionLimiter(
+            .init(total: policy.daemon.maxConnections, perUser: policy.daemon.maxConnectionsPerUser, reserve: policy.daemon.adminConnectionReserve))
     }
 
     /// Every route behind the access middleware.
@@ -89,6 +93,22 @@ public struct Daemon: Sendable {
         return router
     }
 
+    /// HTTP/1 with burrowd's connection discipline: admission by peer uid at
+    /// accept, header, body and idle deadlines, JSON bodies for what the HTTP
+    /// parser refuses.
+    func httpServer() -> HTTPServerBuilder {
+        let d = policy.daemon
+        let timeouts = RequestGuard.Timeouts(header: .milliseconds(Int64(d.headerTimeout.milliseconds)), body: .milliseconds(Int64(d.bodyTimeout.milliseconds)))
+        let configuration = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [RequestGuard(timeouts)], idleTimeout: .milliseconds(Int64(d.idleTimeout.milliseconds)))
+        let (limiter, access) = (connectionLimiter, access)
+        return HTTPServerBuilder { responder in
+            GuardedHTTP1Channel(
+                base: HTTP1Channel(responder: responder, configuration: configuration), limiter: limiter, timeouts: timeouts,
+                privileged: { access.roles(of: $0).contains(.admin) })
+        }
+    }
+
     /// Start-up: sweeps what a previous burrowd left (cgroups of dead
     /// supervisors, their open audit trails, results still `running`).
     public func recover(logger: Logger) {
@@ -118,6 +138,14 @@ public struct Daemon: Sendable {
         let gid = UserDatabase.groupID(policy.daemon.socketGroup)
         if gid == nil { logger.warning("socket group \(policy.daemon.socketGroup) does not exist: the socket is root's only") }
         for problem in access.unresolved { logger.warning("role principal names nobody on this host: \(problem)") }
+        // Descriptors: connections take at most the limiter's hard limit; the
+        // rest is for sandboxes (about a dozen each while they run), the audit
+        // log, the registry and burrow-spawner.
+        let descriptors = Kernel.raiseOpenFileLimit()
+        let forConnections = connectionLimiter.hardLimit + 16
+        if descriptors < UInt64(forConnections) * 2 {
+            logger.warning("RLIMIT_NOFILE is \(descriptors): connections may take \(forConnections) of them ([daemon] max_connections + admin_connection_reserve + 64 being refused), leaving too few for sandboxes; raise LimitNOFILE or lower max_connections")
+        }
         // A tool that closes its stdin early must not kill burrowd with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         recover(logger: logger)
@@ -133,9 +161,14 @@ public struct Daemon: Sendable {
         let path = socketPath
         // Until chmod below, the socket must not be connectable by others.
         let previous = umask(0o177)
+        let limits = connectionLimiter
         let app = Application(
             router: router(),
-            configuration: ApplicationConfiguration(address: .unixDomainSocket(path: path), serverName: "burrowd"),
+            server: httpServer(),
+            configuration: ApplicationConfiguration(
+                address: .unixDomainSocket(path: path), serverName: "burrowd", backlog: 128,
+                // A backstop: the limiter refuses or drops before this is reached.
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.hardLimit + 16)),
             onServerRunning: { _ in
                 umask(previous)
                 _ = chown(path, uid_t.max, gid ?? 0)

@@ -39,10 +39,13 @@ struct API: Sendable {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
-        } catch {
+        } catch is NIOTooManyBytesError {
             let message = "the request body is larger than \(daemon.policy.daemon.maxRequestBytes) ([daemon] max_request_size)"
             await Denials.record(daemon.audit, daemon.metrics, peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: message)
             throw DaemonError(.contentTooLarge, code: "request_too_large", message)
+        } catch {
+            // A body cut short (the caller went away, or missed [daemon] body_timeout) is never taken as whole.
+            throw DaemonError(.badRequest, code: "body_incomplete", "the request body did not arrive whole: \(error)")
         }
         // Strict: limits, duplicate keys, unknown fields and inexact numbers are refused.
         let decoder = StrictJSONDecoder(limits: JSONLimits(maxStringBytes: limit, maxBytes: limit))

@@ -130,6 +130,22 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         public var auditors: [Principal] = [.group("burrow-audit")]
         /// The largest request body accepted.
         public var maxRequestBytes = ByteSize.mebibytes(4)
+        /// A connection must deliver a whole request head within this long
+        /// (after it opens, or after the previous response).
+        public var headerTimeout = Seconds.seconds(10)
+        /// A request body must arrive whole within this long after its head.
+        public var bodyTimeout = Seconds.seconds(60)
+        /// A connection with no request in progress is closed after this long.
+        public var idleTimeout = Seconds.seconds(60)
+        /// Connections open at once, all callers together; root and admins
+        /// may open `adminConnectionReserve` more beyond it.
+        public var maxConnections = 512
+        /// Connections open at once per caller uid (root and admins excepted).
+        public var maxConnectionsPerUser = 64
+        public var adminConnectionReserve = 32
+        /// Validations and registrations (loading a profile, compiling its
+        /// plan) one caller may have in progress at once.
+        public var maxValidationsPerUser = 2
         /// Where registrations and invocation results are kept (SQLite).
         public var registry = "/var/lib/burrow/registry.db"
         /// stdout and stderr kept per invocation, each (the rest is counted and dropped).
@@ -265,7 +281,18 @@ extension HostPolicy {
             if let v = principals("admins") { policy.daemon.admins = v }
             if let v = principals("invokers") { policy.daemon.invokers = v }
             if let v = principals("auditors") { policy.daemon.auditors = v }
-            if let v = t.size("max_request_size") { policy.daemon.maxRequestBytes = v }
+            if let v = t.size("max_request_size") {
+                if v.bytes > 256 << 20 { log.error(t.keyPath("max_request_size"), "at most 256M") } else { policy.daemon.maxRequestBytes = v }
+            }
+            if let v = t.duration("header_timeout") { policy.daemon.headerTimeout = v }
+            if let v = t.duration("body_timeout") { policy.daemon.bodyTimeout = v }
+            if let v = t.duration("idle_timeout") { policy.daemon.idleTimeout = v }
+            if let v = t.positive("max_connections") { policy.daemon.maxConnections = v }
+            if let v = t.positive("max_connections_per_user") { policy.daemon.maxConnectionsPerUser = v }
+            if let v = t.integer("admin_connection_reserve") {
+                if v < 0 { log.error(t.keyPath("admin_connection_reserve"), "must be zero or more") } else { policy.daemon.adminConnectionReserve = v }
+            }
+            if let v = t.positive("max_validations_per_user") { policy.daemon.maxValidationsPerUser = v }
             if let v = t.string("registry") {
                 if v.hasPrefix("/") { policy.daemon.registry = v } else { log.error(t.keyPath("registry"), "expected an absolute path, such as '/var/lib/burrow/registry.db'") }
             }

@@ -108,6 +108,20 @@ package enum Kernel {
     }
 
     /// Monotonic time in nanoseconds (`CLOCK_MONOTONIC`).
+    /// Raises this process's soft RLIMIT_NOFILE to its hard limit; returns
+    /// the soft limit now in force. Children set their own (the sandbox's
+    /// plan carries max_open_files). The corresponding syscall is `setrlimit(2)`.
+    package static func raiseOpenFileLimit() -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { return UInt64(raised.rlim_cur) }
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
     package static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

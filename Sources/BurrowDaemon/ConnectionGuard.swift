@@ -1,0 +1,325 @@
+import BurrowAPI
+import FoundationEssentials
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How many connections may be open, in all and per caller, with a reserve
+/// that only root and admins may use: a flood from one caller, or from
+/// many, leaves root able to reach burrowd.
+///
+/// Beyond its caps a caller's connection is answered (429 or 503, JSON,
+/// Retry-After) and closed; those answers have a small cap of their own
+/// (`maxRefusing`), beyond which a connection is closed at once, unread. So
+/// burrowd's descriptors stay within `hardLimit` whatever callers do.
+final class ConnectionLimiter: Sendable {
+    struct Limits: Sendable {
+        var total: Int
+        var perUser: Int
+        var reserve: Int
+        /// Connections being answered with a refusal at once.
+        var maxRefusing = 64
+    }
+
+    enum Decision: Equatable {
+        case admitted
+        /// Answer the first request with this and close.
+        case refused(status: Int, code: String, message: String)
+        /// Close at once: even the refusals are at their cap.
+        case dropped
+    }
+
+    private struct State {
+        var open = 0
+        var byUser: [UInt32: Int] = [:]
+        var refusing = 0
+        var refusedTotal = 0
+    }
+
+    let limits: Limits
+    private let state = Mutex(State())
+
+    init(_ limits: Limits) { self.limits = limits }
+
+    /// Every descriptor connections can hold at once.
+    var hardLimit: Int { limits.total + limits.reserve + limits.maxRefusing }
+
+    func admit(uid: UInt32, privileged: Bool) -> Decision {
+        state.withLock { s in
+            let mine = s.byUser[uid, default: 0]
+            var refusal: Decision?
+            if privileged {
+                if s.open >= limits.total + limits.reserve {
+                    refusal = .refused(status: 503, code: "server_busy", message: "burrowd has \(s.open) connections open, its limit with the admins' reserve ([daemon] max_connections + admin_connection_reserve)")
+                }
+            } else if mine >= limits.perUser {
+                refusal = .refused(status: 429, code: "too_many_connections", message: "this caller has \(mine) connections open, the most one caller may ([daemon] max_connections_per_user)")
+            } else if s.open >= limits.total {
+                refusal = .refused(status: 503, code: "server_busy", message: "burrowd has \(s.open) connections open, the most it takes ([daemon] max_connections); the rest are kept for admins")
+            }
+            guard let refusal else {
+                s.open += 1
+                s.byUser[uid] = mine + 1
+                return .admitted
+            }
+            s.refusedTotal += 1
+            guard s.refusing < limits.maxRefusing else { return .dropped }
+            s.refusing += 1
+            return refusal
+        }
+    }
+
+    func release(uid: UInt32, _ decision: Decision) {
+        state.withLock { s in
+            switch decision {
+            case .admitted:
+                s.open -= 1
+                let left = s.byUser[uid, default: 1] - 1
+                s.byUser[uid] = left > 0 ? left : nil
+            case .refused:
+                s.refusing -= 1
+            case .dropped:
+                break
+            }
+        }
+    }
+
+    /// Open (admitted) connections, and refusals answered so far.
+    var counts: (open: Int, refusing: Int, refusedTotal: Int) { state.withLock { ($0.open, $0.refusing, $0.refusedTotal) } }
+}
+
+/// Hummingbird's HTTP/1 child channel with admission in front: the peer's
+/// credentials are read when the connection is accepted, and the limiter
+/// decides before any byte of it is parsed.
+struct GuardedHTTP1Channel: ServerChildChannel {
+    typealias Value = HTTP1Channel.Value
+
+    let base: HTTP1Channel
+    let limiter: ConnectionLimiter
+    let timeouts: RequestGuard.Timeouts
+    /// Whether a peer may use the admins' reserve (root or the admin role).
+    let privileged: @Sendable (PeerCredential) -> Bool
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let (limiter, base, privileged, timeouts) = (limiter, base, privileged, timeouts)
+        let credential: EventLoopFuture<PeerCredential?>
+        if let provider = channel as? any SocketOptionProvider {
+            credential = provider.unsafeGetSocketOption(level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET), name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
+                .map { (c: PeerCredential) in c.uid == UInt32.max ? nil : c }
+        } else {
+            credential = channel.eventLoop.makeSucceededFuture(nil)
+        }
+        return credential.flatMap { peer -> EventLoopFuture<Value> in
+            // A caller whose credentials cannot be read gets the API's 401 from the access middleware.
+            let uid = peer?.uid ?? UInt32.max
+            let decision = limiter.admit(uid: uid, privileged: peer.map(privileged) ?? false)
+            if decision == .dropped {
+                channel.close(promise: nil)
+                return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            }
+            channel.closeFuture.whenComplete { _ in limiter.release(uid: uid, decision) }
+            return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+                let guardHandler = try channel.pipeline.syncOperations.handler(type: RequestGuard.self)
+                if case .refused(let status, let code, let message) = decision { guardHandler.refuse(status: status, code: code, message: message) }
+                return value
+            }
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async { await base.handle(value: value, logger: logger) }
+}
+
+/// Per connection, between the HTTP codec and Hummingbird: the header and
+/// body deadlines, the API's JSON error body for what the HTTP parser
+/// refuses (Hummingbird sends a bare 400), the refusal of a connection over
+/// its caps, and the close of a connection whose request body was answered
+/// before it was read (so an endless chunked body is not drained forever).
+final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    struct Timeouts: Sendable {
+        var header: TimeAmount
+        var body: TimeAmount
+        /// For a connection that is only answered with a refusal.
+        var refusal: TimeAmount = .seconds(2)
+    }
+
+    /// What ended a request early, for the body reader: it throws this instead of seeing a short body.
+    struct Deadline: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private let timeouts: Timeouts
+    private var timer: Scheduled<Void>?
+    /// A request head came and its body has not ended.
+    private var requestOpen = false
+    /// Requests whose response has not ended (pipelined requests count too).
+    private var unanswered = 0
+    private var responding = false
+    private var parseError: HTTPParserError?
+    private var refusal: (status: Int, code: String, message: String)?
+
+    init(_ timeouts: Timeouts) { self.timeouts = timeouts }
+
+    func refuse(status: Int, code: String, message: String) { refusal = (status, code, message) }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context, timeouts.header, "header") }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context, refusal == nil ? timeouts.header : timeouts.refusal, "header")
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { disarm() }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        context.fireChannelInactive()
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func arm(_ context: ChannelHandlerContext, _ delay: TimeAmount, _ what: String) {
+        disarm()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            expired(loopBound.value, what)
+        }
+    }
+
+    private func expired(_ context: ChannelHandlerContext, _ what: String) {
+        timer = nil
+        let seconds = (what == "body" ? timeouts.body : timeouts.header).nanoseconds / 1_000_000_000
+        let message =
+            what == "body"
+            ? "the request body did not arrive within \(seconds) s of its head ([daemon] body_timeout)"
+            : "no complete request head within \(seconds) s ([daemon] header_timeout)"
+        if what == "body" {
+            // The handler reading the body must fail, not see a short body as complete.
+            context.fireErrorCaught(Deadline(description: message))
+        }
+        if responding {
+            context.close(promise: nil)
+        } else {
+            answerAndClose(context, status: 408, code: what == "body" ? "body_timeout" : "header_timeout", message: message)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let refusal {
+            // Over its caps: the first request gets the refusal, nothing reaches the API.
+            if case .head = part, !responding {
+                answerAndClose(context, status: refusal.status, code: refusal.code, message: refusal.message)
+            }
+            return
+        }
+        switch part {
+        case .head:
+            requestOpen = true
+            unanswered += 1
+            arm(context, timeouts.body, "body")
+        case .body:
+            break
+        case .end:
+            requestOpen = false
+            disarm()
+        }
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError { parseError = error }
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            responding = true
+            // Hummingbird's answer to a parse error: a bare 400. Sent as the API's error body instead.
+            if let error = parseError, head.status == .badRequest, head.headerFields[.contentLength] == "0" {
+                let (status, code, message) = Self.describe(error)
+                let (newHead, body) = Self.errorResponse(status: status, code: code, message: message)
+                context.write(wrapOutboundOut(.head(newHead)), promise: nil)
+                context.write(wrapOutboundOut(.body(body)), promise: promise)
+                return
+            }
+            context.write(data, promise: promise)
+        case .body:
+            context.write(data, promise: promise)
+        case .end:
+            responding = false
+            unanswered = max(0, unanswered - 1)
+            if requestOpen {
+                // Answered before its body was read (413, 403, ...): the rest is not drained.
+                let closing = context.eventLoop.makePromise(of: Void.self)
+                closing.futureResult.cascade(to: promise)
+                let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                closing.futureResult.whenComplete { _ in loopBound.value.close(promise: nil) }
+                context.write(data, promise: closing)
+            } else {
+                context.write(data, promise: promise)
+                // The next request's head is due now, unless one is already being served.
+                if unanswered == 0 { arm(context, timeouts.header, "header") }
+            }
+        }
+    }
+
+    /// A whole JSON error response written from here (timeouts, refusals), then the close.
+    private func answerAndClose(_ context: ChannelHandlerContext, status: Int, code: String, message: String) {
+        responding = true
+        let (head, body) = Self.errorResponse(status: status, code: code, message: message)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in loopBound.value.close(promise: nil) }
+    }
+
+    static func errorResponse(status: Int, code: String, message: String) -> (HTTPResponse, ByteBuffer) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoded: [UInt8] = (try? encoder.encode(ErrorBody(code: code, message: message))).map { Array($0) } ?? Array(#"{"error":{"code":"internal","message":""}}"#.utf8)
+        var body = ByteBuffer(bytes: encoded)
+        body.writeString("\n")
+        var fields: HTTPFields = [.contentType: "application/json", .connection: "close", .contentLength: "\(body.readableBytes)"]
+        if status == 429 || status == 503 { fields[.retryAfter] = "1" }
+        return (HTTPResponse(status: .init(code: status), headerFields: fields), body)
+    }
+
+    /// What the HTTP parser refused, as the API says it.
+    static func describe(_ error: HTTPParserError) -> (Int, String, String) {
+        switch error {
+        case .headerOverflow:
+            return (431, "headers_too_large", "the request line or headers are larger than burrowd takes (80 KiB, 1000 fields)")
+        case .invalidContentLength, .unexpectedContentLength:
+            return (400, "invalid_content_length", "the Content-Length is not valid, or comes with Transfer-Encoding (which is refused)")
+        case .invalidChunkSize:
+            return (400, "invalid_chunk_size", "a chunk size of the chunked body is not valid")
+        case .invalidMethod:
+            return (400, "invalid_method", "the request method is not valid")
+        case .invalidURL, .invalidPath, .invalidQueryString, .invalidFragment, .invalidHost, .invalidPort:
+            return (400, "invalid_url", "the request target is not a valid URL")
+        case .invalidVersion:
+            return (400, "invalid_version", "only HTTP/1.0 and HTTP/1.1 are served")
+        default:
+            return (400, "bad_http", "the request is not valid HTTP/1.1 (a malformed request line or header, or Content-Length with Transfer-Encoding)")
+        }
+    }
+}
