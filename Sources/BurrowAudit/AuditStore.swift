@@ -249,11 +249,17 @@ public final class AuditStore: @unchecked Sendable {
     }
 
     /// The AnomalousActivity `event` triggers: the first violation or denial
-    /// beyond the threshold within the window, once per window and tool.
+    /// beyond the threshold within the window, once per window and tool (an
+    /// aggregated denial counts as the refusals it stands for).
     private func anomalyFollowing(_ event: AuditEvent, on db: SQLiteConnection) throws(AuditError) -> AuditEvent? {
         guard let rule = configuration.anomaly, event.type == .securityViolation || event.type == .permissionDenied else { return nil }
         let since = event.time - rule.windowMicroseconds
-        let count = try db.cached("SELECT count(*) FROM events WHERE tool = ? AND time >= ? AND type IN ('SecurityViolation', 'PermissionDenied')")
+        // An aggregated PermissionDenied stands for the `repeated` refusals it counts.
+        let count = try db.cached(
+            """
+            SELECT count(*) - count(json_extract(details, '$.repeated')) + COALESCE(SUM(json_extract(details, '$.repeated')), 0)
+            FROM events WHERE tool = ? AND time >= ? AND type IN ('SecurityViolation', 'PermissionDenied')
+            """)
         count.bind(1, event.tool)
         count.bind(2, since)
         try count.step()

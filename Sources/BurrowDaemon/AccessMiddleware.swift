@@ -27,34 +27,15 @@ struct AccessMiddleware: RouterMiddleware {
 
 extension DaemonContext {
     /// Throws 403 (and records a PermissionDenied) unless the caller holds `role`.
-    func require(_ role: Role, _ what: String, tool: String?, request: Request, audit: AuditStore, metrics: DaemonMetrics?) async throws(DaemonError) {
+    func require(_ role: Role, _ what: String, tool: String?, request: Request, denials: DenialLog) async throws(DaemonError) {
         guard !roles.contains(role) else { return }
-        await Denials.record(
-            audit, metrics, peer: peer ?? .unknown, tool: tool ?? "burrowd", reason: "role_required", message: "\(what) needs the \(role.rawValue) role",
+        await denials.record(
+            peer: peer ?? .unknown, tool: tool ?? "burrowd", reason: "role_required", message: "\(what) needs the \(role.rawValue) role",
             extra: [
                 "role": .string(role.rawValue), "method": .string(request.method.rawValue), "path": .string(request.uri.path),
                 "roles": .array(roles.map(\.rawValue).sorted().map { .string($0) }),
             ])
         throw DaemonError.forbidden(role, what)
-    }
-}
-
-/// Every refusal of the API is a PermissionDenied audit event (and a
-/// metric), durable before the caller gets its answer.
-enum Denials {
-    static func record(_ audit: AuditStore, _ metrics: DaemonMetrics?, peer: PeerCredential, tool: String, reason: String, message: String, extra: [String: JSONValue] = [:]) async {
-        var details = extra
-        details["reason"] = .string(reason)
-        details["message"] = .string(message)
-        details["pid"] = .integer(Int64(peer.pid))
-        details["gid"] = .integer(Int64(peer.gid))
-        let event = AuditEvent(
-            tool: tool, type: .permissionDenied,
-            context: SecurityContext(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName),
-            details: .object(details))
-        metrics?.denial(reason)
-        // The refusal stands whether or not it could be recorded.
-        _ = try? await BlockingIO.run { try audit.append([event]) }
     }
 }
 

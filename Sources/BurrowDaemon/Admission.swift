@@ -18,6 +18,8 @@ final class Admission: Sendable {
         /// `live` sandboxes run already (`limit` allowed).
         case concurrency(limit: Int)
         case registrations(limit: Int, retryAfter: Int)
+        /// The caller has `limit` validations in progress (or burrowd has `limit` in all).
+        case planning(limit: Int, everyone: Bool)
     }
 
     private struct Bucket {
@@ -29,7 +31,12 @@ final class Admission: Sendable {
     private struct State {
         var buckets: [String: Bucket] = [:]
         var registrations: [UInt32: [UInt64]] = [:]
+        var planning: [UInt32: Int] = [:]
+        var planningTotal = 0
     }
+
+    /// Validations in progress at once, all callers together.
+    static let planningTotal = 8
 
     private let state = Mutex(State())
     private let clock: @Sendable () -> UInt64
@@ -81,6 +88,47 @@ final class Admission: Sendable {
 
         func release() {
             if held.exchange(false, ordering: .relaxed) { admission.release(tool) }
+        }
+    }
+
+    /// A slot for loading and planning a caller's profile (validation,
+    /// registration): at most `perUser` per caller and `planningTotal` in all
+    /// at once. Released when the returned ticket is.
+    func planning(uid: UInt32, perUser: Int) throws(Refusal) -> PlanningTicket {
+        let refusal: Refusal? = state.withLock { s in
+            let mine = s.planning[uid, default: 0]
+            if mine >= perUser { return .planning(limit: perUser, everyone: false) }
+            if s.planningTotal >= Self.planningTotal { return .planning(limit: Self.planningTotal, everyone: true) }
+            s.planning[uid] = mine + 1
+            s.planningTotal += 1
+            return nil
+        }
+        if let refusal { throw refusal }
+        return PlanningTicket(self, uid)
+    }
+
+    fileprivate func endPlanning(_ uid: UInt32) {
+        state.withLock { s in
+            let left = s.planning[uid, default: 1] - 1
+            s.planning[uid] = left > 0 ? left : nil
+            s.planningTotal -= 1
+        }
+    }
+
+    final class PlanningTicket: Sendable {
+        private let admission: Admission
+        private let uid: UInt32
+        private let held = Atomic<Bool>(true)
+
+        fileprivate init(_ admission: Admission, _ uid: UInt32) {
+            self.admission = admission
+            self.uid = uid
+        }
+
+        deinit { release() }
+
+        func release() {
+            if held.exchange(false, ordering: .relaxed) { admission.endPlanning(uid) }
         }
     }
 

@@ -28,6 +28,7 @@ public struct Daemon: Sendable {
     let planner: ToolPlanner
     let metrics = DaemonMetrics()
     let admission: Admission
+    let denials: DenialLog
     let invocations: InvocationService
     let sessions: MCPSessions
     let connectionLimiter: ConnectionLimiter
@@ -45,7 +46,10 @@ public struct Daemon: Sendable {
         self.lookup = lookup
         planner = ToolPlanner(policy: policy, host: host, searchPath: searchPath)
         admission = Admission()
-        invocations = InvocationService(policy: policy, planner: planner, audit: audit, registry: registry, metrics: metrics, admission: admission)
+        denials = DenialLog(
+            audit: audit, metrics: metrics, windowNanoseconds: policy.audit.denialWindow.milliseconds * 1_000_000,
+            threshold: policy.audit.anomalyThreshold > 0 ? policy.audit.anomalyThreshold : nil)
+        invocations = InvocationService(policy: policy, planner: planner, audit: audit, registry: registry, metrics: metrics, admission: admission, denials: denials)
         sessions = MCPSessions(invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)))
         connectionLimiter = ConnectionLimiter(
             .init(total: policy.daemon.maxConnections, perUser: policy.daemon.maxConnectionsPerUser, reserve: policy.daemon.adminConnectionReserve))
@@ -183,6 +187,7 @@ public struct Daemon: Sendable {
                 services: [
                     .init(service: app), .init(service: shutdown, successTerminationBehavior: .ignore),
                     .init(service: WarmPoolService(pool: invocations.warm), successTerminationBehavior: .ignore),
+                    .init(service: DenialFlushService(denials: denials), successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -245,6 +250,22 @@ struct WarmPoolService: Service {
             }
         }
         pool.close()
+    }
+}
+
+/// Writes the counts of aggregated refusals as their windows end, and all
+/// of them at shutdown.
+struct DenialFlushService: Service {
+    let denials: DenialLog
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await denials.flush()
+            }
+        }
+        await denials.flush(all: true)
     }
 }
 

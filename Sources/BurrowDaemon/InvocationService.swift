@@ -26,6 +26,7 @@ final class InvocationService: Sendable {
     let registry: RegistryStore
     let metrics: DaemonMetrics
     let admission: Admission
+    let denials: DenialLog
     private let live = Mutex<[String: RunStop]>([:])
     private let draining = Atomic<Bool>(false)
     private let finished = Atomic<Int>(0)
@@ -40,7 +41,7 @@ final class InvocationService: Sendable {
 
     func use(_ spawner: Spawner) { self.spawner.withLock { $0 = spawner } }
 
-    init(policy: HostPolicy, planner: ToolPlanner, audit: AuditStore, registry: RegistryStore, metrics: DaemonMetrics, admission: Admission) {
+    init(policy: HostPolicy, planner: ToolPlanner, audit: AuditStore, registry: RegistryStore, metrics: DaemonMetrics, admission: Admission, denials: DenialLog) {
         warm = WarmPool(idle: policy.daemon.warmSandboxes ? policy.daemon.warmSandboxIdle : Seconds(milliseconds: 0), metrics: metrics)
         self.policy = policy
         self.planner = planner
@@ -48,6 +49,7 @@ final class InvocationService: Sendable {
         self.registry = registry
         self.metrics = metrics
         self.admission = admission
+        self.denials = denials
     }
 
     /// A request that passed every check and holds its admission slot; `run` releases it.
@@ -76,9 +78,9 @@ final class InvocationService: Sendable {
     func prepare(_ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential, session: Bool = false) async throws(DaemonError) -> Prepared {
         let tool = record.registration.id
         let caller = Caller(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid)
-        let (audit, metrics) = (audit, metrics)
+        let denials = denials
         func refuse(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil) async -> DaemonError {
-            await Denials.record(audit, metrics, peer: peer, tool: tool, reason: code, message: message, extra: ["version": .string(record.registration.metadata.version)])
+            await denials.record(peer: peer, tool: tool, reason: code, message: message, extra: ["version": .string(record.registration.metadata.version)])
             return DaemonError(status, code: code, message, retryAfter: retryAfter)
         }
         if draining.load(ordering: .relaxed) { throw await refuse(.serviceUnavailable, "shutting_down", "burrowd is shutting down; retry against the restarted service") }
@@ -120,7 +122,7 @@ final class InvocationService: Sendable {
                 throw await refuse(.tooManyRequests, "rate_limited", "\(tool) accepts \(limit) requests per minute; retry in \(retry) s", retryAfter: retry)
             case .concurrency(let limit):
                 throw await refuse(.tooManyRequests, "too_many_concurrent", "\(tool) already runs \(limit) sandboxes (max_concurrent); retry when one ends", retryAfter: 1)
-            case .registrations:
+            case .registrations, .planning:
                 throw DaemonError(.internalServerError, code: "internal", "unexpected refusal")
             }
         }

@@ -18,11 +18,11 @@ struct API: Sendable {
     /// Any role: reading the registry and the policy.
     func requireAny(_ context: DaemonContext, _ request: Request, _ what: String) async throws(DaemonError) {
         guard context.roles.isEmpty else { return }
-        try await context.require(.invoker, what, tool: nil, request: request, audit: daemon.audit, metrics: daemon.metrics)
+        try await context.require(.invoker, what, tool: nil, request: request, denials: daemon.denials)
     }
 
     func require(_ role: Role, _ context: DaemonContext, _ request: Request, _ what: String, tool: String?) async throws(DaemonError) {
-        try await context.require(role, what, tool: tool, request: request, audit: daemon.audit, metrics: daemon.metrics)
+        try await context.require(role, what, tool: tool, request: request, denials: daemon.denials)
     }
 
     func registryCall<T>(_ body: () throws(RegistryStore.Failure) -> T) throws(DaemonError) -> T {
@@ -41,7 +41,7 @@ struct API: Sendable {
             buffer = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
             let message = "the request body is larger than \(daemon.policy.daemon.maxRequestBytes) ([daemon] max_request_size)"
-            await Denials.record(daemon.audit, daemon.metrics, peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: message)
+            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: message)
             throw DaemonError(.contentTooLarge, code: "request_too_large", message)
         } catch {
             // A body cut short (the caller went away, or missed [daemon] body_timeout) is never taken as whole.
@@ -91,8 +91,32 @@ struct API: Sendable {
     func validate(_ request: Request, _ context: DaemonContext) async throws -> Response {
         try await requireAny(context, request, "validating a profile")
         let body = try await decode(ValidationRequest.self, request, context, tool: nil)
-        let (report, _) = daemon.planner.validate(body.profile, id: body.id ?? "profile", command: body.command)
+        if let id = body.id, !SafeName.isValid(id) { throw DaemonError(.badRequest, code: "invalid_request", "id: 1 to 128 letters, digits, '.', '_' or '-'") }
+        if let command = body.command, let problem = ExecStrings.problem(argv: command, what: "command") { throw DaemonError(.badRequest, code: "invalid_request", problem) }
+        let (report, _) = try await planning(context) { planner in planner.validate(body.profile, id: body.id ?? "profile", command: body.command) }
         return try json(report)
+    }
+
+    /// Loads and plans a caller's profile within its planning slot, on
+    /// Dispatch's threads: a heavy profile costs its caller a slot, and
+    /// never the cooperative pool that answers everyone else.
+    func planning<T: Sendable>(_ context: DaemonContext, _ body: @escaping @Sendable (ToolPlanner) -> T) async throws -> T {
+        let peer = context.peer ?? .unknown
+        let ticket: Admission.PlanningTicket
+        do {
+            ticket = try daemon.admission.planning(uid: peer.uid, perUser: daemon.policy.daemon.maxValidationsPerUser)
+        } catch {
+            guard case .planning(let limit, let everyone) = error else { throw error }
+            let message =
+                everyone
+                ? "burrowd is validating \(limit) profiles already; retry in a moment"
+                : "this caller has \(limit) validations in progress, the most it may ([daemon] max_validations_per_user)"
+            await daemon.denials.record(peer: peer, tool: "burrowd", reason: "too_many_validations", message: message)
+            throw DaemonError(.tooManyRequests, code: "too_many_validations", message, retryAfter: 1)
+        }
+        defer { ticket.release() }
+        let planner = daemon.planner
+        return try await BlockingIO.run { body(planner) }
     }
 
     func auditTrail(_ request: Request, _ context: DaemonContext) async throws -> Response {
@@ -117,7 +141,7 @@ struct API: Sendable {
         } catch {
             guard case .registrations(let limit, let retry) = error else { throw error }
             let message = "at most \(limit) registration attempts per hour per caller ([rate_limits] registration_attempts_per_hour); retry in \(retry) s"
-            await Denials.record(daemon.audit, daemon.metrics, peer: peer, tool: replacing ?? "burrowd", reason: "registration_limit", message: message)
+            await daemon.denials.record(peer: peer, tool: replacing ?? "burrowd", reason: "registration_limit", message: message)
             throw DaemonError(.tooManyRequests, code: "registration_limit", message, retryAfter: retry)
         }
         let registration = try await decode(ToolRegistration.self, request, context, tool: replacing)
@@ -125,7 +149,7 @@ struct API: Sendable {
             throw DaemonError(.badRequest, code: "invalid_request", "the body's id '\(registration.id)' is not the path's '\(replacing)'")
         }
         try Self.checkFields(registration)
-        var (report, loaded) = daemon.planner.validate(registration.profile, id: registration.id, command: registration.command)
+        var (report, loaded) = try await planning(context) { planner in planner.validate(registration.profile, id: registration.id, command: registration.command) }
         if let tool = loaded?.effective.profile.tool, tool.id != registration.id {
             report.valid = false
             report.findings.append(

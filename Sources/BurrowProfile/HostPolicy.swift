@@ -66,6 +66,9 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         /// SecurityViolation and PermissionDenied events within `anomalyWindow`; 0 turns it off.
         public var anomalyThreshold = 10
         public var anomalyWindow = Seconds.seconds(60)
+        /// burrowd writes a caller's repeated refusals (same uid, same
+        /// reason) within this window as one PermissionDenied with a count.
+        public var denialWindow = Seconds.seconds(10)
         /// PerformanceThreshold when a run takes longer than this (wall clock)…
         public var durationThreshold = Seconds.seconds(60)
         /// …or uses more CPU time than this (its whole tree).
@@ -261,6 +264,7 @@ extension HostPolicy {
                 if v >= 0 { policy.audit.anomalyThreshold = v } else { log.error(t.keyPath("anomaly_threshold"), "expected a number of events, or 0 to turn detection off (found \(v))") }
             }
             if let v = t.duration("anomaly_window") { policy.audit.anomalyWindow = v }
+            if let v = t.duration("denial_window") { policy.audit.denialWindow = v }
             if let v = t.duration("duration_threshold") { policy.audit.durationThreshold = v }
             if let v = t.duration("cpu_threshold") { policy.audit.cpuThreshold = v }
             t.finish()

@@ -1,0 +1,157 @@
+import BurrowAudit
+import BurrowSystem
+import Synchronization
+
+/// Every refusal of the API is a PermissionDenied audit event (and a
+/// metric), but a caller cannot make the audit log grow as fast as it can
+/// send requests: refusals of one caller (uid) for one reason within a
+/// window ([audit] denial_window, 10 s) are aggregated.
+///
+/// - The first refusal in a window is written at once, durable before the
+///   caller gets its answer, as every refusal was before.
+/// - Later ones are counted. Their count is written as one PermissionDenied
+///   (`repeated`, the window, the tools they named) when the window ends,
+///   and once earlier, as soon as the count passes the anomaly threshold,
+///   so AnomalousActivity (which counts `repeated`) fires on the burst.
+/// - Strings the caller chose (a path, a message naming its input) are cut
+///   to `maxStringBytes` in the details.
+///
+/// So one caller adds at most three rows per reason and window, whatever
+/// its request rate; the reasons are a fixed set.
+final class DenialLog: Sendable {
+    static let maxStringBytes = 512
+    /// Tools named in one aggregate.
+    static let maxTools = 16
+
+    private struct Key: Hashable {
+        var uid: UInt32
+        var reason: String
+    }
+
+    private struct Window {
+        var started: UInt64
+        var repeated = 0
+        var tools: Set<String> = []
+        var distinctTools = 0
+        var message = ""
+        var peer: PeerCredential
+        var flushedEarly = false
+    }
+
+    private let audit: AuditStore
+    private let metrics: DaemonMetrics?
+    private let window: UInt64
+    private let threshold: Int?
+    private let state = Mutex<[Key: Window]>([:])
+    private let clock: @Sendable () -> UInt64
+
+    /// - Parameters:
+    ///   - windowNanoseconds: 0 writes every refusal (no aggregation).
+    ///   - threshold: the audit log's anomaly threshold (nil: none).
+    init(
+        audit: AuditStore, metrics: DaemonMetrics?, windowNanoseconds: UInt64, threshold: Int?,
+        clock: @escaping @Sendable () -> UInt64 = { Kernel.monotonicNanoseconds() }
+    ) {
+        self.audit = audit
+        self.metrics = metrics
+        self.window = windowNanoseconds
+        self.threshold = threshold
+        self.clock = clock
+    }
+
+    func record(peer: PeerCredential, tool: String, reason: String, message: String, extra: [String: JSONValue] = [:]) async {
+        metrics?.denial(reason)
+        let key = Key(uid: peer.uid, reason: reason)
+        let now = clock()
+        var events: [AuditEvent] = []
+        state.withLock { s in
+            if var w = s[key], now - w.started < window {
+                w.repeated += 1
+                w.distinctTools += w.tools.contains(tool) ? 0 : 1
+                if w.tools.count < Self.maxTools { w.tools.insert(tool) }
+                w.message = message
+                w.peer = peer
+                if let threshold, !w.flushedEarly, w.repeated > threshold {
+                    events.append(aggregate(key, w, now: now))
+                    w.repeated = 0
+                    w.tools = []
+                    w.distinctTools = 0
+                    w.flushedEarly = true
+                }
+                s[key] = w
+                return
+            }
+            if let previous = s[key], previous.repeated > 0 { events.append(aggregate(key, previous, now: now)) }
+            if window > 0 { s[key] = Window(started: now, peer: peer) }
+            events.append(first(peer: peer, tool: tool, reason: reason, message: message, extra: extra))
+        }
+        guard !events.isEmpty else { return }
+        let (audit, written) = (audit, events)
+        // The refusal stands whether or not it could be recorded.
+        _ = try? await BlockingIO.run { try audit.append(written) }
+    }
+
+    /// Writes the counts of windows that have ended; burrowd calls it every
+    /// second or so, and with `all` at shutdown.
+    func flush(all: Bool = false) async {
+        let now = clock()
+        let events: [AuditEvent] = state.withLock { s in
+            var out: [AuditEvent] = []
+            for (key, w) in s where all || now - w.started >= window {
+                if w.repeated > 0 { out.append(aggregate(key, w, now: now)) }
+                s[key] = nil
+            }
+            return out
+        }
+        guard !events.isEmpty else { return }
+        let audit = audit
+        _ = try? await BlockingIO.run { try audit.append(events) }
+    }
+
+    private func context(_ peer: PeerCredential) -> SecurityContext {
+        SecurityContext(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName)
+    }
+
+    private func first(peer: PeerCredential, tool: String, reason: String, message: String, extra: [String: JSONValue]) -> AuditEvent {
+        var details = extra.mapValues(Self.capped)
+        details["reason"] = .string(reason)
+        details["message"] = .string(Self.cut(message))
+        details["pid"] = .integer(Int64(peer.pid))
+        details["gid"] = .integer(Int64(peer.gid))
+        return AuditEvent(tool: tool, type: .permissionDenied, context: context(peer), details: .object(details))
+    }
+
+    private func aggregate(_ key: Key, _ w: Window, now: UInt64) -> AuditEvent {
+        let seconds = Double(now - w.started) / 1e9
+        let details: [String: JSONValue] = [
+            "reason": .string(key.reason),
+            "message": .string(Self.cut("\(w.repeated) more refusals of this caller (\(key.reason)) in \((seconds * 10).rounded() / 10) s; the last: \(w.message)")),
+            "repeated": .integer(Int64(w.repeated)),
+            "windowSeconds": .number(seconds),
+            "tools": .array(w.tools.sorted().map { .string($0) }),
+            "distinctTools": .integer(Int64(w.distinctTools)),
+            "pid": .integer(Int64(w.peer.pid)),
+            "gid": .integer(Int64(w.peer.gid)),
+        ]
+        // One tool: its trail carries the count (and its anomaly rule sees it); several: burrowd's.
+        return AuditEvent(tool: w.tools.count == 1 ? w.tools.first ?? "burrowd" : "burrowd", type: .permissionDenied, context: context(w.peer), details: .object(details))
+    }
+
+    static func cut(_ s: String) -> String {
+        guard s.utf8.count > maxStringBytes else { return s }
+        var out = ""
+        for c in s {
+            if out.utf8.count + c.utf8.count > maxStringBytes - 3 { break }
+            out.append(c)
+        }
+        return out + "…"
+    }
+
+    private static func capped(_ v: JSONValue) -> JSONValue {
+        switch v {
+        case .string(let s): .string(cut(s))
+        case .array(let a): .array(a.prefix(32).map(capped))
+        default: v
+        }
+    }
+}
