@@ -287,6 +287,10 @@ public struct InvocationResult: Codable, Sendable, Equatable {
     public var stopped: String?
     /// Plan rows applied differently on this host, and how the sandbox was made.
     public var notes: [String]?
+    /// True when the outcome could not be recorded in the audit log as the
+    /// run ended (a full disk): it is kept and recorded as soon as the log
+    /// takes it (`recordedLate`); `notes` says why.
+    public var auditLost: Bool?
     public var durationMilliseconds: UInt64?
     public var spawnMicroseconds: UInt64?
     public var cpuMicroseconds: UInt64?

@@ -120,16 +120,35 @@ public final class AuditStore: @unchecked Sendable {
     /// Appends `event` (a terminal event) only if its invocation is still open:
     /// returns nil when another supervisor closed it first.
     public func appendIfOpen(_ event: AuditEvent) throws(AuditError) -> AuditEvent? {
+        try appendIfOpen([event])?.first
+    }
+
+    /// Appends `events` (one invocation's, its terminal event last) in one
+    /// transaction, only if the invocation is still open; nil when it is not.
+    public func appendIfOpen(_ events: [AuditEvent]) throws(AuditError) -> [AuditEvent]? {
         guard let writer else { throw .file("\(path) is open read-only") }
-        guard let invocation = event.context.invocationID else { throw .database("appendIfOpen needs an event with an invocation id") }
-        return try commits.exclusive { () throws(AuditError) -> AuditEvent? in
-            try writer.transaction { () throws(AuditError) -> AuditEvent? in
+        guard let invocation = events.first?.context.invocationID, events.allSatisfy({ $0.context.invocationID == invocation }) else {
+            throw .database("appendIfOpen needs events of one invocation")
+        }
+        return try commits.exclusive { () throws(AuditError) -> [AuditEvent]? in
+            try writer.transaction { () throws(AuditError) -> [AuditEvent]? in
                 let stmt = try writer.cached("SELECT 1 FROM open_invocations WHERE invocation = ?")
                 stmt.bind(1, invocation)
                 guard try stmt.step() else { return nil }
                 var head = try self.head(writer)
-                return try self.insert(event, secrets: [], on: writer, head: &head).first
+                var out: [AuditEvent] = []
+                for event in events { out += try self.insert(event, secrets: [], on: writer, head: &head) }
+                return out
             }
+        }
+    }
+
+    /// `events` as the log would store them: details redacted (patterns and `secrets`).
+    public func redacted(_ events: [AuditEvent], secrets: [String]) -> [AuditEvent] {
+        events.map { e in
+            var e = e
+            e.details = configuration.redactor.redact(e.details, secrets: secrets)
+            return e
         }
     }
 

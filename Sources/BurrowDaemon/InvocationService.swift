@@ -276,7 +276,8 @@ final class InvocationService: Sendable {
             result.limits = record.limits.map { LimitHit(resource: $0.resource, limit: $0.limit, observed: $0.observed) }
             result.violations = record.violations.map { RefusedCall(syscall: $0.syscall, errno: $0.errno, count: $0.count, reason: $0.reason) }
             result.stopped = record.stopped
-            result.notes = record.notes.isEmpty ? nil : record.notes
+            let notes = record.notes + record.auditProblems
+            result.notes = notes.isEmpty ? nil : notes
             result.spawnMicroseconds = record.durations.spawnMicroseconds
             result.cpuMicroseconds = record.usage.cpuMicroseconds
             result.peakMemoryBytes = record.usage.peakMemoryBytes
@@ -294,6 +295,8 @@ final class InvocationService: Sendable {
     private func finish(_ result: inout InvocationResult, _ p: Prepared, error: ErrorBody.Detail?, sink: (@Sendable (InvocationEvent) -> Void)?) -> InvocationResult {
         result.state = error == nil ? .finished : .failed
         result.error = error
+        // The run's last events wait in /run/burrow/outcomes when the audit log could not take them.
+        if Runner.outcomePending(result.id) { result.auditLost = true }
         result.finishedAt = AuditClock.format(AuditClock.now())
         if error != nil { metrics.invocation("failed") }
         try? registry.saveInvocation(result, principal: p.principal, finished: true)

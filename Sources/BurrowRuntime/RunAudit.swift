@@ -161,8 +161,9 @@ final class InvocationTrail: Sendable {
         }
     }
 
-    /// Limits, thresholds and the terminal event for a run that ended.
-    func finished(_ record: RunRecord) -> [String] {
+    /// Limits, thresholds and the terminal event for a run that ended;
+    /// `lost` when the log could not take them (see `PendingOutcome`).
+    func finished(_ record: RunRecord) -> (problems: [String], lost: Bool) {
         var events: [AuditEvent] = []
         for limit in record.limits { events.append(event(.resourceLimitExceeded, limit.json)) }
         let wall = record.usage.wallMilliseconds
@@ -192,12 +193,23 @@ final class InvocationTrail: Sendable {
         if let reason { details["reason"] = .string(reason) }
         if let stopped = record.stopped { details["message"] = .string(stopped) }
         events.append(event(reason == nil ? .toolCompleted : .toolFailed, .object(details)))
+        let lost = !close(events, what: "the outcome")
+        return (problems.all, lost)
+    }
+
+    /// Appends a run's last events; when the log cannot take them, keeps them
+    /// as a `PendingOutcome` for the sweep. Returns whether they were recorded.
+    private func close(_ events: [AuditEvent], what: String) -> Bool {
         do {
             try audit.store.append(events, secrets: secrets)
+            return true
         } catch {
-            problems.add("audit: the outcome was not recorded: \(error)")
+            let kept = PendingOutcome.save(audit.store.redacted(events, secrets: secrets), invocation: invocationID)
+            problems.add(
+                "audit: \(what) was not recorded: \(error); "
+                    + (kept.map { "and is lost: \($0)" } ?? "it is kept in /run/burrow/outcomes and recorded once the audit log takes it"))
+            return false
         }
-        return problems.all
     }
 
     /// The terminal event of a run that failed before or while starting.
@@ -214,11 +226,7 @@ final class InvocationTrail: Sendable {
         case .supervision: reason = "supervision_failed"
         }
         details["reason"] = .string(reason)
-        do {
-            try audit.store.append([event(.toolFailed, .object(details))], secrets: secrets)
-        } catch {
-            problems.add("audit: the failure was not recorded: \(error)")
-        }
+        _ = close([event(.toolFailed, .object(details))], what: "the failure")
     }
 }
 
@@ -240,6 +248,23 @@ extension InvocationTrail {
             // Held by a live supervisor (or not a valid id): not ours to close.
             guard let lease = try? InvocationLease.takeOver(o.invocationID) else { continue }
             defer { lease.end() }
+            // Its outcome is known (the log could not take it then): recorded now, as it was.
+            if var late = PendingOutcome.load(o.invocationID), !late.isEmpty {
+                for i in late.indices {
+                    if case .object(var d) = late[i].details {
+                        d["recordedLate"] = .bool(true)
+                        late[i].details = .object(d)
+                    }
+                }
+                do {
+                    _ = try store.appendIfOpen(late)
+                    PendingOutcome.remove(o.invocationID)
+                    notes.append("audit: invocation \(o.invocationID)'s outcome, which the audit log could not take when it ended, is recorded now (recordedLate)")
+                } catch {
+                    notes.append("audit: invocation \(o.invocationID)'s outcome is still not recorded: \(error)")
+                }
+                continue
+            }
             let sweep = swept.first { $0.invocationID == o.invocationID }
             var details: [String: JSONValue] = [
                 "reason": .string("supervisor_lost"),

@@ -122,6 +122,9 @@ public struct RunRecord: Sendable, Codable, Equatable {
     /// Events of this run the audit log could not take (each says which and
     /// why); empty when the whole trail is durable.
     public var auditProblems: [String]
+    /// The outcome (the terminal event) could not be recorded when the run
+    /// ended; it is kept and recorded late (see `auditProblems`).
+    public var auditLost = false
     /// Plan rows that did not apply on this host, with the reason.
     public var notes: [String]
     /// Why the supervisor was told to end the tool early (`RunStop`), if it was.

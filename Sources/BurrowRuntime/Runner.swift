@@ -93,7 +93,9 @@ public enum Runner {
             trail.failed(error)
             throw error
         }
-        record.auditProblems += trail.finished(record)
+        let (problems, lost) = trail.finished(record)
+        record.auditProblems += problems
+        record.auditLost = lost
         return record
     }
 
@@ -246,6 +248,9 @@ public enum Runner {
         let (recovered, notes) = InvocationTrail.closeOrphans(store, swept: swept)
         return (swept, recovered, notes)
     }
+
+    /// Whether `invocation`'s last events wait for the audit log (it could not take them when the run ended).
+    public static func outcomePending(_ invocation: String) -> Bool { PendingOutcome.isPending(invocation) }
 
     /// This process's own peak resident set: VmHWM of its address space.
     /// (getrusage's ru_maxrss survives execve: a supervisor started by a big
