@@ -102,6 +102,9 @@ struct McpCommand: ParsableCommand {
         calls.flush()
         withExtendedLifetime(lease) {}
         for problem in record.auditProblems + calls.problems { printError("burrow: \(problem)") }
+        for (direction, count) in relay.droppedLines.sorted(by: { $0.key < $1.key }) {
+            printError("burrow: \(count) line(s) \(direction) were not JSON-RPC messages and were dropped (the first is in the audit log)")
+        }
         if let why = relay.endedBy {
             printError("burrow: MCP session ended: \(why)")
             throw ExitCode(125)

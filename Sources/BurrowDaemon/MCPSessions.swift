@@ -132,24 +132,48 @@ final class MCPSession: Sendable {
     /// The calls in flight, for the sandbox's events.
     var activity: @Sendable () -> [String] { { [relay, calls] in relay.callsInFlight.map { calls.invocation($0) } } }
 
-    /// Passes one JSON-RPC message on; a request's answer is returned (nil:
-    /// the session ended first), anything else returns at once with nil.
-    func send(_ body: [UInt8]) async throws(DaemonError) -> (isRequest: Bool, answer: [UInt8]?) {
-        let message: JSON
-        do {
-            message = try JSONParser.parse(body, limits: limits)
-        } catch {
-            throw DaemonError(.badRequest, code: "invalid_request", "the body is not one JSON-RPC message: \(error)")
+    /// What became of one POSTed message.
+    enum Outcome {
+        /// A notification or a response: passed on.
+        case accepted
+        /// A request's answer.
+        case answer([UInt8])
+        /// Refused with this HTTP status and JSON-RPC error body.
+        case rejected(HTTPResponse.Status, [UInt8])
+    }
+
+    /// Passes one JSON-RPC message on; a request waits for its answer.
+    /// A body that is not JSON gets JSON-RPC's parse error (400, id null)
+    /// and goes no further; one the relay cannot judge unambiguously
+    /// (duplicate keys, bad UTF-8, over a bound) is handed to the relay,
+    /// which ends the session as `burrow mcp` does, and is refused.
+    func send(_ body: [UInt8]) async throws(DaemonError) -> Outcome {
+        func rejection(_ code: Int, _ message: String, _ reason: String) -> Outcome {
+            .rejected(.badRequest, Array("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":\(code),\"message\":\(JSON.quote(message)),\"data\":{\"burrow\":\"\(reason)\"}}}\n".utf8))
         }
-        guard case .object = message else { throw DaemonError(.badRequest, code: "invalid_request", "the body must be one JSON-RPC message (an object; batches are not part of MCP)") }
         // A raw line break can only be whitespace between tokens (the strict
         // parser refuses one inside a string): dropped, the message is one line.
         let line = body.filter { $0 != 0x0a && $0 != 0x0d } + [0x0a]
+        let message: JSON
+        do throws(JSONError) {
+            guard String(validating: body, as: UTF8.self) != nil else { throw JSONError("the body is not valid UTF-8", offset: 0, kind: .encoding) }
+            message = try JSONParser.parse(body, limits: limits)
+        } catch {
+            guard error.kind == .syntax else {
+                // The relay sees the same line, and ends the session (audited, the sandbox stopped).
+                _ = write(line)
+                return rejection(-32600, "Invalid Request: \(error); the session is ended", "framing")
+            }
+            return rejection(-32700, "Parse error: \(error)", "not_json")
+        }
+        guard case .object = message else {
+            return rejection(-32600, "Invalid Request: one JSON-RPC message, an object (batches are not part of MCP)", "not_an_object")
+        }
         let key = Self.idKey(message["id"])
         let isRequest = message["method"] != nil && key != nil
         if !isRequest {
             guard write(line) else { throw DaemonError(.notFound, code: "session_ended", "the session has ended") }
-            return (false, nil)
+            return .accepted
         }
         let answer: [UInt8]? = await withCheckedContinuation { continuation in
             let accepted = state.withLock { s -> Bool in
@@ -166,7 +190,7 @@ final class MCPSession: Sendable {
             throw ended.map { DaemonError(.badGateway, code: "session_ended", "the session ended before the server answered: \($0)") }
                 ?? DaemonError(.conflict, code: "duplicate_id", "a request with this id is already waiting for its answer")
         }
-        return (true, answer)
+        return .answer(answer)
     }
 
     private func write(_ line: [UInt8]) -> Bool {

@@ -50,11 +50,17 @@ extension API {
         } catch {
             throw DaemonError(.contentTooLarge, code: "request_too_large", "an MCP message here is at most \(limit) bytes")
         }
-        let (isRequest, answer) = try await session.send(Array(buffer.readableBytesView))
         var headers: HTTPFields = [.init("Mcp-Session-Id")!: session.id]
-        guard isRequest, let answer else { return Response(status: .accepted, headers: headers) }
-        headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer)))
+        switch try await session.send(Array(buffer.readableBytesView)) {
+        case .accepted:
+            return Response(status: .accepted, headers: headers)
+        case .answer(let answer):
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer)))
+        case .rejected(let status, let body):
+            headers[.contentType] = "application/json"
+            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        }
     }
 
     /// No server-to-client stream: the relay answers requests in their POST.

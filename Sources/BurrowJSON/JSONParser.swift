@@ -28,13 +28,25 @@ public struct JSONLimits: Sendable, Equatable {
 /// Why a document is not acceptable JSON: what, and the byte offset where
 /// the parser stopped.
 public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What kind of refusal: text that is not JSON at all is one thing; JSON
+    /// that parsers could read differently (duplicate keys, bad UTF-8, a lone
+    /// surrogate) or that breaks a bound is another.
+    public enum Kind: Sendable, Equatable {
+        case syntax
+        case limit
+        case duplicateKey
+        case encoding
+    }
+
     public var message: String
     /// Byte offset into the document.
     public var offset: Int
+    public var kind: Kind
 
-    public init(_ message: String, offset: Int) {
+    public init(_ message: String, offset: Int, kind: Kind = .syntax) {
         self.message = message
         self.offset = offset
+        self.kind = kind
     }
 
     public var description: String { "\(message) at byte \(offset)" }
@@ -59,7 +71,7 @@ public struct JSONParser {
 
     /// Parses the bytes at `buffer` (which must stay valid during the call).
     public static func parse(_ buffer: UnsafeRawBufferPointer, limits: JSONLimits = .standard) throws(JSONError) -> JSON {
-        guard buffer.count <= limits.maxBytes else { throw JSONError("the document is \(buffer.count) bytes, more than the \(limits.maxBytes) allowed", offset: 0) }
+        guard buffer.count <= limits.maxBytes else { throw JSONError("the document is \(buffer.count) bytes, more than the \(limits.maxBytes) allowed", offset: 0, kind: .limit) }
         var p = JSONParser(bytes: buffer.bindMemory(to: UInt8.self), limits: limits)
         p.skipSpace()
         let value = try p.value(depth: 0)
@@ -77,7 +89,7 @@ public struct JSONParser {
         self.limits = limits
     }
 
-    private func error(_ why: String) -> JSONError { JSONError(why, offset: i) }
+    private func error(_ why: String, _ kind: JSONError.Kind = .syntax) -> JSONError { JSONError(why, offset: i, kind: kind) }
 
     private var atEnd: Bool { i >= bytes.count }
 
@@ -110,7 +122,7 @@ public struct JSONParser {
     }
 
     private mutating func object(depth: Int) throws(JSONError) -> JSON {
-        guard depth <= limits.maxDepth else { throw error("nested deeper than \(limits.maxDepth) levels") }
+        guard depth <= limits.maxDepth else { throw error("nested deeper than \(limits.maxDepth) levels", .limit) }
         i += 1
         var members: [String: JSON] = [:]
         skipSpace()
@@ -128,8 +140,8 @@ public struct JSONParser {
             i += 1
             skipSpace()
             let v = try value(depth: depth)
-            guard members.updateValue(v, forKey: key) == nil else { throw JSONError("duplicate key \(JSON.quote(key))", offset: keyAt) }
-            guard members.count <= limits.maxItems else { throw error("an object with more than \(limits.maxItems) members") }
+            guard members.updateValue(v, forKey: key) == nil else { throw JSONError("duplicate key \(JSON.quote(key))", offset: keyAt, kind: .duplicateKey) }
+            guard members.count <= limits.maxItems else { throw error("an object with more than \(limits.maxItems) members", .limit) }
             skipSpace()
             if peek(",") {
                 i += 1
@@ -142,7 +154,7 @@ public struct JSONParser {
     }
 
     private mutating func array(depth: Int) throws(JSONError) -> JSON {
-        guard depth <= limits.maxDepth else { throw error("nested deeper than \(limits.maxDepth) levels") }
+        guard depth <= limits.maxDepth else { throw error("nested deeper than \(limits.maxDepth) levels", .limit) }
         i += 1
         var items: [JSON] = []
         skipSpace()
@@ -152,7 +164,7 @@ public struct JSONParser {
         }
         while true {
             skipSpace()
-            guard items.count < limits.maxItems else { throw error("an array with more than \(limits.maxItems) elements") }
+            guard items.count < limits.maxItems else { throw error("an array with more than \(limits.maxItems) elements", .limit) }
             items.append(try value(depth: depth))
             skipSpace()
             if peek(",") {
@@ -181,7 +193,7 @@ public struct JSONParser {
             guard digits() > 0 else { throw error("invalid exponent") }
         }
         // Numbers are kept as written; a 1 MiB run of digits is no number anyone sends.
-        guard i - start <= 512 else { throw JSONError("a number longer than 512 characters", offset: start) }
+        guard i - start <= 512 else { throw JSONError("a number longer than 512 characters", offset: start, kind: .limit) }
         return .number(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
     }
 
@@ -215,7 +227,7 @@ public struct JSONParser {
         i += 1
         var out: [UInt8] = []
         var start = i
-        func tooLong() -> JSONError { JSONError("\(what) longer than \(limit) bytes", offset: opening) }
+        func tooLong() -> JSONError { JSONError("\(what) longer than \(limit) bytes", offset: opening, kind: .limit) }
         while true {
             guard i < bytes.count else { throw JSONError("unterminated string", offset: opening) }
             let b = bytes[i]
@@ -248,13 +260,13 @@ public struct JSONParser {
             case UInt8(ascii: "u"):
                 var scalar = try hex4()
                 if (0xD800...0xDBFF).contains(scalar) {
-                    guard i + 2 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else { throw error("a lone surrogate in a \\u escape") }
+                    guard i + 2 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else { throw error("a lone surrogate in a \\u escape", .encoding) }
                     i += 2
                     let low = try hex4()
-                    guard (0xDC00...0xDFFF).contains(low) else { throw error("a lone surrogate in a \\u escape") }
+                    guard (0xDC00...0xDFFF).contains(low) else { throw error("a lone surrogate in a \\u escape", .encoding) }
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                 } else if (0xDC00...0xDFFF).contains(scalar) {
-                    throw error("a lone surrogate in a \\u escape")
+                    throw error("a lone surrogate in a \\u escape", .encoding)
                 }
                 guard let s = Unicode.Scalar(scalar) else { throw error("an invalid code point") }
                 out.append(contentsOf: String(s).utf8)
@@ -263,7 +275,7 @@ public struct JSONParser {
             start = i
         }
         guard out.count <= limit else { throw tooLong() }
-        guard let text = String(validating: out, as: UTF8.self) else { throw JSONError("invalid UTF-8 in a string", offset: opening) }
+        guard let text = String(validating: out, as: UTF8.self) else { throw JSONError("invalid UTF-8 in a string", offset: opening, kind: .encoding) }
         return text
     }
 }

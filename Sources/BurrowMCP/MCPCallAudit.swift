@@ -61,10 +61,22 @@ public final class MCPCallAudit: Sendable {
                     "mcp": .string(method), "session": .string(session), "jsonrpcID": .string(id), "reason": .string(reason), "message": .string(message),
                     "denial": .string("mcp"),
                 ]))
-        case .violation(let direction, let message):
+        case .violation(let direction, let message, let offset, let streamOffset):
             e = AuditEvent(
                 tool: tool, type: .securityViolation, context: context(session),
-                details: .object(["mcp": .string("framing"), "direction": .string(direction), "message": .string(message), "session": .string(session)]))
+                details: .object([
+                    "mcp": .string("framing"), "direction": .string(direction), "side": .string(direction == MCPRelay.fromServerSide ? "server" : "client"),
+                    "message": .string(message), "offset": .integer(Int64(offset)), "streamOffset": .integer(Int64(streamOffset)), "session": .string(session),
+                ]))
+        case .notJSON(let direction, let message, let sample, let streamOffset):
+            // Once per session and side: the line was dropped, never forwarded.
+            e = AuditEvent(
+                tool: tool, type: .permissionDenied, context: context(session),
+                details: .object([
+                    "mcp": .string("framing"), "direction": .string(direction), "side": .string(direction == MCPRelay.fromServerSide ? "server" : "client"),
+                    "reason": .string("not_json"), "message": .string("a line that is not a JSON-RPC message was dropped (\(message)); later ones are counted, not recorded"),
+                    "sample": .string(sample), "streamOffset": .integer(Int64(streamOffset)), "session": .string(session), "denial": .string("mcp"),
+                ]))
         }
         // Appended off the relay's threads, in order: a call never waits on SQLite.
         queue.async { [self] in

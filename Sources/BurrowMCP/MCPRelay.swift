@@ -32,8 +32,13 @@ public final class MCPRelay: Sendable {
         case callRefused(Call, reason: String, message: String)
         /// Another request refused by a session limit (rate, concurrency).
         case requestRefused(method: String, id: String, reason: String, message: String)
-        /// A framing violation: the session ends.
-        case violation(direction: String, message: String)
+        /// A framing violation: the session ends. `offset` is where in the
+        /// line the parser stopped, `streamOffset` where that is in the
+        /// direction's whole stream.
+        case violation(direction: String, message: String, offset: Int, streamOffset: Int)
+        /// A line that is not JSON at all (a stray print), dropped: sent
+        /// once per session and direction, for the first such line.
+        case notJSON(direction: String, message: String, sample: String, streamOffset: Int)
     }
 
     public enum Outcome: Sendable, Equatable {
@@ -67,6 +72,8 @@ public final class MCPRelay: Sendable {
     }
 
     private struct Pending {
+        /// The id as the client wrote it (JSON text), to answer with.
+        var idText: String
         var method: String
         var call: Call?
         var started: UInt64
@@ -92,6 +99,10 @@ public final class MCPRelay: Sendable {
         var fetchKey: String?
         var fetchReply: JSON?
         var serverGone = false
+        /// Lines dropped because they were not JSON, by direction.
+        var dropped: [String: Int] = [:]
+        /// Where answers to the client go, once `run` started.
+        var clientOut: Int32?
     }
 
     private let plan: MCPPlan
@@ -107,6 +118,8 @@ public final class MCPRelay: Sendable {
     private let fetched = DispatchSemaphore(value: 0)
     private let nonce = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let fetchCount = Atomic<Int>(0)
+    public static let fromClientSide = "client → server"
+    public static let fromServerSide = "server → client"
     /// How long a call waits for the relay's own tools/list.
     static let listTimeoutNanoseconds: UInt64 = 30_000_000_000
 
@@ -155,9 +168,10 @@ public final class MCPRelay: Sendable {
         onViolation: @escaping @Sendable () -> Void, whenDone: (@Sendable () -> Void)? = nil
     ) {
         let done = Countdown(3, whenDone ?? {})
+        state.withLock { $0.clientOut = clientOut }
         do {
             try Kernel.detachedThread { [self] in
-                forEachLine(clientIn, direction: "client → server", onViolation: onViolation) { line in fromClient(line, serverIn: serverIn, clientOut: clientOut) }
+                forEachLine(clientIn, direction: Self.fromClientSide, onViolation: onViolation) { line in fromClient(line, serverIn: serverIn, clientOut: clientOut) }
                 // The client hung up: the server sees EOF on its stdin.
                 close(serverIn)
                 done.tick()
@@ -167,9 +181,9 @@ public final class MCPRelay: Sendable {
                 done.tick()
             }
         } catch {
-            return violated("relay", "cannot start the relay's threads: \(error)", onViolation)
+            return violated("relay", "cannot start the relay's threads: \(error)", offset: 0, streamOffset: 0, onViolation)
         }
-        forEachLine(serverOut, direction: "server → client", onViolation: onViolation) { line in fromServer(line, clientOut: clientOut) }
+        forEachLine(serverOut, direction: Self.fromServerSide, onViolation: onViolation) { line in fromServer(line, clientOut: clientOut) }
         state.withLock { $0.serverGone = true }
         fetched.signal()
         done.tick()
@@ -177,14 +191,33 @@ public final class MCPRelay: Sendable {
 
     // MARK: framing
 
-    private func forEachLine(_ fd: Int32, direction: String, onViolation: @Sendable () -> Void, _ handle: ([UInt8]) -> Bool) {
+    /// Where one line sits in its direction's stream.
+    private struct Line {
+        var bytes: [UInt8]
+        /// Bytes of the stream before it.
+        var streamOffset: Int
+    }
+
+    /// What a handler made of a line.
+    private enum Verdict {
+        case relayed
+        /// Not a message the relay can judge unambiguously: the session ends.
+        case violation(String, offset: Int)
+        /// The other side is gone (a write failed): stop reading.
+        case closed
+    }
+
+    private func forEachLine(_ fd: Int32, direction: String, onViolation: @Sendable () -> Void, _ handle: (Line) -> Verdict) {
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         var scanned = 0
+        var consumed = 0  // stream bytes before buffer[0]
         while true {
             let n = read(fd, &chunk, chunk.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }
+            // After a violation nothing more passes; the sandbox is being stopped.
+            if state.withLock({ $0.ended != nil }) { return }
             buffer += chunk[0..<n]
             var start = 0
             var i = scanned
@@ -192,47 +225,102 @@ public final class MCPRelay: Sendable {
                 if buffer[i] == 0x0a {
                     var line = Array(buffer[start..<i])
                     if line.last == 0x0d { line.removeLast() }
-                    if !line.isEmpty, !handle(line) {
-                        return violated(direction, state.withLock { $0.ended } ?? "refused", onViolation)
+                    if !line.isEmpty {
+                        switch handle(Line(bytes: line, streamOffset: consumed + start)) {
+                        case .relayed: break
+                        case .closed: return
+                        case .violation(let message, let offset):
+                            return violated(direction, message, offset: offset, streamOffset: consumed + start + offset, onViolation)
+                        }
                     }
                     start = i + 1
                 }
                 i += 1
             }
             buffer.removeFirst(start)
+            consumed += start
             scanned = buffer.count
             if buffer.count > plan.maxLineBytes {
-                return violated(direction, "a line longer than \(plan.maxLineBytes) bytes", onViolation)
+                return violated(direction, "a line longer than \(plan.maxLineBytes) bytes", offset: plan.maxLineBytes, streamOffset: consumed + plan.maxLineBytes, onViolation)
             }
         }
     }
 
-    private func violated(_ direction: String, _ message: String, _ onViolation: @Sendable () -> Void) {
+    /// Ends the session: the event, the caller stops the sandbox, then every
+    /// request in the server's hands is answered with an error (no client
+    /// waits forever).
+    private func violated(_ direction: String, _ message: String, offset: Int, streamOffset: Int, _ onViolation: @Sendable () -> Void) {
         let first = state.withLock { s -> Bool in
-            defer { if s.ended == nil { s.ended = "\(direction): \(message)" } }
-            return s.ended == nil
+            guard s.ended == nil else { return false }
+            s.ended = "\(direction): \(message) (byte \(offset) of the line)"
+            return true
         }
         guard first else { return }
-        sink(.violation(direction: direction, message: message))
+        sink(.violation(direction: direction, message: message, offset: offset, streamOffset: streamOffset))
         onViolation()
+        failPending("the MCP session ended: \(direction): \(message)")
     }
 
-    /// Parses a line within the limits; on failure records why and returns nil.
-    private func parse(_ line: [UInt8]) -> JSON? {
-        guard line.count <= plan.maxLineBytes else {
-            state.withLock { $0.ended = $0.ended ?? "a line longer than \(plan.maxLineBytes) bytes" }
-            return nil
+    /// Answers every request in the server's hands with a JSON-RPC error and
+    /// ends its call (`sessionEnded`).
+    private func failPending(_ why: String) {
+        let now = Kernel.monotonicNanoseconds()
+        let open = state.withLock { s -> [Pending] in
+            defer { s.pending.removeAll() }
+            return Array(s.pending.values)
+        }
+        guard let clientOut = state.withLock({ $0.clientOut }) else { return }
+        for p in open.sorted(by: { $0.started < $1.started }) {
+            let answer = "{\"jsonrpc\":\"2.0\",\"id\":\(p.idText),\"error\":{\"code\":-32603,\"message\":\(Self.quote("burrow: " + why)),\"data\":{\"burrow\":\"session_ended\"}}}"
+            _ = toClient(clientOut, Array(answer.utf8))
+            if let call = p.call { sink(.callEnded(call, milliseconds: (now - p.started) / 1_000_000, outcome: .sessionEnded)) }
+        }
+    }
+
+    /// How a line parsed: a message, a line to drop (not JSON at all, or not
+    /// an object), or a violation.
+    private enum Parsed {
+        case message(JSON)
+        case notJSON(JSONError)
+        case notObject(String)
+        case violation(String, offset: Int)
+    }
+
+    private func parse(_ line: [UInt8]) -> Parsed {
+        guard line.count <= plan.maxLineBytes else { return .violation("a line longer than \(plan.maxLineBytes) bytes", offset: plan.maxLineBytes) }
+        // Bytes that are not UTF-8 can be read in more than one way.
+        guard String(validating: line, as: UTF8.self) != nil else {
+            var valid = 0
+            for end in stride(from: min(line.count, 4), through: line.count, by: 1) where String(validating: line[..<end], as: UTF8.self) != nil { valid = end }
+            return .violation("the line is not valid UTF-8", offset: valid)
         }
         do {
             let message = try JSONParser.parse(line, limits: plan.messageLimits)
             // Batches are not part of MCP since 2025-06-18.
-            guard case .object = message else { throw JSONError("a message that is not a JSON object", offset: 0) }
-            return message
+            guard case .object = message else { return .notObject(message.describedType) }
+            return .message(message)
         } catch {
-            state.withLock { $0.ended = $0.ended ?? "not a JSON-RPC message: \(error)" }
-            return nil
+            return error.kind == .syntax ? .notJSON(error) : .violation(error.message, offset: error.offset)
         }
     }
+
+    /// Counts a dropped line; the first of each direction is an event.
+    private func drop(_ direction: String, _ line: Line, _ why: String) {
+        let first = state.withLock { s -> Bool in
+            s.dropped[direction, default: 0] += 1
+            return s.dropped[direction] == 1
+        }
+        guard first else { return }
+        let sample = String(decoding: line.bytes.prefix(80), as: UTF8.self)
+        sink(.notJSON(direction: direction, message: why, sample: sample, streamOffset: line.streamOffset))
+    }
+
+    private func sent(_ ok: Bool) -> Verdict { ok ? .relayed : .closed }
+
+    private func reply(_ fd: Int32, _ text: String) -> Verdict { sent(toClient(fd, Array(text.utf8))) }
+
+    /// Lines dropped because they were not JSON messages, by direction.
+    public var droppedLines: [String: Int] { state.withLock { $0.dropped } }
 
     private func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var off = 0
@@ -265,15 +353,27 @@ public final class MCPRelay: Sendable {
         var message: String
     }
 
-    private func fromClient(_ line: [UInt8], serverIn: Int32, clientOut: Int32) -> Bool {
-        guard let message = parse(line) else { return false }
+    private func fromClient(_ input: Line, serverIn: Int32, clientOut: Int32) -> Verdict {
+        let line = input.bytes
+        let message: JSON
+        switch parse(line) {
+        case .message(let m): message = m
+        case .violation(let why, let offset): return .violation(why, offset: offset)
+        case .notJSON(let error):
+            // JSON-RPC's answer to text that is not JSON: a parse error, id null.
+            drop(Self.fromClientSide, input, "not JSON: \(error)")
+            return reply(clientOut, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\(Self.quote("Parse error: \(error)")),\"data\":{\"burrow\":\"not_json\"}}}")
+        case .notObject(let type):
+            drop(Self.fromClientSide, input, "\(type), not a JSON-RPC message")
+            return reply(clientOut, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\(Self.quote("Invalid Request: one JSON-RPC message per line, an object (batches are not part of MCP); found \(type)")),\"data\":{\"burrow\":\"not_an_object\"}}}")
+        }
         guard let method = message["method"]?.string else {
             // A response to one of the server's requests (sampling, elicitation, roots).
-            return send(serverIn, line + [0x0a])
+            return sent(send(serverIn, line + [0x0a]))
         }
         guard let (key, idText) = Self.idKey(message["id"]) else {
             if method == "notifications/cancelled", let (key, _) = Self.idKey(message["params"]?["requestId"]) { cancelled(key) }
-            return send(serverIn, line + [0x0a])
+            return sent(send(serverIn, line + [0x0a]))
         }
         var call: Call?
         if method == "tools/call" {
@@ -294,20 +394,20 @@ public final class MCPRelay: Sendable {
         } catch {
             if let call { sink(.callRefused(call, reason: error.reason, message: error.message)) } else { sink(.requestRefused(method: method, id: idText, reason: error.reason, message: error.message)) }
             let answer = "{\"jsonrpc\":\"2.0\",\"id\":\(idText),\"error\":{\"code\":\(error.code),\"message\":\(Self.quote("burrow: " + error.message)),\"data\":{\"burrow\":\(Self.quote(error.reason))}}}"
-            return toClient(clientOut, Array(answer.utf8))
+            return sent(toClient(clientOut, Array(answer.utf8)))
         }
         let known = state.withLock { s -> Bool in
             if s.pending[key] != nil { return true }
-            s.pending[key] = Pending(method: method, call: call, started: Kernel.monotonicNanoseconds())
+            s.pending[key] = Pending(idText: idText, method: method, call: call, started: Kernel.monotonicNanoseconds())
             return false
         }
         if known {
             let answer = "{\"jsonrpc\":\"2.0\",\"id\":\(idText),\"error\":{\"code\":-32600,\"message\":\"burrow: a request with this id is still in progress\",\"data\":{\"burrow\":\"duplicate_id\"}}}"
             if let call { sink(.callRefused(call, reason: "duplicate_id", message: "a request with id \(idText) is still in progress")) }
-            return toClient(clientOut, Array(answer.utf8))
+            return sent(toClient(clientOut, Array(answer.utf8)))
         }
         if let call { sink(.callStarted(call)) }
-        return send(serverIn, forward + [0x0a])
+        return sent(send(serverIn, forward + [0x0a]))
     }
 
     /// Session limits every request meets: the method's rate, then the number in the server's hands.
@@ -470,8 +570,20 @@ public final class MCPRelay: Sendable {
 
     // MARK: server → client
 
-    private func fromServer(_ line: [UInt8], clientOut: Int32) -> Bool {
-        guard let message = parse(line) else { return false }
+    private func fromServer(_ input: Line, clientOut: Int32) -> Verdict {
+        let line = input.bytes
+        let message: JSON
+        switch parse(line) {
+        case .message(let m): message = m
+        case .violation(let why, let offset): return .violation(why, offset: offset)
+        case .notJSON(let error):
+            // A stray print (the SDK clients skip such lines too): never forwarded.
+            drop(Self.fromServerSide, input, "not JSON: \(error)")
+            return .relayed
+        case .notObject(let type):
+            drop(Self.fromServerSide, input, "\(type), not a JSON-RPC message")
+            return .relayed
+        }
         if let method = message["method"]?.string {
             if method == "notifications/tools/list_changed" {
                 state.withLock { s in
@@ -479,9 +591,9 @@ public final class MCPRelay: Sendable {
                     s.verified = false
                 }
             }
-            return toClient(clientOut, line)
+            return sent(toClient(clientOut, line))
         }
-        guard let (key, _) = Self.idKey(message["id"]) else { return toClient(clientOut, line) }
+        guard let (key, _) = Self.idKey(message["id"]) else { return sent(toClient(clientOut, line)) }
         let own = state.withLock { s -> Bool in
             guard s.fetchKey == key else { return false }
             s.fetchKey = nil
@@ -490,7 +602,7 @@ public final class MCPRelay: Sendable {
         }
         if own {
             fetched.signal()
-            return true
+            return .relayed
         }
         if let pending = state.withLock({ $0.pending.removeValue(forKey: key) }) {
             if pending.method == "tools/list", case .array(let tools) = message["result"]?["tools"] ?? .null {
@@ -506,7 +618,7 @@ public final class MCPRelay: Sendable {
                 sink(.callEnded(call, milliseconds: (Kernel.monotonicNanoseconds() - pending.started) / 1_000_000, outcome: outcome))
             }
         }
-        return toClient(clientOut, line)
+        return sent(toClient(clientOut, line))
     }
 
     // MARK: stderr

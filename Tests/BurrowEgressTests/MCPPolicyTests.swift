@@ -36,6 +36,70 @@ struct MCPPolicyTests {
         #expect(h.server.received.filter { $0["method"] == .string("tools/list") }.count == 2, "one walk of two pages, then the list is known")
     }
 
+    @Test func strayServerOutputIsDroppedCountedAndRecordedOnce() throws {
+        let h = try RelayHarness()
+        // A print at import time, a JSON value that is no message, another print.
+        h.server.notify("Loading model... done")
+        h.server.notify("[1, 2]")
+        h.server.notify("{not json")
+        #expect(try h.request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)["result"] != nil, "the session goes on")
+        #expect(h.client.pendingLines().isEmpty, "nothing of it reaches the client")
+        #expect(h.relay.droppedLines == [MCPRelay.fromServerSide: 3])
+        #expect(h.events.notJSON.map(\.sample) == ["Loading model... done"])
+        #expect(h.relay.endedBy == nil && h.events.violations.isEmpty)
+    }
+
+    @Test func aClientLineThatIsNotJSONGetsTheParseError() throws {
+        let h = try RelayHarness()
+        h.client.write("hello?")
+        let answer = try #require(h.client.readLine())
+        #expect(answer["error"]?["code"] == .number("-32700") && answer["id"] == .null)
+        h.client.write(#"[{"jsonrpc":"2.0","id":9,"method":"ping"}]"#)
+        let batch = try #require(h.client.readLine())
+        #expect(batch["error"]?["code"] == .number("-32600") && batch["id"] == .null)
+        #expect(try h.request(#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#)["result"] != nil)
+        #expect(h.server.received.count == 1, "only the ping reached the server")
+        #expect(h.relay.endedBy == nil)
+    }
+
+    @Test func aViolationEndsTheSessionAndAnswersEveryCallInFlight() throws {
+        let stopped = Atomic<Int>(0)
+        let h = try RelayHarness(onViolation: { stopped.add(1, ordering: .relaxed) })
+        _ = try h.request(#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#)
+        h.client.write(call(1, "hold", "{}"))
+        for _ in 0..<200 where h.relay.callsInFlight.isEmpty { usleep(10_000) }
+        // Duplicate keys: which "id" would the client take?
+        let line = #"{"jsonrpc":"2.0","id":1,"id":2,"result":{}}"#
+        h.server.notify(line)
+        let answer = try #require(h.client.readLine())
+        #expect(answer["id"] == .number("1") && answer["error"]?["code"] == .number("-32603"))
+        #expect(answer["error"]?["data"]?["burrow"] == .string("session_ended"))
+        #expect(stopped.load(ordering: .relaxed) == 1, "the caller stops the sandbox")
+        let v = try #require(h.events.violations.first)
+        #expect(v.direction == MCPRelay.fromServerSide && v.message == #"duplicate key "id""# && v.offset == 24)
+        #expect(v.streamOffset > v.offset, "the offset in the server's whole stdout")
+        #expect(h.events.ended.contains { $0.0 == 1 && $0.1 == .sessionEnded })
+        #expect(h.relay.endedBy?.contains("duplicate key") == true)
+        // Nothing passes afterwards.
+        h.server.notify(#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#)
+        #expect(h.client.readLine(timeout: 300) == nil)
+    }
+
+    @Test func aClientViolationEndsTheSessionToo() throws {
+        let stopped = Atomic<Int>(0)
+        let h = try RelayHarness(onViolation: { stopped.add(1, ordering: .relaxed) })
+        h.client.write(#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#)
+        for _ in 0..<200 where stopped.load(ordering: .relaxed) == 0 { usleep(10_000) }
+        #expect(stopped.load(ordering: .relaxed) == 1)
+        #expect(h.events.violations.first?.direction == MCPRelay.fromClientSide)
+        #expect(h.server.received.isEmpty)
+        let deep = String(repeating: "[", count: 65) + String(repeating: "]", count: 65)
+        let h2 = try RelayHarness()
+        h2.client.write(#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":\#(deep)}}"#)
+        for _ in 0..<200 where h2.events.violations.isEmpty { usleep(10_000) }
+        #expect(h2.events.violations.first?.message == "nested deeper than 64 levels")
+    }
+
     @Test func listChangeIsFollowed() throws {
         let h = try RelayHarness()
         _ = try h.request(#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
@@ -181,7 +245,7 @@ private final class RelayHarness: Sendable {
     let server: ScriptedServer
     let events = EventLog()
 
-    init(plan: MCPPlan = MCPPlan()) throws {
+    init(plan: MCPPlan = MCPPlan(), onViolation: @escaping @Sendable () -> Void = {}) throws {
         let (clientIn, toRelay) = try Kernel.pipe()
         let (fromRelay, clientOut) = try Kernel.pipe()
         let (serverIn, relayToServer) = try Kernel.pipe()
@@ -196,7 +260,7 @@ private final class RelayHarness: Sendable {
         try Kernel.detachedThread {
             relay.run(
                 clientIn: clientIn.rawValue, clientOut: clientOut.rawValue, serverIn: relayToServer.rawValue, serverOut: relayFromServer.rawValue,
-                serverErr: relayErr.rawValue, errOut: 2, onViolation: {})
+                serverErr: relayErr.rawValue, errOut: 2, onViolation: onViolation)
         }
         let server = self.server
         try Kernel.detachedThread { server.serve() }
@@ -219,6 +283,12 @@ private final class EventLog: Sendable {
 
     var started: [MCPRelay.Call] { events.withLock { $0.compactMap { if case .callStarted(let c) = $0 { c } else { nil } } } }
     var ended: [(Int, MCPRelay.Outcome)] { events.withLock { $0.compactMap { if case .callEnded(let c, _, let o) = $0 { (c.sequence, o) } else { nil } } } }
+    var violations: [(direction: String, message: String, offset: Int, streamOffset: Int)] {
+        events.withLock { $0.compactMap { if case .violation(let d, let m, let o, let so) = $0 { (d, m, o, so) } else { nil } } }
+    }
+    var notJSON: [(direction: String, sample: String)] {
+        events.withLock { $0.compactMap { if case .notJSON(let d, _, let sample, _) = $0 { (d, sample) } else { nil } } }
+    }
     var refusals: [(sequence: Int?, reason: String)] {
         events.withLock {
             $0.compactMap {

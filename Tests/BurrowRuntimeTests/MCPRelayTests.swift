@@ -122,9 +122,9 @@ struct MCPRelayTests: SandboxTesting {
         return path
     }
 
-    private func misbehave(_ profile: String, _ calls: String) throws -> (output: String, session: String, events: [AuditEvent]) {
+    private func misbehave(_ profile: String, _ calls: String, serverArguments: [String] = []) throws -> (output: String, session: String, events: [AuditEvent]) {
         let result = try Subprocess.run(
-            [Self.timePython, Fixtures.repositoryRoot + "/Tests/MCP/calls_client.py", "legacy", calls, "--", Subprocess.burrow, "mcp", "--profile", profile, "--", "/usr/bin/python3", Fixtures.repositoryRoot + "/Tests/MCP/misbehaving_server.py"],
+            [Self.timePython, Fixtures.repositoryRoot + "/Tests/MCP/calls_client.py", "legacy", calls, "--", Subprocess.burrow, "mcp", "--profile", profile, "--", "/usr/bin/python3", Fixtures.repositoryRoot + "/Tests/MCP/misbehaving_server.py"] + serverArguments,
             environment: burrowEnvironment)
         let events = try auditLog().events(AuditQuery())
         let session = try #require(events.first { $0.type == .toolInvoked && $0.details["mcp"] == nil }?.context.invocationID, "\(result.output)\n\(result.stderr)")
@@ -153,5 +153,33 @@ struct MCPRelayTests: SandboxTesting {
         #expect(limit.details["during"] == .array([.string("\(session)/2")]))
         #expect(events.filter { $0.context.invocationID == session + "/2" }.last?.details["reason"]?.stringValue == "session_ended")
         #expect(events.contains { $0.type == .toolFailed && $0.context.invocationID == session && $0.details["reason"]?.stringValue == "limit_exceeded" })
+    }
+
+    @Test("a server that prints at start and mid-call keeps working: its stray lines are dropped, never forwarded, and recorded once")
+    func strayPrintsAreDropped() throws {
+        let (output, session, events) = try misbehave(try misbehavingProfile(), "stray_print,echo", serverArguments: ["--print-at-import"])
+        #expect(output.contains("call stray_print \"printed\"") && output.contains("call echo \"hello\""), "\(output)")
+        #expect(output.contains("burrow: 2 line(s) server → client were not JSON-RPC messages and were dropped"), "\(output)")
+        let dropped = events.filter { $0.details["reason"]?.stringValue == "not_json" }
+        #expect(dropped.count == 1 && dropped.first?.details["side"]?.stringValue == "server", "\(events.map(\.type))")
+        #expect(dropped.first?.details["sample"]?.stringValue?.hasPrefix("misbehaving server 1.0 starting") == true)
+        #expect(events.last?.type == .toolCompleted && events.last?.context.invocationID == session)
+    }
+
+    @Test("a server that writes an ambiguous message mid-call: stopped at once, the call answered with an error, a framing violation, the session failed")
+    func framingViolationStopsTheServer() throws {
+        let started = ContinuousClock.now
+        let (output, session, events) = try misbehave(try misbehavingProfile(), "bad_frame,echo")
+        #expect(ContinuousClock.now - started < .seconds(30), "the server's 60 s sleep did not hold the session open")
+        #expect(output.contains("call bad_frame raised") && output.contains("session_ended") || output.contains("the MCP session ended"), "\(output)")
+        let violation = try #require(events.first { $0.type == .securityViolation && $0.details["mcp"]?.stringValue == "framing" }, "\(output)")
+        #expect(violation.details["side"]?.stringValue == "server" && violation.details["message"]?.stringValue == #"duplicate key "result""#)
+        // Where the second "result" starts in the line (the id's width varies), and in the server's whole stdout.
+        let offset = try #require(violation.details["offset"]?.integerValue)
+        #expect((55...57).contains(offset), "\(offset)")
+        #expect((violation.details["streamOffset"]?.integerValue ?? 0) > offset + 100, "after the earlier answers")
+        #expect(events.filter { $0.context.invocationID == session + "/1" }.last?.details["reason"]?.stringValue == "session_ended")
+        let end = try #require(events.last { $0.context.invocationID == session && $0.type.isTerminal })
+        #expect(end.type == .toolFailed && end.details["reason"]?.stringValue == "stopped", "\(end.details)")
     }
 }

@@ -14,6 +14,8 @@ TOOLS = [
     {"name": "touch_files", "description": "reads and writes where it should not", "inputSchema": {"type": "object", "properties": {}}},
     {"name": "open_network", "description": "opens a network connection", "inputSchema": {"type": "object", "properties": {}}},
     {"name": "fork_bomb", "description": "forks without end", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": "stray_print", "description": "prints to stdout", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": "bad_frame", "description": "writes an ambiguous message", "inputSchema": {"type": "object", "properties": {}}},
     {"name": "echo", "description": "returns its text", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
 ]
 
@@ -68,6 +70,9 @@ def answer(id, result):
     sys.stdout.flush()
 
 
+if "--print-at-import" in sys.argv:
+    print("misbehaving server 1.0 starting (a banner, not JSON)", flush=True)
+
 for line in sys.stdin:
     message = json.loads(line)
     method, id = message.get("method"), message.get("id")
@@ -81,6 +86,15 @@ for line in sys.stdin:
         name = message["params"]["name"]
         if name == "echo":
             lines = [message["params"]["arguments"]["text"]]
+        elif name == "stray_print":
+            print("debug: stray_print was called", flush=True)
+            lines = ["printed"]
+        elif name == "bad_frame":
+            # Which "result" would the client act on? The relay must not guess.
+            sys.stdout.write('{"jsonrpc": "2.0", "id": %s, "result": {"content": []}, "result": {"isError": true}}\n' % json.dumps(id))
+            sys.stdout.flush()
+            time.sleep(60)
+            lines = []
         else:
             lines = {"touch_files": touch_files, "open_network": open_network, "fork_bomb": fork_bomb}[name]()
         answer(id, {"content": [{"type": "text", "text": "\n".join(lines)}], "isError": False})
