@@ -108,6 +108,10 @@ let package = Package(
         .executableTarget(
             name: "burrow-egress-bench", dependencies: ["BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/EgressBench", swiftSettings: strict),
+        // Fuzz targets of every parser of hostile input (Scripts/fuzz.sh); built normally, it replays a corpus.
+        .executableTarget(
+            name: "burrow-fuzz", dependencies: ["BurrowAPI", "BurrowAudit", "BurrowEgress", "BurrowJSON", "BurrowMCP", "BurrowProfile"], path: "Tests/Fuzz",
+            exclude: ["Corpus"], swiftSettings: strict),
         .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit"], path: "Tests/AuditBench", swiftSettings: strict),
         .target(
             name: "BurrowTestSupport", dependencies: ["BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs Burrow's whole test suite: installs the build dependencies, builds, runs
-# `swift test` on this host, then the cgroup v2 suites in a VM (this kind of
+# `swift test` on this host, a short bounded run of every fuzz target
+# (Scripts/fuzz.sh; BURROW_FUZZ_SECONDS, default 30 per target), then the
+# cgroup v2 suites in a VM (this kind of
 # host has hybrid cgroups without v2 controllers; Scripts/vm-test.sh boots
 # Debian's kernel under QEMU with a pure cgroup v2 tree), then burrowd as a
 # systemd service in a VM booted with systemd (Scripts/vm-systemd-check.sh).
@@ -26,6 +28,8 @@ echo "== environment: $(uname -r), euid $(id -u), strict=${BURROW_TEST_STRICT:-0
 swift build --build-tests
 # CgroupV2Tests move processes between cgroups of their own making: VM only.
 swift test --skip-build --skip CgroupV2Tests
+echo "== fuzzing every parser of hostile input, 30 s per target (Scripts/fuzz.sh)"
+Scripts/fuzz.sh --seconds "${BURROW_FUZZ_SECONDS:-30}"
 if [ "$vm" = 1 ]; then
     echo "== cgroup v2 suites in a VM (Scripts/vm-test.sh)"
     Scripts/vm-test.sh -- \

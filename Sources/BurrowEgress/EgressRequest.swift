@@ -1,7 +1,7 @@
-import BurrowPolicy
+package import BurrowPolicy
 
 /// What a tool asked the proxy for, parsed from the first bytes of a connection.
-enum EgressRequest: Equatable {
+package enum EgressRequest: Equatable {
     /// HTTP CONNECT host:port: a tunnel, answered `200` once connected.
     case connect(host: String, port: UInt16)
     /// A plain-HTTP request in absolute form: forwarded as `head` (origin form,
@@ -32,11 +32,11 @@ enum EgressRequest: Equatable {
 }
 
 /// Incremental parsing of a connection's opening bytes.
-enum EgressParser {
+package enum EgressParser {
     /// The largest request head the proxy reads (HTTP headers, SOCKS messages).
-    static let maxHead = 16 * 1024
+    package static let maxHead = 16 * 1024
 
-    enum Step: Equatable {
+    package enum Step: Equatable {
         /// More bytes are needed.
         case more
         /// Send `reply` to the client and keep parsing what follows `consumed` bytes (the SOCKS greeting).
@@ -48,7 +48,7 @@ enum EgressParser {
     }
 
     /// - Parameter greeted: the SOCKS5 greeting was already answered.
-    static func parse(_ buffer: [UInt8], greeted: Bool) -> Step {
+    package static func parse(_ buffer: [UInt8], greeted: Bool) -> Step {
         guard let first = buffer.first else { return .more }
         switch first {
         case 0x05: return greeted ? socksRequest(buffer) : socksGreeting(buffer)

@@ -33,8 +33,8 @@ public enum SchemaValidator {
             if let m = s["exclusiveMaximum"]?.double, n >= m { return "\(path): \(n) must be below \(m)" }
         case .string(let text):
             let length = text.unicodeScalars.count
-            if let m = s["minLength"]?.double, Double(length) < m { return "\(path): shorter than \(Int(m)) characters" }
-            if let m = s["maxLength"]?.double, Double(length) > m { return "\(path): longer than \(Int(m)) characters" }
+            if let m = s["minLength"]?.double, Double(length) < m { return "\(path): shorter than \(whole(m)) characters" }
+            if let m = s["maxLength"]?.double, Double(length) > m { return "\(path): longer than \(whole(m)) characters" }
             if let pattern = s["pattern"]?.string {
                 guard let regex = try? Regex(pattern) else { return "\(path): the schema's pattern cannot be checked here, so the call is refused" }
                 if (try? regex.firstMatch(in: text)) == nil { return "\(path): does not match the pattern \(pattern)" }
@@ -72,5 +72,11 @@ public enum SchemaValidator {
             !n.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) || (Double(n).map { $0 == $0.rounded() } ?? false)
         default: false
         }
+    }
+
+    /// A count from a schema, for messages: the server chose it, so it may be
+    /// any double (1e300 must not trap a conversion to Int).
+    static func whole(_ m: Double) -> String {
+        m.isFinite && abs(m) < 9e15 ? String(Int(m)) : "\(m)"
     }
 }

@@ -1,0 +1,93 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowEgress
+import BurrowJSON
+import BurrowMCP
+import BurrowProfile
+import FoundationEssentials
+
+/// Burrow's parsers of hostile input, each a function of bytes that must
+/// return (never crash, hang or grow without bound) and keep its invariants.
+/// libFuzzer drives them in the fuzz build (`Scripts/fuzz.sh`); the normal
+/// build replays the seed corpus and every crash found through them
+/// (`burrow-fuzz replay`, run by the tests).
+enum FuzzTargets {
+    static let all: [String: @Sendable ([UInt8]) -> Void] = [
+        "profile-toml": { profile($0, format: .toml) },
+        "profile-json": { profile($0, format: .json) },
+        "api-request": apiRequest,
+        "mcp-message": mcpMessage,
+        "json-schema": jsonSchema,
+        "egress-request": egressRequest,
+    ]
+
+    /// A broken invariant: a crash libFuzzer reports with the input.
+    static func require(_ condition: Bool, _ what: @autoclosure () -> String) {
+        if !condition { fatalError("invariant broken: \(what())") }
+    }
+
+    /// The profile reader, TOML or JSON: bounds, parse, extends (from memory), decode, validate.
+    static func profile(_ bytes: [UInt8], format: ConfigFormat) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let base = "[tool]\nid = \"base\"\nname = \"b\"\nversion = \"1\"\n[permissions]\nexecute = [\"python3\"]\n"
+        let loader = ProfileLoader(policy: .defaults, searchPath: ["/p"], read: { $0 == "/p/base.toml" ? base : nil })
+        let loaded = loader.load(document: text, format: format, name: "fuzz.\(format.rawValue)")
+        require(loaded.profile == nil || loaded.errors.isEmpty, "a profile came back with errors")
+        for issue in loaded.issues { require(!issue.message.isEmpty, "an issue without a message") }
+    }
+
+    /// What burrowd decodes from API bodies, strictly; a decoded registration survives a round trip.
+    static func apiRequest(_ bytes: [UInt8]) {
+        let decoder = StrictJSONDecoder()
+        if let registration = try? decoder.decode(ToolRegistration.self, from: bytes) {
+            _ = ExecStrings.problem(argv: registration.command, what: "command")
+            let encoded = (try? JSONEncoder().encode(registration)).map { Array($0) } ?? []
+            let again = try? decoder.decode(ToolRegistration.self, from: encoded)
+            require(again == registration, "a registration did not survive its own encoding")
+        }
+        if let invocation = try? decoder.decode(InvocationRequest.self, from: bytes) {
+            _ = ExecStrings.problem(argv: invocation.arguments, what: "arguments", environment: invocation.environment.map { ($0.key, $0.value) })
+        }
+        _ = try? decoder.decode(ValidationRequest.self, from: bytes)
+    }
+
+    /// The MCP relay's framing: one line within the message limits; what
+    /// parses re-parses to the same value from its canonical text.
+    static func mcpMessage(_ bytes: [UInt8]) {
+        let limits = MCPPlanLimits.messages
+        guard let message = try? JSONParser.parse(bytes, limits: limits) else { return }
+        let canonical = Array(message.canonicalText.utf8)
+        let again = try? JSONParser.parse(canonical, limits: JSONLimits(maxDepth: limits.maxDepth, maxKeyBytes: .max, maxStringBytes: .max, maxItems: .max, maxBytes: .max))
+        require(again == message, "canonical text parsed to another value")
+        _ = MCPRelay.digest(message)
+    }
+
+    /// The JSON Schema subset: input is `[schema, value]`.
+    static func jsonSchema(_ bytes: [UInt8]) {
+        guard case .array(let pair)? = try? JSONParser.parse(bytes, limits: JSONLimits(maxBytes: 64 << 10)), pair.count == 2 else { return }
+        _ = SchemaValidator.violation(of: pair[1], against: pair[0])
+    }
+
+    /// The egress proxy's request parser (HTTP CONNECT and forward, SOCKS5),
+    /// fed every prefix as bytes arrive; a request never claims more than it read.
+    static func egressRequest(_ bytes: [UInt8]) {
+        let input = Array(bytes.prefix(EgressParser.maxHead + 64))
+        for greeted in [false, true] {
+            var end = 0
+            while end < input.count {
+                end = min(input.count, end + max(1, input.count / 16))
+                switch EgressParser.parse(Array(input[..<end]), greeted: greeted) {
+                case .request(_, let consumed), .reply(_, let consumed):
+                    require(consumed > 0 && consumed <= end, "consumed \(consumed) of \(end) bytes")
+                case .more, .fail:
+                    break
+                }
+            }
+        }
+    }
+}
+
+/// The relay's message bounds for the default MCP plan (4 MiB lines, nesting 64).
+enum MCPPlanLimits {
+    static let messages = JSONLimits(maxDepth: 64, maxKeyBytes: 64 << 10, maxStringBytes: 4 << 20, maxItems: 4 << 20, maxBytes: 4 << 20)
+}
