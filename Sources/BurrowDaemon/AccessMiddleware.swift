@@ -1,6 +1,7 @@
 import BurrowAudit
 import BurrowSystem
 import Dispatch
+import Synchronization
 import Hummingbird
 
 /// Reads the caller's SO_PEERCRED and roles into the context; refuses a
@@ -48,6 +49,49 @@ enum BlockingIO {
     static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
+
+/// CPU-heavy work a caller asked for (parsing a large body, loading and
+/// planning its profile) runs here: a few threads of their own at nice 10,
+/// so on a busy host it yields the CPU to the threads that answer everyone
+/// else (root's health stays fast while four callers validate 100,000-path
+/// profiles). Jobs wait their turn in order; callers' planning slots bound
+/// how many there are.
+final class BackgroundWork: Sendable {
+    static let shared: BackgroundWork = {
+        let work = BackgroundWork()
+        work.start(threads: 2)
+        return work
+    }()
+
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
+    private let ready = DispatchSemaphore(value: 0)
+    private let threads = Atomic<Int>(0)
+
+    private func start(threads count: Int) {
+        for _ in 0..<count {
+            guard (try? Kernel.detachedThread { [self] in work() }) != nil else { continue }
+            threads.add(1, ordering: .relaxed)
+        }
+    }
+
+    private func work() {
+        Kernel.lowerThreadPriority()
+        while true {
+            ready.wait()
+            let job = jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+            job?()
+        }
+    }
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        // Without a thread of its own (none could be started), Dispatch's.
+        guard threads.load(ordering: .relaxed) > 0 else { return try await BlockingIO.run(body) }
+        return try await withCheckedThrowingContinuation { continuation in
+            jobs.withLock { $0.append { continuation.resume(with: Result { try body() }) } }
+            ready.signal()
         }
     }
 }

@@ -34,22 +34,29 @@ struct API: Sendable {
     }
 
     /// The body as `T`, within [daemon] max_request_size; an oversized body is refused (and audited).
-    func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: DaemonContext, tool: String?) async throws -> T {
+    func decode<T: Decodable & Sendable>(_ type: T.Type, _ request: Request, _ context: DaemonContext, tool: String?) async throws -> T {
         let limit = Int(clamping: daemon.policy.daemon.maxRequestBytes.bytes)
+        let tooLarge = "the request body is larger than \(daemon.policy.daemon.maxRequestBytes) ([daemon] max_request_size)"
+        // A body announced too large is refused before a byte of it is read.
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: tooLarge)
+            throw DaemonError(.contentTooLarge, code: "request_too_large", tooLarge)
+        }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            let message = "the request body is larger than \(daemon.policy.daemon.maxRequestBytes) ([daemon] max_request_size)"
-            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: message)
-            throw DaemonError(.contentTooLarge, code: "request_too_large", message)
+            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: tooLarge)
+            throw DaemonError(.contentTooLarge, code: "request_too_large", tooLarge)
         } catch {
             // A body cut short (the caller went away, or missed [daemon] body_timeout) is never taken as whole.
             throw DaemonError(.badRequest, code: "body_incomplete", "the request body did not arrive whole: \(error)")
         }
         // Strict: limits, duplicate keys, unknown fields and inexact numbers are refused.
         let decoder = StrictJSONDecoder(limits: JSONLimits(maxStringBytes: limit, maxBytes: limit))
-        let decoded = buffer.withUnsafeReadableBytes { bytes in Result { () throws(JSONDecodeError) in try decoder.decode(T.self, from: bytes) } }
+        let decode = { @Sendable in buffer.withUnsafeReadableBytes { bytes in Result { () throws(JSONDecodeError) in try decoder.decode(T.self, from: bytes) } } }
+        // A large body is parsed on low-priority threads, not the cooperative pool that answers everyone.
+        let decoded = buffer.readableBytes > 64 << 10 ? try await BackgroundWork.shared.run(decode) : decode()
         do {
             return try decoded.get()
         } catch {
@@ -98,8 +105,8 @@ struct API: Sendable {
     }
 
     /// Loads and plans a caller's profile within its planning slot, on
-    /// Dispatch's threads: a heavy profile costs its caller a slot, and
-    /// never the cooperative pool that answers everyone else.
+    /// `BackgroundWork`'s low-priority threads: a heavy profile costs its
+    /// caller a slot, and never the cooperative pool that answers everyone else.
     func planning<T: Sendable>(_ context: DaemonContext, _ body: @escaping @Sendable (ToolPlanner) -> T) async throws -> T {
         let peer = context.peer ?? .unknown
         let ticket: Admission.PlanningTicket
@@ -116,7 +123,7 @@ struct API: Sendable {
         }
         defer { ticket.release() }
         let planner = daemon.planner
-        return try await BlockingIO.run { body(planner) }
+        return try await BackgroundWork.shared.run { body(planner) }
     }
 
     func auditTrail(_ request: Request, _ context: DaemonContext) async throws -> Response {

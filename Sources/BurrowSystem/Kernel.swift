@@ -122,6 +122,14 @@ package enum Kernel {
         return UInt64(limit.rlim_cur)
     }
 
+    /// Lowers the calling thread's scheduling priority to nice `value`
+    /// (Linux keeps one per thread). It cannot be raised again without
+    /// CAP_SYS_NICE: use it on threads that only ever run such work. The
+    /// corresponding syscall is `setpriority(2)`.
+    package static func lowerThreadPriority(to value: Int32 = 10) {
+        _ = brw_thread_nice(value)
+    }
+
     package static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

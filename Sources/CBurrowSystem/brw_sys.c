@@ -6,6 +6,10 @@
 #define _GNU_SOURCE
 #include "brw_sys.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <errno.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
@@ -272,3 +276,5 @@ int brw_fs_usage(int fd, uint64_t *used_bytes, uint64_t *used_inodes, uint64_t *
     *full = fs.f_bavail == 0 ? 1 : fs.f_ffree == 0 ? 2 : 0;
     return 0;
 }
+
+int brw_thread_nice(int value) { return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), value); }

@@ -45,6 +45,9 @@ int brw_pipe_cloexec(int *_Nonnull fds);
 /* A non-blocking, close-on-exec eventfd counting from 0, or -errno. */
 int brw_eventfd(void);
 
+/* The calling thread's nice value set to `value` (setpriority on its tid); 0 or -1 with errno. */
+int brw_thread_nice(int value);
+
 /* A detached copy of the mount at `fd` (an O_PATH descriptor) for a bind
  * mount elsewhere: open_tree(2) with OPEN_TREE_CLONE (AT_RECURSIVE when
  * `recursive`), then mount_setattr(2) setting `attr_set` (MOUNT_ATTR_*) on
