@@ -149,7 +149,7 @@ final class MCPSession: Sendable {
     /// which ends the session as `burrow mcp` does, and is refused.
     func send(_ body: [UInt8]) async throws(DaemonError) -> Outcome {
         func rejection(_ code: Int, _ message: String, _ reason: String) -> Outcome {
-            .rejected(.badRequest, Array("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":\(code),\"message\":\(JSON.quote(message)),\"data\":{\"burrow\":\"\(reason)\"}}}\n".utf8))
+            .rejected(.badRequest, MCPRelay.errorAnswer(id: "null", code: Int64(code), message: message, reason: reason) + [0x0a])
         }
         // A raw line break can only be whitespace between tokens (the strict
         // parser refuses one inside a string): dropped, the message is one line.

@@ -199,7 +199,7 @@ public final class MCPRelay: Sendable {
     }
 
     /// What a handler made of a line.
-    private enum Verdict {
+    private enum Verdict: Error {
         case relayed
         /// Not a message the relay can judge unambiguously: the session ends.
         case violation(String, offset: Int)
@@ -271,8 +271,7 @@ public final class MCPRelay: Sendable {
         }
         guard let clientOut = state.withLock({ $0.clientOut }) else { return }
         for p in open.sorted(by: { $0.started < $1.started }) {
-            let answer = "{\"jsonrpc\":\"2.0\",\"id\":\(p.idText),\"error\":{\"code\":-32603,\"message\":\(Self.quote("burrow: " + why)),\"data\":{\"burrow\":\"session_ended\"}}}"
-            _ = toClient(clientOut, Array(answer.utf8))
+            _ = toClient(clientOut, Self.errorAnswer(id: p.idText, code: -32603, message: "burrow: " + why, reason: "session_ended"))
             if let call = p.call { sink(.callEnded(call, milliseconds: (now - p.started) / 1_000_000, outcome: .sessionEnded)) }
         }
     }
@@ -317,7 +316,31 @@ public final class MCPRelay: Sendable {
 
     private func sent(_ ok: Bool) -> Verdict { ok ? .relayed : .closed }
 
-    private func reply(_ fd: Int32, _ text: String) -> Verdict { sent(toClient(fd, Array(text.utf8))) }
+    /// The message on a line, or what becomes of the line instead: a
+    /// violation; or, when it is no JSON-RPC message at all, dropped and
+    /// counted, and for the client answered with JSON-RPC's error (-32700
+    /// for text that is not JSON, -32600 for a value that is not an object).
+    /// A server's stray print gets no answer: the SDK clients skip such lines too.
+    private func judge(_ input: Line, from side: String, clientOut: Int32) -> Result<JSON, Verdict> {
+        let (code, message, reason): (Int64, String, String)
+        switch parse(input.bytes) {
+        case .message(let m): return .success(m)
+        case .violation(let why, let offset): return .failure(.violation(why, offset: offset))
+        case .notJSON(let error):
+            drop(side, input, "not JSON: \(error)")
+            (code, message, reason) = (-32700, "Parse error: \(error)", "not_json")
+        case .notObject(let type):
+            drop(side, input, "\(type), not a JSON-RPC message")
+            (code, message, reason) = (-32600, "Invalid Request: one JSON-RPC message per line, an object (batches are not part of MCP); found \(type)", "not_an_object")
+        }
+        guard side == Self.fromClientSide else { return .failure(.relayed) }
+        return .failure(sent(toClient(clientOut, Self.errorAnswer(id: "null", code: code, message: message, reason: reason))))
+    }
+
+    /// A JSON-RPC error answer to `id` (JSON text, "null" when there is none), `reason` in `data.burrow`.
+    package static func errorAnswer(id: String, code: Int64, message: String, reason: String) -> [UInt8] {
+        Array("{\"jsonrpc\":\"2.0\",\"id\":\(id),\"error\":{\"code\":\(code),\"message\":\(quote(message)),\"data\":{\"burrow\":\(quote(reason))}}}".utf8)
+    }
 
     /// Lines dropped because they were not JSON messages, by direction.
     public var droppedLines: [String: Int] { state.withLock { $0.dropped } }
@@ -356,16 +379,9 @@ public final class MCPRelay: Sendable {
     private func fromClient(_ input: Line, serverIn: Int32, clientOut: Int32) -> Verdict {
         let line = input.bytes
         let message: JSON
-        switch parse(line) {
-        case .message(let m): message = m
-        case .violation(let why, let offset): return .violation(why, offset: offset)
-        case .notJSON(let error):
-            // JSON-RPC's answer to text that is not JSON: a parse error, id null.
-            drop(Self.fromClientSide, input, "not JSON: \(error)")
-            return reply(clientOut, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\(Self.quote("Parse error: \(error)")),\"data\":{\"burrow\":\"not_json\"}}}")
-        case .notObject(let type):
-            drop(Self.fromClientSide, input, "\(type), not a JSON-RPC message")
-            return reply(clientOut, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\(Self.quote("Invalid Request: one JSON-RPC message per line, an object (batches are not part of MCP); found \(type)")),\"data\":{\"burrow\":\"not_an_object\"}}}")
+        switch judge(input, from: Self.fromClientSide, clientOut: clientOut) {
+        case .success(let m): message = m
+        case .failure(let verdict): return verdict
         }
         guard let method = message["method"]?.string else {
             // A response to one of the server's requests (sampling, elicitation, roots).
@@ -393,8 +409,7 @@ public final class MCPRelay: Sendable {
             }
         } catch {
             if let call { sink(.callRefused(call, reason: error.reason, message: error.message)) } else { sink(.requestRefused(method: method, id: idText, reason: error.reason, message: error.message)) }
-            let answer = "{\"jsonrpc\":\"2.0\",\"id\":\(idText),\"error\":{\"code\":\(error.code),\"message\":\(Self.quote("burrow: " + error.message)),\"data\":{\"burrow\":\(Self.quote(error.reason))}}}"
-            return sent(toClient(clientOut, Array(answer.utf8)))
+            return sent(toClient(clientOut, Self.errorAnswer(id: idText, code: error.code, message: "burrow: " + error.message, reason: error.reason)))
         }
         let known = state.withLock { s -> Bool in
             if s.pending[key] != nil { return true }
@@ -402,9 +417,9 @@ public final class MCPRelay: Sendable {
             return false
         }
         if known {
-            let answer = "{\"jsonrpc\":\"2.0\",\"id\":\(idText),\"error\":{\"code\":-32600,\"message\":\"burrow: a request with this id is still in progress\",\"data\":{\"burrow\":\"duplicate_id\"}}}"
+            let answer = Self.errorAnswer(id: idText, code: -32600, message: "burrow: a request with this id is still in progress", reason: "duplicate_id")
             if let call { sink(.callRefused(call, reason: "duplicate_id", message: "a request with id \(idText) is still in progress")) }
-            return sent(toClient(clientOut, Array(answer.utf8)))
+            return sent(toClient(clientOut, answer))
         }
         if let call { sink(.callStarted(call)) }
         return sent(send(serverIn, forward + [0x0a]))
@@ -573,16 +588,9 @@ public final class MCPRelay: Sendable {
     private func fromServer(_ input: Line, clientOut: Int32) -> Verdict {
         let line = input.bytes
         let message: JSON
-        switch parse(line) {
-        case .message(let m): message = m
-        case .violation(let why, let offset): return .violation(why, offset: offset)
-        case .notJSON(let error):
-            // A stray print (the SDK clients skip such lines too): never forwarded.
-            drop(Self.fromServerSide, input, "not JSON: \(error)")
-            return .relayed
-        case .notObject(let type):
-            drop(Self.fromServerSide, input, "\(type), not a JSON-RPC message")
-            return .relayed
+        switch judge(input, from: Self.fromServerSide, clientOut: clientOut) {
+        case .success(let m): message = m
+        case .failure(let verdict): return verdict
         }
         if let method = message["method"]?.string {
             if method == "notifications/tools/list_changed" {

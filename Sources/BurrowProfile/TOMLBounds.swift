@@ -291,19 +291,26 @@ struct TOMLBounds {
         guard i - start <= DocumentLimits.maxStringBytes + 6 else { throw fail("a string longer than \(DocumentLimits.maxStringBytes) bytes", at: start) }
     }
 
-    private mutating func basicString(multiline: Bool) throws(Failure) {
+    private mutating func basicString(multiline: Bool) throws(Failure) { try string(quote: UInt8(ascii: "\""), escapes: true, multiline: multiline) }
+
+    private mutating func literalString(multiline: Bool) throws(Failure) { try string(quote: UInt8(ascii: "'"), escapes: false, multiline: multiline) }
+
+    /// A string at `i`: basic ("…", with escapes) or literal ('…'), on one
+    /// line or (tripled quotes) several.
+    private mutating func string(quote: UInt8, escapes: Bool, multiline: Bool) throws(Failure) {
         let start = i
         i += multiline ? 3 : 1
         while true {
             guard i < b.count else { throw fail("unterminated string", at: start) }
             let c = b[i]
-            if c == UInt8(ascii: "\"") {
+            if c == quote {
                 if !multiline {
                     i += 1
                     return try checkLength(from: start)
                 }
+                // Up to two quotes of the content may come right before the closing three.
                 var quotes = 0
-                while i < b.count, b[i] == UInt8(ascii: "\""), quotes < 6 {
+                while i < b.count, b[i] == quote, quotes < 6 {
                     quotes += 1
                     i += 1
                 }
@@ -313,7 +320,7 @@ struct TOMLBounds {
                 }
                 continue
             }
-            if c == UInt8(ascii: "\\") {
+            if escapes && c == UInt8(ascii: "\\") {
                 try escape(multiline: multiline)
                 continue
             }
@@ -369,42 +376,6 @@ struct TOMLBounds {
         case 0x41...0x46: UInt32(c - 0x41 + 10)
         case 0x61...0x66: UInt32(c - 0x61 + 10)
         default: nil
-        }
-    }
-
-    private mutating func literalString(multiline: Bool) throws(Failure) {
-        let start = i
-        i += multiline ? 3 : 1
-        while true {
-            guard i < b.count else { throw fail("unterminated string", at: start) }
-            let c = b[i]
-            if c == UInt8(ascii: "'") {
-                if !multiline {
-                    i += 1
-                    return try checkLength(from: start)
-                }
-                var quotes = 0
-                while i < b.count, b[i] == UInt8(ascii: "'"), quotes < 6 {
-                    quotes += 1
-                    i += 1
-                }
-                if quotes >= 3 {
-                    guard quotes <= 5 else { throw fail("too many quotes closing a multi-line string") }
-                    return try checkLength(from: start)
-                }
-                continue
-            }
-            if c == 0x0a || c == 0x0d {
-                guard multiline else { throw fail("unterminated string (a line end inside a one-line string)", at: start) }
-                if c == 0x0d {
-                    guard i + 1 < b.count, b[i + 1] == 0x0a else { throw fail("a carriage return without a line feed") }
-                    i += 1
-                }
-                i += 1
-                continue
-            }
-            try checkText(c)
-            i += 1
         }
     }
 }
