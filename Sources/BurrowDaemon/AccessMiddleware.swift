@@ -12,9 +12,17 @@ struct AccessMiddleware: RouterMiddleware {
     let access: AccessPolicy
     let lookup: PeerCredential.Lookup
 
+    static func isControl(_ c: Unicode.Scalar) -> Bool { c.value < 0x20 || c.value == 0x7f }
+
     func handle(_ request: Request, context: DaemonContext, next: (Request, DaemonContext) async throws -> Response) async throws -> Response {
         var context = context
         guard let channel = context.channel, let peer = try await lookup(channel) else { throw DaemonError.unauthenticated }
+        // Query values reach lookups, filters and messages: bytes checked before any of them.
+        for (name, value) in request.uri.queryParameters {
+            if name.utf8.count + value.utf8.count > 1024 || name.unicodeScalars.contains(where: Self.isControl) || value.unicodeScalars.contains(where: Self.isControl) {
+                throw DaemonError(.badRequest, code: "invalid_parameter", "query parameter '\(String(name.prefix(64)))': at most 1 KiB, and no control characters")
+            }
+        }
         context.peer = peer
         context.roles = access.roles(of: peer)
         do {

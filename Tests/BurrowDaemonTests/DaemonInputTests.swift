@@ -106,5 +106,10 @@ struct DaemonInputTests {
             #expect(try JSONDecoder().decode(ErrorBody.self, from: data).error.code == "invalid_id")
         }
         #expect(try api.store.events(AuditQuery()).count == before)
+        for query in ["/v1/tools/t?version=%00", "/v1/tools?category=a%1Bb", "/v1/discovery/search?q=" + String(repeating: "q", count: 2000)] {
+            let (status, data) = try await api.respond(.get, query, as: TestDaemon.root)
+            let code = try JSONDecoder().decode(ErrorBody.self, from: data).error.code
+            #expect(status == .badRequest && code == "invalid_parameter", "\(query.prefix(50))")
+        }
     }
 }
