@@ -128,6 +128,7 @@ struct GuardedHTTP1Channel: ServerChildChannel {
             channel.closeFuture.whenComplete { _ in limiter.release(uid: uid, decision) }
             return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
                 let guardHandler = try channel.pipeline.syncOperations.handler(type: RequestGuard.self)
+                try channel.pipeline.syncOperations.addHandler(ByteWatch(guardHandler), position: .first)
                 if case .refused(let status, let code, let message) = decision { guardHandler.refuse(status: status, code: code, message: message) }
                 return value
             }
@@ -135,6 +136,22 @@ struct GuardedHTTP1Channel: ServerChildChannel {
     }
 
     func handle(value: Value, logger: Logger) async { await base.handle(value: value, logger: logger) }
+}
+
+/// In front of the HTTP decoder: tells the guard that bytes came, so a
+/// connection that sent part of a head is told 408 at the header deadline
+/// while one that sent nothing is merely idle.
+final class ByteWatch: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let guardHandler: RequestGuard
+
+    init(_ guardHandler: RequestGuard) { self.guardHandler = guardHandler }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guardHandler.bytesSinceResponse = true
+        context.fireChannelRead(data)
+    }
 }
 
 /// Per connection, between the HTTP codec and Hummingbird: the header and
@@ -167,6 +184,8 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests whose response has not ended (pipelined requests count too).
     private var unanswered = 0
     private var responding = false
+    /// A byte came since the connection opened or the last response ended (`ByteWatch`).
+    fileprivate var bytesSinceResponse = false
     private var parseError: HTTPParserError?
     private var refusal: (status: Int, code: String, message: String)?
 
@@ -205,6 +224,9 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func expired(_ context: ChannelHandlerContext, _ what: String) {
         timer = nil
+        // No byte of a next request yet: the connection is idle, not slow;
+        // Hummingbird closes it, silently, after [daemon] idle_timeout.
+        if what == "header" && !bytesSinceResponse && refusal == nil { return }
         let seconds = (what == "body" ? timeouts.body : timeouts.header).nanoseconds / 1_000_000_000
         let message =
             what == "body"
@@ -277,7 +299,10 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 context.write(data, promise: promise)
                 // The next request's head is due now, unless one is already being served.
-                if unanswered == 0 { arm(context, timeouts.header, "header") }
+                if unanswered == 0 {
+                    bytesSinceResponse = false
+                    arm(context, timeouts.header, "header")
+                }
             }
         }
     }
