@@ -104,12 +104,11 @@ struct GuardedHTTP1Channel: ServerChildChannel {
 
     let base: HTTP1Channel
     let limiter: ConnectionLimiter
-    let timeouts: RequestGuard.Timeouts
     /// Whether a peer may use the admins' reserve (root or the admin role).
     let privileged: @Sendable (PeerCredential) -> Bool
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let (limiter, base, privileged, timeouts) = (limiter, base, privileged, timeouts)
+        let (limiter, base, privileged) = (limiter, base, privileged)
         let credential: EventLoopFuture<PeerCredential?>
         if let provider = channel as? any SocketOptionProvider {
             credential = provider.unsafeGetSocketOption(level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET), name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
@@ -227,6 +226,10 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
         // No byte of a next request yet: the connection is idle, not slow;
         // Hummingbird closes it, silently, after [daemon] idle_timeout.
         if what == "header" && !bytesSinceResponse && refusal == nil { return }
+        if let refusal, !responding {
+            // Over its caps and silent: it gets its refusal now.
+            return answerAndClose(context, status: refusal.status, code: refusal.code, message: refusal.message)
+        }
         let seconds = (what == "body" ? timeouts.body : timeouts.header).nanoseconds / 1_000_000_000
         let message =
             what == "body"

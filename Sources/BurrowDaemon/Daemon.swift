@@ -108,7 +108,7 @@ public struct Daemon: Sendable {
         let (limiter, access) = (connectionLimiter, access)
         return HTTPServerBuilder { responder in
             GuardedHTTP1Channel(
-                base: HTTP1Channel(responder: responder, configuration: configuration), limiter: limiter, timeouts: timeouts,
+                base: HTTP1Channel(responder: responder, configuration: configuration), limiter: limiter,
                 privileged: { access.roles(of: $0).contains(.admin) })
         }
     }
