@@ -47,8 +47,10 @@ extension API {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw DaemonError(.contentTooLarge, code: "request_too_large", "an MCP message here is at most \(limit) bytes")
+        } catch {
+            throw DaemonError(.badRequest, code: "body_incomplete", "the message did not arrive whole: \(error)")
         }
         var headers: HTTPFields = [.init("Mcp-Session-Id")!: session.id]
         switch try await session.send(Array(buffer.readableBytesView)) {
