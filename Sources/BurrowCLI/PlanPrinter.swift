@@ -75,11 +75,11 @@ struct PlanPrinter {
         section("Seccomp", p.sandboxLevel == .none ? "  none (sandbox level none)" : columns(seccompRows))
         let ll = p.landlock
         var landlockRows: [[String]] = [["ABI", ll.abi.map { "\($0) (best this host offers)" } ?? "unavailable"]]
-        landlockRows.append(["handled fs", ll.handledFileSystem.joined(separator: " ")])
-        if !ll.handledNetwork.isEmpty { landlockRows.append(["handled net", ll.handledNetwork.joined(separator: " ")]) }
-        if !ll.scoped.isEmpty { landlockRows.append(["scoped", ll.scoped.joined(separator: " ")]) }
-        landlockRows += ll.pathRules.map { [$0.path, $0.access.joined(separator: " ")] }
-        landlockRows += ll.portRules.map { ["tcp port \($0.port)", $0.access.joined(separator: " ")] }
+        landlockRows.append(["handled fs", ll.handledFileSystem.description])
+        if !ll.handledNetwork.isEmpty { landlockRows.append(["handled net", ll.handledNetwork.description]) }
+        if !ll.scoped.isEmpty { landlockRows.append(["scoped", ll.scoped.description]) }
+        landlockRows += ll.pathRules.map { [$0.path, $0.access.description] }
+        landlockRows += ll.portRules.map { ["tcp port \($0.port)", $0.access.description] }
         landlockRows += ll.notAvailable.map { ["missing", style.dim($0)] }
         section("Landlock", p.sandboxLevel == .none ? "  none (sandbox level none)" : columns(landlockRows))
         let net = p.network

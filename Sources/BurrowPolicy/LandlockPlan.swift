@@ -1,54 +1,101 @@
+public import BurrowSystem
+
 /// Landlock rules mirroring the file plan: a second, unprivileged layer under
-/// the mount table. Access rights are named as in <linux/landlock.h>.
+/// the mount table. Rights are the kernel's bits; their names (as in
+/// <linux/landlock.h>, without the `LANDLOCK_ACCESS_*_` prefix) come from one
+/// table per kind.
 public struct LandlockPlan: Sendable, Codable, Equatable {
     public struct PathRule: Sendable, Codable, Equatable {
         public var path: String
-        public var access: [String]
+        public var access: LandlockFileAccess
     }
     public struct PortRule: Sendable, Codable, Equatable {
         public var port: UInt16
-        public var access: [String]
+        public var access: LandlockNetAccess
     }
 
     /// The ABI this host offers (nil: Landlock unavailable).
     public var hostABI: Int?
     /// The ABI the rules are written for: the best the host offers.
     public var abi: Int?
-    public var handledFileSystem: [String]
-    public var handledNetwork: [String]
-    public var scoped: [String]
+    public var handledFileSystem: LandlockFileAccess
+    public var handledNetwork: LandlockNetAccess
+    public var scoped: LandlockScope
     public var pathRules: [PathRule]
     public var portRules: [PortRule]
     /// What a newer ABI would add, and which other layer covers it meanwhile.
     public var notAvailable: [String]
 }
 
-/// Landlock access rights and the ABI that introduced each.
-enum LandlockRight: String, CaseIterable {
-    case execute = "EXECUTE", writeFile = "WRITE_FILE", readFile = "READ_FILE", readDir = "READ_DIR"
-    case removeDir = "REMOVE_DIR", removeFile = "REMOVE_FILE", makeChar = "MAKE_CHAR", makeDir = "MAKE_DIR"
-    case makeReg = "MAKE_REG", makeSock = "MAKE_SOCK", makeFifo = "MAKE_FIFO", makeBlock = "MAKE_BLOCK"
-    case makeSym = "MAKE_SYM", refer = "REFER", truncate = "TRUNCATE", ioctlDev = "IOCTL_DEV"
+/// `LANDLOCK_ACCESS_FS_*`.
+public struct LandlockFileAccess: KernelFlags {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
 
-    var abi: Int {
-        switch self {
-        case .refer: 2
-        case .truncate: 3
-        case .ioctlDev: 5
-        default: 1
-        }
+    public static let execute = Self(rawValue: 1 << 0)
+    public static let writeFile = Self(rawValue: 1 << 1)
+    public static let readFile = Self(rawValue: 1 << 2)
+    public static let readDir = Self(rawValue: 1 << 3)
+    public static let removeDir = Self(rawValue: 1 << 4)
+    public static let removeFile = Self(rawValue: 1 << 5)
+    public static let makeChar = Self(rawValue: 1 << 6)
+    public static let makeDir = Self(rawValue: 1 << 7)
+    public static let makeReg = Self(rawValue: 1 << 8)
+    public static let makeSock = Self(rawValue: 1 << 9)
+    public static let makeFifo = Self(rawValue: 1 << 10)
+    public static let makeBlock = Self(rawValue: 1 << 11)
+    public static let makeSym = Self(rawValue: 1 << 12)
+    /// ABI 2.
+    public static let refer = Self(rawValue: 1 << 13)
+    /// ABI 3.
+    public static let truncate = Self(rawValue: 1 << 14)
+    /// ABI 5.
+    public static let ioctlDev = Self(rawValue: 1 << 15)
+
+    public static let names: [(flag: Self, name: String)] = [
+        (.execute, "EXECUTE"), (.writeFile, "WRITE_FILE"), (.readFile, "READ_FILE"), (.readDir, "READ_DIR"), (.removeDir, "REMOVE_DIR"),
+        (.removeFile, "REMOVE_FILE"), (.makeChar, "MAKE_CHAR"), (.makeDir, "MAKE_DIR"), (.makeReg, "MAKE_REG"), (.makeSock, "MAKE_SOCK"),
+        (.makeFifo, "MAKE_FIFO"), (.makeBlock, "MAKE_BLOCK"), (.makeSym, "MAKE_SYM"), (.refer, "REFER"), (.truncate, "TRUNCATE"),
+        (.ioctlDev, "IOCTL_DEV"),
+    ]
+
+    /// The rights a Landlock ABI knows.
+    public static func known(abi: Int) -> Self {
+        var all: Self = abi >= 1 ? Self(rawValue: (1 << 13) - 1) : []
+        if abi >= 2 { all.insert(.refer) }
+        if abi >= 3 { all.insert(.truncate) }
+        if abi >= 5 { all.insert(.ioctlDev) }
+        return all
     }
 
-    /// Bit in `LANDLOCK_ACCESS_FS_*`.
-    var bit: UInt64 { UInt64(1) << UInt64(Self.allCases.firstIndex(of: self) ?? 0) }
-
-    static let read: [LandlockRight] = [.readFile, .readDir]
+    static let read: Self = [.readFile, .readDir]
     /// The rights the kernel accepts on a rule for a non-directory (others are EINVAL).
-    static let fileOnly: Set<LandlockRight> = [.execute, .writeFile, .readFile, .truncate, .ioctlDev]
-    static let write: [LandlockRight] = [
-        .readFile, .readDir, .writeFile, .removeDir, .removeFile, .makeDir, .makeReg, .makeSym, .makeFifo,
-        .makeSock, .refer, .truncate,
+    static let fileOnly: Self = [.execute, .writeFile, .readFile, .truncate, .ioctlDev]
+    static let write: Self = [
+        .readFile, .readDir, .writeFile, .removeDir, .removeFile, .makeDir, .makeReg, .makeSym, .makeFifo, .makeSock, .refer, .truncate,
     ]
+}
+
+/// `LANDLOCK_ACCESS_NET_*` (ABI 4).
+public struct LandlockNetAccess: KernelFlags {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    public static let bindTCP = Self(rawValue: 1 << 0)
+    public static let connectTCP = Self(rawValue: 1 << 1)
+
+    public static let names: [(flag: Self, name: String)] = [(.bindTCP, "BIND_TCP"), (.connectTCP, "CONNECT_TCP")]
+}
+
+/// `LANDLOCK_SCOPE_*` (ABI 6).
+public struct LandlockScope: KernelFlags {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    public static let abstractUnixSocket = Self(rawValue: 1 << 0)
+    public static let signal = Self(rawValue: 1 << 1)
+
+    public static let names: [(flag: Self, name: String)] = [(.abstractUnixSocket, "ABSTRACT_UNIX_SOCKET"), (.signal, "SIGNAL")]
 }
 
 extension LandlockPlan {
@@ -60,40 +107,37 @@ extension LandlockPlan {
         networkAccess: String, proxyPort: UInt16?, isDirectory: (String) -> Bool
     ) -> LandlockPlan {
         let abi = hostABI
-        let usable = LandlockRight.allCases.filter { $0.abi <= (abi ?? 0) }
-        func names(_ rights: [LandlockRight], extra: [LandlockRight] = []) -> [String] {
-            (rights + extra).filter(usable.contains).map(\.rawValue)
-        }
+        let usable = LandlockFileAccess.known(abi: abi ?? 0)
         var rules: [PathRule] = []
-        func fitting(_ rights: [LandlockRight], _ path: String) -> [LandlockRight] {
-            isDirectory(path) ? rights : rights.filter(LandlockRight.fileOnly.contains)
+        func fitting(_ rights: LandlockFileAccess, _ path: String) -> LandlockFileAccess {
+            (isDirectory(path) ? rights : rights.intersection(.fileOnly)).intersection(usable)
         }
-        for path in reads { rules.append(PathRule(path: path, access: names(fitting(LandlockRight.read, path)))) }
-        for path in writes { rules.append(PathRule(path: path, access: names(fitting(LandlockRight.write, path)))) }
-        for path in devices { rules.append(PathRule(path: path, access: names([.readFile, .writeFile]))) }
-        for path in executables { rules.append(PathRule(path: path, access: names([.execute, .readFile]))) }
+        for path in reads { rules.append(PathRule(path: path, access: fitting(.read, path))) }
+        for path in writes { rules.append(PathRule(path: path, access: fitting(.write, path))) }
+        for path in devices { rules.append(PathRule(path: path, access: usable.intersection([.readFile, .writeFile]))) }
+        for path in executables { rules.append(PathRule(path: path, access: usable.intersection([.execute, .readFile]))) }
 
-        var netHandled: [String] = []
+        var netHandled: LandlockNetAccess = []
         var ports: [PortRule] = []
-        var scoped: [String] = []
+        var scoped: LandlockScope = []
         var missing: [String] = []
         if let abi, abi >= 4 {
             if networkAccess != "full" {
-                netHandled = ["BIND_TCP", "CONNECT_TCP"]
-                if let proxyPort { ports.append(PortRule(port: proxyPort, access: ["CONNECT_TCP"])) }
+                netHandled = [.bindTCP, .connectTCP]
+                if let proxyPort { ports.append(PortRule(port: proxyPort, access: .connectTCP)) }
             }
         } else {
             missing.append("TCP bind/connect rules (ABI 4): covered by the network namespace")
         }
         if let abi, abi >= 6 {
-            scoped = ["ABSTRACT_UNIX_SOCKET", "SIGNAL"]
+            scoped = [.abstractUnixSocket, .signal]
         } else {
             missing.append("abstract-socket and signal scoping (ABI 6): covered by the network and PID namespaces")
         }
         if (abi ?? 0) < 3 { missing.append("TRUNCATE (ABI 3): covered by read-only mounts") }
         if (abi ?? 0) < 5 { missing.append("IOCTL_DEV (ABI 5): covered by seccomp's ioctl rules") }
         return LandlockPlan(
-            hostABI: hostABI, abi: abi, handledFileSystem: usable.map(\.rawValue), handledNetwork: netHandled,
+            hostABI: hostABI, abi: abi, handledFileSystem: usable, handledNetwork: netHandled,
             scoped: scoped, pathRules: rules, portRules: ports, notAvailable: abi == nil ? [] : missing)
     }
 }

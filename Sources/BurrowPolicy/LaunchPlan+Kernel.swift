@@ -10,23 +10,6 @@ import CSeccomp
 // kernel. Kept here so the names (what dry-run shows) and the numbers (what
 // run applies) come from one table.
 
-extension LandlockPlan {
-    /// `LANDLOCK_ACCESS_FS_*` bits for access right names.
-    package static func fileSystemMask(_ names: [String]) -> UInt64 {
-        names.reduce(0) { $0 | (LandlockRight(rawValue: $1)?.bit ?? 0) }
-    }
-
-    /// `LANDLOCK_ACCESS_NET_*` bits.
-    package static func networkMask(_ names: [String]) -> UInt64 {
-        names.reduce(0) { mask, name in mask | (name == "BIND_TCP" ? 1 : name == "CONNECT_TCP" ? 2 : 0) }
-    }
-
-    /// `LANDLOCK_SCOPE_*` bits.
-    package var scopedMask: UInt64 {
-        scoped.reduce(0) { mask, name in mask | (name == "ABSTRACT_UNIX_SOCKET" ? 1 : name == "SIGNAL" ? 2 : 0) }
-    }
-}
-
 extension CapabilityPlan {
     /// The kept capabilities as a bit mask (bit n = capability n).
     package var keptMask: UInt64 {

@@ -69,11 +69,13 @@ final class ChildPlan {
 
         if let abi = plan.landlock.abi, isolated {
             raw.landlock_abi = UInt32(abi)
-            raw.landlock_handled_fs = LandlockPlan.fileSystemMask(plan.landlock.handledFileSystem)
-            raw.landlock_handled_net = LandlockPlan.networkMask(plan.landlock.handledNetwork)
-            raw.landlock_scoped = plan.landlock.scopedMask
-            let rules = plan.landlock.pathRules.map {
-                brw_landlock_rule(path: UnsafePointer(string($0.path)), access: LandlockPlan.fileSystemMask($0.access))
+            raw.landlock_handled_fs = plan.landlock.handledFileSystem.rawValue
+            raw.landlock_handled_net = plan.landlock.handledNetwork.rawValue
+            raw.landlock_scoped = plan.landlock.scoped.rawValue
+            let rules = plan.landlock.pathRules.map { brw_landlock_rule(path: UnsafePointer(string($0.path)), access: $0.access.rawValue) }
+            // The child adds each port rule for CONNECT_TCP; the plan must say no other right.
+            guard plan.landlock.portRules.allSatisfy({ $0.access == .connectTCP }) else {
+                throw .preparation("a Landlock port rule other than CONNECT_TCP in the plan: the child applies CONNECT_TCP only")
             }
             raw.landlock_rules = UnsafePointer(array(rules))
             raw.landlock_rule_count = UInt32(rules.count)

@@ -90,9 +90,9 @@ struct PlanGoldenTests {
         let files = plan.landlock.pathRules.filter { $0.path.hasPrefix("/etc/") || $0.path.hasPrefix("/dev/") || plan.command.allowedExecutables.contains($0.path) }
         #expect(files.count >= 7)
         for rule in files {
-            #expect(Set(rule.access).isSubset(of: ["EXECUTE", "WRITE_FILE", "READ_FILE", "TRUNCATE", "IOCTL_DEV"]), "\(rule.path): \(rule.access)")
+            #expect(rule.access.isSubset(of: [.execute, .writeFile, .readFile, .truncate, .ioctlDev]), "\(rule.path): \(rule.access)")
         }
-        #expect(plan.landlock.pathRules.first { $0.path == "/tmp" }?.access.contains("MAKE_REG") == true)
+        #expect(plan.landlock.pathRules.first { $0.path == "/tmp" }?.access.contains(.makeReg) == true)
     }
 
     @Test func restrictedNetworkIsEnforceableWhenTheSandboxHasItsOwnNetwork() throws {
