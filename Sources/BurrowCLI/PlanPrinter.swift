@@ -56,9 +56,9 @@ struct PlanPrinter {
                 + columns(cg.writes.map { [$0.file, $0.value, style.dim($0.reason)] }) + "\n" + cg.supervised.map { "  supervised: " + $0 }.joined(separator: "\n"))
         let caps = p.capabilities
         section("Capabilities", columns([
-            ["kept", caps.kept.isEmpty ? "none (all five sets emptied)" : caps.kept.joined(separator: ", ")],
-            ["dropped", "\(caps.dropped.count): " + caps.dropped.joined(separator: " ")],
-            ["securebits", caps.securebits.joined(separator: " ")],
+            ["kept", caps.kept.isEmpty ? "none (all five sets emptied)" : caps.kept.map(\.name).joined(separator: ", ")],
+            ["dropped", "\(caps.dropped.count): " + caps.dropped.map(\.name).joined(separator: " ")],
+            ["securebits", caps.securebits.description],
             ["no_new_privs", caps.noNewPrivileges ? "yes" : "no"],
         ]))
         let sc = p.seccomp

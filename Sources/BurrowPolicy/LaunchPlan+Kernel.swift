@@ -10,29 +10,6 @@ import CSeccomp
 // kernel. Kept here so the names (what dry-run shows) and the numbers (what
 // run applies) come from one table.
 
-extension CapabilityPlan {
-    /// The kept capabilities as a bit mask (bit n = capability n).
-    package var keptMask: UInt64 {
-        kept.reduce(0) { mask, name in mask | (CapabilityNames.number(name).map { UInt64(1) << UInt64($0) } ?? 0) }
-    }
-
-    /// The `securebits` value: `SECBIT_*` names from <linux/securebits.h>;
-    /// nil when a name is unknown (never a silently smaller set).
-    package var securebitsValue: UInt32? {
-        let bits: [String: UInt32] = [
-            "SECBIT_NOROOT": 1 << 0, "SECBIT_NOROOT_LOCKED": 1 << 1, "SECBIT_NO_SETUID_FIXUP": 1 << 2,
-            "SECBIT_NO_SETUID_FIXUP_LOCKED": 1 << 3, "SECBIT_KEEP_CAPS": 1 << 4, "SECBIT_KEEP_CAPS_LOCKED": 1 << 5,
-            "SECBIT_NO_CAP_AMBIENT_RAISE": 1 << 6, "SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED": 1 << 7,
-        ]
-        var value: UInt32 = 0
-        for name in securebits {
-            guard let bit = bits[name] else { return nil }
-            value |= bit
-        }
-        return value
-    }
-}
-
 extension RlimitEntry {
     /// The `RLIMIT_*` number.
     package var resourceNumber: Int32? {

@@ -156,11 +156,35 @@ public struct CgroupPlan: Sendable, Codable, Equatable {
 
 public struct CapabilityPlan: Sendable, Codable, Equatable {
     /// Kept in the bounding, permitted, effective, inheritable and ambient sets.
-    public var kept: [String]
+    public var kept: [Capability]
     /// Dropped from all five sets.
-    public var dropped: [String]
-    public var securebits: [String]
+    public var dropped: [Capability]
+    public var securebits: Securebits
     public var noNewPrivileges: Bool
+
+    /// The kept capabilities as a bit mask (bit n = capability n).
+    public var keptMask: UInt64 { kept.reduce(0) { $0 | UInt64(1) << UInt64($1.number) } }
+}
+
+/// `SECBIT_*` of <linux/securebits.h>: the process's securebits.
+public struct Securebits: KernelFlags {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let noRoot = Self(rawValue: 1 << 0)
+    public static let noRootLocked = Self(rawValue: 1 << 1)
+    public static let noSetuidFixup = Self(rawValue: 1 << 2)
+    public static let noSetuidFixupLocked = Self(rawValue: 1 << 3)
+    public static let keepCaps = Self(rawValue: 1 << 4)
+    public static let keepCapsLocked = Self(rawValue: 1 << 5)
+    public static let noCapAmbientRaise = Self(rawValue: 1 << 6)
+    public static let noCapAmbientRaiseLocked = Self(rawValue: 1 << 7)
+
+    public static let names: [(flag: Self, name: String)] = [
+        (.noRoot, "SECBIT_NOROOT"), (.noRootLocked, "SECBIT_NOROOT_LOCKED"), (.noSetuidFixup, "SECBIT_NO_SETUID_FIXUP"),
+        (.noSetuidFixupLocked, "SECBIT_NO_SETUID_FIXUP_LOCKED"), (.keepCaps, "SECBIT_KEEP_CAPS"), (.keepCapsLocked, "SECBIT_KEEP_CAPS_LOCKED"),
+        (.noCapAmbientRaise, "SECBIT_NO_CAP_AMBIENT_RAISE"), (.noCapAmbientRaiseLocked, "SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED"),
+    ]
 }
 
 public struct ControlStatus: Sendable, Codable, Equatable {

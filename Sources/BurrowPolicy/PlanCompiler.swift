@@ -380,11 +380,12 @@ public struct PlanCompiler: Sendable {
     public static let cpuCheckMilliseconds = 50
 
     private func capabilityPlan(_ profile: SecurityProfile) -> CapabilityPlan {
-        let all = CapabilityNames.all(lastCap: host.capLastCap)
-        let kept = profile.permissions.capabilities.filter { all.contains($0) }
+        let all = Capability.all(lastCap: host.capLastCap)
+        // Validation admits only names of the keepable set; one this host lacks is not kept.
+        let kept = Set(profile.permissions.capabilities.compactMap { Capability(name: $0) }).intersection(all).sorted()
         return CapabilityPlan(
             kept: kept, dropped: all.filter { !kept.contains($0) },
-            securebits: ["SECBIT_NOROOT", "SECBIT_NOROOT_LOCKED", "SECBIT_NO_SETUID_FIXUP", "SECBIT_NO_SETUID_FIXUP_LOCKED", "SECBIT_KEEP_CAPS_LOCKED", "SECBIT_NO_CAP_AMBIENT_RAISE", "SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED"],
+            securebits: [.noRoot, .noRootLocked, .noSetuidFixup, .noSetuidFixupLocked, .keepCapsLocked, .noCapAmbientRaise, .noCapAmbientRaiseLocked],
             noNewPrivileges: true)
     }
 

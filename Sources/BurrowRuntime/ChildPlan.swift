@@ -62,10 +62,7 @@ final class ChildPlan {
         raw.cap_last = UInt32(plan.capabilities.kept.count + plan.capabilities.dropped.count - 1)
         let kept = plan.capabilities.keptMask
         raw.keep_caps = (UInt32(truncatingIfNeeded: kept), UInt32(truncatingIfNeeded: kept >> 32))
-        guard let securebits = plan.capabilities.securebitsValue else {
-            throw .preparation("unknown securebits in the plan: \(plan.capabilities.securebits)")
-        }
-        raw.securebits = securebits
+        raw.securebits = plan.capabilities.securebits.rawValue
 
         if let abi = plan.landlock.abi, isolated {
             raw.landlock_abi = UInt32(abi)
