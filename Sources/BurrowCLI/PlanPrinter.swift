@@ -46,7 +46,7 @@ struct PlanPrinter {
         section("Environment (nothing else is passed)", columns(p.environment.map { e in
             [e.name, e.source == .caller && !showEnvironment ? style.dim("<from caller; --show-environment>") : printable(e.value), style.dim(e.source.rawValue)]
         }))
-        section("Rlimits", columns(p.rlimits.map { [$0.resource, "soft \($0.soft)", "hard \($0.hard)", style.dim($0.reason)] }))
+        section("Rlimits", columns(p.rlimits.map { [$0.resource.name, "soft \($0.soft)", "hard \($0.hard)", style.dim($0.reason)] }))
         let cg = p.cgroup
         section(
             "Cgroup" + (cg.version == 0 ? " (no usable hierarchy)" : " v\(cg.version) at \(cg.path)"),

@@ -10,13 +10,6 @@ import CSeccomp
 // kernel. Kept here so the names (what dry-run shows) and the numbers (what
 // run applies) come from one table.
 
-extension RlimitEntry {
-    /// The `RLIMIT_*` number.
-    package var resourceNumber: Int32? {
-        ["RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_AS": 9][resource]
-    }
-}
-
 /// Answers seccomp user notifications the way the plan says: which rule a
 /// stopped call hit, and the errno it gets.
 package struct SeccompResponder: Sendable {

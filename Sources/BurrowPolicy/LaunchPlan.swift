@@ -51,8 +51,33 @@ public struct CommandPlan: Sendable, Codable, Equatable {
 
 public struct NamespacePlan: Sendable, Codable, Equatable {
     public var kind: NamespaceKind
-    public var cloneFlag: String
     public var reason: String
+
+    public init(kind: NamespaceKind, reason: String) {
+        self.kind = kind
+        self.reason = reason
+    }
+
+    /// The `CLONE_NEW*` name, derived from the kind (shown, never read back).
+    public var cloneFlag: String { kind.cloneFlagName }
+
+    enum CodingKeys: String, CodingKey { case kind, cloneFlag, reason }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(cloneFlag, forKey: .cloneFlag)
+        try c.encode(reason, forKey: .reason)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(NamespaceKind.self, forKey: .kind)
+        reason = try c.decode(String.self, forKey: .reason)
+        guard try c.decodeIfPresent(String.self, forKey: .cloneFlag).map({ $0 == kind.cloneFlagName }) ?? true else {
+            throw DecodingError.dataCorruptedError(forKey: .cloneFlag, in: c, debugDescription: "cloneFlag does not match namespace \(kind.rawValue)")
+        }
+    }
 }
 
 public struct IDMapping: Sendable, Codable, Equatable {
@@ -121,10 +146,43 @@ public struct EnvironmentEntry: Sendable, Codable, Equatable {
 }
 
 public struct RlimitEntry: Sendable, Codable, Equatable {
-    public var resource: String
+    public var resource: RlimitResource
     public var soft: UInt64
     public var hard: UInt64
     public var reason: String
+}
+
+/// `RLIMIT_*` of <sys/resource.h>: the kernel's numbers (the same on every
+/// architecture Burrow builds for), named from this table.
+public enum RlimitResource: Int32, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    case cpu = 0, fsize = 1, data = 2, stack = 3, core = 4, nproc = 6, nofile = 7, addressSpace = 9
+
+    public var name: String {
+        switch self {
+        case .cpu: "RLIMIT_CPU"
+        case .fsize: "RLIMIT_FSIZE"
+        case .data: "RLIMIT_DATA"
+        case .stack: "RLIMIT_STACK"
+        case .core: "RLIMIT_CORE"
+        case .nproc: "RLIMIT_NPROC"
+        case .nofile: "RLIMIT_NOFILE"
+        case .addressSpace: "RLIMIT_AS"
+        }
+    }
+
+    public var description: String { name }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(name)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let value = Self.allCases.first(where: { $0.name == text }) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown rlimit \(text)") }
+        self = value
+    }
 }
 
 public struct CgroupWrite: Sendable, Codable, Equatable {

@@ -158,7 +158,7 @@ public struct PlanCompiler: Sendable {
         if profile.networkAccess != .full {
             kinds.append((.net, profile.networkAccess == .none ? "loopback only: no route out" : "loopback only: egress through Burrow's proxy"))
         }
-        return kinds.map { NamespacePlan(kind: $0.0, cloneFlag: $0.0.cloneFlagName, reason: $0.1) }
+        return kinds.map { NamespacePlan(kind: $0.0, reason: $0.1) }
     }
 
     // MARK: mounts
@@ -303,11 +303,11 @@ public struct PlanCompiler: Sendable {
     private func rlimits(_ limits: EffectiveLimits) -> [RlimitEntry] {
         let cpu = limits.maxCpuTime.wholeSecondsRoundedUp
         return [
-            RlimitEntry(resource: "RLIMIT_CPU", soft: cpu, hard: cpu + 1, reason: "backstop for max_cpu_time per process (the cgroup budget covers the tree)"),
-            RlimitEntry(resource: "RLIMIT_FSIZE", soft: limits.maxFileSize.bytes, hard: limits.maxFileSize.bytes, reason: "max_file_size (SIGXFSZ)"),
-            RlimitEntry(resource: "RLIMIT_NOFILE", soft: UInt64(limits.maxOpenFiles), hard: UInt64(limits.maxOpenFiles), reason: "max_open_files"),
-            RlimitEntry(resource: "RLIMIT_NPROC", soft: UInt64(limits.maxProcesses) + 1, hard: UInt64(limits.maxProcesses) + 1, reason: "max_processes backstop, one above pids.max so the cgroup (which records the hit) acts first; the sandbox's uid is its own"),
-            RlimitEntry(resource: "RLIMIT_CORE", soft: 0, hard: 0, reason: "no core dumps (they could hold secrets)"),
+            RlimitEntry(resource: .cpu, soft: cpu, hard: cpu + 1, reason: "backstop for max_cpu_time per process (the cgroup budget covers the tree)"),
+            RlimitEntry(resource: .fsize, soft: limits.maxFileSize.bytes, hard: limits.maxFileSize.bytes, reason: "max_file_size (SIGXFSZ)"),
+            RlimitEntry(resource: .nofile, soft: UInt64(limits.maxOpenFiles), hard: UInt64(limits.maxOpenFiles), reason: "max_open_files"),
+            RlimitEntry(resource: .nproc, soft: UInt64(limits.maxProcesses) + 1, hard: UInt64(limits.maxProcesses) + 1, reason: "max_processes backstop, one above pids.max so the cgroup (which records the hit) acts first; the sandbox's uid is its own"),
+            RlimitEntry(resource: .core, soft: 0, hard: 0, reason: "no core dumps (they could hold secrets)"),
         ]
     }
 

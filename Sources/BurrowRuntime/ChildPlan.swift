@@ -48,11 +48,7 @@ final class ChildPlan {
         }
         raw.workdir = UnsafePointer(string(plan.command.workingDirectory))
 
-        var limits: [brw_rlimit] = []
-        for entry in plan.rlimits {
-            guard let resource = entry.resourceNumber else { throw .preparation("unknown rlimit \(entry.resource) in the plan") }
-            limits.append(brw_rlimit(resource: UInt32(resource), soft: entry.soft, hard: entry.hard))
-        }
+        let limits = plan.rlimits.map { brw_rlimit(resource: UInt32($0.resource.rawValue), soft: $0.soft, hard: $0.hard) }
         raw.rlimits = UnsafePointer(array(limits))
         raw.rlimit_count = UInt32(limits.count)
 

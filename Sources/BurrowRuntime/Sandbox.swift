@@ -265,7 +265,7 @@ final class Sandbox {
             let m = entries[index]
             return "\(m.kind.rawValue) \(m.source.map { $0 + " → " } ?? "")\(m.target)"
         case .rlimits:
-            return index < plan.rlimits.count ? plan.rlimits[index].resource : ""
+            return index < plan.rlimits.count ? plan.rlimits[index].resource.name : ""
         case .landlockRules:
             return index < plan.landlock.pathRules.count ? "rule for \(plan.landlock.pathRules[index].path)" : "port rule"
         case .boundingSet:
