@@ -41,7 +41,7 @@ struct PlanPrinter {
             ["note", style.dim(id.note)],
         ]))
         section("Mounts (in order; then pivot_root and detach the old root)", columns(p.mounts.map { m in
-            [m.kind.rawValue, m.target, m.source.map { $0 == m.target ? "" : "<- \($0)" } ?? "", m.options.joined(separator: ","), style.dim(m.reason)]
+            [m.kind.rawValue, m.target, m.source.map { $0 == m.target ? "" : "<- \($0)" } ?? "", m.options.description, style.dim(m.reason)]
         }))
         section("Environment (nothing else is passed)", columns(p.environment.map { e in
             [e.name, e.source == .caller && !showEnvironment ? style.dim("<from caller; --show-environment>") : printable(e.value), style.dim(e.source.rawValue)]

@@ -118,12 +118,11 @@ public struct MountEntry: Sendable, Codable, Equatable {
     public var kind: Kind
     public var source: String?
     public var target: String
-    /// Mount options: ro or rw, nosuid, nodev, noexec, rec (applied to submounts), and tmpfs size/mode.
-    public var options: [String]
+    public var options: MountOptions
     public var content: String?
     public var reason: String
 
-    public init(kind: Kind, source: String? = nil, target: String, options: [String] = [], content: String? = nil, reason: String) {
+    public init(kind: Kind, source: String? = nil, target: String, options: MountOptions = MountOptions(), content: String? = nil, reason: String) {
         self.kind = kind
         self.source = source
         self.target = target

@@ -169,7 +169,7 @@ public struct PlanCompiler: Sendable {
         profile: SecurityProfile, limits: EffectiveLimits, runtime: RuntimeResolver.Result, identity: IdentityPlan,
         warnings: inout [String]
     ) -> [MountEntry] {
-        var entries = [MountEntry(kind: .tmpfs, target: "/", options: ["rw", "nosuid", "nodev", "mode=0755", "size=1M"], reason: "new root, made read-only once built (pivot_root)")]
+        var entries = [MountEntry(kind: .tmpfs, target: "/", options: MountOptions(readOnly: false, [.noSetuid, .noDevices], mode: 0o755, size: .mebibytes(1)), reason: "new root, made read-only once built (pivot_root)")]
 
         var links = runtime.rootLinks
         for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] where fs.kind("/" + name) == .symlink {
@@ -186,7 +186,7 @@ public struct PlanCompiler: Sendable {
             !runtime.directories.contains { $0 != dir && isPath(dir, within: $0) } && !grants.contains { isPath(dir, within: $0.0) }
         }
         for dir in runtimeDirs {
-            binds.append(MountEntry(kind: .bind, source: dir, target: dir, options: ["ro", "nosuid", "nodev", "rec"], reason: "runtime of the granted executables"))
+            binds.append(MountEntry(kind: .bind, source: dir, target: dir, options: MountOptions(readOnly: true, [.noSetuid, .noDevices], recursive: true), reason: "runtime of the granted executables"))
         }
         for (path, writable) in grants {
             guard let kind = fs.kind(path) else {
@@ -208,17 +208,17 @@ public struct PlanCompiler: Sendable {
             let exec = executables.contains { isPath($0, within: path) }
             // idmap: the owner of the granted path appears as the sandbox's uid/gid
             // (so git trusts the repository and writes keep the host owner).
-            let options = writable ? ["rw", "nosuid", "nodev"] + (exec ? [] : ["noexec"]) + ["rec", "idmap"] : ["ro", "nosuid", "nodev", "rec", "idmap"]
+            let options = MountOptions(readOnly: !writable, writable && !exec ? [.noSetuid, .noDevices, .noExecute] : [.noSetuid, .noDevices], recursive: true, idmap: true)
             binds.append(MountEntry(kind: .bind, source: path, target: path, options: options, reason: writable ? "write grant" : "read grant"))
         }
         binds.sort { $0.target.split(separator: "/").count < $1.target.split(separator: "/").count || ($0.target.split(separator: "/").count == $1.target.split(separator: "/").count && $0.target < $1.target) }
         entries += links.sorted { $0.key < $1.key }.map { MountEntry(kind: .symlink, source: $0.value, target: $0.key, reason: "the same symlink as on the host") }
         entries += binds
 
-        entries.append(MountEntry(kind: .proc, source: "proc", target: "/proc", options: ["rw", "nosuid", "nodev", "noexec", "subset=pid", "hidepid=invisible"], reason: "this PID namespace's processes only; no /proc/sys, kcore or sysrq-trigger"))
-        entries.append(MountEntry(kind: .tmpfs, source: "tmpfs", target: "/dev", options: ["rw", "nosuid", "noexec", "mode=0755", "size=64k"], reason: "minimal /dev"))
+        entries.append(MountEntry(kind: .proc, source: "proc", target: "/proc", options: MountOptions(readOnly: false, [.noSetuid, .noDevices, .noExecute], processesOnly: true), reason: "this PID namespace's processes only; no /proc/sys, kcore or sysrq-trigger"))
+        entries.append(MountEntry(kind: .tmpfs, source: "tmpfs", target: "/dev", options: MountOptions(readOnly: false, [.noSetuid, .noExecute], mode: 0o755, size: ByteSize(bytes: 64 << 10)), reason: "minimal /dev"))
         for device in Self.devices {
-            entries.append(MountEntry(kind: .bind, source: "/dev/" + device, target: "/dev/" + device, options: ["rw", "nosuid", "noexec"], reason: "device node (no mknod in a user namespace)"))
+            entries.append(MountEntry(kind: .bind, source: "/dev/" + device, target: "/dev/" + device, options: MountOptions(readOnly: false, [.noSetuid, .noExecute]), reason: "device node (no mknod in a user namespace)"))
         }
         for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
             entries.append(MountEntry(kind: .symlink, source: target, target: "/dev/" + name, reason: "standard /dev link"))
@@ -226,22 +226,24 @@ public struct PlanCompiler: Sendable {
         let tmpExec = executables.contains { isPath($0, within: "/tmp") }
         entries.append(MountEntry(
             kind: .tmpfs, source: "tmpfs", target: "/tmp",
-            options: ["rw", "nosuid", "nodev"] + (tmpExec ? [] : ["noexec"]) + ["mode=1777", "size=\(limits.scratchSize)", "nr_inodes=\(max(1024, limits.scratchSize.bytes / 16384))"],
+            options: MountOptions(
+                readOnly: false, tmpExec ? [.noSetuid, .noDevices] : [.noSetuid, .noDevices, .noExecute], mode: 0o1777, size: limits.scratchSize,
+                inodes: max(1024, limits.scratchSize.bytes / 16384)),
             reason: "scratch space (filesystem_access.scratch_size)"))
         if !(reads + writes).contains(where: { isPath("/etc", within: $0.path) || isPath($0.path, within: "/etc/passwd") || $0.path == "/etc/group" }) {
             let u = identity.uid
-            entries.append(MountEntry(kind: .file, target: "/etc/passwd", options: ["mode=0644"], content: "tool:x:\(u):\(u):sandboxed tool:/tmp:/sbin/nologin\n", reason: "the tool's own user, so getpwuid() works"))
-            entries.append(MountEntry(kind: .file, target: "/etc/group", options: ["mode=0644"], content: "tool:x:\(u):\n", reason: "the tool's own group"))
+            entries.append(MountEntry(kind: .file, target: "/etc/passwd", options: MountOptions(mode: 0o644), content: "tool:x:\(u):\(u):sandboxed tool:/tmp:/sbin/nologin\n", reason: "the tool's own user, so getpwuid() works"))
+            entries.append(MountEntry(kind: .file, target: "/etc/group", options: MountOptions(mode: 0o644), content: "tool:x:\(u):\n", reason: "the tool's own group"))
         }
         for blocked in profile.filesystem.blockedPaths {
             guard binds.contains(where: { isPath(blocked.path, within: $0.target) }) else { continue }
             switch fs.kind(blocked.path) {
             case .directory:
-                entries.append(MountEntry(kind: .mask, source: "tmpfs", target: blocked.path, options: ["ro", "nosuid", "nodev", "noexec", "mode=000", "size=0"], reason: "blocked path (directory)"))
+                entries.append(MountEntry(kind: .mask, source: "tmpfs", target: blocked.path, options: MountOptions(readOnly: true, [.noSetuid, .noDevices, .noExecute], mode: 0, size: ByteSize(bytes: 0)), reason: "blocked path (directory)"))
             case .none:
                 continue
             default:
-                entries.append(MountEntry(kind: .mask, source: "/dev/null", target: blocked.path, options: ["ro", "nosuid", "nodev", "noexec"], reason: "blocked path (file)"))
+                entries.append(MountEntry(kind: .mask, source: "/dev/null", target: blocked.path, options: MountOptions(readOnly: true, [.noSetuid, .noDevices, .noExecute]), reason: "blocked path (file)"))
             }
         }
         // Parents before children: a grant below /tmp or /dev goes on top of
@@ -249,7 +251,7 @@ public struct PlanCompiler: Sendable {
         let depth = { (e: MountEntry) in e.target.split(separator: "/").count }
         let root = entries.removeFirst()
         entries = [root] + entries.enumerated().sorted { (depth($0.element), $0.offset) < (depth($1.element), $1.offset) }.map(\.element)
-        entries.append(MountEntry(kind: .remount, target: "/", options: ["ro", "nosuid", "nodev"], reason: "the new root is complete"))
+        entries.append(MountEntry(kind: .remount, target: "/", options: MountOptions(readOnly: true, [.noSetuid, .noDevices]), reason: "the new root is complete"))
         return entries
     }
 

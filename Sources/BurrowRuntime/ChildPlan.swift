@@ -136,7 +136,7 @@ final class ChildPlan {
         raw.staging = UnsafePointer(string(Self.staging))
         for entry in entries {
             let target = String(entry.target.drop { $0 == "/" })
-            let (flags, data) = Self.flagsAndData(entry.options)
+            let (flags, data) = (entry.options.kernelFlags, entry.options.fileSystemData)
             var m = brw_mount()
             m.source_fd = -1
             m.target = UnsafePointer(string(target))
@@ -149,7 +149,7 @@ final class ChildPlan {
                 m.target_is_dir = 1
             case .bind:
                 guard let source = entry.source else { throw .preparation("bind at \(entry.target) has no source") }
-                try bind(&m, source: source, flags: flags, recursive: entry.options.contains("rec"), idmap: entry.options.contains("idmap"))
+                try bind(&m, source: source, flags: flags, recursive: entry.options.recursive, idmap: entry.options.idmap)
             case .symlink:
                 m.kind = UInt32(BRW_MOUNT_SYMLINK.rawValue)
                 m.text = UnsafePointer(string(entry.source ?? ""))
@@ -158,7 +158,7 @@ final class ChildPlan {
                 m.kind = UInt32(BRW_MOUNT_FILE.rawValue)
                 m.text = UnsafePointer(array(content.map { CChar(bitPattern: $0) }))
                 m.text_len = UInt64(content.count)
-                m.mode = Self.mode(entry.options) ?? 0o644
+                m.mode = entry.options.mode ?? 0o644
             case .mask:
                 m.must_exist = 1
                 if entry.source == "tmpfs" {
@@ -222,27 +222,6 @@ final class ChildPlan {
         idmaps[key] = fd
         descriptors.append(fd)
         return fd
-    }
-
-    /// Splits mount options into MS_* flags and the file system's data string.
-    static func flagsAndData(_ options: [String]) -> (UInt64, String) {
-        var flags: UInt64 = 0
-        var data: [String] = []
-        for option in options {
-            switch option {
-            case "ro": flags |= 1  // MS_RDONLY, MOUNT_ATTR_RDONLY
-            case "nosuid": flags |= 2
-            case "nodev": flags |= 4
-            case "noexec": flags |= 8
-            case "rw", "rec", "idmap": break
-            default: data.append(option)
-            }
-        }
-        return (flags, data.joined(separator: ","))
-    }
-
-    private static func mode(_ options: [String]) -> UInt32? {
-        options.first { $0.hasPrefix("mode=") }.flatMap { UInt32($0.dropFirst(5), radix: 8) }
     }
 
     // MARK: allocation

@@ -49,7 +49,7 @@ struct PlanGoldenTests {
     @Test func gitPlanBindsTheRepositoryWritableAndMasksHooks() throws {
         let plan = try compile(profile: "mcp-server-git", argv: ["git", "status"], cwd: "/srv/burrow/repo")
         let repo = try #require(plan.mounts.first { $0.target == "/srv/burrow/repo" })
-        #expect(repo.kind == .bind && repo.options.contains("rw") && repo.options.contains("noexec"))
+        #expect(repo.kind == .bind && repo.options.readOnly == false && repo.options.flags.contains(.noExecute))
         #expect(plan.mounts.contains { $0.kind == .mask && $0.target == "/srv/burrow/repo/.git/hooks" })
         #expect(plan.command.workingDirectory == "/srv/burrow/repo")
         #expect(plan.command.executable == "/usr/bin/git")
@@ -125,4 +125,28 @@ func goldenPlanJSON(profile: String, argv: [String], cwd: String) throws -> Stri
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try encoder.encode(plan), as: UTF8.self)
+}
+
+@Suite("Kernel values in the plan")
+struct PlanKernelValueTests {
+    @Test func mountOptionsRoundTripThroughTheirNames() throws {
+        let options = MountOptions(readOnly: false, [.noSetuid, .noDevices, .noExecute], mode: 0o1777, size: .mebibytes(8), inodes: 1024)
+        #expect(options.names == ["rw", "nosuid", "nodev", "noexec", "mode=1777", "size=8M", "nr_inodes=1024"])
+        #expect(options.kernelFlags == 2 | 4 | 8 && options.fileSystemData == "mode=1777,size=8M,nr_inodes=1024")
+        let read = try JSONDecoder().decode(MountOptions.self, from: try JSONEncoder().encode(options))
+        #expect(read == options)
+        // A name that is no mount option is refused, never dropped.
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(MountOptions.self, from: Data(#"["ro", "nosuid", "nosymfollow"]"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(LandlockFileAccess.self, from: Data(#"["READ_FILE", "READ_EVERYTHING"]"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(RlimitResource.self, from: Data(#""RLIMIT_MEMLOCK""#.utf8)) }
+    }
+
+    @Test func landlockRightsAreTheKernelsBits() {
+        // <linux/landlock.h>: LANDLOCK_ACCESS_FS_EXECUTE (1ULL << 0) ... IOCTL_DEV (1ULL << 15).
+        #expect(LandlockFileAccess.execute.rawValue == 1 && LandlockFileAccess.refer.rawValue == 1 << 13 && LandlockFileAccess.ioctlDev.rawValue == 1 << 15)
+        #expect(LandlockFileAccess.names.enumerated().allSatisfy { $0.element.flag.rawValue == 1 << UInt64($0.offset) })
+        #expect(LandlockFileAccess.known(abi: 1).rawValue == (1 << 13) - 1 && LandlockFileAccess.known(abi: 5).contains(.ioctlDev))
+        #expect(LandlockNetAccess.connectTCP.rawValue == 2 && LandlockScope.signal.rawValue == 2)
+        #expect(Securebits.noCapAmbientRaiseLocked.rawValue == 1 << 7)
+    }
 }
