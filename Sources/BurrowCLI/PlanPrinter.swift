@@ -26,7 +26,7 @@ struct PlanPrinter {
         out.append("")
 
         section("Controls (requested / enforceable here)", columns(p.controls.map { c in
-            [c.enforceable ? style.green("yes") : style.red("NO"), c.control, c.requested, style.dim(c.detail)]
+            [c.enforceable ? style.green("yes") : style.red("NO"), c.control.name, c.requested, style.dim(c.detail)]
         }))
         if !p.clamps.isEmpty {
             section("Host policy clamps", columns(p.clamps.map { [$0.key, "\($0.requested) -> \($0.effective)", style.dim($0.reason)] }))
@@ -121,7 +121,7 @@ struct PlanPrinter {
         }))
         let warnings = p.warnings + issues.map(\.description)
         if !warnings.isEmpty { section("Warnings", warnings.map { "  " + style.yellow("!") + " " + printable($0) }.joined(separator: "\n")) }
-        out.append(p.isEnforceable ? style.green("Every control is enforceable on this host.") : style.red("Not enforceable on this host: \(p.controls.filter { !$0.enforceable }.map(\.control).joined(separator: ", ")). `burrow run` would refuse."))
+        out.append(p.isEnforceable ? style.green("Every control is enforceable on this host.") : style.red("Not enforceable on this host: \(p.controls.filter { !$0.enforceable }.map(\.control.name).joined(separator: ", ")). `burrow run` would refuse."))
         return out.joined(separator: "\n")
     }
 

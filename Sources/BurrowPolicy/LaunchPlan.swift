@@ -211,6 +211,59 @@ public struct CgroupPlan: Sendable, Codable, Equatable {
     public var supervised: [String]
 }
 
+/// A control a plan asks the host for. Its name (what dry-run shows and a
+/// run record lists) comes from the value; the runtime decides what it
+/// enforced by the value, never by the text.
+public enum Control: Hashable, Sendable, Codable, CustomStringConvertible {
+    case sandboxLevelVM, privileges, rlimits, noNewPrivileges, capabilityDrop
+    case namespace(NamespaceKind)
+    case namespacesTogether, seccompFilter, seccompUserNotification, landlock, pidfd
+    case memoryLimit, processLimit, cpuTimeBudget, cpuBandwidth, cgroupPlacement, treeKill, executionDeadline, networkEgressProxy
+
+    public var name: String {
+        switch self {
+        case .sandboxLevelVM: "sandbox level vm"
+        case .privileges: "privileges"
+        case .rlimits: "rlimits"
+        case .noNewPrivileges: "no_new_privs"
+        case .capabilityDrop: "capability drop"
+        case .namespace(let kind): "\(kind.rawValue) namespace"
+        case .namespacesTogether: "namespaces together"
+        case .seccompFilter: "seccomp filter"
+        case .seccompUserNotification: "seccomp user notification"
+        case .landlock: "landlock"
+        case .pidfd: "pidfd"
+        case .memoryLimit: "memory limit"
+        case .processLimit: "process limit"
+        case .cpuTimeBudget: "cpu time budget"
+        case .cpuBandwidth: "cpu bandwidth"
+        case .cgroupPlacement: "cgroup placement"
+        case .treeKill: "tree kill"
+        case .executionDeadline: "execution deadline"
+        case .networkEgressProxy: "network egress proxy"
+        }
+    }
+
+    public var description: String { name }
+
+    static let all: [Control] =
+        [.sandboxLevelVM, .privileges, .rlimits, .noNewPrivileges, .capabilityDrop] + NamespaceKind.allCases.map { .namespace($0) }
+        + [.namespacesTogether, .seccompFilter, .seccompUserNotification, .landlock, .pidfd, .memoryLimit, .processLimit, .cpuTimeBudget, .cpuBandwidth]
+        + [.cgroupPlacement, .treeKill, .executionDeadline, .networkEgressProxy]
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(name)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let value = Self.all.first(where: { $0.name == text }) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown control \(text)") }
+        self = value
+    }
+}
+
 public struct CapabilityPlan: Sendable, Codable, Equatable {
     /// Kept in the bounding, permitted, effective, inheritable and ambient sets.
     public var kept: [Capability]
@@ -245,7 +298,7 @@ public struct Securebits: KernelFlags {
 }
 
 public struct ControlStatus: Sendable, Codable, Equatable {
-    public var control: String
+    public var control: Control
     public var requested: String
     public var enforceable: Bool
     public var detail: String

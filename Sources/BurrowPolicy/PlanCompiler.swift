@@ -413,50 +413,50 @@ public struct PlanCompiler: Sendable {
 
     private func controls(_ profile: SecurityProfile, limits: EffectiveLimits) -> [ControlStatus] {
         var rows: [ControlStatus] = []
-        func row(_ control: String, _ requested: String, _ check: HostFacts.Check) {
+        func row(_ control: Control, _ requested: String, _ check: HostFacts.Check) {
             rows.append(ControlStatus(control: control, requested: requested, enforceable: check.available, detail: check.detail))
         }
         let level = profile.sandboxLevel
         if level == .vm {
-            row("sandbox level vm", "virtual machine", .no("no VM runtime is configured on this host"))
+            row(.sandboxLevelVM, "virtual machine", .no("no VM runtime is configured on this host"))
         }
-        row("privileges", "root in the initial user namespace (to map sandbox ids)", host.rootInInitialUserNamespace ? .yes("euid 0, full uid_map") : .no("euid \(host.euid) or not the initial user namespace: run as root or through burrowd"))
-        row("rlimits", "RLIMIT_CPU, FSIZE, NOFILE, NPROC, CORE", .yes("setrlimit in the child"))
-        row("no_new_privs", "PR_SET_NO_NEW_PRIVS", .yes("prctl in the child"))
-        row("capability drop", "keep \(profile.permissions.capabilities.isEmpty ? "none" : profile.permissions.capabilities.joined(separator: ","))", .yes("cap_last_cap \(host.capLastCap)"))
+        row(.privileges, "root in the initial user namespace (to map sandbox ids)", host.rootInInitialUserNamespace ? .yes("euid 0, full uid_map") : .no("euid \(host.euid) or not the initial user namespace: run as root or through burrowd"))
+        row(.rlimits, "RLIMIT_CPU, FSIZE, NOFILE, NPROC, CORE", .yes("setrlimit in the child"))
+        row(.noNewPrivileges, "PR_SET_NO_NEW_PRIVS", .yes("prctl in the child"))
+        row(.capabilityDrop, "keep \(profile.permissions.capabilities.isEmpty ? "none" : profile.permissions.capabilities.joined(separator: ","))", .yes("cap_last_cap \(host.capLastCap)"))
         if level != .none {
             for ns in namespaces(profile) {
-                row("\(ns.kind.rawValue) namespace", ns.cloneFlag, host.namespaces[ns.kind] ?? .no("not probed"))
+                row(.namespace(ns.kind), ns.cloneFlag, host.namespaces[ns.kind] ?? .no("not probed"))
             }
-            row("namespaces together", "one clone with all of them", host.namespacesTogether)
-            row("seccomp filter", "allowlist, kill on foreign architectures", host.seccompFilter)
-            row("seccomp user notification", "report every refused call", host.seccompUserNotification)
-            row("landlock", "file rules (ABI >= 1)", host.landlock)
-            row("pidfd", "supervise through a pidfd", host.pidfd)
+            row(.namespacesTogether, "one clone with all of them", host.namespacesTogether)
+            row(.seccompFilter, "allowlist, kill on foreign architectures", host.seccompFilter)
+            row(.seccompUserNotification, "report every refused call", host.seccompUserNotification)
+            row(.landlock, "file rules (ABI >= 1)", host.landlock)
+            row(.pidfd, "supervise through a pidfd", host.pidfd)
         }
         let backend = host.cgroupBackend
         let controllers = backend?.controllers ?? []
         let where_ = backend.map { "cgroup v\($0.version): \($0.controllers.joined(separator: ", "))" } ?? "no cgroup controller usable beneath Burrow's own cgroup"
-        row("memory limit", "\(limits.maxMemory) for the whole tree", controllers.contains("memory") ? .yes(where_) : .no(where_))
-        row("process limit", "\(limits.maxProcesses) tasks for the whole tree", controllers.contains("pids") ? .yes(where_) : .no(where_))
+        row(.memoryLimit, "\(limits.maxMemory) for the whole tree", controllers.contains("memory") ? .yes(where_) : .no(where_))
+        row(.processLimit, "\(limits.maxProcesses) tasks for the whole tree", controllers.contains("pids") ? .yes(where_) : .no(where_))
         let cpuAccounting = backend?.version == 2 ? controllers.contains("cpu") : controllers.contains("cpuacct")
-        row("cpu time budget", "\(limits.maxCpuTime) for the whole tree", cpuAccounting ? .yes(where_) : .no(where_))
+        row(.cpuTimeBudget, "\(limits.maxCpuTime) for the whole tree", cpuAccounting ? .yes(where_) : .no(where_))
         if limits.cpuQuotaPercent > 0 {
-            row("cpu bandwidth", "\(limits.cpuQuotaPercent)% of one CPU for the whole tree", controllers.contains("cpu") ? .yes(where_) : .no(where_))
+            row(.cpuBandwidth, "\(limits.cpuQuotaPercent)% of one CPU for the whole tree", controllers.contains("cpu") ? .yes(where_) : .no(where_))
         }
         switch backend?.version {
         case 2:
-            row("cgroup placement", "born in its cgroup (clone3 CLONE_INTO_CGROUP)", host.cloneIntoCgroup)
-            row("tree kill", "cgroup.kill (stopped tasks and racing forks too)", host.cgroupKill)
+            row(.cgroupPlacement, "born in its cgroup (clone3 CLONE_INTO_CGROUP)", host.cloneIntoCgroup)
+            row(.treeKill, "cgroup.kill (stopped tasks and racing forks too)", host.cgroupKill)
         case 1:
-            row("cgroup placement", "joins its cgroups before it starts", .yes("cgroup.procs while the child waits"))
-            row("tree kill", "freeze, kill, thaw", controllers.contains("freezer") ? .yes(where_) : .no(where_))
+            row(.cgroupPlacement, "joins its cgroups before it starts", .yes("cgroup.procs while the child waits"))
+            row(.treeKill, "freeze, kill, thaw", controllers.contains("freezer") ? .yes(where_) : .no(where_))
         default:
             break
         }
-        row("execution deadline", "\(limits.maxExecutionTime) wall clock", .yes("supervisor timer"))
+        row(.executionDeadline, "\(limits.maxExecutionTime) wall clock", .yes("supervisor timer"))
         if profile.networkAccess == .restricted {
-            row("network egress proxy", "only \(profile.permissions.network.map(\.description).joined(separator: ", "))", egressSupport(level))
+            row(.networkEgressProxy, "only \(profile.permissions.network.map(\.description).joined(separator: ", "))", egressSupport(level))
         }
         return rows
     }

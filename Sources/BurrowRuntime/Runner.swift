@@ -286,33 +286,33 @@ public enum Runner {
             var detail = control.detail
             var enforced = control.enforceable
             switch control.control {
-            case "seccomp filter":
+            case .seccompFilter:
                 detail = "\(plan.seccomp.instructions) instructions; observed Seccomp \(observed?.seccomp ?? "?") with \(observed?.seccompFilters ?? "?") filter(s)"
                 // The tool handed over its listener only after its seccomp() succeeded.
                 enforced = !plan.seccomp.bpf.bytes.isEmpty && sandbox.listener != nil && (observed.map { $0.seccomp == "2" } ?? true)
-            case "seccomp user notification":
+            case .seccompUserNotification:
                 enforced = sandbox.listener != nil
                 detail = enforced ? "listener held by the supervisor" : "no listener"
-            case "landlock":
+            case .landlock:
                 detail = "ABI \(plan.landlock.abi.map(String.init) ?? "none"), \(plan.landlock.pathRules.count) path rules"
-            case "capability drop":
+            case .capabilityDrop:
                 detail = "observed CapBnd \(observed?.capabilityBounding ?? "?"), CapEff \(observed?.capabilityEffective ?? "?")"
-            case "no_new_privs":
+            case .noNewPrivileges:
                 detail = "observed NoNewPrivs \(observed?.noNewPrivileges ?? "?")"
                 enforced = observed.map { $0.noNewPrivileges == "1" } ?? true
-            case "privileges":
+            case .privileges:
                 detail = "tool runs as uid \(observed?.uid ?? "?")"
+            case .namespace(let kind):
+                // clone3 created it (or the launch failed); only seeing it shared
+                // with the supervisor would prove otherwise. A sandbox that ended
+                // before it was observed has no namespace links left to read.
+                let state = observed?.namespaces[kind.rawValue]
+                detail = state == "own" ? "observed: own" : "created by clone3; " + (state.map { "observed: \($0)" } ?? "not observed")
+                enforced = state != "shared with the supervisor"
             default:
-                if control.control.hasSuffix(" namespace"), let kind = control.control.split(separator: " ").first {
-                    // clone3 created it (or the launch failed); only seeing it shared
-                    // with the supervisor would prove otherwise. A sandbox that ended
-                    // before it was observed has no namespace links left to read.
-                    let state = observed?.namespaces[String(kind)]
-                    detail = state == "own" ? "observed: own" : "created by clone3; " + (state.map { "observed: \($0)" } ?? "not observed")
-                    enforced = state != "shared with the supervisor"
-                }
+                break
             }
-            return RunRecord.Control(control: control.control, requested: control.requested, enforced: enforced, detail: detail)
+            return RunRecord.Control(control: control.control.name, requested: control.requested, enforced: enforced, detail: detail)
         }
     }
 }

@@ -91,7 +91,7 @@ struct EgressRulesTests {
         #expect(egress.targets.map(\.description).contains("*.wikipedia.org:443"))
         #expect(egress.maxConnections == HostPolicy.defaults.policies.maxConnections)
         #expect(plan.environment.contains { $0.name == "HTTPS_PROXY" && $0.value == "http://127.0.0.1:3128" })
-        let row = try #require(plan.controls.first { $0.control == "network egress proxy" })
+        let row = try #require(plan.controls.first { $0.control == .networkEgressProxy })
         #expect(row.enforceable, "\(row.detail)")
     }
 }
