@@ -111,16 +111,10 @@ public struct ToolPlanner: Sendable {
     /// for validation only); `environment` is the caller's, of which only
     /// whitelisted names reach the tool.
     func plan(_ loaded: Loaded, argv: [String], environment: [String: String], sandboxID: UInt32?, timeout: Seconds? = nil) throws(PlanError) -> LaunchPlan {
-        var effective = loaded.effective
-        if let timeout, timeout < effective.limits.maxExecutionTime {
-            effective.clamps.append(
-                Clamp(key: "resource_limits.max_execution_time", requested: "\(effective.limits.maxExecutionTime)", effective: "\(timeout)", reason: "the request's timeoutSeconds"))
-            effective.limits.maxExecutionTime = timeout
-        }
         var compiler = PlanCompiler(policy: policy, host: host, fs: LiveFileSystem(), environment: environment, workingDirectory: "/")
         compiler.sandboxID = sandboxID
         compiler.memo = memo
-        return try compiler.compile(effective, profileFiles: loaded.files, argv: argv)
+        return try compiler.compile(loaded.effective, profileFiles: loaded.files, argv: argv, deadline: timeout)
     }
 }
 

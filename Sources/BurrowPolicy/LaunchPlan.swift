@@ -1,43 +1,266 @@
 public import BurrowProfile
 public import BurrowSystem
 
-/// Everything the kernel will be told for one launch: the single source of
-/// truth that `burrow dry-run` prints and `burrow run` executes.
+/// One launch: the single source of truth that `burrow dry-run` prints and
+/// `burrow run` executes, in three values.
+///
+/// - `spec`: what the kernel is told (namespaces, ids, mounts, rlimits,
+///   cgroup writes, capabilities, seccomp, Landlock, network set-up, the
+///   file executed and where): typed, and compared by value. A sandbox built
+///   ahead serves a request whose spec equals its own.
+/// - `exec`: what differs per invocation and reaches only execve or the
+///   supervisor: argv, environment, the deadline.
+/// - `report`: what describes the plan to a reader: controls, clamps,
+///   exposure, warnings, the limits the supervisor watches.
 ///
 /// Compiled by `PlanCompiler` from an effective profile, the host policy and
-/// the host probe. Its JSON form (`burrow dry-run --json`) is documented in
-/// README.md and versioned by `schemaVersion`.
-public struct LaunchPlan: Sendable, Codable, Equatable {
+/// the host probe. Its JSON form (`burrow dry-run --json`) is flat, as
+/// documented in README.md, and versioned by `schemaVersion`; the accessors
+/// below (`mounts`, `limits`, ...) read and write through to the three values.
+public struct LaunchPlan: Sendable, Equatable {
     public static let currentSchemaVersion = 1
 
     public var schemaVersion = LaunchPlan.currentSchemaVersion
     public var tool: ToolIdentity
     /// The profile file and the files it extends, in that order.
     public var profileFiles: [String]
+    public var spec: SandboxSpec
+    public var exec: ExecRequest
+    /// What the MCP relay enforces when the tool runs as an MCP server.
+    public var mcp: MCPPlan
+    public var report: PlanReport
+
+    /// Whether every requested control can be enforced here; `burrow run` refuses otherwise.
+    public var isEnforceable: Bool { report.controls.allSatisfy(\.enforceable) }
+
+    /// Whether a sandbox built from `other` is this very sandbox: the same
+    /// tool, profile files, relay policy and everything the kernel was told.
+    public func sameSandbox(as other: LaunchPlan) -> Bool {
+        spec == other.spec && tool == other.tool && profileFiles == other.profileFiles && mcp == other.mcp && schemaVersion == other.schemaVersion
+    }
+}
+
+/// Exactly what the kernel is told for one sandbox.
+public struct SandboxSpec: Sendable, Equatable {
     public var sandboxLevel: SandboxLevel
-    public var command: CommandPlan
+    /// The host file executed (after symlinks), checked against `execute`.
+    public var executable: String
+    public var workingDirectory: String
+    /// The executables the profile lets the tool run, resolved on this host.
+    public var allowedExecutables: [String]
     public var namespaces: [NamespacePlan]
     public var identity: IdentityPlan
     public var mounts: [MountEntry]
-    public var environment: [EnvironmentEntry]
     public var rlimits: [RlimitEntry]
+    /// Its `supervised` notes are in the report.
     public var cgroup: CgroupPlan
     public var capabilities: CapabilityPlan
     public var seccomp: SeccompPlan
     public var landlock: LandlockPlan
     public var network: NetworkPlan
-    /// What the MCP relay enforces when the tool runs as an MCP server.
-    public var mcp: MCPPlan
+    /// The limits; `maxExecutionTime` is the tool's own (an invocation's
+    /// deadline, which may be shorter, is `ExecRequest.deadline`).
     public var limits: EffectiveLimits
+}
+
+/// What one invocation adds to its sandbox: only execve and the supervisor see it.
+public struct ExecRequest: Sendable, Equatable {
+    public var argv: [String]
+    public var environment: [EnvironmentEntry]
+    /// Wall clock, then the tree is killed.
+    public var deadline: Seconds
+}
+
+/// What describes a plan to its reader.
+public struct PlanReport: Sendable, Equatable {
     /// Requested vs enforceable on this host, one row per control.
     public var controls: [ControlStatus]
     public var clamps: [Clamp]
     public var exposure: ExposureReport
     /// Risky grants, in words an operator can act on.
     public var warnings: [String]
+    /// Limits watched by the supervisor rather than written to a file.
+    public var supervised: [String]
+}
 
-    /// Whether every requested control can be enforced here; `burrow run` refuses otherwise.
-    public var isEnforceable: Bool { controls.allSatisfy(\.enforceable) }
+extension LaunchPlan {
+    public init(
+        tool: ToolIdentity, profileFiles: [String], spec: SandboxSpec, exec: ExecRequest, mcp: MCPPlan, report: PlanReport
+    ) {
+        self.tool = tool
+        self.profileFiles = profileFiles
+        self.spec = spec
+        self.exec = exec
+        self.mcp = mcp
+        self.report = report
+    }
+
+    public var sandboxLevel: SandboxLevel {
+        get { spec.sandboxLevel }
+        set { spec.sandboxLevel = newValue }
+    }
+
+    public var command: CommandPlan {
+        get { CommandPlan(argv: exec.argv, executable: spec.executable, workingDirectory: spec.workingDirectory, allowedExecutables: spec.allowedExecutables) }
+        set {
+            exec.argv = newValue.argv
+            spec.executable = newValue.executable
+            spec.workingDirectory = newValue.workingDirectory
+            spec.allowedExecutables = newValue.allowedExecutables
+        }
+    }
+
+    public var namespaces: [NamespacePlan] {
+        get { spec.namespaces }
+        set { spec.namespaces = newValue }
+    }
+
+    public var identity: IdentityPlan {
+        get { spec.identity }
+        set { spec.identity = newValue }
+    }
+
+    public var mounts: [MountEntry] {
+        get { spec.mounts }
+        set { spec.mounts = newValue }
+    }
+
+    public var environment: [EnvironmentEntry] {
+        get { exec.environment }
+        set { exec.environment = newValue }
+    }
+
+    public var rlimits: [RlimitEntry] {
+        get { spec.rlimits }
+        set { spec.rlimits = newValue }
+    }
+
+    /// The spec's cgroup with the report's supervised limits.
+    public var cgroup: CgroupPlan {
+        get {
+            var c = spec.cgroup
+            c.supervised = report.supervised
+            return c
+        }
+        set {
+            var c = newValue
+            report.supervised = c.supervised
+            c.supervised = []
+            spec.cgroup = c
+        }
+    }
+
+    public var capabilities: CapabilityPlan {
+        get { spec.capabilities }
+        set { spec.capabilities = newValue }
+    }
+
+    public var seccomp: SeccompPlan {
+        get { spec.seccomp }
+        set { spec.seccomp = newValue }
+    }
+
+    public var landlock: LandlockPlan {
+        get { spec.landlock }
+        set { spec.landlock = newValue }
+    }
+
+    public var network: NetworkPlan {
+        get { spec.network }
+        set { spec.network = newValue }
+    }
+
+    /// The limits in force for this invocation: the spec's, with the
+    /// request's deadline. Setting them sets both.
+    public var limits: EffectiveLimits {
+        get {
+            var l = spec.limits
+            l.maxExecutionTime = exec.deadline
+            return l
+        }
+        set {
+            spec.limits = newValue
+            exec.deadline = newValue.maxExecutionTime
+        }
+    }
+
+    public var controls: [ControlStatus] {
+        get { report.controls }
+        set { report.controls = newValue }
+    }
+
+    public var clamps: [Clamp] {
+        get { report.clamps }
+        set { report.clamps = newValue }
+    }
+
+    public var exposure: ExposureReport {
+        get { report.exposure }
+        set { report.exposure = newValue }
+    }
+
+    public var warnings: [String] {
+        get { report.warnings }
+        set { report.warnings = newValue }
+    }
+}
+
+extension LaunchPlan: Codable {
+    /// The flat JSON of `burrow dry-run --json` (schema version 1).
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion, tool, profileFiles, sandboxLevel, command, namespaces, identity, mounts, environment, rlimits, cgroup, capabilities, seccomp
+        case landlock, network, mcp, limits, controls, clamps, exposure, warnings
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(schemaVersion, forKey: .schemaVersion)
+        try c.encode(tool, forKey: .tool)
+        try c.encode(profileFiles, forKey: .profileFiles)
+        try c.encode(sandboxLevel, forKey: .sandboxLevel)
+        try c.encode(command, forKey: .command)
+        try c.encode(namespaces, forKey: .namespaces)
+        try c.encode(identity, forKey: .identity)
+        try c.encode(mounts, forKey: .mounts)
+        try c.encode(environment, forKey: .environment)
+        try c.encode(rlimits, forKey: .rlimits)
+        try c.encode(cgroup, forKey: .cgroup)
+        try c.encode(capabilities, forKey: .capabilities)
+        try c.encode(seccomp, forKey: .seccomp)
+        try c.encode(landlock, forKey: .landlock)
+        try c.encode(network, forKey: .network)
+        try c.encode(mcp, forKey: .mcp)
+        try c.encode(limits, forKey: .limits)
+        try c.encode(controls, forKey: .controls)
+        try c.encode(clamps, forKey: .clamps)
+        try c.encode(exposure, forKey: .exposure)
+        try c.encode(warnings, forKey: .warnings)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let command = try c.decode(CommandPlan.self, forKey: .command)
+        var cgroup = try c.decode(CgroupPlan.self, forKey: .cgroup)
+        let supervised = cgroup.supervised
+        cgroup.supervised = []
+        let limits = try c.decode(EffectiveLimits.self, forKey: .limits)
+        self.init(
+            tool: try c.decode(ToolIdentity.self, forKey: .tool), profileFiles: try c.decode([String].self, forKey: .profileFiles),
+            spec: SandboxSpec(
+                sandboxLevel: try c.decode(SandboxLevel.self, forKey: .sandboxLevel), executable: command.executable,
+                workingDirectory: command.workingDirectory, allowedExecutables: command.allowedExecutables,
+                namespaces: try c.decode([NamespacePlan].self, forKey: .namespaces), identity: try c.decode(IdentityPlan.self, forKey: .identity),
+                mounts: try c.decode([MountEntry].self, forKey: .mounts), rlimits: try c.decode([RlimitEntry].self, forKey: .rlimits), cgroup: cgroup,
+                capabilities: try c.decode(CapabilityPlan.self, forKey: .capabilities), seccomp: try c.decode(SeccompPlan.self, forKey: .seccomp),
+                landlock: try c.decode(LandlockPlan.self, forKey: .landlock), network: try c.decode(NetworkPlan.self, forKey: .network), limits: limits),
+            exec: ExecRequest(argv: command.argv, environment: try c.decode([EnvironmentEntry].self, forKey: .environment), deadline: limits.maxExecutionTime),
+            mcp: try c.decode(MCPPlan.self, forKey: .mcp),
+            report: PlanReport(
+                controls: try c.decode([ControlStatus].self, forKey: .controls), clamps: try c.decode([Clamp].self, forKey: .clamps),
+                exposure: try c.decode(ExposureReport.self, forKey: .exposure), warnings: try c.decode([String].self, forKey: .warnings),
+                supervised: supervised))
+        schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
+    }
 }
 
 public struct CommandPlan: Sendable, Codable, Equatable {

@@ -32,7 +32,10 @@ public struct PlanCompiler: Sendable {
 
     /// - Throws: `PlanError` when the command is missing, not granted by
     ///   `permissions.execute`, or the seccomp filter does not compile.
-    public func compile(_ effective: EffectiveProfile, profileFiles: [String], argv: [String]) throws(PlanError) -> LaunchPlan {
+    /// - Parameter deadline: the request's own, when shorter than the
+    ///   profile's max_execution_time (a clamp says so); it changes nothing
+    ///   the kernel is told, so a sandbox built ahead still fits.
+    public func compile(_ effective: EffectiveProfile, profileFiles: [String], argv: [String], deadline: Seconds? = nil) throws(PlanError) -> LaunchPlan {
         let profile = effective.profile
         let limits = effective.limits
         let level = profile.sandboxLevel
@@ -89,14 +92,25 @@ public struct PlanCompiler: Sendable {
         warnings += riskWarnings(profile: profile, reads: reads, writes: writes, executables: executablesInSandbox)
         let exposure = ExposureReport.score(profile: profile, limits: limits, reads: reads, writes: writes, executables: executablesInSandbox)
 
+        // The request's deadline, when it has one shorter than the tool's own, is the only limit it changes.
+        var clamps = effective.clamps
+        var inForce = limits
+        if let deadline, deadline < limits.maxExecutionTime {
+            clamps.append(Clamp(key: "resource_limits.max_execution_time", requested: "\(limits.maxExecutionTime)", effective: "\(deadline)", reason: "the request's timeoutSeconds"))
+            inForce.maxExecutionTime = deadline
+        }
+        var cgroup = cgroupPlan(inForce)
+        let supervised = cgroup.supervised
+        cgroup.supervised = []
         return LaunchPlan(
-            tool: profile.tool, profileFiles: profileFiles, sandboxLevel: level,
-            command: CommandPlan(argv: argv, executable: command, workingDirectory: workdir, allowedExecutables: executablesInSandbox),
-            namespaces: namespaces(profile),
-            identity: identity, mounts: mounts, environment: environment,
-            rlimits: rlimits(limits), cgroup: cgroupPlan(limits), capabilities: capabilityPlan(profile),
-            seccomp: seccomp, landlock: landlock, network: network, mcp: .make(profile, policy: policy), limits: limits,
-            controls: controls(profile, limits: limits), clamps: effective.clamps, exposure: exposure, warnings: warnings)
+            tool: profile.tool, profileFiles: profileFiles,
+            spec: SandboxSpec(
+                sandboxLevel: level, executable: command, workingDirectory: workdir, allowedExecutables: executablesInSandbox, namespaces: namespaces(profile),
+                identity: identity, mounts: mounts, rlimits: rlimits(limits), cgroup: cgroup, capabilities: capabilityPlan(profile), seccomp: seccomp,
+                landlock: landlock, network: network, limits: limits),
+            exec: ExecRequest(argv: argv, environment: environment, deadline: inForce.maxExecutionTime),
+            mcp: .make(profile, policy: policy),
+            report: PlanReport(controls: controls(profile, limits: inForce), clamps: clamps, exposure: exposure, warnings: warnings, supervised: supervised))
     }
 
     // MARK: command

@@ -68,24 +68,13 @@ public final class WarmSandbox: @unchecked Sendable {
         }
     }
 
-    /// Whether `request` would build this very sandbox: equal in everything
-    /// the kernel was told, differing at most in what reaches only execve
-    /// (argv, environment), only the supervisor (the deadline) or only the
-    /// reader (the rows that describe the plan: controls, clamps, exposure,
-    /// warnings, the supervised-limit notes); and its argv and environment
-    /// fit the one message the held tool reads.
+    /// Whether `request` would build this very sandbox: its spec (everything
+    /// the kernel was told) equal to this one's, differing at most in its
+    /// `exec` (argv and environment, which reach only execve, and the
+    /// deadline, which only the supervisor enforces) and its report; and its
+    /// argv and environment fit the one message the held tool reads.
     func fits(_ request: LaunchPlan) -> Bool {
-        guard Sandbox.execMessage(argv: request.command.argv, environment: request.execEnvironment) != nil else { return false }
-        var p = request
-        p.command.argv = plan.command.argv
-        p.environment = plan.environment
-        p.limits.maxExecutionTime = plan.limits.maxExecutionTime
-        p.clamps = plan.clamps
-        p.controls = plan.controls
-        p.exposure = plan.exposure
-        p.warnings = plan.warnings
-        p.cgroup.supervised = plan.cgroup.supervised
-        return p == plan
+        request.sameSandbox(as: plan) && Sandbox.execMessage(argv: request.exec.argv, environment: request.execEnvironment) != nil
     }
 
     /// Reserves it for `request` if the plan fits (checked here, once): the

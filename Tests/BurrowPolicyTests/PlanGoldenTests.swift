@@ -150,3 +150,34 @@ struct PlanKernelValueTests {
         #expect(Securebits.noCapAmbientRaiseLocked.rawValue == 1 << 7)
     }
 }
+
+@Suite("The plan's three values")
+struct PlanValuesTests {
+    func plan(argv: [String], environment: [String: String] = ["LANG": "C.UTF-8"], deadline: Seconds? = nil) throws -> LaunchPlan {
+        let loader = ProfileLoader(policy: .defaults, searchPath: [Fixtures.profilesDirectory], read: Fixtures.readFile)
+        let parsed = try #require(loader.load("minimal").profile)
+        let compiler = PlanCompiler(policy: .defaults, host: Fixtures.capableHost, fs: FakeFileSystem.debianLike, environment: environment, workingDirectory: "/")
+        return try compiler.compile(HostPolicy.defaults.clamp(parsed), profileFiles: [], argv: argv, deadline: deadline)
+    }
+
+    @Test func aRequestChangesItsExecNotTheSpec() throws {
+        let base = try plan(argv: ["sh", "-c", "true"])
+        let other = try plan(argv: ["sh", "-c", "echo hi"], environment: ["LANG": "C", "LC_ALL": "C"], deadline: .seconds(3))
+        #expect(other.sameSandbox(as: base), "argv, environment and deadline reach only execve and the supervisor")
+        #expect(other.exec != base.exec && other.exec.deadline == .seconds(3) && other.limits.maxExecutionTime == .seconds(3))
+        #expect(other.spec.limits.maxExecutionTime == base.spec.limits.maxExecutionTime, "the spec keeps the tool's own deadline")
+        #expect(other.clamps.contains { $0.key == "resource_limits.max_execution_time" && $0.reason == "the request's timeoutSeconds" })
+        // Another executable is another sandbox (the held child was told its path).
+        #expect(!(try plan(argv: ["cat"])).sameSandbox(as: base))
+        var edited = base
+        edited.spec.mounts.append(MountEntry(kind: .tmpfs, target: "/srv", options: MountOptions(readOnly: false, mode: 0o755), reason: "test"))
+        #expect(!edited.sameSandbox(as: base))
+    }
+
+    @Test func theJSONStaysFlatAndReadsBack() throws {
+        let original = try plan(argv: ["sh", "-c", "true"], deadline: .seconds(5))
+        let read = try JSONDecoder().decode(LaunchPlan.self, from: try JSONEncoder().encode(original))
+        #expect(read.exec == original.exec && read.report == original.report && read.command == original.command)
+        #expect(read.cgroup == original.cgroup && read.mounts == original.mounts && read.landlock == original.landlock)
+    }
+}
