@@ -37,7 +37,7 @@ struct PlanPrinter {
             ["uid/gid", "\(id.uid)/\(id.gid)"],
             ["uid_map", id.uidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
             ["gid_map", id.gidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
-            ["setgroups", id.setgroups], ["groups", id.supplementaryGroups.isEmpty ? "none" : id.supplementaryGroups.map(String.init).joined(separator: ",")],
+            ["setgroups", id.setgroups.rawValue], ["groups", id.supplementaryGroups.isEmpty ? "none" : id.supplementaryGroups.map(String.init).joined(separator: ",")],
             ["note", style.dim(id.note)],
         ]))
         section("Mounts (in order; then pivot_root and detach the old root)", columns(p.mounts.map { m in

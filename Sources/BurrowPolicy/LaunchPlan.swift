@@ -315,10 +315,20 @@ public struct IdentityPlan: Sendable, Codable, Equatable {
     public var gid: UInt32
     public var uidMap: [IDMapping]
     public var gidMap: [IDMapping]
-    /// "deny" or "allow" written to /proc/PID/setgroups before gid_map.
-    public var setgroups: String
+    /// What /proc/PID/setgroups is set to before gid_map.
+    public var setgroups: SetgroupsPolicy
     public var supplementaryGroups: [UInt32]
     public var note: String
+}
+
+/// /proc/PID/setgroups (user_namespaces(7)): the words the kernel takes.
+public enum SetgroupsPolicy: String, Sendable, Codable {
+    /// setgroups(2) works in the namespace (the child clears the groups it inherited).
+    case allow
+    /// setgroups(2) is refused in the namespace.
+    case deny
+    /// No user namespace: the file is not written.
+    case unchanged
 }
 
 /// One step of building the sandbox's file system, applied in order.

@@ -57,12 +57,12 @@ public struct PlanCompiler: Sendable {
             isolated
             ? IdentityPlan(
                 uid: uid, gid: uid, uidMap: [IDMapping(inside: uid, outside: uid, count: 1)],
-                gidMap: [IDMapping(inside: uid, outside: uid, count: 1)], setgroups: "allow", supplementaryGroups: [],
+                gidMap: [IDMapping(inside: uid, outside: uid, count: 1)], setgroups: .allow, supplementaryGroups: [],
                 note: sandboxID == nil
                     ? "one host id per live sandbox from [sandbox] id_range \(policy.sandbox.idRange.lowerBound)-\(policy.sandbox.idRange.upperBound); the first is shown"
                     : "host id leased for this run from [sandbox] id_range \(policy.sandbox.idRange.lowerBound)-\(policy.sandbox.idRange.upperBound); setgroups stays allowed so the child can clear the groups it inherited")
             : IdentityPlan(
-                uid: host.euid, gid: host.euid, uidMap: [], gidMap: [], setgroups: "unchanged", supplementaryGroups: [],
+                uid: host.euid, gid: host.euid, uidMap: [], gidMap: [], setgroups: .unchanged, supplementaryGroups: [],
                 note: "sandbox level none: the caller's identity, with every capability dropped")
 
         var mounts: [MountEntry] = []

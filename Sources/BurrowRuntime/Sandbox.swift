@@ -290,7 +290,7 @@ final class Sandbox {
             }
         }
         func lines(_ maps: [IDMapping]) -> String { maps.map { "\($0.inside) \($0.outside) \($0.count)\n" }.joined() }
-        if identity.setgroups == "deny" { try write("setgroups", "deny") }
+        if identity.setgroups == .deny { try write("setgroups", SetgroupsPolicy.deny.rawValue) }
         try write("uid_map", lines(identity.uidMap))
         try write("gid_map", lines(identity.gidMap))
     }
