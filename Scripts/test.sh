@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs Burrow's whole test suite: installs the build dependencies, builds, runs
+# Runs Burrow's whole test suite: installs the build dependencies, checks
+# style and warnings (Scripts/check.sh), builds, runs
 # `swift test` on this host, a short bounded run of every fuzz target
 # (Scripts/fuzz.sh; BURROW_FUZZ_SECONDS, default 30 per target), then the
 # cgroup v2 suites in a VM (this kind of
@@ -25,6 +26,10 @@ esac
 Scripts/install-deps.sh
 Scripts/install-tools.sh   # the real MCP servers the runtime tests run sandboxed
 echo "== environment: $(uname -r), euid $(id -u), strict=${BURROW_TEST_STRICT:-0}"
+echo "== style and warnings (Scripts/check.sh)"
+Scripts/check.sh
+# The same build as check.sh's, so nothing is built twice.
+export BURROW_WARNINGS_AS_ERRORS=1
 swift build --build-tests
 # CgroupV2Tests move processes between cgroups of their own making: VM only.
 swift test --skip-build --skip CgroupV2Tests

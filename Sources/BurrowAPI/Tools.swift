@@ -24,7 +24,11 @@ public struct ToolMetadata: Codable, Sendable, Equatable {
         self.dependencies = dependencies
     }
 
-    enum CodingKeys: String, CodingKey { case name, version, description, author, categories, documentationURL = "documentationUrl", dependencies }
+    enum CodingKeys: String, CodingKey {
+        case name, version, description, author, categories
+        case documentationURL = "documentationUrl"
+        case dependencies
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -99,7 +99,7 @@ public struct UnixHTTPClient: Sendable {
     private func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw Failure(description: "writing the request: \(String(cString: strerror(errno)))") }
             offset += n
@@ -122,7 +122,7 @@ public struct UnixHTTPClient: Sendable {
             }
             var chunk = [UInt8](repeating: 0, count: 64 << 10)
             while true {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if n < 0 && errno == EINTR { continue }
                 guard n >= 0 else { throw Failure(description: "reading the response: \(String(cString: strerror(errno)))") }
                 if n == 0 { eof = true } else { buffer += chunk[0..<n] }

@@ -15,11 +15,13 @@ public enum AuditChain {
         precondition(initialized, "OPENSSL_init_crypto failed")
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        let ok = bytes.withContiguousStorageIfAvailable { input in
-            out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
-        } ?? Array(bytes).withUnsafeBufferPointer { input in
-            out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
-        }
+        let ok =
+            bytes.withContiguousStorageIfAvailable { input in
+                out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
+            }
+            ?? Array(bytes).withUnsafeBufferPointer { input in
+                out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
+            }
         // Only an allocation failure inside libcrypto can fail a one-shot SHA-256.
         precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
         return out

@@ -49,7 +49,11 @@ public enum AuditClock {
         guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
             (1...12).contains(month), (1...31).contains(day)
         else { return nil }
-        var hour = 0, minute = 0, second = 0, micros = 0, offset = 0
+        var hour = 0
+        var minute = 0
+        var second = 0
+        var micros = 0
+        var offset = 0
         if i < bytes.count {
             guard expect("T") || expect("t") || expect(" "), let h = number(2), expect(":"), let m = number(2), h < 24, m < 60 else { return nil }
             hour = h

@@ -114,8 +114,8 @@ extension AuditStore {
                     expect.sequence < cut
                         ? "row \(expect.sequence) was pruned (the log resumes after row \(cut)): it can no longer be checked"
                         : expect.sequence > last
-                        ? "the chain ends at row \(last), before the expected row \(expect.sequence): rows were removed from the end"
-                        : "row \(expect.sequence) does not have the expected hash: the log was rewritten")
+                            ? "the chain ends at row \(last), before the expected row \(expect.sequence): rows were removed from the end"
+                            : "row \(expect.sequence) does not have the expected hash: the log was rewritten")
             }
             return report
         }

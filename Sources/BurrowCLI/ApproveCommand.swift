@@ -71,10 +71,13 @@ struct ApproveCommand: ParsableCommand {
             } catch let error as JSONError {
                 throw ValidationError("--arguments: not JSON: \(error)")
             }
+        } else if let digest {
+            argumentsDigest = digest.lowercased()
         } else {
-            argumentsDigest = digest!.lowercased()
+            throw ValidationError("give --arguments JSON or --digest sha256:HEX")
         }
-        let expires = Int64(time(nil)) + Int64(Seconds(parsing: ttl)!.milliseconds / 1000)
+        guard let lifetime = Seconds(parsing: ttl) else { throw ValidationError("--ttl: expected a duration such as 10m") }
+        let expires = Int64(time(nil)) + Int64(lifetime.milliseconds / 1000)
         let token: Result<String, ApprovalError> = Approval.loadKey(key).flatMap { pem in
             Result { () throws(ApprovalError) -> String in
                 try Approval.sign(privateKeyPEM: pem, server: server, tool: tool, argumentsDigest: argumentsDigest, expires: expires)

@@ -36,7 +36,9 @@ struct AuditFilterOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Only this tool id.", valueName: "id"))
     var tool: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Only these event types (repeat or comma-separate): \(AuditEventType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
+    @Option(
+        name: .long, parsing: .singleValue,
+        help: ArgumentHelp("Only these event types (repeat or comma-separate): \(AuditEventType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
     var type: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Events at or after this time: \(auditTimeHelp).", valueName: "time"))

@@ -51,10 +51,10 @@ final class AuditPrinter {
     }
 
     private func write(_ line: String, newline: Bool = true) {
-        var bytes = Array((newline ? line + "\n" : line).utf8)
+        let bytes = Array((newline ? line + "\n" : line).utf8)
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return }  // stdout closed (a pager quit): nothing more to show
             offset += n
@@ -121,14 +121,15 @@ final class AuditPrinter {
         case .toolRegistered, .toolUpdated:
             var command: [String] = []
             if case .array(let items)? = d["command"] { command = items.compactMap(\.stringValue) }
-            text = "\(e.type == .toolRegistered ? "registered" : "updated") \(s("version") ?? "?") (\(s("status") ?? "?")): "
+            text =
+                "\(e.type == .toolRegistered ? "registered" : "updated") \(s("version") ?? "?") (\(s("status") ?? "?")): "
                 + command.map(shellQuoted).joined(separator: " ") + " by \(printable(e.context.principal))"
         case .toolDeregistered:
             var versions: [String] = []
             if case .array(let items)? = d["versions"] { versions = items.compactMap(\.stringValue).map(printable) }
             text = "removed \(versions.joined(separator: ", ")) by \(printable(e.context.principal))"
         case .permissionDenied where s("reason") != nil && s("message") != nil:
-            text = "\(s("reason")!): \(s("message")!) (\(printable(e.context.principal)))"
+            text = "\(s("reason") ?? "?"): \(s("message") ?? "") (\(printable(e.context.principal)))"
         case .anomalousActivity:
             text = "\(n("count") ?? 0) violations and denials within \(n("windowSeconds") ?? 0) s (threshold \(n("threshold") ?? 0))"
         default:

@@ -28,7 +28,10 @@ struct DoctorCommand: ParsableCommand {
         func mark(_ c: HostFacts.Check) -> String { c.available ? style.green("ok") : style.red("no") }
         var rows: [[String]] = [
             ["", "kernel", "\(facts.kernelRelease) (\(facts.machine))"],
-            [facts.rootInInitialUserNamespace ? style.green("ok") : style.yellow("--"), "root", facts.rootInInitialUserNamespace ? "euid 0 in the initial user namespace" : "euid \(facts.euid): `burrow run` needs root (or burrowd)"],
+            [
+                facts.rootInInitialUserNamespace ? style.green("ok") : style.yellow("--"), "root",
+                facts.rootInInitialUserNamespace ? "euid 0 in the initial user namespace" : "euid \(facts.euid): `burrow run` needs root (or burrowd)",
+            ],
         ]
         for kind in NamespaceKind.allCases {
             let c = facts.namespaces[kind] ?? .no("not probed")
@@ -43,7 +46,9 @@ struct DoctorCommand: ParsableCommand {
         rows.append([mark(facts.clone3), "clone3", facts.clone3.detail])
         // Restricted network: the egress proxy.
         let net = facts.namespaces[.net] ?? .no("not probed")
-        rows.append([mark(net), "egress proxy", net.available ? "listener inside each restricted sandbox's own network namespace: HTTP CONNECT, HTTP, SOCKS5" : "needs network namespaces: \(net.detail)"])
+        rows.append([
+            mark(net), "egress proxy", net.available ? "listener inside each restricted sandbox's own network namespace: HTTP CONNECT, HTTP, SOCKS5" : "needs network namespaces: \(net.detail)",
+        ])
         let landlockNet = (facts.landlockABI ?? 0) >= 4
         rows.append([
             landlockNet ? style.green("ok") : style.yellow("--"), "landlock network",

@@ -105,7 +105,7 @@ struct InvokeCommand: ParsableCommand {
             let bytes = event.text.map { Array($0.utf8) } ?? event.base64.flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? []
             var offset = 0
             while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
                 if n <= 0 { return }
                 offset += n
             }
@@ -121,8 +121,9 @@ struct InvokeCommand: ParsableCommand {
             guard let r = event.result else { return nil }
             if let e = r.error { printError("burrow: \(e.message) [\(e.code)]") }
             if let s = r.stopped { printError("burrow: stopped by burrowd: \(s)") }
-            for (name, o) in [("stdout", r.stdout), ("stderr", r.stderr)] where o?.truncated == true {
-                printError("burrow: \(name) truncated by burrowd: \(o!.bytes) bytes written, the first \(o!.text?.utf8.count ?? 0) kept")
+            for (name, output) in [("stdout", r.stdout), ("stderr", r.stderr)] {
+                guard let o = output, o.truncated else { continue }
+                printError("burrow: \(name) truncated by burrowd: \(o.bytes) bytes written, the first \(o.text?.utf8.count ?? 0) kept")
             }
             return r
         default: break
@@ -144,7 +145,7 @@ struct InvokeCommand: ParsableCommand {
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { throw CLIError("reading \(path): \(String(cString: strerror(errno)))") }
             if n == 0 { return out }

@@ -25,27 +25,38 @@ struct PlanPrinter {
         out.append("  cwd:        \(p.command.workingDirectory)")
         out.append("")
 
-        section("Controls (requested / enforceable here)", columns(p.controls.map { c in
-            [c.enforceable ? style.green("yes") : style.red("NO"), c.control.name, c.requested, style.dim(c.detail)]
-        }))
+        section(
+            "Controls (requested / enforceable here)",
+            columns(
+                p.controls.map { c in
+                    [c.enforceable ? style.green("yes") : style.red("NO"), c.control.name, c.requested, style.dim(c.detail)]
+                }))
         if !p.clamps.isEmpty {
             section("Host policy clamps", columns(p.clamps.map { [$0.key, "\($0.requested) -> \($0.effective)", style.dim($0.reason)] }))
         }
         section("Namespaces", columns(p.namespaces.map { [$0.kind.rawValue, $0.cloneFlag, style.dim($0.reason)] }))
         let id = p.identity
-        section("Identity", columns([
-            ["uid/gid", "\(id.uid)/\(id.gid)"],
-            ["uid_map", id.uidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
-            ["gid_map", id.gidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
-            ["setgroups", id.setgroups.rawValue], ["groups", id.supplementaryGroups.isEmpty ? "none" : id.supplementaryGroups.map(String.init).joined(separator: ",")],
-            ["note", style.dim(id.note)],
-        ]))
-        section("Mounts (in order; then pivot_root and detach the old root)", columns(p.mounts.map { m in
-            [m.kind.rawValue, m.target, m.source.map { $0 == m.target ? "" : "<- \($0)" } ?? "", m.options.description, style.dim(m.reason)]
-        }))
-        section("Environment (nothing else is passed)", columns(p.environment.map { e in
-            [e.name, e.source == .caller && !showEnvironment ? style.dim("<from caller; --show-environment>") : printable(e.value), style.dim(e.source.rawValue)]
-        }))
+        section(
+            "Identity",
+            columns([
+                ["uid/gid", "\(id.uid)/\(id.gid)"],
+                ["uid_map", id.uidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
+                ["gid_map", id.gidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
+                ["setgroups", id.setgroups.rawValue], ["groups", id.supplementaryGroups.isEmpty ? "none" : id.supplementaryGroups.map(String.init).joined(separator: ",")],
+                ["note", style.dim(id.note)],
+            ]))
+        section(
+            "Mounts (in order; then pivot_root and detach the old root)",
+            columns(
+                p.mounts.map { m in
+                    [m.kind.rawValue, m.target, m.source.map { $0 == m.target ? "" : "<- \($0)" } ?? "", m.options.description, style.dim(m.reason)]
+                }))
+        section(
+            "Environment (nothing else is passed)",
+            columns(
+                p.environment.map { e in
+                    [e.name, e.source == .caller && !showEnvironment ? style.dim("<from caller; --show-environment>") : printable(e.value), style.dim(e.source.rawValue)]
+                }))
         section("Rlimits", columns(p.rlimits.map { [$0.resource.name, "soft \($0.soft)", "hard \($0.hard)", style.dim($0.reason)] }))
         let cg = p.cgroup
         section(
@@ -55,12 +66,14 @@ struct PlanPrinter {
                 + cg.setup.map { "  setup: " + $0 + "\n" }.joined()
                 + columns(cg.writes.map { [$0.file, $0.value, style.dim($0.reason)] }) + "\n" + cg.supervised.map { "  supervised: " + $0 }.joined(separator: "\n"))
         let caps = p.capabilities
-        section("Capabilities", columns([
-            ["kept", caps.kept.isEmpty ? "none (all five sets emptied)" : caps.kept.map(\.name).joined(separator: ", ")],
-            ["dropped", "\(caps.dropped.count): " + caps.dropped.map(\.name).joined(separator: " ")],
-            ["securebits", caps.securebits.description],
-            ["no_new_privs", caps.noNewPrivileges ? "yes" : "no"],
-        ]))
+        section(
+            "Capabilities",
+            columns([
+                ["kept", caps.kept.isEmpty ? "none (all five sets emptied)" : caps.kept.map(\.name).joined(separator: ", ")],
+                ["dropped", "\(caps.dropped.count): " + caps.dropped.map(\.name).joined(separator: " ")],
+                ["securebits", caps.securebits.description],
+                ["no_new_privs", caps.noNewPrivileges ? "yes" : "no"],
+            ]))
         let sc = p.seccomp
         var seccompRows: [[String]] = [
             ["architecture", sc.architecture, style.dim("other ABIs (i386 int 0x80, x32): \(sc.badArchitectureAction)")],
@@ -101,27 +114,46 @@ struct PlanPrinter {
         let mcp = p.mcp
         if mcp.isConfigured {
             var rows = [
-                ["server", mcp.server ? "yes (mcp = true): burrowd serves it as MCP sessions" : "not marked (mcp = true): burrowd will not open sessions; burrow mcp applies this policy all the same"],
-                ["framing", "lines up to \(ByteSize(bytes: UInt64(mcp.maxLineBytes))), nesting up to \(mcp.maxDepth), UTF-8, no duplicate keys; stderr \(ByteSize(bytes: UInt64(mcp.stderrBytesPerSecond)))/s"],
+                [
+                    "server",
+                    mcp.server ? "yes (mcp = true): burrowd serves it as MCP sessions" : "not marked (mcp = true): burrowd will not open sessions; burrow mcp applies this policy all the same",
+                ],
+                [
+                    "framing",
+                    "lines up to \(ByteSize(bytes: UInt64(mcp.maxLineBytes))), nesting up to \(mcp.maxDepth), UTF-8, no duplicate keys; stderr \(ByteSize(bytes: UInt64(mcp.stderrBytesPerSecond)))/s",
+                ],
                 ["calls", "tools/call only for listed tools, arguments checked against their inputSchema"],
                 ["in progress", "at most \(mcp.maxConcurrentRequests) requests per session"],
                 ["rate limits", mcp.rateLimits.isEmpty ? "none" : mcp.rateLimits.map { "\($0.method) \($0.perMinute)/min" }.joined(separator: ", ")],
             ]
             rows += mcp.contentFilters.map { f in
-                ["filter \(f.name)", "\(f.action.rawValue) /\(f.pattern)/ on \(f.tools.isEmpty ? "every tool" : f.tools.joined(separator: ", "))" + (f.action == .sanitize ? " → \(f.replacement)" : "")]
+                [
+                    "filter \(f.name)",
+                    "\(f.action.rawValue) /\(f.pattern)/ on \(f.tools.isEmpty ? "every tool" : f.tools.joined(separator: ", "))" + (f.action == .sanitize ? " → \(f.replacement)" : ""),
+                ]
             }
             if mcp.contentFilters.contains(where: { $0.action == .authorize }) {
-                rows.append(["approvals", mcp.approvalKey.map { "signed with the key whose public half is \($0) ([mcp] approval_key)" } ?? style.red("no [mcp] approval_key: every call an authorize filter matches is refused")])
+                rows.append([
+                    "approvals",
+                    mcp.approvalKey.map { "signed with the key whose public half is \($0) ([mcp] approval_key)" }
+                        ?? style.red("no [mcp] approval_key: every call an authorize filter matches is refused"),
+                ])
             }
             section("MCP relay", columns(rows))
         }
         let exposure = p.exposure
-        section("Exposure \(scoreText(exposure.score)) / 10.0 (lower is safer)", columns(exposure.checks.map { c in
-            [c.id, "weight \(c.weight)", String(format2(c.exposure)), style.dim(c.verdict)]
-        }))
+        section(
+            "Exposure \(scoreText(exposure.score)) / 10.0 (lower is safer)",
+            columns(
+                exposure.checks.map { c in
+                    [c.id, "weight \(c.weight)", String(format2(c.exposure)), style.dim(c.verdict)]
+                }))
         let warnings = p.warnings + issues.map(\.description)
         if !warnings.isEmpty { section("Warnings", warnings.map { "  " + style.yellow("!") + " " + printable($0) }.joined(separator: "\n")) }
-        out.append(p.isEnforceable ? style.green("Every control is enforceable on this host.") : style.red("Not enforceable on this host: \(p.controls.filter { !$0.enforceable }.map(\.control.name).joined(separator: ", ")). `burrow run` would refuse."))
+        out.append(
+            p.isEnforceable
+                ? style.green("Every control is enforceable on this host.")
+                : style.red("Not enforceable on this host: \(p.controls.filter { !$0.enforceable }.map(\.control.name).joined(separator: ", ")). `burrow run` would refuse."))
         return out.joined(separator: "\n")
     }
 

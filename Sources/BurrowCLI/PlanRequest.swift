@@ -28,11 +28,14 @@ struct PlanRequest {
 
     func compile(policy: HostPolicy) throws -> (LaunchPlan, PlanCompiler, EffectiveProfile, [ProfileIssue]) {
         let reads = reads
-        let loaded = options.loader(policy: policy, read: { path in
-            let text = HostConfiguration.readTextFile(path)
-            reads.record(path, text)
-            return text
-        }).load(profile)
+        let loaded = options.loader(
+            policy: policy,
+            read: { path in
+                let text = HostConfiguration.readTextFile(path)
+                reads.record(path, text)
+                return text
+            }
+        ).load(profile)
         guard let parsed = loaded.profile, loaded.errors.isEmpty else {
             let issues = loaded.issues.map(\.description)
             onRefusal(loaded.profile?.tool.id, "profile_invalid", "the profile is not valid: " + issues.joined(separator: "; "))

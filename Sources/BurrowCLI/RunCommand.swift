@@ -49,7 +49,11 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not report refused system calls on stderr (they are still in the run record).")
     var quiet = false
 
-    @Flag(name: .long, help: "Run an MCP server (mcp = true or [mcp_policy]) with its stdio straight through, without the relay's policy: no tool, schema, filter or rate checks and no per-call audit. Without it such a profile is refused here: use `burrow mcp`.")
+    @Flag(
+        name: .long,
+        help:
+            "Run an MCP server (mcp = true or [mcp_policy]) with its stdio straight through, without the relay's policy: no tool, schema, filter or rate checks and no per-call audit. Without it such a profile is refused here: use `burrow mcp`."
+    )
     var withoutMcpRelay = false
 
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after '--'.", valueName: "command"))
@@ -68,9 +72,11 @@ struct RunCommand: ParsableCommand {
         do {
             record = try Runner.run(
                 plan, invocationID: UUID().uuidString.lowercased(),
-                options: Runner.Options(audit: audit, onViolation: { v in
-                    if !quiet { printError("burrow: refused \(v.syscall) (\(v.errno)): \(v.reason)") }
-                }))
+                options: Runner.Options(
+                    audit: audit,
+                    onViolation: { v in
+                        if !quiet { printError("burrow: refused \(v.syscall) (\(v.errno)): \(v.reason)") }
+                    }))
         } catch {
             printError("burrow: \(error)")
             throw ExitCode(error.exitStatus)

@@ -161,8 +161,10 @@ struct ToolsCommand: ParsableCommand {
                 } catch {
                     throw CLIError("\(file) is not a ToolRegistration: \(error)")
                 }
+            } else if let profile {
+                registration = try fromProfile(profile)
             } else {
-                registration = try fromProfile(profile!)
+                throw CLIError("give --profile FILE or --from-json FILE")
             }
             let path = update ? "/v1/tools/\(urlEncoded(registration.id))" : "/v1/tools"
             let record = try daemon.call(update ? "PUT" : "POST", path, body: registration, as: ToolRecord.self)

@@ -19,7 +19,6 @@ package final class CgroupV1Group: InvocationCgroup {
 
     private init(name: String) { self.name = name }
 
-
     /// Where invocation cgroups live beneath Burrow's own cgroup in a hierarchy.
     package static let toolsPath = ["burrow", "tools"]
 

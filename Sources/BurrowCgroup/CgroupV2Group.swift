@@ -135,7 +135,8 @@ package struct CgroupV2Base {
                 let others = base.processes.filter { $0 != getpid() }
                 guard others.isEmpty else {
                     throw .unsupported(
-                        "cannot enable \(controllers.joined(separator: ", ")) beneath \(base.path): the cgroup also holds \(others.count) process(es) Burrow did not start (e.g. pid \(others[0])); run Burrow in a delegated cgroup of its own (burrowd's unit has Delegate=yes; for the CLI: systemd-run --scope -p Delegate=yes burrow run …)")
+                        "cannot enable \(controllers.joined(separator: ", ")) beneath \(base.path): the cgroup also holds \(others.count) process(es) Burrow did not start (e.g. pid \(others[0])); run Burrow in a delegated cgroup of its own (burrowd's unit has Delegate=yes; for the CLI: systemd-run --scope -p Delegate=yes burrow run …)"
+                    )
                 }
                 let supervisor = try base.child("supervisor")
                 try supervisor.write("cgroup.procs", "\(getpid())")

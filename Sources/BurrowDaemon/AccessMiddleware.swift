@@ -1,8 +1,8 @@
 import BurrowAudit
 import BurrowSystem
 import Dispatch
-import Synchronization
 import Hummingbird
+import Synchronization
 
 /// Reads the caller's SO_PEERCRED and roles into the context; refuses a
 /// caller whose credentials cannot be read. Route handlers then `require`

@@ -48,9 +48,10 @@ public struct AccessPolicy: Sendable {
     public func roles(of peer: PeerCredential) -> Set<Role> {
         if peer.uid == 0 { return Set(Role.allCases) }
         let groups = UserDatabase.groups(ofUser: peer.uid, primary: peer.gid)
-        return Set(Role.allCases.filter { role in
-            guard let g = grants[role] else { return false }
-            return g.uids.contains(peer.uid) || !g.gids.isDisjoint(with: groups)
-        })
+        return Set(
+            Role.allCases.filter { role in
+                guard let g = grants[role] else { return false }
+                return g.uids.contains(peer.uid) || !g.gids.isDisjoint(with: groups)
+            })
     }
 }

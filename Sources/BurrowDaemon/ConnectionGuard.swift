@@ -58,7 +58,8 @@ final class ConnectionLimiter: Sendable {
             var refusal: Decision?
             if privileged {
                 if s.open >= limits.total + limits.reserve {
-                    refusal = .refused(status: 503, code: "server_busy", message: "burrowd has \(s.open) connections open, its limit with the admins' reserve ([daemon] max_connections + admin_connection_reserve)")
+                    refusal = .refused(
+                        status: 503, code: "server_busy", message: "burrowd has \(s.open) connections open, its limit with the admins' reserve ([daemon] max_connections + admin_connection_reserve)")
                 }
             } else if mine >= limits.perUser {
                 refusal = .refused(status: 429, code: "too_many_connections", message: "this caller has \(mine) connections open, the most one caller may ([daemon] max_connections_per_user)")

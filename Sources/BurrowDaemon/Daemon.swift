@@ -1,5 +1,5 @@
-public import BurrowAudit
 import BurrowAPI
+public import BurrowAudit
 import BurrowPolicy
 public import BurrowProfile
 import BurrowRuntime
@@ -148,7 +148,9 @@ public struct Daemon: Sendable {
         let descriptors = Kernel.raiseOpenFileLimit()
         let forConnections = connectionLimiter.hardLimit + 16
         if descriptors < UInt64(forConnections) * 2 {
-            logger.warning("RLIMIT_NOFILE is \(descriptors): connections may take \(forConnections) of them ([daemon] max_connections + admin_connection_reserve + 64 being refused), leaving too few for sandboxes; raise LimitNOFILE or lower max_connections")
+            logger.warning(
+                "RLIMIT_NOFILE is \(descriptors): connections may take \(forConnections) of them ([daemon] max_connections + admin_connection_reserve + 64 being refused), leaving too few for sandboxes; raise LimitNOFILE or lower max_connections"
+            )
         }
         // A tool that closes its stdin early must not kill burrowd with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)

@@ -11,39 +11,44 @@ final class DaemonMetrics: Sendable {
     let roundTrip: DurationHistogram
 
     init() {
-        active = registry.makeGauge(name: "burrow_active_sandboxes", help: "Sandboxes running now.")
+        active = registry.makeGauge(descriptor: Self.metric("active_sandboxes", "", "Sandboxes running now."))
         let buckets: [Duration] = [
             .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(50),
             .milliseconds(100), .milliseconds(250), .seconds(1),
         ]
-        spawn = registry.makeDurationHistogram(name: "burrow_spawn_seconds", buckets: buckets, help: "Time from clone3 to the tool's execve.")
+        spawn = registry.makeDurationHistogram(descriptor: Self.metric("spawn", "seconds", "Time from clone3 to the tool's execve."), buckets: buckets)
         roundTrip = registry.makeDurationHistogram(
-            name: "burrow_invocation_seconds", buckets: buckets + [.seconds(10), .seconds(60)], help: "Invocation time as burrowd saw it, request to result.")
+            descriptor: Self.metric("invocation", "seconds", "Invocation time as burrowd saw it, request to result."), buckets: buckets + [.seconds(10), .seconds(60)])
     }
 
     /// outcome: completed, failed (the tool exited non-zero, was killed or hit a limit), refused (never started).
     func invocation(_ outcome: String) {
-        registry.makeCounter(name: "burrow_invocations_total", labels: [("outcome", outcome)], help: "Invocations by outcome.").increment()
+        registry.makeCounter(descriptor: Self.metric("invocations", "total", "Invocations by outcome."), labels: [("outcome", outcome)]).increment()
     }
 
     func limit(_ resource: String) {
-        registry.makeCounter(name: "burrow_limit_events_total", labels: [("resource", resource)], help: "Resource limits hit, by resource.").increment()
+        registry.makeCounter(descriptor: Self.metric("limit_events", "total", "Resource limits hit, by resource."), labels: [("resource", resource)]).increment()
     }
 
     func violation(_ syscall: String) {
-        registry.makeCounter(name: "burrow_security_violations_total", labels: [("syscall", syscall)], help: "Distinct refused system calls per invocation.").increment()
+        registry.makeCounter(descriptor: Self.metric("security_violations", "total", "Distinct refused system calls per invocation."), labels: [("syscall", syscall)]).increment()
     }
 
     /// reason: role_required, rate_limited, too_many_concurrent, registration_limit, plan_refused, …
     func denial(_ reason: String) {
-        registry.makeCounter(name: "burrow_denials_total", labels: [("reason", reason)], help: "Requests refused (each is a PermissionDenied audit event).").increment()
+        registry.makeCounter(descriptor: Self.metric("denials", "total", "Requests refused (recorded as PermissionDenied; one caller's repeats aggregated)."), labels: [("reason", reason)]).increment()
     }
 
     /// hit (the request used a sandbox built ahead), unfit (its plan differed:
     /// discarded), cold (none was ready), lost (it died while waiting).
     func warm(_ outcome: String) {
-        registry.makeCounter(name: "burrow_warm_sandboxes_total", labels: [("outcome", outcome)], help: "Invocations by what they found built ahead.").increment()
+        registry.makeCounter(descriptor: Self.metric("warm_sandboxes", "total", "Invocations by what they found built ahead."), labels: [("outcome", outcome)]).increment()
     }
 
     func text() -> [UInt8] { registry.emitToBuffer() }
+
+    /// `burrow_<name>_<unit>`.
+    private static func metric(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "burrow", metricName: name, unitName: unit, helpText: help)
+    }
 }

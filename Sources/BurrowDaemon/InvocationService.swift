@@ -153,7 +153,8 @@ final class InvocationService: Sendable {
         if !session && plan.mcp.isConfigured {
             throw await refuse(
                 .conflict, "mcp_relay_required",
-                "\(tool) is an MCP server (mcp = true or [mcp_policy]): a plain invocation would pass its stdin straight to it, past the relay's policy; start a session (POST /v1/tools/\(tool)/sessions)")
+                "\(tool) is an MCP server (mcp = true or [mcp_policy]): a plain invocation would pass its stdin straight to it, past the relay's policy; start a session (POST /v1/tools/\(tool)/sessions)"
+            )
         }
         let passed = Set(plan.environment.filter { $0.source == .caller }.map(\.name))
         let refused = request.environment.keys.filter { !passed.contains($0) }.sorted()

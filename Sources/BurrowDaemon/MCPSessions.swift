@@ -111,7 +111,7 @@ final class MCPSession: Sendable {
         stop = { reason in invocations.stop(id, reason) }
         // The server's stderr has nobody to read it here.
         let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        try Kernel.detachedThread { [self] in
+        try Kernel.detachedThread { [relay] in
             relay.run(
                 clientIn: clientIn.rawValue, clientOut: clientOut.rawValue, serverIn: relayToServer.rawValue, serverOut: relayFromServer.rawValue,
                 serverErr: relayErr.rawValue, errOut: devNull,
@@ -169,21 +169,20 @@ final class MCPSession: Sendable {
         guard case .object = message else {
             return rejection(-32600, "Invalid Request: one JSON-RPC message, an object (batches are not part of MCP)", "not_an_object")
         }
-        let key = Self.idKey(message["id"])
-        let isRequest = message["method"] != nil && key != nil
-        if !isRequest {
+        // A request (a method and an id) waits for its answer; anything else is passed on.
+        guard message["method"] != nil, let key = Self.idKey(message["id"]) else {
             guard write(line) else { throw DaemonError(.notFound, code: "session_ended", "the session has ended") }
             return .accepted
         }
         let answer: [UInt8]? = await withCheckedContinuation { continuation in
             let accepted = state.withLock { s -> Bool in
-                guard s.ended == nil, s.waiters[key!] == nil else { return false }
-                s.waiters[key!] = continuation
+                guard s.ended == nil, s.waiters[key] == nil else { return false }
+                s.waiters[key] = continuation
                 s.lastUsed = .now
                 return true
             }
             guard accepted else { return continuation.resume(returning: nil) }
-            if !write(line) { resume(key!, nil) }
+            if !write(line) { resume(key, nil) }
         }
         guard let answer else {
             let ended = state.withLock { $0.ended }

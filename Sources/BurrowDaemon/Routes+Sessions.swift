@@ -52,7 +52,9 @@ extension API {
         } catch {
             throw DaemonError(.badRequest, code: "body_incomplete", "the message did not arrive whole: \(error)")
         }
-        var headers: HTTPFields = [.init("Mcp-Session-Id")!: session.id]
+        var headers = HTTPFields()
+        // MCP Streamable HTTP's session header (a valid field name: the initializer does not fail on it).
+        if let name = HTTPFields.Element.Name("Mcp-Session-Id") { headers[name] = session.id }
         switch try await session.send(Array(buffer.readableBytesView)) {
         case .accepted:
             return Response(status: .accepted, headers: headers)

@@ -207,7 +207,8 @@ struct API: Sendable {
             throw DaemonError(.internalServerError, code: "audit_unavailable", "the audit log cannot record the change, so it was undone: \(error)")
         }
         if replacing != nil { daemon.invocations.warm.drop(registration.id) }
-        let stored = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
+        let stored =
+            try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
             .first { $0.registration.metadata.version == registration.metadata.version } ?? record
         return try json(stored, status: replacing == nil ? .created : .ok)
     }
@@ -340,7 +341,8 @@ struct API: Sendable {
         try Self.checkFields(body)
         let record = try registration(id, version: body.version)
         let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown)
-        let streaming = request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
+        let streaming =
+            request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
             || request.headers[.accept]?.contains("application/x-ndjson") == true
         guard streaming else {
             let started = ContinuousClock.now

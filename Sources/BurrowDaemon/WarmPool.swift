@@ -98,7 +98,7 @@ final class WarmPool: Sendable {
         do {
             try Kernel.detachedThread(done)
         } catch {
-            _ = state.withLock { $0.building[tool] = nil }
+            state.withLock { $0.building[tool] = nil }
         }
     }
 

@@ -206,7 +206,10 @@ final class Loop: @unchecked Sendable {
     private var again: Set<UInt64> = []
     private var nextSweep: UInt64 = 0
 
-    private enum Role: UInt64 { case wake = 0, listener, client, upstream }
+    private enum Role: UInt64 {
+        case wake = 0
+        case listener, client, upstream
+    }
 
     init() throws(EgressError) {
         do {
@@ -254,7 +257,10 @@ final class Loop: @unchecked Sendable {
                     break
                 }
             }
-            for command in inbox.withLock({ q in defer { q.removeAll() }; return q }) { handle(command) }
+            for command in inbox.withLock({ q in
+                defer { q.removeAll() }
+                return q
+            }) { handle(command) }
             if !again.isEmpty {
                 let turn = again
                 again = []
@@ -539,7 +545,11 @@ final class Loop: @unchecked Sendable {
 
     // MARK: relaying
 
-    private enum Pumped { case idle, more, failed(String), budget }
+    private enum Pumped {
+        case idle, more
+        case failed(String)
+        case budget
+    }
 
     private func relay(_ c: Connection) {
         guard let up = c.up, let down = c.down else { return }

@@ -147,11 +147,11 @@ public final class MCPRelay: Sendable {
     /// Ends every call still in flight (`sessionEnded`): the server is gone.
     public func endSession() {
         let now = Kernel.monotonicNanoseconds()
-        let open = state.withLock { s -> [Pending] in
+        let open = state.withLock { s -> [(Pending, Call)] in
             defer { s.pending.removeAll() }
-            return s.pending.values.filter { $0.call != nil }.sorted { $0.call!.sequence < $1.call!.sequence }
+            return s.pending.values.compactMap { p in p.call.map { (p, $0) } }.sorted { $0.1.sequence < $1.1.sequence }
         }
-        for p in open { sink(.callEnded(p.call!, milliseconds: (now - p.started) / 1_000_000, outcome: .sessionEnded)) }
+        for (p, call) in open { sink(.callEnded(call, milliseconds: (now - p.started) / 1_000_000, outcome: .sessionEnded)) }
     }
 
     /// Why the session ended early, if it did.
@@ -408,7 +408,11 @@ public final class MCPRelay: Sendable {
                 call = c
             }
         } catch {
-            if let call { sink(.callRefused(call, reason: error.reason, message: error.message)) } else { sink(.requestRefused(method: method, id: idText, reason: error.reason, message: error.message)) }
+            if let call {
+                sink(.callRefused(call, reason: error.reason, message: error.message))
+            } else {
+                sink(.requestRefused(method: method, id: idText, reason: error.reason, message: error.message))
+            }
             return sent(toClient(clientOut, Self.errorAnswer(id: idText, code: error.code, message: "burrow: " + error.message, reason: error.reason)))
         }
         let known = state.withLock { s -> Bool in
@@ -443,7 +447,8 @@ public final class MCPRelay: Sendable {
                 s.buckets[method] = bucket
             }
             if s.pending.count >= plan.maxConcurrentRequests {
-                return Refusal(code: -32000, reason: "too_many_requests", message: "\(s.pending.count) requests are already in progress, the most this session allows (mcp_policy.max_concurrent_requests)")
+                return Refusal(
+                    code: -32000, reason: "too_many_requests", message: "\(s.pending.count) requests are already in progress, the most this session allows (mcp_policy.max_concurrent_requests)")
             }
             return nil
         }
@@ -494,7 +499,9 @@ public final class MCPRelay: Sendable {
         guard let token = meta?[Approval.metaKey]?.string else {
             throw Refusal(
                 code: -32602, reason: "approval_required",
-                message: "the arguments match content filter \(which), which needs an approval for this call in params._meta[\"\(Approval.metaKey)\"] (burrow approve --server \(server) --tool \(call.tool) --digest \(call.argumentsDigest))")
+                message:
+                    "the arguments match content filter \(which), which needs an approval for this call in params._meta[\"\(Approval.metaKey)\"] (burrow approve --server \(server) --tool \(call.tool) --digest \(call.argumentsDigest))"
+            )
         }
         let key: [UInt8]
         switch approvalKey {
@@ -558,7 +565,9 @@ public final class MCPRelay: Sendable {
                 let now = Kernel.monotonicNanoseconds()
                 if gone || now >= deadline {
                     state.withLock { $0.fetchKey = nil }
-                    throw Refusal(code: -32603, reason: "tools_not_listed", message: gone ? "the server ended before it listed its tools" : "the server did not answer tools/list within \(Self.listTimeoutNanoseconds / 1_000_000_000) s")
+                    throw Refusal(
+                        code: -32603, reason: "tools_not_listed",
+                        message: gone ? "the server ended before it listed its tools" : "the server did not answer tools/list within \(Self.listTimeoutNanoseconds / 1_000_000_000) s")
                 }
                 _ = fetched.wait(timeout: .now() + .nanoseconds(Int(min(deadline - now, 1_000_000_000))))
             }
@@ -695,7 +704,7 @@ private struct CompiledFilter: @unchecked Sendable {
         case .array(let items):
             for (i, item) in items.enumerated() { if let p = firstMatch(in: item, path: "\(path)[\(i)]") { return p } }
         case .object(let members):
-            for key in members.keys.sorted() { if let p = firstMatch(in: members[key]!, path: "\(path).\(key)") { return p } }
+            for (key, member) in members.sorted(by: { $0.key < $1.key }) { if let p = firstMatch(in: member, path: "\(path).\(key)") { return p } }
         default: break
         }
         return nil

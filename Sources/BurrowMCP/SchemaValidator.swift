@@ -12,10 +12,12 @@ public enum SchemaValidator {
     public static func violation(of value: JSON, against schema: JSON, path: String = "arguments") -> String? {
         guard case .object(let s) = schema else { return nil }
         if let type = s["type"] {
-            let allowed: [String] = type.string.map { [$0] } ?? {
-                if case .array(let a) = type { return a.compactMap(\.string) }
-                return []
-            }()
+            let allowed: [String] =
+                type.string.map { [$0] }
+                ?? {
+                    if case .array(let a) = type { return a.compactMap(\.string) }
+                    return []
+                }()
             if !allowed.isEmpty, !allowed.contains(where: { matches(value, type: $0) }) {
                 return "\(path): expected \(allowed.joined(separator: " or ")), got \(value.typeName)"
             }

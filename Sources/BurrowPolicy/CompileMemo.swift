@@ -1,4 +1,4 @@
-public import BurrowSystem
+import BurrowSystem
 import Synchronization
 
 /// What one compiler run may hand the next (burrowd compiles a plan per

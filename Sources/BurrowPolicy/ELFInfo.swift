@@ -1,4 +1,4 @@
-public import BurrowSystem
+import BurrowSystem
 
 /// What the loader needs to start an executable: its ELF interpreter and the
 /// shared libraries it names (DT_NEEDED), or a script's `#!` interpreter.

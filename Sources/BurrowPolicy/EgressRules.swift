@@ -125,7 +125,7 @@ public enum SpecialAddress {
         ("64:ff9b::", 96, "NAT64 (embeds an IPv4 address)"), ("64:ff9b:1::", 48, "local NAT64"), ("100::", 64, "discard"),
         ("2001::", 32, "Teredo (embeds an IPv4 address)"), ("2002::", 16, "6to4 (embeds an IPv4 address)"),
         ("fc00::", 7, "unique-local"), ("fe80::", 10, "link-local"), ("fec0::", 10, "site-local"), ("ff00::", 8, "multicast"),
-    ].map { Range(network: IPAddress(literal: $0.0)!, prefix: $0.1, name: $0.2) }
+    ].compactMap { r in IPAddress(literal: r.0).map { Range(network: $0, prefix: r.1, name: r.2) } }
 
     /// The kind of range `address` falls in, or nil for an ordinary public address.
     public static func classify(_ address: IPAddress) -> String? {
@@ -179,10 +179,11 @@ public enum EgressHost: Sendable, Hashable, CustomStringConvertible {
                 ascii.append(String(label))
             } else {
                 // Letters, marks and digits only: no symbols, spaces, controls or joiners.
-                guard label.unicodeScalars.allSatisfy({ s in
-                    let c = s.properties.generalCategory
-                    return s.isASCII ? true : [.lowercaseLetter, .otherLetter, .modifierLetter, .nonspacingMark, .spacingMark, .decimalNumber].contains(c)
-                }), let encoded = Punycode.encode(String(label))
+                guard
+                    label.unicodeScalars.allSatisfy({ s in
+                        let c = s.properties.generalCategory
+                        return s.isASCII ? true : [.lowercaseLetter, .otherLetter, .modifierLetter, .nonspacingMark, .spacingMark, .decimalNumber].contains(c)
+                    }), let encoded = Punycode.encode(String(label))
                 else { return .failure(.malformedHost(requested)) }
                 ascii.append("xn--" + encoded)
             }
@@ -201,7 +202,7 @@ public enum EgressHost: Sendable, Hashable, CustomStringConvertible {
         for s in text.unicodeScalars {
             switch s.value {
             case 0x3002, 0xFF0E, 0xFF61: scalars.append(".")
-            case 0xFF01...0xFF5E: scalars.append(Unicode.Scalar(s.value - 0xFF01 + 0x21)!)
+            case 0xFF01...0xFF5E: scalars.append(Unicode.Scalar(UInt8(truncatingIfNeeded: s.value - 0xFF01 + 0x21)))
             default: scalars.append(s)
             }
         }
@@ -309,8 +310,12 @@ public struct EgressRules: Sendable, Equatable {
 enum Punycode {
     static func encode(_ label: String) -> String? {
         let input = label.unicodeScalars.map(\.value)
-        let base: UInt32 = 36, tMin: UInt32 = 1, tMax: UInt32 = 26, skew: UInt32 = 38, damp: UInt32 = 700
-        func digit(_ d: UInt32) -> Character { Character(Unicode.Scalar(d < 26 ? d + 97 : d + 22)!) }
+        let base: UInt32 = 36
+        let tMin: UInt32 = 1
+        let tMax: UInt32 = 26
+        let skew: UInt32 = 38
+        let damp: UInt32 = 700
+        func digit(_ d: UInt32) -> Character { Character(Unicode.Scalar(UInt8(truncatingIfNeeded: d < 26 ? d + 97 : d + 22))) }
         func adapt(_ delta: UInt32, _ count: UInt32, _ first: Bool) -> UInt32 {
             var delta = first ? delta / damp : delta / 2
             delta += delta / count
@@ -321,11 +326,13 @@ enum Punycode {
             }
             return k + (base - tMin + 1) * delta / (delta + skew)
         }
-        var output = String(input.filter { $0 < 0x80 }.map { Character(Unicode.Scalar($0)!) })
+        var output = String(input.filter { $0 < 0x80 }.map { Character(Unicode.Scalar(UInt8(truncatingIfNeeded: $0))) })
         let basicCount = UInt32(output.count)
         var handled = basicCount
         if basicCount > 0 { output.append("-") }
-        var n: UInt32 = 0x80, delta: UInt32 = 0, bias: UInt32 = 72
+        var n: UInt32 = 0x80
+        var delta: UInt32 = 0
+        var bias: UInt32 = 72
         while handled < UInt32(input.count) {
             guard let m = input.filter({ $0 >= n }).min() else { return nil }
             let (step, overflow) = (m - n).multipliedReportingOverflow(by: handled + 1)

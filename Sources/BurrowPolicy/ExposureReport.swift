@@ -1,4 +1,4 @@
-public import BurrowProfile
+import BurrowProfile
 
 /// An exposure score in the spirit of `systemd-analyze security`: weighted
 /// checks, each 0 (confined) to 1 (exposed); the score is their weighted mean
@@ -70,7 +70,9 @@ public struct ExposureReport: Sendable, Codable, Equatable {
             interpretersGranted.isEmpty ? "\(executables.count) executable(s), no interpreter" : "interpreters: \(Set(interpretersGranted).sorted().joined(separator: ", "))")
         add("process-creation", 3, profile.permissions.process.fork ? 1 : 0, profile.permissions.process.fork ? "may fork" : "threads only")
         add("process-count", 1, Double(limits.maxProcesses) / 256, "at most \(limits.maxProcesses) tasks")
-        add("capabilities", 8, Double(profile.permissions.capabilities.count) / 5, profile.permissions.capabilities.isEmpty ? "all dropped" : "kept: \(profile.permissions.capabilities.joined(separator: ", "))")
+        add(
+            "capabilities", 8, Double(profile.permissions.capabilities.count) / 5,
+            profile.permissions.capabilities.isEmpty ? "all dropped" : "kept: \(profile.permissions.capabilities.joined(separator: ", "))")
         add("memory", 2, Double(limits.maxMemory.bytes) / Double(4 << 30), "at most \(limits.maxMemory)")
         add("cpu-time", 1, Double(limits.maxCpuTime.milliseconds) / 3_600_000, "at most \(limits.maxCpuTime) of CPU")
         add("execution-time", 1, Double(limits.maxExecutionTime.milliseconds) / 3_600_000, "at most \(limits.maxExecutionTime) wall clock")

@@ -387,7 +387,14 @@ public struct RlimitEntry: Sendable, Codable, Equatable {
 /// `RLIMIT_*` of <sys/resource.h>: the kernel's numbers (the same on every
 /// architecture Burrow builds for), named from this table.
 public enum RlimitResource: Int32, Sendable, Codable, CaseIterable, CustomStringConvertible {
-    case cpu = 0, fsize = 1, data = 2, stack = 3, core = 4, nproc = 6, nofile = 7, addressSpace = 9
+    case cpu = 0
+    case fsize = 1
+    case data = 2
+    case stack = 3
+    case core = 4
+    case nproc = 6
+    case nofile = 7
+    case addressSpace = 9
 
     public var name: String {
         switch self {

@@ -60,7 +60,8 @@ public struct PlanCompiler: Sendable {
                 gidMap: [IDMapping(inside: uid, outside: uid, count: 1)], setgroups: .allow, supplementaryGroups: [],
                 note: sandboxID == nil
                     ? "one host id per live sandbox from [sandbox] id_range \(policy.sandbox.idRange.lowerBound)-\(policy.sandbox.idRange.upperBound); the first is shown"
-                    : "host id leased for this run from [sandbox] id_range \(policy.sandbox.idRange.lowerBound)-\(policy.sandbox.idRange.upperBound); setgroups stays allowed so the child can clear the groups it inherited")
+                    : "host id leased for this run from [sandbox] id_range \(policy.sandbox.idRange.lowerBound)-\(policy.sandbox.idRange.upperBound); setgroups stays allowed so the child can clear the groups it inherited"
+            )
             : IdentityPlan(
                 uid: host.euid, gid: host.euid, uidMap: [], gidMap: [], setgroups: .unchanged, supplementaryGroups: [],
                 note: "sandbox level none: the caller's identity, with every capability dropped")
@@ -183,7 +184,11 @@ public struct PlanCompiler: Sendable {
         profile: SecurityProfile, limits: EffectiveLimits, runtime: RuntimeResolver.Result, identity: IdentityPlan,
         warnings: inout [String]
     ) -> [MountEntry] {
-        var entries = [MountEntry(kind: .tmpfs, target: "/", options: MountOptions(readOnly: false, [.noSetuid, .noDevices], mode: 0o755, size: .mebibytes(1)), reason: "new root, made read-only once built (pivot_root)")]
+        var entries = [
+            MountEntry(
+                kind: .tmpfs, target: "/", options: MountOptions(readOnly: false, [.noSetuid, .noDevices], mode: 0o755, size: .mebibytes(1)), reason: "new root, made read-only once built (pivot_root)"
+            )
+        ]
 
         var links = runtime.rootLinks
         for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] where fs.kind("/" + name) == .symlink {
@@ -200,7 +205,8 @@ public struct PlanCompiler: Sendable {
             !runtime.directories.contains { $0 != dir && isPath(dir, within: $0) } && !grants.contains { isPath(dir, within: $0.0) }
         }
         for dir in runtimeDirs {
-            binds.append(MountEntry(kind: .bind, source: dir, target: dir, options: MountOptions(readOnly: true, [.noSetuid, .noDevices], recursive: true), reason: "runtime of the granted executables"))
+            binds.append(
+                MountEntry(kind: .bind, source: dir, target: dir, options: MountOptions(readOnly: true, [.noSetuid, .noDevices], recursive: true), reason: "runtime of the granted executables"))
         }
         for (path, writable) in grants {
             guard let kind = fs.kind(path) else {
@@ -225,39 +231,57 @@ public struct PlanCompiler: Sendable {
             let options = MountOptions(readOnly: !writable, writable && !exec ? [.noSetuid, .noDevices, .noExecute] : [.noSetuid, .noDevices], recursive: true, idmap: true)
             binds.append(MountEntry(kind: .bind, source: path, target: path, options: options, reason: writable ? "write grant" : "read grant"))
         }
-        binds.sort { $0.target.split(separator: "/").count < $1.target.split(separator: "/").count || ($0.target.split(separator: "/").count == $1.target.split(separator: "/").count && $0.target < $1.target) }
+        binds.sort {
+            $0.target.split(separator: "/").count < $1.target.split(separator: "/").count || ($0.target.split(separator: "/").count == $1.target.split(separator: "/").count && $0.target < $1.target)
+        }
         entries += links.sorted { $0.key < $1.key }.map { MountEntry(kind: .symlink, source: $0.value, target: $0.key, reason: "the same symlink as on the host") }
         entries += binds
 
-        entries.append(MountEntry(kind: .proc, source: "proc", target: "/proc", options: MountOptions(readOnly: false, [.noSetuid, .noDevices, .noExecute], processesOnly: true), reason: "this PID namespace's processes only; no /proc/sys, kcore or sysrq-trigger"))
-        entries.append(MountEntry(kind: .tmpfs, source: "tmpfs", target: "/dev", options: MountOptions(readOnly: false, [.noSetuid, .noExecute], mode: 0o755, size: ByteSize(bytes: 64 << 10)), reason: "minimal /dev"))
+        entries.append(
+            MountEntry(
+                kind: .proc, source: "proc", target: "/proc", options: MountOptions(readOnly: false, [.noSetuid, .noDevices, .noExecute], processesOnly: true),
+                reason: "this PID namespace's processes only; no /proc/sys, kcore or sysrq-trigger"))
+        entries.append(
+            MountEntry(
+                kind: .tmpfs, source: "tmpfs", target: "/dev", options: MountOptions(readOnly: false, [.noSetuid, .noExecute], mode: 0o755, size: ByteSize(bytes: 64 << 10)), reason: "minimal /dev"))
         for device in Self.devices {
-            entries.append(MountEntry(kind: .bind, source: "/dev/" + device, target: "/dev/" + device, options: MountOptions(readOnly: false, [.noSetuid, .noExecute]), reason: "device node (no mknod in a user namespace)"))
+            entries.append(
+                MountEntry(
+                    kind: .bind, source: "/dev/" + device, target: "/dev/" + device, options: MountOptions(readOnly: false, [.noSetuid, .noExecute]),
+                    reason: "device node (no mknod in a user namespace)"))
         }
         for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
             entries.append(MountEntry(kind: .symlink, source: target, target: "/dev/" + name, reason: "standard /dev link"))
         }
         let tmpExec = executables.contains { isPath($0, within: "/tmp") }
-        entries.append(MountEntry(
-            kind: .tmpfs, source: "tmpfs", target: "/tmp",
-            options: MountOptions(
-                readOnly: false, tmpExec ? [.noSetuid, .noDevices] : [.noSetuid, .noDevices, .noExecute], mode: 0o1777, size: limits.scratchSize,
-                inodes: max(1024, limits.scratchSize.bytes / 16384)),
-            reason: "scratch space (filesystem_access.scratch_size)"))
+        entries.append(
+            MountEntry(
+                kind: .tmpfs, source: "tmpfs", target: "/tmp",
+                options: MountOptions(
+                    readOnly: false, tmpExec ? [.noSetuid, .noDevices] : [.noSetuid, .noDevices, .noExecute], mode: 0o1777, size: limits.scratchSize,
+                    inodes: max(1024, limits.scratchSize.bytes / 16384)),
+                reason: "scratch space (filesystem_access.scratch_size)"))
         if !(reads + writes).contains(where: { isPath("/etc", within: $0.path) || isPath($0.path, within: "/etc/passwd") || $0.path == "/etc/group" }) {
             let u = identity.uid
-            entries.append(MountEntry(kind: .file, target: "/etc/passwd", options: MountOptions(mode: 0o644), content: "tool:x:\(u):\(u):sandboxed tool:/tmp:/sbin/nologin\n", reason: "the tool's own user, so getpwuid() works"))
+            entries.append(
+                MountEntry(
+                    kind: .file, target: "/etc/passwd", options: MountOptions(mode: 0o644), content: "tool:x:\(u):\(u):sandboxed tool:/tmp:/sbin/nologin\n",
+                    reason: "the tool's own user, so getpwuid() works"))
             entries.append(MountEntry(kind: .file, target: "/etc/group", options: MountOptions(mode: 0o644), content: "tool:x:\(u):\n", reason: "the tool's own group"))
         }
         for blocked in profile.filesystem.blockedPaths {
             guard binds.contains(where: { isPath(blocked.path, within: $0.target) }) else { continue }
             switch fs.kind(blocked.path) {
             case .directory:
-                entries.append(MountEntry(kind: .mask, source: "tmpfs", target: blocked.path, options: MountOptions(readOnly: true, [.noSetuid, .noDevices, .noExecute], mode: 0, size: ByteSize(bytes: 0)), reason: "blocked path (directory)"))
+                entries.append(
+                    MountEntry(
+                        kind: .mask, source: "tmpfs", target: blocked.path, options: MountOptions(readOnly: true, [.noSetuid, .noDevices, .noExecute], mode: 0, size: ByteSize(bytes: 0)),
+                        reason: "blocked path (directory)"))
             case .none:
                 continue
             default:
-                entries.append(MountEntry(kind: .mask, source: "/dev/null", target: blocked.path, options: MountOptions(readOnly: true, [.noSetuid, .noDevices, .noExecute]), reason: "blocked path (file)"))
+                entries.append(
+                    MountEntry(kind: .mask, source: "/dev/null", target: blocked.path, options: MountOptions(readOnly: true, [.noSetuid, .noDevices, .noExecute]), reason: "blocked path (file)"))
             }
         }
         // Parents before children: a grant below /tmp or /dev goes on top of
@@ -322,7 +346,9 @@ public struct PlanCompiler: Sendable {
             RlimitEntry(resource: .cpu, soft: cpu, hard: cpu + 1, reason: "backstop for max_cpu_time per process (the cgroup budget covers the tree)"),
             RlimitEntry(resource: .fsize, soft: limits.maxFileSize.bytes, hard: limits.maxFileSize.bytes, reason: "max_file_size (SIGXFSZ)"),
             RlimitEntry(resource: .nofile, soft: UInt64(limits.maxOpenFiles), hard: UInt64(limits.maxOpenFiles), reason: "max_open_files"),
-            RlimitEntry(resource: .nproc, soft: UInt64(limits.maxProcesses) + 1, hard: UInt64(limits.maxProcesses) + 1, reason: "max_processes backstop, one above pids.max so the cgroup (which records the hit) acts first; the sandbox's uid is its own"),
+            RlimitEntry(
+                resource: .nproc, soft: UInt64(limits.maxProcesses) + 1, hard: UInt64(limits.maxProcesses) + 1,
+                reason: "max_processes backstop, one above pids.max so the cgroup (which records the hit) acts first; the sandbox's uid is its own"),
             RlimitEntry(resource: .core, soft: 0, hard: 0, reason: "no core dumps (they could hold secrets)"),
         ]
     }
@@ -434,7 +460,9 @@ public struct PlanCompiler: Sendable {
         if level == .vm {
             row(.sandboxLevelVM, "virtual machine", .no("no VM runtime is configured on this host"))
         }
-        row(.privileges, "root in the initial user namespace (to map sandbox ids)", host.rootInInitialUserNamespace ? .yes("euid 0, full uid_map") : .no("euid \(host.euid) or not the initial user namespace: run as root or through burrowd"))
+        row(
+            .privileges, "root in the initial user namespace (to map sandbox ids)",
+            host.rootInInitialUserNamespace ? .yes("euid 0, full uid_map") : .no("euid \(host.euid) or not the initial user namespace: run as root or through burrowd"))
         row(.rlimits, "RLIMIT_CPU, FSIZE, NOFILE, NPROC, CORE", .yes("setrlimit in the child"))
         row(.noNewPrivileges, "PR_SET_NO_NEW_PRIVS", .yes("prctl in the child"))
         row(.capabilityDrop, "keep \(profile.permissions.capabilities.isEmpty ? "none" : profile.permissions.capabilities.joined(separator: ","))", .yes("cap_last_cap \(host.capLastCap)"))

@@ -1,4 +1,4 @@
-public import BurrowSystem
+import BurrowSystem
 
 #if canImport(Glibc)
     import Glibc

@@ -38,7 +38,8 @@ enum SeccompCompiler {
         listing: Bool = false
     ) throws(Failure) -> (bpf: [UInt8], pfc: String?, unknown: [String]) {
         // Profiles share rule sets: a long-lived process (the daemon) compiles each once.
-        let key = "\(defaultAction)|\(badArchAction)|\(allowed.joined(separator: ","))|"
+        let key =
+            "\(defaultAction)|\(badArchAction)|\(allowed.joined(separator: ","))|"
             + rules.map { "\($0.syscall) \($0.action) \($0.conditions.map(\.description))" }.joined(separator: ";")
         if !listing, let hit = cache.withLock({ $0[key] }) { return (hit.bpf, nil, hit.unknown) }
         let compiled = try compileUncached(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, listing: listing)

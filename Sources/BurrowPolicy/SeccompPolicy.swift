@@ -1,4 +1,4 @@
-public import BurrowProfile
+import BurrowProfile
 
 /// Turns a profile's permissions into seccomp rules (architecture-neutral
 /// names; `SeccompCompiler` resolves and compiles them).
@@ -123,16 +123,18 @@ enum SeccompPolicy {
             // New processes, but never new namespaces: clone's flags are in a
             // register, so the filter sees them (unshare and setns are refused outright).
             allowed += ["fork", "vfork"]
-            rules.append(SeccompRule(
-                syscall: "clone", action: .allow,
-                conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: 0, mask: CLONE_NEW_ANY, valueName: "no CLONE_NEW*")],
-                reason: "processes and threads (permissions.process.fork), without new namespaces"))
+            rules.append(
+                SeccompRule(
+                    syscall: "clone", action: .allow,
+                    conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: 0, mask: CLONE_NEW_ANY, valueName: "no CLONE_NEW*")],
+                    reason: "processes and threads (permissions.process.fork), without new namespaces"))
             rules.append(SeccompRule(syscall: "clone", action: .notify(errno: EPERM), conditions: [], reason: "clone with CLONE_NEW* flags: no nested namespaces"))
         } else {
-            rules.append(SeccompRule(
-                syscall: "clone", action: .allow,
-                conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: CLONE_THREAD, mask: CLONE_THREAD | CLONE_NEW_ANY, valueName: "CLONE_THREAD, no CLONE_NEW*")],
-                reason: "threads only: permissions.process.fork is false"))
+            rules.append(
+                SeccompRule(
+                    syscall: "clone", action: .allow,
+                    conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: CLONE_THREAD, mask: CLONE_THREAD | CLONE_NEW_ANY, valueName: "CLONE_THREAD, no CLONE_NEW*")],
+                    reason: "threads only: permissions.process.fork is false"))
             rules.append(SeccompRule(syscall: "clone", action: .notify(errno: EPERM), conditions: [], reason: "a new process: permissions.process.fork is false"))
             for call in ["fork", "vfork"] {
                 rules.append(SeccompRule(syscall: call, action: .notify(errno: EPERM), conditions: [], reason: "permissions.process.fork is false"))
@@ -146,10 +148,11 @@ enum SeccompPolicy {
         var families: [(UInt64, String)] = [(AF_UNIX, "AF_UNIX")]
         if profile.networkAccess != .none { families += [(AF_INET, "AF_INET"), (AF_INET6, "AF_INET6")] }
         for (family, name) in families {
-            rules.append(SeccompRule(
-                syscall: "socket", action: .allow,
-                conditions: [SeccompCondition(argument: 0, operation: .equal, value: family, valueName: name)],
-                reason: profile.networkAccess == .none ? "no Network permission: local sockets only" : "network_access is \(profile.networkAccess.rawValue)"))
+            rules.append(
+                SeccompRule(
+                    syscall: "socket", action: .allow,
+                    conditions: [SeccompCondition(argument: 0, operation: .equal, value: family, valueName: name)],
+                    reason: profile.networkAccess == .none ? "no Network permission: local sockets only" : "network_access is \(profile.networkAccess.rawValue)"))
         }
 
         // ioctl: an allowlist of request numbers, each compared on the low 32
@@ -157,16 +160,18 @@ enum SeccompPolicy {
         // full 64-bit compare would let TIOCSTI | 1 << 32 through. Anything
         // else (TIOCSTI, TIOCLINUX included) goes to the supervisor.
         for (request, name) in ioctlAllowed {
-            rules.append(SeccompRule(
-                syscall: "ioctl", action: .allow,
-                conditions: [SeccompCondition(argument: 1, operation: .maskedEqual, value: request, mask: 0xffff_ffff, valueName: name)],
-                reason: "terminal, descriptor and file-clone requests"))
+            rules.append(
+                SeccompRule(
+                    syscall: "ioctl", action: .allow,
+                    conditions: [SeccompCondition(argument: 1, operation: .maskedEqual, value: request, mask: 0xffff_ffff, valueName: name)],
+                    reason: "terminal, descriptor and file-clone requests"))
         }
         for (request, name) in [(TIOCSTI, "TIOCSTI"), (TIOCLINUX, "TIOCLINUX")] {
-            rules.append(SeccompRule(
-                syscall: "ioctl", action: .notify(errno: EPERM),
-                conditions: [SeccompCondition(argument: 1, operation: .maskedEqual, value: request, mask: 0xffff_ffff, valueName: name)],
-                reason: "injects input into a terminal: reported as a SecurityViolation"))
+            rules.append(
+                SeccompRule(
+                    syscall: "ioctl", action: .notify(errno: EPERM),
+                    conditions: [SeccompCondition(argument: 1, operation: .maskedEqual, value: request, mask: 0xffff_ffff, valueName: name)],
+                    reason: "injects input into a terminal: reported as a SecurityViolation"))
         }
         rules.append(SeccompRule(syscall: "ioctl", action: .notify(errno: ENOTTY), conditions: [], reason: "any other request: answered 'not supported'"))
 
@@ -174,10 +179,11 @@ enum SeccompPolicy {
 
         // personality: only PER_LINUX and the query; other personas turn off ASLR or mark memory executable.
         for (value, name) in [(UInt64(0), "PER_LINUX"), (UInt64(0xffff_ffff), "query")] {
-            rules.append(SeccompRule(
-                syscall: "personality", action: .allow,
-                conditions: [SeccompCondition(argument: 0, operation: .equal, value: value, valueName: name)],
-                reason: "other personas disable ASLR or imply executable memory"))
+            rules.append(
+                SeccompRule(
+                    syscall: "personality", action: .allow,
+                    conditions: [SeccompCondition(argument: 0, operation: .equal, value: value, valueName: name)],
+                    reason: "other personas disable ASLR or imply executable memory"))
         }
 
         for (call, why) in dangerous {

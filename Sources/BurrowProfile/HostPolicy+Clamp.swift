@@ -77,10 +77,15 @@ extension HostPolicy {
             // restricted leaves nothing to reach: that is no network.
             p.networkAccess = profile.permissions.network.isEmpty ? .none : policies.networkPolicy
             if p.networkAccess == .none { p.permissions.network = [] }
-            clamps.append(Clamp(key: "network_access", requested: profile.networkAccess.rawValue, effective: p.networkAccess.rawValue, reason: "host network policy ([policies] network_policy = \"\(policies.networkPolicy.rawValue)\")"))
+            clamps.append(
+                Clamp(
+                    key: "network_access", requested: profile.networkAccess.rawValue, effective: p.networkAccess.rawValue,
+                    reason: "host network policy ([policies] network_policy = \"\(policies.networkPolicy.rawValue)\")"))
         }
         if profile.sandboxLevel < security.defaultSandbox {
-            clamps.append(Clamp(key: "sandbox_level", requested: profile.sandboxLevel.rawValue, effective: security.defaultSandbox.rawValue, reason: "weakest level the host allows ([security] default_sandbox)"))
+            clamps.append(
+                Clamp(key: "sandbox_level", requested: profile.sandboxLevel.rawValue, effective: security.defaultSandbox.rawValue, reason: "weakest level the host allows ([security] default_sandbox)")
+            )
             p.sandboxLevel = security.defaultSandbox
         }
         return EffectiveProfile(profile: p, limits: limits, clamps: clamps)

@@ -91,8 +91,12 @@ public struct HostPolicy: Sendable, Equatable, Codable {
                 switch parts[0] {
                 case "user": self = .user(parts[1])
                 case "group": self = .group(parts[1])
-                case "uid": guard let n = UInt32(parts[1]) else { return nil }; self = .uid(n)
-                case "gid": guard let n = UInt32(parts[1]) else { return nil }; self = .gid(n)
+                case "uid":
+                    guard let n = UInt32(parts[1]) else { return nil }
+                    self = .uid(n)
+                case "gid":
+                    guard let n = UInt32(parts[1]) else { return nil }
+                    self = .gid(n)
                 default: return nil
                 }
             }

@@ -134,8 +134,8 @@ extension ContentFilter {
                 }
             }
         }
-        if replacement != nil, action != nil, action != .sanitize {
-            t.log.error(t.keyPath("replacement"), "only a 'sanitize' filter replaces text; this one is '\(action!.rawValue)'")
+        if replacement != nil, let action, action != .sanitize {
+            t.log.error(t.keyPath("replacement"), "only a 'sanitize' filter replaces text; this one is '\(action.rawValue)'")
         }
         guard let name, let pattern, let action, !pattern.isEmpty, (try? Regex(pattern)) != nil else { return nil }
         return ContentFilter(name: name, pattern: pattern, action: action, tools: tools, replacement: replacement ?? "[redacted]")

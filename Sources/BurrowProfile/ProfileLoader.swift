@@ -112,7 +112,8 @@ public struct ProfileLoader: Sendable {
             return nil
         }
         guard let (parentFile, parentText) = resolve(parentRef, from: file) else {
-            issues.append(ProfileIssue(file: file, keyPath: "extends", message: "cannot find the profile '\(parentRef)' to extend (looked beside this file and in \(searchPath.joined(separator: ", ")))"))
+            issues.append(
+                ProfileIssue(file: file, keyPath: "extends", message: "cannot find the profile '\(parentRef)' to extend (looked beside this file and in \(searchPath.joined(separator: ", ")))"))
             return nil
         }
         guard let parent = loadChain(parentFile, text: parentText, files: &files, origins: &origins, issues: &issues, depth: depth + 1) else {

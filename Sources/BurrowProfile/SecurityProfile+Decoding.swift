@@ -84,14 +84,15 @@ extension SecurityProfile {
             p.process.maxProcesses = proc.positive("max_processes") ?? p.process.maxProcesses
             proc.finish()
         }
-        p.capabilities = t.list("capabilities") { name in
-            keepableCapabilities.contains(name)
-                ? .success(name)
-                : .failure(
-                    name.hasPrefix("CAP_") && name == name.uppercased()
-                        ? "\(name) cannot be kept: it would let the tool weaken its own sandbox; keepable: \(keepableCapabilities.joined(separator: ", "))"
-                        : "unknown capability '\(name)': write names like CAP_NET_BIND_SERVICE")
-        }?.map(\.0) ?? []
+        p.capabilities =
+            t.list("capabilities") { name in
+                keepableCapabilities.contains(name)
+                    ? .success(name)
+                    : .failure(
+                        name.hasPrefix("CAP_") && name == name.uppercased()
+                            ? "\(name) cannot be kept: it would let the tool weaken its own sandbox; keepable: \(keepableCapabilities.joined(separator: ", "))"
+                            : "unknown capability '\(name)': write names like CAP_NET_BIND_SERVICE")
+            }?.map(\.0) ?? []
         return p
     }
 

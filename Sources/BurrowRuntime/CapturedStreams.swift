@@ -127,7 +127,7 @@ final class StreamPump {
     private func feed() {
         guard let fd = stdin, let streams else { return }
         while written < streams.input.count {
-            let n = streams.input.withUnsafeBytes { Glibc.write(fd.rawValue, $0.baseAddress! + written, $0.count - written) }
+            let n = streams.input[written...].withUnsafeBytes { Glibc.write(fd.rawValue, $0.baseAddress, $0.count) }
             if n > 0 {
                 written += n
                 continue
@@ -142,7 +142,7 @@ final class StreamPump {
     private func read(_ index: Int, untilEmpty: Bool) {
         guard let fd = outputs[index].1 else { return }
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress!, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
             if n > 0 {
                 streams?.append(Array(buffer[0..<n]), to: outputs[index].0)
                 // One buffer per wake-up keeps the loop fair to the other descriptors.

@@ -197,7 +197,7 @@ final class ChildPlan {
             let namespace = idmap && st.st_uid != sandboxIDs.uid ? try idmapNamespace(uid: st.st_uid, gid: st.st_gid) : nil
             do {
                 tree = try Kernel.cloneMount(path, recursive: recursive, attributes: flags, idmap: namespace)
-            } catch where namespace != nil && error == .invalidArgument {
+            } catch  where namespace != nil && error == .invalidArgument {
                 // The file system cannot be idmapped (9p, for one): bind it as it is.
                 notes.append("\(source): its file system does not support idmapped mounts; files keep their host owner \(st.st_uid)")
                 tree = try Kernel.cloneMount(path, recursive: recursive, attributes: flags)

@@ -1,10 +1,12 @@
 /// The steps of the child between clone and execve, mirroring `enum brw_stage`
 /// in brw_child.h one to one (a test keeps them in step).
 public enum ChildStage: UInt32, Sendable, CaseIterable {
-    case waitParent = 1, session, mounts, pivotRoot, remountRoot, hostname, loopback, chdir, rlimits
+    case waitParent = 1
+    case session, mounts, pivotRoot, remountRoot, hostname, loopback, chdir, rlimits
     case landlockRules, boundingSet, securebits, setgroups, setgid, setuid, capabilities, parentDeath
     case noNewPrivileges, landlock, forkInit, closeDescriptors, seccomp, handshake, exec, stdio, cgroupJoin
-    case listener = 100, held
+    case listener = 100
+    case held
 
     /// What the child was doing, in an operator's words.
     public var summary: String {

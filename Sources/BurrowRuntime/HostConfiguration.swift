@@ -62,7 +62,8 @@ public enum HostConfiguration {
         } catch {
             throw Failure(description: "the policy's [audit] redact list: \(error)")
         }
-        let anomaly = policy.audit.anomalyThreshold > 0
+        let anomaly =
+            policy.audit.anomalyThreshold > 0
             ? AuditStore.AnomalyRule(threshold: policy.audit.anomalyThreshold, windowMicroseconds: Int64(policy.audit.anomalyWindow.milliseconds) * 1000) : nil
         do {
             return try AuditStore(AuditStore.Configuration(path: path, readerGroup: policy.audit.readerGroup, redactor: redactor, anomaly: anomaly), access: access)

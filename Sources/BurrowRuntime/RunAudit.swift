@@ -4,8 +4,8 @@ import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
 import FoundationEssentials
-import SystemPackage
 import Synchronization
+import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -168,10 +168,12 @@ final class InvocationTrail: Sendable {
         for limit in record.limits { events.append(event(.resourceLimitExceeded, limit.json)) }
         let wall = record.usage.wallMilliseconds
         if let threshold = audit.durationThresholdMilliseconds, wall > threshold {
-            events.append(event(.performanceThreshold, .object(["metric": .string("duration"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(wall))])))
+            events.append(
+                event(.performanceThreshold, .object(["metric": .string("duration"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(wall))])))
         }
         if let threshold = audit.cpuThresholdMilliseconds, let cpu = record.usage.cpuMicroseconds.map({ $0 / 1000 }), cpu > threshold {
-            events.append(event(.performanceThreshold, .object(["metric": .string("cpu"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(cpu))])))
+            events.append(
+                event(.performanceThreshold, .object(["metric": .string("cpu"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(cpu))])))
         }
         let reason: String? =
             record.stopped != nil ? "stopped" : !record.limits.isEmpty ? "limit_exceeded" : record.exit.signal != nil ? "signal" : record.exit.code != 0 ? "exit_status" : nil

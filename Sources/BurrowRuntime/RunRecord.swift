@@ -1,4 +1,5 @@
 public import BurrowEgress
+
 /// What happened in one run: written by `burrow run --json-result` and, later,
 /// returned by the daemon. Field names are stable (see README.md).
 public struct RunRecord: Sendable, Codable, Equatable {

@@ -50,7 +50,8 @@ public enum Runner {
 
         public init(
             forwardSignals: Bool = true, audit: RunAudit? = nil, streams: CapturedStreams? = nil,
-            stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil, sweep: Bool = true, warm: WarmSandbox? = nil, onStart: @escaping @Sendable () -> Void = {},
+            stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil, sweep: Bool = true, warm: WarmSandbox? = nil,
+            onStart: @escaping @Sendable () -> Void = {},
             onViolation: @escaping @Sendable (RunRecord.Violation) -> Void = { _ in }
         ) {
             self.stop = stop
@@ -173,11 +174,12 @@ public enum Runner {
         let network = egress?.finish()
         var limits = outcome.limits
         if let network, let budget = network.budgetExhausted {
-            limits.append(RunRecord.LimitEvent(
-                resource: "max_network_bytes", limit: "\(ByteSize(bytes: budget))",
-                observed: "the egress proxy cut every connection at the budget (\(network.bytesOut) bytes out, \(network.bytesIn) in)",
-                unit: "bytes", limitValue: budget, observedValue: network.bytesOut + network.bytesIn, invocationID: invocationID,
-                during: egress?.budgetDuring))
+            limits.append(
+                RunRecord.LimitEvent(
+                    resource: "max_network_bytes", limit: "\(ByteSize(bytes: budget))",
+                    observed: "the egress proxy cut every connection at the budget (\(network.bytesOut) bytes out, \(network.bytesIn) in)",
+                    unit: "bytes", limitValue: budget, observedValue: network.bytesOut + network.bytesIn, invocationID: invocationID,
+                    during: egress?.budgetDuring))
         }
 
         let exit: RunRecord.Exit

@@ -83,12 +83,13 @@ final class Supervisor {
     }
 
     func run() throws(RunError) -> Outcome {
-        var fds = [
-            pollfd(fd: sandbox.pidfd.rawValue, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: sandbox.listener?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: signals?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: stop?.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
-        ] + (pump?.pollEntries ?? [])
+        var fds =
+            [
+                pollfd(fd: sandbox.pidfd.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: sandbox.listener?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signals?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: stop?.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
+            ] + (pump?.pollEntries ?? [])
         let budget = limitsPlan.maxCpuTime.milliseconds * 1_000_000
         var killed = false
         var stopped = false

@@ -1,5 +1,5 @@
-package import SystemPackage
 import CBurrowSystem
+package import SystemPackage
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,5 @@
-package import SystemPackage
 import CBurrowSystem
+package import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -199,7 +199,9 @@ extension Kernel {
         let rc = pthread_create(
             &thread, nil,
             { raw in
-                Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
+                // pthread_create passes back the pointer it was given: never nil.
+                guard let raw else { return nil }
+                Unmanaged<ThreadBody>.fromOpaque(raw).takeRetainedValue().body()
                 return nil
             }, box.toOpaque())
         guard rc == 0 else {

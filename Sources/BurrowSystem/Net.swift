@@ -1,5 +1,5 @@
-package import SystemPackage
 import CBurrowSystem
+package import SystemPackage
 
 /// The calls the egress proxy's event loop makes: epoll, splice and
 /// non-blocking TCP. Raw descriptors (Int32): the loop owns and closes them.
@@ -86,10 +86,11 @@ package enum Net {
         var count: Int32 = 0
         let rc = brw_resolve(name, &out, Int32(max), &count)
         guard rc == 0 else { return .failure(ResolveError(message: String(cString: brw_resolve_error(rc)))) }
-        return .success((0..<Int(count)).map { i in
-            let record = out[(17 * i)..<(17 * i + 17)]
-            return Array(record.dropFirst().prefix(record.first == 4 ? 4 : 16))
-        })
+        return .success(
+            (0..<Int(count)).map { i in
+                let record = out[(17 * i)..<(17 * i + 17)]
+                return Array(record.dropFirst().prefix(record.first == 4 ? 4 : 16))
+            })
     }
 
     package struct ResolveError: Error, Sendable {

@@ -82,8 +82,8 @@ struct brw_landlock_net_port {
     uint64_t allowed_access;
     uint64_t port;
 };
-#define BRW_LANDLOCK_RULE_PATH_BENEATH 1
-#define BRW_LANDLOCK_RULE_NET_PORT 2
+#define BRW_LANDLOCK_RULE_PATH_BENEATH      1
+#define BRW_LANDLOCK_RULE_NET_PORT          2
 #define BRW_LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
 
 #define SECBIT_NO_SETUID_FIXUP_ONLY (1U << 2)
@@ -113,8 +113,7 @@ static void fd_message_init(struct brw_fd_message *m, struct brw_child_report *r
 
 static void brw_send(int sock, uint32_t stage, int32_t err, uint32_t index) {
     struct brw_child_report r = {stage, err, index, 0};
-    while (send(sock, &r, sizeof r, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-    }
+    while (send(sock, &r, sizeof r, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
 }
 
 /* The one way out of a failed step: report and _exit (never exit(): no atexit handlers). */
@@ -257,7 +256,8 @@ static void step_filesystem(const struct brw_child_plan *p) {
     /* Nothing we mount may propagate back to the host. */
     STEP(BRW_STAGE_MOUNTS, mount(0, "/", 0, MS_REC | MS_PRIVATE, 0));
     const struct brw_mount *root = &p->mounts[0];
-    if (mount(root->fstype, p->staging, root->fstype, (unsigned long)root->flags, root->data) < 0) brw_fail(p, BRW_STAGE_MOUNTS, 0);
+    if (mount(root->fstype, p->staging, root->fstype, (unsigned long)root->flags, root->data) < 0)
+        brw_fail(p, BRW_STAGE_MOUNTS, 0);
     int root_fd = open(p->staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0) brw_fail(p, BRW_STAGE_MOUNTS, 0);
     for (uint32_t i = 1; i < p->mount_count; i++) {

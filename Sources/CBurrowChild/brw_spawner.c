@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define BRW_PACK_MAGIC 0x42525750u /* "BRWP" */
-#define BRW_MAX_FDS 250
+#define BRW_MAX_FDS    250
 
 struct brw_pack_header {
     uint32_t magic;
@@ -130,7 +130,8 @@ static ssize_t brw_plan_pack(const struct brw_child_plan *p, uint8_t *buf, size_
     }
     flat.workdir = AS_PTR(const char *, put_string(&k, p->workdir));
     flat.hostname = AS_PTR(const char *, put_string(&k, p->hostname));
-    if (p->rlimits && p->rlimit_count) flat.rlimits = AS_PTR(const struct brw_rlimit *, put(&k, p->rlimits, p->rlimit_count * sizeof *p->rlimits, 8));
+    if (p->rlimits && p->rlimit_count)
+        flat.rlimits = AS_PTR(const struct brw_rlimit *, put(&k, p->rlimits, p->rlimit_count * sizeof *p->rlimits, 8));
     if (p->landlock_rules && p->landlock_rule_count) {
         struct brw_landlock_rule r[p->landlock_rule_count];
         for (uint32_t i = 0; i < p->landlock_rule_count; i++) {
@@ -139,8 +140,10 @@ static ssize_t brw_plan_pack(const struct brw_child_plan *p, uint8_t *buf, size_
         }
         flat.landlock_rules = AS_PTR(const struct brw_landlock_rule *, put(&k, r, sizeof r, 8));
     }
-    if (p->landlock_ports && p->landlock_port_count) flat.landlock_ports = AS_PTR(const uint16_t *, put(&k, p->landlock_ports, p->landlock_port_count * 2, 2));
-    if (p->seccomp_filter && p->seccomp_len) flat.seccomp_filter = AS_PTR(const void *, put(&k, p->seccomp_filter, (size_t)p->seccomp_len * 8, 8));
+    if (p->landlock_ports && p->landlock_port_count)
+        flat.landlock_ports = AS_PTR(const uint16_t *, put(&k, p->landlock_ports, p->landlock_port_count * 2, 2));
+    if (p->seccomp_filter && p->seccomp_len)
+        flat.seccomp_filter = AS_PTR(const void *, put(&k, p->seccomp_filter, (size_t)p->seccomp_len * 8, 8));
     flat.path = AS_PTR(const char *, put_string(&k, p->path));
     flat.argv = AS_PTR(char *const *, put_strings(&k, p->argv));
     flat.envp = AS_PTR(char *const *, put_strings(&k, p->envp));
@@ -234,7 +237,8 @@ static struct brw_child_plan *plan_unpack(uint8_t *buf, size_t len, const int *f
             m[i].fstype = string_at(&u, (uintptr_t)m[i].fstype);
             m[i].data = string_at(&u, (uintptr_t)m[i].data);
             m[i].text = string_at(&u, (uintptr_t)m[i].text);
-            if (m[i].text && m[i].text_len && m[i].text_len >= u.len - (size_t)((const uint8_t *)m[i].text - u.buf)) u.bad = 1;
+            if (m[i].text && m[i].text_len && m[i].text_len >= u.len - (size_t)((const uint8_t *)m[i].text - u.buf))
+                u.bad = 1;
         }
         p->mounts = m;
     }
@@ -242,11 +246,13 @@ static struct brw_child_plan *plan_unpack(uint8_t *buf, size_t len, const int *f
     p->hostname = string_at(&u, (uintptr_t)p->hostname);
     if (p->rlimit_count) p->rlimits = need(&u, at(&u, (uintptr_t)p->rlimits, p->rlimit_count * sizeof *p->rlimits));
     if (p->landlock_rule_count) {
-        struct brw_landlock_rule *r = need(&u, at(&u, (uintptr_t)p->landlock_rules, p->landlock_rule_count * sizeof *r));
+        struct brw_landlock_rule *r =
+            need(&u, at(&u, (uintptr_t)p->landlock_rules, p->landlock_rule_count * sizeof *r));
         for (uint32_t i = 0; r && i < p->landlock_rule_count; i++) r[i].path = string_at(&u, (uintptr_t)r[i].path);
         p->landlock_rules = r;
     }
-    if (p->landlock_port_count) p->landlock_ports = need(&u, at(&u, (uintptr_t)p->landlock_ports, (size_t)p->landlock_port_count * 2));
+    if (p->landlock_port_count)
+        p->landlock_ports = need(&u, at(&u, (uintptr_t)p->landlock_ports, (size_t)p->landlock_port_count * 2));
     if (p->seccomp_len) p->seccomp_filter = need(&u, at(&u, (uintptr_t)p->seccomp_filter, (size_t)p->seccomp_len * 8));
     p->path = need(&u, (void *)string_at(&u, (uintptr_t)p->path));
     p->argv = need(&u, (void *)strings_at(&u, (uintptr_t)p->argv));
@@ -319,7 +325,8 @@ static ssize_t recv_with_fds(int sock, void *data, size_t cap, int *fds, uint32_
     return got;
 }
 
-int brw_spawner_request(int sock, const struct brw_child_plan *plan, uint8_t *buf, size_t cap, pid_t *pid, int *pidfd, uint32_t *flags) {
+int brw_spawner_request(int sock, const struct brw_child_plan *plan, uint8_t *buf, size_t cap, pid_t *pid, int *pidfd,
+                        uint32_t *flags) {
     int fds[BRW_MAX_FDS];
     uint32_t n = 0;
     ssize_t len = brw_plan_pack(plan, buf, cap, fds, &n);

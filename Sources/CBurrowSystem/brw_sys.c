@@ -65,13 +65,9 @@ int brw_seccomp_notify_sizes(uint16_t *notif, uint16_t *resp, uint16_t *data) {
     return 0;
 }
 
-int brw_memfd(const char *name) {
-    return neg_errno(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
-}
+int brw_memfd(const char *name) { return neg_errno(syscall(SYS_memfd_create, name, MFD_CLOEXEC)); }
 
-int brw_pidfd_open(pid_t pid, unsigned int flags) {
-    return neg_errno(syscall(SYS_pidfd_open, pid, flags));
-}
+int brw_pidfd_open(pid_t pid, unsigned int flags) { return neg_errno(syscall(SYS_pidfd_open, pid, flags)); }
 
 int brw_probe_clone(uint64_t flags, int use_clone3, int cgroup_fd) {
     long pid;
@@ -98,9 +94,7 @@ int brw_probe_clone(uint64_t flags, int use_clone3, int cgroup_fd) {
     }
     int status = 0;
     long w;
-    do {
-        w = waitpid((pid_t)pid, &status, __WALL);
-    } while (w < 0 && errno == EINTR);
+    do { w = waitpid((pid_t)pid, &status, __WALL); } while (w < 0 && errno == EINTR);
     int saved = errno;
     if (pidfd >= 0) close(pidfd);
     if (w < 0) return -saved;
@@ -116,9 +110,7 @@ int brw_open_nofollow(int dirfd, const char *path, uint64_t flags, int beneath) 
     return neg_errno(syscall(SYS_openat2, dirfd, path, &how, sizeof how));
 }
 
-int brw_pidfd_send_signal(int pidfd, int sig) {
-    return neg_errno(syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0));
-}
+int brw_pidfd_send_signal(int pidfd, int sig) { return neg_errno(syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0)); }
 
 int brw_pidfd_wait(int pidfd, int flags, int *status) {
     siginfo_t info;
@@ -205,7 +197,8 @@ int brw_signalfd_read(int fd) {
 #endif
 
 int brw_clone_mount(int fd, int recursive, uint64_t attr_set, int userns_fd) {
-    int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
+    int tree = (int)syscall(SYS_open_tree, fd, "",
+                            OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
     if (tree < 0) return -errno;
     struct {
         uint64_t attr_set, attr_clr, propagation, userns_fd;

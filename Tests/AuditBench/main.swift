@@ -17,7 +17,8 @@ func now() -> UInt64 {
 func realisticEvent(_ i: Int, writer: Int) -> AuditEvent {
     AuditEvent(
         tool: "mcp-server-git", type: i % 2 == 0 ? .toolInvoked : .toolCompleted,
-        context: SecurityContext(principal: "root", uid: 0, invocationID: "bench-\(writer)-\(i / 2)", profileDigest: "sha256:" + String(repeating: "ab", count: 32), sandboxLevel: "container", host: "bench"),
+        context: SecurityContext(
+            principal: "root", uid: 0, invocationID: "bench-\(writer)-\(i / 2)", profileDigest: "sha256:" + String(repeating: "ab", count: 32), sandboxLevel: "container", host: "bench"),
         details: .object([
             "argv": .array(["python3", "-m", "mcp_server_git", "--repository", "/srv/burrow/repo"].map { .string($0) }),
             "environment": .array(["PATH (burrow)", "HOME (burrow)", "LANG (burrow)"].map { .string($0) }),
@@ -114,7 +115,7 @@ for _ in 0..<processes {
     var c = argv.map { strdup($0) } + [nil]
     var pid: pid_t = 0
     guard posix_spawn(&pid, "/proc/self/exe", &actions, nil, &c, environ) == 0 else { fatalError("posix_spawn") }
-    c.forEach { free($0) }
+    for p in c { free(p) }
     close(fds[1])
     pids.append(pid)
     pipes.append(fds[0])

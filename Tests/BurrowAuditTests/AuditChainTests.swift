@@ -24,7 +24,10 @@ struct AuditChainTests {
 
     @Test("an edited context column (principal, uid, time) is caught too")
     func editedContext() throws {
-        for sql in ["UPDATE events SET principal = 'alice' WHERE sequence = 2", "UPDATE events SET uid = 1000 WHERE sequence = 2", "UPDATE events SET time = time + 1 WHERE sequence = 2", "UPDATE events SET type = 'ToolCompleted' WHERE sequence = 2"] {
+        for sql in [
+            "UPDATE events SET principal = 'alice' WHERE sequence = 2", "UPDATE events SET uid = 1000 WHERE sequence = 2", "UPDATE events SET time = time + 1 WHERE sequence = 2",
+            "UPDATE events SET type = 'ToolCompleted' WHERE sequence = 2",
+        ] {
             let (store, raw) = try tamperableLog()
             try raw.execute(sql)
             #expect(try store.verify().problem == .init(kind: .edited, sequence: 2, message: "row 2 does not match its hash: it was edited"), "\(sql)")

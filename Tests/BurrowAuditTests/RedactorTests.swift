@@ -61,7 +61,8 @@ struct RedactorTests {
     func neverStored() throws {
         let path = temporaryDatabase()
         let store = try openStore(path)
-        try store.append([event(.toolInvoked, details: .object(["argv": .array([.string("--password"), .string("Tr0ub4dor&3"), .string("sk-live-0123456789abcdefghij")])]))], secrets: ["EnvSecretValue"])
+        try store.append(
+            [event(.toolInvoked, details: .object(["argv": .array([.string("--password"), .string("Tr0ub4dor&3"), .string("sk-live-0123456789abcdefghij")])]))], secrets: ["EnvSecretValue"])
         try store.append([event(.toolFailed, details: .object(["message": .string("failed with EnvSecretValue")]))], secrets: ["EnvSecretValue"])
         #expect(try store.verify().ok)
         // The main file and its write-ahead log together hold every byte written.

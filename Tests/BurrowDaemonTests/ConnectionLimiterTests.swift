@@ -1,5 +1,6 @@
-@testable import BurrowDaemon
 import Testing
+
+@testable import BurrowDaemon
 
 @Suite("ConnectionLimiter: per caller, in all, and the admins' reserve")
 struct ConnectionLimiterTests {

@@ -1,11 +1,12 @@
 import BurrowAPI
 import BurrowAudit
-@testable import BurrowDaemon
 import BurrowProfile
 import BurrowTestSupport
 import Foundation
 import Hummingbird
 import Testing
+
+@testable import BurrowDaemon
 
 /// Hostile bodies and paths, in process: each is a clear 4xx in the API's
 /// error shape, nothing crashes, and a refused id never reaches the audit log.

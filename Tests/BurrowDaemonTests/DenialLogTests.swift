@@ -1,8 +1,9 @@
 import BurrowAudit
-@testable import BurrowDaemon
 import BurrowTestSupport
 import Synchronization
 import Testing
+
+@testable import BurrowDaemon
 
 /// A refused caller cannot grow the audit log at its request rate.
 @Suite("DenialLog: refusals aggregated per caller, reason and window")

@@ -1,11 +1,12 @@
 import BurrowAPI
 import BurrowAudit
-@testable import BurrowDaemon
 import BurrowProfile
 import BurrowTestSupport
 import Foundation
 import Hummingbird
 import Testing
+
+@testable import BurrowDaemon
 
 /// Registrations through the API, in process: validation like `burrow profile
 /// lint`, versions, persistence, discovery, and the audit events of each change.
@@ -263,4 +264,3 @@ struct AdmissionTests {
         _ = slot
     }
 }
-

@@ -38,7 +38,8 @@ struct EgressProxyTests {
         let echo = try EchoServer()
         let proxy = try Harness(["127.0.0.1:\(echo.port)"])
         let c = try proxy.client()
-        try c.send("GET http://127.0.0.1:\(echo.port)/a/b?q=1#frag HTTP/1.1\r\nHost: 127.0.0.1:\(echo.port)\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eDp5\r\nUser-Agent: t\r\n\r\n")
+        try c.send(
+            "GET http://127.0.0.1:\(echo.port)/a/b?q=1#frag HTTP/1.1\r\nHost: 127.0.0.1:\(echo.port)\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eDp5\r\nUser-Agent: t\r\n\r\n")
         c.shutdownWrite()
         let echoed = String(decoding: try c.receiveAll(), as: UTF8.self)
         #expect(echoed.hasPrefix("GET /a/b?q=1 HTTP/1.1\r\n"), "\(echoed)")
@@ -310,7 +311,10 @@ final class EchoServer: Sendable {
         }
     }
 
-    deinit { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
+    deinit {
+        shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+    }
 }
 
 func openDescriptors() -> Int {

@@ -16,7 +16,10 @@ struct MCPFramingTests {
     }
 
     @Test func schemaSubset() throws {
-        let schema = try #require(parse(#"{"type":"object","properties":{"tz":{"type":"string","pattern":"^[A-Z][a-z]+/[A-Za-z_]+$","maxLength":40},"n":{"type":"integer","minimum":1,"maximum":10},"mode":{"enum":["a","b"]},"tags":{"type":"array","items":{"type":"string"}}},"required":["tz"],"additionalProperties":false}"#))
+        let schema = try #require(
+            parse(
+                #"{"type":"object","properties":{"tz":{"type":"string","pattern":"^[A-Z][a-z]+/[A-Za-z_]+$","maxLength":40},"n":{"type":"integer","minimum":1,"maximum":10},"mode":{"enum":["a","b"]},"tags":{"type":"array","items":{"type":"string"}}},"required":["tz"],"additionalProperties":false}"#
+            ))
         func check(_ args: String) -> String? { SchemaValidator.violation(of: parse(args)!, against: schema) }
         #expect(check(#"{"tz":"Europe/Paris","n":3,"mode":"a","tags":["x"]}"#) == nil)
         #expect(check(#"{"n":3}"#) == "arguments: missing required property tz")

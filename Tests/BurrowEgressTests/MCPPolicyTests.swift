@@ -18,7 +18,8 @@ struct MCPPolicyTests {
     @Test func callBeforeListFetchesTheList() throws {
         let h = try RelayHarness()
         // 2026-07-28 style: no handshake, the version in _meta, a call straight away.
-        let answer = try h.request(#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":7}}}"#)
+        let answer = try h.request(
+            #"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":7}}}"#)
         #expect(answer["result"]?["content"] == .array([.object(["type": .string("text"), "text": .string("hi")])]))
         let seen = h.server.received
         try #require(seen.count == 3)

@@ -33,7 +33,10 @@ struct EgressRulesTests {
         #expect(a.description == expected)
     }
 
-    @Test(arguments: ["", ".", "a..b", "exa mple.com", "example.com/x", "ex_ample.com", "-a.com", "a-.com", "999.1.1.1", "1.2.3.4.5", "0x1g.0", "[::1%eth0]", "[1.2.3.4]", "a\u{200D}b.com", "x.example\u{0}.com", String(repeating: "a", count: 64) + ".com"])
+    @Test(arguments: [
+        "", ".", "a..b", "exa mple.com", "example.com/x", "ex_ample.com", "-a.com", "a-.com", "999.1.1.1", "1.2.3.4.5", "0x1g.0", "[::1%eth0]", "[1.2.3.4]", "a\u{200D}b.com", "x.example\u{0}.com",
+        String(repeating: "a", count: 64) + ".com",
+    ])
     func malformedHostsAreRefused(_ input: String) {
         guard case .failure(let refusal) = EgressHost.normalise(input) else {
             Issue.record("'\(input)' normalised to \(String(describing: host(input)))")
@@ -63,7 +66,10 @@ struct EgressRulesTests {
             r.screen(addresses.compactMap { IPAddress(literal: $0) }, host: .name(name), port: 80)
         }
         #expect(screen("ok.test", "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c") == nil)
-        for bad in ["127.0.0.1", "169.254.169.254", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fd00::1", "ff02::1", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::"] {
+        for bad in [
+            "127.0.0.1", "169.254.169.254", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fd00::1", "ff02::1", "::ffff:127.0.0.1",
+            "64:ff9b::7f00:1", "2002:7f00:1::",
+        ] {
             #expect(screen("internal.test", bad)?.code == "special_address", "\(bad) must be refused")
         }
         #expect(screen("mixed.test", "93.184.215.14", "127.0.0.1")?.code == "special_address", "one bad answer refuses the name")

@@ -75,7 +75,10 @@ struct SeccompTests {
 
     @Test func dangerousCallsAreNotAllowed() throws {
         let plan = try compile(profile: "mcp-server-git", argv: ["git", "status"], cwd: "/")
-        for call in ["bpf", "perf_event_open", "keyctl", "mount", "ptrace", "process_vm_readv", "kexec_load", "init_module", "userfaultfd", "open_by_handle_at", "io_uring_setup", "unshare", "setns", "memfd_create"] {
+        for call in [
+            "bpf", "perf_event_open", "keyctl", "mount", "ptrace", "process_vm_readv", "kexec_load", "init_module", "userfaultfd", "open_by_handle_at", "io_uring_setup", "unshare", "setns",
+            "memfd_create",
+        ] {
             #expect(!plan.seccomp.allowed.contains(call), "\(call) must not be allowed")
         }
         #expect(plan.seccomp.defaultAction == .notify(errno: 38))

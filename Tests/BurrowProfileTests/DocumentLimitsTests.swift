@@ -1,6 +1,7 @@
-@testable import BurrowProfile
 import BurrowTestSupport
 import Testing
+
+@testable import BurrowProfile
 
 /// Hostile documents: each is refused with the bound it broke, before any
 /// parser recurses on it, and nothing in a string is silently cut.

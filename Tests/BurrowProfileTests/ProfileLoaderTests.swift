@@ -195,7 +195,8 @@ struct HostPolicyTests {
         var policy = HostPolicy.defaults
         policy.policies.networkPolicy = .none
         policy.security.defaultSandbox = .container
-        let text = Fixtures.profileTOML("[resource_limits]\nmax_memory = \"64M\"\n[permissions]\nnetwork = [\"example.com:443\"]", header: "network_access = \"restricted\"\nsandbox_level = \"process\"")
+        let text = Fixtures.profileTOML(
+            "[resource_limits]\nmax_memory = \"64M\"\n[permissions]\nnetwork = [\"example.com:443\"]", header: "network_access = \"restricted\"\nsandbox_level = \"process\"")
         let profile = try #require(Fixtures.loader(["/p/t.toml": text], policy: policy).load("/p/t.toml").profile)
         let effective = policy.clamp(profile)
         #expect(effective.limits.maxMemory == .mebibytes(64))

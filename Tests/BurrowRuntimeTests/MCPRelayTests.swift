@@ -19,7 +19,10 @@ struct MCPRelayTests: SandboxTesting {
     func timeServer() throws {
         let python = "/opt/burrow/venvs/mcp-server-time/bin/python3"
         let result = try Subprocess.run(
-            [python, Fixtures.repositoryRoot + "/Tests/MCP/time_client.py", "--", Subprocess.burrow, "mcp", "--profile", Fixtures.profilesDirectory + "/mcp-server-time.toml", "--", python, "-m", "mcp_server_time"],
+            [
+                python, Fixtures.repositoryRoot + "/Tests/MCP/time_client.py", "--", Subprocess.burrow, "mcp", "--profile", Fixtures.profilesDirectory + "/mcp-server-time.toml", "--", python, "-m",
+                "mcp_server_time",
+            ],
             environment: burrowEnvironment)
         let out = result.output
         #expect(out.contains("tools ['get_current_time', 'convert_time']"), "\(out)\n\(result.stderr)")
@@ -52,7 +55,10 @@ struct MCPRelayTests: SandboxTesting {
     @Test("both protocol eras pass: the handshake, server/discover, and a pinned 2026-07-28 client that calls before listing", arguments: ["legacy", "auto", "2026-07-28"])
     func protocolEras(mode: String) throws {
         let result = try Subprocess.run(
-            [Self.timePython, Fixtures.repositoryRoot + "/Tests/MCP/calls_client.py", mode, "get_current_time,get_current_time", "--", Subprocess.burrow, "mcp", "--profile", Fixtures.profilesDirectory + "/mcp-server-time.toml", "--", Self.timePython, "-m", "mcp_server_time"],
+            [
+                Self.timePython, Fixtures.repositoryRoot + "/Tests/MCP/calls_client.py", mode, "get_current_time,get_current_time", "--", Subprocess.burrow, "mcp", "--profile",
+                Fixtures.profilesDirectory + "/mcp-server-time.toml", "--", Self.timePython, "-m", "mcp_server_time",
+            ],
             environment: burrowEnvironment)
         let calls = result.output.split(separator: "\n").filter { $0.hasPrefix("call ") }
         #expect(calls.count == 2 && calls.allSatisfy { $0.contains("Europe/Paris") && !$0.contains("raised") }, "\(result.output)\n\(result.stderr)")
@@ -65,7 +71,8 @@ struct MCPRelayTests: SandboxTesting {
     @Test("mcp-server-git reads and commits in its repository only; the sandbox hides every other one")
     func gitServer() throws {
         let python = "/opt/burrow/venvs/mcp-server-git/bin/python3"
-        let repo = directory + "/repo", other = directory + "/other"
+        let repo = directory + "/repo"
+        let other = directory + "/other"
         for r in [repo, other] {
             #expect(try Subprocess.run(["/usr/bin/git", "init", "-q", r]).status == 0)
             try "tracked soon\n".write(toFile: r + "/new.txt", atomically: true, encoding: .utf8)
@@ -74,16 +81,18 @@ struct MCPRelayTests: SandboxTesting {
         // The shipped profile, pointed at this test's repository (its header says how).
         let profile = directory + "/git.toml"
         try """
-            extends = "\(Fixtures.profilesDirectory)/mcp-server-git.toml"
-            [permissions]
-            file_write = ["\(repo)/**"]
-            [filesystem_access]
-            blocked_paths = ["\(repo)/.git/hooks"]
-            """.write(toFile: profile, atomically: true, encoding: .utf8)
+        extends = "\(Fixtures.profilesDirectory)/mcp-server-git.toml"
+        [permissions]
+        file_write = ["\(repo)/**"]
+        [filesystem_access]
+        blocked_paths = ["\(repo)/.git/hooks"]
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
         // No --repository: the server would take any path; only the sandbox keeps it in.
         let result = try Subprocess.run(
             [python, Fixtures.repositoryRoot + "/Tests/MCP/git_client.py", repo, other, "new.txt", "--", Subprocess.burrow, "mcp", "--profile", profile, "--", python, "-m", "mcp_server_git"],
-            environment: burrowEnvironment.merging(["GIT_AUTHOR_NAME": "Burrow Test", "GIT_AUTHOR_EMAIL": "test@burrow.invalid", "GIT_COMMITTER_NAME": "Burrow Test", "GIT_COMMITTER_EMAIL": "test@burrow.invalid"]) { $1 })
+            environment: burrowEnvironment.merging([
+                "GIT_AUTHOR_NAME": "Burrow Test", "GIT_AUTHOR_EMAIL": "test@burrow.invalid", "GIT_COMMITTER_NAME": "Burrow Test", "GIT_COMMITTER_EMAIL": "test@burrow.invalid",
+            ]) { $1 })
         let lines = result.output.split(separator: "\n").map(String.init)
         func line(_ n: Int) -> String { n < lines.count ? lines[n] : "" }
         #expect(line(0).contains("'git_commit'") && line(0).contains("'git_status'"), "\(result.output)\n\(result.stderr)")
@@ -110,21 +119,24 @@ struct MCPRelayTests: SandboxTesting {
     private func misbehavingProfile(_ extra: String = "") throws -> String {
         let path = directory + "/misbehaving-\(extra.isEmpty ? "base" : "fork").toml"
         try """
-            extends = "\(Fixtures.profilesDirectory)/mcp-base.toml"
-            [tool]
-            id = "misbehaving"
-            name = "Misbehaving MCP server"
-            version = "1"
-            [permissions]
-            file_read = ["/usr/lib/python3.11/**", "\(Fixtures.repositoryRoot)/Tests/MCP/**"]
-            \(extra)
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        extends = "\(Fixtures.profilesDirectory)/mcp-base.toml"
+        [tool]
+        id = "misbehaving"
+        name = "Misbehaving MCP server"
+        version = "1"
+        [permissions]
+        file_read = ["/usr/lib/python3.11/**", "\(Fixtures.repositoryRoot)/Tests/MCP/**"]
+        \(extra)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
     private func misbehave(_ profile: String, _ calls: String, serverArguments: [String] = []) throws -> (output: String, session: String, events: [AuditEvent]) {
         let result = try Subprocess.run(
-            [Self.timePython, Fixtures.repositoryRoot + "/Tests/MCP/calls_client.py", "legacy", calls, "--", Subprocess.burrow, "mcp", "--profile", profile, "--", "/usr/bin/python3", Fixtures.repositoryRoot + "/Tests/MCP/misbehaving_server.py"] + serverArguments,
+            [
+                Self.timePython, Fixtures.repositoryRoot + "/Tests/MCP/calls_client.py", "legacy", calls, "--", Subprocess.burrow, "mcp", "--profile", profile, "--", "/usr/bin/python3",
+                Fixtures.repositoryRoot + "/Tests/MCP/misbehaving_server.py",
+            ] + serverArguments,
             environment: burrowEnvironment)
         let events = try auditLog().events(AuditQuery())
         let session = try #require(events.first { $0.type == .toolInvoked && $0.details["mcp"] == nil }?.context.invocationID, "\(result.output)\n\(result.stderr)")

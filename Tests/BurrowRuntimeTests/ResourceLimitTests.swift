@@ -229,9 +229,9 @@ struct ResourceLimitTests: SandboxTesting {
         // process is SIGKILLed while it has a child of its own.
         let argv = [Subprocess.burrow, "run", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--", "sleep", "600"]
         var cArguments = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
+        defer { for p in cArguments { free(p) } }
         var environment = (ProcessInfo.processInfo.environment.merging(burrowEnvironment) { $1 }).map { strdup("\($0)=\($1)") } + [nil]
-        defer { environment.forEach { free($0) } }
+        defer { for p in environment { free(p) } }
         var burrow: pid_t = 0
         try #require(posix_spawn(&burrow, argv[0], nil, nil, &cArguments, &environment) == 0)
         var reaped = false
@@ -271,7 +271,9 @@ struct ResourceLimitTests: SandboxTesting {
             gone = kill(children[0], 0) != 0 && errno == ESRCH
             if !gone { usleep(100_000) }
         }
-        let state = ((try? String(contentsOfFile: "/proc/\(children[0])/status", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("State") || $0.hasPrefix("PPid") || $0.hasPrefix("SigPnd") || $0.hasPrefix("ShdPnd") || $0.hasPrefix("SigBlk") }
+        let state = ((try? String(contentsOfFile: "/proc/\(children[0])/status", encoding: .utf8)) ?? "").split(separator: "\n").filter {
+            $0.hasPrefix("State") || $0.hasPrefix("PPid") || $0.hasPrefix("SigPnd") || $0.hasPrefix("ShdPnd") || $0.hasPrefix("SigBlk")
+        }
         #expect(gone, "sandbox init \(children[0]) outlived burrow: \(state)")
         // The log it left opens, verifies, and shows the invocation still open.
         let log = try auditLog()

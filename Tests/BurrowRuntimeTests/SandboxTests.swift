@@ -132,7 +132,9 @@ struct SandboxTests: SandboxTesting {
         let repo = directory + "/repo"
         #expect(try Subprocess.run(["/usr/bin/git", "init", "-q", repo]).status == 0)
         try "hello\n".write(toFile: repo + "/README", atomically: true, encoding: .utf8)
-        let profile = try profile(extending: "minimal", """
+        let profile = try profile(
+            extending: "minimal",
+            """
             [permissions]
             execute = ["git"]
             file_read = ["\(repo)/**", "/usr/share/git-core/**"]
@@ -150,14 +152,16 @@ struct SandboxTests: SandboxTesting {
 
     @Test("mcp-server-time answers an MCP request over stdio", .requires(.installed("/opt/burrow/venvs/mcp-server-time/bin/python3")))
     func mcpServerTime() throws {
-        let messages = [
-            #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"burrow-test","version":"1"}}}"#,
-            #"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            #"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_current_time","arguments":{"timezone":"Europe/Paris"}}}"#,
-        ].joined(separator: "\n") + "\n"
+        let messages =
+            [
+                #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"burrow-test","version":"1"}}}"#,
+                #"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                #"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_current_time","arguments":{"timezone":"Europe/Paris"}}}"#,
+            ].joined(separator: "\n") + "\n"
         try messages.write(toFile: directory + "/requests", atomically: true, encoding: .utf8)
         // stdin stays open a little after the requests, as a client's would.
-        let command = "(cat \(directory)/requests; sleep 3) | \(Subprocess.burrow) run --profile \(Fixtures.profilesDirectory)/mcp-server-time.toml --quiet --without-mcp-relay -- /opt/burrow/venvs/mcp-server-time/bin/python3 -m mcp_server_time"
+        let command =
+            "(cat \(directory)/requests; sleep 3) | \(Subprocess.burrow) run --profile \(Fixtures.profilesDirectory)/mcp-server-time.toml --quiet --without-mcp-relay -- /opt/burrow/venvs/mcp-server-time/bin/python3 -m mcp_server_time"
         let result = try Subprocess.run(["/bin/sh", "-c", command])
         let replies = result.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let call = replies.first { ($0["id"] as? Int) == 2 }

@@ -1,5 +1,5 @@
-public import Testing
 public import BurrowSystem
+public import Testing
 
 #if canImport(Glibc)
     import Glibc
@@ -57,7 +57,9 @@ public struct Requirement: Sendable, CustomStringConvertible {
 
     /// The cgroup v2 backend (the VM suite: Scripts/vm-test.sh).
     public static var cgroupV2: Requirement {
-        Requirement(description: "cgroup v2 limits", whyUnmet: host.cgroupBackend?.version == 2 ? nil : "this host's backend is \(host.cgroupBackend.map { "v\($0.version)" } ?? "none") (run Scripts/vm-test.sh)")
+        Requirement(
+            description: "cgroup v2 limits",
+            whyUnmet: host.cgroupBackend?.version == 2 ? nil : "this host's backend is \(host.cgroupBackend.map { "v\($0.version)" } ?? "none") (run Scripts/vm-test.sh)")
     }
 
     /// An executable installed by Scripts/install-tools.sh.

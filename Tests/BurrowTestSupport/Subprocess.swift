@@ -47,9 +47,9 @@ public enum Subprocess {
     ) throws -> Running {
         let dir = try temporaryDirectory()
         let files = ["in", "out", "err"].map { dir + "/" + $0 }
-        FileManager.default.createFile(atPath: files[0], contents: stdin)
-        FileManager.default.createFile(atPath: files[1], contents: nil)
-        FileManager.default.createFile(atPath: files[2], contents: nil)
+        _ = FileManager.default.createFile(atPath: files[0], contents: stdin)
+        _ = FileManager.default.createFile(atPath: files[1], contents: nil)
+        _ = FileManager.default.createFile(atPath: files[2], contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())

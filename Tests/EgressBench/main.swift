@@ -8,10 +8,10 @@
 //               through the same proxy thread
 // Prints one human line per result and a final `json:` line.
 import BurrowEgress
-import Foundation
 import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
+import Foundation
 import Synchronization
 import SystemPackage
 
@@ -77,7 +77,10 @@ func serve(_ fd: Int32) {
             if c < 0 { continue }
             try? Kernel.detachedThread {
                 var mode: UInt8 = 0
-                guard recv(c, &mode, 1, 0) == 1 else { close(c); return }
+                guard recv(c, &mode, 1, 0) == 1 else {
+                    close(c)
+                    return
+                }
                 if mode == UInt8(ascii: "E") {
                     sendAll(c, [1])
                 } else {
@@ -238,8 +241,10 @@ _ = latencies(viaA, count: 100)
 let directLatency = latencies(direct, count: samples)
 let proxyLatency = latencies(viaA, count: samples)
 let added = percentile(proxyLatency, 0.5) - percentile(directLatency, 0.5)
-print(String(format: "latency     direct p50 %.3f ms p99 %.3f ms | proxy p50 %.3f ms p99 %.3f ms | added p50 %.3f ms (target <= 1 ms)",
-    percentile(directLatency, 0.5), percentile(directLatency, 0.99), percentile(proxyLatency, 0.5), percentile(proxyLatency, 0.99), added))
+print(
+    String(
+        format: "latency     direct p50 %.3f ms p99 %.3f ms | proxy p50 %.3f ms p99 %.3f ms | added p50 %.3f ms (target <= 1 ms)",
+        percentile(directLatency, 0.5), percentile(directLatency, 0.99), percentile(proxyLatency, 0.5), percentile(proxyLatency, 0.99), added))
 
 let bytes = megabytes << 20
 let reference = Target(port: referenceRelay(to: serverPort), proxy: nil)
@@ -257,10 +262,14 @@ for _ in 0..<3 {
 let directRate = directRates.sorted()[1]
 let proxyRate = proxyRates.sorted()[1]
 let referenceRate = referenceRates.sorted()[1]
-print(String(format: "throughput  direct %.0f MB/s | proxy %.0f MB/s | %.0f%% of direct (target >= 80%%), median of 3 x %llu MiB",
-    directRate / 1e6, proxyRate / 1e6, 100 * proxyRate / directRate, megabytes))
-print(String(format: "            reference relay (thread per direction, splice, no policy) %.0f MB/s | %.0f%% of direct; the proxy moves %.0f%% of what it does",
-    referenceRate / 1e6, 100 * referenceRate / directRate, 100 * proxyRate / referenceRate))
+print(
+    String(
+        format: "throughput  direct %.0f MB/s | proxy %.0f MB/s | %.0f%% of direct (target >= 80%%), median of 3 x %llu MiB",
+        directRate / 1e6, proxyRate / 1e6, 100 * proxyRate / directRate, megabytes))
+print(
+    String(
+        format: "            reference relay (thread per direction, splice, no policy) %.0f MB/s | %.0f%% of direct; the proxy moves %.0f%% of what it does",
+        referenceRate / 1e6, 100 * referenceRate / directRate, 100 * proxyRate / referenceRate))
 
 // Fairness: sandbox A streams without pause while sandbox B measures.
 let streaming = Atomic<Bool>(true)
@@ -275,11 +284,16 @@ usleep(200_000)
 let busyLatency = latencies(viaB, count: max(200, samples / 4))
 streaming.store(false, ordering: .relaxed)
 let quietB = latencies(viaB, count: max(200, samples / 4))
-print(String(format: "fairness    sandbox B p50 %.3f ms p99 %.3f ms while sandbox A streams (%.1f GiB moved) | quiet p50 %.3f ms p99 %.3f ms",
-    percentile(busyLatency, 0.5), percentile(busyLatency, 0.99), Double(streamed.load(ordering: .relaxed)) / Double(1 << 30),
-    percentile(quietB, 0.5), percentile(quietB, 0.99)))
+print(
+    String(
+        format: "fairness    sandbox B p50 %.3f ms p99 %.3f ms while sandbox A streams (%.1f GiB moved) | quiet p50 %.3f ms p99 %.3f ms",
+        percentile(busyLatency, 0.5), percentile(busyLatency, 0.99), Double(streamed.load(ordering: .relaxed)) / Double(1 << 30),
+        percentile(quietB, 0.5), percentile(quietB, 0.99)))
 _ = a.finish()
 _ = b.finish()
-print(String(format: "json: {\"addedP50Ms\": %.4f, \"directP50Ms\": %.4f, \"proxyP50Ms\": %.4f, \"proxyP99Ms\": %.4f, \"directMBps\": %.1f, \"proxyMBps\": %.1f, \"referenceMBps\": %.1f, \"busyP50Ms\": %.4f, \"busyP99Ms\": %.4f, \"quietP50Ms\": %.4f, \"quietP99Ms\": %.4f}",
-    added, percentile(directLatency, 0.5), percentile(proxyLatency, 0.5), percentile(proxyLatency, 0.99), directRate / 1e6, proxyRate / 1e6, referenceRate / 1e6,
-    percentile(busyLatency, 0.5), percentile(busyLatency, 0.99), percentile(quietB, 0.5), percentile(quietB, 0.99)))
+print(
+    String(
+        format:
+            "json: {\"addedP50Ms\": %.4f, \"directP50Ms\": %.4f, \"proxyP50Ms\": %.4f, \"proxyP99Ms\": %.4f, \"directMBps\": %.1f, \"proxyMBps\": %.1f, \"referenceMBps\": %.1f, \"busyP50Ms\": %.4f, \"busyP99Ms\": %.4f, \"quietP50Ms\": %.4f, \"quietP99Ms\": %.4f}",
+        added, percentile(directLatency, 0.5), percentile(proxyLatency, 0.5), percentile(proxyLatency, 0.99), directRate / 1e6, proxyRate / 1e6, referenceRate / 1e6,
+        percentile(busyLatency, 0.5), percentile(busyLatency, 0.99), percentile(quietB, 0.5), percentile(quietB, 0.99)))

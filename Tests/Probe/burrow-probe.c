@@ -227,7 +227,8 @@ static void case_unknown_syscall(void) {
     errno = 0;
     long rc = syscall(1000);
     int e = errno;
-    verdict("unknown_syscall", !(rc < 0 && e == ENOSYS), "syscall(1000) = %ld %s", rc, rc < 0 ? strerrorname_np(e) : "");
+    verdict("unknown_syscall", !(rc < 0 && e == ENOSYS), "syscall(1000) = %ld %s", rc,
+            rc < 0 ? strerrorname_np(e) : "");
 }
 
 static void *thread_unshare(void *arg) {
@@ -392,7 +393,8 @@ static void case_network(void) {
             struct sockaddr_in l = {.sin_family = AF_INET, .sin_port = htons((uint16_t)host_port)};
             l.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
             rc = connect(s, (struct sockaddr *)&l, sizeof l);
-            verdict("host_loopback", rc == 0, "connect 127.0.0.1:%d: %s", host_port, rc == 0 ? "connected" : strerrorname_np(errno));
+            verdict("host_loopback", rc == 0, "connect 127.0.0.1:%d: %s", host_port,
+                    rc == 0 ? "connected" : strerrorname_np(errno));
             close(s);
         }
     }
@@ -403,7 +405,8 @@ static void case_network(void) {
     size_t len = strlen(abstract_name);
     if (len > sizeof u.sun_path - 2) len = sizeof u.sun_path - 2;
     memcpy(u.sun_path + 1, abstract_name, len);
-    int rc = s >= 0 ? connect(s, (struct sockaddr *)&u, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) : -1;
+    int rc =
+        s >= 0 ? connect(s, (struct sockaddr *)&u, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) : -1;
     verdict("abstract_unix", rc == 0, "connect @%s: %s", abstract_name, rc == 0 ? "connected" : strerrorname_np(errno));
     if (s >= 0) close(s);
 }
@@ -425,10 +428,14 @@ int main(int argc, char **argv) {
     }
     int first = 1;
     while (first + 1 < argc && argv[first][0] == '-' && argv[first][1] == '-') {
-        if (!strcmp(argv[first], "--secret")) secret_path = argv[first + 1];
-        else if (!strcmp(argv[first], "--port")) host_port = atoi(argv[first + 1]);
-        else if (!strcmp(argv[first], "--abstract")) abstract_name = argv[first + 1];
-        else if (!strcmp(argv[first], "--ptrace")) ptrace_target = atoi(argv[first + 1]);
+        if (!strcmp(argv[first], "--secret"))
+            secret_path = argv[first + 1];
+        else if (!strcmp(argv[first], "--port"))
+            host_port = atoi(argv[first + 1]);
+        else if (!strcmp(argv[first], "--abstract"))
+            abstract_name = argv[first + 1];
+        else if (!strcmp(argv[first], "--ptrace"))
+            ptrace_target = atoi(argv[first + 1]);
         first += 2;
     }
     int all = first < argc && !strcmp(argv[first], "all");

@@ -64,7 +64,7 @@ enum brw_stage {
 /* One message on `sock`, child to parent. */
 struct brw_child_report {
     uint32_t stage;
-    int32_t err;   /* errno of the failed call, 0 for BRW_STAGE_LISTENER */
+    int32_t err;    /* errno of the failed call, 0 for BRW_STAGE_LISTENER */
     uint32_t index; /* mount entry, rlimit or rule index for list stages, else 0 */
     uint32_t reserved;
 };
@@ -78,11 +78,11 @@ enum brw_mount_kind {
 
 struct brw_mount {
     uint32_t kind;
-    int32_t source_fd;      /* BIND: a detached mount prepared by the parent (flags already set) */
-    const char *_Nullable target;     /* relative to the new root, no leading '/'; "" is the root itself */
-    const char *_Nullable fstype;     /* FS */
-    const char *_Nullable data;       /* FS: mount data ("size=16M,mode=1777") */
-    const char *_Nullable text;       /* SYMLINK: link text; FILE: content */
+    int32_t source_fd;            /* BIND: a detached mount prepared by the parent (flags already set) */
+    const char *_Nullable target; /* relative to the new root, no leading '/'; "" is the root itself */
+    const char *_Nullable fstype; /* FS */
+    const char *_Nullable data;   /* FS: mount data ("size=16M,mode=1777") */
+    const char *_Nullable text;   /* SYMLINK: link text; FILE: content */
     uint64_t text_len;
     uint64_t flags;         /* FS: MS_* flags */
     uint32_t target_is_dir; /* mount point to create: directory (1) or file (0) */
@@ -96,30 +96,30 @@ struct brw_rlimit {
 };
 
 struct brw_landlock_rule {
-    const char *_Nullable path;       /* absolute, in the sandbox view (after pivot_root) */
-    uint64_t access;        /* LANDLOCK_ACCESS_FS_* */
+    const char *_Nullable path; /* absolute, in the sandbox view (after pivot_root) */
+    uint64_t access;            /* LANDLOCK_ACCESS_FS_* */
 };
 
 struct brw_child_plan {
     /* clone */
-    uint64_t clone_flags;   /* CLONE_NEW* */
-    int32_t cgroup_fd;      /* >= 0: CLONE_INTO_CGROUP */
-    int32_t sock;           /* child end of the SOCK_SEQPACKET report socket */
-    int32_t status_fd;      /* write end of the status pipe (init only), or -1 */
-    int32_t netns_fd;       /* >= 0: cloned into this network namespace (setns around clone3); -1: none */
-    uint32_t use_init;      /* 1: the clone child stays as PID 1 and forks the tool */
-    uint32_t clone_parent;  /* 1: CLONE_PARENT (burrow-spawner: the sandbox is its caller's child) */
-    int32_t stdio[3];       /* >= 0: becomes the tool's fd 0, 1, 2; -1: inherited */
+    uint64_t clone_flags;  /* CLONE_NEW* */
+    int32_t cgroup_fd;     /* >= 0: CLONE_INTO_CGROUP */
+    int32_t sock;          /* child end of the SOCK_SEQPACKET report socket */
+    int32_t status_fd;     /* write end of the status pipe (init only), or -1 */
+    int32_t netns_fd;      /* >= 0: cloned into this network namespace (setns around clone3); -1: none */
+    uint32_t use_init;     /* 1: the clone child stays as PID 1 and forks the tool */
+    uint32_t clone_parent; /* 1: CLONE_PARENT (burrow-spawner: the sandbox is its caller's child) */
+    int32_t stdio[3];      /* >= 0: becomes the tool's fd 0, 1, 2; -1: inherited */
     const int32_t *_Nullable cgroup_tasks; /* v1 `tasks` files the child writes "0" to (joins itself) */
     uint32_t cgroup_task_count;
 
     /* file system */
-    const char *_Nullable staging;    /* where the new root's tmpfs is mounted before pivot_root */
+    const char *_Nullable staging; /* where the new root's tmpfs is mounted before pivot_root */
     const struct brw_mount *_Nullable mounts;
     uint32_t mount_count;
-    uint64_t root_attr;     /* MOUNT_ATTR_* for the new root once complete */
+    uint64_t root_attr; /* MOUNT_ATTR_* for the new root once complete */
     const char *_Nullable workdir;
-    const char *_Nullable hostname;   /* NULL: leave it */
+    const char *_Nullable hostname; /* NULL: leave it */
     uint32_t loopback_up;
 
     /* resources */
@@ -127,11 +127,11 @@ struct brw_child_plan {
     uint32_t rlimit_count;
 
     /* identity and privileges */
-    uint32_t set_ids;       /* 0: keep the caller's ids (sandbox level none) */
+    uint32_t set_ids; /* 0: keep the caller's ids (sandbox level none) */
     uint32_t uid, gid;
-    uint32_t cap_last;      /* /proc/sys/kernel/cap_last_cap */
-    uint32_t keep_caps[2];  /* capability bit mask (0..63) kept in all five sets */
-    uint32_t securebits;    /* final value, locks included */
+    uint32_t cap_last;     /* /proc/sys/kernel/cap_last_cap */
+    uint32_t keep_caps[2]; /* capability bit mask (0..63) kept in all five sets */
+    uint32_t securebits;   /* final value, locks included */
 
     /* Landlock (abi 0: none) */
     uint32_t landlock_abi;
@@ -174,8 +174,8 @@ int brw_spawn(const struct brw_child_plan *_Nonnull plan, pid_t *_Nonnull pid, i
  * descriptors; the spawner clones the sandbox as the caller's child
  * (CLONE_PARENT) and answers with its pid and pidfd. `buf` is scratch space
  * for the packed plan. Both return 0 or an errno (serve: when it ends). */
-int brw_spawner_request(int sock, const struct brw_child_plan *_Nonnull plan, uint8_t *_Nonnull buf, size_t cap, pid_t *_Nonnull pid,
-                        int *_Nonnull pidfd, uint32_t *_Nonnull flags);
+int brw_spawner_request(int sock, const struct brw_child_plan *_Nonnull plan, uint8_t *_Nonnull buf, size_t cap,
+                        pid_t *_Nonnull pid, int *_Nonnull pidfd, uint32_t *_Nonnull flags);
 int brw_spawner_serve(int sock, uint8_t *_Nonnull buf, size_t cap);
 
 /* brw_spawner_request's flags: the sandbox got a network namespace the

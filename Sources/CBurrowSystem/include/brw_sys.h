@@ -97,7 +97,8 @@ void brw_block_signals(const int *_Nonnull signals, int count, int unblock);
 /* What the file system behind `fd` has in use (fstatfs(2)): bytes used,
  * inodes used and in all; `full` 1 when no block is left, 2 when no inode
  * is. 0 or -errno. */
-int brw_fs_usage(int fd, uint64_t *_Nonnull used_bytes, uint64_t *_Nonnull used_inodes, uint64_t *_Nonnull inodes, int *_Nonnull full);
+int brw_fs_usage(int fd, uint64_t *_Nonnull used_bytes, uint64_t *_Nonnull used_inodes, uint64_t *_Nonnull inodes,
+                 int *_Nonnull full);
 
 #include "brw_net.h"
 
