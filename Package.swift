@@ -78,7 +78,7 @@ let package = Package(
                 "BurrowAudit", "BurrowCgroup", "BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowAPI", dependencies: ["BurrowAudit", "BurrowJSON", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAPI", dependencies: ["BurrowAudit", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowDaemon",
             dependencies: [

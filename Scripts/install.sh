@@ -43,12 +43,15 @@ if [ -z "$from" ]; then
     swift build -c release --static-swift-stdlib --product burrowd 2>&1 | tail -1
     swift build -c release --static-swift-stdlib --product burrow-spawner 2>&1 | tail -1
     from=$PWD/.build/release
+    man_pages=$(mktemp -d)
+    Scripts/man.sh "$man_pages"
 fi
 for b in burrow burrowd burrow-spawner; do [ -x "$from/$b" ] || { echo "install.sh: no $from/$b" >&2; exit 1; }; done
 
 echo "== installing into ${root:-/} (prefix $prefix)"
 install -d -m 0755 "$root$prefix/bin" "$root/etc/systemd/system" "$root/etc/sysusers.d" "$root/etc/tmpfiles.d" \
-    "$root/etc/burrow" "$root/etc/burrow/profiles" "$root$prefix/share/doc/burrow"
+    "$root/etc/burrow" "$root/etc/burrow/profiles" "$root$prefix/share/doc/burrow" "$root$prefix/share/doc/burrow/docs" \
+    "$root$prefix/share/man/man1" "$root$prefix/share/man/man5" "$root$prefix/share/man/man8"
 # burrow-spawner beside burrowd: the small helper burrowd clones sandboxes through.
 install -m 0755 "$from/burrow" "$from/burrowd" "$from/burrow-spawner" "$root$prefix/bin/"
 for unit in burrowd.service burrow-audit-prune.service burrow-audit-prune.timer; do
@@ -58,12 +61,19 @@ done
 install -m 0644 Systemd/burrow.sysusers "$root/etc/sysusers.d/burrow.conf"
 install -m 0644 Systemd/burrow.tmpfiles "$root/etc/tmpfiles.d/burrow.conf"
 install -m 0644 Profiles/*.toml "$root/etc/burrow/profiles/"
-install -m 0644 README.md "$root$prefix/share/doc/burrow/README.md"
+install -m 0644 README.md THREAT_MODEL.md SECURITY.md "$root$prefix/share/doc/burrow/"
+install -m 0644 docs/*.md "$root$prefix/share/doc/burrow/docs/"
+# Man pages: the command pages are generated from --help when Burrow is built here;
+# with --from only the hand-written ones (burrowd(8), burrow.toml(5), burrow-profile(5)).
+install -m 0644 docs/man/*.5 "$root$prefix/share/man/man5/"
+install -m 0644 docs/man/*.8 "$root$prefix/share/man/man8/"
+if [ -n "${man_pages:-}" ]; then install -m 0644 "$man_pages"/*.1 "$root$prefix/share/man/man1/"; fi
 policy=$root/etc/burrow/burrow.toml
 if [ ! -e "$policy" ]; then
     cat >"$policy" <<'EOF'
 # Burrow's host policy: ceilings for every profile, and burrowd's settings.
-# Every key is optional; README.md ("Host policy", "burrowd") lists them all.
+# Every key is optional; burrow.toml(5), docs/host-policy.md and
+# docs/daemon-api.md (in /usr/local/share/doc/burrow) list them all.
 
 [daemon]
 # socket = "/run/burrow/burrowd.sock"   # 0660 root:socket_group

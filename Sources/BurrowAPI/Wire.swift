@@ -1,5 +1,5 @@
 /// The daemon's wire types (HTTP/1.1 + JSON under /v1). Field names are
-/// stable; README.md, "burrowd", documents them.
+/// stable; docs/daemon-api.md documents them.
 
 /// Every error response: `{"error": {"code": "forbidden", "message": "…"}}`.
 /// `code` is stable and machine-readable; `message` is for people.

@@ -24,7 +24,7 @@ public struct SecurityContext: Sendable, Equatable, Codable {
 
 /// One audit record. `sequence`, `time` and the two hashes are assigned by
 /// the store when the event is appended; the JSON form (`burrow audit --json`)
-/// is documented in README.md.
+/// is documented in docs/audit.md.
 public struct AuditEvent: Sendable, Equatable, Codable {
     /// Position in the hash chain (1, 2, …; continues across pruning).
     public var sequence: Int64
@@ -33,7 +33,7 @@ public struct AuditEvent: Sendable, Equatable, Codable {
     public var tool: String
     public var type: AuditEventType
     public var context: SecurityContext
-    /// A JSON object; its fields per type are documented in README.md.
+    /// A JSON object; its fields per type are documented in docs/audit.md.
     public var details: JSONValue
     /// Hex SHA-256 of the previous row's hash and this row's canonical encoding.
     public var hash: String

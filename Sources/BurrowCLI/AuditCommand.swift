@@ -50,7 +50,7 @@ struct AuditFilterOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Only this invocation's events.", valueName: "id"))
     var invocation: String?
 
-    @Flag(name: .long, help: "Print a JSON array of events (fields: README.md, 'The audit log').")
+    @Flag(name: .long, help: "Print a JSON array of events (fields: docs/audit.md).")
     var json = false
 
     @Flag(name: .long, help: "Print one JSON event per line.")

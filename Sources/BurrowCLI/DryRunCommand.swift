@@ -33,7 +33,7 @@ struct DryRunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
     var profile: String
 
-    @Flag(name: .long, help: "Print the plan as JSON (schema: README.md, \"dry-run JSON\").")
+    @Flag(name: .long, help: "Print the plan as JSON (schema: docs/dry-run.md).")
     var json = false
 
     @Option(name: .long, help: ArgumentHelp("Exit with status 3 when the exposure score is above this value.", valueName: "score"))

@@ -101,7 +101,7 @@ struct ToolsCommand: ParsableCommand {
                 `burrow profile lint`, then clamped by its host policy; every finding is printed. Its \
                 `extends` must name a profile burrowd has (in its profile path), not a file path. The \
                 registration id is the profile's [tool] id. Alternatively give a whole ToolRegistration \
-                as JSON with --file (README.md, "burrowd", shows the format).
+                as JSON with --file (docs/daemon-api.md shows the format).
                 """)
 
         @OptionGroup var daemon: DaemonOptions

@@ -17,7 +17,7 @@ public struct DaemonCommand: AsyncParsableCommand {
             invoker, auditor; root holds all. Anything else is refused and recorded as a \
             PermissionDenied audit event.
 
-            Endpoints (README.md, "burrowd", documents each body):
+            Endpoints (docs/daemon-api.md documents each body):
               GET    /v1/health                      any caller: version, uptime, the caller's roles
               POST   /v1/tools                       admin: register a tool version (validated like
                                                      `burrow profile lint`, clamped by the policy)

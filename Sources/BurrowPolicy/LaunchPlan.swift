@@ -15,7 +15,7 @@ public import BurrowSystem
 ///
 /// Compiled by `PlanCompiler` from an effective profile, the host policy and
 /// the host probe. Its JSON form (`burrow dry-run --json`) is flat, as
-/// documented in README.md, and versioned by `schemaVersion`; the accessors
+/// documented in docs/dry-run.md, and versioned by `schemaVersion`; the accessors
 /// below (`mounts`, `limits`, ...) read and write through to the three values.
 public struct LaunchPlan: Sendable, Equatable {
     public static let currentSchemaVersion = 1

@@ -1,5 +1,5 @@
 extension SecurityProfile {
-    /// Keys of the profile document, in the order the README documents them.
+    /// Keys of the profile document, in the order docs/profiles.md documents them.
     static let topLevelKeys = [
         "extends", "tool", "sandbox_level", "network_access", "env_whitelist", "permissions", "resource_limits",
         "filesystem_access", "mcp", "mcp_policy",

@@ -1,6 +1,6 @@
 /// A tool's security profile: what it may touch, how much it may use, and how
 /// strongly it is sandboxed. Decoded from TOML (operators) or JSON (API) with
-/// the same keys; see README.md "Profile format" for every key.
+/// the same keys; see docs/profiles.md for every key.
 public struct SecurityProfile: Sendable, Equatable, Codable {
     public var tool: ToolIdentity
     public var sandboxLevel: SandboxLevel

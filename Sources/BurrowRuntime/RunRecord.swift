@@ -1,7 +1,7 @@
 public import BurrowEgress
 
 /// What happened in one run: written by `burrow run --json-result` and, later,
-/// returned by the daemon. Field names are stable (see README.md).
+/// returned by the daemon. Field names are stable (see docs/run.md).
 public struct RunRecord: Sendable, Codable, Equatable {
     public struct Durations: Sendable, Codable, Equatable {
         /// From clone3 to the tool's execve (the sandbox's set-up). The
