@@ -134,7 +134,8 @@ struct AuditRunTests: SandboxTesting {
         defer { kill(follower.pid, SIGKILL) }
         usleep(300_000)
         let (_, invocation, _) = try invoke(minimal, ["sh", "-c", "exit 4"])
-        usleep(500_000)
+        // It polls every 50 ms; on a loaded host that can take a while.
+        for _ in 0..<200 where follower.outputSoFar.split(separator: "\n").count < 3 { usleep(50_000) }
         kill(follower.pid, SIGTERM)
         let out = try follower.finish()
         let events = try out.output.split(separator: "\n").map { try JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) }

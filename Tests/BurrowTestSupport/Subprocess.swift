@@ -77,6 +77,11 @@ public enum Subprocess {
 
         public var pid: Int32 { process.processIdentifier }
 
+        /// What it has written to stdout so far.
+        public var outputSoFar: String {
+            String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: directory + "/out"))) ?? Data(), as: UTF8.self)
+        }
+
         public func finish() throws -> Result {
             process.waitUntilExit()
             defer { try? FileManager.default.removeItem(atPath: directory) }
