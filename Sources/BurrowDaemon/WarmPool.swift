@@ -135,6 +135,4 @@ final class WarmPool: Sendable {
         }
         for entry in all { entry.sandbox.discard() }
     }
-
-    var readyCount: Int { state.withLock { $0.ready.count } }
 }

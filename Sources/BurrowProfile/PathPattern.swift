@@ -80,7 +80,6 @@ public struct PatternError: Error, Sendable, Equatable, ExpressibleByStringLiter
 public struct CommandPattern: Sendable, Hashable, Codable, CustomStringConvertible {
     public var text: String
     public var isPath: Bool { text.hasPrefix("/") }
-    public var hasWildcard: Bool { text.contains("*") || text.contains("?") }
 
     public static func parse(_ text: String) -> Result<CommandPattern, PatternError> {
         guard !text.isEmpty else { return .failure("command is empty") }

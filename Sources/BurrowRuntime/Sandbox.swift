@@ -49,8 +49,6 @@ final class Sandbox {
     /// Read end of init's status pipe: the tool's wait status when it ends.
     /// nil without an init (no PID namespace: sandbox level none).
     let status: FileDescriptor?
-    /// Whether the sandbox has its own init, whose death ends every task in it.
-    var hasInit: Bool { status != nil }
     /// Nanoseconds from clone to execve; for a sandbox built ahead, from its
     /// release (the 'X' message) to execve.
     private(set) var spawnNanoseconds: UInt64 = 0

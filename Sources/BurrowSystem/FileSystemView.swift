@@ -176,9 +176,6 @@ public final class RecordingFileSystem: FileSystemView {
         return base.read(path, offset: offset, count: count)
     }
 
-    /// How many paths the answers depended on.
-    public var pathCount: Int { stamps.withLock { $0.count } }
-
     /// The most recent change among the stamped paths (ns since the epoch).
     /// File times come from a coarse clock: a path changed within a tick of
     /// its stamp could change again without a new time (and with the same

@@ -75,9 +75,6 @@ package enum Kernel {
         return sig > 0 ? sig : nil
     }
 
-    /// Blocks `signals` in the calling thread (threads created later inherit the mask).
-    package static func blockSignals(_ signals: [Int32]) { brw_block_signals(signals, Int32(signals.count), 0) }
-
     /// A connected `SOCK_SEQPACKET` pair, close-on-exec.
     package static func socketPair() throws(Errno) -> (FileDescriptor, FileDescriptor) {
         var fds: [Int32] = [-1, -1]

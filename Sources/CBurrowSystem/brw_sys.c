@@ -162,12 +162,6 @@ static void fill(sigset_t *set, const int *signals, int count) {
     for (int i = 0; i < count; i++) sigaddset(set, signals[i]);
 }
 
-void brw_block_signals(const int *signals, int count, int unblock) {
-    sigset_t set;
-    fill(&set, signals, count);
-    pthread_sigmask(unblock ? SIG_UNBLOCK : SIG_BLOCK, &set, NULL);
-}
-
 int brw_signalfd(const int *signals, int count) {
     sigset_t set;
     fill(&set, signals, count);

@@ -91,8 +91,6 @@ int brw_signalfd(const int *_Nonnull signals, int count);
 /* The next signal number from a signalfd, 0 when none is pending, or -errno. */
 int brw_signalfd_read(int fd);
 
-/* Blocks (how=0) or unblocks (how=1) the signals in the calling thread. */
-void brw_block_signals(const int *_Nonnull signals, int count, int unblock);
 
 /* What the file system behind `fd` has in use (fstatfs(2)): bytes used,
  * inodes used and in all; `full` 1 when no block is left, 2 when no inode
