@@ -91,7 +91,6 @@ int brw_signalfd(const int *_Nonnull signals, int count);
 /* The next signal number from a signalfd, 0 when none is pending, or -errno. */
 int brw_signalfd_read(int fd);
 
-
 /* What the file system behind `fd` has in use (fstatfs(2)): bytes used,
  * inodes used and in all; `full` 1 when no block is left, 2 when no inode
  * is. 0 or -errno. */
