@@ -133,7 +133,13 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BurrowEgressTests",
-            dependencies: ["BurrowEgress", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport"],
+            dependencies: ["BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowMCPTests",
+            dependencies: [
+                "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowTestSupport"],

@@ -229,7 +229,7 @@ struct AdmissionTests {
         try admission.admit("t", limits)
     }
 
-    @Test("admission holds under concurrent callers (the clock is read under the lock)")
+    @Test("admission's counts hold under concurrent callers: every slot taken is given back, none twice")
     func concurrent() async throws {
         let admission = Admission()
         let limits = Admission.Limits(requestsPerMinute: 60_000_000, maxConcurrent: 1000)

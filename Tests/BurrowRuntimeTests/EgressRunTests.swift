@@ -207,8 +207,7 @@ struct EgressRunTests: SandboxTesting {
         let results = output.split(separator: "\n").filter { $0.hasPrefix("{") }.compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
-        #expect(results.count == 2, "\(output)")
-        guard results.count == 2 else { return }
+        try #require(results.count == 2, "\(output)")
         #expect(results[0]["tools"] as? [String] == ["fetch"])
         #expect(results[0]["isError"] as? Bool == false && (results[0]["text"] as? String ?? "").contains("hello through the proxy"), "\(results[0])")
         #expect(results[1]["isError"] as? Bool == true, "\(results[1])")
