@@ -135,6 +135,7 @@ let package = Package(
             name: "BurrowEgressTests",
             dependencies: ["BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "BurrowTestSupport"],
             swiftSettings: strict),
+        .testTarget(name: "BurrowCgroupTests", dependencies: ["BurrowCgroup", "BurrowTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "BurrowMCPTests",
             dependencies: [
