@@ -1,7 +1,8 @@
-@testable import BurrowCgroup
 import BurrowTestSupport
 import Foundation
 import Testing
+
+@testable import BurrowCgroup
 
 #if canImport(Glibc)
     import Glibc
