@@ -7,27 +7,27 @@
 /// A small blocking HTTP/1.1 client for burrowd's Unix socket: one request
 /// per connection (`Connection: close`), bodies by Content-Length or chunked,
 /// and chunked bodies passed on as they arrive (NDJSON streams).
-public struct UnixHTTPClient: Sendable {
-    public var socketPath: String
+package struct UnixHTTPClient: Sendable {
+    package var socketPath: String
 
-    public init(socketPath: String) { self.socketPath = socketPath }
+    package init(socketPath: String) { self.socketPath = socketPath }
 
-    public struct Response: Sendable {
-        public var status: Int
-        public var headers: [(name: String, value: String)]
-        public var body: [UInt8]
+    package struct Response: Sendable {
+        package var status: Int
+        package var headers: [(name: String, value: String)]
+        package var body: [UInt8]
 
-        public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+        package func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
     }
 
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// Sends one request. `onBody` (if given) receives a 2xx body as it
     /// arrives, and `Response.body` stays empty; other bodies (errors) are
     /// always in `Response.body`.
-    public func send(
+    package func send(
         _ method: String, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = [], onBody: (([UInt8]) -> Void)? = nil
     ) throws(Failure) -> Response {
         let fd = try connect()

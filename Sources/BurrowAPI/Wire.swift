@@ -3,36 +3,36 @@
 
 /// Every error response: `{"error": {"code": "forbidden", "message": "…"}}`.
 /// `code` is stable and machine-readable; `message` is for people.
-public struct ErrorBody: Codable, Sendable, Equatable {
-    public struct Detail: Codable, Sendable, Equatable {
-        public var code: String
-        public var message: String
+package struct ErrorBody: Codable, Sendable, Equatable {
+    package struct Detail: Codable, Sendable, Equatable {
+        package var code: String
+        package var message: String
 
-        public init(code: String, message: String) {
+        package init(code: String, message: String) {
             self.code = code
             self.message = message
         }
     }
-    public var error: Detail
+    package var error: Detail
     /// With code `validation_failed`: every finding.
-    public var validation: ValidationReport?
+    package var validation: ValidationReport?
 
-    public init(code: String, message: String, validation: ValidationReport? = nil) {
+    package init(code: String, message: String, validation: ValidationReport? = nil) {
         error = Detail(code: code, message: message)
         self.validation = validation
     }
 }
 
 /// `GET /v1/health`.
-public struct HealthResponse: Codable, Sendable, Equatable {
-    public struct Caller: Codable, Sendable, Equatable {
-        public var pid: Int32
-        public var uid: UInt32
-        public var gid: UInt32
+package struct HealthResponse: Codable, Sendable, Equatable {
+    package struct Caller: Codable, Sendable, Equatable {
+        package var pid: Int32
+        package var uid: UInt32
+        package var gid: UInt32
         /// admin, invoker, auditor: what this caller may do.
-        public var roles: [String]
+        package var roles: [String]
 
-        public init(pid: Int32, uid: UInt32, gid: UInt32, roles: [String]) {
+        package init(pid: Int32, uid: UInt32, gid: UInt32, roles: [String]) {
             self.pid = pid
             self.uid = uid
             self.gid = gid
@@ -40,13 +40,13 @@ public struct HealthResponse: Codable, Sendable, Equatable {
         }
     }
 
-    public var status: String
-    public var version: String
-    public var uptimeSeconds: Int64
-    public var auditDatabase: String
-    public var caller: Caller
+    package var status: String
+    package var version: String
+    package var uptimeSeconds: Int64
+    package var auditDatabase: String
+    package var caller: Caller
 
-    public init(status: String, version: String, uptimeSeconds: Int64, auditDatabase: String, caller: Caller) {
+    package init(status: String, version: String, uptimeSeconds: Int64, auditDatabase: String, caller: Caller) {
         self.status = status
         self.version = version
         self.uptimeSeconds = uptimeSeconds

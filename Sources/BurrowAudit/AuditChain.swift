@@ -3,15 +3,15 @@ import CCrypto
 /// The hash chain: `hash(n) = SHA-256(hash(n-1) ‖ encoding(n))`, starting
 /// from 32 zero bytes (or a pruning checkpoint's hash). Any edited,
 /// deleted, inserted or reordered row breaks a link `burrow audit verify` checks.
-public enum AuditChain {
-    public static let genesis = [UInt8](repeating: 0, count: 32)
+package enum AuditChain {
+    package static let genesis = [UInt8](repeating: 0, count: 32)
 
     /// libcrypto set up without reading openssl.cnf: a digest needs no
     /// configuration, and parsing it cost most of a millisecond per process.
     private static let initialized: Bool = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG), nil) == 1
 
     /// SHA-256 of `bytes` (OpenSSL libcrypto).
-    public static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
+    package static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
         precondition(initialized, "OPENSSL_init_crypto failed")
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
@@ -27,7 +27,7 @@ public enum AuditChain {
         return out
     }
 
-    public static func hex(_ bytes: [UInt8]) -> String {
+    package static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)

@@ -6,14 +6,14 @@
 
 /// Audit timestamps: microseconds since the epoch, shown as RFC 3339 UTC
 /// with six fractional digits (`2026-11-21T09:30:00.123456Z`).
-public enum AuditClock {
-    public static func now() -> Int64 {
+package enum AuditClock {
+    package static func now() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec / 1000)
     }
 
-    public static func format(_ microseconds: Int64) -> String {
+    package static func format(_ microseconds: Int64) -> String {
         var seconds = time_t(microseconds.floorDivided(by: 1_000_000))
         let fraction = Int(microseconds - Int64(seconds) * 1_000_000)
         var parts = tm()
@@ -28,7 +28,7 @@ public enum AuditClock {
 
     /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.ffffff]]` with `Z`, a
     /// `±HH:MM` offset or nothing (UTC); a space may replace the `T`.
-    public static func parse(_ text: String) -> Int64? {
+    package static func parse(_ text: String) -> Int64? {
         let bytes = Array(text.utf8)
         var i = 0
         func number(_ digits: Int) -> Int? {

@@ -1,5 +1,5 @@
 /// Why the audit store could not do what was asked.
-public enum AuditError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum AuditError: Error, Sendable, Equatable, CustomStringConvertible {
     /// SQLite failed (open, read, write, commit).
     case database(String)
     /// The file's schema is newer than this build understands.
@@ -9,7 +9,7 @@ public enum AuditError: Error, Sendable, Equatable, CustomStringConvertible {
     /// No audit database exists at the path.
     case missing(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .database(let m): return "audit database: \(m)"
         case .newerSchema(let found, let supported):

@@ -1,18 +1,18 @@
 /// Who and what an event concerns, beyond the tool: the security context the
 /// registry specification attaches to every audit event.
-public struct SecurityContext: Sendable, Equatable, Codable {
+package struct SecurityContext: Sendable, Equatable, Codable {
     /// The caller: a user name, or `uid:N` when the uid has none.
-    public var principal: String
+    package var principal: String
     /// The caller's uid (from the process, or from SO_PEERCRED for the daemon).
-    public var uid: UInt32?
-    public var invocationID: String?
+    package var uid: UInt32?
+    package var invocationID: String?
     /// `sha256:` of the profile the invocation ran under.
-    public var profileDigest: String?
-    public var sandboxLevel: String?
+    package var profileDigest: String?
+    package var sandboxLevel: String?
     /// The host name of the machine that wrote the event.
-    public var host: String
+    package var host: String
 
-    public init(principal: String, uid: UInt32?, invocationID: String? = nil, profileDigest: String? = nil, sandboxLevel: String? = nil, host: String) {
+    package init(principal: String, uid: UInt32?, invocationID: String? = nil, profileDigest: String? = nil, sandboxLevel: String? = nil, host: String) {
         self.principal = principal
         self.uid = uid
         self.invocationID = invocationID
@@ -25,22 +25,22 @@ public struct SecurityContext: Sendable, Equatable, Codable {
 /// One audit record. `sequence`, `time` and the two hashes are assigned by
 /// the store when the event is appended; the JSON form (`burrow audit --json`)
 /// is documented in docs/audit.md.
-public struct AuditEvent: Sendable, Equatable, Codable {
+package struct AuditEvent: Sendable, Equatable, Codable {
     /// Position in the hash chain (1, 2, …; continues across pruning).
-    public var sequence: Int64
+    package var sequence: Int64
     /// UTC, microseconds since the epoch.
-    public var time: Int64
-    public var tool: String
-    public var type: AuditEventType
-    public var context: SecurityContext
+    package var time: Int64
+    package var tool: String
+    package var type: AuditEventType
+    package var context: SecurityContext
     /// A JSON object; its fields per type are documented in docs/audit.md.
-    public var details: JSONValue
+    package var details: JSONValue
     /// Hex SHA-256 of the previous row's hash and this row's canonical encoding.
-    public var hash: String
-    public var previousHash: String
+    package var hash: String
+    package var previousHash: String
 
     /// An event to append; the store fills in the rest.
-    public init(tool: String, type: AuditEventType, context: SecurityContext, details: JSONValue = .object([:]), time: Int64? = nil) {
+    package init(tool: String, type: AuditEventType, context: SecurityContext, details: JSONValue = .object([:]), time: Int64? = nil) {
         self.sequence = 0
         self.time = time ?? AuditClock.now()
         self.tool = tool
@@ -55,7 +55,7 @@ public struct AuditEvent: Sendable, Equatable, Codable {
         case sequence, time, tool, type, context, details, hash, previousHash
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(sequence, forKey: .sequence)
         try c.encode(AuditClock.format(time), forKey: .time)
@@ -67,7 +67,7 @@ public struct AuditEvent: Sendable, Equatable, Codable {
         try c.encode(previousHash, forKey: .previousHash)
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         sequence = try c.decode(Int64.self, forKey: .sequence)
         let text = try c.decode(String.self, forKey: .time)

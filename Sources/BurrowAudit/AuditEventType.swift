@@ -1,7 +1,7 @@
 /// The registry specification's audit event taxonomy. Every invocation has
 /// exactly one `toolInvoked` and one terminal event (`toolCompleted` or
 /// `toolFailed`), plus whatever happened in between.
-public enum AuditEventType: String, Sendable, Codable, CaseIterable {
+package enum AuditEventType: String, Sendable, Codable, CaseIterable {
     case toolRegistered = "ToolRegistered"
     case toolDeregistered = "ToolDeregistered"
     case toolUpdated = "ToolUpdated"
@@ -19,5 +19,5 @@ public enum AuditEventType: String, Sendable, Codable, CaseIterable {
     case networkConnection = "NetworkConnection"
 
     /// Whether the event ends an invocation.
-    public var isTerminal: Bool { self == .toolCompleted || self == .toolFailed }
+    package var isTerminal: Bool { self == .toolCompleted || self == .toolFailed }
 }

@@ -1,19 +1,19 @@
 /// Which events `burrow audit` (and the daemon's audit endpoint) return.
-public struct AuditQuery: Sendable, Equatable {
-    public var tool: String?
+package struct AuditQuery: Sendable, Equatable {
+    package var tool: String?
     /// Any of these types; empty means all.
-    public var types: [AuditEventType] = []
+    package var types: [AuditEventType] = []
     /// Microseconds since the epoch, inclusive.
-    public var since: Int64?
+    package var since: Int64?
     /// Microseconds since the epoch, exclusive.
-    public var until: Int64?
-    public var invocation: String?
+    package var until: Int64?
+    package var invocation: String?
     /// Only events after this sequence (`follow`).
-    public var afterSequence: Int64?
+    package var afterSequence: Int64?
     /// The most recent `limit` matches (still returned oldest first).
-    public var limit: Int?
+    package var limit: Int?
 
-    public init(tool: String? = nil, types: [AuditEventType] = [], since: Int64? = nil, until: Int64? = nil, invocation: String? = nil, afterSequence: Int64? = nil, limit: Int? = nil) {
+    package init(tool: String? = nil, types: [AuditEventType] = [], since: Int64? = nil, until: Int64? = nil, invocation: String? = nil, afterSequence: Int64? = nil, limit: Int? = nil) {
         self.tool = tool
         self.types = types
         self.since = since
@@ -26,14 +26,14 @@ public struct AuditQuery: Sendable, Equatable {
 
 extension AuditStore {
     /// The matching events, oldest first.
-    public func events(_ query: AuditQuery = AuditQuery()) throws(AuditError) -> [AuditEvent] {
+    package func events(_ query: AuditQuery = AuditQuery()) throws(AuditError) -> [AuditEvent] {
         var out: [AuditEvent] = []
         try forEachEvent(query) { out.append($0) }
         return out
     }
 
     /// Streams the matching events, oldest first, without holding them all.
-    public func forEachEvent(_ query: AuditQuery, _ body: (AuditEvent) -> Void) throws(AuditError) {
+    package func forEachEvent(_ query: AuditQuery, _ body: (AuditEvent) -> Void) throws(AuditError) {
         enum Value {
             case text(String)
             case number(Int64)
@@ -69,7 +69,7 @@ extension AuditStore {
     }
 
     /// The newest sequence number (0 when empty).
-    public func lastSequence() throws(AuditError) -> Int64 {
+    package func lastSequence() throws(AuditError) -> Int64 {
         try withReader { db throws(AuditError) in try head(db).sequence }
     }
 

@@ -1,13 +1,13 @@
 /// What `burrow audit prune` removed.
-public struct AuditPruning: Sendable, Equatable, Codable {
+package struct AuditPruning: Sendable, Equatable, Codable {
     /// Events deleted (0 when nothing was old enough).
-    public var deleted: Int64
+    package var deleted: Int64
     /// The newest deleted row; the chain now resumes after it.
-    public var throughSequence: Int64?
+    package var throughSequence: Int64?
     /// The checkpoint recording the cut.
-    public var checkpoint: Int64?
+    package var checkpoint: Int64?
 
-    public init(deleted: Int64, throughSequence: Int64? = nil, checkpoint: Int64? = nil) {
+    package init(deleted: Int64, throughSequence: Int64? = nil, checkpoint: Int64? = nil) {
         self.deleted = deleted
         self.throughSequence = throughSequence
         self.checkpoint = checkpoint
@@ -19,7 +19,7 @@ extension AuditStore {
     /// and the events before them, and records the cut as a checkpoint: the
     /// hash of the last deleted row, chained to the previous checkpoint, so
     /// `verify` still starts from a known link.
-    public func prune(olderThan cutoff: Int64, now: Int64 = AuditClock.now()) throws(AuditError) -> AuditPruning {
+    package func prune(olderThan cutoff: Int64, now: Int64 = AuditClock.now()) throws(AuditError) -> AuditPruning {
         guard let db = writerConnection else { throw .file("\(path) is open read-only") }
         return try withReader { _ throws(AuditError) in
             let result = try db.transaction { () throws(AuditError) -> AuditPruning in

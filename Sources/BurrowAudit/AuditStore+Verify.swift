@@ -1,7 +1,7 @@
 /// What `burrow audit verify` found.
-public struct AuditVerification: Sendable, Equatable, Codable {
-    public struct Problem: Sendable, Equatable, Codable {
-        public enum Kind: String, Sendable, Codable {
+package struct AuditVerification: Sendable, Equatable, Codable {
+    package struct Problem: Sendable, Equatable, Codable {
+        package enum Kind: String, Sendable, Codable {
             /// A row's contents no longer match its hash.
             case edited
             /// Rows are missing between two that remain, or before the first.
@@ -13,37 +13,37 @@ public struct AuditVerification: Sendable, Equatable, Codable {
             /// An expected head (`--expect`) is not on the chain.
             case anchor
         }
-        public var kind: Kind
+        package var kind: Kind
         /// The first row concerned (nil for checkpoints).
-        public var sequence: Int64?
-        public var message: String
+        package var sequence: Int64?
+        package var message: String
 
-        public init(kind: Kind, sequence: Int64?, message: String) {
+        package init(kind: Kind, sequence: Int64?, message: String) {
             self.kind = kind
             self.sequence = sequence
             self.message = message
         }
     }
 
-    public var ok: Bool { problem == nil }
+    package var ok: Bool { problem == nil }
     /// Rows checked.
-    public var events: Int64
-    public var firstSequence: Int64?
-    public var lastSequence: Int64?
+    package var events: Int64
+    package var firstSequence: Int64?
+    package var lastSequence: Int64?
     /// The hash of the newest row (or of the last cut): record it elsewhere
     /// and pass it to `--expect` later to detect a rewritten or truncated log.
-    public var head: String
-    public var checkpoints: Int
+    package var head: String
+    package var checkpoints: Int
     /// Rows removed by retention, per the checkpoints.
-    public var pruned: Int64
+    package var pruned: Int64
     /// The first broken link; nil when the chain is intact.
-    public var problem: Problem?
+    package var problem: Problem?
 }
 
 extension AuditStore {
     /// Recomputes the whole chain from the stored bytes and reports the first broken link.
     /// - Parameter expect: a (sequence, hex hash) pair recorded earlier that must still be on the chain.
-    public func verify(expect: (sequence: Int64, hash: String)? = nil) throws(AuditError) -> AuditVerification {
+    package func verify(expect: (sequence: Int64, hash: String)? = nil) throws(AuditError) -> AuditVerification {
         try withReader { db throws(AuditError) in
             var report = AuditVerification(events: 0, head: AuditChain.hex(AuditChain.genesis), checkpoints: 0, pruned: 0)
             func fail(_ kind: AuditVerification.Problem.Kind, _ sequence: Int64?, _ message: String) -> AuditVerification {

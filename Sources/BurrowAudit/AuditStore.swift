@@ -15,18 +15,18 @@ import Synchronization
 /// SQLite's write lock. Every event is redacted, then chained to its
 /// predecessor by hash inside the write transaction, so the chain is total
 /// across processes.
-public final class AuditStore: @unchecked Sendable {
-    public struct Configuration: Sendable {
-        public var path: String
+package final class AuditStore: @unchecked Sendable {
+    package struct Configuration: Sendable {
+        package var path: String
         /// The group that may read the database (created 0640 root:group);
         /// nil, or a group that does not exist, leaves it readable by root only.
-        public var readerGroup: String?
-        public var redactor: Redactor
+        package var readerGroup: String?
+        package var redactor: Redactor
         /// AnomalousActivity when a tool exceeds this many SecurityViolation and
         /// PermissionDenied events within `window`; nil disables it.
-        public var anomaly: AnomalyRule?
+        package var anomaly: AnomalyRule?
 
-        public init(path: String, readerGroup: String? = nil, redactor: Redactor, anomaly: AnomalyRule? = nil) {
+        package init(path: String, readerGroup: String? = nil, redactor: Redactor, anomaly: AnomalyRule? = nil) {
             self.path = path
             self.readerGroup = readerGroup
             self.redactor = redactor
@@ -34,25 +34,25 @@ public final class AuditStore: @unchecked Sendable {
         }
     }
 
-    public struct AnomalyRule: Sendable, Equatable {
-        public var threshold: Int
-        public var windowMicroseconds: Int64
+    package struct AnomalyRule: Sendable, Equatable {
+        package var threshold: Int
+        package var windowMicroseconds: Int64
 
-        public init(threshold: Int, windowMicroseconds: Int64) {
+        package init(threshold: Int, windowMicroseconds: Int64) {
             self.threshold = threshold
             self.windowMicroseconds = windowMicroseconds
         }
     }
 
-    public enum Access: Sendable {
+    package enum Access: Sendable {
         /// Read and append; creates the file (and a missing parent directory) when absent.
         case write
         /// Query and verify only (an auditor); the file must exist.
         case read
     }
 
-    public let configuration: Configuration
-    public let access: Access
+    package let configuration: Configuration
+    package let access: Access
     /// Used by the commit leader only (or inside `commits.exclusive`).
     private let writer: SQLiteConnection?
     var writerConnection: SQLiteConnection? { writer }
@@ -60,9 +60,9 @@ public final class AuditStore: @unchecked Sendable {
     private let reader: Mutex<SQLiteConnection?>
     private let commits = GroupCommit()
 
-    public var path: String { configuration.path }
+    package var path: String { configuration.path }
 
-    public init(_ configuration: Configuration, access: Access) throws(AuditError) {
+    package init(_ configuration: Configuration, access: Access) throws(AuditError) {
         self.configuration = configuration
         self.access = access
         switch access {
@@ -110,7 +110,7 @@ public final class AuditStore: @unchecked Sendable {
     /// AnomalousActivity they triggered.
     /// - Parameter secrets: literal values to redact besides the patterns (the tool's environment values).
     @discardableResult
-    public func append(_ events: [AuditEvent], secrets: [String] = []) throws(AuditError) -> [AuditEvent] {
+    package func append(_ events: [AuditEvent], secrets: [String] = []) throws(AuditError) -> [AuditEvent] {
         guard let writer else { throw .file("\(path) is open read-only") }
         return try commits.submit(GroupCommit.Item(events: events, secrets: secrets)) { batch in
             self.commit(batch, on: writer)
@@ -119,13 +119,13 @@ public final class AuditStore: @unchecked Sendable {
 
     /// Appends `event` (a terminal event) only if its invocation is still open:
     /// returns nil when another supervisor closed it first.
-    public func appendIfOpen(_ event: AuditEvent) throws(AuditError) -> AuditEvent? {
+    package func appendIfOpen(_ event: AuditEvent) throws(AuditError) -> AuditEvent? {
         try appendIfOpen([event])?.first
     }
 
     /// Appends `events` (one invocation's, its terminal event last) in one
     /// transaction, only if the invocation is still open; nil when it is not.
-    public func appendIfOpen(_ events: [AuditEvent]) throws(AuditError) -> [AuditEvent]? {
+    package func appendIfOpen(_ events: [AuditEvent]) throws(AuditError) -> [AuditEvent]? {
         guard let writer else { throw .file("\(path) is open read-only") }
         guard let invocation = events.first?.context.invocationID, events.allSatisfy({ $0.context.invocationID == invocation }) else {
             throw .database("appendIfOpen needs events of one invocation")
@@ -144,7 +144,7 @@ public final class AuditStore: @unchecked Sendable {
     }
 
     /// `events` as the log would store them: details redacted (patterns and `secrets`).
-    public func redacted(_ events: [AuditEvent], secrets: [String]) -> [AuditEvent] {
+    package func redacted(_ events: [AuditEvent], secrets: [String]) -> [AuditEvent] {
         events.map { e in
             var e = e
             e.details = configuration.redactor.redact(e.details, secrets: secrets)
@@ -154,7 +154,7 @@ public final class AuditStore: @unchecked Sendable {
 
     /// Invocations with a ToolInvoked and no terminal event yet: running, or
     /// left by a supervisor that died.
-    public func openInvocations() throws(AuditError) -> [OpenInvocation] {
+    package func openInvocations() throws(AuditError) -> [OpenInvocation] {
         try withReader { db throws(AuditError) in
             let stmt = try db.cached(
                 "SELECT o.invocation, o.tool, e.principal, e.uid, e.profile_digest, e.sandbox_level, e.time FROM open_invocations o LEFT JOIN events e ON e.sequence = o.sequence ORDER BY o.sequence")
@@ -337,13 +337,13 @@ public final class AuditStore: @unchecked Sendable {
 }
 
 /// An invocation with a ToolInvoked and no terminal event.
-public struct OpenInvocation: Sendable, Equatable {
-    public var invocationID: String
-    public var tool: String
-    public var principal: String?
-    public var uid: UInt32?
-    public var profileDigest: String?
-    public var sandboxLevel: String?
+package struct OpenInvocation: Sendable, Equatable {
+    package var invocationID: String
+    package var tool: String
+    package var principal: String?
+    package var uid: UInt32?
+    package var profileDigest: String?
+    package var sandboxLevel: String?
     /// When its ToolInvoked was written (nil once pruned).
-    public var invokedAt: Int64?
+    package var invokedAt: Int64?
 }

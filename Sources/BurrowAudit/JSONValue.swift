@@ -1,9 +1,9 @@
-public import BurrowJSON
+package import BurrowJSON
 import FoundationEssentials
 
 /// A JSON document: event details as stored. Its `canonicalText` (keys
 /// sorted, no insignificant whitespace) is the byte form the hash chain covers.
-public enum JSONValue: Sendable, Equatable, Codable {
+package enum JSONValue: Sendable, Equatable, Codable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -12,7 +12,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() {
             self = .null
@@ -31,7 +31,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
         case .null: try c.encodeNil()
@@ -45,37 +45,37 @@ public enum JSONValue: Sendable, Equatable, Codable {
     }
 
     /// Converts any Encodable value (a details struct) to a JSON value.
-    public init(encoding value: some Encodable) throws {
+    package init(encoding value: some Encodable) throws {
         let data = try JSONEncoder().encode(value)
         self = try JSONDecoder().decode(JSONValue.self, from: data)
     }
 
     /// Parses JSON text.
-    public init(parsing text: String) throws {
+    package init(parsing text: String) throws {
         self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
     }
 
     /// Decodes the value into a details struct.
-    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+    package func decode<T: Decodable>(_ type: T.Type) throws -> T {
         try JSONDecoder().decode(type, from: Data(canonicalText.utf8))
     }
 
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }
         return nil
     }
 
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
-    public var arrayValue: [JSONValue]? {
+    package var arrayValue: [JSONValue]? {
         if case .array(let a) = self { return a }
         return nil
     }
 
-    public var integerValue: Int64? {
+    package var integerValue: Int64? {
         switch self {
         case .integer(let v): return v
         case .number(let v) where v == v.rounded() && abs(v) < 9e15: return Int64(v)
@@ -85,7 +85,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
 
     /// Sorted keys, no whitespace, strings escaped as RFC 8259 requires
     /// (control characters as \u00XX; everything else as UTF-8).
-    public var canonicalText: String {
+    package var canonicalText: String {
         var out = ""
         write(to: &out)
         return out
@@ -130,7 +130,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
 
 extension JSONValue: JSONTreeDecodable {
     /// The value of a strictly parsed tree: integers that fit Int64 stay integers.
-    public init(json: JSON, path: String) throws(JSONDecodeError) {
+    package init(json: JSON, path: String) throws(JSONDecodeError) {
         switch json {
         case .null: self = .null
         case .bool(let b): self = .bool(b)

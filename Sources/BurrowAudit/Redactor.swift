@@ -18,13 +18,13 @@
 /// `\s \S \w \W`), matched on bytes; a leading `(?i)` makes one case-insensitive.
 /// glibc matches by backtracking over start positions: a pattern should
 /// begin with a literal, not a repeated class (`[a-z]+://` is quadratic on long input).
-public final class Redactor: @unchecked Sendable {
-    public static let marker = "[REDACTED]"
+package final class Redactor: @unchecked Sendable {
+    package static let marker = "[REDACTED]"
     /// The longest string stored whole (64 KiB of UTF-8).
-    public static let maxStringBytes = 64 * 1024
+    package static let maxStringBytes = 64 * 1024
 
     /// Shapes of credentials that are never meant to be logged.
-    public static let builtInPatterns: [String] = [
+    package static let builtInPatterns: [String] = [
         // key=value and key: value, for names that say "secret".
         #"(?i)(passw(or)?d|passwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|auth[-_]?token|authorization|credentials?)[A-Za-z0-9_-]*["']?[=:][ ]*["']?((bearer|basic|token)[ ]+)?([^[:space:]"'&,;]+)"#,
         // Credentials inside URLs: scheme://user:password@host. (No leading
@@ -47,7 +47,7 @@ public final class Redactor: @unchecked Sendable {
 
     /// - Parameter patterns: the operator's patterns, checked after the built-in ones.
     /// - Throws: `RedactorError` naming the first pattern that does not compile.
-    public init(patterns: [String] = []) throws(RedactorError) {
+    package init(patterns: [String] = []) throws(RedactorError) {
         flagPattern = try Redactor.compile(Redactor.secretFlag, index: nil, extraFlags: REG_ICASE | REG_NOSUB)
         // A throw from here on still runs deinit, which frees what was compiled.
         for p in Redactor.builtInPatterns { compiled.append(try Redactor.compile(p, index: nil)) }
@@ -80,7 +80,7 @@ public final class Redactor: @unchecked Sendable {
     }
 
     /// `value` with every secret replaced; `secrets` are literal values to remove too.
-    public func redact(_ value: JSONValue, secrets: [String] = []) -> JSONValue {
+    package func redact(_ value: JSONValue, secrets: [String] = []) -> JSONValue {
         let literals = secrets.filter { $0.utf8.count >= 6 }.sorted { $0.utf8.count > $1.utf8.count }
         return walk(value, literals)
     }
@@ -113,7 +113,7 @@ public final class Redactor: @unchecked Sendable {
 
     /// One string: truncated first (scanning a little past the cut, so a
     /// secret straddling it is still found), then every pattern and literal.
-    public func redact(_ s: String, _ literals: [String] = []) -> String {
+    package func redact(_ s: String, _ literals: [String] = []) -> String {
         var bytes = Array(s.utf8)
         let total = bytes.count
         let truncated = total > Redactor.maxStringBytes
@@ -193,13 +193,13 @@ public final class Redactor: @unchecked Sendable {
 }
 
 /// A secret pattern that does not compile.
-public struct RedactorError: Error, Sendable, CustomStringConvertible {
+package struct RedactorError: Error, Sendable, CustomStringConvertible {
     /// Its index in the operator's list (nil: a built-in pattern).
-    public var index: Int?
-    public var pattern: String
-    public var message: String
+    package var index: Int?
+    package var pattern: String
+    package var message: String
 
-    public var description: String {
+    package var description: String {
         "redact pattern \(index.map { "#\($0 + 1) " } ?? "(built-in) ")\(pattern): \(message)"
     }
 }

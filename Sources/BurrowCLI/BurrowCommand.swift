@@ -1,11 +1,11 @@
-public import ArgumentParser
+package import ArgumentParser
 
 /// Burrow's version, printed by `burrow --version` and `burrowd --version`.
-public let burrowVersion = "0.1.0"
+package let burrowVersion = "0.1.0"
 
 /// `burrow`: the operator's command line.
-public struct BurrowCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct BurrowCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "burrow",
         abstract: "Run AI-assistant tools inside sandboxes built from their security profiles.",
         discussion: """
@@ -24,10 +24,10 @@ public struct BurrowCommand: ParsableCommand {
         version: burrowVersion,
         subcommands: [RunCommand.self, McpCommand.self, ApproveCommand.self, DryRunCommand.self, AuditCommand.self, ProfileCommand.self, DoctorCommand.self, ToolsCommand.self, InvokeCommand.self])
 
-    public init() {}
+    package init() {}
 }
 
 /// Entry points for the executables, which import nothing else.
-public enum Entry {
-    public static func burrow() { BurrowCommand.main() }
+package enum Entry {
+    package static func burrow() { BurrowCommand.main() }
 }

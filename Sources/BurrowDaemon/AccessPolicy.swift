@@ -1,4 +1,4 @@
-public import BurrowProfile
+package import BurrowProfile
 import BurrowSystem
 
 #if canImport(Glibc)
@@ -6,7 +6,7 @@ import BurrowSystem
 #endif
 
 /// What a caller may do.
-public enum Role: String, Sendable, CaseIterable, Codable {
+package enum Role: String, Sendable, CaseIterable, Codable {
     /// Register, update and delete tools.
     case admin
     /// Invoke tools.
@@ -17,7 +17,7 @@ public enum Role: String, Sendable, CaseIterable, Codable {
 
 /// The host policy's `[daemon]` roles, resolved to ids once at start-up.
 /// Default deny: a caller holds only the roles that name it (root holds all).
-public struct AccessPolicy: Sendable {
+package struct AccessPolicy: Sendable {
     struct Grants: Sendable {
         var uids: Set<UInt32> = []
         var gids: Set<UInt32> = []
@@ -25,9 +25,9 @@ public struct AccessPolicy: Sendable {
 
     private var grants: [Role: Grants] = [:]
     /// Principals that named no existing user or group: they grant nothing.
-    public private(set) var unresolved: [String] = []
+    package private(set) var unresolved: [String] = []
 
-    public init(_ daemon: HostPolicy.Daemon) {
+    package init(_ daemon: HostPolicy.Daemon) {
         for (role, principals) in [(Role.admin, daemon.admins), (.invoker, daemon.invokers), (.auditor, daemon.auditors)] {
             var g = Grants()
             for p in principals {
@@ -45,7 +45,7 @@ public struct AccessPolicy: Sendable {
     }
 
     /// The roles of a peer: by uid, primary gid, or any group its user is a member of.
-    public func roles(of peer: PeerCredential) -> Set<Role> {
+    package func roles(of peer: PeerCredential) -> Set<Role> {
         if peer.uid == 0 { return Set(Role.allCases) }
         let groups = UserDatabase.groups(ofUser: peer.uid, primary: peer.gid)
         return Set(

@@ -1,13 +1,13 @@
 import BurrowAPI
-public import BurrowAudit
+package import BurrowAudit
 import BurrowPolicy
-public import BurrowProfile
+package import BurrowProfile
 import BurrowRuntime
-public import BurrowSystem
+package import BurrowSystem
 import FoundationEssentials
-public import Hummingbird
+package import Hummingbird
 import HummingbirdCore
-public import Logging
+package import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -18,13 +18,13 @@ import UnixSignals
 #endif
 
 /// burrowd: the registry's delegate, serving the API on a Unix socket.
-public struct Daemon: Sendable {
-    public var policy: HostPolicy
-    public var socketPath: String
-    public var audit: AuditStore
-    public var registry: RegistryStore
-    public var access: AccessPolicy
-    public var lookup: PeerCredential.Lookup
+package struct Daemon: Sendable {
+    package var policy: HostPolicy
+    package var socketPath: String
+    package var audit: AuditStore
+    package var registry: RegistryStore
+    package var access: AccessPolicy
+    package var lookup: PeerCredential.Lookup
     let planner: ToolPlanner
     let metrics = DaemonMetrics()
     let admission: Admission
@@ -34,7 +34,7 @@ public struct Daemon: Sendable {
     let connectionLimiter: ConnectionLimiter
     let startedAt = AuditClock.now()
 
-    public init(
+    package init(
         policy: HostPolicy, socketPath: String, audit: AuditStore, registry: RegistryStore, host: HostFacts, searchPath: [String],
         lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup
     ) {
@@ -56,7 +56,7 @@ public struct Daemon: Sendable {
     }
 
     /// Every route behind the access middleware.
-    public func router() -> Router<DaemonContext> {
+    package func router() -> Router<DaemonContext> {
         let router = Router(context: DaemonContext.self)
         router.add(middleware: AccessMiddleware(access: access, lookup: lookup))
         let v1 = router.group("v1")
@@ -115,7 +115,7 @@ public struct Daemon: Sendable {
 
     /// Start-up: sweeps what a previous burrowd left (cgroups of dead
     /// supervisors, their open audit trails, results still `running`).
-    public func recover(logger: Logger) {
+    package func recover(logger: Logger) {
         do {
             let compiler = PlanCompiler(policy: policy, host: planner.host, fs: LiveFileSystem(), environment: [:], workingDirectory: "/")
             let (swept, recovered, notes) = try Runner.recover(compiler.hostCgroupPlan(), store: audit)
@@ -138,7 +138,7 @@ public struct Daemon: Sendable {
     /// On SIGTERM new requests are refused, running invocations get
     /// `shutdown_grace` to finish, then their sandboxes are stopped (each
     /// recorded as ToolFailed `stopped`).
-    public func run(logger: Logger) async throws {
+    package func run(logger: Logger) async throws {
         let gid = UserDatabase.groupID(policy.daemon.socketGroup)
         if gid == nil { logger.warning("socket group \(policy.daemon.socketGroup) does not exist: the socket is root's only") }
         for problem in access.unresolved { logger.warning("role principal names nobody on this host: \(problem)") }
@@ -197,7 +197,7 @@ public struct Daemon: Sendable {
     }
 }
 
-public let burrowDaemonVersion = "0.2.0"
+package let burrowDaemonVersion = "0.2.0"
 
 /// Pings the systemd watchdog while burrowd serves. On graceful shutdown
 /// (SIGTERM) it tells systemd, makes new invocations fail with 503, and

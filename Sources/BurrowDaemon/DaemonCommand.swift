@@ -1,4 +1,4 @@
-public import ArgumentParser
+package import ArgumentParser
 import BurrowAudit
 import BurrowProfile
 import BurrowRuntime
@@ -6,8 +6,8 @@ import BurrowSystem
 import Logging
 
 /// `burrowd`: serves the API on a Unix socket until SIGTERM.
-public struct DaemonCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct DaemonCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "burrowd",
         abstract: "Burrow's daemon: the tool registry's delegate, on a Unix socket.",
         discussion: """
@@ -57,9 +57,9 @@ public struct DaemonCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The registrations database (default: the policy's [daemon] registry).", valueName: "file"))
     var registryDB: String?
 
-    public init() {}
+    package init() {}
 
-    public func run() async throws {
+    package func run() async throws {
         var logger = Logger(label: "burrowd")
         logger.logLevel = .info
         let hostPolicy: HostPolicy
@@ -79,6 +79,6 @@ public struct DaemonCommand: AsyncParsableCommand {
 }
 
 /// The entry point of the `burrowd` executable, which imports nothing else.
-public enum DaemonEntry {
-    public static func main() async { await DaemonCommand.main() }
+package enum DaemonEntry {
+    package static func main() async { await DaemonCommand.main() }
 }

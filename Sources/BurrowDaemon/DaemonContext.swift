@@ -1,15 +1,15 @@
-public import Hummingbird
+package import Hummingbird
 import NIOCore
 
 /// Per-request state: the connection's channel and, once the access
 /// middleware ran, the caller's credential and roles.
-public struct DaemonContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
+package struct DaemonContext: RequestContext {
+    package var coreContext: CoreRequestContextStorage
     let channel: (any Channel)?
-    public var peer: PeerCredential?
-    public var roles: Set<Role> = []
+    package var peer: PeerCredential?
+    package var roles: Set<Role> = []
 
-    public init(source: ApplicationRequestContextSource) {
+    package init(source: ApplicationRequestContextSource) {
         coreContext = CoreRequestContextStorage(source: source)
         channel = source.channel
     }

@@ -1,24 +1,24 @@
-public import BurrowAPI
-public import Hummingbird
+package import BurrowAPI
+package import Hummingbird
 
 /// An API error: an HTTP status, a stable code and a message, sent as
 /// `ErrorBody` JSON.
-public struct DaemonError: HTTPResponseError, Sendable {
-    public var status: HTTPResponse.Status
-    public var code: String
-    public var message: String
+package struct DaemonError: HTTPResponseError, Sendable {
+    package var status: HTTPResponse.Status
+    package var code: String
+    package var message: String
     /// Seconds, sent as Retry-After (429, 503).
-    public var retryAfter: Int?
-    public var validation: ValidationReport?
+    package var retryAfter: Int?
+    package var validation: ValidationReport?
 
-    public init(_ status: HTTPResponse.Status, code: String, _ message: String, retryAfter: Int? = nil) {
+    package init(_ status: HTTPResponse.Status, code: String, _ message: String, retryAfter: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.retryAfter = retryAfter
     }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
+    package func response(from request: Request, context: some RequestContext) throws -> Response {
         var response = try json(ErrorBody(code: code, message: message, validation: validation), status: status)
         if let retryAfter { response.headers[.retryAfter] = "\(retryAfter)" }
         return response

@@ -1,4 +1,4 @@
-public import NIOCore
+package import NIOCore
 
 #if canImport(Glibc)
     import Glibc
@@ -7,26 +7,26 @@ public import NIOCore
 /// Who is on the other end of a Unix socket, as the kernel recorded it at
 /// connect(): SO_PEERCRED. Laid out as `struct ucred` (which Glibc declares
 /// only under _GNU_SOURCE, so Swift does not see it).
-public struct PeerCredential: Sendable, Equatable {
-    public var pid: Int32
-    public var uid: UInt32
-    public var gid: UInt32
+package struct PeerCredential: Sendable, Equatable {
+    package var pid: Int32
+    package var uid: UInt32
+    package var gid: UInt32
 
-    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+    package init(pid: Int32, uid: UInt32, gid: UInt32) {
         self.pid = pid
         self.uid = uid
         self.gid = gid
     }
 
     /// A caller whose credentials are unknown (uid and gid -1).
-    public static let unknown = PeerCredential(pid: 0, uid: .max, gid: .max)
+    package static let unknown = PeerCredential(pid: 0, uid: .max, gid: .max)
 
     /// How the daemon learns a connection's peer; tests substitute a fixed one.
-    public typealias Lookup = @Sendable (any Channel) async throws -> PeerCredential?
+    package typealias Lookup = @Sendable (any Channel) async throws -> PeerCredential?
 
     /// SO_PEERCRED of the channel's socket; nil when the channel is not a
     /// socket or not a Unix one (the kernel then reports uid -1).
-    public static let socketLookup: Lookup = { channel in
+    package static let socketLookup: Lookup = { channel in
         guard let provider = channel as? any SocketOptionProvider else { return nil }
         let credential: PeerCredential = try await provider.unsafeGetSocketOption(
             level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET), name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)

@@ -1,4 +1,4 @@
-public import BurrowAPI
+package import BurrowAPI
 import BurrowAudit
 import BurrowSystem
 import FoundationEssentials
@@ -12,17 +12,17 @@ import Synchronization
 /// survives restarts. Each registration is kept as the JSON it was given
 /// plus its validation; names, descriptions and categories are indexed for
 /// full-text search (FTS5).
-public final class RegistryStore: Sendable {
-    public let path: String
+package final class RegistryStore: Sendable {
+    package let path: String
     private let connection: Mutex<SQLiteConnection>
 
     static let schemaVersion = 1
 
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
-    public init(path: String) throws(Failure) {
+    package init(path: String) throws(Failure) {
         self.path = path
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         if !directory.isEmpty && mkdir(directory, 0o750) != 0 && errno != EEXIST {
@@ -87,10 +87,10 @@ public final class RegistryStore: Sendable {
 
     // MARK: registrations
 
-    public enum WriteOutcome: Sendable, Equatable { case written, exists, missing }
+    package enum WriteOutcome: Sendable, Equatable { case written, exists, missing }
 
     /// Inserts a new version (`replace` false) or replaces an existing one.
-    public func write(_ record: ToolRecord, replace: Bool) throws(Failure) -> WriteOutcome {
+    package func write(_ record: ToolRecord, replace: Bool) throws(Failure) -> WriteOutcome {
         let registration = try encode(record.registration)
         let validation = try encode(record.validation)
         let r = record.registration
@@ -138,7 +138,7 @@ public final class RegistryStore: Sendable {
     }
 
     /// Removes one version, or every version when `version` is nil; returns the versions removed.
-    public func remove(_ id: String, version: String?) throws(Failure) -> [String] {
+    package func remove(_ id: String, version: String?) throws(Failure) -> [String] {
         try durably { db throws(AuditError) in
             try db.transaction { () throws(AuditError) -> [String] in
                 let select = try db.prepare("SELECT rowid, version FROM tools WHERE id = ?1 AND (?2 IS NULL OR version = ?2)")
@@ -159,13 +159,13 @@ public final class RegistryStore: Sendable {
     }
 
     /// Every version of `id`, highest first.
-    public func versions(_ id: String) throws(Failure) -> [ToolRecord] {
+    package func versions(_ id: String) throws(Failure) -> [ToolRecord] {
         try records("SELECT registration, validation, registered_at, updated_at, registered_by FROM tools WHERE id = ?1", bind: { $0.bind(1, id) })
             .sorted { VersionOrder.less($1.registration.metadata.version, $0.registration.metadata.version) }
     }
 
     /// The latest version of each tool, filtered by category and status.
-    public func list(category: String?, status: ToolStatus?) throws(Failure) -> [ToolRecord] {
+    package func list(category: String?, status: ToolStatus?) throws(Failure) -> [ToolRecord] {
         let all = try records(
             """
             SELECT registration, validation, registered_at, updated_at, registered_by FROM tools
@@ -180,7 +180,7 @@ public final class RegistryStore: Sendable {
     }
 
     /// Full-text search over names, ids, descriptions and categories; each word is a prefix.
-    public func search(_ text: String, limit: Int) throws(Failure) -> [ToolRecord] {
+    package func search(_ text: String, limit: Int) throws(Failure) -> [ToolRecord] {
         let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(16)
         guard !words.isEmpty else { return [] }
         // Quoted: the caller's words are never FTS5 syntax.
@@ -200,7 +200,7 @@ public final class RegistryStore: Sendable {
     }
 
     /// Each category with the number of tools (any version) in it.
-    public func categories() throws(Failure) -> [CategoryCount] {
+    package func categories() throws(Failure) -> [CategoryCount] {
         try withDatabase { db throws(AuditError) in
             let stmt = try db.prepare(
                 "SELECT c.value, COUNT(DISTINCT t.id) FROM tools t, json_each(t.registration, '$.metadata.categories') c GROUP BY c.value ORDER BY c.value")
@@ -246,7 +246,7 @@ public final class RegistryStore: Sendable {
 
     // MARK: invocation results
 
-    public func saveInvocation(_ result: InvocationResult, principal: String, finished: Bool) throws(Failure) {
+    package func saveInvocation(_ result: InvocationResult, principal: String, finished: Bool) throws(Failure) {
         let text = try encode(result)
         try withDatabase { db throws(AuditError) in
             let stmt = try db.cached(
@@ -268,7 +268,7 @@ public final class RegistryStore: Sendable {
     }
 
     /// A stored result and the principal who started it.
-    public func invocation(_ id: String) throws(Failure) -> (InvocationResult, String)? {
+    package func invocation(_ id: String) throws(Failure) -> (InvocationResult, String)? {
         let row = try withDatabase { db throws(AuditError) -> (String, String)? in
             let stmt = try db.cached("SELECT result, principal FROM invocations WHERE id = ?1")
             stmt.bind(1, id)
@@ -284,7 +284,7 @@ public final class RegistryStore: Sendable {
     }
 
     /// Results left `running` by a daemon that is gone become `failed`; returns their ids.
-    public func failAbandoned(reason: String) throws(Failure) -> [String] {
+    package func failAbandoned(reason: String) throws(Failure) -> [String] {
         let rows = try withDatabase { db throws(AuditError) -> [(String, String)] in
             let stmt = try db.prepare("SELECT id, result FROM invocations WHERE state = 'running'")
             var rows: [(String, String)] = []
@@ -304,7 +304,7 @@ public final class RegistryStore: Sendable {
     }
 
     /// Deletes results finished more than `age` ago.
-    public func pruneInvocations(olderThanMicroseconds age: Int64) throws(Failure) {
+    package func pruneInvocations(olderThanMicroseconds age: Int64) throws(Failure) {
         try withDatabase { db throws(AuditError) in
             let stmt = try db.cached("DELETE FROM invocations WHERE finished_at IS NOT NULL AND finished_at < ?1")
             stmt.bind(1, AuditClock.now() - age)

@@ -1,19 +1,19 @@
 import BurrowAPI
 import BurrowAudit
 import BurrowPolicy
-public import BurrowProfile
+package import BurrowProfile
 import BurrowRuntime
-public import BurrowSystem
+package import BurrowSystem
 import Synchronization
 
 /// Registration profile → validation report → launch plan: the same loader,
 /// clamp and compiler `burrow profile lint`, `dry-run` and `run` use.
-public struct ToolPlanner: Sendable {
-    public var policy: HostPolicy
+package struct ToolPlanner: Sendable {
+    package var policy: HostPolicy
     /// Probed once at start-up: the daemon pays no probe per call.
-    public var host: HostFacts
+    package var host: HostFacts
     /// Where `extends` names are found.
-    public var searchPath: [String]
+    package var searchPath: [String]
 
     /// What planning may reuse from one invocation to the next: profiles
     /// loaded (while the files they extend read the same) and runtimes found
@@ -21,7 +21,7 @@ public struct ToolPlanner: Sendable {
     let loads = LoadMemo()
     let memo = CompileMemo()
 
-    public init(policy: HostPolicy, host: HostFacts, searchPath: [String]) {
+    package init(policy: HostPolicy, host: HostFacts, searchPath: [String]) {
         self.policy = policy
         self.host = host
         self.searchPath = searchPath

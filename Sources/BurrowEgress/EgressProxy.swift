@@ -1,8 +1,8 @@
-public import BurrowPolicy
+package import BurrowPolicy
 import BurrowSystem
 import Dispatch
 import Synchronization
-public import SystemPackage
+package import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -10,8 +10,8 @@ public import SystemPackage
     import Musl
 #endif
 
-public struct EgressError: Error, Sendable, CustomStringConvertible {
-    public var description: String
+package struct EgressError: Error, Sendable, CustomStringConvertible {
+    package var description: String
 }
 
 /// The supervisor's egress proxy: one event-loop thread serves the proxy
@@ -24,13 +24,13 @@ public struct EgressError: Error, Sendable, CustomStringConvertible {
 /// before the loop serves the next one, so a busy sandbox cannot starve the
 /// others. Names are resolved on a small pool of resolver threads, so a slow
 /// resolver cannot stall the loop either.
-public final class EgressProxy: Sendable {
+package final class EgressProxy: Sendable {
     private let loop: Loop
 
     private static let instance = Mutex<EgressProxy?>(nil)
 
     /// The process's proxy, started on first use.
-    public static func shared() throws(EgressError) -> EgressProxy {
+    package static func shared() throws(EgressError) -> EgressProxy {
         try instance.withLock { (proxy: inout EgressProxy?) throws(EgressError) -> EgressProxy in
             if let proxy { return proxy }
             let made = try EgressProxy()
@@ -53,7 +53,7 @@ public final class EgressProxy: Sendable {
     /// from now on, and closes it on failure too) until `EgressSession.finish()`.
     /// - Parameter sink: receives every connection record on the proxy's thread; it must not block.
     /// - Throws: when the listener cannot be watched (the sandbox would have no way out at all).
-    public func serve(listener: FileDescriptor, egress: NetworkPlan.Egress, sink: @escaping @Sendable (EgressRecord) -> Void) throws(EgressError) -> EgressSession {
+    package func serve(listener: FileDescriptor, egress: NetworkPlan.Egress, sink: @escaping @Sendable (EgressRecord) -> Void) throws(EgressError) -> EgressSession {
         let session = SessionState(id: loop.newID(), listener: listener.rawValue, egress: egress, sink: sink)
         loop.post(.attach(session))
         let handle = EgressSession(loop: loop, id: session.id)
@@ -70,7 +70,7 @@ public final class EgressProxy: Sendable {
 }
 
 /// One sandbox's use of the proxy.
-public final class EgressSession: Sendable {
+package final class EgressSession: Sendable {
     private let loop: Loop
     private let id: UInt64
     private let summary = Mutex<EgressSummary?>(nil)
@@ -82,7 +82,7 @@ public final class EgressSession: Sendable {
 
     /// Closes the listener and every connection still open (each reported as
     /// ended with the sandbox), and returns what the proxy did. Idempotent.
-    public func finish() -> EgressSummary {
+    package func finish() -> EgressSummary {
         if let done = summary.withLock({ $0 }) { return done }
         let done = Done()
         loop.post(.detach(id, done))

@@ -1,7 +1,7 @@
 /// A parsed JSON value. Numbers keep their text: the MCP relay forwards
 /// original bytes and never re-encodes, and the strict decoder converts a
 /// number only to the exact type a field asks for.
-public indirect enum JSON: Sendable, Equatable {
+package indirect enum JSON: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(String)
@@ -9,28 +9,28 @@ public indirect enum JSON: Sendable, Equatable {
     case array([JSON])
     case object([String: JSON])
 
-    public subscript(key: String) -> JSON? {
+    package subscript(key: String) -> JSON? {
         if case .object(let o) = self { return o[key] }
         return nil
     }
 
-    public var string: String? {
+    package var string: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
-    public var double: Double? {
+    package var double: Double? {
         if case .number(let n) = self { return Double(n) }
         return nil
     }
 
     /// Whether the number is written without a fraction or exponent.
-    public static func isIntegerText(_ n: String) -> Bool {
+    package static func isIntegerText(_ n: String) -> Bool {
         !n.utf8.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
     }
 
     /// The JSON type name (integers are also "number").
-    public var typeName: String {
+    package var typeName: String {
         switch self {
         case .null: "null"
         case .bool: "boolean"
@@ -44,7 +44,7 @@ public indirect enum JSON: Sendable, Equatable {
 
 extension JSON {
     /// The type with its article, for messages: "an array", "a string", "null".
-    public var describedType: String {
+    package var describedType: String {
         switch self {
         case .null: "null"
         case .array, .object: "an \(typeName)"
@@ -55,7 +55,7 @@ extension JSON {
 
     /// Compact JSON text with keys sorted and numbers as written: what the
     /// relay digests, and what it sends when it writes a message itself.
-    public var canonicalText: String {
+    package var canonicalText: String {
         var out = ""
         write(into: &out)
         return out
@@ -88,7 +88,7 @@ extension JSON {
 
     /// `s` as a JSON string literal, escaped as RFC 8259 requires (control
     /// characters and DEL as \u00XX, everything else as UTF-8).
-    public static func quote(_ s: String, into out: inout String) {
+    package static func quote(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -107,7 +107,7 @@ extension JSON {
     }
 
     /// `s` as a JSON string literal.
-    public static func quote(_ s: String) -> String {
+    package static func quote(_ s: String) -> String {
         var out = ""
         quote(s, into: &out)
         return out

@@ -1,18 +1,18 @@
 /// The bounds a document is read within, each checked before the parser
 /// descends or allocates, and each named in the error that refuses it.
-public struct JSONLimits: Sendable, Equatable {
+package struct JSONLimits: Sendable, Equatable {
     /// Arrays and objects inside one another.
-    public var maxDepth: Int
+    package var maxDepth: Int
     /// One object key, in bytes (UTF-8, after unescaping).
-    public var maxKeyBytes: Int
+    package var maxKeyBytes: Int
     /// One string value, in bytes (UTF-8, after unescaping).
-    public var maxStringBytes: Int
+    package var maxStringBytes: Int
     /// Elements of one array or members of one object.
-    public var maxItems: Int
+    package var maxItems: Int
     /// The whole document, in bytes.
-    public var maxBytes: Int
+    package var maxBytes: Int
 
-    public init(maxDepth: Int = 64, maxKeyBytes: Int = 1024, maxStringBytes: Int = 1 << 20, maxItems: Int = 100_000, maxBytes: Int = 4 << 20) {
+    package init(maxDepth: Int = 64, maxKeyBytes: Int = 1024, maxStringBytes: Int = 1 << 20, maxItems: Int = 100_000, maxBytes: Int = 4 << 20) {
         self.maxDepth = maxDepth
         self.maxKeyBytes = maxKeyBytes
         self.maxStringBytes = maxStringBytes
@@ -22,34 +22,34 @@ public struct JSONLimits: Sendable, Equatable {
 
     /// The bounds of an API body, a profile document and an MCP message
     /// unless the caller says otherwise.
-    public static let standard = JSONLimits()
+    package static let standard = JSONLimits()
 }
 
 /// Why a document is not acceptable JSON: what, and the byte offset where
 /// the parser stopped.
-public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What kind of refusal: text that is not JSON at all is one thing; JSON
     /// that parsers could read differently (duplicate keys, bad UTF-8, a lone
     /// surrogate) or that breaks a bound is another.
-    public enum Kind: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable {
         case syntax
         case limit
         case duplicateKey
         case encoding
     }
 
-    public var message: String
+    package var message: String
     /// Byte offset into the document.
-    public var offset: Int
-    public var kind: Kind
+    package var offset: Int
+    package var kind: Kind
 
-    public init(_ message: String, offset: Int, kind: Kind = .syntax) {
+    package init(_ message: String, offset: Int, kind: Kind = .syntax) {
         self.message = message
         self.offset = offset
         self.kind = kind
     }
 
-    public var description: String { "\(message) at byte \(offset)" }
+    package var description: String { "\(message) at byte \(offset)" }
 }
 
 /// A strict RFC 8259 parser for input from callers: one value with nothing
@@ -58,19 +58,19 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
 /// on), and every `JSONLimits` bound checked before recursing or growing a
 /// container. Recursion is as deep as the document's nesting, which is at
 /// most `maxDepth`.
-public struct JSONParser {
+package struct JSONParser {
     /// Parses `bytes` as one JSON value.
-    public static func parse(_ bytes: [UInt8], limits: JSONLimits = .standard) throws(JSONError) -> JSON {
+    package static func parse(_ bytes: [UInt8], limits: JSONLimits = .standard) throws(JSONError) -> JSON {
         try bytes.withUnsafeBytes { buffer in Result { () throws(JSONError) in try parse(buffer, limits: limits) } }.get()
     }
 
     /// Parses the bytes of `text` as one JSON value.
-    public static func parse(_ text: String, limits: JSONLimits = .standard) throws(JSONError) -> JSON {
+    package static func parse(_ text: String, limits: JSONLimits = .standard) throws(JSONError) -> JSON {
         try parse(Array(text.utf8), limits: limits)
     }
 
     /// Parses the bytes at `buffer` (which must stay valid during the call).
-    public static func parse(_ buffer: UnsafeRawBufferPointer, limits: JSONLimits = .standard) throws(JSONError) -> JSON {
+    package static func parse(_ buffer: UnsafeRawBufferPointer, limits: JSONLimits = .standard) throws(JSONError) -> JSON {
         guard buffer.count <= limits.maxBytes else { throw JSONError("the document is \(buffer.count) bytes, more than the \(limits.maxBytes) allowed", offset: 0, kind: .limit) }
         var p = JSONParser(bytes: buffer.bindMemory(to: UInt8.self), limits: limits)
         p.skipSpace()

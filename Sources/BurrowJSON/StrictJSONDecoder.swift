@@ -1,21 +1,21 @@
 /// Why a document does not decode: where (`metadata.categories[2]`, empty
 /// for the document itself) and what is wrong there.
-public struct JSONDecodeError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var path: String
-    public var message: String
+package struct JSONDecodeError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var path: String
+    package var message: String
 
-    public init(path: String, message: String) {
+    package init(path: String, message: String) {
         self.path = path
         self.message = message
     }
 
-    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+    package var description: String { path.isEmpty ? message : "\(path): \(message)" }
 }
 
 /// A type made straight from a parsed value, without a Decoder's calls
 /// (a generic JSON tree: probing it type by type through Codable costs a
 /// thrown error per probe and node).
-public protocol JSONTreeDecodable: Decodable {
+package protocol JSONTreeDecodable: Decodable {
     init(json: JSON, path: String) throws(JSONDecodeError)
 }
 
@@ -26,18 +26,18 @@ public protocol JSONTreeDecodable: Decodable {
 /// with the closest known name suggested, as the profile reader does for
 /// TOML keys: a misspelt `rateLimits` must not register a tool without
 /// limits. `null` reads as an absent optional field.
-public struct StrictJSONDecoder: Sendable {
-    public var limits: JSONLimits
+package struct StrictJSONDecoder: Sendable {
+    package var limits: JSONLimits
 
-    public init(limits: JSONLimits = .standard) {
+    package init(limits: JSONLimits = .standard) {
         self.limits = limits
     }
 
-    public func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws(JSONDecodeError) -> T {
+    package func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws(JSONDecodeError) -> T {
         try bytes.withUnsafeBytes { buffer in Result { () throws(JSONDecodeError) in try decode(type, from: buffer) } }.get()
     }
 
-    public func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer) throws(JSONDecodeError) -> T {
+    package func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer) throws(JSONDecodeError) -> T {
         let value: JSON
         do {
             value = try JSONParser.parse(buffer, limits: limits)
@@ -48,7 +48,7 @@ public struct StrictJSONDecoder: Sendable {
     }
 
     /// Decodes an already parsed value (which was bounded when it was parsed).
-    public func decode<T: Decodable>(_ type: T.Type, from value: JSON) throws(JSONDecodeError) -> T {
+    package func decode<T: Decodable>(_ type: T.Type, from value: JSON) throws(JSONDecodeError) -> T {
         let ledger = FieldLedger()
         let result: T
         do {

@@ -8,8 +8,8 @@ import CCrypto
 #endif
 
 /// Why an approval cannot be made or checked.
-public struct ApprovalError: Error, Sendable, CustomStringConvertible {
-    public var description: String
+package struct ApprovalError: Error, Sendable, CustomStringConvertible {
+    package var description: String
     init(_ description: String) { self.description = description }
 }
 
@@ -25,15 +25,15 @@ public struct ApprovalError: Error, Sendable, CustomStringConvertible {
 ///
 /// Token: `v1.<expiry, Unix seconds>.<signature, hex>`; signed text:
 /// `burrow-approval/v1\n<server>\n<tool>\n<arguments digest>\n<expiry>`.
-public enum Approval {
-    public static let metaKey = "dev.burrow/approval"
+package enum Approval {
+    package static let metaKey = "dev.burrow/approval"
 
     static func message(server: String, tool: String, argumentsDigest: String, expires: Int64) -> [UInt8] {
         Array("burrow-approval/v1\n\(server)\n\(tool)\n\(argumentsDigest)\n\(expires)".utf8)
     }
 
     /// Reads a PEM key file (the relay's public key, or the approver's private key).
-    public static func loadKey(_ path: String?) -> Result<[UInt8], ApprovalError> {
+    package static func loadKey(_ path: String?) -> Result<[UInt8], ApprovalError> {
         guard let path else { return .failure(ApprovalError("no approval key is configured ([mcp] approval_key in the host policy)")) }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .failure(ApprovalError("cannot open the approval key \(path): \(String(cString: strerror(errno)))")) }
@@ -51,7 +51,7 @@ public enum Approval {
     }
 
     /// A token approving one call until `expires`.
-    public static func sign(privateKeyPEM: [UInt8], server: String, tool: String, argumentsDigest: String, expires: Int64) throws(ApprovalError) -> String {
+    package static func sign(privateKeyPEM: [UInt8], server: String, tool: String, argumentsDigest: String, expires: Int64) throws(ApprovalError) -> String {
         let key = try pemKey(privateKeyPEM, isPrivate: true)
         defer { EVP_PKEY_free(key) }
         let text = message(server: server, tool: tool, argumentsDigest: argumentsDigest, expires: expires)
@@ -66,7 +66,7 @@ public enum Approval {
     }
 
     /// Checks `token` for this very call; returns its expiry.
-    public static func verify(token: String, publicKeyPEM: [UInt8], server: String, tool: String, argumentsDigest: String, now: Int64) throws(ApprovalError) -> Int64 {
+    package static func verify(token: String, publicKeyPEM: [UInt8], server: String, tool: String, argumentsDigest: String, now: Int64) throws(ApprovalError) -> Int64 {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "v1", let expires = Int64(parts[1]), let signature = unhex(parts[2]), signature.count == 64 else {
             throw ApprovalError("malformed token (expected v1.<expiry>.<128 hex digits>)")

@@ -1,12 +1,12 @@
-public import BurrowAudit
-public import BurrowPolicy
+package import BurrowAudit
+package import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
 import Dispatch
 import Synchronization
 
 /// Each `tools/call` as its own audit invocation, `<session>/<n>`.
-public final class MCPCallAudit: Sendable {
+package final class MCPCallAudit: Sendable {
     let store: AuditStore
     let tool: String
     let session: String
@@ -14,7 +14,7 @@ public final class MCPCallAudit: Sendable {
     private let notes = Mutex<[String]>([])
     private let queue = DispatchQueue(label: "burrow.mcp.audit")
 
-    public init(store: AuditStore, principal: String, uid: UInt32, plan: LaunchPlan, session: String, profileDigest: String?) {
+    package init(store: AuditStore, principal: String, uid: UInt32, plan: LaunchPlan, session: String, profileDigest: String?) {
         self.store = store
         self.tool = plan.tool.id
         self.session = session
@@ -24,12 +24,12 @@ public final class MCPCallAudit: Sendable {
         }
     }
 
-    public var problems: [String] { notes.withLock { $0 } }
+    package var problems: [String] { notes.withLock { $0 } }
 
     /// The audit invocation id of a call.
-    public func invocation(_ c: MCPRelay.Call) -> String { "\(session)/\(c.sequence)" }
+    package func invocation(_ c: MCPRelay.Call) -> String { "\(session)/\(c.sequence)" }
 
-    public func record(_ event: MCPRelay.Event) {
+    package func record(_ event: MCPRelay.Event) {
         let e: AuditEvent
         switch event {
         case .callStarted(let c):
@@ -89,7 +89,7 @@ public final class MCPCallAudit: Sendable {
     }
 
     /// Waits until every event recorded so far is in the audit log.
-    public func flush() { queue.sync {} }
+    package func flush() { queue.sync {} }
 
     private func details(_ c: MCPRelay.Call, _ extra: [String: JSONValue]) -> JSONValue {
         var d: [String: JSONValue] = [

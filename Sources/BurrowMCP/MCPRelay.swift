@@ -1,6 +1,6 @@
 import BurrowAudit
-public import BurrowJSON
-public import BurrowPolicy
+package import BurrowJSON
+package import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
 import Dispatch
@@ -21,9 +21,9 @@ import Synchronization
 /// call. Both protocol eras pass: the relay never needs the handshake, and
 /// when a call comes before the client listed the tools (2026-07-28 clients
 /// do that), the relay asks the server for the list itself.
-public final class MCPRelay: Sendable {
+package final class MCPRelay: Sendable {
     /// What happened, for the audit log and the operator.
-    public enum Event: Sendable {
+    package enum Event: Sendable {
         /// A `tools/call` the relay let through.
         case callStarted(Call)
         /// How it ended, after `milliseconds`.
@@ -41,7 +41,7 @@ public final class MCPRelay: Sendable {
         case notJSON(direction: String, message: String, sample: String, streamOffset: Int)
     }
 
-    public enum Outcome: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         case completed
         /// The server answered with a JSON-RPC error (its code).
         case jsonrpcError(Int64)
@@ -52,23 +52,23 @@ public final class MCPRelay: Sendable {
         /// The session ended before the server answered.
         case sessionEnded
 
-        public var failed: Bool { self != .completed }
+        package var failed: Bool { self != .completed }
     }
 
-    public struct Call: Sendable, Equatable {
+    package struct Call: Sendable, Equatable {
         /// The JSON-RPC id as the client wrote it (JSON text).
-        public var id: String
-        public var tool: String
+        package var id: String
+        package var tool: String
         /// `sha256:` of the arguments' canonical JSON, as the client sent them.
-        public var argumentsDigest: String
+        package var argumentsDigest: String
         /// Numbered from 1 within the session.
-        public var sequence: Int
+        package var sequence: Int
         /// Content filters that matched, as `name (action)`.
-        public var filters: [String] = []
+        package var filters: [String] = []
         /// The digest of what the server got, when a `sanitize` filter rewrote the arguments.
-        public var forwardedDigest: String?
+        package var forwardedDigest: String?
         /// The expiry (Unix seconds) of the approval an `authorize` filter accepted.
-        public var approvedUntil: Int64?
+        package var approvedUntil: Int64?
     }
 
     private struct Pending {
@@ -118,15 +118,15 @@ public final class MCPRelay: Sendable {
     private let fetched = DispatchSemaphore(value: 0)
     private let nonce = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let fetchCount = Atomic<Int>(0)
-    public static let fromClientSide = "client → server"
-    public static let fromServerSide = "server → client"
+    package static let fromClientSide = "client → server"
+    package static let fromServerSide = "server → client"
     /// How long a call waits for the relay's own tools/list.
     static let listTimeoutNanoseconds: UInt64 = 30_000_000_000
 
     /// - Parameters:
     ///   - plan: the launch plan's MCP part (limits, filters, approval key).
     ///   - server: the tool id approvals are bound to.
-    public init(plan: MCPPlan, server: String, sink: @escaping @Sendable (Event) -> Void) {
+    package init(plan: MCPPlan, server: String, sink: @escaping @Sendable (Event) -> Void) {
         self.plan = plan
         self.server = server
         self.sink = sink
@@ -142,10 +142,10 @@ public final class MCPRelay: Sendable {
     }
 
     /// The calls in flight now, for events of the sandbox that happen meanwhile.
-    public var callsInFlight: [Call] { state.withLock { $0.pending.values.compactMap(\.call).sorted { $0.sequence < $1.sequence } } }
+    package var callsInFlight: [Call] { state.withLock { $0.pending.values.compactMap(\.call).sorted { $0.sequence < $1.sequence } } }
 
     /// Ends every call still in flight (`sessionEnded`): the server is gone.
-    public func endSession() {
+    package func endSession() {
         let now = Kernel.monotonicNanoseconds()
         let open = state.withLock { s -> [(Pending, Call)] in
             defer { s.pending.removeAll() }
@@ -155,7 +155,7 @@ public final class MCPRelay: Sendable {
     }
 
     /// Why the session ended early, if it did.
-    public var endedBy: String? { state.withLock { $0.ended } }
+    package var endedBy: String? { state.withLock { $0.ended } }
 
     /// Relays until the server's stdout ends or a violation stops the
     /// session (then `onViolation` runs: the caller stops the sandbox).
@@ -163,7 +163,7 @@ public final class MCPRelay: Sendable {
     /// client closes its end (then the server's stdin is closed). `whenDone`
     /// runs once all three of the relay's readers are done, when no thread
     /// of it uses any descriptor any more.
-    public func run(
+    package func run(
         clientIn: Int32, clientOut: Int32, serverIn: Int32, serverOut: Int32, serverErr: Int32, errOut: Int32,
         onViolation: @escaping @Sendable () -> Void, whenDone: (@Sendable () -> Void)? = nil
     ) {
@@ -343,7 +343,7 @@ public final class MCPRelay: Sendable {
     }
 
     /// Lines dropped because they were not JSON messages, by direction.
-    public var droppedLines: [String: Int] { state.withLock { $0.dropped } }
+    package var droppedLines: [String: Int] { state.withLock { $0.dropped } }
 
     private func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var off = 0
@@ -674,7 +674,7 @@ public final class MCPRelay: Sendable {
     }
 
     /// `sha256:` of the value's canonical JSON (keys sorted, numbers as written).
-    public static func digest(_ value: JSON) -> String {
+    package static func digest(_ value: JSON) -> String {
         "sha256:" + AuditChain.hex(AuditChain.sha256(Array(value.canonicalText.utf8)))
     }
 }

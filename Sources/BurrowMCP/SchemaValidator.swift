@@ -1,4 +1,4 @@
-public import BurrowJSON
+package import BurrowJSON
 
 /// Validates tool arguments against a tool's `inputSchema`, for the JSON
 /// Schema subset Burrow enforces: `type` (a name or a list), `properties`,
@@ -7,9 +7,9 @@ public import BurrowJSON
 /// `items`, `additionalProperties` (false or a schema). Other keywords are
 /// left to the server. A `pattern` Swift's regex engine cannot compile
 /// refuses the call rather than being skipped.
-public enum SchemaValidator {
+package enum SchemaValidator {
     /// The first violation, as `path: what`, or nil when `value` conforms.
-    public static func violation(of value: JSON, against schema: JSON, path: String = "arguments") -> String? {
+    package static func violation(of value: JSON, against schema: JSON, path: String = "arguments") -> String? {
         guard case .object(let s) = schema else { return nil }
         if let type = s["type"] {
             let allowed: [String] =

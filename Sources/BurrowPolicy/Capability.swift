@@ -3,38 +3,38 @@ import CCap
 /// A capability: the kernel's number. Its name is libcap's for that number
 /// (`CAP_CHOWN`), so a capability without a name cannot exist; JSON shows the
 /// name, and a name libcap does not know is refused when a plan is read back.
-public struct Capability: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
-    public let number: UInt8
+package struct Capability: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    package let number: UInt8
 
-    public init(number: UInt8) { self.number = number }
+    package init(number: UInt8) { self.number = number }
 
     /// The capability libcap names `name` (case does not matter), if any.
-    public init?(name: String) {
+    package init?(name: String) {
         var value: cap_value_t = 0
         guard cap_from_name(name.lowercased(), &value) == 0, let n = UInt8(exactly: value) else { return nil }
         number = n
     }
 
     /// libcap's name, upper case; `CAP_<n>` for a number newer than libcap.
-    public var name: String {
+    package var name: String {
         guard let raw = cap_to_name(cap_value_t(number)) else { return "CAP_\(number)" }
         defer { cap_free(raw) }
         return String(cString: raw).uppercased()
     }
 
-    public var description: String { name }
+    package var description: String { name }
 
     /// Every capability the kernel has, 0 through `lastCap`.
-    public static func all(lastCap: Int) -> [Capability] { (0...max(0, min(lastCap, 63))).map { Capability(number: UInt8($0)) } }
+    package static func all(lastCap: Int) -> [Capability] { (0...max(0, min(lastCap, 63))).map { Capability(number: UInt8($0)) } }
 
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.number < rhs.number }
+    package static func < (lhs: Self, rhs: Self) -> Bool { lhs.number < rhs.number }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(name)
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         let text = try c.decode(String.self)
         if let known = Capability(name: text) {

@@ -10,7 +10,7 @@ import Synchronization
 ///   next plan;
 /// - the seccomp plan, keyed by everything `SeccompPolicy.rules` reads.
 /// Everything else in a plan is computed again each time.
-public final class CompileMemo: Sendable {
+package final class CompileMemo: Sendable {
     struct Key: Hashable {
         var grants: [String]
         var searchPath: [String]
@@ -49,7 +49,7 @@ public final class CompileMemo: Sendable {
     /// file system's coarse clock, a second change may leave no trace in the stamps.
     let racyWindowNanoseconds: Int64
 
-    public init(racyWindow: Duration = .seconds(2)) {
+    package init(racyWindow: Duration = .seconds(2)) {
         racyWindowNanoseconds = racyWindow.components.seconds * 1_000_000_000 + racyWindow.components.attoseconds / 1_000_000_000
     }
 
@@ -73,5 +73,5 @@ public final class CompileMemo: Sendable {
     }
 
     /// Runtimes reused and computed so far.
-    public var statistics: (hits: Int, misses: Int) { counts.withLock { $0 } }
+    package var statistics: (hits: Int, misses: Int) { counts.withLock { $0 } }
 }

@@ -1,4 +1,4 @@
-public import BurrowProfile
+package import BurrowProfile
 
 #if canImport(Glibc)
     import Glibc
@@ -8,13 +8,13 @@ public import BurrowProfile
 
 /// An IPv4 or IPv6 address. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`)
 /// stay IPv6 here; `unmapped` gives the IPv4 address they stand for.
-public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
+package enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     case v4(UInt32)
     /// 16 bytes, network order.
     case v6([UInt8])
 
     /// A strict literal: dotted-decimal IPv4 or any RFC 4291 IPv6 text.
-    public init?(literal text: String) {
+    package init?(literal text: String) {
         var buffer = [UInt8](repeating: 0, count: 16)
         if text.contains(":") {
             guard !text.contains("%"), inet_pton(AF_INET6, text, &buffer) == 1 else { return nil }
@@ -29,7 +29,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// resolvers) accepts: one to four parts, each decimal, octal (leading 0)
     /// or hexadecimal (0x), the last filling the remaining bytes:
     /// `2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`.
-    public init?(anyIPv4Notation text: String) {
+    package init?(anyIPv4Notation text: String) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard (1...4).contains(parts.count) else { return nil }
         var values: [UInt64] = []
@@ -64,18 +64,18 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The IPv4 address an IPv4-mapped IPv6 address stands for; otherwise itself.
-    public var unmapped: IPAddress {
+    package var unmapped: IPAddress {
         guard case .v6(let b) = self, b[0..<10].allSatisfy({ $0 == 0 }), b[10] == 0xff, b[11] == 0xff else { return self }
         return .v4(b[12..<16].reduce(0) { $0 << 8 | UInt32($1) })
     }
 
-    public var isIPv6: Bool {
+    package var isIPv6: Bool {
         if case .v6 = self { return true }
         return false
     }
 
     /// The address bytes in network order (4 or 16).
-    public var bytes: [UInt8] {
+    package var bytes: [UInt8] {
         switch self {
         case .v4(let a): [UInt8(a >> 24), UInt8(a >> 16 & 0xff), UInt8(a >> 8 & 0xff), UInt8(a & 0xff)]
         case .v6(let b): b
@@ -83,7 +83,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Canonical text (RFC 5952 for IPv6).
-    public var description: String {
+    package var description: String {
         var out = [CChar](repeating: 0, count: 64)
         let family = isIPv6 ? AF_INET6 : AF_INET
         let ok = bytes.withUnsafeBufferPointer { inet_ntop(family, $0.baseAddress, &out, socklen_t(out.count)) != nil }
@@ -92,7 +92,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether the address lies in `network/prefix` (same family only).
-    public func isWithin(_ network: IPAddress, prefix: Int) -> Bool {
+    package func isWithin(_ network: IPAddress, prefix: Int) -> Bool {
         let a = bytes
         let n = network.bytes
         guard a.count == n.count, prefix >= 0, prefix <= a.count * 8 else { return false }
@@ -109,7 +109,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
 
 /// The ranges the egress proxy never connects to unless an allowlist entry
 /// names the address or a network around it explicitly.
-public enum SpecialAddress {
+package enum SpecialAddress {
     struct Range {
         let network: IPAddress
         let prefix: Int
@@ -128,18 +128,18 @@ public enum SpecialAddress {
     ].compactMap { r in IPAddress(literal: r.0).map { Range(network: $0, prefix: r.1, name: r.2) } }
 
     /// The kind of range `address` falls in, or nil for an ordinary public address.
-    public static func classify(_ address: IPAddress) -> String? {
+    package static func classify(_ address: IPAddress) -> String? {
         ranges.first { address.isWithin($0.network, prefix: $0.prefix) }?.name
     }
 }
 
 /// A destination a tool asked the proxy for, after normalisation.
-public enum EgressHost: Sendable, Hashable, CustomStringConvertible {
+package enum EgressHost: Sendable, Hashable, CustomStringConvertible {
     /// A DNS name: lowercase ASCII (IDNA labels as `xn--` punycode), no trailing dot.
     case name(String)
     case address(IPAddress)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .name(let n): n
         case .address(let a): a.isIPv6 ? "[\(a)]" : a.description
@@ -151,7 +151,7 @@ public enum EgressHost: Sendable, Hashable, CustomStringConvertible {
     /// labels encoded as punycode), and IP literals in every notation
     /// (`2130706433`, `0x7f.1`, `[::ffff:127.0.0.1]`) read as addresses.
     /// Anything else that is not a valid host name is refused.
-    public static func normalise(_ requested: String) -> Result<EgressHost, EgressRefusal> {
+    package static func normalise(_ requested: String) -> Result<EgressHost, EgressRefusal> {
         var text = requested
         if text.hasPrefix("[") && text.hasSuffix("]") {
             let inner = String(text.dropFirst().dropLast())
@@ -211,7 +211,7 @@ public enum EgressHost: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Why the proxy refused a connection: a stable code and a message.
-public enum EgressRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+package enum EgressRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     case malformedHost(String)
     case hostNotAllowed(String)
     case portNotAllowed(host: String, port: UInt16)
@@ -223,7 +223,7 @@ public enum EgressRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupported(String)
 
     /// The `reason` of the PermissionDenied event.
-    public var code: String {
+    package var code: String {
         switch self {
         case .malformedHost: "malformed_host"
         case .hostNotAllowed: "host_not_allowed"
@@ -238,12 +238,12 @@ public enum EgressRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether this is a policy decision (PermissionDenied) rather than a failure to reach an allowed host.
-    public var isDenial: Bool {
+    package var isDenial: Bool {
         if case .notResolved = self { return false }
         return true
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .malformedHost(let h): "'\(h)' is not a valid host name or address"
         case .hostNotAllowed(let h): "\(h) is not in the profile's network allowlist"
@@ -260,15 +260,15 @@ public enum EgressRefusal: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// The allowlist of one sandbox: `permissions.network`, decided in two steps
 /// around name resolution.
-public struct EgressRules: Sendable, Equatable {
-    public let targets: [NetworkTarget]
+package struct EgressRules: Sendable, Equatable {
+    package let targets: [NetworkTarget]
 
-    public init(_ targets: [NetworkTarget]) { self.targets = targets }
+    package init(_ targets: [NetworkTarget]) { self.targets = targets }
 
     /// Step one, before resolving: may the tool ask for `host` on `port`?
     /// Names must match a name or `*.suffix` entry, literal addresses an
     /// address or network entry; then the port must be in that entry's range.
-    public func admit(_ host: EgressHost, port: UInt16) -> EgressRefusal? {
+    package func admit(_ host: EgressHost, port: UInt16) -> EgressRefusal? {
         let candidates = targets.filter { covers($0.host, host) }
         if candidates.isEmpty { return .hostNotAllowed(host.description) }
         return candidates.contains { $0.ports.contains(port) } ? nil : .portNotAllowed(host: host.description, port: port)
@@ -278,7 +278,7 @@ public struct EgressRules: Sendable, Equatable {
     /// an ordinary public one, or be covered by an explicit address or network
     /// entry for this port. One bad answer refuses the whole name (a name that
     /// resolves partly to loopback is an attack, not a fallback).
-    public func screen(_ addresses: [IPAddress], host: EgressHost, port: UInt16) -> EgressRefusal? {
+    package func screen(_ addresses: [IPAddress], host: EgressHost, port: UInt16) -> EgressRefusal? {
         for address in addresses {
             let plain = address.unmapped
             // An IPv4-mapped address is judged by both its forms.

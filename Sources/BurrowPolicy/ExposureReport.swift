@@ -3,17 +3,17 @@ import BurrowProfile
 /// An exposure score in the spirit of `systemd-analyze security`: weighted
 /// checks, each 0 (confined) to 1 (exposed); the score is their weighted mean
 /// on a 0.0–10.0 scale. Lower is safer.
-public struct ExposureReport: Sendable, Codable, Equatable {
-    public struct Check: Sendable, Codable, Equatable {
-        public var id: String
-        public var weight: Int
+package struct ExposureReport: Sendable, Codable, Equatable {
+    package struct Check: Sendable, Codable, Equatable {
+        package var id: String
+        package var weight: Int
         /// 0.0 (confined) ... 1.0 (fully exposed).
-        public var exposure: Double
-        public var verdict: String
+        package var exposure: Double
+        package var verdict: String
     }
 
-    public var score: Double
-    public var checks: [Check]
+    package var score: Double
+    package var checks: [Check]
 
     /// Sensitive locations: reading any of them (or a tree holding one) is flagged.
     static let secretPaths = [

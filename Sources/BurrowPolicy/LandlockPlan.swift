@@ -1,58 +1,58 @@
-public import BurrowSystem
+import BurrowSystem
 
 /// Landlock rules mirroring the file plan: a second, unprivileged layer under
 /// the mount table. Rights are the kernel's bits; their names (as in
 /// <linux/landlock.h>, without the `LANDLOCK_ACCESS_*_` prefix) come from one
 /// table per kind.
-public struct LandlockPlan: Sendable, Codable, Equatable {
-    public struct PathRule: Sendable, Codable, Equatable {
-        public var path: String
-        public var access: LandlockFileAccess
+package struct LandlockPlan: Sendable, Codable, Equatable {
+    package struct PathRule: Sendable, Codable, Equatable {
+        package var path: String
+        package var access: LandlockFileAccess
     }
-    public struct PortRule: Sendable, Codable, Equatable {
-        public var port: UInt16
-        public var access: LandlockNetAccess
+    package struct PortRule: Sendable, Codable, Equatable {
+        package var port: UInt16
+        package var access: LandlockNetAccess
     }
 
     /// The ABI this host offers (nil: Landlock unavailable).
-    public var hostABI: Int?
+    package var hostABI: Int?
     /// The ABI the rules are written for: the best the host offers.
-    public var abi: Int?
-    public var handledFileSystem: LandlockFileAccess
-    public var handledNetwork: LandlockNetAccess
-    public var scoped: LandlockScope
-    public var pathRules: [PathRule]
-    public var portRules: [PortRule]
+    package var abi: Int?
+    package var handledFileSystem: LandlockFileAccess
+    package var handledNetwork: LandlockNetAccess
+    package var scoped: LandlockScope
+    package var pathRules: [PathRule]
+    package var portRules: [PortRule]
     /// What a newer ABI would add, and which other layer covers it meanwhile.
-    public var notAvailable: [String]
+    package var notAvailable: [String]
 }
 
 /// `LANDLOCK_ACCESS_FS_*`.
-public struct LandlockFileAccess: KernelFlags {
-    public let rawValue: UInt64
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
+package struct LandlockFileAccess: KernelFlags {
+    package let rawValue: UInt64
+    package init(rawValue: UInt64) { self.rawValue = rawValue }
 
-    public static let execute = Self(rawValue: 1 << 0)
-    public static let writeFile = Self(rawValue: 1 << 1)
-    public static let readFile = Self(rawValue: 1 << 2)
-    public static let readDir = Self(rawValue: 1 << 3)
-    public static let removeDir = Self(rawValue: 1 << 4)
-    public static let removeFile = Self(rawValue: 1 << 5)
-    public static let makeChar = Self(rawValue: 1 << 6)
-    public static let makeDir = Self(rawValue: 1 << 7)
-    public static let makeReg = Self(rawValue: 1 << 8)
-    public static let makeSock = Self(rawValue: 1 << 9)
-    public static let makeFifo = Self(rawValue: 1 << 10)
-    public static let makeBlock = Self(rawValue: 1 << 11)
-    public static let makeSym = Self(rawValue: 1 << 12)
+    package static let execute = Self(rawValue: 1 << 0)
+    package static let writeFile = Self(rawValue: 1 << 1)
+    package static let readFile = Self(rawValue: 1 << 2)
+    package static let readDir = Self(rawValue: 1 << 3)
+    package static let removeDir = Self(rawValue: 1 << 4)
+    package static let removeFile = Self(rawValue: 1 << 5)
+    package static let makeChar = Self(rawValue: 1 << 6)
+    package static let makeDir = Self(rawValue: 1 << 7)
+    package static let makeReg = Self(rawValue: 1 << 8)
+    package static let makeSock = Self(rawValue: 1 << 9)
+    package static let makeFifo = Self(rawValue: 1 << 10)
+    package static let makeBlock = Self(rawValue: 1 << 11)
+    package static let makeSym = Self(rawValue: 1 << 12)
     /// ABI 2.
-    public static let refer = Self(rawValue: 1 << 13)
+    package static let refer = Self(rawValue: 1 << 13)
     /// ABI 3.
-    public static let truncate = Self(rawValue: 1 << 14)
+    package static let truncate = Self(rawValue: 1 << 14)
     /// ABI 5.
-    public static let ioctlDev = Self(rawValue: 1 << 15)
+    package static let ioctlDev = Self(rawValue: 1 << 15)
 
-    public static let names: [(flag: Self, name: String)] = [
+    package static let names: [(flag: Self, name: String)] = [
         (.execute, "EXECUTE"), (.writeFile, "WRITE_FILE"), (.readFile, "READ_FILE"), (.readDir, "READ_DIR"), (.removeDir, "REMOVE_DIR"),
         (.removeFile, "REMOVE_FILE"), (.makeChar, "MAKE_CHAR"), (.makeDir, "MAKE_DIR"), (.makeReg, "MAKE_REG"), (.makeSock, "MAKE_SOCK"),
         (.makeFifo, "MAKE_FIFO"), (.makeBlock, "MAKE_BLOCK"), (.makeSym, "MAKE_SYM"), (.refer, "REFER"), (.truncate, "TRUNCATE"),
@@ -60,7 +60,7 @@ public struct LandlockFileAccess: KernelFlags {
     ]
 
     /// The rights a Landlock ABI knows.
-    public static func known(abi: Int) -> Self {
+    package static func known(abi: Int) -> Self {
         var all: Self = abi >= 1 ? Self(rawValue: (1 << 13) - 1) : []
         if abi >= 2 { all.insert(.refer) }
         if abi >= 3 { all.insert(.truncate) }
@@ -77,25 +77,25 @@ public struct LandlockFileAccess: KernelFlags {
 }
 
 /// `LANDLOCK_ACCESS_NET_*` (ABI 4).
-public struct LandlockNetAccess: KernelFlags {
-    public let rawValue: UInt64
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
+package struct LandlockNetAccess: KernelFlags {
+    package let rawValue: UInt64
+    package init(rawValue: UInt64) { self.rawValue = rawValue }
 
-    public static let bindTCP = Self(rawValue: 1 << 0)
-    public static let connectTCP = Self(rawValue: 1 << 1)
+    package static let bindTCP = Self(rawValue: 1 << 0)
+    package static let connectTCP = Self(rawValue: 1 << 1)
 
-    public static let names: [(flag: Self, name: String)] = [(.bindTCP, "BIND_TCP"), (.connectTCP, "CONNECT_TCP")]
+    package static let names: [(flag: Self, name: String)] = [(.bindTCP, "BIND_TCP"), (.connectTCP, "CONNECT_TCP")]
 }
 
 /// `LANDLOCK_SCOPE_*` (ABI 6).
-public struct LandlockScope: KernelFlags {
-    public let rawValue: UInt64
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
+package struct LandlockScope: KernelFlags {
+    package let rawValue: UInt64
+    package init(rawValue: UInt64) { self.rawValue = rawValue }
 
-    public static let abstractUnixSocket = Self(rawValue: 1 << 0)
-    public static let signal = Self(rawValue: 1 << 1)
+    package static let abstractUnixSocket = Self(rawValue: 1 << 0)
+    package static let signal = Self(rawValue: 1 << 1)
 
-    public static let names: [(flag: Self, name: String)] = [(.abstractUnixSocket, "ABSTRACT_UNIX_SOCKET"), (.signal, "SIGNAL")]
+    package static let names: [(flag: Self, name: String)] = [(.abstractUnixSocket, "ABSTRACT_UNIX_SOCKET"), (.signal, "SIGNAL")]
 }
 
 extension LandlockPlan {

@@ -1,5 +1,5 @@
-public import BurrowProfile
-public import BurrowSystem
+package import BurrowProfile
+package import BurrowSystem
 
 /// One launch: the single source of truth that `burrow dry-run` prints and
 /// `burrow run` executes, in three values.
@@ -17,74 +17,74 @@ public import BurrowSystem
 /// the host probe. Its JSON form (`burrow dry-run --json`) is flat, as
 /// documented in docs/dry-run.md, and versioned by `schemaVersion`; the accessors
 /// below (`mounts`, `limits`, ...) read and write through to the three values.
-public struct LaunchPlan: Sendable, Equatable {
-    public static let currentSchemaVersion = 1
+package struct LaunchPlan: Sendable, Equatable {
+    package static let currentSchemaVersion = 1
 
-    public var schemaVersion = LaunchPlan.currentSchemaVersion
-    public var tool: ToolIdentity
+    package var schemaVersion = LaunchPlan.currentSchemaVersion
+    package var tool: ToolIdentity
     /// The profile file and the files it extends, in that order.
-    public var profileFiles: [String]
-    public var spec: SandboxSpec
-    public var exec: ExecRequest
+    package var profileFiles: [String]
+    package var spec: SandboxSpec
+    package var exec: ExecRequest
     /// What the MCP relay enforces when the tool runs as an MCP server.
-    public var mcp: MCPPlan
-    public var report: PlanReport
+    package var mcp: MCPPlan
+    package var report: PlanReport
 
     /// Whether every requested control can be enforced here; `burrow run` refuses otherwise.
-    public var isEnforceable: Bool { report.controls.allSatisfy(\.enforceable) }
+    package var isEnforceable: Bool { report.controls.allSatisfy(\.enforceable) }
 
     /// Whether a sandbox built from `other` is this very sandbox: the same
     /// tool, profile files, relay policy and everything the kernel was told.
-    public func sameSandbox(as other: LaunchPlan) -> Bool {
+    package func sameSandbox(as other: LaunchPlan) -> Bool {
         spec == other.spec && tool == other.tool && profileFiles == other.profileFiles && mcp == other.mcp && schemaVersion == other.schemaVersion
     }
 }
 
 /// Exactly what the kernel is told for one sandbox.
-public struct SandboxSpec: Sendable, Equatable {
-    public var sandboxLevel: SandboxLevel
+package struct SandboxSpec: Sendable, Equatable {
+    package var sandboxLevel: SandboxLevel
     /// The host file executed (after symlinks), checked against `execute`.
-    public var executable: String
-    public var workingDirectory: String
+    package var executable: String
+    package var workingDirectory: String
     /// The executables the profile lets the tool run, resolved on this host.
-    public var allowedExecutables: [String]
-    public var namespaces: [NamespacePlan]
-    public var identity: IdentityPlan
-    public var mounts: [MountEntry]
-    public var rlimits: [RlimitEntry]
+    package var allowedExecutables: [String]
+    package var namespaces: [NamespacePlan]
+    package var identity: IdentityPlan
+    package var mounts: [MountEntry]
+    package var rlimits: [RlimitEntry]
     /// Its `supervised` notes are in the report.
-    public var cgroup: CgroupPlan
-    public var capabilities: CapabilityPlan
-    public var seccomp: SeccompPlan
-    public var landlock: LandlockPlan
-    public var network: NetworkPlan
+    package var cgroup: CgroupPlan
+    package var capabilities: CapabilityPlan
+    package var seccomp: SeccompPlan
+    package var landlock: LandlockPlan
+    package var network: NetworkPlan
     /// The limits; `maxExecutionTime` is the tool's own (an invocation's
     /// deadline, which may be shorter, is `ExecRequest.deadline`).
-    public var limits: EffectiveLimits
+    package var limits: EffectiveLimits
 }
 
 /// What one invocation adds to its sandbox: only execve and the supervisor see it.
-public struct ExecRequest: Sendable, Equatable {
-    public var argv: [String]
-    public var environment: [EnvironmentEntry]
+package struct ExecRequest: Sendable, Equatable {
+    package var argv: [String]
+    package var environment: [EnvironmentEntry]
     /// Wall clock, then the tree is killed.
-    public var deadline: Seconds
+    package var deadline: Seconds
 }
 
 /// What describes a plan to its reader.
-public struct PlanReport: Sendable, Equatable {
+package struct PlanReport: Sendable, Equatable {
     /// Requested vs enforceable on this host, one row per control.
-    public var controls: [ControlStatus]
-    public var clamps: [Clamp]
-    public var exposure: ExposureReport
+    package var controls: [ControlStatus]
+    package var clamps: [Clamp]
+    package var exposure: ExposureReport
     /// Risky grants, in words an operator can act on.
-    public var warnings: [String]
+    package var warnings: [String]
     /// Limits watched by the supervisor rather than written to a file.
-    public var supervised: [String]
+    package var supervised: [String]
 }
 
 extension LaunchPlan {
-    public init(
+    package init(
         tool: ToolIdentity, profileFiles: [String], spec: SandboxSpec, exec: ExecRequest, mcp: MCPPlan, report: PlanReport
     ) {
         self.tool = tool
@@ -95,12 +95,12 @@ extension LaunchPlan {
         self.report = report
     }
 
-    public var sandboxLevel: SandboxLevel {
+    package var sandboxLevel: SandboxLevel {
         get { spec.sandboxLevel }
         set { spec.sandboxLevel = newValue }
     }
 
-    public var command: CommandPlan {
+    package var command: CommandPlan {
         get { CommandPlan(argv: exec.argv, executable: spec.executable, workingDirectory: spec.workingDirectory, allowedExecutables: spec.allowedExecutables) }
         set {
             exec.argv = newValue.argv
@@ -110,33 +110,33 @@ extension LaunchPlan {
         }
     }
 
-    public var namespaces: [NamespacePlan] {
+    package var namespaces: [NamespacePlan] {
         get { spec.namespaces }
         set { spec.namespaces = newValue }
     }
 
-    public var identity: IdentityPlan {
+    package var identity: IdentityPlan {
         get { spec.identity }
         set { spec.identity = newValue }
     }
 
-    public var mounts: [MountEntry] {
+    package var mounts: [MountEntry] {
         get { spec.mounts }
         set { spec.mounts = newValue }
     }
 
-    public var environment: [EnvironmentEntry] {
+    package var environment: [EnvironmentEntry] {
         get { exec.environment }
         set { exec.environment = newValue }
     }
 
-    public var rlimits: [RlimitEntry] {
+    package var rlimits: [RlimitEntry] {
         get { spec.rlimits }
         set { spec.rlimits = newValue }
     }
 
     /// The spec's cgroup with the report's supervised limits.
-    public var cgroup: CgroupPlan {
+    package var cgroup: CgroupPlan {
         get {
             var c = spec.cgroup
             c.supervised = report.supervised
@@ -150,29 +150,29 @@ extension LaunchPlan {
         }
     }
 
-    public var capabilities: CapabilityPlan {
+    package var capabilities: CapabilityPlan {
         get { spec.capabilities }
         set { spec.capabilities = newValue }
     }
 
-    public var seccomp: SeccompPlan {
+    package var seccomp: SeccompPlan {
         get { spec.seccomp }
         set { spec.seccomp = newValue }
     }
 
-    public var landlock: LandlockPlan {
+    package var landlock: LandlockPlan {
         get { spec.landlock }
         set { spec.landlock = newValue }
     }
 
-    public var network: NetworkPlan {
+    package var network: NetworkPlan {
         get { spec.network }
         set { spec.network = newValue }
     }
 
     /// The limits in force for this invocation: the spec's, with the
     /// request's deadline. Setting them sets both.
-    public var limits: EffectiveLimits {
+    package var limits: EffectiveLimits {
         get {
             var l = spec.limits
             l.maxExecutionTime = exec.deadline
@@ -184,22 +184,22 @@ extension LaunchPlan {
         }
     }
 
-    public var controls: [ControlStatus] {
+    package var controls: [ControlStatus] {
         get { report.controls }
         set { report.controls = newValue }
     }
 
-    public var clamps: [Clamp] {
+    package var clamps: [Clamp] {
         get { report.clamps }
         set { report.clamps = newValue }
     }
 
-    public var exposure: ExposureReport {
+    package var exposure: ExposureReport {
         get { report.exposure }
         set { report.exposure = newValue }
     }
 
-    public var warnings: [String] {
+    package var warnings: [String] {
         get { report.warnings }
         set { report.warnings = newValue }
     }
@@ -212,7 +212,7 @@ extension LaunchPlan: Codable {
         case landlock, network, mcp, limits, controls, clamps, exposure, warnings
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(schemaVersion, forKey: .schemaVersion)
         try c.encode(tool, forKey: .tool)
@@ -237,7 +237,7 @@ extension LaunchPlan: Codable {
         try c.encode(warnings, forKey: .warnings)
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let command = try c.decode(CommandPlan.self, forKey: .command)
         var cgroup = try c.decode(CgroupPlan.self, forKey: .cgroup)
@@ -263,37 +263,37 @@ extension LaunchPlan: Codable {
     }
 }
 
-public struct CommandPlan: Sendable, Codable, Equatable {
-    public var argv: [String]
+package struct CommandPlan: Sendable, Codable, Equatable {
+    package var argv: [String]
     /// The host file that will be executed (after symlinks), checked against `execute`.
-    public var executable: String
-    public var workingDirectory: String
+    package var executable: String
+    package var workingDirectory: String
     /// The executables the profile lets the tool run, resolved on this host.
-    public var allowedExecutables: [String]
+    package var allowedExecutables: [String]
 }
 
-public struct NamespacePlan: Sendable, Codable, Equatable {
-    public var kind: NamespaceKind
-    public var reason: String
+package struct NamespacePlan: Sendable, Codable, Equatable {
+    package var kind: NamespaceKind
+    package var reason: String
 
-    public init(kind: NamespaceKind, reason: String) {
+    package init(kind: NamespaceKind, reason: String) {
         self.kind = kind
         self.reason = reason
     }
 
     /// The `CLONE_NEW*` name, derived from the kind (shown, never read back).
-    public var cloneFlag: String { kind.cloneFlagName }
+    package var cloneFlag: String { kind.cloneFlagName }
 
     enum CodingKeys: String, CodingKey { case kind, cloneFlag, reason }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(kind, forKey: .kind)
         try c.encode(cloneFlag, forKey: .cloneFlag)
         try c.encode(reason, forKey: .reason)
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         kind = try c.decode(NamespaceKind.self, forKey: .kind)
         reason = try c.decode(String.self, forKey: .reason)
@@ -303,26 +303,26 @@ public struct NamespacePlan: Sendable, Codable, Equatable {
     }
 }
 
-public struct IDMapping: Sendable, Codable, Equatable {
-    public var inside: UInt32
-    public var outside: UInt32
-    public var count: UInt32
+package struct IDMapping: Sendable, Codable, Equatable {
+    package var inside: UInt32
+    package var outside: UInt32
+    package var count: UInt32
 }
 
-public struct IdentityPlan: Sendable, Codable, Equatable {
+package struct IdentityPlan: Sendable, Codable, Equatable {
     /// The uid and gid the tool runs as (inside the user namespace, and on the host).
-    public var uid: UInt32
-    public var gid: UInt32
-    public var uidMap: [IDMapping]
-    public var gidMap: [IDMapping]
+    package var uid: UInt32
+    package var gid: UInt32
+    package var uidMap: [IDMapping]
+    package var gidMap: [IDMapping]
     /// What /proc/PID/setgroups is set to before gid_map.
-    public var setgroups: SetgroupsPolicy
-    public var supplementaryGroups: [UInt32]
-    public var note: String
+    package var setgroups: SetgroupsPolicy
+    package var supplementaryGroups: [UInt32]
+    package var note: String
 }
 
 /// /proc/PID/setgroups (user_namespaces(7)): the words the kernel takes.
-public enum SetgroupsPolicy: String, Sendable, Codable {
+package enum SetgroupsPolicy: String, Sendable, Codable {
     /// setgroups(2) works in the namespace (the child clears the groups it inherited).
     case allow
     /// setgroups(2) is refused in the namespace.
@@ -332,8 +332,8 @@ public enum SetgroupsPolicy: String, Sendable, Codable {
 }
 
 /// One step of building the sandbox's file system, applied in order.
-public struct MountEntry: Sendable, Codable, Equatable {
-    public enum Kind: String, Sendable, Codable {
+package struct MountEntry: Sendable, Codable, Equatable {
+    package enum Kind: String, Sendable, Codable {
         /// A bind of a host path (`source`) at `target`.
         case bind
         case tmpfs
@@ -348,14 +348,14 @@ public struct MountEntry: Sendable, Codable, Equatable {
         case remount
     }
 
-    public var kind: Kind
-    public var source: String?
-    public var target: String
-    public var options: MountOptions
-    public var content: String?
-    public var reason: String
+    package var kind: Kind
+    package var source: String?
+    package var target: String
+    package var options: MountOptions
+    package var content: String?
+    package var reason: String
 
-    public init(kind: Kind, source: String? = nil, target: String, options: MountOptions = MountOptions(), content: String? = nil, reason: String) {
+    package init(kind: Kind, source: String? = nil, target: String, options: MountOptions = MountOptions(), content: String? = nil, reason: String) {
         self.kind = kind
         self.source = source
         self.target = target
@@ -365,28 +365,28 @@ public struct MountEntry: Sendable, Codable, Equatable {
     }
 }
 
-public struct EnvironmentEntry: Sendable, Codable, Equatable {
-    public enum Source: String, Sendable, Codable {
+package struct EnvironmentEntry: Sendable, Codable, Equatable {
+    package enum Source: String, Sendable, Codable {
         /// Set by Burrow.
         case burrow
         /// Passed through from the caller's environment (env_whitelist).
         case caller
     }
-    public var name: String
-    public var value: String
-    public var source: Source
+    package var name: String
+    package var value: String
+    package var source: Source
 }
 
-public struct RlimitEntry: Sendable, Codable, Equatable {
-    public var resource: RlimitResource
-    public var soft: UInt64
-    public var hard: UInt64
-    public var reason: String
+package struct RlimitEntry: Sendable, Codable, Equatable {
+    package var resource: RlimitResource
+    package var soft: UInt64
+    package var hard: UInt64
+    package var reason: String
 }
 
 /// `RLIMIT_*` of <sys/resource.h>: the kernel's numbers (the same on every
 /// architecture Burrow builds for), named from this table.
-public enum RlimitResource: Int32, Sendable, Codable, CaseIterable, CustomStringConvertible {
+package enum RlimitResource: Int32, Sendable, Codable, CaseIterable, CustomStringConvertible {
     case cpu = 0
     case fsize = 1
     case data = 2
@@ -396,7 +396,7 @@ public enum RlimitResource: Int32, Sendable, Codable, CaseIterable, CustomString
     case nofile = 7
     case addressSpace = 9
 
-    public var name: String {
+    package var name: String {
         switch self {
         case .cpu: "RLIMIT_CPU"
         case .fsize: "RLIMIT_FSIZE"
@@ -409,14 +409,14 @@ public enum RlimitResource: Int32, Sendable, Codable, CaseIterable, CustomString
         }
     }
 
-    public var description: String { name }
+    package var description: String { name }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(name)
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         let text = try c.decode(String.self)
         guard let value = Self.allCases.first(where: { $0.name == text }) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown rlimit \(text)") }
@@ -424,43 +424,43 @@ public enum RlimitResource: Int32, Sendable, Codable, CaseIterable, CustomString
     }
 }
 
-public struct CgroupWrite: Sendable, Codable, Equatable {
-    public var file: String
-    public var value: String
-    public var reason: String
+package struct CgroupWrite: Sendable, Codable, Equatable {
+    package var file: String
+    package var value: String
+    package var reason: String
 }
 
-public struct CgroupPlan: Sendable, Codable, Equatable {
+package struct CgroupPlan: Sendable, Codable, Equatable {
     /// 2, 1, or 0 when no usable cgroup hierarchy was found.
-    public var version: Int
+    package var version: Int
     /// Where the invocation's cgroup is created, relative to Burrow's own cgroup.
-    public var path: String
+    package var path: String
     /// v1: controller → Burrow's own cgroup directory in that hierarchy, where
     /// `path` is created (memory, pids, cpu, cpuacct, freezer). v2: "cgroup2"
     /// → Burrow's own cgroup2 directory. Empty without a backend.
-    public var directories: [String: String]
+    package var directories: [String: String]
     /// The controllers the invocation's cgroup gets (v2: enabled in the base's
     /// and tools/'s cgroup.subtree_control; v1: the hierarchies joined).
-    public var controllers: [String]
+    package var controllers: [String]
     /// What the supervisor prepares before the invocation's cgroup exists.
-    public var setup: [String]
+    package var setup: [String]
     /// Written to the invocation's cgroup, in order, before the child starts:
     /// exactly what `burrow run` writes.
-    public var writes: [CgroupWrite]
+    package var writes: [CgroupWrite]
     /// Limits watched by the supervisor rather than written to a file.
-    public var supervised: [String]
+    package var supervised: [String]
 }
 
 /// A control a plan asks the host for. Its name (what dry-run shows and a
 /// run record lists) comes from the value; the runtime decides what it
 /// enforced by the value, never by the text.
-public enum Control: Hashable, Sendable, Codable, CustomStringConvertible {
+package enum Control: Hashable, Sendable, Codable, CustomStringConvertible {
     case sandboxLevelVM, privileges, rlimits, noNewPrivileges, capabilityDrop
     case namespace(NamespaceKind)
     case namespacesTogether, seccompFilter, seccompUserNotification, landlock, pidfd
     case memoryLimit, processLimit, cpuTimeBudget, cpuBandwidth, cgroupPlacement, treeKill, executionDeadline, networkEgressProxy
 
-    public var name: String {
+    package var name: String {
         switch self {
         case .sandboxLevelVM: "sandbox level vm"
         case .privileges: "privileges"
@@ -484,19 +484,19 @@ public enum Control: Hashable, Sendable, Codable, CustomStringConvertible {
         }
     }
 
-    public var description: String { name }
+    package var description: String { name }
 
     static let all: [Control] =
         [.sandboxLevelVM, .privileges, .rlimits, .noNewPrivileges, .capabilityDrop] + NamespaceKind.allCases.map { .namespace($0) }
         + [.namespacesTogether, .seccompFilter, .seccompUserNotification, .landlock, .pidfd, .memoryLimit, .processLimit, .cpuTimeBudget, .cpuBandwidth]
         + [.cgroupPlacement, .treeKill, .executionDeadline, .networkEgressProxy]
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(name)
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         let text = try c.decode(String.self)
         guard let value = Self.all.first(where: { $0.name == text }) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown control \(text)") }
@@ -504,42 +504,42 @@ public enum Control: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 }
 
-public struct CapabilityPlan: Sendable, Codable, Equatable {
+package struct CapabilityPlan: Sendable, Codable, Equatable {
     /// Kept in the bounding, permitted, effective, inheritable and ambient sets.
-    public var kept: [Capability]
+    package var kept: [Capability]
     /// Dropped from all five sets.
-    public var dropped: [Capability]
-    public var securebits: Securebits
-    public var noNewPrivileges: Bool
+    package var dropped: [Capability]
+    package var securebits: Securebits
+    package var noNewPrivileges: Bool
 
     /// The kept capabilities as a bit mask (bit n = capability n).
-    public var keptMask: UInt64 { kept.reduce(0) { $0 | UInt64(1) << UInt64($1.number) } }
+    package var keptMask: UInt64 { kept.reduce(0) { $0 | UInt64(1) << UInt64($1.number) } }
 }
 
 /// `SECBIT_*` of <linux/securebits.h>: the process's securebits.
-public struct Securebits: KernelFlags {
-    public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+package struct Securebits: KernelFlags {
+    package let rawValue: UInt32
+    package init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let noRoot = Self(rawValue: 1 << 0)
-    public static let noRootLocked = Self(rawValue: 1 << 1)
-    public static let noSetuidFixup = Self(rawValue: 1 << 2)
-    public static let noSetuidFixupLocked = Self(rawValue: 1 << 3)
-    public static let keepCaps = Self(rawValue: 1 << 4)
-    public static let keepCapsLocked = Self(rawValue: 1 << 5)
-    public static let noCapAmbientRaise = Self(rawValue: 1 << 6)
-    public static let noCapAmbientRaiseLocked = Self(rawValue: 1 << 7)
+    package static let noRoot = Self(rawValue: 1 << 0)
+    package static let noRootLocked = Self(rawValue: 1 << 1)
+    package static let noSetuidFixup = Self(rawValue: 1 << 2)
+    package static let noSetuidFixupLocked = Self(rawValue: 1 << 3)
+    package static let keepCaps = Self(rawValue: 1 << 4)
+    package static let keepCapsLocked = Self(rawValue: 1 << 5)
+    package static let noCapAmbientRaise = Self(rawValue: 1 << 6)
+    package static let noCapAmbientRaiseLocked = Self(rawValue: 1 << 7)
 
-    public static let names: [(flag: Self, name: String)] = [
+    package static let names: [(flag: Self, name: String)] = [
         (.noRoot, "SECBIT_NOROOT"), (.noRootLocked, "SECBIT_NOROOT_LOCKED"), (.noSetuidFixup, "SECBIT_NO_SETUID_FIXUP"),
         (.noSetuidFixupLocked, "SECBIT_NO_SETUID_FIXUP_LOCKED"), (.keepCaps, "SECBIT_KEEP_CAPS"), (.keepCapsLocked, "SECBIT_KEEP_CAPS_LOCKED"),
         (.noCapAmbientRaise, "SECBIT_NO_CAP_AMBIENT_RAISE"), (.noCapAmbientRaiseLocked, "SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED"),
     ]
 }
 
-public struct ControlStatus: Sendable, Codable, Equatable {
-    public var control: Control
-    public var requested: String
-    public var enforceable: Bool
-    public var detail: String
+package struct ControlStatus: Sendable, Codable, Equatable {
+    package var control: Control
+    package var requested: String
+    package var enforceable: Bool
+    package var detail: String
 }

@@ -1,27 +1,27 @@
-public import BurrowProfile
+package import BurrowProfile
 
 /// What the MCP relay enforces between a client and the sandboxed server
 /// (`burrow mcp`, daemon sessions): framing limits, per-session request
 /// limits and the profile's content filters.
-public struct MCPPlan: Sendable, Codable, Equatable {
+package struct MCPPlan: Sendable, Codable, Equatable {
     /// The profile says the tool is an MCP server (`mcp = true`).
-    public var server: Bool
+    package var server: Bool
     /// The longest line accepted either way, newline excluded.
-    public var maxLineBytes: Int
+    package var maxLineBytes: Int
     /// The deepest JSON nesting accepted either way.
-    public var maxDepth: Int
+    package var maxDepth: Int
     /// Server stderr passed on per second; the rest is dropped and counted.
-    public var stderrBytesPerSecond: Int
+    package var stderrBytesPerSecond: Int
     /// Client requests the server may have in hand at once.
-    public var maxConcurrentRequests: Int
+    package var maxConcurrentRequests: Int
     /// Requests per minute by method, per session.
-    public var rateLimits: [MethodRate]
-    public var contentFilters: [ContentFilter]
+    package var rateLimits: [MethodRate]
+    package var contentFilters: [ContentFilter]
     /// The host's approval key file (`[mcp] approval_key`) for `authorize`
     /// filters; nil: none is configured, so such calls are refused.
-    public var approvalKey: String?
+    package var approvalKey: String?
 
-    public init(
+    package init(
         server: Bool = false, maxLineBytes: Int = 4 << 20, maxDepth: Int = 64, stderrBytesPerSecond: Int = 64 << 10,
         maxConcurrentRequests: Int = MCPPolicy.defaultConcurrentRequests, rateLimits: [MethodRate] = [], contentFilters: [ContentFilter] = [],
         approvalKey: String? = nil
@@ -43,5 +43,5 @@ public struct MCPPlan: Sendable, Codable, Equatable {
     }
 
     /// Whether the profile asked anything of the relay (dry-run shows the section then).
-    public var isConfigured: Bool { server || !rateLimits.isEmpty || !contentFilters.isEmpty || maxConcurrentRequests != MCPPolicy.defaultConcurrentRequests }
+    package var isConfigured: Bool { server || !rateLimits.isEmpty || !contentFilters.isEmpty || maxConcurrentRequests != MCPPolicy.defaultConcurrentRequests }
 }

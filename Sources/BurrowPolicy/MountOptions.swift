@@ -1,17 +1,17 @@
-public import BurrowProfile
-public import BurrowSystem
+package import BurrowProfile
+import BurrowSystem
 
 /// `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC`: the kernel's values, which
 /// `MOUNT_ATTR_*` shares (as it does `MS_RDONLY`, 1, kept in `readOnly`).
-public struct MountFlags: KernelFlags {
-    public let rawValue: UInt64
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
+package struct MountFlags: KernelFlags {
+    package let rawValue: UInt64
+    package init(rawValue: UInt64) { self.rawValue = rawValue }
 
-    public static let noSetuid = Self(rawValue: 2)
-    public static let noDevices = Self(rawValue: 4)
-    public static let noExecute = Self(rawValue: 8)
+    package static let noSetuid = Self(rawValue: 2)
+    package static let noDevices = Self(rawValue: 4)
+    package static let noExecute = Self(rawValue: 8)
 
-    public static let names: [(flag: Self, name: String)] = [(.noSetuid, "nosuid"), (.noDevices, "nodev"), (.noExecute, "noexec")]
+    package static let names: [(flag: Self, name: String)] = [(.noSetuid, "nosuid"), (.noDevices, "nodev"), (.noExecute, "noexec")]
 }
 
 /// How one mount is made: its flags, whether it reaches submounts and maps
@@ -19,23 +19,23 @@ public struct MountFlags: KernelFlags {
 /// Shown (and read back) as mount(8)-style options, derived from the values:
 /// `ro` or `rw`, the flags, `rec`, `idmap`, then `mode=`, `size=`,
 /// `nr_inodes=`, `subset=pid`, `hidepid=invisible`.
-public struct MountOptions: Sendable, Equatable, Codable, CustomStringConvertible {
+package struct MountOptions: Sendable, Equatable, Codable, CustomStringConvertible {
     /// Read-only, read-write, or (a created file, a symlink) not a mount.
-    public var readOnly: Bool?
-    public var flags: MountFlags
+    package var readOnly: Bool?
+    package var flags: MountFlags
     /// A bind applies to every submount of its source (`AT_RECURSIVE`).
-    public var recursive: Bool
+    package var recursive: Bool
     /// A bind maps the source's owner to the sandbox's ids.
-    public var idmap: Bool
+    package var idmap: Bool
     /// tmpfs and created files: the permission bits.
-    public var mode: UInt32?
+    package var mode: UInt32?
     /// tmpfs: its size and inode count.
-    public var size: ByteSize?
-    public var inodes: UInt64?
+    package var size: ByteSize?
+    package var inodes: UInt64?
     /// proc: only this PID namespace's processes, and none of theirs it may not see.
-    public var processesOnly: Bool
+    package var processesOnly: Bool
 
-    public init(
+    package init(
         readOnly: Bool? = nil, _ flags: MountFlags = [], recursive: Bool = false, idmap: Bool = false, mode: UInt32? = nil, size: ByteSize? = nil,
         inodes: UInt64? = nil, processesOnly: Bool = false
     ) {
@@ -50,10 +50,10 @@ public struct MountOptions: Sendable, Equatable, Codable, CustomStringConvertibl
     }
 
     /// The flags mount(2) and mount_setattr(2) get.
-    public var kernelFlags: UInt64 { (readOnly == true ? 1 : 0) | flags.rawValue }
+    package var kernelFlags: UInt64 { (readOnly == true ? 1 : 0) | flags.rawValue }
 
     /// The data string a file system gets (`mode=0755,size=1M`).
-    public var fileSystemData: String { dataOptions.joined(separator: ",") }
+    package var fileSystemData: String { dataOptions.joined(separator: ",") }
 
     private var dataOptions: [String] {
         var out: [String] = []
@@ -68,7 +68,7 @@ public struct MountOptions: Sendable, Equatable, Codable, CustomStringConvertibl
     }
 
     /// The options as mount(8) would write them.
-    public var names: [String] {
+    package var names: [String] {
         var out: [String] = readOnly.map { [$0 ? "ro" : "rw"] } ?? []
         out += flags.flagNames
         if recursive { out.append("rec") }
@@ -76,14 +76,14 @@ public struct MountOptions: Sendable, Equatable, Codable, CustomStringConvertibl
         return out + dataOptions
     }
 
-    public var description: String { names.joined(separator: ",") }
+    package var description: String { names.joined(separator: ",") }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(names)
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         var options = MountOptions()
         for name in try c.decode([String].self) {

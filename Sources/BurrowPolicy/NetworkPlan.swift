@@ -1,36 +1,36 @@
-public import BurrowProfile
+package import BurrowProfile
 
 /// How the tool reaches the network.
-public struct NetworkPlan: Sendable, Codable, Equatable {
-    public var access: NetworkAccess
+package struct NetworkPlan: Sendable, Codable, Equatable {
+    package var access: NetworkAccess
     /// Whether the tool gets its own network namespace (loopback only).
-    public var ownNamespace: Bool
+    package var ownNamespace: Bool
     /// The egress proxy's address inside the sandbox, for restricted access.
-    public var proxyEndpoint: String?
+    package var proxyEndpoint: String?
     /// The allowlist after normalisation.
-    public var allowlist: [String]
-    public var dns: String
+    package var allowlist: [String]
+    package var dns: String
     /// What happens to traffic that ignores the proxy.
-    public var otherTraffic: String
+    package var otherTraffic: String
     /// The egress proxy's rules and limits (restricted access only).
-    public var egress: Egress?
+    package var egress: Egress?
 
     /// What the supervisor's egress proxy enforces for one sandbox.
-    public struct Egress: Sendable, Codable, Equatable {
+    package struct Egress: Sendable, Codable, Equatable {
         /// The allowlist the proxy decides by.
-        public var targets: [NetworkTarget]
+        package var targets: [NetworkTarget]
         /// The proxy's listening port on the sandbox's loopback.
-        public var port: UInt16
-        public var protocols: [String]
-        public var maxConnections: Int
+        package var port: UInt16
+        package var protocols: [String]
+        package var maxConnections: Int
         /// Bytes both ways over the run; nil: no budget.
-        public var maxBytes: UInt64?
-        public var connectTimeoutMilliseconds: UInt64
-        public var idleTimeoutMilliseconds: UInt64
+        package var maxBytes: UInt64?
+        package var connectTimeoutMilliseconds: UInt64
+        package var idleTimeoutMilliseconds: UInt64
         /// Refused outright whatever the name, unless an IP/CIDR entry names them.
-        public var refusedRanges: [String]
+        package var refusedRanges: [String]
 
-        public init(
+        package init(
             targets: [NetworkTarget], port: UInt16 = NetworkPlan.proxyPort, maxConnections: Int, maxBytes: UInt64?,
             connectTimeoutMilliseconds: UInt64, idleTimeoutMilliseconds: UInt64
         ) {
@@ -46,7 +46,7 @@ public struct NetworkPlan: Sendable, Codable, Equatable {
     }
 
     /// The proxy's port on the sandbox's loopback.
-    public static let proxyPort: UInt16 = 3128
+    package static let proxyPort: UInt16 = 3128
 
     static func make(_ profile: SecurityProfile, level: SandboxLevel, limits: EffectiveLimits, policy: HostPolicy) -> NetworkPlan {
         let isolated = level != .none

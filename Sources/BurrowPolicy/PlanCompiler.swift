@@ -1,28 +1,28 @@
-public import BurrowProfile
-public import BurrowSystem
+package import BurrowProfile
+package import BurrowSystem
 
 /// Why no plan could be made for a command.
-public struct PlanError: Error, Sendable, CustomStringConvertible {
-    public var description: String
+package struct PlanError: Error, Sendable, CustomStringConvertible {
+    package var description: String
 }
 
 /// Compiles an effective profile, the host policy and the host probe into the
 /// `LaunchPlan` for one command. Pure apart from reading the host file system
 /// through `FileSystemView` (to find what the command needs to start).
-public struct PlanCompiler: Sendable {
-    public var policy: HostPolicy
-    public var host: HostFacts
-    public var fs: any FileSystemView
+package struct PlanCompiler: Sendable {
+    package var policy: HostPolicy
+    package var host: HostFacts
+    package var fs: any FileSystemView
     /// The caller's environment (only whitelisted names are used).
-    public var environment: [String: String]
-    public var workingDirectory: String
+    package var environment: [String: String]
+    package var workingDirectory: String
     /// The host uid/gid leased for this sandbox (`burrow run`); nil shows the
     /// first id of the policy's range (`burrow dry-run`).
-    public var sandboxID: UInt32?
+    package var sandboxID: UInt32?
     /// Runtimes and seccomp plans kept from earlier plans (nil: everything is found afresh).
-    public var memo: CompileMemo?
+    package var memo: CompileMemo?
 
-    public init(policy: HostPolicy, host: HostFacts, fs: any FileSystemView, environment: [String: String], workingDirectory: String) {
+    package init(policy: HostPolicy, host: HostFacts, fs: any FileSystemView, environment: [String: String], workingDirectory: String) {
         self.policy = policy
         self.host = host
         self.fs = fs
@@ -35,7 +35,7 @@ public struct PlanCompiler: Sendable {
     /// - Parameter deadline: the request's own, when shorter than the
     ///   profile's max_execution_time (a clamp says so); it changes nothing
     ///   the kernel is told, so a sandbox built ahead still fits.
-    public func compile(_ effective: EffectiveProfile, profileFiles: [String], argv: [String], deadline: Seconds? = nil) throws(PlanError) -> LaunchPlan {
+    package func compile(_ effective: EffectiveProfile, profileFiles: [String], argv: [String], deadline: Seconds? = nil) throws(PlanError) -> LaunchPlan {
         let profile = effective.profile
         let limits = effective.limits
         let level = profile.sandboxLevel
@@ -355,7 +355,7 @@ public struct PlanCompiler: Sendable {
 
     /// Where this host's invocation cgroups live, with the policy's ceilings as
     /// limits: what a supervisor that is starting sweeps (`Runner.recover`).
-    public func hostCgroupPlan() -> CgroupPlan {
+    package func hostCgroupPlan() -> CgroupPlan {
         cgroupPlan(policy.ceilings)
     }
 
@@ -417,9 +417,9 @@ public struct PlanCompiler: Sendable {
     }
 
     /// The cgroup v2 controllers every invocation gets.
-    public static let v2Controllers = ["cpu", "memory", "pids"]
+    package static let v2Controllers = ["cpu", "memory", "pids"]
     /// How often the supervisor reads the tree's CPU time.
-    public static let cpuCheckMilliseconds = 50
+    package static let cpuCheckMilliseconds = 50
 
     private func capabilityPlan(_ profile: SecurityProfile) -> CapabilityPlan {
         let all = Capability.all(lastCap: host.capLastCap)
@@ -535,7 +535,7 @@ public struct PlanCompiler: Sendable {
 
 extension PlanCompiler {
     /// libseccomp's pseudo-code listing of the filter this profile compiles to.
-    public func seccompListing(_ effective: EffectiveProfile) -> String? {
+    package func seccompListing(_ effective: EffectiveProfile) -> String? {
         guard effective.profile.sandboxLevel != .none else { return nil }
         let (allowed, rules) = SeccompPolicy.rules(for: effective.profile)
         return try? SeccompCompiler.compile(

@@ -1,7 +1,7 @@
 import FoundationEssentials
 
 /// What the seccomp filter does with a system call.
-public enum SeccompAction: Sendable, Codable, Equatable, CustomStringConvertible {
+package enum SeccompAction: Sendable, Codable, Equatable, CustomStringConvertible {
     case allow
     /// Fails with this errno, silently (expected probes such as clone3).
     case errno(Int32)
@@ -10,7 +10,7 @@ public enum SeccompAction: Sendable, Codable, Equatable, CustomStringConvertible
     case notify(errno: Int32)
     case killProcess
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .allow: "allow"
         case .errno(let e): "errno \(errnoText(e))"
@@ -21,16 +21,16 @@ public enum SeccompAction: Sendable, Codable, Equatable, CustomStringConvertible
 }
 
 /// A comparison on one system call argument (`arg1 & 0xffffffff == 0x5412`).
-public struct SeccompCondition: Sendable, Codable, Equatable, CustomStringConvertible {
-    public enum Operation: String, Sendable, Codable { case equal, notEqual, maskedEqual }
-    public var argument: Int
-    public var operation: Operation
-    public var value: UInt64
-    public var mask: UInt64?
+package struct SeccompCondition: Sendable, Codable, Equatable, CustomStringConvertible {
+    package enum Operation: String, Sendable, Codable { case equal, notEqual, maskedEqual }
+    package var argument: Int
+    package var operation: Operation
+    package var value: UInt64
+    package var mask: UInt64?
     /// A symbolic name for `value` (AF_UNIX, TIOCSTI), for readers.
-    public var valueName: String?
+    package var valueName: String?
 
-    public var description: String {
+    package var description: String {
         let v = valueName ?? "0x" + String(value, radix: 16)
         switch operation {
         case .equal: return "arg\(argument) == \(v)"
@@ -40,35 +40,35 @@ public struct SeccompCondition: Sendable, Codable, Equatable, CustomStringConver
     }
 }
 
-public struct SeccompRule: Sendable, Codable, Equatable {
-    public var syscall: String
-    public var action: SeccompAction
+package struct SeccompRule: Sendable, Codable, Equatable {
+    package var syscall: String
+    package var action: SeccompAction
     /// All must hold for the rule to apply (empty: always).
-    public var conditions: [SeccompCondition]
-    public var reason: String
+    package var conditions: [SeccompCondition]
+    package var reason: String
 }
 
 /// The seccomp filter: an allowlist with a notifying default. Its BPF is
 /// compiled by libseccomp (`bpf`), and the rules are kept for readers.
-public struct SeccompPlan: Sendable, Codable, Equatable {
+package struct SeccompPlan: Sendable, Codable, Equatable {
     /// The only architecture whose system calls are accepted.
-    public var architecture: String
+    package var architecture: String
     /// Any other architecture or ABI (i386 via int 0x80, x32).
-    public var badArchitectureAction: SeccompAction
+    package var badArchitectureAction: SeccompAction
     /// Every call no rule names, including unknown and future ones.
-    public var defaultAction: SeccompAction
+    package var defaultAction: SeccompAction
     /// Calls allowed without conditions.
-    public var allowed: [String]
+    package var allowed: [String]
     /// Calls with conditions or a non-default denial.
-    public var rules: [SeccompRule]
+    package var rules: [SeccompRule]
     /// Names the installed libseccomp does not know on this architecture (they fall to the default).
-    public var unknownToLibseccomp: [String]
+    package var unknownToLibseccomp: [String]
     /// Instruction count of the compiled program.
-    public var instructions: Int
+    package var instructions: Int
     /// The compiled `struct sock_filter` array (8 bytes per instruction), as the kernel receives it.
-    public var bpf: BPFProgram
+    package var bpf: BPFProgram
     /// How denied calls are reported.
-    public var reporting: String
+    package var reporting: String
 }
 
 func errnoText(_ e: Int32) -> String {
@@ -77,12 +77,12 @@ func errnoText(_ e: Int32) -> String {
 }
 
 /// A compiled classic-BPF program; base64 in JSON.
-public struct BPFProgram: Sendable, Equatable, Codable {
-    public var bytes: [UInt8]
+package struct BPFProgram: Sendable, Equatable, Codable {
+    package var bytes: [UInt8]
 
-    public init(bytes: [UInt8]) { self.bytes = bytes }
+    package init(bytes: [UInt8]) { self.bytes = bytes }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let data = Data(base64Encoded: text) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not base64"))
@@ -90,7 +90,7 @@ public struct BPFProgram: Sendable, Equatable, Codable {
         bytes = Array(data)
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(Data(bytes).base64EncodedString())
     }

@@ -3,7 +3,7 @@ import TOMLKit
 
 /// A parsed configuration document: the common form of TOML and JSON, so both
 /// decode through one strict reader with the same key paths and errors.
-public indirect enum ConfigValue: Sendable, Equatable {
+package indirect enum ConfigValue: Sendable, Equatable {
     case string(String)
     case integer(Int)
     case float(Double)
@@ -14,7 +14,7 @@ public indirect enum ConfigValue: Sendable, Equatable {
     case date(String)
 
     /// The name of this value's type, as used in messages.
-    public var typeName: String {
+    package var typeName: String {
         switch self {
         case .string: "a string"
         case .integer: "an integer"
@@ -28,10 +28,10 @@ public indirect enum ConfigValue: Sendable, Equatable {
 }
 
 /// The format of a configuration file, from its extension.
-public enum ConfigFormat: String, Sendable {
+package enum ConfigFormat: String, Sendable {
     case toml, json
 
-    public init?(path: String) {
+    package init?(path: String) {
         if path.hasSuffix(".toml") {
             self = .toml
         } else if path.hasSuffix(".json") {
@@ -45,7 +45,7 @@ public enum ConfigFormat: String, Sendable {
 extension ConfigValue {
     /// Parses a document whose top level must be a table.
     /// - Throws: `ProfileIssue` naming the file (and line and column for TOML syntax errors).
-    public static func parse(_ text: String, format: ConfigFormat, file: String) throws(ProfileIssue) -> ConfigValue {
+    package static func parse(_ text: String, format: ConfigFormat, file: String) throws(ProfileIssue) -> ConfigValue {
         switch format {
         case .toml:
             do {

@@ -1,15 +1,15 @@
 /// A variable name, or a prefix written `LC_*`, that may reach the tool.
-public struct EnvironmentPattern: Sendable, Hashable, Codable, CustomStringConvertible {
-    public var text: String
-    public var isPrefix: Bool { text.hasSuffix("*") }
-    public var stem: String { isPrefix ? String(text.dropLast()) : text }
+package struct EnvironmentPattern: Sendable, Hashable, Codable, CustomStringConvertible {
+    package var text: String
+    package var isPrefix: Bool { text.hasSuffix("*") }
+    package var stem: String { isPrefix ? String(text.dropLast()) : text }
 
-    public func matches(_ name: String) -> Bool { isPrefix ? name.hasPrefix(stem) : name == text }
+    package func matches(_ name: String) -> Bool { isPrefix ? name.hasPrefix(stem) : name == text }
 
     /// Variables that change how the loader, libc or an interpreter behaves
     /// before the tool's own code runs (glibc's unsecure-envvars list and the
     /// interpreters' start-up hooks). None may be passed in.
-    public static let loaderVariables: [String] = [
+    package static let loaderVariables: [String] = [
         "LD_*", "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
         "MALLOC_*", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR",
         "BASH_ENV", "ENV", "PS4", "SHELLOPTS", "BASHOPTS", "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME",
@@ -18,7 +18,7 @@ public struct EnvironmentPattern: Sendable, Hashable, Codable, CustomStringConve
         "PATH",
     ]
 
-    public static func parse(_ text: String) -> Result<EnvironmentPattern, PatternError> {
+    package static func parse(_ text: String) -> Result<EnvironmentPattern, PatternError> {
         let stem = text.hasSuffix("*") ? String(text.dropLast()) : text
         let first = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
         let rest = first.union("0123456789")
@@ -38,7 +38,7 @@ public struct EnvironmentPattern: Sendable, Hashable, Codable, CustomStringConve
     }
 
     /// Whether some name matches both patterns.
-    public func overlaps(_ other: EnvironmentPattern) -> Bool {
+    package func overlaps(_ other: EnvironmentPattern) -> Bool {
         switch (isPrefix, other.isPrefix) {
         case (false, false): text == other.text
         case (true, false): other.text.hasPrefix(stem)
@@ -47,5 +47,5 @@ public struct EnvironmentPattern: Sendable, Hashable, Codable, CustomStringConve
         }
     }
 
-    public var description: String { text }
+    package var description: String { text }
 }

@@ -3,17 +3,17 @@
 /// there while the audit log recorded it whole: such a value is refused,
 /// never truncated. The sizes are the kernel's (MAX_ARG_STRLEN) and a total
 /// well inside ARG_MAX for any stack limit a sandbox is given.
-public enum ExecStrings {
+package enum ExecStrings {
     /// One argument or NAME=value, without its NUL (MAX_ARG_STRLEN is 32 pages).
-    public static let maxStringBytes = 131_071
+    package static let maxStringBytes = 131_071
     /// Every argument and environment string together, with their pointers.
-    public static let maxTotalBytes = 1 << 20
+    package static let maxTotalBytes = 1 << 20
     /// Arguments and environment entries, each.
-    public static let maxCount = 8192
+    package static let maxCount = 8192
 
     /// Why `argv` and `environment` cannot reach execve as given, or nil.
     /// `what` names the argument list in the message ("argv", "arguments").
-    public static func problem(argv: [String], what: String = "argv", environment: [(name: String, value: String)] = []) -> String? {
+    package static func problem(argv: [String], what: String = "argv", environment: [(name: String, value: String)] = []) -> String? {
         guard argv.count <= maxCount else { return "\(what): \(argv.count) arguments, more than the \(maxCount) allowed" }
         guard environment.count <= maxCount else { return "environment: \(environment.count) variables, more than the \(maxCount) allowed" }
         var total = 0
@@ -34,7 +34,7 @@ public enum ExecStrings {
     }
 
     /// Why `name` cannot be an environment variable's name, or nil.
-    public static func environmentNameProblem(_ name: String) -> String? {
+    package static func environmentNameProblem(_ name: String) -> String? {
         if name.isEmpty { return "an environment variable with an empty name" }
         if name.utf8.contains(0) || name.utf8.contains(UInt8(ascii: "=")) {
             return "environment variable name \(quoted(name)) contains '=' or the NUL character: refused rather than cut"

@@ -1,12 +1,12 @@
 /// One change the host policy made to a profile: recorded in the plan so the
 /// operator sees exactly what was requested and what applies.
-public struct Clamp: Sendable, Equatable, Codable {
-    public var key: String
-    public var requested: String
-    public var effective: String
-    public var reason: String
+package struct Clamp: Sendable, Equatable, Codable {
+    package var key: String
+    package var requested: String
+    package var effective: String
+    package var reason: String
 
-    public init(key: String, requested: String, effective: String, reason: String) {
+    package init(key: String, requested: String, effective: String, reason: String) {
         self.key = key
         self.requested = requested
         self.effective = effective
@@ -15,32 +15,32 @@ public struct Clamp: Sendable, Equatable, Codable {
 }
 
 /// Every limit with a value: the profile's, or the policy maximum where unset.
-public struct EffectiveLimits: Sendable, Equatable, Codable {
-    public var maxCpuTime: Seconds
-    public var maxMemory: ByteSize
-    public var maxFileSize: ByteSize
-    public var maxOpenFiles: Int
-    public var maxExecutionTime: Seconds
-    public var maxProcesses: Int
-    public var scratchSize: ByteSize
+package struct EffectiveLimits: Sendable, Equatable, Codable {
+    package var maxCpuTime: Seconds
+    package var maxMemory: ByteSize
+    package var maxFileSize: ByteSize
+    package var maxOpenFiles: Int
+    package var maxExecutionTime: Seconds
+    package var maxProcesses: Int
+    package var scratchSize: ByteSize
     /// CPU bandwidth of the tree in percent of one CPU (host policy); 0: no cap.
-    public var cpuQuotaPercent: Int
+    package var cpuQuotaPercent: Int
     /// Egress proxy connections open at once (restricted network only).
-    public var maxConnections: Int
+    package var maxConnections: Int
     /// Egress proxy bytes both ways per run; nil: no budget.
-    public var maxNetworkBytes: ByteSize?
+    package var maxNetworkBytes: ByteSize?
 }
 
 /// A validated profile after the host policy was applied.
-public struct EffectiveProfile: Sendable, Equatable, Codable {
-    public var profile: SecurityProfile
-    public var limits: EffectiveLimits
-    public var clamps: [Clamp]
+package struct EffectiveProfile: Sendable, Equatable, Codable {
+    package var profile: SecurityProfile
+    package var limits: EffectiveLimits
+    package var clamps: [Clamp]
 }
 
 extension HostPolicy {
     /// Every limit at the policy's maximum.
-    public var ceilings: EffectiveLimits {
+    package var ceilings: EffectiveLimits {
         let p = policies
         return EffectiveLimits(
             maxCpuTime: p.maxCpuTime, maxMemory: p.maxMemory, maxFileSize: p.maxFileSize, maxOpenFiles: p.maxOpenFiles, maxExecutionTime: p.maxExecutionTime,
@@ -52,7 +52,7 @@ extension HostPolicy {
     /// already refused by validation; here unset limits get the policy maximum,
     /// network access is lowered to `network_policy`, and the sandbox level is
     /// raised to `default_sandbox`. Each change is a `Clamp`.
-    public func clamp(_ profile: SecurityProfile) -> EffectiveProfile {
+    package func clamp(_ profile: SecurityProfile) -> EffectiveProfile {
         var p = profile
         var clamps: [Clamp] = []
         let r = profile.resourceLimits

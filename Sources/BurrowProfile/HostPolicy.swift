@@ -1,91 +1,91 @@
 /// The host operator's policy (`/etc/burrow/burrow.toml`): ceilings every
 /// profile is validated and clamped against. A missing file means `.defaults`.
-public struct HostPolicy: Sendable, Equatable, Codable {
-    public struct Security: Sendable, Equatable, Codable {
+package struct HostPolicy: Sendable, Equatable, Codable {
+    package struct Security: Sendable, Equatable, Codable {
         /// Refuse profiles that are not signed (Burrow cannot verify signatures yet, so `true` refuses all).
-        public var requireSignatures = false
+        package var requireSignatures = false
         /// Tools below this trust level are refused.
-        public var minTrustLevel = TrustLevel.untrusted
+        package var minTrustLevel = TrustLevel.untrusted
         /// The level a profile gets when it names none, and the weakest it may get.
-        public var defaultSandbox = SandboxLevel.process
+        package var defaultSandbox = SandboxLevel.process
     }
 
-    public struct Policies: Sendable, Equatable, Codable {
-        public var maxExecutionTime = Seconds.seconds(300)
-        public var maxMemory = ByteSize.mebibytes(512)
-        public var maxFileSize = ByteSize.mebibytes(100)
+    package struct Policies: Sendable, Equatable, Codable {
+        package var maxExecutionTime = Seconds.seconds(300)
+        package var maxMemory = ByteSize.mebibytes(512)
+        package var maxFileSize = ByteSize.mebibytes(100)
         /// The most network any profile may get.
-        public var networkPolicy = NetworkAccess.restricted
-        public var auditRetentionDays = 90
+        package var networkPolicy = NetworkAccess.restricted
+        package var auditRetentionDays = 90
         // Burrow's additions: ceilings for the limits the specification leaves open.
-        public var maxCpuTime = Seconds.seconds(300)
-        public var maxOpenFiles = 1024
-        public var maxProcesses = 256
-        public var maxScratch = ByteSize.mebibytes(256)
+        package var maxCpuTime = Seconds.seconds(300)
+        package var maxOpenFiles = 1024
+        package var maxProcesses = 256
+        package var maxScratch = ByteSize.mebibytes(256)
         /// CPU bandwidth of one invocation's whole tree, in percent of one CPU
         /// (cgroup cpu.max, like systemd's CPUQuota=); 0 leaves it unlimited.
-        public var cpuQuotaPercent = 100
+        package var cpuQuotaPercent = 100
         /// Connections one sandbox may hold open at once through the egress proxy.
-        public var maxConnections = 64
+        package var maxConnections = 64
         /// Bytes one sandbox may move through the egress proxy per run; nil: no budget.
-        public var maxNetworkBytes: ByteSize?
+        package var maxNetworkBytes: ByteSize?
     }
 
     /// Burrow's own section: the egress proxy of sandboxes with restricted network.
-    public struct Network: Sendable, Equatable, Codable {
+    package struct Network: Sendable, Equatable, Codable {
         /// How long the proxy waits for a destination to accept a connection.
-        public var connectTimeout = Seconds.seconds(10)
+        package var connectTimeout = Seconds.seconds(10)
         /// A connection with no traffic either way for this long is closed.
-        public var idleTimeout = Seconds.seconds(120)
+        package var idleTimeout = Seconds.seconds(120)
     }
 
-    public struct RateLimits: Sendable, Equatable, Codable {
-        public var requestsPerMinute = 60
-        public var maxConcurrent = 5
-        public var registrationAttemptsPerHour = 10
+    package struct RateLimits: Sendable, Equatable, Codable {
+        package var requestsPerMinute = 60
+        package var maxConcurrent = 5
+        package var registrationAttemptsPerHour = 10
     }
 
     /// Burrow's own section: how sandboxes are built on this host.
-    public struct Sandbox: Sendable, Equatable, Codable {
+    package struct Sandbox: Sendable, Equatable, Codable {
         /// Host uids (and gids) given to sandboxed tools, one per live sandbox; never 0.
-        public var idRange: ClosedRange<UInt32> = 524_288...589_823
+        package var idRange: ClosedRange<UInt32> = 524_288...589_823
         /// Where bare command names in `execute` are looked up, in order.
-        public var execSearchPath = ["/usr/local/bin", "/usr/bin", "/bin"]
+        package var execSearchPath = ["/usr/local/bin", "/usr/bin", "/bin"]
     }
 
     /// Burrow's own section: the audit log.
-    public struct Audit: Sendable, Equatable, Codable {
+    package struct Audit: Sendable, Equatable, Codable {
         /// The SQLite file every run and the daemon append to.
-        public var database = "/var/lib/burrow/audit.db"
+        package var database = "/var/lib/burrow/audit.db"
         /// The group that may read it (root always can); a missing group means root only.
-        public var readerGroup = "burrow-audit"
+        package var readerGroup = "burrow-audit"
         /// Secret patterns (POSIX extended regular expressions) redacted from
         /// every stored string, besides the built-in credential shapes.
-        public var redact: [String] = []
+        package var redact: [String] = []
         /// AnomalousActivity when one tool has more than this many
         /// SecurityViolation and PermissionDenied events within `anomalyWindow`; 0 turns it off.
-        public var anomalyThreshold = 10
-        public var anomalyWindow = Seconds.seconds(60)
+        package var anomalyThreshold = 10
+        package var anomalyWindow = Seconds.seconds(60)
         /// burrowd writes a caller's repeated refusals (same uid, same
         /// reason) within this window as one PermissionDenied with a count.
-        public var denialWindow = Seconds.seconds(10)
+        package var denialWindow = Seconds.seconds(10)
         /// PerformanceThreshold when a run takes longer than this (wall clock)…
-        public var durationThreshold = Seconds.seconds(60)
+        package var durationThreshold = Seconds.seconds(60)
         /// …or uses more CPU time than this (its whole tree).
-        public var cpuThreshold = Seconds.seconds(60)
+        package var cpuThreshold = Seconds.seconds(60)
     }
 
     /// Who may call the daemon, and how: each role lists principals as
     /// `user:NAME`, `uid:N`, `group:NAME` or `gid:N` (a caller matches a group
     /// by its primary or any supplementary group). Root holds every role.
-    public struct Daemon: Sendable, Equatable, Codable {
-        public enum Principal: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+    package struct Daemon: Sendable, Equatable, Codable {
+        package enum Principal: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
             case user(String)
             case uid(UInt32)
             case group(String)
             case gid(UInt32)
 
-            public init?(parsing text: String) {
+            package init?(parsing text: String) {
                 let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
                 guard parts.count == 2, !parts[1].isEmpty else { return nil }
                 switch parts[0] {
@@ -102,7 +102,7 @@ public struct HostPolicy: Sendable, Equatable, Codable {
             }
 
             /// Written as in the policy file: "group:burrow".
-            public init(from decoder: any Decoder) throws {
+            package init(from decoder: any Decoder) throws {
                 let text = try decoder.singleValueContainer().decode(String.self)
                 guard let p = Principal(parsing: text) else {
                     throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected user:NAME, uid:N, group:NAME or gid:N"))
@@ -110,12 +110,12 @@ public struct HostPolicy: Sendable, Equatable, Codable {
                 self = p
             }
 
-            public func encode(to encoder: any Encoder) throws {
+            package func encode(to encoder: any Encoder) throws {
                 var c = encoder.singleValueContainer()
                 try c.encode(description)
             }
 
-            public var description: String {
+            package var description: String {
                 switch self {
                 case .user(let n): "user:\(n)"
                 case .uid(let n): "uid:\(n)"
@@ -126,79 +126,79 @@ public struct HostPolicy: Sendable, Equatable, Codable {
         }
 
         /// The API socket (HTTP/1.1 + JSON).
-        public var socket = "/run/burrow/burrowd.sock"
+        package var socket = "/run/burrow/burrowd.sock"
         /// The socket is 0660 root:this group.
-        public var socketGroup = "burrow"
+        package var socketGroup = "burrow"
         /// Register, update and delete tools.
-        public var admins: [Principal] = []
+        package var admins: [Principal] = []
         /// Invoke tools.
-        public var invokers: [Principal] = [.group("burrow")]
+        package var invokers: [Principal] = [.group("burrow")]
         /// Read the audit log.
-        public var auditors: [Principal] = [.group("burrow-audit")]
+        package var auditors: [Principal] = [.group("burrow-audit")]
         /// The largest request body accepted.
-        public var maxRequestBytes = ByteSize.mebibytes(4)
+        package var maxRequestBytes = ByteSize.mebibytes(4)
         /// A connection must deliver a whole request head within this long
         /// (after it opens, or after the previous response).
-        public var headerTimeout = Seconds.seconds(10)
+        package var headerTimeout = Seconds.seconds(10)
         /// A request body must arrive whole within this long after its head.
-        public var bodyTimeout = Seconds.seconds(60)
+        package var bodyTimeout = Seconds.seconds(60)
         /// A connection with no request in progress is closed after this long.
-        public var idleTimeout = Seconds.seconds(60)
+        package var idleTimeout = Seconds.seconds(60)
         /// Connections open at once, all callers together; root and admins
         /// may open `adminConnectionReserve` more beyond it.
-        public var maxConnections = 512
+        package var maxConnections = 512
         /// Connections open at once per caller uid (root and admins excepted).
-        public var maxConnectionsPerUser = 64
-        public var adminConnectionReserve = 32
+        package var maxConnectionsPerUser = 64
+        package var adminConnectionReserve = 32
         /// Validations and registrations (loading a profile, compiling its
         /// plan) one caller may have in progress at once.
-        public var maxValidationsPerUser = 2
+        package var maxValidationsPerUser = 2
         /// Where registrations and invocation results are kept (SQLite).
-        public var registry = "/var/lib/burrow/registry.db"
+        package var registry = "/var/lib/burrow/registry.db"
         /// stdout and stderr kept per invocation, each (the rest is counted and dropped).
-        public var maxOutputBytes = ByteSize.mebibytes(1)
+        package var maxOutputBytes = ByteSize.mebibytes(1)
         /// How long running invocations may go on after SIGTERM before their sandboxes are killed.
-        public var shutdownGrace = Seconds.seconds(30)
+        package var shutdownGrace = Seconds.seconds(30)
         /// Finished invocations stay readable (GET /v1/invocations/ID) this long.
-        public var resultRetention = Seconds.seconds(86_400)
+        package var resultRetention = Seconds.seconds(86_400)
         /// A tool invoked through burrowd gets its next sandbox built ahead
         /// (up to the moment before execve).
-        public var warmSandboxes = true
+        package var warmSandboxes = true
         /// How long a sandbox built ahead waits for a request before it is discarded.
-        public var warmSandboxIdle = Seconds.seconds(60)
+        package var warmSandboxIdle = Seconds.seconds(60)
     }
 
     /// Burrow's own section: the MCP relay.
-    public struct MCP: Sendable, Equatable, Codable {
+    package struct MCP: Sendable, Equatable, Codable {
         /// The key that signs approvals for `authorize` content filters
         /// (a file of at least 32 bytes, readable by root only); nil: such calls are refused.
-        public var approvalKey: String?
+        package var approvalKey: String?
         /// A burrowd MCP session with no request for this long is ended.
-        public var sessionIdleTimeout = Seconds.seconds(600)
+        package var sessionIdleTimeout = Seconds.seconds(600)
     }
 
-    public var security = Security()
-    public var policies = Policies()
-    public var rateLimits = RateLimits()
-    public var sandbox = Sandbox()
-    public var network = Network()
-    public var audit = Audit()
-    public var daemon = Daemon()
-    public var mcp = MCP()
+    package var security = Security()
+    package var policies = Policies()
+    package var rateLimits = RateLimits()
+    package var sandbox = Sandbox()
+    package var network = Network()
+    package var audit = Audit()
+    package var daemon = Daemon()
+    package var mcp = MCP()
 
-    public init() {}
+    package init() {}
 
     /// The specification's defaults (used when no policy file exists).
-    public static let defaults = HostPolicy()
+    package static let defaults = HostPolicy()
 
     /// The default location of the host policy.
-    public static let defaultPath = "/etc/burrow/burrow.toml"
+    package static let defaultPath = "/etc/burrow/burrow.toml"
 }
 
 extension HostPolicy {
     /// Decodes a policy document strictly (unknown keys are errors).
     /// - Throws: `ProfileErrors` with every problem found.
-    public static func decode(_ document: ConfigValue, file: String) throws(ProfileErrors) -> HostPolicy {
+    package static func decode(_ document: ConfigValue, file: String) throws(ProfileErrors) -> HostPolicy {
         let log = IssueLog(file: file)
         var policy = HostPolicy()
         guard var root = TableReader(log: log, path: "", value: document) else { throw ProfileErrors(log.issues) }

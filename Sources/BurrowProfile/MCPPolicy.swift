@@ -1,33 +1,33 @@
 /// How the MCP relay treats a tool that is an MCP server: the profile's
 /// top-level `mcp = true` and its `[mcp_policy]` table. `burrow mcp` applies
 /// it whatever `mcp` says; the daemon opens sessions only for `mcp = true`.
-public struct MCPPolicy: Sendable, Equatable, Codable {
+package struct MCPPolicy: Sendable, Equatable, Codable {
     /// The tool is an MCP stdio server (`mcp = true`): the daemon serves it as sessions.
-    public var server: Bool
+    package var server: Bool
     /// Requests from the client the server may have in hand at once, per session.
-    public var maxConcurrentRequests: Int
+    package var maxConcurrentRequests: Int
     /// Requests per minute per session, by JSON-RPC method.
-    public var rateLimits: [MethodRate]
+    package var rateLimits: [MethodRate]
     /// Checked in order on the string values of every tools/call's arguments.
-    public var contentFilters: [ContentFilter]
+    package var contentFilters: [ContentFilter]
 
-    public init(server: Bool = false, maxConcurrentRequests: Int = MCPPolicy.defaultConcurrentRequests, rateLimits: [MethodRate] = [], contentFilters: [ContentFilter] = []) {
+    package init(server: Bool = false, maxConcurrentRequests: Int = MCPPolicy.defaultConcurrentRequests, rateLimits: [MethodRate] = [], contentFilters: [ContentFilter] = []) {
         self.server = server
         self.maxConcurrentRequests = maxConcurrentRequests
         self.rateLimits = rateLimits
         self.contentFilters = contentFilters
     }
 
-    public static let defaultConcurrentRequests = 16
+    package static let defaultConcurrentRequests = 16
     /// The most a profile may ask for; a session is one process's pipe.
-    public static let maxConcurrentRequestsCeiling = 1024
+    package static let maxConcurrentRequestsCeiling = 1024
 }
 
-public struct MethodRate: Sendable, Equatable, Codable {
-    public var method: String
-    public var perMinute: Int
+package struct MethodRate: Sendable, Equatable, Codable {
+    package var method: String
+    package var perMinute: Int
 
-    public init(method: String, perMinute: Int) {
+    package init(method: String, perMinute: Int) {
         self.method = method
         self.perMinute = perMinute
     }
@@ -35,8 +35,8 @@ public struct MethodRate: Sendable, Equatable, Codable {
 
 /// A regular expression matched against the string values of a call's
 /// arguments (the specification's InputValidator / ContentFilter).
-public struct ContentFilter: Sendable, Equatable, Codable {
-    public enum Action: String, Sendable, Codable, CaseIterable {
+package struct ContentFilter: Sendable, Equatable, Codable {
+    package enum Action: String, Sendable, Codable, CaseIterable {
         /// The call is refused (PermissionDenied); it never reaches the server.
         case block
         /// Each match is replaced by `replacement` before the call is forwarded.
@@ -48,15 +48,15 @@ public struct ContentFilter: Sendable, Equatable, Codable {
         case authorize
     }
 
-    public var name: String
-    public var pattern: String
-    public var action: Action
+    package var name: String
+    package var pattern: String
+    package var action: Action
     /// The tools it applies to; empty: every tool.
-    public var tools: [String]
+    package var tools: [String]
     /// What `sanitize` writes in place of each match.
-    public var replacement: String
+    package var replacement: String
 
-    public init(name: String, pattern: String, action: Action, tools: [String] = [], replacement: String = "[redacted]") {
+    package init(name: String, pattern: String, action: Action, tools: [String] = [], replacement: String = "[redacted]") {
         self.name = name
         self.pattern = pattern
         self.action = action
@@ -64,7 +64,7 @@ public struct ContentFilter: Sendable, Equatable, Codable {
         self.replacement = replacement
     }
 
-    public func applies(to tool: String) -> Bool { tools.isEmpty || tools.contains(tool) }
+    package func applies(to tool: String) -> Bool { tools.isEmpty || tools.contains(tool) }
 }
 
 extension MCPPolicy {

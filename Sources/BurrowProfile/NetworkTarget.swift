@@ -7,8 +7,8 @@
 /// A destination the tool may connect to: `host:port`, `host:low-high`,
 /// `*.domain:port` (any subdomain), `192.0.2.7:443`, `[2001:db8::1]:443`, or a
 /// network `198.51.100.0/24:443` / `[2001:db8::/32]:443`.
-public struct NetworkTarget: Sendable, Hashable, Codable, CustomStringConvertible {
-    public enum Host: Sendable, Hashable, Codable {
+package struct NetworkTarget: Sendable, Hashable, Codable, CustomStringConvertible {
+    package enum Host: Sendable, Hashable, Codable {
         /// One DNS name, lowercase, without a trailing dot.
         case name(String)
         /// Any name below this domain (`*.example.com` matches `a.example.com`, not `example.com`).
@@ -19,10 +19,10 @@ public struct NetworkTarget: Sendable, Hashable, Codable, CustomStringConvertibl
         case network(String, prefix: Int)
     }
 
-    public var host: Host
-    public var ports: ClosedRange<UInt16>
+    package var host: Host
+    package var ports: ClosedRange<UInt16>
 
-    public var description: String {
+    package var description: String {
         let portText = ports.lowerBound == ports.upperBound ? "\(ports.lowerBound)" : "\(ports.lowerBound)-\(ports.upperBound)"
         switch host {
         case .name(let n): return "\(n):\(portText)"
@@ -32,7 +32,7 @@ public struct NetworkTarget: Sendable, Hashable, Codable, CustomStringConvertibl
         }
     }
 
-    public static func parse(_ text: String) -> Result<NetworkTarget, PatternError> {
+    package static func parse(_ text: String) -> Result<NetworkTarget, PatternError> {
         let hostText: Substring
         let portText: Substring
         if text.hasPrefix("[") {

@@ -4,19 +4,19 @@
 /// Bind mounts and Landlock rules both work on concrete hierarchies, so the
 /// only wildcard is that trailing `/**`; a directory grant without it covers
 /// its subtree just the same (the suffix is for readers).
-public struct PathPattern: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
+package struct PathPattern: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
     /// The normalised path, without the `/**` suffix.
-    public var path: String
+    package var path: String
     /// Whether the pattern was written with `/**`.
-    public var subtree: Bool
+    package var subtree: Bool
 
-    public init(path: String, subtree: Bool = false) {
+    package init(path: String, subtree: Bool = false) {
         self.path = path
         self.subtree = subtree
     }
 
     /// Parses a pattern; the failure says what is wrong and how to write it.
-    public static func parse(_ text: String) -> Result<PathPattern, PatternError> {
+    package static func parse(_ text: String) -> Result<PathPattern, PatternError> {
         guard !text.isEmpty else { return .failure("path is empty") }
         if let bad = controlCharacter(in: text) { return .failure("path contains \(bad)") }
         guard text.utf8.count < pathMax else { return .failure("path is \(text.utf8.count) bytes, longer than the kernel takes (\(pathMax - 1))") }
@@ -41,47 +41,47 @@ public struct PathPattern: Sendable, Hashable, Codable, Comparable, CustomString
     }
 
     /// Whether `other` is this path or lies beneath it.
-    public func covers(_ other: String) -> Bool { isPath(other, within: path) }
+    package func covers(_ other: String) -> Bool { isPath(other, within: path) }
 
-    public var description: String { subtree ? (path == "/" ? "/**" : path + "/**") : path }
+    package var description: String { subtree ? (path == "/" ? "/**" : path + "/**") : path }
 
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.path < rhs.path }
+    package static func < (lhs: Self, rhs: Self) -> Bool { lhs.path < rhs.path }
 }
 
 /// PATH_MAX: a path the kernel takes is shorter (it counts the NUL).
-public let pathMax = 4096
+package let pathMax = 4096
 
 /// The first control character in `text`, named for a message ("the NUL
 /// character U+0000", "the control character U+001B"), or nil. A NUL
 /// cannot reach the kernel inside a C string: whatever follows it would be
 /// cut off, so a value holding one is refused, never truncated.
-public func controlCharacter(in text: some StringProtocol) -> String? {
+package func controlCharacter(in text: some StringProtocol) -> String? {
     guard let bad = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7f }) else { return nil }
     let code = String(bad.value, radix: 16, uppercase: true)
     return bad.value == 0 ? "the NUL character U+0000" : "the control character U+" + String(repeating: "0", count: 4 - code.count) + code
 }
 
 /// Whether `path` is `root` or lies beneath it (component-wise, not by string prefix).
-public func isPath(_ path: String, within root: String) -> Bool {
+package func isPath(_ path: String, within root: String) -> Bool {
     root == "/" || path == root || path.hasPrefix(root + "/")
 }
 
 /// Why a pattern or value was refused; the text is the whole message.
-public struct PatternError: Error, Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByStringInterpolation {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public init(stringLiteral value: String) { message = value }
-    public init(stringInterpolation: DefaultStringInterpolation) { message = String(stringInterpolation: stringInterpolation) }
+package struct PatternError: Error, Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByStringInterpolation {
+    package var message: String
+    package init(_ message: String) { self.message = message }
+    package init(stringLiteral value: String) { message = value }
+    package init(stringInterpolation: DefaultStringInterpolation) { message = String(stringInterpolation: stringInterpolation) }
 }
 
 /// A command the tool may execute: a bare name looked up in the sandbox's
 /// search path (`python3`), or an absolute path whose last component may hold
 /// `*` and `?` (`/usr/bin/python3.*`).
-public struct CommandPattern: Sendable, Hashable, Codable, CustomStringConvertible {
-    public var text: String
-    public var isPath: Bool { text.hasPrefix("/") }
+package struct CommandPattern: Sendable, Hashable, Codable, CustomStringConvertible {
+    package var text: String
+    package var isPath: Bool { text.hasPrefix("/") }
 
-    public static func parse(_ text: String) -> Result<CommandPattern, PatternError> {
+    package static func parse(_ text: String) -> Result<CommandPattern, PatternError> {
         guard !text.isEmpty else { return .failure("command is empty") }
         if let bad = controlCharacter(in: text) { return .failure("command contains \(bad)") }
         if text.hasPrefix("/") {
@@ -108,5 +108,5 @@ public struct CommandPattern: Sendable, Hashable, Codable, CustomStringConvertib
         return .success(CommandPattern(text: text))
     }
 
-    public var description: String { text }
+    package var description: String { text }
 }

@@ -3,15 +3,15 @@
 /// `keyPath` uses the file's own key names (`permissions.file_read[2]`), so an
 /// operator can find the line. Errors make a profile unusable; warnings are
 /// shown by lint and dry-run but do not fail them.
-public struct ProfileIssue: Error, Sendable, Equatable, Codable, CustomStringConvertible {
-    public enum Severity: String, Sendable, Codable { case error, warning }
+package struct ProfileIssue: Error, Sendable, Equatable, Codable, CustomStringConvertible {
+    package enum Severity: String, Sendable, Codable { case error, warning }
 
-    public var file: String
-    public var keyPath: String
-    public var message: String
-    public var severity: Severity
+    package var file: String
+    package var keyPath: String
+    package var message: String
+    package var severity: Severity
 
-    public init(file: String, keyPath: String, message: String, severity: Severity = .error) {
+    package init(file: String, keyPath: String, message: String, severity: Severity = .error) {
         self.file = file
         self.keyPath = keyPath
         self.message = message
@@ -19,17 +19,17 @@ public struct ProfileIssue: Error, Sendable, Equatable, Codable, CustomStringCon
     }
 
     /// `file: key.path: message` (the key path is left out for whole-file problems).
-    public var description: String {
+    package var description: String {
         let location = keyPath.isEmpty ? file : "\(file): \(keyPath)"
         return severity == .warning ? "\(location): warning: \(message)" : "\(location): \(message)"
     }
 }
 
 /// Every problem found while loading, so lint can report them all at once.
-public struct ProfileErrors: Error, Sendable, CustomStringConvertible {
-    public var issues: [ProfileIssue]
+package struct ProfileErrors: Error, Sendable, CustomStringConvertible {
+    package var issues: [ProfileIssue]
 
-    public init(_ issues: [ProfileIssue]) { self.issues = issues }
+    package init(_ issues: [ProfileIssue]) { self.issues = issues }
 
-    public var description: String { issues.map(\.description).joined(separator: "\n") }
+    package var description: String { issues.map(\.description).joined(separator: "\n") }
 }

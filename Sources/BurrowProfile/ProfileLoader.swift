@@ -3,19 +3,19 @@
 ///
 /// File access is injected (`read`), so the module stays free of I/O and tests
 /// can load from memory.
-public struct ProfileLoader: Sendable {
+package struct ProfileLoader: Sendable {
     /// Returns the contents of a file, or nil when it does not exist.
-    public typealias Reader = @Sendable (String) -> String?
+    package typealias Reader = @Sendable (String) -> String?
 
-    public var policy: HostPolicy
+    package var policy: HostPolicy
     /// Directories searched for a profile given by name (after the extending file's own directory).
-    public var searchPath: [String]
-    public var read: Reader
+    package var searchPath: [String]
+    package var read: Reader
 
     /// `extends` chains longer than this are refused.
-    public static let maxDepth = 8
+    package static let maxDepth = 8
 
-    public init(policy: HostPolicy, searchPath: [String], read: @escaping Reader) {
+    package init(policy: HostPolicy, searchPath: [String], read: @escaping Reader) {
         self.policy = policy
         self.searchPath = searchPath
         self.read = read
@@ -23,17 +23,17 @@ public struct ProfileLoader: Sendable {
 
     /// The outcome of loading: the profile (nil when any error was found), the
     /// files read (the profile first, then what it extends), and every issue.
-    public struct Loaded: Sendable {
-        public var profile: SecurityProfile?
-        public var files: [String]
-        public var issues: [ProfileIssue]
-        public var errors: [ProfileIssue] { issues.filter { $0.severity == .error } }
-        public var warnings: [ProfileIssue] { issues.filter { $0.severity == .warning } }
+    package struct Loaded: Sendable {
+        package var profile: SecurityProfile?
+        package var files: [String]
+        package var issues: [ProfileIssue]
+        package var errors: [ProfileIssue] { issues.filter { $0.severity == .error } }
+        package var warnings: [ProfileIssue] { issues.filter { $0.severity == .warning } }
     }
 
     /// Loads the profile named by `reference`: a path (contains '/' or ends in
     /// .toml/.json) or a name looked up in `searchPath` as NAME.toml, NAME.json.
-    public func load(_ reference: String) -> Loaded {
+    package func load(_ reference: String) -> Loaded {
         guard let (file, text) = resolve(reference, from: nil) else {
             let searched = searchPath.isEmpty ? "no profile directories" : searchPath.joined(separator: ", ")
             let issue = ProfileIssue(
@@ -55,7 +55,7 @@ public struct ProfileLoader: Sendable {
 
     /// Decodes a profile document that is already in memory (the API's JSON).
     /// `extends` names are resolved in `searchPath`.
-    public func load(document text: String, format: ConfigFormat, name: String) -> Loaded {
+    package func load(document text: String, format: ConfigFormat, name: String) -> Loaded {
         var files = [name]
         var issues: [ProfileIssue] = []
         var origins: [String: String] = [:]

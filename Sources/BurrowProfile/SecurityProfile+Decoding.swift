@@ -98,7 +98,7 @@ extension SecurityProfile {
 
     /// Capabilities a profile may keep. Each is confined by the user namespace
     /// and the mount plan; none lets the tool change its own sandbox.
-    public static let keepableCapabilities = [
+    package static let keepableCapabilities = [
         "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_NET_BIND_SERVICE",
     ]
 }

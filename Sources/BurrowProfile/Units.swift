@@ -1,13 +1,13 @@
 /// A size in bytes, written `512M`, `2G`, `64K` or a plain integer of bytes.
 /// Suffixes are binary (K = 1024).
-public struct ByteSize: Sendable, Equatable, Comparable, Hashable, Codable, CustomStringConvertible {
-    public var bytes: UInt64
+package struct ByteSize: Sendable, Equatable, Comparable, Hashable, Codable, CustomStringConvertible {
+    package var bytes: UInt64
 
-    public init(bytes: UInt64) { self.bytes = bytes }
-    public static func mebibytes(_ n: UInt64) -> ByteSize { ByteSize(bytes: n << 20) }
+    package init(bytes: UInt64) { self.bytes = bytes }
+    package static func mebibytes(_ n: UInt64) -> ByteSize { ByteSize(bytes: n << 20) }
 
     /// Parses `512M`-style text; nil when malformed or out of range.
-    public init?(parsing text: String) {
+    package init?(parsing text: String) {
         let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
         var digits = Substring(text)
         var multiplier: UInt64 = 1
@@ -26,10 +26,10 @@ public struct ByteSize: Sendable, Equatable, Comparable, Hashable, Codable, Cust
         bytes = product
     }
 
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.bytes < rhs.bytes }
+    package static func < (lhs: Self, rhs: Self) -> Bool { lhs.bytes < rhs.bytes }
 
     /// The shortest exact form: `512M`, `1G`, `1536K`, or bytes.
-    public var description: String {
+    package var description: String {
         for (suffix, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] as [(String, UInt64)]
         where bytes != 0 && bytes % (1 << shift) == 0 {
             return "\(bytes >> shift)\(suffix)"
@@ -37,8 +37,8 @@ public struct ByteSize: Sendable, Equatable, Comparable, Hashable, Codable, Cust
         return "\(bytes)"
     }
 
-    public init(from decoder: any Decoder) throws { bytes = try decoder.singleValueContainer().decode(UInt64.self) }
-    public func encode(to encoder: any Encoder) throws {
+    package init(from decoder: any Decoder) throws { bytes = try decoder.singleValueContainer().decode(UInt64.self) }
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(bytes)
     }
@@ -46,13 +46,13 @@ public struct ByteSize: Sendable, Equatable, Comparable, Hashable, Codable, Cust
 
 /// A duration in whole milliseconds, written `30s`, `5m`, `1h`, `250ms` or a
 /// plain integer of seconds.
-public struct Seconds: Sendable, Equatable, Comparable, Hashable, Codable, CustomStringConvertible {
-    public var milliseconds: UInt64
+package struct Seconds: Sendable, Equatable, Comparable, Hashable, Codable, CustomStringConvertible {
+    package var milliseconds: UInt64
 
-    public init(milliseconds: UInt64) { self.milliseconds = milliseconds }
-    public static func seconds(_ n: UInt64) -> Seconds { Seconds(milliseconds: n * 1000) }
+    package init(milliseconds: UInt64) { self.milliseconds = milliseconds }
+    package static func seconds(_ n: UInt64) -> Seconds { Seconds(milliseconds: n * 1000) }
 
-    public init?(parsing text: String) {
+    package init?(parsing text: String) {
         let scales: [Character: UInt64] = ["s": 1000, "m": 60_000, "h": 3_600_000]
         var digits = Substring(text)
         var scale: UInt64 = 1000
@@ -70,9 +70,9 @@ public struct Seconds: Sendable, Equatable, Comparable, Hashable, Codable, Custo
         milliseconds = product
     }
 
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.milliseconds < rhs.milliseconds }
+    package static func < (lhs: Self, rhs: Self) -> Bool { lhs.milliseconds < rhs.milliseconds }
 
-    public var description: String {
+    package var description: String {
         for (suffix, scale) in [("h", 3_600_000), ("m", 60_000), ("s", 1000)] as [(String, UInt64)]
         where milliseconds != 0 && milliseconds % scale == 0 {
             return "\(milliseconds / scale)\(suffix)"
@@ -81,12 +81,12 @@ public struct Seconds: Sendable, Equatable, Comparable, Hashable, Codable, Custo
     }
 
     /// Whole seconds, rounded up (for RLIMIT_CPU, which counts seconds).
-    public var wholeSecondsRoundedUp: UInt64 { (milliseconds + 999) / 1000 }
+    package var wholeSecondsRoundedUp: UInt64 { (milliseconds + 999) / 1000 }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         milliseconds = try decoder.singleValueContainer().decode(UInt64.self)
     }
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(milliseconds)
     }

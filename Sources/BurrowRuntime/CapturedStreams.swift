@@ -15,19 +15,19 @@ import SystemPackage
 ///
 /// The supervisor's thread does all the reading and writing, in the same
 /// poll(2) loop that answers seccomp notifications.
-public final class CapturedStreams: Sendable {
-    public enum Stream: String, Sendable, Codable { case stdout, stderr }
+package final class CapturedStreams: Sendable {
+    package enum Stream: String, Sendable, Codable { case stdout, stderr }
 
     /// What one output stream produced.
-    public struct Output: Sendable {
+    package struct Output: Sendable {
         /// The first `cap` bytes.
-        public var bytes: [UInt8] = []
+        package var bytes: [UInt8] = []
         /// Every byte the tool wrote, kept or not.
-        public var total: UInt64 = 0
-        public var truncated: Bool { total > UInt64(bytes.count) }
+        package var total: UInt64 = 0
+        package var truncated: Bool { total > UInt64(bytes.count) }
     }
 
-    public typealias Sink = @Sendable (Stream, [UInt8]) -> Void
+    package typealias Sink = @Sendable (Stream, [UInt8]) -> Void
 
     let input: [UInt8]
     let cap: Int
@@ -38,14 +38,14 @@ public final class CapturedStreams: Sendable {
     ///   - input: the tool's whole stdin; it sees EOF after it.
     ///   - cap: bytes kept per output stream.
     ///   - sink: called on the supervisor's thread with each chunk read (before the cap applies).
-    public init(input: [UInt8] = [], cap: Int, sink: Sink? = nil) {
+    package init(input: [UInt8] = [], cap: Int, sink: Sink? = nil) {
         self.input = input
         self.cap = cap
         self.sink = sink
     }
 
-    public var stdout: Output { outputs.withLock { $0.stdout } }
-    public var stderr: Output { outputs.withLock { $0.stderr } }
+    package var stdout: Output { outputs.withLock { $0.stdout } }
+    package var stderr: Output { outputs.withLock { $0.stderr } }
 
     func append(_ chunk: [UInt8], to stream: Stream) {
         outputs.withLock { o in

@@ -1,5 +1,5 @@
 import BurrowCgroup
-public import BurrowPolicy
+package import BurrowPolicy
 import BurrowSystem
 import SystemPackage
 
@@ -61,11 +61,11 @@ final class CgroupBinding {
 }
 
 /// An invocation cgroup the start-up sweep found without a live supervisor.
-public struct SweptInvocation: Sendable, Codable, Equatable {
-    public var invocationID: String
-    public var paths: [String]
+package struct SweptInvocation: Sendable, Codable, Equatable {
+    package var invocationID: String
+    package var paths: [String]
     /// nil when it was killed and removed; else why it is still there.
-    public var problem: String?
+    package var problem: String?
 }
 
 /// Where this host keeps invocation cgroups for a plan: the v1 hierarchies'
@@ -139,7 +139,7 @@ enum CgroupSite {
 extension Runner {
     /// Kills and removes every invocation cgroup left by a dead supervisor
     /// (what `run` does before each invocation; the daemon calls it at start).
-    public static func sweep(_ plan: CgroupPlan) throws(RunError) -> [SweptInvocation] {
+    package static func sweep(_ plan: CgroupPlan) throws(RunError) -> [SweptInvocation] {
         try CgroupSite.locate(plan)?.sweep() ?? []
     }
 }

@@ -1,6 +1,6 @@
 /// The steps of the child between clone and execve, mirroring `enum brw_stage`
 /// in brw_child.h one to one (a test keeps them in step).
-public enum ChildStage: UInt32, Sendable, CaseIterable {
+package enum ChildStage: UInt32, Sendable, CaseIterable {
     case waitParent = 1
     case session, mounts, pivotRoot, remountRoot, hostname, loopback, chdir, rlimits
     case landlockRules, boundingSet, securebits, setgroups, setgid, setuid, capabilities, parentDeath
@@ -9,7 +9,7 @@ public enum ChildStage: UInt32, Sendable, CaseIterable {
     case held
 
     /// What the child was doing, in an operator's words.
-    public var summary: String {
+    package var summary: String {
         switch self {
         case .waitParent: "waiting for the supervisor"
         case .session: "setsid (detach from the terminal)"

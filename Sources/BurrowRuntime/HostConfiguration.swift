@@ -1,5 +1,5 @@
-public import BurrowAudit
-public import BurrowProfile
+package import BurrowAudit
+package import BurrowProfile
 import BurrowSystem
 import Synchronization
 import SystemPackage
@@ -10,15 +10,15 @@ import SystemPackage
 
 /// Loading what `burrow` and `burrowd` both start from: the host policy file
 /// and the audit log it configures.
-public enum HostConfiguration {
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
+package enum HostConfiguration {
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// The policy at `path`: the file if it exists, the defaults only when the
     /// default path does not exist at all. A policy that exists but cannot be
     /// read is an error, never a silent fall-back to the (looser) defaults.
-    public static func loadPolicy(_ path: String) throws(Failure) -> HostPolicy {
+    package static func loadPolicy(_ path: String) throws(Failure) -> HostPolicy {
         var st = stat()
         if path == HostPolicy.defaultPath && lstat(path, &st) != 0 && errno == ENOENT { return .defaults }
         guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, let text = try? FileIO.read(path, limit: 4 << 20) else {
@@ -32,14 +32,14 @@ public enum HostConfiguration {
     }
 
     /// The audit database's path: `explicit`, else $BURROW_AUDIT_DB, else the policy's.
-    public static func auditPath(_ policy: HostPolicy, explicit: String?) -> String {
+    package static func auditPath(_ policy: HostPolicy, explicit: String?) -> String {
         if let explicit { return explicit }
         if let env = getenv("BURROW_AUDIT_DB"), env.pointee != 0 { return String(cString: env) }
         return policy.audit.database
     }
 
     /// Where profiles given by name are found: $BURROW_PROFILE_PATH (colon-separated), then /etc/burrow/profiles.
-    public static func profileSearchPath() -> [String] {
+    package static func profileSearchPath() -> [String] {
         var dirs: [String] = []
         if let env = getenv("BURROW_PROFILE_PATH") {
             dirs += String(cString: env).split(separator: ":").map(String.init)
@@ -48,14 +48,14 @@ public enum HostConfiguration {
     }
 
     /// The contents of a regular file (under 4 MiB) as UTF-8, or nil.
-    @Sendable public static func readTextFile(_ path: String) -> String? {
+    @Sendable package static func readTextFile(_ path: String) -> String? {
         var st = stat()
         guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size < 4 << 20 else { return nil }
         return try? FileIO.read(path, limit: 4 << 20)
     }
 
     /// Opens the audit log as the policy configures it (redaction, anomaly rule, reader group).
-    public static func openAudit(_ policy: HostPolicy, path: String, access: AuditStore.Access) throws(Failure) -> AuditStore {
+    package static func openAudit(_ policy: HostPolicy, path: String, access: AuditStore.Access) throws(Failure) -> AuditStore {
         let redactor: Redactor
         do {
             redactor = try Redactor(patterns: policy.audit.redact)
@@ -74,19 +74,19 @@ public enum HostConfiguration {
 }
 
 /// What a profile loader read, by path.
-public final class ReadLog: Sendable {
-    public init() {}
+package final class ReadLog: Sendable {
+    package init() {}
 
     private let texts = Mutex<[String: String]>([:])
 
-    public func record(_ path: String, _ text: String?) {
+    package func record(_ path: String, _ text: String?) {
         guard let text else { return }
         texts.withLock { $0[path] = text }
     }
 
     /// `sha256:` over the files in order, each as its length, a newline and
     /// its bytes (one file: still prefixed, so the digest names the set).
-    public func digest(of files: [String]) -> String? {
+    package func digest(of files: [String]) -> String? {
         var bytes: [UInt8] = []
         for file in files {
             guard let text = texts.withLock({ $0[file] }) else { return nil }

@@ -50,8 +50,8 @@ final class Lease {
 
 /// A host uid/gid leased to one live sandbox, so no two sandboxes share an
 /// identity (files, RLIMIT_NPROC, signals): /run/burrow/ids/<id>.
-public final class SandboxIDLease: @unchecked Sendable {
-    public let id: UInt32
+package final class SandboxIDLease: @unchecked Sendable {
+    package let id: UInt32
     private let lease: Lease
 
     private init(id: UInt32, lease: Lease) {
@@ -61,7 +61,7 @@ public final class SandboxIDLease: @unchecked Sendable {
 
     /// Leases a free id from `range`, starting at a random one.
     /// - Throws: `RunError.preparation` when the lock directory is unusable or every id is taken.
-    public static func acquire(in range: ClosedRange<UInt32>) throws(RunError) -> SandboxIDLease {
+    package static func acquire(in range: ClosedRange<UInt32>) throws(RunError) -> SandboxIDLease {
         let directory = try Lease.directory("ids")
         let count = UInt64(range.upperBound - range.lowerBound) + 1
         let start = UInt64.random(in: 0..<count)

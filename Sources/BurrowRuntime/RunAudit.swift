@@ -1,4 +1,4 @@
-public import BurrowAudit
+package import BurrowAudit
 import BurrowEgress
 import BurrowPolicy
 import BurrowProfile
@@ -14,17 +14,17 @@ import SystemPackage
 #endif
 
 /// Where a run's audit events go and who asked for it.
-public struct RunAudit: Sendable {
-    public var store: AuditStore
+package struct RunAudit: Sendable {
+    package var store: AuditStore
     /// The caller, as the security context names it.
-    public var caller: Caller
+    package var caller: Caller
     /// `sha256:` of the profile file(s) the plan was compiled from.
-    public var profileDigest: String?
+    package var profileDigest: String?
     /// PerformanceThreshold above these (milliseconds); nil: not checked.
-    public var durationThresholdMilliseconds: UInt64?
-    public var cpuThresholdMilliseconds: UInt64?
+    package var durationThresholdMilliseconds: UInt64?
+    package var cpuThresholdMilliseconds: UInt64?
 
-    public init(store: AuditStore, caller: Caller, profileDigest: String?, durationThresholdMilliseconds: UInt64? = nil, cpuThresholdMilliseconds: UInt64? = nil) {
+    package init(store: AuditStore, caller: Caller, profileDigest: String?, durationThresholdMilliseconds: UInt64? = nil, cpuThresholdMilliseconds: UInt64? = nil) {
         self.store = store
         self.caller = caller
         self.profileDigest = profileDigest
@@ -35,23 +35,23 @@ public struct RunAudit: Sendable {
 
 extension RunAudit {
     /// A PermissionDenied for a request refused before it became an invocation.
-    public static func denied(_ store: AuditStore, caller: Caller, tool: String, details: JSONValue) throws(AuditError) {
+    package static func denied(_ store: AuditStore, caller: Caller, tool: String, details: JSONValue) throws(AuditError) {
         try store.append([AuditEvent(tool: tool, type: .permissionDenied, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: UserDatabase.hostName), details: details)])
     }
 }
 
 /// Who invoked a tool: a user name (or `uid:N`) and the uid.
-public struct Caller: Sendable, Equatable {
-    public var principal: String
-    public var uid: UInt32
+package struct Caller: Sendable, Equatable {
+    package var principal: String
+    package var uid: UInt32
 
-    public init(principal: String, uid: UInt32) {
+    package init(principal: String, uid: UInt32) {
         self.principal = principal
         self.uid = uid
     }
 
     /// This process's real user.
-    public static func current() -> Caller {
+    package static func current() -> Caller {
         let uid = getuid()
         return Caller(principal: UserDatabase.userName(uid) ?? "uid:\(uid)", uid: uid)
     }

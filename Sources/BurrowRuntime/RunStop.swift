@@ -10,11 +10,11 @@ import SystemPackage
 
 /// Lets another thread end a run: the supervisor polls its eventfd, kills the
 /// whole sandbox when it fires, and records why (`RunRecord.stopped`).
-public final class RunStop: Sendable {
+package final class RunStop: Sendable {
     let descriptor: FileDescriptor
     private let why = Mutex<String?>(nil)
 
-    public init() throws(RunError) {
+    package init() throws(RunError) {
         do {
             descriptor = try Kernel.eventDescriptor()
         } catch {
@@ -25,7 +25,7 @@ public final class RunStop: Sendable {
     deinit { try? descriptor.close() }
 
     /// Ends the run (once; later calls keep the first reason).
-    public func stop(_ reason: String) {
+    package func stop(_ reason: String) {
         let first = why.withLock { current in
             guard current == nil else { return false }
             current = reason
@@ -37,5 +37,5 @@ public final class RunStop: Sendable {
     }
 
     /// Why the run was stopped, if it was.
-    public var reason: String? { why.withLock { $0 } }
+    package var reason: String? { why.withLock { $0 } }
 }

@@ -1,10 +1,10 @@
-public import BurrowAudit
+package import BurrowAudit
 import BurrowCgroup
 import BurrowEgress
-public import BurrowPolicy
+package import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
-public import SystemPackage
+package import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -14,41 +14,41 @@ public import SystemPackage
 
 /// Runs a `LaunchPlan` to completion: the one entry point `burrow run` (and
 /// later the daemon) uses.
-public enum Runner {
-    public struct Options: Sendable {
+package enum Runner {
+    package struct Options: Sendable {
         /// Forward SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to this process to
         /// the tool. They are blocked in the calling thread (which must be the
         /// only thread that could receive them).
-        public var forwardSignals: Bool
+        package var forwardSignals: Bool
         /// Called once per distinct refused system call, while the tool runs.
-        public var onViolation: @Sendable (RunRecord.Violation) -> Void
+        package var onViolation: @Sendable (RunRecord.Violation) -> Void
         /// The audit log and the caller; nil runs unaudited (tests of the engine alone).
-        public var audit: RunAudit?
+        package var audit: RunAudit?
         /// The tool's stdin, stdout and stderr from and to memory; nil: inherited from this process.
-        public var streams: CapturedStreams?
+        package var streams: CapturedStreams?
         /// Called once the tool has exec'd (its sandbox is live).
-        public var onStart: @Sendable () -> Void
+        package var onStart: @Sendable () -> Void
         /// Ends the run from another thread.
-        public var stop: RunStop?
+        package var stop: RunStop?
         /// Clones the sandbox through burrow-spawner (burrowd); nil: in process.
-        public var spawner: Spawner?
+        package var spawner: Spawner?
         /// Descriptors that become the tool's stdin, stdout and stderr (the
         /// child ends of pipes whose other ends the caller serves, e.g. the MCP
         /// relay); closed here once the tool has them. Ignored with `streams`.
-        public var stdio: [FileDescriptor]?
+        package var stdio: [FileDescriptor]?
         /// What the tool is doing now, asked when a violation or a limit is
         /// seen: the events carry it as `during` (the MCP relay's calls in
         /// flight). A violation is recorded once per syscall and activity.
-        public var activity: (@Sendable () -> [String])?
+        package var activity: (@Sendable () -> [String])?
         /// A sandbox built ahead for this invocation (its id, a plan it fits),
         /// released with the plan's argv and environment instead of a launch.
-        public var warm: WarmSandbox?
+        package var warm: WarmSandbox?
         /// Sweep left-behind invocation cgroups before this run (`burrow run`
         /// always does; burrowd sweeps at start and then at most every few
         /// seconds, not on every invocation).
-        public var sweep: Bool
+        package var sweep: Bool
 
-        public init(
+        package init(
             forwardSignals: Bool = true, audit: RunAudit? = nil, streams: CapturedStreams? = nil,
             stop: RunStop? = nil, spawner: Spawner? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil, sweep: Bool = true, warm: WarmSandbox? = nil,
             onStart: @escaping @Sendable () -> Void = {},
@@ -69,12 +69,12 @@ public enum Runner {
     }
 
     /// The signals `burrow run` passes on to the tool.
-    public static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+    package static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
 
     /// Spawns the sandbox `plan` describes, supervises it and returns the record.
     /// - Throws: `RunError.refused` when a requested control cannot be
     ///   enforced here, `RunError.spawn` when a step of the child failed.
-    public static func run(_ plan: LaunchPlan, invocationID: String, options: Options = Options()) throws(RunError) -> RunRecord {
+    package static func run(_ plan: LaunchPlan, invocationID: String, options: Options = Options()) throws(RunError) -> RunRecord {
         // The caller's stdio ends are ours from here: closed once the tool
         // has them, or whatever fails first (their other ends see EOF).
         var stdio = options.streams == nil ? options.stdio ?? [] : []
@@ -244,7 +244,7 @@ public enum Runner {
     /// What a supervisor that is starting (burrowd after a restart) cleans up
     /// before any run: invocation cgroups whose supervisor is gone are killed
     /// and removed, and their audit trails closed as `supervisor_lost`.
-    public static func recover(_ cgroup: CgroupPlan, store: AuditStore?) throws(RunError) -> (swept: [SweptInvocation], recovered: [String], notes: [String]) {
+    package static func recover(_ cgroup: CgroupPlan, store: AuditStore?) throws(RunError) -> (swept: [SweptInvocation], recovered: [String], notes: [String]) {
         let swept = try CgroupSite.locate(cgroup)?.sweep() ?? []
         guard let store else { return (swept, [], []) }
         let (recovered, notes) = InvocationTrail.closeOrphans(store, swept: swept)
@@ -252,7 +252,7 @@ public enum Runner {
     }
 
     /// Whether `invocation`'s last events wait for the audit log (it could not take them when the run ended).
-    public static func outcomePending(_ invocation: String) -> Bool { PendingOutcome.isPending(invocation) }
+    package static func outcomePending(_ invocation: String) -> Bool { PendingOutcome.isPending(invocation) }
 
     /// This process's own peak resident set: VmHWM of its address space.
     /// (getrusage's ru_maxrss survives execve: a supervisor started by a big

@@ -2,7 +2,7 @@ import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
 import CBurrowChild
-public import SystemPackage
+package import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -11,7 +11,7 @@ public import SystemPackage
 #endif
 
 /// Why a run could not start or be supervised.
-public enum RunError: Error, Sendable, CustomStringConvertible {
+package enum RunError: Error, Sendable, CustomStringConvertible {
     /// The plan cannot be executed here (a control it asks for is not enforceable).
     case refused(String)
     /// Preparing the child's plan failed (before clone).
@@ -22,12 +22,12 @@ public enum RunError: Error, Sendable, CustomStringConvertible {
 
     /// `burrow run`'s status for this failure (the container convention):
     /// 127 the command was not found, 126 it could not be executed, 125 any other.
-    public var exitStatus: Int32 {
+    package var exitStatus: Int32 {
         guard case .spawn(.exec, let errno, _) = self else { return 125 }
         return errno == .noSuchFileOrDirectory ? 127 : 126
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .refused(let why): "refusing to run: \(why)"
         case .preparation(let why): why

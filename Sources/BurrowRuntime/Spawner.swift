@@ -16,7 +16,7 @@ import SystemPackage
 /// (CLONE_PARENT), so its pidfd can be waited for here, and its parent-death
 /// signal follows the thread that started the spawner, which lives as long as
 /// this process.
-public final class Spawner: Sendable {
+package final class Spawner: Sendable {
     private struct Channel: @unchecked Sendable {
         var socket: FileDescriptor
         var buffer: UnsafeMutablePointer<UInt8>
@@ -24,7 +24,7 @@ public final class Spawner: Sendable {
 
     /// Requests go one at a time (each is a short clone3 in the helper).
     private let channel: Mutex<Channel?>
-    public let executable: String
+    package let executable: String
     static let bufferSize = 16 << 20
 
     private init(socket: FileDescriptor, executable: String) {
@@ -33,7 +33,7 @@ public final class Spawner: Sendable {
     }
 
     /// burrow-spawner beside this process's executable, if it is there.
-    public static var besideExecutable: String? {
+    package static var besideExecutable: String? {
         guard let exe = LiveFileSystem().readLink("/proc/self/exe") else { return nil }
         let path = String(exe[..<(exe.lastIndex(of: "/") ?? exe.startIndex)]) + "/burrow-spawner"
         return access(path, X_OK) == 0 ? path : nil
@@ -42,7 +42,7 @@ public final class Spawner: Sendable {
     /// Starts the helper from a thread that then parks for the rest of this
     /// process's life (the parent-death signals of the helper and of every
     /// sandbox it clones follow that thread).
-    public static func start(_ executable: String) throws(RunError) -> Spawner {
+    package static func start(_ executable: String) throws(RunError) -> Spawner {
         let (mine, theirs): (FileDescriptor, FileDescriptor)
         do {
             (mine, theirs) = try Kernel.socketPair()

@@ -1,5 +1,5 @@
 import BurrowCgroup
-public import BurrowPolicy
+package import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
 import Synchronization
@@ -21,13 +21,13 @@ import Synchronization
 /// invocation's ToolInvoked is written before the release, and a sandbox
 /// discarded unused (or left behind by a crash: the sweep removes its cgroup)
 /// leaves no event.
-public final class WarmSandbox: @unchecked Sendable {
+package final class WarmSandbox: @unchecked Sendable {
     /// The plan it was built from; the request's plan must fit it.
-    public let plan: LaunchPlan
+    package let plan: LaunchPlan
     /// The invocation it will be (its cgroup and lease carry the id).
-    public let invocationID: String
+    package let invocationID: String
     /// When it was ready (monotonic nanoseconds).
-    public let readyAt: UInt64
+    package let readyAt: UInt64
     let lease: InvocationLease
     private let staged: Runner.Staged
     /// Taken or discarded: either happens once.
@@ -47,13 +47,13 @@ public final class WarmSandbox: @unchecked Sendable {
 
     /// Whether a plan can be built ahead: an isolated sandbox whose tool's
     /// streams are captured (no egress proxy, which belongs to one invocation's trail).
-    public static func canBuild(_ plan: LaunchPlan) -> Bool {
+    package static func canBuild(_ plan: LaunchPlan) -> Bool {
         plan.sandboxLevel != .none && plan.network.egress == nil && plan.namespaces.contains { $0.kind == .pid }
     }
 
     /// Builds `plan`'s sandbox up to the moment before execve.
     /// - Throws: `RunError` as `Runner.run` would for the same plan.
-    public static func build(_ plan: LaunchPlan, invocationID: String, spawner: Spawner?) throws(RunError) -> WarmSandbox {
+    package static func build(_ plan: LaunchPlan, invocationID: String, spawner: Spawner?) throws(RunError) -> WarmSandbox {
         guard canBuild(plan) else { throw .preparation("\(plan.tool.id)'s sandbox cannot be built ahead (no isolation, or an egress proxy)") }
         try Runner.checkEnforceable(plan)
         let lease = try InvocationLease.acquire(invocationID)
@@ -79,7 +79,7 @@ public final class WarmSandbox: @unchecked Sendable {
 
     /// Reserves it for `request` if the plan fits (checked here, once): the
     /// invocation then passes that same plan to `Runner.run`.
-    public func claim(_ request: LaunchPlan) -> Bool {
+    package func claim(_ request: LaunchPlan) -> Bool {
         guard fits(request) else { return false }
         return claimed.withLock { c in
             guard c == nil else { return false }
@@ -89,7 +89,7 @@ public final class WarmSandbox: @unchecked Sendable {
     }
 
     /// Whether it is still waiting (its processes could have been killed from outside).
-    public var isReady: Bool { !used.load(ordering: .relaxed) && staged.sandbox.isHeld && !staged.sandbox.hasEnded }
+    package var isReady: Bool { !used.load(ordering: .relaxed) && staged.sandbox.isHeld && !staged.sandbox.hasEnded }
 
     /// Releases the tool with `plan`'s argv and environment. `plan` must be
     /// the one it was claimed for: the same value, so the comparison meets
@@ -110,7 +110,7 @@ public final class WarmSandbox: @unchecked Sendable {
 
     /// Kills it unused and removes its cgroup (a plan that no longer fits,
     /// a tool updated or removed, shutdown). Nothing ran: nothing is audited.
-    public func discard() {
+    package func discard() {
         guard !used.exchange(true, ordering: .acquiringAndReleasing) else { return }
         staged.sandbox.discard()
         _ = staged.cgroup?.group.finish()

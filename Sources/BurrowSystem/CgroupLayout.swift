@@ -2,8 +2,8 @@
 ///
 /// Parsed from `/proc/self/mountinfo` and `/proc/self/cgroup`; the parsers take
 /// strings so they are testable against any host's files.
-public struct CgroupLayout: Codable, Sendable, Equatable {
-    public enum Mode: String, Codable, Sendable {
+package struct CgroupLayout: Codable, Sendable, Equatable {
+    package enum Mode: String, Codable, Sendable {
         /// Only cgroup2, at /sys/fs/cgroup (every current distribution).
         case unified
         /// v1 controllers plus a cgroup2 mount (often with no controllers).
@@ -15,23 +15,23 @@ public struct CgroupLayout: Codable, Sendable, Equatable {
     }
 
     /// One mounted v1 hierarchy and this process's place in it.
-    public struct V1Hierarchy: Codable, Sendable, Equatable {
-        public var controllers: [String]
-        public var mountPoint: String
+    package struct V1Hierarchy: Codable, Sendable, Equatable {
+        package var controllers: [String]
+        package var mountPoint: String
         /// This process's cgroup relative to the hierarchy root ("/" for the root).
-        public var ownPath: String
+        package var ownPath: String
         /// The directory Burrow would create children in.
-        public var ownDirectory: String { join(mountPoint, ownPath) }
+        package var ownDirectory: String { join(mountPoint, ownPath) }
     }
 
-    public var mode: Mode
+    package var mode: Mode
     /// Where cgroup2 is mounted, if anywhere.
-    public var v2MountPoint: String?
+    package var v2MountPoint: String?
     /// This process's cgroup2 path ("0::" line of /proc/self/cgroup).
-    public var v2OwnPath: String?
-    public var v1: [V1Hierarchy]
+    package var v2OwnPath: String?
+    package var v1: [V1Hierarchy]
 
-    public init(mode: Mode, v2MountPoint: String?, v2OwnPath: String?, v1: [V1Hierarchy]) {
+    package init(mode: Mode, v2MountPoint: String?, v2OwnPath: String?, v1: [V1Hierarchy]) {
         self.mode = mode
         self.v2MountPoint = v2MountPoint
         self.v2OwnPath = v2OwnPath
@@ -39,18 +39,18 @@ public struct CgroupLayout: Codable, Sendable, Equatable {
     }
 
     /// The cgroup2 directory of this process, if cgroup2 is mounted.
-    public var v2OwnDirectory: String? {
+    package var v2OwnDirectory: String? {
         guard let mount = v2MountPoint, let own = v2OwnPath else { return nil }
         return join(mount, own)
     }
 
     /// The v1 hierarchy that carries `controller`, if mounted.
-    public func v1Hierarchy(for controller: String) -> V1Hierarchy? {
+    package func v1Hierarchy(for controller: String) -> V1Hierarchy? {
         v1.first { $0.controllers.contains(controller) }
     }
 
     /// Builds the layout from the text of `/proc/self/mountinfo` and `/proc/self/cgroup`.
-    public static func parse(mountinfo: String, procSelfCgroup: String) -> CgroupLayout {
+    package static func parse(mountinfo: String, procSelfCgroup: String) -> CgroupLayout {
         var v2Mount: String?
         var v1Mounts: [(controllers: [String], mountPoint: String, root: String)] = []
         for line in mountinfo.split(separator: "\n") {

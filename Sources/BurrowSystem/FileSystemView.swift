@@ -7,7 +7,7 @@ import Synchronization
 #endif
 
 /// The kind of a file system entry, without following a final symlink.
-public enum FileKind: Sendable, Equatable {
+package enum FileKind: Sendable, Equatable {
     case file(executable: Bool)
     case directory
     case symlink
@@ -16,7 +16,7 @@ public enum FileKind: Sendable, Equatable {
 
 /// Read-only questions the plan compiler asks about the host file system.
 /// A protocol so golden tests can compile plans against a fixed fake host.
-public protocol FileSystemView: Sendable {
+package protocol FileSystemView: Sendable {
     /// The entry at `path` (lstat), or nil when it does not exist.
     func kind(_ path: String) -> FileKind?
     /// The target of the symlink at `path`.
@@ -30,7 +30,7 @@ public protocol FileSystemView: Sendable {
 extension FileSystemView {
     /// Follows symlinks in every component of an absolute path, as the kernel
     /// would. Returns the final path and each symlink passed on the way.
-    public func resolve(_ path: String) -> (path: String, links: [(link: String, target: String)])? {
+    package func resolve(_ path: String) -> (path: String, links: [(link: String, target: String)])? {
         var pending = path.split(separator: "/").map(String.init)
         var resolved: [String] = []
         var links: [(String, String)] = []
@@ -59,10 +59,10 @@ extension FileSystemView {
 }
 
 /// The real host file system.
-public struct LiveFileSystem: FileSystemView {
-    public init() {}
+package struct LiveFileSystem: FileSystemView {
+    package init() {}
 
-    public func kind(_ path: String) -> FileKind? {
+    package func kind(_ path: String) -> FileKind? {
         var st = stat()
         guard lstat(path, &st) == 0 else { return nil }
         switch st.st_mode & S_IFMT {
@@ -73,14 +73,14 @@ public struct LiveFileSystem: FileSystemView {
         }
     }
 
-    public func readLink(_ path: String) -> String? {
+    package func readLink(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink(path, &buffer, buffer.count - 1)
         guard n > 0 else { return nil }
         return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    public func list(_ path: String) -> [String]? {
+    package func list(_ path: String) -> [String]? {
         guard let dir = opendir(path) else { return nil }
         defer { closedir(dir) }
         var names: [String] = []
@@ -91,7 +91,7 @@ public struct LiveFileSystem: FileSystemView {
         return names.sorted()
     }
 
-    public func read(_ path: String, offset: Int, count: Int) -> [UInt8]? {
+    package func read(_ path: String, offset: Int, count: Int) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -109,7 +109,7 @@ public struct LiveFileSystem: FileSystemView {
 /// (a rewrite moves the change time and the size, a replacement the inode).
 /// A directory's times count only when its entries were listed: whether it
 /// holds a given name is the stamp of that name's own path.
-public struct FileStamp: Sendable, Equatable {
+package struct FileStamp: Sendable, Equatable {
     var device: UInt64 = 0
     var inode: UInt64 = 0
     var mode: UInt32 = 0
@@ -118,7 +118,7 @@ public struct FileStamp: Sendable, Equatable {
     var changed: Int64 = 0
     var error: Int32 = 0
 
-    public static func of(_ path: String, listed: Bool = false) -> FileStamp {
+    package static func of(_ path: String, listed: Bool = false) -> FileStamp {
         var st = stat()
         // Listing follows a final symlink (opendir), so its stamp is the directory's.
         guard (listed ? stat(path, &st) : lstat(path, &st)) == 0 else { return FileStamp(error: errno) }
@@ -132,7 +132,7 @@ public struct FileStamp: Sendable, Equatable {
     }
 
     /// The later of its modification and change times (ns since the epoch; 0 when not stamped).
-    public var lastChange: Int64 { max(modified, changed) }
+    package var lastChange: Int64 { max(modified, changed) }
 }
 
 /// A view that answers from `base` and stamps every path it is asked about
@@ -140,7 +140,7 @@ public struct FileStamp: Sendable, Equatable {
 /// stamp): whatever was computed from its answers may be reused for as long
 /// as `unchanged()` holds. The stamps are of this host's paths: wrap only a
 /// view of the live file system.
-public final class RecordingFileSystem: FileSystemView {
+package final class RecordingFileSystem: FileSystemView {
     private struct Key: Hashable {
         var path: String
         var listed: Bool
@@ -149,29 +149,29 @@ public final class RecordingFileSystem: FileSystemView {
     private let base: any FileSystemView
     private let stamps = Mutex<[Key: FileStamp]>([:])
 
-    public init(_ base: any FileSystemView) { self.base = base }
+    package init(_ base: any FileSystemView) { self.base = base }
 
     private func stamp(_ path: String, listed: Bool = false) {
         let key = Key(path: path, listed: listed)
         stamps.withLock { if $0[key] == nil { $0[key] = FileStamp.of(path, listed: listed) } }
     }
 
-    public func kind(_ path: String) -> FileKind? {
+    package func kind(_ path: String) -> FileKind? {
         stamp(path)
         return base.kind(path)
     }
 
-    public func readLink(_ path: String) -> String? {
+    package func readLink(_ path: String) -> String? {
         stamp(path)
         return base.readLink(path)
     }
 
-    public func list(_ path: String) -> [String]? {
+    package func list(_ path: String) -> [String]? {
         stamp(path, listed: true)
         return base.list(path)
     }
 
-    public func read(_ path: String, offset: Int, count: Int) -> [UInt8]? {
+    package func read(_ path: String, offset: Int, count: Int) -> [UInt8]? {
         stamp(path)
         return base.read(path, offset: offset, count: count)
     }
@@ -180,10 +180,10 @@ public final class RecordingFileSystem: FileSystemView {
     /// File times come from a coarse clock: a path changed within a tick of
     /// its stamp could change again without a new time (and with the same
     /// size), so an answer this recent is not safe to keep.
-    public var lastChange: Int64 { stamps.withLock { $0.values.map(\.lastChange).max() ?? 0 } }
+    package var lastChange: Int64 { stamps.withLock { $0.values.map(\.lastChange).max() ?? 0 } }
 
     /// Whether every path consulted still has the stamp it had.
-    public func unchanged() -> Bool {
+    package func unchanged() -> Bool {
         let recorded = stamps.withLock { $0 }
         return recorded.allSatisfy { FileStamp.of($0.key.path, listed: $0.key.listed) == $0.value }
     }

@@ -14,7 +14,7 @@ extension HostFacts {
     ///   clone3, CLONE_INTO_CGROUP). `burrow run` skips them (they cost a
     ///   clone each): the real clone3 then is the probe, and a missing feature
     ///   fails the launch with the stage and errno, never weakening it.
-    public static func probe(children: Bool = true) -> HostFacts {
+    package static func probe(children: Bool = true) -> HostFacts {
         var name = utsname()
         uname(&name)
         let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

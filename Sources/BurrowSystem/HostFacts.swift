@@ -3,51 +3,51 @@
 /// `burrow doctor` prints it and `burrow dry-run` uses it for the "enforceable"
 /// column: one probe, one source of truth. Every probe that could change the
 /// calling process runs in a throwaway child instead.
-public struct HostFacts: Codable, Sendable, Equatable {
+package struct HostFacts: Codable, Sendable, Equatable {
     /// One probed capability: whether it is there, and what was seen.
-    public struct Check: Codable, Sendable, Equatable {
-        public var available: Bool
-        public var detail: String
+    package struct Check: Codable, Sendable, Equatable {
+        package var available: Bool
+        package var detail: String
 
-        public init(available: Bool, detail: String) {
+        package init(available: Bool, detail: String) {
             self.available = available
             self.detail = detail
         }
 
-        public static func yes(_ detail: String = "ok") -> Check { Check(available: true, detail: detail) }
-        public static func no(_ detail: String) -> Check { Check(available: false, detail: detail) }
+        package static func yes(_ detail: String = "ok") -> Check { Check(available: true, detail: detail) }
+        package static func no(_ detail: String) -> Check { Check(available: false, detail: detail) }
     }
 
-    public var kernelRelease: String
-    public var machine: String
-    public var euid: UInt32
+    package var kernelRelease: String
+    package var machine: String
+    package var euid: UInt32
     /// uid 0 with the full identity `uid_map`: not root inside some user namespace.
-    public var rootInInitialUserNamespace: Bool
+    package var rootInInitialUserNamespace: Bool
     /// Each namespace type created alone (with a user namespace, as Burrow does).
-    public var namespaces: [NamespaceKind: Check]
+    package var namespaces: [NamespaceKind: Check]
     /// user, pid, mount, ipc, uts, cgroup and net created together in one clone.
-    public var namespacesTogether: Check
+    package var namespacesTogether: Check
     /// /proc/sys/user/max_user_namespaces.
-    public var maxUserNamespaces: Int?
-    public var seccompFilter: Check
-    public var seccompUserNotification: Check
-    public var landlock: Check
+    package var maxUserNamespaces: Int?
+    package var seccompFilter: Check
+    package var seccompUserNotification: Check
+    package var landlock: Check
     /// The Landlock ABI version, when Landlock is enabled.
-    public var landlockABI: Int?
-    public var pidfd: Check
-    public var clone3: Check
-    public var cloneIntoCgroup: Check
-    public var cgroupKill: Check
-    public var cgroups: CgroupLayout
+    package var landlockABI: Int?
+    package var pidfd: Check
+    package var clone3: Check
+    package var cloneIntoCgroup: Check
+    package var cgroupKill: Check
+    package var cgroups: CgroupLayout
     /// Controllers listed in this process's own cgroup2 `cgroup.controllers`.
-    public var cgroupV2Controllers: [String]
+    package var cgroupV2Controllers: [String]
     /// v1 controllers whose hierarchy has a directory this process may create cgroups in.
-    public var cgroupV1WritableControllers: [String]
-    public var systemd: Check
+    package var cgroupV1WritableControllers: [String]
+    package var systemd: Check
     /// /proc/sys/kernel/cap_last_cap: the highest capability number the kernel knows.
-    public var capLastCap: Int
+    package var capLastCap: Int
 
-    public init(
+    package init(
         kernelRelease: String, machine: String, euid: UInt32, rootInInitialUserNamespace: Bool,
         namespaces: [NamespaceKind: Check], namespacesTogether: Check, maxUserNamespaces: Int?,
         seccompFilter: Check, seccompUserNotification: Check, landlock: Check, landlockABI: Int?,
@@ -79,7 +79,7 @@ public struct HostFacts: Codable, Sendable, Equatable {
     /// The cgroup backend Burrow would use here and the controllers it offers
     /// beneath Burrow's own cgroup: v2 when this process's cgroup2 directory
     /// has any of memory/pids/cpu, else the v1 hierarchies it may write to.
-    public var cgroupBackend: (version: Int, controllers: [String])? {
+    package var cgroupBackend: (version: Int, controllers: [String])? {
         let wanted = ["memory", "pids", "cpu", "io", "cpuacct", "freezer"]
         let v2 = cgroupV2Controllers.filter(wanted.contains)
         if !v2.isEmpty { return (2, v2) }

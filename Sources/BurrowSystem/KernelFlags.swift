@@ -5,17 +5,17 @@
 ///
 /// Conforming sets are Codable as the list of their flags' names, which is
 /// what `burrow dry-run --json` shows.
-public protocol KernelFlags: OptionSet, Sendable, Hashable, Codable, CustomStringConvertible where RawValue: FixedWidthInteger & Sendable, Element == Self {
+package protocol KernelFlags: OptionSet, Sendable, Hashable, Codable, CustomStringConvertible where RawValue: FixedWidthInteger & Sendable, Element == Self {
     /// Every flag with its C name (without a common prefix, where the type says so), in bit order.
     static var names: [(flag: Self, name: String)] { get }
 }
 
 extension KernelFlags {
     /// The names of the flags set, in bit order.
-    public var flagNames: [String] { Self.names.filter { contains($0.flag) }.map(\.name) }
+    package var flagNames: [String] { Self.names.filter { contains($0.flag) }.map(\.name) }
 
     /// The set named by `names`; nil when one is not a flag of this type.
-    public init?(names: [String]) {
+    package init?(names: [String]) {
         var value = Self()
         for name in names {
             guard let flag = Self.names.first(where: { $0.name == name })?.flag else { return nil }
@@ -24,14 +24,14 @@ extension KernelFlags {
         self = value
     }
 
-    public var description: String { flagNames.joined(separator: " ") }
+    package var description: String { flagNames.joined(separator: " ") }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(flagNames)
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         let names = try c.decode([String].self)
         guard let value = Self(names: names) else {

@@ -1,9 +1,9 @@
 /// A Linux namespace type, named as in namespaces(7).
-public enum NamespaceKind: String, Codable, Sendable, CaseIterable, CodingKeyRepresentable, Comparable {
+package enum NamespaceKind: String, Codable, Sendable, CaseIterable, CodingKeyRepresentable, Comparable {
     case user, pid, mount, ipc, uts, cgroup, net, time
 
     /// The `CLONE_NEW*` flag that creates it.
-    public var cloneFlag: UInt64 {
+    package var cloneFlag: UInt64 {
         switch self {
         case .user: 0x1000_0000  // CLONE_NEWUSER
         case .pid: 0x2000_0000  // CLONE_NEWPID
@@ -17,14 +17,14 @@ public enum NamespaceKind: String, Codable, Sendable, CaseIterable, CodingKeyRep
     }
 
     /// The C flag name, for output an operator can grep in man pages.
-    public var cloneFlagName: String {
+    package var cloneFlagName: String {
         switch self {
         case .mount: "CLONE_NEWNS"
         default: "CLONE_NEW" + rawValue.uppercased()
         }
     }
 
-    public static func < (lhs: Self, rhs: Self) -> Bool {
+    package static func < (lhs: Self, rhs: Self) -> Bool {
         (allCases.firstIndex(of: lhs) ?? 0) < (allCases.firstIndex(of: rhs) ?? 0)
     }
 }

@@ -1,17 +1,17 @@
-public import BurrowSystem
+package import BurrowSystem
 
 /// An in-memory host file system for plan tests: deterministic on any machine.
-public struct FakeFileSystem: FileSystemView {
-    public enum Entry: Sendable {
+package struct FakeFileSystem: FileSystemView {
+    package enum Entry: Sendable {
         case file(executable: Bool, content: [UInt8])
         case directory
         case symlink(String)
     }
 
-    public var entries: [String: Entry]
+    package var entries: [String: Entry]
 
     /// Builds a tree; parent directories are added implicitly.
-    public init(_ entries: [String: Entry]) {
+    package init(_ entries: [String: Entry]) {
         var all = entries
         for path in entries.keys {
             var parent = path
@@ -24,7 +24,7 @@ public struct FakeFileSystem: FileSystemView {
         self.entries = all
     }
 
-    public func kind(_ path: String) -> FileKind? {
+    package func kind(_ path: String) -> FileKind? {
         switch entries[path] {
         case .file(let executable, _): .file(executable: executable)
         case .directory: .directory
@@ -33,26 +33,26 @@ public struct FakeFileSystem: FileSystemView {
         }
     }
 
-    public func readLink(_ path: String) -> String? {
+    package func readLink(_ path: String) -> String? {
         if case .symlink(let target) = entries[path] { return target }
         return nil
     }
 
-    public func list(_ path: String) -> [String]? {
+    package func list(_ path: String) -> [String]? {
         guard case .directory = entries[path] else { return nil }
         let prefix = path == "/" ? "/" : path + "/"
         return entries.keys.filter { $0.hasPrefix(prefix) && $0 != path && !$0.dropFirst(prefix.count).contains("/") }
             .map { String($0.dropFirst(prefix.count)) }.sorted()
     }
 
-    public func read(_ path: String, offset: Int, count: Int) -> [UInt8]? {
+    package func read(_ path: String, offset: Int, count: Int) -> [UInt8]? {
         guard case .file(_, let content) = entries[path] else { return nil }
         guard offset < content.count else { return [] }
         return Array(content[offset..<min(content.count, offset + count)])
     }
 
     /// A small merged-/usr Debian-like host with sh, coreutils, python3 and git.
-    public static let debianLike = FakeFileSystem([
+    package static let debianLike = FakeFileSystem([
         "/bin": .symlink("usr/bin"), "/lib": .symlink("usr/lib"), "/lib64": .symlink("usr/lib64"),
         "/usr/bin/sh": .symlink("dash"), "/usr/bin/dash": .file(executable: true, content: []),
         "/usr/bin/true": .file(executable: true, content: []), "/usr/bin/cat": .file(executable: true, content: []),

@@ -1,23 +1,23 @@
-public import BurrowProfile
-public import BurrowSystem
+package import BurrowProfile
+package import BurrowSystem
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// Paths and fixed inputs shared by the tests.
-public enum Fixtures {
+package enum Fixtures {
     /// The repository root (three levels above this file).
-    public static var repositoryRoot: String {
+    package static var repositoryRoot: String {
         var path = #filePath
         for _ in 0..<3 { path = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]) }
         return path
     }
 
-    public static var profilesDirectory: String { repositoryRoot + "/Profiles" }
+    package static var profilesDirectory: String { repositoryRoot + "/Profiles" }
 
     /// Reads a file from disk (for loaders under test).
-    public static let readFile: @Sendable (String) -> String? = { path in
+    package static let readFile: @Sendable (String) -> String? = { path in
         guard let f = fopen(path, "r") else { return nil }
         defer { fclose(f) }
         var bytes: [UInt8] = []
@@ -31,12 +31,12 @@ public enum Fixtures {
     }
 
     /// A profile loader over in-memory files.
-    public static func loader(_ files: [String: String], policy: HostPolicy = .defaults, searchPath: [String] = ["/profiles"]) -> ProfileLoader {
+    package static func loader(_ files: [String: String], policy: HostPolicy = .defaults, searchPath: [String] = ["/profiles"]) -> ProfileLoader {
         ProfileLoader(policy: policy, searchPath: searchPath, read: { files[$0] })
     }
 
     /// A host that can enforce everything, with cgroup v2 (for golden plans).
-    public static let capableHost = HostFacts(
+    package static let capableHost = HostFacts(
         kernelRelease: "6.18.0-test", machine: "x86_64", euid: 0, rootInInitialUserNamespace: true,
         namespaces: Dictionary(uniqueKeysWithValues: NamespaceKind.allCases.map { ($0, HostFacts.Check.yes("probed")) }),
         namespacesTogether: .yes("probed"), maxUserNamespaces: 1000, seccompFilter: .yes("probed"),
@@ -47,7 +47,7 @@ public enum Fixtures {
         capLastCap: 40)
 
     /// A minimal valid profile document in TOML, with `extra` appended.
-    public static func profileTOML(_ extra: String = "", header: String = "") -> String {
+    package static func profileTOML(_ extra: String = "", header: String = "") -> String {
         """
         \(header)
         [tool]

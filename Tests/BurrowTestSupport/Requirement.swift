@@ -1,5 +1,5 @@
-public import BurrowSystem
-public import Testing
+package import BurrowSystem
+package import Testing
 
 #if canImport(Glibc)
     import Glibc
@@ -7,18 +7,18 @@ public import Testing
 
 /// A real requirement of a test (root, a kernel feature). Unmet requirements
 /// skip the test with the reason, or fail it when BURROW_TEST_STRICT=1 (CI).
-public struct Requirement: Sendable, CustomStringConvertible {
-    public var description: String
+package struct Requirement: Sendable, CustomStringConvertible {
+    package var description: String
     /// nil when met, else why not.
-    public var whyUnmet: String?
+    package var whyUnmet: String?
 
-    public var isMet: Bool { whyUnmet == nil }
+    package var isMet: Bool { whyUnmet == nil }
 
     /// Whether unmet requirements fail instead of skipping.
-    public static var strict: Bool { getenv("BURROW_TEST_STRICT").map { String(cString: $0) == "1" } ?? false }
+    package static var strict: Bool { getenv("BURROW_TEST_STRICT").map { String(cString: $0) == "1" } ?? false }
 
     /// Root with the initial user namespace's full uid_map (not root in some user namespace).
-    public static var rootInInitialUserNamespace: Requirement {
+    package static var rootInInitialUserNamespace: Requirement {
         let facts = host
         return Requirement(
             description: "root in the initial user namespace",
@@ -26,24 +26,24 @@ public struct Requirement: Sendable, CustomStringConvertible {
     }
 
     /// seccomp filters can be compiled and loaded.
-    public static var seccomp: Requirement {
+    package static var seccomp: Requirement {
         Requirement(description: "seccomp", whyUnmet: host.seccompFilter.available ? nil : host.seccompFilter.detail)
     }
 
     /// Every namespace a container-level sandbox uses, created together.
-    public static var sandboxNamespaces: Requirement {
+    package static var sandboxNamespaces: Requirement {
         Requirement(description: "sandbox namespaces", whyUnmet: host.namespacesTogether.available ? nil : host.namespacesTogether.detail)
     }
 
     /// Landlock is available (any ABI).
-    public static var landlock: Requirement {
+    package static var landlock: Requirement {
         Requirement(description: "Landlock", whyUnmet: host.landlock.available ? nil : host.landlock.detail)
     }
 
     /// A cgroup backend `burrow run` enforces every limit with: v2 (memory,
     /// pids, cpu, cgroup.kill) or, on hybrid hosts, v1 (memory, pids, cpu,
     /// cpuacct, freezer) beneath this process's cgroups.
-    public static var cgroupLimits: Requirement {
+    package static var cgroupLimits: Requirement {
         let backend = host.cgroupBackend
         let needed = backend?.version == 2 ? ["memory", "pids", "cpu"] : ["memory", "pids", "cpu", "cpuacct", "freezer"]
         var why: String? = nil
@@ -56,40 +56,40 @@ public struct Requirement: Sendable, CustomStringConvertible {
     }
 
     /// The cgroup v2 backend (the VM suite: Scripts/vm-test.sh).
-    public static var cgroupV2: Requirement {
+    package static var cgroupV2: Requirement {
         Requirement(
             description: "cgroup v2 limits",
             whyUnmet: host.cgroupBackend?.version == 2 ? nil : "this host's backend is \(host.cgroupBackend.map { "v\($0.version)" } ?? "none") (run Scripts/vm-test.sh)")
     }
 
     /// An executable installed by Scripts/install-tools.sh.
-    public static func installed(_ path: String) -> Requirement {
+    package static func installed(_ path: String) -> Requirement {
         Requirement(description: path, whyUnmet: access(path, X_OK) == 0 ? nil : "not installed (run Scripts/install-tools.sh)")
     }
 
     /// What `burrow run` needs to sandbox a tool here.
-    public static var sandbox: [Requirement] { [.rootInInitialUserNamespace, .sandboxNamespaces, .landlock, .seccomp, .cgroupLimits] }
+    package static var sandbox: [Requirement] { [.rootInInitialUserNamespace, .sandboxNamespaces, .landlock, .seccomp, .cgroupLimits] }
 
     /// Throws (in strict mode, records a failure) when unmet.
-    public func check(sourceLocation: SourceLocation = #_sourceLocation) throws {
+    package func check(sourceLocation: SourceLocation = #_sourceLocation) throws {
         guard let why = whyUnmet else { return }
         Issue.record("requirement unmet: \(description): \(why)", sourceLocation: sourceLocation)
         throw RequirementUnmet(description: "\(description): \(why)")
     }
 
     /// The host probe, made once per test process.
-    public static let host: HostFacts = HostFacts.probe()
+    package static let host: HostFacts = HostFacts.probe()
 }
 
-public struct RequirementUnmet: Error, CustomStringConvertible {
-    public var description: String
-    public init(description: String) { self.description = description }
+package struct RequirementUnmet: Error, CustomStringConvertible {
+    package var description: String
+    package init(description: String) { self.description = description }
 }
 
 extension Trait where Self == ConditionTrait {
     /// Runs the test only when `requirement` is met, or always in strict mode
     /// (where the test's own `check()` then fails loudly).
-    public static func requires(_ requirement: Requirement) -> Self {
+    package static func requires(_ requirement: Requirement) -> Self {
         .enabled(
             if: requirement.isMet || Requirement.strict,
             Comment(rawValue: "requires \(requirement): \(requirement.whyUnmet ?? "met")"))

@@ -1,40 +1,40 @@
-public import Foundation
+package import Foundation
 
 /// Runs the built executables (`burrow`, `burrow-probe`) the way an operator
 /// would, with stdin from and stdout/stderr to temporary files (no pipe can
 /// fill up and deadlock).
-public enum Subprocess {
-    public struct Result: Sendable {
+package enum Subprocess {
+    package struct Result: Sendable {
         /// Exit code, or 128 + the signal that ended the process.
-        public var status: Int32
-        public var stdout: Data
-        public var stderr: String
-        public var output: String { String(decoding: stdout, as: UTF8.self) }
+        package var status: Int32
+        package var stdout: Data
+        package var stderr: String
+        package var output: String { String(decoding: stdout, as: UTF8.self) }
     }
 
     /// The directory holding the test bundle and the built products.
-    public static var productsDirectory: String {
+    package static var productsDirectory: String {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return (exe as NSString).deletingLastPathComponent
     }
 
-    public static var burrow: String { productsDirectory + "/burrow" }
-    public static var burrowd: String { productsDirectory + "/burrowd" }
-    public static var probe: String { productsDirectory + "/burrow-probe" }
-    public static var hog: String { productsDirectory + "/burrow-hog" }
+    package static var burrow: String { productsDirectory + "/burrow" }
+    package static var burrowd: String { productsDirectory + "/burrowd" }
+    package static var probe: String { productsDirectory + "/burrow-probe" }
+    package static var hog: String { productsDirectory + "/burrow-hog" }
 
     /// The audit log of `burrow` runs that name none: one per test process.
-    public static let sharedAuditDatabase = NSTemporaryDirectory() + "burrow-test-audit-\(getpid())/audit.db"
+    package static let sharedAuditDatabase = NSTemporaryDirectory() + "burrow-test-audit-\(getpid())/audit.db"
 
     /// A fresh temporary directory, removed by the caller.
-    public static func temporaryDirectory() throws -> String {
+    package static func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "burrow-test-" + UUID().uuidString.lowercased()
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
 
     /// Runs `argv` to completion.
-    public static func run(
+    package static func run(
         _ argv: [String], stdin: Data = Data(), environment: [String: String] = [:], directory: String? = nil
     ) throws -> Result {
         let process = try start(argv, stdin: stdin, environment: environment, directory: directory)
@@ -42,7 +42,7 @@ public enum Subprocess {
     }
 
     /// Starts `argv`; `Running.finish()` waits for it.
-    public static func start(
+    package static func start(
         _ argv: [String], stdin: Data = Data(), environment: [String: String] = [:], directory: String? = nil
     ) throws -> Running {
         let dir = try temporaryDirectory()
@@ -66,8 +66,8 @@ public enum Subprocess {
         return Running(process: process, directory: dir)
     }
 
-    public final class Running: @unchecked Sendable {
-        public let process: Process
+    package final class Running: @unchecked Sendable {
+        package let process: Process
         let directory: String
 
         init(process: Process, directory: String) {
@@ -75,14 +75,14 @@ public enum Subprocess {
             self.directory = directory
         }
 
-        public var pid: Int32 { process.processIdentifier }
+        package var pid: Int32 { process.processIdentifier }
 
         /// What it has written to stdout so far.
-        public var outputSoFar: String {
+        package var outputSoFar: String {
             String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: directory + "/out"))) ?? Data(), as: UTF8.self)
         }
 
-        public func finish() throws -> Result {
+        package func finish() throws -> Result {
             process.waitUntilExit()
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let out = try Data(contentsOf: URL(fileURLWithPath: directory + "/out"))

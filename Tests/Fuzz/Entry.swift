@@ -12,7 +12,7 @@ func complain(_ text: String) {
     nonisolated(unsafe) private var selected: (@Sendable ([UInt8]) -> Void)?
 
     @_cdecl("LLVMFuzzerTestOneInput")
-    public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    package func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if selected == nil {
             let name = getenv("BURROW_FUZZ_TARGET").map { String(cString: $0) } ?? ""
             guard let target = FuzzTargets.all[name] else {
