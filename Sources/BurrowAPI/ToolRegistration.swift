@@ -1,0 +1,152 @@
+package import BurrowAudit
+
+/// What a tool is, as the registry describes it.
+package struct ToolMetadata: Codable, Sendable, Equatable {
+    package var name: String
+    package var version: String
+    package var description: String
+    package var author: String?
+    package var categories: [String]
+    package var documentationURL: String?
+    package var dependencies: [String]
+
+    package init(
+        name: String, version: String, description: String = "", author: String? = nil, categories: [String] = [], documentationURL: String? = nil,
+        dependencies: [String] = []
+    ) {
+        self.name = name
+        self.version = version
+        self.description = description
+        self.author = author
+        self.categories = categories
+        self.documentationURL = documentationURL
+        self.dependencies = dependencies
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, description, author, categories
+        case documentationURL = "documentationUrl"
+        case dependencies
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        version = try c.decode(String.self, forKey: .version)
+        description = try c.decodeIfPresent(String.self, forKey: .description) ?? ""
+        author = try c.decodeIfPresent(String.self, forKey: .author)
+        categories = try c.decodeIfPresent([String].self, forKey: .categories) ?? []
+        documentationURL = try c.decodeIfPresent(String.self, forKey: .documentationURL)
+        dependencies = try c.decodeIfPresent([String].self, forKey: .dependencies) ?? []
+    }
+}
+
+/// A registration's state: `disabled` tools are kept but cannot be invoked.
+package enum ToolStatus: String, Codable, Sendable, CaseIterable {
+    case active, deprecated, disabled
+}
+
+/// Per-tool limits on callers; each is lowered to the host policy's [rate_limits] value.
+package struct ToolRateLimits: Codable, Sendable, Equatable {
+    package var requestsPerMinute: Int?
+    package var maxConcurrent: Int?
+
+    package init(requestsPerMinute: Int? = nil, maxConcurrent: Int? = nil) {
+        self.requestsPerMinute = requestsPerMinute
+        self.maxConcurrent = maxConcurrent
+    }
+}
+
+/// `POST /v1/tools` and `PUT /v1/tools/{id}`: one version of one tool.
+package struct ToolRegistration: Codable, Sendable, Equatable {
+    /// Letters, digits, '.', '_' and '-'; at most 128 characters.
+    package var id: String
+    package var metadata: ToolMetadata
+    /// The security profile: a JSON object (the profile's JSON form) or a
+    /// string holding the TOML form. It may `extends` a shipped profile by name.
+    package var profile: JSONValue
+    /// The command run for each invocation; the caller's arguments are appended.
+    package var command: [String]
+    /// The MCP tool schemas the tool exposes (kept as given).
+    package var capabilities: [JSONValue]
+    package var status: ToolStatus
+    package var rateLimits: ToolRateLimits?
+
+    package init(
+        id: String, metadata: ToolMetadata, profile: JSONValue, command: [String], capabilities: [JSONValue] = [], status: ToolStatus = .active,
+        rateLimits: ToolRateLimits? = nil
+    ) {
+        self.id = id
+        self.metadata = metadata
+        self.profile = profile
+        self.command = command
+        self.capabilities = capabilities
+        self.status = status
+        self.rateLimits = rateLimits
+    }
+
+    enum CodingKeys: String, CodingKey { case id, metadata, profile, command, capabilities, status, rateLimits }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        metadata = try c.decode(ToolMetadata.self, forKey: .metadata)
+        profile = try c.decode(JSONValue.self, forKey: .profile)
+        command = try c.decode([String].self, forKey: .command)
+        capabilities = try c.decodeIfPresent([JSONValue].self, forKey: .capabilities) ?? []
+        status = try c.decodeIfPresent(ToolStatus.self, forKey: .status) ?? .active
+        rateLimits = try c.decodeIfPresent(ToolRateLimits.self, forKey: .rateLimits)
+    }
+}
+
+/// A stored registration with what the daemon added.
+package struct ToolRecord: Codable, Sendable, Equatable {
+    package var registration: ToolRegistration
+    package var registeredAt: String
+    package var updatedAt: String
+    /// uid:N of the admin who last wrote it.
+    package var registeredBy: String
+    package var validation: ValidationReport
+
+    package init(registration: ToolRegistration, registeredAt: String, updatedAt: String, registeredBy: String, validation: ValidationReport) {
+        self.registration = registration
+        self.registeredAt = registeredAt
+        self.updatedAt = updatedAt
+        self.registeredBy = registeredBy
+        self.validation = validation
+    }
+}
+
+/// `GET /v1/tools/{id}`: one version (the latest unless `?version=`) and every version stored.
+package struct ToolDetail: Codable, Sendable, Equatable {
+    package var tool: ToolRecord
+    /// Highest first.
+    package var versions: [String]
+
+    package init(tool: ToolRecord, versions: [String]) {
+        self.tool = tool
+        self.versions = versions
+    }
+}
+
+/// `DELETE /v1/tools/{id}`.
+package struct RemovedTool: Codable, Sendable, Equatable {
+    package var id: String
+    package var removed: [String]
+
+    package init(id: String, removed: [String]) {
+        self.id = id
+        self.removed = removed
+    }
+}
+
+/// `GET /v1/discovery/categories`.
+package struct CategoryCount: Codable, Sendable, Equatable {
+    package var category: String
+    package var tools: Int
+
+    package init(category: String, tools: Int) {
+        self.category = category
+        self.tools = tools
+    }
+}
