@@ -8,8 +8,8 @@ package struct ErrorBody: Codable, Sendable, Equatable {
         package var code: String
         package var message: String
 
-        package init(code: String, message: String) {
-            self.code = code
+        package init(code: ErrorCode, message: String) {
+            self.code = code.name
             self.message = message
         }
     }
@@ -17,7 +17,7 @@ package struct ErrorBody: Codable, Sendable, Equatable {
     /// With code `validation_failed`: every finding.
     package var validation: ValidationReport?
 
-    package init(code: String, message: String, validation: ValidationReport? = nil) {
+    package init(code: ErrorCode, message: String, validation: ValidationReport? = nil) {
         error = Detail(code: code, message: message)
         self.validation = validation
     }

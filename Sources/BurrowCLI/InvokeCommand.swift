@@ -135,7 +135,7 @@ struct InvokeCommand: ParsableCommand {
     static func status(_ r: InvocationResult) -> Int32 {
         if let code = r.exitCode { return code }
         if let signal = r.signal { return 128 + signal }
-        return r.error?.code == "not_found" ? 127 : 125
+        return ErrorCode.resultExitStatus(r.error?.code)
     }
 
     private func readInput(_ path: String) throws -> [UInt8] {

@@ -1,3 +1,4 @@
+import BurrowAPI
 import BurrowAudit
 import BurrowSystem
 import Dispatch
@@ -20,7 +21,7 @@ struct AccessMiddleware: RouterMiddleware {
         // Query values reach lookups, filters and messages: bytes checked before any of them.
         for (name, value) in request.uri.queryParameters {
             if name.utf8.count + value.utf8.count > 1024 || name.unicodeScalars.contains(where: Self.isControl) || value.unicodeScalars.contains(where: Self.isControl) {
-                throw DaemonError(.badRequest, code: "invalid_parameter", "query parameter '\(String(name.prefix(64)))': at most 1 KiB, and no control characters")
+                throw DaemonError(.invalidParameter, "query parameter '\(String(name.prefix(64)))': at most 1 KiB, and no control characters")
             }
         }
         context.peer = peer
@@ -29,7 +30,14 @@ struct AccessMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as HTTPError {
             // The router's own errors (no route, wrong method, bad body) in the API's error shape.
-            throw DaemonError(error.status, code: error.status == .notFound ? "not_found" : "http_\(error.status.code)", error.body ?? DaemonError.notFound.message)
+            let code: ErrorCode =
+                switch error.status {
+                case .notFound: .notFound
+                case .methodNotAllowed: .methodNotAllowed
+                case .contentTooLarge: .requestTooLarge
+                default: .invalidRequest
+                }
+            throw DaemonError(code, error.body ?? (code == .notFound ? DaemonError.notFound.message : "the request is not one burrowd takes (HTTP \(error.status.code))"))
         }
     }
 }

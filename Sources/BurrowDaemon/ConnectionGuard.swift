@@ -32,7 +32,7 @@ final class ConnectionLimiter: Sendable {
     enum Decision: Equatable {
         case admitted
         /// Answer the first request with this and close.
-        case refused(status: Int, code: String, message: String)
+        case refused(ErrorCode, message: String)
         /// Close at once: even the refusals are at their cap.
         case dropped
     }
@@ -59,12 +59,12 @@ final class ConnectionLimiter: Sendable {
             if privileged {
                 if s.open >= limits.total + limits.reserve {
                     refusal = .refused(
-                        status: 503, code: "server_busy", message: "burrowd has \(s.open) connections open, its limit with the admins' reserve ([daemon] max_connections + admin_connection_reserve)")
+                        .serverBusy, message: "burrowd has \(s.open) connections open, its limit with the admins' reserve ([daemon] max_connections + admin_connection_reserve)")
                 }
             } else if mine >= limits.perUser {
-                refusal = .refused(status: 429, code: "too_many_connections", message: "this caller has \(mine) connections open, the most one caller may ([daemon] max_connections_per_user)")
+                refusal = .refused(.tooManyConnections, message: "this caller has \(mine) connections open, the most one caller may ([daemon] max_connections_per_user)")
             } else if s.open >= limits.total {
-                refusal = .refused(status: 503, code: "server_busy", message: "burrowd has \(s.open) connections open, the most it takes ([daemon] max_connections); the rest are kept for admins")
+                refusal = .refused(.serverBusy, message: "burrowd has \(s.open) connections open, the most it takes ([daemon] max_connections); the rest are kept for admins")
             }
             guard let refusal else {
                 s.open += 1
@@ -129,7 +129,7 @@ struct GuardedHTTP1Channel: ServerChildChannel {
             return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
                 let guardHandler = try channel.pipeline.syncOperations.handler(type: RequestGuard.self)
                 try channel.pipeline.syncOperations.addHandler(ByteWatch(guardHandler), position: .first)
-                if case .refused(let status, let code, let message) = decision { guardHandler.refuse(status: status, code: code, message: message) }
+                if case .refused(let code, let message) = decision { guardHandler.refuse(code, message: message) }
                 return value
             }
         }
@@ -187,11 +187,11 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// A byte came since the connection opened or the last response ended (`ByteWatch`).
     fileprivate var bytesSinceResponse = false
     private var parseError: HTTPParserError?
-    private var refusal: (status: Int, code: String, message: String)?
+    private var refusal: (code: ErrorCode, message: String)?
 
     init(_ timeouts: Timeouts) { self.timeouts = timeouts }
 
-    func refuse(status: Int, code: String, message: String) { refusal = (status, code, message) }
+    func refuse(_ code: ErrorCode, message: String) { refusal = (code, message) }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { arm(context, timeouts.header, "header") }
@@ -229,7 +229,7 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if what == "header" && !bytesSinceResponse && refusal == nil { return }
         if let refusal, !responding {
             // Over its caps and silent: it gets its refusal now.
-            return answerAndClose(context, status: refusal.status, code: refusal.code, message: refusal.message)
+            return answerAndClose(context, refusal.code, message: refusal.message)
         }
         let seconds = (what == "body" ? timeouts.body : timeouts.header).nanoseconds / 1_000_000_000
         let message =
@@ -243,7 +243,7 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if responding {
             context.close(promise: nil)
         } else {
-            answerAndClose(context, status: 408, code: what == "body" ? "body_timeout" : "header_timeout", message: message)
+            answerAndClose(context, what == "body" ? .bodyTimeout : .headerTimeout, message: message)
         }
     }
 
@@ -252,7 +252,7 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if let refusal {
             // Over its caps: the first request gets the refusal, nothing reaches the API.
             if case .head = part, !responding {
-                answerAndClose(context, status: refusal.status, code: refusal.code, message: refusal.message)
+                answerAndClose(context, refusal.code, message: refusal.message)
             }
             return
         }
@@ -281,8 +281,8 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
             responding = true
             // Hummingbird's answer to a parse error: a bare 400. Sent as the API's error body instead.
             if let error = parseError, head.status == .badRequest, head.headerFields[.contentLength] == "0" {
-                let (status, code, message) = Self.describe(error)
-                let (newHead, body) = Self.errorResponse(status: status, code: code, message: message)
+                let (code, message) = Self.describe(error)
+                let (newHead, body) = Self.errorResponse(code, message: message)
                 context.write(wrapOutboundOut(.head(newHead)), promise: nil)
                 context.write(wrapOutboundOut(.body(body)), promise: promise)
                 return
@@ -312,43 +312,43 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// A whole JSON error response written from here (timeouts, refusals), then the close.
-    private func answerAndClose(_ context: ChannelHandlerContext, status: Int, code: String, message: String) {
+    private func answerAndClose(_ context: ChannelHandlerContext, _ code: ErrorCode, message: String) {
         responding = true
-        let (head, body) = Self.errorResponse(status: status, code: code, message: message)
+        let (head, body) = Self.errorResponse(code, message: message)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in loopBound.value.close(promise: nil) }
     }
 
-    static func errorResponse(status: Int, code: String, message: String) -> (HTTPResponse, ByteBuffer) {
+    static func errorResponse(_ code: ErrorCode, message: String) -> (HTTPResponse, ByteBuffer) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let encoded: [UInt8] = (try? encoder.encode(ErrorBody(code: code, message: message))).map { Array($0) } ?? Array(#"{"error":{"code":"internal","message":""}}"#.utf8)
         var body = ByteBuffer(bytes: encoded)
         body.writeString("\n")
         var fields: HTTPFields = [.contentType: "application/json", .connection: "close", .contentLength: "\(body.readableBytes)"]
-        if status == 429 || status == 503 { fields[.retryAfter] = "1" }
-        return (HTTPResponse(status: .init(code: status), headerFields: fields), body)
+        if code.httpStatus == 429 || code.httpStatus == 503 { fields[.retryAfter] = "1" }
+        return (HTTPResponse(status: .init(code: code.httpStatus), headerFields: fields), body)
     }
 
     /// What the HTTP parser refused, as the API says it.
-    static func describe(_ error: HTTPParserError) -> (Int, String, String) {
+    static func describe(_ error: HTTPParserError) -> (ErrorCode, String) {
         switch error {
         case .headerOverflow:
-            return (431, "headers_too_large", "the request line or headers are larger than burrowd takes (80 KiB, 1000 fields)")
+            return (.headersTooLarge, "the request line or headers are larger than burrowd takes (80 KiB, 1000 fields)")
         case .invalidContentLength, .unexpectedContentLength:
-            return (400, "invalid_content_length", "the Content-Length is not valid, or comes with Transfer-Encoding (which is refused)")
+            return (.invalidContentLength, "the Content-Length is not valid, or comes with Transfer-Encoding (which is refused)")
         case .invalidChunkSize:
-            return (400, "invalid_chunk_size", "a chunk size of the chunked body is not valid")
+            return (.invalidChunkSize, "a chunk size of the chunked body is not valid")
         case .invalidMethod:
-            return (400, "invalid_method", "the request method is not valid")
+            return (.invalidMethod, "the request method is not valid")
         case .invalidURL, .invalidPath, .invalidQueryString, .invalidFragment, .invalidHost, .invalidPort:
-            return (400, "invalid_url", "the request target is not a valid URL")
+            return (.invalidURL, "the request target is not a valid URL")
         case .invalidVersion:
-            return (400, "invalid_version", "only HTTP/1.0 and HTTP/1.1 are served")
+            return (.invalidVersion, "only HTTP/1.0 and HTTP/1.1 are served")
         default:
-            return (400, "bad_http", "the request is not valid HTTP/1.1 (a malformed request line or header, or Content-Length with Transfer-Encoding)")
+            return (.badHTTP, "the request is not valid HTTP/1.1 (a malformed request line or header, or Content-Length with Transfer-Encoding)")
         }
     }
 }

@@ -286,18 +286,18 @@ enum AuditQueryParameters {
         var query = AuditQuery(tool: tool, limit: 100)
         for raw in parameters.getAll("type").flatMap({ $0.split(separator: ",") }) {
             guard let t = AuditEventType.allCases.first(where: { $0.rawValue.lowercased() == raw.lowercased() }) else {
-                throw DaemonError(.badRequest, code: "invalid_parameter", "unknown event type '\(raw)'; expected one of: \(AuditEventType.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw DaemonError(.invalidParameter, "unknown event type '\(raw)'; expected one of: \(AuditEventType.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             query.types.append(t)
         }
         for (name, keyPath) in [("since", \AuditQuery.since), ("until", \AuditQuery.until)] {
             guard let text = parameters.get(name) else { continue }
-            guard let t = AuditClock.parse(text) else { throw DaemonError(.badRequest, code: "invalid_parameter", "\(name): expected an RFC 3339 time, such as 2026-11-21T09:30:00Z") }
+            guard let t = AuditClock.parse(text) else { throw DaemonError(.invalidParameter, "\(name): expected an RFC 3339 time, such as 2026-11-21T09:30:00Z") }
             query[keyPath: keyPath] = t
         }
         query.invocation = parameters.get("invocation")
         if let text = parameters.get("limit") {
-            guard let n = Int(text), (1...10_000).contains(n) else { throw DaemonError(.badRequest, code: "invalid_parameter", "limit: expected 1 to 10000") }
+            guard let n = Int(text), (1...10_000).contains(n) else { throw DaemonError(.invalidParameter, "limit: expected 1 to 10000") }
             query.limit = n
         }
         return query

@@ -79,24 +79,24 @@ final class InvocationService: Sendable {
         let tool = record.registration.id
         let caller = Caller(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid)
         let denials = denials
-        func refuse(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil) async -> DaemonError {
-            await denials.record(peer: peer, tool: tool, reason: code, message: message, extra: ["version": .string(record.registration.metadata.version)])
-            return DaemonError(status, code: code, message, retryAfter: retryAfter)
+        func refuse(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil) async -> DaemonError {
+            await denials.record(peer: peer, tool: tool, reason: code.name, message: message, extra: ["version": .string(record.registration.metadata.version)])
+            return DaemonError(code, message, retryAfter: retryAfter)
         }
-        if draining.load(ordering: .relaxed) { throw await refuse(.serviceUnavailable, "shutting_down", "burrowd is shutting down; retry against the restarted service") }
-        if record.registration.status == .disabled { throw await refuse(.conflict, "tool_disabled", "\(tool) \(record.registration.metadata.version) is disabled") }
+        if draining.load(ordering: .relaxed) { throw await refuse(.shuttingDown, "burrowd is shutting down; retry against the restarted service") }
+        if record.registration.status == .disabled { throw await refuse(.toolDisabled, "\(tool) \(record.registration.metadata.version) is disabled") }
 
         var stdin: [UInt8] = []
         if let text = request.stdin { stdin = Array(text.utf8) }
         if let b64 = request.stdinBase64 {
             guard request.stdin == nil, let data = Data(base64Encoded: b64) else {
-                throw DaemonError(.badRequest, code: "invalid_request", request.stdin != nil ? "give stdin or stdinBase64, not both" : "stdinBase64 is not valid base64")
+                throw DaemonError(.invalidRequest, request.stdin != nil ? "give stdin or stdinBase64, not both" : "stdinBase64 is not valid base64")
             }
             stdin = Array(data)
         }
         var timeout: Seconds?
         if let t = request.timeoutSeconds {
-            guard t.isFinite, t > 0, t < 1e9 else { throw DaemonError(.badRequest, code: "invalid_request", "timeoutSeconds must be a positive number of seconds") }
+            guard t.isFinite, t > 0, t < 1e9 else { throw DaemonError(.invalidRequest, "timeoutSeconds must be a positive number of seconds") }
             timeout = Seconds(milliseconds: max(1, UInt64((t * 1000).rounded(.up))))
         }
 
@@ -104,11 +104,10 @@ final class InvocationService: Sendable {
         let (report, loaded) = planner.validate(record.registration.profile, id: tool, command: nil)
         guard let loaded else {
             let errors = report.findings.filter { $0.severity == "error" }.map { "\($0.keyPath): \($0.message)" }
-            throw await refuse(.conflict, "profile_invalid", "the registered profile no longer validates: " + errors.joined(separator: "; "))
+            throw await refuse(.profileInvalid, "the registered profile no longer validates: " + errors.joined(separator: "; "))
         }
         if let timeout, timeout > loaded.effective.limits.maxExecutionTime {
-            throw DaemonError(
-                .badRequest, code: "invalid_request", "timeoutSeconds (\(timeout)) is above the tool's max_execution_time (\(loaded.effective.limits.maxExecutionTime))")
+            throw DaemonError(.invalidRequest, "timeoutSeconds (\(timeout)) is above the tool's max_execution_time (\(loaded.effective.limits.maxExecutionTime))")
         }
 
         let limits = Admission.Limits(
@@ -119,11 +118,11 @@ final class InvocationService: Sendable {
         } catch {
             switch error {
             case .rate(let limit, let retry):
-                throw await refuse(.tooManyRequests, "rate_limited", "\(tool) accepts \(limit) requests per minute; retry in \(retry) s", retryAfter: retry)
+                throw await refuse(.rateLimited, "\(tool) accepts \(limit) requests per minute; retry in \(retry) s", retryAfter: retry)
             case .concurrency(let limit):
-                throw await refuse(.tooManyRequests, "too_many_concurrent", "\(tool) already runs \(limit) sandboxes (max_concurrent); retry when one ends", retryAfter: 1)
+                throw await refuse(.tooManyConcurrent, "\(tool) already runs \(limit) sandboxes (max_concurrent); retry when one ends", retryAfter: 1)
             case .registrations, .planning:
-                throw DaemonError(.internalServerError, code: "internal", "unexpected refusal")
+                throw DaemonError(.`internal`, "unexpected refusal")
             }
         }
         let slot = Admission.Slot(admission, tool)
@@ -138,21 +137,21 @@ final class InvocationService: Sendable {
             do {
                 lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
             } catch {
-                throw DaemonError(.serviceUnavailable, code: "no_sandbox_id", "\(error)", retryAfter: 1)
+                throw DaemonError(.noSandboxID, "\(error)", retryAfter: 1)
             }
         }
         let plan: LaunchPlan
         do {
             plan = try planner.plan(loaded, argv: record.registration.command + request.arguments, environment: request.environment, sandboxID: lease.id, timeout: timeout)
         } catch {
-            throw await refuse(.conflict, "plan_refused", error.description)
+            throw await refuse(.planRefused, error.description)
         }
         if session && !plan.mcp.server {
-            throw await refuse(.conflict, "not_mcp", "\(tool)'s profile does not say it is an MCP server: set mcp = true (top level) to serve it as sessions")
+            throw await refuse(.notMCP, "\(tool)'s profile does not say it is an MCP server: set mcp = true (top level) to serve it as sessions")
         }
         if !session && plan.mcp.isConfigured {
             throw await refuse(
-                .conflict, "mcp_relay_required",
+                .mcpRelayRequired,
                 "\(tool) is an MCP server (mcp = true or [mcp_policy]): a plain invocation would pass its stdin straight to it, past the relay's policy; start a session (POST /v1/tools/\(tool)/sessions)"
             )
         }
@@ -160,7 +159,7 @@ final class InvocationService: Sendable {
         let refused = request.environment.keys.filter { !passed.contains($0) }.sorted()
         if !refused.isEmpty {
             throw await refuse(
-                .badRequest, "environment_not_allowed",
+                .environmentNotAllowed,
                 "not in the profile's env_whitelist (or reserved by Burrow): \(refused.joined(separator: ", "))")
         }
         var released: WarmSandbox?
@@ -227,7 +226,7 @@ final class InvocationService: Sendable {
             stop = try RunStop()
         } catch {
             for fd in stdio ?? [] { try? fd.close() }
-            return finish(&result, p, error: .init(code: "preparation_failed", message: "\(error)"), sink: sink)
+            return finish(&result, p, error: .init(code: .preparationFailed, message: "\(error)"), sink: sink)
         }
         live.withLock { $0[id] = stop }
         defer { _ = live.withLock { $0.removeValue(forKey: id) } }
@@ -268,7 +267,7 @@ final class InvocationService: Sendable {
         switch outcome {
         case nil:
             for fd in stdio ?? [] { try? fd.close() }
-            return finish(&result, p, error: .init(code: "preparation_failed", message: "cannot start a supervisor thread"), sink: sink)
+            return finish(&result, p, error: .init(code: .preparationFailed, message: "cannot start a supervisor thread"), sink: sink)
         case .failure(let error):
             return finish(&result, p, error: .init(code: error.code, message: error.description), sink: sink)
         case .success(let record):
@@ -330,13 +329,13 @@ final class InvocationService: Sendable {
 
 extension RunError {
     /// The stable code of a sandbox that could not start.
-    var code: String {
+    var code: ErrorCode {
         switch self {
-        case .refused: "refused"
-        case .preparation: "preparation_failed"
-        case .spawn(.exec, let errno, _): errno == .noSuchFileOrDirectory ? "not_found" : "spawn_failed"
-        case .spawn: "spawn_failed"
-        case .supervision: "supervision_failed"
+        case .refused: .refused
+        case .preparation: .preparationFailed
+        case .spawn(.exec, let errno, _): errno == .noSuchFileOrDirectory ? .commandNotFound : .spawnFailed
+        case .spawn: .spawnFailed
+        case .supervision: .supervisionFailed
         }
     }
 }

@@ -41,7 +41,7 @@ final class MCPSessions: Sendable {
             session = try MCPSession(p, invocations: invocations)
         } catch {
             p.slot.release()
-            throw DaemonError(.internalServerError, code: "preparation_failed", "cannot set up the session's pipes and threads: \(error)")
+            throw DaemonError(.preparationFailed, "cannot set up the session's pipes and threads: \(error)")
         }
         sessions.withLock { $0[session.id] = session }
         let (invocations, idleTimeout) = (invocations, idleTimeout)
@@ -171,7 +171,7 @@ final class MCPSession: Sendable {
         }
         // A request (a method and an id) waits for its answer; anything else is passed on.
         guard message["method"] != nil, let key = Self.idKey(message["id"]) else {
-            guard write(line) else { throw DaemonError(.notFound, code: "session_ended", "the session has ended") }
+            guard write(line) else { throw DaemonError(.sessionNotFound, "the session has ended") }
             return .accepted
         }
         let answer: [UInt8]? = await withCheckedContinuation { continuation in
@@ -186,8 +186,8 @@ final class MCPSession: Sendable {
         }
         guard let answer else {
             let ended = state.withLock { $0.ended }
-            throw ended.map { DaemonError(.badGateway, code: "session_ended", "the session ended before the server answered: \($0)") }
-                ?? DaemonError(.conflict, code: "duplicate_id", "a request with this id is already waiting for its answer")
+            throw ended.map { DaemonError(.sessionEnded, "the session ended before the server answered: \($0)") }
+                ?? DaemonError(.duplicateID, "a request with this id is already waiting for its answer")
         }
         return .answer(answer)
     }

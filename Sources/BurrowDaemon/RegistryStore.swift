@@ -296,7 +296,7 @@ package final class RegistryStore: Sendable {
             guard var result = try? JSONDecoder().decode(InvocationResult.self, from: Data(text.utf8)) else { continue }
             result.state = .failed
             result.finishedAt = AuditClock.format(AuditClock.now())
-            result.error = .init(code: "supervisor_lost", message: reason)
+            result.error = .init(code: .supervisorLost, message: reason)
             try saveInvocation(result, principal: "", finished: true)
             ids.append(id)
         }

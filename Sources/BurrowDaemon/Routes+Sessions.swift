@@ -14,7 +14,7 @@ extension API {
         let body = try await decode(InvocationRequest.self, request, context, tool: id)
         try Self.checkFields(body)
         guard body.stdin == nil, body.stdinBase64 == nil else {
-            throw DaemonError(.badRequest, code: "invalid_request", "an MCP session's stdin is its MCP traffic: send messages to the session's endpoint")
+            throw DaemonError(.invalidRequest, "an MCP session's stdin is its MCP traffic: send messages to the session's endpoint")
         }
         let record = try registration(id, version: body.version)
         let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown, session: true)
@@ -30,7 +30,7 @@ extension API {
     private func liveSession(_ request: Request, _ context: DaemonContext, _ what: String) async throws -> MCPSession {
         let sid = try Self.uuidParameter(context, "sid", what: "session")
         let peer = context.peer ?? .unknown
-        let notFound = DaemonError(.notFound, code: "session_not_found", "no live MCP session \(sid) of yours (it ended, or never was)")
+        let notFound = DaemonError(.sessionNotFound, "no live MCP session \(sid) of yours (it ended, or never was)")
         guard let session = daemon.sessions.session(sid) else { throw notFound }
         guard session.owner == peer.uid || context.roles.contains(.admin) else {
             // Someone else's session is as absent as an ended one, and the attempt is recorded.
@@ -48,9 +48,9 @@ extension API {
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw DaemonError(.contentTooLarge, code: "request_too_large", "an MCP message here is at most \(limit) bytes")
+            throw DaemonError(.requestTooLarge, "an MCP message here is at most \(limit) bytes")
         } catch {
-            throw DaemonError(.badRequest, code: "body_incomplete", "the message did not arrive whole: \(error)")
+            throw DaemonError(.bodyIncomplete, "the message did not arrive whole: \(error)")
         }
         var headers = HTTPFields()
         // MCP Streamable HTTP's session header (a valid field name: the initializer does not fail on it).

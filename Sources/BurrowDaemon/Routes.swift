@@ -29,7 +29,7 @@ struct API: Sendable {
         do {
             return try body()
         } catch {
-            throw DaemonError(.internalServerError, code: "registry_unavailable", error.description)
+            throw DaemonError(.registryUnavailable, error.description)
         }
     }
 
@@ -40,17 +40,17 @@ struct API: Sendable {
         // A body announced too large is refused before a byte of it is read.
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: tooLarge)
-            throw DaemonError(.contentTooLarge, code: "request_too_large", tooLarge)
+            throw DaemonError(.requestTooLarge, tooLarge)
         }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
             await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: tooLarge)
-            throw DaemonError(.contentTooLarge, code: "request_too_large", tooLarge)
+            throw DaemonError(.requestTooLarge, tooLarge)
         } catch {
             // A body cut short (the caller went away, or missed [daemon] body_timeout) is never taken as whole.
-            throw DaemonError(.badRequest, code: "body_incomplete", "the request body did not arrive whole: \(error)")
+            throw DaemonError(.bodyIncomplete, "the request body did not arrive whole: \(error)")
         }
         // Strict: limits, duplicate keys, unknown fields and inexact numbers are refused.
         let decoder = StrictJSONDecoder(limits: JSONLimits(maxStringBytes: limit, maxBytes: limit))
@@ -60,7 +60,7 @@ struct API: Sendable {
         do {
             return try decoded.get()
         } catch {
-            throw DaemonError(.badRequest, code: "invalid_request", "the body is not a valid \(T.self): \(error)")
+            throw DaemonError(.invalidRequest, "the body is not a valid \(T.self): \(error)")
         }
     }
 
@@ -70,7 +70,7 @@ struct API: Sendable {
     static func toolID(_ context: DaemonContext, _ name: String = "id") throws(DaemonError) -> String {
         let value = context.parameters.get(name) ?? ""
         guard SafeName.isValid(value) else {
-            throw DaemonError(.badRequest, code: "invalid_id", "the tool id in the path is not one: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'")
+            throw DaemonError(.invalidID, "the tool id in the path is not one: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'")
         }
         return value
     }
@@ -80,7 +80,7 @@ struct API: Sendable {
         let value = context.parameters.get(name) ?? ""
         let hex = value.utf8.filter { $0 != UInt8(ascii: "-") }
         guard value.utf8.count == 36, hex.count == 32, hex.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
-            throw DaemonError(.badRequest, code: "invalid_id", "the \(what) id in the path is not one (a lowercase UUID, as burrowd returned it)")
+            throw DaemonError(.invalidID, "the \(what) id in the path is not one (a lowercase UUID, as burrowd returned it)")
         }
         return value
     }
@@ -98,8 +98,8 @@ struct API: Sendable {
     func validate(_ request: Request, _ context: DaemonContext) async throws -> Response {
         try await requireAny(context, request, "validating a profile")
         let body = try await decode(ValidationRequest.self, request, context, tool: nil)
-        if let id = body.id, !SafeName.isValid(id) { throw DaemonError(.badRequest, code: "invalid_request", "id: 1 to 128 letters, digits, '.', '_' or '-'") }
-        if let command = body.command, let problem = ExecStrings.problem(argv: command, what: "command") { throw DaemonError(.badRequest, code: "invalid_request", problem) }
+        if let id = body.id, !SafeName.isValid(id) { throw DaemonError(.invalidRequest, "id: 1 to 128 letters, digits, '.', '_' or '-'") }
+        if let command = body.command, let problem = ExecStrings.problem(argv: command, what: "command") { throw DaemonError(.invalidRequest, problem) }
         let (report, _) = try await planning(context) { planner in planner.validate(body.profile, id: body.id ?? "profile", command: body.command) }
         return try json(report)
     }
@@ -119,7 +119,7 @@ struct API: Sendable {
                 ? "burrowd is validating \(limit) profiles already; retry in a moment"
                 : "this caller has \(limit) validations in progress, the most it may ([daemon] max_validations_per_user)"
             await daemon.denials.record(peer: peer, tool: "burrowd", reason: "too_many_validations", message: message)
-            throw DaemonError(.tooManyRequests, code: "too_many_validations", message, retryAfter: 1)
+            throw DaemonError(.tooManyValidations, message, retryAfter: 1)
         }
         defer { ticket.release() }
         let planner = daemon.planner
@@ -133,7 +133,7 @@ struct API: Sendable {
         do {
             return try json(try daemon.audit.events(query))
         } catch {
-            throw DaemonError(.internalServerError, code: "audit_unavailable", "\(error)")
+            throw DaemonError(.auditUnavailable, "\(error)")
         }
     }
 
@@ -149,11 +149,11 @@ struct API: Sendable {
             guard case .registrations(let limit, let retry) = error else { throw error }
             let message = "at most \(limit) registration attempts per hour per caller ([rate_limits] registration_attempts_per_hour); retry in \(retry) s"
             await daemon.denials.record(peer: peer, tool: replacing ?? "burrowd", reason: "registration_limit", message: message)
-            throw DaemonError(.tooManyRequests, code: "registration_limit", message, retryAfter: retry)
+            throw DaemonError(.registrationLimit, message, retryAfter: retry)
         }
         let registration = try await decode(ToolRegistration.self, request, context, tool: replacing)
         if let replacing, replacing != registration.id {
-            throw DaemonError(.badRequest, code: "invalid_request", "the body's id '\(registration.id)' is not the path's '\(replacing)'")
+            throw DaemonError(.invalidRequest, "the body's id '\(registration.id)' is not the path's '\(replacing)'")
         }
         try Self.checkFields(registration)
         var (report, loaded) = try await planning(context) { planner in planner.validate(registration.profile, id: registration.id, command: registration.command) }
@@ -165,7 +165,7 @@ struct API: Sendable {
         }
         guard report.valid else {
             let errors = report.findings.filter { $0.severity == "error" }.map { $0.keyPath.isEmpty ? $0.message : "\($0.keyPath): \($0.message)" }
-            var error = DaemonError(.unprocessableContent, code: "validation_failed", "the registration is not valid: " + errors.joined(separator: "; "))
+            var error = DaemonError(.validationFailed, "the registration is not valid: " + errors.joined(separator: "; "))
             error.validation = report
             throw error
         }
@@ -176,10 +176,9 @@ struct API: Sendable {
             .first { $0.registration.metadata.version == registration.metadata.version }
         switch try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.write(record, replace: replacing != nil) }) {
         case .exists:
-            throw DaemonError(
-                .conflict, code: "version_exists", "\(registration.id) \(registration.metadata.version) is registered already; PUT /v1/tools/\(registration.id) replaces it")
+            throw DaemonError(.versionExists, "\(registration.id) \(registration.metadata.version) is registered already; PUT /v1/tools/\(registration.id) replaces it")
         case .missing:
-            throw DaemonError(.notFound, code: "not_found", "\(registration.id) \(registration.metadata.version) is not registered; POST /v1/tools adds it")
+            throw DaemonError(.notFound, "\(registration.id) \(registration.metadata.version) is not registered; POST /v1/tools adds it")
         case .written:
             break
         }
@@ -204,7 +203,7 @@ struct API: Sendable {
             } else {
                 _ = try? registry.remove(registration.id, version: registration.metadata.version)
             }
-            throw DaemonError(.internalServerError, code: "audit_unavailable", "the audit log cannot record the change, so it was undone: \(error)")
+            throw DaemonError(.auditUnavailable, "the audit log cannot record the change, so it was undone: \(error)")
         }
         if replacing != nil { daemon.invocations.warm.drop(registration.id) }
         let stored =
@@ -217,12 +216,12 @@ struct API: Sendable {
     /// fields, checked as bytes (no control characters where none belong, no
     /// NUL anywhere a C string takes the value).
     static func checkFields(_ r: ToolRegistration) throws(DaemonError) {
-        func bad(_ message: String) -> DaemonError { DaemonError(.badRequest, code: "invalid_request", message) }
+        func bad(_ message: String) -> DaemonError { DaemonError(.invalidRequest, message) }
         func text(_ value: String, _ field: String, max: Int, lines: Bool = false) throws(DaemonError) {
             guard value.utf8.count <= max else { throw bad("\(field): at most \(max) bytes") }
             let allowed: Set<UInt32> = lines ? [0x09, 0x0a, 0x0d] : []
             if let bad = value.unicodeScalars.first(where: { ($0.value < 0x20 || $0.value == 0x7f) && !allowed.contains($0.value) }) {
-                throw DaemonError(.badRequest, code: "invalid_request", "\(field): contains the control character U+\(String(bad.value, radix: 16, uppercase: true))")
+                throw DaemonError(.invalidRequest, "\(field): contains the control character U+\(String(bad.value, radix: 16, uppercase: true))")
             }
         }
         guard SafeName.isValid(r.id) else { throw bad("id: use 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'") }
@@ -263,7 +262,7 @@ struct API: Sendable {
     /// An invocation's own fields, before any lookup: what the caller adds to
     /// argv and the environment must reach execve as given.
     static func checkFields(_ r: InvocationRequest) throws(DaemonError) {
-        func bad(_ message: String) -> DaemonError { DaemonError(.badRequest, code: "invalid_request", message) }
+        func bad(_ message: String) -> DaemonError { DaemonError(.invalidRequest, message) }
         if let problem = ExecStrings.problem(argv: r.arguments, what: "arguments", environment: r.environment.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }) {
             throw bad(problem)
         }
@@ -276,7 +275,7 @@ struct API: Sendable {
         var status: ToolStatus?
         if let text = q.get("status") {
             guard let s = ToolStatus(rawValue: text) else {
-                throw DaemonError(.badRequest, code: "invalid_parameter", "status: expected one of \(ToolStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw DaemonError(.invalidParameter, "status: expected one of \(ToolStatus.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             status = s
         }
@@ -290,7 +289,7 @@ struct API: Sendable {
         let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let wanted = request.uri.queryParameters.get("version")
         guard let record = wanted.map({ v in versions.first { $0.registration.metadata.version == v } }) ?? versions.first else {
-            throw DaemonError(.notFound, code: "not_found", "no tool \(id)\(wanted.map { " version \($0)" } ?? "") is registered")
+            throw DaemonError(.notFound, "no tool \(id)\(wanted.map { " version \($0)" } ?? "") is registered")
         }
         return try json(ToolDetail(tool: record, versions: versions.map(\.registration.metadata.version)))
     }
@@ -301,7 +300,7 @@ struct API: Sendable {
         let version = request.uri.queryParameters.get("version")
         let before = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let removed = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.remove(id, version: version) }
-        guard !removed.isEmpty else { throw DaemonError(.notFound, code: "not_found", "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
+        guard !removed.isEmpty else { throw DaemonError(.notFound, "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
         let peer = context.peer ?? .unknown
         let event = AuditEvent(
             tool: id, type: .toolDeregistered,
@@ -315,7 +314,7 @@ struct API: Sendable {
             for record in before where removed.contains(record.registration.metadata.version) {
                 _ = try? daemon.registry.write(record, replace: false)
             }
-            throw DaemonError(.internalServerError, code: "audit_unavailable", "the audit log cannot record the removal, so it was undone: \(error)")
+            throw DaemonError(.auditUnavailable, "the audit log cannot record the removal, so it was undone: \(error)")
         }
         daemon.invocations.warm.drop(id)
         return try json(RemovedTool(id: id, removed: removed))
@@ -329,7 +328,7 @@ struct API: Sendable {
         let chosen = version.map { v in versions.first { $0.registration.metadata.version == v } } ?? versions.first { $0.registration.status != .disabled }
         guard let record = chosen else {
             let what = version.map { "version \($0) of \(id) is" } ?? (versions.isEmpty ? "no tool \(id) is" : "no version of \(id) is enabled and")
-            throw DaemonError(.notFound, code: "not_found", "\(what) registered")
+            throw DaemonError(.notFound, "\(what) registered")
         }
         return record
     }
@@ -389,7 +388,7 @@ struct API: Sendable {
         let id = try Self.uuidParameter(context, "id", what: "invocation")
         guard let (result, principal) = try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.invocation(id) }) else {
             try await requireAny(context, request, "reading an invocation")
-            throw DaemonError(.notFound, code: "not_found", "no invocation \(id) (results are kept for \(daemon.policy.daemon.resultRetention))")
+            throw DaemonError(.notFound, "no invocation \(id) (results are kept for \(daemon.policy.daemon.resultRetention))")
         }
         let peer = context.peer ?? .unknown
         let own = principal == (UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)")
@@ -404,11 +403,11 @@ struct API: Sendable {
     func search(_ request: Request, _ context: DaemonContext) async throws -> Response {
         try await requireAny(context, request, "searching tools")
         guard let q = request.uri.queryParameters.get("q"), !q.isEmpty else {
-            throw DaemonError(.badRequest, code: "invalid_parameter", "q: give the words to search for, such as ?q=git")
+            throw DaemonError(.invalidParameter, "q: give the words to search for, such as ?q=git")
         }
         var limit = 20
         if let text = request.uri.queryParameters.get("limit") {
-            guard let n = Int(text), (1...200).contains(n) else { throw DaemonError(.badRequest, code: "invalid_parameter", "limit: expected 1 to 200") }
+            guard let n = Int(text), (1...200).contains(n) else { throw DaemonError(.invalidParameter, "limit: expected 1 to 200") }
             limit = n
         }
         return try json(try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.search(q, limit: limit) })

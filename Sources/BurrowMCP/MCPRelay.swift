@@ -271,8 +271,9 @@ package final class MCPRelay: Sendable {
         }
         guard let clientOut = state.withLock({ $0.clientOut }) else { return }
         for p in open.sorted(by: { $0.started < $1.started }) {
-            _ = toClient(clientOut, Self.errorAnswer(id: p.idText, code: -32603, message: "burrow: " + why, reason: "session_ended"))
+            // Recorded before the client hears of it.
             if let call = p.call { sink(.callEnded(call, milliseconds: (now - p.started) / 1_000_000, outcome: .sessionEnded)) }
+            _ = toClient(clientOut, Self.errorAnswer(id: p.idText, code: -32603, message: "burrow: " + why, reason: "session_ended"))
         }
     }
 

@@ -1,3 +1,4 @@
+import BurrowAPI
 import Testing
 
 @testable import BurrowDaemon
@@ -8,24 +9,24 @@ struct ConnectionLimiterTests {
         let limiter = ConnectionLimiter(.init(total: 4, perUser: 2, reserve: 2, maxRefusing: 1))
         #expect(limiter.admit(uid: 1000, privileged: false) == .admitted)
         #expect(limiter.admit(uid: 1000, privileged: false) == .admitted)
-        guard case .refused(429, "too_many_connections", _) = limiter.admit(uid: 1000, privileged: false) else {
+        guard case .refused(.tooManyConnections, _) = limiter.admit(uid: 1000, privileged: false) else {
             Issue.record("a third connection of one caller was not refused")
             return
         }
         // Refusals being answered have a cap of their own: beyond it, closed unread.
         #expect(limiter.admit(uid: 1000, privileged: false) == .dropped)
-        limiter.release(uid: 1000, .refused(status: 429, code: "", message: ""))
+        limiter.release(uid: 1000, .refused(.tooManyConnections, message: ""))
         #expect(limiter.admit(uid: 1001, privileged: false) == .admitted)
         #expect(limiter.admit(uid: 1002, privileged: false) == .admitted)
-        guard case .refused(503, "server_busy", _) = limiter.admit(uid: 1003, privileged: false) else {
+        guard case .refused(.serverBusy, _) = limiter.admit(uid: 1003, privileged: false) else {
             Issue.record("a connection past the total was not refused")
             return
         }
-        limiter.release(uid: 1003, .refused(status: 503, code: "", message: ""))
+        limiter.release(uid: 1003, .refused(.serverBusy, message: ""))
         // Root and admins use the reserve, however many they hold.
         #expect(limiter.admit(uid: 0, privileged: true) == .admitted)
         #expect(limiter.admit(uid: 0, privileged: true) == .admitted)
-        guard case .refused(503, _, _) = limiter.admit(uid: 0, privileged: true) else {
+        guard case .refused(.serverBusy, _) = limiter.admit(uid: 0, privileged: true) else {
             Issue.record("the reserve has no end")
             return
         }

@@ -141,3 +141,20 @@ struct CollectingWriter: ResponseBodyWriter {
     mutating func write(_ buffer: ByteBuffer) async throws { collect(buffer) }
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }
+
+@Suite("Error codes: one table")
+struct ErrorCodeTests {
+    @Test("every code has one row in docs/daemon-api.md with its HTTP status and exit status")
+    func documentedOnce() throws {
+        let doc = try String(contentsOfFile: Fixtures.repositoryRoot + "/docs/daemon-api.md", encoding: .utf8)
+        for code in ErrorCode.all {
+            let status = code.httpStatus == 200 ? "200 (in a result, `state: failed`)" : "\(code.httpStatus)"
+            #expect(doc.contains("| `\(code.name)` | \(status) | \(code.exitStatus) |"), "\(code.name) \(code.httpStatus) \(code.exitStatus)")
+        }
+        // A wire name is one request code or one result code, never two of either.
+        for group in [ErrorCode.all.filter { $0.httpStatus != 200 }, ErrorCode.all.filter { $0.httpStatus == 200 }] {
+            #expect(Set(group.map(\.name)).count == group.count)
+        }
+        #expect(ErrorCode.resultExitStatus("not_found") == 127 && ErrorCode.resultExitStatus("spawn_failed") == 125 && ErrorCode.resultExitStatus(nil) == 125)
+    }
+}
