@@ -63,6 +63,7 @@ let package = Package(
             dependencies: ["BurrowProfile", "BurrowSystem", "CSeccomp", "CCap"],
             exclude: ["README.md"], swiftSettings: strict),
         .target(name: "BurrowAudit", dependencies: ["BurrowJSON", "BurrowSystem", "CSQLite", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowHost", dependencies: ["BurrowAudit", "BurrowProfile", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCgroup",
             dependencies: ["BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
@@ -75,14 +76,23 @@ let package = Package(
         .target(
             name: "BurrowRuntime",
             dependencies: [
-                "BurrowAudit", "BurrowCgroup", "BurrowEgress", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild", .product(name: "SystemPackage", package: "swift-system"),
+                "BurrowAudit", "BurrowCgroup", "BurrowEgress", "BurrowHost", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CBurrowChild",
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .target(name: "BurrowAPI", dependencies: ["BurrowAudit", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
+        // The front door: every invocation, from the CLI or burrowd, is prepared and run here.
+        .target(
+            name: "BurrowInvocation",
+            dependencies: [
+                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowDaemon",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
+                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -96,7 +106,7 @@ let package = Package(
         .target(
             name: "BurrowCLI",
             dependencies: [
-                "BurrowAPI", "BurrowProfile", "BurrowPolicy", "BurrowSystem", "BurrowAudit", "BurrowJSON", "BurrowMCP", "BurrowRuntime",
+                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
@@ -148,9 +158,16 @@ let package = Package(
         .testTarget(
             name: "BurrowDaemonTests",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowDaemon", "BurrowProfile", "BurrowTestSupport",
-                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                "BurrowAPI", "BurrowAudit", "BurrowDaemon", "BurrowInvocation", "BurrowProfile", "BurrowRuntime", "BurrowTestSupport",
+                .product(name: "SystemPackage", package: "swift-system"), .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowInvocationTests",
+            dependencies: [
+                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
+                "BurrowTestSupport",
             ],
             swiftSettings: strict),
         .testTarget(

@@ -80,6 +80,7 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
     package static let spawnFailed = ErrorCode("spawn_failed", 200)
     /// The command is not in the sandbox (the same name as the 404 on the wire: what is missing differs).
     package static let commandNotFound = ErrorCode("not_found", 200, exit: 127)
+    package static let notExecutable = ErrorCode("not_executable", 200, exit: 126)
     package static let supervisionFailed = ErrorCode("supervision_failed", 200)
     package static let supervisorLost = ErrorCode("supervisor_lost", 200)
 
@@ -88,11 +89,16 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
         requestTooLarge, validationFailed, badHTTP, invalidMethod, invalidURL, invalidVersion, invalidContentLength, invalidChunkSize, headersTooLarge,
         headerTimeout, bodyTimeout, versionExists, toolDisabled, profileInvalid, planRefused, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
         duplicateID, rateLimited, tooManyConcurrent, registrationLimit, tooManyValidations, tooManyConnections, serverBusy, shuttingDown, noSandboxID,
-        auditUnavailable, registryUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, supervisionFailed, supervisorLost,
+        auditUnavailable, registryUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, notExecutable, supervisionFailed, supervisorLost,
     ]
+
+    /// The code of a failed result (`state: failed`) named `name`.
+    package static func result(named name: String?) -> ErrorCode? {
+        all.first { $0.httpStatus == 200 && $0.name == name }
+    }
 
     /// What `burrow invoke` exits with for a failed result carrying `name`.
     package static func resultExitStatus(_ name: String?) -> Int32 {
-        all.first { $0.httpStatus == 200 && $0.name == name }?.exitStatus ?? 125
+        result(named: name)?.exitStatus ?? 125
     }
 }

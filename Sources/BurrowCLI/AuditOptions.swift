@@ -1,7 +1,7 @@
 import ArgumentParser
 import BurrowAudit
+import BurrowHost
 import BurrowProfile
-import BurrowRuntime
 import FoundationEssentials
 
 #if canImport(Glibc)

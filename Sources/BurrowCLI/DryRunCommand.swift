@@ -1,4 +1,5 @@
 import ArgumentParser
+import BurrowInvocation
 import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
@@ -54,13 +55,13 @@ struct DryRunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (plan, compiler, effective, loaded) = try PlanRequest(options: options, profile: profile, command: command).compile()
+        let (plan, compiler, loaded) = try FrontDoor.plan(options, profile: profile, command: command)
         if json {
             print(try PlanJSON.encode(plan, showEnvironment: showEnvironment))
         } else {
-            print(PlanPrinter(plan: plan, style: .stdout, showEnvironment: showEnvironment, issues: loaded).render())
+            print(PlanPrinter(plan: plan, style: .stdout, showEnvironment: showEnvironment, issues: loaded.warnings).render())
         }
-        if seccompListing, let listing = compiler.seccompListing(effective) {
+        if seccompListing, let listing = compiler.seccompListing(loaded.effective) {
             print(listing)
         }
         if let threshold, plan.exposure.score > threshold {

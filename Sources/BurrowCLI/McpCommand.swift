@@ -1,17 +1,7 @@
 import ArgumentParser
-import BurrowAudit
-import BurrowMCP
-import BurrowPolicy
-import BurrowProfile
+import BurrowAPI
+import BurrowInvocation
 import BurrowRuntime
-import BurrowSystem
-import FoundationEssentials
-import Synchronization
-import SystemPackage
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// `burrow mcp`: an MCP server over stdio, sandboxed, behind the relay.
 struct McpCommand: ParsableCommand {
@@ -24,7 +14,8 @@ struct McpCommand: ParsableCommand {
             with
               burrow mcp --profile mcp-server-git -- python3 -m mcp_server_git --repository /srv/burrow/repo
 
-            The server runs exactly as under `burrow run` (same plan, same audit of the session). Between \
+            The profile must say it is an MCP server (`mcp = true`, as every profile extending mcp-base \
+            does). The server runs exactly as under `burrow run` (same plan, same audit of the session). Between \
             the client (this process's stdin and stdout) and the server, Burrow relays newline-delimited \
             JSON-RPC, forwarding the original bytes. It parses each line only to apply policy:
               - framing: lines up to 4 MiB, nesting up to 64, valid UTF-8, no duplicate keys, either way; \
@@ -55,60 +46,22 @@ struct McpCommand: ParsableCommand {
     }
 
     func run() throws {
-        let setup = try RunSetup.prepare(options: options, auditOptions: auditOptions, profile: profile, command: command, relayPolicyHandled: true)
-        let (plan, audit, lease) = (setup.plan, setup.audit, setup.lease)
-        let session = UUID().uuidString.lowercased()
-
-        let pipes: [(FileDescriptor, FileDescriptor)]
+        let prepared = try FrontDoor.prepare(options, auditOptions, profile: profile, command: command, mode: .relay)
+        let outcome: PreparedInvocation.Outcome
         do {
-            pipes = try [Kernel.pipe(), Kernel.pipe(), Kernel.pipe()]
-        } catch {
-            printError("burrow: cannot create the server's pipes: \(error)")
-            throw ExitCode(125)
-        }
-        let calls = MCPCallAudit(store: audit.store, principal: audit.caller.principal, uid: audit.caller.uid, plan: plan, session: session, profileDigest: audit.profileDigest)
-        let relay = MCPRelay(plan: plan.mcp, server: plan.tool.id) { event in calls.record(event) }
-        let stop: RunStop
-        do {
-            stop = try RunStop()
+            outcome = try prepared.run(Runner.Options(), client: .init(input: 0, output: 1, stderr: 2))
         } catch {
             printError("burrow: \(error)")
-            throw ExitCode(125)
+            throw ExitCode(error.code.exitStatus)
         }
-        // stdin: the child reads pipes[0].0; stdout and stderr: the child writes .1.
-        let (serverIn, serverOut, serverErr) = (pipes[0].1.rawValue, pipes[1].0.rawValue, pipes[2].0.rawValue)
-        let relayDone = Atomic<Bool>(false)
-        try Kernel.detachedThread {
-            relay.run(clientIn: 0, clientOut: 1, serverIn: serverIn, serverOut: serverOut, serverErr: serverErr, errOut: 2) {
-                stop.stop("mcp_violation")
-            }
-            relayDone.store(true, ordering: .releasing)
-        }
-        let record: RunRecord
-        do {
-            record = try Runner.run(
-                plan, invocationID: session,
-                options: Runner.Options(
-                    audit: audit, stop: stop, stdio: [pipes[0].0, pipes[1].1, pipes[2].1],
-                    activity: { relay.callsInFlight.map { calls.invocation($0) } }))
-        } catch {
-            printError("burrow: \(error)")
-            throw ExitCode(error.exitStatus)
-        }
-        // The server is gone: let the relay pass on what it wrote last.
-        for _ in 0..<200 where !relayDone.load(ordering: .acquiring) { usleep(5000) }
-        // Calls the server never answered end with the session.
-        relay.endSession()
-        calls.flush()
-        withExtendedLifetime(lease) {}
-        for problem in record.auditProblems + calls.problems { printError("burrow: \(problem)") }
-        for (direction, count) in relay.droppedLines.sorted(by: { $0.key < $1.key }) {
+        for problem in outcome.problems { printError("burrow: \(problem)") }
+        for (direction, count) in outcome.droppedLines.sorted(by: { $0.key < $1.key }) {
             printError("burrow: \(count) line(s) \(direction) were not JSON-RPC messages and were dropped (the first is in the audit log)")
         }
-        if let why = relay.endedBy {
+        if let why = outcome.relayEndedBy {
             printError("burrow: MCP session ended: \(why)")
             throw ExitCode(125)
         }
-        throw ExitCode(record.exit.status)
+        throw ExitCode(outcome.record.exit.status)
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
+import BurrowHost
 import BurrowProfile
-import BurrowRuntime
 import FoundationEssentials
 
 #if canImport(Glibc)

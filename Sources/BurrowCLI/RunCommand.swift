@@ -1,7 +1,6 @@
 import ArgumentParser
-import BurrowAudit
-import BurrowPolicy
-import BurrowProfile
+import BurrowAPI
+import BurrowInvocation
 import BurrowRuntime
 import FoundationEssentials
 
@@ -64,24 +63,19 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let setup = try RunSetup.prepare(options: options, auditOptions: auditOptions, profile: profile, command: command, relayPolicyHandled: withoutMcpRelay)
-        let (plan, audit, lease) = (setup.plan, setup.audit, setup.lease)
-
+        let prepared = try FrontDoor.prepare(options, auditOptions, profile: profile, command: command, mode: withoutMcpRelay ? .withoutRelay : .plain)
         let quiet = quiet
         let record: RunRecord
         do {
-            record = try Runner.run(
-                plan, invocationID: UUID().uuidString.lowercased(),
-                options: Runner.Options(
-                    audit: audit,
-                    onViolation: { v in
-                        if !quiet { printError("burrow: refused \(v.syscall) (\(v.errno)): \(v.reason)") }
-                    }))
+            record = try prepared.run(
+                Runner.Options(onViolation: { v in
+                    if !quiet { printError("burrow: refused \(v.syscall) (\(v.errno)): \(v.reason)") }
+                })
+            ).record
         } catch {
             printError("burrow: \(error)")
-            throw ExitCode(error.exitStatus)
+            throw ExitCode(error.code.exitStatus)
         }
-        withExtendedLifetime(lease) {}
         for s in record.swept {
             printError("burrow: invocation \(s.invocationID) was left by a supervisor that is gone: " + (s.problem ?? "its tasks were killed and its cgroup removed"))
         }
@@ -108,68 +102,5 @@ struct RunCommand: ParsableCommand {
             printError("burrow: cannot write the run record to \(path): \(String(cString: strerror(errno)))")
             throw ExitCode(125)
         }
-    }
-}
-
-/// What `burrow run` and `burrow mcp` do before the sandbox starts: the
-/// policy, a sandbox id, the audit log (refusing to run without it), the plan,
-/// with a refused request recorded as PermissionDenied. Failures exit 125.
-struct RunSetup {
-    let plan: LaunchPlan
-    let audit: RunAudit
-    /// Held until the run ends.
-    let lease: SandboxIDLease
-
-    /// - Parameter relayPolicyHandled: the caller applies the plan's MCP
-    ///   relay policy (`burrow mcp`), or was told explicitly to run without
-    ///   it; otherwise a plan with such a policy is refused, not weakened.
-    static func prepare(options: ProfileOptions, auditOptions: AuditOptions, profile: String, command: [String], relayPolicyHandled: Bool) throws -> RunSetup {
-        let policy: HostPolicy
-        do {
-            policy = try options.loadPolicy()
-        } catch {
-            printError("burrow: \(error)")
-            throw ExitCode(125)
-        }
-        let lease: SandboxIDLease
-        do {
-            lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
-        } catch {
-            printError("burrow: \(error)")
-            throw ExitCode(125)
-        }
-        let store: AuditStore
-        do {
-            store = try auditOptions.open(policy, access: .write)
-        } catch {
-            printError("burrow: refusing to run without an audit log: \(error)")
-            throw ExitCode(125)
-        }
-        let caller = Caller.current()
-        var request = PlanRequest(options: options, profile: profile, command: command, sandboxID: lease.id, failureStatus: 125)
-        // A request refused before it becomes an invocation is a PermissionDenied.
-        request.onRefusal = { tool, reason, message in
-            do {
-                try RunAudit.denied(
-                    store, caller: caller, tool: tool ?? profile,
-                    details: .object(["reason": .string(reason), "message": .string(message), "profile": .string(profile), "argv": .array(command.map { .string($0) })]))
-            } catch {
-                printError("burrow: the refusal was not recorded in the audit log: \(error)")
-            }
-        }
-        let (plan, _, _, _) = try request.compile(policy: policy)
-        if plan.mcp.isConfigured && !relayPolicyHandled {
-            let message =
-                "\(plan.tool.id) is an MCP server (mcp = true or [mcp_policy]); burrow run would pass its stdio straight through, "
-                + "so the relay's policy (listed tools, argument schemas, content filters, rate limits, per-call audit) would not apply. "
-                + "Use `burrow mcp`, or `burrow run --without-mcp-relay` to run it without that policy."
-            request.onRefusal(plan.tool.id, "mcp_relay_required", message)
-            printError("burrow: refusing to run: " + message)
-            throw ExitCode(125)
-        }
-        let audit = RunAudit(
-            store: store, caller: caller, profileDigest: request.reads.digest(of: plan.profileFiles),
-            durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds)
-        return RunSetup(plan: plan, audit: audit, lease: lease)
     }
 }

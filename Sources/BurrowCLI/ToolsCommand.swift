@@ -1,8 +1,8 @@
 import ArgumentParser
 import BurrowAPI
 import BurrowAudit
+import BurrowHost
 import BurrowProfile
-import BurrowRuntime
 import FoundationEssentials
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import BurrowAPI
 package import BurrowAudit
+import BurrowInvocation
 import BurrowPolicy
 package import BurrowProfile
 import BurrowRuntime
@@ -25,7 +26,7 @@ package struct Daemon: Sendable {
     package var registry: RegistryStore
     package var access: AccessPolicy
     package var lookup: PeerCredential.Lookup
-    let planner: ToolPlanner
+    let planner: Planner
     let metrics = DaemonMetrics()
     let admission: Admission
     let denials: DenialLog
@@ -44,12 +45,13 @@ package struct Daemon: Sendable {
         self.registry = registry
         self.access = AccessPolicy(policy.daemon)
         self.lookup = lookup
-        planner = ToolPlanner(policy: policy, host: host, searchPath: searchPath)
+        planner = Planner(policy: policy, host: host, searchPath: searchPath)
         admission = Admission()
         denials = DenialLog(
             audit: audit, metrics: metrics, windowNanoseconds: policy.audit.denialWindow.milliseconds * 1_000_000,
             threshold: policy.audit.anomalyThreshold > 0 ? policy.audit.anomalyThreshold : nil)
-        invocations = InvocationService(policy: policy, planner: planner, audit: audit, registry: registry, metrics: metrics, admission: admission, denials: denials)
+        invocations = InvocationService(
+            front: Invocations(planner: planner, audit: audit), registry: registry, metrics: metrics, admission: admission, denials: denials)
         sessions = MCPSessions(invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)))
         connectionLimiter = ConnectionLimiter(
             .init(total: policy.daemon.maxConnections, perUser: policy.daemon.maxConnectionsPerUser, reserve: policy.daemon.adminConnectionReserve))

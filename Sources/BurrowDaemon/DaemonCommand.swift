@@ -1,5 +1,6 @@
 package import ArgumentParser
 import BurrowAudit
+import BurrowHost
 import BurrowProfile
 import BurrowRuntime
 import BurrowSystem

@@ -1,5 +1,7 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowHost
+import BurrowInvocation
 import BurrowPolicy
 import BurrowProfile
 import BurrowRuntime
@@ -14,15 +16,16 @@ import SystemPackage
     import Glibc
 #endif
 
-/// Runs invocations for the API: checks the request, admits it (rate and
-/// concurrency), compiles the plan, and runs it with the same `Runner` as
-/// `burrow run`, each supervised on a thread of its own (a blocking poll
-/// loop) and cloned through burrow-spawner. Keeps every live run stoppable
-/// for shutdown.
+/// burrowd's side of the front door (`Invocations`): what only the API has
+/// (the registered tool and its status, the request's stdin and timeout,
+/// rate and concurrency admission, refusals aggregated by `DenialLog`,
+/// sandboxes built ahead, results kept in the registry, metrics), around
+/// the same `prepare` and `run` as `burrow run`. Each run is supervised on
+/// a thread of its own (a blocking poll loop) and cloned through
+/// burrow-spawner. Keeps every live run stoppable for shutdown.
 final class InvocationService: Sendable {
     let policy: HostPolicy
-    let planner: ToolPlanner
-    let audit: AuditStore
+    let front: Invocations
     let registry: RegistryStore
     let metrics: DaemonMetrics
     let admission: Admission
@@ -39,13 +42,15 @@ final class InvocationService: Sendable {
     /// Sandboxes built ahead, one per recently invoked tool.
     let warm: WarmPool
 
+    var planner: Planner { front.planner }
+
     func use(_ spawner: Spawner) { self.spawner.withLock { $0 = spawner } }
 
-    init(policy: HostPolicy, planner: ToolPlanner, audit: AuditStore, registry: RegistryStore, metrics: DaemonMetrics, admission: Admission, denials: DenialLog) {
+    init(front: Invocations, registry: RegistryStore, metrics: DaemonMetrics, admission: Admission, denials: DenialLog) {
+        let policy = front.policy
         warm = WarmPool(idle: policy.daemon.warmSandboxes ? policy.daemon.warmSandboxIdle : Seconds(milliseconds: 0), metrics: metrics)
         self.policy = policy
-        self.planner = planner
-        self.audit = audit
+        self.front = front
         self.registry = registry
         self.metrics = metrics
         self.admission = admission
@@ -53,34 +58,29 @@ final class InvocationService: Sendable {
     }
 
     /// A request that passed every check and holds its admission slot; `run` releases it.
-    struct Prepared: @unchecked Sendable {
-        var id: String
+    struct Prepared: Sendable {
+        var invocation: PreparedInvocation
         var record: ToolRecord
-        var plan: LaunchPlan
-        var audit: RunAudit
-        var lease: SandboxIDLease
         /// The admission slot: given back when the run ends, or when a
         /// prepared invocation is dropped unrun (a streaming caller that left first).
         var slot: Admission.Slot
         var stdin: [UInt8]
-        var principal: String
-        /// The sandbox built ahead that this invocation releases, if one fit its plan.
-        var warm: WarmSandbox?
+        var id: String { invocation.id }
     }
 
     var liveCount: Int { live.withLock { $0.count } }
 
     /// Everything before the sandbox starts. A refusal is a PermissionDenied
-    /// (with the reason) and a DaemonError for the caller.
-    /// `session`: the run will be an MCP session behind the relay; a plain
-    /// invocation's stdin would bypass the relay, so a tool with relay
-    /// policy is refused one (and a session needs `mcp = true`).
+    /// (with the reason, aggregated per caller by `DenialLog`) and a
+    /// DaemonError for the caller. `session`: the run will be an MCP session
+    /// behind the relay; a plain invocation's stdin would bypass the relay,
+    /// so the front door refuses a tool with relay policy one.
     func prepare(_ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential, session: Bool = false) async throws(DaemonError) -> Prepared {
         let tool = record.registration.id
-        let caller = Caller(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid)
         let denials = denials
+        let extra: [String: JSONValue] = ["version": .string(record.registration.metadata.version)]
         func refuse(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil) async -> DaemonError {
-            await denials.record(peer: peer, tool: tool, reason: code.name, message: message, extra: ["version": .string(record.registration.metadata.version)])
+            await denials.record(peer: peer, tool: tool, reason: code.name, message: message, extra: extra)
             return DaemonError(code, message, retryAfter: retryAfter)
         }
         if draining.load(ordering: .relaxed) { throw await refuse(.shuttingDown, "burrowd is shutting down; retry against the restarted service") }
@@ -100,16 +100,6 @@ final class InvocationService: Sendable {
             timeout = Seconds(milliseconds: max(1, UInt64((t * 1000).rounded(.up))))
         }
 
-        // The host policy (or a base profile) may have changed since registration: validate again.
-        let (report, loaded) = planner.validate(record.registration.profile, id: tool, command: nil)
-        guard let loaded else {
-            let errors = report.findings.filter { $0.severity == "error" }.map { "\($0.keyPath): \($0.message)" }
-            throw await refuse(.profileInvalid, "the registered profile no longer validates: " + errors.joined(separator: "; "))
-        }
-        if let timeout, timeout > loaded.effective.limits.maxExecutionTime {
-            throw DaemonError(.invalidRequest, "timeoutSeconds (\(timeout)) is above the tool's max_execution_time (\(loaded.effective.limits.maxExecutionTime))")
-        }
-
         let limits = Admission.Limits(
             requestsPerMinute: min(record.registration.rateLimits?.requestsPerMinute ?? policy.rateLimits.requestsPerMinute, policy.rateLimits.requestsPerMinute),
             maxConcurrent: min(record.registration.rateLimits?.maxConcurrent ?? policy.rateLimits.maxConcurrent, policy.rateLimits.maxConcurrent))
@@ -127,68 +117,32 @@ final class InvocationService: Sendable {
         }
         let slot = Admission.Slot(admission, tool)
 
-        // A sandbox built ahead brings its own host identity, which the plan names.
-        var ahead = session ? nil : warm.take(WarmPool.key(record))
-        defer { if let ahead { warm.giveBack(WarmPool.key(record), ahead) } }
-        let lease: SandboxIDLease
-        if let ahead {
-            lease = ahead.identity
-        } else {
-            do {
-                lease = try SandboxIDLease.acquire(in: policy.sandbox.idRange)
-            } catch {
-                throw DaemonError(.noSandboxID, "\(error)", retryAfter: 1)
-            }
-        }
-        let plan: LaunchPlan
+        let key = WarmPool.key(record)
+        let pool = warm
+        let ask = Invocations.Request(
+            profile: .document(record.registration.profile, id: tool), argv: record.registration.command + request.arguments, environment: request.environment,
+            refuseUnlistedEnvironment: true, deadline: timeout, mode: session ? .relay : .plain, relayRemedy: "start a session (POST /v1/tools/\(tool)/sessions)",
+            warm: pool.enabled ? WarmSupply(take: { pool.take(key) }, giveBack: { pool.giveBack(key, $0) }, retire: { pool.retire($0) }) : nil)
+        let invocation: PreparedInvocation
         do {
-            plan = try planner.plan(loaded, argv: record.registration.command + request.arguments, environment: request.environment, sandboxID: lease.id, timeout: timeout)
+            invocation = try front.prepare(ask, caller: Caller(uid: peer.uid))
         } catch {
-            throw await refuse(.planRefused, error.description)
+            slot.release()
+            if error.denied { await denials.record(peer: peer, tool: tool, reason: error.code.name, message: error.message, extra: extra) }
+            throw DaemonError(error.code, error.message, retryAfter: error.retryAfter)
         }
-        if session && !plan.mcp.server {
-            throw await refuse(.notMCP, "\(tool)'s profile does not say it is an MCP server: set mcp = true (top level) to serve it as sessions")
+        if !session {
+            if pool.enabled { metrics.warm(invocation.launch == .warm ? "hit" : invocation.launch.rawValue) }
+            buildAhead(record, invocation.loaded)
         }
-        if !session && plan.mcp.isConfigured {
-            throw await refuse(
-                .mcpRelayRequired,
-                "\(tool) is an MCP server (mcp = true or [mcp_policy]): a plain invocation would pass its stdin straight to it, past the relay's policy; start a session (POST /v1/tools/\(tool)/sessions)"
-            )
-        }
-        let passed = Set(plan.environment.filter { $0.source == .caller }.map(\.name))
-        let refused = request.environment.keys.filter { !passed.contains($0) }.sorted()
-        if !refused.isEmpty {
-            throw await refuse(
-                .environmentNotAllowed,
-                "not in the profile's env_whitelist (or reserved by Burrow): \(refused.joined(separator: ", "))")
-        }
-        var released: WarmSandbox?
-        if let entry = ahead {
-            ahead = nil
-            if entry.sandbox.claim(plan) {
-                released = entry.sandbox
-                metrics.warm("hit")
-            } else {
-                warm.retire(entry)
-                metrics.warm("unfit")
-            }
-        } else if !session && warm.enabled {
-            metrics.warm("cold")
-        }
-        if !session { buildAhead(record, loaded) }
-        return Prepared(
-            id: released?.invocationID ?? UUID().uuidString.lowercased(), record: record, plan: plan,
-            audit: RunAudit(
-                store: audit, caller: caller, profileDigest: loaded.digest,
-                durationThresholdMilliseconds: policy.audit.durationThreshold.milliseconds, cpuThresholdMilliseconds: policy.audit.cpuThreshold.milliseconds),
-            lease: lease, slot: slot, stdin: stdin, principal: caller.principal, warm: released)
+        return Prepared(invocation: invocation, record: record, slot: slot, stdin: stdin)
     }
 
     /// Builds the tool's next sandbox ahead, from the plan of a request with
     /// no arguments, environment or timeout of its own (what the next
     /// request's plan most likely equals but for those), through burrow-spawner
     /// only: a sandbox cloned by a thread that ends would die with it.
-    private func buildAhead(_ record: ToolRecord, _ loaded: ToolPlanner.Loaded) {
+    private func buildAhead(_ record: ToolRecord, _ loaded: Planner.Loaded) {
         guard warm.enabled, let spawner = spawner.withLock({ $0 }), !draining.load(ordering: .relaxed) else { return }
         let (planner, policy) = (planner, policy)
         warm.refill(WarmPool.key(record)) {
@@ -197,22 +151,21 @@ final class InvocationService: Sendable {
                 WarmSandbox.canBuild(plan), !plan.mcp.isConfigured,
                 let sandbox = try? WarmSandbox.build(plan, invocationID: UUID().uuidString.lowercased(), spawner: spawner)
             else { return nil }
-            return WarmPool.Entry(sandbox: sandbox, identity: identity)
+            return WarmEntry(sandbox: sandbox, identity: identity)
         }
     }
 
     /// Runs a prepared invocation to its end. `sink` gets the streamed events
     /// (on the supervisor's thread); the result is stored either way.
-    /// With `stdio` (an MCP session's pipes) the tool's streams are the
-    /// caller's, not captured; `activity` annotates the sandbox's events.
-    func run(
-        _ p: Prepared, sink: (@Sendable (InvocationEvent) -> Void)? = nil, stdio: [FileDescriptor]? = nil, activity: (@Sendable () -> [String])? = nil
-    ) async -> InvocationResult {
+    /// An MCP session gives its `client` side of the relay: the tool's
+    /// streams are the relay's, not captured.
+    func run(_ p: Prepared, sink: (@Sendable (InvocationEvent) -> Void)? = nil, client: PreparedInvocation.RelayClient? = nil) async -> InvocationResult {
         let tool = p.record.registration.id
+        let principal = p.invocation.audit.caller.principal
         defer { p.slot.release() }
         var result = InvocationResult(
             id: p.id, tool: tool, version: p.record.registration.metadata.version, state: .running, startedAt: AuditClock.format(AuditClock.now()))
-        try? registry.saveInvocation(result, principal: p.principal, finished: false)
+        try? registry.saveInvocation(result, principal: principal, finished: false)
         let started = ContinuousClock.now
 
         let id = p.id
@@ -221,14 +174,7 @@ final class InvocationService: Sendable {
             forward = { stream, bytes in sink(InvocationEvent(event: stream.rawValue, invocation: id, output: bytes)) }
         }
         let streams = CapturedStreams(input: p.stdin, cap: Int(clamping: policy.daemon.maxOutputBytes.bytes), sink: forward)
-        let stop: RunStop
-        do {
-            stop = try RunStop()
-        } catch {
-            for fd in stdio ?? [] { try? fd.close() }
-            return finish(&result, p, error: .init(code: .preparationFailed, message: "\(error)"), sink: sink)
-        }
-        live.withLock { $0[id] = stop }
+        live.withLock { $0[id] = p.invocation.stop }
         defer { _ = live.withLock { $0.removeValue(forKey: id) } }
         let metrics = metrics
         let spawner = spawner.withLock { $0 }
@@ -237,16 +183,15 @@ final class InvocationService: Sendable {
         let now = Kernel.monotonicNanoseconds()
         let last = lastSweep.load(ordering: .relaxed)
         let sweep = now - last >= Self.sweepInterval && lastSweep.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
-        let outcome: Result<RunRecord, RunError>? = await DedicatedThread.run {
+        let invocation = p.invocation
+        let outcome: Result<PreparedInvocation.Outcome, RunError>? = await DedicatedThread.run {
             let active = Atomic<Bool>(false)
             defer { if active.load(ordering: .relaxed) { metrics.active.decrement() } }
             do throws(RunError) {
                 return .success(
-                    try Runner.run(
-                        p.plan, invocationID: id,
-                        options: Runner.Options(
-                            forwardSignals: false, audit: p.audit, streams: stdio == nil ? streams : nil, stop: stop, spawner: spawner, stdio: stdio,
-                            activity: activity, sweep: sweep, warm: p.warm,
+                    try invocation.run(
+                        Runner.Options(
+                            forwardSignals: false, streams: client == nil ? streams : nil, spawner: spawner, sweep: sweep,
                             onStart: {
                                 active.store(true, ordering: .relaxed)
                                 metrics.active.increment()
@@ -255,28 +200,28 @@ final class InvocationService: Sendable {
                             onViolation: { v in
                                 metrics.violation(v.syscall)
                                 sink?(InvocationEvent(event: "violation", invocation: id, violation: RefusedCall(syscall: v.syscall, errno: v.errno, count: v.count, reason: v.reason)))
-                            })))
+                            }), client: client))
             } catch {
                 return .failure(error)
             }
         }
-        withExtendedLifetime(p.lease) {}
         result.stdout = CapturedOutput(streams.stdout)
         result.stderr = CapturedOutput(streams.stderr)
         result.durationMilliseconds = UInt64(max(0, ((ContinuousClock.now - started) / .milliseconds(1)).rounded()))
         switch outcome {
         case nil:
-            for fd in stdio ?? [] { try? fd.close() }
+            client?.whenDone()
             return finish(&result, p, error: .init(code: .preparationFailed, message: "cannot start a supervisor thread"), sink: sink)
         case .failure(let error):
             return finish(&result, p, error: .init(code: error.code, message: error.description), sink: sink)
-        case .success(let record):
+        case .success(let outcome):
+            let record = outcome.record
             result.exitCode = record.exit.code
             result.signal = record.exit.signal
             result.limits = record.limits.map { LimitHit(resource: $0.resource, limit: $0.limit, observed: $0.observed) }
             result.violations = record.violations.map { RefusedCall(syscall: $0.syscall, errno: $0.errno, count: $0.count, reason: $0.reason) }
             result.stopped = record.stopped
-            let notes = record.notes + record.auditProblems
+            let notes = record.notes + outcome.problems
             result.notes = notes.isEmpty ? nil : notes
             result.spawnMicroseconds = record.durations.spawnMicroseconds
             result.cpuMicroseconds = record.usage.cpuMicroseconds
@@ -299,7 +244,7 @@ final class InvocationService: Sendable {
         if Runner.outcomePending(result.id) { result.auditLost = true }
         result.finishedAt = AuditClock.format(AuditClock.now())
         if error != nil { metrics.invocation("failed") }
-        try? registry.saveInvocation(result, principal: p.principal, finished: true)
+        try? registry.saveInvocation(result, principal: p.invocation.audit.caller.principal, finished: true)
         // Results older than [daemon] result_retention go every 256 invocations (and at start).
         if finished.add(1, ordering: .relaxed).newValue % 256 == 0 {
             try? registry.pruneInvocations(olderThanMicroseconds: Int64(policy.daemon.resultRetention.milliseconds) * 1000)
@@ -324,19 +269,6 @@ final class InvocationService: Sendable {
         let stops = live.withLock { Array($0.values) }
         for s in stops { s.stop(reason) }
         return stops.count
-    }
-}
-
-extension RunError {
-    /// The stable code of a sandbox that could not start.
-    var code: ErrorCode {
-        switch self {
-        case .refused: .refused
-        case .preparation: .preparationFailed
-        case .spawn(.exec, let errno, _): errno == .noSuchFileOrDirectory ? .commandNotFound : .spawnFailed
-        case .spawn: .spawnFailed
-        case .supervision: .supervisionFailed
-        }
     }
 }
 

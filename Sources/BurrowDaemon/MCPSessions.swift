@@ -1,5 +1,7 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowHost
+import BurrowInvocation
 import BurrowJSON
 import BurrowMCP
 import BurrowPolicy
@@ -55,7 +57,7 @@ final class MCPSessions: Sendable {
                     }
                 }
             }
-            _ = await invocations.run(p, stdio: session.serverStdio, activity: session.activity)
+            _ = await invocations.run(p, client: session.relayClient)
             watchdog.cancel()
             session.finished()
             _ = self.sessions.withLock { $0.removeValue(forKey: session.id) }
@@ -67,15 +69,16 @@ final class MCPSessions: Sendable {
     func session(_ id: String) -> MCPSession? { sessions.withLock { $0[id] } }
 }
 
-/// One live session: the relay between HTTP requests and the sandboxed server.
+/// One live session: HTTP requests in, the relay's answers out. The relay
+/// itself, between these pipes and the sandboxed server, is the front
+/// door's (`PreparedInvocation.run` with `relayClient`), as for `burrow mcp`.
 final class MCPSession: Sendable {
     let id: String
     let tool: String
     let owner: UInt32
-    let relay: MCPRelay
-    let calls: MCPCallAudit
-    /// The sandbox's stdin, stdout and stderr (child ends; Runner closes them).
-    let serverStdio: [SystemPackage.FileDescriptor]
+    /// The relay's client side: it reads requests from `input` and writes
+    /// answers to `output`; the server's stderr has nobody to read it here.
+    let relayClient: PreparedInvocation.RelayClient
     /// Where requests go in (the relay's client side); nil once closed.
     private let toRelay: Mutex<SystemPackage.FileDescriptor?>
     private let stop: @Sendable (String) -> Void
@@ -93,34 +96,25 @@ final class MCPSession: Sendable {
     init(_ p: InvocationService.Prepared, invocations: InvocationService) throws {
         id = p.id
         tool = p.record.registration.id
-        owner = p.audit.caller.uid
-        limits = p.plan.mcp.messageLimits
-        let calls = MCPCallAudit(store: p.audit.store, principal: p.audit.caller.principal, uid: p.audit.caller.uid, plan: p.plan, session: p.id, profileDigest: p.audit.profileDigest)
-        self.calls = calls
-        let relay = MCPRelay(plan: p.plan.mcp, server: tool) { calls.record($0) }
-        self.relay = relay
-        // client side: we write requests into clientIn and read answers from clientOut.
+        owner = p.invocation.audit.caller.uid
+        limits = p.invocation.plan.mcp.messageLimits
+        // We write requests into toRelay and read answers from fromRelay.
         let (clientIn, toRelay) = try Kernel.pipe()
         let (fromRelay, clientOut) = try Kernel.pipe()
-        let (serverIn, relayToServer) = try Kernel.pipe()
-        let (relayFromServer, serverOut) = try Kernel.pipe()
-        let (relayErr, serverErr) = try Kernel.pipe()
+        let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        guard devNull >= 0 else {
+            for fd in [clientIn, toRelay, fromRelay, clientOut] { try? fd.close() }
+            throw Errno(rawValue: errno)
+        }
+        relayClient = PreparedInvocation.RelayClient(
+            input: clientIn.rawValue, output: clientOut.rawValue, stderr: devNull,
+            whenDone: {
+                for fd in [clientIn, clientOut] { try? fd.close() }
+                close(devNull)
+            })
         self.toRelay = Mutex(toRelay)
-        serverStdio = [serverIn, serverOut, serverErr]
         let id = p.id
         stop = { reason in invocations.stop(id, reason) }
-        // The server's stderr has nobody to read it here.
-        let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        try Kernel.detachedThread { [relay] in
-            relay.run(
-                clientIn: clientIn.rawValue, clientOut: clientOut.rawValue, serverIn: relayToServer.rawValue, serverOut: relayFromServer.rawValue,
-                serverErr: relayErr.rawValue, errOut: devNull,
-                onViolation: { invocations.stop(id, "mcp_violation") },
-                whenDone: {
-                    for fd in [clientIn, clientOut, relayFromServer, relayErr] { try? fd.close() }
-                    close(devNull)
-                })
-        }
         try Kernel.detachedThread { [self] in readAnswers(fromRelay) }
     }
 
@@ -128,9 +122,6 @@ final class MCPSession: Sendable {
     var idleFor: Duration {
         state.withLock { s in s.waiters.isEmpty ? ContinuousClock.now - s.lastUsed : .zero }
     }
-
-    /// The calls in flight, for the sandbox's events.
-    var activity: @Sendable () -> [String] { { [relay, calls] in relay.callsInFlight.map { calls.invocation($0) } } }
 
     /// What became of one POSTed message.
     enum Outcome {
@@ -252,7 +243,7 @@ final class MCPSession: Sendable {
         }
     }
 
-    /// The sandbox is gone: waiting requests fail, open calls end.
+    /// The sandbox is gone (and the front door has ended its open calls): waiting requests fail.
     func finished() {
         let waiters = state.withLock { s -> [CheckedContinuation<[UInt8]?, Never>] in
             s.ended = s.ended ?? "the server exited"
@@ -261,8 +252,6 @@ final class MCPSession: Sendable {
         }
         for w in waiters { w.resume(returning: nil) }
         closeInput()
-        relay.endSession()
-        calls.flush()
     }
 
     /// The server's stdin closes once the relay has passed on what came before.

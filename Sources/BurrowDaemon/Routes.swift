@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowInvocation
 import BurrowJSON
 import BurrowProfile
 import BurrowSystem
@@ -107,7 +108,7 @@ struct API: Sendable {
     /// Loads and plans a caller's profile within its planning slot, on
     /// `BackgroundWork`'s low-priority threads: a heavy profile costs its
     /// caller a slot, and never the cooperative pool that answers everyone else.
-    func planning<T: Sendable>(_ context: DaemonContext, _ body: @escaping @Sendable (ToolPlanner) -> T) async throws -> T {
+    func planning<T: Sendable>(_ context: DaemonContext, _ body: @escaping @Sendable (Planner) -> T) async throws -> T {
         let peer = context.peer ?? .unknown
         let ticket: Admission.PlanningTicket
         do {

@@ -1,4 +1,5 @@
 import BurrowAPI
+import BurrowInvocation
 import BurrowProfile
 import BurrowRuntime
 import BurrowSystem
@@ -14,11 +15,7 @@ import Synchronization
 /// idle longer than `idle` are discarded, as are a tool's when it is
 /// updated or removed, and all at shutdown.
 final class WarmPool: Sendable {
-    /// A sandbox waiting, and the host identity it was built with (the plan names its uid).
-    struct Entry: Sendable {
-        var sandbox: WarmSandbox
-        var identity: SandboxIDLease
-    }
+    typealias Entry = WarmEntry
 
     private struct State {
         var ready: [String: Entry] = [:]

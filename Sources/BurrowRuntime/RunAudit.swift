@@ -1,5 +1,6 @@
 package import BurrowAudit
 import BurrowEgress
+package import BurrowHost
 import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
@@ -30,30 +31,6 @@ package struct RunAudit: Sendable {
         self.profileDigest = profileDigest
         self.durationThresholdMilliseconds = durationThresholdMilliseconds
         self.cpuThresholdMilliseconds = cpuThresholdMilliseconds
-    }
-}
-
-extension RunAudit {
-    /// A PermissionDenied for a request refused before it became an invocation.
-    package static func denied(_ store: AuditStore, caller: Caller, tool: String, details: JSONValue) throws(AuditError) {
-        try store.append([AuditEvent(tool: tool, type: .permissionDenied, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: UserDatabase.hostName), details: details)])
-    }
-}
-
-/// Who invoked a tool: a user name (or `uid:N`) and the uid.
-package struct Caller: Sendable, Equatable {
-    package var principal: String
-    package var uid: UInt32
-
-    package init(principal: String, uid: UInt32) {
-        self.principal = principal
-        self.uid = uid
-    }
-
-    /// This process's real user.
-    package static func current() -> Caller {
-        let uid = getuid()
-        return Caller(principal: UserDatabase.userName(uid) ?? "uid:\(uid)", uid: uid)
     }
 }
 
@@ -216,18 +193,12 @@ final class InvocationTrail: Sendable {
 
     /// The terminal event of a run that failed before or while starting.
     func failed(_ error: RunError) {
-        let reason: String
         var details: [String: JSONValue] = ["message": .string(error.description)]
-        switch error {
-        case .refused: reason = "refused"
-        case .preparation: reason = "preparation_failed"
-        case .spawn(let stage, let errno, _):
-            reason = errno.rawValue == ENOENT && stage == .exec ? "not_found" : "spawn_failed"
+        if case .spawn(let stage, let errno, _) = error {
             details["stage"] = .string(stage.summary)
             details["errno"] = .string(errnoName(errno.rawValue))
-        case .supervision: reason = "supervision_failed"
         }
-        details["reason"] = .string(reason)
+        details["reason"] = .string(error.reason)
         _ = close([event(.toolFailed, .object(details))], what: "the failure")
     }
 }

@@ -20,11 +20,18 @@ package enum RunError: Error, Sendable, CustomStringConvertible {
     case spawn(stage: ChildStage, errno: Errno, detail: String)
     case supervision(String)
 
-    /// `burrow run`'s status for this failure (the container convention):
-    /// 127 the command was not found, 126 it could not be executed, 125 any other.
-    package var exitStatus: Int32 {
-        guard case .spawn(.exec, let errno, _) = self else { return 125 }
-        return errno == .noSuchFileOrDirectory ? 127 : 126
+    /// The failure's stable name: ToolFailed's `reason`, and the API's
+    /// error code of that name (whose table gives `burrow run`'s exit
+    /// status, in the container convention: 127 the command was not found,
+    /// 126 it could not be executed, 125 anything else).
+    package var reason: String {
+        switch self {
+        case .refused: "refused"
+        case .preparation: "preparation_failed"
+        case .spawn(.exec, let errno, _): errno == .noSuchFileOrDirectory ? "not_found" : "not_executable"
+        case .spawn: "spawn_failed"
+        case .supervision: "supervision_failed"
+        }
     }
 
     package var description: String {

@@ -327,6 +327,28 @@ static int kept(const struct brw_child_plan *p, uint32_t cap) {
  * SECBIT_NO_SETUID_FIXUP is set first (that needs CAP_SETPCAP, still held).
  * setuid comes after setgid and setgroups, which it would forbid.
  */
+/* Every descriptor above 2 but the report socket and the init's status pipe
+ * closes once the mounts are made (their sources were the last others in
+ * use). The caller's open descriptors would otherwise count against a low
+ * RLIMIT_NOFILE until execve: with more than max_open_files of them open, no
+ * number would be free for a Landlock rule or the seccomp listener. */
+static int close_inherited(const struct brw_child_plan *p) {
+    int keep[2] = {p->sock, p->status_fd};
+    if (keep[0] > keep[1]) {
+        int t = keep[0];
+        keep[0] = keep[1];
+        keep[1] = t;
+    }
+    unsigned int from = 3;
+    for (int i = 0; i < 2; i++) {
+        if (keep[i] < (int)from) continue;
+        if ((unsigned int)keep[i] > from && syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0U) < 0)
+            return -1;
+        from = (unsigned int)keep[i] + 1;
+    }
+    return (int)syscall(SYS_close_range, from, ~0U, 0U);
+}
+
 static void step_identity(const struct brw_child_plan *p) {
     STEP(BRW_STAGE_SECUREBITS, prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP_ONLY, 0, 0, 0));
     if (!p->set_ids) return;
@@ -560,6 +582,7 @@ void brw_child_main(const struct brw_child_plan *p) {
     step_identity(p);
     if (p->clone_flags & CLONE_NEWPID) STEP(BRW_STAGE_SESSION, setsid()); /* no controlling terminal */
     if (p->mount_count) step_filesystem(p);
+    STEP(BRW_STAGE_CLOSE_FDS, close_inherited(p));
     if (p->hostname) STEP(BRW_STAGE_HOSTNAME, sethostname(p->hostname, strlen(p->hostname)));
     if (p->loopback_up) STEP(BRW_STAGE_LOOPBACK, brw_loopback_up());
     if (p->workdir) STEP(BRW_STAGE_CHDIR, chdir(p->workdir));

@@ -1,13 +1,16 @@
 import BurrowAPI
 import BurrowAudit
 import BurrowDaemon
+import BurrowInvocation
 import BurrowProfile
+import BurrowRuntime
 import BurrowSystem
 import BurrowTestSupport
 import Foundation
 import Hummingbird
 import Logging
 import NIOEmbedded
+import SystemPackage
 import Testing
 
 #if canImport(Glibc)
@@ -156,5 +159,17 @@ struct ErrorCodeTests {
             #expect(Set(group.map(\.name)).count == group.count)
         }
         #expect(ErrorCode.resultExitStatus("not_found") == 127 && ErrorCode.resultExitStatus("spawn_failed") == 125 && ErrorCode.resultExitStatus(nil) == 125)
+    }
+
+    @Test("every failure of a run is a result code, whose exit status burrow run gives it")
+    func runFailures() {
+        let failures: [(RunError, Int32)] = [
+            (.refused("x"), 125), (.preparation("x"), 125), (.spawn(stage: .mounts, errno: .init(rawValue: 1), detail: ""), 125),
+            (.spawn(stage: .exec, errno: .init(rawValue: 2), detail: ""), 127), (.spawn(stage: .exec, errno: .init(rawValue: 13), detail: ""), 126), (.supervision("x"), 125),
+        ]
+        for (failure, exit) in failures {
+            #expect(ErrorCode.result(named: failure.reason) == failure.code, "\(failure.reason) has a row in the table")
+            #expect(failure.code.exitStatus == exit, "\(failure.reason)")
+        }
     }
 }

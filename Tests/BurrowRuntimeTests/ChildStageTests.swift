@@ -34,8 +34,8 @@ import Testing
     @Test func spawnErrorsNameTheStage() {
         let error = RunError.spawn(stage: .pivotRoot, errno: .init(rawValue: 22), detail: "")
         #expect(error.description.contains("pivot_root"))
-        #expect(error.exitStatus == 125)
-        #expect(RunError.spawn(stage: .exec, errno: .init(rawValue: 2), detail: "/x").exitStatus == 127)
-        #expect(RunError.spawn(stage: .exec, errno: .init(rawValue: 13), detail: "/x").exitStatus == 126)
+        #expect(error.reason == "spawn_failed")
+        #expect(RunError.spawn(stage: .exec, errno: .init(rawValue: 2), detail: "/x").reason == "not_found")
+        #expect(RunError.spawn(stage: .exec, errno: .init(rawValue: 13), detail: "/x").reason == "not_executable")
     }
 }

@@ -52,6 +52,16 @@ struct MCPRelayTests: SandboxTesting {
         #expect(events.first?.details["reason"]?.stringValue == "mcp_relay_required")
     }
 
+    @Test("burrow mcp refuses a profile that does not say it is an MCP server, as a burrowd session does")
+    func mcpRefusesWhatIsNotAServer() throws {
+        let refused = try Subprocess.run([Subprocess.burrow, "mcp", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--", "cat"], environment: burrowEnvironment)
+        #expect(refused.status == 125)
+        #expect(refused.stderr.contains("does not say it is an MCP server") && refused.stderr.contains("mcp = true"), "\(refused.stderr)")
+        let events = try auditLog().events(AuditQuery())
+        #expect(events.map(\.type) == [.permissionDenied], "nothing ran")
+        #expect(events.first?.details["reason"]?.stringValue == "not_mcp")
+    }
+
     @Test("both protocol eras pass: the handshake, server/discover, and a pinned 2026-07-28 client that calls before listing", arguments: ["legacy", "auto", "2026-07-28"])
     func protocolEras(mode: String) throws {
         let result = try Subprocess.run(

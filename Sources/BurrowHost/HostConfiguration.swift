@@ -2,7 +2,6 @@ package import BurrowAudit
 package import BurrowProfile
 import BurrowSystem
 import Synchronization
-import SystemPackage
 
 #if canImport(Glibc)
     import Glibc

@@ -1,0 +1,182 @@
+package import BurrowAudit
+import BurrowHost
+package import BurrowPolicy
+package import BurrowProfile
+package import BurrowSystem
+import Synchronization
+
+/// Where an invocation's profile comes from.
+package enum ProfileSource: Sendable {
+    /// A file path, or a name looked up in the search path: what `burrow
+    /// run --profile` names, read with the caller's own rights.
+    case reference(String)
+    /// A registered profile document (TOML text as a JSON string, or a JSON
+    /// object), named `id`: it may extend shipped profiles by name only.
+    case document(JSONValue, id: String)
+
+    /// The name a refusal before the profile loaded is recorded under.
+    package var label: String {
+        switch self {
+        case .reference(let r): r
+        case .document(_, let id): id
+        }
+    }
+}
+
+/// Profile → loaded, validated and clamped → launch plan: the one path
+/// `burrow dry-run`, `burrow run`, `burrow mcp` and burrowd take, so what
+/// dry-run prints is what runs.
+package struct Planner: Sendable {
+    package var policy: HostPolicy
+    /// Probed once (burrowd: at start-up, so no call pays for a probe).
+    package var host: HostFacts
+    /// Where `extends` names and profiles given by name are found.
+    package var searchPath: [String]
+
+    /// What planning may reuse from one invocation to the next: registered
+    /// profiles loaded (while the files they extend read the same) and
+    /// runtimes found (while every path they were found from is unchanged).
+    let loads = LoadMemo()
+    let memo = CompileMemo()
+
+    package init(policy: HostPolicy, host: HostFacts, searchPath: [String] = HostConfiguration.profileSearchPath()) {
+        self.policy = policy
+        self.host = host
+        self.searchPath = searchPath
+    }
+
+    /// A profile that loaded, clamped by the host policy: what plans are compiled from.
+    package struct Loaded: Sendable {
+        package var effective: EffectiveProfile
+        /// The profile's files, itself first, then what it extends.
+        package var files: [String]
+        /// `sha256:` over the files as read (the audit's profileDigest).
+        package var digest: String?
+        package var warnings: [ProfileIssue]
+    }
+
+    /// The outcome of loading: every issue, and the profile when none is an error.
+    package struct Loading: Sendable {
+        package var issues: [ProfileIssue]
+        package var loaded: Loaded?
+        /// The tool's id when the profile parsed, even if it did not validate.
+        package var tool: String?
+    }
+
+    /// Loads, validates and clamps the profile. A registered document is
+    /// loaded once and reused while every file its loading read (or found
+    /// missing) reads the same.
+    package func load(_ source: ProfileSource) -> Loading {
+        switch source {
+        case .reference(let reference):
+            let reads = ReadLog()
+            let loader = ProfileLoader(
+                policy: policy, searchPath: searchPath,
+                read: { path in
+                    let text = HostConfiguration.readTextFile(path)
+                    reads.record(path, text)
+                    return text
+                })
+            return finish(loader.load(reference), reads: reads)
+        case .document(let profile, let id):
+            let (text, format, name) = Self.document(profile, id: id)
+            let key = LoadMemo.Key(text: text, name: name)
+            if let kept = loads.lookup(key) { return kept }
+            let reads = ReadLog()
+            reads.record(name, text)
+            let consulted = Mutex<[LoadMemo.Read]>([])
+            let searchPath = searchPath
+            let loader = ProfileLoader(
+                policy: policy, searchPath: searchPath,
+                read: { path in
+                    // A registration extends shipped profiles by name only:
+                    // burrowd (root) reads nothing a caller names by path.
+                    guard Self.isProfileFile(path, in: searchPath) else { return nil }
+                    let text = HostConfiguration.readTextFile(path)
+                    consulted.withLock { $0.append(LoadMemo.Read(path: path, text: text)) }
+                    reads.record(path, text)
+                    return text
+                })
+            let loading = finish(loader.load(document: text, format: format, name: name), reads: reads)
+            loads.keep(key, reads: consulted.withLock { $0 }, loading: loading)
+            return loading
+        }
+    }
+
+    private func finish(_ result: ProfileLoader.Loaded, reads: ReadLog) -> Loading {
+        guard let parsed = result.profile, result.errors.isEmpty else {
+            return Loading(issues: result.issues, loaded: nil, tool: result.profile?.tool.id)
+        }
+        let loaded = Loaded(effective: policy.clamp(parsed), files: result.files, digest: reads.digest(of: result.files), warnings: result.warnings)
+        return Loading(issues: result.issues, loaded: loaded, tool: parsed.tool.id)
+    }
+
+    /// The compiler for one request: `environment` is the caller's (only
+    /// whitelisted names reach the tool); `sandboxID` the leased uid (nil:
+    /// the first of the range, as dry-run shows).
+    package func compiler(environment: [String: String], workingDirectory: String, sandboxID: UInt32?) -> PlanCompiler {
+        var compiler = PlanCompiler(policy: policy, host: host, fs: LiveFileSystem(), environment: environment, workingDirectory: workingDirectory)
+        compiler.sandboxID = sandboxID
+        compiler.memo = memo
+        return compiler
+    }
+
+    /// The launch plan for one request (see `compiler`).
+    package func plan(
+        _ loaded: Loaded, argv: [String], environment: [String: String], workingDirectory: String = "/", sandboxID: UInt32?, deadline: Seconds? = nil
+    ) throws(PlanError) -> LaunchPlan {
+        try compiler(environment: environment, workingDirectory: workingDirectory, sandboxID: sandboxID)
+            .compile(loaded.effective, profileFiles: loaded.files, argv: argv, deadline: deadline)
+    }
+
+    /// The profile's document, its format and the name findings refer to.
+    package static func document(_ profile: JSONValue, id: String) -> (text: String, format: ConfigFormat, name: String) {
+        if case .string(let toml) = profile { return (toml, .toml, "\(id).toml") }
+        return (profile.canonicalText, .json, "\(id).json")
+    }
+
+    /// Whether `path` names a file directly inside one of `directories` (no `..`).
+    package static func isProfileFile(_ path: String, in directories: [String]) -> Bool {
+        guard !path.split(separator: "/").contains("..") else { return false }
+        return directories.contains { directory in
+            let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+            return path.hasPrefix(prefix) && !path.dropFirst(prefix.count).contains("/")
+        }
+    }
+}
+
+/// Registered profiles loaded, each kept with every file its loading asked
+/// for (and what it read, or that it was missing): reused only while each
+/// of those files reads the same.
+final class LoadMemo: Sendable {
+    struct Key: Hashable {
+        var text: String
+        var name: String
+    }
+
+    struct Read: Sendable {
+        var path: String
+        var text: String?
+    }
+
+    private struct Entry: Sendable {
+        var reads: [Read]
+        var loading: Planner.Loading
+    }
+
+    static let capacity = 256
+    private let entries = Mutex<[Key: Entry]>([:])
+
+    func lookup(_ key: Key) -> Planner.Loading? {
+        guard let entry = entries.withLock({ $0[key] }) else { return nil }
+        guard entry.reads.allSatisfy({ HostConfiguration.readTextFile($0.path) == $0.text }) else { return nil }
+        return entry.loading
+    }
+
+    func keep(_ key: Key, reads: [Read], loading: Planner.Loading) {
+        entries.withLock {
+            if $0.count >= Self.capacity { $0.removeAll() }
+            $0[key] = Entry(reads: reads, loading: loading)
+        }
+    }
+}
