@@ -39,8 +39,10 @@ package struct AuditEvent: Sendable, Equatable, Codable {
     package var hash: String
     package var previousHash: String
 
-    /// An event to append; the store fills in the rest.
-    package init(tool: String, type: AuditEventType, context: SecurityContext, details: JSONValue = .object([:]), time: Int64? = nil) {
+    /// An event of any type with any details: the store's own (reading rows)
+    /// and tests'. Everything else builds events from typed details
+    /// (`init(tool:context:details:)`, AuditDetails.swift).
+    init(tool: String, type: AuditEventType, context: SecurityContext, details: JSONValue = .object([:]), time: Int64? = nil) {
         self.sequence = 0
         self.time = time ?? AuditClock.now()
         self.tool = tool

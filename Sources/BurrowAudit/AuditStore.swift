@@ -288,17 +288,9 @@ package final class AuditStore: @unchecked Sendable {
         reported.bind(1, event.tool)
         reported.bind(2, since)
         guard try !reported.step() else { return nil }
-        return AuditEvent(
-            tool: event.tool, type: .anomalousActivity, context: event.context,
-            details: .object([
-                "reason": .string("violations_and_denials"),
-                "count": .integer(seen),
-                "threshold": .integer(Int64(rule.threshold)),
-                "windowSeconds": .integer(rule.windowMicroseconds / 1_000_000),
-                "since": .string(AuditClock.format(since)),
-                "trigger": .integer(event.sequence),
-            ]),
-            time: event.time)
+        let details = AnomalyDetails(
+            count: seen, threshold: rule.threshold, windowSeconds: rule.windowMicroseconds / 1_000_000, since: AuditClock.format(since), trigger: event.sequence)
+        return AuditEvent(tool: event.tool, context: event.context, details: details, time: event.time)
     }
 
     // MARK: - File

@@ -47,11 +47,10 @@ extension DaemonContext {
     func require(_ role: Role, _ what: String, tool: String?, request: Request, denials: DenialLog) async throws(DaemonError) {
         guard !roles.contains(role) else { return }
         await denials.record(
-            peer: peer ?? .unknown, tool: tool ?? "burrowd", reason: "role_required", message: "\(what) needs the \(role.rawValue) role",
-            extra: [
-                "role": .string(role.rawValue), "method": .string(request.method.rawValue), "path": .string(request.uri.path),
-                "roles": .array(roles.map(\.rawValue).sorted().map { .string($0) }),
-            ])
+            peer: peer ?? .unknown, tool: tool ?? "burrowd",
+            RefusalDetails(
+                reason: "role_required", message: "\(what) needs the \(role.rawValue) role", role: role.rawValue, method: request.method.rawValue, path: request.uri.path,
+                roles: roles.map(\.rawValue).sorted()))
         throw DaemonError.forbidden(role, what)
     }
 }

@@ -59,7 +59,10 @@ final class DenialLog: Sendable {
         self.clock = clock
     }
 
-    func record(peer: PeerCredential, tool: String, reason: String, message: String, extra: [String: JSONValue] = [:]) async {
+    /// Records one refusal of `peer`'s request naming `tool`; the caller's
+    /// process and group are added here, and strings it chose are cut.
+    func record(peer: PeerCredential, tool: String, _ refusal: RefusalDetails) async {
+        let (reason, message) = (refusal.reason, refusal.message)
         metrics?.denial(reason)
         let key = Key(uid: peer.uid, reason: reason)
         let now = clock()
@@ -83,7 +86,7 @@ final class DenialLog: Sendable {
             }
             if let previous = s[key], previous.repeated > 0 { events.append(aggregate(key, previous, now: now)) }
             if window > 0 { s[key] = Window(started: now, peer: peer) }
-            events.append(first(peer: peer, tool: tool, reason: reason, message: message, extra: extra))
+            events.append(first(peer: peer, tool: tool, refusal))
         }
         guard !events.isEmpty else { return }
         let (audit, written) = (audit, events)
@@ -112,29 +115,24 @@ final class DenialLog: Sendable {
         SecurityContext(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName)
     }
 
-    private func first(peer: PeerCredential, tool: String, reason: String, message: String, extra: [String: JSONValue]) -> AuditEvent {
-        var details = extra.mapValues(Self.capped)
-        details["reason"] = .string(reason)
-        details["message"] = .string(Self.cut(message))
-        details["pid"] = .integer(Int64(peer.pid))
-        details["gid"] = .integer(Int64(peer.gid))
-        return AuditEvent(tool: tool, type: .permissionDenied, context: context(peer), details: .object(details))
+    private func first(peer: PeerCredential, tool: String, _ refusal: RefusalDetails) -> AuditEvent {
+        var d = refusal
+        d.message = Self.cut(d.message)
+        d.path = d.path.map(Self.cut)
+        d.profile = d.profile.map(Self.cut)
+        d.argv = d.argv.map { $0.prefix(32).map(Self.cut) }
+        d.pid = peer.pid
+        d.gid = peer.gid
+        return AuditEvent(tool: tool, context: context(peer), details: d)
     }
 
     private func aggregate(_ key: Key, _ w: Window, now: UInt64) -> AuditEvent {
         let seconds = Double(now - w.started) / 1e9
-        let details: [String: JSONValue] = [
-            "reason": .string(key.reason),
-            "message": .string(Self.cut("\(w.repeated) more refusals of this caller (\(key.reason)) in \((seconds * 10).rounded() / 10) s; the last: \(w.message)")),
-            "repeated": .integer(Int64(w.repeated)),
-            "windowSeconds": .number(seconds),
-            "tools": .array(w.tools.sorted().map { .string($0) }),
-            "distinctTools": .integer(Int64(w.distinctTools)),
-            "pid": .integer(Int64(w.peer.pid)),
-            "gid": .integer(Int64(w.peer.gid)),
-        ]
+        let details = RepeatedRefusalDetails(
+            reason: key.reason, message: Self.cut("\(w.repeated) more refusals of this caller (\(key.reason)) in \((seconds * 10).rounded() / 10) s; the last: \(w.message)"),
+            repeated: w.repeated, windowSeconds: seconds, tools: w.tools.sorted(), distinctTools: w.distinctTools, pid: w.peer.pid, gid: w.peer.gid)
         // One tool: its trail carries the count (and its anomaly rule sees it); several: burrowd's.
-        return AuditEvent(tool: w.tools.count == 1 ? w.tools.first ?? "burrowd" : "burrowd", type: .permissionDenied, context: context(w.peer), details: .object(details))
+        return AuditEvent(tool: w.tools.count == 1 ? w.tools.first ?? "burrowd" : "burrowd", context: context(w.peer), details: details)
     }
 
     static func cut(_ s: String) -> String {
@@ -145,13 +143,5 @@ final class DenialLog: Sendable {
             out.append(c)
         }
         return out + "…"
-    }
-
-    private static func capped(_ v: JSONValue) -> JSONValue {
-        switch v {
-        case .string(let s): .string(cut(s))
-        case .array(let a): .array(a.prefix(32).map(capped))
-        default: v
-        }
     }
 }

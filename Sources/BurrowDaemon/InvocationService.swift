@@ -78,9 +78,9 @@ final class InvocationService: Sendable {
     func prepare(_ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential, session: Bool = false) async throws(DaemonError) -> Prepared {
         let tool = record.registration.id
         let denials = denials
-        let extra: [String: JSONValue] = ["version": .string(record.registration.metadata.version)]
+        let version = record.registration.metadata.version
         func refuse(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil) async -> DaemonError {
-            await denials.record(peer: peer, tool: tool, reason: code.name, message: message, extra: extra)
+            await denials.record(peer: peer, tool: tool, RefusalDetails(reason: code.name, message: message, version: version))
             return DaemonError(code, message, retryAfter: retryAfter)
         }
         if draining.load(ordering: .relaxed) { throw await refuse(.shuttingDown, "burrowd is shutting down; retry against the restarted service") }
@@ -128,7 +128,7 @@ final class InvocationService: Sendable {
             invocation = try front.prepare(ask, caller: Caller(uid: peer.uid))
         } catch {
             slot.release()
-            if error.denied { await denials.record(peer: peer, tool: tool, reason: error.code.name, message: error.message, extra: extra) }
+            if error.denied { await denials.record(peer: peer, tool: tool, RefusalDetails(reason: error.code.name, message: error.message, version: version)) }
             throw DaemonError(error.code, error.message, retryAfter: error.retryAfter)
         }
         if !session {

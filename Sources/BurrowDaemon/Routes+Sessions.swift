@@ -1,4 +1,5 @@
 import BurrowAPI
+import BurrowAudit
 import BurrowPolicy
 import BurrowProfile
 import FoundationEssentials
@@ -34,7 +35,7 @@ extension API {
         guard let session = daemon.sessions.session(sid) else { throw notFound }
         guard session.owner == peer.uid || context.roles.contains(.admin) else {
             // Someone else's session is as absent as an ended one, and the attempt is recorded.
-            await daemon.denials.record(peer: peer, tool: session.tool, reason: "not_session_owner", message: "\(what): session \(sid) belongs to uid \(session.owner)")
+            await daemon.denials.record(peer: peer, tool: session.tool, RefusalDetails(reason: "not_session_owner", message: "\(what): session \(sid) belongs to uid \(session.owner)"))
             throw notFound
         }
         try await require(.invoker, context, request, what, tool: session.tool)

@@ -40,14 +40,14 @@ struct API: Sendable {
         let tooLarge = "the request body is larger than \(daemon.policy.daemon.maxRequestBytes) ([daemon] max_request_size)"
         // A body announced too large is refused before a byte of it is read.
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
-            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: tooLarge)
+            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", RefusalDetails(reason: ErrorCode.requestTooLarge.name, message: tooLarge))
             throw DaemonError(.requestTooLarge, tooLarge)
         }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", reason: "request_too_large", message: tooLarge)
+            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", RefusalDetails(reason: ErrorCode.requestTooLarge.name, message: tooLarge))
             throw DaemonError(.requestTooLarge, tooLarge)
         } catch {
             // A body cut short (the caller went away, or missed [daemon] body_timeout) is never taken as whole.
@@ -119,7 +119,7 @@ struct API: Sendable {
                 everyone
                 ? "burrowd is validating \(limit) profiles already; retry in a moment"
                 : "this caller has \(limit) validations in progress, the most it may ([daemon] max_validations_per_user)"
-            await daemon.denials.record(peer: peer, tool: "burrowd", reason: "too_many_validations", message: message)
+            await daemon.denials.record(peer: peer, tool: "burrowd", RefusalDetails(reason: ErrorCode.tooManyValidations.name, message: message))
             throw DaemonError(.tooManyValidations, message, retryAfter: 1)
         }
         defer { ticket.release() }
@@ -149,7 +149,7 @@ struct API: Sendable {
         } catch {
             guard case .registrations(let limit, let retry) = error else { throw error }
             let message = "at most \(limit) registration attempts per hour per caller ([rate_limits] registration_attempts_per_hour); retry in \(retry) s"
-            await daemon.denials.record(peer: peer, tool: replacing ?? "burrowd", reason: "registration_limit", message: message)
+            await daemon.denials.record(peer: peer, tool: replacing ?? "burrowd", RefusalDetails(reason: ErrorCode.registrationLimit.name, message: message))
             throw DaemonError(.registrationLimit, message, retryAfter: retry)
         }
         let registration = try await decode(ToolRegistration.self, request, context, tool: replacing)
@@ -183,16 +183,12 @@ struct API: Sendable {
         case .written:
             break
         }
-        let clamps: [JSONValue] = report.clamps.map { .string("\($0.key): \($0.requested) → \($0.effective)") }
-        var details: [String: JSONValue] = [
-            "version": .string(registration.metadata.version), "name": .string(registration.metadata.name), "status": .string(registration.status.rawValue),
-            "command": .array(registration.command.map { .string($0) }), "clamps": .array(clamps),
-        ]
-        details["exposureScore"] = report.exposureScore.map { .number($0) } ?? .null
+        let details = RegistrationDetails(
+            updated: replacing != nil, version: registration.metadata.version, name: registration.metadata.name, status: registration.status.rawValue,
+            command: registration.command, clamps: report.clamps.map { "\($0.key): \($0.requested) → \($0.effective)" }, exposureScore: report.exposureScore)
         let event = AuditEvent(
-            tool: registration.id, type: replacing == nil ? .toolRegistered : .toolUpdated,
-            context: SecurityContext(principal: principal, uid: peer.uid, profileDigest: loaded?.digest, host: UserDatabase.hostName),
-            details: .object(details))
+            tool: registration.id, context: SecurityContext(principal: principal, uid: peer.uid, profileDigest: loaded?.digest, host: UserDatabase.hostName),
+            details: details)
         do {
             let audit = daemon.audit
             _ = try await BlockingIO.run { try audit.append([event]) }
@@ -304,9 +300,8 @@ struct API: Sendable {
         guard !removed.isEmpty else { throw DaemonError(.notFound, "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
         let peer = context.peer ?? .unknown
         let event = AuditEvent(
-            tool: id, type: .toolDeregistered,
-            context: SecurityContext(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName),
-            details: .object(["versions": .array(removed.map { .string($0) })]))
+            tool: id, context: SecurityContext(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName),
+            details: DeregistrationDetails(versions: removed))
         do {
             let audit = daemon.audit
             _ = try await BlockingIO.run { try audit.append([event]) }

@@ -202,12 +202,8 @@ extension Invocations {
 
         /// Writes the refusal to the log as one PermissionDenied, with the request's profile and argv.
         package func record(in store: AuditStore, caller: Caller, request: Request) throws(AuditError) {
-            let details: JSONValue = .object([
-                "reason": .string(code.name), "message": .string(message), "profile": .string(request.profile.label), "argv": .array(request.argv.map { .string($0) }),
-            ])
-            try store.append([
-                AuditEvent(tool: tool, type: .permissionDenied, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: UserDatabase.hostName), details: details)
-            ])
+            let details = RefusalDetails(reason: code.name, message: message, profile: request.profile.label, argv: request.argv)
+            try store.append([AuditEvent(tool: tool, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: UserDatabase.hostName), details: details)])
         }
     }
 }

@@ -101,6 +101,7 @@ package final class PreparedInvocation: Sendable {
         options.streams = nil
         options.stdio = relay.serverStdio
         options.activity = relay.activity
+        options.beforeOutcome = { relay.end() }
         let record: RunRecord
         do {
             record = try Runner.run(plan, invocationID: id, options: options)
@@ -121,6 +122,7 @@ private final class RelayWiring: Sendable {
     /// The child's ends: its stdin, stdout and stderr (Runner closes them).
     let serverStdio: [FileDescriptor]
     private let done = Atomic<Bool>(false)
+    private let ended = Atomic<Bool>(false)
 
     init(_ p: PreparedInvocation, client: PreparedInvocation.RelayClient) throws(RunError) {
         let pipes: [(FileDescriptor, FileDescriptor)]
@@ -160,8 +162,9 @@ private final class RelayWiring: Sendable {
 
     /// The server is gone: the relay passes on what it wrote last (up to a
     /// second), calls it never answered end with the session, and every
-    /// call's events are written.
+    /// call's events are written, before the session's outcome (once).
     func end() {
+        guard !ended.exchange(true, ordering: .acquiringAndReleasing) else { return }
         for _ in 0..<200 where !done.load(ordering: .acquiring) { usleep(5000) }
         relay.endSession()
         calls.flush()

@@ -33,50 +33,30 @@ package final class MCPCallAudit: Sendable {
         let e: AuditEvent
         switch event {
         case .callStarted(let c):
-            var extra: [String: JSONValue] = [:]
-            if !c.filters.isEmpty { extra["filters"] = .array(c.filters.map { .string($0) }) }
-            if let d = c.forwardedDigest { extra["forwardedDigest"] = .string(d) }
-            if let t = c.approvedUntil { extra["approvedUntil"] = .integer(t) }
-            e = AuditEvent(tool: tool, type: .toolInvoked, context: context(invocation(c)), details: details(c, extra))
+            e = AuditEvent(tool: tool, context: context(invocation(c)), details: MCPCallDetails(call: identity(c), forwardedDigest: c.forwardedDigest, approvedUntil: c.approvedUntil))
         case .callEnded(let c, let ms, let outcome):
-            var extra: [String: JSONValue] = ["milliseconds": .integer(Int64(clamping: ms))]
+            var reason: String?
+            var code: Int64?
             switch outcome {
             case .completed: break
-            case .jsonrpcError(let code):
-                extra["jsonrpcError"] = .integer(code)
-                extra["reason"] = .string("jsonrpc_error")
-            case .toolError: extra["reason"] = .string("tool_error")
-            case .cancelled: extra["reason"] = .string("cancelled")
-            case .sessionEnded: extra["reason"] = .string("session_ended")
+            case .jsonrpcError(let error):
+                reason = "jsonrpc_error"
+                code = error
+            case .toolError: reason = "tool_error"
+            case .cancelled: reason = "cancelled"
+            case .sessionEnded: reason = "session_ended"
             }
-            e = AuditEvent(tool: tool, type: outcome.failed ? .toolFailed : .toolCompleted, context: context(invocation(c)), details: details(c, extra))
+            e = AuditEvent(tool: tool, context: context(invocation(c)), details: MCPCallEndedDetails(call: identity(c), milliseconds: ms, reason: reason, jsonrpcError: code))
         case .callRefused(let c, let reason, let message):
-            var extra: [String: JSONValue] = ["reason": .string(reason), "message": .string(message), "denial": .string("mcp")]
-            if !c.filters.isEmpty { extra["filters"] = .array(c.filters.map { .string($0) }) }
-            e = AuditEvent(tool: tool, type: .permissionDenied, context: context(session), details: details(c, extra))
+            e = AuditEvent(tool: tool, context: context(session), details: MCPCallRefusedDetails(call: identity(c), reason: reason, message: message))
         case .requestRefused(let method, let id, let reason, let message):
-            e = AuditEvent(
-                tool: tool, type: .permissionDenied, context: context(session),
-                details: .object([
-                    "mcp": .string(method), "session": .string(session), "jsonrpcID": .string(id), "reason": .string(reason), "message": .string(message),
-                    "denial": .string("mcp"),
-                ]))
+            e = AuditEvent(tool: tool, context: context(session), details: MCPRequestRefusedDetails(method: method, session: session, jsonrpcID: id, reason: reason, message: message))
         case .violation(let direction, let message, let offset, let streamOffset):
             e = AuditEvent(
-                tool: tool, type: .securityViolation, context: context(session),
-                details: .object([
-                    "mcp": .string("framing"), "direction": .string(direction), "side": .string(direction == MCPRelay.fromServerSide ? "server" : "client"),
-                    "message": .string(message), "offset": .integer(Int64(offset)), "streamOffset": .integer(Int64(streamOffset)), "session": .string(session),
-                ]))
+                tool: tool, context: context(session), details: MCPFramingViolationDetails(origin: origin(direction), message: message, offset: offset, streamOffset: streamOffset))
         case .notJSON(let direction, let message, let sample, let streamOffset):
             // Once per session and side: the line was dropped, never forwarded.
-            e = AuditEvent(
-                tool: tool, type: .permissionDenied, context: context(session),
-                details: .object([
-                    "mcp": .string("framing"), "direction": .string(direction), "side": .string(direction == MCPRelay.fromServerSide ? "server" : "client"),
-                    "reason": .string("not_json"), "message": .string("a line that is not a JSON-RPC message was dropped (\(message)); later ones are counted, not recorded"),
-                    "sample": .string(sample), "streamOffset": .integer(Int64(streamOffset)), "session": .string(session), "denial": .string("mcp"),
-                ]))
+            e = AuditEvent(tool: tool, context: context(session), details: MCPNotJSONDetails(origin: origin(direction), message: message, sample: sample, streamOffset: streamOffset))
         }
         // Appended off the relay's threads, in order: a call never waits on SQLite.
         queue.async { [self] in
@@ -91,12 +71,11 @@ package final class MCPCallAudit: Sendable {
     /// Waits until every event recorded so far is in the audit log.
     package func flush() { queue.sync {} }
 
-    private func details(_ c: MCPRelay.Call, _ extra: [String: JSONValue]) -> JSONValue {
-        var d: [String: JSONValue] = [
-            "mcp": .string("tools/call"), "session": .string(session), "call": .integer(Int64(c.sequence)), "jsonrpcID": .string(c.id),
-            "name": .string(c.tool), "argumentsDigest": .string(c.argumentsDigest),
-        ]
-        for (k, v) in extra { d[k] = v }
-        return .object(d)
+    private func identity(_ c: MCPRelay.Call) -> MCPCallIdentity {
+        MCPCallIdentity(session: session, call: c.sequence, jsonrpcID: c.id, name: c.tool, argumentsDigest: c.argumentsDigest, filters: c.filters)
+    }
+
+    private func origin(_ direction: String) -> MCPLineOrigin {
+        MCPLineOrigin(direction: direction, side: direction == MCPRelay.fromServerSide ? "server" : "client", session: session)
     }
 }

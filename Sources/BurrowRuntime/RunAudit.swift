@@ -57,38 +57,24 @@ final class InvocationTrail: Sendable {
         self.secrets = plan.environment.filter { $0.source == .caller }.map(\.value)
     }
 
-    private func event(_ type: AuditEventType, _ details: JSONValue) -> AuditEvent {
-        AuditEvent(tool: plan.tool.id, type: type, context: context, details: details)
+    private func event(_ details: some AuditDetails) -> AuditEvent {
+        AuditEvent(tool: plan.tool.id, context: context, details: details)
     }
 
     /// Writes ToolInvoked. A log that cannot take it stops the run before it starts.
     func invoked() throws(RunError) {
         let l = plan.limits
-        // Built by hand, not through JSONEncoder: this is on the spawn path,
-        // and Codable's first use costs milliseconds of conformance lookups.
-        let details: JSONValue = .object([
-            "argv": .strings(plan.command.argv),
-            "executable": .string(plan.command.executable),
-            "workingDirectory": .string(plan.command.workingDirectory),
-            // Names only, with where each value came from: values never reach the log.
-            "environment": .strings(plan.environment.map { "\($0.name) (\($0.source.rawValue))" }),
-            "profileFiles": .strings(plan.profileFiles),
-            "sandboxID": .integer(Int64(plan.identity.uid)),
-            "namespaces": .strings(plan.namespaces.map(\.kind.rawValue)),
-            "cgroupVersion": .integer(Int64(plan.cgroup.version)),
-            "seccompInstructions": .integer(Int64(plan.seccomp.instructions)),
-            "landlockABI": plan.landlock.abi.map { .integer(Int64($0)) } ?? .null,
-            "network": .string(plan.network.access.rawValue),
-            "exposureScore": .number(plan.exposure.score),
-            "limits": .object([
-                "maxCpuTime": .integer(Int64(l.maxCpuTime.milliseconds)), "maxMemory": .integer(Int64(l.maxMemory.bytes)),
-                "maxFileSize": .integer(Int64(l.maxFileSize.bytes)), "maxOpenFiles": .integer(Int64(l.maxOpenFiles)),
-                "maxExecutionTime": .integer(Int64(l.maxExecutionTime.milliseconds)), "maxProcesses": .integer(Int64(l.maxProcesses)),
-                "scratchSize": .integer(Int64(l.scratchSize.bytes)), "cpuQuotaPercent": .integer(Int64(l.cpuQuotaPercent)),
-            ]),
-        ])
+        let details = InvocationDetails(
+            argv: plan.command.argv, executable: plan.command.executable, workingDirectory: plan.command.workingDirectory,
+            environment: plan.environment.map { "\($0.name) (\($0.source.rawValue))" }, profileFiles: plan.profileFiles, sandboxID: plan.identity.uid,
+            namespaces: plan.namespaces.map(\.kind.rawValue), cgroupVersion: Int(plan.cgroup.version), seccompInstructions: Int(plan.seccomp.instructions),
+            landlockABI: plan.landlock.abi.map { Int($0) }, network: plan.network.access.rawValue, exposureScore: plan.exposure.score,
+            limits: .init(
+                maxCpuTimeMilliseconds: l.maxCpuTime.milliseconds, maxMemoryBytes: l.maxMemory.bytes, maxFileSizeBytes: l.maxFileSize.bytes,
+                maxOpenFiles: UInt64(l.maxOpenFiles), maxExecutionTimeMilliseconds: l.maxExecutionTime.milliseconds, maxProcesses: UInt64(l.maxProcesses),
+                scratchSizeBytes: l.scratchSize.bytes, cpuQuotaPercent: UInt64(l.cpuQuotaPercent)))
         do {
-            try audit.store.append([event(.toolInvoked, details)], secrets: secrets)
+            try audit.store.append([event(details)], secrets: secrets)
         } catch {
             throw .preparation("refusing to run: cannot record ToolInvoked in the audit log: \(error)")
         }
@@ -97,7 +83,7 @@ final class InvocationTrail: Sendable {
     /// A refused system call, written as it happens.
     func violation(_ v: RunRecord.Violation) {
         do {
-            try audit.store.append([event(.securityViolation, v.json)], secrets: secrets)
+            try audit.store.append([event(v.details)], secrets: secrets)
         } catch {
             problems.add("audit: SecurityViolation \(v.syscall) not recorded: \(error)")
         }
@@ -107,34 +93,19 @@ final class InvocationTrail: Sendable {
     /// allowed one as NetworkConnection, a refused one as PermissionDenied
     /// (whose bursts feed the AnomalousActivity rule).
     func network(_ r: EgressRecord, during: [String]? = nil) {
-        var details: [String: JSONValue] = [
-            "connection": .integer(Int64(r.connection)), "protocol": .string(r.protocolName), "requested": .string(r.requested),
-            "host": r.host.map { .string($0) } ?? .null, "port": .optional(r.port), "address": r.address.map { .string($0) } ?? .null,
-            "bytesOut": .integer(Int64(clamping: r.bytesOut)), "bytesIn": .integer(Int64(clamping: r.bytesIn)),
-            "milliseconds": .integer(Int64(clamping: r.milliseconds)),
-        ]
-        let type: AuditEventType
+        let outcome: ConnectionDetails.Outcome
         switch r.outcome {
-        case .closed(let reason):
-            type = .networkConnection
-            details["outcome"] = .string("allowed")
-            details["ended"] = .string(reason)
-        case .failed(let why):
-            type = .networkConnection
-            details["outcome"] = .string("failed")
-            details["error"] = .string(why)
-        case .refused(let refusal):
-            type = .permissionDenied
-            details["outcome"] = .string("refused")
-            details["reason"] = .string(refusal.code)
-            details["message"] = .string(refusal.description)
-            details["denial"] = .string("network")
+        case .closed(let reason): outcome = .allowed(ended: reason)
+        case .failed(let why): outcome = .failed(error: why)
+        case .refused(let refusal): outcome = .refused(reason: refusal.code, message: refusal.description)
         }
-        if let during, !during.isEmpty { details["during"] = .strings(during) }
+        let details = ConnectionDetails(
+            connection: UInt64(r.connection), protocolName: r.protocolName, requested: r.requested, host: r.host, port: r.port, address: r.address,
+            bytesOut: UInt64(clamping: r.bytesOut), bytesIn: UInt64(clamping: r.bytesIn), milliseconds: UInt64(clamping: r.milliseconds), outcome: outcome, during: during)
         do {
-            try audit.store.append([event(type, .object(details))], secrets: secrets)
+            try audit.store.append([event(details)], secrets: secrets)
         } catch {
-            problems.add("audit: \(type.rawValue) for connection \(r.connection) not recorded: \(error)")
+            problems.add("audit: \(details.eventType.rawValue) for connection \(r.connection) not recorded: \(error)")
         }
     }
 
@@ -142,36 +113,24 @@ final class InvocationTrail: Sendable {
     /// `lost` when the log could not take them (see `PendingOutcome`).
     func finished(_ record: RunRecord) -> (problems: [String], lost: Bool) {
         var events: [AuditEvent] = []
-        for limit in record.limits { events.append(event(.resourceLimitExceeded, limit.json)) }
+        for limit in record.limits { events.append(event(limit.details)) }
         let wall = record.usage.wallMilliseconds
         if let threshold = audit.durationThresholdMilliseconds, wall > threshold {
-            events.append(
-                event(.performanceThreshold, .object(["metric": .string("duration"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(wall))])))
+            events.append(event(ThresholdDetails(metric: "duration", threshold: threshold, observed: wall)))
         }
         if let threshold = audit.cpuThresholdMilliseconds, let cpu = record.usage.cpuMicroseconds.map({ $0 / 1000 }), cpu > threshold {
-            events.append(
-                event(.performanceThreshold, .object(["metric": .string("cpu"), "unit": .string("milliseconds"), "threshold": .integer(Int64(threshold)), "observed": .integer(Int64(cpu))])))
+            events.append(event(ThresholdDetails(metric: "cpu", threshold: threshold, observed: cpu)))
         }
         let reason: String? =
             record.stopped != nil ? "stopped" : !record.limits.isEmpty ? "limit_exceeded" : record.exit.signal != nil ? "signal" : record.exit.code != 0 ? "exit_status" : nil
-        let e = record.exit
-        let u = record.usage
-        var details: [String: JSONValue] = [
-            "exit": .object(["code": .optional(e.code), "signal": .optional(e.signal), "coreDumped": .bool(e.coreDumped), "status": .integer(Int64(e.status))]),
-            "spawnMicroseconds": .integer(Int64(record.durations.spawnMicroseconds)),
-            "usage": .object([
-                "cpuMicroseconds": .optional(u.cpuMicroseconds), "peakMemoryBytes": .optional(u.peakMemoryBytes),
-                "peakProcesses": .optional(u.peakProcesses), "wallMilliseconds": .integer(Int64(u.wallMilliseconds)),
-            ]),
-            // Refused calls, all kinds together.
-            "violations": .integer(Int64(record.violations.reduce(0) { $0 + $1.count })),
-            "limits": .strings(record.limits.map(\.resource)),
-            "unenforced": .strings(record.controls.filter { !$0.enforced }.map(\.control)),
-            "notes": .strings(record.notes),
-        ]
-        if let reason { details["reason"] = .string(reason) }
-        if let stopped = record.stopped { details["message"] = .string(stopped) }
-        events.append(event(reason == nil ? .toolCompleted : .toolFailed, .object(details)))
+        let (e, u) = (record.exit, record.usage)
+        events.append(
+            event(
+                OutcomeDetails(
+                    exitCode: e.code, signal: e.signal, coreDumped: e.coreDumped, status: e.status, spawnMicroseconds: record.durations.spawnMicroseconds,
+                    cpuMicroseconds: u.cpuMicroseconds, peakMemoryBytes: u.peakMemoryBytes, peakProcesses: u.peakProcesses, wallMilliseconds: u.wallMilliseconds,
+                    violations: record.violations.reduce(0) { $0 + $1.count }, limits: record.limits.map(\.resource),
+                    unenforced: record.controls.filter { !$0.enforced }.map(\.control), notes: record.notes, reason: reason, message: record.stopped)))
         let lost = !close(events, what: "the outcome")
         return (problems.all, lost)
     }
@@ -193,13 +152,14 @@ final class InvocationTrail: Sendable {
 
     /// The terminal event of a run that failed before or while starting.
     func failed(_ error: RunError) {
-        var details: [String: JSONValue] = ["message": .string(error.description)]
-        if case .spawn(let stage, let errno, _) = error {
-            details["stage"] = .string(stage.summary)
-            details["errno"] = .string(errnoName(errno.rawValue))
+        var stage: String?
+        var errno: String?
+        if case .spawn(let failed, let number, _) = error {
+            stage = failed.summary
+            errno = errnoName(number.rawValue)
         }
-        details["reason"] = .string(error.reason)
-        _ = close([event(.toolFailed, .object(details))], what: "the failure")
+        let details = StartFailureDetails(reason: error.reason, message: error.description, stage: stage, errno: errno)
+        _ = close([event(details)], what: "the failure")
     }
 }
 
@@ -223,12 +183,7 @@ extension InvocationTrail {
             defer { lease.end() }
             // Its outcome is known (the log could not take it then): recorded now, as it was.
             if var late = PendingOutcome.load(o.invocationID), !late.isEmpty {
-                for i in late.indices {
-                    if case .object(var d) = late[i].details {
-                        d["recordedLate"] = .bool(true)
-                        late[i].details = .object(d)
-                    }
-                }
+                for i in late.indices { late[i].markRecordedLate() }
                 do {
                     _ = try store.appendIfOpen(late)
                     PendingOutcome.remove(o.invocationID)
@@ -239,18 +194,12 @@ extension InvocationTrail {
                 continue
             }
             let sweep = swept.first { $0.invocationID == o.invocationID }
-            var details: [String: JSONValue] = [
-                "reason": .string("supervisor_lost"),
-                "message": .string("the supervisor ended without recording an outcome (killed, crashed, or the host restarted)"),
-                "cgroupSwept": .bool(sweep != nil),
-            ]
-            if let problem = sweep?.problem { details["sweepProblem"] = .string(problem) }
-            if let at = o.invokedAt { details["invokedAt"] = .string(AuditClock.format(at)) }
+            let details = SupervisorLostDetails(cgroupSwept: sweep != nil, sweepProblem: sweep?.problem, invokedAt: o.invokedAt.map { AuditClock.format($0) })
             let event = AuditEvent(
-                tool: o.tool, type: .toolFailed,
+                tool: o.tool,
                 context: SecurityContext(
                     principal: o.principal ?? "unknown", uid: o.uid, invocationID: o.invocationID, profileDigest: o.profileDigest, sandboxLevel: o.sandboxLevel, host: host),
-                details: .object(details))
+                details: details)
             do {
                 if try store.appendIfOpen(event) != nil { closed.append(o.invocationID) }
             } catch {
@@ -262,28 +211,15 @@ extension InvocationTrail {
 }
 
 extension RunRecord.Violation {
-    var json: JSONValue {
-        var d: [String: JSONValue] = ["syscall": .string(syscall), "errno": .string(errno), "count": .integer(Int64(count)), "reason": .string(reason)]
-        if let during { d["during"] = .strings(during) }
-        return .object(d)
-    }
+    var details: SyscallViolationDetails { SyscallViolationDetails(syscall: syscall, errno: errno, count: count, reason: reason, during: during) }
 }
 
 extension RunRecord.LimitEvent {
-    var json: JSONValue {
-        var d: [String: JSONValue] = [
-            "resource": .string(resource), "limit": .string(limit), "observed": .string(observed), "unit": .string(unit),
-            "limitValue": .integer(Int64(clamping: limitValue)), "observedValue": .optional(observedValue), "invocationID": .string(invocationID),
-        ]
-        if let during { d["during"] = .strings(during) }
-        return .object(d)
+    var details: LimitExceededDetails {
+        LimitExceededDetails(
+            resource: resource, limit: limit, observed: observed, unit: unit, limitValue: limitValue, observedValue: observedValue,
+            invocationID: invocationID, during: during)
     }
-}
-
-extension JSONValue {
-    static func strings(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
-
-    static func optional(_ n: (some BinaryInteger)?) -> JSONValue { n.map { .integer(Int64(clamping: $0)) } ?? .null }
 }
 
 /// Notes gathered from the supervisor thread and read at the end.

@@ -43,6 +43,10 @@ package enum Runner {
         /// A sandbox built ahead for this invocation (its id, a plan it fits),
         /// released with the plan's argv and environment instead of a launch.
         package var warm: WarmSandbox?
+        /// Called once the sandbox is gone, before its terminal events are
+        /// written: what reports on the run (the MCP relay's calls) records
+        /// its last events first, so the invocation's outcome comes last.
+        package var beforeOutcome: (@Sendable () -> Void)?
         /// Sweep left-behind invocation cgroups before this run (`burrow run`
         /// always does; burrowd sweeps at start and then at most every few
         /// seconds, not on every invocation).
@@ -91,9 +95,14 @@ package enum Runner {
         do {
             record = try execute(plan, invocationID: invocationID, options: options, trail: trail, stdio: &stdio)
         } catch {
+            // What the tool's stdio is served by sees its end before it reports.
+            for fd in stdio { try? fd.close() }
+            stdio = []
+            options.beforeOutcome?()
             trail.failed(error)
             throw error
         }
+        options.beforeOutcome?()
         let (problems, lost) = trail.finished(record)
         record.auditProblems += problems
         record.auditLost = lost

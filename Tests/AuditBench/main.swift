@@ -15,16 +15,24 @@ func now() -> UInt64 {
 
 /// A ToolInvoked as `burrow run` writes it (argv, environment names, limits).
 func realisticEvent(_ i: Int, writer: Int) -> AuditEvent {
-    AuditEvent(
-        tool: "mcp-server-git", type: i % 2 == 0 ? .toolInvoked : .toolCompleted,
-        context: SecurityContext(
-            principal: "root", uid: 0, invocationID: "bench-\(writer)-\(i / 2)", profileDigest: "sha256:" + String(repeating: "ab", count: 32), sandboxLevel: "container", host: "bench"),
-        details: .object([
-            "argv": .array(["python3", "-m", "mcp_server_git", "--repository", "/srv/burrow/repo"].map { .string($0) }),
-            "environment": .array(["PATH (burrow)", "HOME (burrow)", "LANG (burrow)"].map { .string($0) }),
-            "executable": .string("/usr/bin/python3.11"), "sandboxID": .integer(524_300), "cgroupVersion": .integer(2),
-            "limits": .object(["maxMemory": .integer(536_870_912), "maxProcesses": .integer(64), "maxCpuTime": .integer(60000)]),
-        ]))
+    let context = SecurityContext(
+        principal: "root", uid: 0, invocationID: "bench-\(writer)-\(i / 2)", profileDigest: "sha256:" + String(repeating: "ab", count: 32), sandboxLevel: "container",
+        host: "bench")
+    guard i % 2 == 0 else {
+        let outcome = OutcomeDetails(
+            exitCode: 0, signal: nil, coreDumped: false, status: 0, spawnMicroseconds: 2_900, cpuMicroseconds: 41_000, peakMemoryBytes: 24 << 20, peakProcesses: 1,
+            wallMilliseconds: 180, violations: 0, limits: [], unenforced: [], notes: [], reason: nil, message: nil)
+        return AuditEvent(tool: "mcp-server-git", context: context, details: outcome)
+    }
+    let invoked = InvocationDetails(
+        argv: ["python3", "-m", "mcp_server_git", "--repository", "/srv/burrow/repo"], executable: "/usr/bin/python3.11", workingDirectory: "/tmp",
+        environment: ["PATH (burrow)", "HOME (burrow)", "LANG (burrow)"], profileFiles: ["/etc/burrow/profiles/mcp-server-git.toml"], sandboxID: 524_300,
+        namespaces: ["user", "pid", "mount", "ipc", "uts", "cgroup", "network"], cgroupVersion: 2, seccompInstructions: 180, landlockABI: 7, network: "none",
+        exposureScore: 2.1,
+        limits: .init(
+            maxCpuTimeMilliseconds: 60_000, maxMemoryBytes: 536_870_912, maxFileSizeBytes: 64 << 20, maxOpenFiles: 256, maxExecutionTimeMilliseconds: 300_000,
+            maxProcesses: 64, scratchSizeBytes: 64 << 20, cpuQuotaPercent: 100))
+    return AuditEvent(tool: "mcp-server-git", context: context, details: invoked)
 }
 
 final class Collected: @unchecked Sendable {

@@ -1,6 +1,7 @@
-import BurrowAudit
 import Foundation
 import Testing
+
+@testable import BurrowAudit
 
 @Suite("Audit store under load and hostile input")
 struct AuditConcurrencyTests {

@@ -1,6 +1,7 @@
-import BurrowAudit
 import Foundation
 import Testing
+
+@testable import BurrowAudit
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,4 @@
 import BurrowAPI
-import BurrowAudit
 import BurrowDaemon
 import BurrowInvocation
 import BurrowProfile
@@ -12,6 +11,8 @@ import Logging
 import NIOEmbedded
 import SystemPackage
 import Testing
+
+@testable import BurrowAudit
 
 #if canImport(Glibc)
     import Glibc

@@ -1,7 +1,8 @@
-import BurrowAudit
 import BurrowTestSupport
 import Foundation
 import Testing
+
+@testable import BurrowAudit
 
 #if canImport(Glibc)
     import Glibc
