@@ -62,8 +62,11 @@ let package = Package(
             name: "BurrowPolicy",
             dependencies: ["BurrowProfile", "BurrowSystem", "CSeccomp", "CCap"],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowAudit", dependencies: ["BurrowJSON", "BurrowSystem", "CSQLite", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowHost", dependencies: ["BurrowAudit", "BurrowProfile", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
+        // The only importers of libsqlite3 and libcrypto.
+        .target(name: "BurrowSQLite", dependencies: ["CSQLite"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowCrypto", dependencies: ["CCrypto"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAudit", dependencies: ["BurrowCrypto", "BurrowJSON", "BurrowSQLite", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowHost", dependencies: ["BurrowAudit", "BurrowCrypto", "BurrowProfile", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCgroup",
             dependencies: ["BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
@@ -72,7 +75,9 @@ let package = Package(
             name: "BurrowEgress",
             dependencies: ["BurrowPolicy", "BurrowProfile", "BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowMCP", dependencies: ["BurrowAudit", "BurrowJSON", "BurrowPolicy", "BurrowProfile", "BurrowSystem", "CCrypto"], exclude: ["README.md"], swiftSettings: strict),
+        .target(
+            name: "BurrowMCP", dependencies: ["BurrowAudit", "BurrowCrypto", "BurrowJSON", "BurrowPolicy", "BurrowProfile", "BurrowSystem"], exclude: ["README.md"],
+            swiftSettings: strict),
         .target(
             name: "BurrowRuntime",
             dependencies: [
@@ -92,8 +97,8 @@ let package = Package(
         .target(
             name: "BurrowDaemon",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSQLite",
+                "BurrowSystem", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -106,8 +111,8 @@ let package = Package(
         .target(
             name: "BurrowCLI",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSQLite",
+                "BurrowSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .executableTarget(name: "burrow", dependencies: ["BurrowCLI"], swiftSettings: strict),
@@ -124,7 +129,7 @@ let package = Package(
         .executableTarget(
             name: "burrow-fuzz", dependencies: ["BurrowAPI", "BurrowAudit", "BurrowEgress", "BurrowJSON", "BurrowMCP", "BurrowProfile"], path: "Tests/Fuzz",
             exclude: ["Corpus"], swiftSettings: strict),
-        .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit"], path: "Tests/AuditBench", swiftSettings: strict),
+        .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit", "BurrowSQLite"], path: "Tests/AuditBench", swiftSettings: strict),
         .target(
             name: "BurrowTestSupport", dependencies: ["BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
             swiftSettings: strict),
@@ -139,7 +144,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BurrowRuntimeTests",
-            dependencies: ["BurrowAudit", "BurrowRuntime", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "BurrowAudit", "BurrowCrypto", "BurrowRuntime", "BurrowSQLite", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowEgressTests",
@@ -153,7 +160,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowTestSupport"],
+            name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowSQLite", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowDaemonTests",

@@ -1,4 +1,4 @@
-import CCrypto
+import BurrowCrypto
 
 /// The hash chain: `hash(n) = SHA-256(hash(n-1) ‖ encoding(n))`, starting
 /// from 32 zero bytes (or a pruning checkpoint's hash). Any edited,
@@ -6,37 +6,9 @@ import CCrypto
 package enum AuditChain {
     package static let genesis = [UInt8](repeating: 0, count: 32)
 
-    /// libcrypto set up without reading openssl.cnf: a digest needs no
-    /// configuration, and parsing it cost most of a millisecond per process.
-    private static let initialized: Bool = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG), nil) == 1
+    static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] { SHA256.hash(bytes) }
 
-    /// SHA-256 of `bytes` (OpenSSL libcrypto).
-    package static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
-        precondition(initialized, "OPENSSL_init_crypto failed")
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        let ok =
-            bytes.withContiguousStorageIfAvailable { input in
-                out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
-            }
-            ?? Array(bytes).withUnsafeBufferPointer { input in
-                out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
-            }
-        // Only an allocation failure inside libcrypto can fail a one-shot SHA-256.
-        precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
-        return out
-    }
-
-    package static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 
     /// A row's fields as stored: exactly what the hash covers.
     struct Row {

@@ -1,3 +1,5 @@
+package import BurrowSQLite
+
 /// Why the audit store could not do what was asked.
 package enum AuditError: Error, Sendable, Equatable, CustomStringConvertible {
     /// SQLite failed (open, read, write, commit).
@@ -17,5 +19,14 @@ package enum AuditError: Error, Sendable, Equatable, CustomStringConvertible {
         case .file(let m): return "audit database: \(m)"
         case .missing(let path): return "no audit database at \(path) (nothing has been recorded there yet; see --audit-db)"
         }
+    }
+}
+
+/// The audit store's SQLite connection: its failures are `AuditError.database`.
+package typealias AuditDatabase = SQLiteConnection<AuditError>
+
+extension SQLiteConnection where Failure == AuditError {
+    package convenience init(path: String, mode: Mode) throws(AuditError) {
+        try self.init(path: path, mode: mode, failure: AuditError.database)
     }
 }

@@ -1,3 +1,5 @@
+import BurrowSQLite
+
 /// The store's schema, one migration per version (`PRAGMA user_version`).
 /// Migrations only ever append: a released one is never edited.
 enum AuditSchema {
@@ -42,7 +44,7 @@ enum AuditSchema {
     static var version: Int { migrations.count }
 
     /// Brings a read-write connection up to `version`, in one transaction per step.
-    static func migrate(_ db: SQLiteConnection) throws(AuditError) {
+    static func migrate(_ db: AuditDatabase) throws(AuditError) {
         let found = Int(try db.pragma("user_version") ?? "0") ?? 0
         guard found <= version else { throw .newerSchema(found: found, supported: version) }
         guard found < version else { return }
@@ -59,7 +61,7 @@ enum AuditSchema {
     }
 
     /// A read-only connection can only read the current schema.
-    static func check(_ db: SQLiteConnection) throws(AuditError) {
+    static func check(_ db: AuditDatabase) throws(AuditError) {
         let found = Int(try db.pragma("user_version") ?? "0") ?? 0
         guard found <= version else { throw .newerSchema(found: found, supported: version) }
         guard found == version else {

@@ -1,3 +1,5 @@
+import BurrowSQLite
+
 /// Which events `burrow audit` (and the daemon's audit endpoint) return.
 package struct AuditQuery: Sendable, Equatable {
     package var tool: String?
@@ -73,7 +75,7 @@ extension AuditStore {
         try withReader { db throws(AuditError) in try head(db).sequence }
     }
 
-    static func event(_ stmt: SQLiteConnection.Statement) -> AuditEvent {
+    static func event(_ stmt: AuditDatabase.Statement) -> AuditEvent {
         let detailsText = stmt.text(10) ?? ""
         // Details that do not parse were not written by Burrow: shown as text.
         let details = (try? JSONValue(parsing: detailsText)) ?? .object(["unparsed": .string(detailsText)])

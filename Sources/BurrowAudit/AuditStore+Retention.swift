@@ -1,3 +1,5 @@
+import BurrowSQLite
+
 /// What `burrow audit prune` removed.
 package struct AuditPruning: Sendable, Equatable, Codable {
     /// Events deleted (0 when nothing was old enough).

@@ -1,3 +1,5 @@
+import BurrowSQLite
+
 /// What `burrow audit verify` found.
 package struct AuditVerification: Sendable, Equatable, Codable {
     package struct Problem: Sendable, Equatable, Codable {

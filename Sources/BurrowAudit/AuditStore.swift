@@ -1,3 +1,4 @@
+import BurrowSQLite
 import BurrowSystem
 import Synchronization
 
@@ -54,10 +55,10 @@ package final class AuditStore: @unchecked Sendable {
     package let configuration: Configuration
     package let access: Access
     /// Used by the commit leader only (or inside `commits.exclusive`).
-    private let writer: SQLiteConnection?
-    var writerConnection: SQLiteConnection? { writer }
+    private let writer: AuditDatabase?
+    var writerConnection: AuditDatabase? { writer }
     /// Queries, one at a time.
-    private let reader: Mutex<SQLiteConnection?>
+    private let reader: Mutex<AuditDatabase?>
     private let commits = GroupCommit()
 
     package var path: String { configuration.path }
@@ -78,7 +79,7 @@ package final class AuditStore: @unchecked Sendable {
             guard setup >= 0 else { throw .file("cannot open \(directory): \(String(cString: strerror(errno)))") }
             defer { _ = Glibc.close(setup) }
             while flock(setup, LOCK_EX) != 0 && errno == EINTR {}
-            let db = try SQLiteConnection(path: configuration.path, mode: .readWrite)
+            let db = try AuditDatabase(path: configuration.path, mode: .readWrite)
             // WAL: readers never block the writer; FULL: each commit fsyncs the WAL.
             guard try db.pragma("journal_mode = WAL")?.lowercased() == "wal" else {
                 throw .database("\(configuration.path): cannot switch to WAL journaling")
@@ -98,7 +99,7 @@ package final class AuditStore: @unchecked Sendable {
         case .read:
             var st = stat()
             guard lstat(configuration.path, &st) == 0 else { throw .missing(configuration.path) }
-            let db = try SQLiteConnection(path: configuration.path, mode: .readOnly)
+            let db = try AuditDatabase(path: configuration.path, mode: .readOnly)
             try AuditSchema.check(db)
             writer = nil
             reader = Mutex(db)
@@ -170,7 +171,7 @@ package final class AuditStore: @unchecked Sendable {
     }
 
     /// Runs `body` on the query connection (the writer's, in write mode, between commits).
-    func withReader<T>(_ body: (SQLiteConnection) throws(AuditError) -> T) throws(AuditError) -> T {
+    func withReader<T>(_ body: (AuditDatabase) throws(AuditError) -> T) throws(AuditError) -> T {
         if let writer {
             return try commits.exclusive { () throws(AuditError) -> T in try body(writer) }
         }
@@ -182,7 +183,7 @@ package final class AuditStore: @unchecked Sendable {
 
     // MARK: - Commit
 
-    private func commit(_ batch: [GroupCommit.Item], on db: SQLiteConnection) -> Result<[[AuditEvent]], AuditError> {
+    private func commit(_ batch: [GroupCommit.Item], on db: AuditDatabase) -> Result<[[AuditEvent]], AuditError> {
         do {
             return .success(
                 try db.transaction { () throws(AuditError) -> [[AuditEvent]] in
@@ -203,7 +204,7 @@ package final class AuditStore: @unchecked Sendable {
     typealias Head = (sequence: Int64, hash: [UInt8])
 
     /// The last row of the chain: the newest event, else the newest checkpoint's cut, else genesis.
-    func head(_ db: SQLiteConnection) throws(AuditError) -> Head {
+    func head(_ db: AuditDatabase) throws(AuditError) -> Head {
         // Reset after reading: a statement left on a row keeps its read
         // snapshot, and a reader would never see another commit.
         let last = try db.cached("SELECT sequence, hash FROM events ORDER BY sequence DESC LIMIT 1")
@@ -216,7 +217,7 @@ package final class AuditStore: @unchecked Sendable {
     }
 
     /// Inserts one event (and the AnomalousActivity it may trigger) after `head`.
-    private func insert(_ event: AuditEvent, secrets: [String], on db: SQLiteConnection, head: inout Head) throws(AuditError) -> [AuditEvent] {
+    private func insert(_ event: AuditEvent, secrets: [String], on db: AuditDatabase, head: inout Head) throws(AuditError) -> [AuditEvent] {
         var e = event
         e.details = configuration.redactor.redact(event.details, secrets: secrets)
         guard case .object = e.details else { throw .database("event details must be a JSON object") }
@@ -270,7 +271,7 @@ package final class AuditStore: @unchecked Sendable {
     /// The AnomalousActivity `event` triggers: the first violation or denial
     /// beyond the threshold within the window, once per window and tool (an
     /// aggregated denial counts as the refusals it stands for).
-    private func anomalyFollowing(_ event: AuditEvent, on db: SQLiteConnection) throws(AuditError) -> AuditEvent? {
+    private func anomalyFollowing(_ event: AuditEvent, on db: AuditDatabase) throws(AuditError) -> AuditEvent? {
         guard let rule = configuration.anomaly, event.type == .securityViolation || event.type == .permissionDenied else { return nil }
         let since = event.time - rule.windowMicroseconds
         // An aggregated PermissionDenied stands for the `repeated` refusals it counts.

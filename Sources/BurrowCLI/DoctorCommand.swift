@@ -1,5 +1,6 @@
 import ArgumentParser
 import BurrowAudit
+import BurrowSQLite
 import BurrowSystem
 import FoundationEssentials
 

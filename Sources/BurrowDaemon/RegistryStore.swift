@@ -1,5 +1,6 @@
 package import BurrowAPI
 import BurrowAudit
+import BurrowSQLite
 import BurrowSystem
 import FoundationEssentials
 import Synchronization
@@ -14,7 +15,7 @@ import Synchronization
 /// full-text search (FTS5).
 package final class RegistryStore: Sendable {
     package let path: String
-    private let connection: Mutex<SQLiteConnection>
+    private let connection: Mutex<SQLiteConnection<SQLiteError>>
 
     static let schemaVersion = 1
 
@@ -32,19 +33,19 @@ package final class RegistryStore: Sendable {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw Failure(description: "cannot open \(path): \(errnoName(errno))") }
         close(fd)
-        let db: SQLiteConnection
+        let db: SQLiteConnection<SQLiteError>
         do {
-            db = try SQLiteConnection(path: path, mode: .readWrite)
+            db = try SQLiteConnection<SQLiteError>(path: path, mode: .readWrite)
             // Results are rewritten on every invocation and need not survive a
             // power loss: NORMAL (no fsync per commit in WAL mode). Changes to
             // registrations are made durable one by one (`durably`).
             try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
             let version = Int(try db.pragma("user_version") ?? "0") ?? 0
             guard version <= Self.schemaVersion else {
-                throw AuditError.database("schema version \(version) is newer than this burrowd knows (\(Self.schemaVersion)); refusing to touch it")
+                throw SQLiteError("schema version \(version) is newer than this burrowd knows (\(Self.schemaVersion)); refusing to touch it")
             }
             if version < 1 {
-                try db.transaction { () throws(AuditError) in
+                try db.transaction { () throws(SQLiteError) in
                     try db.execute(
                         """
                         CREATE TABLE tools(
@@ -69,17 +70,17 @@ package final class RegistryStore: Sendable {
 
     /// A registry change, committed with a full sync: once an admin is told it
     /// is stored, a crash does not undo it.
-    private func durably<T>(_ body: (SQLiteConnection) throws(AuditError) -> T) throws(Failure) -> T {
-        try withDatabase { db throws(AuditError) in
+    private func durably<T>(_ body: (SQLiteConnection<SQLiteError>) throws(SQLiteError) -> T) throws(Failure) -> T {
+        try withDatabase { db throws(SQLiteError) in
             try db.execute("PRAGMA synchronous=FULL")
             defer { try? db.execute("PRAGMA synchronous=NORMAL") }
             return try body(db)
         }
     }
 
-    private func withDatabase<T>(_ body: (SQLiteConnection) throws(AuditError) -> T) throws(Failure) -> T {
+    private func withDatabase<T>(_ body: (SQLiteConnection<SQLiteError>) throws(SQLiteError) -> T) throws(Failure) -> T {
         do {
-            return try connection.withLock { db throws(AuditError) in try body(db) }
+            return try connection.withLock { db throws(SQLiteError) in try body(db) }
         } catch {
             throw Failure(description: "the registry \(path): \(error)")
         }
@@ -94,8 +95,8 @@ package final class RegistryStore: Sendable {
         let registration = try encode(record.registration)
         let validation = try encode(record.validation)
         let r = record.registration
-        return try durably { db throws(AuditError) in
-            try db.transaction { () throws(AuditError) -> WriteOutcome in
+        return try durably { db throws(SQLiteError) in
+            try db.transaction { () throws(SQLiteError) -> WriteOutcome in
                 let find = try db.cached("SELECT rowid, registered_at FROM tools WHERE id = ?1 AND version = ?2")
                 find.bind(1, r.id)
                 find.bind(2, r.metadata.version)
@@ -123,7 +124,7 @@ package final class RegistryStore: Sendable {
                 upsert.bind(6, existing?.1 ?? record.registeredAt)
                 upsert.bind(7, record.updatedAt)
                 upsert.bind(8, record.registeredBy)
-                guard try upsert.step() else { throw .database("the registration was not stored") }
+                guard try upsert.step() else { throw SQLiteError("the registration was not stored") }
                 let rowid = upsert.int64(0)
                 upsert.reset()
                 let index = try db.cached("INSERT INTO tools_fts(rowid, name, description, categories) VALUES (?1, ?2, ?3, ?4)")
@@ -139,8 +140,8 @@ package final class RegistryStore: Sendable {
 
     /// Removes one version, or every version when `version` is nil; returns the versions removed.
     package func remove(_ id: String, version: String?) throws(Failure) -> [String] {
-        try durably { db throws(AuditError) in
-            try db.transaction { () throws(AuditError) -> [String] in
+        try durably { db throws(SQLiteError) in
+            try db.transaction { () throws(SQLiteError) -> [String] in
                 let select = try db.prepare("SELECT rowid, version FROM tools WHERE id = ?1 AND (?2 IS NULL OR version = ?2)")
                 select.bind(1, id)
                 select.bind(2, version)
@@ -201,7 +202,7 @@ package final class RegistryStore: Sendable {
 
     /// Each category with the number of tools (any version) in it.
     package func categories() throws(Failure) -> [CategoryCount] {
-        try withDatabase { db throws(AuditError) in
+        try withDatabase { db throws(SQLiteError) in
             let stmt = try db.prepare(
                 "SELECT c.value, COUNT(DISTINCT t.id) FROM tools t, json_each(t.registration, '$.metadata.categories') c GROUP BY c.value ORDER BY c.value")
             var out: [CategoryCount] = []
@@ -210,8 +211,8 @@ package final class RegistryStore: Sendable {
         }
     }
 
-    private func records(_ sql: String, bind: (SQLiteConnection.Statement) -> Void) throws(Failure) -> [ToolRecord] {
-        let rows = try withDatabase { db throws(AuditError) in
+    private func records(_ sql: String, bind: (SQLiteConnection<SQLiteError>.Statement) -> Void) throws(Failure) -> [ToolRecord] {
+        let rows = try withDatabase { db throws(SQLiteError) in
             let stmt = try db.prepare(sql)
             bind(stmt)
             var rows: [(String, String, String, String, String)] = []
@@ -248,7 +249,7 @@ package final class RegistryStore: Sendable {
 
     package func saveInvocation(_ result: InvocationResult, principal: String, finished: Bool) throws(Failure) {
         let text = try encode(result)
-        try withDatabase { db throws(AuditError) in
+        try withDatabase { db throws(SQLiteError) in
             let stmt = try db.cached(
                 """
                 INSERT INTO invocations(id, tool, version, principal, state, started_at, finished_at, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -269,7 +270,7 @@ package final class RegistryStore: Sendable {
 
     /// A stored result and the principal who started it.
     package func invocation(_ id: String) throws(Failure) -> (InvocationResult, String)? {
-        let row = try withDatabase { db throws(AuditError) -> (String, String)? in
+        let row = try withDatabase { db throws(SQLiteError) -> (String, String)? in
             let stmt = try db.cached("SELECT result, principal FROM invocations WHERE id = ?1")
             stmt.bind(1, id)
             defer { stmt.reset() }
@@ -285,7 +286,7 @@ package final class RegistryStore: Sendable {
 
     /// Results left `running` by a daemon that is gone become `failed`; returns their ids.
     package func failAbandoned(reason: String) throws(Failure) -> [String] {
-        let rows = try withDatabase { db throws(AuditError) -> [(String, String)] in
+        let rows = try withDatabase { db throws(SQLiteError) -> [(String, String)] in
             let stmt = try db.prepare("SELECT id, result FROM invocations WHERE state = 'running'")
             var rows: [(String, String)] = []
             while try stmt.step() { rows.append((stmt.text(0) ?? "", stmt.text(1) ?? "")) }
@@ -305,7 +306,7 @@ package final class RegistryStore: Sendable {
 
     /// Deletes results finished more than `age` ago.
     package func pruneInvocations(olderThanMicroseconds age: Int64) throws(Failure) {
-        try withDatabase { db throws(AuditError) in
+        try withDatabase { db throws(SQLiteError) in
             let stmt = try db.cached("DELETE FROM invocations WHERE finished_at IS NOT NULL AND finished_at < ?1")
             stmt.bind(1, AuditClock.now() - age)
             try stmt.step()

@@ -1,4 +1,5 @@
 package import BurrowAudit
+import BurrowCrypto
 package import BurrowProfile
 import BurrowSystem
 import Synchronization
@@ -91,6 +92,6 @@ package final class ReadLog: Sendable {
             guard let text = texts.withLock({ $0[file] }) else { return nil }
             bytes += Array("\(text.utf8.count)\n".utf8) + Array(text.utf8)
         }
-        return "sha256:" + AuditChain.hex(AuditChain.sha256(bytes))
+        return SHA256.label(bytes)
     }
 }

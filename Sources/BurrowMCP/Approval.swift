@@ -1,5 +1,4 @@
-import BurrowAudit
-import CCrypto
+import BurrowCrypto
 
 #if canImport(Glibc)
     import Glibc
@@ -52,61 +51,29 @@ package enum Approval {
 
     /// A token approving one call until `expires`.
     package static func sign(privateKeyPEM: [UInt8], server: String, tool: String, argumentsDigest: String, expires: Int64) throws(ApprovalError) -> String {
-        let key = try pemKey(privateKeyPEM, isPrivate: true)
-        defer { EVP_PKEY_free(key) }
         let text = message(server: server, tool: tool, argumentsDigest: argumentsDigest, expires: expires)
-        guard let ctx = EVP_MD_CTX_new() else { throw ApprovalError("out of memory") }
-        defer { EVP_MD_CTX_free(ctx) }
-        var signature = [UInt8](repeating: 0, count: 64)
-        var length = signature.count
-        guard EVP_DigestSignInit(ctx, nil, nil, nil, key) == 1,
-            EVP_DigestSign(ctx, &signature, &length, text, text.count) == 1, length == 64
-        else { throw ApprovalError("signing failed") }
-        return "v1.\(expires).\(AuditChain.hex(signature))"
+        do {
+            return "v1.\(expires).\(Hex.encode(try Ed25519.sign(text, privateKeyPEM: privateKeyPEM)))"
+        } catch {
+            throw ApprovalError(error.description)
+        }
     }
 
     /// Checks `token` for this very call; returns its expiry.
     package static func verify(token: String, publicKeyPEM: [UInt8], server: String, tool: String, argumentsDigest: String, now: Int64) throws(ApprovalError) -> Int64 {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "v1", let expires = Int64(parts[1]), let signature = unhex(parts[2]), signature.count == 64 else {
+        guard parts.count == 3, parts[0] == "v1", let expires = Int64(parts[1]), let signature = Hex.decode(parts[2]), signature.count == 64 else {
             throw ApprovalError("malformed token (expected v1.<expiry>.<128 hex digits>)")
         }
         guard expires > now else { throw ApprovalError("expired \(now - expires) s ago") }
-        let key = try pemKey(publicKeyPEM, isPrivate: false)
-        defer { EVP_PKEY_free(key) }
         let text = message(server: server, tool: tool, argumentsDigest: argumentsDigest, expires: expires)
-        guard let ctx = EVP_MD_CTX_new() else { throw ApprovalError("out of memory") }
-        defer { EVP_MD_CTX_free(ctx) }
-        guard EVP_DigestVerifyInit(ctx, nil, nil, nil, key) == 1, EVP_DigestVerify(ctx, signature, signature.count, text, text.count) == 1 else {
-            throw ApprovalError("the signature does not match this server, tool and arguments")
+        let valid: Bool
+        do {
+            valid = try Ed25519.verify(signature, of: text, publicKeyPEM: publicKeyPEM)
+        } catch {
+            throw ApprovalError(error.description)
         }
+        guard valid else { throw ApprovalError("the signature does not match this server, tool and arguments") }
         return expires
-    }
-
-    private static func pemKey(_ pem: [UInt8], isPrivate: Bool) throws(ApprovalError) -> OpaquePointer {
-        let key: OpaquePointer? = pem.withUnsafeBytes { raw in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
-            defer { BIO_free(bio) }
-            return isPrivate ? PEM_read_bio_PrivateKey(bio, nil, nil, nil) : PEM_read_bio_PUBKEY(bio, nil, nil, nil)
-        }
-        guard let key else { throw ApprovalError("not a PEM \(isPrivate ? "private" : "public") key") }
-        guard EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 else {
-            EVP_PKEY_free(key)
-            throw ApprovalError("the key is not an Ed25519 key (openssl genpkey -algorithm ed25519)")
-        }
-        return key
-    }
-
-    static func unhex(_ text: Substring) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        var i = 0
-        while i < chars.count {
-            guard let hi = Character(Unicode.Scalar(chars[i])).hexDigitValue, let lo = Character(Unicode.Scalar(chars[i + 1])).hexDigitValue else { return nil }
-            out.append(UInt8(hi << 4 | lo))
-            i += 2
-        }
-        return out
     }
 }

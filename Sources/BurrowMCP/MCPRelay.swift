@@ -1,4 +1,4 @@
-import BurrowAudit
+import BurrowCrypto
 package import BurrowJSON
 package import BurrowPolicy
 import BurrowProfile
@@ -676,7 +676,7 @@ package final class MCPRelay: Sendable {
 
     /// `sha256:` of the value's canonical JSON (keys sorted, numbers as written).
     package static func digest(_ value: JSON) -> String {
-        "sha256:" + AuditChain.hex(AuditChain.sha256(Array(value.canonicalText.utf8)))
+        SHA256.label(Array(value.canonicalText.utf8))
     }
 }
 

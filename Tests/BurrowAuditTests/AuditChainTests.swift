@@ -1,13 +1,14 @@
 import BurrowAudit
+import BurrowSQLite
 import Testing
 
 /// A log of `count` events, its path, and a raw connection to tamper with it.
-func tamperableLog(_ count: Int = 6) throws -> (AuditStore, SQLiteConnection) {
+func tamperableLog(_ count: Int = 6) throws -> (AuditStore, AuditDatabase) {
     let path = temporaryDatabase()
     let store = try openStore(path)
     for i in 0..<count { try store.append([event(.securityViolation, details: .object(["i": .integer(Int64(i))]))]) }
     #expect(try store.verify().ok)
-    return (store, try SQLiteConnection(path: path, mode: .readWrite))
+    return (store, try AuditDatabase(path: path, mode: .readWrite))
 }
 
 @Suite("Audit hash chain")
@@ -108,7 +109,7 @@ struct AuditChainTests {
         try store.append([event(.toolInvoked, invocation: "again")])
         #expect(try store.verify().ok && store.events().first?.sequence == 17)
 
-        let raw = try SQLiteConnection(path: path, mode: .readWrite)
+        let raw = try AuditDatabase(path: path, mode: .readWrite)
         try raw.execute("UPDATE checkpoints SET deleted = 1 WHERE id = 1")
         #expect(try store.verify().problem?.kind == .checkpoint)
     }
@@ -119,7 +120,7 @@ struct AuditChainTests {
         let store = try openStore(path)
         for i in 0..<6 { try store.append([event(.toolInvoked, time: Int64(i) * 1_000_000 + 1_000_000_000_000_000)]) }
         _ = try store.prune(olderThan: 1_000_000_000_000_000 + 2_500_000)
-        try SQLiteConnection(path: path, mode: .readWrite).execute("DELETE FROM events WHERE sequence = 4")
+        try AuditDatabase(path: path, mode: .readWrite).execute("DELETE FROM events WHERE sequence = 4")
         #expect(try store.verify().problem == .init(kind: .deleted, sequence: 4, message: "row 4 is missing before row 5: deleted outside retention"))
     }
 }

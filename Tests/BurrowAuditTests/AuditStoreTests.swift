@@ -1,3 +1,4 @@
+import BurrowSQLite
 import Foundation
 import Testing
 
@@ -107,7 +108,7 @@ struct AuditStoreTests {
     func schemaVersions() throws {
         let path = temporaryDatabase()
         _ = try openStore(path)
-        try SQLiteConnection(path: path, mode: .readWrite).execute("PRAGMA user_version = 99")
+        try AuditDatabase(path: path, mode: .readWrite).execute("PRAGMA user_version = 99")
         #expect(throws: AuditError.newerSchema(found: 99, supported: 1)) { try openStore(path) }
         let missing = temporaryDatabase("none.db")
         #expect(throws: AuditError.missing(missing)) { try AuditStore(.init(path: missing, redactor: try Redactor()), access: .read) }

@@ -1,3 +1,5 @@
+import BurrowCrypto
+import BurrowSQLite
 import BurrowTestSupport
 import Foundation
 import Testing
@@ -41,7 +43,7 @@ struct AuditRunTests: SandboxTesting {
         #expect(invoked.context.principal == "root" && invoked.context.uid == 0)
         #expect(invoked.context.sandboxLevel == "container")
         let text = try String(contentsOfFile: minimal, encoding: .utf8)
-        #expect(invoked.context.profileDigest == "sha256:" + AuditChain.hex(AuditChain.sha256(Array("\(text.utf8.count)\n\(text)".utf8))))
+        #expect(invoked.context.profileDigest == SHA256.label(Array("\(text.utf8.count)\n\(text)".utf8)))
         #expect(invoked.details["argv"] == .array(["sh", "-c", "exit 0"].map { .string($0) }))
         #expect(trail[1].details["exit"]?["code"]?.integerValue == 0)
     }
@@ -205,7 +207,7 @@ struct AuditRunTests: SandboxTesting {
         #expect(array.count == 3 && array.allSatisfy { $0["type"] as? String == "ToolCompleted" })
         #expect(try audit(["--type", "Nope"]).stderr.contains("unknown event type 'Nope'"))
 
-        try SQLiteConnection(path: auditDatabase, mode: .readWrite).execute("UPDATE events SET principal = 'mallory' WHERE sequence = 2")
+        try AuditDatabase(path: auditDatabase, mode: .readWrite).execute("UPDATE events SET principal = 'mallory' WHERE sequence = 2")
         let broken = try audit(["verify"])
         #expect(broken.status == 1)
         #expect(broken.output.contains("BROKEN (edited): row 2 does not match its hash"), "\(broken.output)")

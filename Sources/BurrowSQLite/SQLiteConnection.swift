@@ -3,26 +3,37 @@ import CSQLite
 /// SQLITE_TRANSIENT: SQLite copies bound text and blobs.
 private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-/// One SQLite connection, used by one thread at a time: the store only
-/// touches it under its group-commit lock or its reader mutex.
-package final class SQLiteConnection: @unchecked Sendable {
-    let path: String
+/// A failure of SQLite, as its message says it (with the SQL it was running).
+package struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
+}
+
+/// One SQLite connection, used by one thread at a time (its owner keeps it
+/// under a lock). It throws its owner's own error type, made from SQLite's
+/// message by `failure`: the audit store's `AuditError`, the registry's
+/// `SQLiteError`.
+package final class SQLiteConnection<Failure: Error>: @unchecked Sendable {
+    package let path: String
     private let handle: OpaquePointer
+    private let failure: (String) -> Failure
 
     package enum Mode {
         case readOnly
         case readWrite
     }
 
-    package init(path: String, mode: Mode) throws(AuditError) {
+    package init(path: String, mode: Mode, failure: @escaping (String) -> Failure) throws(Failure) {
         var db: OpaquePointer?
         let flags = (mode == .readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
             sqlite3_close(db)
-            throw .database("cannot open \(path): \(message)")
+            throw failure("cannot open \(path): \(message)")
         }
+        self.failure = failure
         self.path = path
         self.handle = db
         sqlite3_extended_result_codes(db, 1)
@@ -36,26 +47,26 @@ package final class SQLiteConnection: @unchecked Sendable {
         sqlite3_close_v2(handle)
     }
 
-    var lastError: String { String(cString: sqlite3_errmsg(handle)) }
+    package var lastError: String { String(cString: sqlite3_errmsg(handle)) }
 
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     package var changes: Int { Int(sqlite3_changes(handle)) }
 
     /// Runs SQL without results (tests use it to tamper with a log).
-    package func execute(_ sql: String) throws(AuditError) {
+    package func execute(_ sql: String) throws(Failure) {
         var message: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &message)
         guard rc == SQLITE_OK else {
             let text = message.map { String(cString: $0) } ?? lastError
             sqlite3_free(message)
-            throw .database("\(text) (in: \(sql.prefix(80)))")
+            throw failure("\(text) (in: \(sql.prefix(80)))")
         }
     }
 
     private var cache: [String: Statement] = [:]
 
     /// A prepared statement kept for reuse (the append path), reset and unbound.
-    package func cached(_ sql: String) throws(AuditError) -> Statement {
+    package func cached(_ sql: String) throws(Failure) -> Statement {
         if let stmt = cache[sql] {
             stmt.reset()
             return stmt
@@ -65,16 +76,16 @@ package final class SQLiteConnection: @unchecked Sendable {
         return stmt
     }
 
-    package func prepare(_ sql: String) throws(AuditError) -> Statement {
+    package func prepare(_ sql: String) throws(Failure) -> Statement {
         var stmt: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else {
-            throw .database("\(lastError) (in: \(sql.prefix(80)))")
+            throw failure("\(lastError) (in: \(sql.prefix(80)))")
         }
         return Statement(handle: stmt, connection: self)
     }
 
     /// Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it throws.
-    package func transaction<T>(_ body: () throws(AuditError) -> T) throws(AuditError) -> T {
+    package func transaction<T>(_ body: () throws(Failure) -> T) throws(Failure) -> T {
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
@@ -89,22 +100,23 @@ package final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
-    func persistWriteAheadLog() {
+    /// Keeps the -wal file when the last connection closes (readers that cannot create it can still open the log).
+    package func persistWriteAheadLog() {
         var on: Int32 = 1
         sqlite3_file_control(handle, "main", SQLITE_FCNTL_PERSIST_WAL, &on)
     }
 
     /// A PRAGMA's single value.
-    package func pragma(_ name: String) throws(AuditError) -> String? {
+    package func pragma(_ name: String) throws(Failure) -> String? {
         let stmt = try prepare("PRAGMA \(name)")
         return try stmt.step() ? stmt.text(0) : nil
     }
 
     package final class Statement {
         private let handle: OpaquePointer
-        private let connection: SQLiteConnection
+        private let connection: SQLiteConnection<Failure>
 
-        fileprivate init(handle: OpaquePointer, connection: SQLiteConnection) {
+        fileprivate init(handle: OpaquePointer, connection: SQLiteConnection<Failure>) {
             self.handle = handle
             self.connection = connection
         }
@@ -131,11 +143,11 @@ package final class SQLiteConnection: @unchecked Sendable {
 
         /// Steps once: true when a row is available, false when done.
         @discardableResult
-        package func step() throws(AuditError) -> Bool {
+        package func step() throws(Failure) -> Bool {
             switch sqlite3_step(handle) {
             case SQLITE_ROW: return true
             case SQLITE_DONE: return false
-            default: throw .database(connection.lastError)
+            default: throw connection.failure(connection.lastError)
             }
         }
 
@@ -159,7 +171,7 @@ package final class SQLiteConnection: @unchecked Sendable {
 }
 
 /// UTF-8 text with every byte that is not part of a valid sequence written as `\xNN`.
-func decodeEscapingInvalid(_ bytes: [UInt8]) -> String {
+package func decodeEscapingInvalid(_ bytes: [UInt8]) -> String {
     if let valid = String(validating: bytes, as: UTF8.self) { return valid }
     var out = ""
     var i = 0
@@ -176,4 +188,11 @@ func decodeEscapingInvalid(_ bytes: [UInt8]) -> String {
         }
     }
     return out
+}
+
+extension SQLiteConnection where Failure == SQLiteError {
+    /// A connection that throws SQLite's message as it is.
+    package convenience init(path: String, mode: Mode) throws(SQLiteError) {
+        try self.init(path: path, mode: mode, failure: SQLiteError.init)
+    }
 }

@@ -1,0 +1,113 @@
+import CCrypto
+
+/// SHA-256 (OpenSSL's libcrypto): the audit log's hash chain, profile and
+/// argument digests.
+package enum SHA256 {
+    /// libcrypto set up without reading openssl.cnf: a digest needs no
+    /// configuration, and parsing it cost most of a millisecond per process.
+    private static let initialized: Bool = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG), nil) == 1
+
+    /// The 32-byte digest of `bytes`.
+    package static func hash(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        precondition(initialized, "OPENSSL_init_crypto failed")
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        let ok =
+            bytes.withContiguousStorageIfAvailable { input in
+                out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
+            }
+            ?? Array(bytes).withUnsafeBufferPointer { input in
+                out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
+            }
+        // Only an allocation failure inside libcrypto can fail a one-shot SHA-256.
+        precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
+        return out
+    }
+
+    /// `sha256:` and the hex digest: how Burrow names a digest in the audit log.
+    package static func label(_ bytes: some Collection<UInt8>) -> String { "sha256:" + Hex.encode(hash(bytes)) }
+}
+
+/// Lower-case hexadecimal.
+package enum Hex {
+    package static func encode(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The bytes of `text` (either case); nil unless it is an even number of hex digits.
+    package static func decode(_ text: some StringProtocol) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        while i < chars.count {
+            guard let hi = value(chars[i]), let lo = value(chars[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+}
+
+/// Why a key could not be used.
+package struct CryptoError: Error, Sendable, CustomStringConvertible {
+    package var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Ed25519 signatures over PEM keys (MCP call approvals).
+package enum Ed25519 {
+    /// The 64-byte signature of `message` with a PEM private key.
+    package static func sign(_ message: [UInt8], privateKeyPEM: [UInt8]) throws(CryptoError) -> [UInt8] {
+        let key = try pemKey(privateKeyPEM, isPrivate: true)
+        defer { EVP_PKEY_free(key) }
+        guard let ctx = EVP_MD_CTX_new() else { throw CryptoError("out of memory") }
+        defer { EVP_MD_CTX_free(ctx) }
+        var signature = [UInt8](repeating: 0, count: 64)
+        var length = signature.count
+        guard EVP_DigestSignInit(ctx, nil, nil, nil, key) == 1, EVP_DigestSign(ctx, &signature, &length, message, message.count) == 1, length == 64 else {
+            throw CryptoError("signing failed")
+        }
+        return signature
+    }
+
+    /// Whether `signature` signs `message` under a PEM public key.
+    /// - Throws: when the key is not an Ed25519 PEM public key.
+    package static func verify(_ signature: [UInt8], of message: [UInt8], publicKeyPEM: [UInt8]) throws(CryptoError) -> Bool {
+        let key = try pemKey(publicKeyPEM, isPrivate: false)
+        defer { EVP_PKEY_free(key) }
+        guard let ctx = EVP_MD_CTX_new() else { throw CryptoError("out of memory") }
+        defer { EVP_MD_CTX_free(ctx) }
+        return EVP_DigestVerifyInit(ctx, nil, nil, nil, key) == 1 && EVP_DigestVerify(ctx, signature, signature.count, message, message.count) == 1
+    }
+
+    private static func pemKey(_ pem: [UInt8], isPrivate: Bool) throws(CryptoError) -> OpaquePointer {
+        let key: OpaquePointer? = pem.withUnsafeBytes { raw in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
+            defer { BIO_free(bio) }
+            return isPrivate ? PEM_read_bio_PrivateKey(bio, nil, nil, nil) : PEM_read_bio_PUBKEY(bio, nil, nil, nil)
+        }
+        guard let key else { throw CryptoError("not a PEM \(isPrivate ? "private" : "public") key") }
+        guard EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 else {
+            EVP_PKEY_free(key)
+            throw CryptoError("the key is not an Ed25519 key (openssl genpkey -algorithm ed25519)")
+        }
+        return key
+    }
+}
