@@ -85,7 +85,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowAPI", dependencies: ["BurrowAudit", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowAPI", dependencies: ["BurrowJSON", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
         // The front door: every invocation, from the CLI or burrowd, is prepared and run here.
         .target(
             name: "BurrowInvocation",
@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "BurrowRuntimeTests",
             dependencies: [
-                "BurrowAudit", "BurrowCrypto", "BurrowRuntime", "BurrowSQLite", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system"),
+                "BurrowAudit", "BurrowCrypto", "BurrowJSON", "BurrowRuntime", "BurrowSQLite", "BurrowSystem", "BurrowTestSupport", .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
         .testTarget(
@@ -160,12 +160,12 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowSQLite", "BurrowTestSupport"],
+            name: "BurrowAuditTests", dependencies: ["BurrowAudit", "BurrowJSON", "BurrowSQLite", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowDaemonTests",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowDaemon", "BurrowInvocation", "BurrowProfile", "BurrowRuntime", "BurrowTestSupport",
+                "BurrowAPI", "BurrowAudit", "BurrowDaemon", "BurrowInvocation", "BurrowJSON", "BurrowProfile", "BurrowRuntime", "BurrowTestSupport",
                 .product(name: "SystemPackage", package: "swift-system"), .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,4 +1,4 @@
-package import BurrowAudit
+package import BurrowJSON
 
 /// What a tool is, as the registry describes it.
 package struct ToolMetadata: Codable, Sendable, Equatable {
@@ -64,16 +64,16 @@ package struct ToolRegistration: Codable, Sendable, Equatable {
     package var metadata: ToolMetadata
     /// The security profile: a JSON object (the profile's JSON form) or a
     /// string holding the TOML form. It may `extends` a shipped profile by name.
-    package var profile: JSONValue
+    package var profile: JSON
     /// The command run for each invocation; the caller's arguments are appended.
     package var command: [String]
     /// The MCP tool schemas the tool exposes (kept as given).
-    package var capabilities: [JSONValue]
+    package var capabilities: [JSON]
     package var status: ToolStatus
     package var rateLimits: ToolRateLimits?
 
     package init(
-        id: String, metadata: ToolMetadata, profile: JSONValue, command: [String], capabilities: [JSONValue] = [], status: ToolStatus = .active,
+        id: String, metadata: ToolMetadata, profile: JSON, command: [String], capabilities: [JSON] = [], status: ToolStatus = .active,
         rateLimits: ToolRateLimits? = nil
     ) {
         self.id = id
@@ -91,9 +91,9 @@ package struct ToolRegistration: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
         metadata = try c.decode(ToolMetadata.self, forKey: .metadata)
-        profile = try c.decode(JSONValue.self, forKey: .profile)
+        profile = try c.decode(JSON.self, forKey: .profile)
         command = try c.decode([String].self, forKey: .command)
-        capabilities = try c.decodeIfPresent([JSONValue].self, forKey: .capabilities) ?? []
+        capabilities = try c.decodeIfPresent([JSON].self, forKey: .capabilities) ?? []
         status = try c.decodeIfPresent(ToolStatus.self, forKey: .status) ?? .active
         rateLimits = try c.decodeIfPresent(ToolRateLimits.self, forKey: .rateLimits)
     }

@@ -1,16 +1,16 @@
-package import BurrowAudit
+package import BurrowJSON
 package import BurrowProfile
 
 /// `POST /v1/security/validate`.
 package struct ValidationRequest: Codable, Sendable, Equatable {
     /// As in a registration: a JSON object or TOML text.
-    package var profile: JSONValue
+    package var profile: JSON
     /// With a command, the plan it would get is compiled too.
     package var command: [String]?
     /// The name findings refer to (default "profile").
     package var id: String?
 
-    package init(profile: JSONValue, command: [String]? = nil, id: String? = nil) {
+    package init(profile: JSON, command: [String]? = nil, id: String? = nil) {
         self.profile = profile
         self.command = command
         self.id = id

@@ -1,3 +1,5 @@
+package import BurrowJSON
+
 /// What each event says: one struct per kind of event, grouped by event
 /// type, so the taxonomy and every field it stores are in this one file
 /// (docs/audit.md describes them). Events are built only from these:
@@ -12,7 +14,7 @@ package protocol AuditDetails: Sendable {
     /// The event type these details are written as.
     var eventType: AuditEventType { get }
     /// The stored details: a JSON object.
-    var json: JSONValue { get }
+    var json: JSON { get }
 }
 
 extension AuditEvent {
@@ -34,21 +36,21 @@ extension AuditEvent {
 
 /// Building a details object: fields in any order, nil ones left out.
 private struct Fields {
-    var members: [String: JSONValue] = [:]
+    var members: [String: JSON] = [:]
 
-    subscript(key: String) -> JSONValue? {
+    subscript(key: String) -> JSON? {
         get { members[key] }
         set { members[key] = newValue }
     }
 
-    var json: JSONValue { .object(members) }
+    var json: JSON { .object(members) }
 }
 
-extension JSONValue {
-    package static func strings(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+extension JSON {
+    package static func strings(_ items: [String]) -> JSON { .array(items.map { .string($0) }) }
     /// An integer, or `null` when absent (a field whose absence is stored).
-    package static func optional(_ n: (some BinaryInteger)?) -> JSONValue { n.map { .integer(Int64(clamping: $0)) } ?? .null }
-    package static func int(_ n: some BinaryInteger) -> JSONValue { .integer(Int64(clamping: n)) }
+    package static func optional(_ n: (some BinaryInteger)?) -> JSON { n.map { .integer(Int64(clamping: $0)) } ?? .null }
+    package static func int(_ n: some BinaryInteger) -> JSON { .integer(Int64(clamping: n)) }
 }
 
 // MARK: - ToolRegistered, ToolUpdated, ToolDeregistered
@@ -76,7 +78,7 @@ package struct RegistrationDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { updated ? .toolUpdated : .toolRegistered }
-    package var json: JSONValue {
+    package var json: JSON {
         .object([
             "version": .string(version), "name": .string(name), "status": .string(status), "command": .strings(command), "clamps": .strings(clamps),
             "exposureScore": exposureScore.map { .number($0) } ?? .null,
@@ -91,7 +93,7 @@ package struct DeregistrationDetails: AuditDetails {
     package init(versions: [String]) { self.versions = versions }
 
     package var eventType: AuditEventType { .toolDeregistered }
-    package var json: JSONValue { .object(["versions": .strings(versions)]) }
+    package var json: JSON { .object(["versions": .strings(versions)]) }
 }
 
 // MARK: - ToolInvoked
@@ -159,7 +161,7 @@ package struct InvocationDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .toolInvoked }
-    package var json: JSONValue {
+    package var json: JSON {
         let l = limits
         return .object([
             "argv": .strings(argv), "executable": .string(executable), "workingDirectory": .string(workingDirectory), "environment": .strings(environment),
@@ -224,7 +226,7 @@ package struct MCPCallDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .toolInvoked }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = call.fields
         if !call.filters.isEmpty { f["filters"] = .strings(call.filters) }
         f["forwardedDigest"] = forwardedDigest.map { .string($0) }
@@ -281,7 +283,7 @@ package struct OutcomeDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { reason == nil ? .toolCompleted : .toolFailed }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = Fields()
         f["exit"] = .object(["code": .optional(exitCode), "signal": .optional(signal), "coreDumped": .bool(coreDumped), "status": .int(status)])
         f["spawnMicroseconds"] = .int(spawnMicroseconds)
@@ -316,7 +318,7 @@ package struct StartFailureDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .toolFailed }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = Fields()
         f["reason"] = .string(reason)
         f["message"] = .string(message)
@@ -341,7 +343,7 @@ package struct SupervisorLostDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .toolFailed }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = Fields()
         f["reason"] = .string("supervisor_lost")
         f["message"] = .string("the supervisor ended without recording an outcome (killed, crashed, or the host restarted)")
@@ -369,7 +371,7 @@ package struct MCPCallEndedDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { reason == nil ? .toolCompleted : .toolFailed }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = call.fields
         f["milliseconds"] = .int(milliseconds)
         f["reason"] = reason.map { .string($0) }
@@ -419,7 +421,7 @@ package struct RefusalDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .permissionDenied }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = Fields()
         f["reason"] = .string(reason)
         f["message"] = .string(message)
@@ -461,7 +463,7 @@ package struct RepeatedRefusalDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .permissionDenied }
-    package var json: JSONValue {
+    package var json: JSON {
         .object([
             "reason": .string(reason), "message": .string(message), "repeated": .int(repeated), "windowSeconds": .number(windowSeconds), "tools": .strings(tools),
             "distinctTools": .int(distinctTools), "pid": .int(pid), "gid": .int(gid),
@@ -482,7 +484,7 @@ package struct MCPCallRefusedDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .permissionDenied }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = call.fields
         f["reason"] = .string(reason)
         f["message"] = .string(message)
@@ -509,7 +511,7 @@ package struct MCPRequestRefusedDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .permissionDenied }
-    package var json: JSONValue {
+    package var json: JSON {
         .object([
             "mcp": .string(method), "session": .string(session), "jsonrpcID": .string(jsonrpcID), "reason": .string(reason), "message": .string(message),
             "denial": .string("mcp"),
@@ -557,7 +559,7 @@ package struct MCPNotJSONDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .permissionDenied }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = origin.fields
         f["reason"] = .string("not_json")
         f["message"] = .string("a line that is not a JSON-RPC message was dropped (\(message)); later ones are counted, not recorded")
@@ -588,7 +590,7 @@ package struct SyscallViolationDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .securityViolation }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = Fields()
         f["syscall"] = .string(syscall)
         f["errno"] = .string(errno)
@@ -615,7 +617,7 @@ package struct MCPFramingViolationDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .securityViolation }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = origin.fields
         f["message"] = .string(message)
         f["offset"] = .int(offset)
@@ -651,7 +653,7 @@ package struct LimitExceededDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .resourceLimitExceeded }
-    package var json: JSONValue {
+    package var json: JSON {
         var f = Fields()
         f["resource"] = .string(resource)
         f["limit"] = .string(limit)
@@ -679,7 +681,7 @@ package struct ThresholdDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .performanceThreshold }
-    package var json: JSONValue {
+    package var json: JSON {
         .object(["metric": .string(metric), "unit": .string("milliseconds"), "threshold": .int(threshold), "observed": .int(observed)])
     }
 }
@@ -702,7 +704,7 @@ package struct AnomalyDetails: AuditDetails {
     }
 
     package var eventType: AuditEventType { .anomalousActivity }
-    package var json: JSONValue {
+    package var json: JSON {
         .object([
             "reason": .string("violations_and_denials"), "count": .integer(count), "threshold": .int(threshold), "windowSeconds": .integer(windowSeconds),
             "since": .string(since), "trigger": .integer(trigger),
@@ -761,7 +763,7 @@ package struct ConnectionDetails: AuditDetails {
         return .networkConnection
     }
 
-    package var json: JSONValue {
+    package var json: JSON {
         var f = Fields()
         f["connection"] = .int(connection)
         f["protocol"] = .string(protocolName)

@@ -1,3 +1,5 @@
+package import BurrowJSON
+
 /// Who and what an event concerns, beyond the tool: the security context the
 /// registry specification attaches to every audit event.
 package struct SecurityContext: Sendable, Equatable, Codable {
@@ -34,7 +36,7 @@ package struct AuditEvent: Sendable, Equatable, Codable {
     package var type: AuditEventType
     package var context: SecurityContext
     /// A JSON object; its fields per type are documented in docs/audit.md.
-    package var details: JSONValue
+    package var details: JSON
     /// Hex SHA-256 of the previous row's hash and this row's canonical encoding.
     package var hash: String
     package var previousHash: String
@@ -42,7 +44,7 @@ package struct AuditEvent: Sendable, Equatable, Codable {
     /// An event of any type with any details: the store's own (reading rows)
     /// and tests'. Everything else builds events from typed details
     /// (`init(tool:context:details:)`, AuditDetails.swift).
-    init(tool: String, type: AuditEventType, context: SecurityContext, details: JSONValue = .object([:]), time: Int64? = nil) {
+    init(tool: String, type: AuditEventType, context: SecurityContext, details: JSON = .object([:]), time: Int64? = nil) {
         self.sequence = 0
         self.time = time ?? AuditClock.now()
         self.tool = tool
@@ -80,7 +82,7 @@ package struct AuditEvent: Sendable, Equatable, Codable {
         tool = try c.decode(String.self, forKey: .tool)
         type = try c.decode(AuditEventType.self, forKey: .type)
         context = try c.decode(SecurityContext.self, forKey: .context)
-        details = try c.decode(JSONValue.self, forKey: .details)
+        details = try c.decode(JSON.self, forKey: .details)
         hash = try c.decode(String.self, forKey: .hash)
         previousHash = try c.decode(String.self, forKey: .previousHash)
     }

@@ -1,3 +1,4 @@
+import BurrowJSON
 import BurrowSQLite
 
 /// Which events `burrow audit` (and the daemon's audit endpoint) return.
@@ -75,10 +76,15 @@ extension AuditStore {
         try withReader { db throws(AuditError) in try head(db).sequence }
     }
 
+    /// Bounds for reading back the log's own details: far above anything
+    /// Burrow writes (strings are capped at 64 KiB), so only a foreign
+    /// writer's row is shown as `unparsed` text.
+    static let storedDetailsLimits = JSONLimits(maxDepth: 64, maxKeyBytes: 1 << 16, maxStringBytes: 1 << 26, maxItems: 1 << 22, maxBytes: 1 << 27)
+
     static func event(_ stmt: AuditDatabase.Statement) -> AuditEvent {
         let detailsText = stmt.text(10) ?? ""
         // Details that do not parse were not written by Burrow: shown as text.
-        let details = (try? JSONValue(parsing: detailsText)) ?? .object(["unparsed": .string(detailsText)])
+        let details = (try? JSONParser.parse(detailsText, limits: AuditStore.storedDetailsLimits)) ?? .object(["unparsed": .string(detailsText)])
         let type = AuditEventType(rawValue: stmt.text(3) ?? "") ?? .anomalousActivity
         var e = AuditEvent(
             tool: stmt.text(2) ?? "", type: type,

@@ -1,3 +1,4 @@
+import BurrowJSON
 import BurrowSQLite
 import BurrowSystem
 import Synchronization

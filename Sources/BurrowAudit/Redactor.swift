@@ -1,3 +1,5 @@
+package import BurrowJSON
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -80,17 +82,17 @@ package final class Redactor: @unchecked Sendable {
     }
 
     /// `value` with every secret replaced; `secrets` are literal values to remove too.
-    package func redact(_ value: JSONValue, secrets: [String] = []) -> JSONValue {
+    package func redact(_ value: JSON, secrets: [String] = []) -> JSON {
         let literals = secrets.filter { $0.utf8.count >= 6 }.sorted { $0.utf8.count > $1.utf8.count }
         return walk(value, literals)
     }
 
-    private func walk(_ value: JSONValue, _ literals: [String]) -> JSONValue {
+    private func walk(_ value: JSON, _ literals: [String]) -> JSON {
         switch value {
         case .string(let s): return .string(redact(s, literals))
         case .object(let o): return .object(o.mapValues { walk($0, literals) })
         case .array(let a):
-            var out: [JSONValue] = []
+            var out: [JSON] = []
             out.reserveCapacity(a.count)
             var hideNext = false
             for element in a {

@@ -1,4 +1,5 @@
 import BurrowAudit
+import BurrowJSON
 import FoundationEssentials
 
 #if canImport(Glibc)
@@ -80,7 +81,7 @@ final class AuditPrinter {
     static func summary(_ e: AuditEvent) -> String {
         let d = e.details
         func s(_ key: String) -> String? { d[key]?.stringValue.map(printable) }
-        func n(_ key: String, in value: JSONValue? = nil) -> Int64? { (value ?? d)[key]?.integerValue }
+        func n(_ key: String, in value: JSON? = nil) -> Int64? { (value ?? d)[key]?.integerValue }
         // The MCP calls in flight when a sandbox event happened.
         let during: String = {
             guard case .array(let calls)? = d["during"], !calls.isEmpty else { return "" }

@@ -2,6 +2,7 @@ import ArgumentParser
 import BurrowAPI
 import BurrowAudit
 import BurrowHost
+import BurrowJSON
 import BurrowProfile
 import FoundationEssentials
 
@@ -178,9 +179,9 @@ struct ToolsCommand: ParsableCommand {
         private func fromProfile(_ path: String) throws -> ToolRegistration {
             guard let text = HostConfiguration.readTextFile(path) else { throw CLIError("cannot read the profile \(path)") }
             let format = ConfigFormat(path: path) ?? .toml
-            let document: JSONValue
+            let document: JSON
             do {
-                document = format == .json ? try JSONValue(parsing: text) : .string(text)
+                document = format == .json ? try JSONParser.parse(text) : .string(text)
             } catch {
                 throw CLIError("\(path) is not valid JSON: \(error)")
             }

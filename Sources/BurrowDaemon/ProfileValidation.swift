@@ -1,6 +1,7 @@
 import BurrowAPI
 import BurrowAudit
 import BurrowInvocation
+import BurrowJSON
 import BurrowPolicy
 import BurrowProfile
 import BurrowSystem
@@ -10,7 +11,7 @@ extension Planner {
     /// clamped as every invocation is and, given a command, compiled into the
     /// plan it would get here: the API's report of what the front door would
     /// do with it.
-    func validate(_ profile: JSONValue, id: String, command: [String]?) -> (ValidationReport, Loaded?) {
+    func validate(_ profile: JSON, id: String, command: [String]?) -> (ValidationReport, Loaded?) {
         let loading = load(.document(profile, id: id))
         var findings = loading.issues.map { ValidationFinding(severity: $0.severity.rawValue, file: $0.file, keyPath: $0.keyPath, message: $0.message) }
         guard let loaded = loading.loaded else {

@@ -1,5 +1,5 @@
-package import BurrowAudit
 import BurrowHost
+package import BurrowJSON
 package import BurrowPolicy
 package import BurrowProfile
 package import BurrowSystem
@@ -12,7 +12,7 @@ package enum ProfileSource: Sendable {
     case reference(String)
     /// A registered profile document (TOML text as a JSON string, or a JSON
     /// object), named `id`: it may extend shipped profiles by name only.
-    case document(JSONValue, id: String)
+    case document(JSON, id: String)
 
     /// The name a refusal before the profile loaded is recorded under.
     package var label: String {
@@ -130,7 +130,7 @@ package struct Planner: Sendable {
     }
 
     /// The profile's document, its format and the name findings refer to.
-    package static func document(_ profile: JSONValue, id: String) -> (text: String, format: ConfigFormat, name: String) {
+    package static func document(_ profile: JSON, id: String) -> (text: String, format: ConfigFormat, name: String) {
         if case .string(let toml) = profile { return (toml, .toml, "\(id).toml") }
         return (profile.canonicalText, .json, "\(id).json")
     }

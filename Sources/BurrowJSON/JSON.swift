@@ -1,6 +1,9 @@
-/// A parsed JSON value. Numbers keep their text: the MCP relay forwards
-/// original bytes and never re-encodes, and the strict decoder converts a
-/// number only to the exact type a field asks for.
+/// A JSON value, the one type for every JSON Burrow reads or writes: MCP
+/// messages, API bodies, audit event details. Numbers keep their text: the
+/// MCP relay forwards original bytes and never re-encodes, the strict
+/// decoder converts a number only to the exact type a field asks for, and
+/// `canonicalText` (keys sorted, no insignificant whitespace) is the byte
+/// form the audit log's hash chain covers.
 package indirect enum JSON: Sendable, Equatable {
     case null
     case bool(Bool)
@@ -14,14 +17,58 @@ package indirect enum JSON: Sendable, Equatable {
         return nil
     }
 
-    package var string: String? {
+    /// Values are equal as JSON values: numbers by value (`1.0` equals `1`,
+    /// integers exactly, however long), objects whatever their key order.
+    package static func == (a: JSON, b: JSON) -> Bool {
+        switch (a, b) {
+        case (.null, .null): true
+        case (.bool(let x), .bool(let y)): x == y
+        case (.number(let x), .number(let y)): x == y || sameNumber(x, y)
+        case (.string(let x), .string(let y)): x == y
+        case (.array(let x), .array(let y)): x == y
+        case (.object(let x), .object(let y)): x == y
+        default: false
+        }
+    }
+
+    private static func sameNumber(_ x: String, _ y: String) -> Bool {
+        if isIntegerText(x) && isIntegerText(y) {
+            guard let i = Int64(x), let j = Int64(y) else { return false }
+            return i == j
+        }
+        guard let d = Double(x), let e = Double(y), d.isFinite else { return false }
+        return d == e
+    }
+
+    /// An integer, in decimal.
+    package static func integer(_ v: Int64) -> JSON { .number(String(v)) }
+
+    /// A double, as Swift writes it (the shortest text that reads back the
+    /// same); JSON has no NaN or infinity, so those are `null`.
+    package static func number(_ v: Double) -> JSON { v.isFinite ? .number("\(v)") : .null }
+
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
-    package var double: Double? {
+    package var arrayValue: [JSON]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    package var doubleValue: Double? {
         if case .number(let n) = self { return Double(n) }
         return nil
+    }
+
+    /// The number as an Int64, when it is one: written as an integer that
+    /// fits, or integral and below 2^53 in magnitude however written.
+    package var integerValue: Int64? {
+        guard case .number(let n) = self else { return nil }
+        if Self.isIntegerText(n), let i = Int64(n) { return i }
+        guard let d = Double(n), d == d.rounded(), abs(d) < 9e15 else { return nil }
+        return Int64(d)
     }
 
     /// Whether the number is written without a fraction or exponent.

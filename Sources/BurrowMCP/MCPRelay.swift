@@ -384,7 +384,7 @@ package final class MCPRelay: Sendable {
         case .success(let m): message = m
         case .failure(let verdict): return verdict
         }
-        guard let method = message["method"]?.string else {
+        guard let method = message["method"]?.stringValue else {
             // A response to one of the server's requests (sampling, elicitation, roots).
             return sent(send(serverIn, line + [0x0a]))
         }
@@ -399,7 +399,7 @@ package final class MCPRelay: Sendable {
                 return s.calls
             }
             let arguments = message["params"]?["arguments"] ?? .object([:])
-            call = Call(id: idText, tool: message["params"]?["name"]?.string ?? "", argumentsDigest: Self.digest(arguments), sequence: sequence)
+            call = Call(id: idText, tool: message["params"]?["name"]?.stringValue ?? "", argumentsDigest: Self.digest(arguments), sequence: sequence)
         }
         var forward = line
         do {
@@ -497,7 +497,7 @@ package final class MCPRelay: Sendable {
     /// Checks the call's approval token for an `authorize` filter; returns its expiry.
     private func approve(_ call: Call, meta: JSON?, filters names: [String]) throws(Refusal) -> Int64 {
         let which = names.map { "'\($0)'" }.joined(separator: ", ")
-        guard let token = meta?[Approval.metaKey]?.string else {
+        guard let token = meta?[Approval.metaKey]?.stringValue else {
             throw Refusal(
                 code: -32602, reason: "approval_required",
                 message:
@@ -573,9 +573,9 @@ package final class MCPRelay: Sendable {
                 _ = fetched.wait(timeout: .now() + .nanoseconds(Int(min(deadline - now, 1_000_000_000))))
             }
             guard case .array(let tools) = reply?["result"]?["tools"] ?? .null else {
-                throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's answer to tools/list has no tools: \(reply?["error"]?["message"]?.string ?? "no result")")
+                throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's answer to tools/list has no tools: \(reply?["error"]?["message"]?.stringValue ?? "no result")")
             }
-            for t in tools { if let name = t["name"]?.string { found[name] = t["inputSchema"] ?? .object([:]) } }
+            for t in tools { if let name = t["name"]?.stringValue { found[name] = t["inputSchema"] ?? .object([:]) } }
             cursor = reply?["result"]?["nextCursor"]
             if cursor == nil || cursor == .null {
                 state.withLock { s in
@@ -602,7 +602,7 @@ package final class MCPRelay: Sendable {
         case .success(let m): message = m
         case .failure(let verdict): return verdict
         }
-        if let method = message["method"]?.string {
+        if let method = message["method"]?.stringValue {
             if method == "notifications/tools/list_changed" {
                 state.withLock { s in
                     s.tools = nil
@@ -626,7 +626,7 @@ package final class MCPRelay: Sendable {
             if pending.method == "tools/list", case .array(let tools) = message["result"]?["tools"] ?? .null {
                 state.withLock { s in
                     var known = s.tools ?? [:]
-                    for t in tools { if let name = t["name"]?.string { known[name] = t["inputSchema"] ?? .object([:]) } }
+                    for t in tools { if let name = t["name"]?.stringValue { known[name] = t["inputSchema"] ?? .object([:]) } }
                     s.tools = known
                 }
             }

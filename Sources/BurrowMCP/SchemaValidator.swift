@@ -13,9 +13,9 @@ package enum SchemaValidator {
         guard case .object(let s) = schema else { return nil }
         if let type = s["type"] {
             let allowed: [String] =
-                type.string.map { [$0] }
+                type.stringValue.map { [$0] }
                 ?? {
-                    if case .array(let a) = type { return a.compactMap(\.string) }
+                    if case .array(let a) = type { return a.compactMap(\.stringValue) }
                     return []
                 }()
             if !allowed.isEmpty, !allowed.contains(where: { matches(value, type: $0) }) {
@@ -28,16 +28,16 @@ package enum SchemaValidator {
         if let c = s["const"], c != value { return "\(path): must be the constant the schema names" }
         switch value {
         case .number:
-            let n = value.double ?? .nan
-            if let m = s["minimum"]?.double, n < m { return "\(path): \(n) is below the minimum \(m)" }
-            if let m = s["maximum"]?.double, n > m { return "\(path): \(n) is above the maximum \(m)" }
-            if let m = s["exclusiveMinimum"]?.double, n <= m { return "\(path): \(n) must be above \(m)" }
-            if let m = s["exclusiveMaximum"]?.double, n >= m { return "\(path): \(n) must be below \(m)" }
+            let n = value.doubleValue ?? .nan
+            if let m = s["minimum"]?.doubleValue, n < m { return "\(path): \(n) is below the minimum \(m)" }
+            if let m = s["maximum"]?.doubleValue, n > m { return "\(path): \(n) is above the maximum \(m)" }
+            if let m = s["exclusiveMinimum"]?.doubleValue, n <= m { return "\(path): \(n) must be above \(m)" }
+            if let m = s["exclusiveMaximum"]?.doubleValue, n >= m { return "\(path): \(n) must be below \(m)" }
         case .string(let text):
             let length = text.unicodeScalars.count
-            if let m = s["minLength"]?.double, Double(length) < m { return "\(path): shorter than \(whole(m)) characters" }
-            if let m = s["maxLength"]?.double, Double(length) > m { return "\(path): longer than \(whole(m)) characters" }
-            if let pattern = s["pattern"]?.string {
+            if let m = s["minLength"]?.doubleValue, Double(length) < m { return "\(path): shorter than \(whole(m)) characters" }
+            if let m = s["maxLength"]?.doubleValue, Double(length) > m { return "\(path): longer than \(whole(m)) characters" }
+            if let pattern = s["pattern"]?.stringValue {
                 guard let regex = try? Regex(pattern) else { return "\(path): the schema's pattern cannot be checked here, so the call is refused" }
                 if (try? regex.firstMatch(in: text)) == nil { return "\(path): does not match the pattern \(pattern)" }
             }
@@ -49,7 +49,7 @@ package enum SchemaValidator {
             }
         case .object(let members):
             if case .array(let required) = s["required"] ?? .null {
-                for name in required.compactMap(\.string) where members[name] == nil { return "\(path): missing required property \(name)" }
+                for name in required.compactMap(\.stringValue) where members[name] == nil { return "\(path): missing required property \(name)" }
             }
             let properties: [String: JSON] = if case .object(let p) = s["properties"] ?? .null { p } else { [:] }
             for (name, member) in members.sorted(by: { $0.key < $1.key }) {

@@ -1,6 +1,7 @@
+import BurrowAudit
 // burrow-audit-bench: sustained append rate of the audit store, every event
 // durable (synchronous=FULL) when its append returns. Driven by Scripts/bench-audit.sh.
-import BurrowAudit
+import BurrowJSON
 import BurrowSQLite
 import Foundation
 

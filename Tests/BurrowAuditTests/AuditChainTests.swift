@@ -1,4 +1,5 @@
 import BurrowAudit
+import BurrowJSON
 import BurrowSQLite
 import Testing
 

@@ -1,3 +1,4 @@
+import BurrowJSON
 import Foundation
 import Testing
 

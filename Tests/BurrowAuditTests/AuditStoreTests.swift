@@ -1,3 +1,4 @@
+import BurrowJSON
 import BurrowSQLite
 import Foundation
 import Testing
@@ -21,7 +22,7 @@ func openStore(_ path: String, anomaly: AuditStore.AnomalyRule? = nil, patterns:
 
 let context = SecurityContext(principal: "root", uid: 0, invocationID: "inv-1", profileDigest: "sha256:abc", sandboxLevel: "container", host: "testhost")
 
-func event(_ type: AuditEventType, tool: String = "t", invocation: String? = "inv-1", details: JSONValue = .object(["k": .string("v")]), time: Int64? = nil) -> AuditEvent {
+func event(_ type: AuditEventType, tool: String = "t", invocation: String? = "inv-1", details: JSON = .object(["k": .string("v")]), time: Int64? = nil) -> AuditEvent {
     var c = context
     c.invocationID = invocation
     return AuditEvent(tool: tool, type: type, context: c, details: details, time: time)
@@ -33,7 +34,7 @@ struct AuditStoreTests {
     func roundTrip() throws {
         let path = temporaryDatabase()
         let store = try openStore(path)
-        let details: JSONValue = .object([
+        let details: JSON = .object([
             "n": .integer(-42), "x": .number(1.5), "b": .bool(true), "nil": .null,
             "list": .array([.string("a"), .integer(1)]), "nested": .object(["s": .string("é ü 😀")]),
         ])

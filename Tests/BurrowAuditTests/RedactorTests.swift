@@ -1,4 +1,5 @@
 import BurrowAudit
+import BurrowJSON
 import BurrowTestSupport
 import Testing
 
@@ -28,9 +29,9 @@ struct RedactorTests {
 
     @Test("the argument after a secret-naming flag is hidden; environment values are hidden anywhere")
     func argvAndEnvironment() {
-        let argv: JSONValue = .array(["tool", "--password", "pw", "-token", "t0k", "--name", "ann", "--api-key", "k"].map { .string($0) })
+        let argv: JSON = .array(["tool", "--password", "pw", "-token", "t0k", "--name", "ann", "--api-key", "k"].map { .string($0) })
         #expect(redactor.redact(argv) == .array(["tool", "--password", "[REDACTED]", "-token", "[REDACTED]", "--name", "ann", "--api-key", "[REDACTED]"].map { .string($0) }))
-        let nested: JSONValue = .object(["argv": .array([.string("--url=http://x/?q=VerySecretValue42")]), "n": .integer(1)])
+        let nested: JSON = .object(["argv": .array([.string("--url=http://x/?q=VerySecretValue42")]), "n": .integer(1)])
         #expect(redactor.redact(nested, secrets: ["VerySecretValue42", "ab"]) == .object(["argv": .array([.string("--url=http://x/?q=[REDACTED]")]), "n": .integer(1)]))
     }
 

@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowJSON
 import BurrowTestSupport
 import Foundation
 import Testing

@@ -1,6 +1,7 @@
 import BurrowAPI
 import BurrowDaemon
 import BurrowInvocation
+import BurrowJSON
 import BurrowProfile
 import BurrowRuntime
 import BurrowSystem

@@ -1,4 +1,5 @@
 import BurrowAudit
+import BurrowJSON
 import BurrowTestSupport
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowJSON
 import BurrowProfile
 import BurrowTestSupport
 import Foundation

@@ -26,7 +26,7 @@ struct MCPPolicyTests {
         // The relay's own list requests (two pages): its own ids, the
         // protocol fields of the call's _meta and nothing else.
         #expect(seen[0]["method"] == .string("tools/list"))
-        #expect(seen[0]["id"]?.string?.hasPrefix("burrow-") == true)
+        #expect(seen[0]["id"]?.stringValue?.hasPrefix("burrow-") == true)
         #expect(seen[0]["params"]?["_meta"] == .object(["io.modelcontextprotocol/protocolVersion": .string("2026-07-28")]))
         #expect(seen[1]["params"]?["cursor"] == .string("page2"))
         #expect(seen[2]["method"] == .string("tools/call"))
@@ -156,7 +156,7 @@ struct MCPPolicyTests {
 
         let blocked = try h.request(call(1, "echo", #"{"text":"key AKIAABCDEFGHIJKLMNOP here"}"#))
         #expect(blocked["error"]?["data"]?["burrow"] == .string("content_blocked"))
-        #expect(blocked["error"]?["message"]?.string?.contains("AKIA") == false, "the refusal never echoes the match")
+        #expect(blocked["error"]?["message"]?.stringValue?.contains("AKIA") == false, "the refusal never echoes the match")
         #expect(h.server.calls == 0)
 
         let cleaned = try h.request(call(2, "echo", #"{"text":"login password=hunter2 now"}"#))
@@ -198,7 +198,7 @@ struct MCPPolicyTests {
 
         let held = try h.request(call(1, "echo", arguments))
         #expect(held["error"]?["data"]?["burrow"] == .string("approval_required"))
-        #expect(held["error"]?["message"]?.string?.contains(digest) == true, "the refusal names the digest to approve")
+        #expect(held["error"]?["message"]?.stringValue?.contains(digest) == true, "the refusal names the digest to approve")
         #expect(try h.request(call(2, "echo", #"{"text":"ls"}"#))["result"] != nil, "no match, no approval needed")
 
         let good = try token()
@@ -371,7 +371,7 @@ private final class ScriptedServer: Sendable {
         while let bytes = end.readBytes(timeout: -1) {
             log.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
             guard let message = try? JSONParser.parse(bytes) else { continue }
-            guard let id = message["id"], let method = message["method"]?.string else { continue }
+            guard let id = message["id"], let method = message["method"]?.stringValue else { continue }
             let idText = id.canonicalText
             let result: String
             switch method {

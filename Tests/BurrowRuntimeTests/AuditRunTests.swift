@@ -1,4 +1,5 @@
 import BurrowCrypto
+import BurrowJSON
 import BurrowSQLite
 import BurrowTestSupport
 import Foundation

@@ -1,4 +1,5 @@
 import BurrowAudit
+import BurrowJSON
 import BurrowTestSupport
 import Foundation
 import Testing
@@ -51,8 +52,8 @@ struct EgressRunTests: SandboxTesting {
         return result.output + result.stderr
     }
 
-    func events(_ type: AuditEventType) throws -> [[String: JSONValue]] {
-        try auditLog().events(AuditQuery(types: [type])).compactMap { event -> [String: JSONValue]? in
+    func events(_ type: AuditEventType) throws -> [[String: JSON]] {
+        try auditLog().events(AuditQuery(types: [type])).compactMap { event -> [String: JSON]? in
             if case .object(let d) = event.details { return d }
             return nil
         }
@@ -85,7 +86,7 @@ struct EgressRunTests: SandboxTesting {
         #expect(connections.allSatisfy { $0["outcome"] == .string("allowed") })
         #expect(connections.contains { $0["host"] == .string("allowed.test") && $0["address"] == .string("203.0.113.10") && $0["protocol"] == .string("socks5") })
         #expect(connections.contains { $0["host"] == .string("v6only.test") && $0["address"] == .string("2001:db8::10") })
-        #expect(connections.allSatisfy { if case .integer(let n) = $0["bytesIn"] { n > 0 } else { false } })
+        #expect(connections.allSatisfy { ($0["bytesIn"]?.integerValue ?? 0) > 0 })
         #expect(try events(.permissionDenied).isEmpty)
     }
 

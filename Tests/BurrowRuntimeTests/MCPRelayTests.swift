@@ -1,4 +1,5 @@
 import BurrowAudit
+import BurrowJSON
 import BurrowTestSupport
 import Foundation
 import Testing
