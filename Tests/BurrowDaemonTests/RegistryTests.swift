@@ -5,6 +5,7 @@ import BurrowProfile
 import BurrowTestSupport
 import Foundation
 import Hummingbird
+import Synchronization
 import Testing
 
 @testable import BurrowDaemon
@@ -246,6 +247,39 @@ struct AdmissionTests {
         }
         try admission.admit("tool-0", Admission.Limits(requestsPerMinute: 60_000_000, maxConcurrent: 1))
         #expect(throws: Admission.Refusal.concurrency(limit: 1)) { try admission.admit("tool-0", Admission.Limits(requestsPerMinute: 60_000_000, maxConcurrent: 1)) }
+    }
+
+    @Test("the clock is read under the lock: no two readings overlap, so a bucket's time only moves forward")
+    func clockUnderTheLock() async throws {
+        // A clock that notices when it is read by two callers at once, and
+        // stays inside each reading long enough for a second caller to come in
+        // if admission read it before taking its lock.
+        final class WatchedClock: Sendable {
+            let inside = Atomic<Int>(0)
+            let overlaps = Atomic<Int>(0)
+            let ticks = Atomic<UInt64>(0)
+            func read() -> UInt64 {
+                if inside.add(1, ordering: .acquiringAndReleasing).newValue > 1 { overlaps.add(1, ordering: .relaxed) }
+                for _ in 0..<200 { _ = ticks.load(ordering: .relaxed) }
+                inside.subtract(1, ordering: .acquiringAndReleasing)
+                return ticks.add(1_000, ordering: .relaxed).newValue
+            }
+        }
+        let clock = WatchedClock()
+        let admission = Admission(clock: { clock.read() })
+        let limits = Admission.Limits(requestsPerMinute: 60_000_000, maxConcurrent: 1000)
+        await withTaskGroup(of: Void.self) { group in
+            for t in 0..<8 {
+                group.addTask {
+                    for _ in 0..<2_000 {
+                        if (try? admission.admit("tool-\(t % 2)", limits)) != nil { admission.release("tool-\(t % 2)") }
+                        _ = try? admission.registrationAttempt(uid: UInt32(t % 3), perHour: 1_000_000)
+                    }
+                }
+            }
+        }
+        #expect(clock.ticks.load(ordering: .relaxed) == 8 * 2_000 * 2 * 1_000, "every call read the clock once")
+        #expect(clock.overlaps.load(ordering: .relaxed) == 0, "readings overlapped: the clock is read outside the lock")
     }
 
     @Test("an admitted slot is given back once: released, or dropped unrun")
