@@ -34,6 +34,12 @@ final class DaemonMetrics: Sendable {
         registry.makeCounter(descriptor: Self.metric("security_violations", "total", "Distinct refused system calls per invocation."), labels: [("syscall", syscall)]).increment()
     }
 
+    /// Refusals a profile named in `permissions.quiet_refusals`: counted, never violations.
+    func quietRefusal(_ syscall: String, count: Int) {
+        registry.makeCounter(descriptor: Self.metric("quiet_refusals", "total", "Refused system calls a profile expects (permissions.quiet_refusals)."), labels: [("syscall", syscall)])
+            .increment(by: Int64(count))
+    }
+
     /// reason: role_required, rate_limited, too_many_concurrent, registration_limit, plan_refused, …
     func denial(_ reason: String) {
         registry.makeCounter(descriptor: Self.metric("denials", "total", "Requests refused (recorded as PermissionDenied; one caller's repeats aggregated)."), labels: [("reason", reason)]).increment()

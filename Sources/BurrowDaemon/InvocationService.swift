@@ -227,6 +227,7 @@ final class InvocationService: Sendable {
             result.cpuMicroseconds = record.usage.cpuMicroseconds
             result.peakMemoryBytes = record.usage.peakMemoryBytes
             metrics.spawn.recordNanoseconds(Int64(record.durations.spawnMicroseconds) * 1000)
+            for q in record.quietRefusals { metrics.quietRefusal(q.syscall, count: q.count) }
             for limit in record.limits {
                 metrics.limit(limit.resource)
                 sink?(InvocationEvent(event: "limit", invocation: id, limit: LimitHit(resource: limit.resource, limit: limit.limit, observed: limit.observed)))

@@ -234,6 +234,11 @@ final class ProxyLoop: @unchecked Sendable {
         switch host {
         case .address(let address):
             connect(c, [address])
+        case .name(EgressRules.localhost):
+            // Never looked up: the name is the host's loopback.
+            let addresses = EgressRules.localhostAddresses
+            if let refusal = c.session.rules.screen(addresses, host: host, port: request.port) { return refuse(c, refusal) }
+            connect(c, addresses)
         case .name(let name):
             c.state = .resolving
             let id = c.id

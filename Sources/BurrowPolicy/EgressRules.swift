@@ -248,7 +248,7 @@ package enum EgressRefusal: Error, Sendable, Equatable, CustomStringConvertible 
         case .malformedHost(let h): "'\(h)' is not a valid host name or address"
         case .hostNotAllowed(let h): "\(h) is not in the profile's network allowlist"
         case .portNotAllowed(let h, let p): "port \(p) is not allowed for \(h)"
-        case .specialAddress(let h, let a, let r): "\(h) resolves to \(a) (\(r)); only an explicit IP/CIDR entry allows that range"
+        case .specialAddress(let h, let a, let r): "\(h) resolves to \(a) (\(r)); only an explicit IP/CIDR entry (or, for the host's loopback, a 'localhost' entry) allows that range"
         case .notResolved(let h, let why): "\(h) does not resolve: \(why)"
         case .connectionLimit(let n): "the sandbox already has \(n) open connections (the most it may have)"
         case .budgetExhausted(let n): "the sandbox's network byte budget of \(n) bytes is used up"
@@ -264,6 +264,12 @@ package struct EgressRules: Sendable, Equatable {
     package let targets: [NetworkTarget]
 
     package init(_ targets: [NetworkTarget]) { self.targets = targets }
+
+    /// A grant of this name reaches the host's loopback (the proxy connects
+    /// from the host's side): it is never looked up (RFC 6761), and only the
+    /// loopback addresses below are allowed for it.
+    package static let localhost = "localhost"
+    package static let localhostAddresses: [IPAddress] = [.v4(0x7f00_0001), .v6([UInt8](repeating: 0, count: 15) + [1])]
 
     /// Step one, before resolving: may the tool ask for `host` on `port`?
     /// Names must match a name or `*.suffix` entry, literal addresses an
@@ -284,9 +290,12 @@ package struct EgressRules: Sendable, Equatable {
             // An IPv4-mapped address is judged by both its forms.
             let range = SpecialAddress.classify(address) ?? SpecialAddress.classify(plain)
             guard let range else { continue }
-            let explicit = targets.contains { t in
-                t.ports.contains(port) && (covers(t.host, .address(address)) || covers(t.host, .address(plain)))
-            }
+            let explicit =
+                targets.contains { t in
+                    t.ports.contains(port) && (covers(t.host, .address(address)) || covers(t.host, .address(plain)))
+                }
+                || (host == .name(Self.localhost) && Self.localhostAddresses.contains(plain)
+                    && targets.contains { $0.host == .name(Self.localhost) && $0.ports.contains(port) })
             if !explicit { return .specialAddress(host: host.description, address: address.description, range: range) }
         }
         return nil

@@ -1,3 +1,4 @@
+import BurrowProfile
 import CSeccomp
 
 #if canImport(Glibc)
@@ -17,10 +18,14 @@ package struct SeccompResponder: Sendable {
         package var syscall: String
         package var errno: Int32
         package var reason: String
+        /// Named in `permissions.quiet_refusals`: counted, not a SecurityViolation.
+        package var quiet: Bool = false
     }
 
     private var rules: [Int32: [SeccompRule]] = [:]
     private var defaultErrno: Int32
+    /// Quiet calls by number, each with the families it is quiet for (nil: any).
+    private var quiet: [Int32: [Int32?]] = [:]
 
     package init(plan: SeccompPlan) {
         if case .notify(let e) = plan.defaultAction { defaultErrno = e } else { defaultErrno = SeccompPolicy.ENOSYS }
@@ -32,14 +37,30 @@ package struct SeccompResponder: Sendable {
         }
         // Conditional rules first: they are the more specific (ioctl TIOCSTI before any ioctl).
         for key in rules.keys { rules[key]?.sort { !$0.conditions.isEmpty && $1.conditions.isEmpty } }
+        for q in plan.quietRefusals {
+            guard let nr = Self.number(of: q.syscall) else { continue }
+            quiet[nr, default: []].append(q.family?.rawValue)
+        }
     }
 
     /// The answer for call `nr` with `arguments` (as the notification carries them).
     package func answer(syscall nr: Int32, arguments: [UInt64]) -> Answer {
+        var answer = Answer(syscall: Self.name(of: nr), errno: defaultErrno, reason: "not in the allowlist")
         for rule in rules[nr] ?? [] where rule.conditions.allSatisfy({ $0.holds(arguments) }) {
-            if case .notify(let e) = rule.action { return Answer(syscall: rule.syscall, errno: e, reason: rule.reason) }
+            if case .notify(let e) = rule.action {
+                answer = Answer(syscall: rule.syscall, errno: e, reason: rule.reason)
+                break
+            }
         }
-        return Answer(syscall: Self.name(of: nr), errno: defaultErrno, reason: "not in the allowlist")
+        // A family is the first argument of socket and socketpair.
+        answer.quiet = quiet[nr]?.contains { $0 == nil || arguments.first.map { a in Int32(truncatingIfNeeded: a) } == $0 } ?? false
+        return answer
+    }
+
+    /// libseccomp's number for a system call name on this architecture, or nil.
+    package static func number(of name: String) -> Int32? {
+        let nr = seccomp_syscall_resolve_name(name)
+        return nr >= 0 ? nr : nil
     }
 
     /// libseccomp's name for a native system call number, or "syscall N".

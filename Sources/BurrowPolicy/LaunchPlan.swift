@@ -63,6 +63,11 @@ package struct SandboxSpec: Sendable, Equatable {
     package var limits: EffectiveLimits
 }
 
+extension SandboxSpec {
+    /// The host name in the sandbox's UTS namespace (and its /etc/hosts).
+    package static let hostName = "burrow"
+}
+
 /// What one invocation adds to its sandbox: only execve and the supervisor see it.
 package struct ExecRequest: Sendable, Equatable {
     package var argv: [String]

@@ -71,13 +71,15 @@ package struct PlanCompiler: Sendable {
             mounts = mountTable(profile: profile, limits: limits, runtime: runtime, identity: identity, warnings: &warnings)
         }
 
-        let seccomp: SeccompPlan
+        var seccomp: SeccompPlan
         do {
             let key = CompileMemo.FilterKey(isolated: isolated, machine: host.machine, inputs: SeccompPolicy.inputs(of: profile))
             seccomp = try memo?.seccomp(key) { () throws(SeccompCompiler.Failure) in try seccompPlan(profile, isolated: isolated) } ?? seccompPlan(profile, isolated: isolated)
         } catch {
             throw PlanError(description: "the seccomp filter does not compile: \(error)")
         }
+        // The filter does not change with them: the supervisor's answers do.
+        seccomp.quietRefusals = try quietRefusals(profile, seccomp, warnings: &warnings)
         let executablesInSandbox = runtime.executables.sorted()
         let landlock =
             isolated
@@ -201,12 +203,24 @@ package struct PlanCompiler: Sendable {
         let grants = reads.map { ($0.path, false) } + writes.map { ($0.path, true) }
 
         var binds: [MountEntry] = []
-        let runtimeDirs = runtime.directories.sorted().filter { dir in
-            !runtime.directories.contains { $0 != dir && isPath(dir, within: $0) } && !grants.contains { isPath(dir, within: $0.0) }
-        }
+        // Directories of libraries are bound whole. A directory of executables
+        // only (/usr/bin) shows just the granted ones and the links to them:
+        // a program that is not granted is absent (ENOENT), as a probe expects,
+        // rather than present and refused (EACCES).
+        let underGrant = { (dir: String) in grants.contains { isPath(dir, within: $0.0) } }
+        let whole = runtime.directories.filter { runtime.libraryDirectories.contains($0) && !underGrant($0) }
+        let runtimeDirs = whole.sorted().filter { dir in !whole.contains { $0 != dir && isPath(dir, within: $0) } }
         for dir in runtimeDirs {
             binds.append(
                 MountEntry(kind: .bind, source: dir, target: dir, options: MountOptions(readOnly: true, [.noSetuid, .noDevices], recursive: true), reason: "runtime of the granted executables"))
+        }
+        let shown = { (path: String) in !underGrant(path) && !runtimeDirs.contains { isPath(path, within: $0) } }
+        for file in executables where shown(file) {
+            binds.append(
+                MountEntry(kind: .bind, source: file, target: file, options: MountOptions(readOnly: true, [.noSetuid, .noDevices]), reason: "a granted executable (its directory shows only these)"))
+        }
+        for (link, target) in runtime.links where shown(link) {
+            links[link] = target
         }
         for (path, writable) in grants {
             guard let kind = fs.kind(path) else {
@@ -261,13 +275,10 @@ package struct PlanCompiler: Sendable {
                     readOnly: false, tmpExec ? [.noSetuid, .noDevices] : [.noSetuid, .noDevices, .noExecute], mode: 0o1777, size: limits.scratchSize,
                     inodes: max(1024, limits.scratchSize.bytes / 16384)),
                 reason: "scratch space (filesystem_access.scratch_size)"))
-        if !(reads + writes).contains(where: { isPath("/etc", within: $0.path) || isPath($0.path, within: "/etc/passwd") || $0.path == "/etc/group" }) {
-            let u = identity.uid
-            entries.append(
-                MountEntry(
-                    kind: .file, target: "/etc/passwd", options: MountOptions(mode: 0o644), content: "tool:x:\(u):\(u):sandboxed tool:/tmp:/sbin/nologin\n",
-                    reason: "the tool's own user, so getpwuid() works"))
-            entries.append(MountEntry(kind: .file, target: "/etc/group", options: MountOptions(mode: 0o644), content: "tool:x:\(u):\n", reason: "the tool's own group"))
+        // Files every program expects in /etc, written for the sandbox unless
+        // a grant brings the host's (or a path below one).
+        for (path, content, reason) in etcFiles(uid: identity.uid) where !(reads + writes).contains(where: { isPath(path, within: $0.path) || isPath($0.path, within: path) }) {
+            entries.append(MountEntry(kind: .file, target: path, options: MountOptions(mode: 0o644), content: content, reason: reason))
         }
         for blocked in profile.filesystem.blockedPaths {
             guard binds.contains(where: { isPath(blocked.path, within: $0.target) }) else { continue }
@@ -307,13 +318,24 @@ package struct PlanCompiler: Sendable {
         return fs.resolve(path).map { fs.kind($0.path) == .directory } ?? false
     }
 
+    /// The files written into the sandbox's /etc, with why.
+    private func etcFiles(uid u: UInt32) -> [(path: String, content: String, reason: String)] {
+        let name = SandboxSpec.hostName
+        return [
+            ("/etc/passwd", "tool:x:\(u):\(u):sandboxed tool:/tmp:/sbin/nologin\n", "the tool's own user, so getpwuid() works"),
+            ("/etc/group", "tool:x:\(u):\n", "the tool's own group"),
+            ("/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t\(name)\n::1\tlocalhost ip6-localhost ip6-loopback\n", "localhost and the sandbox's host name resolve"),
+            ("/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n", "names are looked up in the files above before DNS"),
+        ]
+    }
+
     /// Read rules for Landlock: granted reads plus the runtime directories, and
     /// /proc; writes get their own rules.
     private func readRulePaths(runtime: RuntimeResolver.Result, reads: [PathPattern]) -> [String] {
         let dirs = runtime.directories.filter { dir in !runtime.directories.contains { $0 != dir && isPath(dir, within: $0) } }
         // A rule is opened by path and would follow a symlink: symlink grants
         // get no rule of their own (their targets must be granted).
-        let all = Set(dirs).union(reads.map(\.path).filter { fs.kind($0) != .symlink }).union(["/proc", "/etc/passwd", "/etc/group"])
+        let all = Set(dirs).union(reads.map(\.path).filter { fs.kind($0) != .symlink }).union(["/proc"] + etcFiles(uid: 0).map(\.path))
         return all.sorted()
     }
 
@@ -330,7 +352,8 @@ package struct PlanCompiler: Sendable {
             for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
                 entries.append(EnvironmentEntry(name: name, value: name.lowercased() == "all_proxy" ? "socks5h://127.0.0.1:\(NetworkPlan.proxyPort)" : proxy, source: .burrow))
             }
-            entries += [EnvironmentEntry(name: "NO_PROXY", value: "localhost", source: .burrow), EnvironmentEntry(name: "no_proxy", value: "localhost", source: .burrow)]
+            // No NO_PROXY: a `localhost` grant is the host's loopback, which
+            // only the proxy reaches (the sandbox's own loopback has nothing).
         }
         let reserved = Set(entries.map(\.name))
         for (name, value) in environment.sorted(by: { $0.key < $1.key })
@@ -341,9 +364,14 @@ package struct PlanCompiler: Sendable {
     }
 
     private func rlimits(_ limits: EffectiveLimits) -> [RlimitEntry] {
-        let cpu = limits.maxCpuTime.wholeSecondsRoundedUp
+        // One second above the budget: the supervisor, which reads the tree's
+        // CPU every cpuCheckMilliseconds and records the exact limit, acts
+        // first; SIGXCPU only ends a process the supervisor failed to stop.
+        let cpu = limits.maxCpuTime.wholeSecondsRoundedUp + 1
         return [
-            RlimitEntry(resource: .cpu, soft: cpu, hard: cpu + 1, reason: "backstop for max_cpu_time per process (the cgroup budget covers the tree)"),
+            RlimitEntry(
+                resource: .cpu, soft: cpu, hard: cpu + 1,
+                reason: "max_cpu_time backstop per process, a second above the budget so the supervisor (which checks the whole tree) acts first"),
             RlimitEntry(resource: .fsize, soft: limits.maxFileSize.bytes, hard: limits.maxFileSize.bytes, reason: "max_file_size (SIGXFSZ)"),
             RlimitEntry(resource: .nofile, soft: UInt64(limits.maxOpenFiles), hard: UInt64(limits.maxOpenFiles), reason: "max_open_files"),
             RlimitEntry(
@@ -447,6 +475,22 @@ package struct PlanCompiler: Sendable {
             allowed: allowed.filter { !compiled.unknown.contains($0) }, rules: rules.filter { !compiled.unknown.contains($0.syscall) },
             unknownToLibseccomp: compiled.unknown, instructions: compiled.bpf.count / 8, bpf: BPFProgram(bytes: compiled.bpf),
             reporting: "user notification: the supervisor records a SecurityViolation naming each refused call, then answers with the errno shown")
+    }
+
+    /// The profile's quiet refusals, each naming a call this host's libseccomp
+    /// knows (a misspelt name would quiet nothing, so it is refused); one the
+    /// plan allows outright is kept with a warning, since it never stops.
+    private func quietRefusals(_ profile: SecurityProfile, _ plan: SeccompPlan, warnings: inout [String]) throws(PlanError) -> [QuietRefusal] {
+        let quiet = profile.permissions.quietRefusals
+        for q in quiet {
+            guard SeccompResponder.number(of: q.syscall) != nil else {
+                throw PlanError(description: "permissions.quiet_refusals: '\(q.syscall)' is not a system call on \(host.machine)")
+            }
+            if plan.allowed.contains(q.syscall) {
+                warnings.append("permissions.quiet_refusals \"\(q)\": this plan allows \(q.syscall), so it is never refused")
+            }
+        }
+        return quiet
     }
 
     // MARK: controls and warnings

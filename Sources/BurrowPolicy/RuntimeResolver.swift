@@ -26,6 +26,13 @@ struct RuntimeResolver {
         var directories: Set<String> = []
         /// Symlinks in directories that are not bound (at the root: /lib64 → usr/lib64).
         var rootLinks: [String: String] = [:]
+        /// Every other symlink on the way to an executable or library, with its text.
+        var links: [String: String] = [:]
+        /// Directories holding a shared library, an ELF interpreter or a link
+        /// to one: bound whole (libraries load others by name at run time).
+        /// The other directories hold executables only, and the sandbox sees
+        /// only the granted ones in them.
+        var libraryDirectories: Set<String> = []
         /// Grants that match nothing on this host.
         var unmatched: [String] = []
         var visitedLibraries: Set<String> = []
@@ -79,7 +86,7 @@ struct RuntimeResolver {
 
     private func addLibraries(of file: String, to result: inout Result, depth: Int) {
         guard depth < 32, let elf = ELFInfo.read(file, from: fs) else { return }
-        if let interpreter = elf.interpreter, let final = follow(interpreter, into: &result) {
+        if let interpreter = elf.interpreter, let final = follow(interpreter, into: &result, library: true) {
             result.executableReasons[final] = result.executableReasons[final] ?? "ELF interpreter"
             if !result.executables.contains(final) { result.executables.append(final) }
         }
@@ -87,7 +94,7 @@ struct RuntimeResolver {
         let runpath = elf.runpath.map { $0.replacingOccurrences(of: "$ORIGIN", with: origin) }
         for library in elf.needed {
             guard let found = (runpath + Self.libraryDirectories).lazy.map({ $0 + "/" + library }).first(where: { fs.kind($0) != nil }),
-                let final = follow(found, into: &result), result.visitedLibraries.insert(final).inserted
+                let final = follow(found, into: &result, library: true), result.visitedLibraries.insert(final).inserted
             else { continue }
             addLibraries(of: final, to: &result, depth: depth + 1)
         }
@@ -95,7 +102,7 @@ struct RuntimeResolver {
 
     /// Resolves symlinks, recording the directories and root links that
     /// must exist in the sandbox for the kernel to walk the same way.
-    private func follow(_ path: String, into result: inout Result) -> String? {
+    private func follow(_ path: String, into result: inout Result, library: Bool = false) -> String? {
         guard let (final, links) = fs.resolve(path) else { return nil }
         for (link, target) in links {
             let parent = dirname(link)
@@ -103,9 +110,12 @@ struct RuntimeResolver {
                 result.rootLinks[link] = target
             } else {
                 result.directories.insert(parent)
+                result.links[link] = target
+                if library { result.libraryDirectories.insert(parent) }
             }
         }
         result.directories.insert(dirname(final))
+        if library { result.libraryDirectories.insert(dirname(final)) }
         return final
     }
 }

@@ -1,3 +1,4 @@
+package import BurrowProfile
 import FoundationEssentials
 
 /// What the seccomp filter does with a system call.
@@ -69,10 +70,13 @@ package struct SeccompPlan: Sendable, Codable, Equatable {
     package var bpf: BPFProgram
     /// How denied calls are reported.
     package var reporting: String
+    /// Refusals the profile expects (`permissions.quiet_refusals`): refused
+    /// all the same and counted, but not SecurityViolations.
+    package var quietRefusals: [QuietRefusal] = []
 }
 
 func errnoText(_ e: Int32) -> String {
-    let names: [Int32: String] = [1: "EPERM", 38: "ENOSYS", 97: "EAFNOSUPPORT", 13: "EACCES", 22: "EINVAL", 25: "ENOTTY"]
+    let names: [Int32: String] = [1: "EPERM", 2: "ENOENT", 38: "ENOSYS", 97: "EAFNOSUPPORT", 13: "EACCES", 22: "EINVAL", 25: "ENOTTY"]
     return names[e] ?? "errno \(e)"
 }
 

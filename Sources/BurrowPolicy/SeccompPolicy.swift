@@ -4,6 +4,7 @@ import BurrowProfile
 /// names; `SeccompCompiler` resolves and compiles them).
 enum SeccompPolicy {
     static let EPERM: Int32 = 1
+    static let ENOENT: Int32 = 2
     static let ENOSYS: Int32 = 38
     static let EAFNOSUPPORT: Int32 = 97
     static let ENOTTY: Int32 = 25
@@ -135,9 +136,12 @@ enum SeccompPolicy {
                     syscall: "clone", action: .allow,
                     conditions: [SeccompCondition(argument: 0, operation: .maskedEqual, value: CLONE_THREAD, mask: CLONE_THREAD | CLONE_NEW_ANY, valueName: "CLONE_THREAD, no CLONE_NEW*")],
                     reason: "threads only: permissions.process.fork is false"))
-            rules.append(SeccompRule(syscall: "clone", action: .notify(errno: EPERM), conditions: [], reason: "a new process: permissions.process.fork is false"))
+            // ENOENT, not EPERM: to the tool, no program can be run here, so
+            // code probing for an optional helper (`node -v`, `uname -p`)
+            // sees it missing (Python raises FileNotFoundError) and goes on.
+            rules.append(SeccompRule(syscall: "clone", action: .notify(errno: ENOENT), conditions: [], reason: "a new process: permissions.process.fork is false"))
             for call in ["fork", "vfork"] {
-                rules.append(SeccompRule(syscall: call, action: .notify(errno: EPERM), conditions: [], reason: "permissions.process.fork is false"))
+                rules.append(SeccompRule(syscall: call, action: .notify(errno: ENOENT), conditions: [], reason: "permissions.process.fork is false"))
             }
         }
         // glibc tries clone3 first and falls back to clone on ENOSYS; clone3's

@@ -126,6 +126,43 @@ package struct NetworkTarget: Sendable, Hashable, Codable, CustomStringConvertib
     }
 }
 
+extension NetworkTarget {
+    /// Why no connection through Burrow's proxy can ever reach this target, or
+    /// nil: a name below `.localhost` (loopback, which only a `localhost`
+    /// entry reaches), or addresses no TCP connection goes to (this network,
+    /// multicast, reserved, unspecified).
+    package var neverReachable: String? {
+        switch host {
+        case .name(let n) where n.hasSuffix(".localhost"), .suffix(let n) where n == "localhost" || n.hasSuffix(".localhost"):
+            return "names below .localhost are loopback, which only a 'localhost' entry reaches: write 'localhost:\(portText)'"
+        case .address(let a):
+            return Self.unconnectable(a, prefix: nil)
+        case .network(let a, let prefix):
+            return Self.unconnectable(a, prefix: prefix)
+        case .name, .suffix:
+            return nil
+        }
+    }
+
+    private var portText: String { ports.lowerBound == ports.upperBound ? "\(ports.lowerBound)" : "\(ports.lowerBound)-\(ports.upperBound)" }
+
+    /// A whole network (or one address) inside a range TCP cannot connect to.
+    private static func unconnectable(_ address: String, prefix: Int?) -> String? {
+        var b = [UInt8](repeating: 0, count: 16)
+        if address.contains(":") {
+            guard inet_pton(AF_INET6, address, &b) == 1 else { return nil }
+            if prefix == nil && b.allSatisfy({ $0 == 0 }) { return "'::' is the unspecified address: no connection goes there" }
+            if (prefix ?? 128) >= 8 && b[0] == 0xff { return "ff00::/8 is multicast: TCP cannot connect there" }
+            return nil
+        }
+        guard inet_pton(AF_INET, address, &b) == 1 else { return nil }
+        if (prefix ?? 32) >= 8 && b[0] == 0 { return "0.0.0.0/8 is 'this network': no connection goes there" }
+        if (prefix ?? 32) >= 4 && b[0] >= 224 && b[0] < 240 { return "224.0.0.0/4 is multicast: TCP cannot connect there" }
+        if (prefix ?? 32) >= 4 && b[0] >= 240 { return "240.0.0.0/4 is reserved (and 255.255.255.255 broadcast): TCP cannot connect there" }
+        return nil
+    }
+}
+
 /// AF_INET or AF_INET6 when `text` is a strict address literal, else nil.
 func addressFamily(_ text: String) -> Int32? {
     var buffer = [UInt8](repeating: 0, count: 16)

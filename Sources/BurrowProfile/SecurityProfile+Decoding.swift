@@ -93,6 +93,7 @@ extension SecurityProfile {
                             ? "\(name) cannot be kept: it would let the tool weaken its own sandbox; keepable: \(keepableCapabilities.joined(separator: ", "))"
                             : "unknown capability '\(name)': write names like CAP_NET_BIND_SERVICE")
             }?.map(\.0) ?? []
+        p.quietRefusals = t.list("quiet_refusals", QuietRefusal.parse)?.map(\.0) ?? []
         return p
     }
 

@@ -76,6 +76,15 @@ extension SecurityProfile {
             }
             byHost[a.host, default: []].append(i)
         }
+        for (i, target) in permissions.network.enumerated() {
+            if let why = target.neverReachable {
+                log.error(networkPaths[i], "'\(target)' can never be reached: \(why)")
+            } else if target.host == .name("localhost") {
+                log.warning(
+                    networkPaths[i],
+                    "'\(target)' reaches a service on the host's own loopback (the proxy connects from the host's side): grant it only for a service meant for this tool")
+            }
+        }
     }
 
     private func validateLimits(policy: HostPolicy, log: IssueLog) {

@@ -99,12 +99,15 @@ package struct Permissions: Sendable, Equatable, Codable {
     package var process: ProcessPermission
     /// Capabilities kept inside the sandbox (names like `CAP_NET_BIND_SERVICE`); all others are dropped.
     package var capabilities: [String]
+    /// Refusals the tool is known to provoke harmlessly: still refused, counted, but quiet.
+    package var quietRefusals: [QuietRefusal]
 
     package init(
         fileRead: [PathPattern] = [], fileWrite: [PathPattern] = [], execute: [CommandPattern] = [],
         network: [NetworkTarget] = [], environment: [EnvironmentPattern] = [],
-        process: ProcessPermission = ProcessPermission(), capabilities: [String] = []
+        process: ProcessPermission = ProcessPermission(), capabilities: [String] = [], quietRefusals: [QuietRefusal] = []
     ) {
+        self.quietRefusals = quietRefusals
         self.fileRead = fileRead
         self.fileWrite = fileWrite
         self.execute = execute

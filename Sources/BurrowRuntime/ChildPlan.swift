@@ -43,7 +43,7 @@ final class ChildPlan {
 
         if isolated {
             try marshalMounts(plan.mounts)
-            raw.hostname = UnsafePointer(string("burrow"))
+            raw.hostname = UnsafePointer(string(SandboxSpec.hostName))
             raw.loopback_up = plan.namespaces.contains { $0.kind == .net } ? 1 : 0
         }
         raw.workdir = UnsafePointer(string(plan.command.workingDirectory))

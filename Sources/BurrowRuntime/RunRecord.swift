@@ -112,6 +112,9 @@ package struct RunRecord: Sendable, Codable, Equatable {
     package var usage: Usage
     package var cgroup: Cgroup?
     package var violations: [Violation]
+    /// Refusals named in `permissions.quiet_refusals`: refused all the same,
+    /// counted here, but neither SecurityViolations nor anomaly input.
+    package var quietRefusals: [Violation] = []
     package var limits: [LimitEvent]
     package var observed: Observed?
     package var supervisor: Supervisor

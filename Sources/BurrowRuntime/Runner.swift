@@ -207,7 +207,7 @@ package enum Runner {
                 cpuMicroseconds: outcome.readings?.cpuNanoseconds.map { $0 / 1000 }, peakMemoryBytes: outcome.readings?.peakMemoryBytes,
                 peakProcesses: outcome.readings?.peakProcesses, wallMilliseconds: ranFor),
             cgroup: cgroupRecord,
-            violations: outcome.violations, limits: limits, observed: observed,
+            violations: outcome.violations, quietRefusals: outcome.quietRefusals, limits: limits, observed: observed,
             supervisor: RunRecord.Supervisor(peakResidentKilobytes: peakResidentKilobytes()),
             swept: swept, recovered: recovered, auditProblems: auditProblems, notes: notes + (cgroup?.skipped ?? []) + sandbox.notes,
             stopped: outcome.stopped ? options.stop?.reason : nil, network: network)

@@ -18,6 +18,7 @@ final class Supervisor {
     struct Outcome {
         var status: WaitStatus
         var violations: [RunRecord.Violation]
+        var quietRefusals: [RunRecord.Violation]
         var limits: [RunRecord.LimitEvent]
         var readings: CgroupReadings?
         /// Whether a `RunStop` ended the tool.
@@ -44,6 +45,8 @@ final class Supervisor {
     private let activity: (@Sendable () -> [String])?
     private var violations: [String: RunRecord.Violation] = [:]
     private var order: [String] = []
+    private var quiet: [String: RunRecord.Violation] = [:]
+    private var quietOrder: [String] = []
     private var limits: [RunRecord.LimitEvent] = []
 
     /// - Parameters:
@@ -157,6 +160,13 @@ final class Supervisor {
         let status = toolStatus() ?? initStatus
         let readings = cgroup?.readings(peaks: true)
         if let readings { checkCounters(readings) }
+        // The backstop sits above the budget, so this means the supervisor
+        // could not act in time (a starved host): still a CPU budget hit.
+        if case .signaled(SIGXCPU, _) = status, !limits.contains(where: { $0.resource == "max_cpu_time" }) {
+            exceeded(
+                "max_cpu_time", limitsPlan.maxCpuTime.description, unit: "milliseconds", limitValue: limitsPlan.maxCpuTime.milliseconds,
+                observedValue: readings?.cpuNanoseconds.map { $0 / 1_000_000 }, "SIGXCPU ended the tool: a process ran past RLIMIT_CPU, the per-process backstop")
+        }
         if case .signaled(SIGXFSZ, _) = status {
             exceeded(
                 "max_file_size", limitsPlan.maxFileSize.description, unit: "bytes", limitValue: limitsPlan.maxFileSize.bytes, observedValue: nil,
@@ -175,7 +185,7 @@ final class Supervisor {
                     "the scratch tmpfs (/tmp) has no inode left: \(what); file creation gets ENOSPC")
             }
         }
-        return Outcome(status: status, violations: order.compactMap { violations[$0] }, limits: limits, readings: readings, stopped: stopped)
+        return Outcome(status: status, violations: order.compactMap { violations[$0] }, quietRefusals: quietOrder.compactMap { quiet[$0] }, limits: limits, readings: readings, stopped: stopped)
     }
 
     /// Records an OOM kill or a refused fork (once each), from the kernel's counters.
@@ -228,6 +238,11 @@ final class Supervisor {
         // An answer that fails with ENOENT means the caller is gone: nothing to record differently.
         try? Kernel.deny(notification, errno: answer.errno, on: listener)
         let key = ([answer.syscall] + (during ?? [])).joined(separator: " ")
+        if answer.quiet {
+            if quiet[key] == nil { quietOrder.append(key) }
+            quiet[key, default: RunRecord.Violation(syscall: answer.syscall, errno: errnoName(answer.errno), count: 0, reason: answer.reason, during: during)].count += 1
+            return
+        }
         if var seen = violations[key] {
             seen.count += 1
             violations[key] = seen

@@ -82,6 +82,21 @@ struct EgressRulesTests {
         #expect(explicit.admit(.address(IPAddress(literal: "::ffff:127.0.0.5")!), port: 80) == nil)
     }
 
+    @Test("a 'localhost' grant allows the host's loopback for that name only, and only loopback")
+    func localhostGrant() throws {
+        let r = try rules("localhost:8080", "internal.test:8080")
+        let loopback = EgressRules.localhostAddresses
+        #expect(loopback.map(\.description) == ["127.0.0.1", "::1"])
+        #expect(r.admit(.name("localhost"), port: 8080) == nil)
+        #expect(r.admit(.name("localhost"), port: 8081) == .portNotAllowed(host: "localhost", port: 8081))
+        #expect(r.screen(loopback, host: .name("localhost"), port: 8080) == nil)
+        #expect(r.screen([IPAddress(literal: "10.0.0.1")!], host: .name("localhost"), port: 8080)?.code == "special_address", "loopback only")
+        #expect(r.screen(loopback, host: .name("internal.test"), port: 8080)?.code == "special_address", "another name resolving to loopback is still refused")
+        #expect(r.admit(.address(loopback[0]), port: 8080) == .hostNotAllowed("127.0.0.1"), "a literal address needs an address entry")
+        let none = try rules("internal.test:8080")
+        #expect(none.screen(loopback, host: .name("localhost"), port: 8080)?.code == "special_address", "no localhost grant, no loopback")
+    }
+
     @Test func ipv4NotationsRejectOverflow() {
         #expect(IPAddress(anyIPv4Notation: "256.0.0.1") == nil)
         #expect(IPAddress(anyIPv4Notation: "1.2.65536") == nil)

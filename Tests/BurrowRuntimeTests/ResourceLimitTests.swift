@@ -128,7 +128,7 @@ struct ResourceLimitTests: SandboxTesting {
 
     @Test("max_cpu_time: children each under RLIMIT_CPU exceed the tree's budget")
     func cpuBudgetOfTheTree() throws {
-        // RLIMIT_CPU is 1 s per process; each of 4 processes (2 threads each)
+        // RLIMIT_CPU is 2 s per process (a second above the budget); each of 4 processes (2 threads each)
         // stops at 700 ms of its own CPU time: only the tree's sum, 2.8 s, is over.
         let out = try hog(try hogProfile("max_cpu_time = \"1s\"\nmax_execution_time = \"120s\""), ["spin", "4", "2", "700"])
         #expect(out.result.status == 137, "\(out.result.output) \(out.result.stderr)")
@@ -137,6 +137,19 @@ struct ResourceLimitTests: SandboxTesting {
         #expect(number(event, "limitValue") == 1000)
         #expect((number(event, "observedValue") ?? 0) >= 1000, "over the budget (whole ms, rounded down): \(event)")
         #expect(!out.result.output.contains("children finished"), "no child may reach its own RLIMIT_CPU: \(out.result.output)")
+    }
+
+    @Test(
+        "max_cpu_time: one process burning CPU, in one thread or several, is stopped by the budget every time, never by the RLIMIT_CPU backstop",
+        arguments: [1, 1, 1, 3, 3])
+    func cpuBudgetOfOneProcess(threads: Int) throws {
+        let out = try hog(try hogProfile("max_cpu_time = \"1s\"\nmax_execution_time = \"120s\""), ["burn", "\(threads)"])
+        // 137 is the supervisor's SIGKILL; SIGXCPU (the backstop) would be 152.
+        #expect(out.result.status == 137, "\(out.result.output) \(out.result.stderr)")
+        let event = try only(out.limits, "max_cpu_time")
+        #expect(number(event, "limitValue") == 1000)
+        #expect((number(event, "observedValue") ?? 0) >= 1000, "\(event)")
+        #expect((event["observed"] as? String ?? "").contains("budget timer"), "the supervisor, not SIGXCPU: \(event)")
     }
 
     @Test("max_execution_time: a sleeping tool is killed at the deadline")

@@ -9,6 +9,8 @@
  *                                   spinning threads, each process stopping at
  *                                   MS ms of its own CPU time (keep MS under
  *                                   RLIMIT_CPU: only the tree's sum is over)
+ *   burrow-hog burn THREADS         spin THREADS threads of this one process
+ *                                   until something stops it
  *   burrow-hog sleep SECONDS        sleep
  *   burrow-hog stop                 SIGSTOP itself
  *   burrow-hog daemon TOKEN         double-fork a daemon that closes its stdio
@@ -67,6 +69,20 @@ static int mode_spin(int children, int threads, long ms) {
     int status, done = 0;
     while (wait(&status) > 0) done++;
     printf("spin: %d children finished\n", done);
+    return 0;
+}
+
+static void *burn(void *arg) {
+    (void)arg;
+    volatile unsigned long x = 0;
+    for (;;) x++;
+    return NULL;
+}
+
+static int mode_burn(int threads) {
+    pthread_t t;
+    for (int i = 1; i < threads && i < 64; i++) pthread_create(&t, NULL, burn, NULL);
+    burn(NULL);
     return 0;
 }
 
@@ -174,6 +190,7 @@ int main(int argc, char **argv) {
     const char *m = argc > 1 ? argv[1] : "";
     if (!strcmp(m, "memory") && argc == 3) return mode_memory(atol(argv[2]));
     if (!strcmp(m, "fork") && argc == 3) return mode_fork(atoi(argv[2]));
+    if (!strcmp(m, "burn") && argc == 3) return mode_burn(atoi(argv[2]));
     if (!strcmp(m, "spin") && argc == 5) return mode_spin(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
     if (!strcmp(m, "sleep") && argc == 3) return sleep((unsigned)atoi(argv[2])) == 0 ? 0 : 1;
     if (!strcmp(m, "stop") && argc == 2) {
