@@ -1,4 +1,5 @@
 import BurrowPolicy
+import BurrowProfile
 import BurrowTestSupport
 import Testing
 
@@ -19,6 +20,33 @@ struct SeccompTests {
             out.append(Instruction(code: code, jt: b[i + 2], jf: b[i + 3], k: k))
         }
         return out
+    }
+
+    @Test("quiet refusals: an unknown call fails the plan, an allowed one is warned about, and the responder answers the rest with the planned errno, quietly")
+    func quietRefusals() throws {
+        let loader = ProfileLoader(policy: .defaults, searchPath: [Fixtures.profilesDirectory], read: Fixtures.readFile)
+        var profile = try #require(loader.load("minimal").profile)
+        let compiler = PlanCompiler(policy: .defaults, host: Fixtures.capableHost, fs: FakeFileSystem.debianLike, environment: [:], workingDirectory: "/")
+        profile.permissions.quietRefusals = [QuietRefusal(syscall: "nosuchcall")]
+        #expect(throws: PlanError.self) { try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: ["true"]) }
+        profile.permissions.quietRefusals = [QuietRefusal(syscall: "read"), QuietRefusal(syscall: "mbind"), QuietRefusal(syscall: "socket", family: .netlink)]
+        let plan = try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: ["true"])
+        #expect(plan.warnings.contains { $0.contains("quiet_refusals \"read\"") }, "\(plan.warnings)")
+        #expect(plan.seccomp.quietRefusals.map(\.description) == ["read", "mbind", "socket:AF_NETLINK"])
+        let responder = SeccompResponder(plan: plan.seccomp)
+        let mbind = try #require(SeccompResponder.number(of: "mbind"))
+        let socket = try #require(SeccompResponder.number(of: "socket"))
+        var loud = profile
+        loud.permissions.quietRefusals = []
+        let planned = SeccompResponder(plan: try compiler.compile(HostPolicy.defaults.clamp(loud), profileFiles: [], argv: ["true"]).seccomp)
+        let quietMbind = responder.answer(syscall: mbind, arguments: [0, 0, 0, 0, 0, 0])
+        let loudMbind = planned.answer(syscall: mbind, arguments: [0, 0, 0, 0, 0, 0])
+        #expect(quietMbind.quiet && !loudMbind.quiet)
+        #expect(quietMbind.errno == loudMbind.errno && quietMbind.reason == loudMbind.reason, "the same refusal: \(quietMbind) \(loudMbind)")
+        let netlink = responder.answer(syscall: socket, arguments: [16, 3, 0, 0, 0, 0])
+        let packet = responder.answer(syscall: socket, arguments: [17, 3, 0, 0, 0, 0])
+        #expect(netlink.quiet && !packet.quiet, "only the named family")
+        #expect(netlink.errno == packet.errno && netlink.reason == packet.reason, "refused exactly as planned")
     }
 
     @Test func checksArchitectureAndRefusesX32() throws {

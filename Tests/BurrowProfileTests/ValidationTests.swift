@@ -67,6 +67,27 @@ struct ValidationTests {
         ValidationCase(
             rule: "non-canonical IPv6", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"[2001:DB8:0::1]:443\"]", keyPath: "permissions.network[0]",
             message: "write '2001:db8::1'"),
+        ValidationCase(
+            rule: "name below .localhost", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"app.localhost:8080\"]", keyPath: "permissions.network[0]",
+            message: "only a 'localhost' entry reaches: write 'localhost:8080'"),
+        ValidationCase(
+            rule: "multicast address", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"239.1.2.3:443\"]", keyPath: "permissions.network[0]",
+            message: "can never be reached: 224.0.0.0/4 is multicast"),
+        ValidationCase(
+            rule: "this-network range", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"0.0.0.0/8:80\"]", keyPath: "permissions.network[0]",
+            message: "can never be reached"),
+        ValidationCase(
+            rule: "unspecified IPv6", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"[::]:80\"]", keyPath: "permissions.network[0]",
+            message: "unspecified address"),
+        ValidationCase(
+            rule: "quiet refusal that is no call name", body: "[permissions]\nquiet_refusals = [\"Mbind\"]", keyPath: "permissions.quiet_refusals[0]",
+            message: "is not a system call name"),
+        ValidationCase(
+            rule: "quiet refusal with a family on another call", body: "[permissions]\nquiet_refusals = [\"mbind:AF_INET\"]", keyPath: "permissions.quiet_refusals[0]",
+            message: "only socket and socketpair take an address family"),
+        ValidationCase(
+            rule: "quiet refusal with an unknown family", body: "[permissions]\nquiet_refusals = [\"socket:AF_FOO\"]", keyPath: "permissions.quiet_refusals[0]",
+            message: "unknown address family 'AF_FOO'"),
         ValidationCase(rule: "LD_ variable", header: "env_whitelist = [\"LD_PRELOAD\"]", keyPath: "env_whitelist[0]", message: "'LD_PRELOAD' may not be passed to a tool"),
         ValidationCase(rule: "prefix covering LD_", header: "env_whitelist = [\"L*\"]", keyPath: "env_whitelist[0]", message: "may not be passed"),
         ValidationCase(rule: "whole environment", header: "env_whitelist = [\"*\"]", keyPath: "env_whitelist[0]", message: "would pass the whole environment"),

@@ -218,4 +218,42 @@ struct EgressRunTests: SandboxTesting {
         let refused = try #require(try events(.permissionDenied).first { $0["host"] == .string("other.test") && $0["reason"] == .string("host_not_allowed") })
         #expect(refused["during"]?.arrayValue?.count == 1)
     }
+
+    @Test(
+        "mcp-server-fetch in its default (markdown) mode under the shipped profile: readabilipy's probe for node finds none and the page converts",
+        .requires(.installed("/opt/burrow/venvs/mcp-server-fetch/bin/python3")))
+    func mcpServerFetchMarkdown() throws {
+        let shipped = Fixtures.profilesDirectory + "/mcp-server-fetch.toml"
+        let client = Fixtures.repositoryRoot + "/Tests/Egress/fetch_client.py"
+        let output = try inNetwork(
+            """
+            V=/opt/burrow/venvs/mcp-server-fetch/bin/python3
+            timeout 120 $V \(client) --markdown http://example.com/page.html -- "$B" mcp --profile "$P" -- $V -m mcp_server_fetch
+            """, profile: shipped)
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(output)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let text = result["text"] as? String ?? ""
+        #expect(result["isError"] as? Bool == false, "\(result)")
+        #expect(text.contains("long enough for a readability extractor") && !text.contains("<p>"), "converted to markdown: \(text)")
+    }
+
+    @Test("a 'localhost' grant reaches a service on the host's loopback through the proxy (curl and urllib honour the proxy: no NO_PROXY)")
+    func localhostGrant() throws {
+        let profile = try clientsProfile()
+        let text = try String(contentsOfFile: profile, encoding: .utf8).replacingOccurrences(
+            of: #"network = ["allowed.test:8080", "v6only.test:8080", "evil.test:8080", "meta.test:80", "[2001:db8::10]:8080"]"#, with: #"network = ["localhost:8080"]"#)
+        try text.write(toFile: profile, atomically: true, encoding: .utf8)
+        let output = try inNetwork(
+            """
+            run() { "$B" run --quiet --profile "$P" -- "$@" 2>&1; }
+            run curl -sS -m 10 http://localhost:8080/index.html
+            run python3 -c "import urllib.request; print(urllib.request.urlopen('http://localhost:8080/index.html', timeout=10).read().decode().strip())"
+            run curl -sS -m 10 -o /dev/null -w '%{http_code}\\n' http://localhost:80/index.html
+            """, profile: profile)
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0 == "hello through the proxy" }.count == 2, "curl and urllib: \(output)")
+        #expect(lines.contains("403"), "port 80 is not granted: \(output)")
+        let connections = try events(.networkConnection).filter { $0["host"] == .string("localhost") }
+        #expect(connections.count == 2 && connections.allSatisfy { $0["address"] == .string("127.0.0.1") }, "\(connections)")
+    }
 }

@@ -29,6 +29,11 @@ mount --bind "$work/hosts" /etc/hosts
 
 mkdir -p "$work/www"
 echo "hello through the proxy" > "$work/www/index.html"
+cat > "$work/www/page.html" <<'HTML'
+<!DOCTYPE html>
+<html><head><title>A page</title></head>
+<body><article><h1>Burrow page</h1><p>This paragraph is long enough for a readability extractor to keep it as the main content of the page, converted to markdown.</p></article></body></html>
+HTML
 if [ ! -d "$work/www/repo.git" ]; then
     git init -q --bare "$work/www/repo.git"
     git -C "$work/www/repo.git" symbolic-ref HEAD refs/heads/main
