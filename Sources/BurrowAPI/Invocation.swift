@@ -12,11 +12,14 @@ package struct InvocationRequest: Codable, Sendable, Equatable {
     package var timeoutSeconds: Double?
     /// The registration to run; default: the highest version that is not disabled.
     package var version: String?
+    /// Values for the profile's parameters (`[parameters.NAME]`), by name.
+    package var parameters: [String: String]
 
     package init(
         arguments: [String] = [], stdin: String? = nil, stdinBase64: String? = nil, environment: [String: String] = [:], timeoutSeconds: Double? = nil,
-        version: String? = nil
+        version: String? = nil, parameters: [String: String] = [:]
     ) {
+        self.parameters = parameters
         self.arguments = arguments
         self.stdin = stdin
         self.stdinBase64 = stdinBase64
@@ -25,7 +28,7 @@ package struct InvocationRequest: Codable, Sendable, Equatable {
         self.version = version
     }
 
-    enum CodingKeys: String, CodingKey { case arguments, stdin, stdinBase64, environment, timeoutSeconds, version }
+    enum CodingKeys: String, CodingKey { case arguments, stdin, stdinBase64, environment, timeoutSeconds, version, parameters }
 
     package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -35,6 +38,7 @@ package struct InvocationRequest: Codable, Sendable, Equatable {
         environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds)
         version = try c.decodeIfPresent(String.self, forKey: .version)
+        parameters = try c.decodeIfPresent([String: String].self, forKey: .parameters) ?? [:]
     }
 }
 

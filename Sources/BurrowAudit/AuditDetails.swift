@@ -140,11 +140,14 @@ package struct InvocationDetails: AuditDetails {
     package var network: String
     package var exposureScore: Double
     package var limits: Limits
+    /// The profile's parameters and the values this run used (absent when it declares none).
+    package var parameters: [String: String]
 
     package init(
         argv: [String], executable: String, workingDirectory: String, environment: [String], profileFiles: [String], sandboxID: UInt32, namespaces: [String],
-        cgroupVersion: Int, seccompInstructions: Int, landlockABI: Int?, network: String, exposureScore: Double, limits: Limits
+        cgroupVersion: Int, seccompInstructions: Int, landlockABI: Int?, network: String, exposureScore: Double, limits: Limits, parameters: [String: String] = [:]
     ) {
+        self.parameters = parameters
         self.argv = argv
         self.executable = executable
         self.workingDirectory = workingDirectory
@@ -163,7 +166,7 @@ package struct InvocationDetails: AuditDetails {
     package var eventType: AuditEventType { .toolInvoked }
     package var json: JSON {
         let l = limits
-        return .object([
+        var fields: [String: JSON] = [
             "argv": .strings(argv), "executable": .string(executable), "workingDirectory": .string(workingDirectory), "environment": .strings(environment),
             "profileFiles": .strings(profileFiles), "sandboxID": .int(sandboxID), "namespaces": .strings(namespaces), "cgroupVersion": .int(cgroupVersion),
             "seccompInstructions": .int(seccompInstructions), "landlockABI": .optional(landlockABI), "network": .string(network),
@@ -173,7 +176,9 @@ package struct InvocationDetails: AuditDetails {
                 "maxOpenFiles": .int(l.maxOpenFiles), "maxExecutionTime": .int(l.maxExecutionTimeMilliseconds), "maxProcesses": .int(l.maxProcesses),
                 "scratchSize": .int(l.scratchSizeBytes), "cpuQuotaPercent": .int(l.cpuQuotaPercent),
             ]),
-        ])
+        ]
+        if !parameters.isEmpty { fields["parameters"] = .object(parameters.mapValues { .string($0) }) }
+        return .object(fields)
     }
 }
 

@@ -30,6 +30,7 @@ struct DryRunCommand: ParsableCommand {
             """)
 
     @OptionGroup var options: ProfileOptions
+    @OptionGroup var parameters: ParameterOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
     var profile: String
@@ -55,7 +56,7 @@ struct DryRunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (plan, compiler, loaded) = try FrontDoor.plan(options, profile: profile, command: command)
+        let (plan, compiler, loaded) = try FrontDoor.plan(options, parameters: try parameters.parsed(), profile: profile, command: command)
         if json {
             print(try PlanJSON.encode(plan, showEnvironment: showEnvironment))
         } else {

@@ -13,16 +13,17 @@ import BurrowSystem
 enum FrontDoor {
     /// The plan `burrow dry-run` prints: the same planner, for the first id
     /// of the sandbox range. Failures exit 1.
-    static func plan(_ options: ProfileOptions, profile: String, command: [String]) throws -> (LaunchPlan, PlanCompiler, Planner.Loaded) {
+    static func plan(_ options: ProfileOptions, parameters: [String: String], profile: String, command: [String]) throws -> (LaunchPlan, PlanCompiler, Planner.Loaded) {
         let planner = Planner(policy: try options.loadPolicy(), host: HostFacts.probe())
-        let loading = planner.load(.reference(profile))
+        let loading = planner.load(.reference(profile), parameters: .supplied(parameters))
         guard let loaded = loading.loaded else {
             printIssues(loading.issues)
             throw ExitCode(1)
         }
-        let compiler = planner.compiler(environment: ProcessEnvironment.current(), workingDirectory: currentDirectory(), sandboxID: nil)
+        let environment = ProcessEnvironment.current()
+        let compiler = planner.compiler(environment: environment, workingDirectory: currentDirectory(), sandboxID: nil)
         do {
-            return (try compiler.compile(loaded.effective, profileFiles: loaded.files, argv: command), compiler, loaded)
+            return (try planner.plan(loaded, argv: command, environment: environment, workingDirectory: currentDirectory(), sandboxID: nil), compiler, loaded)
         } catch {
             printError("burrow: \(error)")
             throw ExitCode(1)
@@ -32,7 +33,9 @@ enum FrontDoor {
     /// What `burrow run` and `burrow mcp` do before the sandbox starts: the
     /// policy, the audit log (no run without it), then the front door. A
     /// refusal is a PermissionDenied and exits with its code's status (125).
-    static func prepare(_ options: ProfileOptions, _ auditOptions: AuditOptions, profile: String, command: [String], mode: Invocations.Request.Mode) throws -> PreparedInvocation {
+    static func prepare(
+        _ options: ProfileOptions, _ auditOptions: AuditOptions, parameters: [String: String], profile: String, command: [String], mode: Invocations.Request.Mode
+    ) throws -> PreparedInvocation {
         let policy: HostPolicy
         let store: AuditStore
         do {
@@ -49,7 +52,7 @@ enum FrontDoor {
         }
         let invocations = Invocations(planner: Planner(policy: policy, host: HostFacts.probe(children: false)), audit: store)
         let request = Invocations.Request(
-            profile: .reference(profile), argv: command, environment: ProcessEnvironment.current(), workingDirectory: currentDirectory(), mode: mode,
+            profile: .reference(profile), argv: command, parameters: parameters, environment: ProcessEnvironment.current(), workingDirectory: currentDirectory(), mode: mode,
             relayRemedy: "use `burrow mcp`, or `burrow run --without-mcp-relay` to run it without that policy")
         let caller = Caller.current()
         do {

@@ -28,6 +28,7 @@ struct InvokeCommand: ParsableCommand {
             """)
 
     @OptionGroup var daemon: DaemonOptions
+    @OptionGroup var parameters: ParameterOptions
 
     @Argument(help: "The tool id.")
     var tool: String
@@ -65,7 +66,7 @@ struct InvokeCommand: ParsableCommand {
             guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { throw ValidationError("--env: expected NAME=VALUE, found '\(pair)'") }
             environment[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
         }
-        var request = InvocationRequest(arguments: arguments, environment: environment, timeoutSeconds: timeout, version: version)
+        var request = InvocationRequest(arguments: arguments, environment: environment, timeoutSeconds: timeout, version: version, parameters: try parameters.parsed())
         if let stdin {
             let bytes = try readInput(stdin)
             if let text = String(validating: bytes, as: UTF8.self) { request.stdin = text } else { request.stdinBase64 = Data(bytes).base64EncodedString() }

@@ -33,6 +33,7 @@ struct McpCommand: ParsableCommand {
             """)
 
     @OptionGroup var options: ProfileOptions
+    @OptionGroup var parameters: ParameterOptions
     @OptionGroup var auditOptions: AuditOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
@@ -46,7 +47,7 @@ struct McpCommand: ParsableCommand {
     }
 
     func run() throws {
-        let prepared = try FrontDoor.prepare(options, auditOptions, profile: profile, command: command, mode: .relay)
+        let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: .relay)
         let outcome: PreparedInvocation.Outcome
         do {
             outcome = try prepared.run(Runner.Options(), client: .init(input: 0, output: 1, stderr: 2))

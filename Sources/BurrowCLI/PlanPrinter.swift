@@ -23,6 +23,9 @@ struct PlanPrinter {
         out.append("  command:    \(p.command.argv.map(printable).joined(separator: " "))")
         out.append("  executable: \(p.command.executable)")
         out.append("  cwd:        \(p.command.workingDirectory)")
+        for r in p.parameters {
+            out.append("  parameter:  \(r.name) (\(r.type)) = \(printable(r.value))  " + style.dim(r.source == .caller ? "--param" : r.source.rawValue))
+        }
         out.append("")
 
         section(

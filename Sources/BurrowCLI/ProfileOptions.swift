@@ -31,3 +31,28 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// `--param NAME=VALUE`: values for the profile's parameters (`[parameters.NAME]`).
+struct ParameterOptions: ParsableArguments {
+    @Option(
+        name: .customLong("param"),
+        help: ArgumentHelp(
+            "A value for one of the profile's parameters, NAME=VALUE (repeatable); `burrow dry-run` shows what each resolved to.",
+            discussion: "Example: --param repo=/home/me/project for a profile that grants \"${repo}/**\".", valueName: "name=value"))
+    var values: [String] = []
+
+    /// The values by name; a malformed or repeated one is an error.
+    func parsed() throws -> [String: String] {
+        var out: [String: String] = [:]
+        for text in values {
+            guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+                throw CLIError("--param takes NAME=VALUE, e.g. --param repo=/home/me/project (got '\(printable(text))')")
+            }
+            let name = String(text[..<eq])
+            guard out.updateValue(String(text[text.index(after: eq)...]), forKey: name) == nil else {
+                throw CLIError("--param \(printable(name)) is given twice")
+            }
+        }
+        return out
+    }
+}

@@ -37,6 +37,7 @@ struct RunCommand: ParsableCommand {
             """)
 
     @OptionGroup var options: ProfileOptions
+    @OptionGroup var parameters: ParameterOptions
     @OptionGroup var auditOptions: AuditOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
@@ -63,7 +64,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let prepared = try FrontDoor.prepare(options, auditOptions, profile: profile, command: command, mode: withoutMcpRelay ? .withoutRelay : .plain)
+        let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: withoutMcpRelay ? .withoutRelay : .plain)
         let quiet = quiet
         let record: RunRecord
         do {

@@ -120,7 +120,8 @@ final class InvocationService: Sendable {
         let key = WarmPool.key(record)
         let pool = warm
         let ask = Invocations.Request(
-            profile: .document(record.registration.profile, id: tool), argv: record.registration.command + request.arguments, environment: request.environment,
+            profile: .document(record.registration.profile, id: tool), argv: record.registration.command + request.arguments, parameters: request.parameters,
+            environment: request.environment,
             refuseUnlistedEnvironment: true, deadline: timeout, mode: session ? .relay : .plain, relayRemedy: "start a session (POST /v1/tools/\(tool)/sessions)",
             warm: pool.enabled ? WarmSupply(take: { pool.take(key) }, giveBack: { pool.giveBack(key, $0) }, retire: { pool.retire($0) }) : nil)
         let invocation: PreparedInvocation

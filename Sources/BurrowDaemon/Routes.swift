@@ -264,6 +264,11 @@ struct API: Sendable {
             throw bad(problem)
         }
         if let version = r.version, !SafeName.isValid(version) { throw bad("version: 1 to 128 letters, digits, '.', '_' or '-'") }
+        if r.parameters.count > 32 { throw bad("parameters: at most 32") }
+        for (name, value) in r.parameters.sorted(by: { $0.key < $1.key }) {
+            guard !name.isEmpty, name.utf8.count <= 32, !name.utf8.contains(0) else { throw bad("parameters: a name is 1 to 32 bytes") }
+            guard value.utf8.count <= 4096, !value.utf8.contains(0) else { throw bad("parameters.\(name): at most 4096 bytes, no NUL") }
+        }
     }
 
     func list(_ request: Request, _ context: DaemonContext) async throws -> Response {

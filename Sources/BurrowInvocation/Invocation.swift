@@ -53,7 +53,7 @@ package struct Invocations: Sendable {
     ///   `Refusal.record`, burrowd through its DenialLog, which
     ///   aggregates a caller's bursts) and answers with its code.
     package func prepare(_ request: Request, caller: Caller) throws(Refusal) -> PreparedInvocation {
-        let loading = planner.load(request.profile)
+        let loading = planner.load(request.profile, parameters: .supplied(request.parameters))
         let tool = loading.tool ?? request.profile.label
         func refusal(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil, denied: Bool = true) -> Refusal {
             Refusal(code: code, message: message, tool: tool, retryAfter: retryAfter, denied: denied)
@@ -153,6 +153,8 @@ extension Invocations {
 
         package var profile: ProfileSource
         package var argv: [String]
+        /// Values for the profile's parameters, by name.
+        package var parameters: [String: String]
         /// The caller's environment: only names the profile passes reach the tool.
         package var environment: [String: String]
         /// Refuse names of `environment` the profile does not pass (burrowd,
@@ -169,11 +171,13 @@ extension Invocations {
         package var warm: WarmSupply?
 
         package init(
-            profile: ProfileSource, argv: [String], environment: [String: String] = [:], refuseUnlistedEnvironment: Bool = false, workingDirectory: String = "/",
+            profile: ProfileSource, argv: [String], parameters: [String: String] = [:], environment: [String: String] = [:], refuseUnlistedEnvironment: Bool = false,
+            workingDirectory: String = "/",
             deadline: Seconds? = nil, mode: Mode = .plain, relayRemedy: String = "", warm: WarmSupply? = nil
         ) {
             self.profile = profile
             self.argv = argv
+            self.parameters = parameters
             self.environment = environment
             self.refuseUnlistedEnvironment = refuseUnlistedEnvironment
             self.workingDirectory = workingDirectory

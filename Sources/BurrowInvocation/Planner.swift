@@ -53,6 +53,8 @@ package struct Planner: Sendable {
         /// `sha256:` over the files as read (the audit's profileDigest).
         package var digest: String?
         package var warnings: [ProfileIssue]
+        /// The profile's parameters with this request's values.
+        package var parameters: [ResolvedParameter] = []
     }
 
     /// The outcome of loading: every issue, and the profile when none is an error.
@@ -66,7 +68,38 @@ package struct Planner: Sendable {
     /// Loads, validates and clamps the profile. A registered document is
     /// loaded once and reused while every file its loading read (or found
     /// missing) reads the same.
-    package func load(_ source: ProfileSource) -> Loading {
+    package func load(_ source: ProfileSource, parameters: ParameterValues = .placeholders) -> Loading {
+        var loading = loadChecked(source, parameters: parameters)
+        // On every request (a load is reused; the host's paths may have changed).
+        if let loaded = loading.loaded {
+            let problems = Self.pathProblems(loaded.parameters, file: loaded.files.first ?? source.label)
+            if !problems.isEmpty {
+                loading.issues += problems
+                loading.loaded = nil
+            }
+        }
+        return loading
+    }
+
+    /// A path parameter's value as the host has it: present when it must
+    /// be, and reached without a symlink (which could lead outside the
+    /// allowed roots).
+    static func pathProblems(_ parameters: [ResolvedParameter], file: String, fs: any FileSystemView = LiveFileSystem()) -> [ProfileIssue] {
+        var problems: [ProfileIssue] = []
+        for p in parameters where p.type == "path" && p.source != .placeholder {
+            let keyPath = "parameters.\(p.name)"
+            if let (final, _) = fs.resolve(p.value) {
+                if final != p.value {
+                    problems.append(ProfileIssue(file: file, keyPath: keyPath, message: "'\(p.value)' is reached through a symlink (to \(final)): give the path itself"))
+                }
+            } else if p.mustExist {
+                problems.append(ProfileIssue(file: file, keyPath: keyPath, message: "'\(p.value)' does not exist (the parameter says must_exist = true)"))
+            }
+        }
+        return problems
+    }
+
+    private func loadChecked(_ source: ProfileSource, parameters: ParameterValues) -> Loading {
         switch source {
         case .reference(let reference):
             let reads = ReadLog()
@@ -77,10 +110,10 @@ package struct Planner: Sendable {
                     reads.record(path, text)
                     return text
                 })
-            return finish(loader.load(reference), reads: reads)
+            return finish(loader.load(reference, parameters: parameters), reads: reads)
         case .document(let profile, let id):
             let (text, format, name) = Self.document(profile, id: id)
-            let key = LoadMemo.Key(text: text, name: name)
+            let key = LoadMemo.Key(text: text, name: name, parameters: parameters)
             if let kept = loads.lookup(key) { return kept }
             let reads = ReadLog()
             reads.record(name, text)
@@ -97,7 +130,7 @@ package struct Planner: Sendable {
                     reads.record(path, text)
                     return text
                 })
-            let loading = finish(loader.load(document: text, format: format, name: name), reads: reads)
+            let loading = finish(loader.load(document: text, format: format, name: name, parameters: parameters), reads: reads)
             loads.keep(key, reads: consulted.withLock { $0 }, loading: loading)
             return loading
         }
@@ -107,7 +140,8 @@ package struct Planner: Sendable {
         guard let parsed = result.profile, result.errors.isEmpty else {
             return Loading(issues: result.issues, loaded: nil, tool: result.profile?.tool.id)
         }
-        let loaded = Loaded(effective: policy.clamp(parsed), files: result.files, digest: reads.digest(of: result.files), warnings: result.warnings)
+        let loaded = Loaded(
+            effective: policy.clamp(parsed), files: result.files, digest: reads.digest(of: result.files), warnings: result.warnings, parameters: result.parameters)
         return Loading(issues: result.issues, loaded: loaded, tool: parsed.tool.id)
     }
 
@@ -125,8 +159,13 @@ package struct Planner: Sendable {
     package func plan(
         _ loaded: Loaded, argv: [String], environment: [String: String], workingDirectory: String = "/", sandboxID: UInt32?, deadline: Seconds? = nil
     ) throws(PlanError) -> LaunchPlan {
-        try compiler(environment: environment, workingDirectory: workingDirectory, sandboxID: sandboxID)
-            .compile(loaded.effective, profileFiles: loaded.files, argv: argv, deadline: deadline)
+        // Parameters are written into the command and the caller's values
+        // before compiling, so the plan's own checks (ExecStrings) see them.
+        let p = loaded.parameters
+        var plan = try compiler(environment: environment.mapValues { ProfileParameters.substitute($0, p) }, workingDirectory: workingDirectory, sandboxID: sandboxID)
+            .compile(loaded.effective, profileFiles: loaded.files, argv: argv.map { ProfileParameters.substitute($0, p) }, deadline: deadline)
+        plan.parameters = p
+        return plan
     }
 
     /// The profile's document, its format and the name findings refer to.
@@ -152,6 +191,7 @@ final class LoadMemo: Sendable {
     struct Key: Hashable {
         var text: String
         var name: String
+        var parameters: ParameterValues
     }
 
     struct Read: Sendable {

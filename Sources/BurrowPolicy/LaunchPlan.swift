@@ -29,6 +29,8 @@ package struct LaunchPlan: Sendable, Equatable {
     /// What the MCP relay enforces when the tool runs as an MCP server.
     package var mcp: MCPPlan
     package var report: PlanReport
+    /// The profile's parameters with the values this plan was compiled with.
+    package var parameters: [ResolvedParameter] = []
 
     /// Whether every requested control can be enforced here; `burrow run` refuses otherwise.
     package var isEnforceable: Bool { report.controls.allSatisfy(\.enforceable) }
@@ -214,7 +216,7 @@ extension LaunchPlan: Codable {
     /// The flat JSON of `burrow dry-run --json` (schema version 1).
     enum CodingKeys: String, CodingKey {
         case schemaVersion, tool, profileFiles, sandboxLevel, command, namespaces, identity, mounts, environment, rlimits, cgroup, capabilities, seccomp
-        case landlock, network, mcp, limits, controls, clamps, exposure, warnings
+        case landlock, network, mcp, limits, controls, clamps, exposure, warnings, parameters
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -240,6 +242,7 @@ extension LaunchPlan: Codable {
         try c.encode(clamps, forKey: .clamps)
         try c.encode(exposure, forKey: .exposure)
         try c.encode(warnings, forKey: .warnings)
+        try c.encode(parameters, forKey: .parameters)
     }
 
     package init(from decoder: any Decoder) throws {
@@ -265,6 +268,7 @@ extension LaunchPlan: Codable {
                 exposure: try c.decode(ExposureReport.self, forKey: .exposure), warnings: try c.decode([String].self, forKey: .warnings),
                 supervised: supervised))
         schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
+        parameters = try c.decodeIfPresent([ResolvedParameter].self, forKey: .parameters) ?? []
     }
 }
 

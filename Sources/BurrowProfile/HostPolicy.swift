@@ -177,6 +177,13 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var sessionIdleTimeout = Seconds.seconds(600)
     }
 
+    /// Burrow's own section: what profile parameters a caller may supply.
+    package struct Parameters: Sendable, Equatable, Codable {
+        /// A path a caller supplies for a parameter must lie below one of these.
+        package var allowedRoots = ["/home", "/srv"]
+    }
+
+    package var parameters = Parameters()
     package var security = Security()
     package var policies = Policies()
     package var rateLimits = RateLimits()
@@ -222,6 +229,20 @@ extension HostPolicy {
             if let v = t.positive("max_network_mb") { policy.policies.maxNetworkBytes = .mebibytes(UInt64(v)) }
             if let v = t.integer("cpu_quota_percent") {
                 if v >= 0 { policy.policies.cpuQuotaPercent = v } else { log.error(t.keyPath("cpu_quota_percent"), "expected a percentage of one CPU (100 = one CPU), or 0 for no cap (found \(v))") }
+            }
+            t.finish()
+        }
+        if var t = root.table("parameters") {
+            if let paths = t.strings("allowed_roots") {
+                var roots: [String] = []
+                for (text, keyPath) in paths {
+                    switch PathPattern.parse(text) {
+                    case .success(let p) where !p.subtree && !text.contains("*"): roots.append(p.path)
+                    case .success: log.error(keyPath, "a root is one directory, without wildcards")
+                    case .failure(let e): log.error(keyPath, e.message)
+                    }
+                }
+                policy.parameters.allowedRoots = roots
             }
             t.finish()
         }

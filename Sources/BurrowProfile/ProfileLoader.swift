@@ -27,13 +27,15 @@ package struct ProfileLoader: Sendable {
         package var profile: SecurityProfile?
         package var files: [String]
         package var issues: [ProfileIssue]
+        /// The profile's parameters with the values this load substituted.
+        package var parameters: [ResolvedParameter] = []
         package var errors: [ProfileIssue] { issues.filter { $0.severity == .error } }
         package var warnings: [ProfileIssue] { issues.filter { $0.severity == .warning } }
     }
 
     /// Loads the profile named by `reference`: a path (contains '/' or ends in
     /// .toml/.json) or a name looked up in `searchPath` as NAME.toml, NAME.json.
-    package func load(_ reference: String) -> Loaded {
+    package func load(_ reference: String, parameters: ParameterValues = .placeholders) -> Loaded {
         guard let (file, text) = resolve(reference, from: nil) else {
             let searched = searchPath.isEmpty ? "no profile directories" : searchPath.joined(separator: ", ")
             let issue = ProfileIssue(
@@ -48,14 +50,24 @@ package struct ProfileLoader: Sendable {
         guard let merged = loadChain(file, text: text, files: &files, origins: &origins, issues: &issues) else {
             return Loaded(profile: nil, files: files, issues: issues)
         }
+        return decode(merged, file: file, files: files, origins: origins, issues: issues, parameters: parameters)
+    }
+
+    /// Substitutes the parameters, then decodes and validates.
+    private func decode(
+        _ merged: ConfigValue, file: String, files: [String], origins: [String: String], issues: [ProfileIssue], parameters: ParameterValues
+    ) -> Loaded {
         let log = IssueLog(file: file, origins: origins)
-        let profile = SecurityProfile.decode(merged, policy: policy, log: log)
-        return Loaded(profile: profile, files: files, issues: issues + log.issues)
+        guard let (document, _, resolved) = ProfileParameters.apply(to: merged, values: parameters, policy: policy, log: log) else {
+            return Loaded(profile: nil, files: files, issues: issues + log.issues)
+        }
+        let profile = SecurityProfile.decode(document, policy: policy, log: log)
+        return Loaded(profile: profile, files: files, issues: issues + log.issues, parameters: resolved)
     }
 
     /// Decodes a profile document that is already in memory (the API's JSON).
     /// `extends` names are resolved in `searchPath`.
-    package func load(document text: String, format: ConfigFormat, name: String) -> Loaded {
+    package func load(document text: String, format: ConfigFormat, name: String, parameters: ParameterValues = .placeholders) -> Loaded {
         var files = [name]
         var issues: [ProfileIssue] = []
         var origins: [String: String] = [:]
@@ -67,9 +79,7 @@ package struct ProfileLoader: Sendable {
         }
         guard let merged = mergeParent(of: document, file: name, depth: 0, files: &files, origins: &origins, issues: &issues)
         else { return Loaded(profile: nil, files: files, issues: issues) }
-        let log = IssueLog(file: name, origins: origins)
-        let profile = SecurityProfile.decode(merged, policy: policy, log: log)
-        return Loaded(profile: profile, files: files, issues: issues + log.issues)
+        return decode(merged, file: name, files: files, origins: origins, issues: issues, parameters: parameters)
     }
 
     private func loadChain(

@@ -72,7 +72,8 @@ final class InvocationTrail: Sendable {
             limits: .init(
                 maxCpuTimeMilliseconds: l.maxCpuTime.milliseconds, maxMemoryBytes: l.maxMemory.bytes, maxFileSizeBytes: l.maxFileSize.bytes,
                 maxOpenFiles: UInt64(l.maxOpenFiles), maxExecutionTimeMilliseconds: l.maxExecutionTime.milliseconds, maxProcesses: UInt64(l.maxProcesses),
-                scratchSizeBytes: l.scratchSize.bytes, cpuQuotaPercent: UInt64(l.cpuQuotaPercent)))
+                scratchSizeBytes: l.scratchSize.bytes, cpuQuotaPercent: UInt64(l.cpuQuotaPercent)),
+            parameters: Dictionary(plan.parameters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }))
         do {
             try audit.store.append([event(details)], secrets: secrets)
         } catch {

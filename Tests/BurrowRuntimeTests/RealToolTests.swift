@@ -1,4 +1,5 @@
 import BurrowAudit
+import BurrowJSON
 import BurrowTestSupport
 import Foundation
 import Testing
@@ -106,5 +107,52 @@ struct RealToolTests: SandboxTesting {
         let result = try python(try pythonProfile(fork: false), code)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.output == "burrow 127.0.0.1 127.0.1.1\n", "\(result.output)")
+    }
+
+    @Test("profile parameters from the CLI: the grant follows --param, the command gets the value, ToolInvoked records it; a symlink or a path outside allowed_roots is refused")
+    func parametersFromTheCLI() throws {
+        let policy = directory + "/burrow.toml"
+        try "[parameters]\nallowed_roots = [\"\(directory)/roots\"]\n".write(toFile: policy, atomically: true, encoding: .utf8)
+        let work = directory + "/roots/work"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        chmod(work, 0o777)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/roots/link", withDestinationPath: "/etc")
+        let profile = try profile(
+            extending: "minimal",
+            """
+            [parameters.out]
+            type = "path"
+            must_exist = true
+            writable = true
+            [permissions]
+            execute = ["sh"]
+            file_write = ["${out}/**"]
+            """)
+        func burrow(_ out: String, record: String? = nil) throws -> Subprocess.Result {
+            var argv = [Subprocess.burrow, "run", "--policy", policy, "--profile", profile, "--param", "out=\(out)", "--quiet"]
+            if let record { argv += ["--json-result", record] }
+            return try Subprocess.run(argv + ["--", "sh", "-c", "echo written > ${out}/f && echo ${out}"], environment: burrowEnvironment, directory: directory)
+        }
+        let recordPath = directory + "/record.json"
+        let ok = try burrow(work, record: recordPath)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.output == work + "\n")
+        #expect(try String(contentsOfFile: work + "/f", encoding: .utf8) == "written\n", "the file is on the host")
+        let invocation = try #require(try record(recordPath)["invocationID"] as? String)
+        let invoked = try #require(try auditTrail(invocation).first)
+        guard case .object(let details) = invoked.details else { throw Failure("ToolInvoked details are not an object: \(invoked.details)") }
+        #expect(details["parameters"] == .object(["out": .string(work)]), "\(invoked.details)")
+
+        let symlink = try burrow(directory + "/roots/link")
+        #expect(symlink.status == 125 && symlink.stderr.contains("is reached through a symlink (to /etc)"), "\(symlink.stderr)")
+        let outside = try burrow("/srv")
+        #expect(outside.status == 125 && outside.stderr.contains("allowed_roots"), "\(outside.stderr)")
+        let missing = try burrow(directory + "/roots/nothing")
+        #expect(missing.status == 125 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
     }
 }
