@@ -70,6 +70,16 @@ extension SandboxSpec {
     package static let hostName = "burrow"
 }
 
+extension LaunchPlan {
+    /// The host paths the tool may write (its write grants, not devices or scratch).
+    package var writeGrantSources: [String] {
+        mounts.compactMap { m in
+            guard m.kind == .bind, m.options.readOnly == false, let source = m.source, !source.hasPrefix("/dev/") else { return nil }
+            return source
+        }
+    }
+}
+
 /// What one invocation adds to its sandbox: only execve and the supervisor see it.
 package struct ExecRequest: Sendable, Equatable {
     package var argv: [String]

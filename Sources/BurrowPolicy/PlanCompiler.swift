@@ -394,6 +394,9 @@ package struct PlanCompiler: Sendable {
             "max_cpu_time \(limits.maxCpuTime): CPU budget of the whole tree, checked every \(PlanCompiler.cpuCheckMilliseconds) ms by the supervisor, then the tree is killed",
             "max_execution_time \(limits.maxExecutionTime): wall-clock deadline, then the tree is killed (stopped tasks too)",
             "scratch_size \(limits.scratchSize): /tmp tmpfs size and inodes, a full scratch (ENOSPC) is reported",
+            limits.minFreeDisk.map {
+                "min_free_disk \($0): a write grant's file system with less free (statvfs, every \(PlanCompiler.cpuCheckMilliseconds) ms) stops the run (host policy)"
+            } ?? "min_free_disk off (host policy): a write grant's file system may fill up",
             "after the tool: every task left is killed, the cgroup removed once empty",
         ]
         switch host.cgroupBackend?.version {

@@ -29,6 +29,8 @@ package struct EffectiveLimits: Sendable, Equatable, Codable {
     package var maxConnections: Int
     /// Egress proxy bytes both ways per run; nil: no budget.
     package var maxNetworkBytes: ByteSize?
+    /// The host policy's floor of free space on a write grant's file system; nil: none.
+    package var minFreeDisk: DiskFloor? = nil
 }
 
 /// A validated profile after the host policy was applied.
@@ -45,7 +47,7 @@ extension HostPolicy {
         return EffectiveLimits(
             maxCpuTime: p.maxCpuTime, maxMemory: p.maxMemory, maxFileSize: p.maxFileSize, maxOpenFiles: p.maxOpenFiles, maxExecutionTime: p.maxExecutionTime,
             maxProcesses: p.maxProcesses, scratchSize: p.maxScratch, cpuQuotaPercent: p.cpuQuotaPercent,
-            maxConnections: p.maxConnections, maxNetworkBytes: p.maxNetworkBytes)
+            maxConnections: p.maxConnections, maxNetworkBytes: p.maxNetworkBytes, minFreeDisk: p.minFreeDisk)
     }
 
     /// Applies this policy to a validated profile. Limits above the policy were
@@ -70,7 +72,7 @@ extension HostPolicy {
             maxProcesses: profile.permissions.process.maxProcesses,
             scratchSize: profile.filesystem.scratchSize, cpuQuotaPercent: policies.cpuQuotaPercent,
             maxConnections: r.maxConnections ?? policies.maxConnections,
-            maxNetworkBytes: r.maxNetworkBytes ?? policies.maxNetworkBytes)
+            maxNetworkBytes: r.maxNetworkBytes ?? policies.maxNetworkBytes, minFreeDisk: policies.minFreeDisk)
 
         if profile.networkAccess > policies.networkPolicy {
             // A full-network profile lists no targets, so lowering it to

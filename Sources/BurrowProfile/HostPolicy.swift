@@ -29,6 +29,9 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var maxConnections = 64
         /// Bytes one sandbox may move through the egress proxy per run; nil: no budget.
         package var maxNetworkBytes: ByteSize?
+        /// A run with write grants is stopped when a file system holding one
+        /// has less free than this; nil: no floor.
+        package var minFreeDisk: DiskFloor? = .percent(basisPoints: 500)
     }
 
     /// Burrow's own section: the egress proxy of sandboxes with restricted network.
@@ -227,6 +230,15 @@ extension HostPolicy {
             if let v = t.positive("max_scratch_mb") { policy.policies.maxScratch = .mebibytes(UInt64(v)) }
             if let v = t.positive("max_connections") { policy.policies.maxConnections = v }
             if let v = t.positive("max_network_mb") { policy.policies.maxNetworkBytes = .mebibytes(UInt64(v)) }
+            if let text = t.string("min_free_disk") {
+                if text == "off" {
+                    policy.policies.minFreeDisk = nil
+                } else if let floor = DiskFloor(parsing: text) {
+                    policy.policies.minFreeDisk = floor
+                } else {
+                    log.error(t.keyPath("min_free_disk"), "expected a share such as \"5%\", a size such as \"2G\", or \"off\"")
+                }
+            }
             if let v = t.integer("cpu_quota_percent") {
                 if v >= 0 { policy.policies.cpuQuotaPercent = v } else { log.error(t.keyPath("cpu_quota_percent"), "expected a percentage of one CPU (100 = one CPU), or 0 for no cap (found \(v))") }
             }

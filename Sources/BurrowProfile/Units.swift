@@ -91,3 +91,45 @@ package struct Seconds: Sendable, Equatable, Comparable, Hashable, Codable, Cust
         try c.encode(milliseconds)
     }
 }
+
+/// How much of a file system must stay free: a share of its size (`5%`) or
+/// a size (`2G`), counted as the blocks unprivileged writers may still use.
+package enum DiskFloor: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+    /// Hundredths of a percent (`5%` is 500), so the text round-trips.
+    case percent(basisPoints: UInt64)
+    case size(ByteSize)
+
+    /// `5%`, `0.5%` or a size such as `2G`; nil for anything else.
+    package init?(parsing text: String) {
+        if text.hasSuffix("%") {
+            let number = text.dropLast()
+            let parts = number.split(separator: ".", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+                let whole = UInt64(parts[0]), parts.count == 1 || parts[1].count <= 2
+            else { return nil }
+            let fraction = parts.count == 2 ? (UInt64(parts[1]) ?? 0) * (parts[1].count == 1 ? 10 : 1) : 0
+            let points = whole * 100 + fraction
+            guard points > 0, points < 100 * 100 else { return nil }
+            self = .percent(basisPoints: points)
+        } else if let size = ByteSize(parsing: text), size.bytes > 0 {
+            self = .size(size)
+        } else {
+            return nil
+        }
+    }
+
+    /// The free bytes this floor asks for on a file system of `total` bytes.
+    package func bytes(ofTotal total: UInt64) -> UInt64 {
+        switch self {
+        case .percent(let points): total / 10_000 * points + total % 10_000 * points / 10_000
+        case .size(let size): size.bytes
+        }
+    }
+
+    package var description: String {
+        switch self {
+        case .percent(let p): p % 100 == 0 ? "\(p / 100)%" : "\(p / 100).\(p % 100 < 10 ? "0" : "")\(p % 100)%"
+        case .size(let s): s.description
+        }
+    }
+}

@@ -36,6 +36,8 @@ final class Supervisor {
     /// The sandbox's /tmp (its scratch tmpfs), to see it fill up.
     private let scratch: FileDescriptor?
     private var scratchFull: FileSystemUsage?
+    /// Host paths of the write grants, watched against the policy's min_free_disk.
+    private let writeGrants: [String]
     /// The tool's standard streams, when they are captured.
     private let pump: StreamPump?
     private let stop: RunStop?
@@ -68,6 +70,7 @@ final class Supervisor {
         self.signals = signals
         self.cgroup = cgroup
         self.scratch = scratch
+        self.writeGrants = plan.limits.minFreeDisk == nil ? [] : plan.writeGrantSources
         self.onViolation = onViolation
         self.activity = activity
     }
@@ -125,7 +128,15 @@ final class Supervisor {
                 }
             }
             if !killed { checkScratch() }
-            let wait = min(deadline > now ? deadline - now : 0, cgroup == nil && scratch == nil ? UInt64.max : Self.checkInterval)
+            if !killed, let low = lowDisk() {
+                exceeded(
+                    "disk_free", low.floor.description, unit: "bytes", limitValue: low.needed, observedValue: low.available,
+                    "\(low.path)'s file system has \(low.available) bytes free of \(low.total), below the host policy's min_free_disk")
+                killed = true
+                kill()
+            }
+            let idle = cgroup == nil && scratch == nil && writeGrants.isEmpty
+            let wait = min(deadline > now ? deadline - now : 0, idle ? UInt64.max : Self.checkInterval)
             let timeout = killed ? -1 : Int32(min(UInt64(Int32.max), wait / 1_000_000 + 1))
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 {
@@ -200,6 +211,19 @@ final class Supervisor {
                 "max_processes", "\(limitsPlan.maxProcesses)", unit: "tasks", limitValue: UInt64(limitsPlan.maxProcesses), observedValue: readings.peakProcesses,
                 "\(readings.pidsMaxHits) fork(s) refused at pids.max; peak \(readings.peakProcesses.map { "\($0) tasks" } ?? "unknown")")
         }
+    }
+
+    /// The first write grant whose file system has less free than the floor.
+    /// One that cannot be read is left to the next check (it may be gone
+    /// with the tool's own changes); the floor is the policy's, not the tool's.
+    private func lowDisk() -> (path: String, floor: DiskFloor, needed: UInt64, available: UInt64, total: UInt64)? {
+        guard let floor = limitsPlan.minFreeDisk else { return nil }
+        for path in writeGrants {
+            guard let space = try? Kernel.diskSpace(path) else { continue }
+            let needed = floor.bytes(ofTotal: space.total)
+            if space.available < needed { return (path, floor, needed, space.available, space.total) }
+        }
+        return nil
     }
 
     /// Records the first moment the scratch tmpfs had no block or inode left.

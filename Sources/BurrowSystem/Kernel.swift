@@ -104,6 +104,15 @@ package enum Kernel {
         return u
     }
 
+    /// The bytes an unprivileged writer may still use on the file system
+    /// holding `path` (`f_bavail`), and its size (`statvfs(3)`).
+    package static func diskSpace(_ path: String) throws(Errno) -> (available: UInt64, total: UInt64) {
+        var v = statvfs()
+        guard statvfs(path, &v) == 0 else { throw Errno(rawValue: errno) }
+        let unit = UInt64(v.f_frsize)
+        return (UInt64(v.f_bavail) * unit, UInt64(v.f_blocks) * unit)
+    }
+
     /// Monotonic time in nanoseconds (`CLOCK_MONOTONIC`).
     /// Raises this process's soft RLIMIT_NOFILE to its hard limit; returns
     /// the soft limit now in force. Children set their own (the sandbox's

@@ -61,3 +61,19 @@ struct PatternTests {
         }
     }
 }
+
+@Suite("Disk floors")
+struct DiskFloorTests {
+    @Test("min_free_disk reads as a share or a size, round-trips, and refuses the rest")
+    func parsing() {
+        #expect(DiskFloor(parsing: "5%") == .percent(basisPoints: 500))
+        #expect(DiskFloor(parsing: "0.5%")?.description == "0.50%")
+        #expect(DiskFloor(parsing: "12.25%")?.description == "12.25%")
+        #expect(DiskFloor(parsing: "2G") == .size(ByteSize(bytes: 2 << 30)))
+        for bad in ["0%", "100%", "5.123%", "%", "-1%", "five", "", "1e3%"] {
+            #expect(DiskFloor(parsing: bad) == nil, "\(bad)")
+        }
+        #expect(DiskFloor.percent(basisPoints: 500).bytes(ofTotal: 1_000_000) == 50_000)
+        #expect(DiskFloor.percent(basisPoints: 5000).bytes(ofTotal: UInt64.max / 2) == UInt64.max / 4, "no overflow on a large total")
+    }
+}

@@ -4,7 +4,11 @@ import Testing
 
 @Suite("Shipped profiles")
 struct ShippedProfilesTests {
-    static let names = ["minimal", "untrusted", "mcp-base", "mcp-server-time", "mcp-server-git", "mcp-server-fetch", "python-script"]
+    static let names = [
+        "minimal", "untrusted", "mcp-base", "mcp-server-time", "mcp-server-git", "mcp-server-fetch", "python-script",
+        // Third-party servers (issue 21).
+        "mcp-server-sqlite", "mcp-server-duckdb", "mcp-server-calculator", "mcp-shell-server", "cli-mcp-server", "excel-mcp-server", "mcp-memex", "mcp-pandoc",
+    ]
 
     @Test(arguments: names)
     func loadsWithoutIssues(_ name: String) throws {

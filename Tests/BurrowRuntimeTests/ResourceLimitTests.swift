@@ -152,6 +152,41 @@ struct ResourceLimitTests: SandboxTesting {
         #expect((event["observed"] as? String ?? "").contains("budget timer"), "the supervisor, not SIGXCPU: \(event)")
     }
 
+    @Test("min_free_disk: a tool filling its write grant's file system below the host policy's floor is stopped (disk_free)")
+    func diskFloor() throws {
+        // A file system of our own, 8 MiB, so the floor is reached for real.
+        let small = directory + "/small"
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        #expect(try Subprocess.run(["/usr/bin/mount", "-t", "tmpfs", "-o", "size=8m,mode=0777", "tmpfs", small]).status == 0)
+        defer { _ = try? Subprocess.run(["/usr/bin/umount", "-l", small]) }
+        let policy = directory + "/burrow.toml"
+        try "[policies]\nmin_free_disk = \"50%\"\n".write(toFile: policy, atomically: true, encoding: .utf8)
+        let profile = try profile(
+            extending: "minimal",
+            """
+            [permissions]
+            execute = ["sh", "sleep", "\(Subprocess.hog)"]
+            file_write = ["\(small)/**"]
+            [resource_limits]
+            max_execution_time = "60s"
+            """)
+        let recordPath = directory + "/record.json"
+        // Write 6 MiB (the floor is 4 MiB free), then wait to be stopped.
+        let result = try Subprocess.run(
+            [
+                Subprocess.burrow, "run", "--policy", policy, "--profile", profile, "--quiet", "--json-result", recordPath, "--",
+                "sh", "-c", "\(Subprocess.hog) write \(small)/fill 6 && sleep 30",
+            ],
+            environment: burrowEnvironment, directory: directory)
+        #expect(result.status == 137, "\(result.output) \(result.stderr)")
+        let rec = try record(recordPath)
+        let event = try only(rec["limits"] as? [[String: Any]] ?? [], "disk_free")
+        #expect(event["limit"] as? String == "50%" && event["unit"] as? String == "bytes")
+        #expect(number(event, "limitValue") == 4 << 20, "half of 8 MiB: \(event)")
+        #expect((number(event, "observedValue") ?? .max) < 4 << 20, "\(event)")
+        try expectNothingLeft(rec)
+    }
+
     @Test("max_execution_time: a sleeping tool is killed at the deadline")
     func deadline() throws {
         let out = try hog(try hogProfile("max_execution_time = \"2s\""), ["sleep", "600"])
