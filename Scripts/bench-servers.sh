@@ -33,6 +33,7 @@ servers=(
     'excel-mcp-server|dir|-|V/excel-mcp-server/bin/excel-mcp-server stdio --allow-dir ${d}'
     'mcp-memex|store|MEMEX_DIR=${d}|V/mcp-memex/bin/python3 -m memex.server'
     'mcp-pandoc|docs|-|V/mcp-pandoc/bin/mcp-pandoc'
+    'markitdown-mcp|docs|-|V/markitdown-mcp/bin/markitdown-mcp'
 )
 printf '%-22s %12s %12s %10s %12s %12s\n' server "ready direct" "ready burrow" ratio "peak direct" "peak burrow"
 for entry in "${servers[@]}"; do

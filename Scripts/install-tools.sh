@@ -21,6 +21,7 @@ servers=(
     "excel-mcp-server|bin/excel-mcp-server|excel-mcp-server==2.2.2"
     "mcp-memex|bin/mcp-memex|mcp-memex==0.1.9 mcp<2"
     "mcp-pandoc|lib/python3.11/site-packages/pypandoc/files/pandoc|mcp-pandoc==0.11.1 pypandoc-binary"
+    "markitdown-mcp|bin/markitdown-mcp|markitdown-mcp==0.0.1a8"
 )
 mkdir -p /opt/burrow/venvs
 for entry in "${servers[@]}"; do

@@ -1,3 +1,4 @@
+import BurrowAudit
 import BurrowTestSupport
 import Foundation
 import Testing
@@ -104,6 +105,10 @@ struct ThirdPartyServerTests: SandboxTesting {
                 ("convert-contents", #"{"input_file": "$DIR_docs/out.docx", "input_format": "docx", "output_format": "markdown"}"#, "**42**", false),
             ],
             written: [("docs", "out.docx", "PK")]),
+        Server(
+            profile: "markitdown-mcp", command: ["\(venvs)/markitdown-mcp/bin/markitdown-mcp"], directories: ["docs": "pages"],
+            files: [("docs", "page.html", "<html><body><h1>Survey Title</h1><p>Converted by markitdown.</p></body></html>\n")],
+            calls: [("convert_to_markdown", #"{"uri": "file://$DIR_docs/page.html"}"#, "# Survey Title", false)]),
     ]
 
     @Test("a third-party MCP server from PyPI answers real calls under its shipped profile, through burrow mcp", arguments: servers)
@@ -137,6 +142,9 @@ struct ThirdPartyServerTests: SandboxTesting {
         let report = try #require(line.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }, "\(result.output)\n\(result.stderr)")
         #expect(result.status == 0 && report["ok"] as? Bool == true, "\(report["calls"] ?? "")\n\(result.stderr.suffix(3000))")
         #expect(!(report["tools"] as? [String] ?? []).isEmpty, "tools/list")
+        // Expected refusals are quiet (the profile's quiet_refusals); any other would be a SecurityViolation.
+        let violations = try auditLog().events(AuditQuery(types: [.securityViolation]))
+        #expect(violations.isEmpty, "\(violations.map(\.details))")
         for (parameter, name, head) in s.written {
             let data = try Data(contentsOf: URL(fileURLWithPath: try #require(paths[parameter]) + "/" + name))
             #expect(data.count > 0 && data.starts(with: Data(head.utf8)), "\(name) written on the host")
