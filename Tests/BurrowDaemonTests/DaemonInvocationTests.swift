@@ -214,6 +214,52 @@ struct DaemonInvocationTests {
         #expect(try daemon.stop(SIGTERM).status == 0)
     }
 
+    @Test("profile parameters through burrowd: the request's values become the grant and the command, ToolInvoked records them, bad or missing ones are refused")
+    func parameters() throws {
+        let work = try Subprocess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        chmod(work, 0o755)
+        try FileManager.default.createDirectory(atPath: work + "/out", withIntermediateDirectories: true)
+        let daemon = try LiveDaemon(policy: Self.policy + "\n[parameters]\nallowed_roots = [\"\(work)\"]\n")
+        let profile = """
+            extends = "minimal"
+            [tool]
+            id = "param-tool"
+            name = "param"
+            version = "1"
+            [parameters.out]
+            type = "path"
+            must_exist = true
+            writable = true
+            [permissions]
+            execute = ["sh"]
+            file_write = ["${out}/**"]
+            """
+        let registration: [String: Any] = ["id": "param-tool", "metadata": ["name": "param", "version": "1"], "command": ["sh", "-c"], "profile": profile]
+        let registered = try daemon.client.send("POST", "/v1/tools", body: Array(try JSONSerialization.data(withJSONObject: registration)))
+        try #require(registered.status == 201, "\(String(decoding: registered.body, as: UTF8.self))")
+
+        let ok = try daemon.request(
+            "POST", "/v1/tools/param-tool/invocations", InvocationRequest(arguments: ["echo written > ${out}/f && echo ${out}"], parameters: ["out": work + "/out"]),
+            as: InvocationResult.self)
+        let result = try #require(ok.1, "\(String(decoding: ok.2.body, as: UTF8.self))")
+        #expect(result.exitCode == 0 && result.stdout?.text == work + "/out\n", "\(result)")
+        #expect(try String(contentsOfFile: work + "/out/f", encoding: .utf8) == "written\n")
+        let invoked = try #require(try daemon.trail("param-tool").first { $0.type == .toolInvoked })
+        #expect(invoked.details["parameters"] == .object(["out": .string(work + "/out")]), "\(invoked.details)")
+
+        // The CLI client passes them too.
+        let cli = try daemon.burrow(["invoke", "param-tool", "--param", "out=\(work)/out", "--", "read l < ${out}/f && echo $l"])
+        #expect(cli.status == 0 && cli.output == "written\n", "\(cli.status) \(cli.output) \(cli.stderr)")
+
+        for (parameters, why) in [([:], "needs a value"), (["out": "/etc"], "allowed_roots"), (["out": work + "/out", "x": "1"], "unknown parameter 'x'")] {
+            let refused = try daemon.client.send(
+                "POST", "/v1/tools/param-tool/invocations", body: Array(try JSONEncoder().encode(InvocationRequest(arguments: ["true"], parameters: parameters))))
+            let body = String(decoding: refused.body, as: UTF8.self)
+            #expect(refused.status == 409 && body.contains("profile_invalid") && body.contains(why), "\(refused.status) \(body)")
+        }
+    }
+
     @Test("an edited base profile applies from the next invocation on (what a registration extends is read again each time, not kept)")
     func editedBaseProfileApplies() throws {
         let profiles = try Subprocess.temporaryDirectory()
