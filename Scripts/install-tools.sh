@@ -22,6 +22,7 @@ servers=(
     "mcp-memex|bin/mcp-memex|mcp-memex==0.1.9 mcp<2"
     "mcp-pandoc|lib/python3.11/site-packages/pypandoc/files/pandoc|mcp-pandoc==0.11.1 pypandoc-binary"
     "markitdown-mcp|bin/markitdown-mcp|markitdown-mcp==0.0.1a8"
+    "mcp-text-editor|bin/mcp-text-editor|mcp-text-editor==1.0.2 mcp<2"
 )
 mkdir -p /opt/burrow/venvs
 for entry in "${servers[@]}"; do

@@ -8,7 +8,7 @@ struct ShippedProfilesTests {
         "minimal", "untrusted", "mcp-base", "mcp-server-time", "mcp-server-git", "mcp-server-fetch", "python-script",
         // Third-party servers (issue 21).
         "mcp-server-sqlite", "mcp-server-duckdb", "mcp-server-calculator", "mcp-shell-server", "cli-mcp-server", "excel-mcp-server", "mcp-memex", "mcp-pandoc",
-        "markitdown-mcp",
+        "markitdown-mcp", "mcp-text-editor",
     ]
 
     @Test(arguments: names)

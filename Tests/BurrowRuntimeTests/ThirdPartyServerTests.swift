@@ -109,6 +109,20 @@ struct ThirdPartyServerTests: SandboxTesting {
             profile: "markitdown-mcp", command: ["\(venvs)/markitdown-mcp/bin/markitdown-mcp"], directories: ["docs": "pages"],
             files: [("docs", "page.html", "<html><body><h1>Survey Title</h1><p>Converted by markitdown.</p></body></html>\n")],
             calls: [("convert_to_markdown", #"{"uri": "file://$DIR_docs/page.html"}"#, "# Survey Title", false)]),
+        Server(
+            profile: "mcp-text-editor", command: ["\(venvs)/mcp-text-editor/bin/mcp-text-editor"], directories: ["root": "notes"],
+            files: [("root", "notes.txt", "line one\nline two\nline three\n")],
+            calls: [
+                ("get_text_file_contents", #"{"files": [{"file_path": "$DIR_root/notes.txt", "ranges": [{"start": 2, "end": 2}]}]}"#, "line two", false),
+                (
+                    "edit_text_file_contents",
+                    #"{"files": [{"path": "$DIR_root/notes.txt", "file_hash": "{{0.file_hash}}", "patches": [{"line_start": 2, "line_end": 2, "contents": "line TWO edited\n", "range_hash": "{{0.range_hash}}"}]}]}"#,
+                    #""result": "ok""#, false
+                ),
+                // Outside its root the server would go; the sandbox has nothing there.
+                ("get_text_file_contents", #"{"files": [{"file_path": "/etc/shadow", "ranges": [{"start": 1, "end": 1}]}]}"#, "", true),
+            ],
+            written: [("root", "notes.txt", "line one\nline TWO edited\nline three\n")]),
     ]
 
     @Test("a third-party MCP server from PyPI answers real calls under its shipped profile, through burrow mcp", arguments: servers)

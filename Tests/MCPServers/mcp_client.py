@@ -5,7 +5,9 @@ checks its answers.
 
 SPEC is {"calls": [{"tool": NAME, "arguments": {...}, "expect": TEXT,
 "isError": false}, ...]}: each call must come back with that isError and
-TEXT somewhere in its text. Prints one JSON line: {"ok": bool, "tools":
+TEXT somewhere in its text. A string argument "{{N.key}}" is replaced by the
+first JSON string value named `key` in call N's answer (servers that hand out
+hashes to quote back). Prints one JSON line: {"ok": bool, "tools":
 [...], "initializeSeconds": s, "calls": [{"tool", "isError", "text",
 "ok"}], "peakKiB": n}; exits 0 when every call passed, 1 otherwise.
 peakKiB is the largest peak resident size among the client's descendants
@@ -14,6 +16,7 @@ peakKiB is the largest peak resident size among the client's descendants
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 
@@ -40,6 +43,19 @@ def peak_kib(skip: str) -> int:
     return best
 
 
+def resolve(value, answers):
+    """Arguments with "{{N.key}}" filled in from earlier answers."""
+    if isinstance(value, dict):
+        return {k: resolve(v, answers) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, answers) for v in value]
+    match = re.fullmatch(r"\{\{(\d+)\.(\w+)\}\}", value) if isinstance(value, str) else None
+    if not match:
+        return value
+    found = re.search(r'"%s":\s*"([^"]*)"' % match.group(2), answers[int(match.group(1))])
+    return found.group(1) if found else value
+
+
 def text_of(result) -> str:
     parts = [getattr(c, "text", "") or "" for c in result.content]
     structured = getattr(result, "structuredContent", None) or getattr(result, "structured_content", None)
@@ -62,7 +78,8 @@ async def main() -> int:
             report["initializeSeconds"] = round(time.monotonic() - started, 3)
             report["tools"] = [t.name for t in (await session.list_tools()).tools]
             for call in spec["calls"]:
-                result = await session.call_tool(call["tool"], call.get("arguments", {}))
+                answers = [c["text"] for c in report["calls"]]
+                result = await session.call_tool(call["tool"], resolve(call.get("arguments", {}), answers))
                 is_error = bool(getattr(result, "isError", False) or getattr(result, "is_error", False))
                 text = text_of(result)
                 ok = is_error == call.get("isError", False) and call["expect"] in text
