@@ -15,7 +15,7 @@ enum FrontDoor {
     /// of the sandbox range. Failures exit 1.
     static func plan(_ options: ProfileOptions, parameters: [String: String], profile: String, command: [String]) throws -> (LaunchPlan, PlanCompiler, Planner.Loaded) {
         let planner = Planner(policy: try options.loadPolicy(), host: HostFacts.probe())
-        let loading = planner.load(.reference(profile), parameters: .supplied(parameters))
+        let loading = planner.load(.reference(profile), parameters: .supplied(parameters), caller: Caller.current())
         guard let loaded = loading.loaded else {
             printIssues(loading.issues)
             throw ExitCode(1)

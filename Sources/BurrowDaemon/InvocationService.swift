@@ -134,7 +134,9 @@ final class InvocationService: Sendable {
         }
         if !session {
             if pool.enabled { metrics.warm(invocation.launch == .warm ? "hit" : invocation.launch.rawValue) }
-            buildAhead(record, invocation.loaded)
+            // Not with a caller's parameter values: the next caller's differ
+            // (an unfit sandbox), and a waiting one would hold this caller's paths.
+            if request.parameters.isEmpty { buildAhead(record, invocation.loaded) }
         }
         return Prepared(invocation: invocation, record: record, slot: slot, stdin: stdin)
     }

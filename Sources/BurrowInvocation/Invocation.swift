@@ -53,7 +53,7 @@ package struct Invocations: Sendable {
     ///   `Refusal.record`, burrowd through its DenialLog, which
     ///   aggregates a caller's bursts) and answers with its code.
     package func prepare(_ request: Request, caller: Caller) throws(Refusal) -> PreparedInvocation {
-        let loading = planner.load(request.profile, parameters: .supplied(request.parameters))
+        let loading = planner.load(request.profile, parameters: .supplied(request.parameters), caller: caller)
         let tool = loading.tool ?? request.profile.label
         func refusal(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil, denied: Bool = true) -> Refusal {
             Refusal(code: code, message: message, tool: tool, retryAfter: retryAfter, denied: denied)

@@ -1,9 +1,13 @@
-import BurrowHost
+package import BurrowHost
 package import BurrowJSON
 package import BurrowPolicy
 package import BurrowProfile
 package import BurrowSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Where an invocation's profile comes from.
 package enum ProfileSource: Sendable {
@@ -68,11 +72,14 @@ package struct Planner: Sendable {
     /// Loads, validates and clamps the profile. A registered document is
     /// loaded once and reused while every file its loading read (or found
     /// missing) reads the same.
-    package func load(_ source: ProfileSource, parameters: ParameterValues = .placeholders) -> Loading {
+    /// - Parameter caller: who supplies the parameters' values (a run);
+    ///   a path it names must be its own (root's: any, below the roots).
+    package func load(_ source: ProfileSource, parameters: ParameterValues = .placeholders, caller: Caller? = nil) -> Loading {
         var loading = loadChecked(source, parameters: parameters)
-        // On every request (a load is reused; the host's paths may have changed).
-        if let loaded = loading.loaded {
-            let problems = Self.pathProblems(loaded.parameters, file: loaded.files.first ?? source.label)
+        // On every request (a load is reused; the host's paths may have
+        // changed), and only for a run: checking a profile uses stand-ins.
+        if let loaded = loading.loaded, case .supplied = parameters {
+            let problems = Self.pathProblems(loaded.parameters, file: loaded.files.first ?? source.label, caller: caller)
             if !problems.isEmpty {
                 loading.issues += problems
                 loading.loaded = nil
@@ -82,21 +89,42 @@ package struct Planner: Sendable {
     }
 
     /// A path parameter's value as the host has it: present when it must
-    /// be, and reached without a symlink (which could lead outside the
-    /// allowed roots).
-    static func pathProblems(_ parameters: [ResolvedParameter], file: String, fs: any FileSystemView = LiveFileSystem()) -> [ProfileIssue] {
+    /// be, reached without a symlink (which could lead outside the allowed
+    /// roots), and, when a caller supplied it, owned by that caller (or, for
+    /// a path yet to be made, its nearest existing ancestor): the grant maps
+    /// the owner to the tool, so a caller may hand over only what is its own.
+    static func pathProblems(
+        _ parameters: [ResolvedParameter], file: String, caller: Caller?, fs: any FileSystemView = LiveFileSystem(), owner: (String) -> UInt32? = Self.owner
+    ) -> [ProfileIssue] {
         var problems: [ProfileIssue] = []
         for p in parameters where p.type == "path" && p.source != .placeholder {
             let keyPath = "parameters.\(p.name)"
             if let (final, _) = fs.resolve(p.value) {
                 if final != p.value {
                     problems.append(ProfileIssue(file: file, keyPath: keyPath, message: "'\(p.value)' is reached through a symlink (to \(final)): give the path itself"))
+                    continue
                 }
             } else if p.mustExist {
                 problems.append(ProfileIssue(file: file, keyPath: keyPath, message: "'\(p.value)' does not exist (the parameter says must_exist = true)"))
+                continue
+            }
+            guard p.source == .caller, let caller, caller.uid != 0 else { continue }
+            var existing = p.value
+            while fs.kind(existing) == nil, existing != "/" {
+                let parent = String(existing[..<(existing.lastIndex(of: "/") ?? existing.startIndex)])
+                existing = parent.isEmpty ? "/" : parent
+            }
+            if owner(existing) != caller.uid {
+                problems.append(ProfileIssue(file: file, keyPath: keyPath, message: "'\(p.value)' is not yours (uid \(caller.uid)): a caller may grant only paths it owns"))
             }
         }
         return problems
+    }
+
+    /// The owner of `path` (not following a final symlink), or nil.
+    static func owner(_ path: String) -> UInt32? {
+        var st = stat()
+        return lstat(path, &st) == 0 ? st.st_uid : nil
     }
 
     private func loadChecked(_ source: ProfileSource, parameters: ParameterValues) -> Loading {

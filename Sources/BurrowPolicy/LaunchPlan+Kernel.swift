@@ -54,13 +54,31 @@ package struct SeccompResponder: Sendable {
         }
         // A family is the first argument of socket and socketpair.
         answer.quiet = quiet[nr]?.contains { $0 == nil || arguments.first.map { a in Int32(truncatingIfNeeded: a) } == $0 } ?? false
+        // A clone that asks for a namespace is never a harmless probe.
+        if answer.quiet, nr == Self.clone, let flags = arguments.first, flags & SeccompPolicy.CLONE_NEW_ANY != 0 { answer.quiet = false }
         return answer
     }
+
+    private static let clone = number(of: "clone") ?? -1
 
     /// libseccomp's number for a system call name on this architecture, or nil.
     package static func number(of name: String) -> Int32? {
         let nr = seccomp_syscall_resolve_name(name)
         return nr >= 0 ? nr : nil
+    }
+
+    package enum Lookup: Equatable {
+        case number(Int32)
+        /// A call of other architectures (libseccomp's pseudo-numbers: vfork on aarch64).
+        case notOnThisArchitecture
+        case unknown
+    }
+
+    /// What libseccomp knows of `name` here.
+    package static func lookup(_ name: String) -> Lookup {
+        let nr = seccomp_syscall_resolve_name(name)
+        if nr >= 0 { return .number(nr) }
+        return nr == -1 ? .unknown : .notOnThisArchitecture  // -1 is __NR_SCMP_ERROR
     }
 
     /// libseccomp's name for a native system call number, or "syscall N".

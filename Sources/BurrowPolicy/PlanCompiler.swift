@@ -352,8 +352,12 @@ package struct PlanCompiler: Sendable {
             for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
                 entries.append(EnvironmentEntry(name: name, value: name.lowercased() == "all_proxy" ? "socks5h://127.0.0.1:\(NetworkPlan.proxyPort)" : proxy, source: .burrow))
             }
-            // No NO_PROXY: a `localhost` grant is the host's loopback, which
-            // only the proxy reaches (the sandbox's own loopback has nothing).
+            // The sandbox's own loopback is reached directly, unless the
+            // profile grants `localhost`: then that name means the host's
+            // loopback, which only the proxy reaches.
+            if !profile.permissions.network.contains(where: { $0.host == .name(EgressRules.localhost) }) {
+                entries += [EnvironmentEntry(name: "NO_PROXY", value: "localhost", source: .burrow), EnvironmentEntry(name: "no_proxy", value: "localhost", source: .burrow)]
+            }
         }
         let reserved = Set(entries.map(\.name))
         for (name, value) in environment.sorted(by: { $0.key < $1.key })
@@ -484,14 +488,25 @@ package struct PlanCompiler: Sendable {
     /// knows (a misspelt name would quiet nothing, so it is refused); one the
     /// plan allows outright is kept with a warning, since it never stops.
     private func quietRefusals(_ profile: SecurityProfile, _ plan: SeccompPlan, warnings: inout [String]) throws(PlanError) -> [QuietRefusal] {
-        let quiet = profile.permissions.quietRefusals
-        for q in quiet {
-            guard SeccompResponder.number(of: q.syscall) != nil else {
-                throw PlanError(description: "permissions.quiet_refusals: '\(q.syscall)' is not a system call on \(host.machine)")
+        var quiet: [QuietRefusal] = []
+        for q in profile.permissions.quietRefusals {
+            if let why = SeccompPolicy.neverQuiet[q.syscall] {
+                throw PlanError(description: "permissions.quiet_refusals: '\(q.syscall)' is always reported (\(why))")
+            }
+            switch SeccompResponder.lookup(q.syscall) {
+            case .unknown:
+                throw PlanError(description: "permissions.quiet_refusals: '\(q.syscall)' is not a system call")
+            case .notOnThisArchitecture:
+                // vfork on aarch64: nothing to quiet here, the profile is still good elsewhere.
+                warnings.append("permissions.quiet_refusals \"\(q)\": \(host.machine) has no such system call")
+                continue
+            case .number:
+                break
             }
             if plan.allowed.contains(q.syscall) {
                 warnings.append("permissions.quiet_refusals \"\(q)\": this plan allows \(q.syscall), so it is never refused")
             }
+            quiet.append(q)
         }
         return quiet
     }

@@ -90,6 +90,17 @@ enum SeccompPolicy {
         ("removexattr", "extended attributes"), ("lremovexattr", "extended attributes"), ("fremovexattr", "extended attributes"),
     ]
 
+    /// Refusals a profile can never quiet: what the dangerous list exists to
+    /// report (the NUMA calls aside, which numerical libraries make at every
+    /// start), and ioctl, whose refused requests inject terminal input.
+    /// (A clone that asks for a namespace stays loud too: see SeccompResponder.)
+    static let neverQuiet: [String: String] = {
+        var out: [String: String] = [:]
+        for (call, why) in dangerous where !["mbind", "set_mempolicy", "migrate_pages", "move_pages"].contains(call) { out[call] = why }
+        out["ioctl"] = "terminal input injection (TIOCSTI, TIOCLINUX)"
+        return out
+    }()
+
     static let CLONE_THREAD: UInt64 = 0x0001_0000
     /// CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME.
     static let CLONE_NEW_ANY: UInt64 = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x80

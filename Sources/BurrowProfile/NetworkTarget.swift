@@ -134,13 +134,23 @@ extension NetworkTarget {
     package var neverReachable: String? {
         switch host {
         case .name(let n) where n.hasSuffix(".localhost"), .suffix(let n) where n == "localhost" || n.hasSuffix(".localhost"):
-            return "names below .localhost are loopback, which only a 'localhost' entry reaches: write 'localhost:\(portText)'"
+            return "names below .localhost are loopback, which only a 'localhost' entry (or a 127.0.0.1 / [::1] address entry) reaches: write 'localhost:\(portText)'"
         case .address(let a):
             return Self.unconnectable(a, prefix: nil)
         case .network(let a, let prefix):
             return Self.unconnectable(a, prefix: prefix)
         case .name, .suffix:
             return nil
+        }
+    }
+
+    /// An address entry on the loopback (127.0.0.0/8, ::1): like a
+    /// `localhost` grant, it reaches the host's own services.
+    package var reachesLoopback: Bool {
+        switch host {
+        case .address(let a): a.hasPrefix("127.") || a == "::1"
+        case .network(let a, _): a.hasPrefix("127.") || a == "::1"
+        default: false
         }
     }
 

@@ -101,7 +101,7 @@ package enum ProfileParameters {
         if case .supplied(let supplied) = values {
             for name in supplied.keys.sorted() where byName[name] == nil {
                 let declared = declarations.isEmpty ? "it declares none" : "it declares \(declarations.map(\.name).joined(separator: ", "))"
-                log.error("parameters", "unknown parameter '\(name)': \(declared)")
+                log.error("parameters", "unknown parameter '\(printable(name))': \(declared)")
             }
         }
         for p in declarations {
@@ -219,13 +219,20 @@ package enum ProfileParameters {
             }
             if value == "/" { return "the whole file system cannot be a parameter" }
             let roots = policy.parameters.allowedRoots
-            if fromCaller && !roots.contains(where: { value == $0 || value.hasPrefix($0 == "/" ? "/" : $0 + "/") }) {
+            // Strictly below a root: the root itself would hand over all of it.
+            if fromCaller && !roots.contains(where: { value.hasPrefix($0 == "/" ? "/" : $0 + "/") && value != $0 }) {
                 let listed = roots.isEmpty ? "none are set" : roots.joined(separator: ", ")
-                return "outside the host policy's [parameters] allowed_roots (\(listed))"
+                return "not below the host policy's [parameters] allowed_roots (\(listed))"
             }
             return nil
         case .host:
             switch NetworkTarget.parseHost(value, original: value) {
+            // A caller names a public host: the host's loopback and literal
+            // addresses (private ranges, metadata endpoints) are the profile's to grant.
+            case .success(.name(let n)) where fromCaller && (n == "localhost" || n.hasSuffix(".localhost")):
+                return "the host's loopback can only be granted by the profile itself"
+            case .success(.address) where fromCaller:
+                return "a caller names a host by its DNS name; addresses can only be granted by the profile itself"
             case .success(.name), .success(.address): return nil
             case .success: return "one host name or address, without '*' or a prefix"
             case .failure(let e): return e.message
@@ -251,14 +258,17 @@ package enum ProfileParameters {
             }
             return .table(out)
         case .array(let items):
+            // Outside the grant lists, only a declared name is a reference (a
+            // content filter may well match the text "${jndi:").
+            let grantList = pathLists.contains(path) || path == networkList
             return .array(
                 items.enumerated().map { i, item in
-                    guard case .string(let text) = item, text.contains("${") else {
+                    guard case .string(let text) = item, grantList ? text.contains("${") : byName.keys.contains(where: { text.contains("${\($0)}") }) else {
                         return substitute(item, path: "\(path)[\(i)]", byName: byName, values: values, log: log)
                     }
                     return .string(reference(text, in: path, at: "\(path)[\(i)]", byName: byName, values: values, log: log))
                 })
-        case .string(let text) where text.contains("${"):
+        case .string(let text) where byName.keys.contains(where: { text.contains("${\($0)}") }):
             log.error(path, "parameters (${…}) may be used only in permissions.file_read, file_write, network and filesystem_access.read_paths, write_paths, blocked_paths")
             return value
         default:

@@ -79,7 +79,7 @@ extension SecurityProfile {
         for (i, target) in permissions.network.enumerated() {
             if let why = target.neverReachable {
                 log.error(networkPaths[i], "'\(target)' can never be reached: \(why)")
-            } else if target.host == .name("localhost") {
+            } else if target.host == .name("localhost") || target.reachesLoopback {
                 log.warning(
                     networkPaths[i],
                     "'\(target)' reaches a service on the host's own loopback (the proxy connects from the host's side): grant it only for a service meant for this tool")

@@ -36,8 +36,10 @@ final class Supervisor {
     /// The sandbox's /tmp (its scratch tmpfs), to see it fill up.
     private let scratch: FileDescriptor?
     private var scratchFull: FileSystemUsage?
-    /// Host paths of the write grants, watched against the policy's min_free_disk.
-    private let writeGrants: [String]
+    /// The write grants, held open (O_PATH, not following a symlink, so a
+    /// rename on the host cannot point the check elsewhere) and watched
+    /// against the policy's min_free_disk.
+    private let writeGrants: [(path: String, fd: FileDescriptor)]
     /// The tool's standard streams, when they are captured.
     private let pump: StreamPump?
     private let stop: RunStop?
@@ -70,7 +72,10 @@ final class Supervisor {
         self.signals = signals
         self.cgroup = cgroup
         self.scratch = scratch
-        self.writeGrants = plan.limits.minFreeDisk == nil ? [] : plan.writeGrantSources
+        self.writeGrants =
+            plan.limits.minFreeDisk == nil
+            ? []
+            : plan.writeGrantSources.compactMap { path in (try? Kernel.openNoFollow(path, flags: ChildPlan.O_PATH | O_CLOEXEC)).map { (path, $0) } }
         self.onViolation = onViolation
         self.activity = activity
     }
@@ -173,7 +178,9 @@ final class Supervisor {
         if let readings { checkCounters(readings) }
         // The backstop sits above the budget, so this means the supervisor
         // could not act in time (a starved host): still a CPU budget hit.
-        if case .signaled(SIGXCPU, _) = status, !limits.contains(where: { $0.resource == "max_cpu_time" }) {
+        if case .signaled(SIGXCPU, _) = status, !limits.contains(where: { $0.resource == "max_cpu_time" }),
+            (readings?.cpuNanoseconds ?? 0) >= limitsPlan.maxCpuTime.milliseconds * 1_000_000
+        {
             exceeded(
                 "max_cpu_time", limitsPlan.maxCpuTime.description, unit: "milliseconds", limitValue: limitsPlan.maxCpuTime.milliseconds,
                 observedValue: readings?.cpuNanoseconds.map { $0 / 1_000_000 }, "SIGXCPU ended the tool: a process ran past RLIMIT_CPU, the per-process backstop")
@@ -213,17 +220,20 @@ final class Supervisor {
         }
     }
 
-    /// The first write grant whose file system has less free than the floor.
-    /// One that cannot be read is left to the next check (it may be gone
-    /// with the tool's own changes); the floor is the policy's, not the tool's.
+    /// The first write grant whose file system has less free than the floor
+    /// (a held descriptor's file system cannot go away under it).
     private func lowDisk() -> (path: String, floor: DiskFloor, needed: UInt64, available: UInt64, total: UInt64)? {
         guard let floor = limitsPlan.minFreeDisk else { return nil }
-        for path in writeGrants {
-            guard let space = try? Kernel.diskSpace(path) else { continue }
+        for grant in writeGrants {
+            guard let space = try? Kernel.diskSpace(grant.fd) else { continue }
             let needed = floor.bytes(ofTotal: space.total)
-            if space.available < needed { return (path, floor, needed, space.available, space.total) }
+            if space.available < needed { return (grant.path, floor, needed, space.available, space.total) }
         }
         return nil
+    }
+
+    deinit {
+        for grant in writeGrants { close(grant.fd.rawValue) }
     }
 
     /// Records the first moment the scratch tmpfs had no block or inode left.

@@ -105,12 +105,17 @@ package enum Kernel {
     }
 
     /// The bytes an unprivileged writer may still use on the file system
-    /// holding `path` (`f_bavail`), and its size (`statvfs(3)`).
-    package static func diskSpace(_ path: String) throws(Errno) -> (available: UInt64, total: UInt64) {
+    /// holding `fd` (`f_bavail`), and its size (`fstatvfs(3)`; an `O_PATH`
+    /// descriptor will do). Sizes saturate rather than overflow.
+    package static func diskSpace(_ fd: FileDescriptor) throws(Errno) -> (available: UInt64, total: UInt64) {
         var v = statvfs()
-        guard statvfs(path, &v) == 0 else { throw Errno(rawValue: errno) }
+        guard fstatvfs(fd.rawValue, &v) == 0 else { throw Errno(rawValue: errno) }
         let unit = UInt64(v.f_frsize)
-        return (UInt64(v.f_bavail) * unit, UInt64(v.f_blocks) * unit)
+        func bytes(_ blocks: UInt64) -> UInt64 {
+            let (product, overflow) = blocks.multipliedReportingOverflow(by: unit)
+            return overflow ? .max : product
+        }
+        return (bytes(UInt64(v.f_bavail)), bytes(UInt64(v.f_blocks)))
     }
 
     /// Monotonic time in nanoseconds (`CLOCK_MONOTONIC`).

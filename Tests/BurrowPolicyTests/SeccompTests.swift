@@ -47,6 +47,20 @@ struct SeccompTests {
         let packet = responder.answer(syscall: socket, arguments: [17, 3, 0, 0, 0, 0])
         #expect(netlink.quiet && !packet.quiet, "only the named family")
         #expect(netlink.errno == packet.errno && netlink.reason == packet.reason, "refused exactly as planned")
+
+        // What the dangerous list reports, and terminal injection, can never be quiet;
+        // a quiet clone that asks for a namespace is loud all the same.
+        for call in ["ptrace", "bpf", "unshare", "ioctl", "io_uring_setup"] {
+            profile.permissions.quietRefusals = [QuietRefusal(syscall: call)]
+            #expect(throws: PlanError.self, "\(call)") { try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: ["true"]) }
+        }
+        profile.permissions.process.fork = false
+        profile.permissions.quietRefusals = [QuietRefusal(syscall: "clone")]
+        let forkless = SeccompResponder(plan: try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: ["true"]).seccomp)
+        let clone = try #require(SeccompResponder.number(of: "clone"))
+        #expect(forkless.answer(syscall: clone, arguments: [17, 0, 0, 0, 0, 0]).quiet, "a plain fork-like clone (SIGCHLD)")
+        #expect(!forkless.answer(syscall: clone, arguments: [0x1000_0000 | 17, 0, 0, 0, 0, 0]).quiet, "CLONE_NEWUSER stays loud")
+        #expect(SeccompResponder.lookup("nosuchcall") == .unknown)
     }
 
     @Test func checksArchitectureAndRefusesX32() throws {

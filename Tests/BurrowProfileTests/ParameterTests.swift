@@ -23,7 +23,7 @@ struct ParameterTests {
 
         [parameters.site]
         type = "host"
-        default = "example.com"
+        default = "2001:db8::1"   # the profile may name an address; a caller may not
 
         [parameters.branch]
         type = "string"
@@ -47,7 +47,7 @@ struct ParameterTests {
 
     @Test("supplied values and defaults are written into the grants, and the load says which was which")
     func substitution() throws {
-        let loaded = load(Self.grants, .supplied(["repo": "/home/me/project", "branch": "main", "site": "2001:db8::1"]))
+        let loaded = load(Self.grants, .supplied(["repo": "/home/me/project", "branch": "main"]))
         let profile = try #require(loaded.profile, "\(errors(loaded))")
         #expect(profile.permissions.fileWrite.map(\.description) == ["/home/me/project/**"])
         #expect(profile.permissions.fileRead.map(\.description) == ["/srv/docs/**"])
@@ -55,7 +55,7 @@ struct ParameterTests {
         #expect(profile.filesystem.blockedPaths.map(\.description) == ["/home/me/project/.git/hooks"])
         let byName = Dictionary(uniqueKeysWithValues: loaded.parameters.map { ($0.name, $0) })
         #expect(byName["repo"]?.source == .caller && byName["repo"]?.mustExist == true)
-        #expect(byName["docs"]?.source == .default && byName["site"]?.source == .caller && byName["branch"]?.value == "main")
+        #expect(byName["docs"]?.source == .default && byName["site"]?.source == .default && byName["branch"]?.value == "main")
     }
 
     @Test("a command or environment value gets declared names replaced, and nothing else")
@@ -68,7 +68,7 @@ struct ParameterTests {
     @Test(
         "bad values are refused with the parameter's name and why",
         arguments: [
-            (["repo": "/etc/shadow-dir", "branch": "m"], "parameters.repo: '/etc/shadow-dir' for repo: outside the host policy's [parameters] allowed_roots (/home, /srv)"),
+            (["repo": "/etc/shadow-dir", "branch": "m"], "parameters.repo: '/etc/shadow-dir' for repo: not below the host policy's [parameters] allowed_roots (/home, /srv)"),
             (["repo": "/home/../etc", "branch": "m"], "parameters.repo: '/home/../etc' for repo:"),
             (["repo": "/home/me/*", "branch": "m"], "parameters.repo: '/home/me/*' for repo:"),
             (["repo": "/home/me", "branch": "Main Branch"], "does not match the pattern"),
@@ -76,6 +76,10 @@ struct ParameterTests {
             (["repo": "/home/me", "branch": "m", "colour": "red"], "unknown parameter 'colour': it declares branch, docs, repo, site"),
             (["branch": "m"], "parameters.repo: the parameter 'repo' needs a value: --param repo=PATH"),
             (["repo": "/home/me/${docs}", "branch": "m"], "may not refer to a parameter"),
+            (["repo": "/home", "branch": "m"], "not below the host policy's [parameters] allowed_roots"),
+            (["repo": "/home/me", "branch": "m", "site": "localhost"], "the host's loopback can only be granted by the profile itself"),
+            (["repo": "/home/me", "branch": "m", "site": "127.0.0.1"], "addresses can only be granted by the profile itself"),
+            (["repo": "/home/me", "branch": "m", "site": "169.254.169.254"], "addresses can only be granted by the profile itself"),
         ])
     func badValues(values: [String: String], expected: String) {
         let loaded = load(Self.grants, .supplied(values))

@@ -69,7 +69,7 @@ struct ValidationTests {
             message: "write '2001:db8::1'"),
         ValidationCase(
             rule: "name below .localhost", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"app.localhost:8080\"]", keyPath: "permissions.network[0]",
-            message: "only a 'localhost' entry reaches: write 'localhost:8080'"),
+            message: "names below .localhost are loopback"),
         ValidationCase(
             rule: "multicast address", header: "network_access = \"restricted\"", body: "[permissions]\nnetwork = [\"239.1.2.3:443\"]", keyPath: "permissions.network[0]",
             message: "can never be reached: 224.0.0.0/4 is multicast"),
