@@ -106,8 +106,13 @@ extension LandlockPlan {
         hostABI: Int?, reads: [String], writes: [String], executables: [String], devices: [String],
         networkAccess: String, proxyPort: UInt16?, isDirectory: (String) -> Bool
     ) -> LandlockPlan {
-        let abi = hostABI
-        let usable = LandlockFileAccess.known(abi: abi ?? 0)
+        // Without Landlock there is nothing to plan: the control row says so,
+        // and a run refuses the plan rather than carry rules with no rights.
+        guard let abi = hostABI else {
+            return LandlockPlan(
+                hostABI: nil, abi: nil, handledFileSystem: [], handledNetwork: [], scoped: [], pathRules: [], portRules: [], notAvailable: [])
+        }
+        let usable = LandlockFileAccess.known(abi: abi)
         var rules: [PathRule] = []
         func fitting(_ rights: LandlockFileAccess, _ path: String) -> LandlockFileAccess {
             (isDirectory(path) ? rights : rights.intersection(.fileOnly)).intersection(usable)
@@ -121,7 +126,7 @@ extension LandlockPlan {
         var ports: [PortRule] = []
         var scoped: LandlockScope = []
         var missing: [String] = []
-        if let abi, abi >= 4 {
+        if abi >= 4 {
             if networkAccess != "full" {
                 netHandled = [.bindTCP, .connectTCP]
                 if let proxyPort { ports.append(PortRule(port: proxyPort, access: .connectTCP)) }
@@ -129,15 +134,15 @@ extension LandlockPlan {
         } else {
             missing.append("TCP bind/connect rules (ABI 4): covered by the network namespace")
         }
-        if let abi, abi >= 6 {
+        if abi >= 6 {
             scoped = [.abstractUnixSocket, .signal]
         } else {
             missing.append("abstract-socket and signal scoping (ABI 6): covered by the network and PID namespaces")
         }
-        if (abi ?? 0) < 3 { missing.append("TRUNCATE (ABI 3): covered by read-only mounts") }
-        if (abi ?? 0) < 5 { missing.append("IOCTL_DEV (ABI 5): covered by seccomp's ioctl rules") }
+        if abi < 3 { missing.append("TRUNCATE (ABI 3): covered by read-only mounts") }
+        if abi < 5 { missing.append("IOCTL_DEV (ABI 5): covered by seccomp's ioctl rules") }
         return LandlockPlan(
             hostABI: hostABI, abi: abi, handledFileSystem: usable, handledNetwork: netHandled,
-            scoped: scoped, pathRules: rules, portRules: ports, notAvailable: abi == nil ? [] : missing)
+            scoped: scoped, pathRules: rules, portRules: ports, notAvailable: missing)
     }
 }

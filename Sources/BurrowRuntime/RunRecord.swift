@@ -97,7 +97,8 @@ package struct RunRecord: Sendable, Codable, Equatable {
     /// The supervisor's own footprint (it must stay small whatever the tool does).
     package struct Supervisor: Sendable, Codable, Equatable {
         /// Peak resident set of the supervising process (VmHWM in /proc/self/status).
-        package var peakResidentKilobytes: UInt64
+        /// Nil when /proc/self/status could not be read.
+        package var peakResidentKilobytes: UInt64?
     }
 
     package var invocationID: String

@@ -266,10 +266,12 @@ package enum Runner {
     /// This process's own peak resident set: VmHWM of its address space.
     /// (getrusage's ru_maxrss survives execve: a supervisor started by a big
     /// process that forked would report its parent's size.)
-    private static func peakResidentKilobytes() -> UInt64 {
-        let status = (try? FileIO.read("/proc/self/status")) ?? ""
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
-        return line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } ?? 0
+    /// Nil when /proc does not say: a figure that was not read is not zero.
+    private static func peakResidentKilobytes() -> UInt64? {
+        guard let status = try? FileIO.read("/proc/self/status"),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return nil }
+        return line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
     }
 
     /// The sandbox's scratch tmpfs (its /tmp), opened from outside so the

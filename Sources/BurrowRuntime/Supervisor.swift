@@ -179,7 +179,7 @@ final class Supervisor {
         // The backstop sits above the budget, so this means the supervisor
         // could not act in time (a starved host): still a CPU budget hit.
         if case .signaled(SIGXCPU, _) = status, !limits.contains(where: { $0.resource == "max_cpu_time" }),
-            (readings?.cpuNanoseconds ?? 0) >= limitsPlan.maxCpuTime.milliseconds * 1_000_000
+            readings?.cpuNanoseconds.map({ $0 >= limitsPlan.maxCpuTime.milliseconds * 1_000_000 }) == true
         {
             exceeded(
                 "max_cpu_time", limitsPlan.maxCpuTime.description, unit: "milliseconds", limitValue: limitsPlan.maxCpuTime.milliseconds,

@@ -1,5 +1,6 @@
 import BurrowPolicy
 import BurrowProfile
+import BurrowSystem
 import BurrowTestSupport
 import Testing
 
@@ -61,6 +62,19 @@ struct SeccompTests {
         #expect(forkless.answer(syscall: clone, arguments: [17, 0, 0, 0, 0, 0]).quiet, "a plain fork-like clone (SIGCHLD)")
         #expect(!forkless.answer(syscall: clone, arguments: [0x1000_0000 | 17, 0, 0, 0, 0, 0]).quiet, "CLONE_NEWUSER stays loud")
         #expect(SeccompResponder.lookup("nosuchcall") == .unknown)
+    }
+
+    @Test("without Landlock the plan has no Landlock rules (a run refuses it), never rules with no rights")
+    func noLandlock() throws {
+        let loader = ProfileLoader(policy: .defaults, searchPath: [Fixtures.profilesDirectory], read: Fixtures.readFile)
+        let profile = try #require(loader.load("minimal").profile)
+        var host = Fixtures.capableHost
+        host.landlockABI = nil
+        host.landlock = .no("not in this kernel")
+        let compiler = PlanCompiler(policy: .defaults, host: host, fs: FakeFileSystem.debianLike, environment: [:], workingDirectory: "/")
+        let plan = try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: ["true"])
+        #expect(plan.landlock.abi == nil && plan.landlock.pathRules.isEmpty && plan.landlock.handledFileSystem.isEmpty && plan.landlock.portRules.isEmpty)
+        #expect(plan.controls.contains { $0.control == .landlock && !$0.enforceable } && !plan.isEnforceable)
     }
 
     @Test func checksArchitectureAndRefusesX32() throws {
