@@ -430,17 +430,8 @@ package enum RlimitResource: Int32, Sendable, Codable, CaseIterable, CustomStrin
 
     package var description: String { name }
 
-    package func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(name)
-    }
-
-    package init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        let text = try c.decode(String.self)
-        guard let value = Self.allCases.first(where: { $0.name == text }) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown rlimit \(text)") }
-        self = value
-    }
+    package func encode(to encoder: any Encoder) throws { try NamedCoding.encode(name, to: encoder) }
+    package init(from decoder: any Decoder) throws { self = try NamedCoding.decode(decoder, among: Self.allCases, name: \.name, what: "rlimit") }
 }
 
 package struct CgroupWrite: Sendable, Codable, Equatable {
@@ -510,17 +501,8 @@ package enum Control: Hashable, Sendable, Codable, CustomStringConvertible {
         + [.namespacesTogether, .seccompFilter, .seccompUserNotification, .landlock, .pidfd, .memoryLimit, .processLimit, .cpuTimeBudget, .cpuBandwidth]
         + [.cgroupPlacement, .treeKill, .executionDeadline, .networkEgressProxy]
 
-    package func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(name)
-    }
-
-    package init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        let text = try c.decode(String.self)
-        guard let value = Self.all.first(where: { $0.name == text }) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown control \(text)") }
-        self = value
-    }
+    package func encode(to encoder: any Encoder) throws { try NamedCoding.encode(name, to: encoder) }
+    package init(from decoder: any Decoder) throws { self = try NamedCoding.decode(decoder, among: Self.all, name: \.name, what: "control") }
 }
 
 package struct CapabilityPlan: Sendable, Codable, Equatable {

@@ -62,16 +62,6 @@ package enum SocketFamily: Int32, Sendable, Hashable, Codable, CaseIterable {
 
     package static func named(_ name: String) -> SocketFamily? { allCases.first { $0.name == name } }
 
-    package init(from decoder: any Decoder) throws {
-        let name = try decoder.singleValueContainer().decode(String.self)
-        guard let family = Self.named(name) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown address family \(name)"))
-        }
-        self = family
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(name)
-    }
+    package init(from decoder: any Decoder) throws { self = try NamedCoding.decode(decoder, among: Self.allCases, name: \.name, what: "address family") }
+    package func encode(to encoder: any Encoder) throws { try NamedCoding.encode(name, to: encoder) }
 }

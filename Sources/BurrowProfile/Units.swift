@@ -133,3 +133,20 @@ package enum DiskFloor: Sendable, Equatable, Hashable, Codable, CustomStringConv
         }
     }
 }
+
+/// Kernel values written by their name in JSON (the dry-run plan) and read
+/// back through the same table, so a name no value has is refused.
+package enum NamedCoding {
+    package static func encode(_ name: String, to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(name)
+    }
+
+    /// The value among `values` whose `name` the decoder holds.
+    package static func decode<T>(_ decoder: any Decoder, among values: some Sequence<T>, name: (T) -> String, what: String) throws -> T {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let value = values.first(where: { name($0) == text }) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown \(what) \(text)") }
+        return value
+    }
+}
