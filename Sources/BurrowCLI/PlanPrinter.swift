@@ -24,7 +24,7 @@ struct PlanPrinter {
         out.append("  executable: \(p.command.executable)")
         out.append("  cwd:        \(p.command.workingDirectory)")
         for r in p.parameters {
-            out.append("  parameter:  \(r.name) (\(r.type)) = \(printable(r.value))  " + style.dim(r.source == .caller ? "--param" : r.source.rawValue))
+            out.append("  parameter:  \(r.name) (\(r.type.rawValue)) = \(printable(r.value))  " + style.dim(r.source == .caller ? "--param" : r.source.rawValue))
         }
         out.append("")
 

@@ -97,7 +97,7 @@ package struct Planner: Sendable {
         _ parameters: [ResolvedParameter], file: String, caller: Caller?, fs: any FileSystemView = LiveFileSystem(), owner: (String) -> UInt32? = Self.owner
     ) -> [ProfileIssue] {
         var problems: [ProfileIssue] = []
-        for p in parameters where p.type == "path" && p.source != .placeholder {
+        for p in parameters where p.type == .path && p.source != .placeholder {
             let keyPath = "parameters.\(p.name)"
             if let (final, _) = fs.resolve(p.value) {
                 if final != p.value {

@@ -26,11 +26,11 @@ package struct ProfileParameter: Sendable, Equatable, Codable {
         /// Text matching `pattern` (whole), for the command and the environment only.
         case string(pattern: String)
 
-        package var name: String {
+        package var type: ParameterType {
             switch self {
-            case .path: "path"
-            case .host: "host"
-            case .string: "string"
+            case .path: .path
+            case .host: .host
+            case .string: .string
             }
         }
     }
@@ -39,6 +39,11 @@ package struct ProfileParameter: Sendable, Equatable, Codable {
     package var kind: Kind
     package var description: String?
     package var defaultValue: String?
+}
+
+/// What a parameter names: `type` in its declaration.
+package enum ParameterType: String, Sendable, Codable {
+    case path, host, string
 }
 
 /// A parameter with the value one run uses.
@@ -54,13 +59,13 @@ package struct ResolvedParameter: Sendable, Equatable, Codable {
     }
 
     package var name: String
-    package var type: String
+    package var type: ParameterType
     package var value: String
     package var source: Source
     /// Path parameters: whether the value must exist when the run starts.
     package var mustExist: Bool = false
 
-    package init(name: String, type: String, value: String, source: Source, mustExist: Bool = false) {
+    package init(name: String, type: ParameterType, value: String, source: Source, mustExist: Bool = false) {
         self.name = name
         self.type = type
         self.value = value
@@ -114,14 +119,14 @@ package enum ProfileParameters {
             } else if values == .placeholders {
                 (value, source) = (placeholder(p), .placeholder)
             } else {
-                log.error("parameters.\(p.name)", "the parameter '\(p.name)' needs a value: --param \(p.name)=\(p.kind.name.uppercased()) (or \"parameters\" in a burrowd request)")
+                log.error("parameters.\(p.name)", "the parameter '\(p.name)' needs a value: --param \(p.name)=\(p.kind.type.rawValue.uppercased()) (or \"parameters\" in a burrowd request)")
                 continue
             }
             if source != .placeholder, let problem = check(value, p, fromCaller: source == .caller, policy: policy) {
                 log.error(source == .caller ? "parameters.\(p.name)" : "parameters.\(p.name).default", "'\(printable(value))' for \(p.name): \(problem)")
                 continue
             }
-            var r = ResolvedParameter(name: p.name, type: p.kind.name, value: value, source: source)
+            var r = ResolvedParameter(name: p.name, type: p.kind.type, value: value, source: source)
             if case .path(let mustExist, _) = p.kind { r.mustExist = mustExist }
             resolved.append(r)
         }

@@ -22,7 +22,7 @@ struct ParameterPathTests {
         let bob = Caller(principal: "bob", uid: 4242)
         func problems(_ value: String, mustExist: Bool = false, caller: Caller? = bob, source: ResolvedParameter.Source = .caller) -> [String] {
             Planner.pathProblems(
-                [ResolvedParameter(name: "p", type: "path", value: value, source: source, mustExist: mustExist)], file: "t.toml", caller: caller, owner: { owners[$0] }
+                [ResolvedParameter(name: "p", type: .path, value: value, source: source, mustExist: mustExist)], file: "t.toml", caller: caller, owner: { owners[$0] }
             ).map(\.message)
         }
         #expect(problems(dir + "/mine").isEmpty)

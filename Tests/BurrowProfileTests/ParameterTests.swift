@@ -60,7 +60,7 @@ struct ParameterTests {
 
     @Test("a command or environment value gets declared names replaced, and nothing else")
     func commandSubstitution() {
-        let resolved = [ResolvedParameter(name: "repo", type: "path", value: "/home/me/p", source: .caller)]
+        let resolved = [ResolvedParameter(name: "repo", type: .path, value: "/home/me/p", source: .caller)]
         #expect(ProfileParameters.substitute("--repository=${repo}", resolved) == "--repository=/home/me/p")
         #expect(ProfileParameters.substitute("echo ${HOME} ${repo}", resolved) == "echo ${HOME} /home/me/p", "a shell's own ${HOME} is left alone")
     }
