@@ -284,6 +284,35 @@ struct TOMLBounds {
         while i > start, b[i - 1] == 0x20 || b[i - 1] == 0x09 { i -= 1 }
         guard i > start else { throw fail("expected a value") }
         guard i - start <= 128 else { throw fail("a value longer than 128 characters (quote strings)", at: start) }
+        try bareValueShape(b[start..<i], at: start)
+    }
+
+    /// Numbers, booleans, dates and times are ASCII without blanks, except
+    /// the one space TOML allows between a date and its time. Anything else
+    /// is refused here: toml++ 3.4 asserts (aborting the process, or
+    /// undefined behaviour where assertions are off) on a date, a space and
+    /// one digit before a terminator (`a = 1979-05-27 1`), and treats
+    /// Unicode blanks as terminators in the same scan.
+    private func bareValueShape(_ value: ArraySlice<UInt8>, at start: Int) throws(Failure) {
+        let digit = { (c: UInt8) in c >= 0x30 && c <= 0x39 }
+        var spaced = false
+        for (k, c) in zip(value.indices, value) {
+            if c >= 0x80 { throw fail("a non-ASCII character in a number, boolean or date (quote strings)", at: k) }
+            guard c == 0x20 || c == 0x09 else { continue }
+            // `YYYY-MM-DD HH:MM`: the blank is a space, ten characters in, with a time after it.
+            let date = value[start..<k]
+            let isDate =
+                date.count == 10
+                && zip(date.indices, date).allSatisfy { j, d in
+                    let o = j - start
+                    return o == 4 || o == 7 ? d == UInt8(ascii: "-") : digit(d)
+                }
+            let time = value[(k + 1)...].prefix(3)
+            guard c == 0x20, !spaced, isDate, time.count == 3, digit(time[time.startIndex]), digit(time[time.startIndex + 1]), time.last == UInt8(ascii: ":") else {
+                throw fail("unexpected text after the value (one key = value per line; a date and time take one space, as in 1979-05-27 07:32:00)", at: k)
+            }
+            spaced = true
+        }
     }
 
     /// A string's raw length bounds its decoded length (escapes only shrink).

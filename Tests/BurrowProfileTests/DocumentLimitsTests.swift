@@ -91,6 +91,8 @@ struct DocumentLimitsTests {
             lit = '''
             it's ''here'''''
             when = 1979-05-27 07:32:00Z
+            day = 1979-05-27 # a date, then a comment
+            local = [1979-05-27 07:32:00.999 , 07:32:00]
             hex = 0xDEAD_BEEF
             arr = [ # a comment
               1, 2.5e3, -inf, # and another
@@ -103,5 +105,20 @@ struct DocumentLimitsTests {
             """#
         #expect(tomlRefusal(text) == nil)
         #expect(tomlRefusal(text.replacingOccurrences(of: "\n", with: "\r\n")) == nil)
+    }
+
+    @Test func aBareValueIsASCIIWithOnlyADateTimeSpace() {
+        // toml++ 3.4 asserted (the process aborted) on a date, a space and one
+        // digit before a terminator; the fuzzer found it (Tests/Fuzz/Corpus/profile-toml/date-space-digit.toml).
+        for value in ["1979-05-27 1", "1979-05-27 1,", "1979-05-27 12", "1979-05-27  07:32:00", "12 34", "1979-05-27\t07:32:00"] {
+            let text = head + "a = \(value)\n"
+            #expect(tomlRefusal(text)?.message.hasPrefix("unexpected text after the value") == true, "\(value)")
+            #expect(issues(text).count == 1, "\(value)")
+        }
+        #expect(tomlRefusal(head + "a = [1979-05-27 1]\n")?.message.hasPrefix("unexpected text after the value") == true)
+        #expect(tomlRefusal(head + "a = 1979-05-27 07:32:00 1\n")?.message.hasPrefix("unexpected text after the value") == true)
+        // Unicode blanks end a value in toml++'s scan; none belongs in one.
+        #expect(tomlRefusal(head + "a = 1979-05-27\u{a0}07:32:00\n")?.message.hasPrefix("a non-ASCII character in a number") == true)
+        #expect(tomlRefusal(head + "a = 1\u{2028}\n")?.message.hasPrefix("a non-ASCII character in a number") == true)
     }
 }
