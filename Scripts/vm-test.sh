@@ -173,7 +173,9 @@ echo $? >"$status"
 sync
 poweroff -f
 EOF
-modules="virtio_pci virtio_console 9pnet_virtio 9p overlay"   # with their dependencies
+# With their dependencies. loop, ext4 and quota_v2: a test-made ext4 with project quotas
+# (max_disk_write, DiskQuotaTests); the kernel cannot load modules by itself in the guest.
+modules="virtio_pci virtio_console 9pnet_virtio 9p overlay loop ext4 quota_v2"
 
 # --- This run's command line, quoted for sh, for /job in the initramfs -----------------------
 q() { printf "'%s' " "${1//\'/\'\\\'\'}"; }   # quote for sh: ' becomes '\''

@@ -72,8 +72,13 @@ extension SandboxSpec {
 
 extension LaunchPlan {
     /// The host paths the tool may write (its write grants, not devices or scratch).
+    package var writeGrantSources: [String] { mounts.writeGrantSources }
+}
+
+extension [MountEntry] {
+    /// The host paths these mounts make writable (not devices or scratch).
     package var writeGrantSources: [String] {
-        mounts.compactMap { m in
+        compactMap { m in
             guard m.kind == .bind, m.options.readOnly == false, let source = m.source, !source.hasPrefix("/dev/") else { return nil }
             return source
         }
@@ -469,6 +474,7 @@ package enum Control: Hashable, Sendable, Codable, CustomStringConvertible {
     case namespace(NamespaceKind)
     case namespacesTogether, seccompFilter, seccompUserNotification, landlock, pidfd
     case memoryLimit, processLimit, cpuTimeBudget, cpuBandwidth, cgroupPlacement, treeKill, executionDeadline, networkEgressProxy
+    case diskWriteBudget
 
     package var name: String {
         switch self {
@@ -491,6 +497,7 @@ package enum Control: Hashable, Sendable, Codable, CustomStringConvertible {
         case .treeKill: "tree kill"
         case .executionDeadline: "execution deadline"
         case .networkEgressProxy: "network egress proxy"
+        case .diskWriteBudget: "disk write budget"
         }
     }
 
@@ -499,7 +506,7 @@ package enum Control: Hashable, Sendable, Codable, CustomStringConvertible {
     static let all: [Control] =
         [.sandboxLevelVM, .privileges, .rlimits, .noNewPrivileges, .capabilityDrop] + NamespaceKind.allCases.map { .namespace($0) }
         + [.namespacesTogether, .seccompFilter, .seccompUserNotification, .landlock, .pidfd, .memoryLimit, .processLimit, .cpuTimeBudget, .cpuBandwidth]
-        + [.cgroupPlacement, .treeKill, .executionDeadline, .networkEgressProxy]
+        + [.cgroupPlacement, .treeKill, .executionDeadline, .networkEgressProxy, .diskWriteBudget]
 
     package func encode(to encoder: any Encoder) throws { try NamedCoding.encode(name, to: encoder) }
     package init(from decoder: any Decoder) throws { self = try NamedCoding.decode(decoder, among: Self.all, name: \.name, what: "control") }

@@ -113,7 +113,7 @@ package struct PlanCompiler: Sendable {
                 landlock: landlock, network: network, limits: limits),
             exec: ExecRequest(argv: argv, environment: environment, deadline: inForce.maxExecutionTime),
             mcp: .make(profile, policy: policy),
-            report: PlanReport(controls: controls(profile, limits: inForce), clamps: clamps, exposure: exposure, warnings: warnings, supervised: supervised))
+            report: PlanReport(controls: controls(profile, limits: inForce, writeSources: mounts.writeGrantSources), clamps: clamps, exposure: exposure, warnings: warnings, supervised: supervised))
     }
 
     // MARK: command
@@ -401,8 +401,11 @@ package struct PlanCompiler: Sendable {
             limits.minFreeDisk.map {
                 "min_free_disk \($0): a write grant's file system with less free (statvfs, every \(PlanCompiler.cpuCheckMilliseconds) ms) stops the run (host policy)"
             } ?? "min_free_disk off (host policy): a write grant's file system may fill up",
+            limits.maxDiskWrite.map {
+                "max_disk_write \($0): project quota hard limit on each write grant's project for the run (EDQUOT past it), usage checked every \(PlanCompiler.cpuCheckMilliseconds) ms, the run stopped at the budget"
+            },
             "after the tool: every task left is killed, the cgroup removed once empty",
-        ]
+        ].compactMap { $0 }
         switch host.cgroupBackend?.version {
         case 2:
             var writes = [
@@ -513,7 +516,7 @@ package struct PlanCompiler: Sendable {
 
     // MARK: controls and warnings
 
-    private func controls(_ profile: SecurityProfile, limits: EffectiveLimits) -> [ControlStatus] {
+    private func controls(_ profile: SecurityProfile, limits: EffectiveLimits, writeSources: [String]) -> [ControlStatus] {
         var rows: [ControlStatus] = []
         func row(_ control: Control, _ requested: String, _ check: HostFacts.Check) {
             rows.append(ControlStatus(control: control, requested: requested, enforceable: check.available, detail: check.detail))
@@ -562,7 +565,23 @@ package struct PlanCompiler: Sendable {
         if profile.networkAccess == .restricted {
             row(.networkEgressProxy, "only \(profile.permissions.network.map(\.description).joined(separator: ", "))", egressSupport(level))
         }
+        if let budget = limits.maxDiskWrite {
+            row(.diskWriteBudget, "\(budget) added under the write grants", diskWriteSupport(writeSources))
+        }
         return rows
+    }
+
+    /// A disk write budget needs project quotas under every write grant: a
+    /// grant without them could take any number of bytes.
+    private func diskWriteSupport(_ sources: [String]) -> HostFacts.Check {
+        guard !sources.isEmpty else { return .yes("no host write grant: the tool can add nothing to the host's disks") }
+        var found: [String] = []
+        for path in sources {
+            let check = fs.projectQuota(path)
+            guard check.available else { return check }
+            found.append(check.detail)
+        }
+        return .yes(found.joined(separator: "; ") + "; a project's hard limit set to its usage plus the budget for the run, EDQUOT past it")
     }
 
     /// The egress proxy needs the sandbox's own network namespace: without it

@@ -31,6 +31,8 @@ package struct EffectiveLimits: Sendable, Equatable, Codable {
     package var maxNetworkBytes: ByteSize?
     /// The host policy's floor of free space on a write grant's file system; nil: none.
     package var minFreeDisk: DiskFloor? = nil
+    /// Bytes the run may add under its host write grants; nil: no budget.
+    package var maxDiskWrite: ByteSize? = nil
 }
 
 /// A validated profile after the host policy was applied.
@@ -72,7 +74,7 @@ extension HostPolicy {
             maxProcesses: profile.permissions.process.maxProcesses,
             scratchSize: profile.filesystem.scratchSize, cpuQuotaPercent: policies.cpuQuotaPercent,
             maxConnections: r.maxConnections ?? policies.maxConnections,
-            maxNetworkBytes: r.maxNetworkBytes ?? policies.maxNetworkBytes, minFreeDisk: policies.minFreeDisk)
+            maxNetworkBytes: r.maxNetworkBytes ?? policies.maxNetworkBytes, minFreeDisk: policies.minFreeDisk, maxDiskWrite: r.maxDiskWrite)
 
         if profile.networkAccess > policies.networkPolicy {
             // A full-network profile lists no targets, so lowering it to

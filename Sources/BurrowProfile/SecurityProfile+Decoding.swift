@@ -46,7 +46,7 @@ extension SecurityProfile {
                 maxCpuTime: t.duration("max_cpu_time"), maxMemory: t.size("max_memory"),
                 maxFileSize: t.size("max_file_size"), maxOpenFiles: t.positive("max_open_files"),
                 maxExecutionTime: t.duration("max_execution_time"), maxConnections: t.positive("max_connections"),
-                maxNetworkBytes: t.size("max_network_bytes"))
+                maxNetworkBytes: t.size("max_network_bytes"), maxDiskWrite: t.size("max_disk_write"))
             t.finish(topLevel: topLevelKeys)
         }
         if var t = root.table("filesystem_access") {

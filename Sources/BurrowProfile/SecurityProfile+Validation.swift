@@ -107,6 +107,9 @@ extension SecurityProfile {
                 log.warning("resource_limits.\(key)", "applies to the egress proxy only, which a profile gets with network_access = \"restricted\"")
             }
         }
+        if limits.maxDiskWrite != nil, filesystem.allWrites(permissions).isEmpty {
+            log.warning("resource_limits.max_disk_write", "bounds what a run adds under its write grants, and this profile has none")
+        }
         if permissions.process.maxProcesses > p.maxProcesses {
             log.error("permissions.process.max_processes", "\(permissions.process.maxProcesses) exceeds the host policy maximum of \(p.maxProcesses) ([policies] max_processes)")
         }

@@ -144,11 +144,15 @@ package struct ResourceLimits: Sendable, Equatable, Codable {
     package var maxConnections: Int?
     /// Bytes both ways through the egress proxy over the whole run.
     package var maxNetworkBytes: ByteSize?
+    /// Bytes a run may add under its host write grants (project quotas).
+    package var maxDiskWrite: ByteSize?
 
     package init(
         maxCpuTime: Seconds? = nil, maxMemory: ByteSize? = nil, maxFileSize: ByteSize? = nil,
-        maxOpenFiles: Int? = nil, maxExecutionTime: Seconds? = nil, maxConnections: Int? = nil, maxNetworkBytes: ByteSize? = nil
+        maxOpenFiles: Int? = nil, maxExecutionTime: Seconds? = nil, maxConnections: Int? = nil, maxNetworkBytes: ByteSize? = nil,
+        maxDiskWrite: ByteSize? = nil
     ) {
+        self.maxDiskWrite = maxDiskWrite
         self.maxConnections = maxConnections
         self.maxNetworkBytes = maxNetworkBytes
         self.maxCpuTime = maxCpuTime

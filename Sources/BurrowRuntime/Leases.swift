@@ -12,7 +12,7 @@ import SystemPackage
 /// can tell a live owner from a dead one by trying the lock.
 final class Lease {
     let path: String
-    private let descriptor: FileDescriptor
+    let descriptor: FileDescriptor
 
     private init(path: String, descriptor: FileDescriptor) {
         self.path = path

@@ -134,6 +134,10 @@ package enum Runner {
         if let trail {
             (recovered, auditProblems) = InvocationTrail.closeOrphans(trail.audit.store, swept: swept)
         }
+        if options.sweep { notes += DiskBudget.recoverAbandoned() }
+        // Before the tool can write: the budget's limits are in force at execve.
+        let diskBudget = try DiskBudget.begin(plan)
+        defer { _ = diskBudget?.end() }
         let staged: Staged
         if let warm = options.warm {
             guard warm.invocationID == invocationID else { throw .preparation("the sandbox built ahead belongs to invocation \(warm.invocationID), not \(invocationID)") }
@@ -170,7 +174,7 @@ package enum Runner {
         defer { try? scratch?.close() }
         let supervisor = Supervisor(
             sandbox: sandbox, plan: plan, invocationID: invocationID, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
-            cgroup: cgroup?.group, scratch: scratch, pump: pump, stop: options.stop, activity: options.activity,
+            cgroup: cgroup?.group, scratch: scratch, diskBudget: diskBudget, pump: pump, stop: options.stop, activity: options.activity,
             onViolation: { v in
                 trail?.violation(v)
                 options.onViolation(v)
@@ -181,6 +185,8 @@ package enum Runner {
         finishCgroup()
         pump?.drain()
         let network = egress?.finish()
+        let budgetApplied = diskBudget?.applied
+        notes += diskBudget?.end() ?? []
         var limits = outcome.limits
         if let network, let budget = network.budgetExhausted {
             limits.append(
@@ -202,7 +208,7 @@ package enum Runner {
             invocationID: invocationID, tool: plan.tool.id, argv: plan.command.argv, sandboxLevel: plan.sandboxLevel.rawValue,
             uid: plan.identity.uid, startedAt: startedAt,
             durations: RunRecord.Durations(spawnMicroseconds: sandbox.spawnNanoseconds / 1000),
-            exit: exit, controls: enforcedControls(plan, sandbox: sandbox, observed: observed),
+            exit: exit, controls: enforcedControls(plan, sandbox: sandbox, observed: observed, diskBudget: budgetApplied),
             usage: RunRecord.Usage(
                 cpuMicroseconds: outcome.readings?.cpuNanoseconds.map { $0 / 1000 }, peakMemoryBytes: outcome.readings?.peakMemoryBytes,
                 peakProcesses: outcome.readings?.peakProcesses, wallMilliseconds: ranFor),
@@ -255,9 +261,10 @@ package enum Runner {
     /// and removed, and their audit trails closed as `supervisor_lost`.
     package static func recover(_ cgroup: CgroupPlan, store: AuditStore?) throws(RunError) -> (swept: [SweptInvocation], recovered: [String], notes: [String]) {
         let swept = try CgroupSite.locate(cgroup)?.sweep() ?? []
-        guard let store else { return (swept, [], []) }
+        let restored = DiskBudget.recoverAbandoned()
+        guard let store else { return (swept, [], restored) }
         let (recovered, notes) = InvocationTrail.closeOrphans(store, swept: swept)
-        return (swept, recovered, notes)
+        return (swept, recovered, restored + notes)
     }
 
     /// Whether `invocation`'s last events wait for the audit log (it could not take them when the run ended).
@@ -294,7 +301,7 @@ package enum Runner {
     /// Every control of the plan with what this run applied. A run only gets
     /// here when every child step succeeded, so each applied control is
     /// enforced; the observation from /proc backs the identity rows.
-    private static func enforcedControls(_ plan: LaunchPlan, sandbox: Sandbox, observed: RunRecord.Observed?) -> [RunRecord.Control] {
+    private static func enforcedControls(_ plan: LaunchPlan, sandbox: Sandbox, observed: RunRecord.Observed?, diskBudget: String?) -> [RunRecord.Control] {
         plan.controls.map { control in
             var detail = control.detail
             var enforced = control.enforceable
@@ -308,6 +315,8 @@ package enum Runner {
                 detail = enforced ? "listener held by the supervisor" : "no listener"
             case .landlock:
                 detail = "ABI \(plan.landlock.abi.map(String.init) ?? "none"), \(plan.landlock.pathRules.count) path rules"
+            case .diskWriteBudget:
+                if let diskBudget, !diskBudget.isEmpty { detail = diskBudget }
             case .capabilityDrop:
                 detail = "observed CapBnd \(observed?.capabilityBounding ?? "?"), CapEff \(observed?.capabilityEffective ?? "?")"
             case .noNewPrivileges:

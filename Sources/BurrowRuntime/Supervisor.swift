@@ -40,6 +40,8 @@ final class Supervisor {
     /// rename on the host cannot point the check elsewhere) and watched
     /// against the policy's min_free_disk.
     private let writeGrants: [(path: String, fd: FileDescriptor)]
+    /// max_disk_write, set up for this run.
+    private let diskBudget: DiskBudget?
     /// The tool's standard streams, when they are captured.
     private let pump: StreamPump?
     private let stop: RunStop?
@@ -59,8 +61,10 @@ final class Supervisor {
     ///   - onViolation: called once per distinct refused call, as it happens.
     init(
         sandbox: Sandbox, plan: LaunchPlan, invocationID: String, startedAt: UInt64, signals: FileDescriptor?,
-        cgroup: (any InvocationCgroup)?, scratch: FileDescriptor?, pump: StreamPump?, stop: RunStop?, activity: (@Sendable () -> [String])?, onViolation: @escaping (RunRecord.Violation) -> Void
+        cgroup: (any InvocationCgroup)?, scratch: FileDescriptor?, diskBudget: DiskBudget?, pump: StreamPump?, stop: RunStop?, activity: (@Sendable () -> [String])?,
+        onViolation: @escaping (RunRecord.Violation) -> Void
     ) {
+        self.diskBudget = diskBudget
         self.pump = pump
         self.stop = stop
         self.sandbox = sandbox
@@ -72,10 +76,15 @@ final class Supervisor {
         self.signals = signals
         self.cgroup = cgroup
         self.scratch = scratch
+        // Each grant's file system at its mount point: statfs inside a project
+        // with a limit (max_disk_write) reports the project, not the disk.
         self.writeGrants =
             plan.limits.minFreeDisk == nil
             ? []
-            : plan.writeGrantSources.compactMap { path in (try? Kernel.openNoFollow(path, flags: ChildPlan.O_PATH | O_CLOEXEC)).map { (path, $0) } }
+            : plan.writeGrantSources.compactMap { path in
+                let root = ProjectQuota.mountPoint(of: path) ?? path
+                return (try? Kernel.openNoFollow(root, flags: ChildPlan.O_PATH | O_CLOEXEC)).map { (path, $0) }
+            }
         self.onViolation = onViolation
         self.activity = activity
     }
@@ -140,7 +149,11 @@ final class Supervisor {
                 killed = true
                 kill()
             }
-            let idle = cgroup == nil && scratch == nil && writeGrants.isEmpty
+            if !killed, checkDiskBudget() {
+                killed = true
+                kill()
+            }
+            let idle = cgroup == nil && scratch == nil && writeGrants.isEmpty && diskBudget == nil
             let wait = min(deadline > now ? deadline - now : 0, idle ? UInt64.max : Self.checkInterval)
             let timeout = killed ? -1 : Int32(min(UInt64(Int32.max), wait / 1_000_000 + 1))
             let ready = poll(&fds, nfds_t(fds.count), timeout)
@@ -191,6 +204,8 @@ final class Supervisor {
                 "SIGXFSZ ended the tool: a write past RLIMIT_FSIZE")
         }
         checkScratch()
+        // A tool that met EDQUOT and ended between two checks still hit the budget.
+        _ = checkDiskBudget()
         if let full = scratchFull {
             let what = "\(full.bytesUsed) bytes and \(full.inodesUsed) of \(full.inodes) inodes in use"
             if full.noSpaceLeft {
@@ -218,6 +233,24 @@ final class Supervisor {
                 "max_processes", "\(limitsPlan.maxProcesses)", unit: "tasks", limitValue: UInt64(limitsPlan.maxProcesses), observedValue: readings.peakProcesses,
                 "\(readings.pidsMaxHits) fork(s) refused at pids.max; peak \(readings.peakProcesses.map { "\($0) tasks" } ?? "unknown")")
         }
+    }
+
+    /// Records the disk write budget's exhaustion (once); true when the run
+    /// must stop. An unreadable usage stops it too.
+    private func checkDiskBudget() -> Bool {
+        guard let diskBudget, !limits.contains(where: { $0.resource == "disk_write" }) else { return false }
+        let budget = ByteSize(bytes: diskBudget.budget)
+        guard let reading = diskBudget.reading() else {
+            exceeded(
+                "disk_write", budget.description, unit: "bytes", limitValue: diskBudget.budget, observedValue: nil,
+                "project quota usage unreadable: the sandbox was stopped")
+            return true
+        }
+        guard reading.exhausted else { return false }
+        exceeded(
+            "disk_write", budget.description, unit: "bytes", limitValue: diskBudget.budget, observedValue: UInt64(clamping: max(0, reading.added)),
+            "\(reading.added) bytes added under the write grants, no room for another block (writes past it get EDQUOT)")
+        return true
     }
 
     /// The first write grant whose file system has less free than the floor

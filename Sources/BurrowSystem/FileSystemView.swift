@@ -25,6 +25,8 @@ package protocol FileSystemView: Sendable {
     func list(_ path: String) -> [String]?
     /// Up to `count` bytes of the file at `path`, from `offset`.
     func read(_ path: String, offset: Int, count: Int) -> [UInt8]?
+    /// Whether the file system holding `path` can bound a project's bytes.
+    func projectQuota(_ path: String) -> HostFacts.Check
 }
 
 extension FileSystemView {
@@ -61,6 +63,8 @@ extension FileSystemView {
 /// The real host file system.
 package struct LiveFileSystem: FileSystemView {
     package init() {}
+
+    package func projectQuota(_ path: String) -> HostFacts.Check { ProjectQuota.support(at: path) }
 
     package func kind(_ path: String) -> FileKind? {
         var st = stat()
@@ -170,6 +174,9 @@ package final class RecordingFileSystem: FileSystemView {
         stamp(path, listed: true)
         return base.list(path)
     }
+
+    /// Not recorded: a plan asks it afresh each time.
+    package func projectQuota(_ path: String) -> HostFacts.Check { base.projectQuota(path) }
 
     package func read(_ path: String, offset: Int, count: Int) -> [UInt8]? {
         stamp(path)

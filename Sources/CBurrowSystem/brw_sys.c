@@ -24,6 +24,8 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/vfs.h>
+#include <sys/quota.h>
+#include <linux/fs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -262,6 +264,60 @@ int brw_fs_usage(int fd, uint64_t *used_bytes, uint64_t *used_inodes, uint64_t *
     *inodes = (uint64_t)fs.f_files;
     *full = fs.f_bavail == 0 ? 1 : fs.f_ffree == 0 ? 2 : 0;
     return 0;
+}
+
+#ifndef SYS_quotactl_fd
+#define SYS_quotactl_fd 443 /* the same number on every architecture */
+#endif
+
+static int brw_quotactl(int fd, int cmd, uint32_t id, void *addr) {
+    return syscall(SYS_quotactl_fd, fd, QCMD(cmd, PRJQUOTA), id, addr) == 0 ? 0 : -errno;
+}
+
+int64_t brw_fs_type(int fd) {
+    struct statfs fs;
+    return fstatfs(fd, &fs) == 0 ? (int64_t)(uint64_t)(unsigned long)fs.f_type : -errno;
+}
+
+int brw_project_quota_on(int fd) {
+    struct if_dqinfo info;
+    return brw_quotactl(fd, Q_GETINFO, 0, &info);
+}
+
+int brw_project_quota_get(int fd, uint32_t id, struct brw_quota *out) {
+    struct if_dqblk q;
+    memset(&q, 0, sizeof q);
+    int r = brw_quotactl(fd, Q_GETQUOTA, id, &q);
+    if (r != 0) return r;
+    out->used_bytes = q.dqb_curspace;
+    out->hard_blocks = q.dqb_bhardlimit;
+    out->soft_blocks = q.dqb_bsoftlimit;
+    return 0;
+}
+
+int brw_project_quota_set(int fd, uint32_t id, uint64_t hard_blocks, uint64_t soft_blocks) {
+    struct if_dqblk q;
+    memset(&q, 0, sizeof q);
+    q.dqb_bhardlimit = hard_blocks;
+    q.dqb_bsoftlimit = soft_blocks;
+    q.dqb_valid = QIF_BLIMITS;
+    return brw_quotactl(fd, Q_SETQUOTA, id, &q);
+}
+
+int brw_project_get(int fd, uint32_t *id, uint32_t *xflags) {
+    struct fsxattr a;
+    if (ioctl(fd, FS_IOC_FSGETXATTR, &a) != 0) return -errno;
+    *id = a.fsx_projid;
+    *xflags = a.fsx_xflags;
+    return 0;
+}
+
+int brw_project_set(int fd, uint32_t id, int inherit) {
+    struct fsxattr a;
+    if (ioctl(fd, FS_IOC_FSGETXATTR, &a) != 0) return -errno;
+    a.fsx_projid = id;
+    if (inherit) a.fsx_xflags |= FS_XFLAG_PROJINHERIT;
+    return ioctl(fd, FS_IOC_FSSETXATTR, &a) == 0 ? 0 : -errno;
 }
 
 int brw_thread_nice(int value) { return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), value); }

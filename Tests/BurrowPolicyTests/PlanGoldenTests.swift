@@ -181,3 +181,47 @@ struct PlanValuesTests {
         #expect(read.cgroup == original.cgroup && read.mounts == original.mounts && read.landlock == original.landlock)
     }
 }
+
+@Suite("Disk write budget in the plan")
+struct DiskWriteBudgetPlanTests {
+    private func plan(quota: HostFacts.Check?) throws -> LaunchPlan {
+        let text = """
+            extends = "minimal"
+            [tool]
+            id = "w"
+            name = "W"
+            version = "1"
+            [permissions]
+            execute = ["sh"]
+            [filesystem_access]
+            write_paths = ["/srv/burrow/repo"]
+            [resource_limits]
+            max_disk_write = "10M"
+            """
+        let loader = ProfileLoader(policy: .defaults, searchPath: [Fixtures.profilesDirectory], read: Fixtures.readFile)
+        let loaded = loader.load(document: text, format: .toml, name: "w.toml")
+        let parsed = try #require(loaded.profile, "\(loaded.issues)")
+        var fs = FakeFileSystem.debianLike
+        if let quota { fs.projectQuotas["/srv/burrow/repo"] = quota }
+        let compiler = PlanCompiler(policy: .defaults, host: Fixtures.capableHost, fs: fs, environment: [:], workingDirectory: "/")
+        return try compiler.compile(HostPolicy.defaults.clamp(parsed), profileFiles: loaded.files, argv: ["sh"])
+    }
+
+    @Test func everyWriteGrantNeedsProjectQuotas() throws {
+        let bounded = try plan(quota: .yes("project quotas on /srv/burrow/repo's ext4"))
+        let row = try #require(bounded.controls.first { $0.control == .diskWriteBudget })
+        #expect(row.enforceable && row.requested == "10M added under the write grants" && row.detail.hasPrefix("project quotas on /srv/burrow/repo's ext4; "), "\(row)")
+        #expect(bounded.limits.maxDiskWrite == .mebibytes(10))
+        #expect(bounded.report.supervised.contains { $0.hasPrefix("max_disk_write 10M: project quota hard limit") })
+        let unbounded = try plan(quota: nil)
+        let refused = try #require(unbounded.controls.first { $0.control == .diskWriteBudget })
+        #expect(!refused.enforceable && refused.detail == "/srv/burrow/repo is on a fake file system without project quotas", "\(refused)")
+    }
+
+    @Test func aBudgetWithoutWriteGrantsIsAWarning() {
+        let loader = ProfileLoader(policy: .defaults, searchPath: [Fixtures.profilesDirectory], read: Fixtures.readFile)
+        let loaded = loader.load(document: "[tool]\nid = \"x\"\nname = \"X\"\nversion = \"1\"\n[resource_limits]\nmax_disk_write = \"5M\"\n", format: .toml, name: "x.toml")
+        #expect(loaded.profile?.resourceLimits.maxDiskWrite == .mebibytes(5))
+        #expect(loaded.issues.map(\.message) == ["bounds what a run adds under its write grants, and this profile has none"], "\(loaded.issues)")
+    }
+}

@@ -187,6 +187,31 @@ struct ResourceLimitTests: SandboxTesting {
         try expectNothingLeft(rec)
     }
 
+    @Test("max_disk_write on a file system without project quotas: the run is refused with the reason, nothing runs")
+    func diskBudgetRefused() throws {
+        let grant = directory + "/out"
+        try FileManager.default.createDirectory(atPath: grant, withIntermediateDirectories: true)
+        let profile = try profile(
+            extending: "minimal",
+            """
+            [permissions]
+            execute = ["sh"]
+            [filesystem_access]
+            write_paths = ["\(grant)"]
+            [resource_limits]
+            max_disk_write = "1M"
+            """)
+        let result = try run(profile, ["sh", "-c", "echo ran > \(grant)/ran"])
+        #expect(result.status == 125, "\(result.output) \(result.stderr)")
+        #expect(result.stderr.contains("disk write budget (1M added under the write grants): \(grant) is on"), "\(result.stderr)")
+        #expect(result.stderr.contains("without project quotas on") || result.stderr.contains("which offers no project quotas"), "\(result.stderr)")
+        #expect(access(grant + "/ran", F_OK) != 0)
+        let plan = try Subprocess.run([Subprocess.burrow, "dry-run", "--profile", profile, "--json", "--", "sh"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(plan.output.utf8)) as? [String: Any])
+        let row = try #require((json["controls"] as? [[String: Any]] ?? []).first { $0["control"] as? String == "disk write budget" }, "\(plan.output)")
+        #expect(row["enforceable"] as? Bool == false, "\(row)")
+    }
+
     @Test("max_execution_time: a sleeping tool is killed at the deadline")
     func deadline() throws {
         let out = try hog(try hogProfile("max_execution_time = \"2s\""), ["sleep", "600"])

@@ -9,6 +9,8 @@ package struct FakeFileSystem: FileSystemView {
     }
 
     package var entries: [String: Entry]
+    /// What `projectQuota` answers for a path; absent: no project quotas.
+    package var projectQuotas: [String: HostFacts.Check] = [:]
 
     /// Builds a tree; parent directories are added implicitly.
     package init(_ entries: [String: Entry]) {
@@ -31,6 +33,10 @@ package struct FakeFileSystem: FileSystemView {
         case .symlink: .symlink
         case nil: nil
         }
+    }
+
+    package func projectQuota(_ path: String) -> HostFacts.Check {
+        projectQuotas[path] ?? .no("\(path) is on a fake file system without project quotas")
     }
 
     package func readLink(_ path: String) -> String? {

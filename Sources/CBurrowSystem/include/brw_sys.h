@@ -97,6 +97,34 @@ int brw_signalfd_read(int fd);
 int brw_fs_usage(int fd, uint64_t *_Nonnull used_bytes, uint64_t *_Nonnull used_inodes, uint64_t *_Nonnull inodes,
                  int *_Nonnull full);
 
+/* Project quotas (ext4 with -O project mounted prjquota, xfs with pquota),
+ * through quotactl_fd(2) (Linux 5.14) on any descriptor of the file system. */
+struct brw_quota {
+    uint64_t used_bytes;  /* in use, reserved (delayed allocation) included */
+    uint64_t hard_blocks; /* 1024-byte blocks; 0: no limit */
+    uint64_t soft_blocks;
+};
+
+/* The file system's magic number (fstatfs(2) f_type), or -errno. */
+int64_t brw_fs_type(int fd);
+
+/* 0 when project quotas are on for the file system behind `fd`, or -errno:
+ * -ESRCH (quotas off), -ENOSYS (no quotactl_fd), -EOPNOTSUPP and others. */
+int brw_project_quota_on(int fd);
+
+/* The project `id`'s usage and limits. 0 or -errno. */
+int brw_project_quota_get(int fd, uint32_t id, struct brw_quota *_Nonnull out);
+
+/* Sets the project `id`'s block limits (1024-byte blocks; 0: none). 0 or -errno. */
+int brw_project_quota_set(int fd, uint32_t id, uint64_t hard_blocks, uint64_t soft_blocks);
+
+/* The project id and FS_XFLAG_* flags of the inode behind `fd` (FS_IOC_FSGETXATTR). 0 or -errno. */
+int brw_project_get(int fd, uint32_t *_Nonnull id, uint32_t *_Nonnull xflags);
+
+/* Sets the inode's project id, and FS_XFLAG_PROJINHERIT when `inherit`
+ * (directories: what is created inside takes the id). 0 or -errno. */
+int brw_project_set(int fd, uint32_t id, int inherit);
+
 #include "brw_net.h"
 
 #endif

@@ -1,0 +1,144 @@
+import CBurrowSystem
+package import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Project quotas: the kernel's own bound on the bytes a directory tree may
+/// hold. Every inode carries a project id; a directory marked to pass it on
+/// (`FS_XFLAG_PROJINHERIT`) gives it to what is created inside, and the
+/// kernel refuses a rename or link into it from another project (EXDEV), so
+/// a labelled tree stays labelled. A write that would take the project past
+/// its hard limit fails with EDQUOT before a byte lands. ext4 offers them with
+/// the `project` and `quota` features mounted `prjquota`, xfs mounted
+/// `pquota`; the calls are `quotactl_fd(2)` (Linux 5.14) and the
+/// `FS_IOC_FSGETXATTR`/`FS_IOC_FSSETXATTR` ioctls.
+package enum ProjectQuota {
+    /// A project's usage and block limits.
+    package struct Usage: Sendable, Equatable {
+        /// Bytes in use, space reserved for delayed allocation included.
+        package var usedBytes: UInt64
+        /// In 1024-byte blocks; 0: no limit.
+        package var hardBlocks: UInt64
+        package var softBlocks: UInt64
+    }
+
+    private static func check(_ rc: Int32) throws(Errno) {
+        if rc < 0 { throw Errno(rawValue: -rc) }
+    }
+
+    /// Succeeds when project quotas are on for the file system behind `fd`.
+    package static func enabled(_ fd: FileDescriptor) throws(Errno) { try check(brw_project_quota_on(fd.rawValue)) }
+
+    package static func usage(_ fd: FileDescriptor, project: UInt32) throws(Errno) -> Usage {
+        var q = brw_quota()
+        try check(brw_project_quota_get(fd.rawValue, project, &q))
+        return Usage(usedBytes: q.used_bytes, hardBlocks: q.hard_blocks, softBlocks: q.soft_blocks)
+    }
+
+    /// Sets a project's block limits (1024-byte blocks; 0: none).
+    package static func setLimits(_ fd: FileDescriptor, project: UInt32, hardBlocks: UInt64, softBlocks: UInt64) throws(Errno) {
+        try check(brw_project_quota_set(fd.rawValue, project, hardBlocks, softBlocks))
+    }
+
+    /// The project of the inode behind `fd`, and whether it passes it on.
+    package static func project(of fd: FileDescriptor) throws(Errno) -> (id: UInt32, inherits: Bool) {
+        var id: UInt32 = 0
+        var flags: UInt32 = 0
+        try check(brw_project_get(fd.rawValue, &id, &flags))
+        return (id, flags & 0x200 != 0)  // FS_XFLAG_PROJINHERIT
+    }
+
+    /// Puts the inode behind `fd` in project `id` (a directory also passes it on).
+    package static func assign(_ fd: FileDescriptor, project id: UInt32, inherit: Bool) throws(Errno) {
+        try check(brw_project_set(fd.rawValue, id, inherit ? 1 : 0))
+    }
+
+    /// Whether a byte budget can be enforced under `path`: project quotas on
+    /// its file system, and an inode that takes a project id. The detail says
+    /// what was found, or what the operator would change.
+    package static func support(at path: String) -> HostFacts.Check {
+        let fd: FileDescriptor
+        do {
+            fd = try Kernel.openNoFollow(path, flags: O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        } catch {
+            return .no("cannot open \(path): \(errnoName(error.rawValue))")
+        }
+        defer { try? fd.close() }
+        let type = fileSystemName(fd)
+        do {
+            try enabled(fd)
+            _ = try project(of: fd)
+            return .yes("project quotas on \(path)'s \(type)")
+        } catch .noFunction where !kernelHasQuotactlFD {
+            return .no("this kernel has no quotactl_fd (Linux 5.14 or later)")
+        } catch .noSuchProcess {
+            return .no("\(path) is on \(type) without project quotas on: \(howToEnable)")
+        } catch {
+            return .no("\(path) is on \(type), which offers no project quotas here (\(errnoName(error.rawValue))): \(howToEnable)")
+        }
+    }
+
+    /// Mount points strictly below `path` in this process's mount namespace:
+    /// another file system inside a grant keeps its own count.
+    package static func mountPoints(under path: String) -> [String] {
+        guard let text = try? FileIO.read("/proc/self/mountinfo", limit: 16 << 20) else { return [] }
+        let prefix = path.hasSuffix("/") ? path : path + "/"
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", maxSplits: 5)
+            guard fields.count > 4 else { return nil }
+            let point = unescapeMountField(String(fields[4]))
+            return point.hasPrefix(prefix) ? point : nil
+        }
+    }
+
+    /// quotactl_fd came with Linux 5.14; after that, ENOSYS is a file system
+    /// without quota operations (tmpfs without quota, 9p, overlayfs).
+    private static var kernelHasQuotactlFD: Bool {
+        var u = utsname()
+        guard uname(&u) == 0 else { return true }
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2 else { return true }
+        return (parts[0], parts[1]) >= (5, 14)
+    }
+
+    /// The mount point of the file system holding `path` (the longest mount
+    /// point that contains it), for statfs of the file system as a whole:
+    /// inside a directory whose project has a limit, ext4 and xfs report the
+    /// project's limit and usage instead.
+    package static func mountPoint(of path: String) -> String? {
+        guard let text = try? FileIO.read("/proc/self/mountinfo", limit: 16 << 20) else { return nil }
+        var best: String?
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 5)
+            guard fields.count > 4 else { continue }
+            let point = unescapeMountField(String(fields[4]))
+            let contains = point == "/" || path == point || path.hasPrefix(point + "/")
+            if contains, point.count >= (best?.count ?? -1) { best = point }
+        }
+        return best
+    }
+
+    static let howToEnable =
+        "put the grant on ext4 with the project and quota features (mkfs.ext4 -O project,quota, or tune2fs on an unmounted one) mounted with prjquota, or on xfs mounted with pquota"
+
+    /// The file system's kind, by its magic number, for messages.
+    private static func fileSystemName(_ fd: FileDescriptor) -> String {
+        let type = brw_fs_type(fd.rawValue)
+        guard type >= 0 else { return "an unknown file system" }
+        switch UInt64(type) {
+        case 0xEF53: return "ext4"
+        case 0x5846_5342: return "xfs"
+        case 0x0102_1994: return "tmpfs"
+        case 0x9123_683E: return "btrfs"
+        case 0x794C_7630: return "overlayfs"
+        case 0x0102_1997: return "9p"
+        case 0x6969: return "nfs"
+        case let magic: return "a file system of type 0x\(String(magic, radix: 16))"
+        }
+    }
+}
