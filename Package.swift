@@ -22,7 +22,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         // No traits: the daemon needs no swift-configuration.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),  // NIOEmbedded, for in-process API tests
@@ -56,7 +55,7 @@ let package = Package(
         .target(name: "BurrowJSON", exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowProfile",
-            dependencies: ["BurrowJSON", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["BurrowJSON"],
             exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowPolicy",

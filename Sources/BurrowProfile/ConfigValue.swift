@@ -1,5 +1,4 @@
 import BurrowJSON
-import TOMLKit
 
 /// A parsed configuration document: the common form of TOML and JSON, so both
 /// decode through one strict reader with the same key paths and errors.
@@ -49,18 +48,9 @@ extension ConfigValue {
         switch format {
         case .toml:
             do {
-                try TOMLBounds.check(text)
+                return try TOMLReader.parse(text)
             } catch {
                 throw ProfileIssue(file: file, keyPath: "", message: "TOML document refused at line \(error.line), column \(error.column): \(error.message)")
-            }
-            do {
-                return ConfigValue(toml: try TOMLTable(string: text))
-            } catch let error as TOMLParseError {
-                throw ProfileIssue(
-                    file: file, keyPath: "",
-                    message: "TOML syntax error at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
-            } catch {
-                throw ProfileIssue(file: file, keyPath: "", message: "TOML syntax error: \(error)")
             }
         case .json:
             let json: JSON
@@ -104,24 +94,6 @@ extension ConfigValue {
             var out: [String: ConfigValue] = [:]
             for (key, value) in members { out[key] = try ConfigValue(json: value, path: path.isEmpty ? key : "\(path).\(key)") }
             self = .table(out)
-        }
-    }
-
-    init(toml table: TOMLTable) {
-        var entries: [String: ConfigValue] = [:]
-        for (key, value) in table { entries[key] = ConfigValue(toml: value) }
-        self = .table(entries)
-    }
-
-    init(toml value: any TOMLValueConvertible) {
-        switch value.type {
-        case .table: self = value.table.map { ConfigValue(toml: $0) } ?? .table([:])
-        case .array: self = .array(value.array.map { $0.map { ConfigValue(toml: $0) } } ?? [])
-        case .string: self = .string(value.string ?? "")
-        case .int: self = .integer(value.int ?? 0)
-        case .double: self = .float(value.double ?? 0)
-        case .bool: self = .bool(value.bool ?? false)
-        case .date, .time, .dateTime: self = .date(value.debugDescription)
         }
     }
 }
