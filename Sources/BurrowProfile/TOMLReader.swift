@@ -259,7 +259,9 @@ struct TOMLReader {
                 let made = Table(.dotted)
                 target.entries[k] = .table(made)
                 target = made
-            case .table(let t) where t.origin == .dotted:
+            case .table(let t) where t.origin == .dotted || t.origin == .implicit:
+                // A header's parent no header defined yet: dotted keys may add to it, and then no header may.
+                t.origin = .dotted
                 target = t
             default:
                 throw fail("'\(Self.name(Array(keys[...n])))' is already defined, so the dotted key \(Self.name(keys)) cannot add to it", at: start)
@@ -520,7 +522,10 @@ struct TOMLReader {
             return .date(text)
         }
         if let integer = try integer(token, text: text, at: start) { return .integer(integer) }
-        if let float = Self.float(token) { return .float(float) }
+        if let float = Self.float(token) {
+            guard float.isFinite else { throw fail("'\(text)' is out of range for a 64-bit float", at: start) }
+            return .float(float)
+        }
         throw fail("'\(text)' is not a value (quote strings; numbers, true, false, dates and times go bare)", at: start)
     }
 
@@ -591,8 +596,7 @@ struct TOMLReader {
             if let sign = power.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { power = power.dropFirst() }
             guard underscoresBetweenDigits(power, radix: 10) else { return nil }
         }
-        guard let value = Double(String(decoding: t.filter { $0 != UInt8(ascii: "_") }, as: UTF8.self)), value.isFinite else { return nil }
-        return value
+        return Double(String(decoding: t.filter { $0 != UInt8(ascii: "_") }, as: UTF8.self))
     }
 
     /// `YYYY-MM-DD` with a day the month has.

@@ -124,6 +124,8 @@ struct TOMLReaderTests {
         ("a = {}\n[a.b]", "'a' is already a value, so [a.b] cannot be a table inside it"),
         ("a = { b = 1 }\na.c = 2", "'a' is already defined, so the dotted key a.c cannot add to it"),
         ("[a.b]\n[a]\nb.c = 1", "'b' is already defined, so the dotted key b.c cannot add to it"),
+        ("[a.b.c]\n[a]\nb.d = 1\n[a.b]", "[a.b]: the table was already defined by dotted keys"),
+        ("a = 1e400", "'1e400' is out of range for a 64-bit float"),
         ("a = [1]\n[[a]]", "[[a]]: 'a' is already defined, and not as an array of tables"),
         ("[[a]]\n[a]", "[a] is an array of tables: add to it with [[a]]"),
         ("a = 1\n[a]", "'a' is already a value, so [a] cannot define it as a table"),
