@@ -82,17 +82,20 @@ package enum ProjectQuota {
         }
     }
 
-    /// Mount points strictly below `path` in this process's mount namespace:
-    /// another file system inside a grant keeps its own count.
-    package static func mountPoints(under path: String) -> [String] {
+    /// Every mount point in this process's mount namespace.
+    private static func mountPoints() -> [String] {
         guard let text = try? FileIO.read("/proc/self/mountinfo", limit: 16 << 20) else { return [] }
-        let prefix = path.hasSuffix("/") ? path : path + "/"
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ", maxSplits: 5)
-            guard fields.count > 4 else { return nil }
-            let point = unescapeMountField(String(fields[4]))
-            return point.hasPrefix(prefix) ? point : nil
+            return fields.count > 4 ? unescapeMountField(String(fields[4])) : nil
         }
+    }
+
+    /// Mount points strictly below `path`: another file system inside a
+    /// grant keeps its own count.
+    package static func mountPoints(under path: String) -> [String] {
+        let prefix = path.hasSuffix("/") ? path : path + "/"
+        return mountPoints().filter { $0.hasPrefix(prefix) }
     }
 
     /// quotactl_fd came with Linux 5.14; after that, ENOSYS is a file system
@@ -111,16 +114,7 @@ package enum ProjectQuota {
     /// inside a directory whose project has a limit, ext4 and xfs report the
     /// project's limit and usage instead.
     package static func mountPoint(of path: String) -> String? {
-        guard let text = try? FileIO.read("/proc/self/mountinfo", limit: 16 << 20) else { return nil }
-        var best: String?
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ", maxSplits: 5)
-            guard fields.count > 4 else { continue }
-            let point = unescapeMountField(String(fields[4]))
-            let contains = point == "/" || path == point || path.hasPrefix(point + "/")
-            if contains, point.count >= (best?.count ?? -1) { best = point }
-        }
-        return best
+        mountPoints().filter { $0 == "/" || path == $0 || path.hasPrefix($0 + "/") }.max { $0.count < $1.count }
     }
 
     static let howToEnable =
