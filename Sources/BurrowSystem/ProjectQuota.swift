@@ -103,10 +103,7 @@ package enum ProjectQuota {
     private static var kernelHasQuotactlFD: Bool {
         var u = utsname()
         guard uname(&u) == 0 else { return true }
-        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
-        guard parts.count == 2 else { return true }
-        return (parts[0], parts[1]) >= (5, 14)
+        return kernelAtLeast(withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }, 5, 14)
     }
 
     /// The mount point of the file system holding `path` (the longest mount
