@@ -66,12 +66,44 @@ for name, argv in variants.items():
     results[name] = med
     print(f"{name:32} {med:8.2f} {pct(times, 99):8.2f} {max(times):8.2f} {outliers:8d} {throughput:11.1f}")
 
-# Where burrow's time goes: its own record of one run's spawn (clone3 to execve).
+# Where burrow's time goes: the phase budget. With BURROW_PHASES=1 the run
+# record carries CLOCK_MONOTONIC marks of each step; this script reads the
+# same clock just before starting the process and just after reaping it.
+phase_runs = max(20, runs // 4)
 with tempfile.TemporaryDirectory() as d:
-    spawns = []
-    for _ in range(20):
-        subprocess.run([burrow, "run", "--profile", "minimal", "--json-result", d + "/r.json", "--", true], check=True)
-        spawns.append(json.load(open(d + "/r.json"))["durations"]["spawnMicroseconds"] / 1000)
+    spawns, steps = [], {}
+    env = dict(os.environ, BURROW_PHASES="1")
+    for _ in range(phase_runs):
+        before = time.monotonic_ns()
+        subprocess.run([burrow, "run", "--profile", "minimal", "--json-result", d + "/r.json", "--", true], check=True, env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        after = time.monotonic_ns()
+        record = json.load(open(d + "/r.json"))
+        spawns.append(record["durations"]["spawnMicroseconds"] / 1000)
+        marks = [("exec of burrow", before)] + [(m["name"], m["monotonicNanoseconds"]) for m in record["phases"]] + [("exit", after)]
+        for (_, t0), (name, t1) in zip(marks, marks[1:]):
+            steps.setdefault(name, []).append((t1 - t0) / 1e6)
+labels = {
+    "main": "process start, runtime init",
+    "policy_loaded": "arguments, host policy",
+    "audit_opened": "audit log open",
+    "planned": "profile load, validation, plan",
+    "tool_invoked_durable": "ToolInvoked durable",
+    "cgroup_created": "cgroup created",
+    "execve": "clone3 to the tool's execve",
+    "tool_reaped": "tool runs, reaped",
+    "cgroup_removed": "cgroup removed",
+    "tool_completed_durable": "ToolCompleted durable",
+    "exit": "record written, exit",
+}
+print(f"\nphase budget of burrow run --profile minimal -- /bin/true ({phase_runs} runs, BURROW_PHASES=1; ms)")
+print(f"{'step (ends at)':44} {'median':>8} {'p90':>8}")
+total = 0.0
+for name, values in steps.items():
+    med = statistics.median(values)
+    total += med
+    print(f"{labels.get(name, name) + ' (' + name + ')':44} {med:8.2f} {pct(values, 90):8.2f}")
+print(f"{'sum of medians':44} {total:8.2f}")
 print(f"\nburrow spawn (clone3 to execve, from --json-result): median {statistics.median(spawns):.2f} ms")
 start = time.perf_counter()
 for _ in range(20):

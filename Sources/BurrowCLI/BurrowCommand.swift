@@ -1,4 +1,5 @@
 package import ArgumentParser
+import BurrowSystem
 
 /// Burrow's version, printed by `burrow --version` and `burrowd --version`.
 package let burrowVersion = "0.1.0"
@@ -29,5 +30,8 @@ package struct BurrowCommand: ParsableCommand {
 
 /// Entry points for the executables, which import nothing else.
 package enum Entry {
-    package static func burrow() { BurrowCommand.main() }
+    package static func burrow() {
+        Phases.mark("main")
+        BurrowCommand.main()
+    }
 }

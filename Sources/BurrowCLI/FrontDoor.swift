@@ -44,18 +44,21 @@ enum FrontDoor {
             printError("burrow: \(error)")
             throw ExitCode(125)
         }
+        Phases.mark("policy_loaded")
         do {
             store = try auditOptions.open(policy, access: .write)
         } catch {
             printError("burrow: refusing to run without an audit log: \(error)")
             throw ExitCode(125)
         }
+        Phases.mark("audit_opened")
         let invocations = Invocations(planner: Planner(policy: policy, host: HostFacts.probe(children: false)), audit: store)
         let request = Invocations.Request(
             profile: .reference(profile), argv: command, parameters: parameters, environment: ProcessEnvironment.current(), workingDirectory: currentDirectory(), mode: mode,
             relayRemedy: "use `burrow mcp`, or `burrow run --without-mcp-relay` to run it without that policy")
         let caller = Caller.current()
         do {
+            defer { Phases.mark("planned") }
             return try invocations.prepare(request, caller: caller)
         } catch {
             if error.denied {

@@ -1,4 +1,5 @@
 package import BurrowEgress
+package import BurrowSystem
 
 /// What happened in one run: written by `burrow run --json-result` and, later,
 /// returned by the daemon. Field names are stable (see docs/run.md).
@@ -42,7 +43,8 @@ package struct RunRecord: Sendable, Codable, Equatable {
     /// its value, and what the kernel or the supervisor saw.
     package struct LimitEvent: Sendable, Codable, Equatable {
         /// The profile's name for it: max_memory, max_processes, max_cpu_time,
-        /// max_execution_time, max_file_size, scratch_size.
+        /// max_execution_time, max_file_size, scratch_size, max_network_bytes;
+        /// disk_write (max_disk_write) or disk_free (min_free_disk).
         package var resource: String
         /// The limit as the plan shows it ("64 MiB", "2s").
         package var limit: String
@@ -136,4 +138,6 @@ package struct RunRecord: Sendable, Codable, Equatable {
     package var stopped: String? = nil
     /// What the egress proxy did (restricted network only).
     package var network: EgressSummary? = nil
+    /// The process's steps with their CLOCK_MONOTONIC times, when BURROW_PHASES=1.
+    package var phases: [Phases.Mark]? = nil
 }

@@ -91,6 +91,7 @@ package enum Runner {
         guard let audit = options.audit else { return try execute(plan, invocationID: invocationID, options: options, trail: nil, stdio: &stdio) }
         let trail = InvocationTrail(audit, plan: plan, invocationID: invocationID)
         try trail.invoked()
+        Phases.mark("tool_invoked_durable")
         var record: RunRecord
         do {
             record = try execute(plan, invocationID: invocationID, options: options, trail: trail, stdio: &stdio)
@@ -104,8 +105,10 @@ package enum Runner {
         }
         options.beforeOutcome?()
         let (problems, lost) = trail.finished(record)
+        Phases.mark("tool_completed_durable")
         record.auditProblems += problems
         record.auditLost = lost
+        record.phases = Phases.recorded()
         return record
     }
 
@@ -180,9 +183,11 @@ package enum Runner {
                 options.onViolation(v)
             })
         let outcome = try supervisor.run()
+        Phases.mark("tool_reaped")
         let ranFor = (Kernel.monotonicNanoseconds() - execAt) / 1_000_000
         // Whatever the tool left behind (a daemon without a PID namespace) ends with it.
         finishCgroup()
+        Phases.mark("cgroup_removed")
         pump?.drain()
         let network = egress?.finish()
         let budgetApplied = diskBudget?.applied
@@ -234,6 +239,7 @@ package enum Runner {
         _ plan: LaunchPlan, site: CgroupSite?, invocationID: String, options: Options, trail: InvocationTrail?, hold: Bool = false
     ) throws(RunError) -> Staged {
         let cgroup = try site.map { site throws(RunError) in try CgroupBinding.make(plan.cgroup, site: site, invocation: invocationID) }
+        Phases.mark("cgroup_created")
         var launched = false
         defer { if !launched { _ = cgroup?.group.finish() } }
         let pump = options.streams != nil || hold ? try StreamPump(options.streams) : nil
@@ -250,6 +256,7 @@ package enum Runner {
         let sandbox = try Sandbox.launch(
             plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds ?? options.stdio, spawner: options.spawner,
             network: egress?.namespace, hold: hold)
+        Phases.mark(hold ? "sandbox_held" : "execve")
         launched = true
         egress?.launched()
         pump?.closeChildEnds()

@@ -171,6 +171,26 @@ struct SandboxTests: SandboxTesting {
 
     // MARK: the record matches what the tool sees
 
+    @Test("BURROW_PHASES=1 puts the process's steps in the record, in order; without it there are none")
+    func phases() throws {
+        let path = directory + "/phases.json"
+        let profile = Fixtures.profilesDirectory + "/minimal.toml"
+        let result = try Subprocess.run(
+            [Subprocess.burrow, "run", "--profile", profile, "--quiet", "--json-result", path, "--", "true"],
+            environment: burrowEnvironment.merging(["BURROW_PHASES": "1"]) { $1 }, directory: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        let marks = try #require(try record(path)["phases"] as? [[String: Any]])
+        #expect(
+            marks.map { $0["name"] as? String ?? "" } == [
+                "main", "policy_loaded", "audit_opened", "planned", "tool_invoked_durable", "cgroup_created", "execve", "tool_reaped", "cgroup_removed",
+                "tool_completed_durable",
+            ])
+        let times = marks.map { ($0["monotonicNanoseconds"] as? NSNumber)?.uint64Value ?? 0 }
+        #expect(times.first.map { $0 > 0 } == true && zip(times, times.dropFirst()).allSatisfy { $0 <= $1 }, "\(times)")
+        #expect(try run(profile, ["true"], record: path).status == 0)
+        #expect(try record(path)["phases"] == nil)
+    }
+
     @Test("the run record matches /proc as seen from inside")
     func recordMatchesInside() throws {
         let path = directory + "/record.json"
