@@ -111,10 +111,11 @@ final class DiskBudget {
         guard let lease = try Lease.take("\(Self.stateDirectory)/\(st.st_dev)-\(id)") else {
             throw refuse(path, "another run with a disk write budget is writing to its project \(id); runs with a budget on the same grant take turns")
         }
+        // A run that died holding the lease left the limits it found.
+        let saved = Self.savedLimits(lease)?.limits
         do {
             let usage = try ProjectQuota.usage(fd, project: id)
-            // A run that died holding the lease left the limits it found.
-            let original: (hard: UInt64, soft: UInt64) = Self.savedLimits(lease)?.limits ?? (usage.hardBlocks, usage.softBlocks)
+            let original: (hard: UInt64, soft: UInt64) = saved ?? (usage.hardBlocks, usage.softBlocks)
             try Self.save(original, path: path, in: lease)
             let wanted = (usage.usedBytes.addingReportingOverflow(budget).partialValue + 1023) / 1024
             let hard = original.hard == 0 ? wanted : min(original.hard, wanted)
@@ -125,7 +126,8 @@ final class DiskBudget {
                 Project(path: path, fd: fd, id: id, startBytes: usage.usedBytes, limitBytes: hard * 1024, blockSize: block, original: original, lease: lease))
             kept = true
         } catch {
-            lease.end()
+            // Limits a dead run left stay recorded for the next one to put back.
+            if saved == nil { lease.end() }
             throw refuse(path, "cannot set the limit of project \(id): \(errnoName(error.rawValue))")
         }
     }
