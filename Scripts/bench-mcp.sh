@@ -18,8 +18,8 @@ samples=${1:-3000}
 rounds=${2:-3}
 
 Scripts/install-deps.sh
-echo "== building burrow (release)"
-swift build -c release --product burrow 2>&1 | tail -1
+echo "== building burrow (release, static Swift runtime, as the other benchmarks)"
+swift build -c release --static-swift-stdlib --product burrow 2>&1 | tail -1
 burrow=.build/release/burrow
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -38,7 +38,7 @@ server=(/usr/bin/python3 "$PWD/Tests/MCP/echo_server.py")
 echo "== $(nproc) CPUs; $rounds rounds of $samples sequential calls each way (after 500 warm-up calls)"
 results=()
 for round in $(seq "$rounds"); do
-    direct=$(python3 Tests/MCP/bench_client.py "$samples" -- "$burrow" run --quiet --audit-db "$work/audit.db" --profile "$work/bench.toml" -- "${server[@]}")
+    direct=$(python3 Tests/MCP/bench_client.py "$samples" -- "$burrow" run --without-mcp-relay --quiet --audit-db "$work/audit.db" --profile "$work/bench.toml" -- "${server[@]}")
     relayed=$(python3 Tests/MCP/bench_client.py "$samples" -- "$burrow" mcp --audit-db "$work/audit.db" --profile "$work/bench.toml" -- "${server[@]}")
     echo "round $round: direct $direct"
     echo "round $round: relay  $relayed"

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 starts=${1:-5}
 echo "== building burrow (release)"
-swift build -c release --product burrow 2>&1 | tail -1
+swift build -c release --static-swift-stdlib --product burrow 2>&1 | tail -1
 burrow=$PWD/.build/release/burrow
 client=/opt/burrow/venvs/mcp-server-fetch/bin/python3
 work=$(mktemp -d /var/tmp/burrow-bench-servers.XXXXXX)

@@ -53,6 +53,7 @@ enum FrontDoor {
         }
         Phases.mark("audit_opened")
         let invocations = Invocations(planner: Planner(policy: policy, host: HostFacts.probe(children: false)), audit: store)
+        Phases.mark("host_probed")
         let request = Invocations.Request(
             profile: .reference(profile), argv: command, parameters: parameters, environment: ProcessEnvironment.current(), workingDirectory: currentDirectory(), mode: mode,
             relayRemedy: "use `burrow mcp`, or `burrow run --without-mcp-relay` to run it without that policy")

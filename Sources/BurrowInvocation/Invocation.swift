@@ -54,6 +54,7 @@ package struct Invocations: Sendable {
     ///   aggregates a caller's bursts) and answers with its code.
     package func prepare(_ request: Request, caller: Caller) throws(Refusal) -> PreparedInvocation {
         let loading = planner.load(request.profile, parameters: .supplied(request.parameters), caller: caller)
+        Phases.mark("profile_loaded")
         let tool = loading.tool ?? request.profile.label
         func refusal(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil, denied: Bool = true) -> Refusal {
             Refusal(code: code, message: message, tool: tool, retryAfter: retryAfter, denied: denied)
@@ -80,6 +81,7 @@ package struct Invocations: Sendable {
                 throw refusal(.noSandboxID, "\(error)", retryAfter: 1, denied: false)
             }
         }
+        Phases.mark("identity_leased")
         let plan: LaunchPlan
         do {
             plan = try planner.plan(
@@ -87,6 +89,7 @@ package struct Invocations: Sendable {
         } catch {
             throw refusal(.planRefused, error.description)
         }
+        Phases.mark("plan_compiled")
         switch request.mode {
         case .relay where !plan.mcp.server:
             throw refusal(.notMCP, "\(tool)'s profile does not say it is an MCP server: set mcp = true (top level) to run it behind the MCP relay")
