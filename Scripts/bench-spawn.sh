@@ -85,7 +85,8 @@ with tempfile.TemporaryDirectory() as d:
             steps.setdefault(name, []).append((t1 - t0) / 1e6)
 labels = {
     "main": "process start, runtime init",
-    "policy_loaded": "arguments, host policy",
+    "arguments_parsed": "arguments (ArgumentParser)",
+    "policy_loaded": "host policy",
     "audit_opened": "audit log open",
     "host_probed": "host probe (no children)",
     "profile_loaded": "profile read, validated, clamped",

@@ -2,6 +2,7 @@ import ArgumentParser
 import BurrowAPI
 import BurrowInvocation
 import BurrowRuntime
+import BurrowSystem
 import FoundationEssentials
 
 #if canImport(Glibc)
@@ -64,6 +65,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        Phases.mark("arguments_parsed")
         let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: withoutMcpRelay ? .withoutRelay : .plain)
         let quiet = quiet
         let record: RunRecord

@@ -182,7 +182,8 @@ struct SandboxTests: SandboxTesting {
         let marks = try #require(try record(path)["phases"] as? [[String: Any]])
         #expect(
             marks.map { $0["name"] as? String ?? "" } == [
-                "main", "policy_loaded", "audit_opened", "host_probed", "profile_loaded", "identity_leased", "plan_compiled", "planned", "tool_invoked_durable", "cgroup_created", "execve",
+                "main", "arguments_parsed", "policy_loaded", "audit_opened", "host_probed", "profile_loaded", "identity_leased", "plan_compiled", "planned", "tool_invoked_durable", "cgroup_created",
+                "execve",
                 "tool_reaped", "cgroup_removed",
                 "tool_completed_durable",
             ])
