@@ -117,7 +117,9 @@ final class DiskBudget {
             let usage = try ProjectQuota.usage(fd, project: id)
             let original: (hard: UInt64, soft: UInt64) = saved ?? (usage.hardBlocks, usage.softBlocks)
             try Self.save(original, path: path, in: lease)
-            let wanted = (usage.usedBytes.addingReportingOverflow(budget).partialValue + 1023) / 1024
+            // In 1024-byte blocks, rounded up and saturating: 0 would mean no limit at all.
+            let (sum, overflow) = usage.usedBytes.addingReportingOverflow(budget)
+            let wanted = overflow ? UInt64.max / 1024 : max(1, sum / 1024 + (sum % 1024 == 0 ? 0 : 1))
             let hard = original.hard == 0 ? wanted : min(original.hard, wanted)
             try ProjectQuota.setLimits(fd, project: id, hardBlocks: hard, softBlocks: original.soft)
             var v = statvfs()
