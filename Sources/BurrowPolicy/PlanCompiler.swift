@@ -113,7 +113,7 @@ package struct PlanCompiler: Sendable {
                 landlock: landlock, network: network, limits: limits),
             exec: ExecRequest(argv: argv, environment: environment, deadline: inForce.maxExecutionTime),
             mcp: .make(profile, policy: policy),
-            report: PlanReport(controls: controls(profile, limits: inForce, writeSources: mounts.writeGrantSources), clamps: clamps, exposure: exposure, warnings: warnings, supervised: supervised))
+            report: PlanReport(controls: controls(profile, limits: inForce, mounts: mounts), clamps: clamps, exposure: exposure, warnings: warnings, supervised: supervised))
     }
 
     // MARK: command
@@ -516,7 +516,7 @@ package struct PlanCompiler: Sendable {
 
     // MARK: controls and warnings
 
-    private func controls(_ profile: SecurityProfile, limits: EffectiveLimits, writeSources: [String]) -> [ControlStatus] {
+    private func controls(_ profile: SecurityProfile, limits: EffectiveLimits, mounts: [MountEntry]) -> [ControlStatus] {
         var rows: [ControlStatus] = []
         func row(_ control: Control, _ requested: String, _ check: HostFacts.Check) {
             rows.append(ControlStatus(control: control, requested: requested, enforceable: check.available, detail: check.detail))
@@ -566,14 +566,20 @@ package struct PlanCompiler: Sendable {
             row(.networkEgressProxy, "only \(profile.permissions.network.map(\.description).joined(separator: ", "))", egressSupport(level))
         }
         if let budget = limits.maxDiskWrite {
-            row(.diskWriteBudget, "\(budget) added under the write grants", diskWriteSupport(writeSources))
+            row(.diskWriteBudget, "\(budget) added under the write grants", diskWriteSupport(level, mounts))
         }
         return rows
     }
 
     /// A disk write budget needs project quotas under every write grant: a
     /// grant without them could take any number of bytes.
-    private func diskWriteSupport(_ sources: [String]) -> HostFacts.Check {
+    private func diskWriteSupport(_ level: SandboxLevel, _ mounts: [MountEntry]) -> HostFacts.Check {
+        guard level != .none else { return .no("sandbox level none has no mount namespace: the tool can write wherever its caller can") }
+        let devices = Set(Self.devices.map { "/dev/" + $0 })
+        if let device = mounts.first(where: { $0.kind == .bind && $0.options.readOnly == false && ($0.source.map { $0.hasPrefix("/dev/") && !devices.contains($0) } ?? false) }) {
+            return .no("\(device.source ?? "") is a write grant under /dev, which project quotas cannot bound")
+        }
+        let sources = mounts.writeGrantSources
         guard !sources.isEmpty else { return .yes("no host write grant: the tool can add nothing to the host's disks") }
         var found: [String] = []
         for path in sources {

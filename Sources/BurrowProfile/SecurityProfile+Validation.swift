@@ -107,6 +107,9 @@ extension SecurityProfile {
                 log.warning("resource_limits.\(key)", "applies to the egress proxy only, which a profile gets with network_access = \"restricted\"")
             }
         }
+        if let budget = limits.maxDiskWrite, budget.bytes > 1 << 50 {
+            log.error("resource_limits.max_disk_write", "\(budget) is more than 1 PiB, the most a budget may be")
+        }
         if limits.maxDiskWrite != nil, filesystem.allWrites(permissions).isEmpty {
             log.warning("resource_limits.max_disk_write", "bounds what a run adds under its write grants, and this profile has none")
         }

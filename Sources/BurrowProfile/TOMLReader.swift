@@ -196,8 +196,9 @@ struct TOMLReader {
             guard at("]") else { throw fail("expected ']]' to close the array of tables header") }
             i += 1
         }
-        headerDepth = keys.count + (isArray ? 1 : 0)
-        try nesting(headerDepth)
+        // An array of tables is two levels (the array, its table), on the way or at the end.
+        var depth = keys.count + (isArray ? 1 : 0)
+        try nesting(depth)
         var table = root
         for (n, k) in keys.dropLast().enumerated() {
             switch table.entries[k] {
@@ -206,11 +207,15 @@ struct TOMLReader {
                 table.entries[k] = .table(made)
                 table = made
             case .table(let t): table = t
-            case .tables(let array): table = array.tables[array.tables.count - 1]
+            case .tables(let array):
+                depth += 1
+                try nesting(depth)
+                table = array.tables[array.tables.count - 1]
             case .value:
                 throw fail("'\(Self.name(Array(keys[...n])))' is already a value, so [\(Self.name(keys))] cannot be a table inside it", at: start)
             }
         }
+        headerDepth = depth
         let last = keys[keys.count - 1]
         let made = Table(.header)
         if isArray {
@@ -517,7 +522,10 @@ struct TOMLReader {
         case "nan", "+nan", "-nan": return .float(.nan)
         default: break
         }
-        if token.count >= 8, Self.isDigit(token[0]), Self.isDigit(token[1]), token[2] == UInt8(ascii: ":") || token[4] == UInt8(ascii: "-") {
+        // `HH:` or `YYYY-` (a float such as 100e-100 has a '-' at 4 too, after a letter).
+        if token.count >= 8,
+            (token[0..<2].allSatisfy(Self.isDigit) && token[2] == UInt8(ascii: ":")) || (token[0..<4].allSatisfy(Self.isDigit) && token[4] == UInt8(ascii: "-"))
+        {
             guard Self.isDateTime(token) else { throw fail("'\(text)' is not a valid date or time (YYYY-MM-DD, HH:MM:SS, or both)", at: start) }
             return .date(text)
         }

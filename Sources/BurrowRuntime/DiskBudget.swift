@@ -75,7 +75,8 @@ final class DiskBudget {
     private func refuse(_ path: String, _ why: String) -> RunError { .refused("disk write budget (max_disk_write): \(path): \(why)") }
 
     private func add(_ path: String) throws(RunError) {
-        if let inner = ProjectQuota.mountPoints(under: path).first {
+        guard let inner = ProjectQuota.mountPoints(under: path) else { throw refuse(path, "cannot read /proc/self/mountinfo to see what is mounted inside it") }
+        if let inner = inner.first {
             throw refuse(path, "\(inner) is another mount inside the grant, whose writes would not count")
         }
         let fd: FileDescriptor
@@ -92,12 +93,18 @@ final class DiskBudget {
         guard isDirectory || st.st_mode & S_IFMT == S_IFREG else { throw refuse(path, "neither a directory nor a regular file") }
         let id: UInt32
         do {
-            try ProjectQuota.enabled(fd)
+            guard try ProjectQuota.state(fd) == .enforced else { throw refuse(path, ProjectQuota.support(at: path).detail) }
             let current = try ProjectQuota.project(of: fd)
-            if current.id == 0 {
-                // Inode numbers are unique on a file system; 0 is no project.
-                id = UInt32(truncatingIfNeeded: st.st_ino) == 0 ? 1 : UInt32(truncatingIfNeeded: st.st_ino)
+            // Inode numbers are unique on a file system; 0 is no project.
+            let own = UInt32(truncatingIfNeeded: st.st_ino) == 0 ? 1 : UInt32(truncatingIfNeeded: st.st_ino)
+            let marker = Self.labelledMarker(st)
+            if current.id == 0 || (current.id == own && access(marker, F_OK) != 0) {
+                id = own
+                // A marker left by an earlier inode with this number (a tree removed and made again) says nothing of this one.
+                unlink(marker)
                 try label(fd, path: path, project: id, device: st.st_dev, isDirectory: isDirectory)
+                let made = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+                if made >= 0 { close(made) }
             } else {
                 id = current.id
                 if isDirectory && !current.inherits { try ProjectQuota.assign(fd, project: id, inherit: true) }
@@ -116,7 +123,8 @@ final class DiskBudget {
         do {
             let usage = try ProjectQuota.usage(fd, project: id)
             let original: (hard: UInt64, soft: UInt64) = saved ?? (usage.hardBlocks, usage.softBlocks)
-            try Self.save(original, path: path, in: lease)
+            // What a dead run saved stays as it is: rewriting it could lose it.
+            if saved == nil { try Self.save(original, path: path, in: lease) }
             // In 1024-byte blocks, rounded up and saturating: 0 would mean no limit at all.
             let (sum, overflow) = usage.usedBytes.addingReportingOverflow(budget)
             let wanted = overflow ? UInt64.max / 1024 : max(1, sum / 1024 + (sum % 1024 == 0 ? 0 : 1))
@@ -125,7 +133,9 @@ final class DiskBudget {
             var v = statvfs()
             let block = fstatvfs(fd.rawValue, &v) == 0 ? UInt64(v.f_bsize) : 4096
             projects.append(
-                Project(path: path, fd: fd, id: id, startBytes: usage.usedBytes, limitBytes: hard * 1024, blockSize: block, original: original, lease: lease))
+                Project(
+                    path: path, fd: fd, id: id, startBytes: usage.usedBytes, limitBytes: hard.multipliedReportingOverflow(by: 1024).overflow ? .max : hard * 1024,
+                    blockSize: block, original: original, lease: lease))
             kept = true
         } catch {
             // Limits a dead run left stay recorded for the next one to put back.
@@ -140,42 +150,56 @@ final class DiskBudget {
     }
 
     /// Puts the grant, and everything below it on the same file system, in
-    /// project `id`; the grant itself last, so that an interrupted walk is
-    /// walked again. Symlinks and special files hold no data and are left.
+    /// project `id`. Each directory is labelled (and passes the id on) before
+    /// it is read, so what a host user creates meanwhile inherits it; a
+    /// marker in the state directory says the walk finished, so an
+    /// interrupted one is walked again. Symlinks and special files hold no
+    /// data and are left.
     private func label(_ root: FileDescriptor, path: String, project id: UInt32, device: dev_t, isDirectory: Bool) throws(RunError) {
         guard isDirectory else {
             do { try ProjectQuota.assign(root, project: id, inherit: false) } catch { throw refuse(path, "cannot set its project: \(errnoName(error.rawValue))") }
             return
         }
+        try assign(".", in: root, name: nil, project: id, grant: path)
         var pending = [""]
         while let relative = pending.popLast() {
             let dir: FileDescriptor
             do {
-                dir =
-                    relative.isEmpty
-                    ? try Kernel.openNoFollow(".", flags: O_RDONLY | O_DIRECTORY | O_CLOEXEC, beneath: root)
-                    : try Kernel.openNoFollow(relative, flags: O_RDONLY | O_DIRECTORY | O_CLOEXEC, beneath: root)
+                dir = try Kernel.openNoFollow(relative.isEmpty ? "." : relative, flags: O_RDONLY | O_DIRECTORY | O_CLOEXEC, beneath: root)
             } catch {
                 throw refuse(path, "cannot open \(relative): \(errnoName(error.rawValue))")
             }
             defer { try? dir.close() }
-            for name in Self.entries(dir) {
+            guard let names = Self.entries(dir) else { throw refuse(path, "cannot read the directory \(relative.isEmpty ? "." : relative): \(errnoName(errno))") }
+            for name in names {
                 let child = relative.isEmpty ? name : relative + "/" + name
                 var st = stat()
-                guard fstatat(dir.rawValue, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                guard fstatat(dir.rawValue, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+                    if errno == ENOENT { continue }  // removed meanwhile
+                    throw refuse(path, "cannot stat \(child): \(errnoName(errno))")
+                }
                 let type = st.st_mode & S_IFMT
                 guard type == S_IFDIR || type == S_IFREG else { continue }
                 guard st.st_dev == device else { throw refuse(path, "\(child) is another mount inside the grant, whose writes would not count") }
                 if type == S_IFDIR {
+                    let sub: FileDescriptor
+                    do {
+                        sub = try Kernel.openNoFollow(name, flags: O_RDONLY | O_DIRECTORY | O_CLOEXEC, beneath: dir)
+                    } catch {
+                        throw refuse(path, "cannot open \(child): \(errnoName(error.rawValue))")
+                    }
+                    defer { try? sub.close() }
+                    try assign(child, in: sub, name: nil, project: id, grant: path)
                     pending.append(child)
-                    continue
+                } else {
+                    try assign(child, in: dir, name: name, project: id, grant: path)
                 }
-                try assign(child, in: dir, name: name, project: id, grant: path)
             }
-            if !relative.isEmpty { try assign(relative, in: dir, name: nil, project: id, grant: path) }
         }
-        do { try ProjectQuota.assign(root, project: id, inherit: true) } catch { throw refuse(path, "cannot set its project: \(errnoName(error.rawValue))") }
     }
+
+    /// The marker of a finished labelling walk of the grant whose root is `st`.
+    private static func labelledMarker(_ st: stat) -> String { "\(stateDirectory)/labelled-\(st.st_dev)-\(st.st_ino)" }
 
     /// Labels one inode (`name` in `dir`, or `dir` itself), refusing one that
     /// another project owns: its bytes would count elsewhere.
@@ -208,20 +232,24 @@ final class DiskBudget {
         }
     }
 
-    /// The names in a directory (not "." or "..").
-    private static func entries(_ dir: FileDescriptor) -> [String] {
+    /// The names in a directory (not "." or ".."); nil when it cannot be read.
+    private static func entries(_ dir: FileDescriptor) -> [String]? {
         let copy = dup(dir.rawValue)
-        guard copy >= 0, let stream = fdopendir(copy) else {
-            if copy >= 0 { close(copy) }
-            return []
+        guard copy >= 0 else { return nil }
+        guard let stream = fdopendir(copy) else {
+            close(copy)
+            return nil
         }
         defer { closedir(stream) }
+        // fdopendir shares the offset with `dir`: read from the start.
+        rewinddir(stream)
         var names: [String] = []
-        while let entry = readdir(stream) {
+        while true {
+            errno = 0
+            guard let entry = readdir(stream) else { return errno == 0 ? names : nil }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name != "." && name != ".." { names.append(name) }
         }
-        return names
     }
 
     /// The limits (and the grant) saved by a run that died holding the lease:
@@ -280,11 +308,11 @@ final class DiskBudget {
         var exhausted = false
         for p in projects {
             guard let usage = try? ProjectQuota.usage(p.fd, project: p.id) else { return nil }
-            added += Int64(clamping: usage.usedBytes) - Int64(clamping: p.startBytes)
+            added = added.addingReportingOverflow(Int64(clamping: usage.usedBytes) - Int64(clamping: p.startBytes)).partialValue
             if usage.usedBytes.addingReportingOverflow(p.blockSize).partialValue > p.limitBytes { exhausted = true }
         }
-        let room = Int64(clamping: budget) - added
-        if room < Int64(clamping: projects.map(\.blockSize).max() ?? 0) && !projects.isEmpty { exhausted = true }
+        let (room, overflow) = Int64(clamping: budget).subtractingReportingOverflow(added)
+        if !overflow && room < Int64(clamping: projects.map(\.blockSize).max() ?? 0) && !projects.isEmpty { exhausted = true }
         return Reading(added: added, exhausted: exhausted)
     }
 

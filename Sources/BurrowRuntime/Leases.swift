@@ -23,13 +23,22 @@ final class Lease {
 
     /// Takes the lease on `path`, or returns nil when a live process holds it.
     static func take(_ path: String) throws(RunError) -> Lease? {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .preparation("cannot open \(path): \(errnoName(errno))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        while true {
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { throw .preparation("cannot open \(path): \(errnoName(errno))") }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                close(fd)
+                return nil
+            }
+            // The owner may have unlinked the file (end()) between our open and
+            // our lock: a lock on a file no longer at `path` holds nothing.
+            var held = stat()
+            var named = stat()
+            if fstat(fd, &held) == 0, stat(path, &named) == 0, held.st_dev == named.st_dev, held.st_ino == named.st_ino {
+                return Lease(path: path, descriptor: FileDescriptor(rawValue: fd))
+            }
             close(fd)
-            return nil
         }
-        return Lease(path: path, descriptor: FileDescriptor(rawValue: fd))
     }
 
     /// Creates `/run/burrow/<name>` (mode 0700) for lease files.

@@ -30,8 +30,21 @@ package enum ProjectQuota {
         if rc < 0 { throw Errno(rawValue: -rc) }
     }
 
-    /// Succeeds when project quotas are on for the file system behind `fd`.
-    package static func enabled(_ fd: FileDescriptor) throws(Errno) { try check(brw_project_quota_on(fd.rawValue)) }
+    /// Project quotas on a file system: enforced, or only counted (ext4 with
+    /// the quota feature mounted without prjquota, xfs with pqnoenforce),
+    /// which never refuses a write.
+    package enum State: Sendable, Equatable { case enforced, countedOnly }
+
+    /// The state of project quotas on the file system behind `fd`; throws when they are off (ESRCH) or absent.
+    package static func state(_ fd: FileDescriptor) throws(Errno) -> State {
+        let state = brw_project_quota_on(fd.rawValue)
+        try check(state)
+        return state == 1 ? .countedOnly : .enforced
+    }
+
+    static func countedOnly(_ path: String, _ type: String) -> String {
+        "\(path) is on \(type) whose project quotas are counted but not enforced (ext4 mounted without prjquota, xfs with pqnoenforce): no write would be refused"
+    }
 
     package static func usage(_ fd: FileDescriptor, project: UInt32) throws(Errno) -> Usage {
         var q = brw_quota()
@@ -70,9 +83,9 @@ package enum ProjectQuota {
         defer { try? fd.close() }
         let type = fileSystemName(fd)
         do {
-            try enabled(fd)
+            guard try state(fd) == .enforced else { return .no(countedOnly(path, type)) }
             _ = try project(of: fd)
-            return .yes("project quotas on \(path)'s \(type)")
+            return .yes("project quotas enforced on \(path)'s \(type)")
         } catch .noFunction where !kernelHasQuotactlFD {
             return .no("this kernel has no quotactl_fd (Linux 5.14 or later)")
         } catch .noSuchProcess {
@@ -82,9 +95,9 @@ package enum ProjectQuota {
         }
     }
 
-    /// Every mount point in this process's mount namespace.
-    private static func mountPoints() -> [String] {
-        guard let text = try? FileIO.read("/proc/self/mountinfo", limit: 16 << 20) else { return [] }
+    /// Every mount point in this process's mount namespace; nil when it cannot be read.
+    private static func mountPoints() -> [String]? {
+        guard let text = try? FileIO.read("/proc/self/mountinfo", limit: 16 << 20) else { return nil }
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ", maxSplits: 5)
             return fields.count > 4 ? unescapeMountField(String(fields[4])) : nil
@@ -93,9 +106,9 @@ package enum ProjectQuota {
 
     /// Mount points strictly below `path`: another file system inside a
     /// grant keeps its own count.
-    package static func mountPoints(under path: String) -> [String] {
+    package static func mountPoints(under path: String) -> [String]? {
         let prefix = path.hasSuffix("/") ? path : path + "/"
-        return mountPoints().filter { $0.hasPrefix(prefix) }
+        return mountPoints()?.filter { $0.hasPrefix(prefix) }
     }
 
     /// quotactl_fd came with Linux 5.14; after that, ENOSYS is a file system
@@ -111,7 +124,7 @@ package enum ProjectQuota {
     /// inside a directory whose project has a limit, ext4 and xfs report the
     /// project's limit and usage instead.
     package static func mountPoint(of path: String) -> String? {
-        mountPoints().filter { $0 == "/" || path == $0 || path.hasPrefix($0 + "/") }.max { $0.count < $1.count }
+        mountPoints()?.filter { $0 == "/" || path == $0 || path.hasPrefix($0 + "/") }.max { $0.count < $1.count }
     }
 
     static let howToEnable =

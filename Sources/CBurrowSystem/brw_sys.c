@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/vfs.h>
 #include <sys/quota.h>
+#include <linux/dqblk_xfs.h>
 #include <linux/fs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -280,8 +281,13 @@ int64_t brw_fs_type(int fd) {
 }
 
 int brw_project_quota_on(int fd) {
-    struct if_dqinfo info;
-    return brw_quotactl(fd, Q_GETINFO, 0, &info);
+    struct fs_quota_statv st;
+    memset(&st, 0, sizeof st);
+    st.qs_version = FS_QSTATV_VERSION1;
+    int r = brw_quotactl(fd, Q_XGETQSTATV, 0, &st);
+    if (r != 0) return r;
+    if (!(st.qs_flags & FS_QUOTA_PDQ_ACCT)) return -ESRCH;
+    return (st.qs_flags & FS_QUOTA_PDQ_ENFD) ? 0 : 1;
 }
 
 int brw_project_quota_get(int fd, uint32_t id, struct brw_quota *out) {

@@ -208,9 +208,9 @@ struct DiskWriteBudgetPlanTests {
     }
 
     @Test func everyWriteGrantNeedsProjectQuotas() throws {
-        let bounded = try plan(quota: .yes("project quotas on /srv/burrow/repo's ext4"))
+        let bounded = try plan(quota: .yes("project quotas enforced on /srv/burrow/repo's ext4"))
         let row = try #require(bounded.controls.first { $0.control == .diskWriteBudget })
-        #expect(row.enforceable && row.requested == "10M added under the write grants" && row.detail.hasPrefix("project quotas on /srv/burrow/repo's ext4; "), "\(row)")
+        #expect(row.enforceable && row.requested == "10M added under the write grants" && row.detail.hasPrefix("project quotas enforced on /srv/burrow/repo's ext4; "), "\(row)")
         #expect(bounded.limits.maxDiskWrite == .mebibytes(10))
         #expect(bounded.report.supervised.contains { $0.hasPrefix("max_disk_write 10M: project quota hard limit") })
         let unbounded = try plan(quota: nil)

@@ -35,6 +35,8 @@ struct TOMLReaderTests {
             f3 = 6.626e34
             f4 = 224_617.445_991E+2_2
             inf = -inf
+            tiny = 100e-100
+            exp0 = 100e-010
             yes = true
             no = false
             odt = 1979-05-27T07:32:00.999-07:00
@@ -46,6 +48,7 @@ struct TOMLReaderTests {
         #expect(t["hex"] == .integer(0xDEAD_BEEF) && t["oct"] == .integer(0o755) && t["bin"] == .integer(13))
         #expect(t["f1"] == .float(3.1415) && t["f2"] == .float(-0.01) && t["f3"] == .float(6.626e34) && t["f4"] == .float(224_617.445_991e22))
         #expect(t["inf"] == .float(-.infinity) && t["yes"] == .bool(true) && t["no"] == .bool(false))
+        #expect(t["tiny"] == .float(100e-100) && t["exp0"] == .float(100e-10), "a '-' at index 4 after a letter is an exponent, not a date")
         #expect(t["odt"] == .date("1979-05-27T07:32:00.999-07:00") && t["ldt"] == .date("1979-05-27 07:32:00"))
         #expect(t["ld"] == .date("2024-02-29") && t["lt"] == .date("00:32:00.5"))
         guard case .float(let nan) = try read("n = nan")["n"] else { throw TOMLReader.Failure(line: 0, column: 0, message: "nan") }
@@ -164,6 +167,18 @@ struct TOMLReaderTests {
     ])
     func refused(_ text: String, _ message: String) {
         #expect(refusal(text)?.message == message, "\(text)")
+    }
+
+    @Test func arraysOfTablesCountTwoLevelsEach() {
+        // [[a]], [[a.b]], ...: each array of tables crossed is an array and a table.
+        var doc = ""
+        var path: [String] = []
+        for k in 0..<17 {
+            path.append("k\(k)")
+            doc += "[[\(path.joined(separator: "."))]]\n"
+        }
+        #expect(refusal(doc)?.message == "nested deeper than 32 levels (tables, dotted keys and arrays count)")
+        #expect(refusal(doc.split(separator: "\n").prefix(16).joined(separator: "\n")) == nil)
     }
 
     @Test func positionsAreLinesAndCharacters() {

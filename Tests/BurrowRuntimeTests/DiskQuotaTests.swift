@@ -87,6 +87,7 @@ struct DiskQuotaTests: SandboxTesting {
         }
         #expect(try project(grant + "/old/existing.bin").id == id)
         #expect(try project(grant + "/b").id == id)
+        #expect(access("/var/lib/burrow/disk-budgets/labelled-\(st.st_dev)-\(st.st_ino)", F_OK) == 0, "the finished walk is marked")
         // The limit is gone again, and so is the lease that kept the old one.
         let fd = try open(grant)
         defer { try? fd.close() }
@@ -112,7 +113,13 @@ struct DiskQuotaTests: SandboxTesting {
         #expect(result.status == 125, "\(result.output) \(result.stderr)")
         #expect(!result.output.contains("ran"))
         #expect(result.stderr.contains("old belongs to project 4242, so its bytes would count elsewhere"), "\(result.stderr)")
-        #expect(try project(grant).id == 0, "an interrupted walk leaves the grant itself unlabelled")
+        // The walk labels each directory before reading it, the grant first; with no
+        // marker of a finished walk, the next run walks again, and refuses again.
+        var st = stat()
+        #expect(stat(grant, &st) == 0)
+        #expect(access("/var/lib/burrow/disk-budgets/labelled-\(st.st_dev)-\(st.st_ino)", F_OK) != 0)
+        let again = try run(try budgetProfile("3M"), ["sh", "-c", "echo ran"])
+        #expect(again.status == 125 && again.stderr.contains("old belongs to project 4242"), "\(again.stderr)")
     }
 
     @Test("max_disk_write: the limits a killed supervisor left behind are put back by the next run")

@@ -108,8 +108,10 @@ struct brw_quota {
 /* The file system's magic number (fstatfs(2) f_type), or -errno. */
 int64_t brw_fs_type(int fd);
 
-/* 0 when project quotas are on for the file system behind `fd`, or -errno:
- * -ESRCH (quotas off), -ENOSYS (no quotactl_fd), -EOPNOTSUPP and others. */
+/* 0 when project quotas are counted and enforced on the file system behind
+ * `fd` (Q_XGETQSTATV: FS_QUOTA_PDQ_ACCT and _ENFD), 1 when only counted, or
+ * -errno: -ESRCH (quotas off), -ENOSYS (no quotactl_fd, or a file system
+ * without quota operations), -EOPNOTSUPP and others. */
 int brw_project_quota_on(int fd);
 
 /* The project `id`'s usage and limits. 0 or -errno. */
