@@ -31,7 +31,7 @@ package struct BurrowCommand: ParsableCommand {
 /// Entry points for the executables, which import nothing else.
 package enum Entry {
     package static func burrow() {
-        Phases.mark("main")
+        Phases.start()
         BurrowCommand.main()
     }
 }

@@ -76,15 +76,14 @@ final class Supervisor {
         self.signals = signals
         self.cgroup = cgroup
         self.scratch = scratch
-        // Each grant's file system at its mount point: statfs inside a project
-        // with a limit (max_disk_write) reports the project, not the disk.
-        self.writeGrants =
-            plan.limits.minFreeDisk == nil
-            ? []
-            : plan.writeGrantSources.compactMap { path in
-                let root = ProjectQuota.mountPoint(of: path) ?? path
-                return (try? Kernel.openNoFollow(root, flags: ChildPlan.O_PATH | O_CLOEXEC)).map { (path, $0) }
-            }
+        // With max_disk_write, each grant's file system is read at its mount
+        // point: statfs inside a project with a limit reports the project, not
+        // the disk. Without it, mountinfo is not read at all.
+        let sources = plan.limits.minFreeDisk == nil ? [] : plan.writeGrantSources
+        let roots = plan.limits.maxDiskWrite == nil ? sources.map { _ in nil } : ProjectQuota.mountPoints(of: sources)
+        self.writeGrants = zip(sources, roots).compactMap { path, root in
+            (try? Kernel.openNoFollow(root ?? path, flags: ChildPlan.O_PATH | O_CLOEXEC)).map { (path, $0) }
+        }
         self.onViolation = onViolation
         self.activity = activity
     }

@@ -17,19 +17,28 @@ package enum Phases {
         package var monotonicNanoseconds: UInt64
     }
 
-    private static let enabled: Bool = getenv("BURROW_PHASES").map { String(cString: $0) == "1" } ?? false
-    private static let marks = Mutex<[Mark]>([])
+    /// nil until `start()` finds BURROW_PHASES=1: then one process's marks, at most `limit`.
+    private static let marks = Mutex<[Mark]?>(nil)
+    private static let limit = 64
 
-    /// Notes that `name` happened now (a no-op unless BURROW_PHASES=1).
-    package static func mark(_ name: StaticString) {
-        guard enabled else { return }
+    /// Called once by `burrow`'s entry point: burrowd, which runs many
+    /// invocations in one process, never records any.
+    package static func start() {
+        guard getenv("BURROW_PHASES").map({ String(cString: $0) == "1" }) ?? false else { return }
         let now = Kernel.monotonicNanoseconds()
-        marks.withLock { $0.append(Mark(name: name.description, monotonicNanoseconds: now)) }
+        marks.withLock { $0 = [Mark(name: "main", monotonicNanoseconds: now)] }
     }
 
-    /// The marks so far, in order; nil unless BURROW_PHASES=1.
-    package static func recorded() -> [Mark]? {
-        guard enabled else { return nil }
-        return marks.withLock { $0 }
+    /// Notes that `name` happened now (a no-op unless started).
+    package static func mark(_ name: StaticString) {
+        marks.withLock { marks in
+            guard var list = marks, list.count < limit else { return }
+            marks = nil  // no second copy while appending
+            list.append(Mark(name: name.description, monotonicNanoseconds: Kernel.monotonicNanoseconds()))
+            marks = list
+        }
     }
+
+    /// The marks so far, in order; nil unless started.
+    package static func recorded() -> [Mark]? { marks.withLock { $0 } }
 }

@@ -119,12 +119,13 @@ package enum ProjectQuota {
         return kernelAtLeast(withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }, 5, 14)
     }
 
-    /// The mount point of the file system holding `path` (the longest mount
+    /// The mount point of the file system holding each path (the longest mount
     /// point that contains it), for statfs of the file system as a whole:
     /// inside a directory whose project has a limit, ext4 and xfs report the
     /// project's limit and usage instead.
-    package static func mountPoint(of path: String) -> String? {
-        mountPoints()?.filter { $0 == "/" || path == $0 || path.hasPrefix($0 + "/") }.max { $0.count < $1.count }
+    package static func mountPoints(of paths: [String]) -> [String?] {
+        guard !paths.isEmpty, let points = mountPoints() else { return paths.map { _ in nil } }
+        return paths.map { path in points.filter { $0 == "/" || path == $0 || path.hasPrefix($0 + "/") }.max { $0.count < $1.count } }
     }
 
     static let howToEnable =
