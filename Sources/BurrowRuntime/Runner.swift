@@ -167,14 +167,14 @@ package enum Runner {
         let observed = Observation.read(pid: sandbox.pid, namespaces: plan.namespaces.map(\.kind))
         let scratch: FileDescriptor?
         do {
-            scratch = try scratchDescriptor(plan, pid: sandbox.pid)
+            scratch = try sandbox.scratch()
         } catch {
             // The tmpfs size still holds (the kernel enforces it); only the report
-            // of a full scratch is lost. ENOENT: the sandbox has already ended.
+            // of a full scratch is lost. ENOENT: a tool with no stop at the
+            // handshake (no seccomp filter) has already ended.
             scratch = nil
             if error != .noSuchFileOrDirectory { notes.append("scratch_size: cannot open the sandbox's /tmp from outside (\(errnoName(error.rawValue))): a full scratch is not reported") }
         }
-        defer { try? scratch?.close() }
         let supervisor = Supervisor(
             sandbox: sandbox, plan: plan, invocationID: invocationID, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
             cgroup: cgroup?.group, scratch: scratch, diskBudget: diskBudget, pump: pump, stop: options.stop, activity: options.activity,
@@ -286,15 +286,6 @@ package enum Runner {
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
         else { return nil }
         return line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
-    }
-
-    /// The sandbox's scratch tmpfs (its /tmp), opened from outside so the
-    /// supervisor can see it fill up; nil without one.
-    private static func scratchDescriptor(_ plan: LaunchPlan, pid: pid_t) throws(Errno) -> FileDescriptor? {
-        guard plan.namespaces.contains(where: { $0.kind == .mount }), plan.mounts.contains(where: { $0.kind == .tmpfs && $0.target == "/tmp" }) else { return nil }
-        let fd = open("/proc/\(pid)/root/tmp", ChildPlan.O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
-        return FileDescriptor(rawValue: fd)
     }
 
     /// Refuses a plan with any control this host (or this runtime) cannot enforce.

@@ -53,6 +53,10 @@ final class Sandbox {
     let pid: pid_t
     /// Seccomp user-notification listener of the tool, if it has a filter.
     private(set) var listener: FileDescriptor?
+    /// The sandbox's scratch tmpfs (its /tmp), opened from outside while the
+    /// tool waited at the handshake, before it could fill it and end: nil
+    /// without one, or the error of that open.
+    private var scratchOpened: Result<FileDescriptor, Errno>?
     /// Read end of init's status pipe: the tool's wait status when it ends.
     /// nil without an init (no PID namespace: sandbox level none).
     let status: FileDescriptor?
@@ -79,6 +83,7 @@ final class Sandbox {
     deinit {
         try? pidfd.close()
         try? listener?.close()
+        if case .success(let fd) = scratchOpened { try? fd.close() }
         try? status?.close()
         try? channel?.close()
     }
@@ -246,6 +251,7 @@ final class Sandbox {
             let stage = ChildStage(rawValue: report.stage) ?? .exec
             if stage == .listener || stage == .held {
                 if fd >= 0 { listener = FileDescriptor(rawValue: fd) }
+                openScratch()
                 if hold { return }
                 guard (try? channel.writeAll([UInt8(ascii: "A")])) != nil else {
                     throw .spawn(stage: .handshake, errno: .brokenPipe, detail: "the tool went away")
@@ -258,6 +264,29 @@ final class Sandbox {
         try? channel.close()
         self.channel = nil
         spawnNanoseconds = max(1, Kernel.monotonicNanoseconds() - started)
+    }
+
+    /// Opens the scratch tmpfs through /proc while the tool waits at the
+    /// handshake: its mounts are final and it has run no code of its own.
+    private func openScratch() {
+        guard scratchOpened == nil, plan.namespaces.contains(where: { $0.kind == .mount }),
+            plan.mounts.contains(where: { $0.kind == .tmpfs && $0.target == "/tmp" })
+        else { return }
+        let fd = open("/proc/\(pid)/root/tmp", ChildPlan.O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        scratchOpened = fd >= 0 ? .success(FileDescriptor(rawValue: fd)) : .failure(Errno(rawValue: errno))
+    }
+
+    /// The scratch tmpfs, for the supervisor to see it fill up (owned by the
+    /// sandbox): nil without one. Opened at the handshake; a plan with no
+    /// stop there (no seccomp filter) opens it now, and a tool that has
+    /// already ended gives ENOENT.
+    func scratch() throws(Errno) -> FileDescriptor? {
+        openScratch()
+        switch scratchOpened {
+        case .success(let fd): return fd
+        case .failure(let e): throw e
+        case nil: return nil
+        }
     }
 
     /// Which entry of the plan a list stage failed on.
