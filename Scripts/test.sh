@@ -31,6 +31,10 @@ Scripts/check.sh
 # The same build as check.sh's, so nothing is built twice.
 export BURROW_WARNINGS_AS_ERRORS=1
 swift build --build-tests
+# The tests' own run cache, not the host's /run/burrow/cache.
+BURROW_RUN_CACHE=$(mktemp -d /tmp/burrow-test-run-cache.XXXXXX)/cache
+export BURROW_RUN_CACHE
+trap 'rm -rf "$(dirname "$BURROW_RUN_CACHE")"' EXIT
 # CgroupV2Tests move processes between cgroups of their own making: VM only.
 swift test --skip-build --skip 'CgroupV2Tests|DiskQuotaTests'
 echo "== fuzzing every parser of hostile input, 30 s per target (Scripts/fuzz.sh)"

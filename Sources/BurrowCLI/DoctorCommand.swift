@@ -18,7 +18,7 @@ struct DoctorCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let facts = HostFacts.probe()
+        let facts = HostFacts.probe(reuse: false)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

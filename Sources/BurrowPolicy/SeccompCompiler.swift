@@ -40,14 +40,56 @@ enum SeccompCompiler {
         // Profiles share rule sets: a long-lived process (the daemon) compiles each once.
         let key =
             "\(defaultAction)|\(badArchAction)|\(allowed.joined(separator: ","))|"
-            + rules.map { "\($0.syscall) \($0.action) \($0.conditions.map(\.description))" }.joined(separator: ";")
+            + rules.map { "\($0.syscall) \($0.action) " + $0.conditions.map { "\($0.argument) \($0.operation) \($0.value) \($0.mask ?? 0)" }.joined(separator: " ") }
+            .joined(separator: ";")
         if !listing, let hit = cache.withLock({ $0[key] }) { return (hit.bpf, nil, hit.unknown) }
-        let compiled = try compileUncached(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, listing: listing)
-        cache.withLock { $0[key] = (compiled.bpf, compiled.unknown) }
-        return compiled
+        if listing { return try compileUncached(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, listing: true) }
+        let compiled = try compile(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, key: key, runCache: RunCache.shared)
+        cache.withLock { $0[key] = compiled }
+        return (compiled.bpf, nil, compiled.unknown)
     }
 
     private static let cache = Mutex<[String: (bpf: [UInt8], unknown: [String])]>([:])
+
+    /// Compiles through the run cache, so `burrow` processes share programs
+    /// too: an entry is keyed by the rule set, libseccomp's version and API
+    /// level, and this binary.
+    static func compile(
+        allowed: [String], rules: [SeccompRule], defaultAction: SeccompAction, badArchAction: SeccompAction, key: String, runCache: RunCache?
+    ) throws(Failure) -> (bpf: [UInt8], unknown: [String]) {
+        let diskKey = "seccomp|\(libseccompIdentity)|\(RunCache.binaryIdentity)|" + key
+        // Named by the rule set alone: a new binary or libseccomp replaces its entry.
+        let name = RunCache.name("seccomp", for: key)
+        if let entry = runCache?.read(name, key: diskKey), let hit = decodeEntry(entry) { return hit }
+        let compiled = try compileUncached(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, listing: false)
+        runCache?.write(name, key: diskKey, value: encodeEntry(bpf: compiled.bpf, unknown: compiled.unknown))
+        return (compiled.bpf, compiled.unknown)
+    }
+
+    /// The libseccomp library and kernel API level the program is compiled with.
+    private static let libseccompIdentity: String = {
+        let v = seccomp_version()?.pointee
+        return "libseccomp \(v?.major ?? 0).\(v?.minor ?? 0).\(v?.micro ?? 0) api \(seccomp_api_get())"
+    }()
+
+    /// The names libseccomp did not know, one line, then the program.
+    static func encodeEntry(bpf: [UInt8], unknown: [String]) -> [UInt8] {
+        Array(unknown.joined(separator: ",").utf8) + [UInt8(ascii: "\n")] + bpf
+    }
+
+    /// nil unless the program is a whole number of instructions (at least
+    /// one, at most BPF_MAXINSNS) and the names are plain system call names.
+    static func decodeEntry(_ entry: [UInt8]) -> (bpf: [UInt8], unknown: [String])? {
+        guard let newline = entry.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let names = entry[..<newline]
+        let bpf = Array(entry[(newline + 1)...])
+        guard !bpf.isEmpty, bpf.count % 8 == 0, bpf.count / 8 <= 4096,
+            names.allSatisfy({ $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        else { return nil }
+        let unknown = names.isEmpty ? [] : names.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        guard !unknown.contains(where: \.isEmpty) else { return nil }
+        return (bpf, unknown)
+    }
 
     private static func compileUncached(
         allowed: [String], rules: [SeccompRule], defaultAction: SeccompAction, badArchAction: SeccompAction,

@@ -10,31 +10,37 @@ import SystemPackage
 extension HostFacts {
     /// Probes this host. Safe to call from any thread: namespace and clone
     /// probes run in children that exit at once; nothing changes this process.
-    /// - Parameter children: run the throwaway-child probes (namespaces,
-    ///   clone3, CLONE_INTO_CGROUP). `burrow run` skips them (they cost a
-    ///   clone each): the real clone3 then is the probe, and a missing feature
-    ///   fails the launch with the stage and errno, never weakening it.
-    package static func probe(children: Bool = true) -> HostFacts {
+    /// - Parameters:
+    ///   - children: run the throwaway-child probes (namespaces, clone3,
+    ///     CLONE_INTO_CGROUP). `burrow run` skips them (they cost a clone
+    ///     each): the real clone3 then is the probe, and a missing feature
+    ///     fails the launch with the stage and errno, never weakening it.
+    ///   - reuse: take the child probes' answers from the run cache when they
+    ///     were made this boot by this binary, as this user, in this cgroup,
+    ///     under the same namespace sysctls (`burrow doctor` always probes afresh).
+    package static func probe(children: Bool = true, reuse: Bool = true) -> HostFacts {
         var name = utsname()
         uname(&name)
         let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let machine = withUnsafeBytes(of: &name.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let uidMap = (try? FileIO.read("/proc/self/uid_map")) ?? ""
-        let layout = CgroupLayout.parse(
-            mountinfo: (try? FileIO.read("/proc/self/mountinfo")) ?? "",
-            procSelfCgroup: (try? FileIO.read("/proc/self/cgroup")) ?? "")
+        let procSelfCgroup = (try? FileIO.read("/proc/self/cgroup")) ?? ""
+        let layout = CgroupLayout.parse(mountinfo: (try? FileIO.read("/proc/self/mountinfo")) ?? "", procSelfCgroup: procSelfCgroup)
 
         let atSpawn = Check.yes("checked by the launch itself (clone3 fails closed, naming the stage)")
-        var namespaces: [NamespaceKind: Check] = [:]
-        for kind in NamespaceKind.allCases {
-            let flags = kind == .user ? kind.cloneFlag : kind.cloneFlag | NamespaceKind.user.cloneFlag
-            namespaces[kind] = children ? check(brw_probe_clone(flags, 0, -1), ok: "created in a child (with a user namespace)") : atSpawn
+        var probes = ChildProbes()
+        if children {
+            let key = ChildProbes.cacheKey(release: release, uidMap: uidMap, procSelfCgroup: procSelfCgroup)
+            if reuse, let entry = RunCache.shared?.read(ChildProbes.cacheName, key: key), let cached = ChildProbes(entry) {
+                probes = cached
+            } else {
+                probes = ChildProbes.run(cgroupDirectory: layout.v2OwnDirectory)
+                if let entry = probes.encoded { RunCache.shared?.write(ChildProbes.cacheName, key: key, value: entry) }
+            }
         }
-        let sandboxKinds: [NamespaceKind] = [.user, .pid, .mount, .ipc, .uts, .cgroup, .net]
-        let together =
-            children
-            ? check(brw_probe_clone(sandboxKinds.reduce(0) { $0 | $1.cloneFlag }, 0, -1), ok: "all seven created in one clone")
-            : atSpawn
+        var namespaces: [NamespaceKind: Check] = [:]
+        for kind in NamespaceKind.allCases { namespaces[kind] = probes.checks[kind.rawValue] ?? atSpawn }
+        let together = probes.checks[ChildProbes.together] ?? atSpawn
 
         // SECCOMP_RET_KILL_PROCESS and SECCOMP_RET_USER_NOTIF.
         let seccompFilter = check(brw_seccomp_action_available(0x8000_0000), ok: "SECCOMP_RET_KILL_PROCESS available")
@@ -55,7 +61,7 @@ extension HostFacts {
         let pidfdResult = brw_pidfd_open(getpid(), 0)
         if pidfdResult >= 0 { close(pidfdResult) }
         let pidfd = check(pidfdResult, ok: "pidfd_open works")
-        let clone3 = children ? check(brw_probe_clone(0, 1, -1), ok: "clone3 with CLONE_PIDFD works") : atSpawn
+        let clone3 = probes.checks[ChildProbes.clone3] ?? atSpawn
 
         var intoCgroup = Check.no("cgroup2 is not mounted")
         var cgroupKill = Check.no("cgroup2 is not mounted")
@@ -63,17 +69,7 @@ extension HostFacts {
         if let ownDir = layout.v2OwnDirectory {
             v2Controllers = ((try? FileIO.read(ownDir + "/cgroup.controllers")) ?? "")
                 .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
-            let fd = open(ownDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if !children {
-                intoCgroup = atSpawn
-                if fd >= 0 { close(fd) }
-            } else if fd >= 0 {
-                // The child is placed in the cgroup this process already occupies.
-                intoCgroup = check(brw_probe_clone(0, 1, fd), ok: "child placed into \(ownDir)")
-                close(fd)
-            } else {
-                intoCgroup = .no("cannot open \(ownDir): \(describe(errno))")
-            }
+            intoCgroup = probes.checks[ChildProbes.intoCgroup] ?? atSpawn
             if FileIO.exists(ownDir + "/cgroup.kill") {
                 cgroupKill = .yes("\(ownDir)/cgroup.kill present")
             } else if layout.v2OwnPath == "/" {
@@ -103,6 +99,78 @@ extension HostFacts {
             pidfd: pidfd, clone3: clone3, cloneIntoCgroup: intoCgroup, cgroupKill: cgroupKill,
             cgroups: layout, cgroupV2Controllers: v2Controllers, cgroupV1WritableControllers: v1Writable,
             systemd: systemd, capLastCap: capLast)
+    }
+}
+
+/// The answers of the throwaway-child probes (a clone each), by name.
+struct ChildProbes {
+    var checks: [String: HostFacts.Check] = [:]
+
+    static let together = "together"
+    static let clone3 = "clone3"
+    static let intoCgroup = "into-cgroup"
+    static let cacheName = "host-probe"
+
+    init() {}
+
+    /// Clones a child for each probe (it exits at once).
+    static func run(cgroupDirectory: String?) -> ChildProbes {
+        var probes = ChildProbes()
+        for kind in NamespaceKind.allCases {
+            let flags = kind == .user ? kind.cloneFlag : kind.cloneFlag | NamespaceKind.user.cloneFlag
+            probes.checks[kind.rawValue] = check(brw_probe_clone(flags, 0, -1), ok: "created in a child (with a user namespace)")
+        }
+        let sandboxKinds: [NamespaceKind] = [.user, .pid, .mount, .ipc, .uts, .cgroup, .net]
+        probes.checks[together] = check(brw_probe_clone(sandboxKinds.reduce(0) { $0 | $1.cloneFlag }, 0, -1), ok: "all seven created in one clone")
+        probes.checks[clone3] = check(brw_probe_clone(0, 1, -1), ok: "clone3 with CLONE_PIDFD works")
+        if let cgroupDirectory {
+            let fd = open(cgroupDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 {
+                // The child is placed in the cgroup this process already occupies.
+                probes.checks[intoCgroup] = check(brw_probe_clone(0, 1, fd), ok: "child placed into \(cgroupDirectory)")
+                close(fd)
+            } else {
+                probes.checks[intoCgroup] = .no("cannot open \(cgroupDirectory): \(describe(errno))")
+            }
+        }
+        return probes
+    }
+
+    /// Everything the answers depend on besides the kernel's code: the boot,
+    /// this binary, who asks, from which cgroup, and every sysctl that
+    /// limits or forbids new namespaces.
+    static func cacheKey(release: String, uidMap: String, procSelfCgroup: String) -> String {
+        let sysctls =
+            NamespaceKind.allCases.map { "/proc/sys/user/max_\($0 == .mount ? "mnt" : $0.rawValue)_namespaces" } + [
+                "/proc/sys/kernel/unprivileged_userns_clone", "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+            ]
+        let values = sysctls.map { path in "\(path)=\((try? FileIO.read(path))?.trimmed ?? "-")" }
+        let boot = (try? FileIO.read("/proc/sys/kernel/random/boot_id"))?.trimmed ?? "unknown-\(getpid())"
+        return "host-probe 1|\(RunCache.binaryIdentity)|boot \(boot)|\(release)|euid \(geteuid())|uid_map \(uidMap)|cgroup \(procSelfCgroup)|"
+            + values.joined(separator: "|")
+    }
+
+    /// One line a probe: name, 1 or 0, detail, tab-separated; nil when a
+    /// detail cannot be written so (then nothing is kept).
+    var encoded: [UInt8]? {
+        var text = ""
+        for (name, check) in checks.sorted(by: { $0.key < $1.key }) {
+            guard !check.detail.contains(where: { $0 == "\t" || $0 == "\n" }) else { return nil }
+            text += "\(name)\t\(check.available ? 1 : 0)\t\(check.detail)\n"
+        }
+        return Array(text.utf8)
+    }
+
+    /// The answers from `encoded`; nil unless every line is well formed and
+    /// every namespace, `together` and `clone3` are there.
+    init?(_ entry: [UInt8]) {
+        for line in String(decoding: entry, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3, fields[1] == "1" || fields[1] == "0" else { return nil }
+            checks[String(fields[0])] = HostFacts.Check(available: fields[1] == "1", detail: String(fields[2]))
+        }
+        let required = NamespaceKind.allCases.map(\.rawValue) + [Self.together, Self.clone3]
+        guard required.allSatisfy({ checks[$0] != nil }) else { return nil }
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import BurrowCLI
 import BurrowSystem
 import BurrowTestSupport
+import Foundation
 import Testing
 
 #if canImport(Glibc)
@@ -44,6 +45,30 @@ struct CommandTests {
         #expect(exitCode(["profile", "lint", "--policy", "/tmp", Fixtures.profilesDirectory + "/minimal.toml"]) == 1, "an unreadable policy is an error, not the defaults")
         #expect(exitCode(["profile", "lint", path]) == 1)
         #expect(exitCode(["profile", "lint", Fixtures.profilesDirectory + "/minimal.toml"]) == 0)
+    }
+
+    @Test("dry-run reuses the host's clone probes and the seccomp program from the run cache, and prints the same plan as without it")
+    func dryRunThroughTheRunCache() throws {
+        let directory = try Subprocess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let argv = [Subprocess.burrow, "dry-run", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--json", "--", "/bin/true"]
+        let cold = try Subprocess.run(argv, environment: ["BURROW_RUN_CACHE": directory + "/cache"])
+        let entries = try FileManager.default.contentsOfDirectory(atPath: directory + "/cache").sorted()
+        #expect(entries.first == "host-probe" && entries.dropFirst().contains { $0.hasPrefix("seccomp-") }, "\(entries)")
+        func inodes() -> [UInt64] {
+            entries.map { name in
+                var st = stat()
+                return lstat(directory + "/cache/" + name, &st) == 0 ? UInt64(st.st_ino) : 0
+            }
+        }
+        let written = inodes()
+        let warm = try Subprocess.run(argv, environment: ["BURROW_RUN_CACHE": directory + "/cache"])
+        #expect(inodes() == written, "the warm run read every entry and replaced none")
+        let off = try Subprocess.run(argv, environment: ["BURROW_RUN_CACHE": "off"])
+        #expect(cold.status == off.status && warm.status == off.status, "\(cold.stderr) \(warm.stderr) \(off.stderr)")
+        #expect(!off.stdout.isEmpty)
+        #expect(cold.output == off.output)
+        #expect(warm.output == off.output)
     }
 
     @Test func dryRunThresholdSetsTheExitCode() {

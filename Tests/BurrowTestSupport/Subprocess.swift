@@ -26,6 +26,9 @@ package enum Subprocess {
     /// The audit log of `burrow` runs that name none: one per test process.
     package static let sharedAuditDatabase = NSTemporaryDirectory() + "burrow-test-audit-\(getpid())/audit.db"
 
+    /// The run cache of `burrow` runs: one per test process.
+    package static let sharedRunCache = NSTemporaryDirectory() + "burrow-test-run-cache-\(getpid())"
+
     /// A fresh temporary directory, removed by the caller.
     package static func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "burrow-test-" + UUID().uuidString.lowercased()
@@ -56,6 +59,8 @@ package enum Subprocess {
         var env = ProcessInfo.processInfo.environment
         // Tests never write to the host's audit log (/var/lib/burrow/audit.db).
         env["BURROW_AUDIT_DB"] = env["BURROW_AUDIT_DB"] ?? sharedAuditDatabase
+        // Nor to its run cache (/run/burrow/cache): one per test process.
+        env["BURROW_RUN_CACHE"] = env["BURROW_RUN_CACHE"] ?? sharedRunCache
         for (k, v) in environment { env[k] = v }
         process.environment = env
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
