@@ -13,20 +13,22 @@
 # The database goes to a fresh directory under /var/tmp (the same disk as /var/lib).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-3}
+# shellcheck source=Scripts/bench-common.sh
+. Scripts/bench-common.sh
+seconds=${1:-$(bench_count 3 1)}
 processes=${2:-4}
 
 Scripts/install-deps.sh
 echo "== building burrow-audit-bench (release)"
-swift build -c release --product burrow-audit-bench 2>&1 | tail -1
+bench_build burrow-audit-bench
 dir=$(mktemp -d /var/tmp/burrow-audit-bench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 echo "== file system: $(df -T "$dir" | awk 'NR==2 {print $2" on "$1}')"
-out=$(.build/release/burrow-audit-bench --db "$dir/audit.db" --seconds "$seconds" --processes "$processes")
+out=$("$bin/burrow-audit-bench" --db "$dir/audit.db" --seconds "$seconds" --processes "$processes")
 echo "$out" | grep -v '^json:'
 json=$(echo "$out" | sed -n 's/^json: //p')
 python3 - "$json" <<'PY'
-import json, sys
+import json, os, sys
 r = json.loads(sys.argv[1])
 target = 5000
 ok = True
@@ -35,5 +37,5 @@ for key, name in [("threads-8", "8 writer threads"), ("processes", "multi-proces
     verdict = "meets" if rate >= target else "MISSES"
     ok &= rate >= target
     print(f"target >= {target} events/s, {name}: {rate:,.0f} events/s ({verdict})")
-sys.exit(0 if ok else 1)
+sys.exit(0 if ok or os.environ["BURROW_BENCH_SMOKE"] == "1" else 1)
 PY

@@ -14,13 +14,15 @@
 # Usage: Scripts/bench-mcp.sh [samples per round] [rounds]   (defaults 3000, 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-samples=${1:-3000}
-rounds=${2:-3}
+# shellcheck source=Scripts/bench-common.sh
+. Scripts/bench-common.sh
+samples=${1:-$(bench_count 3000 20)}
+rounds=${2:-$(bench_count 3 1)}
 
 Scripts/install-deps.sh
 echo "== building burrow (release, static Swift runtime, as the other benchmarks)"
-swift build -c release --static-swift-stdlib --product burrow 2>&1 | tail -1
-burrow=.build/release/burrow
+bench_build --static burrow
+burrow=$bin/burrow
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat >"$work/bench.toml" <<TOML
@@ -47,7 +49,7 @@ done
 completed=$("$burrow" audit --audit-db "$work/audit.db" --type ToolCompleted --jsonl --limit 1000000 | grep -c '"mcp":"tools/call"' || true)
 invoked=$("$burrow" audit --audit-db "$work/audit.db" --type ToolInvoked --jsonl --limit 1000000 | grep -c '"mcp":"tools/call"' || true)
 python3 - "$rounds" "$samples" "$completed" "$invoked" "${results[@]}" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 rounds, samples, completed, invoked = map(int, sys.argv[1:5])
 rows = [json.loads(r) for r in sys.argv[5:]]
 direct, relay = rows[0::2], rows[1::2]
@@ -60,5 +62,5 @@ audited = completed == calls and invoked == calls
 print(f"audit: {invoked} ToolInvoked and {completed} ToolCompleted for {calls} calls ({'complete' if audited else 'INCOMPLETE'})")
 ok = added <= 200
 print(f"target <= 0.2 ms added per call (p50): {added / 1000:.3f} ms ({'meets' if ok else 'MISSES'})")
-sys.exit(0 if ok and audited else 1)
+sys.exit(0 if audited and (ok or os.environ["BURROW_BENCH_SMOKE"] == "1") else 1)
 PY

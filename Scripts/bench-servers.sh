@@ -10,10 +10,12 @@
 #        and Scripts/install-tools.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-starts=${1:-5}
+# shellcheck source=Scripts/bench-common.sh
+. Scripts/bench-common.sh
+starts=${1:-$(bench_count 5 1)}
 echo "== building burrow (release)"
-swift build -c release --static-swift-stdlib --product burrow 2>&1 | tail -1
-burrow=$PWD/.build/release/burrow
+bench_build --static burrow
+burrow=$bin/burrow
 client=/opt/burrow/venvs/mcp-server-fetch/bin/python3
 work=$(mktemp -d /var/tmp/burrow-bench-servers.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -60,7 +62,7 @@ name, rows = sys.argv[1], [json.loads(r) for r in sys.argv[2:]]
 d, b = rows[0::2], rows[1::2]
 if not all(r.get("ok") for r in rows):
     print(f"{name:22s} FAILED: {[r for r in rows if not r.get('ok')][:1]}")
-    sys.exit(0)
+    sys.exit(1)
 md = statistics.median(r["initializeSeconds"] for r in d)
 mb = statistics.median(r["initializeSeconds"] for r in b)
 pd = statistics.median(r["peakKiB"] for r in d) / 1024

@@ -9,13 +9,15 @@
 # Usage: Scripts/bench-spawn.sh [runs-per-variant]   (default 200; needs root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-200}
+# shellcheck source=Scripts/bench-common.sh
+. Scripts/bench-common.sh
+runs=${1:-$(bench_count 200 6)}
 
 Scripts/install-deps.sh
 command -v bwrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
 echo "== building burrow (release, static Swift runtime)"
-swift build -c release --static-swift-stdlib --product burrow 2>&1 | tail -1
-burrow=$PWD/.build/release/burrow
+bench_build --static burrow
+burrow=$bin/burrow
 export BURROW_PROFILE_PATH=$PWD/Profiles
 audit_dir=$(mktemp -d /var/tmp/burrow-bench-spawn.XXXXXX)
 trap 'rm -rf "$audit_dir"' EXIT
@@ -69,7 +71,7 @@ for name, argv in variants.items():
 # Where burrow's time goes: the phase budget. With BURROW_PHASES=1 the run
 # record carries CLOCK_MONOTONIC marks of each step; this script reads the
 # same clock just before starting the process and just after reaping it.
-phase_runs = max(20, runs // 4)
+phase_runs = runs if os.environ["BURROW_BENCH_SMOKE"] == "1" else max(20, runs // 4)
 with tempfile.TemporaryDirectory() as d:
     spawns, steps = [], {}
     env = dict(os.environ, BURROW_PHASES="1")

@@ -37,6 +37,10 @@ export BURROW_RUN_CACHE
 trap 'rm -rf "$(dirname "$BURROW_RUN_CACHE")"' EXIT
 # CgroupV2Tests move processes between cgroups of their own making: VM only.
 swift test --skip-build --skip 'CgroupV2Tests|DiskQuotaTests'
+echo "== every benchmark in smoke mode (Scripts/bench-*.sh, BURROW_BENCH_SMOKE=1)"
+for bench in spawn api audit net mcp servers; do
+    BURROW_BENCH_SMOKE=1 "Scripts/bench-$bench.sh"
+done
 echo "== fuzzing every parser of hostile input, 30 s per target (Scripts/fuzz.sh)"
 Scripts/fuzz.sh --seconds "${BURROW_FUZZ_SECONDS:-30}"
 if [ "$vm" = 1 ]; then

@@ -1,0 +1,31 @@
+# Sourced by every Scripts/bench-*.sh (not run on its own).
+#
+# BURROW_BENCH_SMOKE=1 is the smoke mode Scripts/test.sh (so CI) runs every
+# benchmark in: the debug build the tests already made, a handful of
+# iterations, and no speed target checked. The script must still run end to
+# end, print its figures and pass its correctness checks (an audit trail
+# complete, a server that answers), so a benchmark cannot silently rot.
+smoke=${BURROW_BENCH_SMOKE:-0}
+export BURROW_BENCH_SMOKE=$smoke
+
+# bench_build [--static] PRODUCT...: builds the products and sets $bin to
+# the directory holding them (release and, with --static, the static Swift
+# runtime, as shipped; in smoke mode the debug build).
+bench_build() {
+    local static=
+    if [ "${1:-}" = --static ]; then static=--static-swift-stdlib; shift; fi
+    local product
+    [ "$smoke" = 0 ] || echo "(smoke mode: the debug build, a few iterations, no target checked)"
+    for product in "$@"; do
+        if [ "$smoke" = 1 ]; then
+            swift build --product "$product" 2>&1 | tail -1
+        else
+            # shellcheck disable=SC2086 # empty or one flag
+            swift build -c release $static --product "$product" 2>&1 | tail -1
+        fi
+    done
+    if [ "$smoke" = 1 ]; then bin=$(swift build --show-bin-path); else bin=$(swift build -c release --show-bin-path); fi
+}
+
+# bench_count FULL SMOKE: the iteration count of this mode.
+bench_count() { if [ "$smoke" = 1 ]; then echo "$2"; else echo "$1"; fi; }
