@@ -96,6 +96,7 @@ struct ToolsCommand: ParsableCommand {
 
     struct Register: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "register",
             abstract: "Register a tool version (or replace it with --update).",
             discussion: """
                 The profile is sent as it is (TOML or JSON) and validated by burrowd exactly like \
@@ -204,7 +205,8 @@ struct ToolsCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List registered tools (the latest version of each).")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List registered tools (the latest version of each).")
 
         @OptionGroup var daemon: DaemonOptions
 
@@ -228,7 +230,8 @@ struct ToolsCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one tool: its registration, validation and versions.")
+        static let configuration = CommandConfiguration(
+            commandName: "show", abstract: "Show one tool: its registration, validation and versions.")
 
         @OptionGroup var daemon: DaemonOptions
 
@@ -265,7 +268,8 @@ struct ToolsCommand: ParsableCommand {
     }
 
     struct Search: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Search tools by name, id, description and category (words match as prefixes).")
+        static let configuration = CommandConfiguration(
+            commandName: "search", abstract: "Search tools by name, id, description and category (words match as prefixes).")
 
         @OptionGroup var daemon: DaemonOptions
 
@@ -283,7 +287,8 @@ struct ToolsCommand: ParsableCommand {
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a tool: one version, or every version.")
+        static let configuration = CommandConfiguration(
+            commandName: "remove", abstract: "Remove a tool: one version, or every version.")
 
         @OptionGroup var daemon: DaemonOptions
 
