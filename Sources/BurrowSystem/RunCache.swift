@@ -61,7 +61,7 @@ package struct RunCache: Sendable {
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
         var filled = 0
         while filled < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress.map { $0 + filled }, $0.count - filled) }
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { return nil }
             if n == 0 { break }
@@ -81,7 +81,7 @@ package struct RunCache: Sendable {
         guard fd >= 0 else { return }
         var written = 0
         while written < entry.count {
-            let n = entry.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            let n = entry.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + written }, $0.count - written) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { break }
             written += n
