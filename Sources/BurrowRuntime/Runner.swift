@@ -88,19 +88,24 @@ package enum Runner {
         let lease: InvocationLease
         if let warm = options.warm { lease = warm.lease } else { lease = try InvocationLease.acquire(invocationID) }
         defer { lease.end() }
-        guard let audit = options.audit else { return try execute(plan, invocationID: invocationID, options: options, trail: nil, stdio: &stdio) }
+        guard let audit = options.audit else { return try execute(plan, invocationID: invocationID, options: options, trail: nil, invoked: nil, stdio: &stdio) }
         let trail = InvocationTrail(audit, plan: plan, invocationID: invocationID)
-        try trail.invoked()
-        Phases.mark("tool_invoked_durable")
+        // A sandbox built ahead is released at once: its ToolInvoked first.
+        // A fresh one commits it while the child builds the sandbox.
+        let invoked = InvokedCommit(trail)
+        if options.warm != nil { try invoked.commit() }
         var record: RunRecord
         do {
-            record = try execute(plan, invocationID: invocationID, options: options, trail: trail, stdio: &stdio)
+            record = try execute(plan, invocationID: invocationID, options: options, trail: trail, invoked: invoked, stdio: &stdio)
+            try invoked.commit()  // done before execve; a no-op here
         } catch {
             // What the tool's stdio is served by sees its end before it reports.
             for fd in stdio { try? fd.close() }
             stdio = []
             options.beforeOutcome?()
-            trail.failed(error)
+            // A run that failed before its ToolInvoked was tried still leaves
+            // both events; one whose ToolInvoked failed leaves none (nothing ran).
+            if (try? invoked.commit()) != nil { trail.failed(error) }
             throw error
         }
         options.beforeOutcome?()
@@ -112,7 +117,36 @@ package enum Runner {
         return record
     }
 
-    private static func execute(_ plan: LaunchPlan, invocationID: String, options: Options, trail: InvocationTrail?, stdio: inout [FileDescriptor]) throws(RunError) -> RunRecord {
+    /// ToolInvoked, committed once: before the tool can execve, and never
+    /// again once it has failed.
+    final class InvokedCommit {
+        private let trail: InvocationTrail
+        private var outcome: Result<Void, RunError>?
+
+        init(_ trail: InvocationTrail) { self.trail = trail }
+
+        /// `commit` as the sandbox's release gate.
+        var gate: () throws(RunError) -> Void {
+            { () throws(RunError) in try self.commit() }
+        }
+
+        func commit() throws(RunError) {
+            if outcome == nil {
+                do {
+                    try trail.invoked()
+                    outcome = .success(())
+                    Phases.mark("tool_invoked_durable")
+                } catch {
+                    outcome = .failure(error)
+                }
+            }
+            if case .failure(let error) = outcome { throw error }
+        }
+    }
+
+    private static func execute(
+        _ plan: LaunchPlan, invocationID: String, options: Options, trail: InvocationTrail?, invoked: InvokedCommit?, stdio: inout [FileDescriptor]
+    ) throws(RunError) -> RunRecord {
         try checkEnforceable(plan)
         let startedAt = AuditClock.format(AuditClock.now())
         let signals: FileDescriptor?
@@ -148,7 +182,7 @@ package enum Runner {
             notes.append(
                 "sandbox built ahead of the request (\((Kernel.monotonicNanoseconds() - warm.readyAt) / 1_000_000) ms waiting before execve), released with this invocation's argv and environment")
         } else {
-            staged = try stage(plan, site: site, invocationID: invocationID, options: options, trail: trail)
+            staged = try stage(plan, site: site, invocationID: invocationID, options: options, trail: trail, invoked: invoked)
         }
         let (cgroup, pump, egress, sandbox) = (staged.cgroup, staged.pump, staged.egress, staged.sandbox)
         let cgroupRecord = cgroup.map { RunRecord.Cgroup(version: plan.cgroup.version, paths: $0.group.paths, setup: $0.setup) }
@@ -236,7 +270,7 @@ package enum Runner {
     /// proxy, and launches the sandbox (with `hold`, up to the moment before
     /// execve). On failure everything made here is undone.
     static func stage(
-        _ plan: LaunchPlan, site: CgroupSite?, invocationID: String, options: Options, trail: InvocationTrail?, hold: Bool = false
+        _ plan: LaunchPlan, site: CgroupSite?, invocationID: String, options: Options, trail: InvocationTrail?, invoked: InvokedCommit? = nil, hold: Bool = false
     ) throws(RunError) -> Staged {
         let cgroup = try site.map { site throws(RunError) in try CgroupBinding.make(plan.cgroup, site: site, invocation: invocationID) }
         Phases.mark("cgroup_created")
@@ -255,7 +289,7 @@ package enum Runner {
         defer { if !launched { _ = egress?.finish() } }
         let sandbox = try Sandbox.launch(
             plan, cgroup: cgroup?.group.cloneTarget, cgroupTasks: tasks, stdio: pump?.childEnds ?? options.stdio, spawner: options.spawner,
-            network: egress?.namespace, hold: hold)
+            network: egress?.namespace, hold: hold, beforeRelease: invoked?.gate)
         Phases.mark(hold ? "sandbox_held" : "execve")
         launched = true
         egress?.launched()

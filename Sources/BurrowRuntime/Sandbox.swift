@@ -106,10 +106,18 @@ final class Sandbox {
     ///   - spawner: clones through burrow-spawner (nil: in process).
     ///   - network: a network namespace prepared by the supervisor (egress proxy) to clone into.
     ///   - hold: build everything, then wait at the handshake for the argv and environment.
+    ///   - beforeRelease: what must be done before the tool may execve (its
+    ///     ToolInvoked made durable). It runs while the child builds the
+    ///     sandbox, since the child stops at the handshake before execve;
+    ///     without that stop (no seccomp filter), before the clone. When it
+    ///     throws, the sandbox is killed unused.
     static func launch(
         _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil, spawner: Spawner? = nil,
-        network: FileDescriptor? = nil, hold: Bool = false
+        network: FileDescriptor? = nil, hold: Bool = false, beforeRelease: (() throws(RunError) -> Void)? = nil
     ) throws(RunError) -> Sandbox {
+        // The child stops at the handshake (after seccomp, before execve) only with a filter or when held.
+        let stopsBeforeExec = !plan.seccomp.bpf.bytes.isEmpty || hold
+        if !stopsBeforeExec { try beforeRelease?() }
         let childPlan = try ChildPlan(plan, cgroup: cgroup)
         childPlan.setCgroupTasks(cgroupTasks)
         if let network { childPlan.setNetworkNamespace(network) }
@@ -175,6 +183,8 @@ final class Sandbox {
             guard (try? parentSock.writeAll([UInt8(ascii: "G")])) != nil else {
                 throw .spawn(stage: .waitParent, errno: .brokenPipe, detail: "the child went away before it started")
             }
+            // The child builds its sandbox meanwhile, and waits at the handshake.
+            if stopsBeforeExec, !hold { try beforeRelease?() }
             try sandbox.handshake(hold: hold)
         } catch {
             sandbox.discard()

@@ -45,14 +45,22 @@ struct AuditDiskFullTests: SandboxTesting {
     func diskFull() throws {
         defer { finish() }
         let minimal = try profile(extending: "minimal")
+        // A tool that leaves a mark outside this (soon full) file system.
+        let marks = try Subprocess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: marks) }
+        let marking = try profile(extending: "minimal", "[permissions]\nfile_write = [\"\(marks)/**\"]")
+        let mark = ["sh", "-c", "echo ran > \(marks)/ran"]
         // The log exists and has its schema.
-        #expect(try run(minimal, ["true"]).status == 0)
+        #expect(try run(marking, mark).status == 0)
+        #expect(unlink(marks + "/ran") == 0, "the marking tool ran")
 
-        // Before: ToolInvoked cannot be written, so nothing runs.
+        // Before: ToolInvoked cannot be written, so nothing runs (the sandbox
+        // is built while the commit is tried, but the tool never reaches execve).
         try fill()
-        let before = try run(minimal, ["true"])
+        let before = try run(marking, mark)
         #expect(before.status == 125, "\(before.stderr)")
         #expect(before.stderr.contains("cannot record ToolInvoked"), "\(before.stderr)")
+        #expect(access(marks + "/ran", F_OK) != 0, "the tool ran without its ToolInvoked")
         free()
 
         // During: the log fills while the tool runs; the outcome cannot be written when it ends.

@@ -60,7 +60,11 @@ struct DiskQuotaTests: SandboxTesting {
         let result = try run(
             try budgetProfile("3M"), ["sh", "-c", "\(Subprocess.hog) write \(grant)/a 2 && \(Subprocess.hog) write \(grant)/b 4; sleep 30"], record: recordPath)
         #expect(result.status == 137, "\(result.output) \(result.stderr)")
-        #expect(result.output.contains("write: Disk quota exceeded after"), "\(result.output)")
+        // The first file is written whole. The second write meets EDQUOT, and
+        // the hog says so unless the supervisor, seeing the budget spent at
+        // its next check, stops the tree first (both seen in the VM): the
+        // sizes on the host below are the proof either way.
+        #expect(result.output.hasPrefix("write: 2097152 bytes"), "\(result.output)")
         let rec = try record(recordPath)
         let limits = rec["limits"] as? [[String: Any]] ?? []
         #expect(limits.count == 1, "\(limits)")

@@ -180,10 +180,12 @@ struct SandboxTests: SandboxTesting {
             environment: burrowEnvironment.merging(["BURROW_PHASES": "1"]) { $1 }, directory: directory)
         #expect(result.status == 0, "\(result.stderr)")
         let marks = try #require(try record(path)["phases"] as? [[String: Any]])
+        // ToolInvoked is made durable while the child builds the sandbox: after
+        // the clone's cgroup exists, always before the tool's execve.
         #expect(
             marks.map { $0["name"] as? String ?? "" } == [
-                "main", "arguments_parsed", "policy_loaded", "audit_opened", "host_probed", "profile_loaded", "identity_leased", "plan_compiled", "planned", "tool_invoked_durable", "cgroup_created",
-                "execve",
+                "main", "arguments_parsed", "policy_loaded", "audit_opened", "host_probed", "profile_loaded", "identity_leased", "plan_compiled", "planned", "cgroup_created",
+                "tool_invoked_durable", "execve",
                 "tool_reaped", "cgroup_removed",
                 "tool_completed_durable",
             ])
