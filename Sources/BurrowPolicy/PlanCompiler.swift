@@ -245,9 +245,7 @@ package struct PlanCompiler: Sendable {
             let options = MountOptions(readOnly: !writable, writable && !exec ? [.noSetuid, .noDevices, .noExecute] : [.noSetuid, .noDevices], recursive: true, idmap: true)
             binds.append(MountEntry(kind: .bind, source: path, target: path, options: options, reason: writable ? "write grant" : "read grant"))
         }
-        binds.sort {
-            $0.target.split(separator: "/").count < $1.target.split(separator: "/").count || ($0.target.split(separator: "/").count == $1.target.split(separator: "/").count && $0.target < $1.target)
-        }
+        binds = binds.map { (depth: componentCount($0.target), entry: $0) }.sorted { ($0.depth, $0.entry.target) < ($1.depth, $1.entry.target) }.map(\.entry)
         entries += links.sorted { $0.key < $1.key }.map { MountEntry(kind: .symlink, source: $0.value, target: $0.key, reason: "the same symlink as on the host") }
         entries += binds
 
@@ -297,9 +295,11 @@ package struct PlanCompiler: Sendable {
         }
         // Parents before children: a grant below /tmp or /dev goes on top of
         // the fresh tmpfs there, not under it (the sort is stable otherwise).
-        let depth = { (e: MountEntry) in e.target.split(separator: "/").count }
+        // Each depth is counted once, not in every comparison (a plan has
+        // hundreds of entries: the comparisons' splits were most of its cost).
         let root = entries.removeFirst()
-        entries = [root] + entries.enumerated().sorted { (depth($0.element), $0.offset) < (depth($1.element), $1.offset) }.map(\.element)
+        let keyed = entries.enumerated().map { (depth: componentCount($0.element.target), offset: $0.offset, entry: $0.element) }
+        entries = [root] + keyed.sorted { ($0.depth, $0.offset) < ($1.depth, $1.offset) }.map(\.entry)
         entries.append(MountEntry(kind: .remount, target: "/", options: MountOptions(readOnly: true, [.noSetuid, .noDevices]), reason: "the new root is complete"))
         return entries
     }

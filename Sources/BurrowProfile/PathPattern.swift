@@ -66,6 +66,22 @@ package func isPath(_ path: String, within root: String) -> Bool {
     root == "/" || path == root || path.hasPrefix(root + "/")
 }
 
+/// How many components `path` has ("/" none, "/a//b/" two: what
+/// `split(separator: "/")` counts), without allocating.
+package func componentCount(_ path: String) -> Int {
+    var count = 0
+    var afterSlash = true
+    for byte in path.utf8 {
+        if byte == UInt8(ascii: "/") {
+            afterSlash = true
+        } else {
+            if afterSlash { count += 1 }
+            afterSlash = false
+        }
+    }
+    return count
+}
+
 /// Why a pattern or value was refused; the text is the whole message.
 package struct PatternError: Error, Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByStringInterpolation {
     package var message: String

@@ -3,6 +3,11 @@ import Testing
 
 @Suite("Values and patterns")
 struct PatternTests {
+    @Test("componentCount counts what split(separator: \"/\") does, without allocating", arguments: ["/", "", "/a", "/a/b", "//a//b//", "a/b", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/é/ü"])
+    func components(_ path: String) {
+        #expect(componentCount(path) == path.split(separator: "/").count)
+    }
+
     @Test(arguments: [("512M", UInt64(512 << 20)), ("2G", 2 << 30), ("64K", 64 << 10), ("100", 100), ("1t", 1 << 40)])
     func sizes(_ text: String, _ bytes: UInt64) {
         #expect(ByteSize(parsing: text)?.bytes == bytes)
