@@ -38,6 +38,7 @@ variants = {
                            "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
                            "--new-session", "--die-with-parent", "--cap-drop", "ALL", true],
     "burrow run --profile minimal": [burrow, "run", "--profile", "minimal", "--", true],
+    "burrow dry-run --profile minimal": [burrow, "dry-run", "--profile", "minimal", "--", true],
 }
 
 def once(argv):
@@ -65,7 +66,7 @@ for name, argv in variants.items():
         list(pool.map(lambda _: once(argv), range(2 * (runs // 2))))
     throughput = 2 * (runs // 2) / (time.perf_counter() - start)
     outliers = sum(1 for t in times if t > 3 * med)
-    results[name] = med
+    results[name] = {"median": med, "p99": pct(times, 99), "per_s": throughput}
     print(f"{name:32} {med:8.2f} {pct(times, 99):8.2f} {max(times):8.2f} {outliers:8d} {throughput:11.1f}")
 
 # Where burrow's time goes: the phase budget. With BURROW_PHASES=1 the run
@@ -116,6 +117,15 @@ start = time.perf_counter()
 for _ in range(20):
     subprocess.run([burrow, "--version"], stdout=subprocess.DEVNULL, check=True)
 print(f"burrow --version (process start-up alone): median {(time.perf_counter() - start) / 20 * 1000:.2f} ms")
-ratio = results["burrow run --profile minimal"] / results["bwrap (comparable)"]
-print(f"burrow / bwrap median: {ratio:.2f}x")
+run, dry, bwrap = results["burrow run --profile minimal"], results["burrow dry-run --profile minimal"], results["bwrap (comparable)"]
+print(f"burrow / bwrap median: {run['median'] / bwrap['median']:.2f}x")
+# Issue 22's targets, each against bwrap in this same run.
+checks = [
+    (f"run median {run['median']:.2f} ms <= 1.0x bwrap's ({bwrap['median']:.2f} ms)", run["median"] <= bwrap["median"]),
+    (f"run p99 {run['p99']:.2f} ms <= 2x its median ({2 * run['median']:.2f} ms)", run["p99"] <= 2 * run["median"]),
+    (f"dry-run median {dry['median']:.2f} ms <= 1.5x bwrap's ({1.5 * bwrap['median']:.2f} ms)", dry["median"] <= 1.5 * bwrap["median"]),
+    (f"run with 2 workers {run['per_s']:.0f}/s >= bwrap's {bwrap['per_s']:.0f}/s", run["per_s"] >= bwrap["per_s"]),
+]
+for text, ok in checks: print(("met     " if ok else "MISSED  ") + text)
+sys.exit(0 if all(ok for _, ok in checks) or os.environ["BURROW_BENCH_SMOKE"] == "1" else 1)
 EOF
