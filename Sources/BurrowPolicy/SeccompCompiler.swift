@@ -38,9 +38,14 @@ enum SeccompCompiler {
         listing: Bool = false
     ) throws(Failure) -> (bpf: [UInt8], pfc: String?, unknown: [String]) {
         // Profiles share rule sets: a long-lived process (the daemon) compiles each once.
+        // Built from descriptions and raw values only: interpolating a type
+        // without a description would go through reflection on every call.
         let key =
-            "\(defaultAction)|\(badArchAction)|\(allowed.joined(separator: ","))|"
-            + rules.map { "\($0.syscall) \($0.action) " + $0.conditions.map { "\($0.argument) \($0.operation) \($0.value) \($0.mask ?? 0)" }.joined(separator: " ") }
+            "\(defaultAction.description)|\(badArchAction.description)|\(allowed.joined(separator: ","))|"
+            + rules.map { rule in
+                rule.syscall + " " + rule.action.description + " "
+                    + rule.conditions.map { "\($0.argument) \($0.operation.rawValue) \($0.value) \($0.mask ?? 0)" }.joined(separator: " ")
+            }
             .joined(separator: ";")
         if !listing, let hit = cache.withLock({ $0[key] }) { return (hit.bpf, nil, hit.unknown) }
         if listing { return try compileUncached(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, listing: true) }

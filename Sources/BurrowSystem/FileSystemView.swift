@@ -151,9 +151,40 @@ package final class RecordingFileSystem: FileSystemView {
     }
 
     private let base: any FileSystemView
-    private let stamps = Mutex<[Key: FileStamp]>([:])
+    private let stamps: Mutex<[Key: FileStamp]>
 
-    package init(_ base: any FileSystemView) { self.base = base }
+    package init(_ base: any FileSystemView) {
+        self.base = base
+        stamps = Mutex([:])
+    }
+
+    /// A view whose stamps are `lines` (from `stampLines`, an earlier
+    /// process's): `unchanged()` then says whether what was computed from
+    /// them still holds. nil when a line is not one `stampLines` writes.
+    package init?(_ base: any FileSystemView, stampLines lines: [Substring]) {
+        self.base = base
+        var restored: [Key: FileStamp] = [:]
+        for line in lines {
+            let f = line.split(separator: "\t", maxSplits: 8, omittingEmptySubsequences: false)
+            guard f.count == 9, f[0] == "0" || f[0] == "1", let device = UInt64(f[1]), let inode = UInt64(f[2]), let mode = UInt32(f[3]),
+                let size = Int64(f[4]), let modified = Int64(f[5]), let changed = Int64(f[6]), let error = Int32(f[7]), f[8].hasPrefix("/")
+            else { return nil }
+            restored[Key(path: String(f[8]), listed: f[0] == "1")] = FileStamp(
+                device: device, inode: inode, mode: mode, size: size, modified: modified, changed: changed, error: error)
+        }
+        stamps = Mutex(restored)
+    }
+
+    /// One line per stamp, tab-separated, the path last; nil when a path
+    /// holds a tab or a newline (then nothing is kept).
+    package var stampLines: [String]? {
+        var lines: [String] = []
+        for (key, s) in stamps.withLock({ $0 }) {
+            guard !key.path.utf8.contains(where: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") }) else { return nil }
+            lines.append("\(key.listed ? 1 : 0)\t\(s.device)\t\(s.inode)\t\(s.mode)\t\(s.size)\t\(s.modified)\t\(s.changed)\t\(s.error)\t\(key.path)")
+        }
+        return lines.sorted()
+    }
 
     private func stamp(_ path: String, listed: Bool = false) {
         let key = Key(path: path, listed: listed)

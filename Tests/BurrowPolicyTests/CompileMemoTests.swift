@@ -76,6 +76,53 @@ struct CompileMemoTests {
         #expect(compiler.memo?.statistics.hits == 1)
     }
 
+    @Test("a runtime persists between processes through the run cache, under the same stamps: reused while unchanged, found afresh once a file changed")
+    func runtimePersistsThroughTheRunCache() throws {
+        let (dir, tool, profile, base) = try fixture("#!/bin/sh\nexit 0\n")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cache = RunCache(directory: dir + "/cache")
+        // Each memo stands for one `burrow` process.
+        func plan(_ memo: CompileMemo) throws -> LaunchPlan {
+            var compiler = base
+            compiler.memo = memo
+            return try compiler.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [tool])
+        }
+        var fresh = base
+        fresh.memo = nil
+        func unmemoised() throws -> LaunchPlan { try fresh.compile(HostPolicy.defaults.clamp(profile), profileFiles: [], argv: [tool]) }
+
+        let first = CompileMemo(racyWindow: .zero, runCache: cache)
+        let planned = try plan(first)
+        #expect(first.statistics.misses == 1)
+        let entries = try FileManager.default.contentsOfDirectory(atPath: dir + "/cache")
+        #expect(entries.count == 1 && entries[0].hasPrefix("runtime-"), "\(entries)")
+
+        let second = CompileMemo(racyWindow: .zero, runCache: cache)
+        #expect(try plan(second) == planned)
+        #expect(second.statistics.hits == 1 && second.statistics.misses == 0, "read back from the run cache")
+        #expect(planned == (try unmemoised()))
+
+        // Replaced: the next process sees the stamps differ and finds the new interpreter.
+        try write(dir + "/tool.new", "#!/bin/bash\nexit 0\n")
+        #expect(rename(dir + "/tool.new", tool) == 0)
+        let third = CompileMemo(racyWindow: .zero, runCache: cache)
+        let replanned = try plan(third)
+        #expect(third.statistics.misses == 1)
+        #expect(replanned.command.allowedExecutables.contains("/usr/bin/bash"), "\(replanned.command.allowedExecutables)")
+        #expect(replanned == (try unmemoised()))
+
+        // A damaged entry is a miss, never a plan.
+        let path = dir + "/cache/" + entries[0]
+        let stored = try Data(contentsOf: URL(fileURLWithPath: path))
+        let text = String(decoding: stored, as: UTF8.self)
+        let header = text.prefix { $0 != "\n" }
+        let body = text.dropFirst(header.count + 1).replacingOccurrences(of: "\ne\t", with: "\nx\t")
+        try Data((header + "\n" + body).utf8).write(to: URL(fileURLWithPath: path))
+        let fourth = CompileMemo(racyWindow: .zero, runCache: cache)
+        #expect(try plan(fourth) == replanned)
+        #expect(fourth.statistics.misses == 1)
+    }
+
     @Test func aRemovedCommandIsRefusedAtOnce() throws {
         let (dir, tool, profile, base) = try fixture("#!/bin/sh\n")
         defer { try? FileManager.default.removeItem(atPath: dir) }
