@@ -50,10 +50,10 @@ for entry in "${servers[@]}"; do
     rows=()
     for _ in $(seq "$starts"); do
         # shellcheck disable=SC2086 # the command is words
-        d=$(env "${vars[@]}" "$client" Tests/MCPServers/mcp_client.py "$work/spec.json" -- $direct 2>/dev/null | tail -1)
+        d=$(env "${vars[@]}" "$client" Tests/MCPServers/mcp_client.py "$work/spec.json" -- $direct 2>/dev/null | tail -1) || true  # the client's verdict is its last line
         # shellcheck disable=SC2086
         b=$(env "${vars[@]}" "$client" Tests/MCPServers/mcp_client.py "$work/spec.json" -- \
-            "$burrow" mcp --policy "$work/burrow.toml" --profile "Profiles/$profile.toml" "${args[@]}" -- $inside 2>/dev/null | tail -1)
+            "$burrow" mcp --policy "$work/burrow.toml" --profile "Profiles/$profile.toml" "${args[@]}" -- $inside 2>/dev/null | tail -1) || true
         rows+=("$d" "$b")
     done
     python3 - "$profile" "${rows[@]}" <<'PY'

@@ -41,7 +41,7 @@ package struct Planner: Sendable {
     /// profiles loaded (while the files they extend read the same) and
     /// runtimes found (while every path they were found from is unchanged).
     let loads = LoadMemo()
-    let memo = CompileMemo(runCache: RunCache.shared)
+    let memo = CompileMemo(runCache: RunCache.forThisBinary)
 
     package init(policy: HostPolicy, host: HostFacts, searchPath: [String] = HostConfiguration.profileSearchPath()) {
         self.policy = policy

@@ -67,8 +67,16 @@ package final class CompileMemo: Sendable {
             counts.withLock { $0.hits += 1 }
             return (entry.runtime, entry.command)
         }
-        let diskKey = "runtime 1|\(RunCache.binaryIdentity)|\(key.grants)|\(key.searchPath)|\(key.command)|\(key.workingDirectory)"
-        let diskName = RunCache.name("runtime", for: diskKey)
+        // The working directory counts only for a relative path with a slash
+        // (a name is looked up on the search path, a full path is itself).
+        let named = key.command
+        let relevant = [key.grants, key.searchPath, [named], named.contains("/") && !named.hasPrefix("/") ? [key.workingDirectory] : []]
+        // Quoted and escaped as Swift literals: no two inputs give one key.
+        let inputs = "\(relevant)"
+        let diskKey = "runtime 1|\(RunCache.binaryIdentity ?? "")|" + inputs
+        // Named by the inputs alone: a new binary replaces its entry.
+        let diskName = RunCache.name("runtime", for: inputs)
+        let runCache = RunCache.binaryIdentity == nil ? nil : self.runCache
         if let bytes = runCache?.read(diskName, key: diskKey), let entry = Self.decode(bytes, fs: fs), entry.files.unchanged() {
             counts.withLock { $0.hits += 1 }
             keep(entry, for: key)

@@ -1,4 +1,5 @@
 import BurrowSystem
+import CBurrowSystem
 import CSeccomp
 import Synchronization
 
@@ -44,12 +45,12 @@ enum SeccompCompiler {
             "\(defaultAction.description)|\(badArchAction.description)|\(allowed.joined(separator: ","))|"
             + rules.map { rule in
                 rule.syscall + " " + rule.action.description + " "
-                    + rule.conditions.map { "\($0.argument) \($0.operation.rawValue) \($0.value) \($0.mask ?? 0)" }.joined(separator: " ")
+                    + rule.conditions.map { "\($0.argument) \($0.operation.rawValue) \($0.value) \($0.mask.map { String($0) } ?? "none")" }.joined(separator: " ")
             }
             .joined(separator: ";")
         if !listing, let hit = cache.withLock({ $0[key] }) { return (hit.bpf, nil, hit.unknown) }
         if listing { return try compileUncached(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, listing: true) }
-        let compiled = try compile(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, key: key, runCache: RunCache.shared)
+        let compiled = try compile(allowed: allowed, rules: rules, defaultAction: defaultAction, badArchAction: badArchAction, key: key, runCache: RunCache.forThisBinary)
         cache.withLock { $0[key] = compiled }
         return (compiled.bpf, nil, compiled.unknown)
     }
@@ -62,7 +63,7 @@ enum SeccompCompiler {
     static func compile(
         allowed: [String], rules: [SeccompRule], defaultAction: SeccompAction, badArchAction: SeccompAction, key: String, runCache: RunCache?
     ) throws(Failure) -> (bpf: [UInt8], unknown: [String]) {
-        let diskKey = "seccomp|\(libseccompIdentity)|\(RunCache.binaryIdentity)|" + key
+        let diskKey = "seccomp|\(libseccompIdentity)|\(RunCache.binaryIdentity ?? "")|" + key
         // Named by the rule set alone: a new binary or libseccomp replaces its entry.
         let name = RunCache.name("seccomp", for: key)
         if let entry = runCache?.read(name, key: diskKey), let hit = decodeEntry(entry) { return hit }
@@ -71,10 +72,17 @@ enum SeccompCompiler {
         return (compiled.bpf, compiled.unknown)
     }
 
-    /// The libseccomp library and kernel API level the program is compiled with.
+    /// The libseccomp library (its version, and the file it was loaded
+    /// from: a rebuilt package of the same version is another file) and the
+    /// kernel API level the program is compiled with.
     private static let libseccompIdentity: String = {
         let v = seccomp_version()?.pointee
-        return "libseccomp \(v?.major ?? 0).\(v?.minor ?? 0).\(v?.micro ?? 0) api \(seccomp_api_get())"
+        var file = "?"
+        var st = stat()
+        if let name = brw_symbol_file(unsafeBitCast(seccomp_init as @convention(c) (UInt32) -> scmp_filter_ctx?, to: UnsafeRawPointer.self)), stat(name, &st) == 0 {
+            file = "\(String(cString: name)) \(st.st_dev):\(st.st_ino):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+        }
+        return "libseccomp \(v?.major ?? 0).\(v?.minor ?? 0).\(v?.micro ?? 0) \(file) api \(seccomp_api_get())"
     }()
 
     /// The names libseccomp did not know, one line, then the program.

@@ -30,12 +30,13 @@ extension HostFacts {
         let atSpawn = Check.yes("checked by the launch itself (clone3 fails closed, naming the stage)")
         var probes = ChildProbes()
         if children {
-            let key = ChildProbes.cacheKey(release: release, uidMap: uidMap, procSelfCgroup: procSelfCgroup)
-            if reuse, let entry = RunCache.shared?.read(ChildProbes.cacheName, key: key), let cached = ChildProbes(entry) {
+            let key = ChildProbes.cacheKey(release: release, uidMap: uidMap, procSelfCgroup: procSelfCgroup, cgroupDirectory: layout.v2OwnDirectory)
+            let cache = RunCache.forThisBinary
+            if reuse, let entry = cache?.read(ChildProbes.cacheName, key: key), let cached = ChildProbes(entry) {
                 probes = cached
             } else {
                 probes = ChildProbes.run(cgroupDirectory: layout.v2OwnDirectory)
-                if let entry = probes.encoded { RunCache.shared?.write(ChildProbes.cacheName, key: key, value: entry) }
+                if !probes.transient, let entry = probes.encoded { cache?.write(ChildProbes.cacheName, key: key, value: entry) }
             }
         }
         var namespaces: [NamespaceKind: Check] = [:]
@@ -105,6 +106,9 @@ extension HostFacts {
 /// The answers of the throwaway-child probes (a clone each), by name.
 struct ChildProbes {
     var checks: [String: HostFacts.Check] = [:]
+    /// Whether a probe failed for a passing reason (a namespace limit
+    /// reached, memory, a signal): such answers are not kept.
+    var transient = false
 
     static let together = "together"
     static let clone3 = "clone3"
@@ -116,21 +120,26 @@ struct ChildProbes {
     /// Clones a child for each probe (it exits at once).
     static func run(cgroupDirectory: String?) -> ChildProbes {
         var probes = ChildProbes()
+        func record(_ name: String, _ result: Int32, ok: String) {
+            probes.checks[name] = check(result, ok: ok)
+            if [ENOSPC, EUSERS, EAGAIN, ENOMEM, EINTR].contains(-result) { probes.transient = true }
+        }
         for kind in NamespaceKind.allCases {
             let flags = kind == .user ? kind.cloneFlag : kind.cloneFlag | NamespaceKind.user.cloneFlag
-            probes.checks[kind.rawValue] = check(brw_probe_clone(flags, 0, -1), ok: "created in a child (with a user namespace)")
+            record(kind.rawValue, brw_probe_clone(flags, 0, -1), ok: "created in a child (with a user namespace)")
         }
         let sandboxKinds: [NamespaceKind] = [.user, .pid, .mount, .ipc, .uts, .cgroup, .net]
-        probes.checks[together] = check(brw_probe_clone(sandboxKinds.reduce(0) { $0 | $1.cloneFlag }, 0, -1), ok: "all seven created in one clone")
-        probes.checks[clone3] = check(brw_probe_clone(0, 1, -1), ok: "clone3 with CLONE_PIDFD works")
+        record(together, brw_probe_clone(sandboxKinds.reduce(0) { $0 | $1.cloneFlag }, 0, -1), ok: "all seven created in one clone")
+        record(clone3, brw_probe_clone(0, 1, -1), ok: "clone3 with CLONE_PIDFD works")
         if let cgroupDirectory {
             let fd = open(cgroupDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if fd >= 0 {
                 // The child is placed in the cgroup this process already occupies.
-                probes.checks[intoCgroup] = check(brw_probe_clone(0, 1, fd), ok: "child placed into \(cgroupDirectory)")
+                record(intoCgroup, brw_probe_clone(0, 1, fd), ok: "child placed into \(cgroupDirectory)")
                 close(fd)
             } else {
                 probes.checks[intoCgroup] = .no("cannot open \(cgroupDirectory): \(describe(errno))")
+                probes.transient = true
             }
         }
         return probes
@@ -139,15 +148,21 @@ struct ChildProbes {
     /// Everything the answers depend on besides the kernel's code: the boot,
     /// this binary, who asks, from which cgroup, and every sysctl that
     /// limits or forbids new namespaces.
-    static func cacheKey(release: String, uidMap: String, procSelfCgroup: String) -> String {
+    static func cacheKey(release: String, uidMap: String, procSelfCgroup: String, cgroupDirectory: String?) -> String {
         let sysctls =
             NamespaceKind.allCases.map { "/proc/sys/user/max_\($0 == .mount ? "mnt" : $0.rawValue)_namespaces" } + [
                 "/proc/sys/kernel/unprivileged_userns_clone", "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+                // This process's security label (an LSM policy decides on namespaces).
+                "/proc/self/attr/current",
             ]
         let values = sysctls.map { path in "\(path)=\((try? FileIO.read(path))?.trimmed ?? "-")" }
+        // What this process may do: its capabilities, no_new_privs, a filter of its own.
+        let status = ((try? FileIO.read("/proc/self/status")) ?? "").split(separator: "\n").filter {
+            $0.hasPrefix("CapEff:") || $0.hasPrefix("CapBnd:") || $0.hasPrefix("NoNewPrivs:") || $0.hasPrefix("Seccomp:")
+        }
         let boot = (try? FileIO.read("/proc/sys/kernel/random/boot_id"))?.trimmed ?? "unknown-\(getpid())"
-        return "host-probe 1|\(RunCache.binaryIdentity)|boot \(boot)|\(release)|euid \(geteuid())|uid_map \(uidMap)|cgroup \(procSelfCgroup)|"
-            + values.joined(separator: "|")
+        return "host-probe 2|\(RunCache.binaryIdentity ?? "")|boot \(boot)|\(release)|euid \(geteuid())|uid_map \(uidMap)|cgroup \(procSelfCgroup)|"
+            + "cgroup2 \(cgroupDirectory ?? "-")|\(status.joined(separator: " "))|" + values.joined(separator: "|")
     }
 
     /// One line a probe: name, 1 or 0, detail, tab-separated; nil when a

@@ -41,17 +41,25 @@ package struct RunCache: Sendable {
         return RunCache(directory: "/run/burrow/cache")
     }()
 
-    /// This binary as a file: a rebuild or an upgrade changes it.
-    package static let binaryIdentity: String = {
+    /// At most this many entries: a write that finds more empties the directory first.
+    package static let maxEntries = 512
+
+    /// This binary as a file: a rebuild or an upgrade changes it. nil when
+    /// /proc/self/exe cannot be read: then nothing is read or written.
+    package static let binaryIdentity: String? = {
         var st = stat()
-        guard stat("/proc/self/exe", &st) == 0 else { return "unknown-\(getpid())-\(Kernel.monotonicNanoseconds())" }
+        guard stat("/proc/self/exe", &st) == 0 else { return nil }
         return "\(st.st_dev):\(st.st_ino):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
     }()
 
+    /// The cache of this process: `shared`, unless this binary cannot be identified.
+    package static var forThisBinary: RunCache? { binaryIdentity == nil ? nil : shared }
+
     /// The entry `name` when its key is `key`; nil otherwise.
     package func read(_ name: String, key: String) -> [UInt8]? {
-        guard Self.validName(name), trustedDirectory() else { return nil }
-        let fd = open(directory + "/" + name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard Self.validName(name), let dir = openDirectory() else { return nil }
+        defer { close(dir) }
+        let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
@@ -75,9 +83,11 @@ package struct RunCache: Sendable {
     package func write(_ name: String, key: String, value: [UInt8]) {
         guard Self.validName(name) else { return }
         let entry = Self.encode(key: key, value: value)
-        guard entry.count <= Self.maxEntryBytes, makeDirectory() else { return }
-        let temporary = directory + "/.\(name).\(getpid()).\(Kernel.monotonicNanoseconds())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard entry.count <= Self.maxEntryBytes, makeDirectory(), let dir = openDirectory() else { return }
+        defer { close(dir) }
+        tidy(dir)
+        let temporary = ".\(name).\(getpid()).\(Kernel.monotonicNanoseconds())"
+        let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
         var written = 0
         while written < entry.count {
@@ -87,7 +97,31 @@ package struct RunCache: Sendable {
             written += n
         }
         close(fd)
-        if written != entry.count || rename(temporary, directory + "/" + name) != 0 { unlink(temporary) }
+        if written != entry.count || renameat(dir, temporary, dir, name) != 0 { unlinkat(dir, temporary, 0) }
+    }
+
+    /// Removes what a writer that died left (temporaries over a minute old),
+    /// and every entry once there are `maxEntries` (one per command run ad
+    /// hoc adds up): the cache only ever saves time.
+    private func tidy(_ dir: Int32) {
+        let listing = dup(dir)
+        guard listing >= 0, let stream = fdopendir(listing) else {
+            if listing >= 0 { close(listing) }
+            return
+        }
+        defer { closedir(stream) }
+        var names: [(name: String, temporary: Bool)] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append((name, name.hasPrefix("."))) }
+        }
+        let now = time(nil)
+        let full = names.count >= Self.maxEntries
+        for (name, temporary) in names {
+            var st = stat()
+            guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            if full || (temporary && now - st.st_mtim.tv_sec > 60) { unlinkat(dir, name, 0) }
+        }
     }
 
     /// "burrow-cache 1 KEYLEN VALUELEN\n", the key, then the value.
@@ -116,9 +150,24 @@ package struct RunCache: Sendable {
         !name.isEmpty && name.utf8.count <= 128 && !name.hasPrefix(".") && !name.utf8.contains(UInt8(ascii: "/"))
     }
 
-    private func trustedDirectory() -> Bool {
+    /// The directory, opened without following a final link, when it is
+    /// this user's alone; the entries are opened relative to it, so the path
+    /// is resolved once.
+    private func openDirectory() -> Int32? {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
         var st = stat()
-        return lstat(directory, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR && st.st_uid == geteuid() && st.st_mode & 0o022 == 0
+        guard fstat(fd, &st) == 0, st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    private func trustedDirectory() -> Bool {
+        guard let fd = openDirectory() else { return false }
+        close(fd)
+        return true
     }
 
     /// Creates the directory (0700) and its parent (0755) if missing; true

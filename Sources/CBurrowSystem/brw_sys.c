@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <dlfcn.h>
 
 #include <errno.h>
 #include <linux/sched.h>
@@ -327,3 +328,8 @@ int brw_project_set(int fd, uint32_t id, int inherit) {
 }
 
 int brw_thread_nice(int value) { return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), value); }
+
+const char *brw_symbol_file(const void *symbol) {
+    Dl_info info;
+    return dladdr(symbol, &info) != 0 ? info.dli_fname : 0;
+}

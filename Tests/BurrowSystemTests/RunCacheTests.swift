@@ -88,6 +88,23 @@ struct RunCacheTests {
         #expect(RunCache.name("seccomp", for: "a").count == "seccomp-".count + 16)
     }
 
+    @Test("a writer's leftover temporaries are removed after a minute, and a full directory is emptied before the next write")
+    func tidy() throws {
+        defer { remove() }
+        cache.write("entry", key: "k", value: [1])
+        let stale = cache.directory + "/.entry.1.2"
+        let fresh = cache.directory + "/.entry.3.4"
+        #expect(FileManager.default.createFile(atPath: stale, contents: Data()) && FileManager.default.createFile(atPath: fresh, contents: Data()))
+        var old = [timespec(tv_sec: time(nil) - 120, tv_nsec: 0), timespec(tv_sec: time(nil) - 120, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, stale, &old, 0) == 0)
+        cache.write("other", key: "k", value: [2])
+        #expect(access(stale, F_OK) != 0 && access(fresh, F_OK) == 0)
+        for i in 0..<RunCache.maxEntries { #expect(FileManager.default.createFile(atPath: cache.directory + "/filler-\(i)", contents: Data())) }
+        cache.write("last", key: "k", value: [3])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.directory) == ["last"])
+        #expect(cache.read("last", key: "k") == [3])
+    }
+
     @Test("the child probes' answers survive the trip through the cache; a partial set is a miss")
     func childProbes() throws {
         var probes = ChildProbes()
@@ -102,9 +119,10 @@ struct RunCacheTests {
         #expect(probes.encoded == nil, "a detail with a tab is not kept")
         #expect(ChildProbes(Array("user\t2\tx\n".utf8)) == nil)
         // The key moves with what the answers depend on.
-        let key = ChildProbes.cacheKey(release: "6.18", uidMap: "0 0 4294967295", procSelfCgroup: "0::/a")
-        #expect(key != ChildProbes.cacheKey(release: "6.18", uidMap: "0 0 4294967295", procSelfCgroup: "0::/b"))
-        #expect(key != ChildProbes.cacheKey(release: "6.19", uidMap: "0 0 4294967295", procSelfCgroup: "0::/a"))
-        #expect(key.contains(RunCache.binaryIdentity) && key.contains("max_user_namespaces=") && key.contains("boot "))
+        let key = ChildProbes.cacheKey(release: "6.18", uidMap: "0 0 4294967295", procSelfCgroup: "0::/a", cgroupDirectory: nil)
+        #expect(key != ChildProbes.cacheKey(release: "6.18", uidMap: "0 0 4294967295", procSelfCgroup: "0::/b", cgroupDirectory: nil))
+        #expect(key != ChildProbes.cacheKey(release: "6.19", uidMap: "0 0 4294967295", procSelfCgroup: "0::/a", cgroupDirectory: nil))
+        #expect(key != ChildProbes.cacheKey(release: "6.18", uidMap: "0 0 4294967295", procSelfCgroup: "0::/a", cgroupDirectory: "/sys/fs/cgroup/a"))
+        #expect(key.contains(try #require(RunCache.binaryIdentity)) && key.contains("max_user_namespaces=") && key.contains("boot ") && key.contains("CapEff:"))
     }
 }

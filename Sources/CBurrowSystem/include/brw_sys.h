@@ -105,6 +105,9 @@ struct brw_quota {
     uint64_t soft_blocks;
 };
 
+/* The file of the loaded object holding `symbol` (dladdr(3)), or NULL. */
+const char *_Nullable brw_symbol_file(const void *_Nonnull symbol);
+
 /* The file system's magic number (fstatfs(2) f_type), or -errno. */
 int64_t brw_fs_type(int fd);
 
