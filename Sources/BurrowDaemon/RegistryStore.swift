@@ -71,10 +71,28 @@ package final class RegistryStore: Sendable {
     /// A registry change, committed with a full sync: once an admin is told it
     /// is stored, a crash does not undo it.
     private func durably<T>(_ body: (SQLiteConnection<SQLiteError>) throws(SQLiteError) -> T) throws(Failure) -> T {
-        try withDatabase { db throws(SQLiteError) in
+        // Whatever it did, the versions read before it are not kept.
+        defer { forgetVersions() }
+        return try withDatabase { db throws(SQLiteError) in
             try db.execute("PRAGMA synchronous=FULL")
             defer { try? db.execute("PRAGMA synchronous=NORMAL") }
             return try body(db)
+        }
+    }
+
+    /// The versions of each tool as last read, so an invocation does not
+    /// query and decode its registration every time. Every registry change
+    /// goes through `durably`, which empties it and moves the generation on;
+    /// a read started before a change is not kept after it. (This process is
+    /// the registry's only writer; a shared registry would need the other
+    /// writers' changes announced, e.g. LISTEN/NOTIFY.)
+    private let versionCache = Mutex<(generation: UInt64, byID: [String: [ToolRecord]])>((0, [:]))
+    static let versionCacheCapacity = 1024
+
+    private func forgetVersions() {
+        versionCache.withLock {
+            $0.generation &+= 1
+            $0.byID.removeAll()
         }
     }
 
@@ -161,8 +179,16 @@ package final class RegistryStore: Sendable {
 
     /// Every version of `id`, highest first.
     package func versions(_ id: String) throws(Failure) -> [ToolRecord] {
-        try records("SELECT registration, validation, registered_at, updated_at, registered_by FROM tools WHERE id = ?1", bind: { $0.bind(1, id) })
+        let (generation, cached) = versionCache.withLock { ($0.generation, $0.byID[id]) }
+        if let cached { return cached }
+        let found = try records("SELECT registration, validation, registered_at, updated_at, registered_by FROM tools WHERE id = ?1", bind: { $0.bind(1, id) })
             .sorted { VersionOrder.less($1.registration.metadata.version, $0.registration.metadata.version) }
+        versionCache.withLock {
+            guard $0.generation == generation else { return }
+            if $0.byID.count >= Self.versionCacheCapacity { $0.byID.removeAll() }
+            $0.byID[id] = found
+        }
+        return found
     }
 
     /// The latest version of each tool, filtered by category and status.

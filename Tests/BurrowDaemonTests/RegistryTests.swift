@@ -41,6 +41,24 @@ struct RegistryTests {
 
     func error(_ data: Data) throws -> ErrorBody { try JSONDecoder().decode(ErrorBody.self, from: data) }
 
+    @Test("the versions an invocation reads (kept between calls) follow every registration, replacement and removal at once")
+    func versionsFollowChanges() async throws {
+        func versions() throws -> [String] { try api.registry.versions("echoer").map { "\($0.registration.metadata.version) \($0.registration.metadata.description)" } }
+        #expect(try versions().isEmpty)
+        #expect(try await send(.post, "/v1/tools", Self.registration()).0 == .created)
+        #expect(try versions() == ["1.0.0 prints its arguments"])
+        #expect(try versions() == ["1.0.0 prints its arguments"], "read again, from the kept copy")
+        #expect(try await send(.post, "/v1/tools", Self.registration(version: "1.1.0")).0 == .created)
+        #expect(try versions() == ["1.1.0 prints its arguments", "1.0.0 prints its arguments"])
+        #expect(try await send(.put, "/v1/tools/echoer", Self.registration(version: "1.1.0", description: "changed")).0 == .ok)
+        #expect(try versions() == ["1.1.0 changed", "1.0.0 prints its arguments"])
+        #expect(try await api.respond(.delete, "/v1/tools/echoer", as: Self.admin).0 == .ok)
+        #expect(try versions().isEmpty)
+        // A new store on the same file reads what this one wrote.
+        #expect(try await send(.post, "/v1/tools", Self.registration()).0 == .created)
+        #expect(try RegistryStore(path: api.registry.path).versions("echoer").count == 1)
+    }
+
     @Test("register, read back, refuse a duplicate, replace with PUT, remove: each change audited")
     func lifecycle() async throws {
         let (created, body) = try await send(.post, "/v1/tools", Self.registration())
