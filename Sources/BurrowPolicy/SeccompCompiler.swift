@@ -58,8 +58,8 @@ enum SeccompCompiler {
     private static let cache = Mutex<[String: (bpf: [UInt8], unknown: [String])]>([:])
 
     /// Compiles through the run cache, so `burrow` processes share programs
-    /// too: an entry is keyed by the rule set, libseccomp's version and API
-    /// level, and this binary.
+    /// too: an entry is keyed by the rule set, libseccomp (its version, file
+    /// and API level) and this binary.
     static func compile(
         allowed: [String], rules: [SeccompRule], defaultAction: SeccompAction, badArchAction: SeccompAction, key: String, runCache: RunCache?
     ) throws(Failure) -> (bpf: [UInt8], unknown: [String]) {

@@ -8,8 +8,8 @@ import SystemPackage
 
 /// Answers one `burrow` process may hand the next, so a short command does
 /// not redo what an earlier one already worked out (the host's clone probes,
-/// a compiled seccomp program). Kept in `/run/burrow/cache` (a tmpfs: gone at
-/// reboot), one file per entry.
+/// a compiled seccomp program, the runtime found for a command). Kept in
+/// `/run/burrow/cache` (a tmpfs: gone at reboot), one file per entry.
 ///
 /// An entry is used only when its stored key equals, byte for byte, the key
 /// the caller computes now from everything the answer depends on: a
@@ -19,9 +19,10 @@ import SystemPackage
 ///
 /// Only this user's files are trusted: the directory and each entry must be
 /// owned by the effective uid and writable by no one else; anything else is
-/// a miss (and is not overwritten). Entries are written beside their name and
-/// renamed, so a reader sees a whole entry or none. Every failure is a miss:
-/// the cache only ever saves time.
+/// a miss, and nothing is written into a directory that is not trusted.
+/// Entries are written beside their name and renamed, so a reader sees a
+/// whole entry or none. Every failure is a miss: the cache only ever saves
+/// time.
 package struct RunCache: Sendable {
     package let directory: String
 
