@@ -20,7 +20,6 @@ runs=${1:-$(bench_count 300 5)}
 
 Scripts/install-deps.sh
 command -v bwrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
-echo "== building burrowd (release, static Swift runtime; smoke mode: debug)"
 bench_build --static burrowd burrow-spawner
 burrowd=$bin/burrowd
 

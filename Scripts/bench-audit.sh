@@ -19,7 +19,6 @@ seconds=${1:-$(bench_count 3 1)}
 processes=${2:-4}
 
 Scripts/install-deps.sh
-echo "== building burrow-audit-bench (release)"
 bench_build burrow-audit-bench
 dir=$(mktemp -d /var/tmp/burrow-audit-bench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT

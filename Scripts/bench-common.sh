@@ -15,7 +15,11 @@ bench_build() {
     local static=
     if [ "${1:-}" = --static ]; then static=--static-swift-stdlib; shift; fi
     local product
-    [ "$smoke" = 0 ] || echo "(smoke mode: the debug build, a few iterations, no target checked)"
+    if [ "$smoke" = 1 ]; then
+        echo "== building $* (smoke mode: the debug build, a few iterations, no target checked)"
+    else
+        echo "== building $* (release${static:+, static Swift runtime})"
+    fi
     for product in "$@"; do
         if [ "$smoke" = 1 ]; then
             swift build --product "$product" 2>&1 | tail -1

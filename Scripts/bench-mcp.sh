@@ -20,7 +20,6 @@ samples=${1:-$(bench_count 3000 20)}
 rounds=${2:-$(bench_count 3 1)}
 
 Scripts/install-deps.sh
-echo "== building burrow (release, static Swift runtime, as the other benchmarks)"
 bench_build --static burrow
 burrow=$bin/burrow
 work=$(mktemp -d)

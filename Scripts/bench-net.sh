@@ -29,7 +29,6 @@ samples=${1:-$(bench_count 2000 50)}
 megabytes=${2:-$(bench_count 2048 16)}
 
 Scripts/install-deps.sh
-echo "== building burrow-egress-bench (release)"
 bench_build burrow-egress-bench
 echo "== $(nproc) CPUs; client, destination and proxy threads share them"
 out=$("$bin/burrow-egress-bench" --samples "$samples" --megabytes "$megabytes")

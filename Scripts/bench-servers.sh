@@ -13,7 +13,6 @@ cd "$(dirname "$0")/.."
 # shellcheck source=Scripts/bench-common.sh
 . Scripts/bench-common.sh
 starts=${1:-$(bench_count 5 1)}
-echo "== building burrow (release)"
 bench_build --static burrow
 burrow=$bin/burrow
 client=/opt/burrow/venvs/mcp-server-fetch/bin/python3

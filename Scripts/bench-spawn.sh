@@ -15,7 +15,6 @@ runs=${1:-$(bench_count 200 6)}
 
 Scripts/install-deps.sh
 command -v bwrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
-echo "== building burrow (release, static Swift runtime)"
 bench_build --static burrow
 burrow=$bin/burrow
 export BURROW_PROFILE_PATH=$PWD/Profiles

@@ -11,7 +11,9 @@ struct DoctorCommand: ParsableCommand {
         abstract: "Probe this host: kernel, namespaces, seccomp, Landlock, pidfd, clone3, cgroups, systemd.",
         discussion: """
             Every probe that could change a process runs in a throwaway child. The same probe decides \
-            the "enforceable" column of `burrow dry-run`.
+            the "enforceable" column of `burrow dry-run`, which reuses the children's answers from the \
+            run cache (/run/burrow/cache) while nothing they depend on has changed; doctor always \
+            probes afresh and refreshes that cache. BURROW_RUN_CACHE=off turns the cache off.
             """)
 
     @Flag(name: .long, help: "Print the probe as JSON.")
