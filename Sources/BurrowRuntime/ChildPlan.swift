@@ -120,6 +120,11 @@ final class ChildPlan {
     /// for the argv and environment to execve (`Sandbox.release`).
     func holdExec() { raw.hold_exec = 1 }
 
+    /// Whether the child stops at the handshake after its last step and
+    /// before execve, waiting for the supervisor: exactly when brw_child.c
+    /// does (a seccomp filter to hand over, or a held sandbox).
+    var stopsBeforeExec: Bool { raw.seccomp_len != 0 || raw.hold_exec != 0 }
+
     func setChannels(sock: FileDescriptor, status: FileDescriptor?, stdio: [FileDescriptor]?) {
         raw.sock = sock.rawValue
         raw.status_fd = status?.rawValue ?? -1

@@ -115,13 +115,13 @@ final class Sandbox {
         _ plan: LaunchPlan, cgroup: Int32? = nil, cgroupTasks: [Int32] = [], stdio: [FileDescriptor]? = nil, spawner: Spawner? = nil,
         network: FileDescriptor? = nil, hold: Bool = false, beforeRelease: (() throws(RunError) -> Void)? = nil
     ) throws(RunError) -> Sandbox {
-        // The child stops at the handshake (after seccomp, before execve) only with a filter or when held.
-        let stopsBeforeExec = !plan.seccomp.bpf.bytes.isEmpty || hold
-        if !stopsBeforeExec { try beforeRelease?() }
         let childPlan = try ChildPlan(plan, cgroup: cgroup)
         childPlan.setCgroupTasks(cgroupTasks)
         if let network { childPlan.setNetworkNamespace(network) }
         if hold { childPlan.holdExec() }
+        // A child that will not stop before execve runs the tool unchecked: the gate goes first.
+        let stopsBeforeExec = childPlan.stopsBeforeExec
+        if !stopsBeforeExec { try beforeRelease?() }
         let (parentSock, childSock): (FileDescriptor, FileDescriptor)
         let statusPipe: (FileDescriptor, FileDescriptor)?
         do {

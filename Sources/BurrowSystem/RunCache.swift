@@ -67,12 +67,13 @@ package struct RunCache: Sendable {
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid(), st.st_mode & 0o022 == 0,
             st.st_size > 0, st.st_size <= Self.maxEntryBytes
         else { return nil }
+        // One byte more than its size: an entry that grew under us is seen.
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
         var filled = 0
         while filled < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress.map { $0 + filled }, $0.count - filled) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return nil }
+            let start = filled
+            guard let n = try? bytes.withUnsafeMutableBytes({ try FileDescriptor(rawValue: fd).read(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) })
+            else { return nil }
             if n == 0 { break }
             filled += n
         }
@@ -90,15 +91,9 @@ package struct RunCache: Sendable {
         let temporary = ".\(name).\(getpid()).\(Kernel.monotonicNanoseconds())"
         let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
-        var written = 0
-        while written < entry.count {
-            let n = entry.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + written }, $0.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            written += n
-        }
+        let written = (try? FileDescriptor(rawValue: fd).writeAll(entry)) == entry.count
         close(fd)
-        if written != entry.count || renameat(dir, temporary, dir, name) != 0 { unlinkat(dir, temporary, 0) }
+        if !written || renameat(dir, temporary, dir, name) != 0 { unlinkat(dir, temporary, 0) }
     }
 
     /// Removes what a writer that died left (temporaries over a minute old),

@@ -441,7 +441,7 @@ static __attribute__((noreturn)) void exec_tool(const struct brw_child_plan *p) 
     }
     char *const *argv = p->argv;
     char *const *envp = p->envp;
-    if (p->seccomp_len || p->hold_exec) {
+    if (p->seccomp_len || p->hold_exec) { /* ChildPlan.stopsBeforeExec says the same */
         /* Last before execve: every call from here on is filtered. The
          * listener goes to the supervisor, which answers refused calls. */
         int listener = -1;
