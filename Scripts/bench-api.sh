@@ -38,7 +38,9 @@ registry = "$dir/registry.db"
 [audit]
 database = "$dir/audit.db"
 EOF
-BURROW_PROFILE_PATH=$PWD/Profiles "$burrowd" --policy "$dir/burrow.toml" 2>"$dir/burrowd.log" &
+# BURROW_PHASES=1: each answer carries its invocation's phase marks (a
+# Burrow-Phases header), read for the phase budget; a few clock readings each.
+BURROW_PHASES=1 BURROW_PROFILE_PATH=$PWD/Profiles "$burrowd" --policy "$dir/burrow.toml" 2>"$dir/burrowd.log" &
 pid=$!
 for _ in $(seq 100); do [ -S "$dir/burrowd.sock" ] && break; sleep 0.05; done
 [ -S "$dir/burrowd.sock" ] || { cat "$dir/burrowd.log"; exit 1; }
@@ -62,18 +64,30 @@ def call(conn, method, url, body=None):
     r = conn.getresponse()
     return r.status, r.read()
 
+# One list of (step, ns) per 1-client invocation: sent, burrowd's marks, received.
+budgets = []
+
+def monotonic():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
 conn = UnixConnection()
 profile = 'extends = "minimal"\n[tool]\nid = "bench-true"\nname = "true"\nversion = "1"\n'
 status, body = call(conn, "POST", "/v1/tools", {"id": "bench-true", "metadata": {"name": "true", "version": "1"},
                                                  "profile": profile, "command": ["/bin/true"]})
 assert status in (201, 409), (status, body)
 
-def invoke(conn):
-    t = time.perf_counter()
-    status, body = call(conn, "POST", "/v1/tools/bench-true/invocations", {})
-    ms = (time.perf_counter() - t) * 1000
+def invoke(conn, budget=False):
+    t, sent = time.perf_counter(), monotonic()
+    conn.request("POST", "/v1/tools/bench-true/invocations", body="{}", headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    status, body = r.status, r.read()
+    ms, received = (time.perf_counter() - t) * 1000, monotonic()
     result = json.loads(body)
     assert status == 200 and result.get("exitCode") == 0, (status, body[:300])
+    if budget:
+        marks = [(m.split("=")[0], int(m.split("=")[1])) for m in (r.getheader("Burrow-Phases") or "").split(",") if m]
+        assert marks, "burrowd sent no Burrow-Phases header (BURROW_PHASES=1)"
+        budgets.append([("sent", sent)] + marks + [("received", received)])
     return ms
 
 def phase(clients):
@@ -82,7 +96,7 @@ def phase(clients):
     def worker():
         c = UnixConnection()
         invoke(c)  # warm the connection
-        mine = [invoke(c) for _ in range(per)]
+        mine = [invoke(c, budget=clients == 1) for _ in range(per)]
         with lock: samples.extend(mine)
     t = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(clients)]
@@ -121,5 +135,18 @@ checks = [
     (f"p99 {p99_1:.2f} ms <= 3x p50 ({3 * p50_1:.2f} ms)", p99_1 <= 3 * p50_1),
 ]
 for text, ok in checks: print(("met     " if ok else "MISSED  ") + text)
+
+# The phase budget of the 1-client round trip: each step's median time since
+# the step before it, over the invocations that passed it (a sandbox built
+# ahead is released; a cold one is cloned: cgroup_created, execve).
+steps, order = {}, []
+for marks in budgets:
+    for (_, before), (name, at) in zip(marks, marks[1:]):
+        if name not in steps: steps[name] = []; order.append(name)
+        steps[name].append((at - before) / 1e6)
+print(f"\nphase budget, 1 client ({len(budgets)} round trips; median ms since the step before, and how many passed it):")
+for name in order:
+    print(f"  {name:28}{statistics.median(steps[name]):8.3f}{len(steps[name]):6}")
+print(f"  {'whole round trip':28}{statistics.median([(m[-1][1] - m[0][1]) / 1e6 for m in budgets]):8.3f}")
 sys.exit(0 if all(ok for _, ok in checks) or os.environ["BURROW_BENCH_SMOKE"] == "1" else 1)
 EOF

@@ -65,6 +65,8 @@ final class InvocationService: Sendable {
         /// prepared invocation is dropped unrun (a streaming caller that left first).
         var slot: Admission.Slot
         var stdin: [UInt8]
+        /// The invocation's phase marks (BURROW_PHASES=1 only).
+        var phases: Phases.Recorder?
         var id: String { invocation.id }
     }
 
@@ -75,7 +77,9 @@ final class InvocationService: Sendable {
     /// DaemonError for the caller. `session`: the run will be an MCP session
     /// behind the relay; a plain invocation's stdin would bypass the relay,
     /// so the front door refuses a tool with relay policy one.
-    func prepare(_ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential, session: Bool = false) async throws(DaemonError) -> Prepared {
+    func prepare(
+        _ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential, session: Bool = false, phases: Phases.Recorder? = nil
+    ) async throws(DaemonError) -> Prepared {
         let tool = record.registration.id
         let denials = denials
         let version = record.registration.metadata.version
@@ -126,7 +130,7 @@ final class InvocationService: Sendable {
             warm: pool.enabled ? WarmSupply(take: { pool.take(key) }, giveBack: { pool.giveBack(key, $0) }, retire: { pool.retire($0) }) : nil)
         let invocation: PreparedInvocation
         do {
-            invocation = try front.prepare(ask, caller: Caller(uid: peer.uid))
+            invocation = try Phases.recording(phases) { () throws(Invocations.Refusal) in try front.prepare(ask, caller: Caller(uid: peer.uid)) }
         } catch {
             slot.release()
             if error.denied { await denials.record(peer: peer, tool: tool, RefusalDetails(reason: error.code.name, message: error.message, version: version)) }
@@ -138,7 +142,7 @@ final class InvocationService: Sendable {
             // (an unfit sandbox), and a waiting one would hold this caller's paths.
             if request.parameters.isEmpty { buildAhead(record, invocation.loaded) }
         }
-        return Prepared(invocation: invocation, record: record, slot: slot, stdin: stdin)
+        return Prepared(invocation: invocation, record: record, slot: slot, stdin: stdin, phases: phases)
     }
 
     /// Builds the tool's next sandbox ahead, from the plan of a request with
@@ -169,6 +173,7 @@ final class InvocationService: Sendable {
         var result = InvocationResult(
             id: p.id, tool: tool, version: p.record.registration.metadata.version, state: .running, startedAt: AuditClock.format(AuditClock.now()))
         try? registry.saveInvocation(result, principal: principal, finished: false)
+        p.phases?.mark("running_saved")
         let started = ContinuousClock.now
 
         let id = p.id
@@ -186,24 +191,27 @@ final class InvocationService: Sendable {
         let now = Kernel.monotonicNanoseconds()
         let last = lastSweep.load(ordering: .relaxed)
         let sweep = now - last >= Self.sweepInterval && lastSweep.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
-        let invocation = p.invocation
+        let (invocation, phases) = (p.invocation, p.phases)
         let outcome: Result<PreparedInvocation.Outcome, RunError>? = await DedicatedThread.run {
+            phases?.mark("supervisor_thread")
             let active = Atomic<Bool>(false)
             defer { if active.load(ordering: .relaxed) { metrics.active.decrement() } }
             do throws(RunError) {
                 return .success(
-                    try invocation.run(
-                        Runner.Options(
-                            forwardSignals: false, streams: client == nil ? streams : nil, spawner: spawner, sweep: sweep,
-                            onStart: {
-                                active.store(true, ordering: .relaxed)
-                                metrics.active.increment()
-                                sink?(InvocationEvent(event: "started", invocation: id))
-                            },
-                            onViolation: { v in
-                                metrics.violation(v.syscall)
-                                sink?(InvocationEvent(event: "violation", invocation: id, violation: RefusedCall(syscall: v.syscall, errno: v.errno, count: v.count, reason: v.reason)))
-                            }), client: client))
+                    try Phases.recording(phases) { () throws(RunError) in
+                        try invocation.run(
+                            Runner.Options(
+                                forwardSignals: false, streams: client == nil ? streams : nil, spawner: spawner, sweep: sweep,
+                                onStart: {
+                                    active.store(true, ordering: .relaxed)
+                                    metrics.active.increment()
+                                    sink?(InvocationEvent(event: "started", invocation: id))
+                                },
+                                onViolation: { v in
+                                    metrics.violation(v.syscall)
+                                    sink?(InvocationEvent(event: "violation", invocation: id, violation: RefusedCall(syscall: v.syscall, errno: v.errno, count: v.count, reason: v.reason)))
+                                }), client: client)
+                    })
             } catch {
                 return .failure(error)
             }
@@ -249,6 +257,7 @@ final class InvocationService: Sendable {
         result.finishedAt = AuditClock.format(AuditClock.now())
         if error != nil { metrics.invocation("failed") }
         try? registry.saveInvocation(result, principal: p.invocation.audit.caller.principal, finished: true)
+        p.phases?.mark("result_saved")
         // Results older than [daemon] result_retention go every 256 invocations (and at start).
         if finished.add(1, ordering: .relaxed).newValue % 256 == 0 {
             try? registry.pruneInvocations(olderThanMicroseconds: Int64(policy.daemon.resultRetention.milliseconds) * 1000)

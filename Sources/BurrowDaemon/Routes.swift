@@ -335,12 +335,15 @@ struct API: Sendable {
     }
 
     func invoke(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        let phases = Phases.requested ? Phases.Recorder() : nil
+        phases?.mark("request")
         let id = try Self.toolID(context)
         try await require(.invoker, context, request, "invoking a tool", tool: id)
         let body = try await decode(InvocationRequest.self, request, context, tool: id)
         try Self.checkFields(body)
         let record = try registration(id, version: body.version)
-        let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown)
+        phases?.mark("request_decoded")
+        let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown, phases: phases)
         let streaming =
             request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
             || request.headers[.accept]?.contains("application/x-ndjson") == true
@@ -348,7 +351,12 @@ struct API: Sendable {
             let started = ContinuousClock.now
             let result = await daemon.invocations.run(prepared)
             daemon.metrics.roundTrip.record(ContinuousClock.now - started)
-            return try json(result)
+            var response = try json(result)
+            if let phases, let name = HTTPFields.Element.Name("Burrow-Phases") {
+                phases.mark("answer_encoded")
+                response.headers[name] = Phases.header(phases.recorded)
+            }
+            return response
         }
         let invocations = daemon.invocations
         // A streaming caller that goes away, even while the tool is silent,

@@ -179,6 +179,7 @@ package enum Runner {
         if let warm = options.warm {
             guard warm.invocationID == invocationID else { throw .preparation("the sandbox built ahead belongs to invocation \(warm.invocationID), not \(invocationID)") }
             staged = try warm.take(plan, streams: options.streams)
+            Phases.mark("released")
             notes.append(
                 "sandbox built ahead of the request (\((Kernel.monotonicNanoseconds() - warm.readyAt) / 1_000_000) ms waiting before execve), released with this invocation's argv and environment")
         } else {
