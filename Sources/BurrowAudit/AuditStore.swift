@@ -27,13 +27,30 @@ package final class AuditStore: @unchecked Sendable {
         /// AnomalousActivity when a tool exceeds this many SecurityViolation and
         /// PermissionDenied events within `window`; nil disables it.
         package var anomaly: AnomalyRule?
+        /// Where the WAL is copied back into the database (a writer only).
+        package var checkpoints: Checkpoints
 
-        package init(path: String, readerGroup: String? = nil, redactor: Redactor, anomaly: AnomalyRule? = nil) {
+        package init(path: String, readerGroup: String? = nil, redactor: Redactor, anomaly: AnomalyRule? = nil, checkpoints: Checkpoints = .atCommit) {
             self.path = path
             self.readerGroup = readerGroup
             self.redactor = redactor
             self.anomaly = anomaly
+            self.checkpoints = checkpoints
         }
+    }
+
+    /// Checkpoints never change what is durable (a commit is durable once
+    /// the WAL holding it is synced); they decide who pays for copying the
+    /// WAL back and how often.
+    package enum Checkpoints: Sendable, Equatable {
+        /// By the committing thread, every 32 pages: a short-lived `burrow
+        /// run` keeps the WAL short for the next process.
+        case atCommit
+        /// By a thread of the store's own, on its own connection, once the
+        /// WAL holds `pages` pages: a long-lived writer (burrowd) whose
+        /// commits then never wait for a checkpoint's copy and fsyncs, and
+        /// whose hot pages are copied once per many commits.
+        case background(pages: Int)
     }
 
     package struct AnomalyRule: Sendable, Equatable {
@@ -61,6 +78,12 @@ package final class AuditStore: @unchecked Sendable {
     /// Queries, one at a time.
     private let reader: Mutex<AuditDatabase?>
     private let commits = GroupCommit()
+    /// With `Checkpoints.background`: the thread that checkpoints.
+    private var checkpointer: BackgroundCheckpointer?
+    /// Checkpoints the background thread has run (tests).
+    package var backgroundCheckpoints: Int { checkpointer?.runs ?? 0 }
+
+    deinit { checkpointer?.stop() }
 
     package var path: String { configuration.path }
 
@@ -95,6 +118,11 @@ package final class AuditStore: @unchecked Sendable {
             try db.execute("PRAGMA wal_autocheckpoint = 32")
             try db.execute("PRAGMA journal_size_limit = 1048576")
             try AuditSchema.migrate(db)
+            if case .background(let pages) = configuration.checkpoints {
+                let checkpointer = try BackgroundCheckpointer(path: configuration.path, pages: pages)
+                db.onWALCommit { checkpointer.walHolds($0) }
+                self.checkpointer = checkpointer
+            }
             writer = db
             reader = Mutex(nil)
         case .read:

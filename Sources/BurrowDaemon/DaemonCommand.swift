@@ -67,7 +67,10 @@ package struct DaemonCommand: AsyncParsableCommand {
         let daemon: Daemon
         do {
             hostPolicy = try HostConfiguration.loadPolicy(policy)
-            let store = try HostConfiguration.openAudit(hostPolicy, path: HostConfiguration.auditPath(hostPolicy, explicit: auditDB), access: .write)
+            let store = try HostConfiguration.openAudit(
+                hostPolicy, path: HostConfiguration.auditPath(hostPolicy, explicit: auditDB), access: .write,
+                // A long-lived writer: commits never wait for a checkpoint (see AuditStore.Checkpoints).
+                checkpoints: .background(pages: 1000))
             let registry = try RegistryStore(path: registryDB ?? hostPolicy.daemon.registry)
             daemon = Daemon(
                 policy: hostPolicy, socketPath: socket ?? hostPolicy.daemon.socket, audit: store, registry: registry, host: HostFacts.probe(children: false),

@@ -55,7 +55,9 @@ package enum HostConfiguration {
     }
 
     /// Opens the audit log as the policy configures it (redaction, anomaly rule, reader group).
-    package static func openAudit(_ policy: HostPolicy, path: String, access: AuditStore.Access) throws(Failure) -> AuditStore {
+    package static func openAudit(
+        _ policy: HostPolicy, path: String, access: AuditStore.Access, checkpoints: AuditStore.Checkpoints = .atCommit
+    ) throws(Failure) -> AuditStore {
         let redactor: Redactor
         do {
             redactor = try Redactor(patterns: policy.audit.redact)
@@ -66,7 +68,9 @@ package enum HostConfiguration {
             policy.audit.anomalyThreshold > 0
             ? AuditStore.AnomalyRule(threshold: policy.audit.anomalyThreshold, windowMicroseconds: Int64(policy.audit.anomalyWindow.milliseconds) * 1000) : nil
         do {
-            return try AuditStore(AuditStore.Configuration(path: path, readerGroup: policy.audit.readerGroup, redactor: redactor, anomaly: anomaly), access: access)
+            return try AuditStore(
+                AuditStore.Configuration(path: path, readerGroup: policy.audit.readerGroup, redactor: redactor, anomaly: anomaly, checkpoints: checkpoints),
+                access: access)
         } catch {
             throw Failure(description: "\(error)")
         }

@@ -317,10 +317,9 @@ package enum Runner {
     /// process that forked would report its parent's size.)
     /// Nil when /proc does not say: a figure that was not read is not zero.
     private static func peakResidentKilobytes() -> UInt64? {
-        guard let status = try? FileIO.read("/proc/self/status"),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
-        else { return nil }
-        return line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
+        guard let status = try? FileIO.read("/proc/self/status") else { return nil }
+        // "VmHWM:\t   1234 kB"
+        return Observation.fields(status, ["VmHWM"])["VmHWM"]?.split(separator: " ").first.flatMap { UInt64($0) }
     }
 
     /// Refuses a plan with any control this host (or this runtime) cannot enforce.
@@ -381,13 +380,28 @@ enum Observation {
             return (file, LiveFileSystem().readLink("/proc/self/ns/\(file)"))
         })
 
+    /// The lines of /proc/PID/status the record shows.
+    private static let statusFields: Set<Substring> = [
+        "Uid", "Gid", "Groups", "CapBnd", "CapEff", "CapPrm", "CapAmb", "NoNewPrivs", "Seccomp", "Seccomp_filters",
+    ]
+
+    /// The `wanted` fields of a /proc status text, each value with its runs
+    /// of tabs and spaces made one space; the other fifty-odd lines are
+    /// skipped unsplit (this runs for every invocation).
+    static func fields(_ text: String, _ wanted: Set<Substring>) -> [Substring: String] {
+        var fields: [Substring: String] = [:]
+        fields.reserveCapacity(wanted.count)
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":"), wanted.contains(line[..<colon]) else { continue }
+            fields[line[..<colon]] = line[line.index(after: colon)...].split(whereSeparator: { $0 == "\t" || $0 == " " }).joined(separator: " ")
+            if fields.count == wanted.count { break }
+        }
+        return fields
+    }
+
     static func read(pid: pid_t, namespaces: [NamespaceKind]) -> RunRecord.Observed? {
         guard let text = try? FileIO.read("/proc/\(pid)/status") else { return nil }
-        var fields: [Substring: String] = [:]
-        for line in text.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[line[..<colon]] = line[line.index(after: colon)...].split(whereSeparator: { $0 == "\t" || $0 == " " }).joined(separator: " ")
-        }
+        let fields = fields(text, statusFields)
         var ns: [String: String] = [:]
         var ids: [String: String] = [:]
         let fs = LiveFileSystem()

@@ -3,6 +3,13 @@ import CSQLite
 /// SQLITE_TRANSIENT: SQLite copies bound text and blobs.
 private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
+/// The closure `SQLiteConnection.onWALCommit` installs (outside the generic
+/// class: a C callback cannot name its parameters).
+private final class WALHook {
+    let body: @Sendable (Int) -> Void
+    init(_ body: @escaping @Sendable (Int) -> Void) { self.body = body }
+}
+
 /// A failure of SQLite, as its message says it (with the SQL it was running).
 package struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
     package var message: String
@@ -104,6 +111,34 @@ package final class SQLiteConnection<Failure: Error>: @unchecked Sendable {
     package func persistWriteAheadLog() {
         var on: Int32 = 1
         sqlite3_file_control(handle, "main", SQLITE_FCNTL_PERSIST_WAL, &on)
+    }
+
+    /// Calls `body` with the WAL's size in pages after each commit on this
+    /// connection, in place of SQLite's automatic checkpoint (which runs on
+    /// the committing thread): the owner checkpoints elsewhere.
+    package func onWALCommit(_ body: @escaping @Sendable (Int) -> Void) {
+        let box = WALHook(body)
+        walHook = box
+        sqlite3_wal_hook(
+            handle,
+            { context, _, _, pages in
+                if let context { Unmanaged<WALHook>.fromOpaque(context).takeUnretainedValue().body(Int(pages)) }
+                return SQLITE_OK
+            }, Unmanaged.passUnretained(box).toOpaque())
+    }
+
+    private var walHook: WALHook?
+
+    /// A passive checkpoint: copies what it can of the WAL into the database
+    /// without waiting for (or blocking) any writer or reader.
+    /// - Returns: the WAL's frames and how many of them are now in the database.
+    @discardableResult
+    package func checkpoint() throws(Failure) -> (frames: Int, checkpointed: Int) {
+        var frames: Int32 = 0
+        var done: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &done)
+        guard rc == SQLITE_OK else { throw failure("checkpoint of \(path): \(lastError)") }
+        return (Int(frames), Int(done))
     }
 
     /// A PRAGMA's single value.

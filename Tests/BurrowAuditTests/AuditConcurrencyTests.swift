@@ -39,6 +39,38 @@ struct AuditConcurrencyTests {
         #expect(try stores[1].verify().ok)
     }
 
+    @Test("a store with background checkpoints never checkpoints on the committing thread; its own thread does, and nothing is lost")
+    func backgroundCheckpoints() throws {
+        func walBytes(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0 }
+        func appendMany(_ store: AuditStore) throws {
+            for i in 0..<300 { try store.append([event(.toolInvoked, tool: "c", invocation: "c-\(i)")]) }
+        }
+        // At commit (burrow run): the WAL restarts every 32 pages and stays short.
+        let inline = temporaryDatabase()
+        let a = try openStore(inline)
+        try appendMany(a)
+        #expect(walBytes(inline) < 1 << 20, "an at-commit store keeps its WAL under journal_size_limit")
+        #expect(a.backgroundCheckpoints == 0)
+
+        // Background with a threshold never reached: no commit checkpointed, so the WAL holds every commit.
+        let never = temporaryDatabase()
+        let b = try AuditStore(.init(path: never, redactor: try Redactor(patterns: []), checkpoints: .background(pages: 1_000_000)), access: .write)
+        try appendMany(b)
+        #expect(walBytes(never) > 1 << 20, "commits left the WAL to grow: none of them checkpointed")
+        #expect(b.backgroundCheckpoints == 0)
+
+        // Background at 64 pages: the store's thread checkpoints, and every event is there and chained.
+        let path = temporaryDatabase()
+        let c = try AuditStore(.init(path: path, redactor: try Redactor(patterns: []), checkpoints: .background(pages: 64)), access: .write)
+        try appendMany(c)
+        let deadline = Date().addingTimeInterval(10)
+        while c.backgroundCheckpoints == 0 && Date() < deadline { usleep(10_000) }
+        #expect(c.backgroundCheckpoints > 0)
+        let reader = try AuditStore(.init(path: path, redactor: try Redactor(patterns: [])), access: .read)
+        #expect(try reader.events().count == 300)
+        #expect(try reader.verify().ok)
+    }
+
     @Test("newlines, ANSI escapes, NUL, bidi controls, U+FFFD and a 10 MB argument are stored intact or cut, and verify")
     func hostileStrings() throws {
         let store = try openStore(temporaryDatabase())
