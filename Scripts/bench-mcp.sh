@@ -7,7 +7,8 @@
 # concurrency limits, one audit invocation per call). The difference of the
 # medians is the relay's cost. Rounds alternate so drift hits both alike.
 #
-# Target: <= 0.2 ms added per call (p50). Also checked: every call is in the
+# Targets (issue 22): <= 0.1 ms added per call at p50, <= 0.3 ms at p99
+# (medians over the rounds of each side's p50 and p99). Also checked: every call is in the
 # audit log (ToolInvoked and ToolCompleted each), since the relay hands the
 # appends to a queue of their own.
 #
@@ -59,7 +60,9 @@ print(f"relay:        p50 {med(relay, 'p50'):.0f} us, p99 {med(relay, 'p99'):.0f
 calls = rounds * (samples + 500)
 audited = completed == calls and invoked == calls
 print(f"audit: {invoked} ToolInvoked and {completed} ToolCompleted for {calls} calls ({'complete' if audited else 'INCOMPLETE'})")
-ok = added <= 200
-print(f"target <= 0.2 ms added per call (p50): {added / 1000:.3f} ms ({'meets' if ok else 'MISSES'})")
-sys.exit(0 if audited and (ok or os.environ["BURROW_BENCH_SMOKE"] == "1") else 1)
+added99 = med(relay, "p99") - med(direct, "p99")
+ok50, ok99 = added <= 100, added99 <= 300
+print(f"target <= 0.1 ms added per call (p50): {added / 1000:.3f} ms ({'meets' if ok50 else 'MISSES'})")
+print(f"target <= 0.3 ms added per call (p99): {added99 / 1000:.3f} ms ({'meets' if ok99 else 'MISSES'})")
+sys.exit(0 if audited and ((ok50 and ok99) or os.environ["BURROW_BENCH_SMOKE"] == "1") else 1)
 PY
