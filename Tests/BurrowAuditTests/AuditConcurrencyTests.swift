@@ -69,6 +69,14 @@ struct AuditConcurrencyTests {
         let reader = try AuditStore(.init(path: path, redactor: try Redactor(patterns: [])), access: .read)
         #expect(try reader.events().count == 300)
         #expect(try reader.verify().ok)
+
+        // Closed (the thread ends with its store): -wal and -shm stay for the auditor group's readers.
+        let last = temporaryDatabase()
+        do {
+            let store = try AuditStore(.init(path: last, redactor: try Redactor(patterns: []), checkpoints: .background(pages: 8)), access: .write)
+            try store.append([event(.toolInvoked)])
+        }
+        #expect(FileManager.default.fileExists(atPath: last + "-wal") && FileManager.default.fileExists(atPath: last + "-shm"))
     }
 
     @Test("newlines, ANSI escapes, NUL, bidi controls, U+FFFD and a 10 MB argument are stored intact or cut, and verify")
