@@ -1,26 +1,19 @@
 import CCrypto
 
 /// SHA-256 (OpenSSL's libcrypto): the audit log's hash chain, profile and
-/// argument digests.
+/// argument digests. Through the low-level SHA256_Init/Update/Final: no
+/// provider is fetched and libcrypto is never initialized for a digest.
 package enum SHA256 {
-    /// libcrypto set up without reading openssl.cnf: a digest needs no
-    /// configuration, and parsing it cost most of a millisecond per process.
-    private static let initialized: Bool = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG), nil) == 1
-
     /// The 32-byte digest of `bytes`.
     package static func hash(_ bytes: some Collection<UInt8>) -> [UInt8] {
-        precondition(initialized, "OPENSSL_init_crypto failed")
         var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        let ok =
-            bytes.withContiguousStorageIfAvailable { input in
-                out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
-            }
-            ?? Array(bytes).withUnsafeBufferPointer { input in
-                out.withUnsafeMutableBufferPointer { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
-            }
-        // Only an allocation failure inside libcrypto can fail a one-shot SHA-256.
-        precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
+        var context = SHA256_CTX()
+        func digest(_ input: UnsafeBufferPointer<UInt8>) -> Bool {
+            SHA256_Init(&context) == 1 && SHA256_Update(&context, input.baseAddress, input.count) == 1 && SHA256_Final(&out, &context) == 1
+        }
+        let ok = bytes.withContiguousStorageIfAvailable(digest) ?? Array(bytes).withUnsafeBufferPointer(digest)
+        // These only fail on a null context, which cannot happen here.
+        precondition(ok, "SHA-256 failed")
         return out
     }
 
@@ -73,6 +66,10 @@ package struct CryptoError: Error, Sendable, CustomStringConvertible {
 
 /// Ed25519 signatures over PEM keys (MCP call approvals).
 package enum Ed25519 {
+    /// libcrypto set up without reading openssl.cnf: a signature needs no
+    /// configuration, and parsing it cost most of a millisecond per process.
+    private static let initialized: Bool = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG), nil) == 1
+
     /// The 64-byte signature of `message` with a PEM private key.
     package static func sign(_ message: [UInt8], privateKeyPEM: [UInt8]) throws(CryptoError) -> [UInt8] {
         let key = try pemKey(privateKeyPEM, isPrivate: true)
@@ -98,6 +95,7 @@ package enum Ed25519 {
     }
 
     private static func pemKey(_ pem: [UInt8], isPrivate: Bool) throws(CryptoError) -> OpaquePointer {
+        guard initialized else { throw CryptoError("libcrypto could not be initialized") }
         let key: OpaquePointer? = pem.withUnsafeBytes { raw in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
             defer { BIO_free(bio) }

@@ -1,3 +1,4 @@
+import BurrowCrypto
 import BurrowAudit
 import BurrowJSON
 import BurrowSQLite
@@ -14,6 +15,17 @@ func tamperableLog(_ count: Int = 6) throws -> (AuditStore, AuditDatabase) {
 
 @Suite("Audit hash chain")
 struct AuditChainTests {
+    @Test("SHA-256 gives the standard's answers, for contiguous and other collections")
+    func sha256KnownAnswers() {
+        // FIPS 180-2 examples.
+        #expect(SHA256.label("abc".utf8) == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.label([UInt8]()) == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let long = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
+        #expect(Hex.encode(SHA256.hash(long)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(SHA256.hash(long.reversed().reversed()) == SHA256.hash(long))
+        #expect(Hex.encode(SHA256.hash([UInt8](repeating: 0x61, count: 1_000_000))) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
     @Test("an edited row is the first broken link")
     func edited() throws {
         let (store, raw) = try tamperableLog()
