@@ -26,42 +26,86 @@ package final class Redactor: @unchecked Sendable {
     package static let maxStringBytes = 64 * 1024
 
     /// Shapes of credentials that are never meant to be logged.
-    package static let builtInPatterns: [String] = [
+    package static var builtInPatterns: [String] { builtIns.map(\.pattern) }
+
+    /// Each built-in pattern with the literals one of which any match must
+    /// contain (`caseless`: in either case). A string holding none of them
+    /// cannot match, so the pattern is not run on it: glibc's regexec costs
+    /// far more than a byte scan, and every string of every event passes here.
+    static let builtIns: [(pattern: String, needs: [String], caseless: Bool)] = [
         // key=value and key: value, for names that say "secret".
-        #"(?i)(passw(or)?d|passwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|auth[-_]?token|authorization|credentials?)[A-Za-z0-9_-]*["']?[=:][ ]*["']?((bearer|basic|token)[ ]+)?([^[:space:]"'&,;]+)"#,
+        (
+            #"(?i)(passw(or)?d|passwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|auth[-_]?token|authorization|credentials?)[A-Za-z0-9_-]*["']?[=:][ ]*["']?((bearer|basic|token)[ ]+)?([^[:space:]"'&,;]+)"#,
+            ["=", ":"], false
+        ),
         // Credentials inside URLs: scheme://user:password@host. (No leading
         // scheme class: glibc would rescan from every letter, quadratically.)
-        #"://[^/[:space:]:@]*:([^/[:space:]@]+)@"#,
-        #"(?i)bearer[ ]+([A-Za-z0-9._~+/=-]{8,})"#,
-        #"sk-[A-Za-z0-9_-]{16,}"#,
-        #"gh[pousr]_[A-Za-z0-9]{30,}"#,
-        #"github_pat_[A-Za-z0-9_]{30,}"#,
-        #"xox[abprs]-[A-Za-z0-9-]{10,}"#,
-        #"AKIA[0-9A-Z]{16}"#,
-        #"-----BEGIN [A-Z ]*PRIVATE KEY-----"#,
+        (#"://[^/[:space:]:@]*:([^/[:space:]@]+)@"#, ["://"], false),
+        (#"(?i)bearer[ ]+([A-Za-z0-9._~+/=-]{8,})"#, ["bearer"], true),
+        (#"sk-[A-Za-z0-9_-]{16,}"#, ["sk-"], false),
+        (#"gh[pousr]_[A-Za-z0-9]{30,}"#, ["gh"], false),
+        (#"github_pat_[A-Za-z0-9_]{30,}"#, ["github_pat_"], false),
+        (#"xox[abprs]-[A-Za-z0-9-]{10,}"#, ["xox"], false),
+        (#"AKIA[0-9A-Z]{16}"#, ["AKIA"], false),
+        (#"-----BEGIN [A-Z ]*PRIVATE KEY-----"#, ["-----BEGIN "], false),
     ]
 
     /// Flags whose next argument is a secret.
     static let secretFlag = #"^--?(passw(or)?d|passwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|auth(-token)?|credentials?|client[-_]secret)$"#
 
-    private var compiled: [UnsafeMutablePointer<regex_t>] = []
+    /// A compiled pattern and, for a built-in one, the literals a match needs
+    /// (nil: always run, as every operator pattern is).
+    private struct Compiled {
+        var regex: UnsafeMutablePointer<regex_t>
+        var needs: [[UInt8]]?
+        var caseless: Bool
+    }
+    private var compiled: [Compiled] = []
     private let flagPattern: UnsafeMutablePointer<regex_t>
 
-    /// - Parameter patterns: the operator's patterns, checked after the built-in ones.
+    /// - Parameters:
+    ///   - patterns: the operator's patterns, checked after the built-in ones.
+    ///   - prefilter: skip a built-in pattern on strings without its literals
+    ///     (off only to test that skipping changes nothing).
     /// - Throws: `RedactorError` naming the first pattern that does not compile.
-    package init(patterns: [String] = []) throws(RedactorError) {
+    package init(patterns: [String] = [], prefilter: Bool = true) throws(RedactorError) {
         flagPattern = try Redactor.compile(Redactor.secretFlag, index: nil, extraFlags: REG_ICASE | REG_NOSUB)
         // A throw from here on still runs deinit, which frees what was compiled.
-        for p in Redactor.builtInPatterns { compiled.append(try Redactor.compile(p, index: nil)) }
-        for (i, p) in patterns.enumerated() { compiled.append(try Redactor.compile(p, index: i)) }
+        for b in Redactor.builtIns {
+            let needs = prefilter ? b.needs.map { Array(b.caseless ? $0.lowercased().utf8 : $0.utf8) } : nil
+            compiled.append(Compiled(regex: try Redactor.compile(b.pattern, index: nil), needs: needs, caseless: b.caseless))
+        }
+        for (i, p) in patterns.enumerated() { compiled.append(Compiled(regex: try Redactor.compile(p, index: i), needs: nil, caseless: false)) }
     }
 
     deinit {
-        for r in compiled + [flagPattern] {
+        for r in compiled.map(\.regex) + [flagPattern] {
             regfree(r)
             r.deallocate()
         }
     }
+
+    /// Whether `piece` holds one of `needs` (ASCII case folded when `caseless`; needles are lower case then).
+    private static func mayMatch(_ piece: [UInt8], _ needs: [[UInt8]], caseless: Bool) -> Bool {
+        piece.withUnsafeBufferPointer { bytes in
+            needs.contains { needle in
+                guard let first = needle.first, bytes.count >= needle.count else { return false }
+                var i = 0
+                while i + needle.count <= bytes.count {
+                    let b = caseless ? lower(bytes[i]) : bytes[i]
+                    if b == first {
+                        var j = 1
+                        while j < needle.count && (caseless ? lower(bytes[i + j]) : bytes[i + j]) == needle[j] { j += 1 }
+                        if j == needle.count { return true }
+                    }
+                    i += 1
+                }
+                return false
+            }
+        }
+    }
+
+    private static func lower(_ b: UInt8) -> UInt8 { b >= 65 && b <= 90 ? b | 0x20 : b }
 
     private static func compile(_ pattern: String, index: Int?, extraFlags: Int32 = 0) throws(RedactorError) -> UnsafeMutablePointer<regex_t> {
         var text = pattern
@@ -110,7 +154,8 @@ package final class Redactor: @unchecked Sendable {
     }
 
     func isSecretFlag(_ s: String) -> Bool {
-        s.utf8.count < 64 && !s.utf8.contains(0) && regexec(flagPattern, s, 0, nil, 0) == 0
+        // The pattern is anchored at a leading '-'.
+        s.utf8.first == UInt8(ascii: "-") && s.utf8.count < 64 && !s.utf8.contains(0) && regexec(flagPattern, s, 0, nil, 0) == 0
     }
 
     /// One string: truncated first (scanning a little past the cut, so a
@@ -124,7 +169,10 @@ package final class Redactor: @unchecked Sendable {
         // Split at NUL bytes: regexec stops at the first one.
         var pieces = bytes.split(separator: 0, omittingEmptySubsequences: false).map(Array.init)
         for r in compiled {
-            for i in pieces.indices where !pieces[i].isEmpty { pieces[i] = apply(r, to: pieces[i]) }
+            for i in pieces.indices where !pieces[i].isEmpty {
+                if let needs = r.needs, !Self.mayMatch(pieces[i], needs, caseless: r.caseless) { continue }
+                pieces[i] = apply(r.regex, to: pieces[i])
+            }
         }
         bytes = Array(pieces.joined(separator: [0]))
         if truncated {

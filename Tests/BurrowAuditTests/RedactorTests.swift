@@ -47,6 +47,29 @@ struct RedactorTests {
         #expect(kept.hasPrefix("éé"))
     }
 
+    @Test("skipping a built-in pattern on strings without its literals changes no output")
+    func prefilterIsExact() throws {
+        let fast = try Redactor(patterns: [#"corp-[0-9]{6}"#])
+        let slow = try Redactor(patterns: [#"corp-[0-9]{6}"#], prefilter: false)
+        // Pieces around every literal a pattern needs, in both cases, joined at random.
+        let parts = [
+            "password", "PASSWORD", "Passwd", "secret", "TOKEN", "api-key", "API_KEY", "access_key", "private-key", "auth_token", "Authorization", "credentials",
+            "=", ":", " ", "\"", "'", "bearer ", "Bearer ", "BEARER ", "basic ", "token ", "://", "https://", "user", ":", "@", "example.com",
+            "sk-", "sk_", "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", "abcdefghijklmnop", "gh", "ghp_", "gho_", "github_pat_", "xoxb-", "xox", "AKIA",
+            "AKIAABCDEFGHIJKLMNOP", "-----BEGIN ", "RSA PRIVATE KEY-----", "PRIVATE KEY-----", "corp-", "123456", "é", "\u{0}", "--", "-", "x",
+        ]
+        var generator = SeededGenerator(seed: 22)
+        var checked = 0
+        for _ in 0..<4000 {
+            let s = (0..<Int.random(in: 1...8, using: &generator)).map { _ in parts.randomElement(using: &generator)! }.joined()
+            #expect(fast.redact(s) == slow.redact(s), "\(s)")
+            checked += 1
+        }
+        let argv: JSON = .array(parts.map { .string($0) } + ["--password", "x", "-token", "y", "--api-key", "z"].map { .string($0) })
+        #expect(fast.redact(argv) == slow.redact(argv))
+        #expect(checked == 4000)
+    }
+
     @Test("an operator pattern that does not compile is an error naming it")
     func invalidPattern() {
         #expect(throws: RedactorError.self) { try Redactor(patterns: ["ok", "(unclosed"]) }
@@ -72,5 +95,18 @@ struct RedactorTests {
             #expect(!bytes.contains(secret), "\(secret) is in the database file")
         }
         #expect(bytes.contains("[REDACTED]"))
+    }
+}
+
+/// SplitMix64: the same strings on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
