@@ -134,20 +134,35 @@ extension JSON {
     }
 
     /// `s` as a JSON string literal, escaped as RFC 8259 requires (control
-    /// characters and DEL as \u00XX, everything else as UTF-8).
+    /// characters and DEL as \u00XX, everything else as UTF-8). Works on
+    /// the UTF-8 bytes: every byte that needs an escape is ASCII, and no byte
+    /// of a multi-byte character is, so runs between escapes are copied whole.
+    /// (The audit log hashes this text: its bytes must never change.)
     package static func quote(_ s: String, into out: inout String) {
         out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        var text = s
+        text.withUTF8 { bytes in
+            var run = 0
+            for i in bytes.indices {
+                let b = bytes[i]
+                guard b < 0x20 || b == 0x22 || b == 0x5C || b == 0x7F else { continue }
+                if run < i { out += String(decoding: UnsafeBufferPointer(rebasing: bytes[run..<i]), as: UTF8.self) }
+                switch b {
+                case 0x22: out += "\\\""
+                case 0x5C: out += "\\\\"
+                case 0x0A: out += "\\n"
+                case 0x0D: out += "\\r"
+                case 0x09: out += "\\t"
+                default:
+                    let digits = Array("0123456789abcdef".utf8)
+                    out += "\\u00" + String(decoding: [digits[Int(b >> 4)], digits[Int(b & 15)]], as: UTF8.self)
+                }
+                run = i + 1
+            }
+            if run == 0 {
+                out += s
+            } else if run < bytes.count {
+                out += String(decoding: UnsafeBufferPointer(rebasing: bytes[run...]), as: UTF8.self)
             }
         }
         out += "\""

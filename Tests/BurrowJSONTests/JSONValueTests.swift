@@ -5,6 +5,45 @@ import Testing
 /// `JSON` as the one value type: what Burrow writes (audit details), what
 /// Codable carries (API bodies, stored events), and how values compare.
 struct JSONValueTests {
+    /// The escaping as it was first written, scalar by scalar: the audit log
+    /// hashes this text, so the byte-wise `JSON.quote` must equal it exactly.
+    private func referenceQuote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    @Test("quoting works on bytes and gives exactly the scalar-by-scalar text")
+    func quoteMatchesReference() {
+        let alphabet: [Unicode.Scalar] =
+            (0..<0x20).map { Unicode.Scalar(UInt8($0)) } + ["\"", "\\", "/", "a", "Z", " ", "\u{7F}", "\u{80}", "é", "\u{FFFD}", "\u{2028}", "\u{202E}", "😀", "中"]
+        var state: UInt64 = 7
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        for _ in 0..<5000 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<next(24) { s.append(alphabet[next(alphabet.count)]) }
+            let text = String(s)
+            #expect(JSON.quote(text) == referenceQuote(text), "\(Array(text.utf8))")
+        }
+        #expect(JSON.quote("") == "\"\"")
+        #expect(JSON.quote("plain") == "\"plain\"")
+    }
+
     @Test("numbers Burrow writes: integers in decimal, doubles as Swift writes them, no NaN or infinity")
     func writtenNumbers() {
         #expect(JSON.integer(-42).canonicalText == "-42")
