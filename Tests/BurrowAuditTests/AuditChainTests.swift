@@ -1,5 +1,5 @@
-import BurrowCrypto
 import BurrowAudit
+import BurrowCrypto
 import BurrowJSON
 import BurrowSQLite
 import Testing
