@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "brw_sys.h"
 
+#include <sys/fsuid.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -332,4 +333,24 @@ int brw_thread_nice(int value) { return setpriority(PRIO_PROCESS, (id_t)syscall(
 const char *brw_symbol_file(const void *symbol) {
     Dl_info info;
     return dladdr(symbol, &info) != 0 ? info.dli_fname : 0;
+}
+
+int brw_thread_fs_identity(uint32_t uid, uint32_t gid, const uint32_t *groups, int count) {
+    if (syscall(SYS_setgroups, (size_t)count, groups) < 0) return -errno;
+    /* setfsuid/setfsgid report the previous id, never an error: a second
+     * call returns the id now in force. */
+    setfsgid(gid);
+    if ((uint32_t)setfsgid(gid) != gid) return -EPERM;
+    setfsuid(uid);
+    if ((uint32_t)setfsuid(uid) != uid) return -EPERM;
+    return 0;
+}
+
+int brw_thread_groups(uint32_t *out, int max) {
+    int n = (int)syscall(SYS_getgroups, max, out);
+    return n < 0 ? -errno : n;
+}
+
+int brw_access_fd(int fd, int mode) {
+    return neg_errno(syscall(SYS_faccessat2, fd, "", mode, AT_EMPTY_PATH | AT_EACCESS));
 }

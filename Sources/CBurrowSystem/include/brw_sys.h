@@ -108,6 +108,22 @@ struct brw_quota {
 /* The file of the loaded object holding `symbol` (dladdr(3)), or NULL. */
 const char *_Nullable brw_symbol_file(const void *_Nonnull symbol);
 
+/* Sets the calling thread's file-system identity: supplementary groups
+ * (setgroups(2) made raw: glibc's wrapper changes every thread), fsgid and
+ * fsuid, checked after each change. Leaving fsuid 0 clears the thread's
+ * file-system capabilities (CAP_DAC_OVERRIDE…); returning to 0 restores
+ * them. 0, or -errno (the thread may then be half changed: set it back). */
+int brw_thread_fs_identity(uint32_t uid, uint32_t gid, const uint32_t *_Nullable groups, int count);
+
+/* The calling thread's supplementary groups (getgroups(2)): their count, or -errno. */
+int brw_thread_groups(uint32_t *_Nonnull out, int max);
+
+/* Whether the calling thread's file-system identity may access the file
+ * `fd` refers to (an O_PATH descriptor will do) with `mode` (R_OK, W_OK,
+ * X_OK): faccessat2(2) with AT_EMPTY_PATH | AT_EACCESS, made raw so that no
+ * library emulation falls back to the effective ids. 0, or -errno. */
+int brw_access_fd(int fd, int mode);
+
 /* The file system's magic number (fstatfs(2) f_type), or -errno. */
 int64_t brw_fs_type(int fd);
 
