@@ -31,6 +31,7 @@ struct DryRunCommand: ParsableCommand {
 
     @OptionGroup var options: ProfileOptions
     @OptionGroup var parameters: ParameterOptions
+    @OptionGroup var caller: CallerOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
     var profile: String
@@ -56,7 +57,7 @@ struct DryRunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (plan, compiler, loaded) = try FrontDoor.plan(options, parameters: try parameters.parsed(), profile: profile, command: command)
+        let (plan, compiler, loaded) = try FrontDoor.plan(options, parameters: try parameters.parsed(), profile: profile, command: command, grantsCheckedAs: try caller.credentials())
         if json {
             print(try PlanJSON.encode(plan, showEnvironment: showEnvironment))
         } else {

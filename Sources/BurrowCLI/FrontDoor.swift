@@ -13,7 +13,9 @@ import BurrowSystem
 enum FrontDoor {
     /// The plan `burrow dry-run` prints: the same planner, for the first id
     /// of the sandbox range. Failures exit 1.
-    static func plan(_ options: ProfileOptions, parameters: [String: String], profile: String, command: [String]) throws -> (LaunchPlan, PlanCompiler, Planner.Loaded) {
+    static func plan(
+        _ options: ProfileOptions, parameters: [String: String], profile: String, command: [String], grantsCheckedAs caller: CallerCredentials? = nil
+    ) throws -> (LaunchPlan, PlanCompiler, Planner.Loaded) {
         let planner = Planner(policy: try options.loadPolicy(), host: HostFacts.probe())
         let loading = planner.load(.reference(profile), parameters: .supplied(parameters), caller: Caller.current())
         guard let loaded = loading.loaded else {
@@ -23,7 +25,10 @@ enum FrontDoor {
         let environment = ProcessEnvironment.current()
         let compiler = planner.compiler(environment: environment, workingDirectory: currentDirectory(), sandboxID: nil)
         do {
-            return (try planner.plan(loaded, argv: command, environment: environment, workingDirectory: currentDirectory(), sandboxID: nil), compiler, loaded)
+            return (
+                try planner.plan(loaded, argv: command, environment: environment, workingDirectory: currentDirectory(), sandboxID: nil, grantsCheckedAs: caller), compiler,
+                loaded
+            )
         } catch {
             printError("burrow: \(error)")
             throw ExitCode(1)
@@ -34,7 +39,8 @@ enum FrontDoor {
     /// policy, the audit log (no run without it), then the front door. A
     /// refusal is a PermissionDenied and exits with its code's status (125).
     static func prepare(
-        _ options: ProfileOptions, _ auditOptions: AuditOptions, parameters: [String: String], profile: String, command: [String], mode: Invocations.Request.Mode
+        _ options: ProfileOptions, _ auditOptions: AuditOptions, parameters: [String: String], profile: String, command: [String], mode: Invocations.Request.Mode,
+        grantsCheckedAs caller: CallerCredentials? = nil
     ) throws -> PreparedInvocation {
         let policy: HostPolicy
         let store: AuditStore
@@ -54,9 +60,10 @@ enum FrontDoor {
         Phases.mark("audit_opened")
         let invocations = Invocations(planner: Planner(policy: policy, host: HostFacts.probe(children: false)), audit: store)
         Phases.mark("host_probed")
-        let request = Invocations.Request(
+        var request = Invocations.Request(
             profile: .reference(profile), argv: command, parameters: parameters, environment: ProcessEnvironment.current(), workingDirectory: currentDirectory(), mode: mode,
             relayRemedy: "use `burrow mcp`, or `burrow run --without-mcp-relay` to run it without that policy")
+        request.grantsCheckedAs = caller
         let caller = Caller.current()
         do {
             defer { Phases.mark("planned") }

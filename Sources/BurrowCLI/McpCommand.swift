@@ -34,6 +34,7 @@ struct McpCommand: ParsableCommand {
 
     @OptionGroup var options: ProfileOptions
     @OptionGroup var parameters: ParameterOptions
+    @OptionGroup var caller: CallerOptions
     @OptionGroup var auditOptions: AuditOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
@@ -47,7 +48,7 @@ struct McpCommand: ParsableCommand {
     }
 
     func run() throws {
-        let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: .relay)
+        let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: .relay, grantsCheckedAs: try caller.credentials())
         let outcome: PreparedInvocation.Outcome
         do {
             outcome = try prepared.run(Runner.Options(), client: .init(input: 0, output: 1, stderr: 2))

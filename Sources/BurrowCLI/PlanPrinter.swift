@@ -41,13 +41,14 @@ struct PlanPrinter {
         let id = p.identity
         section(
             "Identity",
-            columns([
-                ["uid/gid", "\(id.uid)/\(id.gid)"],
-                ["uid_map", id.uidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
-                ["gid_map", id.gidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
-                ["setgroups", id.setgroups.rawValue], ["groups", id.supplementaryGroups.isEmpty ? "none" : id.supplementaryGroups.map(String.init).joined(separator: ",")],
-                ["note", style.dim(id.note)],
-            ]))
+            columns(
+                [
+                    ["uid/gid", "\(id.uid)/\(id.gid)"],
+                    ["uid_map", id.uidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
+                    ["gid_map", id.gidMap.map { "\($0.inside) \($0.outside) \($0.count)" }.joined(separator: ", ").ifEmpty("unchanged")],
+                    ["setgroups", id.setgroups.rawValue], ["groups", id.supplementaryGroups.isEmpty ? "none" : id.supplementaryGroups.map(String.init).joined(separator: ",")],
+                    ["note", style.dim(id.note)],
+                ] + (p.spec.grantsCheckedAs.map { [["binds checked as", "\($0) (gid \($0.gid), groups \($0.groups.map(String.init).joined(separator: ",")))"]] } ?? [])))
         section(
             "Mounts (in order; then pivot_root and detach the old root)",
             columns(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BurrowHost
 import BurrowProfile
+import BurrowSystem
 import FoundationEssentials
 
 #if canImport(Glibc)
@@ -23,6 +24,26 @@ struct ProfileOptions: ParsableArguments {
 
     func loader(policy: HostPolicy, read: @escaping ProfileLoader.Reader = HostConfiguration.readTextFile) -> ProfileLoader {
         ProfileLoader(policy: policy, searchPath: HostConfiguration.profileSearchPath(), read: read)
+    }
+}
+
+/// `--as-user`: the plan's bind sources opened with another user's rights.
+struct CallerOptions: ParsableArguments {
+    @Option(
+        name: .customLong("as-user"),
+        help: ArgumentHelp(
+            "Open every path the sandbox binds with this user's rights (a name or a uid), as an unprivileged user's own run is checked: a path the user cannot reach, or not with the access its mount gives, is refused. Root only.",
+            discussion: "Example: burrow dry-run --as-user alice --profile ./alice.toml -- tool shows the plan alice's run would get.", valueName: "user"))
+    var asUser: String?
+
+    /// The user's credentials (uid, primary group, every group it belongs to), or nil without --as-user.
+    func credentials() throws -> CallerCredentials? {
+        guard let asUser else { return nil }
+        guard getuid() == 0 else { throw CLIError("--as-user needs root: it checks paths for another user") }
+        guard let uid = UInt32(asUser) ?? UserDatabase.userID(asUser) else { throw CLIError("--as-user: no user \(asUser)") }
+        guard uid != 0 else { throw CLIError("--as-user: root's own rights reach everything; name an unprivileged user") }
+        guard let gid = UserDatabase.primaryGroup(uid) else { throw CLIError("--as-user: uid \(uid) has no passwd entry (its groups are unknown)") }
+        return CallerCredentials.ofUser(uid, primary: gid)
     }
 }
 

@@ -39,6 +39,7 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var options: ProfileOptions
     @OptionGroup var parameters: ParameterOptions
+    @OptionGroup var caller: CallerOptions
     @OptionGroup var auditOptions: AuditOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
@@ -66,7 +67,8 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         Phases.mark("arguments_parsed")
-        let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: withoutMcpRelay ? .withoutRelay : .plain)
+        let prepared = try FrontDoor.prepare(
+            options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: withoutMcpRelay ? .withoutRelay : .plain, grantsCheckedAs: try caller.credentials())
         let quiet = quiet
         let record: RunRecord
         do {

@@ -4,8 +4,9 @@ package import BurrowHost
 import BurrowPolicy
 package import BurrowProfile
 package import BurrowRuntime
-import BurrowSystem
+package import BurrowSystem
 import FoundationEssentials
+import SystemPackage
 
 /// A sandbox built ahead, and the host identity it was built with (its plan names the uid).
 package struct WarmEntry: Sendable {
@@ -85,7 +86,8 @@ package struct Invocations: Sendable {
         let plan: LaunchPlan
         do {
             plan = try planner.plan(
-                loaded, argv: request.argv, environment: request.environment, workingDirectory: request.workingDirectory, sandboxID: lease.id, deadline: request.deadline)
+                loaded, argv: request.argv, environment: request.environment, workingDirectory: request.workingDirectory, sandboxID: lease.id, deadline: request.deadline,
+                grantsCheckedAs: request.grantsCheckedAs)
         } catch {
             throw refusal(.planRefused, error.description)
         }
@@ -100,6 +102,21 @@ package struct Invocations: Sendable {
                     + "(listed tools, argument schemas, content filters, rate limits, per-call audit)" + (request.relayRemedy.isEmpty ? "" : "; " + request.relayRemedy))
         default:
             break
+        }
+        // Refused here, before ToolInvoked, with a PermissionDenied naming the
+        // path; the sandbox's binds are then made from descriptors opened
+        // with the same rights (ChildPlan), so a path swapped since cannot widen them.
+        if let caller = plan.spec.grantsCheckedAs {
+            let executables = Set(plan.spec.allowedExecutables)
+            for entry in plan.mounts {
+                guard let access = entry.callerAccess(executables: executables), let source = entry.source else { continue }
+                do {
+                    let opened = try CallerAccess.open(source, as: caller, access: access, searchDirectories: true)
+                    try? opened.close()
+                } catch {
+                    throw refusal(.forbidden, "\(error): nothing is bound that the caller could not reach")
+                }
+            }
         }
         if request.refuseUnlistedEnvironment {
             let passed = Set(plan.environment.filter { $0.source == .caller }.map(\.name))
@@ -172,6 +189,9 @@ extension Invocations {
         package var relayRemedy: String
         /// Sandboxes built ahead for this tool (burrowd); nil: always cold.
         package var warm: WarmSupply?
+        /// Open every bind source with this caller's rights (`LaunchPlan`'s
+        /// `grantsCheckedAs`); nil: burrowd's own.
+        package var grantsCheckedAs: CallerCredentials?
 
         package init(
             profile: ProfileSource, argv: [String], parameters: [String: String] = [:], environment: [String: String] = [:], refuseUnlistedEnvironment: Bool = false,

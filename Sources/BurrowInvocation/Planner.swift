@@ -185,7 +185,8 @@ package struct Planner: Sendable {
 
     /// The launch plan for one request (see `compiler`).
     package func plan(
-        _ loaded: Loaded, argv: [String], environment: [String: String], workingDirectory: String = "/", sandboxID: UInt32?, deadline: Seconds? = nil
+        _ loaded: Loaded, argv: [String], environment: [String: String], workingDirectory: String = "/", sandboxID: UInt32?, deadline: Seconds? = nil,
+        grantsCheckedAs caller: CallerCredentials? = nil
     ) throws(PlanError) -> LaunchPlan {
         // Parameters are written into the command and the caller's values
         // before compiling, so the plan's own checks (ExecStrings) see them.
@@ -193,6 +194,7 @@ package struct Planner: Sendable {
         var plan = try compiler(environment: environment.mapValues { ProfileParameters.substitute($0, p) }, workingDirectory: workingDirectory, sandboxID: sandboxID)
             .compile(loaded.effective, profileFiles: loaded.files, argv: argv.map { ProfileParameters.substitute($0, p) }, deadline: deadline)
         plan.parameters = p
+        plan.spec.grantsCheckedAs = caller
         return plan
     }
 

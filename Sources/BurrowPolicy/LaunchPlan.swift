@@ -63,6 +63,10 @@ package struct SandboxSpec: Sendable, Equatable {
     /// The limits; `maxExecutionTime` is the tool's own (an invocation's
     /// deadline, which may be shorter, is `ExecRequest.deadline`).
     package var limits: EffectiveLimits
+    /// When set, every bind source is opened with this caller's rights and
+    /// must allow the access its mount gives (an unprivileged caller's run,
+    /// or `--as-user`): nothing is bound that the caller could not reach.
+    package var grantsCheckedAs: CallerCredentials? = nil
 }
 
 extension SandboxSpec {
@@ -231,7 +235,7 @@ extension LaunchPlan: Codable {
     /// The flat JSON of `burrow dry-run --json` (schema version 1).
     enum CodingKeys: String, CodingKey {
         case schemaVersion, tool, profileFiles, sandboxLevel, command, namespaces, identity, mounts, environment, rlimits, cgroup, capabilities, seccomp
-        case landlock, network, mcp, limits, controls, clamps, exposure, warnings, parameters
+        case landlock, network, mcp, limits, controls, clamps, exposure, warnings, parameters, grantsCheckedAs
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -258,6 +262,7 @@ extension LaunchPlan: Codable {
         try c.encode(exposure, forKey: .exposure)
         try c.encode(warnings, forKey: .warnings)
         try c.encode(parameters, forKey: .parameters)
+        try c.encodeIfPresent(spec.grantsCheckedAs, forKey: .grantsCheckedAs)
     }
 
     package init(from decoder: any Decoder) throws {
@@ -284,6 +289,7 @@ extension LaunchPlan: Codable {
                 supervised: supervised))
         schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
         parameters = try c.decodeIfPresent([ResolvedParameter].self, forKey: .parameters) ?? []
+        spec.grantsCheckedAs = try c.decodeIfPresent(CallerCredentials.self, forKey: .grantsCheckedAs)
     }
 }
 
@@ -386,6 +392,20 @@ package struct MountEntry: Sendable, Codable, Equatable {
         self.options = options
         self.content = content
         self.reason = reason
+    }
+}
+
+extension MountEntry {
+    /// The access a caller must have to the source of this mount, when the
+    /// plan's binds are checked as a caller (`grantsCheckedAs`): read, write
+    /// too for a writable mount, execute for an allowed executable (search
+    /// for a directory is added where it is opened). Nil: nothing is bound
+    /// from the host (tmpfs, proc, a symlink, a file, a remount).
+    package func callerAccess(executables: Set<String>) -> CallerAccess.Access? {
+        guard kind == .bind || (kind == .mask && source != "tmpfs"), let source else { return nil }
+        var access: CallerAccess.Access = options.readOnly == true ? .read : [.read, .write]
+        if executables.contains(source) { access.insert(.execute) }
+        return access
     }
 }
 

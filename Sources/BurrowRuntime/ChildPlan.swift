@@ -21,6 +21,10 @@ final class ChildPlan {
     /// Idmap user namespaces by host owner (uid, gid).
     private var idmaps: [String: FileDescriptor] = [:]
     private let sandboxIDs: (uid: UInt32, gid: UInt32)
+    /// The caller whose rights every bind source is opened with (nil: burrowd's own).
+    private let caller: CallerCredentials?
+    /// The executables the plan allows: their binds need the caller's execute right.
+    private let executables: Set<String>
     /// What could not be applied as planned, with why (for the run record).
     private(set) var notes: [String] = []
     /// Where the new root is assembled before pivot_root (in the child's own mount namespace).
@@ -33,6 +37,8 @@ final class ChildPlan {
     init(_ plan: LaunchPlan, cgroup: Int32?) throws(RunError) {
         let isolated = plan.sandboxLevel != .none
         sandboxIDs = (plan.identity.uid, plan.identity.gid)
+        caller = plan.spec.grantsCheckedAs
+        executables = Set(plan.spec.allowedExecutables)
         raw.clone_flags = plan.namespaces.reduce(0) { $0 | $1.kind.cloneFlag }
         raw.cgroup_fd = cgroup ?? -1
         raw.sock = -1
@@ -154,7 +160,7 @@ final class ChildPlan {
                 m.target_is_dir = 1
             case .bind:
                 guard let source = entry.source else { throw .preparation("bind at \(entry.target) has no source") }
-                try bind(&m, source: source, flags: flags, recursive: entry.options.recursive, idmap: entry.options.idmap)
+                try bind(&m, source: source, flags: flags, recursive: entry.options.recursive, idmap: entry.options.idmap, access: entry.callerAccess(executables: executables))
             case .symlink:
                 m.kind = UInt32(BRW_MOUNT_SYMLINK.rawValue)
                 m.text = UnsafePointer(string(entry.source ?? ""))
@@ -173,7 +179,7 @@ final class ChildPlan {
                     m.flags = flags
                     m.target_is_dir = 1
                 } else {
-                    try bind(&m, source: entry.source ?? "/dev/null", flags: flags, recursive: false, idmap: false)
+                    try bind(&m, source: entry.source ?? "/dev/null", flags: flags, recursive: false, idmap: false, access: entry.callerAccess(executables: executables))
                 }
             case .remount:
                 guard target.isEmpty else { throw .preparation("only the root is remounted, not \(entry.target)") }
@@ -191,15 +197,39 @@ final class ChildPlan {
     /// here in the parent; the child only attaches it with move_mount(2). A
     /// descriptor of a mount in the parent's namespace could not be bound from
     /// the child's new one.
-    private func bind(_ m: inout brw_mount, source: String, flags: UInt64, recursive: Bool, idmap: Bool) throws(RunError) {
+    ///
+    /// With a caller (`grantsCheckedAs`), the source is opened with the
+    /// caller's rights, so every directory on the way is searched as the
+    /// caller, and the mount's access is checked on what was opened: read,
+    /// write too when the mount is writable, search for a directory, execute
+    /// for an allowed executable. The mount is cloned from that descriptor.
+    /// An idmap then shows only the caller's own files as the sandbox's, never
+    /// another owner's (whose rights the caller does not have).
+    private func bind(_ m: inout brw_mount, source: String, flags: UInt64, recursive: Bool, idmap: Bool, access: CallerAccess.Access?) throws(RunError) {
         var tree: FileDescriptor
         var st = stat()
+        let path: FileDescriptor
+        if let caller {
+            do {
+                path = try CallerAccess.open(source, as: caller, access: access ?? .read, searchDirectories: true)
+            } catch {
+                throw .refused("\(error): nothing is bound that the caller could not reach")
+            }
+        } else {
+            do {
+                path = try Kernel.openNoFollow(source, flags: Self.O_PATH)
+            } catch {
+                let why = error == .tooManySymbolicLinkLevels ? "a path component is a symlink, which Burrow does not follow" : "\(errnoName(error.rawValue)) (\(error))"
+                throw .preparation("cannot prepare the bind of \(source): \(why)")
+            }
+        }
+        defer { try? path.close() }
         do throws(Errno) {
-            let path = try Kernel.openNoFollow(source, flags: Self.O_PATH)
-            defer { try? path.close() }
             guard fstat(path.rawValue, &st) == 0 else { throw Errno(rawValue: errno) }
             // MOUNT_ATTR_RDONLY/NOSUID/NODEV/NOEXEC share the MS_* values 1/2/4/8.
-            let namespace = idmap && st.st_uid != sandboxIDs.uid ? try idmapNamespace(uid: st.st_uid, gid: st.st_gid) : nil
+            let callersOwn = caller.map { $0.uid == st.st_uid && ($0.gid == st.st_gid || $0.groups.contains(st.st_gid)) } ?? true
+            let mapped = idmap && st.st_uid != sandboxIDs.uid && callersOwn
+            let namespace = mapped ? try idmapNamespace(uid: st.st_uid, gid: st.st_gid) : nil
             do {
                 tree = try Kernel.cloneMount(path, recursive: recursive, attributes: flags, idmap: namespace)
             } catch  where namespace != nil && error == .invalidArgument {

@@ -10,7 +10,7 @@ package import SystemPackage
 /// Who is asking, as the kernel checks file access: a user id, its primary
 /// group and its supplementary groups (a burrowd caller, from its socket
 /// credentials and the user database).
-package struct CallerCredentials: Sendable, Equatable, CustomStringConvertible {
+package struct CallerCredentials: Sendable, Equatable, Codable, CustomStringConvertible {
     package var uid: UInt32
     package var gid: UInt32
     package var groups: [UInt32]
@@ -105,8 +105,9 @@ package enum CallerAccess {
 
     /// Opens `path` as `caller` (O_PATH; no symlink anywhere on the way, so
     /// every directory is searched with the caller's rights) and checks
-    /// `access` on the file it opened.
-    package static func open(_ path: String, as caller: CallerCredentials, access: Access) throws(Failure) -> FileDescriptor {
+    /// `access` on the file it opened (and, with `searchDirectories`, the
+    /// right to search it when it is a directory).
+    package static func open(_ path: String, as caller: CallerCredentials, access: Access, searchDirectories: Bool = false) throws(Failure) -> FileDescriptor {
         let outcome = try asCaller(caller) { () throws(Failure) -> FileDescriptor in
             let fd: FileDescriptor
             do throws(Errno) {
@@ -119,10 +120,13 @@ package enum CallerAccess {
                 default: throw .other(path: path, error)
                 }
             }
-            let rc = brw_access_fd(fd.rawValue, access.rawValue)
+            var wanted = access
+            var st = stat()
+            if searchDirectories && fstat(fd.rawValue, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR { wanted.insert(.execute) }
+            let rc = brw_access_fd(fd.rawValue, wanted.rawValue)
             guard rc == 0 else {
                 try? fd.close()
-                if rc == -EACCES || rc == -EPERM || rc == -EROFS { throw .denied(path: path, caller: caller.description, access: access) }
+                if rc == -EACCES || rc == -EPERM || rc == -EROFS { throw .denied(path: path, caller: caller.description, access: wanted) }
                 throw .other(path: path, Errno(rawValue: -rc))
             }
             return fd

@@ -15,6 +15,15 @@ package enum UserDatabase {
         return String(cString: name)
     }
 
+    /// The user's primary group (its passwd entry), or nil for an unknown uid.
+    package static func primaryGroup(_ uid: UInt32) -> UInt32? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.pw_gid
+    }
+
     package static func userID(_ name: String) -> UInt32? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
