@@ -115,6 +115,8 @@ enum SeccompCompiler {
         try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), "clear CTL_NNP")
         // A binary tree of syscall numbers: O(log n) per call instead of a linear scan.
         try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2), "select the binary-tree optimisation")
+        // A failed system call (the export's write) reports its own errno, not ECANCELED for all.
+        try check(seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1), "report system errors as they are")
 
         var unknown: [String] = []
         func number(_ name: String) -> Int32? {
