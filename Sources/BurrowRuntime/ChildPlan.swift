@@ -38,7 +38,7 @@ final class ChildPlan {
         let isolated = plan.sandboxLevel != .none
         sandboxIDs = (plan.identity.uid, plan.identity.gid)
         caller = plan.spec.grantsCheckedAs
-        executables = Set(plan.spec.allowedExecutables)
+        executables = caller == nil ? [] : Set(plan.spec.allowedExecutables)
         raw.clone_flags = plan.namespaces.reduce(0) { $0 | $1.kind.cloneFlag }
         raw.cgroup_fd = cgroup ?? -1
         raw.sock = -1
@@ -160,7 +160,7 @@ final class ChildPlan {
                 m.target_is_dir = 1
             case .bind:
                 guard let source = entry.source else { throw .preparation("bind at \(entry.target) has no source") }
-                try bind(&m, source: source, flags: flags, recursive: entry.options.recursive, idmap: entry.options.idmap, access: entry.callerAccess(executables: executables))
+                try bind(&m, source: source, flags: flags, recursive: entry.options.recursive, idmap: entry.options.idmap, access: access(entry))
             case .symlink:
                 m.kind = UInt32(BRW_MOUNT_SYMLINK.rawValue)
                 m.text = UnsafePointer(string(entry.source ?? ""))
@@ -179,7 +179,7 @@ final class ChildPlan {
                     m.flags = flags
                     m.target_is_dir = 1
                 } else {
-                    try bind(&m, source: entry.source ?? "/dev/null", flags: flags, recursive: false, idmap: false, access: entry.callerAccess(executables: executables))
+                    try bind(&m, source: entry.source ?? "/dev/null", flags: flags, recursive: false, idmap: false, access: access(entry))
                 }
             case .remount:
                 guard target.isEmpty else { throw .preparation("only the root is remounted, not \(entry.target)") }
@@ -245,6 +245,11 @@ final class ChildPlan {
         m.kind = UInt32(BRW_MOUNT_BIND.rawValue)
         m.source_fd = tree.rawValue
         m.target_is_dir = (st.st_mode & S_IFMT) == S_IFDIR ? 1 : 0
+    }
+
+    /// What the caller must be allowed on `entry`'s source; nil (nothing computed) without a caller.
+    private func access(_ entry: MountEntry) -> CallerAccess.Access? {
+        caller == nil ? nil : entry.callerAccess(executables: executables)
     }
 
     /// The user namespace that shows host owner uid/gid as the sandbox's ids.

@@ -66,7 +66,9 @@ package enum Phases {
 
     /// Notes that `name` happened now (a no-op unless started or recording).
     package static func mark(_ name: StaticString) {
-        if requested, let raw = pthread_getspecific(current) {
+        // The spawn path marks a dozen steps: without BURROW_PHASES=1, no lock.
+        guard requested else { return }
+        if let raw = pthread_getspecific(current) {
             Unmanaged<Recorder>.fromOpaque(raw).takeUnretainedValue().mark(name.description)
             return
         }

@@ -7,21 +7,18 @@
 /// Users, groups and the host name as NSS resolves them (re-entrant calls
 /// only: the daemon asks from many threads).
 package enum UserDatabase {
-    package static func userName(_ uid: UInt32) -> String? {
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else { return nil }
-        return String(cString: name)
-    }
+    package static func userName(_ uid: UInt32) -> String? { account(uid)?.name }
 
     /// The user's primary group (its passwd entry), or nil for an unknown uid.
-    package static func primaryGroup(_ uid: UInt32) -> UInt32? {
+    package static func primaryGroup(_ uid: UInt32) -> UInt32? { account(uid)?.gid }
+
+    /// The passwd entry of `uid`: its name and primary group.
+    private static func account(_ uid: UInt32) -> (name: String?, gid: UInt32)? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 4096)
         guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return entry.pw_gid
+        return (entry.pw_name.map { String(cString: $0) }, entry.pw_gid)
     }
 
     package static func userID(_ name: String) -> UInt32? {
