@@ -93,11 +93,18 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
+        // The session socket's protocol: unprivileged `burrow run|mcp|dry-run` as clients of burrowd.
+        .target(
+            name: "BurrowSession",
+            dependencies: [
+                "BurrowJSON", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem", .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowDaemon",
             dependencies: [
                 "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSQLite",
-                "BurrowSystem", .product(name: "Hummingbird", package: "hummingbird"),
+                "BurrowSession", "BurrowSystem", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -111,7 +118,7 @@ let package = Package(
             name: "BurrowCLI",
             dependencies: [
                 "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSQLite",
-                "BurrowSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "BurrowSession", "BurrowSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .executableTarget(name: "burrow", dependencies: ["BurrowCLI"], swiftSettings: strict),

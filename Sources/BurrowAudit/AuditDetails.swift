@@ -142,12 +142,17 @@ package struct InvocationDetails: AuditDetails {
     package var limits: Limits
     /// The profile's parameters and the values this run used (absent when it declares none).
     package var parameters: [String: String]
+    /// The process that asked for the run: `burrow` itself, or burrowd's
+    /// session client (SO_PEERCRED); absent for an HTTP caller.
+    package var callerPID: Int32?
 
     package init(
         argv: [String], executable: String, workingDirectory: String, environment: [String], profileFiles: [String], sandboxID: UInt32, namespaces: [String],
-        cgroupVersion: Int, seccompInstructions: Int, landlockABI: Int?, network: String, exposureScore: Double, limits: Limits, parameters: [String: String] = [:]
+        cgroupVersion: Int, seccompInstructions: Int, landlockABI: Int?, network: String, exposureScore: Double, limits: Limits, parameters: [String: String] = [:],
+        callerPID: Int32? = nil
     ) {
         self.parameters = parameters
+        self.callerPID = callerPID
         self.argv = argv
         self.executable = executable
         self.workingDirectory = workingDirectory
@@ -178,6 +183,7 @@ package struct InvocationDetails: AuditDetails {
             ]),
         ]
         if !parameters.isEmpty { fields["parameters"] = .object(parameters.mapValues { .string($0) }) }
+        if let callerPID { fields["callerPID"] = .int(callerPID) }
         return .object(fields)
     }
 }

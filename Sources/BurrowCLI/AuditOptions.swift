@@ -24,6 +24,11 @@ struct AuditOptions: ParsableArguments {
             throw CLIError(error.description)
         }
     }
+
+    /// Not root, a run goes through burrowd, whose own log records it.
+    func refuseWithoutRoot() throws {
+        if auditDB != nil { throw CLIError("--audit-db is root's: not root, this runs through burrowd, and burrowd's audit log records it") }
+    }
 }
 
 /// `--since` / `--until`: RFC 3339, a date, or an age.

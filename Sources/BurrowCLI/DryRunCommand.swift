@@ -2,6 +2,7 @@ import ArgumentParser
 import BurrowInvocation
 import BurrowPolicy
 import BurrowProfile
+import BurrowSession
 import BurrowSystem
 import FoundationEssentials
 
@@ -32,6 +33,7 @@ struct DryRunCommand: ParsableCommand {
     @OptionGroup var options: ProfileOptions
     @OptionGroup var parameters: ParameterOptions
     @OptionGroup var caller: CallerOptions
+    @OptionGroup var session: SessionOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
     var profile: String
@@ -57,15 +59,38 @@ struct DryRunCommand: ParsableCommand {
     }
 
     func run() throws {
+        guard geteuid() == 0 else { return try planThroughBurrowd() }
         let (plan, compiler, loaded) = try FrontDoor.plan(options, parameters: try parameters.parsed(), profile: profile, command: command, grantsCheckedAs: try caller.credentials())
+        // With --as-user: what that user's run would refuse, shown before it is tried.
+        let unreachable = Invocations.unreachableGrants(plan).map {
+            ProfileIssue(file: loaded.files.first ?? profile, keyPath: "", message: "\($0): `burrow run` refuses this grant", severity: .warning)
+        }
+        try show(plan, warnings: loaded.warnings + unreachable, listing: seccompListing ? compiler.seccompListing(loaded.effective) : nil)
+    }
+
+    /// Not root: the plan burrowd would run for this user (its profile
+    /// directories, `[users]` ceilings, grants checked as this user).
+    private func planThroughBurrowd() throws {
+        _ = try caller.credentials()
+        var request = try SessionClient.request(.dryRun, profile: profile, argv: command, parameters: try parameters.parsed())
+        request.seccompListing = seccompListing ? true : nil
+        switch try SessionClient.send(request, to: SessionClient.socketPath(session, policyFile: options.policy)) {
+        case .refused(let refusal): throw SessionClient.report(refusal)
+        case .failed(let failure):
+            printError("burrow: \(failure.message)")
+            throw ExitCode(failure.exitStatus)
+        case .plan(let answer): try show(answer.plan, warnings: answer.warnings, listing: answer.seccompListing)
+        case .finished: throw ExitCode(125)
+        }
+    }
+
+    private func show(_ plan: LaunchPlan, warnings: [ProfileIssue], listing: String?) throws {
         if json {
             print(try PlanJSON.encode(plan, showEnvironment: showEnvironment))
         } else {
-            print(PlanPrinter(plan: plan, style: .stdout, showEnvironment: showEnvironment, issues: loaded.warnings).render())
+            print(PlanPrinter(plan: plan, style: .stdout, showEnvironment: showEnvironment, issues: warnings).render())
         }
-        if seccompListing, let listing = compiler.seccompListing(loaded.effective) {
-            print(listing)
-        }
+        if let listing { print(listing) }
         if let threshold, plan.exposure.score > threshold {
             printError("burrow: exposure \(plan.exposure.score) is above the threshold \(threshold)")
             throw ExitCode(3)

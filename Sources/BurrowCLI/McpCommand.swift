@@ -2,6 +2,11 @@ import ArgumentParser
 import BurrowAPI
 import BurrowInvocation
 import BurrowRuntime
+import BurrowSession
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `burrow mcp`: an MCP server over stdio, sandboxed, behind the relay.
 struct McpCommand: ParsableCommand {
@@ -36,6 +41,7 @@ struct McpCommand: ParsableCommand {
     @OptionGroup var parameters: ParameterOptions
     @OptionGroup var caller: CallerOptions
     @OptionGroup var auditOptions: AuditOptions
+    @OptionGroup var session: SessionOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
     var profile: String
@@ -48,6 +54,7 @@ struct McpCommand: ParsableCommand {
     }
 
     func run() throws {
+        guard geteuid() == 0 else { return try runThroughBurrowd() }
         let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: .relay, grantsCheckedAs: try caller.credentials())
         let outcome: PreparedInvocation.Outcome
         do {
@@ -56,14 +63,34 @@ struct McpCommand: ParsableCommand {
             printError("burrow: \(error)")
             throw ExitCode(error.code.exitStatus)
         }
-        for problem in outcome.problems { printError("burrow: \(problem)") }
-        for (direction, count) in outcome.droppedLines.sorted(by: { $0.key < $1.key }) {
+        try finish(outcome.record, problems: outcome.problems, droppedLines: outcome.droppedLines, relayEndedBy: outcome.relayEndedBy)
+    }
+
+    /// Not root: burrowd runs the relay, on this process's stdin and stdout,
+    /// so its policy and per-call audit are burrowd's to keep.
+    private func runThroughBurrowd() throws {
+        _ = try caller.credentials()
+        try auditOptions.refuseWithoutRoot()
+        let request = try SessionClient.request(.mcp, profile: profile, argv: command, parameters: try parameters.parsed())
+        switch try SessionClient.send(request, to: SessionClient.socketPath(session, policyFile: options.policy)) {
+        case .refused(let refusal): throw SessionClient.report(refusal)
+        case .failed(let failure):
+            printError("burrow: \(failure.message)")
+            throw ExitCode(failure.exitStatus)
+        case .finished(let f): try finish(f.record, problems: f.problems, droppedLines: f.droppedLines, relayEndedBy: f.relayEndedBy)
+        case .plan: throw ExitCode(125)
+        }
+    }
+
+    private func finish(_ record: RunRecord, problems: [String], droppedLines: [String: Int], relayEndedBy: String?) throws {
+        for problem in problems { printError("burrow: \(problem)") }
+        for (direction, count) in droppedLines.sorted(by: { $0.key < $1.key }) {
             printError("burrow: \(count) line(s) \(direction) were not JSON-RPC messages and were dropped (the first is in the audit log)")
         }
-        if let why = outcome.relayEndedBy {
+        if let why = relayEndedBy {
             printError("burrow: MCP session ended: \(why)")
             throw ExitCode(125)
         }
-        throw ExitCode(outcome.record.exit.status)
+        throw ExitCode(record.exit.status)
     }
 }

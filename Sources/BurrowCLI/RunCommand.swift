@@ -2,6 +2,7 @@ import ArgumentParser
 import BurrowAPI
 import BurrowInvocation
 import BurrowRuntime
+import BurrowSession
 import BurrowSystem
 import FoundationEssentials
 
@@ -41,6 +42,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var parameters: ParameterOptions
     @OptionGroup var caller: CallerOptions
     @OptionGroup var auditOptions: AuditOptions
+    @OptionGroup var session: SessionOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
     var profile: String
@@ -67,20 +69,41 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         Phases.mark("arguments_parsed")
+        guard geteuid() == 0 else { return try runThroughBurrowd() }
         let prepared = try FrontDoor.prepare(
             options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: withoutMcpRelay ? .withoutRelay : .plain, grantsCheckedAs: try caller.credentials())
-        let quiet = quiet
         let record: RunRecord
         do {
-            record = try prepared.run(
-                Runner.Options(onViolation: { v in
-                    if !quiet { printError("burrow: refused \(v.syscall) (\(v.errno)): \(v.reason)") }
-                })
-            ).record
+            record = try prepared.run(Runner.Options(onViolation: report)).record
         } catch {
             printError("burrow: \(error)")
             throw ExitCode(error.code.exitStatus)
         }
+        try finish(record, problems: record.auditProblems)
+    }
+
+    /// Not root: the same request through burrowd's session socket.
+    private func runThroughBurrowd() throws {
+        _ = try caller.credentials()
+        try auditOptions.refuseWithoutRoot()
+        var request = try SessionClient.request(.run, profile: profile, argv: command, parameters: try parameters.parsed())
+        request.withoutMcpRelay = withoutMcpRelay ? true : nil
+        switch try SessionClient.send(request, to: SessionClient.socketPath(session, policyFile: options.policy), onViolation: report) {
+        case .refused(let refusal): throw SessionClient.report(refusal)
+        case .failed(let failure):
+            printError("burrow: \(failure.message)")
+            throw ExitCode(failure.exitStatus)
+        case .finished(let finished): try finish(finished.record, problems: finished.problems)
+        case .plan: throw ExitCode(125)
+        }
+    }
+
+    private func report(_ v: RunRecord.Violation) {
+        if !quiet { printError("burrow: refused \(v.syscall) (\(v.errno)): \(v.reason)") }
+    }
+
+    /// What the run left to say, the run record if asked for, and the tool's exit status.
+    private func finish(_ record: RunRecord, problems: [String]) throws {
         for s in record.swept {
             printError("burrow: invocation \(s.invocationID) was left by a supervisor that is gone: " + (s.problem ?? "its tasks were killed and its cgroup removed"))
         }
@@ -88,7 +111,7 @@ struct RunCommand: ParsableCommand {
             printError("burrow: invocation \(id) had no recorded outcome (its supervisor is gone): recorded as ToolFailed supervisor_lost")
         }
         // The run happened; what the log could not take is said here, not only in the record.
-        for problem in record.auditProblems { printError("burrow: \(problem)") }
+        for problem in problems { printError("burrow: \(problem)") }
         for event in record.limits {
             printError("burrow: limit exceeded: \(event.resource) \(event.limit): \(event.observed)")
         }

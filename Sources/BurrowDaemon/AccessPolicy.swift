@@ -9,8 +9,10 @@ import BurrowSystem
 package enum Role: String, Sendable, CaseIterable, Codable {
     /// Register, update and delete tools.
     case admin
-    /// Invoke tools.
+    /// Invoke registered tools.
     case invoker
+    /// Run its own profiles through the session socket (an unprivileged `burrow run`, `mcp`, `dry-run`).
+    case runner
     /// Read the audit log.
     case auditor
 }
@@ -28,7 +30,7 @@ package struct AccessPolicy: Sendable {
     package private(set) var unresolved: [String] = []
 
     package init(_ daemon: HostPolicy.Daemon) {
-        for (role, principals) in [(Role.admin, daemon.admins), (.invoker, daemon.invokers), (.auditor, daemon.auditors)] {
+        for (role, principals) in [(Role.admin, daemon.admins), (.invoker, daemon.invokers), (.runner, daemon.runners), (.auditor, daemon.auditors)] {
             var g = Grants()
             for p in principals {
                 switch p {

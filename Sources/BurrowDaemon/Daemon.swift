@@ -166,6 +166,15 @@ package struct Daemon: Sendable {
         } else {
             logger.warning("no burrow-spawner beside burrowd: sandboxes are cloned in process (slower)")
         }
+        let sessionPath = HostPolicy.Daemon.sessionSocket(beside: socketPath)
+        let sessions: SessionServer
+        do {
+            sessions = try SessionServer(daemon: self, path: sessionPath, group: gid, logger: logger)
+            try sessions.start()
+        } catch {
+            throw DaemonStartFailure(message: "cannot serve the session socket \(sessionPath): \(error)")
+        }
+        defer { sessions.stop() }
         let path = socketPath
         // Until chmod below, the socket must not be connectable by others.
         let previous = umask(0o177)
@@ -181,8 +190,8 @@ package struct Daemon: Sendable {
                 umask(previous)
                 _ = chown(path, uid_t.max, gid ?? 0)
                 _ = chmod(path, 0o660)
-                logger.info("burrowd \(burrowDaemonVersion) listening on \(path)")
-                SystemdNotify.send("READY=1\nSTATUS=serving on \(path)")
+                logger.info("burrowd \(burrowDaemonVersion) listening on \(path) (sessions: \(sessionPath))")
+                SystemdNotify.send("READY=1\nSTATUS=serving on \(path) and \(sessionPath)")
             },
             logger: logger)
         let shutdown = ShutdownService(invocations: invocations, grace: policy.daemon.shutdownGrace, logger: logger)
@@ -200,6 +209,12 @@ package struct Daemon: Sendable {
 }
 
 package let burrowDaemonVersion = "0.2.0"
+
+/// burrowd cannot start serving.
+struct DaemonStartFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
 
 /// Pings the systemd watchdog while burrowd serves. On graceful shutdown
 /// (SIGTERM) it tells systemd, makes new invocations fail with 503, and

@@ -186,11 +186,7 @@ final class InvocationService: Sendable {
         defer { _ = live.withLock { $0.removeValue(forKey: id) } }
         let metrics = metrics
         let spawner = spawner.withLock { $0 }
-        // burrowd swept at start; after that, a `burrow run` killed on this
-        // host leaves cgroups behind that the next sweep (every few seconds) removes.
-        let now = Kernel.monotonicNanoseconds()
-        let last = lastSweep.load(ordering: .relaxed)
-        let sweep = now - last >= Self.sweepInterval && lastSweep.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+        let sweep = sweepDue()
         let (invocation, phases) = (p.invocation, p.phases)
         let outcome: Result<PreparedInvocation.Outcome, RunError>? = await DedicatedThread.run {
             phases?.mark("supervisor_thread")
@@ -249,6 +245,62 @@ final class InvocationService: Sendable {
         }
     }
 
+    /// burrowd swept at start; after that, a `burrow run` killed on this host
+    /// leaves cgroups behind that the next sweep (every few seconds) removes:
+    /// true for the one run that should sweep now.
+    private func sweepDue() -> Bool {
+        let now = Kernel.monotonicNanoseconds()
+        let last = lastSweep.load(ordering: .relaxed)
+        return now - last >= Self.sweepInterval && lastSweep.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+    }
+
+    /// Whether shutdown has begun (new invocations are refused).
+    var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// A session client's run (the session socket), on the calling thread:
+    /// the same `run` as `burrow run`'s, with the client's stdin, stdout
+    /// and stderr as the tool's (behind the relay: as the client's side of
+    /// it, closed when the relay is done with them), the signals the client
+    /// passes on, and the run stoppable by shutdown.
+    func runSession(
+        _ invocation: PreparedInvocation, stdio: [FileDescriptor], signals: SignalRelay, onViolation: @escaping @Sendable (RunRecord.Violation) -> Void
+    ) -> Result<PreparedInvocation.Outcome, RunError> {
+        let id = invocation.id
+        live.withLock { $0[id] = invocation.stop }
+        defer { _ = live.withLock { $0.removeValue(forKey: id) } }
+        let metrics = metrics
+        let active = Atomic<Bool>(false)
+        defer { if active.load(ordering: .relaxed) { metrics.active.decrement() } }
+        var options = Runner.Options(
+            forwardSignals: false, spawner: spawner.withLock { $0 }, sweep: sweepDue(),
+            onStart: {
+                active.store(true, ordering: .relaxed)
+                metrics.active.increment()
+            },
+            onViolation: { v in
+                metrics.violation(v.syscall)
+                onViolation(v)
+            })
+        options.relayedSignals = signals
+        var client: PreparedInvocation.RelayClient?
+        let closed = Atomic<Bool>(false)
+        let closeClient: @Sendable () -> Void = { if !closed.exchange(true, ordering: .acquiringAndReleasing) { for fd in stdio { try? fd.close() } } }
+        if invocation.relayed {
+            client = .init(input: stdio[0].rawValue, output: stdio[1].rawValue, stderr: stdio[2].rawValue, whenDone: closeClient)
+        } else {
+            options.stdio = stdio
+        }
+        let outcome: Result<PreparedInvocation.Outcome, RunError>
+        do {
+            outcome = .success(try invocation.run(options, client: client))
+        } catch {
+            if client != nil { closeClient() }
+            outcome = .failure(error)
+        }
+        metrics.invocation(outcome.clean ? "completed" : "failed")
+        return outcome
+    }
+
     private func finish(_ result: inout InvocationResult, _ p: Prepared, error: ErrorBody.Detail?, sink: (@Sendable (InvocationEvent) -> Void)?) -> InvocationResult {
         result.state = error == nil ? .finished : .failed
         result.error = error
@@ -282,6 +334,14 @@ final class InvocationService: Sendable {
         let stops = live.withLock { Array($0.values) }
         for s in stops { s.stop(reason) }
         return stops.count
+    }
+}
+
+extension Result<PreparedInvocation.Outcome, RunError> {
+    /// Exit 0, within every limit, not stopped.
+    var clean: Bool {
+        guard case .success(let o) = self else { return false }
+        return o.record.exit.code == 0 && o.record.limits.isEmpty && o.record.stopped == nil
     }
 }
 

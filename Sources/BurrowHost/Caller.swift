@@ -4,21 +4,24 @@ import BurrowSystem
     import Glibc
 #endif
 
-/// Who invoked a tool: a user name (or `uid:N`) and the uid.
+/// Who invoked a tool: a user name (or `uid:N`), the uid, and the process
+/// when it is known (`burrow` itself, or burrowd's session client).
 package struct Caller: Sendable, Equatable {
     package var principal: String
     package var uid: UInt32
+    package var pid: Int32?
 
-    package init(principal: String, uid: UInt32) {
+    package init(principal: String, uid: UInt32, pid: Int32? = nil) {
         self.principal = principal
         self.uid = uid
+        self.pid = pid
     }
 
     /// The user `uid`, named as the user database names it (`uid:N` when it does not).
-    package init(uid: UInt32) {
-        self.init(principal: UserDatabase.userName(uid) ?? "uid:\(uid)", uid: uid)
+    package init(uid: UInt32, pid: Int32? = nil) {
+        self.init(principal: UserDatabase.userName(uid) ?? "uid:\(uid)", uid: uid, pid: pid)
     }
 
-    /// This process's real user.
-    package static func current() -> Caller { Caller(uid: getuid()) }
+    /// This process and its real user.
+    package static func current() -> Caller { Caller(uid: getuid(), pid: getpid()) }
 }

@@ -1,7 +1,7 @@
 package import BurrowAPI
 package import BurrowAudit
 package import BurrowHost
-import BurrowPolicy
+package import BurrowPolicy
 package import BurrowProfile
 package import BurrowRuntime
 package import BurrowSystem
@@ -54,7 +54,7 @@ package struct Invocations: Sendable {
     ///   `Refusal.record`, burrowd through its DenialLog, which
     ///   aggregates a caller's bursts) and answers with its code.
     package func prepare(_ request: Request, caller: Caller) throws(Refusal) -> PreparedInvocation {
-        let loading = planner.load(request.profile, parameters: .supplied(request.parameters), caller: caller)
+        let loading = planner.load(request.profile, parameters: .supplied(request.parameters), caller: caller, ceilings: request.userCeilings ? policy.users : nil)
         Phases.mark("profile_loaded")
         let tool = loading.tool ?? request.profile.label
         func refusal(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil, denied: Bool = true) -> Refusal {
@@ -106,17 +106,8 @@ package struct Invocations: Sendable {
         // Refused here, before ToolInvoked, with a PermissionDenied naming the
         // path; the sandbox's binds are then made from descriptors opened
         // with the same rights (ChildPlan), so a path swapped since cannot widen them.
-        if let caller = plan.spec.grantsCheckedAs {
-            let executables = Set(plan.spec.allowedExecutables)
-            for entry in plan.mounts {
-                guard let access = entry.callerAccess(executables: executables), let source = entry.source else { continue }
-                do {
-                    let opened = try CallerAccess.open(source, as: caller, access: access, searchDirectories: true)
-                    try? opened.close()
-                } catch {
-                    throw refusal(.forbidden, "\(error): nothing is bound that the caller could not reach")
-                }
-            }
+        if let unreachable = Self.unreachableGrants(plan).first {
+            throw refusal(.forbidden, "\(unreachable): nothing is bound that the caller could not reach")
         }
         if request.refuseUnlistedEnvironment {
             let passed = Set(plan.environment.filter { $0.source == .caller }.map(\.name))
@@ -153,6 +144,26 @@ package struct Invocations: Sendable {
 }
 
 extension Invocations {
+    /// The bind sources of a plan whose grants are checked as a caller
+    /// (`grantsCheckedAs`) that the caller cannot open with the access its
+    /// mount gives, in mount order: `prepare` refuses the first, dry-run
+    /// shows them all.
+    package static func unreachableGrants(_ plan: LaunchPlan) -> [CallerAccess.Failure] {
+        guard let caller = plan.spec.grantsCheckedAs else { return [] }
+        let executables = Set(plan.spec.allowedExecutables)
+        var failures: [CallerAccess.Failure] = []
+        for entry in plan.mounts {
+            guard let access = entry.callerAccess(executables: executables), let source = entry.source else { continue }
+            do {
+                let opened = try CallerAccess.open(source, as: caller, access: access, searchDirectories: true)
+                try? opened.close()
+            } catch {
+                failures.append(error)
+            }
+        }
+        return failures
+    }
+
     /// One request to run a tool, whoever makes it: `burrow run`, `burrow mcp`
     /// and burrowd (plain invocations and MCP sessions) each fill one in and
     /// hand it to `prepare`.
@@ -192,6 +203,9 @@ extension Invocations {
         /// Open every bind source with this caller's rights (`LaunchPlan`'s
         /// `grantsCheckedAs`); nil: burrowd's own.
         package var grantsCheckedAs: CallerCredentials?
+        /// Lower the profile to the host policy's `[users]` ceilings (an
+        /// unprivileged caller's own profile, through the session socket).
+        package var userCeilings = false
 
         package init(
             profile: ProfileSource, argv: [String], parameters: [String: String] = [:], environment: [String: String] = [:], refuseUnlistedEnvironment: Bool = false,

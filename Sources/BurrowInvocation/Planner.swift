@@ -72,10 +72,14 @@ package struct Planner: Sendable {
     /// Loads, validates and clamps the profile. A registered document is
     /// loaded once and reused while every file its loading read (or found
     /// missing) reads the same.
-    /// - Parameter caller: who supplies the parameters' values (a run);
-    ///   a path it names must be its own (root's: any, below the roots).
-    package func load(_ source: ProfileSource, parameters: ParameterValues = .placeholders, caller: Caller? = nil) -> Loading {
+    /// - Parameters:
+    ///   - caller: who supplies the parameters' values (a run); a path it
+    ///     names must be its own (root's: any, below the roots).
+    ///   - ceilings: lowers the profile further (`[users]`: an unprivileged
+    ///     caller's own profile through the session socket).
+    package func load(_ source: ProfileSource, parameters: ParameterValues = .placeholders, caller: Caller? = nil, ceilings: HostPolicy.Users? = nil) -> Loading {
         var loading = loadChecked(source, parameters: parameters)
+        if let ceilings, let loaded = loading.loaded { loading.loaded?.effective = ceilings.clamp(loaded.effective) }
         // On every request (a load is reused; the host's paths may have
         // changed), and only for a run: checking a profile uses stand-ins.
         if let loaded = loading.loaded, case .supplied = parameters {

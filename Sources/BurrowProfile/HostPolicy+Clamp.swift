@@ -95,3 +95,47 @@ extension HostPolicy {
         return EffectiveProfile(profile: p, limits: limits, clamps: clamps)
     }
 }
+
+extension HostPolicy.Users {
+    /// Lowers a profile the host policy already clamped to these ceilings:
+    /// what an unprivileged caller's own profile gets (the session socket).
+    /// Each change is a `Clamp` naming `[users]`.
+    package func clamp(_ effective: EffectiveProfile) -> EffectiveProfile {
+        var e = effective
+        func lower<T: Comparable & CustomStringConvertible>(_ keyPath: WritableKeyPath<EffectiveLimits, T>, _ ceiling: T?, _ key: String, _ policyKey: String) {
+            guard let ceiling, e.limits[keyPath: keyPath] > ceiling else { return }
+            e.clamps.append(
+                Clamp(key: "resource_limits.\(key)", requested: "\(e.limits[keyPath: keyPath])", effective: "\(ceiling)", reason: "ceiling for users' own profiles ([users] \(policyKey))"))
+            e.limits[keyPath: keyPath] = ceiling
+        }
+        lower(\.maxMemory, maxMemory, "max_memory", "max_memory_mb")
+        lower(\.maxCpuTime, maxCpuTime, "max_cpu_time", "max_cpu_time")
+        lower(\.maxExecutionTime, maxExecutionTime, "max_execution_time", "max_execution_time")
+        lower(\.maxProcesses, maxProcesses, "max_processes", "max_processes")
+        lower(\.scratchSize, maxScratch, "scratch_size", "max_scratch_mb")
+        e.profile.permissions.process.maxProcesses = e.limits.maxProcesses
+        e.profile.filesystem.scratchSize = e.limits.scratchSize
+
+        let requested = e.profile.networkAccess
+        if requested > networkPolicy {
+            e.profile.networkAccess = e.profile.permissions.network.isEmpty ? .none : networkPolicy
+            if e.profile.networkAccess == .none { e.profile.permissions.network = [] }
+            e.clamps.append(
+                Clamp(
+                    key: "network_access", requested: requested.rawValue, effective: e.profile.networkAccess.rawValue,
+                    reason: "ceiling for users' own profiles ([users] network_policy = \"\(networkPolicy.rawValue)\")"))
+        }
+        let writes = e.profile.permissions.fileWrite + e.profile.filesystem.writePaths
+        if !allowWrite && !writes.isEmpty {
+            e.profile.permissions.fileRead += e.profile.permissions.fileWrite.filter { !e.profile.permissions.fileRead.contains($0) }
+            e.profile.filesystem.readPaths += e.profile.filesystem.writePaths.filter { !e.profile.filesystem.readPaths.contains($0) }
+            e.profile.permissions.fileWrite = []
+            e.profile.filesystem.writePaths = []
+            e.clamps.append(
+                Clamp(
+                    key: "permissions.file_write", requested: writes.map(\.description).joined(separator: ", "), effective: "read-only",
+                    reason: "users' own profiles may not write to the host ([users] allow_write = false)"))
+        }
+        return e
+    }
+}

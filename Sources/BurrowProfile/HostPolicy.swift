@@ -76,6 +76,29 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var durationThreshold = Seconds.seconds(60)
         /// …or uses more CPU time than this (its whole tree).
         package var cpuThreshold = Seconds.seconds(60)
+        /// A user may read the events of its own runs (`burrow audit` through burrowd).
+        package var userReadsOwn = false
+    }
+
+    /// Burrow's own section: ceilings for what unprivileged callers run
+    /// through the session socket (their own profiles), below `[policies]`.
+    /// Limits above a ceiling are lowered, network access too, and write
+    /// grants become read-only when `allow_write` is false; each change is a
+    /// clamp the plan shows.
+    package struct Users: Sendable, Equatable, Codable {
+        /// The most network a caller's own profile may get.
+        package var networkPolicy = NetworkAccess.restricted
+        package var maxMemory: ByteSize?
+        package var maxCpuTime: Seconds?
+        package var maxExecutionTime: Seconds?
+        package var maxProcesses: Int?
+        package var maxScratch: ByteSize?
+        /// Whether a caller's profile may keep its host write grants.
+        package var allowWrite = true
+        /// Sessions one caller (uid) may have running at once.
+        package var maxConcurrent = 8
+        /// Sessions one caller may start per minute.
+        package var runsPerMinute = 120
     }
 
     /// Who may call the daemon, and how: each role lists principals as
@@ -130,12 +153,25 @@ package struct HostPolicy: Sendable, Equatable, Codable {
 
         /// The API socket (HTTP/1.1 + JSON).
         package var socket = "/run/burrow/burrowd.sock"
-        /// The socket is 0660 root:this group.
+        /// The socket is 0660 root:this group (the session socket too).
         package var socketGroup = "burrow"
+
+        /// The session socket, beside the API socket: `burrowd.sock` →
+        /// `burrowd-session.sock` (unprivileged `burrow run`, `mcp` and
+        /// `dry-run` connect to it and pass their stdio).
+        package var sessionSocket: String { Self.sessionSocket(beside: socket) }
+
+        package static func sessionSocket(beside api: String) -> String {
+            api.hasSuffix(".sock") ? String(api.dropLast(5)) + "-session.sock" : api + "-session"
+        }
         /// Register, update and delete tools.
         package var admins: [Principal] = []
-        /// Invoke tools.
+        /// Invoke registered tools.
         package var invokers: [Principal] = [.group("burrow")]
+        /// Run their own profiles (a shipped profile by name, or a document
+        /// they send) through the session socket: an unprivileged `burrow
+        /// run`, `burrow mcp` or `burrow dry-run`. Clamped by `[users]`.
+        package var runners: [Principal] = [.group("burrow")]
         /// Read the audit log.
         package var auditors: [Principal] = [.group("burrow-audit")]
         /// The largest request body accepted.
@@ -195,6 +231,7 @@ package struct HostPolicy: Sendable, Equatable, Codable {
     package var audit = Audit()
     package var daemon = Daemon()
     package var mcp = MCP()
+    package var users = Users()
 
     package init() {}
 
@@ -304,6 +341,7 @@ extension HostPolicy {
             if let v = t.duration("denial_window") { policy.audit.denialWindow = v }
             if let v = t.duration("duration_threshold") { policy.audit.durationThreshold = v }
             if let v = t.duration("cpu_threshold") { policy.audit.cpuThreshold = v }
+            if let v = t.bool("user_reads_own") { policy.audit.userReadsOwn = v }
             t.finish()
         }
         if var t = root.table("daemon") {
@@ -322,6 +360,7 @@ extension HostPolicy {
             if let v = principals("admins") { policy.daemon.admins = v }
             if let v = principals("invokers") { policy.daemon.invokers = v }
             if let v = principals("auditors") { policy.daemon.auditors = v }
+            if let v = principals("runners") { policy.daemon.runners = v }
             if let v = t.size("max_request_size") {
                 if v.bytes > 256 << 20 { log.error(t.keyPath("max_request_size"), "at most 256M") } else { policy.daemon.maxRequestBytes = v }
             }
@@ -342,6 +381,18 @@ extension HostPolicy {
             if let v = t.duration("result_retention") { policy.daemon.resultRetention = v }
             if let v = t.bool("warm_sandboxes") { policy.daemon.warmSandboxes = v }
             if let v = t.duration("warm_sandbox_idle") { policy.daemon.warmSandboxIdle = v }
+            t.finish()
+        }
+        if var t = root.table("users") {
+            if let v = t.enumValue("network_policy", NetworkAccess.self) { policy.users.networkPolicy = v }
+            if let v = t.positive("max_memory_mb") { policy.users.maxMemory = .mebibytes(UInt64(v)) }
+            if let v = t.duration("max_cpu_time") { policy.users.maxCpuTime = v }
+            if let v = t.duration("max_execution_time") { policy.users.maxExecutionTime = v }
+            if let v = t.positive("max_processes") { policy.users.maxProcesses = v }
+            if let v = t.positive("max_scratch_mb") { policy.users.maxScratch = .mebibytes(UInt64(v)) }
+            if let v = t.bool("allow_write") { policy.users.allowWrite = v }
+            if let v = t.positive("max_concurrent") { policy.users.maxConcurrent = v }
+            if let v = t.positive("runs_per_minute") { policy.users.runsPerMinute = v }
             t.finish()
         }
         if var t = root.table("mcp") {

@@ -73,7 +73,7 @@ final class InvocationTrail: Sendable {
                 maxCpuTimeMilliseconds: l.maxCpuTime.milliseconds, maxMemoryBytes: l.maxMemory.bytes, maxFileSizeBytes: l.maxFileSize.bytes,
                 maxOpenFiles: UInt64(l.maxOpenFiles), maxExecutionTimeMilliseconds: l.maxExecutionTime.milliseconds, maxProcesses: UInt64(l.maxProcesses),
                 scratchSizeBytes: l.scratchSize.bytes, cpuQuotaPercent: UInt64(l.cpuQuotaPercent)),
-            parameters: Dictionary(plan.parameters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }))
+            parameters: Dictionary(plan.parameters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }), callerPID: audit.caller.pid)
         do {
             try audit.store.append([event(details)], secrets: secrets)
         } catch {

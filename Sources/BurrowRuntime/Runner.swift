@@ -47,6 +47,9 @@ package enum Runner {
         /// written: what reports on the run (the MCP relay's calls) records
         /// its last events first, so the invocation's outcome comes last.
         package var beforeOutcome: (@Sendable () -> Void)?
+        /// Signals another thread passes on to the tool (burrowd, for its
+        /// session clients); used when `forwardSignals` is false.
+        package var relayedSignals: SignalRelay?
         /// Sweep left-behind invocation cgroups before this run (`burrow run`
         /// always does; burrowd sweeps at start and then at most every few
         /// seconds, not on every invocation).
@@ -211,7 +214,7 @@ package enum Runner {
             if error != .noSuchFileOrDirectory { notes.append("scratch_size: cannot open the sandbox's /tmp from outside (\(errnoName(error.rawValue))): a full scratch is not reported") }
         }
         let supervisor = Supervisor(
-            sandbox: sandbox, plan: plan, invocationID: invocationID, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals,
+            sandbox: sandbox, plan: plan, invocationID: invocationID, startedAt: execAt - sandbox.spawnNanoseconds, signals: signals, relayedSignals: options.relayedSignals,
             cgroup: cgroup?.group, scratch: scratch, diskBudget: diskBudget, pump: pump, stop: options.stop, activity: options.activity,
             onViolation: { v in
                 trail?.violation(v)

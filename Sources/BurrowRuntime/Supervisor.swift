@@ -32,6 +32,7 @@ final class Supervisor {
     private let startedAt: UInt64
     private let deadline: UInt64
     private let signals: FileDescriptor?
+    private let relayedSignals: SignalRelay?
     private let cgroup: (any InvocationCgroup)?
     /// The sandbox's /tmp (its scratch tmpfs), to see it fill up.
     private let scratch: FileDescriptor?
@@ -57,10 +58,11 @@ final class Supervisor {
 
     /// - Parameters:
     ///   - signals: a signalfd whose signals are forwarded to the sandbox.
+    ///   - relayedSignals: signals another thread queues for the sandbox (burrowd's clients); with no signalfd only.
     ///   - scratch: a descriptor of the sandbox's scratch tmpfs, if it has one.
     ///   - onViolation: called once per distinct refused call, as it happens.
     init(
-        sandbox: Sandbox, plan: LaunchPlan, invocationID: String, startedAt: UInt64, signals: FileDescriptor?,
+        sandbox: Sandbox, plan: LaunchPlan, invocationID: String, startedAt: UInt64, signals: FileDescriptor?, relayedSignals: SignalRelay? = nil,
         cgroup: (any InvocationCgroup)?, scratch: FileDescriptor?, diskBudget: DiskBudget?, pump: StreamPump?, stop: RunStop?, activity: (@Sendable () -> [String])?,
         onViolation: @escaping (RunRecord.Violation) -> Void
     ) {
@@ -74,6 +76,7 @@ final class Supervisor {
         self.startedAt = startedAt
         self.deadline = startedAt + plan.limits.maxExecutionTime.milliseconds * 1_000_000
         self.signals = signals
+        self.relayedSignals = signals == nil ? relayedSignals : nil
         self.cgroup = cgroup
         self.scratch = scratch
         // With max_disk_write, each grant's file system is read at its mount
@@ -106,7 +109,7 @@ final class Supervisor {
             [
                 pollfd(fd: sandbox.pidfd.rawValue, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: sandbox.listener?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: signals?.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signals?.rawValue ?? relayedSignals?.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: stop?.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
             ] + (pump?.pollEntries ?? [])
         let budget = limitsPlan.maxCpuTime.milliseconds * 1_000_000
@@ -321,10 +324,10 @@ final class Supervisor {
     }
 
     private func forwardSignals() {
-        guard let signals else { return }
-        while let sig = Kernel.nextSignal(signals) {
-            // Init (PID 1) passes it on to the tool.
-            try? Kernel.sendSignal(sig, to: sandbox.pidfd)
+        // Init (PID 1) passes each on to the tool.
+        if let signals {
+            while let sig = Kernel.nextSignal(signals) { try? Kernel.sendSignal(sig, to: sandbox.pidfd) }
         }
+        for sig in relayedSignals?.take() ?? [] { try? Kernel.sendSignal(sig, to: sandbox.pidfd) }
     }
 }

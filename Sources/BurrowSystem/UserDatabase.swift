@@ -37,6 +37,14 @@ package enum UserDatabase {
         return entry.gr_gid
     }
 
+    package static func groupName(_ gid: UInt32) -> String? {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getgrgid_r(gid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.gr_name else { return nil }
+        return String(cString: name)
+    }
+
     /// `gid` and every group the user `uid` is a member of (as login would give them).
     package static func groups(ofUser uid: UInt32, primary gid: UInt32) -> Set<UInt32> {
         var out: Set<UInt32> = [gid]

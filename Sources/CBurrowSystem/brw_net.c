@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int brw_epoll_create(void) {
@@ -151,3 +153,142 @@ int brw_resolve(const char *name, uint8_t *out, int max, int *count) {
 }
 
 const char *brw_resolve_error(int code) { return gai_strerror(code); }
+
+static int brw_unix_address(const char *path, struct sockaddr_un *sa) {
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof sa->sun_path) return -ENAMETOOLONG;
+    memcpy(sa->sun_path, path, n);
+    return 0;
+}
+
+int brw_unix_listen(const char *path, int backlog) {
+    struct sockaddr_un sa;
+    int rc = brw_unix_address(path, &sa);
+    if (rc < 0) return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, backlog) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int brw_unix_connect(const char *path) {
+    struct sockaddr_un sa;
+    int rc = brw_unix_address(path, &sa);
+    if (rc < 0) return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    do rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int brw_unix_accept(int listener) {
+    int fd;
+    do fd = accept4(listener, 0, 0, SOCK_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : fd;
+}
+
+#define BRW_MAX_FDS 8
+
+ssize_t brw_send_fds(int sock, const uint8_t *buf, size_t len, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > BRW_MAX_FDS) return -EINVAL;
+    struct iovec iov = {(void *)buf, len};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * BRW_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    if (nfds > 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    ssize_t n;
+    do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+ssize_t brw_recv_fds(int sock, uint8_t *buf, size_t cap, int *fds, int max, int *nfds) {
+    *nfds = 0;
+    struct iovec iov = {buf, cap};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * BRW_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = sizeof control.bytes;
+    ssize_t n;
+    do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    int too_many = (msg.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int got[BRW_MAX_FDS];
+        if (count > BRW_MAX_FDS) count = BRW_MAX_FDS;
+        memcpy(got, CMSG_DATA(c), sizeof(int) * count);
+        for (int i = 0; i < count; i++) {
+            if (*nfds < max && !too_many) fds[(*nfds)++] = got[i];
+            else {
+                too_many = 1;
+                close(got[i]);
+            }
+        }
+    }
+    if (too_many) {
+        for (int i = 0; i < *nfds; i++) close(fds[i]);
+        *nfds = 0;
+        return -EMSGSIZE;
+    }
+    return n;
+}
+
+int brw_peer_credentials(int sock, int32_t *pid, uint32_t *uid, uint32_t *gid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -errno;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return 0;
+}
+
+int brw_peer_groups(int sock, uint32_t *out, int max) {
+    socklen_t len = (socklen_t)(sizeof(gid_t) * (max > 0 ? max : 0));
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, out, &len) < 0) return -errno;
+    return (int)(len / sizeof(gid_t));
+}
+
+int brw_socket_timeouts(int sock, int receive_ms, int send_ms) {
+    struct timeval r = {receive_ms / 1000, (receive_ms % 1000) * 1000};
+    struct timeval s = {send_ms / 1000, (send_ms % 1000) * 1000};
+    if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &r, sizeof r) < 0) return -errno;
+    if (setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &s, sizeof s) < 0) return -errno;
+    return 0;
+}

@@ -49,7 +49,7 @@ struct DaemonSocketTests {
         let root = try get("/v1/health")
         #expect(root.0 == 200)
         let health = try JSONDecoder().decode(HealthResponse.self, from: root.1)
-        #expect(health.caller.uid == 0 && health.caller.roles == ["admin", "auditor", "invoker"] && health.caller.pid > 0)
+        #expect(health.caller.uid == 0 && health.caller.roles == ["admin", "auditor", "invoker", "runner"] && health.caller.pid > 0)
 
         let nobody = try get("/v1/health", as: 65534)
         #expect(try JSONDecoder().decode(HealthResponse.self, from: nobody.1).caller.roles == ["auditor"])

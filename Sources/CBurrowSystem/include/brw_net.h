@@ -38,4 +38,27 @@ int brw_socket_address(int fd, int peer, uint8_t *_Nonnull addr, uint16_t *_Nonn
 int brw_resolve(const char *_Nonnull name, uint8_t *_Nonnull out, int max, int *_Nonnull count);
 const char *_Nonnull brw_resolve_error(int code);
 
+/* Unix stream sockets between `burrow` and burrowd's session socket
+ * (blocking, close-on-exec). */
+/* A socket bound and listening at path: the descriptor or -errno (-ENAMETOOLONG past sun_path). */
+int brw_unix_listen(const char *_Nonnull path, int backlog);
+/* A connection to the socket at path: the descriptor or -errno. */
+int brw_unix_connect(const char *_Nonnull path);
+/* accept4, close-on-exec, blocking: the new descriptor or -errno. */
+int brw_unix_accept(int listener);
+/* sendmsg (MSG_NOSIGNAL) of len bytes, with nfds descriptors (at most 8) as
+ * SCM_RIGHTS: the bytes sent or -errno. */
+ssize_t brw_send_fds(int sock, const uint8_t *_Nonnull buf, size_t len, const int *_Nullable fds, int nfds);
+/* recvmsg (MSG_CMSG_CLOEXEC) into buf; descriptors that came with the bytes
+ * go to fds (up to max, *nfds set). More than max, or a truncated control
+ * message: every descriptor that arrived is closed and -EMSGSIZE returned.
+ * The bytes read (0 at end of stream) or -errno. */
+ssize_t brw_recv_fds(int sock, uint8_t *_Nonnull buf, size_t cap, int *_Nonnull fds, int max, int *_Nonnull nfds);
+/* SO_PEERCRED: the peer's pid, uid and gid at connect(). */
+int brw_peer_credentials(int sock, int32_t *_Nonnull pid, uint32_t *_Nonnull uid, uint32_t *_Nonnull gid);
+/* SO_PEERGROUPS: the peer's supplementary groups at connect(): the count, or -errno (-ERANGE: more than max). */
+int brw_peer_groups(int sock, uint32_t *_Nonnull out, int max);
+/* SO_RCVTIMEO and SO_SNDTIMEO in milliseconds (0: none). */
+int brw_socket_timeouts(int sock, int receive_ms, int send_ms);
+
 #endif
