@@ -154,6 +154,7 @@ final class SessionServer: Sendable {
             return
         }
         session.handle(request, stdio: stdio, reader: reader, groups: peer.groups)
+        socket.close()
     }
 }
 
@@ -305,12 +306,15 @@ private final class Connection: Sendable {
         }
         handedOver = true
         // The client's frames from here: signals to pass on; its end of the
-        // stream (it exited, or was killed) stops the sandbox.
+        // stream (it exited, or was killed) stops the sandbox. The watching
+        // thread closes `ended` when it returns.
         let finished = Atomic<Bool>(false)
         let stop = prepared.stop
         try? socket.setTimeouts(receive: nil, send: .seconds(5))
+        let ended = try? Kernel.pipe()
         let watching =
-            (try? Kernel.detachedThread { [socket] in
+            ended != nil
+            && (try? Kernel.detachedThread {
                 var reader = reader
                 while true {
                     guard let frame = try? reader.next(), frame.kind == .signal,
@@ -319,7 +323,7 @@ private final class Connection: Sendable {
                     signals.send(signal.number)
                 }
                 if !finished.load(ordering: .acquiring) { stop.stop("client_gone") }
-                socket.close()
+                try? ended?.1.close()
             }) != nil
         if !watching { stop.stop("burrowd could not watch the client's connection") }
         let outcome = invocations.runSession(prepared, stdio: stdio, signals: signals) { [self] v in send(.violation, v) }
@@ -330,9 +334,14 @@ private final class Connection: Sendable {
         case .failure(let error):
             answer(.failed, error.code, error.description)
         }
-        // Wakes the watching thread, which closes the socket.
+        // Wakes the watching thread; the caller closes the socket once it is gone.
         socket.shutdown()
-        if !watching { socket.close() }
+        if let (done, notify) = ended {
+            if !watching { try? notify.close() }
+            var byte: UInt8 = 0
+            while read(done.rawValue, &byte, 1) < 0 && errno == EINTR {}
+            try? done.close()
+        }
     }
 
     /// `burrow dry-run`: the plan `burrow run` would get, grants it could not reach shown as warnings.

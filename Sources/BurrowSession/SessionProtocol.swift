@@ -88,7 +88,7 @@ package enum Session {
 
     /// Splits a byte stream into frames. Descriptors are kept with the frame
     /// whose bytes they came with; `accepting` says which kinds may carry them.
-    package struct Decoder: Sendable {
+    package struct FrameDecoder: Sendable {
         private var buffer: [UInt8] = []
         private var start = 0
         private var pending: [FileDescriptor] = []
@@ -148,11 +148,11 @@ package enum Session {
     /// Reads frames from a socket (blocking, within its receive timeout).
     package struct Reader: Sendable {
         package let socket: UnixSocket
-        private var decoder: Decoder
+        private var decoder: FrameDecoder
 
         package init(_ socket: UnixSocket, acceptingDescriptorsWith kinds: Set<Kind> = []) {
             self.socket = socket
-            decoder = Decoder(acceptingDescriptorsWith: kinds)
+            decoder = FrameDecoder(acceptingDescriptorsWith: kinds)
         }
 
         /// The next frame; nil at a clean end of stream.
@@ -225,6 +225,23 @@ extension Session {
             self.profile = profile
             self.argv = argv
             self.workingDirectory = workingDirectory
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case command, profile, argv, parameters, environment, workingDirectory, withoutMcpRelay, seccompListing
+        }
+
+        /// `parameters` and `environment` may be left out (empty).
+        package init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            command = try c.decode(Command.self, forKey: .command)
+            profile = try c.decode(Profile.self, forKey: .profile)
+            argv = try c.decode([String].self, forKey: .argv)
+            parameters = try c.decodeIfPresent([String: String].self, forKey: .parameters) ?? [:]
+            environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
+            workingDirectory = try c.decode(String.self, forKey: .workingDirectory)
+            withoutMcpRelay = try c.decodeIfPresent(Bool.self, forKey: .withoutMcpRelay)
+            seccompListing = try c.decodeIfPresent(Bool.self, forKey: .seccompListing)
         }
     }
 

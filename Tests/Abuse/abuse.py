@@ -11,7 +11,7 @@ read before, at their peak during, and after each case.
 The audit log lives in --audit-dir, a small tmpfs the disk-full case fills.
 Prints one line per case and a JSON report; exit 0 when every check held.
 """
-import argparse, json, os, socket, statistics, sys, threading, time
+import argparse, json, os, socket, statistics, struct, sys, threading, time
 
 NOBODY = 65534
 FAILURES = []
@@ -524,6 +524,120 @@ def mcp_framing():
     check(len(v) == 1 and v[0]["details"].get("side") == "server" and v[0]["details"].get("offset", 0) > 0, f"server violation events: {v}")
     out["server"] = v[0]["details"].get("message") if v else None
     return out
+
+
+# ---------------------------------------------------------------- the session socket
+
+SESSION_KINDS = {16: "violation", 17: "refused", 18: "failed", 19: "plan", 20: "finished"}
+
+
+def session_path():
+    return ARGS.socket[:-5] + "-session.sock" if ARGS.socket.endswith(".sock") else ARGS.socket + "-session"
+
+
+def frame(kind, payload):
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return struct.pack(">IB", len(data), kind) + data
+
+
+def session_exchange(data=b"", fds=(), timeout=10, then_close=False):
+    """Sends data (descriptors with its first byte) on a fresh session connection;
+    returns burrowd's frames until it closes: [(kind name, JSON)], or "timeout"."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(session_path())
+    try:
+        if data:
+            if fds:
+                socket.send_fds(s, [data], list(fds))
+            else:
+                s.sendall(data)
+        if then_close:
+            s.shutdown(socket.SHUT_WR)
+        s.settimeout(timeout)
+        buf = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                return "timeout"
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        frames = []
+        while len(buf) >= 5:
+            n, kind = struct.unpack(">IB", buf[:5])
+            frames.append((SESSION_KINDS.get(kind, kind), json.loads(buf[5:5 + n])))
+            buf = buf[5 + n:]
+        return frames
+    finally:
+        s.close()
+
+
+def refused_with(frames, code, words, what):
+    ok = isinstance(frames, list) and len(frames) == 1 and frames[0][0] == "refused" and frames[0][1].get("code") == code \
+        and all(w in frames[0][1].get("message", "") for w in words)
+    check(ok, f"session-socket {what}: {str(frames)[:300]}")
+    return frames[0][1].get("message", "")[:80] if ok else str(frames)[:80]
+
+
+@case("session-socket")
+def session_socket():
+    out = {}
+    request = {"command": "dry-run", "profile": {"name": "minimal"}, "argv": ["/bin/true"], "workingDirectory": "/"}
+    # A role-less caller (nobody is in the socket group, not a runner).
+    r = as_nobody(lambda: {"frames": session_exchange(frame(1, request))})
+    out["no-role"] = refused_with(r.get("frames"), "forbidden", ["no runner role"], "role-less caller")
+    out["huge-frame"] = refused_with(session_exchange(struct.pack(">IB", 0xFFFFFFFF, 1)), "invalid_request", ["above"], "a 4 GiB frame")
+    out["unknown-kind"] = refused_with(session_exchange(frame(99, {})), "invalid_request", ["unknown frame kind"], "an unknown kind")
+    out["not-a-request"] = refused_with(session_exchange(frame(2, {"number": 15})), "invalid_request", ["first frame"], "a signal first")
+    out["unknown-field"] = refused_with(session_exchange(frame(1, dict(request, extra=1))), "invalid_request", ["extra"], "an unknown field")
+    out["bad-json"] = refused_with(session_exchange(frame(1, b"{\"command\": \"run\", \"command\": \"mcp\"}")), "invalid_request", ["not valid"], "duplicate keys")
+    for name in ["../../etc/shadow", "/etc/shadow", "minimal.toml", ".hidden", ""]:
+        out["name " + name] = refused_with(
+            session_exchange(frame(1, dict(request, profile={"name": name}))), "invalid_request", ["profile name"], f"profile name {name!r}")
+    # Descriptors: run without them, a dry-run with them, nine of them, descriptors on a signal frame.
+    r0, w0 = os.pipe()
+    try:
+        run = dict(request, command="run")
+        out["run-no-fds"] = refused_with(session_exchange(frame(1, run)), "invalid_request", ["passes 3 descriptors"], "run without stdio")
+        out["dry-run-fds"] = refused_with(session_exchange(frame(1, request), fds=[r0, w0, w0]), "invalid_request", ["passes 0 descriptors"], "dry-run with stdio")
+        out["nine-fds"] = refused_with(session_exchange(frame(1, run), fds=[w0] * 9), "invalid_request", ["descriptors"], "nine descriptors")
+        out["fds-on-signal"] = refused_with(session_exchange(frame(2, {"number": 15}), fds=[w0]), "invalid_request", ["descriptors"], "descriptors on a signal")
+    finally:
+        os.close(r0)
+        os.close(w0)
+    # A truncated frame, then the end: nothing to answer; nothing held.
+    t = session_exchange(struct.pack(">IB", 100, 1) + b"{", then_close=True)
+    check(t == [] or (isinstance(t, list) and t[0][0] == "refused"), f"session-socket truncated: {t}")
+    # Silence: refused once header_timeout (2 s) passes.
+    start = time.monotonic()
+    out["silent"] = refused_with(session_exchange(b"", timeout=10), "invalid_request", ["timed out"], "a silent client")
+    check(time.monotonic() - start < 5, "a silent session client was held past header_timeout")
+    # And a valid request still works.
+    ok = session_exchange(frame(1, request))
+    check(isinstance(ok, list) and ok and ok[-1][0] == "plan", f"session-socket: a valid dry-run after the abuse: {str(ok)[:200]}")
+    # A flood from a role-less caller: each connection is answered and closed at once, none held.
+    def flood():
+        answers = {}
+        for _ in range(200):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(session_path())
+                s.settimeout(5)
+                data = s.recv(65536)
+                key = "forbidden" if b"forbidden" in data else "too_many_connections" if b"too_many_connections" in data else "other"
+            except OSError:
+                key = "connect-failed"
+            finally:
+                s.close()
+            answers[key] = answers.get(key, 0) + 1
+        return answers
+    f = as_nobody(flood)
+    check(f.get("forbidden", 0) + f.get("too_many_connections", 0) == 200, f"session-socket flood: {f}")
+    out["flood"] = f
+    return {"cases": len(out)}
 
 
 def main():

@@ -19,7 +19,7 @@ struct DaemonAbuseTests {
         print(result.output)
         #expect(result.status == 0, "\(result.output)\n\(result.stderr)")
         let cases = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [[String: Any]])
-        #expect(cases.count == 11, "\(cases.map { $0["case"] ?? "" })")
+        #expect(cases.count == 12, "\(cases.map { $0["case"] ?? "" })")
         #expect(cases.allSatisfy { $0["passed"] as? Bool == true })
     }
 }
