@@ -14,89 +14,7 @@ import Testing
 @Suite(
     .serialized, .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.landlock), .requires(.cgroupLimits),
     .requires(.installed("/usr/bin/setpriv")), .requires(.installed("/usr/sbin/useradd")), .timeLimit(.minutes(3)))
-final class SessionClientTests: SandboxTesting {
-    let directory: String
-    let tag = String(UUID().uuidString.lowercased().prefix(6))
-    /// The socket group; `alice` and `bob` are in it and hold the runner role,
-    /// `carol` is in it without the role, `dave` is not in it.
-    var group: String { "bsg" + tag }
-    var alice: String { "bsa" + tag }
-    var bob: String { "bsb" + tag }
-    var carol: String { "bsc" + tag }
-    var dave: String { "bsd" + tag }
-    var socket: String { directory + "/burrowd.sock" }
-    private var daemon: Subprocess.Running?
-
-    init() throws {
-        directory = try Self.makeDirectory()
-        #expect(try Subprocess.run(["/usr/sbin/groupadd", group]).status == 0)
-        for (user, groups) in [(alice, [group]), (bob, [group]), (carol, [group]), (dave, [])] {
-            let made = try Subprocess.run(["/usr/sbin/useradd", "--create-home", "--shell", "/bin/sh"] + (groups.isEmpty ? [] : ["-G", groups.joined(separator: ",")]) + [user])
-            try #require(made.status == 0, "useradd \(user): \(made.stderr)")
-        }
-    }
-
-    deinit {
-        if let daemon {
-            kill(daemon.pid, SIGTERM)
-            _ = try? daemon.finish()
-        }
-        for user in [alice, bob, carol, dave] { _ = try? Subprocess.run(["/usr/sbin/userdel", "--remove", user]) }
-        _ = try? Subprocess.run(["/usr/sbin/groupdel", group])
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    /// Starts burrowd with `policy` (TOML) added to the session settings.
-    func startDaemon(_ policy: String = "") throws {
-        let file = directory + "/burrow.toml"
-        try """
-        [daemon]
-        socket_group = "\(group)"
-        runners = ["user:\(alice)", "user:\(bob)"]
-        \(policy)
-        """.write(toFile: file, atomically: true, encoding: .utf8)
-        let started = try Subprocess.start(
-            [Subprocess.burrowd, "--policy", file, "--socket", socket, "--audit-db", auditDatabase], environment: ["BURROW_PROFILE_PATH": Fixtures.profilesDirectory])
-        daemon = started
-        let session = directory + "/burrowd-session.sock"
-        for _ in 0..<200 where access(session, F_OK) != 0 || access(socket, F_OK) != 0 { usleep(25_000) }
-        try #require(access(session, F_OK) == 0, "burrowd did not create its session socket")
-    }
-
-    /// `burrow ARGS` as `user` (its uid, primary group and groups), from its home.
-    func burrow(as user: String, _ arguments: [String], environment: [String: String] = [:], stdin: Data = Data()) throws -> Subprocess.Result {
-        try Subprocess.run(
-            ["/usr/bin/setpriv", "--reuid", user, "--regid", user, "--init-groups", Subprocess.burrow] + arguments, stdin: stdin,
-            environment: environment, directory: home(user))
-    }
-
-    func home(_ user: String) -> String { "/home/" + user }
-    func uid(_ user: String) throws -> UInt32 { try #require(getpwnam(user)?.pointee.pw_uid) }
-
-    /// A file owned by `user` with `mode`.
-    func write(_ text: String, to path: String, owner: String, mode: mode_t = 0o644) throws {
-        try #require(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)))
-        try #require(try Subprocess.run(["/bin/chown", "\(owner):\(owner)", path]).status == 0)
-        try #require(chmod(path, mode) == 0)
-    }
-
-    /// A profile in `user`'s home extending `base` (by name: burrowd's search path).
-    func userProfile(_ user: String, extending base: String, _ body: String = "") throws -> String {
-        let path = home(user) + "/\(base)-\(UUID().uuidString.prefix(6)).toml"
-        try write(
-            """
-            extends = "\(base)"
-            [tool]
-            id = "user-\(base)"
-            name = "test"
-            version = "1"
-            description = "a user's own profile"
-            trust_level = "untrusted"
-            \(body)
-            """, to: path, owner: user)
-        return path
-    }
-
+final class SessionClientTests: SessionFixture {
     @Test("a runner runs minimal through burrowd: its own stdio, the tool's exit status, ToolInvoked naming the user and its pid")
     func runner() throws {
         try startDaemon()
@@ -210,13 +128,13 @@ final class SessionClientTests: SandboxTesting {
         let repo = home(alice) + "/repo"
         let other = home(alice) + "/other"
         for r in [repo, other] {
-            #expect(try Subprocess.run(["/usr/bin/setpriv", "--reuid", alice, "--regid", alice, "--init-groups", "/usr/bin/git", "init", "-q", r]).status == 0)
+            #expect(try Subprocess.run(setpriv(alice) + ["/usr/bin/git", "init", "-q", r]).status == 0)
             try write("tracked soon\n", to: r + "/new.txt", owner: alice)
         }
         let identity = ["GIT_AUTHOR_NAME": "Alice", "GIT_AUTHOR_EMAIL": "alice@burrow.invalid", "GIT_COMMITTER_NAME": "Alice", "GIT_COMMITTER_EMAIL": "alice@burrow.invalid"]
         let result = try Subprocess.run(
-            [
-                "/usr/bin/setpriv", "--reuid", alice, "--regid", alice, "--init-groups", python, Fixtures.repositoryRoot + "/Tests/MCP/git_client.py", repo, other, "new.txt", "--",
+            setpriv(alice) + [
+                python, Fixtures.repositoryRoot + "/Tests/MCP/git_client.py", repo, other, "new.txt", "--",
                 Subprocess.burrow, "mcp", "--socket", socket, "--profile", "mcp-server-git", "--param", "repo=" + repo, "--", python, "-m", "mcp_server_git",
             ],
             environment: identity, directory: home(alice))
@@ -235,11 +153,54 @@ final class SessionClientTests: SandboxTesting {
         #expect(calls.filter { $0.type == .permissionDenied }.compactMap { $0.details["reason"]?.stringValue } == ["invalid_arguments"])
     }
 
+    @Test(
+        "mcp-server-time and mcp-server-fetch (restricted network, in a test network namespace) as a normal user: the same answers and egress audit",
+        .requires(.installed("/opt/burrow/venvs/mcp-server-fetch/bin/python3")), .requires(.installed("/opt/burrow/venvs/mcp-server-time/bin/python3")),
+        .requires(.installed("/usr/bin/unshare")), .requires(.installed("/usr/sbin/ip")))
+    func timeAndFetch() throws {
+        try startDaemon()
+        let time = "/opt/burrow/venvs/mcp-server-time/bin/python3"
+        let calls = try Subprocess.run(
+            setpriv(alice) + [
+                time, Fixtures.repositoryRoot + "/Tests/MCP/calls_client.py", "auto", "get_current_time", "--", Subprocess.burrow, "mcp", "--socket", socket, "--profile",
+                "mcp-server-time", "--", time, "-m", "mcp_server_time",
+            ], directory: home(alice))
+        #expect(calls.output.contains("call ") && calls.output.contains("Europe/Paris") && !calls.output.contains("raised"), "\(calls.output)\(calls.stderr)")
+        if let daemon {
+            kill(daemon.pid, SIGTERM)
+            _ = try daemon.finish()
+            self.daemon = nil
+        }
+        // burrowd itself runs in the harness's network namespace, where the test names resolve.
+        let script = """
+            BURROW_PROFILE_PATH="$PROFILES" "$D" --policy "$POLICY" --socket "$S" --audit-db "$A" & d=$!
+            for i in $(seq 200); do [ -S "${S%.sock}-session.sock" ] && break; sleep 0.05; done
+            V=/opt/burrow/venvs/mcp-server-fetch/bin/python3
+            for url in http://example.com/index.html http://other.test/index.html; do
+                timeout 120 setpriv --reuid "$U" --regid "$U" --init-groups $V "$CLIENT" "$url" -- "$B" mcp --socket "$S" --profile mcp-server-fetch -- $V -m mcp_server_fetch
+            done
+            kill $d; wait $d
+            """
+        let result = try Subprocess.run(
+            ["/usr/bin/unshare", "--net", "--mount", "--fork", "--kill-child", "/bin/bash", Fixtures.repositoryRoot + "/Tests/Egress/netns-harness.sh", directory, "--", "/bin/bash", "-c", script],
+            environment: [
+                "B": Subprocess.burrow, "D": Subprocess.burrowd, "S": socket, "A": auditDatabase, "POLICY": try writePolicy(), "PROFILES": Fixtures.profilesDirectory,
+                "U": alice, "CLIENT": Fixtures.repositoryRoot + "/Tests/Egress/fetch_client.py",
+            ])
+        let results = result.output.split(separator: "\n").filter { $0.hasPrefix("{") }.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        try #require(results.count == 2, "\(result.output)\(result.stderr)")
+        #expect(results[0]["isError"] as? Bool == false && (results[0]["text"] as? String ?? "").contains("hello through the proxy"), "\(results[0])")
+        #expect(results[1]["isError"] as? Bool == true, "\(results[1])")
+        let events = try auditLog().events(AuditQuery(types: [.networkConnection, .permissionDenied]))
+        #expect(events.contains { $0.type == .networkConnection && $0.details["host"]?.stringValue == "example.com" && $0.context.principal == alice })
+        #expect(events.contains { $0.type == .permissionDenied && $0.details["host"]?.stringValue == "other.test" })
+    }
+
     @Test("killing the client ends the sandbox (ToolFailed client_gone)")
     func clientKilled() throws {
         try startDaemon()
         let client = try Subprocess.start(
-            ["/usr/bin/setpriv", "--reuid", alice, "--regid", alice, "--init-groups", Subprocess.burrow, "run", "--socket", socket, "--profile", "minimal", "--", "/bin/sleep", "60"])
+            setpriv(alice) + [Subprocess.burrow, "run", "--socket", socket, "--profile", "minimal", "--", "/bin/sleep", "60"])
         var started = false
         for _ in 0..<100 where !started {
             usleep(50_000)
@@ -267,9 +228,8 @@ final class SessionClientTests: SandboxTesting {
         let profiles = try [alice, bob].map { try userProfile($0, extending: "minimal", "[permissions]\nfile_read = [\"\(home($0))/mine\"]") }
         let runs = try zip([alice, bob], profiles).map { user, profile in
             try Subprocess.start(
-                [
-                    "/usr/bin/setpriv", "--reuid", user, "--regid", user, "--init-groups", Subprocess.burrow, "run", "--socket", socket, "--profile", profile, "--", "/bin/sh", "-c",
-                    "sleep 0.3; cat \(home(user))/mine; ls -a /home 2>&1; exit 0",
+                setpriv(user) + [
+                    Subprocess.burrow, "run", "--socket", socket, "--profile", profile, "--", "/bin/sh", "-c", "sleep 0.3; cat \(home(user))/mine; ls -a /home 2>&1; exit 0",
                 ])
         }
         let results = try runs.map { try $0.finish() }

@@ -130,6 +130,18 @@ struct ThirdPartyServerTests: SandboxTesting {
         try Requirement.installed(s.command[0]).check()
         let policy = directory + "/burrow.toml"
         try "[parameters]\nallowed_roots = [\"\(directory)\"]\n".write(toFile: policy, atomically: true, encoding: .utf8)
+        let (paths, spec) = try Self.prepare(s, in: directory)
+        let burrow =
+            [Subprocess.burrow, "mcp", "--policy", policy, "--profile", Fixtures.profilesDirectory + "/\(s.profile).toml"]
+            + paths.sorted { $0.key < $1.key }.flatMap { ["--param", "\($0.key)=\($0.value)"] }
+        let result = try Subprocess.run(
+            [mcpClientPython, Fixtures.repositoryRoot + "/Tests/MCPServers/mcp_client.py", spec, "--"] + burrow + ["--"] + s.command,
+            environment: burrowEnvironment.merging(s.environment) { $1 }, directory: directory)
+        try Self.check(result, s, paths: paths, audit: try auditLog())
+    }
+
+    /// The server's directories (owned by `owner` when given) and files, and its call spec.
+    static func prepare(_ s: Server, in directory: String, owner: String? = nil) throws -> (paths: [String: String], spec: String) {
         var paths: [String: String] = [:]
         for (name, sub) in s.directories {
             let path = directory + "/" + sub
@@ -137,6 +149,9 @@ struct ThirdPartyServerTests: SandboxTesting {
             paths[name] = path
         }
         for (parameter, name, contents) in s.files { try contents.write(toFile: try #require(paths[parameter]) + "/" + name, atomically: true, encoding: .utf8) }
+        if let owner {
+            for path in paths.values { try #require(try Subprocess.run(["/bin/chown", "-R", "\(owner):\(owner)", path]).status == 0) }
+        }
         var calls: [[String: Any]] = []
         for (tool, arguments, expect, isError) in s.calls {
             var text = arguments
@@ -146,22 +161,44 @@ struct ThirdPartyServerTests: SandboxTesting {
         }
         let spec = directory + "/\(s.profile)-spec.json"
         try JSONSerialization.data(withJSONObject: ["calls": calls]).write(to: URL(fileURLWithPath: spec))
-        let burrow =
-            [Subprocess.burrow, "mcp", "--policy", policy, "--profile", Fixtures.profilesDirectory + "/\(s.profile).toml"]
-            + paths.sorted { $0.key < $1.key }.flatMap { ["--param", "\($0.key)=\($0.value)"] }
-        let result = try Subprocess.run(
-            [mcpClientPython, Fixtures.repositoryRoot + "/Tests/MCPServers/mcp_client.py", spec, "--"] + burrow + ["--"] + s.command,
-            environment: burrowEnvironment.merging(s.environment) { $1 }, directory: directory)
+        chmod(spec, 0o644)
+        return (paths, spec)
+    }
+
+    /// Every call answered as expected, tools listed, no violation, the server's files on the host.
+    static func check(_ result: Subprocess.Result, _ s: Server, paths: [String: String], audit: AuditStore) throws {
         let line = result.output.split(separator: "\n").last { $0.hasPrefix("{") }
         let report = try #require(line.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }, "\(result.output)\n\(result.stderr)")
         #expect(result.status == 0 && report["ok"] as? Bool == true, "\(report["calls"] ?? "")\n\(result.stderr.suffix(3000))")
         #expect(!(report["tools"] as? [String] ?? []).isEmpty, "tools/list")
         // Expected refusals are quiet (the profile's quiet_refusals); any other would be a SecurityViolation.
-        let violations = try auditLog().events(AuditQuery(types: [.securityViolation]))
+        let violations = try audit.events(AuditQuery(types: [.securityViolation]))
         #expect(violations.isEmpty, "\(violations.map(\.details))")
         for (parameter, name, head) in s.written {
             let data = try Data(contentsOf: URL(fileURLWithPath: try #require(paths[parameter]) + "/" + name))
             #expect(data.count > 0 && data.starts(with: Data(head.utf8)), "\(name) written on the host")
         }
+    }
+}
+
+/// The same servers, each started by a normal user's MCP client as `burrow
+/// mcp --profile NAME`: a client of burrowd, which runs the relay.
+@Suite(
+    .serialized, .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.landlock), .requires(.cgroupLimits),
+    .requires(.installed(mcpClientPython)), .requires(.installed("/usr/bin/setpriv")), .requires(.installed("/usr/sbin/useradd")), .timeLimit(.minutes(5)))
+final class ThirdPartyServerUserTests: SessionFixture {
+    @Test("a normal user in burrowd's socket group runs the same server by name through burrowd, with the same answers", arguments: ThirdPartyServerTests.servers)
+    func server(_ s: ThirdPartyServerTests.Server) throws {
+        try Requirement.installed(s.command[0]).check()
+        try startDaemon("[parameters]\nallowed_roots = [\"\(directory)\"]")
+        let (paths, spec) = try ThirdPartyServerTests.prepare(s, in: directory, owner: alice)
+        let burrow =
+            [Subprocess.burrow, "mcp", "--socket", socket, "--profile", s.profile] + paths.sorted { $0.key < $1.key }.flatMap { ["--param", "\($0.key)=\($0.value)"] }
+        let result = try Subprocess.run(
+            setpriv(alice) + [mcpClientPython, Fixtures.repositoryRoot + "/Tests/MCPServers/mcp_client.py", spec, "--"] + burrow + ["--"] + s.command,
+            environment: s.environment, directory: home(alice))
+        try ThirdPartyServerTests.check(result, s, paths: paths, audit: try auditLog())
+        let invoked = try auditLog().events(AuditQuery(types: [.toolInvoked]))
+        #expect(!invoked.isEmpty && invoked.allSatisfy { $0.context.principal == alice }, "every invocation is the user's")
     }
 }
