@@ -133,7 +133,7 @@ let package = Package(
             path: "Tests/EgressBench", swiftSettings: strict),
         // Fuzz targets of every parser of hostile input (Scripts/fuzz.sh); built normally, it replays a corpus.
         .executableTarget(
-            name: "burrow-fuzz", dependencies: ["BurrowAPI", "BurrowAudit", "BurrowEgress", "BurrowJSON", "BurrowMCP", "BurrowProfile"], path: "Tests/Fuzz",
+            name: "burrow-fuzz", dependencies: ["BurrowAPI", "BurrowAudit", "BurrowEgress", "BurrowJSON", "BurrowMCP", "BurrowProfile", "BurrowSession"], path: "Tests/Fuzz",
             exclude: ["Corpus"], swiftSettings: strict),
         .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit", "BurrowSQLite"], path: "Tests/AuditBench", swiftSettings: strict),
         .target(
@@ -171,7 +171,8 @@ let package = Package(
         .testTarget(
             name: "BurrowDaemonTests",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowDaemon", "BurrowInvocation", "BurrowJSON", "BurrowProfile", "BurrowRuntime", "BurrowTestSupport",
+                "BurrowAPI", "BurrowAudit", "BurrowDaemon", "BurrowInvocation", "BurrowJSON", "BurrowProfile", "BurrowRuntime", "BurrowSession", "BurrowSystem",
+                "BurrowTestSupport",
                 .product(name: "SystemPackage", package: "swift-system"), .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

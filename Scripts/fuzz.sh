@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer, from the Swift toolchain) of every
 # parser of hostile input: the profile reader (TOML and JSON), burrowd's
-# request decoders, the MCP relay's message framing, the JSON Schema subset
-# and the egress proxy's request parser. The targets are Tests/Fuzz; their
+# request decoders, the MCP relay's message framing, the JSON Schema subset,
+# the egress proxy's request parser and the session socket's frames. The targets are Tests/Fuzz; their
 # seed corpus is Tests/Fuzz/Corpus/<target>. A crash stops the run, leaves
 # the input in the output directory and fails; add it to the target's seed
 # corpus as a regression test (the normal test run replays every seed).
@@ -10,7 +10,7 @@
 # Usage: Scripts/fuzz.sh [--seconds N] [--out DIR] [TARGET...]
 #   --seconds N   per target (default 600; Scripts/test.sh runs 30)
 #   --out DIR     where corpora, crashes and logs go (default: a new temp dir)
-#   TARGET        profile-toml profile-json api-request mcp-message json-schema egress-request (default: all)
+#   TARGET        profile-toml profile-json api-request mcp-message json-schema egress-request session-frames (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
     esac
 done
-all=(profile-toml profile-json api-request mcp-message json-schema egress-request)
+all=(profile-toml profile-json api-request mcp-message json-schema egress-request session-frames)
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do
     [ -d "Tests/Fuzz/Corpus/$t" ] || { echo "fuzz.sh: no target $t (targets: ${all[*]})" >&2; exit 2; }

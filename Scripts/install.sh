@@ -17,9 +17,12 @@ Usage: Scripts/install.sh [--from DIR] [--root DIR] [--prefix DIR] [--start]
   --prefix DIR  where bin/ and share/ go (default /usr/local)
   --start       enable and (re)start burrowd.service and the prune timer
 
-Afterwards: add operators to the burrow group (invoke) or name them in
-/etc/burrow/burrow.toml [daemon] admins, then `systemctl enable --now burrowd`
-(or pass --start), and `burrow tools list` talks to it.
+Afterwards: `systemctl enable --now burrowd` (or pass --start). Adding a user
+to the burrow group (`usermod -aG burrow USER`, then a new login) is all that
+user needs: their `burrow run`, `burrow mcp` and `burrow dry-run` go through
+burrowd's session socket (the runner role), and `burrow invoke` runs
+registered tools (the invoker role). Name operators in /etc/burrow/burrow.toml
+[daemon] admins; `burrow tools list` talks to it.
 EOF
 }
 
@@ -79,9 +82,17 @@ if [ ! -e "$policy" ]; then
 # socket = "/run/burrow/burrowd.sock"   # 0660 root:socket_group
 # socket_group = "burrow"
 # admins = ["user:alice"]                # register, update, remove tools
-# invokers = ["group:burrow"]            # invoke tools
+# invokers = ["group:burrow"]            # invoke registered tools
+# runners = ["group:burrow"]             # burrow run/mcp/dry-run as a normal user (session socket)
 # auditors = ["group:burrow-audit"]      # read the audit log
 # shutdown_grace = "30s"
+
+# [users]                                # ceilings for normal users' own profiles (below [policies])
+# network_policy = "restricted"          # none | restricted | full
+# max_memory_mb = 512
+# allow_write = true                     # false: write grants become read-only
+# max_concurrent = 8                     # sessions at once, per user
+# runs_per_minute = 120                  # per user
 
 # [rate_limits]
 # requests_per_minute = 60               # per tool

@@ -4,7 +4,8 @@
 # installs Burrow with Scripts/install.sh (units verified by systemd-analyze),
 # starts burrowd.service (Type=notify, Delegate=yes, hardened), registers a
 # tool and invokes it through the socket with the CLI, reads its audit trail
-# and metrics, checks the watchdog and the delegated cgroups, and stops it.
+# and metrics, checks the watchdog and the delegated cgroups, runs a command
+# as a normal user added to the burrow group (the session socket), and stops it.
 #
 # Usage: Scripts/vm-systemd-check.sh [BUILD-DIR]   (default: .build/debug)
 set -euo pipefail
@@ -23,8 +24,10 @@ step "burrowd.service is active (READY=1 came from burrowd)"
 for _ in $(seq 100); do [ -S /run/burrow/burrowd.sock ] && break; sleep 0.1; done
 [ "$(systemctl is-active burrowd)" = active ] || fail "burrowd is $(systemctl is-active burrowd)"
 status=$(systemctl show burrowd -p StatusText --value)
-case $status in "serving on /run/burrow/burrowd.sock") ;; *) fail "StatusText '$status'" ;; esac
-[ "$(stat -c '%a %U:%G' /run/burrow/burrowd.sock)" = "660 root:burrow" ] || fail "socket is $(stat -c '%a %U:%G' /run/burrow/burrowd.sock)"
+case $status in "serving on /run/burrow/burrowd.sock and /run/burrow/burrowd-session.sock") ;; *) fail "StatusText '$status'" ;; esac
+for s in /run/burrow/burrowd.sock /run/burrow/burrowd-session.sock; do
+    [ "$(stat -c '%a %U:%G' $s)" = "660 root:burrow" ] || fail "$s is $(stat -c '%a %U:%G' $s)"
+done
 [ "$(systemctl show burrowd -p WatchdogUSec --value)" = 30s ] || fail "no watchdog"
 step "watchdog: with WatchdogSec=2s burrowd must ping every second to stay up"
 mkdir -p /etc/systemd/system/burrowd.service.d
@@ -73,12 +76,22 @@ metrics=$(curl -s --unix-socket /run/burrow/burrowd.sock http://burrowd/metrics)
 echo "$metrics" | grep -q '^burrow_invocations_total{outcome="completed"} 2$' || fail "metrics: $metrics"
 echo "$metrics" | grep -q '^burrow_spawn_seconds_count 3$' || fail "metrics: $metrics"
 
+step "a normal user added to the burrow group runs through burrowd's session socket (nothing else to set up)"
+useradd --create-home --groups burrow burrowvm
+set +e
+out=$(cd /home/burrowvm && setpriv --reuid burrowvm --regid burrowvm --init-groups burrow run --profile minimal -- sh -c 'echo user run; exit 4')
+rc=$?
+set -e
+[ "$rc" -eq 4 ] && [ "$out" = "user run" ] || fail "the user's run: exit $rc, output '$out'"
+burrow audit --type ToolInvoked --jsonl | tail -1 | grep -q '"principal":"burrowvm"' || fail "the user's ToolInvoked does not name it"
+userdel --remove burrowvm
+
 step "stop: SIGTERM, clean exit, socket removed"
 systemctl stop burrowd
 [ "$(systemctl show burrowd -p Result --value)" = success ] || fail "stop result $(systemctl show burrowd -p Result --value)"
 left=$(find /sys/fs/cgroup/system.slice/burrowd.service/tools -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true)
 [ -z "$left" ] || fail "invocation cgroups left after the stop (the sandbox built ahead must go with it): $left"
-[ ! -e /run/burrow/burrowd.sock ] || fail "the socket is left behind"
+[ ! -e /run/burrow/burrowd.sock ] && [ ! -e /run/burrow/burrowd-session.sock ] || fail "a socket is left behind"
 systemctl start burrowd
 burrow tools list | grep -q '^minimal ' || fail "registrations lost across the restart"
 systemctl stop burrowd

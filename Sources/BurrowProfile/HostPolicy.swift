@@ -99,6 +99,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var maxConcurrent = 8
         /// Sessions one caller may start per minute.
         package var runsPerMinute = 120
+
+        package init() {}
     }
 
     /// Who may call the daemon, and how: each role lists principals as

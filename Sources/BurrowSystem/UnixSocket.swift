@@ -36,9 +36,10 @@ package struct UnixSocket: Sendable {
         UnixSocket(FileDescriptor(rawValue: Int32(try check(Int(brw_unix_accept(listener.rawValue))))))
     }
 
-    /// Sends all of `bytes`; `descriptors` (duplicated into the peer) go with the first chunk.
+    /// Sends all of `bytes`; `descriptors` (duplicated into the peer) go
+    /// with the first chunk. More than `maxDescriptors`: EINVAL, nothing sent.
     package func send(_ bytes: [UInt8], descriptors: [Int32] = []) throws(Errno) {
-        precondition(descriptors.count <= Self.maxDescriptors)
+        guard descriptors.count <= Self.maxDescriptors else { throw .invalidArgument }
         var sent = 0
         var passing = descriptors
         while sent < bytes.count {

@@ -35,9 +35,12 @@ struct PlanGoldenTests {
     }
 
     @Test func planRoundTripsThroughJSON() throws {
-        let plan = try compile(profile: "mcp-server-git", argv: ["git", "status"], cwd: "/srv/burrow/repo")
+        var plan = try compile(profile: "mcp-server-git", argv: ["git", "status"], cwd: "/srv/burrow/repo")
         let data = try JSONEncoder().encode(plan)
         #expect(try JSONDecoder().decode(LaunchPlan.self, from: data) == plan)
+        // As burrowd sends it to an unprivileged dry-run: with the caller its binds are checked as.
+        plan.spec.grantsCheckedAs = CallerCredentials(uid: 1000, gid: 1000, groups: [27, 1000])
+        #expect(try JSONDecoder().decode(LaunchPlan.self, from: try JSONEncoder().encode(plan)) == plan)
     }
 
     @Test func commandOutsideExecuteIsRefused() throws {

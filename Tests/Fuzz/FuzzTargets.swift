@@ -4,6 +4,7 @@ import BurrowEgress
 import BurrowJSON
 import BurrowMCP
 import BurrowProfile
+import BurrowSession
 import FoundationEssentials
 
 /// Burrow's parsers of hostile input, each a function of bytes that must
@@ -19,6 +20,7 @@ enum FuzzTargets {
         "mcp-message": mcpMessage,
         "json-schema": jsonSchema,
         "egress-request": egressRequest,
+        "session-frames": sessionFrames,
     ]
 
     /// A broken invariant: a crash libFuzzer reports with the input.
@@ -82,6 +84,39 @@ enum FuzzTargets {
                 case .more, .fail:
                     break
                 }
+            }
+        }
+    }
+}
+
+extension FuzzTargets {
+    /// burrowd's session socket: the byte stream split into frames (fed in
+    /// chunks of every size the input suggests), each request decoded
+    /// strictly; a decoded request survives its own encoding.
+    static func sessionFrames(_ bytes: [UInt8]) {
+        let step = max(1, Int(bytes.first ?? 1))
+        var decoder = Session.FrameDecoder(acceptingDescriptorsWith: [.request])
+        var offset = 0
+        var consumed = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + step)
+            decoder.feed(Array(bytes[offset..<end]))
+            offset = end
+            while true {
+                let frame: Session.Frame?
+                do {
+                    frame = try decoder.next()
+                } catch {
+                    return
+                }
+                guard let frame else { break }
+                consumed += 5 + frame.payload.count
+                require(consumed <= offset, "frames claimed \(consumed) of \(offset) bytes")
+                require(frame.payload.count <= Session.maxPayload, "a frame above the limit")
+                guard frame.kind == .request, let request = try? StrictJSONDecoder(limits: Session.requestLimits).decode(Session.Request.self, from: frame.payload)
+                else { continue }
+                let again = (try? Session.Frame(.request, request)).flatMap { try? StrictJSONDecoder(limits: Session.requestLimits).decode(Session.Request.self, from: $0.payload) }
+                require(again == request, "a request did not survive its own encoding")
             }
         }
     }
