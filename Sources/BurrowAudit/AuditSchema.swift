@@ -38,7 +38,11 @@ enum AuditSchema {
             previous_hash BLOB NOT NULL,
             hash BLOB NOT NULL
         );
+        """,
+        // 2: a user reading its own runs (`[audit] user_reads_own`) finds them without a scan.
         """
+        CREATE INDEX events_by_uid ON events (uid, sequence) WHERE uid IS NOT NULL;
+        """,
     ]
 
     static var version: Int { migrations.count }

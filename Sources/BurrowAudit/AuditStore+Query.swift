@@ -15,8 +15,14 @@ package struct AuditQuery: Sendable, Equatable {
     package var afterSequence: Int64?
     /// The most recent `limit` matches (still returned oldest first).
     package var limit: Int?
+    /// Only events whose caller is this uid (a user reading its own runs).
+    package var uid: UInt32?
 
-    package init(tool: String? = nil, types: [AuditEventType] = [], since: Int64? = nil, until: Int64? = nil, invocation: String? = nil, afterSequence: Int64? = nil, limit: Int? = nil) {
+    package init(
+        tool: String? = nil, types: [AuditEventType] = [], since: Int64? = nil, until: Int64? = nil, invocation: String? = nil, afterSequence: Int64? = nil, limit: Int? = nil,
+        uid: UInt32? = nil
+    ) {
+        self.uid = uid
         self.tool = tool
         self.types = types
         self.since = since
@@ -45,6 +51,7 @@ extension AuditStore {
         var clauses: [(sql: String, values: [Value])] = []
         if let tool = query.tool { clauses.append(("tool = ?", [.text(tool)])) }
         if let invocation = query.invocation { clauses.append(("invocation = ?", [.text(invocation)])) }
+        if let uid = query.uid { clauses.append(("uid = ?", [.number(Int64(uid))])) }
         if !query.types.isEmpty {
             clauses.append(("type IN (\(query.types.map { _ in "?" }.joined(separator: ",")))", query.types.map { .text($0.rawValue) }))
         }

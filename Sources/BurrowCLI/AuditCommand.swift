@@ -1,4 +1,5 @@
 import ArgumentParser
+import BurrowAPI
 import BurrowAudit
 import BurrowProfile
 import FoundationEssentials
@@ -94,13 +95,69 @@ struct AuditListCommand: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
+    @OptionGroup var session: SessionOptions
+
     func run() throws {
-        let store = try database.open(try policy.loadPolicy(), access: .read)
+        let loaded = try policy.loadPolicy()
         let printer = AuditPrinter(format: filter.json ? .json : filter.jsonl ? .jsonl : .table)
+        let path = database.path(loaded)
+        // A normal user cannot read the log itself: burrowd answers with the
+        // events of its own runs when the policy lets it ([audit] user_reads_own).
+        guard geteuid() == 0 || database.auditDB != nil || access(path, R_OK) == 0 else {
+            let events = try throughBurrowd(path)
+            try printer.begin()
+            for e in events { printer.print(e) }
+            printer.end()
+            return
+        }
+        let store = try database.open(loaded, access: .read)
         try printer.begin()
         try store.forEachEvent(try filter.query(limit: limit)) { printer.print($0) }
         printer.end()
     }
+
+    private func throughBurrowd(_ path: String) throws -> [AuditEvent] {
+        let query = try filter.query(limit: limit)
+        var items: [(String, String)] = [("limit", String(query.limit ?? 10_000))]
+        if let t = query.tool { items.append(("tool", t)) }
+        if !query.types.isEmpty { items.append(("type", query.types.map(\.rawValue).joined(separator: ","))) }
+        if let s = query.since { items.append(("since", AuditClock.format(s))) }
+        if let u = query.until { items.append(("until", AuditClock.format(u))) }
+        if let i = query.invocation { items.append(("invocation", i)) }
+        let target = "/v1/security/audit?" + items.map { "\($0.0)=\(percentEncoded($0.1))" }.joined(separator: "&")
+        let response: UnixHTTPClient.Response
+        do {
+            response = try UnixHTTPClient(socketPath: SessionClient.apiSocket(session, policyFile: policy.policy)).send("GET", target)
+        } catch {
+            throw CLIError("cannot read \(path) (root and the audit readers' group may), nor ask burrowd: \(error)")
+        }
+        guard response.status == 200 else {
+            let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)))?.error.message ?? "HTTP \(response.status)"
+            throw CLIError(
+                "cannot read \(path) (root and the audit readers' group may), and burrowd refused: \(message). With [audit] user_reads_own = true in the host policy, burrowd shows a user the events of its own runs"
+            )
+        }
+        do {
+            return try JSONDecoder().decode([AuditEvent].self, from: Data(response.body))
+        } catch {
+            throw CLIError("burrowd sent an answer this burrow cannot read (\(error)); are burrow and burrowd the same version?")
+        }
+    }
+}
+
+/// A query value as a URL needs it (RFC 3986 unreserved characters kept).
+func percentEncoded(_ value: String) -> String {
+    var out = ""
+    for byte in value.utf8 {
+        let c = Character(Unicode.Scalar(byte))
+        if c.isASCII && (c.isLetter || c.isNumber || "-._~".contains(c)) {
+            out.append(c)
+        } else {
+            let hex = Array("0123456789ABCDEF")
+            out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 15)])
+        }
+    }
+    return out
 }
 
 struct AuditFollowCommand: ParsableCommand {

@@ -29,11 +29,16 @@ struct SessionOptions: ParsableArguments {
 /// tool reads and writes them directly. SIGINT, SIGTERM, SIGHUP and SIGQUIT
 /// are passed on; this process ending stops the sandbox.
 enum SessionClient {
-    /// The session socket: beside `--socket`, $BURROW_SOCKET, or the policy's API socket.
+    /// burrowd's API socket: `--socket`, else $BURROW_SOCKET, else the policy's.
+    static func apiSocket(_ options: SessionOptions, policyFile: String) -> String {
+        if let s = options.socket { return s }
+        if let env = getenv("BURROW_SOCKET"), env.pointee != 0 { return String(cString: env) }
+        return ((try? HostConfiguration.loadPolicy(policyFile)) ?? .defaults).daemon.socket
+    }
+
+    /// The session socket, beside the API socket.
     static func socketPath(_ options: SessionOptions, policyFile: String) -> String {
-        if let s = options.socket { return HostPolicy.Daemon.sessionSocket(beside: s) }
-        if let env = getenv("BURROW_SOCKET"), env.pointee != 0 { return HostPolicy.Daemon.sessionSocket(beside: String(cString: env)) }
-        return ((try? HostConfiguration.loadPolicy(policyFile)) ?? .defaults).daemon.sessionSocket
+        HostPolicy.Daemon.sessionSocket(beside: apiSocket(options, policyFile: policyFile))
     }
 
     /// The request for `profile`: a name burrowd looks up in its own

@@ -71,6 +71,7 @@ package struct Daemon: Sendable {
         }
         v1.post("security/validate") { request, context in try await api.validate(request, context) }
         v1.get("security/audit/:tool") { request, context in try await api.auditTrail(request, context) }
+        v1.get("security/audit") { request, context in try await api.auditTrail(request, context, allTools: true) }
 
         v1.post("tools") { request, context in try await api.register(request, context, replacing: nil) }
         v1.get("tools") { request, context in try await api.list(request, context) }
@@ -299,8 +300,8 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> 
 
 /// `?type=…&since=…&until=…&invocation=…&limit=…` → an audit query.
 enum AuditQueryParameters {
-    static func parse(_ parameters: Parameters, tool: String) throws(DaemonError) -> AuditQuery {
-        var query = AuditQuery(tool: tool, limit: 100)
+    static func parse(_ parameters: Parameters, tool: String?) throws(DaemonError) -> AuditQuery {
+        var query = AuditQuery(tool: tool ?? parameters.get("tool"), limit: 100)
         for raw in parameters.getAll("type").flatMap({ $0.split(separator: ",") }) {
             guard let t = AuditEventType.allCases.first(where: { $0.rawValue.lowercased() == raw.lowercased() }) else {
                 throw DaemonError(.invalidParameter, "unknown event type '\(raw)'; expected one of: \(AuditEventType.allCases.map(\.rawValue).joined(separator: ", "))")

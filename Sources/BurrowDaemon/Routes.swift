@@ -127,10 +127,19 @@ struct API: Sendable {
         return try await BackgroundWork.shared.run { body(planner) }
     }
 
-    func auditTrail(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        let tool = try Self.toolID(context, "tool")
-        try await require(.auditor, context, request, "reading the audit log", tool: tool)
-        let query = try AuditQueryParameters.parse(request.uri.queryParameters, tool: tool)
+    /// GET /v1/security/audit/{tool} and GET /v1/security/audit (every
+    /// tool): an auditor's read of the log; with `[audit] user_reads_own`,
+    /// anyone else reads the events of its own runs only.
+    func auditTrail(_ request: Request, _ context: DaemonContext, allTools: Bool = false) async throws -> Response {
+        let tool = allTools ? nil : try Self.toolID(context, "tool")
+        var query = try AuditQueryParameters.parse(request.uri.queryParameters, tool: tool)
+        if !context.roles.contains(.auditor) {
+            if daemon.policy.audit.userReadsOwn, let peer = context.peer {
+                query.uid = peer.uid
+            } else {
+                try await require(.auditor, context, request, "reading the audit log", tool: tool)
+            }
+        }
         do {
             return try json(try daemon.audit.events(query))
         } catch {

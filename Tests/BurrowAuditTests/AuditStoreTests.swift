@@ -110,7 +110,17 @@ struct AuditStoreTests {
         let path = temporaryDatabase()
         _ = try openStore(path)
         try AuditDatabase(path: path, mode: .readWrite).execute("PRAGMA user_version = 99")
-        #expect(throws: AuditError.newerSchema(found: 99, supported: 1)) { try openStore(path) }
+        #expect(throws: AuditError.newerSchema(found: 99, supported: 2)) { try openStore(path) }
+        // A version 1 file (before the uid index) is brought up to date, its events kept.
+        let old = temporaryDatabase("v1.db")
+        let written = try openStore(old).append([event(.toolInvoked)])
+        let db = try AuditDatabase(path: old, mode: .readWrite)
+        try db.execute("DROP INDEX events_by_uid")
+        try db.execute("PRAGMA user_version = 1")
+        let reopened = try openStore(old)
+        #expect(try AuditDatabase(path: old, mode: .readWrite).pragma("user_version") == "2")
+        #expect(try reopened.events(AuditQuery(uid: written.first?.context.uid)).map(\.hash) == written.map(\.hash))
+        #expect(try reopened.verify().ok)
         let missing = temporaryDatabase("none.db")
         #expect(throws: AuditError.missing(missing)) { try AuditStore(.init(path: missing, redactor: try Redactor()), access: .read) }
     }

@@ -196,6 +196,28 @@ final class SessionClientTests: SessionFixture {
         #expect(events.contains { $0.type == .permissionDenied && $0.details["host"]?.stringValue == "other.test" })
     }
 
+    @Test("with [audit] user_reads_own, `burrow audit` as a user shows its own runs only; without it, the refusal says how to allow it")
+    func ownAudit() throws {
+        try startDaemon("[audit]\nuser_reads_own = true")
+        for user in [alice, bob] {
+            let r = try burrow(as: user, ["run", "--socket", socket, "--profile", "minimal", "--", "/bin/true"])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let mine = try burrow(as: alice, ["audit", "--socket", socket, "--json"])
+        #expect(mine.status == 0, "\(mine.stderr)")
+        let events = try JSONDecoder().decode([AuditEvent].self, from: mine.stdout)
+        #expect(events.count >= 2 && events.allSatisfy { $0.context.principal == alice }, "\(events.map(\.context.principal))")
+        #expect(events.contains { $0.type == .toolInvoked } && events.contains { $0.type == .toolCompleted })
+        if let daemon {
+            kill(daemon.pid, SIGTERM)
+            _ = try daemon.finish()
+            self.daemon = nil
+        }
+        try startDaemon()
+        let refused = try burrow(as: alice, ["audit", "--socket", socket])
+        #expect(refused.status != 0 && refused.stderr.contains("user_reads_own"), "\(refused.stderr)")
+    }
+
     @Test("killing the client ends the sandbox (ToolFailed client_gone)")
     func clientKilled() throws {
         try startDaemon()
