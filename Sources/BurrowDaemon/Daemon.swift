@@ -12,6 +12,7 @@ package import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import SystemPackage
 import UnixSignals
 
 #if canImport(Glibc)
@@ -168,14 +169,7 @@ package struct Daemon: Sendable {
             logger.warning("no burrow-spawner beside burrowd: sandboxes are cloned in process (slower)")
         }
         let sessionPath = HostPolicy.Daemon.sessionSocket(beside: socketPath)
-        let sessions: SessionServer
-        do {
-            sessions = try SessionServer(daemon: self, path: sessionPath, group: gid, logger: logger)
-            try sessions.start()
-        } catch {
-            throw DaemonStartFailure(message: "cannot serve the session socket \(sessionPath): \(error)")
-        }
-        defer { sessions.stop() }
+        let sessions = try startSessions(sessionPath, group: gid, logger: logger)
         let path = socketPath
         // Until chmod below, the socket must not be connectable by others.
         let previous = umask(0o177)
@@ -204,8 +198,33 @@ package struct Daemon: Sendable {
                     .init(service: DenialFlushService(denials: denials), successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            sessions.stop()
+            unlink(path)
+            throw error
+        }
+        sessions.stop()
         unlink(path)
+    }
+
+    /// The session socket, serving (unprivileged burrow run, mcp, dry-run).
+    private func startSessions(_ path: String, group: gid_t?, logger: Logger) throws -> SessionServer {
+        let listener: SystemPackage.FileDescriptor
+        do {
+            listener = try SessionServer.bind(path, group: group)
+        } catch {
+            throw DaemonStartFailure(message: "cannot serve the session socket \(path): \(error)")
+        }
+        let sessions = SessionServer(daemon: self, path: path, listener: listener, logger: logger)
+        do {
+            try sessions.start()
+        } catch {
+            sessions.stop()
+            throw DaemonStartFailure(message: "cannot start the session socket's thread: \(error)")
+        }
+        return sessions
     }
 }
 

@@ -36,18 +36,28 @@ final class SessionServer: Sendable {
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
 
-    /// Binds the socket: 0660 root:`group` (root's only without a group).
-    init(daemon: Daemon, path: String, group: gid_t?, logger: Logger) throws(Errno) {
-        // A socket left by a burrowd that is gone; a live one refuses the bind.
-        if (try? UnixSocket.connect(path)).map({ $0.close() }) == nil { unlink(path) }
-        let previous = umask(0o177)
-        defer { umask(previous) }
-        listener = try UnixSocket.listen(path)
-        _ = chown(path, uid_t.max, group ?? 0)
-        _ = chmod(path, 0o660)
+    /// Serves `listener`, bound at `path` (see `bind`).
+    init(daemon: Daemon, path: String, listener: FileDescriptor, logger: Logger) {
         self.path = path
+        self.listener = listener
         self.daemon = daemon
         self.logger = logger
+    }
+
+    /// Binds the socket: 0660 root:`group` (root's only without a group).
+    static func bind(_ path: String, group: gid_t?) throws(Errno) -> FileDescriptor {
+        // A socket left by a burrowd that is gone; a live one refuses the bind.
+        if let live = try? UnixSocket.connect(path) {
+            live.close()
+        } else {
+            unlink(path)
+        }
+        let previous = umask(0o177)
+        defer { umask(previous) }
+        let listener = try UnixSocket.listen(path)
+        _ = chown(path, uid_t.max, group ?? 0)
+        _ = chmod(path, 0o660)
+        return listener
     }
 
     /// Accepts connections on a thread of its own until `stop`.

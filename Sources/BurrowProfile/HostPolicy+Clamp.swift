@@ -99,7 +99,8 @@ extension HostPolicy {
 extension HostPolicy.Users {
     /// Lowers a profile the host policy already clamped to these ceilings:
     /// what an unprivileged caller's own profile gets (the session socket).
-    /// Each change is a `Clamp` naming `[users]`.
+    /// Each change is a `Clamp` naming `[users]`; a sandbox level below
+    /// `process` is always raised to it.
     package func clamp(_ effective: EffectiveProfile) -> EffectiveProfile {
         var e = effective
         func lower<T: Comparable & CustomStringConvertible>(_ keyPath: WritableKeyPath<EffectiveLimits, T>, _ ceiling: T?, _ key: String, _ policyKey: String) {
@@ -124,6 +125,15 @@ extension HostPolicy.Users {
                 Clamp(
                     key: "network_access", requested: requested.rawValue, effective: e.profile.networkAccess.rawValue,
                     reason: "ceiling for users' own profiles ([users] network_policy = \"\(networkPolicy.rawValue)\")"))
+        }
+        // At level none nothing is bound: the tool would reach host paths by
+        // name as the sandbox uid, not through descriptors opened as the caller.
+        if e.profile.sandboxLevel < .process {
+            e.clamps.append(
+                Clamp(
+                    key: "sandbox_level", requested: e.profile.sandboxLevel.rawValue, effective: SandboxLevel.process.rawValue,
+                    reason: "users' own profiles run at least at process level: their grants are bound from paths opened with the user's rights"))
+            e.profile.sandboxLevel = .process
         }
         let writes = e.profile.permissions.fileWrite + e.profile.filesystem.writePaths
         if !allowWrite && !writes.isEmpty {

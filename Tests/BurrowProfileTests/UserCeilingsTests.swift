@@ -68,7 +68,12 @@ struct UserCeilingsTests {
         let keys = clamped.clamps.dropFirst(effective.clamps.count).map(\.key)
         #expect(keys == ["resource_limits.max_memory", "network_access", "permissions.file_write"], "\(keys)")
         #expect(clamped.clamps.last?.reason.contains("[users] allow_write = false") == true)
-        // Defaults change nothing a host-clamped profile has.
+        // Defaults change nothing a host-clamped profile has…
         #expect(HostPolicy.Users().clamp(effective) == effective)
+        // …but level none, which a host may allow its own tools, is never a user's.
+        var none = effective
+        none.profile.sandboxLevel = .none
+        let raised = HostPolicy.Users().clamp(none)
+        #expect(raised.profile.sandboxLevel == .process && raised.clamps.last?.key == "sandbox_level")
     }
 }
