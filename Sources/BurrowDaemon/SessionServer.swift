@@ -123,7 +123,7 @@ final class SessionServer: Sendable {
         guard roles.contains(.runner) else {
             let name = UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)"
             let message =
-                "\(name) (uid \(peer.uid)) may not run profiles through burrowd: it holds no runner role. An administrator adds it to [daemon] runners in /etc/burrow/burrow.toml (e.g. runners = [\"group:burrow\"], then `usermod -aG burrow \(name)`) and reloads burrowd"
+                "\(name) (uid \(peer.uid)) may not run profiles through burrowd: it holds no runner role. An administrator adds it to [daemon] runners in /etc/burrow/burrow.toml (e.g. runners = [\"group:burrow\"], then `usermod -aG burrow \(name)`) and restarts burrowd"
             session.deny(
                 tool: "session", RefusalDetails(reason: "role_required", message: message, role: Role.runner.rawValue, roles: roles.map(\.rawValue).sorted()))
             session.answer(.refused, .forbidden, message)
