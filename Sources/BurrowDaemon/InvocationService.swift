@@ -254,6 +254,16 @@ final class InvocationService: Sendable {
         return now - last >= Self.sweepInterval && lastSweep.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
     }
 
+    private static func run(
+        _ invocation: PreparedInvocation, _ options: Runner.Options, client: PreparedInvocation.RelayClient?
+    ) -> Result<PreparedInvocation.Outcome, RunError> {
+        do {
+            return .success(try invocation.run(options, client: client))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     /// Whether shutdown has begun (new invocations are refused).
     var isDraining: Bool { draining.load(ordering: .relaxed) }
 
@@ -282,20 +292,38 @@ final class InvocationService: Sendable {
                 onViolation(v)
             })
         options.relayedSignals = signals
-        var client: PreparedInvocation.RelayClient?
-        let closed = Atomic<Bool>(false)
-        let closeClient: @Sendable () -> Void = { if !closed.exchange(true, ordering: .acquiringAndReleasing) { for fd in stdio { try? fd.close() } } }
+        let outcome: Result<PreparedInvocation.Outcome, RunError>
+        // Behind the relay, the client's descriptors are the relay's until it
+        // says it is done with them (`whenDone`, exactly once); the stop
+        // eventfd ends its waits on them once the run is over, whatever the
+        // client does with its ends, and this thread waits for that.
+        var relayEnd: (stop: FileDescriptor, done: FileDescriptor)?
         if invocation.relayed {
-            client = .init(input: stdio[0].rawValue, output: stdio[1].rawValue, stderr: stdio[2].rawValue, whenDone: closeClient)
+            let stop = try? Kernel.eventDescriptor()
+            let ends = try? Kernel.pipe()
+            guard let stop, let (done, notify) = ends else {
+                for fd in stdio + [stop, ends?.0, ends?.1].compactMap({ $0 }) { try? fd.close() }
+                return .failure(.preparation("cannot create the relay's stop descriptors"))
+            }
+            relayEnd = (stop, done)
+            let client = PreparedInvocation.RelayClient(
+                input: stdio[0].rawValue, output: stdio[1].rawValue, stderr: stdio[2].rawValue, stop: stop.rawValue,
+                whenDone: {
+                    for fd in stdio { try? fd.close() }
+                    try? notify.close()
+                })
+            outcome = Self.run(invocation, options, client: client)
         } else {
             options.stdio = stdio
+            outcome = Self.run(invocation, options, client: nil)
         }
-        let outcome: Result<PreparedInvocation.Outcome, RunError>
-        do {
-            outcome = .success(try invocation.run(options, client: client))
-        } catch {
-            if client != nil { closeClient() }
-            outcome = .failure(error)
+        if let (stop, done) = relayEnd {
+            var one: UInt64 = 1
+            _ = write(stop.rawValue, &one, 8)
+            var byte: UInt8 = 0
+            while read(done.rawValue, &byte, 1) < 0 && errno == EINTR {}
+            try? done.close()
+            try? stop.close()
         }
         metrics.invocation(outcome.clean ? "completed" : "failed")
         return outcome

@@ -118,8 +118,9 @@ final class SessionServer: Sendable {
         case .admitted:
             break
         }
-        let d = daemon.policy.daemon
-        try? socket.setTimeouts(receive: .milliseconds(Int64(d.headerTimeout.milliseconds)), send: .seconds(5))
+        // The whole request within header_timeout, however slowly it comes.
+        let deadline = Kernel.monotonicNanoseconds() + daemon.policy.daemon.headerTimeout.milliseconds * 1_000_000
+        try? socket.setTimeouts(receive: nil, send: .seconds(5))
         guard roles.contains(.runner) else {
             let name = UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)"
             let message =
@@ -134,7 +135,7 @@ final class SessionServer: Sendable {
         let request: Session.Request
         let stdio: [FileDescriptor]
         do {
-            guard let frame = try reader.next() else {
+            guard let frame = try reader.next(deadline: deadline) else {
                 socket.close()
                 return
             }
@@ -154,12 +155,11 @@ final class SessionServer: Sendable {
                 frame.closeDescriptors()
                 throw SessionFailure(.invalidRequest, "\(request.command.rawValue) passes \(wanted) descriptors (stdin, stdout, stderr for run and mcp), not \(stdio.count)")
             }
-        } catch let failure as SessionFailure {
-            session.answer(.refused, failure.code, failure.message)
-            socket.close()
-            return
         } catch {
-            session.answer(.refused, .invalidRequest, "\(error)")
+            // Malformed requests are audited too (aggregated per caller and reason, like every refusal).
+            let failure = error as? SessionFailure ?? SessionFailure(.invalidRequest, "\(error)")
+            session.deny(tool: "session", RefusalDetails(reason: failure.code.name, message: failure.message))
+            session.answer(.refused, failure.code, failure.message)
             socket.close()
             return
         }
@@ -265,7 +265,7 @@ private final class Connection: Sendable {
             guard request.workingDirectory.hasPrefix("/") else { throw SessionFailure(.invalidRequest, "the working directory must be an absolute path") }
             source = try Self.source(request.profile)
         } catch {
-            refuse(error.code, error.message, denied: false)
+            refuse(error.code, error.message)
             return
         }
         if invocations.isDraining {
@@ -275,12 +275,7 @@ private final class Connection: Sendable {
         let caller = Caller(uid: peer.uid, pid: peer.pid)
         let credentials = CallerCredentials(uid: peer.uid, gid: peer.gid, groups: Array(Set(groups + [peer.gid])).sorted())
 
-        if dryRun {
-            plan(request, source: source, caller: caller, credentials: credentials, refuse: refuse)
-            return
-        }
-
-        // Per caller: sessions per minute and at once ([users]).
+        // Per caller: sessions per minute and at once ([users]); a dry-run counts too, while it plans.
         let key = "session uid \(peer.uid)"
         do {
             try daemon.admission.admit(key, .init(requestsPerMinute: policy.users.runsPerMinute, maxConcurrent: policy.users.maxConcurrent))
@@ -293,6 +288,11 @@ private final class Connection: Sendable {
         }
         let slot = Admission.Slot(daemon.admission, key)
         defer { slot.release() }
+
+        if dryRun {
+            plan(request, source: source, caller: caller, credentials: credentials, refuse: refuse)
+            return
+        }
 
         var ask = Invocations.Request(
             profile: source, argv: request.argv, parameters: request.parameters, environment: request.environment, workingDirectory: request.workingDirectory,
@@ -326,8 +326,12 @@ private final class Connection: Sendable {
             ended != nil
             && (try? Kernel.detachedThread {
                 var reader = reader
+                // No frame after the request carries descriptors.
+                reader.accept(descriptorsWith: [])
                 while true {
-                    guard let frame = try? reader.next(), frame.kind == .signal,
+                    guard let frame = try? reader.next() else { break }
+                    frame.closeDescriptors()
+                    guard frame.kind == .signal,
                         let signal = try? StrictJSONDecoder(limits: Session.requestLimits).decode(Session.Signal.self, from: frame.payload)
                     else { break }
                     signals.send(signal.number)
@@ -360,7 +364,7 @@ private final class Connection: Sendable {
         refuse: (ErrorCode, String, [ProfileIssue]?, Bool) -> Void
     ) {
         let planner = daemon.invocations.planner
-        let loading = planner.load(source, parameters: .supplied(request.parameters), caller: caller, ceilings: daemon.policy.users)
+        let loading = planner.load(source, parameters: .supplied(request.parameters), caller: caller, ceilings: daemon.policy.users, readingAs: credentials)
         guard let loaded = loading.loaded else {
             refuse(.profileInvalid, "the profile is not valid", loading.issues, false)
             return

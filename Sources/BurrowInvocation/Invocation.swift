@@ -54,7 +54,10 @@ package struct Invocations: Sendable {
     ///   `Refusal.record`, burrowd through its DenialLog, which
     ///   aggregates a caller's bursts) and answers with its code.
     package func prepare(_ request: Request, caller: Caller) throws(Refusal) -> PreparedInvocation {
-        let loading = planner.load(request.profile, parameters: .supplied(request.parameters), caller: caller, ceilings: request.userCeilings ? policy.users : nil)
+        // A user's own request (the session socket) reads the host with its rights.
+        let loading = planner.load(
+            request.profile, parameters: .supplied(request.parameters), caller: caller, ceilings: request.userCeilings ? policy.users : nil,
+            readingAs: request.userCeilings ? request.grantsCheckedAs : nil)
         Phases.mark("profile_loaded")
         let tool = loading.tool ?? request.profile.label
         func refusal(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil, denied: Bool = true) -> Refusal {
@@ -156,7 +159,10 @@ extension Invocations {
             guard let access = entry.callerAccess(executables: executables), let source = entry.source else { continue }
             do {
                 let opened = try CallerAccess.open(source, as: caller, access: access, searchDirectories: true)
-                try? opened.close()
+                defer { try? opened.close() }
+                if access.contains(.write) && CallerAccess.createsFiles(opened) && !CallerAccess.owns(caller, opened) {
+                    failures.append(.notOwned(path: source, caller: "\(caller)"))
+                }
             } catch {
                 failures.append(error)
             }

@@ -77,7 +77,20 @@ package struct Planner: Sendable {
     ///     names must be its own (root's: any, below the roots).
     ///   - ceilings: lowers the profile further (`[users]`: an unprivileged
     ///     caller's own profile through the session socket).
-    package func load(_ source: ProfileSource, parameters: ParameterValues = .placeholders, caller: Caller? = nil, ceilings: HostPolicy.Users? = nil) -> Loading {
+    ///   - readingAs: reads the host (the profile's files, its parameters'
+    ///     paths) with this caller's file-system identity: what the load says
+    ///     is only what the caller could see (the session socket).
+    package func load(
+        _ source: ProfileSource, parameters: ParameterValues = .placeholders, caller: Caller? = nil, ceilings: HostPolicy.Users? = nil,
+        readingAs: CallerCredentials? = nil
+    ) -> Loading {
+        if let readingAs {
+            do {
+                return try CallerAccess.asCaller(readingAs) { () -> Loading in load(source, parameters: parameters, caller: caller, ceilings: ceilings) }.get()
+            } catch {
+                return Loading(issues: [ProfileIssue(file: source.label, keyPath: "", message: "cannot read with \(readingAs)'s rights: \(error)")], loaded: nil)
+            }
+        }
         var loading = loadChecked(source, parameters: parameters)
         if let ceilings, let loaded = loading.loaded { loading.loaded?.effective = ceilings.clamp(loaded.effective) }
         // On every request (a load is reused; the host's paths may have
@@ -187,7 +200,11 @@ package struct Planner: Sendable {
         return compiler
     }
 
-    /// The launch plan for one request (see `compiler`).
+    /// The launch plan for one request (see `compiler`). With `grantsCheckedAs`,
+    /// the host is read with that caller's file-system identity while
+    /// compiling (globs listed, runtimes resolved, ELF headers and `#!` lines
+    /// read, symlinks followed), so neither the plan nor its refusals show
+    /// what the caller could not see itself.
     package func plan(
         _ loaded: Loaded, argv: [String], environment: [String: String], workingDirectory: String = "/", sandboxID: UInt32?, deadline: Seconds? = nil,
         grantsCheckedAs caller: CallerCredentials? = nil
@@ -195,8 +212,22 @@ package struct Planner: Sendable {
         // Parameters are written into the command and the caller's values
         // before compiling, so the plan's own checks (ExecStrings) see them.
         let p = loaded.parameters
-        var plan = try compiler(environment: environment.mapValues { ProfileParameters.substitute($0, p) }, workingDirectory: workingDirectory, sandboxID: sandboxID)
-            .compile(loaded.effective, profileFiles: loaded.files, argv: argv.map { ProfileParameters.substitute($0, p) }, deadline: deadline)
+        let compiler = compiler(environment: environment.mapValues { ProfileParameters.substitute($0, p) }, workingDirectory: workingDirectory, sandboxID: sandboxID)
+        let compile = { () throws(PlanError) -> LaunchPlan in
+            try compiler.compile(loaded.effective, profileFiles: loaded.files, argv: argv.map { ProfileParameters.substitute($0, p) }, deadline: deadline)
+        }
+        var plan: LaunchPlan
+        if let caller {
+            do {
+                plan = try CallerAccess.asCaller(caller, compile).get()
+            } catch let error as PlanError {
+                throw error
+            } catch {
+                throw PlanError(description: "cannot read the host with \(caller)'s rights: \(error)")
+            }
+        } else {
+            plan = try compile()
+        }
         plan.parameters = p
         plan.spec.grantsCheckedAs = caller
         return plan

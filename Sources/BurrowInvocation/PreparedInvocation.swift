@@ -57,13 +57,19 @@ package final class PreparedInvocation: Sendable {
         package var input: Int32
         package var output: Int32
         package var stderr: Int32
-        /// Runs once no thread of the relay uses these descriptors any more.
+        /// An eventfd that, once readable, ends the relay's waits on these
+        /// descriptors (burrowd's session clients: their descriptors may
+        /// never close); -1: none.
+        package var stop: Int32
+        /// Runs once no thread of the relay uses these descriptors any more
+        /// (exactly once, also when the relay could not start).
         package var whenDone: @Sendable () -> Void
 
-        package init(input: Int32, output: Int32, stderr: Int32, whenDone: @escaping @Sendable () -> Void = {}) {
+        package init(input: Int32, output: Int32, stderr: Int32, stop: Int32 = -1, whenDone: @escaping @Sendable () -> Void = {}) {
             self.input = input
             self.output = output
             self.stderr = stderr
+            self.stop = stop
             self.whenDone = whenDone
         }
     }
@@ -129,6 +135,7 @@ private final class RelayWiring: Sendable {
         do {
             pipes = try [Kernel.pipe(), Kernel.pipe(), Kernel.pipe()]
         } catch {
+            client.whenDone()
             throw .preparation("cannot create the server's pipes: \(error)")
         }
         // stdin: the child reads pipes[0].0; stdout and stderr: the child writes .1.
@@ -143,7 +150,7 @@ private final class RelayWiring: Sendable {
             try Kernel.detachedThread { [self] in
                 relay.run(
                     clientIn: client.input, clientOut: client.output, serverIn: toServer.rawValue, serverOut: fromServer.rawValue, serverErr: serverErr.rawValue,
-                    errOut: client.stderr, onViolation: { stop.stop("mcp_violation") },
+                    errOut: client.stderr, stop: client.stop, onViolation: { stop.stop("mcp_violation") },
                     whenDone: {
                         try? fromServer.close()
                         try? serverErr.close()
@@ -153,6 +160,7 @@ private final class RelayWiring: Sendable {
             }
         } catch {
             for fd in serverStdio + [toServer, fromServer, serverErr] { try? fd.close() }
+            client.whenDone()
             throw .preparation("cannot start the relay: \(error)")
         }
     }

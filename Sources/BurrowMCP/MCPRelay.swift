@@ -115,6 +115,10 @@ package final class MCPRelay: Sendable {
     private let state = Mutex(State())
     /// Serialises writes to the client (both directions answer it).
     private let clientWrite = Mutex(())
+    /// An eventfd that, once readable, stops every wait on the client's
+    /// descriptors (burrowd: they are a session client's, which may never
+    /// close or drain them); -1: none (`burrow mcp`, whose exit ends them).
+    private let stopDescriptor = Atomic<Int32>(-1)
     private let fetched = DispatchSemaphore(value: 0)
     private let nonce = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let fetchCount = Atomic<Int>(0)
@@ -163,24 +167,34 @@ package final class MCPRelay: Sendable {
     /// client closes its end (then the server's stdin is closed). `whenDone`
     /// runs once all three of the relay's readers are done, when no thread
     /// of it uses any descriptor any more.
+    /// `stop`: an eventfd that ends the client side's waits once it is
+    /// readable (see `stopDescriptor`); -1 for none.
     package func run(
-        clientIn: Int32, clientOut: Int32, serverIn: Int32, serverOut: Int32, serverErr: Int32, errOut: Int32,
+        clientIn: Int32, clientOut: Int32, serverIn: Int32, serverOut: Int32, serverErr: Int32, errOut: Int32, stop: Int32 = -1,
         onViolation: @escaping @Sendable () -> Void, whenDone: (@Sendable () -> Void)? = nil
     ) {
         let done = Countdown(3, whenDone ?? {})
+        stopDescriptor.store(stop, ordering: .releasing)
         state.withLock { $0.clientOut = clientOut }
+        var started = 0
         do {
             try Kernel.detachedThread { [self] in
-                forEachLine(clientIn, direction: Self.fromClientSide, onViolation: onViolation) { line in fromClient(line, serverIn: serverIn, clientOut: clientOut) }
+                forEachLine(clientIn, direction: Self.fromClientSide, stoppable: true, onViolation: onViolation) { line in
+                    fromClient(line, serverIn: serverIn, clientOut: clientOut)
+                }
                 // The client hung up: the server sees EOF on its stdin.
                 close(serverIn)
                 done.tick()
             }
+            started += 1
             try Kernel.detachedThread { [self] in
                 copyStderr(serverErr, to: errOut)
                 done.tick()
             }
+            started += 1
         } catch {
+            // The threads that did not start, and this one: `whenDone` still runs once.
+            for _ in started..<3 { done.tick() }
             return violated("relay", "cannot start the relay's threads: \(error)", offset: 0, streamOffset: 0, onViolation)
         }
         forEachLine(serverOut, direction: Self.fromServerSide, onViolation: onViolation) { line in fromServer(line, clientOut: clientOut) }
@@ -207,12 +221,13 @@ package final class MCPRelay: Sendable {
         case closed
     }
 
-    private func forEachLine(_ fd: Int32, direction: String, onViolation: @Sendable () -> Void, _ handle: (Line) -> Verdict) {
+    private func forEachLine(_ fd: Int32, direction: String, stoppable: Bool = false, onViolation: @Sendable () -> Void, _ handle: (Line) -> Verdict) {
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         var scanned = 0
         var consumed = 0  // stream bytes before buffer[0]
         while true {
+            if stoppable && !ready(fd, Int16(POLLIN)) { return }
             let n = read(fd, &chunk, chunk.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }
@@ -346,10 +361,16 @@ package final class MCPRelay: Sendable {
     /// Lines dropped because they were not JSON messages, by direction.
     package var droppedLines: [String: Int] { state.withLock { $0.dropped } }
 
-    private func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    /// Writes all of `bytes`. `stoppable` (the client's descriptors): each
+    /// write waits for room first (or for the stop) and writes at most
+    /// PIPE_BUF, so a client that never reads cannot hold the thread.
+    private func send(_ fd: Int32, _ bytes: [UInt8], stoppable: Bool = false) -> Bool {
+        let stop = stopDescriptor.load(ordering: .acquiring)
+        let most = stoppable && stop >= 0 ? 4096 : Int.max
         var off = 0
         while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if stoppable && !ready(fd, Int16(POLLOUT)) { return false }
+            let n = bytes[off..<min(bytes.count, off + most)].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return false }
             off += n
@@ -357,8 +378,22 @@ package final class MCPRelay: Sendable {
         return true
     }
 
+    /// Waits until `fd` is ready for `events`; false once the stop
+    /// descriptor is readable. Without one, at once true.
+    private func ready(_ fd: Int32, _ events: Int16) -> Bool {
+        let stop = stopDescriptor.load(ordering: .acquiring)
+        guard stop >= 0 else { return true }
+        var fds = [pollfd(fd: fd, events: events, revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
+        while true {
+            let r = poll(&fds, 2, -1)
+            if r < 0 && errno == EINTR { continue }
+            // An error or hang-up on fd is for the read or write to report.
+            return r > 0 && fds[1].revents == 0
+        }
+    }
+
     private func toClient(_ fd: Int32, _ line: [UInt8]) -> Bool {
-        clientWrite.withLock { _ in send(fd, line + [0x0a]) }
+        clientWrite.withLock { _ in send(fd, line + [0x0a], stoppable: true) }
     }
 
     // MARK: client → server
@@ -653,17 +688,17 @@ package final class MCPRelay: Sendable {
             if n <= 0 { break }
             let now = Kernel.monotonicNanoseconds()
             if now - windowStart >= 1_000_000_000 {
-                if dropped > 0 { _ = send(out, Array("[burrow: \(dropped) bytes of the server's stderr dropped (over \(cap) bytes/s)]\n".utf8)) }
+                if dropped > 0 { _ = send(out, Array("[burrow: \(dropped) bytes of the server's stderr dropped (over \(cap) bytes/s)]\n".utf8), stoppable: true) }
                 windowStart = now
                 used = 0
                 dropped = 0
             }
             let pass = min(max(0, cap - used), n)
-            if pass > 0 { _ = send(out, Array(chunk[0..<pass])) }
+            if pass > 0 { _ = send(out, Array(chunk[0..<pass]), stoppable: true) }
             used += pass
             dropped += n - pass
         }
-        if dropped > 0 { _ = send(out, Array("[burrow: \(dropped) bytes of the server's stderr dropped]\n".utf8)) }
+        if dropped > 0 { _ = send(out, Array("[burrow: \(dropped) bytes of the server's stderr dropped]\n".utf8), stoppable: true) }
     }
 
     // MARK: helpers

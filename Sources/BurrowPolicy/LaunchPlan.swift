@@ -403,6 +403,8 @@ extension MountEntry {
     /// from the host (tmpfs, proc, a symlink, a file, a remount).
     package func callerAccess(executables: Set<String>) -> CallerAccess.Access? {
         guard kind == .bind || (kind == .mask && source != "tmpfs"), let source else { return nil }
+        // A mask (/dev/null over a blocked file) hides; nothing is granted through it.
+        if kind == .mask { return .read }
         var access: CallerAccess.Access = options.readOnly == true ? .read : [.read, .write]
         if executables.contains(source) { access.insert(.execute) }
         return access

@@ -4,6 +4,8 @@ package import BurrowSystem
 /// Why no plan could be made for a command.
 package struct PlanError: Error, Sendable, CustomStringConvertible {
     package var description: String
+
+    package init(description: String) { self.description = description }
 }
 
 /// Compiles an effective profile, the host policy and the host probe into the
@@ -224,7 +226,15 @@ package struct PlanCompiler: Sendable {
         }
         for (path, writable) in grants {
             guard let kind = fs.kind(path) else {
-                warnings.append("\(path) does not exist on this host: nothing is mounted there")
+                if fs.denied(path) {
+                    // Compiled with a caller's identity, which cannot reach it:
+                    // the bind stays in the plan, and opening it as the caller
+                    // refuses the run (and shows in dry-run), naming the path.
+                    let options = MountOptions(readOnly: !writable, [.noSetuid, .noDevices, .noExecute], recursive: true, idmap: true)
+                    binds.append(MountEntry(kind: .bind, source: path, target: path, options: options, reason: "granted, but not reachable with the caller's rights"))
+                } else {
+                    warnings.append("\(path) does not exist on this host: nothing is mounted there")
+                }
                 continue
             }
             if kind == .symlink {

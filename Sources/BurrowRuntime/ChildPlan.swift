@@ -224,20 +224,31 @@ final class ChildPlan {
             }
         }
         defer { try? path.close() }
+        let callersOwn = caller.map { CallerAccess.owns($0, path) } ?? true
+        // A caller's writable directory must come out as the caller's: its own, id-mapped.
+        let callersWrite = caller != nil && access?.contains(.write) == true && CallerAccess.createsFiles(path)
+        if callersWrite && !callersOwn, let caller {
+            throw .refused("\(CallerAccess.Failure.notOwned(path: source, caller: "\(caller)"))")
+        }
+        var unmappable = false
         do throws(Errno) {
             guard fstat(path.rawValue, &st) == 0 else { throw Errno(rawValue: errno) }
             // MOUNT_ATTR_RDONLY/NOSUID/NODEV/NOEXEC share the MS_* values 1/2/4/8.
-            let callersOwn = caller.map { $0.uid == st.st_uid && ($0.gid == st.st_gid || $0.groups.contains(st.st_gid)) } ?? true
             let mapped = idmap && st.st_uid != sandboxIDs.uid && callersOwn
             let namespace = mapped ? try idmapNamespace(uid: st.st_uid, gid: st.st_gid) : nil
             do {
                 tree = try Kernel.cloneMount(path, recursive: recursive, attributes: flags, idmap: namespace)
             } catch  where namespace != nil && error == .invalidArgument {
+                unmappable = callersWrite
+                if unmappable { throw error }
                 // The file system cannot be idmapped (9p, for one): bind it as it is.
                 notes.append("\(source): its file system does not support idmapped mounts; files keep their host owner \(st.st_uid)")
                 tree = try Kernel.cloneMount(path, recursive: recursive, attributes: flags)
             }
         } catch {
+            if unmappable {
+                throw .refused("\(source): its file system does not support idmapped mounts, so what the tool wrote there would not be the caller's")
+            }
             let why = error == .tooManySymbolicLinkLevels ? "a path component is a symlink, which Burrow does not follow" : "\(errnoName(error.rawValue)) (\(error))"
             throw .preparation("cannot prepare the bind of \(source): \(why)")
         }

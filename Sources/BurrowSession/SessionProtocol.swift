@@ -6,6 +6,10 @@ package import BurrowSystem
 import FoundationEssentials
 package import SystemPackage
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The session socket's protocol: how an unprivileged `burrow run`, `burrow
 /// mcp` or `burrow dry-run` asks burrowd to do what root's would do in
 /// process. Frames on a Unix stream socket, each a 4-byte big-endian
@@ -86,34 +90,55 @@ package enum Session {
         }
     }
 
-    /// Splits a byte stream into frames. Descriptors are kept with the frame
-    /// whose bytes they came with; `accepting` says which kinds may carry them.
+    /// Splits a byte stream into frames. Descriptors must come with the
+    /// first bytes of a frame whose kind may carry them (`accepting`), at
+    /// most `UnixSocket.maxDescriptors` of them; any others are closed and
+    /// the stream is refused (`unexpectedDescriptors`). Every error closes
+    /// the descriptors not yet handed out.
     package struct FrameDecoder: Sendable {
         private var buffer: [UInt8] = []
         private var start = 0
         private var pending: [FileDescriptor] = []
-        private let accepting: Set<Kind>
+        /// Descriptors came where none may: mid-frame, or too many.
+        private var misplaced = false
+        package var accepting: Set<Kind>
 
         package init(acceptingDescriptorsWith kinds: Set<Kind> = []) { accepting = kinds }
 
         /// Adds bytes and the descriptors that came with them.
         package mutating func feed(_ bytes: [UInt8], descriptors: [FileDescriptor] = []) {
+            if !descriptors.isEmpty && (isMidFrame || !pending.isEmpty || descriptors.count > UnixSocket.maxDescriptors) {
+                for fd in descriptors { try? fd.close() }
+                misplaced = true
+            } else {
+                pending += descriptors
+            }
             if start > 0 && start == buffer.count {
                 buffer.removeAll(keepingCapacity: true)
                 start = 0
             }
             buffer += bytes
-            pending += descriptors
         }
 
         /// The next whole frame, or nil when more bytes are needed.
         package mutating func next() throws(ReadError) -> Frame? {
+            do {
+                return try frame()
+            } catch {
+                close()
+                throw error
+            }
+        }
+
+        private mutating func frame() throws(ReadError) -> Frame? {
+            if misplaced { throw .unexpectedDescriptors }
             let available = buffer.count - start
-            guard available >= 5 else { return try orphans() }
+            guard available >= 5 else { return nil }
             let n = buffer[start..<start + 4].reduce(0) { $0 << 8 | Int($1) }
             guard n <= Session.maxPayload else { throw .tooLarge(n) }
             guard let kind = Kind(rawValue: buffer[start + 4]) else { throw .unknownKind(buffer[start + 4]) }
-            guard available >= 5 + n else { return try orphans() }
+            if !pending.isEmpty && !accepting.contains(kind) { throw .unexpectedDescriptors }
+            guard available >= 5 + n else { return nil }
             let payload = Array(buffer[start + 5..<start + 5 + n])
             start += 5 + n
             if start > 1 << 16 {
@@ -122,17 +147,7 @@ package enum Session {
             }
             let descriptors = pending
             pending = []
-            if !descriptors.isEmpty && !accepting.contains(kind) {
-                for fd in descriptors { try? fd.close() }
-                throw .unexpectedDescriptors
-            }
             return Frame(kind: kind, payload: payload, descriptors: descriptors)
-        }
-
-        /// Descriptors may only arrive with a frame's first bytes.
-        private func orphans() throws(ReadError) -> Frame? {
-            if !pending.isEmpty && buffer.count == start { throw .unexpectedDescriptors }
-            return nil
         }
 
         /// Closes descriptors received but not yet handed out.
@@ -145,7 +160,7 @@ package enum Session {
         package var isMidFrame: Bool { buffer.count > start }
     }
 
-    /// Reads frames from a socket (blocking, within its receive timeout).
+    /// Reads frames from a socket (blocking).
     package struct Reader: Sendable {
         package let socket: UnixSocket
         private var decoder: FrameDecoder
@@ -155,12 +170,18 @@ package enum Session {
             decoder = FrameDecoder(acceptingDescriptorsWith: kinds)
         }
 
-        /// The next frame; nil at a clean end of stream.
-        package mutating func next() throws(ReadError) -> Frame? {
+        /// Which kinds may carry descriptors from now on.
+        package mutating func accept(descriptorsWith kinds: Set<Kind>) { decoder.accepting = kinds }
+
+        /// The next frame; nil at a clean end of stream. With a deadline
+        /// (CLOCK_MONOTONIC nanoseconds), the whole frame must have arrived
+        /// by then, however slowly its bytes come (else EAGAIN: timed out).
+        package mutating func next(deadline: UInt64? = nil) throws(ReadError) -> Frame? {
             while true {
                 if let frame = try decoder.next() { return frame }
                 let (bytes, descriptors): ([UInt8], [FileDescriptor])
                 do {
+                    if let deadline { try wait(until: deadline) }
                     (bytes, descriptors) = try socket.receive(max: 64 << 10)
                 } catch {
                     decoder.close()
@@ -173,6 +194,17 @@ package enum Session {
                     return nil
                 }
                 decoder.feed(bytes, descriptors: descriptors)
+            }
+        }
+
+        private func wait(until deadline: UInt64) throws(Errno) {
+            while true {
+                let now = Kernel.monotonicNanoseconds()
+                guard now < deadline else { throw .resourceTemporarilyUnavailable }
+                var fd = pollfd(fd: socket.descriptor.rawValue, events: Int16(POLLIN), revents: 0)
+                let r = poll(&fd, 1, Int32(clamping: (deadline - now) / 1_000_000 + 1))
+                if r > 0 { return }
+                if r < 0 && errno != EINTR { throw Errno(rawValue: errno) }
             }
         }
     }

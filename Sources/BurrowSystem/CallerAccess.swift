@@ -60,6 +60,10 @@ package enum CallerAccess {
         /// A component of the path is a symlink, which is never followed.
         case symlink(path: String)
         case missing(path: String)
+        /// A write grant of a directory that is not the caller's own (owner
+        /// and group): what the tool creates there would belong to its
+        /// sandbox uid, which other users' runs lease too, not the caller.
+        case notOwned(path: String, caller: String)
         /// The thread could not take the caller's identity (burrowd is not root).
         case identity(Errno)
         case other(path: String, Errno)
@@ -71,10 +75,25 @@ package enum CallerAccess {
             case .denied(let path, let caller, let access): "\(caller) may not \(access) \(path)"
             case .symlink(let path): "\(path): a path component is a symlink, which Burrow does not follow"
             case .missing(let path): "\(path) does not exist"
+            case .notOwned(let path, let caller):
+                "\(path) is not \(caller)'s own (its owner and group): a write grant must be, so that what the tool writes there is the caller's (an id-mapped mount), not its sandbox uid's"
             case .identity(let errno): "cannot take the caller's file-system identity: \(errnoName(errno.rawValue)) (burrowd must run as root)"
             case .other(let path, let errno): "\(path): \(errnoName(errno.rawValue)) (\(errno))"
             }
         }
+    }
+
+    /// Whether the file `fd` is `caller`'s own: its owner, and a group of its.
+    package static func owns(_ caller: CallerCredentials, _ fd: FileDescriptor) -> Bool {
+        var st = stat()
+        return fstat(fd.rawValue, &st) == 0 && st.st_uid == caller.uid && (st.st_gid == caller.gid || caller.groups.contains(st.st_gid))
+    }
+
+    /// Whether a writable grant of `fd` would create files: a directory
+    /// (a device or an existing file is written in place, keeping its owner).
+    package static func createsFiles(_ fd: FileDescriptor) -> Bool {
+        var st = stat()
+        return fstat(fd.rawValue, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
     }
 
     /// Runs `body` on this thread with `caller`'s file-system identity, and

@@ -27,9 +27,15 @@ package protocol FileSystemView: Sendable {
     func read(_ path: String, offset: Int, count: Int) -> [UInt8]?
     /// Whether the file system holding `path` can bound a project's bytes.
     func projectQuota(_ path: String) -> HostFacts.Check
+    /// Whether `path` may exist but cannot be reached with this thread's
+    /// rights (lstat fails with EACCES): a grant the caller cannot reach,
+    /// when the plan is compiled with a caller's identity.
+    func denied(_ path: String) -> Bool
 }
 
 extension FileSystemView {
+    package func denied(_ path: String) -> Bool { false }
+
     /// Follows symlinks in every component of an absolute path, as the kernel
     /// would. Returns the final path and each symlink passed on the way.
     package func resolve(_ path: String) -> (path: String, links: [(link: String, target: String)])? {
@@ -65,6 +71,11 @@ package struct LiveFileSystem: FileSystemView {
     package init() {}
 
     package func projectQuota(_ path: String) -> HostFacts.Check { ProjectQuota.support(at: path) }
+
+    package func denied(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) != 0 && errno == EACCES
+    }
 
     package func kind(_ path: String) -> FileKind? {
         var st = stat()
@@ -195,6 +206,8 @@ package final class RecordingFileSystem: FileSystemView {
         stamp(path)
         return base.kind(path)
     }
+
+    package func denied(_ path: String) -> Bool { base.denied(path) }
 
     package func readLink(_ path: String) -> String? {
         stamp(path)

@@ -254,7 +254,8 @@ ssize_t brw_recv_fds(int sock, uint8_t *buf, size_t cap, int *fds, int max, int 
         if (count > BRW_MAX_FDS) count = BRW_MAX_FDS;
         memcpy(got, CMSG_DATA(c), sizeof(int) * count);
         for (int i = 0; i < count; i++) {
-            if (*nfds < max && !too_many) fds[(*nfds)++] = got[i];
+            if (*nfds < max && !too_many)
+                fds[(*nfds)++] = got[i];
             else {
                 too_many = 1;
                 close(got[i]);

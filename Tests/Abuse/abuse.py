@@ -611,6 +611,43 @@ def session_socket():
     # A truncated frame, then the end: nothing to answer; nothing held.
     t = session_exchange(struct.pack(">IB", 100, 1) + b"{", then_close=True)
     check(t == [] or (isinstance(t, list) and t[0][0] == "refused"), f"session-socket truncated: {t}")
+    # Descriptors with a bad header, or sent in the middle of a frame: refused, closed (the case's descriptor count checks it).
+    r1, w1 = os.pipe()
+    try:
+        out["fds-bad-header"] = refused_with(session_exchange(struct.pack(">IB", 0xFFFFFFFF, 1), fds=[w1] * 8), "invalid_request", ["above"], "descriptors with a bad header")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(session_path())
+        whole = frame(1, dict(request, command="run"))
+        s.sendall(whole[:3])
+        time.sleep(0.1)
+        socket.send_fds(s, [whole[3:]], [w1, w1, w1])
+        s.settimeout(10)
+        data = s.recv(65536)
+        s.close()
+        check(b"descriptors" in data, f"session-socket descriptors mid-frame: {data[:200]}")
+    finally:
+        os.close(r1)
+        os.close(w1)
+    # A request trickled a byte at a time: header_timeout bounds the whole of it, not each byte.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(session_path())
+    start = time.monotonic()
+    answer = b""
+    try:
+        for b in frame(1, request):
+            s.send(bytes([b]))
+            time.sleep(0.3)
+            if time.monotonic() - start > 8:
+                break
+    except OSError:
+        pass
+    s.settimeout(5)
+    try:
+        answer = s.recv(65536)
+    except OSError:
+        pass
+    s.close()
+    check(b"timed out" in answer and time.monotonic() - start < 6, f"session-socket trickled request: {time.monotonic() - start:.1f} s, {answer[:200]}")
     # Silence: refused once header_timeout (2 s) passes.
     start = time.monotonic()
     out["silent"] = refused_with(session_exchange(b"", timeout=10), "invalid_request", ["timed out"], "a silent client")

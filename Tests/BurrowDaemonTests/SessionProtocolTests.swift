@@ -84,6 +84,38 @@ struct SessionProtocolTests {
         #expect(throws: Errno.invalidArgument) { try d.send(frame(.request, "{}"), descriptors: Array(repeating: w3.rawValue, count: 9)) }
     }
 
+    @Test func descriptorsOnABadHeaderOrMidFrameAreClosedAndRefused() throws {
+        // A bad header with a descriptor: refused, the descriptor closed.
+        let (r1, w1) = try Kernel.pipe()
+        defer { try? r1.close() }
+        var decoder = Session.FrameDecoder(acceptingDescriptorsWith: [.request])
+        decoder.feed([0xFF, 0xFF, 0xFF, 0xFF, 1], descriptors: [w1])
+        #expect(throws: Session.ReadError.tooLarge(0xFFFF_FFFF)) { try decoder.next() }
+        var byte: UInt8 = 0
+        #expect(read(r1.rawValue, &byte, 1) == 0, "the write end was closed")
+        // Descriptors that come in the middle of a frame (not with its first bytes): refused, closed.
+        let (r2, w2) = try Kernel.pipe()
+        defer { try? r2.close() }
+        let request = frame(.request, #"{"a":1}"#)
+        var split = Session.FrameDecoder(acceptingDescriptorsWith: [.request])
+        split.feed(Array(request.prefix(3)))
+        split.feed(Array(request.dropFirst(3)), descriptors: [w2])
+        #expect(throws: Session.ReadError.unexpectedDescriptors) { try split.next() }
+        #expect(read(r2.rawValue, &byte, 1) == 0, "the write end was closed")
+        // A second batch before the first was handed out, or more than eight: refused.
+        let (r3, w3) = try Kernel.pipe()
+        defer {
+            try? r3.close()
+            try? w3.close()
+        }
+        var twice = Session.FrameDecoder(acceptingDescriptorsWith: [.request])
+        twice.feed([], descriptors: [try dup(w3)])
+        twice.feed(request, descriptors: [try dup(w3)])
+        #expect(throws: Session.ReadError.unexpectedDescriptors) { try twice.next() }
+    }
+
+    private func dup(_ fd: FileDescriptor) throws -> FileDescriptor { try fd.duplicate() }
+
     @Test func thePeerIsTheKernelsRecord() throws {
         let (a, b) = try socketPair()
         defer {

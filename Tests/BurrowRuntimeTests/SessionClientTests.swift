@@ -218,6 +218,36 @@ final class SessionClientTests: SessionFixture {
         #expect(refused.status != 0 && refused.stderr.contains("user_reads_own"), "\(refused.stderr)")
     }
 
+    @Test("an MCP client that keeps its stdin open after the server ended: burrowd ends the relay, holds none of the client's descriptors, and the client exits")
+    func relayEndsWithTheServer() throws {
+        try startDaemon()
+        let daemonPID = try #require(daemon?.pid)
+        let profile = try userProfile(alice, extending: "mcp-base", "[permissions]\nexecute = [\"/bin/true\"]")
+        func burrowdDescriptors() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemonPID)/fd").count }
+        _ = try burrow(as: alice, ["run", "--socket", socket, "--profile", "minimal", "--", "/bin/true"])  // burrowd's own descriptors, warmed
+        let before = try burrowdDescriptors()
+        // Its stdin is a pipe this test keeps open, as `sleep inf | burrow mcp …` would.
+        let input = Pipe()
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        client.arguments = Array(setpriv(alice).dropFirst()) + [Subprocess.burrow, "mcp", "--socket", socket, "--profile", profile, "--", "/bin/true"]
+        client.currentDirectoryURL = URL(fileURLWithPath: home(alice))
+        client.standardInput = input
+        client.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        client.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try client.run()
+        for _ in 0..<200 where client.isRunning { usleep(50_000) }
+        #expect(!client.isRunning, "the client did not exit")
+        if client.isRunning { kill(client.processIdentifier, SIGKILL) }
+        var after = try burrowdDescriptors()
+        for _ in 0..<40 where after > before {
+            usleep(50_000)
+            after = try burrowdDescriptors()
+        }
+        #expect(after <= before, "burrowd holds \(after - before) more descriptors after the session")
+        try input.fileHandleForWriting.close()
+    }
+
     @Test("killing the client ends the sandbox (ToolFailed client_gone)")
     func clientKilled() throws {
         try startDaemon()
