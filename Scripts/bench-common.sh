@@ -33,3 +33,26 @@ bench_build() {
 
 # bench_count FULL SMOKE: the iteration count of this mode.
 bench_count() { if [ "$smoke" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+
+# The comparable bwrap sandbox every benchmark times /bin/true in, as a JSON
+# argv (Python reads it from the environment): every namespace, a read-only
+# /usr, /proc, /dev and a tmpfs /tmp, a non-root uid, no capabilities.
+export BENCH_BWRAP_TRUE='["bwrap", "--unshare-all", "--unshare-user", "--uid", "524288", "--gid", "524288", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--new-session", "--die-with-parent", "--cap-drop", "ALL", "/bin/true"]'
+
+# bench_echo_profile FILE: the profile of Tests/MCP/echo_server.py that the
+# MCP benchmarks relay (mcp-base by name: BURROW_PROFILE_PATH must hold
+# Profiles/), with no rate limit of its own in the way.
+bench_echo_profile() {
+    cat >"$1" <<TOML
+extends = "mcp-base"
+[tool]
+id = "mcp-bench"
+name = "MCP echo server for the relay benchmarks"
+version = "1"
+[permissions]
+file_read = ["/usr/lib/python3.11/**", "$PWD/Tests/MCP/**"]
+[mcp_policy.rate_limits]
+"tools/call" = 100000000
+TOML
+    chmod 644 "$1"
+}

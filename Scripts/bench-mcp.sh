@@ -25,17 +25,8 @@ bench_build --static burrow
 burrow=$bin/burrow
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cat >"$work/bench.toml" <<TOML
-extends = "$PWD/Profiles/mcp-base.toml"
-[tool]
-id = "mcp-bench"
-name = "MCP echo server for the relay benchmark"
-version = "1"
-[permissions]
-file_read = ["/usr/lib/python3.11/**", "$PWD/Tests/MCP/**"]
-[mcp_policy.rate_limits]
-"tools/call" = 100000000
-TOML
+export BURROW_PROFILE_PATH=$PWD/Profiles
+bench_echo_profile "$work/bench.toml"
 server=(/usr/bin/python3 "$PWD/Tests/MCP/echo_server.py")
 echo "== $(nproc) CPUs; $rounds rounds of $samples sequential calls each way (after 500 warm-up calls)"
 results=()

@@ -44,18 +44,8 @@ runners = ["group:$group"]
 runs_per_minute = 100000
 max_concurrent = 64
 POLICY
-cat >"$work/bench.toml" <<TOML
-extends = "mcp-base"
-[tool]
-id = "mcp-bench"
-name = "MCP echo server for the session benchmark"
-version = "1"
-[permissions]
-file_read = ["/usr/lib/python3.11/**", "$PWD/Tests/MCP/**"]
-[mcp_policy.rate_limits]
-"tools/call" = 100000000
-TOML
-chmod 644 "$work/burrow.toml" "$work/bench.toml"
+bench_echo_profile "$work/bench.toml"
+chmod 644 "$work/burrow.toml"
 export BURROW_PROFILE_PATH=$PWD/Profiles
 export BURROW_AUDIT_DB=$work/audit.db
 "$bin/burrowd" --policy "$work/burrow.toml" --socket "$work/burrowd.sock" --audit-db "$work/audit.db" --registry-db "$work/registry.db" \
@@ -66,14 +56,12 @@ for _ in $(seq 200); do [ -S "$work/burrowd-session.sock" ] && break; sleep 0.05
 
 echo "== $(nproc) CPUs; burrow run: $runs runs each way, alternating"
 python3 - "$runs" "$bin/burrow" "$work" "$user" <<'EOF'
-import grp, os, pwd, statistics, subprocess, sys, time
+import grp, json, os, pwd, statistics, subprocess, sys, time
 runs, burrow, work, user = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 pw = pwd.getpwnam(user)
 groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
 true = "/bin/true"
-bwrap = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "524288", "--gid", "524288", "--ro-bind", "/usr", "/usr",
-         "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc",
-         "--dev", "/dev", "--tmpfs", "/tmp", "--new-session", "--die-with-parent", "--cap-drop", "ALL", true]
+bwrap = json.loads(os.environ["BENCH_BWRAP_TRUE"])
 root = [burrow, "run", "--profile", "minimal", "--", true]
 client = [burrow, "run", "--socket", work + "/burrowd.sock", "--profile", "minimal", "--", true]
 

@@ -9,7 +9,7 @@ import BurrowRuntime
 import BurrowSession
 import BurrowSystem
 import FoundationEssentials
-package import Logging
+import Logging
 import Synchronization
 import SystemPackage
 

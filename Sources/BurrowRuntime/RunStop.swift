@@ -14,9 +14,12 @@ package final class RunStop: Sendable {
     let descriptor: FileDescriptor
     private let why = Mutex<String?>(nil)
 
-    package init() throws(RunError) {
+    package init() throws(RunError) { descriptor = try Self.eventfd() }
+
+    /// An eventfd for another thread to wake the supervisor's poll with.
+    static func eventfd() throws(RunError) -> FileDescriptor {
         do {
-            descriptor = try Kernel.eventDescriptor()
+            return try Kernel.eventDescriptor()
         } catch {
             throw .preparation("cannot create an eventfd: \(error)")
         }
@@ -48,13 +51,7 @@ package final class SignalRelay: Sendable {
     let descriptor: FileDescriptor
     private let queue = Mutex<[Int32]>([])
 
-    package init() throws(RunError) {
-        do {
-            descriptor = try Kernel.eventDescriptor()
-        } catch {
-            throw .preparation("cannot create an eventfd: \(error)")
-        }
-    }
+    package init() throws(RunError) { descriptor = try RunStop.eventfd() }
 
     deinit { try? descriptor.close() }
 
