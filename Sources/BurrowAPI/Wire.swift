@@ -29,7 +29,7 @@ package struct HealthResponse: Codable, Sendable, Equatable {
         package var pid: Int32
         package var uid: UInt32
         package var gid: UInt32
-        /// admin, invoker, auditor: what this caller may do.
+        /// admin, auditor, invoker, runner: what this caller may do.
         package var roles: [String]
 
         package init(pid: Int32, uid: UInt32, gid: UInt32, roles: [String]) {

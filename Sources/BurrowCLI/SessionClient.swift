@@ -86,11 +86,13 @@ enum SessionClient {
         // Blocked from here, read from the signalfd and passed on.
         let signals = passStdio ? try? Kernel.signalDescriptor(Runner.forwardedSignals) : nil
         defer { try? signals?.close() }
+        // burrowd may refuse before reading the whole request (no role, too
+        // many connections) and close: its answer is still there to read.
+        var sendError: (any Error)?
         do {
             try socket.send(try Session.Frame(.request, request).bytes, descriptors: passStdio ? [0, 1, 2] : [])
         } catch {
-            printError("burrow: cannot send the request to burrowd (\(path)): \(error)")
-            throw ExitCode(125)
+            sendError = error
         }
         var reader = Session.Reader(socket)
         var fds = [pollfd(fd: socket.descriptor.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: signals?.rawValue ?? -1, events: Int16(POLLIN), revents: 0)]
@@ -109,7 +111,7 @@ enum SessionClient {
             do {
                 frame = try reader.next()
             } catch {
-                printError("burrow: the session with burrowd broke: \(error)")
+                printError("burrow: the session with burrowd broke: \(sendError.map { "cannot send the request (\($0))" } ?? "\(error)")")
                 throw ExitCode(125)
             }
             guard let frame else { break }
@@ -128,7 +130,11 @@ enum SessionClient {
                 throw ExitCode(125)
             }
         }
-        printError("burrow: burrowd ended the session without an answer (see `journalctl -u burrowd`)")
+        if let sendError {
+            printError("burrow: cannot send the request to burrowd (\(path)): \(sendError)")
+        } else {
+            printError("burrow: burrowd ended the session without an answer (see `journalctl -u burrowd`)")
+        }
         throw ExitCode(125)
     }
 
