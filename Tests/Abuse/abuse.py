@@ -546,13 +546,17 @@ def session_exchange(data=b"", fds=(), timeout=10, then_close=False):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(session_path())
     try:
-        if data:
-            if fds:
-                socket.send_fds(s, [data], list(fds))
-            else:
-                s.sendall(data)
-        if then_close:
-            s.shutdown(socket.SHUT_WR)
+        # burrowd may answer and close before reading it all (a refusal): read the answer anyway.
+        try:
+            if data:
+                if fds:
+                    socket.send_fds(s, [data], list(fds))
+                else:
+                    s.sendall(data)
+            if then_close:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         s.settimeout(timeout)
         buf = b""
         while True:
