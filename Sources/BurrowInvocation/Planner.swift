@@ -84,14 +84,21 @@ package struct Planner: Sendable {
         _ source: ProfileSource, parameters: ParameterValues = .placeholders, caller: Caller? = nil, ceilings: HostPolicy.Users? = nil,
         readingAs: CallerCredentials? = nil
     ) -> Loading {
-        if let readingAs {
-            do {
-                return try CallerAccess.asCaller(readingAs) { () -> Loading in load(source, parameters: parameters, caller: caller, ceilings: ceilings) }.get()
-            } catch {
-                return Loading(issues: [ProfileIssue(file: source.label, keyPath: "", message: "cannot read with \(readingAs)'s rights: \(error)")], loaded: nil)
-            }
+        guard let readingAs else { return loadHere(source, parameters: parameters, caller: caller, ceilings: ceilings, memoize: true) }
+        // Not kept in the memo of registered profiles: a user's documents
+        // must not push out the registry's (nor be read back by another caller).
+        do {
+            return try CallerAccess.asCaller(readingAs) { () -> Loading in
+                loadHere(source, parameters: parameters, caller: caller, ceilings: ceilings, memoize: false)
+            }.get()
+        } catch {
+            return Loading(issues: [ProfileIssue(file: source.label, keyPath: "", message: "cannot read with \(readingAs)'s rights: \(error)")], loaded: nil)
         }
-        var loading = loadChecked(source, parameters: parameters)
+    }
+
+    /// `load` with this thread's identity.
+    private func loadHere(_ source: ProfileSource, parameters: ParameterValues, caller: Caller?, ceilings: HostPolicy.Users?, memoize: Bool) -> Loading {
+        var loading = loadChecked(source, parameters: parameters, memoize: memoize)
         if let ceilings, let loaded = loading.loaded { loading.loaded?.effective = ceilings.clamp(loaded.effective) }
         // On every request (a load is reused; the host's paths may have
         // changed), and only for a run: checking a profile uses stand-ins.
@@ -144,7 +151,7 @@ package struct Planner: Sendable {
         return lstat(path, &st) == 0 ? st.st_uid : nil
     }
 
-    private func loadChecked(_ source: ProfileSource, parameters: ParameterValues) -> Loading {
+    private func loadChecked(_ source: ProfileSource, parameters: ParameterValues, memoize: Bool) -> Loading {
         switch source {
         case .reference(let reference):
             let reads = ReadLog()
@@ -159,7 +166,7 @@ package struct Planner: Sendable {
         case .document(let profile, let id):
             let (text, format, name) = Self.document(profile, id: id)
             let key = LoadMemo.Key(text: text, name: name, parameters: parameters)
-            if let kept = loads.lookup(key) { return kept }
+            if memoize, let kept = loads.lookup(key) { return kept }
             let reads = ReadLog()
             reads.record(name, text)
             let consulted = Mutex<[LoadMemo.Read]>([])
@@ -176,7 +183,7 @@ package struct Planner: Sendable {
                     return text
                 })
             let loading = finish(loader.load(document: text, format: format, name: name, parameters: parameters), reads: reads)
-            loads.keep(key, reads: consulted.withLock { $0 }, loading: loading)
+            if memoize { loads.keep(key, reads: consulted.withLock { $0 }, loading: loading) }
             return loading
         }
     }
