@@ -198,10 +198,17 @@ struct AuditFollowCommand: ParsableCommand {
         if limit > 0 { try store.forEachEvent(query) { printer.print($0) } }
         query.limit = nil
         while true {
+            // The head is read before the events: one written between the two
+            // reads is then printed next time, not skipped (it once was).
+            let head = try store.lastSequence()
             query.afterSequence = last
-            try store.forEachEvent(query) { printer.print($0) }
-            // Non-matching events move the cursor too.
-            last = max(last, try store.lastSequence())
+            var seen = last
+            try store.forEachEvent(query) {
+                printer.print($0)
+                seen = max(seen, $0.sequence)
+            }
+            // Non-matching events move the cursor too, up to the head read first.
+            last = max(last, head, seen)
             usleep(useconds_t(interval * 1000))
         }
     }
