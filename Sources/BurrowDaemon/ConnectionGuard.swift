@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOSSL
 import Synchronization
 
 #if canImport(Glibc)
@@ -108,7 +109,11 @@ struct GuardedHTTP1Channel: ServerChildChannel {
     /// Whether a peer may use the admins' reserve (root or the admin role).
     let privileged: @Sendable (PeerCredential) -> Bool
 
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> { setup(channel: channel, logger: logger, afterTLS: false) }
+
+    /// `afterTLS`: the byte watch goes behind the TLS handler (it counts the
+    /// request's bytes, not the handshake's); else first.
+    func setup(channel: any Channel, logger: Logger, afterTLS: Bool) -> EventLoopFuture<Value> {
         let (limiter, base, privileged) = (limiter, base, privileged)
         let credential: EventLoopFuture<PeerCredential?>
         if let provider = channel as? any SocketOptionProvider {
@@ -128,7 +133,9 @@ struct GuardedHTTP1Channel: ServerChildChannel {
             channel.closeFuture.whenComplete { _ in limiter.release(uid: uid, decision) }
             return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
                 let guardHandler = try channel.pipeline.syncOperations.handler(type: RequestGuard.self)
-                try channel.pipeline.syncOperations.addHandler(ByteWatch(guardHandler), position: .first)
+                let position: ChannelPipeline.SynchronousOperations.Position =
+                    afterTLS ? .after(try channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)) : .first
+                try channel.pipeline.syncOperations.addHandler(ByteWatch(guardHandler), position: position)
                 if case .refused(let code, let message) = decision { guardHandler.refuse(code, message: message) }
                 return value
             }

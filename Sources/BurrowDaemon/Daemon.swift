@@ -10,6 +10,7 @@ package import Hummingbird
 import HummingbirdCore
 package import Logging
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import SystemPackage
@@ -117,6 +118,23 @@ package struct Daemon: Sendable {
         }
     }
 
+    /// HTTPS for `[transport.http]`: the same HTTP/1 discipline behind TLS
+    /// 1.3, with a connection limiter of its own (remote callers never take
+    /// the local callers' connections).
+    func httpsServer(context: NIOSSLContext) -> HTTPServerBuilder {
+        let d = policy.daemon
+        let timeouts = RequestGuard.Timeouts(header: .milliseconds(Int64(d.headerTimeout.milliseconds)), body: .milliseconds(Int64(d.bodyTimeout.milliseconds)))
+        let configuration = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [RequestGuard(timeouts)], idleTimeout: .milliseconds(Int64(d.idleTimeout.milliseconds)))
+        let limiter = ConnectionLimiter(.init(total: d.maxConnections, perUser: d.maxConnections, reserve: 0))
+        let suites = Set(policy.transport.http.cipherSuites.compactMap { HostPolicy.Transport.HTTP.tls13Suites[$0] })
+        return HTTPServerBuilder { responder in
+            HTTPSChannel(
+                guarded: GuardedHTTP1Channel(base: HTTP1Channel(responder: responder, configuration: configuration), limiter: limiter, privileged: { _ in false }),
+                context: context, suites: suites)
+        }
+    }
+
     /// Start-up: sweeps what a previous burrowd left (cgroups of dead
     /// supervisors, their open audit trails, results still `running`).
     package func recover(logger: Logger) {
@@ -189,11 +207,34 @@ package struct Daemon: Sendable {
                 SystemdNotify.send("READY=1\nSTATUS=serving on \(path) and \(sessionPath)")
             },
             logger: logger)
+        var listeners: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        let http = policy.transport.http
+        if !http.listen.isEmpty {
+            let context: NIOSSLContext
+            do {
+                context = try HTTPSListener.context(http)
+            } catch {
+                sessions.stop()
+                unlink(path)
+                throw DaemonStartFailure(message: "cannot serve HTTPS: \(error)")
+            }
+            for text in http.listen {
+                guard let (host, port) = HostPolicy.Transport.HTTP.address(text) else { continue }
+                let https = Application(
+                    router: router(), server: httpsServer(context: context),
+                    configuration: ApplicationConfiguration(
+                        address: .hostname(host, port: port), serverName: "burrowd", backlog: 128,
+                        availableConnectionsDelegate: MaximumAvailableConnections(policy.daemon.maxConnections + 16)),
+                    onServerRunning: { _ in logger.info("burrowd listening on https://\(text) (TLS 1.3, client certificates: \(http.clientAuth.rawValue))") },
+                    logger: logger)
+                listeners.append(.init(service: https))
+            }
+        }
         let shutdown = ShutdownService(invocations: invocations, grace: policy.daemon.shutdownGrace, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: app), .init(service: shutdown, successTerminationBehavior: .ignore),
+                services: listeners + [
+                    .init(service: shutdown, successTerminationBehavior: .ignore),
                     .init(service: WarmPoolService(pool: invocations.warm), successTerminationBehavior: .ignore),
                     .init(service: DenialFlushService(denials: denials), successTerminationBehavior: .ignore),
                 ],

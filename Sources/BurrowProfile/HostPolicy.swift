@@ -80,6 +80,61 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var userReadsOwn = false
     }
 
+    /// Burrow's own section: burrowd over the network (the MCP security
+    /// ADR's transport). Off unless `listen` names an address.
+    package struct Transport: Sendable, Equatable, Codable {
+        package struct HTTP: Sendable, Equatable, Codable {
+            /// How a client must present a certificate.
+            package enum ClientAuth: String, Sendable, Codable, CaseIterable {
+                case require, optional, none
+            }
+
+            /// `host:port` pairs (IPv4, or `[IPv6]`) an HTTPS listener binds; empty: none.
+            package var listen: [String] = []
+            /// The server's certificate chain (PEM) and its private key (PEM;
+            /// refused when any other user may read it).
+            package var tlsCert: String?
+            package var tlsKey: String?
+            /// TLS 1.3 only: the one version accepted.
+            package var minVersion = "1.3"
+            /// The TLS 1.3 suites a connection may use (a subset of the three).
+            package var cipherSuites = ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
+            package var clientAuth = ClientAuth.require
+            /// The CA (PEM) client certificates must chain to.
+            package var clientCA: String?
+
+            /// `listen`'s `host:port` as a host (an IPv4 or IPv6 literal,
+            /// without brackets) and a port (1–65535); nil when malformed.
+            package static func address(_ text: String) -> (host: String, port: Int)? {
+                let host: Substring
+                let portText: Substring
+                if text.hasPrefix("[") {
+                    guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+                    host = text[text.index(after: text.startIndex)..<close]
+                    portText = text[text.index(close, offsetBy: 2)...]
+                    guard host.contains(":"), host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
+                } else {
+                    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+                    guard parts.count == 2 else { return nil }
+                    (host, portText) = (parts[0], parts[1])
+                    let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+                    guard octets.count == 4, octets.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && Int($0).map { (0...255).contains($0) } == true }) else {
+                        return nil
+                    }
+                }
+                guard let port = Int(portText), (1...65535).contains(port), portText.allSatisfy(\.isASCII) else { return nil }
+                return (String(host), port)
+            }
+
+            /// Every TLS 1.3 cipher suite, by its IANA name and number.
+            package static let tls13Suites: [String: UInt16] = [
+                "TLS_AES_128_GCM_SHA256": 0x1301, "TLS_AES_256_GCM_SHA384": 0x1302, "TLS_CHACHA20_POLY1305_SHA256": 0x1303,
+            ]
+        }
+
+        package var http = HTTP()
+    }
+
     /// Burrow's own section: ceilings for what unprivileged callers run
     /// through the session socket (their own profiles), below `[policies]`.
     /// Limits above a ceiling are lowered, network access too, and write
@@ -234,6 +289,7 @@ package struct HostPolicy: Sendable, Equatable, Codable {
     package var daemon = Daemon()
     package var mcp = MCP()
     package var users = Users()
+    package var transport = Transport()
 
     package init() {}
 
@@ -384,6 +440,50 @@ extension HostPolicy {
             if let v = t.bool("warm_sandboxes") { policy.daemon.warmSandboxes = v }
             if let v = t.duration("warm_sandbox_idle") { policy.daemon.warmSandboxIdle = v }
             t.finish()
+        }
+        if var transport = root.table("transport") {
+            if var t = transport.table("http") {
+                if let items = t.strings("listen") {
+                    var addresses: [String] = []
+                    for (text, keyPath) in items {
+                        if Transport.HTTP.address(text) != nil {
+                            addresses.append(text)
+                        } else {
+                            log.error(keyPath, "expected an IP address and a port, such as \"127.0.0.1:8443\" or \"[::1]:8443\" (found '\(text)')")
+                        }
+                    }
+                    policy.transport.http.listen = addresses
+                }
+                for (key, keyPath) in [("tls_cert", \Transport.HTTP.tlsCert), ("tls_key", \Transport.HTTP.tlsKey), ("client_ca", \Transport.HTTP.clientCA)] {
+                    guard let v = t.string(key) else { continue }
+                    if v.hasPrefix("/") { policy.transport.http[keyPath: keyPath] = v } else { log.error(t.keyPath(key), "expected an absolute path") }
+                }
+                if let v = t.string("min_version") {
+                    if v == "1.3" {
+                        policy.transport.http.minVersion = v
+                    } else {
+                        log.error(t.keyPath("min_version"), "only \"1.3\": TLS 1.2 and below are refused (found '\(v)')")
+                    }
+                }
+                if let items = t.strings("cipher_suites") {
+                    let known = Transport.HTTP.tls13Suites.keys.sorted()
+                    let names = items.filter { known.contains($0.value) }.map(\.value)
+                    for (text, keyPath) in items where !known.contains(text) {
+                        log.error(keyPath, "not a TLS 1.3 cipher suite (TLS 1.2 suites are refused with TLS 1.2): expected one of \(known.joined(separator: ", "))")
+                    }
+                    if items.isEmpty { log.error(t.keyPath("cipher_suites"), "name at least one suite") } else { policy.transport.http.cipherSuites = names }
+                }
+                if let v = t.enumValue("client_auth", Transport.HTTP.ClientAuth.self) { policy.transport.http.clientAuth = v }
+                t.finish()
+                let h = policy.transport.http
+                if !h.listen.isEmpty {
+                    if h.tlsCert == nil || h.tlsKey == nil { log.error("transport.http", "an HTTPS listener needs tls_cert and tls_key") }
+                    if h.clientAuth != .none && h.clientCA == nil {
+                        log.error("transport.http", "client_auth = \"\(h.clientAuth.rawValue)\" needs client_ca (the CA client certificates must chain to)")
+                    }
+                }
+            }
+            transport.finish()
         }
         if var t = root.table("users") {
             if let v = t.enumValue("network_policy", NetworkAccess.self) { policy.users.networkPolicy = v }

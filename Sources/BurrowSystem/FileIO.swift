@@ -35,6 +35,48 @@ package enum FileIO {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Why a configuration file was not read (`readConfigured`).
+    package enum ConfiguredFailure: Error, Equatable {
+        case system(Errno)
+        case notRegular
+        /// A secret that is not the process's own, or that others may read: its mode and owner.
+        case exposed(mode: UInt32, owner: UInt32)
+        case tooLarge
+    }
+
+    /// A configuration file's bytes (a certificate, a key), read from the
+    /// descriptor that was checked: a regular file of at most `limit`
+    /// bytes; a `secret` also owned by the effective uid and readable by no
+    /// one else.
+    package static func readConfigured(_ path: String, secret: Bool, limit: Int = 1 << 20) throws(ConfiguredFailure) -> [UInt8] {
+        let raw = open(path, O_RDONLY | O_CLOEXEC)
+        guard raw >= 0 else { throw .system(Errno(rawValue: errno)) }
+        defer { close(raw) }
+        var st = stat()
+        guard fstat(raw, &st) == 0 else { throw .system(Errno(rawValue: errno)) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw .notRegular }
+        if secret && (st.st_uid != geteuid() || st.st_mode & 0o077 != 0) { throw .exposed(mode: st.st_mode & 0o777, owner: st.st_uid) }
+        guard st.st_size <= limit else { throw .tooLarge }
+        do {
+            return try Array(read(path: raw, limit: limit))
+        } catch {
+            throw .system(error)
+        }
+    }
+
+    private static func read(path fd: Int32, limit: Int) throws(Errno) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count <= limit {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw Errno(rawValue: errno) }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return bytes
+    }
+
     /// Whether `path` exists (without following a final symlink).
     package static func exists(_ path: String) -> Bool {
         var st = stat()

@@ -1,0 +1,150 @@
+import BurrowProfile
+import BurrowSystem
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOSSL
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// burrowd over the network (`[transport.http]`): HTTPS on TCP, TLS 1.3
+/// only, the configured TLS 1.3 suites only, client certificates as
+/// `client_auth` says. The first step of the MCP security ADR's transport:
+/// no request is authenticated yet (every route answers 401 until the
+/// authentication methods land), so what it proves is the TLS boundary.
+enum HTTPSListener {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The TLS context of the policy: its certificate chain, a private key
+    /// no other user may read, TLS 1.3 only, and the client CA.
+    static func context(_ h: HostPolicy.Transport.HTTP) throws(Failure) -> NIOSSLContext {
+        guard let certFile = h.tlsCert, let keyFile = h.tlsKey else { throw Failure(description: "[transport.http] needs tls_cert and tls_key") }
+        do {
+            let chain = try NIOSSLCertificate.fromPEMBytes(try read(certFile, secret: false)).map { NIOSSLCertificateSource.certificate($0) }
+            guard !chain.isEmpty else { throw Failure(description: "\(certFile): no certificate in it") }
+            let key = try NIOSSLPrivateKey(bytes: try read(keyFile, secret: true), format: .pem)
+            var c = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            c.minimumTLSVersion = .tlsv13
+            c.maximumTLSVersion = .tlsv13
+            switch h.clientAuth {
+            case .require: c.certificateVerification = .noHostnameVerification
+            case .optional: c.certificateVerification = .optionalVerification
+            case .none: c.certificateVerification = .none
+            }
+            if let ca = h.clientCA {
+                // Never the system's roots: only this CA's certificates are clients.
+                c.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(try read(ca, secret: false)))
+                c.sendCANameList = true
+            }
+            return try NIOSSLContext(configuration: c)
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw Failure(description: "[transport.http]: \(error)")
+        }
+    }
+
+    /// A file's bytes, read from the descriptor that was checked: a regular
+    /// file; a secret also owned by this user and readable by no one else.
+    static func read(_ path: String, secret: Bool) throws(Failure) -> [UInt8] {
+        do {
+            return try FileIO.readConfigured(path, secret: secret)
+        } catch {
+            switch error {
+            case .system(let e): throw Failure(description: "\(path): \(e)")
+            case .notRegular: throw Failure(description: "\(path): not a regular file")
+            case .tooLarge: throw Failure(description: "\(path): larger than 1 MiB")
+            case .exposed(let mode, let owner):
+                throw Failure(
+                    description: "\(path): a private key must be owned by burrowd's user and readable by no one else (mode \(String(mode, radix: 8)), owner \(owner)): chmod 600")
+            }
+        }
+    }
+}
+
+/// The HTTPS child channel: the suite check nearest the socket, TLS, then
+/// the guarded HTTP/1 channel with its own connection limiter (remote
+/// callers never use the local callers' share).
+struct HTTPSChannel: ServerChildChannel {
+    typealias Value = GuardedHTTP1Channel.Value
+
+    let guarded: GuardedHTTP1Channel
+    let context: NIOSSLContext
+    let suites: Set<UInt16>
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let (context, suites, guarded) = (context, suites, guarded)
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(ServerHelloCheck(allowed: suites), position: .first)
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+        }.flatMap { guarded.setup(channel: channel, logger: logger, afterTLS: true) }
+    }
+
+    func handle(value: Value, logger: Logger) async { await guarded.handle(value: value, logger: logger) }
+}
+
+/// Holds the server's first handshake record back until its ServerHello
+/// (or HelloRetryRequest) shows the suite BoringSSL chose, and lets it
+/// through only when that suite is one `[transport.http] cipher_suites`
+/// allows; otherwise a fatal handshake_failure alert and the connection is
+/// closed. (BoringSSL, under swift-nio-ssl, offers no way to restrict the
+/// TLS 1.3 suites; this check is how the configuration is enforced.)
+final class ServerHelloCheck: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let allowed: Set<UInt16>
+    private var held: [(ByteBuffer, EventLoopPromise<Void>?)] = []
+    private var checked = false
+
+    init(allowed: Set<UInt16>) { self.allowed = allowed }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard !checked else { return context.write(data, promise: promise) }
+        held.append((unwrapOutboundIn(data), promise))
+        let bytes = held.flatMap { Array($0.0.readableBytesView) }
+        switch Self.suite(in: bytes) {
+        case .none:
+            return  // the ServerHello is not whole yet
+        case .some(let suite?) where allowed.contains(suite):
+            checked = true
+            for (buffer, p) in held { context.write(wrapOutboundOut(buffer), promise: p) }
+            held = []
+            // The flushes asked for meanwhile were held back with the bytes.
+            context.flush()
+        case .some:
+            checked = true
+            for (_, p) in held { p?.fail(ChannelError.ioOnClosedChannel) }
+            held = []
+            // A fatal handshake_failure alert, then the end.
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        if checked { context.flush() }
+    }
+
+    /// The suite of the first ServerHello in `bytes` (TLS records): nil
+    /// while it is incomplete; `.some(nil)` when the first record is not
+    /// one (nothing passes unchecked).
+    static func suite(in bytes: [UInt8]) -> UInt16?? {
+        guard bytes.count >= 5 else { return .none }
+        let length = Int(bytes[3]) << 8 | Int(bytes[4])
+        guard bytes[0] == 22 else { return .some(nil) }  // a handshake record
+        guard bytes.count >= 5 + length else { return .none }
+        let body = Array(bytes[5..<5 + length])
+        // type(1) length(3) legacy_version(2) random(32) session_id_length(1) session_id cipher_suite(2)
+        let sessionIDAt = 1 + 3 + 2 + 32
+        guard body.first == 2, body.count > sessionIDAt else { return .some(nil) }
+        let suiteAt = sessionIDAt + 1 + Int(body[sessionIDAt])
+        guard body.count >= suiteAt + 2 else { return .some(nil) }
+        return .some(UInt16(body[suiteAt]) << 8 | UInt16(body[suiteAt + 1]))
+    }
+}
