@@ -26,16 +26,28 @@ package struct ErrorBody: Codable, Sendable, Equatable {
 /// `GET /v1/health`.
 package struct HealthResponse: Codable, Sendable, Equatable {
     package struct Caller: Codable, Sendable, Equatable {
-        package var pid: Int32
-        package var uid: UInt32
-        package var gid: UInt32
+        /// The name audit rows carry: a user name (`uid:N`), or a remote
+        /// principal (`cert:NAME`).
+        package var principal: String
+        /// A local caller's process, user and group (from the socket).
+        package var pid: Int32?
+        package var uid: UInt32?
+        package var gid: UInt32?
+        /// A remote caller's address and how it was authenticated (`mtls`).
+        package var address: String?
+        package var authentication: String?
         /// admin, auditor, invoker, runner: what this caller may do.
         package var roles: [String]
 
-        package init(pid: Int32, uid: UInt32, gid: UInt32, roles: [String]) {
+        package init(
+            principal: String, pid: Int32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, address: String? = nil, authentication: String? = nil, roles: [String]
+        ) {
+            self.principal = principal
             self.pid = pid
             self.uid = uid
             self.gid = gid
+            self.address = address
+            self.authentication = authentication
             self.roles = roles
         }
     }

@@ -413,6 +413,9 @@ package struct RefusalDetails: AuditDetails {
     /// The caller's process and group, from the socket (burrowd).
     package var pid: Int32?
     package var gid: UInt32?
+    /// A remote caller's address and how it was authenticated (burrowd over HTTPS).
+    package var address: String?
+    package var authentication: String?
 
     package init(
         reason: String, message: String, profile: String? = nil, argv: [String]? = nil, version: String? = nil, role: String? = nil, method: String? = nil,
@@ -445,6 +448,8 @@ package struct RefusalDetails: AuditDetails {
         f["roles"] = roles.map { .strings($0) }
         f["pid"] = pid.map { .int($0) }
         f["gid"] = gid.map { .int($0) }
+        f["address"] = address.map { .string($0) }
+        f["authentication"] = authentication.map { .string($0) }
         return f.json
     }
 }
@@ -459,10 +464,15 @@ package struct RepeatedRefusalDetails: AuditDetails {
     /// The tools they named (at most 16), and how many distinct ones in all.
     package var tools: [String]
     package var distinctTools: Int
-    package var pid: Int32
-    package var gid: UInt32
+    /// The last refused request's process and group (a local caller), or
+    /// its address (a remote one).
+    package var pid: Int32?
+    package var gid: UInt32?
+    package var address: String?
 
-    package init(reason: String, message: String, repeated: Int, windowSeconds: Double, tools: [String], distinctTools: Int, pid: Int32, gid: UInt32) {
+    package init(
+        reason: String, message: String, repeated: Int, windowSeconds: Double, tools: [String], distinctTools: Int, pid: Int32?, gid: UInt32?, address: String? = nil
+    ) {
         self.reason = reason
         self.message = message
         self.repeated = repeated
@@ -471,14 +481,22 @@ package struct RepeatedRefusalDetails: AuditDetails {
         self.distinctTools = distinctTools
         self.pid = pid
         self.gid = gid
+        self.address = address
     }
 
     package var eventType: AuditEventType { .permissionDenied }
     package var json: JSON {
-        .object([
-            "reason": .string(reason), "message": .string(message), "repeated": .int(repeated), "windowSeconds": .number(windowSeconds), "tools": .strings(tools),
-            "distinctTools": .int(distinctTools), "pid": .int(pid), "gid": .int(gid),
-        ])
+        var f = Fields()
+        f["reason"] = .string(reason)
+        f["message"] = .string(message)
+        f["repeated"] = .int(repeated)
+        f["windowSeconds"] = .number(windowSeconds)
+        f["tools"] = .strings(tools)
+        f["distinctTools"] = .int(distinctTools)
+        f["pid"] = pid.map { .int($0) }
+        f["gid"] = gid.map { .int($0) }
+        f["address"] = address.map { .string($0) }
+        return f.json
     }
 }
 

@@ -2,30 +2,74 @@ import BurrowAPI
 import BurrowAudit
 import BurrowSystem
 import Dispatch
+import HTTPTypes
 import Hummingbird
 import Synchronization
 
-/// Reads the caller's SO_PEERCRED and roles into the context; refuses a
-/// caller whose credentials cannot be read. Route handlers then `require`
-/// the role they need.
+/// Reads the caller (SO_PEERCRED on the Unix socket, the verified client
+/// certificate on HTTPS) and its roles into the context; refuses a caller
+/// whose credentials cannot be read, and a browser origin the policy does
+/// not list. Route handlers then `require` the role they need.
 struct AccessMiddleware: RouterMiddleware {
     typealias Context = DaemonContext
     let access: AccessPolicy
-    let lookup: PeerCredential.Lookup
+    let lookup: CallerIdentity.Lookup
+    let origins: OriginPolicy
+    let denials: DenialLog
 
     static func isControl(_ c: Unicode.Scalar) -> Bool { c.value < 0x20 || c.value == 0x7f }
 
+    /// Every answer, refusals included, carries the security headers (and a
+    /// listed origin's CORS headers).
     func handle(_ request: Request, context: DaemonContext, next: (Request, DaemonContext) async throws -> Response) async throws -> Response {
+        var cors = HTTPFields()
+        var response: Response
+        do {
+            response = try await admit(request, context: context, cors: &cors, next: next)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        }
+        response.headers.append(contentsOf: Self.securityHeaders)
+        response.headers.append(contentsOf: cors)
+        return response
+    }
+
+    /// HSTS, no sniffing, no framing, no referrer, no caching: the API's
+    /// answers are never a page, and never kept.
+    static let securityHeaders: HTTPFields = {
+        var fields: HTTPFields = [.strictTransportSecurity: "max-age=63072000", .xContentTypeOptions: "nosniff", .cacheControl: "no-store"]
+        for (name, value) in [("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer")] {
+            if let name = HTTPField.Name(name) { fields[name] = value }
+        }
+        return fields
+    }()
+
+    private func admit(
+        _ request: Request, context: DaemonContext, cors: inout HTTPFields, next: (Request, DaemonContext) async throws -> Response
+    ) async throws -> Response {
         var context = context
-        guard let channel = context.channel, let peer = try await lookup(channel) else { throw DaemonError.unauthenticated }
+        guard let channel = context.channel, let identity = try await lookup(channel) else { throw DaemonError.unauthenticated }
+        context.identity = identity
+        guard identity.authenticated else {
+            let message = "no credential: present a client certificate issued by [transport.http] client_ca, with one subject common name"
+            await denials.record(caller: identity, tool: "burrowd", RefusalDetails(reason: "unauthenticated", message: message, method: request.method.rawValue, path: request.uri.path))
+            throw DaemonError(.unauthenticated, message)
+        }
         // Query values reach lookups, filters and messages: bytes checked before any of them.
         for (name, value) in request.uri.queryParameters {
             if name.utf8.count + value.utf8.count > 1024 || name.unicodeScalars.contains(where: Self.isControl) || value.unicodeScalars.contains(where: Self.isControl) {
                 throw DaemonError(.invalidParameter, "query parameter '\(String(name.prefix(64)))': at most 1 KiB, and no control characters")
             }
         }
-        context.peer = peer
-        context.roles = access.roles(of: peer)
+        context.roles = access.roles(of: identity)
+        switch origins.check(request) {
+        case .noOrigin: break
+        case .allowed(let headers): cors = headers
+        case .preflight(let headers): return Response(status: .noContent, headers: headers)
+        case .refused(let message):
+            await denials.record(caller: identity, tool: "burrowd", RefusalDetails(reason: "origin_refused", message: message, method: request.method.rawValue, path: request.uri.path))
+            throw DaemonError(.forbidden, message)
+        }
         do {
             return try await next(request, context)
         } catch let error as HTTPError {
@@ -47,7 +91,7 @@ extension DaemonContext {
     func require(_ role: Role, _ what: String, tool: String?, request: Request, denials: DenialLog) async throws(DaemonError) {
         guard !roles.contains(role) else { return }
         await denials.record(
-            peer: peer ?? .unknown, tool: tool ?? "burrowd",
+            caller: identity, tool: tool ?? "burrowd",
             RefusalDetails(
                 reason: "role_required", message: "\(what) needs the \(role.rawValue) role", role: role.rawValue, method: request.method.rawValue, path: request.uri.path,
                 roles: roles.map(\.rawValue).sorted()))

@@ -23,6 +23,8 @@ package struct AccessPolicy: Sendable {
     struct Grants: Sendable {
         var uids: Set<UInt32> = []
         var gids: Set<UInt32> = []
+        /// Remote principals (`cert:NAME`), as written.
+        var remote: Set<String> = []
     }
 
     private var grants: [Role: Grants] = [:]
@@ -40,13 +42,25 @@ package struct AccessPolicy: Sendable {
                     if let uid = UserDatabase.userID(name) { g.uids.insert(uid) } else { unresolved.append("\(role.rawValue): \(p)") }
                 case .group(let name):
                     if let gid = UserDatabase.groupID(name) { g.gids.insert(gid) } else { unresolved.append("\(role.rawValue): \(p)") }
+                case .certificate: g.remote.insert(p.description)
                 }
             }
             grants[role] = g
         }
     }
 
-    /// The roles of a peer: by uid, primary gid, or any group its user is a member of.
+    /// The roles of a caller. A local one by uid, primary gid, or any group
+    /// its user is a member of (root holds all); a remote one only by the
+    /// roles that name its principal.
+    package func roles(of caller: CallerIdentity) -> Set<Role> {
+        if let remote = caller.remote {
+            guard let name = remote.principal else { return [] }
+            return Set(Role.allCases.filter { grants[$0]?.remote.contains(name) == true })
+        }
+        return roles(of: caller.local ?? .unknown)
+    }
+
+    /// The roles of a local peer.
     package func roles(of peer: PeerCredential) -> Set<Role> {
         if peer.uid == 0 { return Set(Role.allCases) }
         let groups = UserDatabase.groups(ofUser: peer.uid, primary: peer.gid)

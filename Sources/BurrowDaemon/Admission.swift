@@ -30,8 +30,8 @@ final class Admission: Sendable {
 
     private struct State {
         var buckets: [String: Bucket] = [:]
-        var registrations: [UInt32: [UInt64]] = [:]
-        var planning: [UInt32: Int] = [:]
+        var registrations: [CallerIdentity.Key: [UInt64]] = [:]
+        var planning: [CallerIdentity.Key: Int] = [:]
         var planningTotal = 0
     }
 
@@ -94,51 +94,51 @@ final class Admission: Sendable {
     /// A slot for loading and planning a caller's profile (validation,
     /// registration): at most `perUser` per caller and `planningTotal` in all
     /// at once. Released when the returned ticket is.
-    func planning(uid: UInt32, perUser: Int) throws(Refusal) -> PlanningTicket {
+    func planning(caller: CallerIdentity.Key, perUser: Int) throws(Refusal) -> PlanningTicket {
         let refusal: Refusal? = state.withLock { s in
-            let mine = s.planning[uid, default: 0]
+            let mine = s.planning[caller, default: 0]
             if mine >= perUser { return .planning(limit: perUser, everyone: false) }
             if s.planningTotal >= Self.planningTotal { return .planning(limit: Self.planningTotal, everyone: true) }
-            s.planning[uid] = mine + 1
+            s.planning[caller] = mine + 1
             s.planningTotal += 1
             return nil
         }
         if let refusal { throw refusal }
-        return PlanningTicket(self, uid)
+        return PlanningTicket(self, caller)
     }
 
-    fileprivate func endPlanning(_ uid: UInt32) {
+    fileprivate func endPlanning(_ caller: CallerIdentity.Key) {
         state.withLock { s in
-            let left = s.planning[uid, default: 1] - 1
-            s.planning[uid] = left > 0 ? left : nil
+            let left = s.planning[caller, default: 1] - 1
+            s.planning[caller] = left > 0 ? left : nil
             s.planningTotal -= 1
         }
     }
 
     final class PlanningTicket: Sendable {
         private let admission: Admission
-        private let uid: UInt32
+        private let caller: CallerIdentity.Key
         private let held = Atomic<Bool>(true)
 
-        fileprivate init(_ admission: Admission, _ uid: UInt32) {
+        fileprivate init(_ admission: Admission, _ caller: CallerIdentity.Key) {
             self.admission = admission
-            self.uid = uid
+            self.caller = caller
         }
 
         deinit { release() }
 
         func release() {
-            if held.exchange(false, ordering: .relaxed) { admission.endPlanning(uid) }
+            if held.exchange(false, ordering: .relaxed) { admission.endPlanning(caller) }
         }
     }
 
-    /// Counts one registration attempt by `uid` (refused ones too), at most `perHour` in any hour.
-    func registrationAttempt(uid: UInt32, perHour: Int) throws(Refusal) {
+    /// Counts one registration attempt by `caller` (refused ones too), at most `perHour` in any hour.
+    func registrationAttempt(caller: CallerIdentity.Key, perHour: Int) throws(Refusal) {
         let hour: UInt64 = 3_600_000_000_000
         let refusal: Refusal? = state.withLock { s in
             let now = clock()
-            var times = (s.registrations[uid] ?? []).filter { now - min(now, $0) < hour }
-            defer { s.registrations[uid] = times }
+            var times = (s.registrations[caller] ?? []).filter { now - min(now, $0) < hour }
+            defer { s.registrations[caller] = times }
             if times.count >= perHour {
                 let retry = (hour - (now - min(now, times[0]))) / 1_000_000_000 + 1
                 return .registrations(limit: perHour, retryAfter: Int(retry))

@@ -59,10 +59,15 @@ package struct Daemon: Sendable {
             .init(total: policy.daemon.maxConnections, perUser: policy.daemon.maxConnectionsPerUser, reserve: policy.daemon.adminConnectionReserve))
     }
 
-    /// Every route behind the access middleware.
-    package func router() -> Router<DaemonContext> {
+    /// Every route behind the access middleware. `remote`: the HTTPS
+    /// listener's, whose callers are named by their client certificates
+    /// and whose browser origins are the policy's.
+    package func router(remote: Bool = false) -> Router<DaemonContext> {
         let router = Router(context: DaemonContext.self)
-        router.add(middleware: AccessMiddleware(access: access, lookup: lookup))
+        router.add(
+            middleware: AccessMiddleware(
+                access: access, lookup: remote ? CallerIdentity.certificate : CallerIdentity.socket(lookup),
+                origins: remote ? OriginPolicy(policy.transport.http) : .none, denials: denials))
         let v1 = router.group("v1")
         let api = API(daemon: self)
 
@@ -120,18 +125,25 @@ package struct Daemon: Sendable {
 
     /// HTTPS for `[transport.http]`: the same HTTP/1 discipline behind TLS
     /// 1.3, with a connection limiter of its own (remote callers never take
-    /// the local callers' connections).
-    func httpsServer(context: NIOSSLContext) -> HTTPServerBuilder {
+    /// the local callers' connections). A refused handshake is a
+    /// PermissionDenied of the address (aggregated as every refusal is).
+    func httpsServer(context: TLSContextBox, limiter: ConnectionLimiter) -> HTTPServerBuilder {
         let d = policy.daemon
         let timeouts = RequestGuard.Timeouts(header: .milliseconds(Int64(d.headerTimeout.milliseconds)), body: .milliseconds(Int64(d.bodyTimeout.milliseconds)))
         let configuration = HTTP1Channel.Configuration(
             additionalChannelHandlers: [RequestGuard(timeouts)], idleTimeout: .milliseconds(Int64(d.idleTimeout.milliseconds)))
-        let limiter = ConnectionLimiter(.init(total: d.maxConnections, perUser: d.maxConnections, reserve: 0))
         let suites = Set(policy.transport.http.cipherSuites.compactMap { HostPolicy.Transport.HTTP.tls13Suites[$0] })
+        let denials = denials
+        let refused: @Sendable (String, String) -> Void = { address, message in
+            Task {
+                await denials.record(
+                    caller: .remote(.init(address: address)), tool: "burrowd", RefusalDetails(reason: "tls_handshake_failed", message: message))
+            }
+        }
         return HTTPServerBuilder { responder in
             HTTPSChannel(
                 guarded: GuardedHTTP1Channel(base: HTTP1Channel(responder: responder, configuration: configuration), limiter: limiter, privileged: { _ in false }),
-                context: context, suites: suites)
+                context: context, suites: suites, refused: refused)
         }
     }
 
@@ -209,19 +221,23 @@ package struct Daemon: Sendable {
             logger: logger)
         var listeners: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
         let http = policy.transport.http
+        var tls: TLSContextBox?
         if !http.listen.isEmpty {
-            let context: NIOSSLContext
+            let box: TLSContextBox
             do {
-                context = try HTTPSListener.context(http)
+                box = TLSContextBox(try HTTPSListener.context(http))
             } catch {
                 sessions.stop()
                 unlink(path)
                 throw DaemonStartFailure(message: "cannot serve HTTPS: \(error)")
             }
+            tls = box
+            let d = policy.daemon
+            let limiter = ConnectionLimiter(.init(total: d.maxConnections, perUser: d.maxConnections, reserve: 0))
             for text in http.listen {
                 guard let (host, port) = HostPolicy.Transport.HTTP.address(text) else { continue }
                 let https = Application(
-                    router: router(), server: httpsServer(context: context),
+                    router: router(remote: true), server: httpsServer(context: box, limiter: limiter),
                     configuration: ApplicationConfiguration(
                         address: .hostname(host, port: port), serverName: "burrowd", backlog: 128,
                         availableConnectionsDelegate: MaximumAvailableConnections(policy.daemon.maxConnections + 16)),
@@ -237,6 +253,7 @@ package struct Daemon: Sendable {
                     .init(service: shutdown, successTerminationBehavior: .ignore),
                     .init(service: WarmPoolService(pool: invocations.warm), successTerminationBehavior: .ignore),
                     .init(service: DenialFlushService(denials: denials), successTerminationBehavior: .ignore),
+                    .init(service: ReloadService(http: http, box: tls, logger: logger), successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

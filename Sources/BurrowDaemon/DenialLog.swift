@@ -1,4 +1,5 @@
 import BurrowAudit
+import BurrowHost
 import BurrowSystem
 import Synchronization
 
@@ -24,7 +25,7 @@ final class DenialLog: Sendable {
     static let maxTools = 16
 
     private struct Key: Hashable {
-        var uid: UInt32
+        var caller: CallerIdentity.Key
         var reason: String
     }
 
@@ -34,7 +35,7 @@ final class DenialLog: Sendable {
         var tools: Set<String> = []
         var distinctTools = 0
         var message = ""
-        var peer: PeerCredential
+        var caller: CallerIdentity
         var flushedEarly = false
     }
 
@@ -59,12 +60,12 @@ final class DenialLog: Sendable {
         self.clock = clock
     }
 
-    /// Records one refusal of `peer`'s request naming `tool`; the caller's
-    /// process and group are added here, and strings it chose are cut.
-    func record(peer: PeerCredential, tool: String, _ refusal: RefusalDetails) async {
+    /// Records one refusal of `caller`'s request naming `tool`; the caller's
+    /// process and group (or address) are added here, and strings it chose are cut.
+    func record(caller: CallerIdentity, tool: String, _ refusal: RefusalDetails) async {
         let (reason, message) = (refusal.reason, refusal.message)
         metrics?.denial(reason)
-        let key = Key(uid: peer.uid, reason: reason)
+        let key = Key(caller: caller.key, reason: reason)
         let now = clock()
         var events: [AuditEvent] = []
         state.withLock { s in
@@ -73,7 +74,7 @@ final class DenialLog: Sendable {
                 w.distinctTools += w.tools.contains(tool) ? 0 : 1
                 if w.tools.count < Self.maxTools { w.tools.insert(tool) }
                 w.message = message
-                w.peer = peer
+                w.caller = caller
                 if let threshold, !w.flushedEarly, w.repeated > threshold {
                     events.append(aggregate(key, w, now: now))
                     w.repeated = 0
@@ -85,8 +86,8 @@ final class DenialLog: Sendable {
                 return
             }
             if let previous = s[key], previous.repeated > 0 { events.append(aggregate(key, previous, now: now)) }
-            if window > 0 { s[key] = Window(started: now, peer: peer) }
-            events.append(first(peer: peer, tool: tool, refusal))
+            if window > 0 { s[key] = Window(started: now, caller: caller) }
+            events.append(first(caller: caller, tool: tool, refusal))
         }
         guard !events.isEmpty else { return }
         let (audit, written) = (audit, events)
@@ -111,28 +112,32 @@ final class DenialLog: Sendable {
         _ = try? await BlockingIO.run { try audit.append(events) }
     }
 
-    private func context(_ peer: PeerCredential) -> SecurityContext {
-        SecurityContext(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName)
+    private func context(_ caller: CallerIdentity) -> SecurityContext {
+        let c = caller.caller
+        return SecurityContext(principal: c.principal, uid: c.uid, host: UserDatabase.hostName)
     }
 
-    private func first(peer: PeerCredential, tool: String, _ refusal: RefusalDetails) -> AuditEvent {
+    private func first(caller: CallerIdentity, tool: String, _ refusal: RefusalDetails) -> AuditEvent {
         var d = refusal
         d.message = Self.cut(d.message)
         d.path = d.path.map(Self.cut)
         d.profile = d.profile.map(Self.cut)
         d.argv = d.argv.map { $0.prefix(32).map(Self.cut) }
-        d.pid = peer.pid
-        d.gid = peer.gid
-        return AuditEvent(tool: tool, context: context(peer), details: d)
+        d.pid = caller.local?.pid
+        d.gid = caller.local?.gid
+        d.address = caller.remote?.address
+        d.authentication = caller.remote?.method?.rawValue
+        return AuditEvent(tool: tool, context: context(caller), details: d)
     }
 
     private func aggregate(_ key: Key, _ w: Window, now: UInt64) -> AuditEvent {
         let seconds = Double(now - w.started) / 1e9
         let details = RepeatedRefusalDetails(
             reason: key.reason, message: Self.cut("\(w.repeated) more refusals of this caller (\(key.reason)) in \((seconds * 10).rounded() / 10) s; the last: \(w.message)"),
-            repeated: w.repeated, windowSeconds: seconds, tools: w.tools.sorted(), distinctTools: w.distinctTools, pid: w.peer.pid, gid: w.peer.gid)
+            repeated: w.repeated, windowSeconds: seconds, tools: w.tools.sorted(), distinctTools: w.distinctTools, pid: w.caller.local?.pid,
+            gid: w.caller.local?.gid, address: w.caller.remote?.address)
         // One tool: its trail carries the count (and its anomaly rule sees it); several: burrowd's.
-        return AuditEvent(tool: w.tools.count == 1 ? w.tools.first ?? "burrowd" : "burrowd", context: context(w.peer), details: details)
+        return AuditEvent(tool: w.tools.count == 1 ? w.tools.first ?? "burrowd" : "burrowd", context: context(w.caller), details: details)
     }
 
     static func cut(_ s: String) -> String {

@@ -4,7 +4,10 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOSSL
+import NIOTLS
+import ServiceLifecycle
 import Synchronization
+import UnixSignals
 
 #if canImport(Glibc)
     import Glibc
@@ -12,9 +15,9 @@ import Synchronization
 
 /// burrowd over the network (`[transport.http]`): HTTPS on TCP, TLS 1.3
 /// only, the configured TLS 1.3 suites only, client certificates as
-/// `client_auth` says. The first step of the MCP security ADR's transport:
-/// no request is authenticated yet (every route answers 401 until the
-/// authentication methods land), so what it proves is the TLS boundary.
+/// `client_auth` says; a verified certificate names the caller (`cert:CN`,
+/// see `CallerIdentity.certificate`). SIGHUP reads the certificate, key
+/// and client CA again (`ReloadService`).
 enum HTTPSListener {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -67,25 +70,113 @@ enum HTTPSListener {
     }
 }
 
-/// The HTTPS child channel: the suite check nearest the socket, TLS, then
-/// the guarded HTTP/1 channel with its own connection limiter (remote
+/// The TLS context new connections take. SIGHUP replaces it; a connection
+/// already open keeps the one it began with (its own reference), so a
+/// reload drops nothing.
+final class TLSContextBox: Sendable {
+    private let state: Mutex<NIOSSLContext>
+
+    init(_ context: NIOSSLContext) { state = Mutex(context) }
+
+    var current: NIOSSLContext { state.withLock { $0 } }
+
+    func replace(_ context: NIOSSLContext) { state.withLock { $0 = context } }
+}
+
+/// SIGHUP: the HTTPS certificate, key and client CA are read again, under
+/// the same rules as at start-up; when any of them is refused, the context
+/// serving now stays, and the journal says why. (The host policy itself is
+/// read at start only.) Trapped with or without a listener, so a reload
+/// never stops burrowd.
+struct ReloadService: Service {
+    let http: HostPolicy.Transport.HTTP
+    let box: TLSContextBox?
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            guard let box else {
+                logger.notice("SIGHUP: no [transport.http] listener, nothing to reload (the host policy is read at start only: restart burrowd to change it)")
+                continue
+            }
+            do {
+                box.replace(try HTTPSListener.context(http))
+                logger.notice("SIGHUP: HTTPS certificate, key and client CA reloaded; new connections use them, open ones keep theirs")
+            } catch {
+                logger.error("SIGHUP: HTTPS credentials not reloaded, the previous ones still serve: \(error)")
+            }
+        }
+    }
+}
+
+/// The HTTPS child channel: the suite check nearest the socket, TLS (with
+/// the context of the moment), a watch that reports refused handshakes,
+/// then the guarded HTTP/1 channel with its own connection limiter (remote
 /// callers never use the local callers' share).
 struct HTTPSChannel: ServerChildChannel {
     typealias Value = GuardedHTTP1Channel.Value
 
     let guarded: GuardedHTTP1Channel
-    let context: NIOSSLContext
+    let context: TLSContextBox
     let suites: Set<UInt16>
+    /// A handshake refused (address, why): audited by the daemon.
+    let refused: @Sendable (String, String) -> Void
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let (context, suites, guarded) = (context, suites, guarded)
+        let (context, suites, guarded, refused) = (context.current, suites, guarded, refused)
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
         return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(ServerHelloCheck(allowed: suites), position: .first)
+            try channel.pipeline.syncOperations.addHandler(
+                ServerHelloCheck(allowed: suites) { refused(address, $0) },
+                position: .first)
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+            try channel.pipeline.syncOperations.addHandler(HandshakeWatch { refused(address, $0) })
         }.flatMap { guarded.setup(channel: channel, logger: logger, afterTLS: true) }
     }
 
     func handle(value: Value, logger: Logger) async { await guarded.handle(value: value, logger: logger) }
+}
+
+/// Reports a TLS handshake that failed: no client certificate, another
+/// CA's, an expired one, TLS 1.2, no shared suite. (A client that hung up
+/// mid-handshake is not reported: that refuses nothing.)
+final class HandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let report: (String) -> Void
+    private var done = false
+
+    init(report: @escaping (String) -> Void) { self.report = report }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event { done = true }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !done, case NIOSSLError.handshakeFailed(let failure) = error {
+            done = true
+            if case .sslError(let stack) = failure, stack == [.eofDuringHandshake] {
+            } else {
+                report("TLS handshake refused: \(Self.describe(failure))")
+            }
+        }
+        context.fireErrorCaught(error)
+    }
+
+    /// BoringSSL's reasons, without the source paths it appends.
+    static func describe(_ failure: BoringSSLError) -> String {
+        let text: String
+        switch failure {
+        case .sslError(let stack), .unknownError(let stack): text = stack.map { "\($0)" }.joined(separator: "; ")
+        default: text = "\(failure)"
+        }
+        return text.split(separator: ";").map { part in
+            let s = String(part)
+            return s.firstRange(of: " at /").map { String(s[..<$0.lowerBound]) } ?? s
+        }.joined(separator: ";")
+    }
 }
 
 /// Holds the server's first handshake record back until its ServerHello
@@ -99,10 +190,14 @@ final class ServerHelloCheck: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
 
     let allowed: Set<UInt16>
+    private let refused: (String) -> Void
     private var held: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var checked = false
 
-    init(allowed: Set<UInt16>) { self.allowed = allowed }
+    init(allowed: Set<UInt16>, refused: @escaping (String) -> Void = { _ in }) {
+        self.allowed = allowed
+        self.refused = refused
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         guard !checked else { return context.write(data, promise: promise) }
@@ -117,8 +212,14 @@ final class ServerHelloCheck: ChannelOutboundHandler, RemovableChannelHandler {
             held = []
             // The flushes asked for meanwhile were held back with the bytes.
             context.flush()
-        case .some:
+        case .some(let suite):
             checked = true
+            if let suite {
+                let name = HostPolicy.Transport.HTTP.tls13Suites.first { $0.value == suite }?.key ?? "suite 0x" + String(suite, radix: 16)
+                refused("TLS handshake refused: it chose \(name) (the client's preference), which [transport.http] cipher_suites does not allow")
+            } else {
+                refused("TLS handshake refused: the server's first handshake record was not a ServerHello")
+            }
             for (_, p) in held { p?.fail(ChannelError.ioOnClosedChannel) }
             held = []
             // A fatal handshake_failure alert, then the end.

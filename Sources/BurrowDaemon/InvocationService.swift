@@ -67,6 +67,8 @@ final class InvocationService: Sendable {
         var stdin: [UInt8]
         /// The invocation's phase marks (BURROW_PHASES=1 only).
         var phases: Phases.Recorder?
+        /// Who asked for it.
+        var caller: CallerIdentity
         var id: String { invocation.id }
     }
 
@@ -78,13 +80,13 @@ final class InvocationService: Sendable {
     /// behind the relay; a plain invocation's stdin would bypass the relay,
     /// so the front door refuses a tool with relay policy one.
     func prepare(
-        _ record: ToolRecord, _ request: InvocationRequest, peer: PeerCredential, session: Bool = false, phases: Phases.Recorder? = nil
+        _ record: ToolRecord, _ request: InvocationRequest, caller: CallerIdentity, session: Bool = false, phases: Phases.Recorder? = nil
     ) async throws(DaemonError) -> Prepared {
         let tool = record.registration.id
         let denials = denials
         let version = record.registration.metadata.version
         func refuse(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil) async -> DaemonError {
-            await denials.record(peer: peer, tool: tool, RefusalDetails(reason: code.name, message: message, version: version))
+            await denials.record(caller: caller, tool: tool, RefusalDetails(reason: code.name, message: message, version: version))
             return DaemonError(code, message, retryAfter: retryAfter)
         }
         if draining.load(ordering: .relaxed) { throw await refuse(.shuttingDown, "burrowd is shutting down; retry against the restarted service") }
@@ -130,10 +132,10 @@ final class InvocationService: Sendable {
             warm: pool.enabled ? WarmSupply(take: { pool.take(key) }, giveBack: { pool.giveBack(key, $0) }, retire: { pool.retire($0) }) : nil)
         let invocation: PreparedInvocation
         do {
-            invocation = try Phases.recording(phases) { () throws(Invocations.Refusal) in try front.prepare(ask, caller: Caller(uid: peer.uid)) }
+            invocation = try Phases.recording(phases) { () throws(Invocations.Refusal) in try front.prepare(ask, caller: caller.caller) }
         } catch {
             slot.release()
-            if error.denied { await denials.record(peer: peer, tool: tool, RefusalDetails(reason: error.code.name, message: error.message, version: version)) }
+            if error.denied { await denials.record(caller: caller, tool: tool, RefusalDetails(reason: error.code.name, message: error.message, version: version)) }
             throw DaemonError(error.code, error.message, retryAfter: error.retryAfter)
         }
         if !session {
@@ -142,7 +144,7 @@ final class InvocationService: Sendable {
             // (an unfit sandbox), and a waiting one would hold this caller's paths.
             if request.parameters.isEmpty { buildAhead(record, invocation.loaded) }
         }
-        return Prepared(invocation: invocation, record: record, slot: slot, stdin: stdin, phases: phases)
+        return Prepared(invocation: invocation, record: record, slot: slot, stdin: stdin, phases: phases, caller: caller)
     }
 
     /// Builds the tool's next sandbox ahead, from the plan of a request with

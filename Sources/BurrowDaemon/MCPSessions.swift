@@ -75,7 +75,9 @@ final class MCPSessions: Sendable {
 final class MCPSession: Sendable {
     let id: String
     let tool: String
-    let owner: UInt32
+    /// Who started it: only this caller (or an admin) may use it.
+    let owner: CallerIdentity.Key
+    let ownerName: String
     /// The relay's client side: it reads requests from `input` and writes
     /// answers to `output`; the server's stderr has nobody to read it here.
     let relayClient: PreparedInvocation.RelayClient
@@ -96,7 +98,8 @@ final class MCPSession: Sendable {
     init(_ p: InvocationService.Prepared, invocations: InvocationService) throws {
         id = p.id
         tool = p.record.registration.id
-        owner = p.invocation.audit.caller.uid
+        owner = p.caller.key
+        ownerName = p.caller.caller.principal
         limits = p.invocation.plan.mcp.messageLimits
         // We write requests into toRelay and read answers from fromRelay.
         let (clientIn, toRelay) = try Kernel.pipe()

@@ -18,7 +18,7 @@ extension API {
             throw DaemonError(.invalidRequest, "an MCP session's stdin is its MCP traffic: send messages to the session's endpoint")
         }
         let record = try registration(id, version: body.version)
-        let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown, session: true)
+        let prepared = try await daemon.invocations.prepare(record, body, caller: context.identity, session: true)
         let session = try daemon.sessions.start(prepared)
         return try json(
             SessionStarted(
@@ -30,12 +30,13 @@ extension API {
     /// The live session named in the path, if this caller may use it.
     private func liveSession(_ request: Request, _ context: DaemonContext, _ what: String) async throws -> MCPSession {
         let sid = try Self.uuidParameter(context, "sid", what: "session")
-        let peer = context.peer ?? .unknown
+        let identity = context.identity
         let notFound = DaemonError(.sessionNotFound, "no live MCP session \(sid) of yours (it ended, or never was)")
         guard let session = daemon.sessions.session(sid) else { throw notFound }
-        guard session.owner == peer.uid || context.roles.contains(.admin) else {
+        guard session.owner == identity.key || context.roles.contains(.admin) else {
             // Someone else's session is as absent as an ended one, and the attempt is recorded.
-            await daemon.denials.record(peer: peer, tool: session.tool, RefusalDetails(reason: "not_session_owner", message: "\(what): session \(sid) belongs to uid \(session.owner)"))
+            await daemon.denials.record(
+                caller: identity, tool: session.tool, RefusalDetails(reason: "not_session_owner", message: "\(what): session \(sid) belongs to \(session.ownerName)"))
             throw notFound
         }
         try await require(.invoker, context, request, what, tool: session.tool)

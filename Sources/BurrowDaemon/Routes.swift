@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowHost
 import BurrowInvocation
 import BurrowJSON
 import BurrowProfile
@@ -40,14 +41,14 @@ struct API: Sendable {
         let tooLarge = "the request body is larger than \(daemon.policy.daemon.maxRequestBytes) ([daemon] max_request_size)"
         // A body announced too large is refused before a byte of it is read.
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
-            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", RefusalDetails(reason: ErrorCode.requestTooLarge.name, message: tooLarge))
+            await daemon.denials.record(caller: context.identity, tool: tool ?? "burrowd", RefusalDetails(reason: ErrorCode.requestTooLarge.name, message: tooLarge))
             throw DaemonError(.requestTooLarge, tooLarge)
         }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            await daemon.denials.record(peer: context.peer ?? .unknown, tool: tool ?? "burrowd", RefusalDetails(reason: ErrorCode.requestTooLarge.name, message: tooLarge))
+            await daemon.denials.record(caller: context.identity, tool: tool ?? "burrowd", RefusalDetails(reason: ErrorCode.requestTooLarge.name, message: tooLarge))
             throw DaemonError(.requestTooLarge, tooLarge)
         } catch {
             // A body cut short (the caller went away, or missed [daemon] body_timeout) is never taken as whole.
@@ -89,11 +90,13 @@ struct API: Sendable {
     // MARK: health and security
 
     func health(_ context: DaemonContext) throws -> Response {
-        let peer = context.peer ?? .unknown
+        let identity = context.identity
         return try json(
             HealthResponse(
                 status: "ok", version: burrowDaemonVersion, uptimeSeconds: (AuditClock.now() - daemon.startedAt) / 1_000_000, auditDatabase: daemon.audit.path,
-                caller: .init(pid: peer.pid, uid: peer.uid, gid: peer.gid, roles: context.roles.map(\.rawValue).sorted())))
+                caller: .init(
+                    principal: identity.caller.principal, pid: identity.local?.pid, uid: identity.local?.uid, gid: identity.local?.gid,
+                    address: identity.remote?.address, authentication: identity.remote?.method?.rawValue, roles: context.roles.map(\.rawValue).sorted())))
     }
 
     func validate(_ request: Request, _ context: DaemonContext) async throws -> Response {
@@ -109,17 +112,17 @@ struct API: Sendable {
     /// `BackgroundWork`'s low-priority threads: a heavy profile costs its
     /// caller a slot, and never the cooperative pool that answers everyone else.
     func planning<T: Sendable>(_ context: DaemonContext, _ body: @escaping @Sendable (Planner) -> T) async throws -> T {
-        let peer = context.peer ?? .unknown
+        let identity = context.identity
         let ticket: Admission.PlanningTicket
         do {
-            ticket = try daemon.admission.planning(uid: peer.uid, perUser: daemon.policy.daemon.maxValidationsPerUser)
+            ticket = try daemon.admission.planning(caller: identity.key, perUser: daemon.policy.daemon.maxValidationsPerUser)
         } catch {
             guard case .planning(let limit, let everyone) = error else { throw error }
             let message =
                 everyone
                 ? "burrowd is validating \(limit) profiles already; retry in a moment"
                 : "this caller has \(limit) validations in progress, the most it may ([daemon] max_validations_per_user)"
-            await daemon.denials.record(peer: peer, tool: "burrowd", RefusalDetails(reason: ErrorCode.tooManyValidations.name, message: message))
+            await daemon.denials.record(caller: identity, tool: "burrowd", RefusalDetails(reason: ErrorCode.tooManyValidations.name, message: message))
             throw DaemonError(.tooManyValidations, message, retryAfter: 1)
         }
         defer { ticket.release() }
@@ -134,7 +137,7 @@ struct API: Sendable {
         let tool = allTools ? nil : try Self.toolID(context, "tool")
         var query = try AuditQueryParameters.parse(request.uri.queryParameters, tool: tool)
         if !context.roles.contains(.auditor) {
-            if daemon.policy.audit.userReadsOwn, let peer = context.peer {
+            if daemon.policy.audit.userReadsOwn, let peer = context.identity.local {
                 query.uid = peer.uid
             } else {
                 try await require(.auditor, context, request, "reading the audit log", tool: tool)
@@ -151,14 +154,14 @@ struct API: Sendable {
 
     /// POST /v1/tools (`replacing` nil) and PUT /v1/tools/{id}.
     func register(_ request: Request, _ context: DaemonContext, replacing: String?) async throws -> Response {
-        let peer = context.peer ?? .unknown
+        let identity = context.identity
         try await require(.admin, context, request, replacing == nil ? "registering a tool" : "updating a tool", tool: replacing)
         do {
-            try daemon.admission.registrationAttempt(uid: peer.uid, perHour: daemon.policy.rateLimits.registrationAttemptsPerHour)
+            try daemon.admission.registrationAttempt(caller: identity.key, perHour: daemon.policy.rateLimits.registrationAttemptsPerHour)
         } catch {
             guard case .registrations(let limit, let retry) = error else { throw error }
             let message = "at most \(limit) registration attempts per hour per caller ([rate_limits] registration_attempts_per_hour); retry in \(retry) s"
-            await daemon.denials.record(peer: peer, tool: replacing ?? "burrowd", RefusalDetails(reason: ErrorCode.registrationLimit.name, message: message))
+            await daemon.denials.record(caller: identity, tool: replacing ?? "burrowd", RefusalDetails(reason: ErrorCode.registrationLimit.name, message: message))
             throw DaemonError(.registrationLimit, message, retryAfter: retry)
         }
         let registration = try await decode(ToolRegistration.self, request, context, tool: replacing)
@@ -180,7 +183,7 @@ struct API: Sendable {
             throw error
         }
         let now = AuditClock.format(AuditClock.now())
-        let principal = UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)"
+        let principal = identity.caller.principal
         let record = ToolRecord(registration: registration, registeredAt: now, updatedAt: now, registeredBy: principal, validation: report)
         let previous = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
             .first { $0.registration.metadata.version == registration.metadata.version }
@@ -196,7 +199,7 @@ struct API: Sendable {
             updated: replacing != nil, version: registration.metadata.version, name: registration.metadata.name, status: registration.status.rawValue,
             command: registration.command, clamps: report.clamps.map { "\($0.key): \($0.requested) → \($0.effective)" }, exposureScore: report.exposureScore)
         let event = AuditEvent(
-            tool: registration.id, context: SecurityContext(principal: principal, uid: peer.uid, profileDigest: loaded?.digest, host: UserDatabase.hostName),
+            tool: registration.id, context: SecurityContext(principal: principal, uid: identity.caller.uid, profileDigest: loaded?.digest, host: UserDatabase.hostName),
             details: details)
         do {
             let audit = daemon.audit
@@ -312,9 +315,9 @@ struct API: Sendable {
         let before = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let removed = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.remove(id, version: version) }
         guard !removed.isEmpty else { throw DaemonError(.notFound, "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
-        let peer = context.peer ?? .unknown
+        let identity = context.identity
         let event = AuditEvent(
-            tool: id, context: SecurityContext(principal: UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)", uid: peer.uid, host: UserDatabase.hostName),
+            tool: id, context: SecurityContext(principal: identity.caller.principal, uid: identity.caller.uid, host: UserDatabase.hostName),
             details: DeregistrationDetails(versions: removed))
         do {
             let audit = daemon.audit
@@ -352,7 +355,7 @@ struct API: Sendable {
         try Self.checkFields(body)
         let record = try registration(id, version: body.version)
         phases?.mark("request_decoded")
-        let prepared = try await daemon.invocations.prepare(record, body, peer: context.peer ?? .unknown, phases: phases)
+        let prepared = try await daemon.invocations.prepare(record, body, caller: context.identity, phases: phases)
         let streaming =
             request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
             || request.headers[.accept]?.contains("application/x-ndjson") == true
@@ -408,8 +411,7 @@ struct API: Sendable {
             try await requireAny(context, request, "reading an invocation")
             throw DaemonError(.notFound, "no invocation \(id) (results are kept for \(daemon.policy.daemon.resultRetention))")
         }
-        let peer = context.peer ?? .unknown
-        let own = principal == (UserDatabase.userName(peer.uid) ?? "uid:\(peer.uid)")
+        let own = principal == context.identity.caller.principal
         if !own && !context.roles.contains(.admin) {
             try await require(.auditor, context, request, "reading another caller's invocation", tool: result.tool)
         }

@@ -214,7 +214,7 @@ private final class Connection: Sendable {
     /// Records a refusal (aggregated per caller, as the API's are).
     func deny(tool: String, _ details: RefusalDetails) {
         let (denials, peer) = (daemon.denials, peer)
-        Task { await denials.record(peer: peer, tool: tool, details) }
+        Task { await denials.record(caller: .local(peer), tool: tool, details) }
     }
 
     /// What the client's request names as the profile, as the front door takes it.

@@ -160,7 +160,7 @@ extension Invocations {
             do {
                 let opened = try CallerAccess.open(source, as: caller, access: access, searchDirectories: true)
                 defer { try? opened.close() }
-                if access.contains(.write) && CallerAccess.createsFiles(opened) && !CallerAccess.owns(caller, opened) {
+                if access.contains(.write), let st = CallerAccess.status(opened), CallerAccess.createsFiles(st), !CallerAccess.owns(caller, st) {
                     failures.append(.notOwned(path: source, caller: "\(caller)"))
                 }
             } catch {

@@ -133,13 +133,17 @@ package struct Planner: Sendable {
                 continue
             }
             guard p.source == .caller, let caller, caller.uid != 0 else { continue }
+            guard let uid = caller.uid else {
+                problems.append(ProfileIssue(file: file, keyPath: keyPath, message: "'\(p.value)': \(caller.principal) is a remote caller, no user of this host, so it owns no path to grant"))
+                continue
+            }
             var existing = p.value
             while fs.kind(existing) == nil, existing != "/" {
                 let parent = String(existing[..<(existing.lastIndex(of: "/") ?? existing.startIndex)])
                 existing = parent.isEmpty ? "/" : parent
             }
-            if owner(existing) != caller.uid {
-                problems.append(ProfileIssue(file: file, keyPath: keyPath, message: "'\(p.value)' is not yours (uid \(caller.uid)): a caller may grant only paths it owns"))
+            if owner(existing) != uid {
+                problems.append(ProfileIssue(file: file, keyPath: keyPath, message: "'\(p.value)' is not yours (uid \(uid)): a caller may grant only paths it owns"))
             }
         }
         return problems

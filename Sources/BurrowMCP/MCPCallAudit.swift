@@ -14,7 +14,7 @@ package final class MCPCallAudit: Sendable {
     private let notes = Mutex<[String]>([])
     private let queue = DispatchQueue(label: "burrow.mcp.audit")
 
-    package init(store: AuditStore, principal: String, uid: UInt32, plan: LaunchPlan, session: String, profileDigest: String?) {
+    package init(store: AuditStore, principal: String, uid: UInt32?, plan: LaunchPlan, session: String, profileDigest: String?) {
         self.store = store
         self.tool = plan.tool.id
         self.session = session

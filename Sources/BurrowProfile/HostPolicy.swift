@@ -102,6 +102,13 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             package var clientAuth = ClientAuth.require
             /// The CA (PEM) client certificates must chain to.
             package var clientCA: String?
+            /// Web origins (`https://app.example`) whose requests are
+            /// answered; a request with any other `Origin` is refused (the
+            /// DNS-rebinding defence). Empty: no browser origin at all.
+            package var allowedOrigins: [String] = []
+            /// What a listed origin may send (CORS): methods and request headers.
+            package var corsMethods = ["GET", "POST", "DELETE"]
+            package var corsHeaders = ["content-type", "authorization", "mcp-session-id", "mcp-protocol-version", "last-event-id"]
 
             /// `listen`'s `host:port` as a host (an IPv4 or IPv6 literal,
             /// without brackets) and a port (1–65535); nil when malformed.
@@ -124,6 +131,21 @@ package struct HostPolicy: Sendable, Equatable, Codable {
                 }
                 guard let port = Int(portText), (1...65535).contains(port), portText.allSatisfy(\.isASCII) else { return nil }
                 return (String(host), port)
+            }
+
+            /// `scheme://host[:port]`, lowercase, nothing after: how a browser
+            /// writes the `Origin` header (compared byte for byte).
+            package static func isOrigin(_ text: String) -> Bool {
+                let scheme = text.hasPrefix("https://") ? "https" : text.hasPrefix("http://") ? "http" : ""
+                guard !scheme.isEmpty else { return false }
+                let rest = text.dropFirst(scheme.count + 3)
+                guard !rest.isEmpty, rest.utf8.count <= 253 + 6 else { return false }
+                return rest.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || "-.:[]".contains($0) } && !rest.hasPrefix(":")
+            }
+
+            /// An HTTP header name (RFC 9110 token).
+            package static func isToken(_ text: String) -> Bool {
+                !text.isEmpty && text.utf8.count <= 64 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "!#$%&'*+-.^_`|~".contains($0)) }
             }
 
             /// Every TLS 1.3 cipher suite, by its IANA name and number.
@@ -167,6 +189,9 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             case uid(UInt32)
             case group(String)
             case gid(UInt32)
+            /// A remote client on the HTTPS listener whose certificate's
+            /// subject common name is this (`[transport.http]` client_ca).
+            case certificate(String)
 
             package init?(parsing text: String) {
                 let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
@@ -180,6 +205,9 @@ package struct HostPolicy: Sendable, Equatable, Codable {
                 case "gid":
                     guard let n = UInt32(parts[1]) else { return nil }
                     self = .gid(n)
+                case "cert":
+                    guard Self.isRemoteName(parts[1]) else { return nil }
+                    self = .certificate(parts[1])
                 default: return nil
                 }
             }
@@ -188,7 +216,7 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             package init(from decoder: any Decoder) throws {
                 let text = try decoder.singleValueContainer().decode(String.self)
                 guard let p = Principal(parsing: text) else {
-                    throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected user:NAME, uid:N, group:NAME or gid:N"))
+                    throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected user:NAME, uid:N, group:NAME, gid:N or cert:NAME"))
                 }
                 self = p
             }
@@ -204,7 +232,14 @@ package struct HostPolicy: Sendable, Equatable, Codable {
                 case .uid(let n): "uid:\(n)"
                 case .group(let n): "group:\(n)"
                 case .gid(let n): "gid:\(n)"
+                case .certificate(let n): "cert:\(n)"
                 }
+            }
+
+            /// A name a remote credential may carry: 1 to 255 bytes, no
+            /// control characters.
+            package static func isRemoteName(_ s: some StringProtocol) -> Bool {
+                !s.isEmpty && s.utf8.count <= 255 && !s.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
             }
         }
 
@@ -411,7 +446,7 @@ extension HostPolicy {
                 guard let items = t.strings(key) else { return nil }
                 var out: [Daemon.Principal] = []
                 for (text, keyPath) in items {
-                    if let p = Daemon.Principal(parsing: text) { out.append(p) } else { log.error(keyPath, "expected user:NAME, uid:N, group:NAME or gid:N (found '\(text)')") }
+                    if let p = Daemon.Principal(parsing: text) { out.append(p) } else { log.error(keyPath, "expected user:NAME, uid:N, group:NAME, gid:N or cert:NAME (found '\(text)')") }
                 }
                 return out
             }
@@ -474,6 +509,21 @@ extension HostPolicy {
                     if items.isEmpty { log.error(t.keyPath("cipher_suites"), "name at least one suite") } else { policy.transport.http.cipherSuites = names }
                 }
                 if let v = t.enumValue("client_auth", Transport.HTTP.ClientAuth.self) { policy.transport.http.clientAuth = v }
+                if let items = t.strings("allowed_origins") {
+                    for (text, keyPath) in items where !Transport.HTTP.isOrigin(text) {
+                        log.error(keyPath, "expected an origin: a scheme, a host and an optional port, such as \"https://app.example\" or \"http://localhost:3000\", no path (found '\(text)')")
+                    }
+                    policy.transport.http.allowedOrigins = items.map(\.value).filter(Transport.HTTP.isOrigin)
+                }
+                if let items = t.strings("cors_methods") {
+                    let known: Set = ["GET", "POST", "PUT", "DELETE"]
+                    for (text, keyPath) in items where !known.contains(text) { log.error(keyPath, "expected GET, POST, PUT or DELETE (found '\(text)')") }
+                    policy.transport.http.corsMethods = items.map(\.value).filter(known.contains)
+                }
+                if let items = t.strings("cors_headers") {
+                    for (text, keyPath) in items where !Transport.HTTP.isToken(text) { log.error(keyPath, "expected a header name (found '\(text)')") }
+                    policy.transport.http.corsHeaders = items.map { $0.value.lowercased() }.filter(Transport.HTTP.isToken)
+                }
                 t.finish()
                 let h = policy.transport.http
                 if !h.listen.isEmpty {

@@ -224,15 +224,16 @@ final class ChildPlan {
             }
         }
         defer { try? path.close() }
-        let callersOwn = caller.map { CallerAccess.owns($0, path) } ?? true
+        guard fstat(path.rawValue, &st) == 0 else { throw .preparation("cannot prepare the bind of \(source): \(errnoName(errno)) (\(errno))") }
+        let status = CallerAccess.Status(uid: st.st_uid, gid: st.st_gid, isDirectory: st.st_mode & S_IFMT == S_IFDIR)
+        let callersOwn = caller.map { CallerAccess.owns($0, status) } ?? true
         // A caller's writable directory must come out as the caller's: its own, id-mapped.
-        let callersWrite = caller != nil && access?.contains(.write) == true && CallerAccess.createsFiles(path)
+        let callersWrite = caller != nil && access?.contains(.write) == true && CallerAccess.createsFiles(status)
         if callersWrite && !callersOwn, let caller {
             throw .refused("\(CallerAccess.Failure.notOwned(path: source, caller: "\(caller)"))")
         }
         var unmappable = false
         do throws(Errno) {
-            guard fstat(path.rawValue, &st) == 0 else { throw Errno(rawValue: errno) }
             // MOUNT_ATTR_RDONLY/NOSUID/NODEV/NOEXEC share the MS_* values 1/2/4/8.
             let mapped = idmap && st.st_uid != sandboxIDs.uid && callersOwn
             let namespace = mapped ? try idmapNamespace(uid: st.st_uid, gid: st.st_gid) : nil

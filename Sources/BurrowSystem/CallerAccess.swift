@@ -83,18 +83,34 @@ package enum CallerAccess {
         }
     }
 
-    /// Whether the file `fd` is `caller`'s own: its owner, and a group of its.
-    package static func owns(_ caller: CallerCredentials, _ fd: FileDescriptor) -> Bool {
-        var st = stat()
-        return fstat(fd.rawValue, &st) == 0 && st.st_uid == caller.uid && (st.st_gid == caller.gid || caller.groups.contains(st.st_gid))
+    /// What the questions below need of a file: its owner, its group, whether it is a directory.
+    package struct Status: Sendable {
+        package var uid: UInt32
+        package var gid: UInt32
+        package var isDirectory: Bool
+
+        package init(uid: UInt32, gid: UInt32, isDirectory: Bool) {
+            self.uid = uid
+            self.gid = gid
+            self.isDirectory = isDirectory
+        }
     }
 
-    /// Whether a writable grant of `fd` would create files: a directory
-    /// (a device or an existing file is written in place, keeping its owner).
-    package static func createsFiles(_ fd: FileDescriptor) -> Bool {
+    /// The status of the file `fd` (one fstat for the questions below); nil when it cannot be read.
+    package static func status(_ fd: FileDescriptor) -> Status? {
         var st = stat()
-        return fstat(fd.rawValue, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+        guard fstat(fd.rawValue, &st) == 0 else { return nil }
+        return Status(uid: st.st_uid, gid: st.st_gid, isDirectory: st.st_mode & S_IFMT == S_IFDIR)
     }
+
+    /// Whether a file is `caller`'s own: its owner, and a group of its.
+    package static func owns(_ caller: CallerCredentials, _ st: Status) -> Bool {
+        st.uid == caller.uid && (st.gid == caller.gid || caller.groups.contains(st.gid))
+    }
+
+    /// Whether a writable grant of a file would create files: a directory
+    /// (a device or an existing file is written in place, keeping its owner).
+    package static func createsFiles(_ st: Status) -> Bool { st.isDirectory }
 
     /// Runs `body` on this thread with `caller`'s file-system identity, and
     /// gives the thread root's back before returning (a thread that cannot

@@ -43,13 +43,18 @@ struct DaemonSocketTests {
         for _ in 0..<100 where access(socket, F_OK) != 0 { usleep(50_000) }
         var st = stat()
         try #require(stat(socket, &st) == 0, "burrowd did not create its socket")
+        // It is created 0600 and opened to the group once it serves: wait for that (bounded).
+        for _ in 0..<100 where st.st_mode & 0o777 != 0o660 {
+            usleep(20_000)
+            _ = stat(socket, &st)
+        }
         #expect(st.st_mode & 0o777 == 0o660 && st.st_uid == 0 && st.st_gid == 65534)
         usleep(100_000)
 
         let root = try get("/v1/health")
         #expect(root.0 == 200)
         let health = try JSONDecoder().decode(HealthResponse.self, from: root.1)
-        #expect(health.caller.uid == 0 && health.caller.roles == ["admin", "auditor", "invoker", "runner"] && health.caller.pid > 0)
+        #expect(health.caller.uid == 0 && health.caller.roles == ["admin", "auditor", "invoker", "runner"] && (health.caller.pid ?? 0) > 0 && health.caller.principal == "root")
 
         let nobody = try get("/v1/health", as: 65534)
         #expect(try JSONDecoder().decode(HealthResponse.self, from: nobody.1).caller.roles == ["auditor"])

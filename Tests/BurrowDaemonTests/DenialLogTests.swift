@@ -31,7 +31,7 @@ struct DenialLogTests {
         let log = log()
         let peer = PeerCredential(pid: 9, uid: 4999, gid: 4999)
         for i in 0..<1000 {
-            await log.record(peer: peer, tool: "t\(i % 3)", RefusalDetails(reason: "role_required", message: "invoking a tool needs the invoker role"))
+            await log.record(caller: .local(peer), tool: "t\(i % 3)", RefusalDetails(reason: "role_required", message: "invoking a tool needs the invoker role"))
             advance(1_000_000)  // 1000 refusals in 1 s
         }
         // The first at once; the count once it reached the threshold.
@@ -46,15 +46,15 @@ struct DenialLogTests {
         #expect(rows.compactMap { $0.details["repeated"]?.integerValue } == [11, 988])
         #expect(rows.last?.tool == "burrowd" && rows.last?.details["distinctTools"]?.integerValue == 3)
         // Another reason, or another caller, is its own window.
-        await log.record(peer: peer, tool: "t", RefusalDetails(reason: "rate_limited", message: "m"))
-        await log.record(peer: PeerCredential(pid: 1, uid: 5000, gid: 5000), tool: "t", RefusalDetails(reason: "role_required", message: "m"))
+        await log.record(caller: .local(peer), tool: "t", RefusalDetails(reason: "rate_limited", message: "m"))
+        await log.record(caller: .local(PeerCredential(pid: 1, uid: 5000, gid: 5000)), tool: "t", RefusalDetails(reason: "role_required", message: "m"))
         #expect(try denials().count == 5)
     }
 
     @Test func callerChosenStringsAreCut() async throws {
         let log = log()
         let long = String(repeating: "x", count: 60_000)
-        await log.record(peer: PeerCredential(pid: 1, uid: 7, gid: 7), tool: "t", RefusalDetails(reason: "role_required", message: long, path: "/v1/" + long))
+        await log.record(caller: .local(PeerCredential(pid: 1, uid: 7, gid: 7)), tool: "t", RefusalDetails(reason: "role_required", message: long, path: "/v1/" + long))
         let row = try #require(try denials().first)
         #expect(row.details["message"]?.stringValue?.utf8.count ?? .max <= DenialLog.maxStringBytes)
         #expect(row.details["path"]?.stringValue?.utf8.count ?? .max <= DenialLog.maxStringBytes)
@@ -62,7 +62,7 @@ struct DenialLogTests {
 
     @Test func noWindowWritesEveryRefusal() async throws {
         let log = log(window: 0)
-        for _ in 0..<5 { await log.record(peer: PeerCredential(pid: 1, uid: 7, gid: 7), tool: "t", RefusalDetails(reason: "role_required", message: "m")) }
+        for _ in 0..<5 { await log.record(caller: .local(PeerCredential(pid: 1, uid: 7, gid: 7)), tool: "t", RefusalDetails(reason: "role_required", message: "m")) }
         #expect(try denials().count == 5)
     }
 }

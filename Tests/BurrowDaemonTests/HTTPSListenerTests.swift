@@ -1,4 +1,6 @@
 import BurrowAPI
+import BurrowAudit
+import BurrowJSON
 import BurrowProfile
 import BurrowTestSupport
 import Foundation
@@ -11,7 +13,8 @@ import Testing
 /// burrowd's HTTPS listener (`[transport.http]`) for real: certificates made
 /// by openssl in a temporary directory, curl and `openssl s_client` as
 /// clients. TLS 1.3 only, the configured suites only, client certificates
-/// from the configured CA only; no caller is authenticated yet (401).
+/// from the configured CA only, named `cert:CN` and given the roles that
+/// name them; every refusal audited; SIGHUP swaps the certificate.
 @Suite(
     .serialized, .requires(.rootInInitialUserNamespace), .requires(.installed("/usr/bin/openssl")), .requires(.installed("/usr/bin/curl")),
     .timeLimit(.minutes(2)))
@@ -32,12 +35,40 @@ struct HTTPSListenerTests {
         for ca in ["ca", "otherca"] {
             try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "\(ca).key", "-out", "\(ca).pem", "-days", "2", "-subj", "/CN=\(ca)"])
         }
-        for (name, ca, ext) in [("server", "ca", "subjectAltName=IP:127.0.0.1"), ("client", "ca", "extendedKeyUsage=clientAuth"), ("stranger", "otherca", "extendedKeyUsage=clientAuth")] {
-            try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name)"])
-            try "\(ext)\n".write(toFile: directory + "/\(name).ext", atomically: true, encoding: .utf8)
-            try openssl(["x509", "-req", "-in", "\(name).csr", "-CA", "\(ca).pem", "-CAkey", "\(ca).key", "-CAcreateserial", "-out", "\(name).pem", "-days", "2", "-extfile", "\(name).ext"])
+        for (name, ca, ext) in [
+            ("server", "ca", "subjectAltName=IP:127.0.0.1"), ("server2", "ca", "subjectAltName=IP:127.0.0.1"), ("client", "ca", "extendedKeyUsage=clientAuth"),
+            ("registry", "ca", "extendedKeyUsage=clientAuth"), ("stranger", "otherca", "extendedKeyUsage=clientAuth"), ("serveronly", "ca", "extendedKeyUsage=serverAuth"),
+        ] {
+            try sign(name, ca: ca, ext: ext)
         }
-        chmod(directory + "/server.key", 0o600)
+        // An expired one: openssl ca can date a certificate in the past.
+        try "extendedKeyUsage=clientAuth\n".write(toFile: directory + "/expired.ext", atomically: true, encoding: .utf8)
+        try """
+        [ca]
+        default_ca = d
+        [d]
+        database = index.txt
+        new_certs_dir = .
+        serial = serial
+        default_md = sha256
+        policy = p
+        [p]
+        commonName = supplied
+        """.write(toFile: directory + "/ca.cnf", atomically: true, encoding: .utf8)
+        try "".write(toFile: directory + "/index.txt", atomically: true, encoding: .utf8)
+        try "1000\n".write(toFile: directory + "/serial", atomically: true, encoding: .utf8)
+        try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "expired.key", "-out", "expired.csr", "-subj", "/CN=registry"])
+        try openssl([
+            "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in", "expired.csr", "-out", "expired.pem", "-notext", "-startdate",
+            "20200101000000Z", "-enddate", "20200102000000Z", "-extfile", "expired.ext",
+        ])
+        for name in ["server", "server2"] { chmod(directory + "/\(name).key", 0o600) }
+    }
+
+    func sign(_ name: String, ca: String, ext: String) throws {
+        try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name)"])
+        try "\(ext)\n".write(toFile: directory + "/\(name).ext", atomically: true, encoding: .utf8)
+        try openssl(["x509", "-req", "-in", "\(name).csr", "-CA", "\(ca).pem", "-CAkey", "\(ca).key", "-CAcreateserial", "-out", "\(name).pem", "-days", "2", "-extfile", "\(name).ext"])
     }
 
     /// A port no one listens on now.
@@ -56,15 +87,21 @@ struct HTTPSListenerTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    func startDaemon(port: Int, clientAuth: String = "require") throws -> Subprocess.Running {
+    func startDaemon(port: Int, clientAuth: String = "require", extra: String = "") throws -> Subprocess.Running {
         let policy = directory + "/burrow.toml"
         try """
+        [daemon]
+        invokers = ["cert:registry"]
+        [audit]
+        denial_window = "1ms"
         [transport.http]
         listen = ["127.0.0.1:\(port)"]
         tls_cert = "\(directory)/server.pem"
         tls_key = "\(directory)/server.key"
         client_auth = "\(clientAuth)"
         client_ca = "\(directory)/ca.pem"
+        allowed_origins = ["https://app.example"]
+        \(extra)
         """.write(toFile: policy, atomically: true, encoding: .utf8)
         return try Subprocess.start([Subprocess.burrowd, "--policy", policy, "--socket", directory + "/burrowd.sock", "--audit-db", directory + "/audit.db"])
     }
@@ -83,13 +120,33 @@ struct HTTPSListenerTests {
         }
     }
 
-    func curl(_ port: Int, _ extra: [String]) throws -> Subprocess.Result {
+    func curl(_ port: Int, _ extra: [String], path: String = "/v1/health") throws -> Subprocess.Result {
         try Subprocess.run(
-            ["/usr/bin/curl", "-sS", "--cacert", directory + "/ca.pem", "-w", "\n%{http_code}", "https://127.0.0.1:\(port)/v1/health"] + extra, directory: directory)
+            ["/usr/bin/curl", "-sS", "--cacert", directory + "/ca.pem", "-w", "\n%{http_code}", "https://127.0.0.1:\(port)\(path)"] + extra, directory: directory)
+    }
+
+    /// The PermissionDenied events burrowd wrote, by reason.
+    func denials() throws -> [String: [AuditEvent]] {
+        let store = try AuditStore(.init(path: directory + "/audit.db", redactor: try Redactor()), access: .read)
+        return Dictionary(grouping: try store.events(AuditQuery(types: [.permissionDenied]))) { $0.details["reason"]?.stringValue ?? "" }
+    }
+
+    /// The serial of the certificate the listener presents now.
+    func servedSerial(_ port: Int) throws -> String {
+        let r = try Subprocess.run(
+            [
+                "/bin/sh", "-c",
+                "/usr/bin/openssl s_client -connect 127.0.0.1:\(port) -tls1_3 -CAfile ca.pem -cert client.pem -key client.key </dev/null 2>/dev/null | /usr/bin/openssl x509 -noout -serial",
+            ], directory: directory)
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func serial(_ file: String) throws -> String {
+        try Subprocess.run(["/usr/bin/openssl", "x509", "-noout", "-serial", "-in", file], directory: directory).output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test(
-        "TLS 1.3 with a client certificate from the configured CA reaches the API (401: no authentication method yet); no certificate, another CA's, TLS 1.2 and a suite not configured are refused in the handshake"
+        "TLS 1.3 with a client certificate from the configured CA names the caller cert:CN, with the roles that name it; no certificate, another CA's, an expired one, a server-only one, TLS 1.2 and a suite not configured are refused in the handshake, and audited"
     )
     func listener() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -101,15 +158,24 @@ struct HTTPSListenerTests {
             _ = try? daemon.finish()
         }
         waitForPort(port)
-        let ok = try curl(port, ["--cert", "client.pem", "--key", "client.key"])
-        #expect(ok.output.hasSuffix("\n401"), "\(ok.output)\(ok.stderr)")
-        #expect(ok.output.contains("\"unauthenticated\""), "\(ok.output)")
+        // A certificate the roles do not name: known, but allowed nothing.
+        let known = try curl(port, ["--cert", "client.pem", "--key", "client.key"])
+        #expect(known.output.hasSuffix("\n200"), "\(known.output)\(known.stderr)")
+        let health = try JSONDecoder().decode(HealthResponse.self, from: Data(known.output.split(separator: "\n").dropLast().joined(separator: "\n").utf8))
+        #expect(health.caller.principal == "cert:client" && health.caller.roles.isEmpty && health.caller.uid == nil && health.caller.authentication == "mtls")
+        #expect(health.caller.address == "127.0.0.1")
+        #expect(try curl(port, ["--cert", "client.pem", "--key", "client.key"], path: "/v1/tools").output.hasSuffix("\n403"))
+        // cert:registry is an invoker.
+        let registry = try curl(port, ["--cert", "registry.pem", "--key", "registry.key"], path: "/v1/tools")
+        #expect(registry.output.hasSuffix("\n200"), "\(registry.output)\(registry.stderr)")
         for (what, extra) in [
             ("no client certificate", [String]()), ("another CA's certificate", ["--cert", "stranger.pem", "--key", "stranger.key"]),
+            ("an expired certificate", ["--cert", "expired.pem", "--key", "expired.key"]),
+            ("a certificate for servers only", ["--cert", "serveronly.pem", "--key", "serveronly.key"]),
             ("TLS 1.2", ["--cert", "client.pem", "--key", "client.key", "--tls-max", "1.2"]),
         ] {
             let refused = try curl(port, extra)
-            #expect(refused.status != 0 && !refused.output.hasSuffix("401"), "\(what): \(refused.output) \(refused.stderr)")
+            #expect(refused.status != 0 && !refused.output.hasSuffix("200") && !refused.output.hasSuffix("401"), "\(what): \(refused.output) \(refused.stderr)")
         }
         // The suites: AES-256 and ChaCha20 by default, never AES-128.
         func handshake(_ suite: String) throws -> Subprocess.Result {
@@ -120,9 +186,95 @@ struct HTTPSListenerTests {
                 ], stdin: Data("GET /v1/health HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".utf8), directory: directory)
         }
         let strong = try handshake("TLS_AES_256_GCM_SHA384")
-        #expect(strong.stderr.contains("TLS_AES_256_GCM_SHA384") && strong.output.contains("401"), "\(strong.output)\(strong.stderr)")
+        #expect(strong.stderr.contains("TLS_AES_256_GCM_SHA384") && strong.output.contains("200 OK"), "\(strong.output)\(strong.stderr)")
         let weak = try handshake("TLS_AES_128_GCM_SHA256")
-        #expect(!weak.output.contains("401") && weak.stderr.lowercased().contains("handshake failure"), "\(weak.output)\(weak.stderr)")
+        #expect(!weak.output.contains("200 OK") && weak.stderr.lowercased().contains("handshake failure"), "\(weak.output)\(weak.stderr)")
+        // Every refused handshake is a PermissionDenied of the address (written as it happens: poll a moment).
+        var refusals: [AuditEvent] = []
+        for _ in 0..<100 {
+            refusals = try denials()["tls_handshake_failed"] ?? []
+            if refusals.count >= 6 { break }
+            usleep(50_000)
+        }
+        let messages = refusals.compactMap { $0.details["message"]?.stringValue }
+        #expect(refusals.count == 6, "\(messages)")
+        #expect(refusals.allSatisfy { $0.context.principal == "anonymous" && $0.context.uid == nil && $0.details["address"]?.stringValue == "127.0.0.1" })
+        #expect(messages.contains { $0.contains("TLS_AES_128_GCM_SHA256") }, "\(messages)")
+        #expect(messages.contains { $0.contains("CERTIFICATE_VERIFY_FAILED") || $0.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") }, "\(messages)")
+        #expect(try denials()["role_required"]?.first?.context.principal == "cert:client")
+    }
+
+    @Test(
+        "every answer carries the security headers; a browser origin the policy does not list is refused (and audited), a listed one gets CORS headers and its preflight; optional client certificates: without one, 401"
+    )
+    func headersAndOrigins() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try certificates()
+        let port = try freePort()
+        let daemon = try startDaemon(port: port, clientAuth: "optional")
+        defer {
+            kill(daemon.pid, SIGTERM)
+            _ = try? daemon.finish()
+        }
+        waitForPort(port)
+        let cert = ["--cert", "registry.pem", "--key", "registry.key", "-D", "-"]
+        let ok = try curl(port, cert, path: "/v1/tools")
+        for header in ["strict-transport-security: max-age=", "x-content-type-options: nosniff", "x-frame-options: DENY", "referrer-policy: no-referrer", "cache-control: no-store"] {
+            #expect(ok.output.lowercased().contains(header.lowercased()), "\(header): \(ok.output)")
+        }
+        // Without a certificate: unauthenticated, with the headers too.
+        let anonymous = try curl(port, ["-D", "-"], path: "/v1/tools")
+        #expect(anonymous.output.hasSuffix("\n401") && anonymous.output.lowercased().contains("x-frame-options: deny"), "\(anonymous.output)")
+        let evil = try curl(port, cert + ["-H", "Origin: https://evil.example"], path: "/v1/tools")
+        #expect(evil.output.hasSuffix("\n403") && evil.output.contains("allowed_origins") && !evil.output.lowercased().contains("access-control-allow-origin"), "\(evil.output)")
+        let listed = try curl(port, cert + ["-H", "Origin: https://app.example"], path: "/v1/tools")
+        #expect(listed.output.hasSuffix("\n200") && listed.output.lowercased().contains("access-control-allow-origin: https://app.example"), "\(listed.output)")
+        let preflight = try curl(
+            port, cert + ["-X", "OPTIONS", "-H", "Origin: https://app.example", "-H", "Access-Control-Request-Method: POST", "-H", "Access-Control-Request-Headers: content-type"],
+            path: "/v1/tools")
+        #expect(preflight.output.hasSuffix("\n204") && preflight.output.lowercased().contains("access-control-allow-methods: get, post, delete"), "\(preflight.output)")
+        let badPreflight = try curl(
+            port, cert + ["-X", "OPTIONS", "-H", "Origin: https://app.example", "-H", "Access-Control-Request-Method: PATCH"], path: "/v1/tools")
+        #expect(badPreflight.output.hasSuffix("\n403"), "\(badPreflight.output)")
+        let d = try denials()
+        #expect(d["origin_refused"]?.first?.context.principal == "cert:registry" && d["origin_refused"]?.count == 2)
+        #expect(d["unauthenticated"]?.first?.context.principal == "anonymous" && d["unauthenticated"]?.first?.details["address"]?.stringValue == "127.0.0.1")
+    }
+
+    @Test("SIGHUP swaps the certificate for new connections; a broken key is refused and the serving certificate stays")
+    func reload() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try certificates()
+        let port = try freePort()
+        let daemon = try startDaemon(port: port)
+        defer {
+            kill(daemon.pid, SIGTERM)
+            _ = try? daemon.finish()
+        }
+        waitForPort(port)
+        let (first, second) = (try serial("server.pem"), try serial("server2.pem"))
+        #expect(try servedSerial(port) == first)
+        // A key that is not one: refused, and the first certificate still serves.
+        try FileManager.default.copyItem(atPath: directory + "/server.key", toPath: directory + "/server.key.good")
+        try "not a key\n".write(toFile: directory + "/server.key", atomically: false, encoding: .utf8)
+        kill(daemon.pid, SIGHUP)
+        func waitForLog(_ text: String) -> Bool {
+            for _ in 0..<200 {
+                if daemon.errorSoFar.contains(text) { return true }
+                usleep(25_000)
+            }
+            return false
+        }
+        #expect(waitForLog("not reloaded"), "\(daemon.errorSoFar)")
+        #expect(try servedSerial(port) == first)
+        // The second certificate and its key: new connections see it.
+        for (from, to) in [("server2.pem", "server.pem"), ("server2.key", "server.key")] {
+            _ = try FileManager.default.removeItem(atPath: directory + "/" + to)
+            try FileManager.default.copyItem(atPath: directory + "/" + from, toPath: directory + "/" + to)
+        }
+        kill(daemon.pid, SIGHUP)
+        #expect(waitForLog("reloaded; new connections"), "\(daemon.errorSoFar)")
+        #expect(try servedSerial(port) == second && first != second)
     }
 
     @Test("a private key others may read stops burrowd from starting, saying how to fix it")

@@ -258,7 +258,7 @@ struct AdmissionTests {
                 group.addTask {
                     for _ in 0..<5_000 {
                         if (try? admission.admit("tool-\(t % 2)", limits)) != nil { admission.release("tool-\(t % 2)") }
-                        _ = try? admission.registrationAttempt(uid: UInt32(t % 3), perHour: 50)
+                        _ = try? admission.registrationAttempt(caller: .uid(UInt32(t % 3)), perHour: 50)
                     }
                 }
             }
@@ -291,7 +291,7 @@ struct AdmissionTests {
                 group.addTask {
                     for _ in 0..<2_000 {
                         if (try? admission.admit("tool-\(t % 2)", limits)) != nil { admission.release("tool-\(t % 2)") }
-                        _ = try? admission.registrationAttempt(uid: UInt32(t % 3), perHour: 1_000_000)
+                        _ = try? admission.registrationAttempt(caller: .uid(UInt32(t % 3)), perHour: 1_000_000)
                     }
                 }
             }

@@ -87,6 +87,11 @@ package enum Subprocess {
             String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: directory + "/out"))) ?? Data(), as: UTF8.self)
         }
 
+        /// What it has written to stderr so far.
+        package var errorSoFar: String {
+            String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: directory + "/err"))) ?? Data(), as: UTF8.self)
+        }
+
         package func finish() throws -> Result {
             process.waitUntilExit()
             defer { try? FileManager.default.removeItem(atPath: directory) }
