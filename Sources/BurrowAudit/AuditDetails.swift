@@ -96,6 +96,31 @@ package struct DeregistrationDetails: AuditDetails {
     package var json: JSON { .object(["versions": .strings(versions)]) }
 }
 
+// MARK: - CredentialIssued, CredentialRevoked
+
+/// An API key made or revoked: its id (the principal `key:<id>`), name,
+/// roles and expiry; never its secret.
+package struct CredentialDetails: AuditDetails {
+    package var revoked: Bool
+    package var id: String
+    package var name: String
+    package var roles: [String]
+    package var expiresAt: String
+
+    package init(revoked: Bool, id: String, name: String, roles: [String], expiresAt: String) {
+        self.revoked = revoked
+        self.id = id
+        self.name = name
+        self.roles = roles
+        self.expiresAt = expiresAt
+    }
+
+    package var eventType: AuditEventType { revoked ? .credentialRevoked : .credentialIssued }
+    package var json: JSON {
+        .object(["kind": .string("api_key"), "id": .string(id), "name": .string(name), "roles": .strings(roles), "expiresAt": .string(expiresAt)])
+    }
+}
+
 // MARK: - ToolInvoked
 
 /// A sandbox about to start: durable before anything else happens.

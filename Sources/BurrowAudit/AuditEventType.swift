@@ -17,6 +17,9 @@ package enum AuditEventType: String, Sendable, Codable, CaseIterable {
     /// complete), with its destination and bytes, written when it ends.
     /// Refused connections are PermissionDenied.
     case networkConnection = "NetworkConnection"
+    /// Burrow's addition: an API key created (`burrow keys create`), or revoked.
+    case credentialIssued = "CredentialIssued"
+    case credentialRevoked = "CredentialRevoked"
 
     /// Whether the event ends an invocation.
     package var isTerminal: Bool { self == .toolCompleted || self == .toolFailed }

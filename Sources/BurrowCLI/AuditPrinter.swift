@@ -129,6 +129,11 @@ final class AuditPrinter {
             var versions: [String] = []
             if case .array(let items)? = d["versions"] { versions = items.compactMap(\.stringValue).map(printable) }
             text = "removed \(versions.joined(separator: ", ")) by \(printable(e.context.principal))"
+        case .credentialIssued, .credentialRevoked:
+            var roles: [String] = []
+            if case .array(let items)? = d["roles"] { roles = items.compactMap(\.stringValue).map(printable) }
+            text =
+                "\(e.type == .credentialIssued ? "issued" : "revoked") API key \(printable(s("id") ?? "?")) '\(printable(s("name") ?? ""))' (\(roles.joined(separator: ", ")); expires \(s("expiresAt") ?? "?")) by \(printable(e.context.principal))"
         case .permissionDenied where s("reason") != nil && s("message") != nil:
             text = "\(s("reason") ?? "?"): \(s("message") ?? "") (\(printable(e.context.principal)))"
         case .anomalousActivity:

@@ -23,7 +23,10 @@ package struct BurrowCommand: ParsableCommand {
               burrow invoke TOOL -- ARGS         (run one through burrowd)
             """,
         version: burrowVersion,
-        subcommands: [RunCommand.self, McpCommand.self, ApproveCommand.self, DryRunCommand.self, AuditCommand.self, ProfileCommand.self, DoctorCommand.self, ToolsCommand.self, InvokeCommand.self])
+        subcommands: [
+            RunCommand.self, McpCommand.self, ApproveCommand.self, DryRunCommand.self, AuditCommand.self, ProfileCommand.self, DoctorCommand.self, ToolsCommand.self, InvokeCommand.self,
+            KeysCommand.self,
+        ])
 
     package init() {}
 }

@@ -21,6 +21,16 @@ package enum SHA256 {
     package static func label(_ bytes: some Collection<UInt8>) -> String { "sha256:" + Hex.encode(hash(bytes)) }
 }
 
+/// Comparison of secrets (their digests) whose time does not depend on
+/// where they differ: libcrypto's CRYPTO_memcmp.
+package enum ConstantTime {
+    package static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        guard !a.isEmpty else { return true }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, x.count) == 0 } }
+    }
+}
+
 /// Lower-case hexadecimal.
 package enum Hex {
     package static func encode(_ bytes: [UInt8]) -> String {

@@ -6,8 +6,9 @@ import HTTPTypes
 import Hummingbird
 import Synchronization
 
-/// Reads the caller (SO_PEERCRED on the Unix socket, the verified client
-/// certificate on HTTPS) and its roles into the context; refuses a caller
+/// Reads the caller (SO_PEERCRED on the Unix socket; on HTTPS an API key or
+/// the verified client certificate, as `[auth]` accepts) and its roles into
+/// the context; refuses a caller
 /// whose credentials cannot be read, and a browser origin the policy does
 /// not list. Route handlers then `require` the role they need.
 struct AccessMiddleware: RouterMiddleware {
@@ -16,6 +17,8 @@ struct AccessMiddleware: RouterMiddleware {
     let lookup: CallerIdentity.Lookup
     let origins: OriginPolicy
     let denials: DenialLog
+    /// The HTTPS listener's: how its callers may authenticate (nil on the socket).
+    let authentication: RemoteAuthentication?
 
     static func isControl(_ c: Unicode.Scalar) -> Bool { c.value < 0x20 || c.value == 0x7f }
 
@@ -48,10 +51,20 @@ struct AccessMiddleware: RouterMiddleware {
         _ request: Request, context: DaemonContext, cors: inout HTTPFields, next: (Request, DaemonContext) async throws -> Response
     ) async throws -> Response {
         var context = context
-        guard let channel = context.channel, let identity = try await lookup(channel) else { throw DaemonError.unauthenticated }
+        guard let channel = context.channel, var identity = try await lookup(channel) else { throw DaemonError.unauthenticated }
+        if let authentication, let connection = identity.remote {
+            do {
+                identity.remote = try authentication.authenticate(request, connection: connection)
+            } catch {
+                await denials.record(
+                    caller: .remote(.init(address: connection.address)), tool: "burrowd",
+                    RefusalDetails(reason: "bad_credential", message: error.audit, method: request.method.rawValue, path: request.uri.path))
+                throw DaemonError(error.code, error.message)
+            }
+        }
         context.identity = identity
         guard identity.authenticated else {
-            let message = "no credential: present a client certificate issued by [transport.http] client_ca, with one subject common name"
+            let message = authentication?.needed ?? "no credential"
             await denials.record(caller: identity, tool: "burrowd", RefusalDetails(reason: "unauthenticated", message: message, method: request.method.rawValue, path: request.uri.path))
             throw DaemonError(.unauthenticated, message)
         }

@@ -42,7 +42,7 @@ package struct AccessPolicy: Sendable {
                     if let uid = UserDatabase.userID(name) { g.uids.insert(uid) } else { unresolved.append("\(role.rawValue): \(p)") }
                 case .group(let name):
                     if let gid = UserDatabase.groupID(name) { g.gids.insert(gid) } else { unresolved.append("\(role.rawValue): \(p)") }
-                case .certificate: g.remote.insert(p.description)
+                case .certificate, .key: g.remote.insert(p.description)
                 }
             }
             grants[role] = g
@@ -50,12 +50,12 @@ package struct AccessPolicy: Sendable {
     }
 
     /// The roles of a caller. A local one by uid, primary gid, or any group
-    /// its user is a member of (root holds all); a remote one only by the
-    /// roles that name its principal.
+    /// its user is a member of (root holds all); a remote one by the roles
+    /// that name its principal and those its API key carries.
     package func roles(of caller: CallerIdentity) -> Set<Role> {
         if let remote = caller.remote {
             guard let name = remote.principal else { return [] }
-            return Set(Role.allCases.filter { grants[$0]?.remote.contains(name) == true })
+            return Set(Role.allCases.filter { grants[$0]?.remote.contains(name) == true }).union(remote.scopes)
         }
         return roles(of: caller.local ?? .unknown)
     }

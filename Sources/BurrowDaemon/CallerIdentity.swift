@@ -21,6 +21,7 @@ package struct CallerIdentity: Sendable, Equatable {
     /// How a remote caller proved who it is.
     package enum Method: String, Sendable {
         case mtls
+        case apiKey = "api_key"
     }
 
     /// A remote caller: its principal (`cert:NAME`) and how it was
@@ -30,11 +31,15 @@ package struct CallerIdentity: Sendable, Equatable {
         package var principal: String?
         package var method: Method?
         package var address: String
+        /// The roles its credential carries (an API key's), on top of those
+        /// the policy's `[daemon]` roles give its principal.
+        package var scopes: Set<Role> = []
 
-        package init(principal: String? = nil, method: Method? = nil, address: String) {
+        package init(principal: String? = nil, method: Method? = nil, address: String, scopes: Set<Role> = []) {
             self.principal = principal
             self.method = method
             self.address = address
+            self.scopes = scopes
         }
     }
 

@@ -35,6 +35,7 @@ package struct Daemon: Sendable {
     let invocations: InvocationService
     let sessions: MCPSessions
     let connectionLimiter: ConnectionLimiter
+    let keys: APIKeys
     let startedAt = AuditClock.now()
 
     package init(
@@ -55,6 +56,7 @@ package struct Daemon: Sendable {
         invocations = InvocationService(
             front: Invocations(planner: planner, audit: audit), registry: registry, metrics: metrics, admission: admission, denials: denials)
         sessions = MCPSessions(invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)))
+        keys = APIKeys(store: registry)
         connectionLimiter = ConnectionLimiter(
             .init(total: policy.daemon.maxConnections, perUser: policy.daemon.maxConnectionsPerUser, reserve: policy.daemon.adminConnectionReserve))
     }
@@ -67,7 +69,8 @@ package struct Daemon: Sendable {
         router.add(
             middleware: AccessMiddleware(
                 access: access, lookup: remote ? CallerIdentity.certificate : CallerIdentity.socket(lookup),
-                origins: remote ? OriginPolicy(policy.transport.http) : .none, denials: denials))
+                origins: remote ? OriginPolicy(policy.transport.http) : .none, denials: denials,
+                authentication: remote ? RemoteAuthentication(methods: policy.auth.methods, keys: keys) : nil))
         let v1 = router.group("v1")
         let api = API(daemon: self)
 
@@ -92,6 +95,9 @@ package struct Daemon: Sendable {
         v1.get("sessions/:sid/mcp") { request, context in try await api.sessionStream(request, context) }
         v1.delete("sessions/:sid/mcp") { request, context in try await api.endSession(request, context) }
         v1.delete("sessions/:sid") { request, context in try await api.endSession(request, context) }
+        v1.post("keys") { request, context in try await api.createKey(request, context) }
+        v1.get("keys") { request, context in try await api.listKeys(request, context) }
+        v1.delete("keys/:kid") { request, context in try await api.revokeKey(request, context) }
 
         v1.get("discovery/search") { request, context in try await api.search(request, context) }
         v1.get("discovery/categories") { request, context in

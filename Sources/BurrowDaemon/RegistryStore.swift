@@ -9,15 +9,15 @@ import Synchronization
     import Glibc
 #endif
 
-/// Registrations and invocation results, in one SQLite file (0600 root) that
-/// survives restarts. Each registration is kept as the JSON it was given
+/// Registrations, invocation results and API keys (their digests), in one
+/// SQLite file (0600 root) that survives restarts. Each registration is kept as the JSON it was given
 /// plus its validation; names, descriptions and categories are indexed for
 /// full-text search (FTS5).
 package final class RegistryStore: Sendable {
     package let path: String
     private let connection: Mutex<SQLiteConnection<SQLiteError>>
 
-    static let schemaVersion = 1
+    static let schemaVersion = 2
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
@@ -62,6 +62,17 @@ package final class RegistryStore: Sendable {
                         """)
                 }
             }
+            if version < 2 {
+                try db.transaction { () throws(SQLiteError) in
+                    try db.execute(
+                        """
+                        CREATE TABLE api_keys(
+                            id TEXT PRIMARY KEY, digest TEXT NOT NULL, name TEXT NOT NULL, roles TEXT NOT NULL,
+                            created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER);
+                        PRAGMA user_version = 2;
+                        """)
+                }
+            }
         } catch {
             throw Failure(description: "the registry \(path): \(error)")
         }
@@ -70,7 +81,7 @@ package final class RegistryStore: Sendable {
 
     /// A registry change, committed with a full sync: once an admin is told it
     /// is stored, a crash does not undo it.
-    private func durably<T>(_ body: (SQLiteConnection<SQLiteError>) throws(SQLiteError) -> T) throws(Failure) -> T {
+    func durably<T>(_ body: (SQLiteConnection<SQLiteError>) throws(SQLiteError) -> T) throws(Failure) -> T {
         // Whatever it did, the versions read before it are not kept.
         defer { forgetVersions() }
         return try withDatabase { db throws(SQLiteError) in
@@ -96,7 +107,7 @@ package final class RegistryStore: Sendable {
         }
     }
 
-    private func withDatabase<T>(_ body: (SQLiteConnection<SQLiteError>) throws(SQLiteError) -> T) throws(Failure) -> T {
+    func withDatabase<T>(_ body: (SQLiteConnection<SQLiteError>) throws(SQLiteError) -> T) throws(Failure) -> T {
         do {
             return try connection.withLock { db throws(SQLiteError) in try body(db) }
         } catch {

@@ -157,6 +157,23 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var http = HTTP()
     }
 
+    /// How remote callers on the HTTPS listener prove who they are (the MCP
+    /// security ADR's `[auth]`).
+    package struct Auth: Sendable, Equatable, Codable {
+        package enum Method: String, Sendable, Codable, CaseIterable {
+            /// The verified client certificate: `cert:<CN>`.
+            case mtls
+            /// `Authorization: Bearer bk_<id>_<secret>` (`burrow keys`): `key:<id>`.
+            case apiKey = "api_key"
+            /// `Authorization: Bearer <JWT>`: not in this burrowd yet (refused at start).
+            case jwt
+        }
+
+        package var methods: [Method] = [.mtls]
+        /// The longest an API key may live (`burrow keys create --expires`).
+        package var maxKeyLifetime = Seconds.seconds(366 * 86400)
+    }
+
     /// Burrow's own section: ceilings for what unprivileged callers run
     /// through the session socket (their own profiles), below `[policies]`.
     /// Limits above a ceiling are lowered, network access too, and write
@@ -192,6 +209,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             /// A remote client on the HTTPS listener whose certificate's
             /// subject common name is this (`[transport.http]` client_ca).
             case certificate(String)
+            /// A remote client presenting the API key with this id (`burrow keys`).
+            case key(String)
 
             package init?(parsing text: String) {
                 let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
@@ -208,6 +227,9 @@ package struct HostPolicy: Sendable, Equatable, Codable {
                 case "cert":
                     guard Self.isRemoteName(parts[1]) else { return nil }
                     self = .certificate(parts[1])
+                case "key":
+                    guard Self.isRemoteName(parts[1]) else { return nil }
+                    self = .key(parts[1])
                 default: return nil
                 }
             }
@@ -216,7 +238,7 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             package init(from decoder: any Decoder) throws {
                 let text = try decoder.singleValueContainer().decode(String.self)
                 guard let p = Principal(parsing: text) else {
-                    throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected user:NAME, uid:N, group:NAME, gid:N or cert:NAME"))
+                    throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected user:NAME, uid:N, group:NAME, gid:N, cert:NAME or key:ID"))
                 }
                 self = p
             }
@@ -233,6 +255,7 @@ package struct HostPolicy: Sendable, Equatable, Codable {
                 case .group(let n): "group:\(n)"
                 case .gid(let n): "gid:\(n)"
                 case .certificate(let n): "cert:\(n)"
+                case .key(let n): "key:\(n)"
                 }
             }
 
@@ -325,6 +348,7 @@ package struct HostPolicy: Sendable, Equatable, Codable {
     package var mcp = MCP()
     package var users = Users()
     package var transport = Transport()
+    package var auth = Auth()
 
     package init() {}
 
@@ -446,7 +470,7 @@ extension HostPolicy {
                 guard let items = t.strings(key) else { return nil }
                 var out: [Daemon.Principal] = []
                 for (text, keyPath) in items {
-                    if let p = Daemon.Principal(parsing: text) { out.append(p) } else { log.error(keyPath, "expected user:NAME, uid:N, group:NAME, gid:N or cert:NAME (found '\(text)')") }
+                    if let p = Daemon.Principal(parsing: text) { out.append(p) } else { log.error(keyPath, "expected user:NAME, uid:N, group:NAME, gid:N, cert:NAME or key:ID (found '\(text)')") }
                 }
                 return out
             }
@@ -545,6 +569,22 @@ extension HostPolicy {
             if let v = t.bool("allow_write") { policy.users.allowWrite = v }
             if let v = t.positive("max_concurrent") { policy.users.maxConcurrent = v }
             if let v = t.positive("runs_per_minute") { policy.users.runsPerMinute = v }
+            t.finish()
+        }
+        if var t = root.table("auth") {
+            if let items = t.strings("methods") {
+                var methods: [Auth.Method] = []
+                for (text, keyPath) in items {
+                    switch Auth.Method(rawValue: text) {
+                    case .jwt?: log.error(keyPath, "JWT is not accepted by this burrowd yet: use \"mtls\" or \"api_key\"")
+                    case let m?: if !methods.contains(m) { methods.append(m) }
+                    case nil: log.error(keyPath, "expected \"mtls\" or \"api_key\" (found '\(text)')")
+                    }
+                }
+                if items.isEmpty { log.error(t.keyPath("methods"), "name at least one method: a listener no one can use is not one") }
+                policy.auth.methods = methods
+            }
+            if let v = t.duration("max_key_lifetime") { policy.auth.maxKeyLifetime = v }
             t.finish()
         }
         if var t = root.table("mcp") {

@@ -44,8 +44,8 @@ package struct ByteSize: Sendable, Equatable, Comparable, Hashable, Codable, Cus
     }
 }
 
-/// A duration in whole milliseconds, written `30s`, `5m`, `1h`, `250ms` or a
-/// plain integer of seconds.
+/// A duration in whole milliseconds, written `30s`, `5m`, `1h`, `90d`, `250ms`
+/// or a plain integer of seconds.
 package struct Seconds: Sendable, Equatable, Comparable, Hashable, Codable, CustomStringConvertible {
     package var milliseconds: UInt64
 
@@ -53,7 +53,7 @@ package struct Seconds: Sendable, Equatable, Comparable, Hashable, Codable, Cust
     package static func seconds(_ n: UInt64) -> Seconds { Seconds(milliseconds: n * 1000) }
 
     package init?(parsing text: String) {
-        let scales: [Character: UInt64] = ["s": 1000, "m": 60_000, "h": 3_600_000]
+        let scales: [Character: UInt64] = ["s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
         var digits = Substring(text)
         var scale: UInt64 = 1000
         if digits.hasSuffix("ms") {

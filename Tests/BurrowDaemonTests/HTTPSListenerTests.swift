@@ -165,6 +165,9 @@ struct HTTPSListenerTests {
         #expect(health.caller.principal == "cert:client" && health.caller.roles.isEmpty && health.caller.uid == nil && health.caller.authentication == "mtls")
         #expect(health.caller.address == "127.0.0.1")
         #expect(try curl(port, ["--cert", "client.pem", "--key", "client.key"], path: "/v1/tools").output.hasSuffix("\n403"))
+        // [auth] methods is mtls alone: a bearer token is refused, never passed over for the certificate.
+        let bearer = try curl(port, ["--cert", "registry.pem", "--key", "registry.key", "-H", "Authorization: Bearer bk_0123456789abcdef_" + String(repeating: "A", count: 43)])
+        #expect(bearer.output.hasSuffix("\n401") && bearer.output.contains("does not accept API keys"), "\(bearer.output)")
         // cert:registry is an invoker.
         let registry = try curl(port, ["--cert", "registry.pem", "--key", "registry.key"], path: "/v1/tools")
         #expect(registry.output.hasSuffix("\n200"), "\(registry.output)\(registry.stderr)")
@@ -275,6 +278,73 @@ struct HTTPSListenerTests {
         kill(daemon.pid, SIGHUP)
         #expect(waitForLog("reloaded; new connections"), "\(daemon.errorSoFar)")
         #expect(try servedSerial(port) == second && first != second)
+    }
+
+    @Test(
+        "API keys: made on the host by burrow keys, shown once, carry their roles as key:<id>; a wrong secret, a malformed token, a revoked or expired key get 401, each audited; a remote caller cannot manage keys"
+    )
+    func apiKeys() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try certificates()
+        let port = try freePort()
+        let daemon = try startDaemon(port: port, clientAuth: "optional", extra: "[auth]\nmethods = [\"mtls\", \"api_key\"]")
+        defer {
+            kill(daemon.pid, SIGTERM)
+            _ = try? daemon.finish()
+        }
+        waitForPort(port)
+        func keys(_ arguments: [String]) throws -> Subprocess.Result {
+            try Subprocess.run([Subprocess.burrow, "keys"] + arguments + ["--socket", directory + "/burrowd.sock"], directory: directory)
+        }
+        let made = try keys(["create", "--name", "registry-eu", "--role", "invoker", "--expires", "1h"])
+        try #require(made.status == 0, "\(made.stderr)")
+        let secret = made.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let id = String(secret.dropFirst(3).prefix(16))
+        #expect(secret.hasPrefix("bk_") && secret.count == 63 && made.stderr.contains("shown only now"), "\(made.output)\(made.stderr)")
+        func bearer(_ token: String, _ path: String = "/v1/health", _ extra: [String] = []) throws -> Subprocess.Result {
+            try curl(port, ["-H", "Authorization: Bearer \(token)"] + extra, path: path)
+        }
+        let health = try bearer(secret)
+        #expect(health.output.hasSuffix("\n200"), "\(health.output)")
+        let caller = try JSONDecoder().decode(HealthResponse.self, from: Data(health.output.split(separator: "\n").dropLast().joined(separator: "\n").utf8)).caller
+        #expect(caller.principal == "key:\(id)" && caller.roles == ["invoker"] && caller.authentication == "api_key", "\(caller)")
+        #expect(try bearer(secret, "/v1/tools").output.hasSuffix("\n200"))
+        // Its roles only: registering needs admin.
+        #expect(try bearer(secret, "/v1/tools", ["-X", "POST", "-d", "{}"]).output.hasSuffix("\n403"))
+        // A wrong secret (the last character changed) and a token that is not a key.
+        let wrong = String(secret.dropLast()) + (secret.hasSuffix("A") ? "B" : "A")
+        let refusedWrong = try bearer(wrong)
+        #expect(refusedWrong.output.hasSuffix("\n401") && refusedWrong.output.contains("not valid"), "\(refusedWrong.output)")
+        #expect(try bearer("eyJhbGciOiJub25lIn0.e30.").output.hasSuffix("\n401"))
+        // A remote caller, even with admin's key, cannot make keys.
+        let admin = try keys(["create", "--name", "ops", "--role", "admin", "--role", "invoker", "--expires", "1h"])
+        let adminSecret = admin.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let remoteCreate = try bearer(adminSecret, "/v1/keys", ["-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"name":"x","roles":["invoker"],"expiresInSeconds":60}"#])
+        #expect(remoteCreate.output.hasSuffix("\n403") && remoteCreate.output.contains("burrow keys"), "\(remoteCreate.output)")
+        // Runner is never a key's; an over-long life is refused.
+        #expect(try keys(["create", "--name", "r", "--role", "runner"]).status != 0)
+        #expect(try keys(["create", "--name", "r", "--role", "invoker", "--expires", "400d"]).stderr.contains("max_key_lifetime"))
+        // Revoked: refused from the next request on, and listed so.
+        let revoked = try keys(["revoke", id])
+        #expect(revoked.status == 0 && revoked.output.contains("revoked \(id)"), "\(revoked.output)\(revoked.stderr)")
+        #expect(try bearer(secret).output.hasSuffix("\n401"))
+        #expect(try keys(["list"]).output.contains("registry-eu"))
+        // Expired.
+        let brief = try keys(["create", "--name", "brief", "--role", "invoker", "--expires", "1s"])
+        let briefSecret = brief.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try bearer(briefSecret).output.hasSuffix("\n200"))
+        usleep(1_100_000)
+        #expect(try bearer(briefSecret).output.hasSuffix("\n401"))
+        // The audit log: what was issued and revoked, and why each key was refused (never a secret).
+        let store = try AuditStore(.init(path: directory + "/audit.db", redactor: try Redactor()), access: .read)
+        #expect(try store.events(AuditQuery(types: [.credentialIssued])).count == 3)
+        #expect(try store.events(AuditQuery(types: [.credentialRevoked])).first?.details["id"]?.stringValue == id)
+        let reasons = (try denials()["bad_credential"] ?? []).compactMap { $0.details["message"]?.stringValue }
+        for expected in ["does not match", "not an API key", "was revoked", "has expired"] {
+            #expect(reasons.contains { $0.contains(expected) }, "\(expected): \(reasons)")
+        }
+        let all = try store.events(AuditQuery()).map { $0.details.canonicalText }.joined()
+        #expect(!all.contains(String(secret.dropFirst(20))) && !all.contains(String(briefSecret.dropFirst(20))))
     }
 
     @Test("a private key others may read stops burrowd from starting, saying how to fix it")

@@ -38,7 +38,8 @@ enum FuzzTargets {
         for issue in loaded.issues { require(!issue.message.isEmpty, "an issue without a message") }
     }
 
-    /// What burrowd decodes from API bodies, strictly; a decoded registration survives a round trip.
+    /// What burrowd decodes from API bodies, strictly (and an API key token);
+    /// a decoded registration survives a round trip.
     static func apiRequest(_ bytes: [UInt8]) {
         let decoder = StrictJSONDecoder()
         if let registration = try? decoder.decode(ToolRegistration.self, from: bytes) {
@@ -51,6 +52,11 @@ enum FuzzTargets {
             _ = ExecStrings.problem(argv: invocation.arguments, what: "arguments", environment: invocation.environment.map { ($0.key, $0.value) })
         }
         _ = try? decoder.decode(ValidationRequest.self, from: bytes)
+        _ = try? decoder.decode(APIKeyRequest.self, from: bytes)
+        // The same bytes as an Authorization header's API key: what parses is exactly that shape.
+        if let token = APIKeyToken(String(decoding: bytes, as: UTF8.self)) {
+            require(Array(token.text.utf8) == bytes && token.id.utf8.count == 16 && token.secret.count == 43, "an API key token parsed from other bytes")
+        }
     }
 
     /// The MCP relay's framing: one line within the message limits; what
