@@ -4,7 +4,8 @@
 # callers would (deep nesting, huge grant lists, NUL bytes, unknown and
 # duplicate fields, HTTP garbage, slowloris, slow bodies, a connection flood
 # and an audit flood from a role-less user, MCP framing violations from either
-# side, the audit disk filling mid-run), checking each answer while root's
+# side, the audit disk filling mid-run, garbage, stalls and a handshake flood
+# on its HTTPS listener, whose certificates openssl makes), checking each answer while root's
 # health is probed; prints burrowd's descriptors and memory before, at the
 # peak and after each case, and health latency during it.
 #
@@ -35,6 +36,19 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
+# The HTTPS listener's CA, server and client certificates (EC P-256), and a free port.
+mkdir "$dir/tls"
+(
+    cd "$dir/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=abuse-ca 2>/dev/null
+    for name in server client; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $name.key -out $name.csr -subj /CN=$name 2>/dev/null
+        [ $name = server ] && echo "subjectAltName=IP:127.0.0.1" > $name.ext || echo "extendedKeyUsage=clientAuth" > $name.ext
+        openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $name.pem -days 2 -extfile $name.ext 2>/dev/null
+    done
+    chmod 600 server.key
+)
+port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$dir/burrow.toml" <<'POLICY'
 [rate_limits]
 requests_per_minute = 10000
@@ -53,6 +67,13 @@ warm_sandboxes = false
 [audit]
 denial_window = "10s"
 POLICY
+cat >> "$dir/burrow.toml" <<POLICY
+[transport.http]
+listen = ["127.0.0.1:$port"]
+tls_cert = "$dir/tls/server.pem"
+tls_key = "$dir/tls/server.key"
+client_ca = "$dir/tls/ca.pem"
+POLICY
 BURROW_PROFILE_PATH="$PWD/Profiles" "$bin/burrowd" --policy "$dir/burrow.toml" --socket "$dir/burrowd.sock" \
     --audit-db "$dir/audit/audit.db" --registry-db "$dir/registry.db" > "$dir/burrowd.log" 2>&1 &
 pid=$!
@@ -61,6 +82,7 @@ for _ in $(seq 100); do [ -S "$dir/burrowd.sock" ] && break; sleep 0.1; done
 sleep 0.5
 status=0
 /usr/bin/python3 Tests/Abuse/abuse.py --socket "$dir/burrowd.sock" --pid "$pid" --audit-dir "$dir/audit" --repo "$PWD" \
+    --https-port "$port" --tls-dir "$dir/tls" \
     ${report:+--report "$report"} "${cases[@]}" || status=$?
 if ! kill -0 "$pid" 2>/dev/null; then
     echo "abuse.sh: burrowd died during the abuse" >&2

@@ -21,6 +21,16 @@ package enum SHA256 {
     package static func label(_ bytes: some Collection<UInt8>) -> String { "sha256:" + Hex.encode(hash(bytes)) }
 }
 
+/// HMAC-SHA256 (RFC 2104) over `SHA256`: signed requests to burrowd.
+package enum HMACSHA256 {
+    package static func mac(key: [UInt8], _ message: some Collection<UInt8>) -> [UInt8] {
+        var block = key.count > 64 ? SHA256.hash(key) : key
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        let inner = SHA256.hash(block.map { $0 ^ 0x36 } + Array(message))
+        return SHA256.hash(block.map { $0 ^ 0x5c } + inner)
+    }
+}
+
 /// Comparison of secrets (their digests) whose time does not depend on
 /// where they differ: libcrypto's CRYPTO_memcmp.
 package enum ConstantTime {

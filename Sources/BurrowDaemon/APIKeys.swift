@@ -11,6 +11,10 @@ import FoundationEssentials
 /// with the key's roles, its expiry and its revocation, in the registry
 /// database. Managed by local admins only (`burrow keys`): a key never
 /// makes another key.
+///
+/// A key also signs requests (`RequestSigning`) without its secret ever
+/// travelling: its signing key is HMAC-SHA256(secret, "burrow-request-signing-v1"),
+/// which burrowd must keep as it is (a symmetric key), unlike the secret.
 package struct APIKeys: Sendable {
     let store: RegistryStore
 
@@ -40,10 +44,18 @@ package struct APIKeys: Sendable {
         guard let key = try store.key(presented.id) else { throw Refusal.unknown(presented.id) }
         // Compared before anything else about the key is told.
         guard ConstantTime.equal(SHA256.hash(presented.secret), key.digest) else { throw Refusal.wrongSecret(presented.id) }
-        if key.revokedAt != nil { throw Refusal.revoked(presented.id) }
-        if key.expiresAt <= now { throw Refusal.expired(presented.id) }
+        try Self.current(key, now: now)
         return key
     }
+
+    /// Refuses a revoked or expired key.
+    static func current(_ key: RegistryStore.StoredKey, now: Int64) throws(Refusal) {
+        if key.revokedAt != nil { throw Refusal.revoked(key.id) }
+        if key.expiresAt <= now { throw Refusal.expired(key.id) }
+    }
+
+    /// The key a caller holding `secret` (the base64url text after `bk_<id>_`) signs requests with.
+    package static func signingKey(secret: [UInt8]) -> [UInt8] { HMACSHA256.mac(key: secret, Array("burrow-request-signing-v1".utf8)) }
 
     /// A new key: its id and secret random, its digest stored durably.
     func create(name: String, roles: [String], lifetimeSeconds: Int, createdBy: String) throws -> APIKeyCreated {
@@ -54,7 +66,7 @@ package struct APIKeys: Sendable {
         let encoded = Data(secret).base64EncodedString().replacing("+", with: "-").replacing("/", with: "_").replacing("=", with: "")
         let now = AuditClock.now()
         let key = RegistryStore.StoredKey(
-            id: id, digest: SHA256.hash(Array(encoded.utf8)), name: name, roles: roles, createdBy: createdBy, createdAt: now,
+            id: id, digest: SHA256.hash(Array(encoded.utf8)), signingKey: Self.signingKey(secret: Array(encoded.utf8)), name: name, roles: roles, createdBy: createdBy, createdAt: now,
             expiresAt: now + Int64(lifetimeSeconds) * 1_000_000, revokedAt: nil)
         try store.addKey(key)
         return APIKeyCreated(key: key.info, secret: APIKeyToken.prefix + id + "_" + encoded)
@@ -66,6 +78,8 @@ extension RegistryStore {
     package struct StoredKey: Sendable, Equatable {
         var id: String
         var digest: [UInt8]
+        /// Empty for a key made before request signing (it cannot sign).
+        var signingKey: [UInt8]
         var name: String
         var roles: [String]
         var createdBy: String
@@ -83,20 +97,24 @@ extension RegistryStore {
     func addKey(_ key: StoredKey) throws(Failure) {
         try durably { db throws(SQLiteError) in
             let stmt = try db.cached(
-                "INSERT INTO api_keys(id, digest, name, roles, created_by, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)")
+                """
+                INSERT INTO api_keys(id, digest, signing_key, name, roles, created_by, created_at, expires_at, revoked_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)
+                """)
             stmt.bind(1, key.id)
             stmt.bind(2, Hex.encode(key.digest))
-            stmt.bind(3, key.name)
-            stmt.bind(4, key.roles.joined(separator: ","))
-            stmt.bind(5, key.createdBy)
-            stmt.bind(6, key.createdAt)
-            stmt.bind(7, key.expiresAt)
+            stmt.bind(3, Hex.encode(key.signingKey))
+            stmt.bind(4, key.name)
+            stmt.bind(5, key.roles.joined(separator: ","))
+            stmt.bind(6, key.createdBy)
+            stmt.bind(7, key.createdAt)
+            stmt.bind(8, key.expiresAt)
             defer { stmt.reset() }
             try stmt.step()
         }
     }
 
-    private static let keyColumns = "id, digest, name, roles, created_by, created_at, expires_at, revoked_at"
+    private static let keyColumns = "id, digest, signing_key, name, roles, created_by, created_at, expires_at, revoked_at"
 
     private func keyRows(_ sql: String, bind: (SQLiteConnection<SQLiteError>.Statement) -> Void) throws(Failure) -> [StoredKey] {
         try withDatabase { db throws(SQLiteError) in
@@ -107,9 +125,9 @@ extension RegistryStore {
             while try stmt.step() {
                 out.append(
                     StoredKey(
-                        id: stmt.text(0) ?? "", digest: Hex.decode(stmt.text(1) ?? "") ?? [], name: stmt.text(2) ?? "",
-                        roles: (stmt.text(3) ?? "").split(separator: ",").map(String.init), createdBy: stmt.text(4) ?? "", createdAt: stmt.int64(5),
-                        expiresAt: stmt.int64(6), revokedAt: stmt.isNull(7) ? nil : stmt.int64(7)))
+                        id: stmt.text(0) ?? "", digest: Hex.decode(stmt.text(1) ?? "") ?? [], signingKey: Hex.decode(stmt.text(2) ?? "") ?? [],
+                        name: stmt.text(3) ?? "", roles: (stmt.text(4) ?? "").split(separator: ",").map(String.init), createdBy: stmt.text(5) ?? "",
+                        createdAt: stmt.int64(6), expiresAt: stmt.int64(7), revokedAt: stmt.isNull(8) ? nil : stmt.int64(8)))
             }
             return out
         }

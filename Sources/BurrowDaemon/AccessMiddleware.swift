@@ -50,11 +50,11 @@ struct AccessMiddleware: RouterMiddleware {
     private func admit(
         _ request: Request, context: DaemonContext, cors: inout HTTPFields, next: (Request, DaemonContext) async throws -> Response
     ) async throws -> Response {
-        var context = context
+        var (request, context) = (request, context)
         guard let channel = context.channel, var identity = try await lookup(channel) else { throw DaemonError.unauthenticated }
         if let authentication, let connection = identity.remote {
             do {
-                identity.remote = try authentication.authenticate(request, connection: connection)
+                identity.remote = try await authentication.authenticate(&request, connection: connection)
             } catch {
                 await denials.record(
                     caller: .remote(.init(address: connection.address)), tool: "burrowd",

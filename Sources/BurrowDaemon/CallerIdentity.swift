@@ -22,6 +22,8 @@ package struct CallerIdentity: Sendable, Equatable {
     package enum Method: String, Sendable {
         case mtls
         case apiKey = "api_key"
+        /// A request signed with an API key's signing key (`RequestSigning`).
+        case signedKey = "signed_key"
     }
 
     /// A remote caller: its principal (`cert:NAME`) and how it was

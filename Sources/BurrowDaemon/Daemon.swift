@@ -36,6 +36,8 @@ package struct Daemon: Sendable {
     let sessions: MCPSessions
     let connectionLimiter: ConnectionLimiter
     let keys: APIKeys
+    /// The HTTPS listeners' (one nonce memory for all of them).
+    let authentication: RemoteAuthentication
     let startedAt = AuditClock.now()
 
     package init(
@@ -57,6 +59,7 @@ package struct Daemon: Sendable {
             front: Invocations(planner: planner, audit: audit), registry: registry, metrics: metrics, admission: admission, denials: denials)
         sessions = MCPSessions(invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)))
         keys = APIKeys(store: registry)
+        authentication = RemoteAuthentication(policy.auth, keys: keys, maxBody: Int(clamping: policy.daemon.maxRequestBytes.bytes))
         connectionLimiter = ConnectionLimiter(
             .init(total: policy.daemon.maxConnections, perUser: policy.daemon.maxConnectionsPerUser, reserve: policy.daemon.adminConnectionReserve))
     }
@@ -70,7 +73,7 @@ package struct Daemon: Sendable {
             middleware: AccessMiddleware(
                 access: access, lookup: remote ? CallerIdentity.certificate : CallerIdentity.socket(lookup),
                 origins: remote ? OriginPolicy(policy.transport.http) : .none, denials: denials,
-                authentication: remote ? RemoteAuthentication(methods: policy.auth.methods, keys: keys) : nil))
+                authentication: remote ? authentication : nil))
         let v1 = router.group("v1")
         let api = API(daemon: self)
 
@@ -149,7 +152,7 @@ package struct Daemon: Sendable {
         return HTTPServerBuilder { responder in
             HTTPSChannel(
                 guarded: GuardedHTTP1Channel(base: HTTP1Channel(responder: responder, configuration: configuration), limiter: limiter, privileged: { _ in false }),
-                context: context, suites: suites, refused: refused)
+                context: context, suites: suites, deadline: .milliseconds(Int64(d.headerTimeout.milliseconds)), refused: refused)
         }
     }
 

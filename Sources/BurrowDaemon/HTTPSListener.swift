@@ -34,6 +34,9 @@ enum HTTPSListener {
             var c = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
             c.minimumTLSVersion = .tlsv13
             c.maximumTLSVersion = .tlsv13
+            // A closing connection waits this long for the peer's close_notify (NIOSSL's default, 5 s,
+            // would keep a stalled or timed-out connection's descriptor 5 s past [daemon] header_timeout).
+            c.shutdownTimeout = .seconds(1)
             switch h.clientAuth {
             case .require: c.certificateVerification = .noHostnameVerification
             case .optional: c.certificateVerification = .optionalVerification
@@ -120,18 +123,20 @@ struct HTTPSChannel: ServerChildChannel {
     let guarded: GuardedHTTP1Channel
     let context: TLSContextBox
     let suites: Set<UInt16>
+    /// The longest a handshake may take ([daemon] header_timeout).
+    let deadline: TimeAmount
     /// A handshake refused (address, why): audited by the daemon.
     let refused: @Sendable (String, String) -> Void
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let (context, suites, guarded, refused) = (context.current, suites, guarded, refused)
+        let (context, suites, guarded, refused, deadline) = (context.current, suites, guarded, refused, deadline)
         let address = channel.remoteAddress?.ipAddress ?? "unknown"
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
                 ServerHelloCheck(allowed: suites) { refused(address, $0) },
                 position: .first)
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-            try channel.pipeline.syncOperations.addHandler(HandshakeWatch { refused(address, $0) })
+            try channel.pipeline.syncOperations.addHandler(HandshakeWatch(deadline: deadline) { refused(address, $0) })
         }.flatMap { guarded.setup(channel: channel, logger: logger, afterTLS: true) }
     }
 
@@ -140,17 +145,39 @@ struct HTTPSChannel: ServerChildChannel {
 
 /// Reports a TLS handshake that failed: no client certificate, another
 /// CA's, an expired one, TLS 1.2, no shared suite. (A client that hung up
-/// mid-handshake is not reported: that refuses nothing.)
+/// mid-handshake is not reported: that refuses nothing.) A handshake not
+/// done within `deadline` ([daemon] header_timeout) is cut: the socket is
+/// closed beneath TLS, which would otherwise wait for the peer to close.
 final class HandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
     private let report: (String) -> Void
+    private let deadline: TimeAmount
     private var done = false
+    private var timer: Scheduled<Void>?
 
-    init(report: @escaping (String) -> Void) { self.report = report }
+    init(deadline: TimeAmount, report: @escaping (String) -> Void) {
+        self.deadline = deadline
+        self.report = report
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: deadline) { [self] in
+            guard !done else { return }
+            done = true
+            // From the first handler: nearer the socket than TLS.
+            (try? pipeline.syncOperations.context(handlerType: ServerHelloCheck.self))?.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { timer?.cancel() }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event { done = true }
+        if case TLSUserEvent.handshakeCompleted = event {
+            done = true
+            timer?.cancel()
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

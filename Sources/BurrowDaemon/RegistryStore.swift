@@ -17,7 +17,7 @@ package final class RegistryStore: Sendable {
     package let path: String
     private let connection: Mutex<SQLiteConnection<SQLiteError>>
 
-    static let schemaVersion = 2
+    static let schemaVersion = 3
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
@@ -71,6 +71,12 @@ package final class RegistryStore: Sendable {
                             created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER);
                         PRAGMA user_version = 2;
                         """)
+                }
+            }
+            if version < 3 {
+                // Request signing: a key made before has none (NULL), and cannot sign.
+                try db.transaction { () throws(SQLiteError) in
+                    try db.execute("ALTER TABLE api_keys ADD COLUMN signing_key TEXT; PRAGMA user_version = 3;")
                 }
             }
         } catch {

@@ -1,15 +1,28 @@
 import BurrowAPI
 import BurrowProfile
+import HTTPTypes
 import Hummingbird
 
 /// Who a request on the HTTPS listener comes from, by the methods `[auth]`
-/// accepts: an `Authorization` header, when there is one, names the caller
-/// (and must be valid: a bad one is never passed over for the certificate);
-/// without one, the verified client certificate does when "mtls" is
-/// accepted. Anything else is anonymous (no role, 401).
+/// accepts: a signature (`RequestSigning`), or else an `Authorization`
+/// header, when there is one, names the caller (and must be valid: a bad
+/// one is never passed over for the certificate); without either, the
+/// verified client certificate does when "mtls" is accepted (and signing
+/// is not required). Anything else is anonymous (no role, 401).
 struct RemoteAuthentication: Sendable {
     let methods: [HostPolicy.Auth.Method]
     let keys: APIKeys
+    /// Nil unless API keys are accepted (they are what signs).
+    let signing: RequestSigning?
+    /// The largest body a signed request may have (it is read to be checked).
+    let maxBody: Int
+
+    init(_ auth: HostPolicy.Auth, keys: APIKeys, maxBody: Int) {
+        methods = auth.methods
+        self.keys = keys
+        signing = auth.methods.contains(.apiKey) ? RequestSigning(auth.signing, keys: keys) : nil
+        self.maxBody = maxBody
+    }
 
     /// A refusal: what the audit row says, and what the caller is told.
     struct Refused: Error {
@@ -26,7 +39,15 @@ struct RemoteAuthentication: Sendable {
         return "no credential: present " + ways.joined(separator: ", or ")
     }
 
-    func authenticate(_ request: Request, connection: CallerIdentity.Remote) throws(Refused) -> CallerIdentity.Remote {
+    func authenticate(_ request: inout Request, connection: CallerIdentity.Remote) async throws(Refused) -> CallerIdentity.Remote {
+        if let name = HTTPField.Name(RequestSigning.Header.signature), request.headers[name] != nil {
+            return try await signed(&request, connection: connection)
+        }
+        if signing?.policy.required == true {
+            throw Refused(
+                audit: "an unsigned request ([auth.signing] required)",
+                message: "requests must be signed ([auth.signing] required): Burrow-Key, Burrow-Timestamp, Burrow-Nonce and Burrow-Signature")
+        }
         let given = request.headers[values: .authorization]
         guard let header = given.first else {
             guard methods.contains(.mtls), connection.principal != nil else { return CallerIdentity.Remote(address: connection.address) }
@@ -49,6 +70,41 @@ struct RemoteAuthentication: Sendable {
             throw Refused(audit: refusal.message, message: "the API key is not valid (unknown, expired or revoked)")
         } catch {
             throw Refused(audit: "the key store: \(error)", message: "API keys cannot be checked now; retry later", code: .registryUnavailable)
+        }
+    }
+
+    /// A signed request: its body read (within max_request_size) to be
+    /// checked, and left for the handler.
+    private func signed(_ request: inout Request, connection: CallerIdentity.Remote) async throws(Refused) -> CallerIdentity.Remote {
+        guard let signing else {
+            throw Refused(audit: "a signed request, which [auth] methods does not accept (no api_key)", message: "this listener does not accept signed requests ([auth] methods)")
+        }
+        func header(_ name: String) -> String? {
+            guard let field = HTTPField.Name(name) else { return nil }
+            let values = request.headers[values: field]
+            return values.count == 1 ? values[0] : nil
+        }
+        guard let id = header(RequestSigning.Header.key), let timestamp = header(RequestSigning.Header.timestamp), let nonce = header(RequestSigning.Header.nonce),
+            let signature = header(RequestSigning.Header.signature)
+        else {
+            throw Refused(
+                audit: "a signed request without exactly one of each Burrow- header", message: "a signed request needs one each of Burrow-Key, Burrow-Timestamp, Burrow-Nonce and Burrow-Signature")
+        }
+        let body: [UInt8]
+        do {
+            body = Array(try await request.collectBody(upTo: maxBody).readableBytesView)
+        } catch {
+            throw Refused(audit: "a signed request whose body was too large or cut short", message: "the body did not arrive whole within [daemon] max_request_size", code: .requestTooLarge)
+        }
+        do {
+            let key = try signing.verify(
+                key: id, timestamp: timestamp, nonce: nonce, signature: signature, method: request.method.rawValue, target: request.uri.description, body: body)
+            return CallerIdentity.Remote(
+                principal: HostPolicy.Daemon.Principal.key(key.id).description, method: .signedKey, address: connection.address,
+                scopes: Set(key.roles.compactMap(Role.init(rawValue:))))
+        } catch {
+            if error == .busy { throw Refused(audit: error.message, message: "burrowd cannot take more signed requests now; retry in a moment", code: .serverBusy) }
+            throw Refused(audit: error.message, message: "the request signature is not valid (its key, time, nonce or signature)")
         }
     }
 }

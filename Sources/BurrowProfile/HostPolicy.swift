@@ -169,9 +169,24 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             case jwt
         }
 
+        /// Signed requests (`[auth.signing]`): HMAC-SHA256 with an API key's
+        /// signing key over the method, path, timestamp, nonce and body, each
+        /// nonce accepted once.
+        package struct Signing: Sendable, Equatable, Codable {
+            /// Every remote request must be signed (a bare bearer key or a
+            /// certificate alone is refused).
+            package var required = false
+            /// How far a request's timestamp may be from burrowd's clock.
+            package var maxSkew = Seconds.seconds(300)
+            /// Nonces remembered (for twice `max_skew`); when that many are
+            /// live, signed requests are refused (503) rather than any forgotten.
+            package var maxNonces = 100_000
+        }
+
         package var methods: [Method] = [.mtls]
         /// The longest an API key may live (`burrow keys create --expires`).
         package var maxKeyLifetime = Seconds.seconds(366 * 86400)
+        package var signing = Signing()
     }
 
     /// Burrow's own section: ceilings for what unprivileged callers run
@@ -585,7 +600,18 @@ extension HostPolicy {
                 policy.auth.methods = methods
             }
             if let v = t.duration("max_key_lifetime") { policy.auth.maxKeyLifetime = v }
+            if var signing = t.table("signing") {
+                if let v = signing.bool("required") { policy.auth.signing.required = v }
+                if let v = signing.duration("max_skew") {
+                    if v.milliseconds <= 900_000 { policy.auth.signing.maxSkew = v } else { signing.log.error(signing.keyPath("max_skew"), "at most 15m: nonces are kept twice as long") }
+                }
+                if let v = signing.positive("max_nonces") { policy.auth.signing.maxNonces = v }
+                signing.finish()
+            }
             t.finish()
+            if policy.auth.signing.required && !policy.auth.methods.contains(.apiKey) {
+                log.error("auth.signing", "required = true needs \"api_key\" in [auth] methods: requests are signed with an API key's signing key")
+            }
         }
         if var t = root.table("mcp") {
             if let v = t.string("approval_key") {

@@ -11,7 +11,7 @@ read before, at their peak during, and after each case.
 The audit log lives in --audit-dir, a small tmpfs the disk-full case fills.
 Prints one line per case and a JSON report; exit 0 when every check held.
 """
-import argparse, json, os, socket, statistics, struct, sys, threading, time
+import argparse, json, os, socket, ssl, statistics, struct, sys, threading, time
 
 NOBODY = 65534
 FAILURES = []
@@ -217,6 +217,35 @@ def run_case(name, fn):
     print(f"   health p50 {h['p50ms']} ms, p99 {h['p99ms']} ms, max {h['maxms']} ms over {h['probes']} probes; "
           f"fds {before['fds']}/{probe.peak['fds']}/{after['fds']}, RSS {before['rssKiB']}/{probe.peak['rssKiB']}/{after['rssKiB']} KiB "
           f"(before/peak/after) {detail}", flush=True)
+
+
+# ---------------------------------------------------------------- the HTTPS listener
+
+def tls_context(cert=True):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(os.path.join(ARGS.tls_dir, "ca.pem"))
+    if cert:
+        ctx.load_cert_chain(os.path.join(ARGS.tls_dir, "client.pem"), os.path.join(ARGS.tls_dir, "client.key"))
+    return ctx
+
+
+def tcp():
+    return socket.create_connection(("127.0.0.1", ARGS.https_port), timeout=10)
+
+
+def closed_within(s, seconds):
+    """Seconds until the peer closed the connection (reading whatever it sends), or None."""
+    s.settimeout(seconds)
+    t = time.monotonic()
+    try:
+        while s.recv(65536):
+            pass
+        return round(time.monotonic() - t, 2)
+    except (socket.timeout, TimeoutError):
+        return None
+    except OSError:
+        return round(time.monotonic() - t, 2)
 
 
 # ---------------------------------------------------------------- the cases
@@ -681,6 +710,67 @@ def session_socket():
     return {"cases": len(out)}
 
 
+@case("tls-abuse")
+def tls_abuse():
+    if not ARGS.https_port:
+        return {"skipped": "no HTTPS listener"}
+    seen = {}
+    # Plain HTTP, random bytes and a TLS 1.2 ClientHello to the TLS port: closed, never answered in HTTP.
+    hello12 = bytes.fromhex("160301002d010000290303") + os.urandom(32) + bytes.fromhex("000002c02f0100")
+    for name, data in {"plain HTTP": b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", "random bytes": os.urandom(4096), "TLS 1.2 hello": hello12}.items():
+        s = tcp()
+        s.sendall(data)
+        took = closed_within(s, 5)
+        s.close()
+        seen[name] = took
+        check(took is not None, f"{name}: the TLS port kept the connection open")
+    # Stalled handshakes: silent and half-sent; each closed by header_timeout (2 s) and the TLS close (1 s).
+    stalled = [tcp() for _ in range(30)]
+    for n, s in enumerate(stalled):
+        if n % 2:
+            s.sendall(hello12[:20])
+    times = [closed_within(s, 8) for s in stalled]
+    for s in stalled:
+        s.close()
+    seen["stalled closed"] = sum(t is not None for t in times)
+    check(all(t is not None and t < 4.5 for t in times), f"stalled TLS handshakes lived on: {times}")
+    seen["stalled seconds"] = max(t if t is not None else 99 for t in times)
+    # A handshake flood without a client certificate, 8 threads: every one refused.
+    results = {"refused": 0, "accepted": 0}
+    lock = threading.Lock()
+
+    def flood():
+        ctx = tls_context(cert=False)
+        for _ in range(25):
+            try:
+                with ctx.wrap_socket(tcp(), server_hostname="127.0.0.1") as t:
+                    t.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                    got = t.recv(100)
+                key = "accepted" if got.startswith(b"HTTP/1.1 200") else "refused"
+            except (ssl.SSLError, OSError):
+                key = "refused"
+            with lock:
+                results[key] += 1
+    threads = [threading.Thread(target=flood) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seen["flood"] = results
+    check(results["accepted"] == 0 and results["refused"] == 200, f"handshakes without a certificate: {results}")
+    # Still serving a real client, and the refusals aggregated: a few rows, not two hundred.
+    with tls_context().wrap_socket(tcp(), server_hostname="127.0.0.1") as t:
+        t.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := t.recv(65536):
+            answer += chunk
+    check(answer.startswith(b"HTTP/1.1 200") and b'"cert:client"' in answer, f"a client with a certificate after the abuse: {answer[:200]}")
+    rows = [e for e in audit("burrowd", "&type=PermissionDenied") if e.get("details", {}).get("reason") == "tls_handshake_failed"]
+    seen["audit rows"] = len(rows)
+    check(0 < len(rows) <= 10, f"{len(rows)} tls_handshake_failed rows for the flood (aggregated per address and window)")
+    return seen
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser()
@@ -689,6 +779,8 @@ def main():
     p.add_argument("--audit-dir", required=True)
     p.add_argument("--repo", required=True)
     p.add_argument("--report")
+    p.add_argument("--https-port", type=int, default=0)
+    p.add_argument("--tls-dir")
     p.add_argument("cases", nargs="*")
     ARGS = p.parse_args()
     for name, fn in CASES:

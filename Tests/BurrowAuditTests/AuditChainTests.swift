@@ -26,6 +26,18 @@ struct AuditChainTests {
         #expect(Hex.encode(SHA256.hash([UInt8](repeating: 0x61, count: 1_000_000))) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
+    @Test("HMAC-SHA256 gives RFC 4231's answers (a key shorter than, and one longer than, a block); digests compare equal only when equal")
+    func hmacKnownAnswers() {
+        #expect(Hex.encode(HMACSHA256.mac(key: [UInt8](repeating: 0x0b, count: 20), Array("Hi There".utf8))) == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        #expect(Hex.encode(HMACSHA256.mac(key: Array("Jefe".utf8), Array("what do ya want for nothing?".utf8))) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        let long = Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)
+        #expect(Hex.encode(HMACSHA256.mac(key: [UInt8](repeating: 0xaa, count: 131), long)) == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+        let a = SHA256.hash(Array("a".utf8))
+        var b = a
+        b[31] ^= 1
+        #expect(ConstantTime.equal(a, a) && !ConstantTime.equal(a, b) && !ConstantTime.equal(a, Array(a.prefix(31))) && ConstantTime.equal([], []))
+    }
+
     @Test("an edited row is the first broken link")
     func edited() throws {
         let (store, raw) = try tamperableLog()

@@ -7,7 +7,7 @@ import Testing
 /// abuse, and burrowd's descriptors and memory return to their baseline.
 @Suite(
     "burrowd abuse suite (live)", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock),
-    .requires(.cgroupLimits), .requires(.installed("/usr/bin/python3")), .timeLimit(.minutes(5)))
+    .requires(.cgroupLimits), .requires(.installed("/usr/bin/python3")), .requires(.installed("/usr/bin/openssl")), .timeLimit(.minutes(5)))
 struct DaemonAbuseTests {
     @Test("hostile callers cannot crash, stall or flood burrowd")
     func abuse() throws {
@@ -19,7 +19,7 @@ struct DaemonAbuseTests {
         print(result.output)
         #expect(result.status == 0, "\(result.output)\n\(result.stderr)")
         let cases = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [[String: Any]])
-        #expect(cases.count == 12, "\(cases.map { $0["case"] ?? "" })")
+        #expect(cases.count == 13, "\(cases.map { $0["case"] ?? "" })")
         #expect(cases.allSatisfy { $0["passed"] as? Bool == true })
     }
 }

@@ -37,7 +37,7 @@ struct DaemonSocketTests {
         let policy = directory + "/burrow.toml"
         // nobody (65534) may read the audit log; uid 1 (daemon) has no role but may connect (group nogroup).
         try "[daemon]\nsocket_group = \"nogroup\"\nauditors = [\"uid:65534\"]\ninvokers = []\n".write(toFile: policy, atomically: true, encoding: .utf8)
-        let daemon = try Subprocess.start([Subprocess.burrowd, "--policy", policy, "--socket", socket, "--audit-db", directory + "/audit.db"])
+        let daemon = try Subprocess.start([Subprocess.burrowd, "--policy", policy, "--socket", socket, "--audit-db", directory + "/audit.db", "--registry-db", directory + "/registry.db"])
         var stopped = false
         defer { if !stopped { kill(daemon.pid, SIGKILL) } }
         for _ in 0..<100 where access(socket, F_OK) != 0 { usleep(50_000) }

@@ -103,7 +103,10 @@ struct HTTPSListenerTests {
         allowed_origins = ["https://app.example"]
         \(extra)
         """.write(toFile: policy, atomically: true, encoding: .utf8)
-        return try Subprocess.start([Subprocess.burrowd, "--policy", policy, "--socket", directory + "/burrowd.sock", "--audit-db", directory + "/audit.db"])
+        return try Subprocess.start([
+            Subprocess.burrowd, "--policy", policy, "--socket", directory + "/burrowd.sock", "--audit-db", directory + "/audit.db",
+            "--registry-db", directory + "/registry.db",
+        ])
     }
 
     func waitForPort(_ port: Int) {
@@ -345,6 +348,73 @@ struct HTTPSListenerTests {
         }
         let all = try store.events(AuditQuery()).map { $0.details.canonicalText }.joined()
         #expect(!all.contains(String(secret.dropFirst(20))) && !all.contains(String(briefSecret.dropFirst(20))))
+    }
+
+    @Test(
+        "signed requests (signed with python's hmac, independently): accepted once; a replayed nonce, a skewed timestamp, a changed body, an unsigned request when signing is required are 401 and audited; a full nonce memory is 503, never a forgotten nonce"
+    )
+    func signedRequests() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try certificates()
+        let port = try freePort()
+        let daemon = try startDaemon(
+            port: port, clientAuth: "optional", extra: "[auth]\nmethods = [\"mtls\", \"api_key\"]\n[auth.signing]\nrequired = true\nmax_nonces = 3")
+        defer {
+            kill(daemon.pid, SIGTERM)
+            _ = try? daemon.finish()
+        }
+        waitForPort(port)
+        let made = try Subprocess.run(
+            [Subprocess.burrow, "keys", "create", "--name", "signer", "--role", "invoker", "--expires", "1h", "--socket", directory + "/burrowd.sock"], directory: directory)
+        try #require(made.status == 0, "\(made.stderr)")
+        let token = made.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let id = String(token.dropFirst(3).prefix(16))
+        try """
+        import hashlib, hmac, sys
+        token, method, target, body, ts, nonce = sys.argv[1:7]
+        key = hmac.new(token[20:].encode(), b"burrow-request-signing-v1", hashlib.sha256).digest()
+        text = f"{method}\\n{target}\\n{ts}\\n{nonce}\\n{hashlib.sha256(body.encode()).hexdigest()}\\n".encode()
+        print(hmac.new(key, text, hashlib.sha256).hexdigest())
+        """.write(toFile: directory + "/sign.py", atomically: true, encoding: .utf8)
+        var counter = 0
+        /// curl with the four headers: signed over `signedBody`, sending `body`.
+        func signed(
+            _ method: String, _ target: String, body: String = "", signedBody: String? = nil, timestamp: Int? = nil, nonce: String? = nil
+        ) throws -> (Subprocess.Result, [String]) {
+            counter += 1
+            let ts = String(timestamp ?? Int(Date().timeIntervalSince1970))
+            let n = nonce ?? "nonce-\(counter)-abcdefghijklmnop"
+            let mac = try Subprocess.run(["/usr/bin/python3", "sign.py", token, method, target, signedBody ?? body, ts, n], directory: directory)
+            let headers = ["Burrow-Key: \(id)", "Burrow-Timestamp: \(ts)", "Burrow-Nonce: \(n)", "Burrow-Signature: \(mac.output.trimmingCharacters(in: .whitespacesAndNewlines))"]
+            var extra = headers.flatMap { ["-H", $0] } + ["-X", method]
+            if !body.isEmpty { extra += ["-H", "Content-Type: application/json", "--data-binary", body] }
+            return (try curl(port, extra, path: target), headers)
+        }
+        // Unsigned: refused, even with a valid key.
+        let unsigned = try curl(port, ["-H", "Authorization: Bearer \(token)"], path: "/v1/tools")
+        #expect(unsigned.output.hasSuffix("\n401") && unsigned.output.contains("must be signed"), "\(unsigned.output)")
+        // Signed, with a query: accepted as key:<id>.
+        let (listed, headers) = try signed("GET", "/v1/tools?status=active")
+        #expect(listed.output.hasSuffix("\n200"), "\(listed.output)")
+        let (health, _) = try signed("GET", "/v1/health")
+        #expect(health.output.contains("\"principal\":\"key:\(id)\"") && health.output.contains("signed_key"), "\(health.output)")
+        // The same request again: a replay.
+        let replay = try curl(port, headers.flatMap { ["-H", $0] }, path: "/v1/tools?status=active")
+        #expect(replay.output.hasSuffix("\n401"), "\(replay.output)")
+        // Ten minutes off; a body changed after signing; a signature for another path.
+        #expect(try signed("GET", "/v1/tools", timestamp: Int(Date().timeIntervalSince1970) - 600).0.output.hasSuffix("\n401"))
+        let profile = #"{"profile":"[tool]\nid = \"x\"\nname = \"x\"\nversion = \"1\"\n"}"#
+        #expect(try signed("POST", "/v1/security/validate", body: profile, signedBody: "{}").0.output.hasSuffix("\n401"))
+        // Signed whole: the body, read to be checked, still reaches the handler.
+        let validated = try signed("POST", "/v1/security/validate", body: profile).0
+        #expect(validated.output.hasSuffix("\n200") && validated.output.contains("findings"), "\(validated.output)")
+        // Three nonces are live (max_nonces = 3): the fourth signed request is refused, not let through by forgetting one.
+        let full = try signed("GET", "/v1/health").0
+        #expect(full.output.hasSuffix("\n503"), "\(full.output)")
+        let reasons = (try denials()["bad_credential"] ?? []).compactMap { $0.details["message"]?.stringValue }
+        for expected in ["unsigned request", "replayed request", "from burrowd's clock", "signature does not match", "nonce is still live"] {
+            #expect(reasons.contains { $0.contains(expected) }, "\(expected): \(reasons)")
+        }
     }
 
     @Test("a private key others may read stops burrowd from starting, saying how to fix it")

@@ -173,7 +173,7 @@ final class SessionClientTests: SessionFixture {
         }
         // burrowd itself runs in the harness's network namespace, where the test names resolve.
         let script = """
-            BURROW_PROFILE_PATH="$PROFILES" "$D" --policy "$POLICY" --socket "$S" --audit-db "$A" & d=$!
+            BURROW_PROFILE_PATH="$PROFILES" "$D" --policy "$POLICY" --socket "$S" --audit-db "$A" --registry-db "$A.registry" & d=$!
             for i in $(seq 200); do [ -S "${S%.sock}-session.sock" ] && break; sleep 0.05; done
             V=/opt/burrow/venvs/mcp-server-fetch/bin/python3
             for url in http://example.com/index.html http://other.test/index.html; do

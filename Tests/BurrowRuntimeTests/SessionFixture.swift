@@ -58,7 +58,7 @@ class SessionFixture: SandboxTesting {
     /// Starts burrowd with `policy` (TOML) added to the session settings.
     func startDaemon(_ policy: String = "") throws {
         let started = try Subprocess.start(
-            [Subprocess.burrowd, "--policy", try writePolicy(policy), "--socket", socket, "--audit-db", auditDatabase],
+            [Subprocess.burrowd, "--policy", try writePolicy(policy), "--socket", socket, "--audit-db", auditDatabase, "--registry-db", directory + "/registry.db"],
             environment: ["BURROW_PROFILE_PATH": Fixtures.profilesDirectory])
         daemon = started
         let session = directory + "/burrowd-session.sock"
