@@ -9,6 +9,11 @@
 # Prints p50, p99 and throughput with 1 and 2 concurrent clients and checks
 # issue 22's targets: round-trip p50 at most 0.75x bwrap's median, 2-client
 # throughput at least 1.25x bwrap's with 2 workers, p99 within 3x p50.
+# Then the HTTPS listener (issue 24): the same invocation over TLS 1.3 with a
+# client certificate on a keep-alive connection, alternated with the socket's
+# so both see the same host; the median of the paired differences must be at
+# most 0.3 ms; and full handshakes (connect, TLS 1.3, mTLS, GET /v1/health)
+# per second with 1 and 2 clients.
 # Exit 0 when every target is met, 1 otherwise (the numbers are printed either way).
 #
 # Usage: Scripts/bench-api.sh [runs]   (default 300 per phase; needs root)
@@ -27,6 +32,19 @@ dir=$(mktemp -d /var/tmp/burrow-bench-api.XXXXXX)
 pid=''
 cleanup() { [ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }; rm -rf "$dir"; }
 trap cleanup EXIT
+# The HTTPS listener's certificates (EC P-256): a CA, the server's, a client's named bench.
+mkdir "$dir/tls"
+(
+    cd "$dir/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
+    for name in server bench; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $name.key -out $name.csr -subj /CN=$name 2>/dev/null
+        [ $name = server ] && echo "subjectAltName=IP:127.0.0.1" >$name.ext || echo "extendedKeyUsage=clientAuth" >$name.ext
+        openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $name.pem -days 2 -extfile $name.ext 2>/dev/null
+    done
+    chmod 600 server.key
+)
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$dir/burrow.toml" <<EOF
 [rate_limits]
 requests_per_minute = 10000000
@@ -35,8 +53,14 @@ registration_attempts_per_hour = 100
 [daemon]
 socket = "$dir/burrowd.sock"
 registry = "$dir/registry.db"
+invokers = ["group:burrow", "cert:bench"]
 [audit]
 database = "$dir/audit.db"
+[transport.http]
+listen = ["127.0.0.1:$port"]
+tls_cert = "$dir/tls/server.pem"
+tls_key = "$dir/tls/server.key"
+client_ca = "$dir/tls/ca.pem"
 EOF
 # BURROW_PHASES=1: each answer carries its invocation's phase marks (a
 # Burrow-Phases header), read for the phase budget; a few clock readings each.
@@ -45,11 +69,11 @@ pid=$!
 for _ in $(seq 100); do [ -S "$dir/burrowd.sock" ] && break; sleep 0.05; done
 [ -S "$dir/burrowd.sock" ] || { cat "$dir/burrowd.log"; exit 1; }
 
-python3 - "$runs" "$dir/burrowd.sock" <<'EOF'
-import http.client, json, os, socket, statistics, subprocess, sys, threading, time
+python3 - "$runs" "$dir/burrowd.sock" "$port" "$dir/tls" <<'EOF'
+import http.client, json, os, socket, ssl, statistics, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
-runs, path = int(sys.argv[1]), sys.argv[2]
+runs, path, port, tls = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
 class UnixConnection(http.client.HTTPConnection):
     def __init__(self):
@@ -145,5 +169,51 @@ print(f"\nphase budget, 1 client ({len(budgets)} round trips; median ms since th
 for name in order:
     print(f"  {name:28}{statistics.median(steps[name]):8.3f}{len(steps[name]):6}")
 print(f"  {'whole round trip':28}{statistics.median([(m[-1][1] - m[0][1]) / 1e6 for m in budgets]):8.3f}")
+
+# HTTPS: TLS 1.3 with a client certificate (cert:bench, an invoker).
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.minimum_version = ssl.TLSVersion.TLSv1_3
+context.load_verify_locations(f"{tls}/ca.pem")
+context.load_cert_chain(f"{tls}/bench.pem", f"{tls}/bench.key")
+def https():
+    return http.client.HTTPSConnection("127.0.0.1", port, context=context)
+unix, secure = UnixConnection(), https()
+for _ in range(10):
+    invoke(unix)
+    invoke(secure)
+pairs = []
+for i in range(runs):
+    # Alternated, each first half the time: both see the same moment of the host.
+    if i % 2:
+        a = invoke(unix); b = invoke(secure)
+    else:
+        b = invoke(secure); a = invoke(unix)
+    pairs.append((a, b))
+unix_p50 = statistics.median(a for a, _ in pairs)
+https_p50 = statistics.median(b for _, b in pairs)
+added = statistics.median(b - a for a, b in pairs)
+
+def handshakes(clients):
+    per = max(1, runs // clients)
+    def worker():
+        for _ in range(per):
+            c = https()
+            c.request("GET", "/v1/health")
+            r = c.getresponse()
+            assert r.status == 200, r.status
+            r.read()
+            c.close()
+    t = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for th in threads: th.start()
+    for th in threads: th.join()
+    return per * clients / (time.perf_counter() - t)
+rate_h1, rate_h2 = handshakes(1), handshakes(2)
+print(f"\nHTTPS (TLS 1.3, mTLS, keep-alive), {runs} invocations alternated with the socket's:")
+print(f"  socket p50 {unix_p50:.2f} ms, HTTPS p50 {https_p50:.2f} ms, added (median of the pairs' differences) {added:.3f} ms")
+print(f"  full handshakes (connect, TLS 1.3 with a client certificate, GET /v1/health): {rate_h1:.0f}/s with 1 client, {rate_h2:.0f}/s with 2")
+https_check = (f"HTTPS adds {added:.3f} ms <= 0.3 ms to an invocation (p50 of paired differences)", added <= 0.3)
+print(("met     " if https_check[1] else "MISSED  ") + https_check[0])
+checks.append(https_check)
 sys.exit(0 if all(ok for _, ok in checks) or os.environ["BURROW_BENCH_SMOKE"] == "1" else 1)
 EOF

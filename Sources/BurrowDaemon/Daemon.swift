@@ -98,6 +98,9 @@ package struct Daemon: Sendable {
         v1.get("sessions/:sid/mcp") { request, context in try await api.sessionStream(request, context) }
         v1.delete("sessions/:sid/mcp") { request, context in try await api.endSession(request, context) }
         v1.delete("sessions/:sid") { request, context in try await api.endSession(request, context) }
+        v1.post("tools/:id/mcp") { request, context in try await api.mcpEndpoint(request, context) }
+        v1.get("tools/:id/mcp") { request, context in try await api.mcpEndpoint(request, context) }
+        v1.delete("tools/:id/mcp") { request, context in try await api.mcpEndpoint(request, context) }
         v1.post("keys") { request, context in try await api.createKey(request, context) }
         v1.get("keys") { request, context in try await api.listKeys(request, context) }
         v1.delete("keys/:kid") { request, context in try await api.revokeKey(request, context) }

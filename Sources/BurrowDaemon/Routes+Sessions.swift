@@ -1,8 +1,10 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowJSON
 import BurrowPolicy
 import BurrowProfile
 import FoundationEssentials
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -29,7 +31,12 @@ extension API {
 
     /// The live session named in the path, if this caller may use it.
     private func liveSession(_ request: Request, _ context: DaemonContext, _ what: String) async throws -> MCPSession {
-        let sid = try Self.uuidParameter(context, "sid", what: "session")
+        try await liveSession(try Self.uuidParameter(context, "sid", what: "session"), request, context, what)
+    }
+
+    /// The live session `sid`, if this caller may use it: another caller's
+    /// is as absent as an ended one (404), and the attempt is recorded.
+    private func liveSession(_ sid: String, _ request: Request, _ context: DaemonContext, _ what: String) async throws -> MCPSession {
         let identity = context.identity
         let notFound = DaemonError(.sessionNotFound, "no live MCP session \(sid) of yours (it ended, or never was)")
         guard let session = daemon.sessions.session(sid) else { throw notFound }
@@ -44,20 +51,23 @@ extension API {
     }
 
     func sessionMessage(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        let session = try await liveSession(request, context, "using an MCP session")
+        try await forward(request, to: try await liveSession(request, context, "using an MCP session"))
+    }
+
+    /// One message to a session's server; its answer (or 202 for a
+    /// notification or a response), with the session's Mcp-Session-Id.
+    private func forward(_ request: Request, to session: MCPSession, body given: [UInt8]? = nil) async throws -> Response {
         let limit = Int(clamping: min(daemon.policy.daemon.maxRequestBytes.bytes, UInt64(session.maxLineBytes)))
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch is NIOTooManyBytesError {
-            throw DaemonError(.requestTooLarge, "an MCP message here is at most \(limit) bytes")
-        } catch {
-            throw DaemonError(.bodyIncomplete, "the message did not arrive whole: \(error)")
+        let body: [UInt8]
+        if let given {
+            body = given
+        } else {
+            body = try await Self.message(request, limit: limit)
         }
         var headers = HTTPFields()
         // MCP Streamable HTTP's session header (a valid field name: the initializer does not fail on it).
         if let name = HTTPFields.Element.Name("Mcp-Session-Id") { headers[name] = session.id }
-        switch try await session.send(Array(buffer.readableBytesView)) {
+        switch try await session.send(body) {
         case .accepted:
             return Response(status: .accepted, headers: headers)
         case .answer(let answer):
@@ -79,5 +89,53 @@ extension API {
         let session = try await liveSession(request, context, "ending an MCP session")
         session.end("ended by the client")
         return Response(status: .noContent)
+    }
+
+    /// A message body within `limit` bytes.
+    private static func message(_ request: Request, limit: Int) async throws -> [UInt8] {
+        do {
+            return Array(try await request.body.collect(upTo: limit).readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw DaemonError(.requestTooLarge, "an MCP message here is at most \(limit) bytes")
+        } catch {
+            throw DaemonError(.bodyIncomplete, "the message did not arrive whole: \(error)")
+        }
+    }
+
+    /// `/v1/tools/{id}/mcp`: the tool as one MCP Streamable HTTP endpoint
+    /// (the `initialize` era), for MCP clients that are given a URL. An
+    /// `initialize` without `Mcp-Session-Id` starts a session of the tool
+    /// (as POST /v1/tools/{id}/sessions does) and is its first message;
+    /// later messages carry the session's id, which is bound to the caller
+    /// that started it (another gets 404). DELETE ends it; GET (a
+    /// server-to-client stream) is 405, so the client relies on answers to
+    /// its POSTs.
+    func mcpEndpoint(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        let id = try Self.toolID(context)
+        let header = HTTPField.Name("Mcp-Session-Id").flatMap { request.headers[values: $0] } ?? []
+        if request.method == .get {
+            return Response(status: .methodNotAllowed, headers: [.allow: "POST, DELETE"])
+        }
+        if let sid = header.first {
+            guard header.count == 1, sid.utf8.count == 36 else { throw DaemonError(.invalidRequest, "one Mcp-Session-Id, as burrowd gave it") }
+            let session = try await liveSession(sid.lowercased(), request, context, request.method == .delete ? "ending an MCP session" : "using an MCP session")
+            guard session.tool == id else { throw DaemonError(.sessionNotFound, "no live MCP session \(sid) of yours for \(id)") }
+            if request.method == .delete {
+                session.end("ended by the client")
+                return Response(status: .noContent)
+            }
+            return try await forward(request, to: session)
+        }
+        guard request.method == .post else { throw DaemonError(.invalidRequest, "no Mcp-Session-Id: start a session with an initialize request") }
+        try await require(.invoker, context, request, "starting an MCP session", tool: id)
+        let body = try await Self.message(request, limit: Int(clamping: min(daemon.policy.daemon.maxRequestBytes.bytes, 4 << 20)))
+        guard case .object(let fields)? = try? JSONParser.parse(body, limits: JSONLimits()), fields["method"] == .string("initialize") else {
+            // MCP: a request other than initialize without a session is 400.
+            throw DaemonError(.invalidRequest, "no Mcp-Session-Id: the first message must be an initialize request")
+        }
+        let record = try registration(id, version: nil)
+        let prepared = try await daemon.invocations.prepare(record, InvocationRequest(), caller: context.identity, session: true)
+        let session = try daemon.sessions.start(prepared)
+        return try await forward(request, to: session, body: body)
     }
 }

@@ -103,10 +103,11 @@ struct HTTPSListenerTests {
         allowed_origins = ["https://app.example"]
         \(extra)
         """.write(toFile: policy, atomically: true, encoding: .utf8)
-        return try Subprocess.start([
-            Subprocess.burrowd, "--policy", policy, "--socket", directory + "/burrowd.sock", "--audit-db", directory + "/audit.db",
-            "--registry-db", directory + "/registry.db",
-        ])
+        return try Subprocess.start(
+            [
+                Subprocess.burrowd, "--policy", policy, "--socket", directory + "/burrowd.sock", "--audit-db", directory + "/audit.db",
+                "--registry-db", directory + "/registry.db",
+            ], environment: ["BURROW_PROFILE_PATH": Fixtures.profilesDirectory])
     }
 
     func waitForPort(_ port: Int) {
@@ -415,6 +416,54 @@ struct HTTPSListenerTests {
         for expected in ["unsigned request", "replayed request", "from burrowd's clock", "signature does not match", "nonce is still live"] {
             #expect(reasons.contains { $0.contains(expected) }, "\(expected): \(reasons)")
         }
+    }
+
+    @Test(
+        "a remote MCP client (the MCP Python SDK over HTTPS with a client certificate) uses a registered server at /v1/tools/{id}/mcp, in both eras; its session is bound to its principal: another certificate gets 404"
+    )
+    func remoteMCPClient() throws {
+        for r in Requirement.sandbox { try r.check() }
+        let python = "/opt/burrow/venvs/mcp-server-time/bin/python3"
+        try Requirement.installed(python).check()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try certificates()
+        let port = try freePort()
+        let daemon = try startDaemon(port: port, extra: "[rate_limits]\nrequests_per_minute = 1000\n")
+        defer {
+            kill(daemon.pid, SIGTERM)
+            _ = try? daemon.finish()
+        }
+        waitForPort(port)
+        let registered = try Subprocess.run([
+            Subprocess.burrow, "tools", "register", "--socket", directory + "/burrowd.sock", "--profile", Fixtures.profilesDirectory + "/mcp-server-time.toml",
+            "--version", "1", "--", python, "-m", "mcp_server_time",
+        ])
+        try #require(registered.status == 0, "\(registered.stderr)")
+        let url = "https://127.0.0.1:\(port)/v1/tools/mcp-server-time/mcp"
+        for mode in ["legacy", "auto"] {
+            let r = try Subprocess.run([python, Fixtures.repositoryRoot + "/Tests/MCP/http_client.py", url, mode, "ca.pem", "registry.pem", "registry.key"], directory: directory)
+            #expect(r.output.contains("ok False") && r.output.contains("Europe/Paris"), "\(mode): \(r.output)\(r.stderr.suffix(2000))")
+            #expect(r.output.contains("expected string, got integer"), "\(mode): \(r.output)")
+            if mode == "legacy" { #expect(r.output.contains("tools ['convert_time', 'get_current_time']"), "\(r.output)") }
+        }
+        // The session id is the principal's: another certificate's request with it is as if there were none.
+        let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#
+        let json = ["-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream", "-D", "-"]
+        let started = try curl(port, ["--cert", "registry.pem", "--key", "registry.key", "-X", "POST", "--data-binary", initialize] + json, path: "/v1/tools/mcp-server-time/mcp")
+        let sid = try #require(
+            started.output.split(separator: "\r\n").first { $0.lowercased().hasPrefix("mcp-session-id:") }.map { String($0.dropFirst(15)).trimmingCharacters(in: .whitespaces) },
+            "\(started.output)")
+        let list = #"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#
+        let stranger = try curl(
+            port, ["--cert", "client.pem", "--key", "client.key", "-X", "POST", "-H", "Mcp-Session-Id: \(sid)", "--data-binary", list] + json, path: "/v1/tools/mcp-server-time/mcp")
+        #expect(stranger.output.hasSuffix("\n404"), "\(stranger.output)")
+        let owner = try curl(
+            port, ["--cert", "registry.pem", "--key", "registry.key", "-X", "POST", "-H", "Mcp-Session-Id: \(sid)", "--data-binary", list] + json,
+            path: "/v1/tools/mcp-server-time/mcp")
+        #expect(owner.output.hasSuffix("\n200") && owner.output.contains("get_current_time"), "\(owner.output)")
+        let ended = try curl(port, ["--cert", "registry.pem", "--key", "registry.key", "-X", "DELETE", "-H", "Mcp-Session-Id: \(sid)"], path: "/v1/tools/mcp-server-time/mcp")
+        #expect(ended.output.hasSuffix("\n204"), "\(ended.output)")
+        #expect(try denials()["not_session_owner"]?.first?.context.principal == "cert:client")
     }
 
     @Test("a private key others may read stops burrowd from starting, saying how to fix it")

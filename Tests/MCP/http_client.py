@@ -5,8 +5,9 @@ then with schema-invalid arguments. MODE is `legacy` (initialize) or `auto`
 DELETE, which ends the session.
 
     http_client.py SOCKET ENDPOINT MODE
+    http_client.py https://HOST:PORT/v1/tools/TOOL/mcp MODE CA CERT KEY   (over TLS, with a client certificate)
 """
-import asyncio, json, sys
+import asyncio, json, ssl, sys
 import httpx2
 from mcp import ClientSession
 from mcp.client.client import Client
@@ -32,9 +33,17 @@ async def steps(call_tool, list_tools):
 
 
 async def main():
-    socket, endpoint, mode = sys.argv[1:4]
-    http = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=socket), timeout=30)
-    transport = streamable_http_client("http://burrowd" + endpoint, http_client=http)
+    if sys.argv[1].startswith("https://"):
+        url, mode, ca, cert, key = sys.argv[1:6]
+        context = ssl.create_default_context(cafile=ca)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.load_cert_chain(cert, key)
+        http = httpx2.AsyncClient(verify=context, timeout=30)
+    else:
+        socket, endpoint, mode = sys.argv[1:4]
+        url = "http://burrowd" + endpoint
+        http = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=socket), timeout=30)
+    transport = streamable_http_client(url, http_client=http)
     if mode == "legacy":
         async with transport as (r, w):
             async with ClientSession(r, w) as s:
