@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowProfile
 import BurrowSystem
 import Dispatch
 import HTTPTypes
@@ -19,6 +20,8 @@ struct AccessMiddleware: RouterMiddleware {
     let denials: DenialLog
     /// The HTTPS listener's: how its callers may authenticate (nil on the socket).
     let authentication: RemoteAuthentication?
+    let clientLimit: HostPolicy.RateLimits.Clients?
+    let clientLimits: ClientLimits
 
     static func isControl(_ c: Unicode.Scalar) -> Bool { c.value < 0x20 || c.value == 0x7f }
 
@@ -75,6 +78,14 @@ struct AccessMiddleware: RouterMiddleware {
             }
         }
         context.roles = access.roles(of: identity)
+        // [rate_limits.clients]: every caller but root on the socket.
+        if let limit = clientLimit, identity.local?.uid != 0,
+            let retry = clientLimits.take("\(identity.key)", perMinute: limit.requestsPerMinute, burst: limit.burst)
+        {
+            let message = "this caller may send \(limit.requestsPerMinute) requests per minute, bursts of \(limit.burst) ([rate_limits.clients]); retry in \(retry) s"
+            await denials.record(caller: identity, tool: "burrowd", RefusalDetails(reason: "client_rate_limited", message: message, method: request.method.rawValue, path: request.uri.path))
+            throw DaemonError(.rateLimited, message, retryAfter: retry)
+        }
         switch origins.check(request) {
         case .noOrigin: break
         case .allowed(let headers): cors = headers

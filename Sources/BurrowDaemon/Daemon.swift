@@ -38,6 +38,8 @@ package struct Daemon: Sendable {
     let keys: APIKeys
     /// The HTTPS listeners' (one nonce memory for all of them).
     let authentication: RemoteAuthentication
+    /// `[rate_limits.clients]` and `[rate_limits.methods]`, shared by every listener.
+    let clientLimits = ClientLimits()
     let startedAt = AuditClock.now()
 
     package init(
@@ -73,7 +75,7 @@ package struct Daemon: Sendable {
             middleware: AccessMiddleware(
                 access: access, lookup: remote ? CallerIdentity.certificate : CallerIdentity.socket(lookup),
                 origins: remote ? OriginPolicy(policy.transport.http) : .none, denials: denials,
-                authentication: remote ? authentication : nil))
+                authentication: remote ? authentication : nil, clientLimit: policy.rateLimits.clients, clientLimits: clientLimits))
         let v1 = router.group("v1")
         let api = API(daemon: self)
 

@@ -51,12 +51,12 @@ extension API {
     }
 
     func sessionMessage(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        try await forward(request, to: try await liveSession(request, context, "using an MCP session"))
+        try await forward(request, context, to: try await liveSession(request, context, "using an MCP session"))
     }
 
     /// One message to a session's server; its answer (or 202 for a
     /// notification or a response), with the session's Mcp-Session-Id.
-    private func forward(_ request: Request, to session: MCPSession, body given: [UInt8]? = nil) async throws -> Response {
+    private func forward(_ request: Request, _ context: DaemonContext, to session: MCPSession, body given: [UInt8]? = nil) async throws -> Response {
         let limit = Int(clamping: min(daemon.policy.daemon.maxRequestBytes.bytes, UInt64(session.maxLineBytes)))
         let body: [UInt8]
         if let given {
@@ -64,6 +64,7 @@ extension API {
         } else {
             body = try await Self.message(request, limit: limit)
         }
+        try await limitMethod(body, request, context, tool: session.tool)
         var headers = HTTPFields()
         // MCP Streamable HTTP's session header (a valid field name: the initializer does not fail on it).
         if let name = HTTPFields.Element.Name("Mcp-Session-Id") { headers[name] = session.id }
@@ -89,6 +90,20 @@ extension API {
         let session = try await liveSession(request, context, "ending an MCP session")
         session.end("ended by the client")
         return Response(status: .noContent)
+    }
+
+    /// `[rate_limits.methods]`: a request whose method has a limit takes a
+    /// token of this caller's bucket for it (429 with Retry-After past it).
+    private func limitMethod(_ body: [UInt8], _ request: Request, _ context: DaemonContext, tool: String) async throws {
+        let limits = daemon.policy.rateLimits.methods
+        guard !limits.isEmpty, context.identity.local?.uid != 0, case .object(let fields)? = try? JSONParser.parse(body, limits: JSONLimits()),
+            case .string(let method)? = fields["method"], let perMinute = limits[method]
+        else { return }
+        guard let retry = daemon.clientLimits.take("\(context.identity.key) \(method)", perMinute: perMinute, burst: perMinute) else { return }
+        let message = "this caller may send \(perMinute) \(method) requests per minute ([rate_limits.methods]); retry in \(retry) s"
+        await daemon.denials.record(
+            caller: context.identity, tool: tool, RefusalDetails(reason: "method_rate_limited", message: message, method: request.method.rawValue, path: request.uri.path))
+        throw DaemonError(.rateLimited, message, retryAfter: retry)
     }
 
     /// A message body within `limit` bytes.
@@ -124,7 +139,7 @@ extension API {
                 session.end("ended by the client")
                 return Response(status: .noContent)
             }
-            return try await forward(request, to: session)
+            return try await forward(request, context, to: session)
         }
         guard request.method == .post else { throw DaemonError(.invalidRequest, "no Mcp-Session-Id: start a session with an initialize request") }
         try await require(.invoker, context, request, "starting an MCP session", tool: id)
@@ -136,6 +151,6 @@ extension API {
         let record = try registration(id, version: nil)
         let prepared = try await daemon.invocations.prepare(record, InvocationRequest(), caller: context.identity, session: true)
         let session = try daemon.sessions.start(prepared)
-        return try await forward(request, to: session, body: body)
+        return try await forward(request, context, to: session, body: body)
     }
 }

@@ -43,9 +43,21 @@ package struct HostPolicy: Sendable, Equatable, Codable {
     }
 
     package struct RateLimits: Sendable, Equatable, Codable {
+        /// Per caller over every API request (`[rate_limits.clients]`): a
+        /// token bucket of `requests_per_minute` holding up to `burst`.
+        /// Off unless set; root on the socket is never limited.
+        package struct Clients: Sendable, Equatable, Codable {
+            package var requestsPerMinute: Int
+            package var burst: Int
+        }
+
         package var requestsPerMinute = 60
         package var maxConcurrent = 5
         package var registrationAttemptsPerHour = 10
+        package var clients: Clients?
+        /// Per caller and MCP method (`[rate_limits.methods]`, such as
+        /// `"tools/call" = 60`): requests per minute, bursts up to a minute's worth.
+        package var methods: [String: Int] = [:]
     }
 
     /// Burrow's own section: how sandboxes are built on this host.
@@ -436,6 +448,24 @@ extension HostPolicy {
             if let v = t.positive("requests_per_minute") { policy.rateLimits.requestsPerMinute = v }
             if let v = t.positive("max_concurrent") { policy.rateLimits.maxConcurrent = v }
             if let v = t.positive("registration_attempts_per_hour") { policy.rateLimits.registrationAttemptsPerHour = v }
+            if var c = t.table("clients") {
+                let perMinute = c.positive("requests_per_minute")
+                let burst = c.positive("burst")
+                if let perMinute { policy.rateLimits.clients = .init(requestsPerMinute: perMinute, burst: burst ?? max(1, perMinute / 6)) }
+                if perMinute == nil && burst != nil { c.log.error(c.keyPath("burst"), "burst needs requests_per_minute beside it") }
+                c.finish()
+            }
+            if var m = t.table("methods") {
+                for key in m.entries.keys.sorted() {
+                    guard key.utf8.count <= 128, !key.isEmpty, key.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7f }) else {
+                        _ = m.value(key)
+                        m.log.error(m.keyPath(key), "expected an MCP method name, such as \"tools/call\"")
+                        continue
+                    }
+                    if let v = m.positive(key) { policy.rateLimits.methods[key] = v }
+                }
+                m.finish()
+            }
             t.finish()
         }
         if var t = root.table("sandbox") {

@@ -419,7 +419,7 @@ struct HTTPSListenerTests {
     }
 
     @Test(
-        "a remote MCP client (the MCP Python SDK over HTTPS with a client certificate) uses a registered server at /v1/tools/{id}/mcp, in both eras; its session is bound to its principal: another certificate gets 404"
+        "a remote MCP client (the MCP Python SDK over HTTPS with a client certificate) uses a registered server at /v1/tools/{id}/mcp (the SDK's legacy and auto modes); its session is bound to its principal: another certificate gets 404"
     )
     func remoteMCPClient() throws {
         for r in Requirement.sandbox { try r.check() }
@@ -428,7 +428,7 @@ struct HTTPSListenerTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try certificates()
         let port = try freePort()
-        let daemon = try startDaemon(port: port, extra: "[rate_limits]\nrequests_per_minute = 1000\n")
+        let daemon = try startDaemon(port: port, extra: "[rate_limits]\nrequests_per_minute = 1000\n[rate_limits.methods]\n\"tools/call\" = 4\n")
         defer {
             kill(daemon.pid, SIGTERM)
             _ = try? daemon.finish()
@@ -457,13 +457,39 @@ struct HTTPSListenerTests {
         let stranger = try curl(
             port, ["--cert", "client.pem", "--key", "client.key", "-X", "POST", "-H", "Mcp-Session-Id: \(sid)", "--data-binary", list] + json, path: "/v1/tools/mcp-server-time/mcp")
         #expect(stranger.output.hasSuffix("\n404"), "\(stranger.output)")
+        let call = #"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_current_time","arguments":{"timezone":"UTC"}}}"#
         let owner = try curl(
-            port, ["--cert", "registry.pem", "--key", "registry.key", "-X", "POST", "-H", "Mcp-Session-Id: \(sid)", "--data-binary", list] + json,
+            port, ["--cert", "registry.pem", "--key", "registry.key", "-X", "POST", "-H", "Mcp-Session-Id: \(sid)", "--data-binary", call] + json,
             path: "/v1/tools/mcp-server-time/mcp")
-        #expect(owner.output.hasSuffix("\n200") && owner.output.contains("get_current_time"), "\(owner.output)")
+        // [rate_limits.methods] "tools/call" = 4 per minute: the SDK's two runs took them.
+        #expect(owner.output.hasSuffix("\n429") && owner.output.lowercased().contains("retry-after:") && owner.output.contains("rate_limits.methods"), "\(owner.output)")
         let ended = try curl(port, ["--cert", "registry.pem", "--key", "registry.key", "-X", "DELETE", "-H", "Mcp-Session-Id: \(sid)"], path: "/v1/tools/mcp-server-time/mcp")
         #expect(ended.output.hasSuffix("\n204"), "\(ended.output)")
         #expect(try denials()["not_session_owner"]?.first?.context.principal == "cert:client")
+        #expect(try denials()["method_rate_limited"]?.first?.context.principal == "cert:registry")
+    }
+
+    @Test("[rate_limits.clients]: a remote principal past its burst gets 429 with Retry-After (audited); root on the socket is never limited")
+    func clientRateLimit() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try certificates()
+        let port = try freePort()
+        let daemon = try startDaemon(port: port, extra: "[rate_limits.clients]\nrequests_per_minute = 6\nburst = 3\n")
+        defer {
+            kill(daemon.pid, SIGTERM)
+            _ = try? daemon.finish()
+        }
+        waitForPort(port)
+        let answers = try (0..<5).map { _ in try curl(port, ["--cert", "registry.pem", "--key", "registry.key", "-D", "-"]).output }
+        #expect(answers.prefix(3).allSatisfy { $0.hasSuffix("\n200") } && answers.suffix(2).allSatisfy { $0.hasSuffix("\n429") }, "\(answers.map { $0.suffix(4) })")
+        #expect(answers.last?.lowercased().contains("retry-after: ") == true, "\(answers.last ?? "")")
+        // Another principal has a bucket of its own.
+        #expect(try curl(port, ["--cert", "client.pem", "--key", "client.key"]).output.hasSuffix("\n200"))
+        for _ in 0..<5 {
+            let root = try Subprocess.run(["/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", directory + "/burrowd.sock", "http://b/v1/health"])
+            #expect(root.output == "200")
+        }
+        #expect(try denials()["client_rate_limited"]?.first?.context.principal == "cert:registry")
     }
 
     @Test("a private key others may read stops burrowd from starting, saying how to fix it")
