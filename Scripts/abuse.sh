@@ -37,17 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # The HTTPS listener's CA, server and client certificates (EC P-256), and a free port.
-mkdir "$dir/tls"
-(
-    cd "$dir/tls"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=abuse-ca 2>/dev/null
-    for name in server client; do
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $name.key -out $name.csr -subj /CN=$name 2>/dev/null
-        [ $name = server ] && echo "subjectAltName=IP:127.0.0.1" > $name.ext || echo "extendedKeyUsage=clientAuth" > $name.ext
-        openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $name.pem -days 2 -extfile $name.ext 2>/dev/null
-    done
-    chmod 600 server.key
-)
+Scripts/tls-certs.sh "$dir/tls" client
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$dir/burrow.toml" <<'POLICY'
 [rate_limits]

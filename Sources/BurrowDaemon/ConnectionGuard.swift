@@ -40,7 +40,8 @@ final class ConnectionLimiter: Sendable {
 
     private struct State {
         var open = 0
-        var byUser: [UInt32: Int] = [:]
+        /// By uid on the socket; by address on the HTTPS listener (a TCP peer has no uid).
+        var byCaller: [CallerIdentity.Key: Int] = [:]
         var refusing = 0
         var refusedTotal = 0
     }
@@ -53,9 +54,13 @@ final class ConnectionLimiter: Sendable {
     /// Every descriptor connections can hold at once.
     var hardLimit: Int { limits.total + limits.reserve + limits.maxRefusing }
 
-    func admit(uid: UInt32, privileged: Bool) -> Decision {
+    func admit(uid: UInt32, privileged: Bool) -> Decision { admit(.uid(uid), privileged: privileged) }
+
+    func release(uid: UInt32, _ decision: Decision) { release(.uid(uid), decision) }
+
+    func admit(_ caller: CallerIdentity.Key, privileged: Bool) -> Decision {
         state.withLock { s in
-            let mine = s.byUser[uid, default: 0]
+            let mine = s.byCaller[caller, default: 0]
             var refusal: Decision?
             if privileged {
                 if s.open >= limits.total + limits.reserve {
@@ -63,13 +68,15 @@ final class ConnectionLimiter: Sendable {
                         .serverBusy, message: "burrowd has \(s.open) connections open, its limit with the admins' reserve ([daemon] max_connections + admin_connection_reserve)")
                 }
             } else if mine >= limits.perUser {
-                refusal = .refused(.tooManyConnections, message: "this caller has \(mine) connections open, the most one caller may ([daemon] max_connections_per_user)")
+                let (who, key) =
+                    if case .address = caller { ("address", "[transport.http] max_connections_per_address") } else { ("caller", "[daemon] max_connections_per_user") }
+                refusal = .refused(.tooManyConnections, message: "this \(who) has \(mine) connections open, the most one \(who) may (\(key))")
             } else if s.open >= limits.total {
                 refusal = .refused(.serverBusy, message: "burrowd has \(s.open) connections open, the most it takes ([daemon] max_connections); the rest are kept for admins")
             }
             guard let refusal else {
                 s.open += 1
-                s.byUser[uid] = mine + 1
+                s.byCaller[caller] = mine + 1
                 return .admitted
             }
             s.refusedTotal += 1
@@ -79,13 +86,13 @@ final class ConnectionLimiter: Sendable {
         }
     }
 
-    func release(uid: UInt32, _ decision: Decision) {
+    func release(_ caller: CallerIdentity.Key, _ decision: Decision) {
         state.withLock { s in
             switch decision {
             case .admitted:
                 s.open -= 1
-                let left = s.byUser[uid, default: 1] - 1
-                s.byUser[uid] = left > 0 ? left : nil
+                let left = s.byCaller[caller, default: 1] - 1
+                s.byCaller[caller] = left > 0 ? left : nil
             case .refused:
                 s.refusing -= 1
             case .dropped:
@@ -123,14 +130,15 @@ struct GuardedHTTP1Channel: ServerChildChannel {
             credential = channel.eventLoop.makeSucceededFuture(nil)
         }
         return credential.flatMap { peer -> EventLoopFuture<Value> in
-            // A caller whose credentials cannot be read gets the API's 401 from the access middleware.
-            let uid = peer?.uid ?? UInt32.max
-            let decision = limiter.admit(uid: uid, privileged: peer.map(privileged) ?? false)
+            // A caller whose credentials cannot be read gets the API's 401 from the access middleware;
+            // a TCP peer (no uid) is counted by its address.
+            let key: CallerIdentity.Key = peer.map { .uid($0.uid) } ?? channel.remoteAddress?.ipAddress.map { .address($0) } ?? .uid(.max)
+            let decision = limiter.admit(key, privileged: peer.map(privileged) ?? false)
             if decision == .dropped {
                 channel.close(promise: nil)
                 return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
             }
-            channel.closeFuture.whenComplete { _ in limiter.release(uid: uid, decision) }
+            channel.closeFuture.whenComplete { _ in limiter.release(key, decision) }
             return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
                 let guardHandler = try channel.pipeline.syncOperations.handler(type: RequestGuard.self)
                 let position: ChannelPipeline.SynchronousOperations.Position =

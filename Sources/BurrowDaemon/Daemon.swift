@@ -247,7 +247,7 @@ package struct Daemon: Sendable {
             }
             tls = box
             let d = policy.daemon
-            let limiter = ConnectionLimiter(.init(total: d.maxConnections, perUser: d.maxConnections, reserve: 0))
+            let limiter = ConnectionLimiter(.init(total: d.maxConnections, perUser: min(d.maxConnections, http.maxConnectionsPerAddress), reserve: 0))
             for text in http.listen {
                 guard let (host, port) = HostPolicy.Transport.HTTP.address(text) else { continue }
                 let https = Application(

@@ -121,6 +121,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             /// What a listed origin may send (CORS): methods and request headers.
             package var corsMethods = ["GET", "POST", "DELETE"]
             package var corsHeaders = ["content-type", "authorization", "mcp-session-id", "mcp-protocol-version", "last-event-id"]
+            /// Connections one client address may hold open (of `[daemon] max_connections`).
+            package var maxConnectionsPerAddress = 64
 
             /// `listen`'s `host:port` as a host (an IPv4 or IPv6 literal,
             /// without brackets) and a port (1–65535); nil when malformed.
@@ -578,6 +580,7 @@ extension HostPolicy {
                     if items.isEmpty { log.error(t.keyPath("cipher_suites"), "name at least one suite") } else { policy.transport.http.cipherSuites = names }
                 }
                 if let v = t.enumValue("client_auth", Transport.HTTP.ClientAuth.self) { policy.transport.http.clientAuth = v }
+                if let v = t.positive("max_connections_per_address") { policy.transport.http.maxConnectionsPerAddress = v }
                 if let items = t.strings("allowed_origins") {
                     for (text, keyPath) in items where !Transport.HTTP.isOrigin(text) {
                         log.error(keyPath, "expected an origin: a scheme, a host and an optional port, such as \"https://app.example\" or \"http://localhost:3000\", no path (found '\(text)')")
