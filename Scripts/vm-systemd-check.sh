@@ -86,6 +86,15 @@ set -e
 burrow audit --type ToolInvoked --jsonl | tail -1 | grep -q '"principal":"burrowvm"' || fail "the user's ToolInvoked does not name it"
 userdel --remove burrowvm
 
+step "reload: systemctl reload burrowd (SIGHUP) keeps it serving, same process"
+before=$(systemctl show burrowd -p MainPID --value)
+systemctl reload burrowd
+sleep 0.5
+[ "$(systemctl is-active burrowd)" = active ] || fail "burrowd is $(systemctl is-active burrowd) after a reload"
+[ "$(systemctl show burrowd -p MainPID --value)" = "$before" ] || fail "a reload restarted burrowd"
+curl -sf --unix-socket /run/burrow/burrowd.sock http://burrowd/v1/health >/dev/null || fail "no health after a reload"
+journalctl -u burrowd --no-pager | grep -q 'SIGHUP: no \[transport.http\] listener' || fail "the reload left no line in the journal"
+
 step "stop: SIGTERM, clean exit, socket removed"
 systemctl stop burrowd
 [ "$(systemctl show burrowd -p Result --value)" = success ] || fail "stop result $(systemctl show burrowd -p Result --value)"

@@ -55,6 +55,16 @@ struct AccessMiddleware: RouterMiddleware {
     ) async throws -> Response {
         var (request, context) = (request, context)
         guard let channel = context.channel, var identity = try await lookup(channel) else { throw DaemonError.unauthenticated }
+        // Origin first: a preflight carries no credentials (a browser sends none), and a
+        // page from an origin not listed is refused whoever its request claims to be.
+        switch origins.check(request) {
+        case .noOrigin: break
+        case .allowed(let headers): cors = headers
+        case .preflight(let headers): return Response(status: .noContent, headers: headers)
+        case .refused(let message):
+            await denials.record(caller: identity, tool: "burrowd", RefusalDetails(reason: "origin_refused", message: message, method: request.method.rawValue, path: request.uri.path))
+            throw DaemonError(.forbidden, message)
+        }
         if let authentication, let connection = identity.remote {
             do {
                 identity.remote = try await authentication.authenticate(&request, connection: connection)
@@ -85,14 +95,6 @@ struct AccessMiddleware: RouterMiddleware {
             let message = "this caller may send \(limit.requestsPerMinute) requests per minute, bursts of \(limit.burst) ([rate_limits.clients]); retry in \(retry) s"
             await denials.record(caller: identity, tool: "burrowd", RefusalDetails(reason: "client_rate_limited", message: message, method: request.method.rawValue, path: request.uri.path))
             throw DaemonError(.rateLimited, message, retryAfter: retry)
-        }
-        switch origins.check(request) {
-        case .noOrigin: break
-        case .allowed(let headers): cors = headers
-        case .preflight(let headers): return Response(status: .noContent, headers: headers)
-        case .refused(let message):
-            await denials.record(caller: identity, tool: "burrowd", RefusalDetails(reason: "origin_refused", message: message, method: request.method.rawValue, path: request.uri.path))
-            throw DaemonError(.forbidden, message)
         }
         do {
             return try await next(request, context)

@@ -653,6 +653,9 @@ extension HostPolicy {
             if let v = t.duration("session_idle_timeout") { policy.mcp.sessionIdleTimeout = v }
             t.finish()
         }
+        if !policy.transport.http.listen.isEmpty && policy.transport.http.clientAuth == .none && !policy.auth.methods.contains(.apiKey) {
+            log.error("transport.http", "client_auth = \"none\" with [auth] methods = [\"mtls\"]: no caller could authenticate (ask for client certificates, or accept \"api_key\")")
+        }
         root.finish()
         if log.hasErrors { throw ProfileErrors(log.issues) }
         return policy

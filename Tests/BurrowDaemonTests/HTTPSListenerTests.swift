@@ -244,6 +244,10 @@ final class HTTPSListenerTests {
             port, cert + ["-X", "OPTIONS", "-H", "Origin: https://app.example", "-H", "Access-Control-Request-Method: POST", "-H", "Access-Control-Request-Headers: content-type"],
             path: "/v1/tools")
         #expect(preflight.output.hasSuffix("\n204") && preflight.output.lowercased().contains("access-control-allow-methods: get, post, delete"), "\(preflight.output)")
+        // A preflight carries no credential: answered without one (client_auth = optional here).
+        let bare = try curl(
+            port, ["-D", "-", "-X", "OPTIONS", "-H", "Origin: https://app.example", "-H", "Access-Control-Request-Method: POST"], path: "/v1/tools")
+        #expect(bare.output.hasSuffix("\n204"), "\(bare.output)")
         let badPreflight = try curl(
             port, cert + ["-X", "OPTIONS", "-H", "Origin: https://app.example", "-H", "Access-Control-Request-Method: PATCH"], path: "/v1/tools")
         #expect(badPreflight.output.hasSuffix("\n403"), "\(badPreflight.output)")
@@ -495,12 +499,19 @@ final class HTTPSListenerTests {
         func refused(_ text: String) -> Bool {
             (try? HostPolicy.decode(try ConfigValue.parse(text, format: .toml, file: "p.toml"), file: "p.toml")) == nil
         }
-        let base = "[transport.http]\nlisten = [\"127.0.0.1:8443\"]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\nclient_auth = \"none\"\n"
+        let http = "[transport.http]\nlisten = [\"127.0.0.1:8443\"]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\nclient_auth = \"none\"\n"
+        let keys = "\n[auth]\nmethods = [\"api_key\"]\n"
+        let base = http + keys
         #expect(!refused(base))
-        #expect(refused(base + "min_version = \"1.2\""))
-        #expect(refused(base + "cipher_suites = [\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"]"))
-        #expect(refused("[transport.http]\nlisten = [\"127.0.0.1:8443\"]\nclient_auth = \"none\""))
+        // client_auth = none leaves API keys as the only way in; JWT is refused until it is built.
+        #expect(refused(http))
+        #expect(refused(http + "\n[auth]\nmethods = [\"jwt\"]\n"))
+        #expect(refused(http + "min_version = \"1.2\"" + keys))
+        #expect(refused(http + "cipher_suites = [\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"]" + keys))
+        #expect(refused("[transport.http]\nlisten = [\"127.0.0.1:8443\"]\nclient_auth = \"none\"" + keys))
         #expect(refused(base.replacingOccurrences(of: "client_auth = \"none\"", with: "client_auth = \"require\"")))
+        #expect(refused(http + "allowed_origins = [\"https://app.example/path\"]" + keys))
+        #expect(!refused(http + "allowed_origins = [\"https://app.example\", \"http://localhost:3000\"]" + keys))
         for bad in ["localhost:8443", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "[::1]8443", "1.2.3:80"] {
             #expect(refused(base.replacingOccurrences(of: "127.0.0.1:8443", with: bad)), "\(bad)")
         }
