@@ -17,6 +17,15 @@ step() { echo "== $*"; }
 [ "$(cat /proc/1/comm)" = systemd ] || fail "PID 1 is not systemd (run under Scripts/vm-test.sh --systemd)"
 step "install (Scripts/install.sh --from $from --start)"
 Scripts/install.sh --from "$from" --start
+# Each CLI call within 120 s: a burrowd that stops answering fails here, with
+# its journal, instead of holding the VM until its 20-minute timeout.
+burrow_bin=$(command -v burrow)
+burrow() {
+    local rc=0
+    timeout 120 "$burrow_bin" "$@" || rc=$?
+    [ "$rc" -ne 124 ] || fail "burrow $* did not finish within 120 s"
+    return "$rc"
+}
 getent group burrow >/dev/null && getent group burrow-audit >/dev/null || fail "sysusers did not create the groups"
 [ "$(stat -c '%a %U:%G' /var/lib/burrow)" = "750 root:burrow-audit" ] || fail "tmpfiles: /var/lib/burrow is $(stat -c '%a %U:%G' /var/lib/burrow)"
 
