@@ -132,8 +132,8 @@ extension API {
             return Response(status: .methodNotAllowed, headers: [.allow: "POST, DELETE"])
         }
         if let sid = header.first {
-            guard header.count == 1, sid.utf8.count == 36 else { throw DaemonError(.invalidRequest, "one Mcp-Session-Id, as burrowd gave it") }
-            let session = try await liveSession(sid.lowercased(), request, context, request.method == .delete ? "ending an MCP session" : "using an MCP session")
+            guard header.count == 1, Self.isUUID(sid) else { throw DaemonError(.invalidRequest, "one Mcp-Session-Id, as burrowd gave it (a lowercase UUID)") }
+            let session = try await liveSession(sid, request, context, request.method == .delete ? "ending an MCP session" : "using an MCP session")
             guard session.tool == id else { throw DaemonError(.sessionNotFound, "no live MCP session \(sid) of yours for \(id)") }
             if request.method == .delete {
                 session.end("ended by the client")

@@ -80,11 +80,16 @@ struct API: Sendable {
     /// An invocation or session id from the path: the lowercase UUID burrowd gave out.
     static func uuidParameter(_ context: DaemonContext, _ name: String, what: String) throws(DaemonError) -> String {
         let value = context.parameters.get(name) ?? ""
-        let hex = value.utf8.filter { $0 != UInt8(ascii: "-") }
-        guard value.utf8.count == 36, hex.count == 32, hex.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+        guard isUUID(value) else {
             throw DaemonError(.invalidID, "the \(what) id in the path is not one (a lowercase UUID, as burrowd returned it)")
         }
         return value
+    }
+
+    /// A lowercase UUID, as burrowd gives invocation and session ids out.
+    static func isUUID(_ value: String) -> Bool {
+        let hex = value.utf8.filter { $0 != UInt8(ascii: "-") }
+        return value.utf8.count == 36 && hex.count == 32 && hex.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
     // MARK: health and security

@@ -432,6 +432,11 @@ final class HTTPSListenerTests {
         let stranger = try curl(
             port, ["--cert", "client.pem", "--key", "client.key", "-X", "POST", "-H", "Mcp-Session-Id: \(sid)", "--data-binary", list] + json, path: "/v1/tools/mcp-server-time/mcp")
         #expect(stranger.output.hasSuffix("\n404"), "\(stranger.output)")
+        let notAnID = try curl(
+            port,
+            ["--cert", "registry.pem", "--key", "registry.key", "-X", "POST", "-H", "Mcp-Session-Id: \(String(repeating: "\u{7f}", count: 36))", "--data-binary", list]
+                + json, path: "/v1/tools/mcp-server-time/mcp")
+        #expect(notAnID.output.hasSuffix("\n400"), "\(notAnID.output)")
         let call = #"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_current_time","arguments":{"timezone":"UTC"}}}"#
         let owner = try curl(
             port, ["--cert", "registry.pem", "--key", "registry.key", "-X", "POST", "-H", "Mcp-Session-Id: \(sid)", "--data-binary", call] + json,
