@@ -6,7 +6,8 @@ import Synchronization
 /// of the per-tool limits. The buckets are keyed by the caller (its uid, or
 /// its remote principal or address) and, for a method's, the MCP method. At
 /// most `maxTracked` are kept: beyond, the full ones (idle callers, whose
-/// bucket would start full anyway) are dropped first.
+/// bucket would start full anyway) are dropped first, and when none is, a
+/// caller not yet tracked is refused until one is (never an untracked pass).
 final class ClientLimits: Sendable {
     static let maxTracked = 100_000
 
@@ -34,6 +35,7 @@ final class ClientLimits: Sendable {
             b.refilledAt = max(now, b.refilledAt)
             if buckets[key] == nil && buckets.count >= Self.maxTracked {
                 buckets = buckets.filter { $0.value.tokens + Double(now - min(now, $0.value.refilledAt)) * rate < capacity }
+                if buckets.count >= Self.maxTracked { return max(1, Int((1 / rate / 1e9).rounded(.up))) }
             }
             guard b.tokens >= 1 else {
                 buckets[key] = b
