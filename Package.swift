@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),  // NIOHTTPTypes, already built for Hummingbird
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),  // TLS 1.3 for [transport.http] (BoringSSL, vendored)
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // JWT signatures for [auth.jwt] (HS256, ES256, EdDSA): swift-crypto's BoringSSL, X509, ASN1 (see docs/performance.md for its build cost)
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
@@ -110,6 +112,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),  // the HTTPS listener ([transport.http])
+                .product(name: "JWTKit", package: "jwt-kit"),  // [auth.jwt]
                 .product(name: "NIOTLS", package: "swift-nio"),  // its handshake events
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -177,7 +180,7 @@ let package = Package(
                 "BurrowAPI", "BurrowAudit", "BurrowDaemon", "BurrowInvocation", "BurrowJSON", "BurrowProfile", "BurrowRuntime", "BurrowSession", "BurrowSystem",
                 "BurrowTestSupport",
                 .product(name: "SystemPackage", package: "swift-system"), .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "JWTKit", package: "jwt-kit"),  // JWTs the tests sign
             ],
             swiftSettings: strict),
         .testTarget(

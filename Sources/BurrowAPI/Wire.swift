@@ -107,7 +107,7 @@ package struct APIKeyToken: Sendable, Equatable {
         let id = bytes[3..<19]
         guard id.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
         let secret = bytes[20...]
-        guard secret.allSatisfy({ (65...90).contains($0) || (97...122).contains($0) || (48...57).contains($0) || $0 == 45 || $0 == 95 }) else { return nil }
+        guard secret.allSatisfy(Base64URL.isAlphabet) else { return nil }
         self.id = String(decoding: id, as: UTF8.self)
         self.secret = Array(secret)
     }

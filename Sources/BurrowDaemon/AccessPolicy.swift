@@ -42,7 +42,7 @@ package struct AccessPolicy: Sendable {
                     if let uid = UserDatabase.userID(name) { g.uids.insert(uid) } else { unresolved.append("\(role.rawValue): \(p)") }
                 case .group(let name):
                     if let gid = UserDatabase.groupID(name) { g.gids.insert(gid) } else { unresolved.append("\(role.rawValue): \(p)") }
-                case .certificate, .key: g.remote.insert(p.description)
+                case .certificate, .key, .jwt: g.remote.insert(p.description)
                 }
             }
             grants[role] = g

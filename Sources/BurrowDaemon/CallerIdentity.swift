@@ -24,6 +24,8 @@ package struct CallerIdentity: Sendable, Equatable {
         case apiKey = "api_key"
         /// A request signed with an API key's signing key (`RequestSigning`).
         case signedKey = "signed_key"
+        /// A JSON Web Token (`JWTVerifier`).
+        case jwt
     }
 
     /// A remote caller: its principal (`cert:NAME`) and how it was

@@ -236,6 +236,15 @@ package struct Daemon: Sendable {
         var listeners: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
         let http = policy.transport.http
         var tls: TLSContextBox?
+        if !http.listen.isEmpty && policy.auth.methods.contains(.jwt) {
+            do {
+                authentication.jwt.replace(try await JWTVerifier.load(policy.auth.jwt))
+            } catch {
+                sessions.stop()
+                unlink(path)
+                throw DaemonStartFailure(message: "cannot check JWTs ([auth.jwt]): \(error)")
+            }
+        }
         if !http.listen.isEmpty {
             let box: TLSContextBox
             do {
@@ -267,7 +276,9 @@ package struct Daemon: Sendable {
                     .init(service: shutdown, successTerminationBehavior: .ignore),
                     .init(service: WarmPoolService(pool: invocations.warm), successTerminationBehavior: .ignore),
                     .init(service: DenialFlushService(denials: denials), successTerminationBehavior: .ignore),
-                    .init(service: ReloadService(http: http, box: tls, logger: logger), successTerminationBehavior: .ignore),
+                    .init(
+                        service: ReloadService(http: http, box: tls, jwt: policy.auth.methods.contains(.jwt) ? (policy.auth.jwt, authentication.jwt) : nil, logger: logger),
+                        successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

@@ -86,7 +86,7 @@ final class TLSContextBox: Sendable {
     func replace(_ context: NIOSSLContext) { state.withLock { $0 = context } }
 }
 
-/// SIGHUP: the HTTPS certificate, key and client CA are read again, under
+/// SIGHUP: the HTTPS certificate, key and client CA (and the JWT keys) are read again, under
 /// the same rules as at start-up; when any of them is refused, the context
 /// serving now stays, and the journal says why. (The host policy itself is
 /// read at start only.) Trapped with or without a listener, so a reload
@@ -94,6 +94,8 @@ final class TLSContextBox: Sendable {
 struct ReloadService: Service {
     let http: HostPolicy.Transport.HTTP
     let box: TLSContextBox?
+    /// `[auth.jwt]` and the verifier its keys go to, when JWTs are accepted.
+    let jwt: (HostPolicy.Auth.JWT, JWTKeys)?
     let logger: Logger
 
     func run() async throws {
@@ -108,6 +110,14 @@ struct ReloadService: Service {
                 logger.notice("SIGHUP: HTTPS certificate, key and client CA reloaded; new connections use them, open ones keep theirs")
             } catch {
                 logger.error("SIGHUP: HTTPS credentials not reloaded, the previous ones still serve: \(error)")
+            }
+            if let (policy, keys) = jwt {
+                do {
+                    keys.replace(try await JWTVerifier.load(policy))
+                    logger.notice("SIGHUP: JWT keys ([auth.jwt] hs256_secret, jwks) reloaded")
+                } catch {
+                    logger.error("SIGHUP: JWT keys not reloaded, the previous ones still serve: \(error)")
+                }
             }
         }
     }

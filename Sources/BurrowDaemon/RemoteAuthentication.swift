@@ -5,7 +5,7 @@ import Hummingbird
 
 /// Who a request on the HTTPS listener comes from, by the methods `[auth]`
 /// accepts: a signature (`RequestSigning`), or else an `Authorization`
-/// header, when there is one, names the caller (and must be valid: a bad
+/// header (an API key or a JWT), when there is one, names the caller (and must be valid: a bad
 /// one is never passed over for the certificate); without either, the
 /// verified client certificate does when "mtls" is accepted (and signing
 /// is not required). Anything else is anonymous (no role, 401).
@@ -16,6 +16,9 @@ struct RemoteAuthentication: Sendable {
     let signing: RequestSigning?
     /// The largest body a signed request may have (it is read to be checked).
     let maxBody: Int
+    /// The keys JWTs are checked with: loaded when burrowd starts serving,
+    /// and again on SIGHUP (empty unless "jwt" is accepted).
+    let jwt = JWTKeys()
 
     init(_ auth: HostPolicy.Auth, keys: APIKeys, maxBody: Int) {
         methods = auth.methods
@@ -36,6 +39,7 @@ struct RemoteAuthentication: Sendable {
         var ways: [String] = []
         if methods.contains(.mtls) { ways.append("a client certificate issued by [transport.http] client_ca, with one subject common name") }
         if methods.contains(.apiKey) { ways.append("an API key (Authorization: Bearer bk_…; burrow keys create)") }
+        if methods.contains(.jwt) { ways.append("a JWT from the issuer [auth.jwt] names (Authorization: Bearer <JWT>)") }
         return "no credential: present " + ways.joined(separator: ", or ")
     }
 
@@ -56,7 +60,19 @@ struct RemoteAuthentication: Sendable {
         guard given.count == 1 else { throw Refused(audit: "several Authorization headers", message: "send one Authorization header") }
         let token = header.hasPrefix("Bearer ") ? header.dropFirst(7) : ""
         guard token.hasPrefix(APIKeyToken.prefix) else {
-            throw Refused(audit: "an Authorization header that is not an API key", message: "the Authorization header is not one burrowd accepts: Bearer bk_<id>_<secret>")
+            guard !token.isEmpty, methods.contains(.jwt) else {
+                throw Refused(
+                    audit: token.isEmpty ? "an Authorization header that is not a bearer token" : "a bearer token that is not an API key ([auth] methods accepts no JWT)",
+                    message: "the Authorization header is not one burrowd accepts: \(bearers)")
+            }
+            guard let verifier = jwt.current else {
+                throw Refused(audit: "a JWT, before its keys were loaded", message: "JWTs cannot be checked now; retry later", code: .registryUnavailable)
+            }
+            do {
+                return CallerIdentity.Remote(principal: try verifier.verify(String(token)), method: .jwt, address: connection.address)
+            } catch {
+                throw Refused(audit: error.message, message: "the JWT is not valid (its signature, issuer, audience, subject or times)")
+            }
         }
         guard methods.contains(.apiKey) else {
             throw Refused(audit: "an API key, which [auth] methods does not accept", message: "this listener does not accept API keys ([auth] methods)")
@@ -71,6 +87,12 @@ struct RemoteAuthentication: Sendable {
         } catch {
             throw Refused(audit: "the key store: \(error)", message: "API keys cannot be checked now; retry later", code: .registryUnavailable)
         }
+    }
+
+    /// The bearer tokens this listener accepts, as the caller is told.
+    private var bearers: String {
+        let accepted = [methods.contains(.apiKey) ? "Bearer bk_<id>_<secret>" : nil, methods.contains(.jwt) ? "Bearer <JWT>" : nil].compactMap(\.self)
+        return accepted.isEmpty ? "none ([auth] methods accepts no bearer token)" : accepted.joined(separator: " or ")
     }
 
     /// A signed request: its body read (within max_request_size) to be

@@ -73,7 +73,7 @@ final class RequestSigning: Sendable {
         guard let seconds = Int64(timestamp), timestamp.utf8.count <= 12, timestamp.utf8.allSatisfy({ (48...57).contains($0) }) else {
             throw .malformed("a \(Header.timestamp) that is not Unix seconds")
         }
-        guard (16...64).contains(nonce.utf8.count), nonce.utf8.allSatisfy(Self.isBase64URL) else {
+        guard (16...64).contains(nonce.utf8.count), nonce.utf8.allSatisfy(Base64URL.isAlphabet) else {
             throw .malformed("a \(Header.nonce) that is not 16 to 64 base64url characters")
         }
         guard let mac = Hex.decode(signature), mac.count == 32 else { throw .malformed("a \(Header.signature) that is not 64 hex digits") }
@@ -104,7 +104,6 @@ final class RequestSigning: Sendable {
         }
     }
 
-    static func isBase64URL(_ c: UInt8) -> Bool { (65...90).contains(c) || (97...122).contains(c) || (48...57).contains(c) || c == 45 || c == 95 }
 }
 
 /// Nonces seen within their lifetime, at most `capacity` at once. When

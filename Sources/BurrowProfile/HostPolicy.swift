@@ -179,8 +179,32 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             case mtls
             /// `Authorization: Bearer bk_<id>_<secret>` (`burrow keys`): `key:<id>`.
             case apiKey = "api_key"
-            /// `Authorization: Bearer <JWT>`: not in this burrowd yet (refused at start).
+            /// `Authorization: Bearer <JWT>` (`[auth.jwt]`): `jwt:<sub>`.
             case jwt
+        }
+
+        /// JSON Web Tokens (`[auth.jwt]`): who issues them, for whom, and
+        /// the keys that sign them. A token names its caller `jwt:<sub>`.
+        package struct JWT: Sendable, Equatable, Codable {
+            /// The `iss` every token must carry (compared byte for byte).
+            package var issuer: String?
+            /// The `aud` every token must carry (or list).
+            package var audience: String?
+            /// A file (mode 0600, burrowd's own) whose bytes, less one
+            /// trailing newline, are the HS256 secret: at least 32 bytes.
+            package var hs256Secret: String?
+            /// The `kid` a token signed with that secret may name (none: it
+            /// names none).
+            package var hs256KeyID: String?
+            /// A JWKS file of public keys (`kid` on each; ES256 on P-256, or EdDSA on Ed25519).
+            package var jwks: String?
+            /// How far `exp`, `nbf` and `iat` may be off burrowd's clock (at most 5m).
+            package var maxSkew = Seconds.seconds(60)
+            /// A token whose `exp` is further away than this is refused (a
+            /// token that never expires is a password).
+            package var maxLifetime = Seconds.seconds(86400)
+
+            package init() {}
         }
 
         /// Signed requests (`[auth.signing]`): HMAC-SHA256 with an API key's
@@ -201,6 +225,7 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         /// The longest an API key may live (`burrow keys create --expires`).
         package var maxKeyLifetime = Seconds.seconds(366 * 86400)
         package var signing = Signing()
+        package var jwt = JWT()
     }
 
     /// Burrow's own section: ceilings for what unprivileged callers run
@@ -240,6 +265,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             case certificate(String)
             /// A remote client presenting the API key with this id (`burrow keys`).
             case key(String)
+            /// A remote client presenting a JWT whose `sub` is this (`[auth.jwt]`).
+            case jwt(String)
 
             package init?(parsing text: String) {
                 let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
@@ -259,6 +286,9 @@ package struct HostPolicy: Sendable, Equatable, Codable {
                 case "key":
                     guard Self.isRemoteName(parts[1]) else { return nil }
                     self = .key(parts[1])
+                case "jwt":
+                    guard Self.isRemoteName(parts[1]) else { return nil }
+                    self = .jwt(parts[1])
                 default: return nil
                 }
             }
@@ -267,7 +297,7 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             package init(from decoder: any Decoder) throws {
                 let text = try decoder.singleValueContainer().decode(String.self)
                 guard let p = Principal(parsing: text) else {
-                    throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected user:NAME, uid:N, group:NAME, gid:N, cert:NAME or key:ID"))
+                    throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected user:NAME, uid:N, group:NAME, gid:N, cert:NAME, key:ID or jwt:SUB"))
                 }
                 self = p
             }
@@ -285,6 +315,7 @@ package struct HostPolicy: Sendable, Equatable, Codable {
                 case .gid(let n): "gid:\(n)"
                 case .certificate(let n): "cert:\(n)"
                 case .key(let n): "key:\(n)"
+                case .jwt(let n): "jwt:\(n)"
                 }
             }
 
@@ -624,9 +655,8 @@ extension HostPolicy {
                 var methods: [Auth.Method] = []
                 for (text, keyPath) in items {
                     switch Auth.Method(rawValue: text) {
-                    case .jwt?: log.error(keyPath, "JWT is not accepted by this burrowd yet: use \"mtls\" or \"api_key\"")
                     case let m?: if !methods.contains(m) { methods.append(m) }
-                    case nil: log.error(keyPath, "expected \"mtls\" or \"api_key\" (found '\(text)')")
+                    case nil: log.error(keyPath, "expected \"mtls\", \"api_key\" or \"jwt\" (found '\(text)')")
                     }
                 }
                 if items.isEmpty { log.error(t.keyPath("methods"), "name at least one method: a listener no one can use is not one") }
@@ -641,7 +671,30 @@ extension HostPolicy {
                 if let v = signing.positive("max_nonces") { policy.auth.signing.maxNonces = v }
                 signing.finish()
             }
+            if var jwt = t.table("jwt") {
+                for (key, keyPath) in [("issuer", \Auth.JWT.issuer), ("audience", \Auth.JWT.audience), ("hs256_kid", \Auth.JWT.hs256KeyID)] {
+                    guard let v = jwt.string(key) else { continue }
+                    if Daemon.Principal.isRemoteName(v) { policy.auth.jwt[keyPath: keyPath] = v } else { jwt.log.error(jwt.keyPath(key), "expected 1 to 255 bytes, no control characters") }
+                }
+                for (key, keyPath) in [("hs256_secret", \Auth.JWT.hs256Secret), ("jwks", \Auth.JWT.jwks)] {
+                    guard let v = jwt.string(key) else { continue }
+                    if v.hasPrefix("/") { policy.auth.jwt[keyPath: keyPath] = v } else { jwt.log.error(jwt.keyPath(key), "expected an absolute path") }
+                }
+                if let v = jwt.duration("max_skew") {
+                    if v.milliseconds <= 300_000 { policy.auth.jwt.maxSkew = v } else { jwt.log.error(jwt.keyPath("max_skew"), "at most 5m") }
+                }
+                if let v = jwt.duration("max_lifetime") { policy.auth.jwt.maxLifetime = v }
+                jwt.finish()
+            }
             t.finish()
+            if policy.auth.methods.contains(.jwt) {
+                let j = policy.auth.jwt
+                if j.issuer == nil || j.audience == nil {
+                    log.error("auth.jwt", "\"jwt\" in [auth] methods needs issuer and audience: a token is accepted only from that issuer, for that audience")
+                }
+                if j.hs256Secret == nil && j.jwks == nil { log.error("auth.jwt", "\"jwt\" in [auth] methods needs hs256_secret or jwks: the keys tokens are signed with") }
+                if j.hs256KeyID != nil && j.hs256Secret == nil { log.error("auth.jwt.hs256_kid", "names the kid of hs256_secret, which is not set") }
+            }
             if policy.auth.signing.required && !policy.auth.methods.contains(.apiKey) {
                 log.error("auth.signing", "required = true needs \"api_key\" in [auth] methods: requests are signed with an API key's signing key")
             }
@@ -653,8 +706,8 @@ extension HostPolicy {
             if let v = t.duration("session_idle_timeout") { policy.mcp.sessionIdleTimeout = v }
             t.finish()
         }
-        if !policy.transport.http.listen.isEmpty && policy.transport.http.clientAuth == .none && !policy.auth.methods.contains(.apiKey) {
-            log.error("transport.http", "client_auth = \"none\" with [auth] methods = [\"mtls\"]: no caller could authenticate (ask for client certificates, or accept \"api_key\")")
+        if !policy.transport.http.listen.isEmpty && policy.transport.http.clientAuth == .none && policy.auth.methods == [.mtls] {
+            log.error("transport.http", "client_auth = \"none\" with [auth] methods = [\"mtls\"]: no caller could authenticate (ask for client certificates, or accept \"api_key\" or \"jwt\")")
         }
         root.finish()
         if log.hasErrors { throw ProfileErrors(log.issues) }

@@ -36,10 +36,10 @@ final class HTTPSListenerTests {
     }
 
     /// Certificates made, and burrowd serving HTTPS on a free port with this policy.
-    func serve(clientAuth: String = "require", extra: String = "") throws -> (port: Int, daemon: Subprocess.Running) {
+    func serve(clientAuth: String = "require", invokers: String = "\"cert:registry\"", extra: String = "") throws -> (port: Int, daemon: Subprocess.Running) {
         try certificates()
         let port = try freePort()
-        let daemon = try startDaemon(port: port, clientAuth: clientAuth, extra: extra)
+        let daemon = try startDaemon(port: port, clientAuth: clientAuth, invokers: invokers, extra: extra)
         running = daemon
         waitForPort(port)
         return (port, daemon)
@@ -107,11 +107,11 @@ final class HTTPSListenerTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    func startDaemon(port: Int, clientAuth: String = "require", extra: String = "") throws -> Subprocess.Running {
+    func startDaemon(port: Int, clientAuth: String = "require", invokers: String = "\"cert:registry\"", extra: String = "") throws -> Subprocess.Running {
         let policy = directory + "/burrow.toml"
         try """
         [daemon]
-        invokers = ["cert:registry"]
+        invokers = [\(invokers)]
         [audit]
         denial_window = "1ms"
         [transport.http]
@@ -343,6 +343,104 @@ final class HTTPSListenerTests {
         #expect(!all.contains(String(secret.dropFirst(20))) && !all.contains(String(briefSecret.dropFirst(20))))
     }
 
+    /// Unpadded base64url.
+    static func base64URL(_ bytes: some Sequence<UInt8>) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// A JWT signed independently of burrowd: HS256 by python's hmac, EdDSA by openssl.
+    func jwt(_ header: String, _ payload: String, ed25519 key: String? = nil) throws -> String {
+        let input = Self.base64URL(header.utf8) + "." + Self.base64URL(payload.utf8)
+        if let key {
+            try input.write(toFile: directory + "/jwt.input", atomically: false, encoding: .utf8)
+            try openssl(["pkeyutl", "-sign", "-rawin", "-inkey", key, "-in", "jwt.input", "-out", "jwt.sig"])
+            return input + "." + Self.base64URL(try Data(contentsOf: URL(fileURLWithPath: directory + "/jwt.sig")))
+        }
+        return input + "." + (try hs256(input, keyFile: "hs.secret"))
+    }
+
+    /// HMAC-SHA256 by python, in base64url: the key is the file's bytes less trailing newlines.
+    func hs256(_ input: String, keyFile: String) throws -> String {
+        let code = [
+            "import base64, hashlib, hmac, sys", "key = open(sys.argv[2], 'rb').read().rstrip(b'\\n')",
+            "print(base64.urlsafe_b64encode(hmac.new(key, sys.argv[1].encode(), hashlib.sha256).digest()).rstrip(b'=').decode())",
+        ]
+        let r = try Subprocess.run(["/usr/bin/python3", "-c", code.joined(separator: "\n"), input, directory + "/" + keyFile])
+        try #require(r.status == 0, "\(r.stderr)")
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// An Ed25519 key made by openssl, and its JWK (`kid`).
+    func ed25519(_ name: String) throws -> String {
+        try openssl(["genpkey", "-algorithm", "ed25519", "-out", "\(name).key"])
+        try openssl(["pkey", "-in", "\(name).key", "-pubout", "-outform", "DER", "-out", "\(name).der"])
+        let x = Self.base64URL(try Data(contentsOf: URL(fileURLWithPath: directory + "/\(name).der")).suffix(32))
+        return #"{"kty": "OKP", "crv": "Ed25519", "kid": "\#(name)", "x": "\#(x)"}"#
+    }
+
+    @Test(
+        "JWTs (HS256 signed by python's hmac, EdDSA by openssl): jwt:<sub> with the roles that name it; alg none, HS256 over the public key, a wrong audience, an expired token are 401 and audited; SIGHUP reads a rotated JWKS"
+    )
+    func jwts() throws {
+        try "a-secret-of-more-than-thirty-two-bytes-for-the-test\n".write(toFile: directory + "/hs.secret", atomically: false, encoding: .utf8)
+        chmod(directory + "/hs.secret", 0o600)
+        try #"{"keys": [\#(try ed25519("ed1"))]}"#.write(toFile: directory + "/jwks.json", atomically: false, encoding: .utf8)
+        let (port, daemon) = try serve(
+            clientAuth: "optional", invokers: "\"jwt:alice\"",
+            extra: """
+                [auth]
+                methods = ["mtls", "jwt"]
+                [auth.jwt]
+                issuer = "https://idp.example"
+                audience = "burrowd"
+                hs256_secret = "\(directory)/hs.secret"
+                jwks = "\(directory)/jwks.json"
+                """)
+        let now = Int(Date().timeIntervalSince1970)
+        func claims(sub: String = "alice", aud: String = "burrowd", exp: Int = 600) -> String {
+            #"{"iss": "https://idp.example", "aud": "\#(aud)", "sub": "\#(sub)", "iat": \#(now), "exp": \#(now + exp)}"#
+        }
+        func bearer(_ token: String, _ path: String = "/v1/health") throws -> Subprocess.Result {
+            try curl(port, ["-H", "Authorization: Bearer \(token)"], path: path)
+        }
+        func caller(_ r: Subprocess.Result) throws -> HealthResponse.Caller {
+            try JSONDecoder().decode(HealthResponse.self, from: Data(r.output.split(separator: "\n").dropLast().joined(separator: "\n").utf8)).caller
+        }
+        let alice = try bearer(try jwt(#"{"alg":"HS256","typ":"JWT"}"#, claims()))
+        #expect(alice.output.hasSuffix("\n200"), "\(alice.output)")
+        let a = try caller(alice)
+        #expect(a.principal == "jwt:alice" && a.roles == ["invoker"] && a.authentication == "jwt", "\(a)")
+        #expect(try bearer(try jwt(#"{"alg":"HS256"}"#, claims()), "/v1/tools").output.hasSuffix("\n200"))
+        let bob = try bearer(try jwt(#"{"alg":"EdDSA","kid":"ed1"}"#, claims(sub: "bob"), ed25519: "ed1.key"))
+        #expect(try caller(bob).principal == "jwt:bob" && (try caller(bob).roles.isEmpty))
+        #expect(try bearer(try jwt(#"{"alg":"EdDSA","kid":"ed1"}"#, claims(sub: "bob"), ed25519: "ed1.key"), "/v1/tools").output.hasSuffix("\n403"))
+        // Refused, each audited with its reason.
+        let none = Self.base64URL(#"{"alg":"none"}"#.utf8) + "." + Self.base64URL(claims().utf8) + "."
+        let publicKey = try String(contentsOfFile: directory + "/jwks.json", encoding: .utf8)
+        try publicKey.write(toFile: directory + "/confusion.secret", atomically: false, encoding: .utf8)
+        let confusedInput = Self.base64URL(#"{"alg":"HS256","kid":"ed1"}"#.utf8) + "." + Self.base64URL(claims().utf8)
+        let confused = confusedInput + "." + (try hs256(confusedInput, keyFile: "confusion.secret"))
+        for token in [none, confused, try jwt(#"{"alg":"HS256"}"#, claims(aud: "other")), try jwt(#"{"alg":"HS256"}"#, claims(exp: -120))] {
+            let r = try bearer(token)
+            #expect(r.output.hasSuffix("\n401") && r.output.contains("JWT is not valid"), "\(r.output)")
+        }
+        let reasons = (try denials()["bad_credential"] ?? []).compactMap { $0.details["message"]?.stringValue }
+        for expected in ["compact form", "algorithm confusion", "another audience", "expired"] {
+            #expect(reasons.contains { $0.contains(expected) }, "\(expected): \(reasons)")
+        }
+        // A rotated JWKS: SIGHUP reads it; the old key's tokens stop, the new one's work.
+        try #"{"keys": [\#(try ed25519("ed2"))]}"#.write(toFile: directory + "/jwks.json", atomically: false, encoding: .utf8)
+        kill(daemon.pid, SIGHUP)
+        var reloaded = false
+        for _ in 0..<200 where !reloaded {
+            reloaded = daemon.errorSoFar.contains("JWT keys ([auth.jwt] hs256_secret, jwks) reloaded")
+            usleep(25_000)
+        }
+        #expect(reloaded, "\(daemon.errorSoFar)")
+        #expect(try bearer(try jwt(#"{"alg":"EdDSA","kid":"ed2"}"#, claims(), ed25519: "ed2.key")).output.hasSuffix("\n200"))
+        #expect(try bearer(try jwt(#"{"alg":"EdDSA","kid":"ed1"}"#, claims(), ed25519: "ed1.key")).output.hasSuffix("\n401"))
+    }
+
     @Test(
         "signed requests (signed with python's hmac, independently): accepted once; a replayed nonce, a skewed timestamp, a changed body, an unsigned request when signing is required are 401 and audited; a full nonce memory is 503, never a forgotten nonce"
     )
@@ -508,9 +606,10 @@ final class HTTPSListenerTests {
         let keys = "\n[auth]\nmethods = [\"api_key\"]\n"
         let base = http + keys
         #expect(!refused(base))
-        // client_auth = none leaves API keys as the only way in; JWT is refused until it is built.
+        // client_auth = none leaves API keys or JWTs as the only ways in; JWT needs its table.
         #expect(refused(http))
         #expect(refused(http + "\n[auth]\nmethods = [\"jwt\"]\n"))
+        #expect(!refused(http + "\n[auth]\nmethods = [\"jwt\"]\n[auth.jwt]\nissuer = \"i\"\naudience = \"a\"\njwks = \"/j.json\"\n"))
         #expect(refused(http + "min_version = \"1.2\"" + keys))
         #expect(refused(http + "cipher_suites = [\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"]" + keys))
         #expect(refused("[transport.http]\nlisten = [\"127.0.0.1:8443\"]\nclient_auth = \"none\"" + keys))

@@ -38,7 +38,7 @@ enum FuzzTargets {
         for issue in loaded.issues { require(!issue.message.isEmpty, "an issue without a message") }
     }
 
-    /// What burrowd decodes from API bodies, strictly (and an API key token);
+    /// What burrowd decodes from API bodies, strictly (and an API key token or a JWT);
     /// a decoded registration survives a round trip.
     static func apiRequest(_ bytes: [UInt8]) {
         let decoder = StrictJSONDecoder()
@@ -56,6 +56,11 @@ enum FuzzTargets {
         // The same bytes as an Authorization header's API key: what parses is exactly that shape.
         if let token = APIKeyToken(String(decoding: bytes, as: UTF8.self)) {
             require(Array(token.text.utf8) == bytes && token.id.utf8.count == 16 && token.secret.count == 43, "an API key token parsed from other bytes")
+        }
+        // …and as a JWT: what parses names an accepted algorithm, signs exactly the first two parts, and its claims never crash.
+        if let jwt = try? JWTToken(String(decoding: bytes, as: UTF8.self)) {
+            require(JWTToken.algorithms.contains(jwt.alg) && bytes.starts(with: jwt.signingInput) && bytes[jwt.signingInput.count] == UInt8(ascii: "."), "a JWT read other than it was sent")
+            _ = try? jwt.subject(.init(issuer: "i", audience: "a", skew: 60, maxLifetime: 86400), now: 1_800_000_000)
         }
     }
 
