@@ -441,6 +441,8 @@ package struct RefusalDetails: AuditDetails {
     /// A remote caller's address and how it was authenticated (burrowd over HTTPS).
     package var address: String?
     package var authentication: String?
+    /// The host-policy rule that refused the call (`capabilities."git".allowed_ips`).
+    package var rule: String?
 
     package init(
         reason: String, message: String, profile: String? = nil, argv: [String]? = nil, version: String? = nil, role: String? = nil, method: String? = nil,
@@ -473,6 +475,7 @@ package struct RefusalDetails: AuditDetails {
         f["roles"] = roles.map { .strings($0) }
         f["pid"] = pid.map { .int($0) }
         f["gid"] = gid.map { .int($0) }
+        f["rule"] = rule.map { .string($0) }
         f["address"] = address.map { .string($0) }
         f["authentication"] = authentication.map { .string($0) }
         return f.json

@@ -236,6 +236,11 @@ package struct Daemon: Sendable {
         var listeners: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
         let http = policy.transport.http
         var tls: TLSContextBox?
+        if let zone = API.unresolvedZones(policy).first {
+            sessions.stop()
+            unlink(path)
+            throw DaemonStartFailure(message: "[capabilities] time_windows: burrowd cannot resolve the time zone '\(zone)'")
+        }
         if !http.listen.isEmpty && policy.auth.methods.contains(.jwt) {
             do {
                 authentication.jwt.replace(try await JWTVerifier.load(policy.auth.jwt))

@@ -409,6 +409,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
     package var users = Users()
     package var transport = Transport()
     package var auth = Auth()
+    /// `[capabilities."<tool id>"]` (and `"*"`): rules a call of that tool must pass.
+    package var capabilities: [String: CapabilityRules] = [:]
 
     package init() {}
 
@@ -698,6 +700,36 @@ extension HostPolicy {
             if policy.auth.signing.required && !policy.auth.methods.contains(.apiKey) {
                 log.error("auth.signing", "required = true needs \"api_key\" in [auth] methods: requests are signed with an API key's signing key")
             }
+        }
+        if var t = root.table("capabilities") {
+            for tool in t.entries.keys.sorted() {
+                guard tool == "*" || (tool.utf8.count <= 64 && !tool.hasPrefix(".") && tool.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7f })) else {
+                    _ = t.value(tool)
+                    t.log.error(t.keyPath(tool), "expected a tool id, or \"*\" for every tool")
+                    continue
+                }
+                guard var r = t.table(tool) else { continue }
+                var rules = CapabilityRules()
+                if let items = r.strings("required_auth") {
+                    for (text, keyPath) in items where !CapabilityRules.methods.contains(text) {
+                        r.log.error(keyPath, "expected one of \(CapabilityRules.methods.joined(separator: ", ")) (found '\(text)')")
+                    }
+                    rules.requiredAuth = items.map(\.value).filter(CapabilityRules.methods.contains)
+                    if items.isEmpty { r.log.error(r.keyPath("required_auth"), "name at least one method: an empty list would refuse every caller") }
+                }
+                if let items = r.list("allowed_ips", AddressRange.parse) {
+                    rules.allowedIPs = items.map(\.0)
+                    if items.isEmpty { r.log.error(r.keyPath("allowed_ips"), "name at least one network: an empty list would refuse every remote caller") }
+                }
+                if let items = r.list("time_windows", TimeWindow.parse) {
+                    rules.timeWindows = items.map(\.0)
+                    if items.isEmpty { r.log.error(r.keyPath("time_windows"), "name at least one window: an empty list would refuse every call") }
+                }
+                if let v = r.positive("requests_per_minute") { rules.requestsPerMinute = v }
+                r.finish()
+                policy.capabilities[tool] = rules
+            }
+            t.finish()
         }
         if var t = root.table("mcp") {
             if let v = t.string("approval_key") {

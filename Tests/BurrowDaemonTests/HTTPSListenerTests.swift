@@ -500,6 +500,62 @@ final class HTTPSListenerTests {
     }
 
     @Test(
+        "capability rules per tool: required_auth, allowed_ips, time_windows and requests_per_minute refuse a call of the tool (403 or 429 naming the rule, audited as capability_rule); a call passing them runs"
+    )
+    func capabilityRules() throws {
+        for r in Requirement.sandbox { try r.check() }
+        try certificates()
+        let weekday = Calendar(identifier: .gregorian).component(.weekday, from: Date())  // 1 is Sunday, in the local zone (UTC here)
+        let elsewhen = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"][(weekday + 1) % 7]  // two days on: never now, nor last night's overnight
+        let variants: [(rules: String, expectations: [(token: Bool, status: String, rule: String?)])] = [
+            (
+                "required_auth = [\"mtls\", \"local\"]\nallowed_ips = [\"127.0.0.0/8\", \"::1\"]\ntime_windows = [\"Mon-Sun 00:00-24:00\"]\nrequests_per_minute = 12",
+                [(false, "200", nil), (true, "403", "required_auth"), (false, "200", nil), (false, "429", "requests_per_minute")]
+            ),
+            ("allowed_ips = [\"10.0.0.0/8\", \"2001:db8::/32\"]", [(false, "403", "allowed_ips")]),
+            ("time_windows = [\"\(elsewhen) 00:00-24:00 UTC\"]", [(false, "403", "time_windows")]),
+        ]
+        var registered = false
+        for (rules, expectations) in variants {
+            let port = try freePort()
+            let daemon = try startDaemon(
+                port: port, clientAuth: "optional",
+                extra: "[auth]\nmethods = [\"mtls\", \"api_key\"]\n[capabilities.minimal]\n\(rules)\n[capabilities.\"*\"]\nrequired_auth = [\"mtls\", \"api_key\", \"local\"]")
+            running = daemon
+            waitForPort(port)
+            if !registered {
+                let r = try Subprocess.run([
+                    Subprocess.burrow, "tools", "register", "--socket", directory + "/burrowd.sock", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--version", "1", "--", "sh", "-c",
+                ])
+                try #require(r.status == 0, "\(r.stderr)")
+                registered = true
+            }
+            let key = try Subprocess.run([Subprocess.burrow, "keys", "create", "--name", "k", "--role", "invoker", "--expires", "1h", "--socket", directory + "/burrowd.sock"])
+            let token = key.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            for (useToken, status, rule) in expectations {
+                let credential = useToken ? ["-H", "Authorization: Bearer \(token)"] : ["--cert", "registry.pem", "--key", "registry.key"]
+                let r = try curl(
+                    port, credential + ["-D", "-", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", #"{"arguments": ["echo ran"]}"#],
+                    path: "/v1/tools/minimal/invocations")
+                #expect(r.output.hasSuffix("\n" + status), "\(rules) \(useToken): \(r.output)")
+                if let rule {
+                    #expect(r.output.contains(#"[capabilities.\"minimal\"] "# + rule), "\(r.output)")  // as JSON escapes it
+                    if status == "429" { #expect(r.output.lowercased().contains("retry-after: "), "\(r.output)") }
+                } else {
+                    #expect(r.output.contains("ran"), "\(r.output)")
+                }
+            }
+            kill(daemon.pid, SIGTERM)
+            _ = try daemon.finish()
+            running = nil
+        }
+        let audited = (try denials()["capability_rule"] ?? []).compactMap { $0.details["rule"]?.stringValue }
+        for rule in ["required_auth", "requests_per_minute", "allowed_ips", "time_windows"] {
+            #expect(audited.contains("capabilities.\"minimal\".\(rule)"), "\(rule): \(audited)")
+        }
+    }
+
+    @Test(
         "a remote MCP client (the MCP Python SDK over HTTPS with a client certificate) uses a registered server at /v1/tools/{id}/mcp (the SDK's legacy and auto modes); its session is bound to its principal: another certificate gets 404"
     )
     func remoteMCPClient() throws {
