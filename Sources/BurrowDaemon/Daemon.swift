@@ -59,7 +59,9 @@ package struct Daemon: Sendable {
             threshold: policy.audit.anomalyThreshold > 0 ? policy.audit.anomalyThreshold : nil)
         invocations = InvocationService(
             front: Invocations(planner: planner, audit: audit), registry: registry, metrics: metrics, admission: admission, denials: denials)
-        sessions = MCPSessions(invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)))
+        sessions = MCPSessions(
+            invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)),
+            limits: .init(total: policy.mcp.maxSessions, perCaller: policy.mcp.maxSessionsPerCaller))
         keys = APIKeys(store: registry)
         authentication = RemoteAuthentication(policy.auth, keys: keys, maxBody: Int(clamping: policy.daemon.maxRequestBytes.bytes))
         connectionLimiter = ConnectionLimiter(

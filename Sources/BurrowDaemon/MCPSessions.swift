@@ -25,27 +25,79 @@ import SystemPackage
 /// The server's own requests and notifications have no stream to go to (GET
 /// is 405) and are dropped and counted. A session holds one of the tool's
 /// max_concurrent slots until it ends: DELETE, idle timeout, the server's
-/// exit, a limit, or shutdown.
+/// exit, a limit, or shutdown. At most `[mcp] max_sessions` live at once,
+/// `max_sessions_per_caller` of one caller.
 final class MCPSessions: Sendable {
-    private let invocations: InvocationService
-    private let idleTimeout: Duration
-    private let sessions = Mutex<[String: MCPSession]>([:])
-
-    init(invocations: InvocationService, idleTimeout: Duration) {
-        self.invocations = invocations
-        self.idleTimeout = idleTimeout
+    /// `[mcp] max_sessions` and `max_sessions_per_caller`.
+    struct Limits: Sendable {
+        var total: Int
+        var perCaller: Int
     }
 
-    /// Starts the server of a prepared invocation as a session; returns its id.
+    private struct Table {
+        var live: [String: MCPSession] = [:]
+        /// Sessions counted against the limits: live ones, and those starting.
+        var total = 0
+        var perCaller: [CallerIdentity.Key: Int] = [:]
+    }
+
+    private let invocations: InvocationService
+    private let idleTimeout: Duration
+    private let limits: Limits
+    private let table = Mutex(Table())
+
+    init(invocations: InvocationService, idleTimeout: Duration, limits: Limits) {
+        self.invocations = invocations
+        self.idleTimeout = idleTimeout
+        self.limits = limits
+    }
+
+    /// Refuses (429) when `owner` may not start a session now: checked
+    /// before a session's plan is made, and again, counting it, when it starts.
+    func admit(_ owner: CallerIdentity.Key) throws(DaemonError) {
+        try table.withLock { t throws(DaemonError) in try check(t, owner) }
+    }
+
+    private func check(_ t: Table, _ owner: CallerIdentity.Key) throws(DaemonError) {
+        if t.total >= limits.total {
+            throw DaemonError(.tooManyConcurrent, "burrowd has \(t.total) MCP sessions, its most ([mcp] max_sessions); end one or retry later", retryAfter: 1)
+        }
+        if t.perCaller[owner, default: 0] >= limits.perCaller {
+            throw DaemonError(.tooManyConcurrent, "this caller has \(limits.perCaller) MCP sessions, its most ([mcp] max_sessions_per_caller): end one (DELETE) first", retryAfter: 1)
+        }
+    }
+
+    private func release(_ owner: CallerIdentity.Key, _ id: String?) {
+        table.withLock { t in
+            if let id { t.live.removeValue(forKey: id) }
+            t.total -= 1
+            t.perCaller[owner, default: 1] -= 1
+            if t.perCaller[owner] == 0 { t.perCaller.removeValue(forKey: owner) }
+        }
+    }
+
+    /// Starts the server of a prepared invocation as a session, within the limits.
     func start(_ p: InvocationService.Prepared) throws(DaemonError) -> MCPSession {
+        let owner = p.caller.key
+        do {
+            try table.withLock { t throws(DaemonError) in
+                try check(t, owner)
+                t.total += 1
+                t.perCaller[owner, default: 0] += 1
+            }
+        } catch {
+            p.slot.release()
+            throw error
+        }
         let session: MCPSession
         do {
             session = try MCPSession(p, invocations: invocations)
         } catch {
             p.slot.release()
+            release(owner, nil)
             throw DaemonError(.preparationFailed, "cannot set up the session's pipes and threads: \(error)")
         }
-        sessions.withLock { $0[session.id] = session }
+        table.withLock { $0.live[session.id] = session }
         let (invocations, idleTimeout) = (invocations, idleTimeout)
         Task {
             let watchdog = Task {
@@ -60,13 +112,13 @@ final class MCPSessions: Sendable {
             _ = await invocations.run(p, client: session.relayClient)
             watchdog.cancel()
             session.finished()
-            _ = self.sessions.withLock { $0.removeValue(forKey: session.id) }
+            self.release(owner, session.id)
         }
         return session
     }
 
     /// The live session `id`, whoever it belongs to.
-    func session(_ id: String) -> MCPSession? { sessions.withLock { $0[id] } }
+    func session(_ id: String) -> MCPSession? { table.withLock { $0.live[id] } }
 }
 
 /// One live session: HTTP requests in, the relay's answers out. The relay

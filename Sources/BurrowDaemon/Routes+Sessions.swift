@@ -20,13 +20,30 @@ extension API {
             throw DaemonError(.invalidRequest, "an MCP session's stdin is its MCP traffic: send messages to the session's endpoint")
         }
         let record = try registration(id, version: body.version)
-        let prepared = try await daemon.invocations.prepare(record, body, caller: context.identity, session: true)
-        let session = try daemon.sessions.start(prepared)
+        let session = try await newSession(record, body, request, context)
         return try json(
             SessionStarted(
                 id: session.id, tool: id, version: record.registration.metadata.version, endpoint: "/v1/sessions/\(session.id)/mcp",
                 idleTimeoutSeconds: Int(daemon.policy.mcp.sessionIdleTimeout.milliseconds / 1000)),
             status: .created)
+    }
+
+    /// A session of `record` started for this caller, within `[mcp]`'s
+    /// session limits (checked before its plan is made; a refusal is audited).
+    private func newSession(_ record: ToolRecord, _ body: InvocationRequest, _ request: Request, _ context: DaemonContext) async throws -> MCPSession {
+        func admitted<T>(_ step: () throws(DaemonError) -> T) async throws(DaemonError) -> T {
+            do {
+                return try step()
+            } catch {
+                await daemon.denials.record(
+                    caller: context.identity, tool: record.registration.id,
+                    RefusalDetails(reason: "session_limit", message: error.message, method: request.method.rawValue, path: request.uri.path))
+                throw error
+            }
+        }
+        try await admitted { () throws(DaemonError) in try daemon.sessions.admit(context.identity.key) }
+        let prepared = try await daemon.invocations.prepare(record, body, caller: context.identity, session: true)
+        return try await admitted { () throws(DaemonError) in try daemon.sessions.start(prepared) }
     }
 
     /// The live session named in the path, if this caller may use it.
@@ -148,9 +165,7 @@ extension API {
             // MCP: a request other than initialize without a session is 400.
             throw DaemonError(.invalidRequest, "no Mcp-Session-Id: the first message must be an initialize request")
         }
-        let record = try registration(id, version: nil)
-        let prepared = try await daemon.invocations.prepare(record, InvocationRequest(), caller: context.identity, session: true)
-        let session = try daemon.sessions.start(prepared)
+        let session = try await newSession(try registration(id, version: nil), InvocationRequest(), request, context)
         return try await forward(request, context, to: session, body: body)
     }
 }

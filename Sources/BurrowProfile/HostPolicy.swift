@@ -389,6 +389,10 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var approvalKey: String?
         /// A burrowd MCP session with no request for this long is ended.
         package var sessionIdleTimeout = Seconds.seconds(600)
+        /// burrowd MCP sessions live at once, all callers together…
+        package var maxSessions = 100
+        /// …and of one caller (a uid, or a remote principal).
+        package var maxSessionsPerCaller = 16
     }
 
     /// Burrow's own section: what profile parameters a caller may supply.
@@ -736,6 +740,8 @@ extension HostPolicy {
                 if v.hasPrefix("/") { policy.mcp.approvalKey = v } else { log.error(t.keyPath("approval_key"), "expected an absolute path, such as '/etc/burrow/approval.pub'") }
             }
             if let v = t.duration("session_idle_timeout") { policy.mcp.sessionIdleTimeout = v }
+            if let v = t.positive("max_sessions") { policy.mcp.maxSessions = v }
+            if let v = t.positive("max_sessions_per_caller") { policy.mcp.maxSessionsPerCaller = v }
             t.finish()
         }
         if !policy.transport.http.listen.isEmpty && policy.transport.http.clientAuth == .none && policy.auth.methods == [.mtls] {

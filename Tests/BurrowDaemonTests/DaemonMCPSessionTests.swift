@@ -23,7 +23,7 @@ struct DaemonMCPSessionTests {
         try Requirement.installed(Self.python).check()
     }
 
-    static func policy(maxConcurrent: Int = 4, idle: String = "10m") -> String {
+    static func policy(maxConcurrent: Int = 4, idle: String = "10m", mcp: String = "") -> String {
         """
         [rate_limits]
         requests_per_minute = 1000
@@ -34,6 +34,7 @@ struct DaemonMCPSessionTests {
         invokers = ["uid:65534"]
         [mcp]
         session_idle_timeout = "\(idle)"
+        \(mcp)
         """
     }
 
@@ -126,5 +127,37 @@ struct DaemonMCPSessionTests {
         #expect(try daemon.client.send("POST", session.endpoint, body: Array(#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#.utf8)).status == 404)
         let (again, _, againBody) = try Self.start(daemon)
         #expect(again == 201, "the slot came back: \(againBody)")
+    }
+
+    @Test("[mcp] max_sessions_per_caller and max_sessions: a caller past its share, or anyone past the total, gets 429 (audited as session_limit); an ended session frees its place")
+    func sessionCaps() throws {
+        let daemon = try LiveDaemon(policy: Self.policy(mcp: "max_sessions = 2\nmax_sessions_per_caller = 1"))
+        try Self.register(daemon)
+        let (status, started, text) = try Self.start(daemon)
+        let first = try #require(started, "\(status) \(text)")
+        let (mine, _, mineBody) = try Self.start(daemon)
+        #expect(mine == 429 && mineBody.contains("max_sessions_per_caller"), "\(mineBody)")
+        // Another caller still has its own place.
+        chmod(daemon.socket, 0o666)
+        func nobody(_ method: String, _ path: String, _ body: String) throws -> String {
+            try Subprocess.run([
+                "/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "/usr/bin/curl", "-s", "-w", "\n%{http_code}", "--unix-socket", daemon.socket, "-X", method,
+                "-H", "Content-Type: application/json", "-d", body, "http://burrowd" + path,
+            ]).output
+        }
+        let theirs = try nobody("POST", "/v1/tools/mcp-server-time/sessions", "{}")
+        #expect(theirs.hasSuffix("\n201"), "\(theirs)")
+        let (full, _, fullBody) = try Self.start(daemon)
+        #expect(full == 429 && fullBody.contains("[mcp] max_sessions)"), "\(fullBody)")
+        #expect(try daemon.trail("mcp-server-time").filter { $0.type == .permissionDenied && $0.details["reason"]?.stringValue == "session_limit" }.count >= 1)
+        // Ended: its place is free again.
+        #expect(try daemon.client.send("DELETE", first.endpoint).status == 204)
+        _ = try Self.waitForEnd(daemon, first.id)
+        var again = 0
+        for _ in 0..<100 where again != 201 {
+            again = try Self.start(daemon).0
+            if again != 201 { usleep(20_000) }
+        }
+        #expect(again == 201)
     }
 }
