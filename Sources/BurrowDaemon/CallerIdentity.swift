@@ -1,5 +1,5 @@
 package import BurrowHost
-import BurrowProfile
+package import BurrowProfile
 import BurrowSystem
 package import NIOCore
 import NIOSSL
@@ -78,17 +78,31 @@ package struct CallerIdentity: Sendable, Equatable {
     }
 
     /// The HTTPS listener's caller: the client certificate TLS verified
-    /// (against `client_ca`, its dates and its key usage), named by its
-    /// subject's one common name. Without one, or with a name no principal
-    /// may carry (none, several, control characters, over 255 bytes), the
-    /// caller is anonymous: it holds no role, and its refusals are counted
-    /// by address.
-    package static let certificate: Lookup = { channel in
-        let address = channel.remoteAddress?.ipAddress ?? "unknown"
-        guard let certificate = try await channel.nioSSL_peerCertificate().get() else { return .remote(Remote(address: address)) }
-        let names = certificate.subjectName.filter { $0.type == .commonName }.map(\.value)
-        guard names.count == 1, let name = names.first, HostPolicy.Daemon.Principal.isRemoteName(name) else { return .remote(Remote(address: address)) }
-        return .remote(Remote(principal: HostPolicy.Daemon.Principal.certificate(name).description, method: .mtls, address: address))
+    /// (against `client_ca`, its dates, its key usage, and its CRL when one
+    /// is configured), named by its subject's one common name or its one
+    /// subjectAltName of the configured kind (`client_identity`). Without
+    /// one, or with a name no principal may carry (none, several, control
+    /// characters, over 255 bytes), the caller is anonymous: it holds no
+    /// role, and its refusals are counted by address.
+    package static func certificate(_ identity: HostPolicy.Transport.HTTP.ClientIdentity) -> Lookup {
+        { channel in
+            let address = channel.remoteAddress?.ipAddress ?? "unknown"
+            guard let certificate = try await channel.nioSSL_peerCertificate().get() else { return .remote(Remote(address: address)) }
+            let names: [String]
+            switch identity {
+            case .commonName: names = certificate.subjectName.filter { $0.type == .commonName }.map(\.value)
+            case .sanDNS: names = alternativeNames(certificate, .dnsName)
+            case .sanEmail: names = alternativeNames(certificate, .email)
+            case .sanURI: names = alternativeNames(certificate, .uri)
+            }
+            guard names.count == 1, let name = names.first, HostPolicy.Daemon.Principal.isRemoteName(name) else { return .remote(Remote(address: address)) }
+            return .remote(Remote(principal: HostPolicy.Daemon.Principal.certificate(name).description, method: .mtls, address: address))
+        }
+    }
+
+    /// A certificate's subjectAltNames of one kind, as text (a name that is not UTF-8 is none).
+    private static func alternativeNames(_ certificate: NIOSSLCertificate, _ kind: _SubjectAlternativeName.NameType) -> [String] {
+        certificate._subjectAlternativeNames().filter { $0.nameType == kind }.compactMap { String(validating: Array($0.contents), as: UTF8.self) }
     }
 
     /// Whether anyone vouched for this caller (a local one always: the kernel did).

@@ -75,7 +75,7 @@ package struct Daemon: Sendable {
         let router = Router(context: DaemonContext.self)
         router.add(
             middleware: AccessMiddleware(
-                access: access, lookup: remote ? CallerIdentity.certificate : CallerIdentity.socket(lookup),
+                access: access, lookup: remote ? CallerIdentity.certificate(policy.transport.http.clientIdentity) : CallerIdentity.socket(lookup),
                 origins: remote ? OriginPolicy(policy.transport.http) : .none, denials: denials,
                 authentication: remote ? authentication : nil, clientLimit: policy.rateLimits.clients, clientLimits: clientLimits))
         let v1 = router.group("v1")
@@ -255,7 +255,7 @@ package struct Daemon: Sendable {
         if !http.listen.isEmpty {
             let box: TLSContextBox
             do {
-                box = TLSContextBox(try HTTPSListener.context(http))
+                box = TLSContextBox(try HTTPSListener.credentials(http))
             } catch {
                 sessions.stop()
                 unlink(path)

@@ -1,3 +1,5 @@
+import BurrowAudit
+import BurrowCrypto
 import BurrowProfile
 import BurrowSystem
 import HummingbirdCore
@@ -21,6 +23,29 @@ import UnixSignals
 enum HTTPSListener {
     struct Failure: Error, CustomStringConvertible {
         var description: String
+    }
+
+    /// What a handshake is checked with: the TLS context, and the client
+    /// CRLs when `client_crl` is set.
+    struct Credentials: Sendable {
+        var context: NIOSSLContext
+        var revocation: RevocationLists?
+    }
+
+    /// The policy's credentials: the TLS context, and the CRLs (each signed
+    /// by its CA of `client_ca`, none stale).
+    static func credentials(_ h: HostPolicy.Transport.HTTP) throws(Failure) -> Credentials {
+        var credentials = Credentials(context: try context(h))
+        if let crl = h.clientCRL, let ca = h.clientCA {
+            do {
+                credentials.revocation = try RevocationLists(crlPEM: try read(crl, secret: false), caPEM: try read(ca, secret: false), now: AuditClock.now() / 1_000_000)
+            } catch let failure as Failure {
+                throw failure
+            } catch {
+                throw Failure(description: "\(crl): \(error)")
+            }
+        }
+        return credentials
     }
 
     /// The TLS context of the policy: its certificate chain, a private key
@@ -77,13 +102,13 @@ enum HTTPSListener {
 /// already open keeps the one it began with (its own reference), so a
 /// reload drops nothing.
 final class TLSContextBox: Sendable {
-    private let state: Mutex<NIOSSLContext>
+    private let state: Mutex<HTTPSListener.Credentials>
 
-    init(_ context: NIOSSLContext) { state = Mutex(context) }
+    init(_ credentials: HTTPSListener.Credentials) { state = Mutex(credentials) }
 
-    var current: NIOSSLContext { state.withLock { $0 } }
+    var current: HTTPSListener.Credentials { state.withLock { $0 } }
 
-    func replace(_ context: NIOSSLContext) { state.withLock { $0 = context } }
+    func replace(_ credentials: HTTPSListener.Credentials) { state.withLock { $0 = credentials } }
 }
 
 /// SIGHUP: the HTTPS certificate, key and client CA (and the JWT keys) are read again, under
@@ -106,8 +131,8 @@ struct ReloadService: Service {
                 continue
             }
             do {
-                box.replace(try HTTPSListener.context(http))
-                logger.notice("SIGHUP: HTTPS certificate, key and client CA reloaded; new connections use them, open ones keep theirs")
+                box.replace(try HTTPSListener.credentials(http))
+                logger.notice("SIGHUP: HTTPS certificate, key, client CA and CRLs reloaded; new connections use them, open ones keep theirs")
             } catch {
                 logger.error("SIGHUP: HTTPS credentials not reloaded, the previous ones still serve: \(error)")
             }
@@ -139,13 +164,24 @@ struct HTTPSChannel: ServerChildChannel {
     let refused: @Sendable (String, String) -> Void
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let (context, suites, guarded, refused, deadline) = (context.current, suites, guarded, refused, deadline)
+        let (credentials, suites, guarded, refused, deadline) = (context.current, suites, guarded, refused, deadline)
         let address = channel.remoteAddress?.ipAddress ?? "unknown"
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
                 ServerHelloCheck(allowed: suites) { refused(address, $0) },
                 position: .first)
-            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+            if let revocation = credentials.revocation {
+                // After BoringSSL verified the chain: the leaf's CRL (swift-nio-ssl's hook for exactly this).
+                try channel.pipeline.syncOperations.addHandler(
+                    NIOSSLServerHandler._makeSSLServerHandler(context: credentials.context) { leaf, channel in
+                        let status = (try? leaf.toDERBytes()).map { revocation.status(ofCertificateDER: $0, now: AuditClock.now() / 1_000_000) } ?? .refused("a certificate without DER")
+                        guard case .refused(let why) = status else { return channel.eventLoop.makeSucceededVoidFuture() }
+                        refused(address, "client certificate refused: \(why)")
+                        return channel.eventLoop.makeFailedFuture(HTTPSListener.Failure(description: why))
+                    })
+            } else {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: credentials.context))
+            }
             try channel.pipeline.syncOperations.addHandler(HandshakeWatch(deadline: deadline) { refused(address, $0) })
         }.flatMap { guarded.setup(channel: channel, logger: logger, afterTLS: true) }
     }

@@ -114,6 +114,20 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             package var clientAuth = ClientAuth.require
             /// The CA (PEM) client certificates must chain to.
             package var clientCA: String?
+            /// Certificate revocation lists (PEM), one per CA of `client_ca`:
+            /// a revoked certificate, or one whose CA's list is stale, is
+            /// refused in the handshake. Nil: revocation is not checked.
+            package var clientCRL: String?
+            /// What names a client: the certificate's one subject common name,
+            /// or its one subjectAltName of a kind (DNS name, email, URI).
+            package enum ClientIdentity: String, Sendable, Codable, CaseIterable {
+                case commonName = "common_name"
+                case sanDNS = "san_dns"
+                case sanEmail = "san_email"
+                case sanURI = "san_uri"
+            }
+
+            package var clientIdentity = ClientIdentity.commonName
             /// Web origins (`https://app.example`) whose requests are
             /// answered; a request with any other `Origin` is refused (the
             /// DNS-rebinding defence). Empty: no browser origin at all.
@@ -597,7 +611,9 @@ extension HostPolicy {
                     }
                     policy.transport.http.listen = addresses
                 }
-                for (key, keyPath) in [("tls_cert", \Transport.HTTP.tlsCert), ("tls_key", \Transport.HTTP.tlsKey), ("client_ca", \Transport.HTTP.clientCA)] {
+                for (key, keyPath) in [
+                    ("tls_cert", \Transport.HTTP.tlsCert), ("tls_key", \Transport.HTTP.tlsKey), ("client_ca", \Transport.HTTP.clientCA), ("client_crl", \Transport.HTTP.clientCRL),
+                ] {
                     guard let v = t.string(key) else { continue }
                     if v.hasPrefix("/") { policy.transport.http[keyPath: keyPath] = v } else { log.error(t.keyPath(key), "expected an absolute path") }
                 }
@@ -617,6 +633,7 @@ extension HostPolicy {
                     if items.isEmpty { log.error(t.keyPath("cipher_suites"), "name at least one suite") } else { policy.transport.http.cipherSuites = names }
                 }
                 if let v = t.enumValue("client_auth", Transport.HTTP.ClientAuth.self) { policy.transport.http.clientAuth = v }
+                if let v = t.enumValue("client_identity", Transport.HTTP.ClientIdentity.self) { policy.transport.http.clientIdentity = v }
                 if let v = t.positive("max_connections_per_address") { policy.transport.http.maxConnectionsPerAddress = v }
                 if let items = t.strings("allowed_origins") {
                     for (text, keyPath) in items where !Transport.HTTP.isOrigin(text) {
@@ -637,6 +654,7 @@ extension HostPolicy {
                 let h = policy.transport.http
                 if !h.listen.isEmpty {
                     if h.tlsCert == nil || h.tlsKey == nil { log.error("transport.http", "an HTTPS listener needs tls_cert and tls_key") }
+                    if h.clientCRL != nil && h.clientCA == nil { log.error("transport.http.client_crl", "needs client_ca: each list is checked against its CA") }
                     if h.clientAuth != .none && h.clientCA == nil {
                         log.error("transport.http", "client_auth = \"\(h.clientAuth.rawValue)\" needs client_ca (the CA client certificates must chain to)")
                     }

@@ -500,6 +500,61 @@ final class HTTPSListenerTests {
     }
 
     @Test(
+        "client_crl: a revoked certificate is refused in the handshake (audited), a good one passes; SIGHUP reads a new CRL; a stale CRL, one signed by another key, or a CA without one stop burrowd from starting"
+    )
+    func revocation() throws {
+        try certificates()
+        func ca(_ arguments: [String], ca: String = "ca") throws {
+            try openssl(["ca", "-batch", "-config", "ca.cnf", "-cert", "\(ca).pem", "-keyfile", "\(ca).key"] + arguments)
+        }
+        try ca(["-gencrl", "-crldays", "1", "-out", "crl.pem"])
+        let port = try freePort()
+        let daemon = try startDaemon(port: port, extra: "client_crl = \"\(directory)/crl.pem\"")
+        running = daemon
+        waitForPort(port)
+        func status(_ name: String) throws -> String { String(try curl(port, ["--cert", "\(name).pem", "--key", "\(name).key"]).output.suffix(3)) }
+        #expect(try status("client") == "200" && (try status("registry")) == "200")
+        try ca(["-revoke", "client.pem"])
+        try ca(["-gencrl", "-crldays", "1", "-out", "crl.pem"])
+        kill(daemon.pid, SIGHUP)
+        var reloaded = false
+        for _ in 0..<200 where !reloaded {
+            reloaded = daemon.errorSoFar.contains("CRLs reloaded")
+            usleep(25_000)
+        }
+        #expect(reloaded, "\(daemon.errorSoFar)")
+        #expect(try status("client") == "000", "revoked: no HTTP at all")
+        #expect(try status("registry") == "200")
+        let refusals = (try denials()["tls_handshake_failed"] ?? []).compactMap { $0.details["message"]?.stringValue }
+        #expect(refusals.contains { $0.contains("is revoked") }, "\(refusals)")
+        kill(daemon.pid, SIGTERM)
+        _ = try daemon.finish()
+        running = nil
+        // Refused at start: stale, signed by another key under the same name, or no list for the CA.
+        try ca(["-gencrl", "-crl_lastupdate", "20200101000000Z", "-crl_nextupdate", "20200102000000Z", "-out", "stale.pem"])
+        try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "evil.key", "-out", "evil.pem", "-days", "2", "-subj", "/CN=ca"])
+        try ca(["-gencrl", "-crldays", "1", "-out", "forged.pem"], ca: "evil")
+        try ca(["-gencrl", "-crldays", "1", "-out", "other.pem"], ca: "otherca")
+        for (file, expected) in [("stale.pem", "is stale"), ("forged.pem", "not signed by its key"), ("other.pem", "no CRL for the CA")] {
+            let refused = try startDaemon(port: try freePort(), extra: "client_crl = \"\(directory)/\(file)\"").finish()
+            #expect(refused.status != 0 && refused.stderr.contains(expected), "\(file): \(refused.stderr)")
+        }
+    }
+
+    @Test("client_identity = \"san_dns\": the certificate's one DNS subjectAltName names the caller; a certificate without one is anonymous")
+    func alternativeNames() throws {
+        try certificates()
+        try sign("named", ca: "ca", ext: "extendedKeyUsage=clientAuth\nsubjectAltName=DNS:registry.example")
+        let port = try freePort()
+        running = try startDaemon(port: port, invokers: "\"cert:registry.example\"", extra: "client_identity = \"san_dns\"")
+        waitForPort(port)
+        let named = try curl(port, ["--cert", "named.pem", "--key", "named.key"])
+        let caller = try JSONDecoder().decode(HealthResponse.self, from: Data(named.output.split(separator: "\n").dropLast().joined(separator: "\n").utf8)).caller
+        #expect(caller.principal == "cert:registry.example" && caller.roles == ["invoker"], "\(caller)")
+        #expect(try curl(port, ["--cert", "registry.pem", "--key", "registry.key"]).output.hasSuffix("\n401"), "a CN alone names no one here")
+    }
+
+    @Test(
         "capability rules per tool: required_auth, allowed_ips, time_windows and requests_per_minute refuse a call of the tool (403 or 429 naming the rule, audited as capability_rule); a call passing them runs"
     )
     func capabilityRules() throws {
