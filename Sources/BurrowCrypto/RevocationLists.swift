@@ -34,9 +34,9 @@ package struct RevocationLists: Sendable {
     /// have one, current at `now`.
     package init(crlPEM: [UInt8], caPEM: [UInt8], now: Int64) throws(CryptoError) {
         let cas = try Self.readAll(caPEM, what: "certificate") { PEM_read_bio_X509($0, nil, nil, nil) }
-        defer { cas.forEach { X509_free($0) } }
+        defer { for ca in cas { X509_free(ca) } }
         let crls = try Self.readAll(crlPEM, what: "CRL") { PEM_read_bio_X509_CRL($0, nil, nil, nil) }
-        defer { crls.forEach { X509_CRL_free($0) } }
+        defer { for crl in crls { X509_CRL_free(crl) } }
         var lists: [List] = []
         for ca in cas {
             let subject = Self.der(X509_get_subject_name(ca))
