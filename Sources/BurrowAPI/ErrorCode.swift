@@ -24,6 +24,7 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
     package static let forbidden = ErrorCode("forbidden", 403)
     package static let notFound = ErrorCode("not_found", 404)
     package static let methodNotAllowed = ErrorCode("method_not_allowed", 405)
+    package static let notAcceptable = ErrorCode("not_acceptable", 406)
     package static let invalidRequest = ErrorCode("invalid_request", 400)
     package static let invalidParameter = ErrorCode("invalid_parameter", 400)
     package static let invalidID = ErrorCode("invalid_id", 400)
@@ -85,7 +86,7 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
     package static let supervisorLost = ErrorCode("supervisor_lost", 200)
 
     package static let all: [ErrorCode] = [
-        unauthenticated, forbidden, notFound, methodNotAllowed, invalidRequest, invalidParameter, invalidID, bodyIncomplete, environmentNotAllowed,
+        unauthenticated, forbidden, notFound, methodNotAllowed, notAcceptable, invalidRequest, invalidParameter, invalidID, bodyIncomplete, environmentNotAllowed,
         requestTooLarge, validationFailed, badHTTP, invalidMethod, invalidURL, invalidVersion, invalidContentLength, invalidChunkSize, headersTooLarge,
         headerTimeout, bodyTimeout, versionExists, toolDisabled, profileInvalid, planRefused, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
         duplicateID, rateLimited, tooManyConcurrent, registrationLimit, tooManyValidations, tooManyConnections, serverBusy, shuttingDown, noSandboxID,

@@ -22,8 +22,11 @@ import SystemPackage
 /// an MCP Streamable HTTP endpoint on the daemon's socket
 /// (`/v1/sessions/{sid}/mcp`). Each POST carries one JSON-RPC message; a
 /// request is answered with its JSON response, anything else with 202.
-/// The server's own requests and notifications have no stream to go to (GET
-/// is 405) and are dropped and counted. A session holds one of the tool's
+/// The server's own requests and notifications (progress, logging,
+/// sampling, elicitation, roots) go to the session's GET stream (SSE),
+/// numbered and kept in a bounded buffer so a client that reconnects with
+/// `Last-Event-ID` misses nothing the buffer still holds; the client POSTs
+/// its answers to the server's requests. A session holds one of the tool's
 /// max_concurrent slots until it ends: DELETE, idle timeout, the server's
 /// exit, a limit, or shutdown. At most `[mcp] max_sessions` live at once,
 /// `max_sessions_per_caller` of one caller.
@@ -144,8 +147,32 @@ final class MCPSession: Sendable {
         var waiters: [String: CheckedContinuation<[UInt8]?, Never>] = [:]
         var lastUsed = ContinuousClock.now
         var ended: String?
+        /// Server messages lost: answers nobody waited for, and events
+        /// evicted from the buffer before any stream took them.
         var dropped = 0
+        /// The server's own messages for the GET stream, oldest first.
+        var events: [Event] = []
+        var eventBytes = 0
+        var lastEvent = 0
+        /// The last event handed to a stream, and the last one evicted.
+        var delivered = 0
+        var evicted = 0
+        /// The GET stream now open (one at a time), by its token.
+        var stream: (token: Int, continuation: AsyncStream<Event>.Continuation)?
+        var streams = 0
     }
+
+    /// A server-to-client message on the GET stream (a request or a
+    /// notification), numbered for `Last-Event-ID`; id 0 is a keep-alive.
+    struct Event: Sendable {
+        var id: Int
+        var line: [UInt8]
+    }
+
+    /// Events kept for a stream to come or to resume: at most this many,
+    /// and this many bytes, per session; beyond, the oldest go.
+    static let maxEvents = 256
+    static let maxEventBytes = 4 << 20
 
     init(_ p: InvocationService.Prepared, invocations: InvocationService) throws {
         id = p.id
@@ -272,7 +299,9 @@ final class MCPSession: Sendable {
                 let line = Array(buffer[..<nl])
                 buffer.removeFirst(nl + 1)
                 let message = try? JSONParser.parse(line, limits: limits)
-                if message?["method"] == nil, let key = Self.idKey(message?["id"]), state.withLock({ $0.waiters[key] != nil }) {
+                if message?["method"] != nil {
+                    publish(line)
+                } else if let key = Self.idKey(message?["id"]), state.withLock({ $0.waiters[key] != nil }) {
                     resume(key, line)
                 } else {
                     state.withLock { $0.dropped += 1 }
@@ -280,6 +309,82 @@ final class MCPSession: Sendable {
             }
         }
         try? fd.close()
+    }
+
+    /// A server request or notification: numbered, kept, and handed to the
+    /// open GET stream if there is one. A stream that cannot keep up (its
+    /// buffer full) is cut: its client resumes with `Last-Event-ID` and
+    /// gets what it missed from the kept events.
+    private func publish(_ line: [UInt8]) {
+        state.withLock { s in
+            s.lastEvent += 1
+            let event = Event(id: s.lastEvent, line: line)
+            s.events.append(event)
+            s.eventBytes += line.count
+            while s.events.count > Self.maxEvents || s.eventBytes > Self.maxEventBytes {
+                let old = s.events.removeFirst()
+                s.eventBytes -= old.line.count
+                s.evicted = old.id
+                if old.id > s.delivered { s.dropped += 1 }
+            }
+            guard let stream = s.stream else { return }
+            s.delivered = event.id
+            if case .dropped = stream.continuation.yield(event) {
+                stream.continuation.finish()
+                s.stream = nil
+            }
+        }
+    }
+
+    /// Why a GET stream cannot open.
+    enum StreamRefusal: Error {
+        case ended(String)
+        /// A `Last-Event-ID` this session never issued.
+        case unknownEvent(Int)
+    }
+
+    /// Opens the session's GET stream, replacing one already open: the
+    /// events after `lastEventID` (a resumption), or those no stream has
+    /// taken yet; then each new one. Returns the id it starts after, the
+    /// events, how many of those asked for were evicted, and the token to
+    /// close it with.
+    func openStream(after lastEventID: Int?) throws(StreamRefusal) -> (start: Int, events: AsyncStream<Event>, lost: Int, token: Int) {
+        try state.withLock { s throws(StreamRefusal) in
+            if let ended = s.ended { throw .ended(ended) }
+            if let lastEventID, lastEventID > s.lastEvent { throw .unknownEvent(lastEventID) }
+            s.stream?.continuation.finish()
+            let (events, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingOldest(Self.maxEvents))
+            let start = lastEventID ?? s.delivered
+            let lost = max(0, s.evicted - start)
+            for event in s.events where event.id > start { continuation.yield(event) }
+            s.delivered = max(s.delivered, s.lastEvent)
+            s.streams += 1
+            s.stream = (s.streams, continuation)
+            return (start, events, lost, s.streams)
+        }
+    }
+
+    /// A keep-alive on the open stream `token` (a comment its client skips);
+    /// false once that stream is closed or replaced.
+    func keepAlive(_ token: Int) -> Bool {
+        state.withLock { s in
+            guard let stream = s.stream, stream.token == token else { return false }
+            if case .dropped = stream.continuation.yield(Event(id: 0, line: [])) {
+                stream.continuation.finish()
+                s.stream = nil
+                return false
+            }
+            return true
+        }
+    }
+
+    /// The stream `token` is gone (its client left): new events wait for the next.
+    func closeStream(_ token: Int) {
+        state.withLock { s in
+            guard let stream = s.stream, stream.token == token else { return }
+            stream.continuation.finish()
+            s.stream = nil
+        }
     }
 
     /// Ends the session: the server's stdin closes, and the sandbox is
@@ -302,6 +407,8 @@ final class MCPSession: Sendable {
     func finished() {
         let waiters = state.withLock { s -> [CheckedContinuation<[UInt8]?, Never>] in
             s.ended = s.ended ?? "the server exited"
+            s.stream?.continuation.finish()
+            s.stream = nil
             defer { s.waiters.removeAll() }
             return Array(s.waiters.values)
         }

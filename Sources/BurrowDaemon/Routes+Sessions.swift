@@ -97,10 +97,66 @@ extension API {
         }
     }
 
-    /// No server-to-client stream: the relay answers requests in their POST.
     func sessionStream(_ request: Request, _ context: DaemonContext) async throws -> Response {
-        _ = try await liveSession(request, context, "using an MCP session")
-        return Response(status: .methodNotAllowed, headers: [.allow: "POST, DELETE"])
+        try eventStream(request, try await liveSession(request, context, "opening an MCP session's stream"))
+    }
+
+    /// The session's server-to-client stream (GET, MCP Streamable HTTP):
+    /// SSE whose events are the server's own requests and notifications,
+    /// each with its id; first an event with the id it starts after and no
+    /// data (the client's resumption point), then what it resumes
+    /// (`Last-Event-ID`) or what no stream has taken yet, then each new
+    /// one, and a keep-alive comment every 15 s. One stream per session: a
+    /// new GET replaces the open one.
+    private func eventStream(_ request: Request, _ session: MCPSession) throws -> Response {
+        guard request.headers[values: .accept].contains(where: { $0.contains("text/event-stream") }) else {
+            throw DaemonError(.notAcceptable, "the session's stream is text/event-stream: send Accept: text/event-stream")
+        }
+        var last: Int?
+        if let name = HTTPField.Name("Last-Event-ID") {
+            let given = request.headers[values: name]
+            guard given.count <= 1, given.allSatisfy({ (1...18).contains($0.utf8.count) && $0.utf8.allSatisfy { (48...57).contains($0) } }) else {
+                throw DaemonError(.invalidRequest, "one Last-Event-ID, an event id this stream sent (digits)")
+            }
+            last = given.first.flatMap { Int($0) }
+        }
+        let stream: (start: Int, events: AsyncStream<MCPSession.Event>, lost: Int, token: Int)
+        do {
+            stream = try session.openStream(after: last)
+        } catch {
+            switch error {
+            case .ended(let why): throw DaemonError(.sessionNotFound, "the session has ended: \(why)")
+            case .unknownEvent(let id): throw DaemonError(.invalidRequest, "Last-Event-ID \(id): no such event was sent in this session")
+            }
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        if let name = HTTPFields.Element.Name("Mcp-Session-Id") { headers[name] = session.id }
+        let keepAlive = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(15))
+                if !session.keepAlive(stream.token) { return }
+            }
+        }
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                defer {
+                    keepAlive.cancel()
+                    session.closeStream(stream.token)
+                }
+                var opening = "id: \(stream.start)\ndata:\n\n"
+                if stream.lost > 0 { opening = ": \(stream.lost) earlier events were no longer kept (at most \(MCPSession.maxEvents) per session)\n\n" + opening }
+                try await writer.write(ByteBuffer(string: opening))
+                for await event in stream.events {
+                    if event.id == 0 {
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    } else {
+                        try await writer.write(ByteBuffer(bytes: Array("id: \(event.id)\nevent: message\ndata: ".utf8) + event.line + [0x0a, 0x0a]))
+                    }
+                }
+                try await writer.finish(nil)
+            })
     }
 
     func endSession(_ request: Request, _ context: DaemonContext) async throws -> Response {
@@ -139,24 +195,26 @@ extension API {
     /// `initialize` without `Mcp-Session-Id` starts a session of the tool
     /// (as POST /v1/tools/{id}/sessions does) and is its first message;
     /// later messages carry the session's id, which is bound to the caller
-    /// that started it (another gets 404). DELETE ends it; GET (a
-    /// server-to-client stream) is 405, so the client relies on answers to
-    /// its POSTs.
+    /// that started it (another gets 404). DELETE ends it; GET opens its
+    /// server-to-client stream (`eventStream`).
     func mcpEndpoint(_ request: Request, _ context: DaemonContext) async throws -> Response {
         let id = try Self.toolID(context)
         let header = HTTPField.Name("Mcp-Session-Id").flatMap { request.headers[values: $0] } ?? []
-        if request.method == .get {
-            return Response(status: .methodNotAllowed, headers: [.allow: "POST, DELETE"])
-        }
         if let sid = header.first {
             guard header.count == 1, Self.isUUID(sid) else { throw DaemonError(.invalidRequest, "one Mcp-Session-Id, as burrowd gave it (a lowercase UUID)") }
-            let session = try await liveSession(sid, request, context, request.method == .delete ? "ending an MCP session" : "using an MCP session")
+            let what = ["DELETE": "ending an MCP session", "GET": "opening an MCP session's stream"][request.method.rawValue] ?? "using an MCP session"
+            let session = try await liveSession(sid, request, context, what)
             guard session.tool == id else { throw DaemonError(.sessionNotFound, "no live MCP session \(sid) of yours for \(id)") }
-            if request.method == .delete {
+            switch request.method {
+            case .delete:
                 session.end("ended by the client")
                 return Response(status: .noContent)
+            case .get: return try eventStream(request, session)
+            default: return try await forward(request, context, to: session)
             }
-            return try await forward(request, context, to: session)
+        }
+        if request.method == .get {
+            throw DaemonError(.invalidRequest, "no Mcp-Session-Id: a stream belongs to a session (start one with an initialize request)")
         }
         guard request.method == .post else { throw DaemonError(.invalidRequest, "no Mcp-Session-Id: start a session with an initialize request") }
         try await require(.invoker, context, request, "starting an MCP session", tool: id)

@@ -91,7 +91,7 @@ struct DaemonMCPSessionTests {
         }
     }
 
-    @Test("sessions hold max_concurrent slots, idle ones end, a tool that is not an MCP server is refused, GET has no stream")
+    @Test("sessions hold max_concurrent slots, idle ones end, a tool that is not an MCP server is refused, a GET stream needs Accept: text/event-stream")
     func sessionLimits() throws {
         let daemon = try LiveDaemon(policy: Self.policy(maxConcurrent: 1, idle: "1s"))
         try Self.register(daemon)
@@ -107,7 +107,7 @@ struct DaemonMCPSessionTests {
 
         let (status, started, text) = try Self.start(daemon)
         let session = try #require(started, "\(status) \(text)")
-        #expect(try daemon.client.send("GET", session.endpoint).status == 405)
+        #expect(try daemon.client.send("GET", session.endpoint).status == 406, "a stream is text/event-stream")
         // Another invoker cannot see it, and the attempt is recorded.
         chmod(daemon.socket, 0o666)
         let other = try Subprocess.run([
@@ -159,5 +159,43 @@ struct DaemonMCPSessionTests {
             if again != 201 { usleep(20_000) }
         }
         #expect(again == 201)
+    }
+
+    @Test(
+        "the server's own messages reach the client over the session's GET stream (SSE): a logging notification, and a sampling request the SDK client answers in a POST; a stream resumes from the kept events with Last-Event-ID"
+    )
+    func serverStream() throws {
+        let daemon = try LiveDaemon(policy: Self.policy())
+        let (profile, command) = try Fixtures.streamsServer(in: daemon.directory)
+        let registered = try daemon.burrow(["tools", "register", "--profile", profile, "--version", "1", "--"] + command)
+        try #require(registered.status == 0, "\(registered.stderr)")
+
+        // The SDK: its GET stream carries the notification and the sampling request; its answer goes back in a POST.
+        let (status, started, text) = try Self.start(daemon, "mcp-streams")
+        let session = try #require(started, "\(status) \(text)")
+        let sdk = try Subprocess.run([Self.python, Fixtures.repositoryRoot + "/Tests/MCP/streams_client.py", daemon.socket, session.endpoint])
+        #expect(sdk.output.contains(#"ask "sampled: 4""#), "\(sdk.output)\(sdk.stderr.suffix(3000))")
+        #expect(sdk.output.contains(#"notify "sent 3""#) && sdk.output.contains(#"logs ["asking the client", "note 1", "note 2", "note 3"]"#), "\(sdk.output)")
+
+        // By hand: notes sent while no stream is open wait for one; Last-Event-ID resumes after an id.
+        let (_, second, _) = try Self.start(daemon, "mcp-streams")
+        let endpoint = try #require(second).endpoint
+        let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+        #expect(try daemon.client.send("POST", endpoint, body: Array(initialize.utf8)).status == 200)
+        let call = #"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notify","arguments":{"count":3}}}"#
+        #expect(String(decoding: try daemon.client.send("POST", endpoint, body: Array(call.utf8)).body, as: UTF8.self).contains("sent 3"))
+        func stream(_ headers: [String]) throws -> String {
+            try Subprocess.run(
+                ["/usr/bin/curl", "-s", "-N", "--max-time", "1", "--unix-socket", daemon.socket, "-w", "\n%{http_code}"] + headers.flatMap { ["-H", $0] } + ["http://burrowd" + endpoint]
+            ).output
+        }
+        let first = try stream(["Accept: text/event-stream"])
+        #expect(first.hasPrefix("id: 0\ndata:\n\nid: 1\nevent: message\ndata: {") && first.contains("note 3") && first.hasSuffix("\n200"), "\(first)")
+        let resumed = try stream(["Accept: text/event-stream", "Last-Event-ID: 2"])
+        #expect(resumed.hasPrefix("id: 2\ndata:\n\nid: 3\n") && resumed.contains("note 3") && !resumed.contains("note 2"), "\(resumed)")
+        let fresh = try stream(["Accept: text/event-stream"])
+        #expect(fresh.hasPrefix("id: 3\ndata:\n\n") && !fresh.contains("note"), "delivered before: \(fresh)")
+        #expect(try stream(["Accept: text/event-stream", "Last-Event-ID: 99"]).hasSuffix("\n400"))
+        #expect(try stream(["Accept: application/json"]).hasSuffix("\n406"))
     }
 }

@@ -121,7 +121,7 @@ final class JWTVerifierTests {
         #expect(refusal(v, try await token(#"{"alg":"RS256"}"#, claims(), .hs256))?.contains("only HS256, ES256 and EdDSA") == true)
         #expect(refusal(v, try await token(#"{"typ":"JWT"}"#, claims(), .hs256))?.contains("without alg") == true)
         // The classic confusion: HS256 with the public key as the HMAC secret, naming the ES256 key.
-        let publicPEM = try es256.publicKey.pemRepresentation
+        let publicPEM = es256.publicKey.pemRepresentation
         #expect(refusal(v, try await token(#"{"alg":"HS256","kid":"es1"}"#, claims(), .hmac(publicPEM)))?.contains("algorithm confusion") == true)
         #expect(refusal(v, try await token(#"{"alg":"HS256"}"#, claims(), .hmac(publicPEM)))?.contains("does not verify") == true)
         #expect(refusal(v, try await token(#"{"alg":"ES256","kid":"ed1"}"#, claims(), .es256))?.contains("algorithm confusion") == true)

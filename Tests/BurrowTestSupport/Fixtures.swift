@@ -16,6 +16,28 @@ package enum Fixtures {
 
     package static var profilesDirectory: String { repositoryRoot + "/Profiles" }
 
+    /// Writes the profile of Tests/MCP/streams_server.py (an MCP server that
+    /// speaks first: tool id `mcp-streams`) into `directory`; returns its
+    /// path and the command that runs the server.
+    package static func streamsServer(in directory: String) throws -> (profile: String, command: [String]) {
+        let path = directory + "/streams.toml"
+        let text = """
+            extends = "mcp-base"
+            [tool]
+            id = "mcp-streams"
+            name = "An MCP server that speaks first"
+            version = "1"
+            [permissions]
+            file_read = ["/usr/lib/python3.11/**", "\(repositoryRoot)/Tests/MCP/**"]
+
+            """
+        guard let f = fopen(path, "w") else { throw RequirementUnmet(description: "cannot write \(path)") }
+        fputs(text, f)
+        fclose(f)
+        chmod(path, 0o644)
+        return (path, ["/usr/bin/python3", repositoryRoot + "/Tests/MCP/streams_server.py"])
+    }
+
     /// Reads a file from disk (for loaders under test).
     package static let readFile: @Sendable (String) -> String? = { path in
         guard let f = fopen(path, "r") else { return nil }
