@@ -49,6 +49,9 @@ let package = Package(
         .systemLibrary(
             name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]),  // → BurrowAudit
+        .systemLibrary(
+            name: "CSSL", path: "Sources/CSSL", pkgConfig: "libssl",
+            providers: [.apt(["libssl-dev"])]),  // → BurrowRemote
 
         // Swift layers, imports pointing down only (see shared/STYLE.md §2).
         .target(
@@ -67,6 +70,8 @@ let package = Package(
         // The only importers of libsqlite3 and libcrypto.
         .target(name: "BurrowSQLite", dependencies: ["CSQLite"], exclude: ["README.md"], swiftSettings: strict),
         .target(name: "BurrowCrypto", dependencies: ["CCrypto"], exclude: ["README.md"], swiftSettings: strict),
+        // The CLI's TLS client (`burrow --url`), on the system's libssl.
+        .target(name: "BurrowRemote", dependencies: ["BurrowAPI", "BurrowCrypto", "CSSL"], exclude: ["README.md"], swiftSettings: strict),
         .target(name: "BurrowAudit", dependencies: ["BurrowCrypto", "BurrowJSON", "BurrowSQLite", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
         .target(name: "BurrowHost", dependencies: ["BurrowAudit", "BurrowCrypto", "BurrowProfile", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
         .target(
@@ -123,8 +128,8 @@ let package = Package(
         .target(
             name: "BurrowCLI",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSQLite",
-                "BurrowSession", "BurrowSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRemote", "BurrowRuntime",
+                "BurrowSQLite", "BurrowSession", "BurrowSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .executableTarget(name: "burrow", dependencies: ["BurrowCLI"], swiftSettings: strict),

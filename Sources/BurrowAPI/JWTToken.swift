@@ -117,6 +117,11 @@ package enum Base64URL {
     /// Whether `c` is of its alphabet (A-Z, a-z, 0-9, '-', '_').
     package static func isAlphabet(_ c: UInt8) -> Bool { (65...90).contains(c) || (97...122).contains(c) || (48...57).contains(c) || c == 45 || c == 95 }
 
+    /// `bytes` as unpadded base64url.
+    package static func encode(_ bytes: [UInt8]) -> String {
+        String(Data(bytes).base64EncodedString().compactMap { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 == "=" ? nil : $0 })
+    }
+
     /// The bytes `text` encodes, nil unless it is unpadded base64url.
     package static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
         guard text.count % 4 != 1, text.allSatisfy(isAlphabet) else { return nil }

@@ -6,7 +6,8 @@
 
 /// A small blocking HTTP/1.1 client for burrowd's Unix socket: one request
 /// per connection (`Connection: close`), bodies by Content-Length or chunked,
-/// and chunked bodies passed on as they arrive (NDJSON streams).
+/// and chunked bodies passed on as they arrive (NDJSON streams). The
+/// exchange itself (`exchange`) also serves `burrow --url` over TLS.
 package struct UnixHTTPClient: Sendable {
     package var socketPath: String
 
@@ -22,6 +23,8 @@ package struct UnixHTTPClient: Sendable {
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
+
+        package init(description: String) { self.description = description }
     }
 
     /// Sends one request. `onBody` (if given) receives a 2xx body as it
@@ -32,15 +35,36 @@ package struct UnixHTTPClient: Sendable {
     ) throws(Failure) -> Response {
         let fd = try connect()
         defer { close(fd) }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: burrowd\r\nConnection: close\r\n"
+        return try Self.exchange(
+            method, path, body: body, headers: headers, onBody: onBody, peer: socketPath,
+            write: { bytes throws(Failure) in try writeAll(fd, bytes) },
+            read: { chunk throws(Failure) in
+                while true {
+                    let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                    if n < 0 && errno == EINTR { continue }
+                    guard n >= 0 else { throw Failure(description: "reading the response: \(String(cString: strerror(errno)))") }
+                    return n
+                }
+            })
+    }
+
+    /// One HTTP/1.1 exchange over a connection given by its `write` and
+    /// `read` (which fills the front of its buffer and returns how much, 0
+    /// at the end): the Unix socket's, or a TLS connection's (`burrow
+    /// --url`). `peer` names the other end in errors.
+    package static func exchange(
+        _ method: String, _ path: String, host: String = "burrowd", body: [UInt8]?, headers: [(String, String)], onBody: (([UInt8]) -> Void)?, peer: String,
+        write: ([UInt8]) throws(Failure) -> Void, read: @escaping (inout [UInt8]) throws(Failure) -> Int
+    ) throws(Failure) -> Response {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
         head += "\r\n"
-        try writeAll(fd, Array(head.utf8) + (body ?? []))
+        try write(Array(head.utf8) + (body ?? []))
 
-        var reader = Reader(fd: fd)
+        var reader = Reader(read: read)
         guard let statusLine = try reader.line(), statusLine.hasPrefix("HTTP/1.") else {
-            throw Failure(description: "burrowd sent no HTTP response on \(socketPath)")
+            throw Failure(description: "burrowd sent no HTTP response on \(peer)")
         }
         let parts = statusLine.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure(description: "burrowd sent a malformed status line: \(statusLine)") }
@@ -106,28 +130,23 @@ package struct UnixHTTPClient: Sendable {
         }
     }
 
-    /// Buffered reads from the socket.
+    /// Buffered reads from the connection.
     private struct Reader {
-        let fd: Int32
+        let read: (inout [UInt8]) throws(Failure) -> Int
         var buffer: [UInt8] = []
         var start = 0
         var eof = false
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
 
-        init(fd: Int32) { self.fd = fd }
+        init(read: @escaping (inout [UInt8]) throws(Failure) -> Int) { self.read = read }
 
         mutating func fill() throws(Failure) {
             if start > 0 {
                 buffer.removeFirst(start)
                 start = 0
             }
-            var chunk = [UInt8](repeating: 0, count: 64 << 10)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else { throw Failure(description: "reading the response: \(String(cString: strerror(errno)))") }
-                if n == 0 { eof = true } else { buffer += chunk[0..<n] }
-                return
-            }
+            let n = try read(&chunk)
+            if n == 0 { eof = true } else { buffer += chunk[0..<n] }
         }
 
         /// The next CRLF-terminated line without its terminator; nil at EOF.

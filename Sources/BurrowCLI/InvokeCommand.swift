@@ -25,6 +25,8 @@ struct InvokeCommand: ParsableCommand {
               echo '{"q": 1}' | burrow invoke my-tool --stdin - -- --format json
               burrow invoke my-tool --env LANG=C.UTF-8 --timeout 5 -- arg
               burrow invoke my-tool --json -- arg      (the whole result as JSON, output included)
+              burrow invoke my-tool --url https://burrow.example:8443 --cacert ca.pem --api-key-file key -- arg
+                                                    (burrowd over the network; each request signed with the key)
             """)
 
     @OptionGroup var daemon: DaemonOptions

@@ -4,13 +4,18 @@ import BurrowAudit
 import BurrowHost
 import BurrowJSON
 import BurrowProfile
+import BurrowRemote
+import BurrowSystem
 import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// How the CLI reaches burrowd: `--socket`, else $BURROW_SOCKET, else the host policy's [daemon] socket.
+/// How the CLI reaches burrowd: `--socket`, else $BURROW_SOCKET, else the
+/// host policy's [daemon] socket; or over the network with `--url` (or
+/// $BURROW_URL), signed with an API key or authenticated by a client
+/// certificate.
 struct DaemonOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("burrowd's socket (default: $BURROW_SOCKET, else the policy's [daemon] socket, /run/burrow/burrowd.sock).", valueName: "path"))
     var socket: String?
@@ -18,11 +23,64 @@ struct DaemonOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The host policy file (read for the socket path only).", valueName: "file"))
     var policy: String = HostPolicy.defaultPath
 
-    var client: UnixHTTPClient {
-        if let socket { return UnixHTTPClient(socketPath: socket) }
-        if let env = getenv("BURROW_SOCKET"), env.pointee != 0 { return UnixHTTPClient(socketPath: String(cString: env)) }
-        let path = (try? HostConfiguration.loadPolicy(policy))?.daemon.socket ?? HostPolicy.defaults.daemon.socket
-        return UnixHTTPClient(socketPath: path)
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "burrowd over the network instead of its socket: its HTTPS listener, https://HOST:PORT (default: $BURROW_URL). TLS 1.3; the server's certificate must name HOST.",
+            valueName: "url"))
+    var url: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --url: the CA certificate (PEM) burrowd's certificate must chain to (default: the system's roots).", valueName: "file"))
+    var cacert: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --url: a client certificate (PEM) for mutual TLS; burrowd names you cert:<its CN>.", valueName: "file"))
+    var cert: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --url: the client certificate's private key (PEM; default: in --cert's file).", valueName: "file"))
+    var key: String?
+
+    @Option(
+        name: .customLong("api-key-file"),
+        help: ArgumentHelp(
+            "With --url: a file holding an API key (burrow keys create); every request is signed with it (Burrow-Signature), so its secret never travels (default: $BURROW_API_KEY, the key itself).",
+            valueName: "file"))
+    var apiKeyFile: String?
+
+    /// The connection: burrowd's socket, or its HTTPS listener.
+    enum Client {
+        case socket(UnixHTTPClient)
+        case remote(RemoteClient)
+
+        func send(_ method: String, _ path: String, body: [UInt8]?, headers: [(String, String)], onBody: (([UInt8]) -> Void)?) throws(UnixHTTPClient.Failure) -> UnixHTTPClient.Response {
+            switch self {
+            case .socket(let c): try c.send(method, path, body: body, headers: headers, onBody: onBody)
+            case .remote(let c): try c.send(method, path, body: body, headers: headers, onBody: onBody)
+            }
+        }
+    }
+
+    func client() throws -> Client {
+        func environment(_ name: String) -> String? { getenv(name).flatMap { $0.pointee == 0 ? nil : String(cString: $0) } }
+        guard let url = url ?? (socket == nil ? environment("BURROW_URL") : nil) else {
+            if cacert != nil || cert != nil || key != nil || apiKeyFile != nil { throw CLIError("--cacert, --cert, --key and --api-key-file go with --url (burrowd over the network)") }
+            if let socket { return .socket(UnixHTTPClient(socketPath: socket)) }
+            if let env = environment("BURROW_SOCKET") { return .socket(UnixHTTPClient(socketPath: env)) }
+            let path = (try? HostConfiguration.loadPolicy(policy))?.daemon.socket ?? HostPolicy.defaults.daemon.socket
+            return .socket(UnixHTTPClient(socketPath: path))
+        }
+        guard socket == nil else { throw CLIError("--socket and --url name two burrowds: give one") }
+        var apiKey = environment("BURROW_API_KEY")
+        if let file = apiKeyFile {
+            guard let bytes = try? FileIO.readConfigured(file, secret: false, limit: 4096), let text = String(validating: bytes, as: UTF8.self) else {
+                throw CLIError("\(file): cannot read the API key")
+            }
+            apiKey = text.split(whereSeparator: \.isWhitespace).first.map(String.init)
+        }
+        do {
+            return .remote(try RemoteClient(url: url, caFile: cacert, certificateFile: cert, keyFile: key, apiKey: apiKey))
+        } catch {
+            throw CLIError(error.description)
+        }
     }
 
     /// Sends a request and decodes a 2xx answer as `T`; anything else is printed as burrowd's error and fails.
@@ -46,8 +104,8 @@ struct DaemonOptions: ParsableArguments {
         }
         let response: UnixHTTPClient.Response
         do {
-            response = try client.send(method, path, body: bytes, headers: headers, onBody: onBody)
-        } catch {
+            response = try client().send(method, path, body: bytes, headers: headers, onBody: onBody)
+        } catch let error as UnixHTTPClient.Failure {
             throw CLIError(error.description)
         }
         guard (200..<300).contains(response.status) else { throw Self.failure(response) }

@@ -122,6 +122,35 @@ final class MCPSessions: Sendable {
 
     /// The live session `id`, whoever it belongs to.
     func session(_ id: String) -> MCPSession? { table.withLock { $0.live[id] } }
+
+    /// Sessions of the session-less era (`/v1/tools/{id}/mcp` with a
+    /// 2026-07-28 client), one per tool and caller, started on its first
+    /// request (concurrent first requests share one start).
+    private let implicit = Mutex<[String: (token: Int, start: Task<MCPSession, any Error>)]>([:])
+    private let implicitTokens = Atomic<Int>(0)
+
+    /// The caller's implicit session of `tool`: the live one, or one `start` makes.
+    func implicitSession(tool: String, owner: CallerIdentity.Key, start: @escaping @Sendable () async throws -> MCPSession) async throws -> MCPSession {
+        let key = "\(tool) \(owner)"
+        for _ in 0..<2 {
+            let (token, task) = implicit.withLock { table in
+                if let entry = table[key] { return entry }
+                let entry = (token: implicitTokens.add(1, ordering: .relaxed).newValue, start: Task { try await start() })
+                table[key] = entry
+                return entry
+            }
+            do {
+                let session = try await task.value
+                if !session.hasEnded { return session }
+            } catch {
+                implicit.withLock { table in if table[key]?.token == token { table.removeValue(forKey: key) } }
+                throw error
+            }
+            // It ended (idle, DELETE, a limit): the next request starts another.
+            implicit.withLock { table in if table[key]?.token == token { table.removeValue(forKey: key) } }
+        }
+        throw DaemonError(.sessionEnded, "the tool's server ended as it was being used; retry")
+    }
 }
 
 /// One live session: HTTP requests in, the relay's answers out. The relay
@@ -199,6 +228,9 @@ final class MCPSession: Sendable {
         stop = { reason in invocations.stop(id, reason) }
         try Kernel.detachedThread { [self] in readAnswers(fromRelay) }
     }
+
+    /// Whether it has ended (or is ending).
+    var hasEnded: Bool { state.withLock { $0.ended != nil } }
 
     /// How long since the last request; a session with a request in progress is not idle.
     var idleFor: Duration {

@@ -1,6 +1,7 @@
 import BurrowAPI
 import BurrowAudit
 import BurrowJSON
+import BurrowMCP
 import BurrowPolicy
 import BurrowProfile
 import FoundationEssentials
@@ -73,7 +74,7 @@ extension API {
 
     /// One message to a session's server; its answer (or 202 for a
     /// notification or a response), with the session's Mcp-Session-Id.
-    private func forward(_ request: Request, _ context: DaemonContext, to session: MCPSession, body given: [UInt8]? = nil) async throws -> Response {
+    private func forward(_ request: Request, _ context: DaemonContext, to session: MCPSession, body given: [UInt8]? = nil, announce: Bool = true) async throws -> Response {
         let limit = Int(clamping: min(daemon.policy.daemon.maxRequestBytes.bytes, UInt64(session.maxLineBytes)))
         let body: [UInt8]
         if let given {
@@ -84,7 +85,7 @@ extension API {
         try await limitMethod(body, request, context, tool: session.tool)
         var headers = HTTPFields()
         // MCP Streamable HTTP's session header (a valid field name: the initializer does not fail on it).
-        if let name = HTTPFields.Element.Name("Mcp-Session-Id") { headers[name] = session.id }
+        if announce, let name = HTTPFields.Element.Name("Mcp-Session-Id") { headers[name] = session.id }
         switch try await session.send(body) {
         case .accepted:
             return Response(status: .accepted, headers: headers)
@@ -217,13 +218,73 @@ extension API {
             throw DaemonError(.invalidRequest, "no Mcp-Session-Id: a stream belongs to a session (start one with an initialize request)")
         }
         guard request.method == .post else { throw DaemonError(.invalidRequest, "no Mcp-Session-Id: start a session with an initialize request") }
-        try await require(.invoker, context, request, "starting an MCP session", tool: id)
+        try await require(.invoker, context, request, "calling an MCP tool", tool: id)
         let body = try await Self.message(request, limit: Int(clamping: min(daemon.policy.daemon.maxRequestBytes.bytes, 4 << 20)))
-        guard case .object(let fields)? = try? JSONParser.parse(body, limits: JSONLimits()), fields["method"] == .string("initialize") else {
-            // MCP: a request other than initialize without a session is 400.
-            throw DaemonError(.invalidRequest, "no Mcp-Session-Id: the first message must be an initialize request")
+        let fields: [String: JSON]
+        if case .object(let f)? = try? JSONParser.parse(body, limits: JSONLimits()) { fields = f } else { fields = [:] }
+        if fields["method"] == .string("initialize") {
+            let session = try await newSession(try registration(id, version: nil), InvocationRequest(), request, context)
+            return try await forward(request, context, to: session, body: body)
         }
-        let session = try await newSession(try registration(id, version: nil), InvocationRequest(), request, context)
-        return try await forward(request, context, to: session, body: body)
+        let versions = HTTPField.Name("MCP-Protocol-Version").map { request.headers[values: $0] } ?? []
+        guard versions.count == 1, Self.isSessionless(versions[0]) else {
+            // MCP: a request other than initialize without a session is 400 (in the eras that have sessions).
+            throw DaemonError(
+                .invalidRequest,
+                "no Mcp-Session-Id: the first message must be an initialize request (or the request is of a session-less protocol version, 2026-07-28 or later, with MCP-Protocol-Version)")
+        }
+        if let mismatch = Self.routingMismatch(request, fields, version: versions[0]) {
+            await daemon.denials.record(
+                caller: context.identity, tool: id, RefusalDetails(reason: "mcp_header_mismatch", message: mismatch, method: request.method.rawValue, path: request.uri.path))
+            var answerID = "null"
+            if let given = fields["id"], case .string = given { answerID = given.canonicalText }
+            if let given = fields["id"], case .number = given { answerID = given.canonicalText }
+            let answer = MCPRelay.errorAnswer(id: answerID, code: -32020, message: "Header mismatch: \(mismatch)", reason: "header_mismatch")
+            return Response(status: .badRequest, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer)))
+        }
+        let record = try registration(id, version: nil)
+        let session = try await daemon.sessions.implicitSession(tool: id, owner: context.identity.key) {
+            try await newSession(record, InvocationRequest(), request, context)
+        }
+        return try await forward(request, context, to: session, body: body, announce: false)
+    }
+
+    /// A protocol version of the session-less era: a date, 2026-07-28 or later.
+    static func isSessionless(_ version: String) -> Bool {
+        let parts = version.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, zip(parts, [4, 2, 2]).allSatisfy({ $0.count == $1 && $0.utf8.allSatisfy { (48...57).contains($0) } }) else { return false }
+        return version >= "2026-07-28"
+    }
+
+    /// Why the routing headers of a session-less request disagree with its
+    /// body, or nil: `Mcp-Method` must be the body's method, `Mcp-Name` the
+    /// name of the tool or prompt (`params.name`) or the resource
+    /// (`params.uri`) it names, `MCP-Protocol-Version` the version in its
+    /// `_meta`. An intermediary that routes, limits or audits by header is
+    /// never shown one thing while the server does another.
+    static func routingMismatch(_ request: Request, _ fields: [String: JSON], version: String) -> String? {
+        func header(_ name: String) -> [String] { HTTPField.Name(name).map { request.headers[values: $0] } ?? [] }
+        guard case .string(let method)? = fields["method"] else { return nil }  // a response: nothing to route
+        let methods = header("Mcp-Method")
+        guard methods == [method] else { return "Mcp-Method \(methods.first.map { "'\($0.prefix(64))'" } ?? "missing") for a \(method.prefix(64)) message" }
+        let meta = fields["params"]?["_meta"]?["io.modelcontextprotocol/protocolVersion"]
+        if let meta, meta != .string(version) { return "MCP-Protocol-Version \(version) but _meta says \(meta)" }
+        let named: JSON? =
+            switch method {
+            case "tools/call", "prompts/get": fields["params"]?["name"]
+            case "resources/read": fields["params"]?["uri"]
+            default: nil
+            }
+        guard let named else { return nil }
+        let names = header("Mcp-Name")
+        guard names.count == 1, let name = decodeName(names[0]) else { return "\(method) needs one Mcp-Name" }
+        return named == .string(name) ? nil : "Mcp-Name '\(name.prefix(64))' for a \(method) naming \(named)"
+    }
+
+    /// An `Mcp-Name` value: as sent, or `=?base64?<base64>?=` for a name that is not plain ASCII.
+    static func decodeName(_ value: String) -> String? {
+        guard value.hasPrefix("=?base64?"), value.hasSuffix("?="), value.utf8.count >= 11 else { return value }
+        let encoded = value.dropFirst(9).dropLast(2)
+        return Data(base64Encoded: String(encoded)).flatMap { String(validating: Array($0), as: UTF8.self) }
     }
 }

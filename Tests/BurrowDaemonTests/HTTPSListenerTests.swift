@@ -555,6 +555,50 @@ final class HTTPSListenerTests {
     }
 
     @Test(
+        "burrow --url: the CLI over HTTPS, signing every request with an API key (a listener requiring signatures accepts it) or with a client certificate; a CA that is not burrowd's, a host the certificate does not name, and http:// are refused with a clear error"
+    )
+    func cliOverHTTPS() throws {
+        for r in Requirement.sandbox { try r.check() }
+        let (port, _) = try serve(
+            clientAuth: "optional", invokers: "\"cert:registry\"", extra: "[auth]\nmethods = [\"mtls\", \"api_key\"]\n[auth.signing]\nrequired = true")
+        func burrow(_ arguments: [String], environment: [String: String] = [:]) throws -> Subprocess.Result {
+            try Subprocess.run([Subprocess.burrow] + arguments, environment: environment, directory: directory)
+        }
+        let socket = ["--socket", directory + "/burrowd.sock"]
+        #expect(try burrow(["tools", "register"] + socket + ["--profile", Fixtures.profilesDirectory + "/minimal.toml", "--version", "1", "--", "sh", "-c"]).status == 0)
+        let made = try burrow(["keys", "create", "--name", "cli", "--role", "invoker", "--expires", "1h"] + socket)
+        try "\(made.output)".write(toFile: directory + "/key.txt", atomically: false, encoding: .utf8)
+        let url = "https://127.0.0.1:\(port)"
+        // Signed with the API key: the invocation runs, its output streamed back.
+        let invoked = try burrow(["invoke", "--url", url, "--cacert", "ca.pem", "--api-key-file", "key.txt", "minimal", "--", "echo signed"])
+        #expect(invoked.status == 0 && invoked.output == "signed\n", "\(invoked.output)\(invoked.stderr)")
+        let listed = try burrow(["tools", "list", "--cacert", "ca.pem"], environment: ["BURROW_URL": url, "BURROW_API_KEY": made.output.trimmingCharacters(in: .whitespacesAndNewlines)])
+        #expect(listed.status == 0 && listed.output.contains("minimal"), "\(listed.output)\(listed.stderr)")
+        // A certificate alone is not a signature, where signatures are required.
+        let unsigned = try burrow(["tools", "list", "--url", url, "--cacert", "ca.pem", "--cert", "registry.pem", "--key", "registry.key"])
+        #expect(unsigned.status != 0 && unsigned.stderr.contains("must be signed"), "\(unsigned.stderr)")
+        let audited = (try denials()["bad_credential"] ?? []).compactMap { $0.details["message"]?.stringValue }
+        #expect(audited.contains { $0.contains("unsigned") }, "\(audited)")
+        // What the client refuses before any request.
+        let otherCA = try burrow(["tools", "list", "--url", url, "--cacert", "otherca.pem", "--api-key-file", "key.txt"])
+        #expect(otherCA.status != 0 && otherCA.stderr.contains("TLS handshake") && otherCA.stderr.contains("certificate"), "\(otherCA.stderr)")
+        let wrongHost = try burrow(["tools", "list", "--url", "https://localhost:\(port)", "--cacert", "ca.pem", "--api-key-file", "key.txt"])
+        #expect(wrongHost.status != 0 && wrongHost.stderr.contains("TLS handshake"), "the certificate names 127.0.0.1 only: \(wrongHost.stderr)")
+        #expect(try burrow(["tools", "list", "--url", "http://127.0.0.1:\(port)"]).stderr.contains("HTTPS only"))
+        #expect(try burrow(["tools", "list", "--cacert", "ca.pem"] + socket).stderr.contains("go with --url"))
+    }
+
+    @Test("burrow --url with a client certificate: mutual TLS names the caller cert:<CN>")
+    func cliWithCertificate() throws {
+        let (port, _) = try serve()
+        let r = try Subprocess.run(
+            [Subprocess.burrow, "tools", "list", "--url", "https://127.0.0.1:\(port)", "--cacert", "ca.pem", "--cert", "registry.pem", "--key", "registry.key"], directory: directory)
+        #expect(r.status == 0, "\(r.stderr)")
+        let none = try Subprocess.run([Subprocess.burrow, "tools", "list", "--url", "https://127.0.0.1:\(port)", "--cacert", "ca.pem"], directory: directory)
+        #expect(none.status != 0 && none.stderr.contains("requires a client certificate"), "client_auth = require: \(none.stderr)")
+    }
+
+    @Test(
         "capability rules per tool: required_auth, allowed_ips, time_windows and requests_per_minute refuse a call of the tool (403 or 429 naming the rule, audited as capability_rule); a call passing them runs"
     )
     func capabilityRules() throws {
@@ -647,6 +691,8 @@ final class HTTPSListenerTests {
             #expect(r.output.contains("ok False") && r.output.contains("Europe/Paris"), "\(mode): \(r.output)\(r.stderr.suffix(2000))")
             #expect(r.output.contains("expected string, got integer"), "\(mode): \(r.output)")
             if mode == "legacy" { #expect(r.output.contains("tools ['convert_time', 'get_current_time']"), "\(r.output)") }
+            // auto: the session-less era, served by the caller's own implicit session of the tool.
+            if mode == "auto" { #expect(r.output.contains("version 2026-07-28"), "\(r.output)") }
         }
         // The session id is the principal's: another certificate's request with it is as if there were none.
         let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#
@@ -670,6 +716,23 @@ final class HTTPSListenerTests {
             path: "/v1/tools/mcp-server-time/mcp")
         // [rate_limits.methods] "tools/call" = 4 per minute: the SDK's two runs took them.
         #expect(owner.output.hasSuffix("\n429") && owner.output.lowercased().contains("retry-after:") && owner.output.contains("rate_limits.methods"), "\(owner.output)")
+        // Session-less: the routing headers must say what the body does (-32020 otherwise, audited).
+        func modern(_ headers: [String], _ body: String) throws -> String {
+            try curl(
+                port,
+                ["--cert", "registry.pem", "--key", "registry.key", "-X", "POST", "--data-binary", body, "-H", "MCP-Protocol-Version: 2026-07-28"] + json
+                    + headers.flatMap { ["-H", $0] }, path: "/v1/tools/mcp-server-time/mcp"
+            ).output
+        }
+        let listing = #"{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#
+        let listed = try modern(["Mcp-Method: tools/list"], listing)
+        #expect(listed.hasSuffix("\n200") && listed.contains("get_current_time") && !listed.lowercased().contains("mcp-session-id"), "\(listed)")
+        let lying = try modern(["Mcp-Method: tools/list"], call)
+        #expect(lying.hasSuffix("\n400") && lying.contains("-32020"), "\(lying)")
+        let misnamed = try modern(["Mcp-Method: tools/call", "Mcp-Name: convert_time"], call)
+        #expect(misnamed.hasSuffix("\n400") && misnamed.contains("Mcp-Name"), "\(misnamed)")
+        #expect(try modern(["Mcp-Method: tools/call"], call).hasSuffix("\n400"), "no Mcp-Name")
+        #expect(try denials()["mcp_header_mismatch"]?.isEmpty == false)
         let ended = try curl(port, ["--cert", "registry.pem", "--key", "registry.key", "-X", "DELETE", "-H", "Mcp-Session-Id: \(sid)"], path: "/v1/tools/mcp-server-time/mcp")
         #expect(ended.output.hasSuffix("\n204"), "\(ended.output)")
         #expect(try denials()["not_session_owner"]?.first?.context.principal == "cert:client")
