@@ -144,6 +144,16 @@ final class HTTPSListenerTests {
         }
     }
 
+    /// Sends burrowd SIGHUP; whether its log says `text` within 5 s.
+    func reload(_ daemon: Subprocess.Running, until text: String) -> Bool {
+        kill(daemon.pid, SIGHUP)
+        for _ in 0..<200 {
+            if daemon.errorSoFar.contains(text) { return true }
+            usleep(25_000)
+        }
+        return false
+    }
+
     func curl(_ port: Int, _ extra: [String], path: String = "/v1/health") throws -> Subprocess.Result {
         try Subprocess.run(
             ["/usr/bin/curl", "-sS", "--cacert", directory + "/ca.pem", "-w", "\n%{http_code}", "https://127.0.0.1:\(port)\(path)"] + extra, directory: directory)
@@ -264,23 +274,14 @@ final class HTTPSListenerTests {
         // A key that is not one: refused, and the first certificate still serves.
         try FileManager.default.copyItem(atPath: directory + "/server.key", toPath: directory + "/server.key.good")
         try "not a key\n".write(toFile: directory + "/server.key", atomically: false, encoding: .utf8)
-        kill(daemon.pid, SIGHUP)
-        func waitForLog(_ text: String) -> Bool {
-            for _ in 0..<200 {
-                if daemon.errorSoFar.contains(text) { return true }
-                usleep(25_000)
-            }
-            return false
-        }
-        #expect(waitForLog("not reloaded"), "\(daemon.errorSoFar)")
+        #expect(reload(daemon, until: "not reloaded"), "\(daemon.errorSoFar)")
         #expect(try servedSerial(port) == first)
         // The second certificate and its key: new connections see it.
         for (from, to) in [("server2.pem", "server.pem"), ("server2.key", "server.key")] {
             _ = try FileManager.default.removeItem(atPath: directory + "/" + to)
             try FileManager.default.copyItem(atPath: directory + "/" + from, toPath: directory + "/" + to)
         }
-        kill(daemon.pid, SIGHUP)
-        #expect(waitForLog("reloaded; new connections"), "\(daemon.errorSoFar)")
+        #expect(reload(daemon, until: "reloaded; new connections"), "\(daemon.errorSoFar)")
         #expect(try servedSerial(port) == second && first != second)
     }
 
@@ -430,13 +431,7 @@ final class HTTPSListenerTests {
         }
         // A rotated JWKS: SIGHUP reads it; the old key's tokens stop, the new one's work.
         try #"{"keys": [\#(try ed25519("ed2"))]}"#.write(toFile: directory + "/jwks.json", atomically: false, encoding: .utf8)
-        kill(daemon.pid, SIGHUP)
-        var reloaded = false
-        for _ in 0..<200 where !reloaded {
-            reloaded = daemon.errorSoFar.contains("JWT keys ([auth.jwt] hs256_secret, jwks) reloaded")
-            usleep(25_000)
-        }
-        #expect(reloaded, "\(daemon.errorSoFar)")
+        #expect(reload(daemon, until: "JWT keys ([auth.jwt] hs256_secret, jwks) reloaded"), "\(daemon.errorSoFar)")
         #expect(try bearer(try jwt(#"{"alg":"EdDSA","kid":"ed2"}"#, claims(), ed25519: "ed2.key")).output.hasSuffix("\n200"))
         #expect(try bearer(try jwt(#"{"alg":"EdDSA","kid":"ed1"}"#, claims(), ed25519: "ed1.key")).output.hasSuffix("\n401"))
     }
@@ -516,13 +511,7 @@ final class HTTPSListenerTests {
         #expect(try status("client") == "200" && (try status("registry")) == "200")
         try ca(["-revoke", "client.pem"])
         try ca(["-gencrl", "-crldays", "1", "-out", "crl.pem"])
-        kill(daemon.pid, SIGHUP)
-        var reloaded = false
-        for _ in 0..<200 where !reloaded {
-            reloaded = daemon.errorSoFar.contains("CRLs reloaded")
-            usleep(25_000)
-        }
-        #expect(reloaded, "\(daemon.errorSoFar)")
+        #expect(reload(daemon, until: "CRLs reloaded"), "\(daemon.errorSoFar)")
         #expect(try status("client") == "000", "revoked: no HTTP at all")
         #expect(try status("registry") == "200")
         let refusals = (try denials()["tls_handshake_failed"] ?? []).compactMap { $0.details["message"]?.stringValue }
