@@ -94,14 +94,20 @@ package struct JWTToken: Sendable, Equatable {
             }
         }
         guard let exp = try time("exp") else { throw Refusal("a JWT without exp: a token must expire") }
-        guard exp + expected.skew > now else { throw Refusal("an expired JWT (exp \(Int64(exp)), \(Int64(now - exp)) s ago)") }
+        guard exp + expected.skew > now else { throw Refusal("an expired JWT (exp \(Self.seconds(exp)), \(Self.seconds(now - exp)) s ago)") }
         guard exp - now <= expected.maxLifetime + expected.skew else { throw Refusal("a JWT expiring further away than [auth.jwt] max_lifetime") }
-        if let nbf = try time("nbf"), nbf - expected.skew > now { throw Refusal("a JWT not valid yet (nbf in \(Int64(nbf - now)) s)") }
+        if let nbf = try time("nbf"), nbf - expected.skew > now { throw Refusal("a JWT not valid yet (nbf in \(Self.seconds(nbf - now)) s)") }
         if let iat = try time("iat"), iat - expected.skew > now { throw Refusal("a JWT issued in the future (iat)") }
         return sub
     }
 
     static let limits = JSONLimits(maxDepth: 8, maxItems: 256, maxBytes: maxBytes)
+
+    /// A time for a message: whole seconds, whatever the claim held (a
+    /// signed token may carry any number).
+    static func seconds(_ value: Double) -> String {
+        abs(value) < 1e15 ? String(Int64(value)) : value < 0 ? "-∞" : "∞"
+    }
 
     private static func object(_ part: Substring.UTF8View.SubSequence, _ name: String) throws(Refusal) -> [String: JSON] {
         guard let bytes = Base64URL.decode(part), case .object(let fields)? = try? JSONParser.parse(bytes, limits: limits) else {

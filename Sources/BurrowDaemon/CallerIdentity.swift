@@ -100,9 +100,10 @@ package struct CallerIdentity: Sendable, Equatable {
         }
     }
 
-    /// A certificate's subjectAltNames of one kind, as text (a name that is not UTF-8 is none).
+    /// A certificate's subjectAltNames of one kind, as text (one that is
+    /// not UTF-8 is an empty name, which names no one: it still counts).
     private static func alternativeNames(_ certificate: NIOSSLCertificate, _ kind: _SubjectAlternativeName.NameType) -> [String] {
-        certificate._subjectAlternativeNames().filter { $0.nameType == kind }.compactMap { String(validating: Array($0.contents), as: UTF8.self) }
+        certificate._subjectAlternativeNames().filter { $0.nameType == kind }.map { String(validating: Array($0.contents), as: UTF8.self) ?? "" }
     }
 
     /// Whether anyone vouched for this caller (a local one always: the kernel did).

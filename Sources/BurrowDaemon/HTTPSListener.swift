@@ -36,7 +36,7 @@ enum HTTPSListener {
     /// by its CA of `client_ca`, none stale).
     static func credentials(_ h: HostPolicy.Transport.HTTP) throws(Failure) -> Credentials {
         var credentials = Credentials(context: try context(h))
-        if let crl = h.clientCRL, let ca = h.clientCA {
+        if let crl = h.clientCRL, let ca = h.clientCA, h.clientAuth != .none {
             do {
                 credentials.revocation = try RevocationLists(crlPEM: try read(crl, secret: false), caPEM: try read(ca, secret: false), now: AuditClock.now() / 1_000_000)
             } catch let failure as Failure {

@@ -80,7 +80,7 @@ final class MCPSessions: Sendable {
     }
 
     /// Starts the server of a prepared invocation as a session, within the limits.
-    func start(_ p: InvocationService.Prepared) throws(DaemonError) -> MCPSession {
+    func start(_ p: InvocationService.Prepared, sessionless: Bool = false) throws(DaemonError) -> MCPSession {
         let owner = p.caller.key
         do {
             try table.withLock { t throws(DaemonError) in
@@ -94,7 +94,7 @@ final class MCPSessions: Sendable {
         }
         let session: MCPSession
         do {
-            session = try MCPSession(p, invocations: invocations)
+            session = try MCPSession(p, invocations: invocations, sessionless: sessionless)
         } catch {
             p.slot.release()
             release(owner, nil)
@@ -116,6 +116,7 @@ final class MCPSessions: Sendable {
             watchdog.cancel()
             session.finished()
             self.release(owner, session.id)
+            self.forgetImplicit(session.id)
         }
         return session
     }
@@ -126,28 +127,48 @@ final class MCPSessions: Sendable {
     /// Sessions of the session-less era (`/v1/tools/{id}/mcp` with a
     /// 2026-07-28 client), one per tool and caller, started on its first
     /// request (concurrent first requests share one start).
-    private let implicit = Mutex<[String: (token: Int, start: Task<MCPSession, any Error>)]>([:])
+    private let implicit = Mutex<Implicit>(Implicit())
     private let implicitTokens = Atomic<Int>(0)
+
+    private struct Implicit {
+        var starts: [String: (token: Int, start: Task<MCPSession, any Error>)] = [:]
+        /// The key (and start) each started implicit session holds, to forget it when it ends.
+        var bySession: [String: (key: String, token: Int)] = [:]
+
+        mutating func remove(_ key: String, token: Int) {
+            guard starts[key]?.token == token else { return }
+            starts.removeValue(forKey: key)
+        }
+    }
+
+    /// An implicit session ended: its caller's next request starts another.
+    private func forgetImplicit(_ id: String) {
+        implicit.withLock { t in
+            guard let (key, token) = t.bySession.removeValue(forKey: id) else { return }
+            t.remove(key, token: token)
+        }
+    }
 
     /// The caller's implicit session of `tool`: the live one, or one `start` makes.
     func implicitSession(tool: String, owner: CallerIdentity.Key, start: @escaping @Sendable () async throws -> MCPSession) async throws -> MCPSession {
         let key = "\(tool) \(owner)"
         for _ in 0..<2 {
-            let (token, task) = implicit.withLock { table in
-                if let entry = table[key] { return entry }
+            let (token, task) = implicit.withLock { t in
+                if let entry = t.starts[key] { return entry }
                 let entry = (token: implicitTokens.add(1, ordering: .relaxed).newValue, start: Task { try await start() })
-                table[key] = entry
+                t.starts[key] = entry
                 return entry
             }
             do {
                 let session = try await task.value
+                implicit.withLock { $0.bySession[session.id] = (key, token) }
                 if !session.hasEnded { return session }
             } catch {
-                implicit.withLock { table in if table[key]?.token == token { table.removeValue(forKey: key) } }
+                implicit.withLock { $0.remove(key, token: token) }
                 throw error
             }
-            // It ended (idle, DELETE, a limit): the next request starts another.
-            implicit.withLock { table in if table[key]?.token == token { table.removeValue(forKey: key) } }
+            // It ended (idle, a limit): the next request starts another.
+            implicit.withLock { $0.remove(key, token: token) }
         }
         throw DaemonError(.sessionEnded, "the tool's server ended as it was being used; retry")
     }
@@ -165,11 +186,18 @@ final class MCPSession: Sendable {
     /// The relay's client side: it reads requests from `input` and writes
     /// answers to `output`; the server's stderr has nobody to read it here.
     let relayClient: PreparedInvocation.RelayClient
+    /// A session-less era's implicit session: its client has no stream, so
+    /// the server's requests are answered at once with an error (as the
+    /// SDK's session-less servers do: no back channel) and its
+    /// notifications are dropped and counted.
+    let sessionless: Bool
     /// Where requests go in (the relay's client side); nil once closed.
     private let toRelay: Mutex<SystemPackage.FileDescriptor?>
     private let stop: @Sendable (String) -> Void
     private let state = Mutex(State())
-    private let limits: JSONLimits
+    /// The relay's bounds for every message (anything that reads a
+    /// message before it does reads it within these).
+    let limits: JSONLimits
     var maxLineBytes: Int { limits.maxBytes }
 
     private struct State {
@@ -203,7 +231,8 @@ final class MCPSession: Sendable {
     static let maxEvents = 256
     static let maxEventBytes = 4 << 20
 
-    init(_ p: InvocationService.Prepared, invocations: InvocationService) throws {
+    init(_ p: InvocationService.Prepared, invocations: InvocationService, sessionless: Bool = false) throws {
+        self.sessionless = sessionless
         id = p.id
         tool = p.record.registration.id
         owner = p.caller.key
@@ -348,6 +377,15 @@ final class MCPSession: Sendable {
     /// buffer full) is cut: its client resumes with `Last-Event-ID` and
     /// gets what it missed from the kept events.
     private func publish(_ line: [UInt8]) {
+        if sessionless {
+            if let id = (try? JSONParser.parse(line, limits: limits))?["id"], Self.idKey(id) != nil {
+                let answer = MCPRelay.errorAnswer(
+                    id: id.canonicalText, code: -32601, message: "the client has no stream for server requests (a session-less MCP client)", reason: "no_back_channel")
+                _ = write(answer + [0x0a])
+            }
+            state.withLock { $0.dropped += 1 }
+            return
+        }
         state.withLock { s in
             s.lastEvent += 1
             let event = Event(id: s.lastEvent, line: line)
@@ -360,8 +398,10 @@ final class MCPSession: Sendable {
                 if old.id > s.delivered { s.dropped += 1 }
             }
             guard let stream = s.stream else { return }
-            s.delivered = event.id
-            if case .dropped = stream.continuation.yield(event) {
+            if case .enqueued = stream.continuation.yield(event) {
+                s.delivered = event.id
+            } else {
+                // Cut: its client resumes with Last-Event-ID; this event waits for that, or for the next stream.
                 stream.continuation.finish()
                 s.stream = nil
             }
@@ -441,6 +481,8 @@ final class MCPSession: Sendable {
             s.ended = s.ended ?? "the server exited"
             s.stream?.continuation.finish()
             s.stream = nil
+            s.events.removeAll()
+            s.eventBytes = 0
             defer { s.waiters.removeAll() }
             return Array(s.waiters.values)
         }

@@ -31,7 +31,9 @@ extension API {
 
     /// A session of `record` started for this caller, within `[mcp]`'s
     /// session limits (checked before its plan is made; a refusal is audited).
-    private func newSession(_ record: ToolRecord, _ body: InvocationRequest, _ request: Request, _ context: DaemonContext) async throws -> MCPSession {
+    private func newSession(_ record: ToolRecord, _ body: InvocationRequest, _ request: Request, _ context: DaemonContext, sessionless: Bool = false) async throws
+        -> MCPSession
+    {
         func admitted<T>(_ step: () throws(DaemonError) -> T) async throws(DaemonError) -> T {
             do {
                 return try step()
@@ -44,7 +46,7 @@ extension API {
         }
         try await admitted { () throws(DaemonError) in try daemon.sessions.admit(context.identity.key) }
         let prepared = try await daemon.invocations.prepare(record, body, caller: context.identity, session: true)
-        return try await admitted { () throws(DaemonError) in try daemon.sessions.start(prepared) }
+        return try await admitted { () throws(DaemonError) in try daemon.sessions.start(prepared, sessionless: sessionless) }
     }
 
     /// The live session named in the path, if this caller may use it.
@@ -64,7 +66,8 @@ extension API {
                 caller: identity, tool: session.tool, RefusalDetails(reason: "not_session_owner", message: "\(what): session \(sid) belongs to \(session.ownerName)"))
             throw notFound
         }
-        try await require(.invoker, context, request, what, tool: session.tool)
+        // Ending a session is always allowed; using it meets the tool's conditions (calls are counted per tools/call).
+        try await require(.invoker, context, request, what, tool: session.tool, rules: request.method == .delete ? [] : .conditions)
         return session
     }
 
@@ -74,7 +77,11 @@ extension API {
 
     /// One message to a session's server; its answer (or 202 for a
     /// notification or a response), with the session's Mcp-Session-Id.
-    private func forward(_ request: Request, _ context: DaemonContext, to session: MCPSession, body given: [UInt8]? = nil, announce: Bool = true) async throws -> Response {
+    /// A session-less request's message must parse, and its routing
+    /// headers agree with it (`routingMismatch`); its answers carry no
+    /// `Mcp-Session-Id`. The message is read within the relay's own bounds,
+    /// so what is checked here is what the relay passes on.
+    private func forward(_ request: Request, _ context: DaemonContext, to session: MCPSession, body given: [UInt8]? = nil, sessionless: Bool = false) async throws -> Response {
         let limit = Int(clamping: min(daemon.policy.daemon.maxRequestBytes.bytes, UInt64(session.maxLineBytes)))
         let body: [UInt8]
         if let given {
@@ -82,10 +89,31 @@ extension API {
         } else {
             body = try await Self.message(request, limit: limit)
         }
-        try await limitMethod(body, request, context, tool: session.tool)
+        let message: [String: JSON]?
+        if case .object(let fields)? = try? JSONParser.parse(body, limits: session.limits) { message = fields } else { message = nil }
+        if sessionless {
+            func refuse(_ code: Int64, _ text: String, id: JSON?) -> Response {
+                var answerID = "null"
+                if let id, MCPSession.idKey(id) != nil { answerID = id.canonicalText }
+                let answer = MCPRelay.errorAnswer(id: answerID, code: code, message: text, reason: code == -32020 ? "header_mismatch" : "not_json")
+                return Response(status: .badRequest, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer)))
+            }
+            guard let message else { return refuse(-32700, "Parse error: one JSON-RPC message, an object, within the relay's bounds", id: nil) }
+            if let mismatch = Self.routingMismatch(request, message) {
+                await daemon.denials.record(
+                    caller: context.identity, tool: session.tool,
+                    RefusalDetails(reason: "mcp_header_mismatch", message: mismatch, method: request.method.rawValue, path: request.uri.path))
+                return refuse(-32020, "Header mismatch: \(mismatch)", id: message["id"])
+            }
+        }
+        if case .string(let method)? = message?["method"] {
+            try await limitMethod(method, request, context, tool: session.tool)
+            // A tools/call is a call of the tool: it takes a token of its capability rate.
+            if method == "tools/call" { try await checkCapabilities(session.tool, context, request, .call) }
+        }
         var headers = HTTPFields()
         // MCP Streamable HTTP's session header (a valid field name: the initializer does not fail on it).
-        if announce, let name = HTTPFields.Element.Name("Mcp-Session-Id") { headers[name] = session.id }
+        if !sessionless, let name = HTTPFields.Element.Name("Mcp-Session-Id") { headers[name] = session.id }
         switch try await session.send(body) {
         case .accepted:
             return Response(status: .accepted, headers: headers)
@@ -168,11 +196,8 @@ extension API {
 
     /// `[rate_limits.methods]`: a request whose method has a limit takes a
     /// token of this caller's bucket for it (429 with Retry-After past it).
-    private func limitMethod(_ body: [UInt8], _ request: Request, _ context: DaemonContext, tool: String) async throws {
-        let limits = daemon.policy.rateLimits.methods
-        guard !limits.isEmpty, context.identity.local?.uid != 0, case .object(let fields)? = try? JSONParser.parse(body, limits: JSONLimits()),
-            case .string(let method)? = fields["method"], let perMinute = limits[method]
-        else { return }
+    private func limitMethod(_ method: String, _ request: Request, _ context: DaemonContext, tool: String) async throws {
+        guard context.identity.local?.uid != 0, let perMinute = daemon.policy.rateLimits.methods[method] else { return }
         guard let retry = daemon.clientLimits.take("\(context.identity.key) \(method)", perMinute: perMinute, burst: perMinute) else { return }
         let message = "this caller may send \(perMinute) \(method) requests per minute ([rate_limits.methods]); retry in \(retry) s"
         await daemon.denials.record(
@@ -218,11 +243,12 @@ extension API {
             throw DaemonError(.invalidRequest, "no Mcp-Session-Id: a stream belongs to a session (start one with an initialize request)")
         }
         guard request.method == .post else { throw DaemonError(.invalidRequest, "no Mcp-Session-Id: start a session with an initialize request") }
-        try await require(.invoker, context, request, "calling an MCP tool", tool: id)
+        try await require(.invoker, context, request, "calling an MCP tool", tool: id, rules: .conditions)
         let body = try await Self.message(request, limit: Int(clamping: min(daemon.policy.daemon.maxRequestBytes.bytes, 4 << 20)))
         let fields: [String: JSON]
         if case .object(let f)? = try? JSONParser.parse(body, limits: JSONLimits()) { fields = f } else { fields = [:] }
         if fields["method"] == .string("initialize") {
+            try await checkCapabilities(id, context, request, .call)  // a session's start is a call
             let session = try await newSession(try registration(id, version: nil), InvocationRequest(), request, context)
             return try await forward(request, context, to: session, body: body)
         }
@@ -233,20 +259,11 @@ extension API {
                 .invalidRequest,
                 "no Mcp-Session-Id: the first message must be an initialize request (or the request is of a session-less protocol version, 2026-07-28 or later, with MCP-Protocol-Version)")
         }
-        if let mismatch = Self.routingMismatch(request, fields, version: versions[0]) {
-            await daemon.denials.record(
-                caller: context.identity, tool: id, RefusalDetails(reason: "mcp_header_mismatch", message: mismatch, method: request.method.rawValue, path: request.uri.path))
-            var answerID = "null"
-            if let given = fields["id"], case .string = given { answerID = given.canonicalText }
-            if let given = fields["id"], case .number = given { answerID = given.canonicalText }
-            let answer = MCPRelay.errorAnswer(id: answerID, code: -32020, message: "Header mismatch: \(mismatch)", reason: "header_mismatch")
-            return Response(status: .badRequest, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer)))
-        }
         let record = try registration(id, version: nil)
         let session = try await daemon.sessions.implicitSession(tool: id, owner: context.identity.key) {
-            try await newSession(record, InvocationRequest(), request, context)
+            try await newSession(record, InvocationRequest(), request, context, sessionless: true)
         }
-        return try await forward(request, context, to: session, body: body, announce: false)
+        return try await forward(request, context, to: session, body: body, sessionless: true)
     }
 
     /// A protocol version of the session-less era: a date, 2026-07-28 or later.
@@ -262,8 +279,9 @@ extension API {
     /// (`params.uri`) it names, `MCP-Protocol-Version` the version in its
     /// `_meta`. An intermediary that routes, limits or audits by header is
     /// never shown one thing while the server does another.
-    static func routingMismatch(_ request: Request, _ fields: [String: JSON], version: String) -> String? {
+    static func routingMismatch(_ request: Request, _ fields: [String: JSON]) -> String? {
         func header(_ name: String) -> [String] { HTTPField.Name(name).map { request.headers[values: $0] } ?? [] }
+        let version = header("MCP-Protocol-Version").first ?? ""
         guard case .string(let method)? = fields["method"] else { return nil }  // a response: nothing to route
         let methods = header("Mcp-Method")
         guard methods == [method] else { return "Mcp-Method \(methods.first.map { "'\($0.prefix(64))'" } ?? "missing") for a \(method.prefix(64)) message" }

@@ -23,10 +23,10 @@ struct API: Sendable {
         try await context.require(.invoker, what, tool: nil, request: request, denials: daemon.denials)
     }
 
-    /// The role, and, for a call of a tool, the tool's capability rules.
-    func require(_ role: Role, _ context: DaemonContext, _ request: Request, _ what: String, tool: String?) async throws(DaemonError) {
+    /// The role, and, for a use of a tool, the tool's capability rules (`rules`).
+    func require(_ role: Role, _ context: DaemonContext, _ request: Request, _ what: String, tool: String?, rules: CapabilityCheck = .all) async throws(DaemonError) {
         try await context.require(role, what, tool: tool, request: request, denials: daemon.denials)
-        if role == .invoker, let tool { try await checkCapabilities(tool, context, request) }
+        if role == .invoker, let tool, !rules.isEmpty { try await checkCapabilities(tool, context, request, rules) }
     }
 
     func registryCall<T>(_ body: () throws(RegistryStore.Failure) -> T) throws(DaemonError) -> T {

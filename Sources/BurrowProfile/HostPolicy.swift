@@ -655,6 +655,7 @@ extension HostPolicy {
                 if !h.listen.isEmpty {
                     if h.tlsCert == nil || h.tlsKey == nil { log.error("transport.http", "an HTTPS listener needs tls_cert and tls_key") }
                     if h.clientCRL != nil && h.clientCA == nil { log.error("transport.http.client_crl", "needs client_ca: each list is checked against its CA") }
+                    if h.clientCRL != nil && h.clientAuth == .none { log.error("transport.http.client_crl", "client_auth = \"none\" asks for no certificate: there is nothing to check against a CRL") }
                     if h.clientAuth != .none && h.clientCA == nil {
                         log.error("transport.http", "client_auth = \"\(h.clientAuth.rawValue)\" needs client_ca (the CA client certificates must chain to)")
                     }

@@ -23,6 +23,9 @@ final class TLSConnection {
     private let ssl: OpaquePointer
 
     init(host: String, port: Int, options: Options) throws(Failure) {
+        // libssl writes with write(2): a connection burrowd closed must be an error here, not SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        ERR_clear_error()
         fd = try Self.connect(host: host, port: port)
         guard let context = SSL_CTX_new(TLS_client_method()) else {
             close(fd)
@@ -39,6 +42,7 @@ final class TLSConnection {
         }
         self.ssl = ssl
         try bind(host: host)
+        ERR_clear_error()
         guard SSL_connect(ssl) == 1 else {
             let verify = SSL_get_verify_result(ssl)
             let why = verify == X509_V_OK ? Self.errors() : "the server's certificate: " + String(cString: X509_verify_cert_error_string(verify))
@@ -47,6 +51,7 @@ final class TLSConnection {
     }
 
     deinit {
+        ERR_clear_error()
         _ = SSL_shutdown(ssl)
         SSL_free(ssl)
         SSL_CTX_free(context)
@@ -87,8 +92,15 @@ final class TLSConnection {
     func write(_ bytes: [UInt8]) throws(Failure) {
         var offset = 0
         while offset < bytes.count {
+            ERR_clear_error()
             let n = bytes[offset...].withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
-            guard n > 0 else { throw Failure(description: "writing the request: \(Self.errors())") }
+            guard n > 0 else {
+                let why = Self.errors()
+                // burrowd may have refused the connection (its alert is waiting to be read): say that, not EPIPE.
+                var pending = [UInt8](repeating: 0, count: 512)
+                _ = try read(&pending)
+                throw Failure(description: "writing the request: \(why)")
+            }
             offset += Int(n)
         }
     }
@@ -97,6 +109,7 @@ final class TLSConnection {
     /// connection properly (close_notify). A connection cut without one is
     /// an error: a body could have been truncated.
     func read(_ buffer: inout [UInt8]) throws(Failure) -> Int {
+        ERR_clear_error()
         let n = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
         if n > 0 { return Int(n) }
         if SSL_get_error(ssl, n) == SSL_ERROR_ZERO_RETURN { return 0 }

@@ -585,6 +585,11 @@ final class HTTPSListenerTests {
         #expect(r.status == 0, "\(r.stderr)")
         let none = try Subprocess.run([Subprocess.burrow, "tools", "list", "--url", "https://127.0.0.1:\(port)", "--cacert", "ca.pem"], directory: directory)
         #expect(none.status != 0 && none.stderr.contains("requires a client certificate"), "client_auth = require: \(none.stderr)")
+        // A large body written before burrowd's refusal arrives: still that message, never SIGPIPE.
+        let big = try Subprocess.run(
+            [Subprocess.burrow, "invoke", "minimal", "--url", "https://127.0.0.1:\(port)", "--cacert", "ca.pem", "--stdin", "-", "--", "cat"],
+            stdin: Data(repeating: UInt8(ascii: "x"), count: 1 << 20), directory: directory)
+        #expect(big.status == 125 && big.stderr.contains("client certificate"), "\(big.status) \(big.stderr)")
     }
 
     @Test(
@@ -659,6 +664,15 @@ final class HTTPSListenerTests {
         let url = "https://127.0.0.1:\(port)/v1/tools/mcp-streams/mcp"
         let r = try Subprocess.run([python, Fixtures.repositoryRoot + "/Tests/MCP/streams_client.py", url, "ca.pem", "registry.pem", "registry.key"], directory: directory)
         #expect(r.output.contains(#"ask "sampled: 4""#) && r.output.contains(#"logs ["asking the client", "note 1", "note 2", "note 3"]"#), "\(r.output)\(r.stderr.suffix(2000))")
+        // A session-less client has no stream: the server's sampling request is answered with an error at once, and its call completes.
+        let ask = #"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"ask","arguments":{"question":"2+2?"}}}"#
+        let sessionless = try curl(
+            port,
+            [
+                "--cert", "registry.pem", "--key", "registry.key", "-X", "POST", "--data-binary", ask, "-H", "Content-Type: application/json", "-H", "MCP-Protocol-Version: 2026-07-28",
+                "-H", "Mcp-Method: tools/call", "-H", "Mcp-Name: ask", "--max-time", "20",
+            ], path: "/v1/tools/mcp-streams/mcp")
+        #expect(sessionless.output.hasSuffix("\n200") && sessionless.output.contains("sampled: error") && sessionless.output.contains("no stream for server requests"), "\(sessionless.output)")
     }
 
     @Test(
@@ -721,6 +735,10 @@ final class HTTPSListenerTests {
         let misnamed = try modern(["Mcp-Method: tools/call", "Mcp-Name: convert_time"], call)
         #expect(misnamed.hasSuffix("\n400") && misnamed.contains("Mcp-Name"), "\(misnamed)")
         #expect(try modern(["Mcp-Method: tools/call"], call).hasSuffix("\n400"), "no Mcp-Name")
+        // A key longer than the default parser's bound does not make the message look like a response.
+        let padded = call.replacingOccurrences(of: #""params":{"#, with: #""params":{""# + String(repeating: "k", count: 2000) + #"":0,"#)
+        let smuggled = try modern(["Mcp-Method: tools/list"], padded)
+        #expect(smuggled.hasSuffix("\n400") && smuggled.contains("-32020"), "\(smuggled)")
         #expect(try denials()["mcp_header_mismatch"]?.isEmpty == false)
         let ended = try curl(port, ["--cert", "registry.pem", "--key", "registry.key", "-X", "DELETE", "-H", "Mcp-Session-Id: \(sid)"], path: "/v1/tools/mcp-server-time/mcp")
         #expect(ended.output.hasSuffix("\n204"), "\(ended.output)")
@@ -796,6 +814,7 @@ final class HTTPSListenerTests {
         #expect(refused("[transport.http]\nlisten = [\"127.0.0.1:8443\"]\nclient_auth = \"none\"" + keys))
         #expect(refused(base.replacingOccurrences(of: "client_auth = \"none\"", with: "client_auth = \"require\"")))
         #expect(refused(http + "allowed_origins = [\"https://app.example/path\"]" + keys))
+        #expect(refused(http + "client_ca = \"/ca.pem\"\nclient_crl = \"/crl.pem\"" + keys), "client_auth = none: no certificate to check against a CRL")
         #expect(!refused(http + "allowed_origins = [\"https://app.example\", \"http://localhost:3000\"]" + keys))
         for bad in ["localhost:8443", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "[::1]8443", "1.2.3:80"] {
             #expect(refused(base.replacingOccurrences(of: "127.0.0.1:8443", with: bad)), "\(bad)")

@@ -148,6 +148,7 @@ final class JWTVerifierTests {
             (["aud": ""], "audience"), (["exp": "\(seconds - 61)"], "expired"), (["exp": ""], "without exp"), (["exp": "\"tomorrow\""], "not a number"),
             (["exp": "\(seconds + 2 * 86400)"], "max_lifetime"), (["nbf": "\(seconds + 120)"], "not valid yet"), (["iat": "\(seconds + 120)"], "future"),
             (["sub": ""], "sub"), (["sub": "\"\""], "sub"), (["sub": "\"a\\u0000b\""], "sub"), (["sub": "42"], "sub"),
+            (["exp": "-1e19"], "expired"), (["nbf": "1e19"], "not valid yet"), (["exp": "1e400"], "not a time"),
         ]
         for (change, expected) in cases {
             let refused = refusal(v, try await token(#"{"alg":"HS256"}"#, claims(change), .hs256))
