@@ -1,5 +1,29 @@
 package import BurrowJSON
 
+/// A tool another depends on: its id and the versions that satisfy
+/// (`*`: any). Written `{"id": …, "versionRequirement": …}`, or as the id
+/// alone (any version).
+package struct ToolDependency: Codable, Sendable, Equatable, Hashable {
+    package var id: String
+    package var versionRequirement: String
+
+    package init(id: String, versionRequirement: String = "*") {
+        self.id = id
+        self.versionRequirement = versionRequirement
+    }
+
+    enum CodingKeys: String, CodingKey { case id, versionRequirement }
+
+    package init(from decoder: any Decoder) throws {
+        if let id = try? decoder.singleValueContainer().decode(String.self) {
+            self.init(id: id)
+            return
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(String.self, forKey: .id), versionRequirement: try c.decodeIfPresent(String.self, forKey: .versionRequirement) ?? "*")
+    }
+}
+
 /// What a tool is, as the registry describes it.
 package struct ToolMetadata: Codable, Sendable, Equatable {
     package var name: String
@@ -8,11 +32,11 @@ package struct ToolMetadata: Codable, Sendable, Equatable {
     package var author: String?
     package var categories: [String]
     package var documentationURL: String?
-    package var dependencies: [String]
+    package var dependencies: [ToolDependency]
 
     package init(
         name: String, version: String, description: String = "", author: String? = nil, categories: [String] = [], documentationURL: String? = nil,
-        dependencies: [String] = []
+        dependencies: [ToolDependency] = []
     ) {
         self.name = name
         self.version = version
@@ -37,7 +61,7 @@ package struct ToolMetadata: Codable, Sendable, Equatable {
         author = try c.decodeIfPresent(String.self, forKey: .author)
         categories = try c.decodeIfPresent([String].self, forKey: .categories) ?? []
         documentationURL = try c.decodeIfPresent(String.self, forKey: .documentationURL)
-        dependencies = try c.decodeIfPresent([String].self, forKey: .dependencies) ?? []
+        dependencies = try c.decodeIfPresent([ToolDependency].self, forKey: .dependencies) ?? []
     }
 }
 

@@ -82,19 +82,27 @@ package struct Daemon: Sendable {
         let api = API(daemon: self)
 
         v1.get("health") { _, context in try api.health(context) }
-        v1.get("security/policies") { request, context in
-            try await api.requireAny(context, request, "reading the host policy")
-            return try json(api.daemon.policy)
+        // The MCP Registry specification's operations: under /v1 in Burrow's form, and under
+        // /api/v1, its paths, answering in its form (`SpecificationForm`); one handler each.
+        for (group, specification) in [(v1, false), (router.group("api/v1"), true)] {
+            group.get("security/policies") { request, context in
+                try await api.requireAny(context, request, "reading the host policy")
+                return try json(api.daemon.policy)
+            }
+            group.post("security/validate") { request, context in try await api.validate(request, context) }
+            group.get("security/audit/:tool") { request, context in try await api.auditTrail(request, context) }
+            group.post(specification ? "tools/register" : "tools") { request, context in try await api.register(request, context, replacing: nil) }
+            group.get("tools") { request, context in try await api.list(request, context, specification: specification) }
+            group.get("tools/:id") { request, context in try await api.show(request, context, specification: specification) }
+            group.put("tools/:id") { request, context in try await api.register(request, context, replacing: try API.toolID(context)) }
+            group.delete("tools/:id") { request, context in try await api.remove(request, context) }
+            group.get("discovery/search") { request, context in try await api.search(request, context, specification: specification) }
+            group.get("discovery/categories") { request, context in
+                try await api.requireAny(context, request, "listing categories")
+                return try json(try api.registryCall { () throws(RegistryStore.Failure) in try api.daemon.registry.categories() })
+            }
         }
-        v1.post("security/validate") { request, context in try await api.validate(request, context) }
-        v1.get("security/audit/:tool") { request, context in try await api.auditTrail(request, context) }
         v1.get("security/audit") { request, context in try await api.auditTrail(request, context, allTools: true) }
-
-        v1.post("tools") { request, context in try await api.register(request, context, replacing: nil) }
-        v1.get("tools") { request, context in try await api.list(request, context) }
-        v1.get("tools/:id") { request, context in try await api.show(request, context) }
-        v1.put("tools/:id") { request, context in try await api.register(request, context, replacing: try API.toolID(context)) }
-        v1.delete("tools/:id") { request, context in try await api.remove(request, context) }
         v1.post("tools/:id/invocations") { request, context in try await api.invoke(request, context) }
         v1.get("invocations/:id") { request, context in try await api.invocation(request, context) }
         v1.post("tools/:id/sessions") { request, context in try await api.startSession(request, context) }
@@ -109,11 +117,6 @@ package struct Daemon: Sendable {
         v1.get("keys") { request, context in try await api.listKeys(request, context) }
         v1.delete("keys/:kid") { request, context in try await api.revokeKey(request, context) }
 
-        v1.get("discovery/search") { request, context in try await api.search(request, context) }
-        v1.get("discovery/categories") { request, context in
-            try await api.requireAny(context, request, "listing categories")
-            return try json(try api.registryCall { () throws(RegistryStore.Failure) in try api.daemon.registry.categories() })
-        }
         router.get("metrics") { request, context in
             try await api.requireAny(context, request, "reading metrics")
             return Response(

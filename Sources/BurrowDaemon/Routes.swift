@@ -160,6 +160,9 @@ struct API: Sendable {
     // MARK: registrations
 
     /// POST /v1/tools (`replacing` nil) and PUT /v1/tools/{id}.
+    /// POST and PUT of a registration, in Burrow's form or the MCP Registry
+    /// specification's (`SpecificationForm`); the answer is in the form of
+    /// the request.
     func register(_ request: Request, _ context: DaemonContext, replacing: String?) async throws -> Response {
         let identity = context.identity
         try await require(.admin, context, request, replacing == nil ? "registering a tool" : "updating a tool", tool: replacing)
@@ -171,7 +174,16 @@ struct API: Sendable {
             await daemon.denials.record(caller: identity, tool: replacing ?? "burrowd", RefusalDetails(reason: ErrorCode.registrationLimit.name, message: message))
             throw DaemonError(.registrationLimit, message, retryAfter: retry)
         }
-        let registration = try await decode(ToolRegistration.self, request, context, tool: replacing)
+        let body = try await decode(JSON.self, request, context, tool: replacing)
+        let specification = SpecificationForm.matches(body)
+        let registration: ToolRegistration
+        do {
+            registration =
+                specification
+                ? try SpecificationForm.registration(body) : try StrictJSONDecoder().decode(ToolRegistration.self, from: Array(body.canonicalText.utf8))
+        } catch {
+            throw DaemonError(.invalidRequest, "the body is not a valid registration\(specification ? " (the specification's form)" : ""): \(error)")
+        }
         if let replacing, replacing != registration.id {
             throw DaemonError(.invalidRequest, "the body's id '\(registration.id)' is not the path's '\(replacing)'")
         }
@@ -225,7 +237,8 @@ struct API: Sendable {
         let stored =
             try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
             .first { $0.registration.metadata.version == registration.metadata.version } ?? record
-        return try json(stored, status: replacing == nil ? .created : .ok)
+        let status: HTTPResponse.Status = replacing == nil ? .created : .ok
+        return specification ? try json(SpecificationForm.json(stored), status: status) : try json(stored, status: status)
     }
 
     /// What validation of the profile does not cover: the registration's own
@@ -254,7 +267,10 @@ struct API: Sendable {
             try text(c, "metadata.categories[\(i)]", max: 64)
         }
         guard r.metadata.dependencies.count <= 64 else { throw bad("metadata.dependencies: at most 64") }
-        for (i, d) in r.metadata.dependencies.enumerated() { try text(d, "metadata.dependencies[\(i)]", max: 256) }
+        for (i, d) in r.metadata.dependencies.enumerated() {
+            try text(d.id, "metadata.dependencies[\(i)].id", max: 128)
+            try text(d.versionRequirement, "metadata.dependencies[\(i)].versionRequirement", max: 256)
+        }
         if let url = r.metadata.documentationURL {
             try text(url, "metadata.documentationUrl", max: 2048)
             guard url.hasPrefix("https://") || url.hasPrefix("http://"), !url.contains(" ") else { throw bad("metadata.documentationUrl: expected an http:// or https:// URL") }
@@ -290,7 +306,8 @@ struct API: Sendable {
         }
     }
 
-    func list(_ request: Request, _ context: DaemonContext) async throws -> Response {
+    /// `specification`: answer in the MCP Registry specification's form (the `/api/v1` paths).
+    func list(_ request: Request, _ context: DaemonContext, specification: Bool = false) async throws -> Response {
         try await requireAny(context, request, "listing tools")
         let q = request.uri.queryParameters
         var status: ToolStatus?
@@ -301,10 +318,11 @@ struct API: Sendable {
             status = s
         }
         let category = q.get("category")
-        return try json(try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: category, status: status) })
+        let records = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: category, status: status) }
+        return specification ? try json(JSON.array(records.map(SpecificationForm.json))) : try json(records)
     }
 
-    func show(_ request: Request, _ context: DaemonContext) async throws -> Response {
+    func show(_ request: Request, _ context: DaemonContext, specification: Bool = false) async throws -> Response {
         let id = try Self.toolID(context)
         try await requireAny(context, request, "reading a registration")
         let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
@@ -312,7 +330,9 @@ struct API: Sendable {
         guard let record = wanted.map({ v in versions.first { $0.registration.metadata.version == v } }) ?? versions.first else {
             throw DaemonError(.notFound, "no tool \(id)\(wanted.map { " version \($0)" } ?? "") is registered")
         }
-        return try json(ToolDetail(tool: record, versions: versions.map(\.registration.metadata.version)))
+        let detail = ToolDetail(tool: record, versions: versions.map(\.registration.metadata.version))
+        guard specification else { return try json(detail) }
+        return try json(JSON.object(["tool": SpecificationForm.json(record), "versions": .array(detail.versions.map(JSON.string))]))
     }
 
     func remove(_ request: Request, _ context: DaemonContext) async throws -> Response {
@@ -427,7 +447,7 @@ struct API: Sendable {
 
     // MARK: discovery
 
-    func search(_ request: Request, _ context: DaemonContext) async throws -> Response {
+    func search(_ request: Request, _ context: DaemonContext, specification: Bool = false) async throws -> Response {
         try await requireAny(context, request, "searching tools")
         guard let q = request.uri.queryParameters.get("q"), !q.isEmpty else {
             throw DaemonError(.invalidParameter, "q: give the words to search for, such as ?q=git")
@@ -437,7 +457,8 @@ struct API: Sendable {
             guard let n = Int(text), (1...200).contains(n) else { throw DaemonError(.invalidParameter, "limit: expected 1 to 200") }
             limit = n
         }
-        return try json(try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.search(q, limit: limit) })
+        let found = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.search(q, limit: limit) }
+        return specification ? try json(JSON.array(found.map(SpecificationForm.json))) : try json(found)
     }
 }
 

@@ -1,4 +1,4 @@
-import BurrowJSON
+package import BurrowJSON
 
 /// A parsed configuration document: the common form of TOML and JSON, so both
 /// decode through one strict reader with the same key paths and errors.
@@ -67,6 +67,18 @@ extension ConfigValue {
             } catch {
                 throw ProfileIssue(file: file, keyPath: error.path, message: error.message)
             }
+        }
+    }
+
+    /// As JSON (a TOML date as its text).
+    package var json: JSON {
+        switch self {
+        case .string(let s), .date(let s): .string(s)
+        case .integer(let i): .number(String(i))
+        case .float(let d): .number(String(d))
+        case .bool(let b): .bool(b)
+        case .array(let items): .array(items.map(\.json))
+        case .table(let members): .object(members.mapValues(\.json))
         }
     }
 

@@ -51,6 +51,10 @@ enum FuzzTargets {
         if let invocation = try? decoder.decode(InvocationRequest.self, from: bytes) {
             _ = ExecStrings.problem(argv: invocation.arguments, what: "arguments", environment: invocation.environment.map { ($0.key, $0.value) })
         }
+        // The specification's form: what converts is a registration whose profile renders back without a crash.
+        if let json = try? JSONParser.parse(bytes), SpecificationForm.matches(json), let registration = try? SpecificationForm.registration(json) {
+            _ = SpecificationForm.security(registration.profile)
+        }
         _ = try? decoder.decode(ValidationRequest.self, from: bytes)
         _ = try? decoder.decode(APIKeyRequest.self, from: bytes)
         // The same bytes as an Authorization header's API key: what parses is exactly that shape.

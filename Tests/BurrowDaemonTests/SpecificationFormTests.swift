@@ -1,0 +1,77 @@
+import BurrowAPI
+import BurrowJSON
+import BurrowTestSupport
+import Foundation
+import Testing
+
+/// The MCP Registry specification's paths (`/api/v1`) and its form of a
+/// registration (snake_case, `security` with the `Permission` list),
+/// against a live burrowd: registered, shown, invoked, updated with the
+/// answer it gave, refused with the key path of what is wrong.
+@Suite(
+    "the specification's API (live)", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock), .requires(.cgroupLimits),
+    .timeLimit(.minutes(2)))
+struct SpecificationFormTests {
+    static let registration = #"""
+        {"id": "spec-echo",
+         "metadata": {"name": "Spec echo", "version": "1.0.0", "description": "echoes", "author": "tests", "categories": ["shell"],
+                      "documentation": "https://example.org/spec-echo", "dependencies": [{"id": "minimal", "version_requirement": ">=1"}]},
+         "security": {"permissions": [{"Execute": ["sh", "echo"]}, {"Process": {"fork": true, "max_processes": 8}}, {"Environment": ["LANG"]}],
+                      "resource_limits": {"max_cpu_time": {"secs": 10, "nanos": 0}, "max_memory": 134217728, "max_execution_time": 30},
+                      "sandbox_level": "Container", "network_access": "None"},
+         "capabilities": {"tools": []},
+         "command": ["sh", "-c"]}
+        """#
+
+    func send(_ daemon: LiveDaemon, _ method: String, _ path: String, _ body: String? = nil) throws -> (Int, JSON) {
+        let r = try daemon.client.send(method, path, body: body.map { Array($0.utf8) })
+        return (r.status, (try? JSONParser.parse(r.body)) ?? .null)
+    }
+
+    @Test("POST /api/v1/tools/register in the specification's form: stored, answered in that form, shown in either form by path, invoked, updated with its own answer")
+    func specificationForm() throws {
+        let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        let (status, answer) = try send(daemon, "POST", "/api/v1/tools/register", Self.registration)
+        #expect(status == 201, "\(answer)")
+        #expect(answer["registered_at"]?.stringValue != nil && answer["status"] == .string("active") && answer["profile"] == nil, "\(answer)")
+        #expect(answer["metadata"]?["documentation"] == .string("https://example.org/spec-echo"))
+        #expect(answer["metadata"]?["dependencies"] == .array([.object(["id": .string("minimal"), "version_requirement": .string(">=1")])]))
+        let permissions = answer["security"]?["permissions"]?.arrayValue ?? []
+        #expect(permissions.contains(.object(["Execute": .array([.string("sh"), .string("echo")])])) && permissions.contains { $0["Process"] != nil }, "\(permissions)")
+        #expect(permissions.contains(.object(["Environment": .array([.string("LANG")])])), "\(permissions)")
+
+        // The same tool through either prefix: the specification's form under /api/v1, Burrow's under /v1.
+        let (_, spec) = try send(daemon, "GET", "/api/v1/tools/spec-echo")
+        #expect(spec["tool"]?["security"]?["sandbox_level"] == .string("container") && spec["versions"] == .array([.string("1.0.0")]), "\(spec)")
+        let (_, own) = try send(daemon, "GET", "/v1/tools/spec-echo")
+        #expect(own["tool"]?["registration"]?["profile"]?["permissions"]?["execute"] != nil && own["tool"]?["registration"]?["metadata"]?["documentationUrl"] != nil, "\(own)")
+        let (_, listed) = try send(daemon, "GET", "/api/v1/tools")
+        #expect(listed.arrayValue?.first?["registered_at"] != nil, "\(listed)")
+
+        // It runs as registered: the Permission list became the profile's [permissions].
+        let invoked = try daemon.client.send("POST", "/v1/tools/spec-echo/invocations", body: Array(#"{"arguments": ["echo from the specification"]}"#.utf8))
+        #expect(String(decoding: invoked.body, as: UTF8.self).contains("from the specification"), "\(String(decoding: invoked.body, as: UTF8.self))")
+
+        // Its own answer, sent back, is a valid update.
+        guard case .object(var tool)? = spec["tool"] else { throw RequirementUnmet(description: "no tool in \(spec)") }
+        tool["status"] = .string("deprecated")
+        let (updated, again) = try send(daemon, "PUT", "/api/v1/tools/spec-echo", JSON.object(tool).canonicalText)
+        #expect(updated == 200 && again["status"] == .string("deprecated"), "\(again)")
+    }
+
+    @Test("a specification-form body that is not a registration is refused with the key path: no command, an unknown Permission, a bad duration, an unknown field")
+    func refusals() throws {
+        let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        func refused(_ body: String) throws -> String {
+            let (status, answer) = try send(daemon, "POST", "/api/v1/tools/register", body)
+            #expect(status == 400, "\(answer)")
+            return answer["error"]?["message"]?.stringValue ?? ""
+        }
+        #expect(try refused(Self.registration.replacingOccurrences(of: #""command": ["sh", "-c"]"#, with: #""status": "active""#)).contains("command: required"))
+        #expect(try refused(Self.registration.replacingOccurrences(of: #"{"Execute": ["sh", "echo"]}"#, with: #"{"Teleport": ["anywhere"]}"#)).contains("not a permission"))
+        // What the profile itself refuses is a validation failure, named by the profile's key.
+        let (status, invalid) = try send(daemon, "POST", "/api/v1/tools/register", Self.registration.replacingOccurrences(of: #"{"secs": 10, "nanos": 0}"#, with: #""soon""#))
+        #expect(status == 422 && invalid["error"]?["message"]?.stringValue?.contains("max_cpu_time") == true, "\(invalid)")
+        #expect(try refused(Self.registration.replacingOccurrences(of: #""capabilities""#, with: #""superpowers""#)).contains("superpowers"))
+    }
+}
