@@ -49,6 +49,7 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
 
     package static let versionExists = ErrorCode("version_exists", 409)
     package static let toolDisabled = ErrorCode("tool_disabled", 409)
+    package static let hasDependents = ErrorCode("has_dependents", 409)
     package static let profileInvalid = ErrorCode("profile_invalid", 409)
     package static let planRefused = ErrorCode("plan_refused", 409)
     package static let notMCP = ErrorCode("not_mcp", 409)
@@ -88,7 +89,7 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
     package static let all: [ErrorCode] = [
         unauthenticated, forbidden, notFound, methodNotAllowed, notAcceptable, invalidRequest, invalidParameter, invalidID, bodyIncomplete, environmentNotAllowed,
         requestTooLarge, validationFailed, badHTTP, invalidMethod, invalidURL, invalidVersion, invalidContentLength, invalidChunkSize, headersTooLarge,
-        headerTimeout, bodyTimeout, versionExists, toolDisabled, profileInvalid, planRefused, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
+        headerTimeout, bodyTimeout, versionExists, toolDisabled, hasDependents, profileInvalid, planRefused, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
         duplicateID, rateLimited, tooManyConcurrent, registrationLimit, tooManyValidations, tooManyConnections, serverBusy, shuttingDown, noSandboxID,
         auditUnavailable, registryUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, notExecutable, supervisionFailed, supervisorLost,
     ]

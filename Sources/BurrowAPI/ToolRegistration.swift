@@ -141,15 +141,31 @@ package struct ToolRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// A registered tool version that depends on another.
+package struct ToolDependent: Codable, Sendable, Equatable {
+    package var id: String
+    package var version: String
+    package var versionRequirement: String
+
+    package init(id: String, version: String, versionRequirement: String) {
+        self.id = id
+        self.version = version
+        self.versionRequirement = versionRequirement
+    }
+}
+
 /// `GET /v1/tools/{id}`: one version (the latest unless `?version=`) and every version stored.
 package struct ToolDetail: Codable, Sendable, Equatable {
     package var tool: ToolRecord
     /// Highest first.
     package var versions: [String]
+    /// Registered versions of other tools that depend on this one.
+    package var dependents: [ToolDependent]
 
-    package init(tool: ToolRecord, versions: [String]) {
+    package init(tool: ToolRecord, versions: [String], dependents: [ToolDependent] = []) {
         self.tool = tool
         self.versions = versions
+        self.dependents = dependents
     }
 }
 

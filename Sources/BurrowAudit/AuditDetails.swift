@@ -89,11 +89,20 @@ package struct RegistrationDetails: AuditDetails {
 /// A tool's versions removed.
 package struct DeregistrationDetails: AuditDetails {
     package var versions: [String]
+    /// Tools left without a version they depend on, when the removal was forced.
+    package var brokenDependents: [String]
 
-    package init(versions: [String]) { self.versions = versions }
+    package init(versions: [String], brokenDependents: [String] = []) {
+        self.versions = versions
+        self.brokenDependents = brokenDependents
+    }
 
     package var eventType: AuditEventType { .toolDeregistered }
-    package var json: JSON { .object(["versions": .strings(versions)]) }
+    package var json: JSON {
+        var f: [String: JSON] = ["versions": .strings(versions)]
+        if !brokenDependents.isEmpty { f["brokenDependents"] = .strings(brokenDependents) }
+        return .object(f)
+    }
 }
 
 // MARK: - CredentialIssued, CredentialRevoked

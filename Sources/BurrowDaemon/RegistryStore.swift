@@ -223,6 +223,17 @@ package final class RegistryStore: Sendable {
         return Self.latest(all)
     }
 
+    /// Every stored version of other tools that names `id` among its dependencies.
+    package func dependents(of id: String) throws(Failure) -> [ToolRecord] {
+        try records(
+            """
+            SELECT registration, validation, registered_at, updated_at, registered_by FROM tools
+            WHERE id != ?1 AND EXISTS (SELECT 1 FROM json_each(registration, '$.metadata.dependencies')
+                                       WHERE (type = 'text' AND value = ?1) OR json_extract(value, '$.id') = ?1)
+            """,
+            bind: { $0.bind(1, id) })
+    }
+
     /// Full-text search over names, ids, descriptions and categories; each word is a prefix.
     package func search(_ text: String, limit: Int) throws(Failure) -> [ToolRecord] {
         let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(16)
@@ -365,19 +376,5 @@ package final class RegistryStore: Sendable {
         } catch {
             throw Failure(description: "cannot encode a registry row: \(error)")
         }
-    }
-}
-
-/// Orders versions the way people read them: dot- and dash-separated parts,
-/// numbers numerically ("1.10" > "1.9"), others as text.
-enum VersionOrder {
-    static func less(_ a: String, _ b: String) -> Bool {
-        let pa = a.split(whereSeparator: { $0 == "." || $0 == "-" || $0 == "+" })
-        let pb = b.split(whereSeparator: { $0 == "." || $0 == "-" || $0 == "+" })
-        for (x, y) in zip(pa, pb) where x != y {
-            if let nx = Int(x), let ny = Int(y) { return nx < ny }
-            return x < y
-        }
-        return pa.count < pb.count
     }
 }

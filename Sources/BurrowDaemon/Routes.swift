@@ -195,6 +195,11 @@ struct API: Sendable {
                 ValidationFinding(
                     severity: "error", file: registration.id, keyPath: "tool.id", message: "the profile is for '\(tool.id)', the registration for '\(registration.id)': they must match"))
         }
+        let dependencyProblems = try dependencyFindings(registration)
+        if !dependencyProblems.isEmpty {
+            report.valid = false
+            report.findings += dependencyProblems
+        }
         guard report.valid else {
             let errors = report.findings.filter { $0.severity == "error" }.map { $0.keyPath.isEmpty ? $0.message : "\($0.keyPath): \($0.message)" }
             var error = DaemonError(.validationFailed, "the registration is not valid: " + errors.joined(separator: "; "))
@@ -204,8 +209,13 @@ struct API: Sendable {
         let now = AuditClock.format(AuditClock.now())
         let principal = identity.caller.principal
         let record = ToolRecord(registration: registration, registeredAt: now, updatedAt: now, registeredBy: principal, validation: report)
-        let previous = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
-            .first { $0.registration.metadata.version == registration.metadata.version }
+        let stored = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
+        let previous = stored.first { $0.registration.metadata.version == registration.metadata.version }
+        // An update (a status of disabled, say) must leave the tool's dependents a version they accept.
+        if previous != nil {
+            let remaining = stored.map { $0.registration.metadata.version == registration.metadata.version ? record : $0 }
+            _ = try guardDependents(try brokenDependents(of: registration.id, remaining: remaining), request, "this update")
+        }
         switch try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.write(record, replace: replacing != nil) }) {
         case .exists:
             throw DaemonError(.versionExists, "\(registration.id) \(registration.metadata.version) is registered already; PUT /v1/tools/\(registration.id) replaces it")
@@ -234,11 +244,11 @@ struct API: Sendable {
             throw DaemonError(.auditUnavailable, "the audit log cannot record the change, so it was undone: \(error)")
         }
         if replacing != nil { daemon.invocations.warm.drop(registration.id) }
-        let stored =
+        let written =
             try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
             .first { $0.registration.metadata.version == registration.metadata.version } ?? record
         let status: HTTPResponse.Status = replacing == nil ? .created : .ok
-        return specification ? try json(SpecificationForm.json(stored), status: status) : try json(stored, status: status)
+        return specification ? try json(SpecificationForm.json(written), status: status) : try json(written, status: status)
     }
 
     /// What validation of the profile does not cover: the registration's own
@@ -330,9 +340,10 @@ struct API: Sendable {
         guard let record = wanted.map({ v in versions.first { $0.registration.metadata.version == v } }) ?? versions.first else {
             throw DaemonError(.notFound, "no tool \(id)\(wanted.map { " version \($0)" } ?? "") is registered")
         }
-        let detail = ToolDetail(tool: record, versions: versions.map(\.registration.metadata.version))
+        let detail = ToolDetail(tool: record, versions: versions.map(\.registration.metadata.version), dependents: try dependents(of: id))
         guard specification else { return try json(detail) }
-        return try json(JSON.object(["tool": SpecificationForm.json(record), "versions": .array(detail.versions.map(JSON.string))]))
+        let dependents = detail.dependents.map { JSON.object(["id": .string($0.id), "version": .string($0.version), "version_requirement": .string($0.versionRequirement)]) }
+        return try json(JSON.object(["tool": SpecificationForm.json(record), "versions": .array(detail.versions.map(JSON.string)), "dependents": .array(dependents)]))
     }
 
     func remove(_ request: Request, _ context: DaemonContext) async throws -> Response {
@@ -340,12 +351,14 @@ struct API: Sendable {
         try await require(.admin, context, request, "removing a tool", tool: id)
         let version = request.uri.queryParameters.get("version")
         let before = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
+        let remaining = version.map { v in before.filter { $0.registration.metadata.version != v } } ?? []
+        let broken = try guardDependents(try brokenDependents(of: id, remaining: remaining), request, "removing \(id)\(version.map { " " + $0 } ?? "")")
         let removed = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.remove(id, version: version) }
         guard !removed.isEmpty else { throw DaemonError(.notFound, "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
         let identity = context.identity
         let event = AuditEvent(
             tool: id, context: SecurityContext(principal: identity.caller.principal, uid: identity.caller.uid, host: UserDatabase.hostName),
-            details: DeregistrationDetails(versions: removed))
+            details: DeregistrationDetails(versions: removed, brokenDependents: broken))
         do {
             let audit = daemon.audit
             _ = try await BlockingIO.run { try audit.append([event]) }

@@ -31,6 +31,7 @@ struct SpecificationFormTests {
     @Test("POST /api/v1/tools/register in the specification's form: stored, answered in that form, shown in either form by path, invoked, updated with its own answer")
     func specificationForm() throws {
         let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        try DaemonInvocationTests.register(daemon)  // minimal 1.0.0: what spec-echo depends on
         let (status, answer) = try send(daemon, "POST", "/api/v1/tools/register", Self.registration)
         #expect(status == 201, "\(answer)")
         #expect(answer["registered_at"]?.stringValue != nil && answer["status"] == .string("active") && answer["profile"] == nil, "\(answer)")

@@ -1,0 +1,82 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowJSON
+import BurrowTestSupport
+import Foundation
+import Testing
+
+/// `metadata.dependencies`: version requirements, and burrowd keeping a
+/// registry's dependencies whole (live).
+@Suite(
+    "dependencies", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock), .requires(.cgroupLimits),
+    .timeLimit(.minutes(2)))
+struct DependencyTests {
+    @Test("version requirements: *, exact, comparators, ^ and ~, conjunctions and alternatives; malformed ones are none")
+    func requirements() throws {
+        func holds(_ requirement: String, _ versions: [String]) throws -> [Bool] {
+            let r = try #require(VersionRequirement(requirement), "\(requirement)")
+            return versions.map(r.satisfied(by:))
+        }
+        #expect(try holds("*", ["0.1", "9.9.9"]) == [true, true])
+        #expect(try holds("1.2.3", ["1.2.3", "1.2.4"]) == [true, false])
+        #expect(try holds(">=1.2 <2", ["1.1.9", "1.2", "1.10.0", "2.0.0"]) == [false, true, true, false])
+        #expect(try holds("^1.2.3", ["1.2.2", "1.2.3", "1.99", "2.0.0"]) == [false, true, true, false])
+        #expect(try holds("^0.2.3", ["0.2.3", "0.2.9", "0.3.0"]) == [true, true, false])
+        #expect(try holds("~1.2.3", ["1.2.9", "1.3.0"]) == [true, false])
+        #expect(try holds("<1 || >=3", ["0.9", "1.0", "2.5", "3.0"]) == [true, false, false, true])
+        for bad in ["", ">=", "^x", "1.2 ||", ">=1.2 <", "=>1", "latest", String(repeating: "1", count: 300)] {
+            #expect(VersionRequirement(bad) == nil, "\(bad)")
+        }
+    }
+
+    /// A registration in the specification's form: `id` at `version`, depending on `dependencies` (`id requirement`).
+    static func tool(_ id: String, _ version: String, _ dependencies: [(String, String)] = [], status: String = "active") -> String {
+        let deps = dependencies.map { #"{"id": "\#($0.0)", "version_requirement": "\#($0.1)"}"# }.joined(separator: ", ")
+        return #"""
+            {"id": "\#(id)", "metadata": {"name": "\#(id)", "version": "\#(version)", "dependencies": [\#(deps)]},
+             "security": {"permissions": [{"Execute": ["true"]}]}, "command": ["true"], "status": "\#(status)"}
+            """#
+    }
+
+    func send(_ daemon: LiveDaemon, _ method: String, _ path: String, _ body: String? = nil) throws -> (Int, String) {
+        let r = try daemon.client.send(method, path, body: body.map { Array($0.utf8) })
+        return (r.status, String(decoding: r.body, as: UTF8.self))
+    }
+
+    @Test("a dependency must be registered and satisfied, and close no cycle; what others depend on is not removed or disabled unless forced; GET shows dependents")
+    func registryKeepsDependenciesWhole() throws {
+        let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        for (id, version) in [("base", "1.0.0"), ("base", "2.0.0")] {
+            let (status, body) = try send(daemon, "POST", "/api/v1/tools/register", Self.tool(id, version))
+            try #require(status == 201, "\(body)")
+        }
+        #expect(try send(daemon, "POST", "/api/v1/tools/register", Self.tool("app", "1", [("base", ">=1 <2")])).0 == 201)
+        let missing = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("app2", "1", [("nowhere", "*")]))
+        #expect(missing.0 == 422 && missing.1.contains("no tool nowhere is registered"), "\(missing)")
+        let unsatisfied = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("app3", "1", [("base", "^3")]))
+        #expect(unsatisfied.0 == 422 && unsatisfied.1.contains("no enabled version of base satisfies ^3"), "\(unsatisfied)")
+        let malformed = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("app4", "1", [("base", "newest")]))
+        #expect(malformed.0 == 422 && malformed.1.contains("not a version requirement"), "\(malformed)")
+        let cycle = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("base", "3.0.0", [("app", "*")]))
+        #expect(cycle.0 == 422 && cycle.1.contains("base → app → base"), "\(cycle)")
+        let selfish = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("loop", "1", [("loop", "*")]))
+        #expect(selfish.0 == 422 && selfish.1.contains("cannot depend on itself"), "\(selfish)")
+
+        // base's dependents, in either form.
+        let (_, shown) = try send(daemon, "GET", "/api/v1/tools/base")
+        #expect(shown.contains(#""dependents":[{"id":"app","version":"1","version_requirement":">=1 <2"}]"#), "\(shown)")
+        #expect(try send(daemon, "GET", "/v1/tools/base").1.contains(#""versionRequirement":">=1 <2""#))
+
+        // 2.0.0 is not what app needs: it goes. 1.0.0 is: refused, listing app, unless forced.
+        #expect(try send(daemon, "DELETE", "/api/v1/tools/base?version=2.0.0").0 == 200)
+        let refused = try send(daemon, "DELETE", "/api/v1/tools/base?version=1.0.0")
+        #expect(refused.0 == 409 && refused.1.contains("has_dependents") && refused.1.contains("app 1 (needs base >=1 <2)"), "\(refused)")
+        let disabled = try send(daemon, "PUT", "/api/v1/tools/base", Self.tool("base", "1.0.0", status: "disabled"))
+        #expect(disabled.0 == 409, "disabling what app depends on: \(disabled)")
+        #expect(try send(daemon, "PUT", "/api/v1/tools/base?force=true", Self.tool("base", "1.0.0", status: "disabled")).0 == 200)
+        let forced = try send(daemon, "DELETE", "/v1/tools/base?force=true")
+        #expect(forced.0 == 200, "\(forced)")
+        let removal = try daemon.trail("base").last { $0.type == .toolDeregistered }
+        #expect(removal?.details["brokenDependents"] == .strings(["app 1 (needs base >=1 <2)"]), "\(String(describing: removal?.details))")
+    }
+}
