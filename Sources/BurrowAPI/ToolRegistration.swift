@@ -154,6 +154,47 @@ package struct ToolDependent: Codable, Sendable, Equatable {
     }
 }
 
+/// How a tool has fared over a window (`GET /v1/tools/{id}?window=`), from
+/// its audit trail: the runs (sandboxes and MCP calls) that ended, how many
+/// completed, their durations, CPU time and peak memory, the limits they
+/// hit, the system calls refused and the callers refused.
+package struct ToolStatistics: Codable, Sendable, Equatable {
+    /// The window: from `since` to `until` (RFC 3339).
+    package var since: String
+    package var until: String
+    package var invocations: Int
+    package var completed: Int
+    package var failed: Int
+    /// completed ÷ invocations; nil without any.
+    package var successRate: Double?
+    /// Durations (ms): the median and the 95th percentile (nearest rank).
+    package var p50Milliseconds: Int64?
+    package var p95Milliseconds: Int64?
+    package var meanCPUMicroseconds: Int64?
+    package var peakMemoryBytes: Int64?
+    /// ResourceLimitExceeded events and runs stopped at a limit.
+    package var limitHits: Int
+    /// SecurityViolation events.
+    package var violations: Int
+    /// PermissionDenied events (callers refused).
+    package var denials: Int
+
+    package init(
+        since: String, until: String, completed: Int, failed: Int, durations: [Int64], meanCPUMicroseconds: Int64?, peakMemoryBytes: Int64?, limitHits: Int, violations: Int,
+        denials: Int
+    ) {
+        (self.since, self.until, self.completed, self.failed) = (since, until, completed, failed)
+        invocations = completed + failed
+        successRate = invocations > 0 ? Double(completed) / Double(invocations) : nil
+        func rank(_ p: Double) -> Int64? {
+            durations.isEmpty ? nil : durations[min(durations.count - 1, max(0, Int((p * Double(durations.count)).rounded(.up)) - 1))]
+        }
+        p50Milliseconds = rank(0.5)
+        p95Milliseconds = rank(0.95)
+        (self.meanCPUMicroseconds, self.peakMemoryBytes, self.limitHits, self.violations, self.denials) = (meanCPUMicroseconds, peakMemoryBytes, limitHits, violations, denials)
+    }
+}
+
 /// `GET /v1/tools/{id}`: one version (the latest unless `?version=`) and every version stored.
 package struct ToolDetail: Codable, Sendable, Equatable {
     package var tool: ToolRecord
@@ -161,11 +202,14 @@ package struct ToolDetail: Codable, Sendable, Equatable {
     package var versions: [String]
     /// Registered versions of other tools that depend on this one.
     package var dependents: [ToolDependent]
+    /// Its runs over the window asked for (nil when the audit log cannot be read).
+    package var statistics: ToolStatistics?
 
-    package init(tool: ToolRecord, versions: [String], dependents: [ToolDependent] = []) {
+    package init(tool: ToolRecord, versions: [String], dependents: [ToolDependent] = [], statistics: ToolStatistics? = nil) {
         self.tool = tool
         self.versions = versions
         self.dependents = dependents
+        self.statistics = statistics
     }
 }
 

@@ -299,11 +299,15 @@ struct ToolsCommand: ParsableCommand {
         @Option(name: .long, help: "A version (default: the latest).")
         var version: String?
 
+        @Option(name: .long, help: ArgumentHelp("The window of its usage statistics, such as 24h or 30d (default: 7d).", valueName: "duration"))
+        var window: String?
+
         @Flag(name: .long, help: "Print it as JSON.")
         var json = false
 
         func run() throws {
-            let detail = try daemon.call("GET", "/v1/tools/\(urlEncoded(id))" + (version.map { "?version=\(urlEncoded($0))" } ?? ""), as: ToolDetail.self)
+            let query = [version.map { "version=\(urlEncoded($0))" }, window.map { "window=\(urlEncoded($0))" }].compactMap(\.self)
+            let detail = try daemon.call("GET", "/v1/tools/\(urlEncoded(id))" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), as: ToolDetail.self)
             if json { return try printJSON(detail) }
             let r = detail.tool.registration
             let m = r.metadata
@@ -319,6 +323,16 @@ struct ToolsCommand: ParsableCommand {
             if let p = detail.tool.validation.plan {
                 rows.append(["sandbox", "\(p.sandboxLevel); namespaces \(p.namespaces.joined(separator: " ")); network \(p.networkAccess)"])
                 rows.append(["limits", p.limits.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")])
+            }
+            if !detail.dependents.isEmpty { rows.append(["dependents", detail.dependents.map { "\($0.id) \($0.version) (\($0.versionRequirement))" }.joined(separator: ", ")]) }
+            if let s = detail.statistics {
+                var usage = "\(s.invocations) runs since \(s.since)"
+                if let rate = s.successRate { usage += ", \(Int((rate * 100).rounded()))% completed" }
+                if let p50 = s.p50Milliseconds, let p95 = s.p95Milliseconds { usage += ", p50 \(p50) ms, p95 \(p95) ms" }
+                if let cpu = s.meanCPUMicroseconds { usage += ", CPU \(cpu / 1000) ms on average" }
+                if let memory = s.peakMemoryBytes { usage += ", peak memory \(memory >> 20) MiB" }
+                usage += "; \(s.limitHits) limit hits, \(s.violations) violations, \(s.denials) refusals"
+                rows.append(["usage", usage])
             }
             print(columns(rows.map { [$0[0], printable($0[1])] }, indent: 0))
             for c in detail.tool.validation.clamps { print("  clamped \(c.key): \(c.requested) → \(c.effective) (\(c.reason))") }

@@ -340,10 +340,35 @@ struct API: Sendable {
         guard let record = wanted.map({ v in versions.first { $0.registration.metadata.version == v } }) ?? versions.first else {
             throw DaemonError(.notFound, "no tool \(id)\(wanted.map { " version \($0)" } ?? "") is registered")
         }
-        let detail = ToolDetail(tool: record, versions: versions.map(\.registration.metadata.version), dependents: try dependents(of: id))
+        let detail = ToolDetail(
+            tool: record, versions: versions.map(\.registration.metadata.version), dependents: try dependents(of: id),
+            statistics: try await statistics(id, window: request.uri.queryParameters.get("window")))
         guard specification else { return try json(detail) }
         let dependents = detail.dependents.map { JSON.object(["id": .string($0.id), "version": .string($0.version), "version_requirement": .string($0.versionRequirement)]) }
-        return try json(JSON.object(["tool": SpecificationForm.json(record), "versions": .array(detail.versions.map(JSON.string)), "dependents": .array(dependents)]))
+        var answer: [String: JSON] = ["tool": SpecificationForm.json(record), "versions": .array(detail.versions.map(JSON.string)), "dependents": .array(dependents)]
+        if let statistics = detail.statistics, let encoded = try? JSONEncoder().encode(statistics) { answer["statistics"] = try? JSONParser.parse(Array(encoded)) }
+        return try json(JSON.object(answer))
+    }
+
+    /// A tool's statistics over `window` (a duration, default 7d, at most
+    /// 366d) from its audit trail; nil when the log cannot be read now.
+    func statistics(_ id: String, window text: String?) async throws(DaemonError) -> ToolStatistics? {
+        var window = Seconds.seconds(7 * 86400)
+        if let text {
+            guard let w = Seconds(parsing: text), w.milliseconds > 0, w.milliseconds <= 366 * 86_400_000 else {
+                throw DaemonError(.invalidParameter, "window: a duration up to 366d, such as 24h or 30d")
+            }
+            window = w
+        }
+        let until = AuditClock.now()
+        let since = until - Int64(window.milliseconds) * 1000
+        let audit = daemon.audit
+        guard let totals = try? await BlockingIO.run({ try audit.runTotals(tool: id, since: since, until: until) }) else { return nil }
+        return ToolStatistics(
+            since: AuditClock.format(since), until: AuditClock.format(until), completed: totals.counts[.toolCompleted] ?? 0, failed: totals.counts[.toolFailed] ?? 0,
+            durations: totals.durations, meanCPUMicroseconds: totals.meanCPUMicroseconds, peakMemoryBytes: totals.peakMemoryBytes,
+            limitHits: (totals.counts[.resourceLimitExceeded] ?? 0) + totals.limitStops, violations: totals.counts[.securityViolation] ?? 0,
+            denials: totals.counts[.permissionDenied] ?? 0)
     }
 
     func remove(_ request: Request, _ context: DaemonContext) async throws -> Response {

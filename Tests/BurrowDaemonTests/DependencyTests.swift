@@ -80,3 +80,29 @@ struct DependencyTests {
         #expect(removal?.details["brokenDependents"] == .strings(["app 1 (needs base >=1 <2)"]), "\(String(describing: removal?.details))")
     }
 }
+
+/// Per-tool statistics from the audit trail (live).
+@Suite(
+    "tool statistics", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock), .requires(.cgroupLimits),
+    .timeLimit(.minutes(2)))
+struct ToolStatisticsTests {
+    @Test("GET /v1/tools/{id} counts the runs of its window: completed and failed, the success rate, p50 and p95, CPU, memory; burrow tools show prints them")
+    func statistics() throws {
+        let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        try DaemonInvocationTests.register(daemon)
+        for script in ["true", "echo one", "echo two", "exit 3"] {
+            _ = try daemon.client.send("POST", "/v1/tools/minimal/invocations", body: Array(#"{"arguments": ["\#(script)"]}"#.utf8))
+        }
+        let (status, detail, _) = try daemon.request("GET", "/v1/tools/minimal", as: ToolDetail.self)
+        let s = try #require(detail?.statistics, "\(status)")
+        #expect(s.invocations == 4 && s.completed == 3 && s.failed == 1 && s.successRate == 0.75, "\(s)")
+        #expect(s.p50Milliseconds != nil && s.p95Milliseconds! >= s.p50Milliseconds! && s.peakMemoryBytes ?? 0 > 0 && s.meanCPUMicroseconds != nil, "\(s)")
+        let (_, later, _) = try daemon.request("GET", "/v1/tools/minimal?window=1ms", as: ToolDetail.self)
+        #expect(later?.statistics?.invocations == 0 && later?.statistics?.successRate == nil, "a window with no runs: \(String(describing: later?.statistics))")
+        #expect(try daemon.client.send("GET", "/v1/tools/minimal?window=forever").status == 400)
+        let (_, spec, _) = try daemon.request("GET", "/api/v1/tools/minimal", as: JSON.self)
+        #expect(spec?["statistics"]?["invocations"] == .number("4"), "\(String(describing: spec))")
+        let shown = try daemon.burrow(["tools", "show", "minimal"])
+        #expect(shown.output.contains("4 runs since") && shown.output.contains("75% completed"), "\(shown.output)")
+    }
+}

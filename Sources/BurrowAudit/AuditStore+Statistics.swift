@@ -1,0 +1,61 @@
+import BurrowSQLite
+
+/// What a tool's audit trail says of its runs over a window, for its
+/// statistics (`ToolStatistics` in BurrowAPI): read through the `(tool,
+/// time)` index, a range of one tool's events, never the whole log.
+package struct RunTotals: Sendable, Equatable {
+    /// Events of each type in the window.
+    package var counts: [AuditEventType: Int] = [:]
+    /// Runs (ToolFailed) stopped at a limit.
+    package var limitStops = 0
+    /// The largest peak memory a run reported.
+    package var peakMemoryBytes: Int64?
+    /// The mean CPU time of the runs that report it.
+    package var meanCPUMicroseconds: Int64?
+    /// Every run's duration (ms: a sandbox's wall clock, an MCP call's), ascending.
+    package var durations: [Int64] = []
+}
+
+extension AuditStore {
+    /// `tool`'s run totals from `since` to `until` (µs since the epoch).
+    package func runTotals(tool: String, since: Int64, until: Int64) throws(AuditError) -> RunTotals {
+        try withReader { db throws(AuditError) in
+            var t = RunTotals()
+            let counts = try db.prepare(
+                """
+                SELECT type, count(*), max(json_extract(details, '$.usage.peakMemoryBytes')),
+                       sum(json_extract(details, '$.usage.cpuMicroseconds')), count(json_extract(details, '$.usage.cpuMicroseconds')),
+                       sum(json_extract(details, '$.reason') = 'limit_exceeded')
+                FROM events WHERE tool = ?1 AND time >= ?2 AND time < ?3
+                  AND type IN ('ToolCompleted', 'ToolFailed', 'ResourceLimitExceeded', 'SecurityViolation', 'PermissionDenied')
+                GROUP BY type
+                """)
+            counts.bind(1, tool)
+            counts.bind(2, since)
+            counts.bind(3, until)
+            var cpuTotal: Int64 = 0
+            var cpuRuns: Int64 = 0
+            while try counts.step() {
+                guard let type = AuditEventType(rawValue: counts.text(0) ?? "") else { continue }
+                t.counts[type] = Int(counts.int64(1))
+                guard type == .toolCompleted || type == .toolFailed else { continue }
+                if !counts.isNull(2) { t.peakMemoryBytes = max(t.peakMemoryBytes ?? 0, counts.int64(2)) }
+                cpuTotal += counts.int64(3)
+                cpuRuns += counts.int64(4)
+                if type == .toolFailed { t.limitStops = Int(counts.int64(5)) }
+            }
+            if cpuRuns > 0 { t.meanCPUMicroseconds = cpuTotal / cpuRuns }
+            let durations = try db.prepare(
+                """
+                SELECT coalesce(json_extract(details, '$.usage.wallMilliseconds'), json_extract(details, '$.milliseconds')) AS d
+                FROM events WHERE tool = ?1 AND time >= ?2 AND time < ?3 AND type IN ('ToolCompleted', 'ToolFailed') AND d IS NOT NULL
+                ORDER BY d
+                """)
+            durations.bind(1, tool)
+            durations.bind(2, since)
+            durations.bind(3, until)
+            while try durations.step() { t.durations.append(durations.int64(0)) }
+            return t
+        }
+    }
+}
