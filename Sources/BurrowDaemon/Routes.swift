@@ -487,8 +487,12 @@ struct API: Sendable {
 
     func search(_ request: Request, _ context: DaemonContext, specification: Bool = false) async throws -> Response {
         try await requireAny(context, request, "searching tools")
+        let parameters = request.uri.queryParameters
+        if parameters.get("capability") != nil || parameters.get("input") != nil {
+            return try matchCapabilities(capability: parameters.get("capability") ?? "", input: parameters.get("input") ?? "")
+        }
         guard let q = request.uri.queryParameters.get("q"), !q.isEmpty else {
-            throw DaemonError(.invalidParameter, "q: give the words to search for, such as ?q=git")
+            throw DaemonError(.invalidParameter, "q: give the words to search for, such as ?q=git (or ?capability=…&input=… to match capabilities)")
         }
         var limit = 20
         if let text = request.uri.queryParameters.get("limit") {
@@ -497,6 +501,23 @@ struct API: Sendable {
         }
         let found = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.search(q, limit: limit) }
         return specification ? try json(JSON.array(found.map(SpecificationForm.json))) : try json(found)
+    }
+
+    /// Capability matching: the enabled tools (latest versions) whose MCP
+    /// capabilities match, highest score first (then by id: the same data
+    /// always ranks the same), each match explained.
+    private func matchCapabilities(capability: String, input: String) throws(DaemonError) -> Response {
+        let words = CapabilityMatch.words(capability)
+        let inputs = input.split(separator: ",").map { $0.split(separator: " ").joined() }.filter { !$0.isEmpty }.prefix(16)
+        guard !words.isEmpty || !inputs.isEmpty else { throw DaemonError(.invalidParameter, "capability, input: give what the tool must do (words) or take (name, type or name:type)") }
+        let records = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: nil, status: nil) }
+        let ranked = records.filter { $0.registration.status != .disabled }.compactMap { CapabilityMatch.match($0, capability: words, input: Array(inputs)) }
+            .sorted { ($1.score, $0.tool) < ($0.score, $1.tool) }
+        do {
+            return try json(Array(ranked.prefix(50)))
+        } catch {
+            throw DaemonError(.internal, "\(error)")
+        }
     }
 }
 

@@ -75,4 +75,28 @@ struct SpecificationFormTests {
         #expect(status == 422 && invalid["error"]?["message"]?.stringValue?.contains("max_cpu_time") == true, "\(invalid)")
         #expect(try refused(Self.registration.replacingOccurrences(of: #""capabilities""#, with: #""superpowers""#)).contains("superpowers"))
     }
+
+    @Test("capability matching: ?capability=&input= ranks tools by their MCP tool names, properties, descriptions and input types, explaining each match; deterministic")
+    func capabilityMatching() throws {
+        let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        func register(_ id: String, _ tools: String) throws {
+            let body = #"""
+                {"id": "\#(id)", "metadata": {"name": "\#(id)", "version": "1"}, "security": {"permissions": [{"Execute": ["true"]}]}, "command": ["true"],
+                 "capabilities": {"tools": [\#(tools)]}}
+                """#
+            let (status, answer) = try send(daemon, "POST", "/api/v1/tools/register", body)
+            try #require(status == 201, "\(answer)")
+        }
+        try register("clock", #"{"name": "get_current_time", "description": "The time now in a zone", "inputSchema": {"type": "object", "properties": {"timezone": {"type": "string"}}}}"#)
+        try register("money", #"{"name": "convert_currency", "description": "Converts at today's time-stamped rate", "inputSchema": {"type": "object", "properties": {"amount": {"type": "number"}}}}"#)
+        try register("silent", #"{"name": "noop", "description": "nothing", "inputSchema": {"type": "object"}}"#)
+        let (status, found) = try send(daemon, "GET", "/api/v1/discovery/search?capability=current+time&input=timezone:string")
+        let hits = found.arrayValue ?? []
+        #expect(status == 200 && hits.count == 2, "\(found)")
+        #expect(hits.first?["tool"] == .string("clock") && hits.first?["score"] == .number("8"), "name 'current' 3 + name 'time' 3 + input 2: \(found)")
+        #expect(hits.first?["matches"]?.arrayValue?.contains(.string("get_current_time: input 'timezone' (string) meets 'timezone:string'")) == true, "\(found)")
+        #expect(hits.last?["tool"] == .string("money") && hits.last?["score"] == .number("1"), "its description has 'time': \(found)")
+        #expect(try send(daemon, "GET", "/v1/discovery/search?input=number").1.arrayValue?.map { $0["tool"] } == [.string("money")])
+        #expect(try send(daemon, "GET", "/v1/discovery/search?capability=%20").0 == 400)
+    }
 }
