@@ -65,3 +65,19 @@ package struct CapabilityMatch: Codable, Sendable, Equatable {
         return score > 0 ? CapabilityMatch(tool: record.registration.id, version: record.registration.metadata.version, score: score, matches: matches) : nil
     }
 }
+
+/// `GET /v1/discovery/recommendations?context=…&tool=…`: a tool suggested,
+/// with its score and the reasons for it.
+package struct Recommendation: Codable, Sendable, Equatable {
+    package var tool: String
+    package var version: String
+    package var score: Int
+    package var reasons: [String]
+
+    package init(tool: String, version: String, score: Int, reasons: [String]) {
+        self.tool = tool
+        self.version = version
+        self.score = score
+        self.reasons = reasons
+    }
+}

@@ -59,3 +59,25 @@ extension AuditStore {
         }
     }
 }
+
+extension AuditStore {
+    /// For each other tool, how many of the principals that invoked `tool`
+    /// since `since` (µs) invoked it too in that time (the co-usage that
+    /// recommendations weigh).
+    package func coUsage(of tool: String, since: Int64) throws(AuditError) -> [String: Int] {
+        try withReader { db throws(AuditError) in
+            let stmt = try db.prepare(
+                """
+                SELECT e.tool, count(DISTINCT e.principal) FROM events e
+                WHERE e.type = 'ToolInvoked' AND e.time >= ?2 AND e.tool != ?1
+                  AND e.principal IN (SELECT DISTINCT principal FROM events WHERE tool = ?1 AND type = 'ToolInvoked' AND time >= ?2)
+                GROUP BY e.tool
+                """)
+            stmt.bind(1, tool)
+            stmt.bind(2, since)
+            var out: [String: Int] = [:]
+            while try stmt.step() { out[stmt.text(0) ?? ""] = Int(stmt.int64(1)) }
+            return out
+        }
+    }
+}

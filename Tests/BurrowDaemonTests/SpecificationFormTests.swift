@@ -99,4 +99,30 @@ struct SpecificationFormTests {
         #expect(try send(daemon, "GET", "/v1/discovery/search?input=number").1.arrayValue?.map { $0["tool"] } == [.string("money")])
         #expect(try send(daemon, "GET", "/v1/discovery/search?capability=%20").0 == 400)
     }
+
+    @Test(
+        "recommendations: from the context's words, categories shared with a tool and co-usage in the audit log, each with its reasons; never the tool itself, nor one the caller may not invoke; the same data ranks the same"
+    )
+    func recommendations() throws {
+        let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy + "\n[capabilities.money]\nrequired_auth = [\"mtls\"]\n")
+        for (id, categories) in [("clock", #"["time"]"#), ("calendar", #"["time", "dates"]"#), ("money", #"["time", "finance"]"#), ("notes", #"["text"]"#)] {
+            let body = #"""
+                {"id": "\#(id)", "metadata": {"name": "\#(id)", "version": "1", "categories": \#(categories)},
+                 "security": {"permissions": [{"Execute": ["true"]}]}, "command": ["true"]}
+                """#
+            let (status, answer) = try send(daemon, "POST", "/api/v1/tools/register", body)
+            try #require(status == 201, "\(answer)")
+        }
+        // root uses clock and notes: notes is co-used with clock.
+        for id in ["clock", "notes"] { _ = try daemon.client.send("POST", "/v1/tools/\(id)/invocations", body: Array("{}".utf8)) }
+        let (status, ranked) = try send(daemon, "GET", "/api/v1/discovery/recommendations?tool=clock")
+        let tools = ranked.arrayValue?.compactMap { $0["tool"]?.stringValue } ?? []
+        #expect(status == 200 && tools == ["calendar", "notes"], "money needs mTLS, clock is the anchor: \(ranked)")
+        #expect(ranked.arrayValue?.first?["reasons"] == .array([.string("shares the category 'time' with clock")]), "\(ranked)")
+        #expect(ranked.arrayValue?.last?["reasons"]?.arrayValue?.first?.stringValue?.contains("invoked by 1 of the principals that invoked clock") == true, "\(ranked)")
+        let (_, byWords) = try send(daemon, "GET", "/v1/discovery/recommendations?context=dates")
+        #expect(byWords.arrayValue?.first?["tool"] == .string("calendar"), "\(byWords)")
+        #expect(try send(daemon, "GET", "/v1/discovery/recommendations?tool=clock").1 == ranked, "deterministic")
+        #expect(try send(daemon, "GET", "/v1/discovery/recommendations").0 == 400)
+    }
 }
