@@ -36,7 +36,7 @@ package struct HealthResponse: Codable, Sendable, Equatable {
         /// A remote caller's address and how it was authenticated (`mtls`).
         package var address: String?
         package var authentication: String?
-        /// admin, auditor, invoker, runner: what this caller may do.
+        /// admin, auditor, invoker, reporter, runner: what this caller may do.
         package var roles: [String]
 
         package init(

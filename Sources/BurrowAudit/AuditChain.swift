@@ -23,6 +23,8 @@ package enum AuditChain {
         var sandboxLevel: [UInt8]?
         var host: [UInt8]
         var details: [UInt8]
+        /// A reported event's origin; nil (every event Burrow witnessed) adds no field, so rows written before origins existed hash as they did.
+        var origin: [UInt8]? = nil
     }
 
     /// The canonical encoding: a version tag, then each field as a 4-byte
@@ -51,6 +53,7 @@ package enum AuditChain {
         field(row.sandboxLevel)
         field(row.host)
         field(row.details)
+        if let origin = row.origin { field(origin) }
         return out
     }
 

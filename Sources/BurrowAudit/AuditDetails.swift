@@ -105,6 +105,27 @@ package struct DeregistrationDetails: AuditDetails {
     }
 }
 
+// MARK: - Reported events
+
+/// An event a registry reported (`POST /api/v1/security/audit`): its own
+/// details as given, stored with an `origin` so it is never taken for one
+/// burrowd witnessed. Only kinds of observation a registry makes are
+/// accepted, never an invocation's events.
+package struct ReportedDetails: AuditDetails {
+    package static let types: [AuditEventType] = [.permissionDenied, .securityViolation, .anomalousActivity, .performanceThreshold, .resourceLimitExceeded]
+
+    package var type: AuditEventType
+    package var details: JSON
+
+    package init(type: AuditEventType, details: JSON) {
+        self.type = type
+        self.details = details
+    }
+
+    package var eventType: AuditEventType { type }
+    package var json: JSON { details }
+}
+
 // MARK: - CredentialIssued, CredentialRevoked
 
 /// An API key made or revoked: its id (the principal `key:<id>`), name,

@@ -40,6 +40,9 @@ package struct AuditEvent: Sendable, Equatable, Codable {
     /// Hex SHA-256 of the previous row's hash and this row's canonical encoding.
     package var hash: String
     package var previousHash: String
+    /// Who reported it, when burrowd did not witness it itself: `reported:<principal>`
+    /// (`POST /api/v1/security/audit`). Nil for every event Burrow wrote of what it ran.
+    package var origin: String?
 
     /// An event of any type with any details: the store's own (reading rows)
     /// and tests'. Everything else builds events from typed details
@@ -56,7 +59,7 @@ package struct AuditEvent: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case sequence, time, tool, type, context, details, hash, previousHash
+        case sequence, time, tool, type, context, details, hash, previousHash, origin
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -69,6 +72,7 @@ package struct AuditEvent: Sendable, Equatable, Codable {
         try c.encode(details, forKey: .details)
         try c.encode(hash, forKey: .hash)
         try c.encode(previousHash, forKey: .previousHash)
+        try c.encodeIfPresent(origin, forKey: .origin)
     }
 
     package init(from decoder: any Decoder) throws {
@@ -85,5 +89,6 @@ package struct AuditEvent: Sendable, Equatable, Codable {
         details = try c.decode(JSON.self, forKey: .details)
         hash = try c.decode(String.self, forKey: .hash)
         previousHash = try c.decode(String.self, forKey: .previousHash)
+        origin = try c.decodeIfPresent(String.self, forKey: .origin)
     }
 }

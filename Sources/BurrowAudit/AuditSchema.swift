@@ -43,6 +43,10 @@ enum AuditSchema {
         """
         CREATE INDEX events_by_uid ON events (uid, sequence) WHERE uid IS NOT NULL;
         """,
+        // 3: events a registry reported (`POST /api/v1/security/audit`) say who: never taken for burrowd's own.
+        """
+        ALTER TABLE events ADD COLUMN origin TEXT;
+        """,
     ]
 
     static var version: Int { migrations.count }

@@ -59,7 +59,7 @@ extension AuditStore {
         if let until = query.until { clauses.append(("time < ?", [.number(until)])) }
         if let after = query.afterSequence { clauses.append(("sequence > ?", [.number(after)])) }
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.map(\.sql).joined(separator: " AND ")
-        let columns = "sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash"
+        let columns = "sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash, origin"
         let sql: String
         if let limit = query.limit {
             sql = "SELECT * FROM (SELECT \(columns) FROM events\(filter) ORDER BY sequence DESC LIMIT \(max(0, limit))) ORDER BY sequence"
@@ -102,6 +102,7 @@ extension AuditStore {
         e.sequence = stmt.int64(0)
         e.previousHash = AuditChain.hex(stmt.bytes(11))
         e.hash = AuditChain.hex(stmt.bytes(12))
+        e.origin = stmt.text(13)
         return e
     }
 }

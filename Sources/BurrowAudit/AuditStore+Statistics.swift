@@ -26,7 +26,7 @@ extension AuditStore {
                 SELECT type, count(*), max(json_extract(details, '$.usage.peakMemoryBytes')),
                        sum(json_extract(details, '$.usage.cpuMicroseconds')), count(json_extract(details, '$.usage.cpuMicroseconds')),
                        sum(json_extract(details, '$.reason') = 'limit_exceeded')
-                FROM events WHERE tool = ?1 AND time >= ?2 AND time < ?3
+                FROM events WHERE tool = ?1 AND time >= ?2 AND time < ?3 AND origin IS NULL
                   AND type IN ('ToolCompleted', 'ToolFailed', 'ResourceLimitExceeded', 'SecurityViolation', 'PermissionDenied')
                 GROUP BY type
                 """)
@@ -48,7 +48,7 @@ extension AuditStore {
             let durations = try db.prepare(
                 """
                 SELECT coalesce(json_extract(details, '$.usage.wallMilliseconds'), json_extract(details, '$.milliseconds')) AS d
-                FROM events WHERE tool = ?1 AND time >= ?2 AND time < ?3 AND type IN ('ToolCompleted', 'ToolFailed') AND d IS NOT NULL
+                FROM events WHERE tool = ?1 AND time >= ?2 AND time < ?3 AND type IN ('ToolCompleted', 'ToolFailed') AND origin IS NULL AND d IS NOT NULL
                 ORDER BY d
                 """)
             durations.bind(1, tool)
@@ -69,7 +69,7 @@ extension AuditStore {
             let stmt = try db.prepare(
                 """
                 SELECT e.tool, count(DISTINCT e.principal) FROM events e
-                WHERE e.type = 'ToolInvoked' AND e.time >= ?2 AND e.tool != ?1
+                WHERE e.type = 'ToolInvoked' AND e.time >= ?2 AND e.tool != ?1 AND e.origin IS NULL
                   AND e.principal IN (SELECT DISTINCT principal FROM events WHERE tool = ?1 AND type = 'ToolInvoked' AND time >= ?2)
                 GROUP BY e.tool
                 """)

@@ -74,13 +74,13 @@ extension AuditStore {
             var anchorSeen = expect == nil || expect?.sequence == expectedSequence - 1 && expect?.hash == report.head
 
             let rows = try db.prepare(
-                "SELECT sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash FROM events ORDER BY sequence")
+                "SELECT sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash, origin FROM events ORDER BY sequence")
             while try rows.step() {
                 func optional(_ i: Int32) -> [UInt8]? { rows.isNull(i) ? nil : rows.bytes(i) }
                 var row = AuditChain.Row(
                     sequence: rows.int64(0), time: rows.int64(1), tool: rows.bytes(2), type: rows.bytes(3), principal: rows.bytes(4),
                     uid: rows.isNull(5) ? nil : rows.int64(5), invocation: optional(6), profileDigest: optional(7), sandboxLevel: optional(8),
-                    host: rows.bytes(9), details: rows.bytes(10))
+                    host: rows.bytes(9), details: rows.bytes(10), origin: optional(13))
                 let linkedTo = rows.bytes(11)
                 let stored = rows.bytes(12)
                 let sequence = row.sequence

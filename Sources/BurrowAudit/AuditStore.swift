@@ -256,10 +256,11 @@ package final class AuditStore: @unchecked Sendable {
             sequence: e.sequence, time: e.time, tool: Array(e.tool.utf8), type: Array(e.type.rawValue.utf8),
             principal: Array(e.context.principal.utf8), uid: e.context.uid.map(Int64.init),
             invocation: e.context.invocationID.map { Array($0.utf8) }, profileDigest: e.context.profileDigest.map { Array($0.utf8) },
-            sandboxLevel: e.context.sandboxLevel.map { Array($0.utf8) }, host: Array(e.context.host.utf8), details: Array(detailsText.utf8))
+            sandboxLevel: e.context.sandboxLevel.map { Array($0.utf8) }, host: Array(e.context.host.utf8), details: Array(detailsText.utf8),
+            origin: e.origin.map { Array($0.utf8) })
         let hash = AuditChain.link(previous: head.hash, row: row)
         let stmt = try db.cached(
-            "INSERT INTO events (sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            "INSERT INTO events (sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         )
         stmt.bind(1, e.sequence)
         stmt.bind(2, e.time)
@@ -274,12 +275,13 @@ package final class AuditStore: @unchecked Sendable {
         stmt.bind(11, detailsText)
         stmt.bind(12, head.hash)
         stmt.bind(13, hash)
+        stmt.bind(14, e.origin)
         try stmt.step()
         e.previousHash = AuditChain.hex(head.hash)
         e.hash = AuditChain.hex(hash)
         head = (e.sequence, hash)
 
-        if let invocation = e.context.invocationID {
+        if let invocation = e.context.invocationID, e.origin == nil {
             if e.type == .toolInvoked {
                 let open = try db.cached("INSERT OR REPLACE INTO open_invocations (invocation, sequence, tool) VALUES (?,?,?)")
                 open.bind(1, invocation)
@@ -301,13 +303,14 @@ package final class AuditStore: @unchecked Sendable {
     /// beyond the threshold within the window, once per window and tool (an
     /// aggregated denial counts as the refusals it stands for).
     private func anomalyFollowing(_ event: AuditEvent, on db: AuditDatabase) throws(AuditError) -> AuditEvent? {
-        guard let rule = configuration.anomaly, event.type == .securityViolation || event.type == .permissionDenied else { return nil }
+        // Only what burrowd witnessed counts toward an anomaly it reports.
+        guard let rule = configuration.anomaly, event.origin == nil, event.type == .securityViolation || event.type == .permissionDenied else { return nil }
         let since = event.time - rule.windowMicroseconds
         // An aggregated PermissionDenied stands for the `repeated` refusals it counts.
         let count = try db.cached(
             """
             SELECT count(*) - count(json_extract(details, '$.repeated')) + COALESCE(SUM(json_extract(details, '$.repeated')), 0)
-            FROM events WHERE tool = ? AND time >= ? AND type IN ('SecurityViolation', 'PermissionDenied')
+            FROM events WHERE tool = ? AND time >= ? AND type IN ('SecurityViolation', 'PermissionDenied') AND origin IS NULL
             """)
         count.bind(1, event.tool)
         count.bind(2, since)

@@ -88,6 +88,11 @@ final class AuditPrinter {
             return " (during call " + calls.compactMap(\.stringValue).map { printable(String($0.split(separator: "/").last ?? "")) }.joined(separator: ", ") + ")"
         }()
         var text: String
+        if let origin = e.origin {
+            // Reported, not witnessed: said first, and never read as burrowd's own kind of event.
+            text = "[\(printable(origin))] " + printable(d.canonicalText)
+            return text.count > 160 ? String(text.prefix(159)) + "…" : text
+        }
         switch e.type {
         case .toolInvoked where s("mcp") == "tools/call":
             var parts = ["tools/call \(printable(s("name") ?? "?"))"]

@@ -15,6 +15,8 @@ package enum Role: String, Sendable, CaseIterable, Codable {
     case runner
     /// Read the audit log.
     case auditor
+    /// Report events into the audit log (`POST /api/v1/security/audit`): a registry's own observations.
+    case reporter
 }
 
 /// The host policy's `[daemon]` roles, resolved to ids once at start-up.
@@ -32,7 +34,9 @@ package struct AccessPolicy: Sendable {
     package private(set) var unresolved: [String] = []
 
     package init(_ daemon: HostPolicy.Daemon) {
-        for (role, principals) in [(Role.admin, daemon.admins), (.invoker, daemon.invokers), (.runner, daemon.runners), (.auditor, daemon.auditors)] {
+        for (role, principals) in [
+            (Role.admin, daemon.admins), (.invoker, daemon.invokers), (.runner, daemon.runners), (.auditor, daemon.auditors), (.reporter, daemon.reporters),
+        ] {
             var g = Grants()
             for p in principals {
                 switch p {

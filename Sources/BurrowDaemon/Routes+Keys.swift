@@ -38,13 +38,13 @@ extension API {
         var roles: [Role] = []
         for name in body.roles {
             guard let role = Role(rawValue: name) else {
-                throw DaemonError(.invalidRequest, "roles: '\(name.prefix(32))' is not a role (admin, auditor, invoker, runner)")
+                throw DaemonError(.invalidRequest, "roles: '\(name.prefix(32))' is not a role (admin, auditor, invoker, reporter, runner)")
             }
             guard role != .runner else { throw DaemonError(.invalidRequest, "roles: runner is the session socket's (local users'), never a key's") }
             guard context.roles.contains(role) else { throw DaemonError(.invalidRequest, "roles: a key carries only roles its creator holds (not \(name))") }
             if !roles.contains(role) { roles.append(role) }
         }
-        guard !roles.isEmpty else { throw DaemonError(.invalidRequest, "roles: name at least one (admin, auditor or invoker)") }
+        guard !roles.isEmpty else { throw DaemonError(.invalidRequest, "roles: name at least one (admin, auditor, invoker or reporter)") }
         let longest = Int(daemon.policy.auth.maxKeyLifetime.milliseconds / 1000)
         guard body.expiresInSeconds > 0, body.expiresInSeconds <= longest else {
             throw DaemonError(.invalidRequest, "expiresInSeconds: 1 to \(longest) ([auth] max_key_lifetime, \(daemon.policy.auth.maxKeyLifetime))")

@@ -363,6 +363,9 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var runners: [Principal] = [.group("burrow")]
         /// Read the audit log.
         package var auditors: [Principal] = [.group("burrow-audit")]
+        /// Report events into the audit log (a registry's own authentication
+        /// decisions, validation and anomalies); none by default.
+        package var reporters: [Principal] = []
         /// The largest request body accepted.
         package var maxRequestBytes = ByteSize.mebibytes(4)
         /// A connection must deliver a whole request head within this long
@@ -575,6 +578,7 @@ extension HostPolicy {
             if let v = principals("admins") { policy.daemon.admins = v }
             if let v = principals("invokers") { policy.daemon.invokers = v }
             if let v = principals("auditors") { policy.daemon.auditors = v }
+            if let v = principals("reporters") { policy.daemon.reporters = v }
             if let v = principals("runners") { policy.daemon.runners = v }
             if let v = t.size("max_request_size") {
                 if v.bytes > 256 << 20 { log.error(t.keyPath("max_request_size"), "at most 256M") } else { policy.daemon.maxRequestBytes = v }

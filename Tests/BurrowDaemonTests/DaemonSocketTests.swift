@@ -54,7 +54,7 @@ struct DaemonSocketTests {
         let root = try get("/v1/health")
         #expect(root.0 == 200)
         let health = try JSONDecoder().decode(HealthResponse.self, from: root.1)
-        #expect(health.caller.uid == 0 && health.caller.roles == ["admin", "auditor", "invoker", "runner"] && (health.caller.pid ?? 0) > 0 && health.caller.principal == "root")
+        #expect(health.caller.uid == 0 && health.caller.roles == ["admin", "auditor", "invoker", "reporter", "runner"] && (health.caller.pid ?? 0) > 0 && health.caller.principal == "root")
 
         let nobody = try get("/v1/health", as: 65534)
         #expect(try JSONDecoder().decode(HealthResponse.self, from: nobody.1).caller.roles == ["auditor"])

@@ -36,7 +36,7 @@ struct DaemonRouteTests {
         let (status, body) = try await respond("/v1/health", as: PeerCredential(pid: 7, uid: 0, gid: 0))
         #expect(status == .ok)
         let health = try JSONDecoder().decode(HealthResponse.self, from: body)
-        #expect(health.caller.roles == ["admin", "auditor", "invoker", "runner"] && health.caller.pid == 7 && health.status == "ok")
+        #expect(health.caller.roles == ["admin", "auditor", "invoker", "reporter", "runner"] && health.caller.pid == 7 && health.status == "ok")
     }
 
     @Test("a caller without credentials is refused with the API's error body")
