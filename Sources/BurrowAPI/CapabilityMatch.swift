@@ -52,7 +52,8 @@ package struct CapabilityMatch: Codable, Sendable, Equatable {
                 }
             }
             for wanted in input {
-                let parts = wanted.lowercased().split(separator: ":", maxSplits: 1).map(String.init)
+                let parts = wanted.lowercased().split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else { continue }
                 let met = properties.first { p in
                     parts.count == 2 ? p.name == parts[0] && p.type == parts[1] : p.name == parts[0] || p.type == parts[0]
                 }

@@ -76,7 +76,8 @@ package struct VersionRequirement: Sendable, Equatable, CustomStringConvertible 
         }
         if word.hasPrefix("^") || word.hasPrefix("~") {
             let version = String(word.dropFirst())
-            let parts = version.split(separator: ".").map { Int($0) }
+            // Parts of at most 9 digits: the bound above is one more, and never overflows.
+            let parts = version.split(separator: ".").map { $0.count <= 9 ? Int($0) : nil }
             guard isVersion(version), !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
             let numbers = parts.compactMap { $0 }
             let upper: String

@@ -6,8 +6,8 @@ import BurrowSQLite
 package struct RunTotals: Sendable, Equatable {
     /// Events of each type in the window.
     package var counts: [AuditEventType: Int] = [:]
-    /// Runs (ToolFailed) stopped at a limit.
-    package var limitStops = 0
+    /// Callers refused: PermissionDenied events, an aggregated one counting the refusals it stands for.
+    package var refusals = 0
     /// The largest peak memory a run reported.
     package var peakMemoryBytes: Int64?
     /// The mean CPU time of the runs that report it.
@@ -25,7 +25,7 @@ extension AuditStore {
                 """
                 SELECT type, count(*), max(json_extract(details, '$.usage.peakMemoryBytes')),
                        sum(json_extract(details, '$.usage.cpuMicroseconds')), count(json_extract(details, '$.usage.cpuMicroseconds')),
-                       sum(json_extract(details, '$.reason') = 'limit_exceeded')
+                       sum(coalesce(json_extract(details, '$.repeated'), 1))
                 FROM events WHERE tool = ?1 AND time >= ?2 AND time < ?3 AND origin IS NULL
                   AND type IN ('ToolCompleted', 'ToolFailed', 'ResourceLimitExceeded', 'SecurityViolation', 'PermissionDenied')
                 GROUP BY type
@@ -38,11 +38,11 @@ extension AuditStore {
             while try counts.step() {
                 guard let type = AuditEventType(rawValue: counts.text(0) ?? "") else { continue }
                 t.counts[type] = Int(counts.int64(1))
+                if type == .permissionDenied { t.refusals = Int(counts.int64(5)) }
                 guard type == .toolCompleted || type == .toolFailed else { continue }
                 if !counts.isNull(2) { t.peakMemoryBytes = max(t.peakMemoryBytes ?? 0, counts.int64(2)) }
                 cpuTotal += counts.int64(3)
                 cpuRuns += counts.int64(4)
-                if type == .toolFailed { t.limitStops = Int(counts.int64(5)) }
             }
             if cpuRuns > 0 { t.meanCPUMicroseconds = cpuTotal / cpuRuns }
             let durations = try db.prepare(

@@ -317,7 +317,8 @@ package final class AuditStore: @unchecked Sendable {
         try count.step()
         let seen = count.int64(0)
         guard seen > rule.threshold else { return nil }
-        let reported = try db.cached("SELECT 1 FROM events WHERE tool = ? AND time >= ? AND type = 'AnomalousActivity' LIMIT 1")
+        // Burrow's own report only: a reported AnomalousActivity never silences one.
+        let reported = try db.cached("SELECT 1 FROM events WHERE tool = ? AND time >= ? AND type = 'AnomalousActivity' AND origin IS NULL LIMIT 1")
         reported.bind(1, event.tool)
         reported.bind(2, since)
         guard try !reported.step() else { return nil }

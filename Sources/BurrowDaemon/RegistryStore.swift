@@ -229,7 +229,7 @@ package final class RegistryStore: Sendable {
             """
             SELECT registration, validation, registered_at, updated_at, registered_by FROM tools
             WHERE id != ?1 AND EXISTS (SELECT 1 FROM json_each(registration, '$.metadata.dependencies')
-                                       WHERE (type = 'text' AND value = ?1) OR json_extract(value, '$.id') = ?1)
+                                       WHERE CASE type WHEN 'text' THEN value = ?1 WHEN 'object' THEN json_extract(value, '$.id') = ?1 ELSE 0 END)
             """,
             bind: { $0.bind(1, id) })
     }

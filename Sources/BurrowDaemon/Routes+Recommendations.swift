@@ -7,7 +7,8 @@ import Hummingbird
 /// Recommendations (`GET /v1/discovery/recommendations?context=…&tool=…`):
 /// tools suggested from the context's words (the registry's full-text
 /// index), from co-usage (the principals that invoked `tool` in the last 30
-/// days, and what else each of them invoked), and from categories shared
+/// days, and what else each of them invoked: for callers who may read the
+/// audit log, auditors and admins), and from categories shared
 /// with `tool`; each with its reasons. Only tools the caller may invoke
 /// (the invoker role, and every capability rule's conditions for it now),
 /// enabled ones, never `tool` itself; the same data always ranks the same.
@@ -45,9 +46,11 @@ extension API {
             for record in candidates {
                 for category in record.registration.metadata.categories.filter(shared.contains).sorted() { add(record.registration.id, 2, "shares the category '\(category)' with \(anchor)") }
             }
+            // Co-usage tells what other principals did: only for those who may read the audit log.
             let audit = daemon.audit
             let since = AuditClock.now() - 30 * 86_400_000_000
-            let coUsed = (try? await BlockingIO.run { try audit.coUsage(of: anchor, since: since) }) ?? [:]
+            let mayReadAudit = !context.roles.isDisjoint(with: [.auditor, .admin])
+            let coUsed = mayReadAudit ? (try? await BlockingIO.run { try audit.coUsage(of: anchor, since: since) }) ?? [:] : [:]
             for (id, principals) in coUsed.sorted(by: { $0.key < $1.key }) where ids.contains(id) {
                 add(id, min(principals, 5), "invoked by \(principals) of the principals that invoked \(anchor) in the last 30 days")
             }

@@ -18,8 +18,9 @@ struct API: Sendable {
     // MARK: access
 
     /// Any role: reading the registry and the policy.
+    /// Any role but reporter (which only adds events): reading the registry and the policy.
     func requireAny(_ context: DaemonContext, _ request: Request, _ what: String) async throws(DaemonError) {
-        guard context.roles.isEmpty else { return }
+        guard context.roles.subtracting([.reporter]).isEmpty else { return }
         try await context.require(.invoker, what, tool: nil, request: request, denials: daemon.denials)
     }
 
@@ -175,12 +176,14 @@ struct API: Sendable {
             throw DaemonError(.registrationLimit, message, retryAfter: retry)
         }
         let body = try await decode(JSON.self, request, context, tool: replacing)
+        let limit = Int(clamping: daemon.policy.daemon.maxRequestBytes.bytes)
         let specification = SpecificationForm.matches(body)
         let registration: ToolRegistration
         do {
             registration =
                 specification
-                ? try SpecificationForm.registration(body) : try StrictJSONDecoder().decode(ToolRegistration.self, from: Array(body.canonicalText.utf8))
+                ? try SpecificationForm.registration(body)
+                : try StrictJSONDecoder(limits: JSONLimits(maxStringBytes: limit, maxBytes: limit)).decode(ToolRegistration.self, from: Array(body.canonicalText.utf8))
         } catch {
             throw DaemonError(.invalidRequest, "the body is not a valid registration\(specification ? " (the specification's form)" : ""): \(error)")
         }
@@ -214,7 +217,8 @@ struct API: Sendable {
         // An update (a status of disabled, say) must leave the tool's dependents a version they accept.
         if previous != nil {
             let remaining = stored.map { $0.registration.metadata.version == registration.metadata.version ? record : $0 }
-            _ = try guardDependents(try brokenDependents(of: registration.id, remaining: remaining), request, "this update")
+            let already = Set(try brokenDependents(of: registration.id, remaining: stored))
+            _ = try guardDependents(try brokenDependents(of: registration.id, remaining: remaining).filter { !already.contains($0) }, request, "this update")
         }
         switch try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.write(record, replace: replacing != nil) }) {
         case .exists:
@@ -340,9 +344,11 @@ struct API: Sendable {
         guard let record = wanted.map({ v in versions.first { $0.registration.metadata.version == v } }) ?? versions.first else {
             throw DaemonError(.notFound, "no tool \(id)\(wanted.map { " version \($0)" } ?? "") is registered")
         }
+        // Statistics come from the audit log: for those who may read it.
+        let mayReadAudit = !context.roles.isDisjoint(with: [.auditor, .admin])
         let detail = ToolDetail(
             tool: record, versions: versions.map(\.registration.metadata.version), dependents: try dependents(of: id),
-            statistics: try await statistics(id, window: request.uri.queryParameters.get("window")))
+            statistics: mayReadAudit ? try await statistics(id, window: request.uri.queryParameters.get("window")) : nil)
         guard specification else { return try json(detail) }
         let dependents = detail.dependents.map { JSON.object(["id": .string($0.id), "version": .string($0.version), "version_requirement": .string($0.versionRequirement)]) }
         var answer: [String: JSON] = ["tool": SpecificationForm.json(record), "versions": .array(detail.versions.map(JSON.string)), "dependents": .array(dependents)]
@@ -367,8 +373,7 @@ struct API: Sendable {
         return ToolStatistics(
             since: AuditClock.format(since), until: AuditClock.format(until), completed: totals.counts[.toolCompleted] ?? 0, failed: totals.counts[.toolFailed] ?? 0,
             durations: totals.durations, meanCPUMicroseconds: totals.meanCPUMicroseconds, peakMemoryBytes: totals.peakMemoryBytes,
-            limitHits: (totals.counts[.resourceLimitExceeded] ?? 0) + totals.limitStops, violations: totals.counts[.securityViolation] ?? 0,
-            denials: totals.counts[.permissionDenied] ?? 0)
+            limitHits: totals.counts[.resourceLimitExceeded] ?? 0, violations: totals.counts[.securityViolation] ?? 0, denials: totals.refusals)
     }
 
     func remove(_ request: Request, _ context: DaemonContext) async throws -> Response {
@@ -377,7 +382,9 @@ struct API: Sendable {
         let version = request.uri.queryParameters.get("version")
         let before = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let remaining = version.map { v in before.filter { $0.registration.metadata.version != v } } ?? []
-        let broken = try guardDependents(try brokenDependents(of: id, remaining: remaining), request, "removing \(id)\(version.map { " " + $0 } ?? "")")
+        let already = Set(try brokenDependents(of: id, remaining: before))
+        let broken = try guardDependents(
+            try brokenDependents(of: id, remaining: remaining).filter { !already.contains($0) }, request, "removing \(id)\(version.map { " " + $0 } ?? "")")
         let removed = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.remove(id, version: version) }
         guard !removed.isEmpty else { throw DaemonError(.notFound, "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
         let identity = context.identity

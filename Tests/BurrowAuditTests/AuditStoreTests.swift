@@ -143,4 +143,23 @@ struct AuditStoreTests {
         #expect(later.filter { $0.type == .anomalousActivity }.count == 1)
         #expect(try store.verify().ok)
     }
+
+    @Test("reported events (an origin) count toward no anomaly and silence none; they hash with their origin and the chain verifies")
+    func reportedEvents() throws {
+        let store = try openStore(temporaryDatabase(), anomaly: .init(threshold: 3, windowMicroseconds: 60_000_000))
+        let t: Int64 = 1_800_000_000_000_000
+        func reported(_ type: AuditEventType, _ time: Int64) -> AuditEvent {
+            var e = event(type, invocation: nil, time: time)
+            e.origin = "reported:cert:registry"
+            return e
+        }
+        // A reporter's AnomalousActivity and denials first: they raise nothing and hide nothing.
+        var stored = try store.append([reported(.anomalousActivity, t)] + (1...5).map { reported(.permissionDenied, t + Int64($0)) })
+        #expect(stored.filter { $0.type == .anomalousActivity }.count == 1, "only the reported one")
+        for i in 0..<4 { stored += try store.append([event(.securityViolation, time: t + 10 + Int64(i))]) }
+        let witnessed = stored.filter { $0.type == .anomalousActivity && $0.origin == nil }
+        #expect(witnessed.count == 1 && witnessed.first?.details["count"]?.integerValue == 4, "\(witnessed.map(\.details))")
+        #expect(try store.events(AuditQuery(types: [.permissionDenied])).allSatisfy { $0.origin == "reported:cert:registry" })
+        #expect(try store.verify().ok)
+    }
 }

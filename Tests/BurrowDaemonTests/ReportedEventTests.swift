@@ -53,4 +53,22 @@ struct ReportedEventTests {
         let verify = try Subprocess.run([Subprocess.burrow, "audit", "verify", "--audit-db", daemon.auditDB])
         #expect(verify.status == 0, "\(verify.output)\(verify.stderr)")
     }
+
+    @Test("a principal that is only a reporter may report, and read nothing: not the registry, not the policy")
+    func reporterOnly() throws {
+        let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy.replacingOccurrences(of: #"invokers = ["uid:65534"]"#, with: #"invokers = []"# + "\nreporters = [\"uid:65534\"]"))
+        chmod(daemon.socket, 0o666)
+        func nobody(_ method: String, _ path: String, _ body: String? = nil) throws -> String {
+            try Subprocess.run(
+                [
+                    "/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", daemon.socket, "-X",
+                    method,
+                ]
+                    + (body.map { ["-H", "Content-Type: application/json", "-d", $0] } ?? []) + ["http://burrowd" + path]
+            ).output
+        }
+        #expect(try nobody("POST", "/api/v1/security/audit", Self.event) == "201")
+        #expect(try nobody("GET", "/api/v1/tools") == "403")
+        #expect(try nobody("GET", "/v1/security/policies") == "403")
+    }
 }

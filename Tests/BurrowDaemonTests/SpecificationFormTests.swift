@@ -98,6 +98,8 @@ struct SpecificationFormTests {
         #expect(hits.last?["tool"] == .string("money") && hits.last?["score"] == .number("1"), "its description has 'time': \(found)")
         #expect(try send(daemon, "GET", "/v1/discovery/search?input=number").1.arrayValue?.map { $0["tool"] } == [.string("money")])
         #expect(try send(daemon, "GET", "/v1/discovery/search?capability=%20").0 == 400)
+        #expect(try send(daemon, "GET", "/v1/discovery/search?input=:").0 == 200, "an empty name:type matches nothing, and breaks nothing")
+        #expect(try send(daemon, "GET", "/v1/discovery/search?input=::,a:").0 == 200)
     }
 
     @Test(
