@@ -94,6 +94,23 @@ package enum SpecificationForm {
     /// The specification's `Permission` variants and the `[permissions]` keys they fill.
     static let permissions = ["FileRead": "file_read", "FileWrite": "file_write", "Execute": "execute", "Network": "network"]
 
+    /// A validation request in the specification's form: `security`, and
+    /// optionally `id`, `metadata` (`name`, `version`) and `command` (the
+    /// plan it would get is compiled too).
+    package static func validation(_ body: JSON) throws(Problem) -> ValidationRequest {
+        guard case .object(let top) = body else { throw Problem("", "expected a JSON object") }
+        let known: Set = ["id", "metadata", "security", "command"]
+        if let unknown = top.keys.filter({ !known.contains($0) }).sorted().first {
+            throw Problem(unknown, "not a field of a validation request (expected \(known.sorted().joined(separator: ", ")))")
+        }
+        let id = try optionalString(top["id"], "id") ?? "profile"
+        let name = try optionalString(top["metadata"]?["name"], "metadata.name") ?? id
+        let version = try optionalString(top["metadata"]?["version"], "metadata.version") ?? "1"
+        let command: [String]? = top["command"] == nil ? nil : try strings(top["command"], "command")
+        let profile = try profile(top["security"] ?? .null, id: id, metadata: ToolMetadata(name: name, version: version))
+        return ValidationRequest(profile: profile, command: command, id: id)
+    }
+
     /// The profile (its JSON form) of a specification SecurityProfile.
     static func profile(_ security: JSON, id: String, metadata: ToolMetadata) throws(Problem) -> JSON {
         guard case .object(var fields) = security else { throw Problem("security", "expected the security profile: an object") }

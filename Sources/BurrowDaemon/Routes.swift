@@ -109,7 +109,18 @@ struct API: Sendable {
 
     func validate(_ request: Request, _ context: DaemonContext) async throws -> Response {
         try await requireAny(context, request, "validating a profile")
-        let body = try await decode(ValidationRequest.self, request, context, tool: nil)
+        // Burrow's form ({profile, command, id}) or the specification's ({security, id, metadata, command}).
+        let raw = try await decode(JSON.self, request, context, tool: nil)
+        let limit = Int(clamping: daemon.policy.daemon.maxRequestBytes.bytes)
+        let body: ValidationRequest
+        do {
+            body =
+                SpecificationForm.matches(raw)
+                ? try SpecificationForm.validation(raw)
+                : try StrictJSONDecoder(limits: JSONLimits(maxStringBytes: limit, maxBytes: limit)).decode(ValidationRequest.self, from: Array(raw.canonicalText.utf8))
+        } catch {
+            throw DaemonError(.invalidRequest, "the body is not a valid validation request: \(error)")
+        }
         if let id = body.id, !SafeName.isValid(id) { throw DaemonError(.invalidRequest, "id: 1 to 128 letters, digits, '.', '_' or '-'") }
         if let command = body.command, let problem = ExecStrings.problem(argv: command, what: "command") { throw DaemonError(.invalidRequest, problem) }
         let (report, _) = try await planning(context) { planner in planner.validate(body.profile, id: body.id ?? "profile", command: body.command) }

@@ -60,6 +60,18 @@ struct SpecificationFormTests {
         #expect(updated == 200 && again["status"] == .string("deprecated"), "\(again)")
     }
 
+    @Test("POST /api/v1/security/validate takes the specification's security profile too: its report, its plan for a command, and refusals with key paths")
+    func validation() throws {
+        let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        let good = #"{"id": "v", "security": {"permissions": [{"Execute": ["sh"]}], "sandbox_level": "Container"}, "command": ["sh", "-c"]}"#
+        let (status, report) = try send(daemon, "POST", "/api/v1/security/validate", good)
+        #expect(status == 200 && report["valid"] == .bool(true) && report["plan"]?["executable"] == .string("/usr/bin/sh"), "\(report)")
+        let ungranted = try send(daemon, "POST", "/api/v1/security/validate", good.replacingOccurrences(of: #"["sh", "-c"]"#, with: #"["cat"]"#))
+        #expect(ungranted.0 == 200 && ungranted.1["valid"] == .bool(false), "an ungranted command: \(ungranted.1)")
+        #expect(try send(daemon, "POST", "/api/v1/security/validate", good.replacingOccurrences(of: "Execute", with: "Teleport")).0 == 400)
+        #expect(try send(daemon, "POST", "/v1/security/validate", good.replacingOccurrences(of: #""id""#, with: #""badge""#)).0 == 400)
+    }
+
     @Test("a specification-form body that is not a registration is refused with the key path: no command, an unknown Permission, a bad duration, an unknown field")
     func refusals() throws {
         let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
