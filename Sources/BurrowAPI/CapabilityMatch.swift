@@ -1,22 +1,31 @@
 import BurrowJSON
 
-/// `GET /v1/discovery/search?capability=…&input=…`: the tools whose MCP
-/// capabilities (tool names, descriptions, inputSchema properties and their
-/// types) match what the caller needs, ranked, each match explained.
-package struct CapabilityMatch: Codable, Sendable, Equatable {
+/// A tool a discovery query ranked: capability matching
+/// (`search?capability=…&input=…`) and recommendations
+/// (`recommendations?context=…&tool=…`), highest score first, each with the
+/// reasons for it.
+package struct RankedTool: Codable, Sendable, Equatable {
     package var tool: String
     package var version: String
     package var score: Int
-    /// Why it matched: one line per capability and term.
-    package var matches: [String]
+    /// Why: one line per match or signal.
+    package var reasons: [String]
 
-    package init(tool: String, version: String, score: Int, matches: [String]) {
+    package init(tool: String, version: String, score: Int, reasons: [String]) {
         self.tool = tool
         self.version = version
         self.score = score
-        self.matches = matches
+        self.reasons = reasons
     }
 
+    /// Highest score first, then by id: the same data always ranks the same.
+    package static func ranked(_ tools: [RankedTool]) -> [RankedTool] { tools.sorted { ($1.score, $0.tool) < ($0.score, $1.tool) } }
+}
+
+/// Capability matching: the tools whose MCP capabilities (tool names,
+/// descriptions, inputSchema properties and their types) match what the
+/// caller needs.
+package enum CapabilityMatch {
     /// Words of a query: lowercase letters and digits, at most 16.
     package static func words(_ text: String) -> [String] {
         Array(text.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(16).map(String.init))
@@ -26,7 +35,7 @@ package struct CapabilityMatch: Codable, Sendable, Equatable {
     /// tool's name (3 points), a property name (2) or a description (1); each
     /// `input` (`name`, `type`, or `name:type`) met by an inputSchema
     /// property (2). Nil when nothing matches.
-    package static func match(_ record: ToolRecord, capability: [String], input: [String]) -> CapabilityMatch? {
+    package static func match(_ record: ToolRecord, capability: [String], input: [String]) -> RankedTool? {
         var score = 0
         var matches: [String] = []
         for schema in record.registration.capabilities {
@@ -63,22 +72,6 @@ package struct CapabilityMatch: Codable, Sendable, Equatable {
                 }
             }
         }
-        return score > 0 ? CapabilityMatch(tool: record.registration.id, version: record.registration.metadata.version, score: score, matches: matches) : nil
-    }
-}
-
-/// `GET /v1/discovery/recommendations?context=…&tool=…`: a tool suggested,
-/// with its score and the reasons for it.
-package struct Recommendation: Codable, Sendable, Equatable {
-    package var tool: String
-    package var version: String
-    package var score: Int
-    package var reasons: [String]
-
-    package init(tool: String, version: String, score: Int, reasons: [String]) {
-        self.tool = tool
-        self.version = version
-        self.score = score
-        self.reasons = reasons
+        return score > 0 ? RankedTool(tool: record.registration.id, version: record.registration.metadata.version, score: score, reasons: matches) : nil
     }
 }

@@ -197,6 +197,9 @@ package struct Daemon: Sendable {
         let gid = UserDatabase.groupID(policy.daemon.socketGroup)
         if gid == nil { logger.warning("socket group \(policy.daemon.socketGroup) does not exist: the socket is root's only") }
         for problem in access.unresolved { logger.warning("role principal names nobody on this host: \(problem)") }
+        // A rule for a tool that is not registered protects nothing: a misspelled id is said, not silently kept.
+        let unknown = policy.capabilities.keys.filter { $0 != "*" && ((try? registry.versions($0).isEmpty) ?? false) }.sorted()
+        for id in unknown { logger.warning("[capabilities.\"\(id)\"] names no registered tool: it applies to nothing until a tool with that id is registered") }
         // Descriptors: connections take at most the limiter's hard limit; the
         // rest is for sandboxes (about a dozen each while they run), the audit
         // log, the registry and burrow-spawner.

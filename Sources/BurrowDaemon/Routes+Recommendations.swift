@@ -27,7 +27,7 @@ extension API {
             limit = n
         }
         // Only what this caller may invoke.
-        guard context.roles.contains(.invoker) else { return try json([Recommendation]()) }
+        guard context.roles.contains(.invoker) else { return try json([RankedTool]()) }
         let candidates = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: nil, status: nil) }
             .filter { $0.registration.status != .disabled && $0.registration.id != anchor && mayInvoke($0.registration.id, context) }
         var scores: [String: (score: Int, reasons: [String])] = [:]
@@ -56,8 +56,7 @@ extension API {
             }
         }
         let versions = Dictionary(candidates.map { ($0.registration.id, $0.registration.metadata.version) }, uniquingKeysWith: { a, _ in a })
-        let ranked = scores.map { Recommendation(tool: $0.key, version: versions[$0.key] ?? "", score: $0.value.score, reasons: $0.value.reasons) }
-            .sorted { ($1.score, $0.tool) < ($0.score, $1.tool) }
+        let ranked = RankedTool.ranked(scores.map { RankedTool(tool: $0.key, version: versions[$0.key] ?? "", score: $0.value.score, reasons: $0.value.reasons) })
         return try json(Array(ranked.prefix(limit)))
     }
 

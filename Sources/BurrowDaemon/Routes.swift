@@ -529,8 +529,7 @@ struct API: Sendable {
         let inputs = input.split(separator: ",").map { $0.split(separator: " ").joined() }.filter { !$0.isEmpty }.prefix(16)
         guard !words.isEmpty || !inputs.isEmpty else { throw DaemonError(.invalidParameter, "capability, input: give what the tool must do (words) or take (name, type or name:type)") }
         let records = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: nil, status: nil) }
-        let ranked = records.filter { $0.registration.status != .disabled }.compactMap { CapabilityMatch.match($0, capability: words, input: Array(inputs)) }
-            .sorted { ($1.score, $0.tool) < ($0.score, $1.tool) }
+        let ranked = RankedTool.ranked(records.filter { $0.registration.status != .disabled }.compactMap { CapabilityMatch.match($0, capability: words, input: Array(inputs)) })
         do {
             return try json(Array(ranked.prefix(50)))
         } catch {

@@ -106,7 +106,7 @@ struct SpecificationFormTests {
         let hits = found.arrayValue ?? []
         #expect(status == 200 && hits.count == 2, "\(found)")
         #expect(hits.first?["tool"] == .string("clock") && hits.first?["score"] == .number("8"), "name 'current' 3 + name 'time' 3 + input 2: \(found)")
-        #expect(hits.first?["matches"]?.arrayValue?.contains(.string("get_current_time: input 'timezone' (string) meets 'timezone:string'")) == true, "\(found)")
+        #expect(hits.first?["reasons"]?.arrayValue?.contains(.string("get_current_time: input 'timezone' (string) meets 'timezone:string'")) == true, "\(found)")
         #expect(hits.last?["tool"] == .string("money") && hits.last?["score"] == .number("1"), "its description has 'time': \(found)")
         #expect(try send(daemon, "GET", "/v1/discovery/search?input=number").1.arrayValue?.map { $0["tool"] } == [.string("money")])
         #expect(try send(daemon, "GET", "/v1/discovery/search?capability=%20").0 == 400)
