@@ -10,12 +10,18 @@ package struct RankedTool: Codable, Sendable, Equatable {
     package var score: Int
     /// Why: one line per match or signal.
     package var reasons: [String]
+    /// The tool's status (health checks included), and its statistics over
+    /// the last 7 days for auditors and admins (capability search only).
+    package var status: ToolStatus?
+    package var statistics: ToolStatistics?
 
-    package init(tool: String, version: String, score: Int, reasons: [String]) {
+    package init(tool: String, version: String, score: Int, reasons: [String], status: ToolStatus? = nil, statistics: ToolStatistics? = nil) {
         self.tool = tool
         self.version = version
         self.score = score
         self.reasons = reasons
+        self.status = status
+        self.statistics = statistics
     }
 
     /// Highest score first, then by id: the same data always ranks the same.
@@ -72,6 +78,6 @@ package enum CapabilityMatch {
                 }
             }
         }
-        return score > 0 ? RankedTool(tool: record.registration.id, version: record.registration.metadata.version, score: score, reasons: matches) : nil
+        return score > 0 ? RankedTool(tool: record.registration.id, version: record.registration.metadata.version, score: score, reasons: matches, status: record.status) : nil
     }
 }

@@ -1,5 +1,6 @@
 package import BurrowJSON
 import BurrowProfile
+import FoundationEssentials
 
 /// The MCP Registry specification's form of a registration, beside
 /// Burrow's own: snake_case names, `security` (the specification's
@@ -33,8 +34,10 @@ package enum SpecificationForm {
     /// The registration a specification-form body describes.
     package static func registration(_ body: JSON) throws(Problem) -> ToolRegistration {
         guard case .object(let top) = body else { throw Problem("", "expected a JSON object") }
-        // registered_at, updated_at and registered_by are burrowd's (an answer sent back as an update has them): ignored.
-        let known: Set = ["id", "metadata", "security", "capabilities", "status", "registered_at", "updated_at", "registered_by", "command", "rate_limits"]
+        // registered_at, updated_at, registered_by and health_state are burrowd's (an answer sent back as an update has them): ignored.
+        let known: Set = [
+            "id", "metadata", "security", "capabilities", "status", "registered_at", "updated_at", "registered_by", "command", "rate_limits", "health", "health_state",
+        ]
         if let unknown = top.keys.filter({ !known.contains($0) }).sorted().first {
             throw Problem(unknown, "not a field of a registration (expected \(known.sorted().joined(separator: ", ")))")
         }
@@ -75,8 +78,20 @@ package enum SpecificationForm {
         }
         var status = ToolStatus.active
         if let given = top["status"] {
-            guard let s = ToolStatus(rawValue: try string(given, "status").lowercased()) else { throw Problem("status", "expected active, deprecated or disabled") }
-            status = s
+            let text = try string(given, "status").lowercased()
+            // An answer's degraded or unavailable (the health checks') sent back as an update is the operator's active.
+            guard let s = ToolStatus(rawValue: text) else { throw Problem("status", "expected active, deprecated or disabled") }
+            status = ToolStatus.registrable.contains(s) ? s : .active
+        }
+        var health: HealthCheck?
+        if let given = top["health"] {
+            let keys = ["interval_seconds", "timeout_seconds", "unhealthy_threshold", "command"]
+            guard case .object(let h) = given, h.keys.allSatisfy(keys.contains) else { throw Problem("health", "expected an object: \(keys.joined(separator: ", "))") }
+            func number(_ key: String, _ fallback: Int) throws(Problem) -> Int { try h[key].map { v throws(Problem) in try integer(v, "health.\(key)") } ?? fallback }
+            health = HealthCheck(
+                intervalSeconds: try number("interval_seconds", HealthCheck.defaultInterval), timeoutSeconds: try number("timeout_seconds", HealthCheck.defaultTimeout),
+                unhealthyThreshold: try number("unhealthy_threshold", HealthCheck.defaultThreshold),
+                command: h["command"] == nil ? nil : try strings(h["command"], "health.command"))
         }
         var rateLimits: ToolRateLimits?
         if let given = top["rate_limits"] {
@@ -88,7 +103,8 @@ package enum SpecificationForm {
                 maxConcurrent: try r["max_concurrent"].map { v throws(Problem) in try integer(v, "rate_limits.max_concurrent") })
         }
         let profile = try profile(top["security"] ?? .null, id: id, metadata: metadata)
-        return ToolRegistration(id: id, metadata: metadata, profile: profile, command: command, capabilities: capabilities, status: status, rateLimits: rateLimits)
+        return ToolRegistration(
+            id: id, metadata: metadata, profile: profile, command: command, capabilities: capabilities, status: status, rateLimits: rateLimits, health: health)
     }
 
     /// The specification's `Permission` variants and the `[permissions]` keys they fill.
@@ -208,7 +224,7 @@ package enum SpecificationForm {
         metadata["documentation"] = m.documentationURL.map(JSON.string)
         var out: [String: JSON] = [
             "id": .string(r.id), "metadata": .object(metadata), "security": security(r.profile), "capabilities": .array(r.capabilities),
-            "command": .array(r.command.map(JSON.string)), "status": .string(r.status.rawValue), "registered_at": .string(record.registeredAt),
+            "command": .array(r.command.map(JSON.string)), "status": .string(record.status.rawValue), "registered_at": .string(record.registeredAt),
             "updated_at": .string(record.updatedAt), "registered_by": .string(record.registeredBy),
         ]
         if let limits = r.rateLimits {
@@ -216,6 +232,25 @@ package enum SpecificationForm {
             l["requests_per_minute"] = limits.requestsPerMinute.map { .number(String($0)) }
             l["max_concurrent"] = limits.maxConcurrent.map { .number(String($0)) }
             out["rate_limits"] = .object(l)
+        }
+        if let h = r.health {
+            var fields: [String: JSON] = [
+                "interval_seconds": .integer(Int64(h.intervalSeconds)), "timeout_seconds": .integer(Int64(h.timeoutSeconds)),
+                "unhealthy_threshold": .integer(Int64(h.unhealthyThreshold)),
+            ]
+            fields["command"] = h.command.map { .array($0.map(JSON.string)) }
+            out["health"] = .object(fields)
+        }
+        if let h = record.health {
+            var fields: [String: JSON] = ["status": .string(h.status.rawValue), "version": .string(h.version), "consecutive_failures": .integer(Int64(h.consecutiveFailures))]
+            fields["since"] = h.since.map(JSON.string)
+            fields["checked_at"] = h.checkedAt.map(JSON.string)
+            fields["last_error"] = h.lastError.map(JSON.string)
+            fields["last_milliseconds"] = h.lastMilliseconds.map { .integer($0) }
+            out["health_state"] = .object(fields)
+        }
+        if let statistics = record.statistics, let encoded = try? JSONEncoder().encode(statistics), let value = try? JSONParser.parse(Array(encoded)) {
+            out["statistics"] = value
         }
         return .object(out)
     }

@@ -65,9 +65,102 @@ package struct ToolMetadata: Codable, Sendable, Equatable {
     }
 }
 
-/// A registration's state: `disabled` tools are kept but cannot be invoked.
+/// A tool's state. A registration sets `active`, `deprecated` or
+/// `disabled` (kept but not invoked); health checks turn an active tool
+/// `degraded` (failing) or `unavailable` (failing `unhealthyThreshold`
+/// times in a row) and back: see `ToolRecord.status`.
 package enum ToolStatus: String, Codable, Sendable, CaseIterable {
-    case active, deprecated, disabled
+    case active, deprecated, disabled, degraded, unavailable
+
+    /// What a registration may say; the others are the health checks' to set.
+    package static let registrable: [ToolStatus] = [.active, .deprecated, .disabled]
+}
+
+/// A registration's health check (`health`): every `intervalSeconds`,
+/// burrowd starts the tool in its sandbox, as an invocation would, and
+/// checks it within `timeoutSeconds`: an MCP server must answer
+/// `initialize` and `tools/list`; a plain tool runs `command` (instead of
+/// its own) and must exit 0. A check holds one of the tool's
+/// max_concurrent slots while it runs.
+package struct HealthCheck: Codable, Sendable, Equatable {
+    package static let defaultInterval = 60
+    /// burrowd's `[daemon] health_min_interval` (10 s by default) may raise the least.
+    package static let intervals = 1...86_400
+    package static let defaultTimeout = 10
+    package static let timeouts = 1...300
+    package static let defaultThreshold = 3
+    package static let thresholds = 1...100
+
+    package var intervalSeconds: Int
+    package var timeoutSeconds: Int
+    /// Failures in a row that make the tool `unavailable` (fewer: `degraded`).
+    package var unhealthyThreshold: Int
+    /// A plain tool's check command; nil: the tool is an MCP server, checked by the protocol.
+    package var command: [String]?
+
+    package init(
+        intervalSeconds: Int = HealthCheck.defaultInterval, timeoutSeconds: Int = HealthCheck.defaultTimeout,
+        unhealthyThreshold: Int = HealthCheck.defaultThreshold, command: [String]? = nil
+    ) {
+        self.intervalSeconds = intervalSeconds
+        self.timeoutSeconds = timeoutSeconds
+        self.unhealthyThreshold = unhealthyThreshold
+        self.command = command
+    }
+
+    enum CodingKeys: String, CodingKey { case intervalSeconds, timeoutSeconds, unhealthyThreshold, command }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            intervalSeconds: try c.decodeIfPresent(Int.self, forKey: .intervalSeconds) ?? Self.defaultInterval,
+            timeoutSeconds: try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? Self.defaultTimeout,
+            unhealthyThreshold: try c.decodeIfPresent(Int.self, forKey: .unhealthyThreshold) ?? Self.defaultThreshold,
+            command: try c.decodeIfPresent([String].self, forKey: .command))
+    }
+
+    /// What is wrong with these settings, if anything (`health.` prefixed to the field).
+    package var problem: String? {
+        if !Self.intervals.contains(intervalSeconds) { return "health.intervalSeconds: \(Self.intervals.lowerBound) to \(Self.intervals.upperBound)" }
+        if !Self.timeouts.contains(timeoutSeconds) { return "health.timeoutSeconds: \(Self.timeouts.lowerBound) to \(Self.timeouts.upperBound)" }
+        if !Self.thresholds.contains(unhealthyThreshold) { return "health.unhealthyThreshold: \(Self.thresholds.lowerBound) to \(Self.thresholds.upperBound)" }
+        if let command, command.first?.isEmpty ?? true { return "health.command: the executable and its arguments, such as [\"sh\", \"-c\", \"test -r /data/db\"]" }
+        return nil
+    }
+}
+
+/// What the health checks last found of a tool's checked version.
+package struct ToolHealth: Codable, Sendable, Equatable {
+    package enum Status: String, Codable, Sendable {
+        /// Not checked yet (since it was registered or burrowd started).
+        case unknown
+        case active, degraded, unavailable
+    }
+
+    package var status: Status
+    /// The version checked: the one an invocation without `version` runs.
+    package var version: String
+    /// When the status began, and when the last check ended (RFC 3339).
+    package var since: String?
+    package var checkedAt: String?
+    package var consecutiveFailures: Int
+    /// Why the last check failed.
+    package var lastError: String?
+    /// How long the last check took.
+    package var lastMilliseconds: Int64?
+
+    package init(
+        status: Status, version: String, since: String? = nil, checkedAt: String? = nil, consecutiveFailures: Int = 0, lastError: String? = nil,
+        lastMilliseconds: Int64? = nil
+    ) {
+        self.status = status
+        self.version = version
+        self.since = since
+        self.checkedAt = checkedAt
+        self.consecutiveFailures = consecutiveFailures
+        self.lastError = lastError
+        self.lastMilliseconds = lastMilliseconds
+    }
 }
 
 /// Per-tool limits on callers; each is lowered to the host policy's [rate_limits] value.
@@ -93,12 +186,15 @@ package struct ToolRegistration: Codable, Sendable, Equatable {
     package var command: [String]
     /// The MCP tool schemas the tool exposes (kept as given).
     package var capabilities: [JSON]
+    /// What the operator set: active, deprecated or disabled (`ToolStatus.registrable`).
     package var status: ToolStatus
     package var rateLimits: ToolRateLimits?
+    /// Periodic health checks; nil: none.
+    package var health: HealthCheck?
 
     package init(
         id: String, metadata: ToolMetadata, profile: JSON, command: [String], capabilities: [JSON] = [], status: ToolStatus = .active,
-        rateLimits: ToolRateLimits? = nil
+        rateLimits: ToolRateLimits? = nil, health: HealthCheck? = nil
     ) {
         self.id = id
         self.metadata = metadata
@@ -107,9 +203,10 @@ package struct ToolRegistration: Codable, Sendable, Equatable {
         self.capabilities = capabilities
         self.status = status
         self.rateLimits = rateLimits
+        self.health = health
     }
 
-    enum CodingKeys: String, CodingKey { case id, metadata, profile, command, capabilities, status, rateLimits }
+    enum CodingKeys: String, CodingKey { case id, metadata, profile, command, capabilities, status, rateLimits, health }
 
     package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -120,6 +217,7 @@ package struct ToolRegistration: Codable, Sendable, Equatable {
         capabilities = try c.decodeIfPresent([JSON].self, forKey: .capabilities) ?? []
         status = try c.decodeIfPresent(ToolStatus.self, forKey: .status) ?? .active
         rateLimits = try c.decodeIfPresent(ToolRateLimits.self, forKey: .rateLimits)
+        health = try c.decodeIfPresent(HealthCheck.self, forKey: .health)
     }
 }
 
@@ -131,13 +229,31 @@ package struct ToolRecord: Codable, Sendable, Equatable {
     /// uid:N of the admin who last wrote it.
     package var registeredBy: String
     package var validation: ValidationReport
+    /// What its health checks found (this version's, when it is the one checked).
+    package var health: ToolHealth?
+    /// How it has fared over the last 7 days: in search answers, for auditors and admins.
+    package var statistics: ToolStatistics?
 
-    package init(registration: ToolRegistration, registeredAt: String, updatedAt: String, registeredBy: String, validation: ValidationReport) {
+    package init(
+        registration: ToolRegistration, registeredAt: String, updatedAt: String, registeredBy: String, validation: ValidationReport, health: ToolHealth? = nil
+    ) {
         self.registration = registration
         self.registeredAt = registeredAt
         self.updatedAt = updatedAt
         self.registeredBy = registeredBy
         self.validation = validation
+        self.health = health
+    }
+
+    /// The status callers see: the operator's, unless it is `active` and
+    /// this version's health checks are failing (`degraded`, `unavailable`).
+    package var status: ToolStatus {
+        guard registration.status == .active, let health, health.version == registration.metadata.version else { return registration.status }
+        switch health.status {
+        case .degraded: return .degraded
+        case .unavailable: return .unavailable
+        case .active, .unknown: return .active
+        }
     }
 }
 

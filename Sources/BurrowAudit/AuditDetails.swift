@@ -105,6 +105,43 @@ package struct DeregistrationDetails: AuditDetails {
     }
 }
 
+/// A tool's health status changed (burrowd's health checks): recorded as
+/// ToolUpdated by the principal `burrowd:health`, whose own runs (the
+/// checks, audited like any run) count in no statistics and no co-usage.
+package struct HealthDetails: AuditDetails {
+    package static let principal = "burrowd:health"
+
+    package var version: String
+    package var previousStatus: String
+    package var status: String
+    /// `mcp` (initialize and tools/list) or `command` (health.command).
+    package var check: String
+    package var consecutiveFailures: Int
+    /// Why the check failed (nil when it passed).
+    package var reason: String?
+    package var milliseconds: Int64?
+
+    package init(version: String, previousStatus: String, status: String, check: String, consecutiveFailures: Int, reason: String?, milliseconds: Int64?) {
+        self.version = version
+        self.previousStatus = previousStatus
+        self.status = status
+        self.check = check
+        self.consecutiveFailures = consecutiveFailures
+        self.reason = reason
+        self.milliseconds = milliseconds
+    }
+
+    package var eventType: AuditEventType { .toolUpdated }
+    package var json: JSON {
+        var health = Fields()
+        health["check"] = .string(check)
+        health["consecutiveFailures"] = .int(consecutiveFailures)
+        health["reason"] = reason.map(JSON.string)
+        health["milliseconds"] = milliseconds.map { .int($0) }
+        return .object(["version": .string(version), "previousStatus": .string(previousStatus), "status": .string(status), "health": health.json])
+    }
+}
+
 // MARK: - Reported events
 
 /// An event a registry reported (`POST /api/v1/security/audit`): its own

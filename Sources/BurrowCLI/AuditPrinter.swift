@@ -124,6 +124,10 @@ final class AuditPrinter {
             text = "\(s("resource") ?? "?") \(s("limit") ?? ""): \(s("observed") ?? "")" + during
         case .performanceThreshold:
             text = "\(s("metric") ?? "?") \(n("observed") ?? 0) ms over \(n("threshold") ?? 0) ms"
+        case .toolUpdated where d["health"] != nil:
+            let health = d["health"]
+            let reason = health?["reason"]?.stringValue.map { ": " + printable($0) } ?? ""
+            text = "health \(s("version") ?? "?"): \(s("previousStatus") ?? "?") → \(s("status") ?? "?") (\(health?["check"]?.stringValue ?? "?") check)" + reason
         case .toolRegistered, .toolUpdated:
             var command: [String] = []
             if case .array(let items)? = d["command"] { command = items.compactMap(\.stringValue) }

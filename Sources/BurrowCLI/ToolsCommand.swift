@@ -199,6 +199,27 @@ struct ToolsCommand: ParsableCommand {
         @Option(name: .long, help: "Sandboxes of this tool that may run at once (lowered to the host policy's).")
         var maxConcurrent: Int?
 
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Check the tool's health every this many seconds (\(HealthCheck.intervals.lowerBound) to \(HealthCheck.intervals.upperBound)); an MCP server is started and must answer initialize and tools/list, any other tool needs --health-command.",
+                valueName: "seconds"))
+        var healthInterval: Int?
+
+        @Option(name: .long, help: ArgumentHelp("Each health check's time limit (default \(HealthCheck.defaultTimeout)).", valueName: "seconds"))
+        var healthTimeout: Int?
+
+        @Option(
+            name: .long, help: ArgumentHelp("Failed checks in a row that make the tool unavailable (default \(HealthCheck.defaultThreshold)); fewer make it degraded.", valueName: "n"))
+        var healthThreshold: Int?
+
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "A tool that is not an MCP server: the check run in its sandbox instead of its command, healthy when it exits 0: an executable, or a JSON list such as '[\"sh\", \"-c\", \"test -r /srv/data\"]'.",
+                valueName: "command"))
+        var healthCommand: String?
+
         @Flag(name: .long, help: "Replace an existing version (PUT) instead of adding one.")
         var update = false
 
@@ -209,7 +230,30 @@ struct ToolsCommand: ParsableCommand {
             if file == nil && profile == nil { throw ValidationError("give --profile FILE and the command after '--', or --file REGISTRATION.json") }
             if file != nil && (profile != nil || !command.isEmpty) { throw ValidationError("--file holds the whole registration: drop --profile and the command") }
             if profile != nil && command.isEmpty { throw ValidationError("give the command after '--', e.g. -- python3 -m mcp_server_time") }
-            if ToolStatus(rawValue: status) == nil { throw ValidationError("--status: expected active, deprecated or disabled") }
+            if !ToolStatus.registrable.contains(where: { $0.rawValue == status }) { throw ValidationError("--status: expected active, deprecated or disabled") }
+            if healthInterval == nil && (healthTimeout != nil || healthThreshold != nil || healthCommand != nil) {
+                throw ValidationError("--health-timeout, --health-threshold and --health-command go with --health-interval SECONDS")
+            }
+            if let problem = try health()?.problem { throw ValidationError(problem) }
+        }
+
+        /// The health check the options describe.
+        private func health() throws -> HealthCheck? {
+            guard let healthInterval else { return nil }
+            var command: [String]?
+            if let text = healthCommand {
+                if text.hasPrefix("[") {
+                    guard let argv = try? JSONDecoder().decode([String].self, from: Data(text.utf8)) else {
+                        throw ValidationError("--health-command: a JSON list of strings, such as '[\"sh\", \"-c\", \"test -r /srv/data\"]'")
+                    }
+                    command = argv
+                } else {
+                    command = [text]
+                }
+            }
+            return HealthCheck(
+                intervalSeconds: healthInterval, timeoutSeconds: healthTimeout ?? HealthCheck.defaultTimeout,
+                unhealthyThreshold: healthThreshold ?? HealthCheck.defaultThreshold, command: command)
         }
 
         func run() throws {
@@ -258,7 +302,8 @@ struct ToolsCommand: ParsableCommand {
                     name: name ?? field("name") ?? id, version: version, description: description ?? field("description") ?? "", author: author,
                     categories: category, documentationURL: documentation),
                 profile: document, command: command, status: ToolStatus(rawValue: status) ?? .active,
-                rateLimits: requestsPerMinute == nil && maxConcurrent == nil ? nil : ToolRateLimits(requestsPerMinute: requestsPerMinute, maxConcurrent: maxConcurrent))
+                rateLimits: requestsPerMinute == nil && maxConcurrent == nil ? nil : ToolRateLimits(requestsPerMinute: requestsPerMinute, maxConcurrent: maxConcurrent),
+                health: try health())
         }
     }
 
@@ -271,7 +316,7 @@ struct ToolsCommand: ParsableCommand {
         @Option(name: .long, help: "Only tools in this category.")
         var category: String?
 
-        @Option(name: .long, help: "Only tools with this status: active, deprecated or disabled.")
+        @Option(name: .long, help: "Only tools with this status: active, deprecated, disabled, or (failing health checks) degraded or unavailable.")
         var status: String?
 
         @Flag(name: .long, help: "Print the registrations as JSON.")
@@ -313,7 +358,7 @@ struct ToolsCommand: ParsableCommand {
             let m = r.metadata
             var rows: [[String]] = [
                 ["id", r.id], ["name", m.name], ["version", m.version + (detail.versions.count > 1 ? "  (all: \(detail.versions.joined(separator: ", ")))" : "")],
-                ["status", r.status.rawValue], ["command", r.command.map(AuditPrinter.shellQuoted).joined(separator: " ")],
+                ["status", detail.tool.status.rawValue + (detail.tool.status != r.status ? " (registered \(r.status.rawValue))" : "")], ["command", r.command.map(AuditPrinter.shellQuoted).joined(separator: " ")],
                 ["description", m.description], ["categories", m.categories.joined(separator: ", ")],
                 ["registered", "\(detail.tool.registeredAt) by \(detail.tool.registeredBy); updated \(detail.tool.updatedAt)"],
             ]
@@ -323,6 +368,18 @@ struct ToolsCommand: ParsableCommand {
             if let p = detail.tool.validation.plan {
                 rows.append(["sandbox", "\(p.sandboxLevel); namespaces \(p.namespaces.joined(separator: " ")); network \(p.networkAccess)"])
                 rows.append(["limits", p.limits.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")])
+            }
+            if let h = r.health {
+                var text = "every \(h.intervalSeconds) s (timeout \(h.timeoutSeconds) s, unavailable after \(h.unhealthyThreshold) failures in a row)"
+                text += h.command.map { ": " + $0.map(AuditPrinter.shellQuoted).joined(separator: " ") } ?? ": initialize and tools/list"
+                if let found = detail.tool.health {
+                    text += "; \(found.status.rawValue)" + (found.since.map { " since \($0)" } ?? "")
+                    if let at = found.checkedAt { text += ", last checked \(at)" + (found.lastMilliseconds.map { " (\($0) ms)" } ?? "") }
+                    if let error = found.lastError { text += "; \(found.consecutiveFailures) failed in a row, last: \(error)" }
+                } else {
+                    text += "; not checked yet"
+                }
+                rows.append(["health", text])
             }
             if !detail.dependents.isEmpty { rows.append(["dependents", detail.dependents.map { "\($0.id) \($0.version) (\($0.versionRequirement))" }.joined(separator: ", ")]) }
             if let s = detail.statistics {
@@ -386,7 +443,7 @@ private func printTable(_ tools: [ToolRecord]) {
     var rows = [["ID", "VERSION", "STATUS", "CATEGORIES", "DESCRIPTION"].map(style.bold)]
     for t in tools {
         let m = t.registration.metadata
-        rows.append([t.registration.id, m.version, t.registration.status.rawValue, m.categories.joined(separator: ","), String(m.description.prefix(60))].map(printable))
+        rows.append([t.registration.id, m.version, t.status.rawValue, m.categories.joined(separator: ","), String(m.description.prefix(60))].map(printable))
     }
     print(columns(rows, indent: 0))
 }

@@ -46,8 +46,10 @@ final class Admission: Sendable {
         self.clock = clock
     }
 
-    /// Takes a token and a sandbox slot of `tool`; `release` gives the slot back.
-    func admit(_ tool: String, _ limits: Limits) throws(Refusal) {
+    /// Takes a token and a sandbox slot of `tool`; `release` gives the slot
+    /// back. `takesToken` false: a slot only (burrowd's own health checks, which
+    /// share the tool's sandboxes but not its callers' requests per minute).
+    func admit(_ tool: String, _ limits: Limits, takesToken: Bool = true) throws(Refusal) {
         // The clock is read under the lock: times only move forward per bucket.
         let refusal: Refusal? = state.withLock { s in
             let now = clock()
@@ -57,6 +59,10 @@ final class Admission: Sendable {
             b.refilledAt = max(now, b.refilledAt)
             defer { s.buckets[tool] = b }
             if b.live >= limits.maxConcurrent { return .concurrency(limit: limits.maxConcurrent) }
+            if !takesToken {
+                b.live += 1
+                return nil
+            }
             if b.tokens < 1 {
                 let seconds = ((1 - b.tokens) / rate / 1e9).rounded(.up)
                 return .rate(limit: limits.requestsPerMinute, retryAfter: max(1, Int(seconds)))

@@ -34,6 +34,7 @@ package struct Daemon: Sendable {
     let denials: DenialLog
     let invocations: InvocationService
     let sessions: MCPSessions
+    let health: HealthMonitor
     let connectionLimiter: ConnectionLimiter
     let keys: APIKeys
     /// The HTTPS listeners' (one nonce memory for all of them).
@@ -62,6 +63,7 @@ package struct Daemon: Sendable {
         sessions = MCPSessions(
             invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)),
             limits: .init(total: policy.mcp.maxSessions, perCaller: policy.mcp.maxSessionsPerCaller))
+        health = HealthMonitor(registry: registry, invocations: invocations, audit: audit, metrics: metrics, logger: Logger(label: "burrowd"))
         keys = APIKeys(store: registry)
         authentication = RemoteAuthentication(policy.auth, keys: keys, maxBody: Int(clamping: policy.daemon.maxRequestBytes.bytes))
         connectionLimiter = ConnectionLimiter(
@@ -291,6 +293,7 @@ package struct Daemon: Sendable {
                     .init(service: shutdown, successTerminationBehavior: .ignore),
                     .init(service: WarmPoolService(pool: invocations.warm), successTerminationBehavior: .ignore),
                     .init(service: DenialFlushService(denials: denials), successTerminationBehavior: .ignore),
+                    .init(service: HealthService(monitor: health), successTerminationBehavior: .ignore),
                     .init(
                         service: ReloadService(http: http, box: tls, jwt: policy.auth.methods.contains(.jwt) ? (policy.auth.jwt, authentication.jwt) : nil, logger: logger),
                         successTerminationBehavior: .ignore),

@@ -51,6 +51,18 @@ final class DaemonMetrics: Sendable {
         registry.makeCounter(descriptor: Self.metric("warm_sandboxes", "total", "Invocations by what they found built ahead."), labels: [("outcome", outcome)]).increment()
     }
 
+    /// outcome: healthy, failed, skipped (every slot of the tool was taken).
+    func healthCheck(_ tool: String, _ outcome: String) {
+        registry.makeCounter(descriptor: Self.metric("health_checks", "total", "Health checks by tool and outcome."), labels: [("tool", tool), ("outcome", outcome)])
+            .increment()
+    }
+
+    /// A checked tool's health: 0 active (or not checked yet), 1 degraded, 2 unavailable; nil: no longer checked.
+    func health(_ tool: String, _ value: Double?) {
+        let gauge = registry.makeGauge(descriptor: Self.metric("tool_health", "", "Health of each checked tool: 0 active, 1 degraded, 2 unavailable."), labels: [("tool", tool)])
+        if let value { gauge.set(value) } else { registry.unregisterGauge(gauge) }
+    }
+
     func text() -> [UInt8] { registry.emitToBuffer() }
 
     /// `burrow_<name>_<unit>`.

@@ -78,15 +78,19 @@ final class InvocationService: Sendable {
     /// (with the reason, aggregated per caller by `DenialLog`) and a
     /// DaemonError for the caller. `session`: the run will be an MCP session
     /// behind the relay; a plain invocation's stdin would bypass the relay,
-    /// so the front door refuses a tool with relay policy one.
+    /// so the front door refuses a tool with relay policy one. `check`: a
+    /// health check (`HealthMonitor`), which runs `argv` instead of the
+    /// registration's command, takes a sandbox slot but no token of the
+    /// callers' rate, builds nothing ahead, and is no caller's refusal.
     func prepare(
-        _ record: ToolRecord, _ request: InvocationRequest, caller: CallerIdentity, session: Bool = false, phases: Phases.Recorder? = nil
+        _ record: ToolRecord, _ request: InvocationRequest, caller: CallerIdentity, session: Bool = false, check: Bool = false, argv: [String]? = nil,
+        phases: Phases.Recorder? = nil
     ) async throws(DaemonError) -> Prepared {
         let tool = record.registration.id
         let denials = denials
         let version = record.registration.metadata.version
         func refuse(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil) async -> DaemonError {
-            await denials.record(caller: caller, tool: tool, RefusalDetails(reason: code.name, message: message, version: version))
+            if !check { await denials.record(caller: caller, tool: tool, RefusalDetails(reason: code.name, message: message, version: version)) }
             return DaemonError(code, message, retryAfter: retryAfter)
         }
         if draining.load(ordering: .relaxed) { throw await refuse(.shuttingDown, "burrowd is shutting down; retry against the restarted service") }
@@ -110,7 +114,7 @@ final class InvocationService: Sendable {
             requestsPerMinute: min(record.registration.rateLimits?.requestsPerMinute ?? policy.rateLimits.requestsPerMinute, policy.rateLimits.requestsPerMinute),
             maxConcurrent: min(record.registration.rateLimits?.maxConcurrent ?? policy.rateLimits.maxConcurrent, policy.rateLimits.maxConcurrent))
         do {
-            try admission.admit(tool, limits)
+            try admission.admit(tool, limits, takesToken: !check)
         } catch {
             switch error {
             case .rate(let limit, let retry):
@@ -126,19 +130,19 @@ final class InvocationService: Sendable {
         let key = WarmPool.key(record)
         let pool = warm
         let ask = Invocations.Request(
-            profile: .document(record.registration.profile, id: tool), argv: record.registration.command + request.arguments, parameters: request.parameters,
+            profile: .document(record.registration.profile, id: tool), argv: argv ?? (record.registration.command + request.arguments), parameters: request.parameters,
             environment: request.environment,
             refuseUnlistedEnvironment: true, deadline: timeout, mode: session ? .relay : .plain, relayRemedy: "start a session (POST /v1/tools/\(tool)/sessions)",
-            warm: pool.enabled ? WarmSupply(take: { pool.take(key) }, giveBack: { pool.giveBack(key, $0) }, retire: { pool.retire($0) }) : nil)
+            warm: pool.enabled && !check ? WarmSupply(take: { pool.take(key) }, giveBack: { pool.giveBack(key, $0) }, retire: { pool.retire($0) }) : nil)
         let invocation: PreparedInvocation
         do {
             invocation = try Phases.recording(phases) { () throws(Invocations.Refusal) in try front.prepare(ask, caller: caller.caller) }
         } catch {
             slot.release()
-            if error.denied { await denials.record(caller: caller, tool: tool, RefusalDetails(reason: error.code.name, message: error.message, version: version)) }
+            if error.denied && !check { await denials.record(caller: caller, tool: tool, RefusalDetails(reason: error.code.name, message: error.message, version: version)) }
             throw DaemonError(error.code, error.message, retryAfter: error.retryAfter)
         }
-        if !session {
+        if !session && !check {
             if pool.enabled { metrics.warm(invocation.launch == .warm ? "hit" : invocation.launch.rawValue) }
             // Not with a caller's parameter values: the next caller's differ
             // (an unfit sandbox), and a waiting one would hold this caller's paths.

@@ -17,7 +17,7 @@ package final class RegistryStore: Sendable {
     package let path: String
     private let connection: Mutex<SQLiteConnection<SQLiteError>>
 
-    static let schemaVersion = 3
+    static let schemaVersion = 4
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
@@ -79,6 +79,12 @@ package final class RegistryStore: Sendable {
                     try db.execute("ALTER TABLE api_keys ADD COLUMN signing_key TEXT; PRAGMA user_version = 3;")
                 }
             }
+            if version < 4 {
+                // Health checks: what the last one found of each checked tool (`ToolHealth`, JSON), kept across restarts.
+                try db.transaction { () throws(SQLiteError) in
+                    try db.execute("CREATE TABLE tool_health(id TEXT PRIMARY KEY, state TEXT NOT NULL); PRAGMA user_version = 4;")
+                }
+            }
         } catch {
             throw Failure(description: "the registry \(path): \(error)")
         }
@@ -105,6 +111,11 @@ package final class RegistryStore: Sendable {
     /// writers' changes announced, e.g. LISTEN/NOTIFY.)
     private let versionCache = Mutex<(generation: UInt64, byID: [String: [ToolRecord]])>((0, [:]))
     static let versionCacheCapacity = 1024
+
+    /// Moves on with every registry change: a reader that keeps something
+    /// derived from the registrations (the health checks' schedule) rereads
+    /// them when it differs from the one it read them at.
+    package var generation: UInt64 { versionCache.withLock { $0.generation } }
 
     private func forgetVersions() {
         versionCache.withLock {
@@ -232,6 +243,48 @@ package final class RegistryStore: Sendable {
                                        WHERE CASE type WHEN 'text' THEN value = ?1 WHEN 'object' THEN json_extract(value, '$.id') = ?1 ELSE 0 END)
             """,
             bind: { $0.bind(1, id) })
+    }
+
+    /// The registrations health checks run for: of each tool, the version an
+    /// invocation without `version` runs (the highest not disabled), when it has `health`.
+    package func healthChecked() throws(Failure) -> [ToolRecord] {
+        let ids = try withDatabase { db throws(SQLiteError) -> [String] in
+            let stmt = try db.prepare("SELECT DISTINCT id FROM tools WHERE json_extract(registration, '$.health') IS NOT NULL ORDER BY id")
+            var ids: [String] = []
+            while try stmt.step() { ids.append(stmt.text(0) ?? "") }
+            return ids
+        }
+        var out: [ToolRecord] = []
+        for id in ids {
+            if let chosen = try versions(id).first(where: { $0.registration.status != .disabled }), chosen.registration.health != nil { out.append(chosen) }
+        }
+        return out
+    }
+
+    // MARK: health
+
+    /// What the health checks last found, by tool id.
+    package func healthStates() throws(Failure) -> [String: ToolHealth] {
+        let rows = try withDatabase { db throws(SQLiteError) -> [(String, String)] in
+            let stmt = try db.prepare("SELECT id, state FROM tool_health")
+            var rows: [(String, String)] = []
+            while try stmt.step() { rows.append((stmt.text(0) ?? "", stmt.text(1) ?? "")) }
+            return rows
+        }
+        // A row this burrowd cannot read is as if the tool had not been checked.
+        return rows.reduce(into: [:]) { out, row in out[row.0] = try? JSONDecoder().decode(ToolHealth.self, from: Data(row.1.utf8)) }
+    }
+
+    /// Keeps (or, nil, forgets) what the health checks found of `id`.
+    package func saveHealth(_ id: String, _ health: ToolHealth?) throws(Failure) {
+        let text = try health.map { h throws(Failure) in try encode(h) }
+        try withDatabase { db throws(SQLiteError) in
+            let stmt = try db.cached(text == nil ? "DELETE FROM tool_health WHERE id = ?1" : "INSERT OR REPLACE INTO tool_health(id, state) VALUES (?1, ?2)")
+            stmt.bind(1, id)
+            if let text { stmt.bind(2, text) }
+            try stmt.step()
+            stmt.reset()
+        }
     }
 
     /// Full-text search over names, ids, descriptions and categories; each word is a prefix.

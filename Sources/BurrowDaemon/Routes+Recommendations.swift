@@ -29,7 +29,9 @@ extension API {
         // Only what this caller may invoke.
         guard context.roles.contains(.invoker) else { return try json([RankedTool]()) }
         let candidates = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: nil, status: nil) }
-            .filter { $0.registration.status != .disabled && $0.registration.id != anchor && mayInvoke($0.registration.id, context) }
+            .map(daemon.health.annotate)
+            // A tool whose health checks fail is no suggestion.
+            .filter { ![.disabled, .unavailable].contains($0.status) && $0.registration.id != anchor && mayInvoke($0.registration.id, context) }
         var scores: [String: (score: Int, reasons: [String])] = [:]
         func add(_ id: String, _ points: Int, _ reason: String) {
             scores[id, default: (0, [])].score += points
@@ -49,14 +51,16 @@ extension API {
             // Co-usage tells what other principals did: only for those who may read the audit log.
             let audit = daemon.audit
             let since = AuditClock.now() - 30 * 86_400_000_000
-            let mayReadAudit = !context.roles.isDisjoint(with: [.auditor, .admin])
-            let coUsed = mayReadAudit ? (try? await BlockingIO.run { try audit.coUsage(of: anchor, since: since) }) ?? [:] : [:]
+            let coUsed = mayReadAudit(context) ? (try? await BlockingIO.run { try audit.coUsage(of: anchor, since: since) }) ?? [:] : [:]
             for (id, principals) in coUsed.sorted(by: { $0.key < $1.key }) where ids.contains(id) {
                 add(id, min(principals, 5), "invoked by \(principals) of the principals that invoked \(anchor) in the last 30 days")
             }
         }
-        let versions = Dictionary(candidates.map { ($0.registration.id, $0.registration.metadata.version) }, uniquingKeysWith: { a, _ in a })
-        let ranked = RankedTool.ranked(scores.map { RankedTool(tool: $0.key, version: versions[$0.key] ?? "", score: $0.value.score, reasons: $0.value.reasons) })
+        let byID = Dictionary(candidates.map { ($0.registration.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let ranked = RankedTool.ranked(
+            scores.map {
+                RankedTool(tool: $0.key, version: byID[$0.key]?.registration.metadata.version ?? "", score: $0.value.score, reasons: $0.value.reasons, status: byID[$0.key]?.status)
+            })
         return try json(Array(ranked.prefix(limit)))
     }
 

@@ -209,6 +209,21 @@ struct API: Sendable {
                 ValidationFinding(
                     severity: "error", file: registration.id, keyPath: "tool.id", message: "the profile is for '\(tool.id)', the registration for '\(registration.id)': they must match"))
         }
+        if let health = registration.health, UInt64(health.intervalSeconds) * 1000 < daemon.policy.daemon.healthMinInterval.milliseconds {
+            throw DaemonError(
+                .invalidRequest,
+                "health.intervalSeconds: at least \(daemon.policy.daemon.healthMinInterval.milliseconds / 1000) on this host ([daemon] health_min_interval): each check starts a sandbox")
+        }
+        if let health = registration.health, let profile = loaded?.effective.profile {
+            let problem: String? =
+                profile.mcp.server
+                ? (health.command != nil ? "an MCP server is checked by the protocol (initialize, tools/list): leave health.command out" : nil)
+                : (health.command == nil ? "a tool that is not an MCP server is checked by running health.command: give one" : nil)
+            if let problem {
+                report.valid = false
+                report.findings.append(ValidationFinding(severity: "error", file: registration.id, keyPath: "health.command", message: problem))
+            }
+        }
         let dependencyProblems = try dependencyFindings(registration)
         if !dependencyProblems.isEmpty {
             report.valid = false
@@ -259,9 +274,9 @@ struct API: Sendable {
             throw DaemonError(.auditUnavailable, "the audit log cannot record the change, so it was undone: \(error)")
         }
         if replacing != nil { daemon.invocations.warm.drop(registration.id) }
-        let written =
+        let written = daemon.health.annotate(
             try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
-            .first { $0.registration.metadata.version == registration.metadata.version } ?? record
+                .first { $0.registration.metadata.version == registration.metadata.version } ?? record)
         let status: HTTPResponse.Status = replacing == nil ? .created : .ok
         return specification ? try json(SpecificationForm.json(written), status: status) : try json(written, status: status)
     }
@@ -309,6 +324,13 @@ struct API: Sendable {
             }
         }
         guard r.capabilities.count <= 1024 else { throw bad("capabilities: at most 1024") }
+        guard ToolStatus.registrable.contains(r.status) else {
+            throw bad("status: active, deprecated or disabled (\(r.status.rawValue) is set by the tool's health checks, not by a registration)")
+        }
+        if let health = r.health {
+            if let problem = health.problem { throw bad(problem) }
+            if let command = health.command, let problem = ExecStrings.problem(argv: command, what: "health.command") { throw bad(problem) }
+        }
         if let limits = r.rateLimits {
             for (name, value) in [("requestsPerMinute", limits.requestsPerMinute), ("maxConcurrent", limits.maxConcurrent)] {
                 if let value, value < 1 { throw bad("rateLimits.\(name): expected a positive number") }
@@ -343,7 +365,10 @@ struct API: Sendable {
             status = s
         }
         let category = q.get("category")
-        let records = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: category, status: status) }
+        // Stored is the operator's status; degraded and unavailable are active tools whose health checks fail.
+        let stored = status.map { ToolStatus.registrable.contains($0) ? $0 : .active }
+        let records = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: category, status: stored) }
+            .map(daemon.health.annotate).filter { status == nil || $0.status == status }
         return specification ? try json(JSON.array(records.map(SpecificationForm.json))) : try json(records)
     }
 
@@ -352,14 +377,13 @@ struct API: Sendable {
         try await requireAny(context, request, "reading a registration")
         let versions = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let wanted = request.uri.queryParameters.get("version")
-        guard let record = wanted.map({ v in versions.first { $0.registration.metadata.version == v } }) ?? versions.first else {
+        guard let found = wanted.map({ v in versions.first { $0.registration.metadata.version == v } }) ?? versions.first else {
             throw DaemonError(.notFound, "no tool \(id)\(wanted.map { " version \($0)" } ?? "") is registered")
         }
-        // Statistics come from the audit log: for those who may read it.
-        let mayReadAudit = !context.roles.isDisjoint(with: [.auditor, .admin])
+        let record = daemon.health.annotate(found)
         let detail = ToolDetail(
             tool: record, versions: versions.map(\.registration.metadata.version), dependents: try dependents(of: id),
-            statistics: mayReadAudit ? try await statistics(id, window: request.uri.queryParameters.get("window")) : nil)
+            statistics: mayReadAudit(context) ? try await statistics(id, window: request.uri.queryParameters.get("window")) : nil)
         guard specification else { return try json(detail) }
         let dependents = detail.dependents.map { JSON.object(["id": .string($0.id), "version": .string($0.version), "version_requirement": .string($0.versionRequirement)]) }
         var answer: [String: JSON] = ["tool": SpecificationForm.json(record), "versions": .array(detail.versions.map(JSON.string)), "dependents": .array(dependents)]
@@ -507,7 +531,11 @@ struct API: Sendable {
         try await requireAny(context, request, "searching tools")
         let parameters = request.uri.queryParameters
         if parameters.get("capability") != nil || parameters.get("input") != nil {
-            return try matchCapabilities(capability: parameters.get("capability") ?? "", input: parameters.get("input") ?? "")
+            var ranked = try matchCapabilities(capability: parameters.get("capability") ?? "", input: parameters.get("input") ?? "")
+            if mayReadAudit(context) {
+                for i in ranked.indices { ranked[i].statistics = try await statistics(ranked[i].tool, window: nil) }
+            }
+            return try json(ranked)
         }
         guard let q = request.uri.queryParameters.get("q"), !q.isEmpty else {
             throw DaemonError(.invalidParameter, "q: give the words to search for, such as ?q=git (or ?capability=…&input=… to match capabilities)")
@@ -517,24 +545,27 @@ struct API: Sendable {
             guard let n = Int(text), (1...200).contains(n) else { throw DaemonError(.invalidParameter, "limit: expected 1 to 200") }
             limit = n
         }
-        let found = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.search(q, limit: limit) }
+        var found = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.search(q, limit: limit) }.map(daemon.health.annotate)
+        if mayReadAudit(context) {
+            for i in found.indices { found[i].statistics = try await statistics(found[i].registration.id, window: nil) }
+        }
         return specification ? try json(JSON.array(found.map(SpecificationForm.json))) : try json(found)
     }
+
+    /// Statistics come from the audit log: for those who may read it.
+    func mayReadAudit(_ context: DaemonContext) -> Bool { !context.roles.isDisjoint(with: [.auditor, .admin]) }
 
     /// Capability matching: the enabled tools (latest versions) whose MCP
     /// capabilities match, highest score first (then by id: the same data
     /// always ranks the same), each match explained.
-    private func matchCapabilities(capability: String, input: String) throws(DaemonError) -> Response {
+    private func matchCapabilities(capability: String, input: String) throws(DaemonError) -> [RankedTool] {
         let words = CapabilityMatch.words(capability)
         let inputs = input.split(separator: ",").map { $0.split(separator: " ").joined() }.filter { !$0.isEmpty }.prefix(16)
         guard !words.isEmpty || !inputs.isEmpty else { throw DaemonError(.invalidParameter, "capability, input: give what the tool must do (words) or take (name, type or name:type)") }
         let records = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.list(category: nil, status: nil) }
-        let ranked = RankedTool.ranked(records.filter { $0.registration.status != .disabled }.compactMap { CapabilityMatch.match($0, capability: words, input: Array(inputs)) })
-        do {
-            return try json(Array(ranked.prefix(50)))
-        } catch {
-            throw DaemonError(.internal, "\(error)")
-        }
+        let ranked = RankedTool.ranked(
+            records.filter { $0.registration.status != .disabled }.map(daemon.health.annotate).compactMap { CapabilityMatch.match($0, capability: words, input: Array(inputs)) })
+        return Array(ranked.prefix(50))
     }
 }
 

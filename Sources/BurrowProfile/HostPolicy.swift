@@ -397,6 +397,9 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var warmSandboxes = true
         /// How long a sandbox built ahead waits for a request before it is discarded.
         package var warmSandboxIdle = Seconds.seconds(60)
+        /// The shortest interval a registration's health checks may have:
+        /// each check starts a sandbox.
+        package var healthMinInterval = Seconds.seconds(10)
     }
 
     /// Burrow's own section: the MCP relay.
@@ -600,6 +603,13 @@ extension HostPolicy {
             if let v = t.duration("result_retention") { policy.daemon.resultRetention = v }
             if let v = t.bool("warm_sandboxes") { policy.daemon.warmSandboxes = v }
             if let v = t.duration("warm_sandbox_idle") { policy.daemon.warmSandboxIdle = v }
+            if let v = t.duration("health_min_interval") {
+                if v.milliseconds < 1000 || v.milliseconds % 1000 != 0 {
+                    log.error(t.keyPath("health_min_interval"), "whole seconds, at least 1s, such as \"10s\"")
+                } else {
+                    policy.daemon.healthMinInterval = v
+                }
+            }
             t.finish()
         }
         if var transport = root.table("transport") {
