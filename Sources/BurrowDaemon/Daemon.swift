@@ -35,6 +35,8 @@ package struct Daemon: Sendable {
     let invocations: InvocationService
     let sessions: MCPSessions
     let health: HealthMonitor
+    /// Registrations, updates and removals, one at a time (`RegistryWrites`).
+    let registryWrites = RegistryWrites()
     let connectionLimiter: ConnectionLimiter
     let keys: APIKeys
     /// The HTTPS listeners' (one nonce memory for all of them).

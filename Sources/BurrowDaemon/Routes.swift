@@ -224,6 +224,9 @@ struct API: Sendable {
                 report.findings.append(ValidationFinding(severity: "error", file: registration.id, keyPath: "health.command", message: problem))
             }
         }
+        // From here to its audit event, this change is the registry's only one.
+        await daemon.registryWrites.lock()
+        defer { daemon.registryWrites.unlock() }
         let dependencyProblems = try dependencyFindings(registration)
         if !dependencyProblems.isEmpty {
             report.valid = false
@@ -415,6 +418,8 @@ struct API: Sendable {
         let id = try Self.toolID(context)
         try await require(.admin, context, request, "removing a tool", tool: id)
         let version = request.uri.queryParameters.get("version")
+        await daemon.registryWrites.lock()
+        defer { daemon.registryWrites.unlock() }
         let before = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let remaining = version.map { v in before.filter { $0.registration.metadata.version != v } } ?? []
         let already = Set(try brokenDependents(of: id, remaining: before))

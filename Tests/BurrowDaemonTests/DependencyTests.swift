@@ -3,6 +3,7 @@ import BurrowAudit
 import BurrowJSON
 import BurrowTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// `metadata.dependencies`: version requirements, and burrowd keeping a
@@ -78,6 +79,30 @@ struct DependencyTests {
         #expect(forced.0 == 200, "\(forced)")
         let removal = try daemon.trail("base").last { $0.type == .toolDeregistered }
         #expect(removal?.details["brokenDependents"] == .strings(["app 1 (needs base >=1 <2)"]), "\(String(describing: removal?.details))")
+    }
+}
+
+extension DependencyTests {
+    @Test("a removal and a registration that depends on what it removes, sent at once, never both succeed")
+    func concurrentChangesKeepDependenciesWhole() throws {
+        let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        var bothWon: [Int] = []
+        for i in 0..<40 {
+            let (status, body) = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("base\(i)", "1"))
+            try #require(status == 201, "\(body)")
+            let outcomes = Mutex<[String: Int]>([:])
+            DispatchQueue.concurrentPerform(iterations: 2) { which in
+                let result =
+                    which == 0
+                    ? try? send(daemon, "POST", "/api/v1/tools/register", Self.tool("app\(i)", "1", [("base\(i)", "*")]))
+                    : try? send(daemon, "DELETE", "/api/v1/tools/base\(i)")
+                outcomes.withLock { $0[which == 0 ? "register" : "remove"] = result?.0 ?? 0 }
+            }
+            let o = outcomes.withLock { $0 }
+            #expect([o["register"], o["remove"]].allSatisfy { [200, 201, 409, 422].contains($0 ?? 0) }, "\(o)")
+            if o["register"] == 201 && o["remove"] == 200 { bothWon.append(i) }
+        }
+        #expect(bothWon.isEmpty, "a dependent registered while what it depends on was removed, in rounds \(bothWon)")
     }
 }
 
