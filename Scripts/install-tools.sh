@@ -23,6 +23,10 @@ servers=(
     "mcp-pandoc|lib/python3.11/site-packages/pypandoc/files/pandoc|mcp-pandoc==0.11.1 pypandoc-binary"
     "markitdown-mcp|bin/markitdown-mcp|markitdown-mcp==0.0.1a8"
     "mcp-text-editor|bin/mcp-text-editor|mcp-text-editor==1.0.2 mcp<2"
+    # Not a server: what the contract tests check docs/openapi.yaml with
+    # (validator, the client generator whose client drives burrowd, and
+    # schemathesis, which fuzzes a live burrowd against it).
+    "openapi-tools|bin/schemathesis|openapi-spec-validator==0.9.0 openapi-python-client==0.29.1 schemathesis==4.32.5"
 )
 mkdir -p /opt/burrow/venvs
 for entry in "${servers[@]}"; do

@@ -358,7 +358,8 @@ struct ToolsCommand: ParsableCommand {
             let m = r.metadata
             var rows: [[String]] = [
                 ["id", r.id], ["name", m.name], ["version", m.version + (detail.versions.count > 1 ? "  (all: \(detail.versions.joined(separator: ", ")))" : "")],
-                ["status", detail.tool.status.rawValue + (detail.tool.status != r.status ? " (registered \(r.status.rawValue))" : "")], ["command", r.command.map(AuditPrinter.shellQuoted).joined(separator: " ")],
+                ["status", detail.tool.status.rawValue + (detail.tool.status != r.status ? " (registered \(r.status.rawValue))" : "")],
+                ["command", r.command.map(AuditPrinter.shellQuoted).joined(separator: " ")],
                 ["description", m.description], ["categories", m.categories.joined(separator: ", ")],
                 ["registered", "\(detail.tool.registeredAt) by \(detail.tool.registeredBy); updated \(detail.tool.updatedAt)"],
             ]
