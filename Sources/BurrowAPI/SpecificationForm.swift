@@ -34,9 +34,10 @@ package enum SpecificationForm {
     /// The registration a specification-form body describes.
     package static func registration(_ body: JSON) throws(Problem) -> ToolRegistration {
         guard case .object(let top) = body else { throw Problem("", "expected a JSON object") }
-        // registered_at, updated_at, registered_by and health_state are burrowd's (an answer sent back as an update has them): ignored.
+        // registered_at, updated_at, registered_by, health_state and statistics are burrowd's (an answer sent back as an update has them): ignored.
         let known: Set = [
             "id", "metadata", "security", "capabilities", "status", "registered_at", "updated_at", "registered_by", "command", "rate_limits", "health", "health_state",
+            "statistics",
         ]
         if let unknown = top.keys.filter({ !known.contains($0) }).sorted().first {
             throw Problem(unknown, "not a field of a registration (expected \(known.sorted().joined(separator: ", ")))")

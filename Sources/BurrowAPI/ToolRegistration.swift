@@ -245,6 +245,30 @@ package struct ToolRecord: Codable, Sendable, Equatable {
         self.health = health
     }
 
+    enum CodingKeys: String, CodingKey { case registration, registeredAt, updatedAt, registeredBy, validation, health, statistics, status }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            registration: try c.decode(ToolRegistration.self, forKey: .registration), registeredAt: try c.decode(String.self, forKey: .registeredAt),
+            updatedAt: try c.decode(String.self, forKey: .updatedAt), registeredBy: try c.decode(String.self, forKey: .registeredBy),
+            validation: try c.decode(ValidationReport.self, forKey: .validation), health: try c.decodeIfPresent(ToolHealth.self, forKey: .health))
+        statistics = try c.decodeIfPresent(ToolStatistics.self, forKey: .statistics)
+    }
+
+    /// With `status`, the one callers see (derived: never read back).
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(registration, forKey: .registration)
+        try c.encode(registeredAt, forKey: .registeredAt)
+        try c.encode(updatedAt, forKey: .updatedAt)
+        try c.encode(registeredBy, forKey: .registeredBy)
+        try c.encode(validation, forKey: .validation)
+        try c.encodeIfPresent(health, forKey: .health)
+        try c.encodeIfPresent(statistics, forKey: .statistics)
+        try c.encode(status, forKey: .status)
+    }
+
     /// The status callers see: the operator's, unless it is `active` and
     /// this version's health checks are failing (`degraded`, `unavailable`).
     package var status: ToolStatus {

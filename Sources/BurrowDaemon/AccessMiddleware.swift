@@ -22,6 +22,8 @@ struct AccessMiddleware: RouterMiddleware {
     let authentication: RemoteAuthentication?
     let clientLimit: HostPolicy.RateLimits.Clients?
     let clientLimits: ClientLimits
+    /// What each path takes: a known path with another method is 405.
+    let methods: RouteMethods
 
     static func isControl(_ c: Unicode.Scalar) -> Bool { c.value < 0x20 || c.value == 0x7f }
 
@@ -107,6 +109,11 @@ struct AccessMiddleware: RouterMiddleware {
                 case .contentTooLarge: .requestTooLarge
                 default: .invalidRequest
                 }
+            if code == .notFound, error.body == nil, case let allowed = methods.allowed(request.uri.path), !allowed.isEmpty {
+                var refusal = DaemonError(.methodNotAllowed, "\(request.uri.path) takes \(allowed.joined(separator: ", ")), not \(request.method.rawValue)")
+                refusal.allow = allowed
+                throw refusal
+            }
             throw DaemonError(code, error.body ?? (code == .notFound ? DaemonError.notFound.message : "the request is not one burrowd takes (HTTP \(error.status.code))"))
         }
     }

@@ -77,11 +77,12 @@ package struct Daemon: Sendable {
     /// and whose browser origins are the policy's.
     package func router(remote: Bool = false) -> Router<DaemonContext> {
         let router = Router(context: DaemonContext.self)
+        let methods = RouteMethods()
         router.add(
             middleware: AccessMiddleware(
                 access: access, lookup: remote ? CallerIdentity.certificate(policy.transport.http.clientIdentity) : CallerIdentity.socket(lookup),
                 origins: remote ? OriginPolicy(policy.transport.http) : .none, denials: denials,
-                authentication: remote ? authentication : nil, clientLimit: policy.rateLimits.clients, clientLimits: clientLimits))
+                authentication: remote ? authentication : nil, clientLimit: policy.rateLimits.clients, clientLimits: clientLimits, methods: methods))
         let v1 = router.group("v1")
         let api = API(daemon: self)
 
@@ -129,6 +130,7 @@ package struct Daemon: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: api.daemon.metrics.text())))
         }
+        methods.fill(router.routes)
         return router
     }
 

@@ -9,6 +9,8 @@ package struct DaemonError: HTTPResponseError, Sendable {
     /// Seconds, sent as Retry-After (429, 503).
     package var retryAfter: Int?
     package var validation: ValidationReport?
+    /// The methods the path takes (405), sent as Allow.
+    package var allow: [String]?
 
     package init(_ code: ErrorCode, _ message: String, retryAfter: Int? = nil) {
         self.code = code
@@ -22,6 +24,7 @@ package struct DaemonError: HTTPResponseError, Sendable {
     package func response(from request: Request, context: some RequestContext) throws -> Response {
         var response = try json(ErrorBody(code: code, message: message, validation: validation), status: status)
         if let retryAfter { response.headers[.retryAfter] = "\(retryAfter)" }
+        if let allow { response.headers[.allow] = allow.joined(separator: ", ") }
         return response
     }
 

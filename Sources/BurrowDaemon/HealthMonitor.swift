@@ -1,7 +1,9 @@
 import BurrowAPI
 import BurrowAudit
 import BurrowHost
+import BurrowInvocation
 import BurrowJSON
+import BurrowRuntime
 import BurrowSystem
 import FoundationEssentials
 import Logging
@@ -66,10 +68,10 @@ final class HealthMonitor: Sendable {
         return r
     }
 
-    /// Checks what is due, every half second, until cancelled; a check
-    /// still running then ends with its sandbox (shutdown stops them all).
+    /// Checks what is due, every half second, until cancelled (shutdown);
+    /// a check still running then has its sandbox stopped, and is waited for.
     func run() async {
-        await withTaskGroup(of: Void.self) { group in
+        await withDiscardingTaskGroup { group in
             while !Task.isCancelled && !invocations.isDraining {
                 for record in due() {
                     group.addTask { await self.check(record) }
@@ -85,8 +87,11 @@ final class HealthMonitor: Sendable {
         let now = ContinuousClock.now
         return state.withLock { s in
             var out: [ToolRecord] = []
-            for (id, record) in s.tools.sorted(by: { $0.key < $1.key }) where s.running.count < Self.maxParallel {
-                guard !s.running.contains(id), let health = record.registration.health, s.due[id, default: now] <= now else { continue }
+            // The longest overdue first (never checked: first of all), so slow checks cannot starve the others.
+            let waiting = s.tools.filter { !s.running.contains($0.key) && s.due[$0.key, default: now] <= now }
+                .sorted { (s.due[$0.key, default: .now - .seconds(86_400 * 365)], $0.key) < (s.due[$1.key, default: .now - .seconds(86_400 * 365)], $1.key) }
+            for (id, record) in waiting where s.running.count < Self.maxParallel {
+                guard let health = record.registration.health else { continue }
                 s.running.insert(id)
                 s.due[id] = now + .seconds(health.intervalSeconds)
                 out.append(record)
@@ -111,11 +116,16 @@ final class HealthMonitor: Sendable {
             s.generation = generation
             let before = s.tools
             s.tools = Dictionary(records.map { ($0.registration.id, $0) }, uniquingKeysWith: { a, _ in a })
+            var reset: [String] = []
             for (id, record) in s.tools {
-                let old = before[id]
-                // A new version, or new settings: checked now, from scratch.
-                if old?.registration.metadata.version != record.registration.metadata.version || old?.registration.health != record.registration.health {
+                // Another version, or the same one written again (new settings, a
+                // fixed command or profile): checked now, from scratch. The state
+                // burrowd kept from before a restart is this registration's own.
+                guard let old = before[id] else { continue }
+                if old.registration != record.registration || old.updatedAt != record.updatedAt {
                     s.due[id] = nil
+                    s.health[id] = nil
+                    reset.append(id)
                 }
             }
             let gone = before.keys.filter { s.tools[$0] == nil } + s.health.keys.filter { s.tools[$0] == nil && before[$0] == nil }
@@ -123,7 +133,7 @@ final class HealthMonitor: Sendable {
                 s.due[id] = nil
                 s.health[id] = nil
             }
-            return Array(Set(gone))
+            return Array(Set(gone + reset))
         }
         for id in gone {
             try? registry.saveHealth(id, nil)
@@ -143,9 +153,7 @@ final class HealthMonitor: Sendable {
         let id = record.registration.id
         defer { _ = state.withLock { $0.running.remove(id) } }
         guard let settings = record.registration.health else { return }
-        let started = ContinuousClock.now
-        let outcome = settings.command == nil ? await checkServer(record, settings) : await checkCommand(record, settings)
-        let milliseconds = Int64(((ContinuousClock.now - started) / .milliseconds(1)).rounded())
+        let (outcome, milliseconds) = settings.command == nil ? await checkServer(record, settings) : await checkCommand(record, settings)
         switch outcome {
         case .skipped: metrics.healthCheck(id, "skipped")
         case .healthy: metrics.healthCheck(id, "healthy")
@@ -180,6 +188,8 @@ final class HealthMonitor: Sendable {
             if next.status != previous.status { next.since = now }
             return (previous, next)
         }
+        // A check of a registration since changed or removed tells nothing of what is registered now.
+        guard isChecked(record) else { return }
         // Not checked before and well: nothing changed anyone should hear of.
         if next.status != previous.status && !(previous.status == .unknown && next.status == .active) {
             let reason: String? = if case .failed(let r) = outcome { r } else { nil }
@@ -198,7 +208,7 @@ final class HealthMonitor: Sendable {
             logger.notice("health of \(id) \(version): \(previous.status.rawValue) → \(next.status.rawValue)\(reason.map { ": " + $0 } ?? "")")
         }
         let stillChecked = state.withLock { s -> Bool in
-            guard s.tools[id]?.registration.metadata.version == version else { return false }
+            guard let current = s.tools[id], current.registration == record.registration, current.updatedAt == record.updatedAt else { return false }
             s.health[id] = next
             return true
         }
@@ -211,70 +221,110 @@ final class HealthMonitor: Sendable {
         }
     }
 
-    /// The front door's refusal as a check's outcome: a taken slot skips it.
+    /// Whether `record` is still the registration checked (nothing rewrote or removed it since).
+    private func isChecked(_ record: ToolRecord) -> Bool {
+        refresh()
+        return state.withLock { s in
+            guard let current = s.tools[record.registration.id] else { return false }
+            return current.registration == record.registration && current.updatedAt == record.updatedAt
+        }
+    }
+
+    /// The front door's refusal as a check's outcome: what the host lacks
+    /// now (a free slot, a sandbox id, what preparing took) skips it; what
+    /// the tool's registration or profile refuses fails it.
     private static func refused(_ error: DaemonError) -> Outcome {
         switch error.code {
-        case .tooManyConcurrent, .shuttingDown: .skipped
+        case .tooManyConcurrent, .shuttingDown, .noSandboxID, .preparationFailed: .skipped
         default: .failed("refused: \(error.message)")
         }
     }
 
-    /// A plain tool: `health.command` in its sandbox, exit 0 within the timeout.
-    private func checkCommand(_ record: ToolRecord, _ settings: HealthCheck) async -> Outcome {
+    /// Runs `body` with the check's sandbox stopped when `timeout` passes
+    /// or the check is cancelled (shutdown), whichever comes first; says
+    /// whether the timeout stopped it.
+    private static func bounded<T: Sendable>(
+        _ stop: RunStop, timeout: Int, _ body: () async -> T
+    ) async -> (T, timedOut: Bool) {
+        let timedOut = Atomic<Bool>(false)
+        let timer = Task {
+            try await Task.sleep(for: .seconds(timeout))
+            timedOut.store(true, ordering: .relaxed)
+            stop.stop("the health check took longer than \(timeout) s")
+        }
+        defer { timer.cancel() }
+        let value = await withTaskCancellationHandler {
+            await body()
+        } onCancel: {
+            stop.stop("burrowd is stopping")
+        }
+        return (value, timedOut.load(ordering: .relaxed))
+    }
+
+    /// A plain tool: `health.command` in its sandbox, exit 0 within the
+    /// timeout and every limit. Returns the outcome and how long it took.
+    private func checkCommand(_ record: ToolRecord, _ settings: HealthCheck) async -> (Outcome, Int64) {
+        let started = ContinuousClock.now
         let prepared: InvocationService.Prepared
         do {
-            prepared = try await invocations.prepare(
-                record, InvocationRequest(timeoutSeconds: Double(settings.timeoutSeconds)), caller: Self.identity, check: true, argv: settings.command)
+            prepared = try await invocations.prepare(record, InvocationRequest(), caller: Self.identity, check: true, argv: settings.command)
         } catch {
-            return Self.refused(error)
+            return (Self.refused(error), Self.milliseconds(since: started))
         }
-        let result = await invocations.run(prepared)
-        if let error = result.error { return .failed(error.message) }
-        if let stopped = result.stopped { return .failed("stopped: \(stopped)") }
-        if let limit = result.limits.first { return .failed("hit its \(limit.resource) limit (\(limit.limit))") }
+        let invocations = invocations
+        let (result, timedOut) = await Self.bounded(prepared.invocation.stop, timeout: settings.timeoutSeconds) { await invocations.run(prepared) }
+        let milliseconds = Self.milliseconds(since: started)
+        if timedOut { return (.failed("did not finish within \(settings.timeoutSeconds) s"), milliseconds) }
+        if let error = result.error { return (.failed(error.message), milliseconds) }
+        if let stopped = result.stopped { return (.failed("stopped: \(stopped)"), milliseconds) }
+        if let limit = result.limits.first { return (.failed("hit its \(limit.resource) limit (\(limit.limit))"), milliseconds) }
         guard result.exitCode == 0 else {
             let status = result.signal.map { "killed by signal \($0)" } ?? "exit status \(result.exitCode.map(String.init) ?? "?")"
             let said = (result.stderr?.text ?? "").split(whereSeparator: \.isNewline).last.map { ": " + String($0.prefix(200)) } ?? ""
-            return .failed(status + said)
+            return (.failed(status + said), milliseconds)
         }
-        return .healthy
+        return (.healthy, milliseconds)
     }
 
     /// An MCP server: started behind the relay, it must answer `initialize`
     /// and `tools/list` (with a list of tools) within the timeout; then its
-    /// stdin closes and it is stopped if it does not exit.
-    private func checkServer(_ record: ToolRecord, _ settings: HealthCheck) async -> Outcome {
+    /// stdin closes and it is stopped if it does not exit. A run that hit a
+    /// limit fails, whatever it answered. The time is the exchange's.
+    private func checkServer(_ record: ToolRecord, _ settings: HealthCheck) async -> (Outcome, Int64) {
+        let started = ContinuousClock.now
         let prepared: InvocationService.Prepared
         do {
             prepared = try await invocations.prepare(record, InvocationRequest(), caller: Self.identity, session: true, check: true)
         } catch {
-            return Self.refused(error)
+            return (Self.refused(error), Self.milliseconds(since: started))
         }
         let session: MCPSession
         do {
             session = try MCPSession(prepared, invocations: invocations, sessionless: true)
         } catch {
             prepared.slot.release()
-            return .failed("cannot set up the check's pipes: \(error)")
+            return (.failed("cannot set up the check's pipes: \(error)"), Self.milliseconds(since: started))
         }
         let invocations = invocations
         let run = Task {
-            _ = await invocations.run(prepared, client: session.relayClient)
+            let result = await invocations.run(prepared, client: session.relayClient)
             session.finished()
+            return result
         }
-        let timedOut = Atomic<Bool>(false)
-        let timeout = settings.timeoutSeconds
-        let timer = Task {
-            try await Task.sleep(for: .seconds(timeout))
-            timedOut.store(true, ordering: .relaxed)
-            invocations.stop(prepared.id, "the health check took longer than \(timeout) s")
+        let ((outcome, milliseconds), timedOut) = await Self.bounded(prepared.invocation.stop, timeout: settings.timeoutSeconds) {
+            let outcome = await Self.exchange(session)
+            let milliseconds = Self.milliseconds(since: started)
+            session.end("health check done")
+            return (outcome, milliseconds)
         }
-        var outcome = await Self.exchange(session)
-        timer.cancel()
-        session.end("health check done")
-        await run.value
-        if timedOut.load(ordering: .relaxed) { outcome = .failed("no answer within \(timeout) s") }
-        return outcome
+        let result = await run.value
+        if timedOut { return (.failed("no answer within \(settings.timeoutSeconds) s"), milliseconds) }
+        if outcome == .healthy, let limit = result.limits.first { return (.failed("hit its \(limit.resource) limit (\(limit.limit))"), milliseconds) }
+        return (outcome, milliseconds)
+    }
+
+    private static func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
+        Int64(((ContinuousClock.now - start) / .milliseconds(1)).rounded())
     }
 
     /// initialize, notifications/initialized, tools/list.

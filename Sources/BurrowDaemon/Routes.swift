@@ -215,13 +215,24 @@ struct API: Sendable {
                 "health.intervalSeconds: at least \(daemon.policy.daemon.healthMinInterval.milliseconds / 1000) on this host ([daemon] health_min_interval): each check starts a sandbox")
         }
         if let health = registration.health, let profile = loaded?.effective.profile {
+            let m = profile.mcp
+            let relayOnly = !m.server && (!m.rateLimits.isEmpty || !m.contentFilters.isEmpty || m.maxConcurrentRequests != MCPPolicy.defaultConcurrentRequests)
             let problem: String? =
-                profile.mcp.server
+                m.server
                 ? (health.command != nil ? "an MCP server is checked by the protocol (initialize, tools/list): leave health.command out" : nil)
-                : (health.command == nil ? "a tool that is not an MCP server is checked by running health.command: give one" : nil)
+                : relayOnly
+                    ? "a tool with [mcp_policy] runs behind the relay only, so its health command could not run: set mcp = true to check it as an MCP server"
+                    : (health.command == nil ? "a tool that is not an MCP server is checked by running health.command: give one" : nil)
             if let problem {
                 report.valid = false
                 report.findings.append(ValidationFinding(severity: "error", file: registration.id, keyPath: "health.command", message: problem))
+            } else if report.valid, let command = health.command {
+                // The check runs the health command under the same profile: it must be granted there too.
+                let (checked, _) = try await planning(context) { planner in planner.validate(registration.profile, id: registration.id, command: command) }
+                for finding in checked.findings where finding.severity == "error" {
+                    report.valid = false
+                    report.findings.append(ValidationFinding(severity: "error", file: registration.id, keyPath: "health.command", message: finding.message))
+                }
             }
         }
         // From here to its audit event, this change is the registry's only one.

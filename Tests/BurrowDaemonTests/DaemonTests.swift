@@ -69,7 +69,7 @@ struct DaemonRouteTests {
         #expect(try await respond("/v1/security/policies", as: PeerCredential(pid: 1, uid: 5001, gid: 5001), policy: policy).0 == .forbidden)
     }
 
-    @Test("audit filters are validated; an unknown path is a JSON 404")
+    @Test("audit filters are validated; an unknown path is a JSON 404, a known one with a method it does not take 405 with Allow")
     func parameters() async throws {
         let root = PeerCredential(pid: 1, uid: 0, gid: 0)
         try store.append([AuditEvent(tool: "t", type: .toolInvoked, context: SecurityContext(principal: "root", uid: 0, invocationID: "i", host: "h"))])
@@ -84,6 +84,15 @@ struct DaemonRouteTests {
         let missing = try await respond("/v2/anything", as: root)
         #expect(missing.0 == .notFound)
         #expect(try JSONDecoder().decode(ErrorBody.self, from: missing.1).error.code == "not_found")
+        // A path the API serves, with a method it does not take there: 405 with Allow.
+        for (method, path, allow) in [
+            (HTTPRequest.Method.patch, "/api/v1/tools/some-tool", "DELETE, GET, PUT"), (.post, "/v1/health", "GET"), (.get, "/api/v1/tools/register", "POST"),
+        ] {
+            let (status, body, headers) = try await api.respondWithHeaders(method, path, as: root)
+            #expect(status == .methodNotAllowed && headers[.allow] == allow, "\(method) \(path): \(status) \(headers)")
+            #expect(try JSONDecoder().decode(ErrorBody.self, from: body).error.code == "method_not_allowed")
+        }
+        #expect(try await api.respond(.patch, "/api/v1/tools/a/b/c", as: root).0 == .notFound, "no such path: 404 whatever the method")
     }
 }
 
