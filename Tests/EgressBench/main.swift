@@ -274,15 +274,21 @@ print(
 // Fairness: sandbox A streams without pause while sandbox B measures.
 let streaming = Atomic<Bool>(true)
 let streamed = Atomic<UInt64>(0)
+let streamerDone = Atomic<Bool>(false)
 try! Kernel.detachedThread {
     while streaming.load(ordering: .relaxed) {
         _ = throughput(viaA, bytes: 256 << 20)
         streamed.add(256 << 20, ordering: .relaxed)
     }
+    streamerDone.store(true, ordering: .releasing)
 }
 usleep(200_000)
 let busyLatency = latencies(viaB, count: max(200, samples / 4))
 streaming.store(false, ordering: .relaxed)
+// The stream's last transfer ends before B is measured quiet, and before
+// session A is finished: finishing it ends its tunnels, and would cut the
+// transfer short (which this benchmark reports as a failure).
+while !streamerDone.load(ordering: .acquiring) { usleep(10_000) }
 let quietB = latencies(viaB, count: max(200, samples / 4))
 print(
     String(
