@@ -93,6 +93,8 @@ let package = Package(
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .target(name: "BurrowAPI", dependencies: ["BurrowJSON", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
+        // Signed tool manifests: what a tool is, its files by digest, and who vouches for it (libcrypto: Ed25519, X.509, CRLs).
+        .target(name: "BurrowManifest", dependencies: ["BurrowAudit", "BurrowCrypto", "BurrowJSON"], exclude: ["README.md"], swiftSettings: strict),
         // The front door: every invocation, from the CLI or burrowd, is prepared and run here.
         .target(
             name: "BurrowInvocation",
@@ -128,8 +130,8 @@ let package = Package(
         .target(
             name: "BurrowCLI",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRemote", "BurrowRuntime",
-                "BurrowSQLite", "BurrowSession", "BurrowSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowManifest", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRemote",
+                "BurrowRuntime", "BurrowSQLite", "BurrowSession", "BurrowSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .executableTarget(name: "burrow", dependencies: ["BurrowCLI"], swiftSettings: strict),
@@ -144,7 +146,8 @@ let package = Package(
             path: "Tests/EgressBench", swiftSettings: strict),
         // Fuzz targets of every parser of hostile input (Scripts/fuzz.sh); built normally, it replays a corpus.
         .executableTarget(
-            name: "burrow-fuzz", dependencies: ["BurrowAPI", "BurrowAudit", "BurrowEgress", "BurrowJSON", "BurrowMCP", "BurrowProfile", "BurrowSession"], path: "Tests/Fuzz",
+            name: "burrow-fuzz", dependencies: ["BurrowAPI", "BurrowAudit", "BurrowEgress", "BurrowJSON", "BurrowManifest", "BurrowMCP", "BurrowProfile", "BurrowSession"],
+            path: "Tests/Fuzz",
             exclude: ["Corpus"], swiftSettings: strict),
         .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit", "BurrowSQLite"], path: "Tests/AuditBench", swiftSettings: strict),
         .target(
@@ -194,6 +197,9 @@ let package = Package(
                 "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
                 "BurrowTestSupport",
             ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BurrowManifestTests", dependencies: ["BurrowCrypto", "BurrowManifest", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowSystemTests", dependencies: ["BurrowSystem", "BurrowTestSupport"],

@@ -10,7 +10,7 @@
 # Usage: Scripts/fuzz.sh [--seconds N] [--out DIR] [TARGET...]
 #   --seconds N   per target (default 600; Scripts/test.sh runs 30)
 #   --out DIR     where corpora, crashes and logs go (default: a new temp dir)
-#   TARGET        profile-toml profile-json api-request mcp-message json-schema egress-request session-frames (default: all)
+#   TARGET        profile-toml profile-json api-request mcp-message json-schema egress-request session-frames tool-manifest (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
     esac
 done
-all=(profile-toml profile-json api-request mcp-message json-schema egress-request session-frames)
+all=(profile-toml profile-json api-request mcp-message json-schema egress-request session-frames tool-manifest)
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do
     [ -d "Tests/Fuzz/Corpus/$t" ] || { echo "fuzz.sh: no target $t (targets: ${all[*]})" >&2; exit 2; }

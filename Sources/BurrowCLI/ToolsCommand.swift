@@ -149,8 +149,11 @@ struct ToolsCommand: ParsableCommand {
               burrow tools show mcp-server-time
               burrow tools search clock
               burrow tools remove mcp-server-time --version 1.0.0
+              burrow tools manifest --profile P.toml -- /opt/venvs/x/bin/x > x.manifest
+              burrow tools sign --key signer.key --cert signer.pem x.manifest
+              burrow tools verify --store /etc/burrow/certs x.manifest
             """,
-        subcommands: [Register.self, List.self, Show.self, Search.self, Remove.self])
+        subcommands: [Register.self, List.self, Show.self, Search.self, Remove.self, Manifest.self, Sign.self, Verify.self])
 
     struct Register: ParsableCommand {
         static let configuration = CommandConfiguration(

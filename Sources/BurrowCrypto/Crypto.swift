@@ -17,6 +17,27 @@ package enum SHA256 {
         return out
     }
 
+    /// The digest of everything `read` returns (into the buffer it is
+    /// given, the count read; 0 at the end, negative on an error, which is
+    /// returned), and how many bytes that was: a file hashed through its
+    /// open descriptor, a chunk at a time.
+    package static func hash(reading read: (UnsafeMutableRawBufferPointer) -> Int) -> (digest: [UInt8], bytes: Int64)? {
+        var context = SHA256_CTX()
+        guard SHA256_Init(&context) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 1 << 18)
+        var total: Int64 = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read($0) }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            guard buffer.withUnsafeBytes({ SHA256_Update(&context, $0.baseAddress, n) }) == 1 else { return nil }
+            total += Int64(n)
+        }
+        var out = [UInt8](repeating: 0, count: 32)
+        guard SHA256_Final(&out, &context) == 1 else { return nil }
+        return (out, total)
+    }
+
     /// `sha256:` and the hex digest: how Burrow names a digest in the audit log.
     package static func label(_ bytes: some Collection<UInt8>) -> String { "sha256:" + Hex.encode(hash(bytes)) }
 }

@@ -83,7 +83,7 @@ package struct RevocationLists: Sendable {
     }
 
     /// Every PEM object `read` finds in `pem`; at least one.
-    private static func readAll(_ pem: [UInt8], what: String, _ read: (OpaquePointer) -> OpaquePointer?) throws(CryptoError) -> [OpaquePointer] {
+    static func readAll(_ pem: [UInt8], what: String, _ read: (OpaquePointer) -> OpaquePointer?) throws(CryptoError) -> [OpaquePointer] {
         let found: [OpaquePointer] = pem.withUnsafeBytes { raw in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return [] }
             defer { BIO_free(bio) }
@@ -105,7 +105,7 @@ package struct RevocationLists: Sendable {
         return Array(UnsafeBufferPointer(start: out, count: Int(n)))
     }
 
-    private static func text(_ name: OpaquePointer?) -> String {
+    static func text(_ name: OpaquePointer?) -> String {
         guard let name else { return "?" }
         var buffer = [CChar](repeating: 0, count: 256)
         guard X509_NAME_oneline(name, &buffer, Int32(buffer.count)) != nil else { return "?" }
@@ -118,7 +118,7 @@ package struct RevocationLists: Sendable {
         return Array(UnsafeBufferPointer(start: data, count: n))
     }
 
-    private static func seconds(_ time: UnsafePointer<ASN1_TIME>) -> Int64? {
+    static func seconds(_ time: UnsafePointer<ASN1_TIME>) -> Int64? {
         var t = tm()
         guard ASN1_TIME_to_tm(time, &t) == 1 else { return nil }
         return Int64(timegm(&t))

@@ -7,7 +7,7 @@ import Testing
 /// (Tests/Fuzz, Scripts/fuzz.sh), in the normal build.
 @Suite("Fuzz corpus replay")
 struct FuzzCorpusTests {
-    static let targets = ["profile-toml", "profile-json", "api-request", "mcp-message", "json-schema", "egress-request", "session-frames"]
+    static let targets = ["profile-toml", "profile-json", "api-request", "mcp-message", "json-schema", "egress-request", "session-frames", "tool-manifest"]
 
     @Test("every seed and regression input passes its target", arguments: targets)
     func replay(target: String) throws {

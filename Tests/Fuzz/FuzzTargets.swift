@@ -3,6 +3,7 @@ import BurrowAudit
 import BurrowEgress
 import BurrowJSON
 import BurrowMCP
+import BurrowManifest
 import BurrowProfile
 import BurrowSession
 import FoundationEssentials
@@ -21,7 +22,24 @@ enum FuzzTargets {
         "json-schema": jsonSchema,
         "egress-request": egressRequest,
         "session-frames": sessionFrames,
+        "tool-manifest": toolManifest,
     ]
+
+    /// A tool manifest, read strictly (what parses survives its own
+    /// encoding), and the same bytes as a signature file: the PEM block,
+    /// its base64 and the certificate chain after it, through libcrypto.
+    static func toolManifest(_ bytes: [UInt8]) {
+        if let manifest = try? ToolManifest.parse(bytes) {
+            let encoded = (try? JSONEncoder().encode(manifest)).map { Array($0) } ?? []
+            require((try? ToolManifest.parse(encoded)) == manifest, "a manifest did not survive its own encoding")
+            for file in manifest.files { require(file.sha256.utf8.count == 64, "a digest of the wrong length was accepted") }
+        }
+        let manifest = ToolManifest(
+            tool: .init(id: "t", version: "1"), trustLevel: "untrusted", profile: "sha256:" + String(repeating: "0", count: 64), command: ["/t"],
+            issued: "2026-01-01T00:00:00Z", expires: "2027-01-01T00:00:00Z", roots: [], files: [], links: [])
+        let verified = try? ManifestSignature.verify(manifest: manifest, bytes: [], signatureFile: bytes, store: TrustStore(anchorsPEM: [], crlPEM: []), now: 1_800_000_000)
+        require(verified == nil, "a signature verified against a store with no anchor")
+    }
 
     /// A broken invariant: a crash libFuzzer reports with the input.
     static func require(_ condition: Bool, _ what: @autoclosure () -> String) {

@@ -1,0 +1,196 @@
+import ArgumentParser
+import BurrowAudit
+import BurrowHost
+import BurrowManifest
+import BurrowProfile
+import BurrowSystem
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension ToolsCommand {
+    struct Manifest: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "manifest",
+            abstract: "Print a manifest of what a tool runs: every file that is not the host's base system, by SHA-256.",
+            discussion: """
+                Lists the command's executable (and the links on the way to it), files its arguments \
+                name by absolute path (a script), and the Python virtualenv it lives in (found by its \
+                pyvenv.cfg, covered whole: a file added there later fails verification too). Files \
+                under /usr (not /usr/local) and /etc that only root can change are the base system \
+                and are not listed. Add with --root and --file what the tool loads that Burrow cannot \
+                see. Sign the result with `burrow tools sign`.
+                """)
+
+        @Option(name: .long, help: ArgumentHelp("The tool's security profile; its digest goes into the manifest, its [tool] id and version too.", valueName: "file"))
+        var profile: String
+
+        @Option(name: .long, help: "The tool version (default: the profile's [tool] version).")
+        var version: String?
+
+        @Option(name: .long, help: "The trust level the signer will claim: system, verified, community or untrusted (default: the profile's trust_level).")
+        var trustLevel: String?
+
+        @Option(name: .long, help: ArgumentHelp("How long the signature holds, such as 90d (default 90d).", valueName: "duration"))
+        var expires: String = "90d"
+
+        @Option(name: .long, help: ArgumentHelp("A directory the tool loads from, covered whole (repeat).", valueName: "dir"))
+        var root: [String] = []
+
+        @Option(name: .long, help: ArgumentHelp("Another file the tool executes or loads (repeat).", valueName: "path"))
+        var file: [String] = []
+
+        @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write it here (default: standard output).", valueName: "file"))
+        var output: String?
+
+        @Argument(parsing: .postTerminator, help: ArgumentHelp("The command, after '--'.", valueName: "command"))
+        var command: [String] = []
+
+        func validate() throws {
+            if command.isEmpty { throw ValidationError("give the command after '--', e.g. -- /opt/burrow/venvs/mcp-server-time/bin/mcp-server-time") }
+            if let trustLevel, !ManifestSignature.levels.contains(trustLevel) { throw ValidationError("--trust-level: system, verified, community or untrusted") }
+            guard let duration = Seconds(parsing: expires), duration.milliseconds >= 60_000 else { throw ValidationError("--expires: a duration of a minute or more, such as 90d") }
+        }
+
+        func run() throws {
+            let bytes = try ManifestIO.read(profile)
+            let text = String(decoding: bytes, as: UTF8.self)
+            let parsed = try? ConfigValue.parse(text, format: ConfigFormat(path: profile) ?? .toml, file: profile)
+            func field(_ key: String) -> String? {
+                guard case .table(let root)? = parsed, case .table(let t)? = root["tool"], case .string(let s)? = t[key] else { return nil }
+                return s
+            }
+            guard let id = field("id") else { throw CLIError("\(profile) has no [tool] id") }
+            guard let version = version ?? field("version") else { throw CLIError("give --version (the profile's [tool] has no version)") }
+            let now = AuditClock.now() / 1_000_000
+            let lifetime = Int64((Seconds(parsing: expires)?.milliseconds ?? 0) / 1000)
+            let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
+            let builder = ManifestBuilder(
+                tool: .init(id: id, version: version), trustLevel: trustLevel ?? field("trust_level") ?? "untrusted", profileBytes: bytes, command: command,
+                searchPath: path, extraRoots: root, extraFiles: file, issued: now, expires: now + lifetime)
+            let manifest: ToolManifest
+            do {
+                manifest = try builder.build()
+            } catch {
+                throw CLIError("\(error)")
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let json = try encoder.encode(manifest) + Data("\n".utf8)
+            if let output {
+                try ManifestIO.write(output, Array(json))
+                printError("\(output): \(manifest.files.count) files, \(manifest.links.count) links, \(manifest.roots.count) roots")
+            } else {
+                print(String(decoding: json, as: UTF8.self), terminator: "")
+            }
+        }
+    }
+
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sign", abstract: "Sign a manifest: writes MANIFEST.sig (Ed25519, with the signer's certificate chain).")
+
+        @Option(name: .long, help: ArgumentHelp("The signer's Ed25519 private key (PEM).", valueName: "file"))
+        var key: String
+
+        @Option(name: .long, help: ArgumentHelp("The signer's certificate (PEM), then any intermediates, in one file.", valueName: "file"))
+        var cert: String
+
+        @Argument(help: "The manifest.")
+        var manifest: String
+
+        func run() throws {
+            let bytes = try ManifestIO.read(manifest)
+            do {
+                _ = try ToolManifest.parse(bytes)
+            } catch {
+                throw CLIError("\(manifest): \(error)")
+            }
+            let keyPEM = try ManifestIO.read(key, secret: true)
+            let chain = try ManifestIO.read(cert)
+            let signature: [UInt8]
+            do {
+                signature = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: keyPEM, chainPEM: chain)
+            } catch {
+                throw CLIError("\(error)")
+            }
+            try ManifestIO.write(manifest + ".sig", signature)
+            print("signed \(manifest) → \(manifest).sig")
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "verify",
+            abstract: "Verify a manifest: its signature (MANIFEST.sig), the signer's chain, its expiry and every file's digest.",
+            discussion: """
+                Exits 0 when all of it holds, 1 otherwise, saying each thing that failed. The store \
+                holds the trust anchors (*.pem, *.crt) and the CAs' CRLs (*.crl); every CA needs a \
+                current CRL. Prints the signer and the trust level the manifest gets: the lowest of \
+                what it claims and what the signer's certificate may grant.
+                """)
+
+        @Option(name: .long, help: ArgumentHelp("The certificate store: trust anchors (*.pem, *.crt) and CRLs (*.crl) (default: /etc/burrow/certs).", valueName: "dir"))
+        var store: String?
+
+        @Option(name: .long, help: ArgumentHelp("The signature (default: MANIFEST.sig).", valueName: "file"))
+        var signature: String?
+
+        @Argument(help: "The manifest.")
+        var manifest: String
+
+        func run() throws {
+            let bytes = try ManifestIO.read(manifest)
+            let parsed: ToolManifest
+            do {
+                parsed = try ToolManifest.parse(bytes)
+            } catch {
+                throw CLIError("\(manifest): \(error)")
+            }
+            var failures: [String] = []
+            let signaturePath = signature ?? manifest + ".sig"
+            if let signatureBytes = try? ManifestIO.read(signaturePath) {
+                do {
+                    let trust = try TrustStore.load(store ?? "/etc/burrow/certs")
+                    let verified = try ManifestSignature.verify(
+                        manifest: parsed, bytes: bytes, signatureFile: signatureBytes, store: trust, now: AuditClock.now() / 1_000_000)
+                    print(
+                        "signature: good, by \(verified.signer); trust level \(verified.trustLevel) (claimed \(parsed.trustLevel), the signer may grant \(verified.granted)); expires \(parsed.expires)"
+                    )
+                } catch {
+                    failures.append("signature: \(error)")
+                }
+            } else {
+                failures.append("signature: \(signaturePath) cannot be read")
+            }
+            let problems = ManifestFiles.verify(parsed)
+            for p in problems { failures.append("file \(p)") }
+            if problems.isEmpty { print("files: all \(parsed.files.count) files and \(parsed.links.count) links as listed, nothing unlisted in \(parsed.roots.count) roots") }
+            for f in failures { printError("burrow: \(printable(f))") }
+            if !failures.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+/// Whole files for the manifest commands: read through BurrowSystem's
+/// checked reader (a key must be the caller's own, mode 0600), written whole.
+enum ManifestIO {
+    static func read(_ path: String, secret: Bool = false) throws -> [UInt8] {
+        do {
+            return try FileIO.readConfigured(path, secret: secret, limit: 256 << 20)
+        } catch {
+            throw CLIError("\(path): \(error)")
+        }
+    }
+
+    static func write(_ path: String, _ bytes: [UInt8]) throws {
+        do {
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            chmod(path, 0o644)
+        } catch {
+            throw CLIError("cannot write \(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import BurrowCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A manifest's files on this host: hashed through the descriptor each is
+/// opened with (never followed through a symlink), checked against what
+/// the manifest lists, and listed for a new one.
+package enum ManifestFiles {
+    /// One difference between a manifest and the host.
+    package struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        package var path: String
+        package var message: String
+        package var description: String { "\(path): \(message)" }
+
+        package init(_ path: String, _ message: String) {
+            self.path = path
+            self.message = message
+        }
+    }
+
+    /// A regular file's digest (hex), size and permission bits, read through one descriptor.
+    package static func digest(_ path: String) -> Result<ToolManifest.File, Problem> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else {
+            let e = errno
+            return .failure(Problem(path, e == ELOOP ? "a symlink where a file is listed" : e == ENOENT ? "missing" : "cannot be opened: \(String(cString: strerror(e)))"))
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .failure(Problem(path, "not a regular file")) }
+        guard
+            let (digest, size) = SHA256.hash(reading: { buffer in
+                while true {
+                    let n = read(fd, buffer.baseAddress, buffer.count)
+                    if n < 0 && errno == EINTR { continue }
+                    return n
+                }
+            })
+        else { return .failure(Problem(path, "cannot be read: \(String(cString: strerror(errno)))")) }
+        return .success(ToolManifest.File(path: path, sha256: Hex.encode(digest), size: size, mode: UInt32(st.st_mode & 0o7777)))
+    }
+
+    /// Every way the host differs from `manifest`: a listed file changed
+    /// (with both digests), missing or not a regular file; a link that
+    /// points elsewhere; a file, link or anything else in a root that the
+    /// manifest does not list. Empty: the host has exactly what it lists.
+    package static func verify(_ manifest: ToolManifest) -> [Problem] {
+        var problems: [Problem] = []
+        for listed in manifest.files {
+            switch digest(listed.path) {
+            case .failure(let problem): problems.append(problem)
+            case .success(let found):
+                if found.sha256 != listed.sha256 {
+                    problems.append(Problem(listed.path, "sha256 \(found.sha256), the manifest says \(listed.sha256)"))
+                } else if found.mode != listed.mode {
+                    problems.append(Problem(listed.path, "mode \(String(found.mode, radix: 8)), the manifest says \(String(listed.mode, radix: 8))"))
+                }
+            }
+        }
+        for link in manifest.links {
+            switch readLink(link.path) {
+            case nil: problems.append(Problem(link.path, "not a symlink (the manifest lists one to \(link.target))"))
+            case let target? where target != link.target: problems.append(Problem(link.path, "points to \(target), the manifest says \(link.target)"))
+            default: break
+            }
+        }
+        let listed = Set(manifest.files.map(\.path) + manifest.links.map(\.path))
+        for root in manifest.roots {
+            do {
+                let found = try walk(root)
+                for path in found.files + found.links.map(\.path) where !listed.contains(path) {
+                    problems.append(Problem(path, "in \(root), which the manifest covers, but not listed in it"))
+                }
+            } catch {
+                problems.append(error)
+            }
+        }
+        return problems
+    }
+
+    /// The regular files and symlinks under `root` (which must be a
+    /// directory, not a symlink), sorted; anything else there is a problem.
+    package static func walk(_ root: String) throws(Problem) -> (files: [String], links: [ToolManifest.Link]) {
+        var st = stat()
+        guard lstat(root, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw Problem(root, "a root must be a directory (not a symlink)") }
+        var files: [String] = []
+        var links: [ToolManifest.Link] = []
+        var pending = [(root, 0)]
+        while let (directory, depth) = pending.popLast() {
+            guard depth < 64 else { throw Problem(directory, "nested more than 64 directories deep") }
+            guard let handle = opendir(directory) else { throw Problem(directory, "cannot be listed: \(String(cString: strerror(errno)))") }
+            defer { closedir(handle) }
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+                if name == "." || name == ".." { continue }
+                let path = directory + "/" + name
+                guard lstat(path, &st) == 0 else { throw Problem(path, "vanished while listed") }
+                switch st.st_mode & S_IFMT {
+                case S_IFREG: files.append(path)
+                case S_IFLNK: links.append(ToolManifest.Link(path: path, target: readLink(path) ?? ""))
+                case S_IFDIR: pending.append((path, depth + 1))
+                default: throw Problem(path, "neither a file, a directory nor a symlink")
+                }
+                guard files.count + links.count <= ToolManifest.maxEntries else { throw Problem(root, "more than \(ToolManifest.maxEntries) files") }
+            }
+        }
+        return (files.sorted(), links.sorted { $0.path < $1.path })
+    }
+
+    static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let n = readlink(path, &buffer, 4096)
+        guard n >= 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Whether `path` is the host's base system, which a manifest does not
+    /// list: its real path is under /usr (not /usr/local) or /etc, and it
+    /// and every directory above it belong to root and are writable by
+    /// nobody else. A file a package installed there is such a file; one a
+    /// user could have replaced is not.
+    package static func isBase(_ path: String) -> Bool {
+        guard let real = realpath(path, nil) else { return false }
+        defer { free(real) }
+        let resolved = String(cString: real)
+        guard (resolved.hasPrefix("/usr/") && !resolved.hasPrefix("/usr/local/")) || resolved.hasPrefix("/etc/") else { return false }
+        var current = resolved
+        while true {
+            var st = stat()
+            guard stat(current, &st) == 0, st.st_uid == 0, st.st_mode & 0o022 == 0 else { return false }
+            if current == "/" { return true }
+            let slash = current.lastIndex(of: "/") ?? current.startIndex
+            current = slash == current.startIndex ? "/" : String(current[..<slash])
+        }
+    }
+}

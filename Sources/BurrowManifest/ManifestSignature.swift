@@ -1,0 +1,146 @@
+import BurrowAudit
+import BurrowCrypto
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A manifest's signature (`MANIFEST.sig`): a `BURROW MANIFEST SIGNATURE`
+/// PEM block holding the Ed25519 signature of `burrow-manifest-v1`, a NUL
+/// and the manifest's exact bytes, then the signer's certificate and any
+/// intermediates (PEM). It holds when the signature verifies under the
+/// signer's key, the chain verifies up to a trust anchor of the store
+/// (`TrustStore`: dates, CA constraints, revocation against the store's
+/// CRLs, a code-signing leaf), and the manifest has not expired.
+///
+/// **Trust levels.** A certificate may carry the extension
+/// `ManifestSignature.trustLevelOID` (a UTF8String: system, verified,
+/// community or untrusted): in the signer's certificate, the highest level
+/// it may grant; in a CA's, a ceiling for everything below it. A signer
+/// whose certificate has none grants `untrusted`. The manifest's level is
+/// the lowest of its own claim, the signer's grant and every ceiling.
+package enum ManifestSignature {
+    /// Burrow's private OID (2.25: a UUID, no registration needed) for the trust-level extension.
+    package static let trustLevelOID = "2.25.179714903112585212283008490205872284036"
+    static let domain = Array("burrow-manifest-v1".utf8) + [0]
+    static let label = "BURROW MANIFEST SIGNATURE"
+    /// Lowest first.
+    package static let levels = ["untrusted", "community", "verified", "system"]
+
+    /// Why a signature does not hold.
+    package struct Failure: Error, Sendable, CustomStringConvertible {
+        package var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// The `.sig` file's bytes for `manifest`, signed with an Ed25519 key (PEM)
+    /// whose certificate (and intermediates) `chainPEM` holds.
+    package static func sign(manifest: [UInt8], privateKeyPEM: [UInt8], chainPEM: [UInt8]) throws(Failure) -> [UInt8] {
+        let signature: [UInt8]
+        do {
+            signature = try Ed25519.sign(domain + manifest, privateKeyPEM: privateKeyPEM)
+        } catch {
+            throw Failure("cannot sign: \(error)")
+        }
+        let block = "-----BEGIN \(label)-----\n\(Data(signature).base64EncodedString())\n-----END \(label)-----\n"
+        return Array(block.utf8) + chainPEM
+    }
+
+    /// What a verified signature says.
+    package struct Verified: Sendable, Equatable {
+        /// The signer's subject.
+        package var signer: String
+        /// What the signer's certificate grants, after its CAs' ceilings.
+        package var granted: String
+        /// The manifest's level: the lowest of its claim and `granted`.
+        package var trustLevel: String
+        /// Unix seconds.
+        package var expires: Int64
+    }
+
+    /// Verifies `signatureFile` over `manifestBytes` at `now` (Unix seconds).
+    package static func verify(manifest: ToolManifest, bytes manifestBytes: [UInt8], signatureFile: [UInt8], store: TrustStore, now: Int64) throws(Failure) -> Verified {
+        let text = String(decoding: signatureFile, as: UTF8.self)
+        let begin = "-----BEGIN \(label)-----"
+        let end = "-----END \(label)-----"
+        guard let start = text.firstRange(of: begin), let stop = text[start.upperBound...].firstRange(of: end) else {
+            throw Failure("the signature file has no \(label) block")
+        }
+        let body = text[start.upperBound..<stop.lowerBound].filter { !$0.isWhitespace }
+        guard let signature = Data(base64Encoded: String(body)), signature.count == 64 else { throw Failure("the signature is not 64 bytes of base64") }
+        let chainPEM = Array(text[stop.upperBound...].utf8)
+        let chain: SignerChain
+        do {
+            chain = try SignerChain(chainPEM: chainPEM, anchorsPEM: store.anchorsPEM, crlPEM: store.crlPEM, now: now, extensionOID: trustLevelOID)
+        } catch {
+            throw Failure("\(error)")
+        }
+        let valid: Bool
+        do {
+            valid = try Ed25519.verify(Array(signature), of: domain + manifestBytes, publicKeyPEM: chain.publicKeyPEM)
+        } catch {
+            throw Failure("the signer's key: \(error)")
+        }
+        guard valid else { throw Failure("the signature does not match the manifest (changed since it was signed, or signed by another key)") }
+        guard let expires = AuditClock.parse(manifest.expires).map({ $0 / 1_000_000 }) else { throw Failure("the manifest's expiry does not parse") }
+        guard expires > now else { throw Failure("the manifest expired at \(manifest.expires)") }
+        // The signer's grant (none: untrusted), under every CA's ceiling.
+        var granted = chain.extensionValues.first.flatMap { $0 } == nil ? 0 : levels.count - 1
+        for value in chain.extensionValues {
+            guard let value else { continue }
+            guard let rank = levels.firstIndex(of: value) else { throw Failure("a certificate's trust level '\(value)' is none of \(levels.joined(separator: ", "))") }
+            granted = min(granted, rank)
+        }
+        let claimed = levels.firstIndex(of: manifest.trustLevel) ?? 0
+        return Verified(signer: chain.subject, granted: levels[granted], trustLevel: levels[min(claimed, granted)], expires: expires)
+    }
+}
+
+/// A directory of trust anchors and CRLs (`cert_store_path`): every
+/// `*.pem` or `*.crt` file's certificates are anchors, every `*.crl`
+/// file's lists are CRLs. Files must be root's (or the reader's) and
+/// writable by nobody else: an anchor anyone could add is no anchor.
+package struct TrustStore: Sendable {
+    package var anchorsPEM: [UInt8]
+    package var crlPEM: [UInt8]
+
+    package init(anchorsPEM: [UInt8], crlPEM: [UInt8]) {
+        self.anchorsPEM = anchorsPEM
+        self.crlPEM = crlPEM
+    }
+
+    package static func load(_ directory: String) throws(ManifestSignature.Failure) -> TrustStore {
+        guard let handle = opendir(directory) else { throw ManifestSignature.Failure("the certificate store \(directory) cannot be read: \(String(cString: strerror(errno)))") }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) })
+        }
+        closedir(handle)
+        var store = TrustStore(anchorsPEM: [], crlPEM: [])
+        for name in names.sorted() {
+            let isAnchor = name.hasSuffix(".pem") || name.hasSuffix(".crt")
+            guard isAnchor || name.hasSuffix(".crl") else { continue }
+            let path = directory + "/" + name
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard fd >= 0 else { throw ManifestSignature.Failure("\(path) cannot be opened: \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == 0 || st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+                throw ManifestSignature.Failure("\(path): the store's files must be regular files of root (or yours), writable by nobody else")
+            }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(fd, &chunk, chunk.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                bytes += chunk[0..<n]
+                guard bytes.count <= 16 << 20 else { throw ManifestSignature.Failure("\(path) is larger than 16 MiB") }
+            }
+            if isAnchor { store.anchorsPEM += bytes + [0x0a] } else { store.crlPEM += bytes + [0x0a] }
+        }
+        guard !store.anchorsPEM.isEmpty else { throw ManifestSignature.Failure("the certificate store \(directory) has no trust anchor (*.pem or *.crt)") }
+        return store
+    }
+}

@@ -1,0 +1,245 @@
+import BurrowCrypto
+import BurrowManifest
+import BurrowTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A certificate authority the tests make with the openssl CLI: Ed25519
+/// keys, a CA whose certificates may carry Burrow's trust-level extension,
+/// signers, and a CRL.
+final class TestPKI: @unchecked Sendable {
+    let directory: String
+    var store: String { directory + "/store" }
+
+    init() throws {
+        directory = try Subprocess.temporaryDirectory()
+        try write(
+            "ca.cnf",
+            """
+            [req]
+            distinguished_name = dn
+            [dn]
+            [ca_ext]
+            basicConstraints = critical,CA:TRUE
+            keyUsage = critical,keyCertSign,cRLSign
+            subjectKeyIdentifier = hash
+            \(ManifestSignature.trustLevelOID) = ASN1:UTF8String:verified
+            [ca]
+            default_ca = ca0
+            [ca0]
+            database = \(directory)/index.txt
+            crlnumber = \(directory)/crlnumber
+            default_md = default
+            default_crl_days = 7
+            """)
+        try write("index.txt", "")
+        try write("crlnumber", "01\n")
+        try openssl(["genpkey", "-algorithm", "ed25519", "-out", "ca.key"])
+        try openssl(["req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=Burrow test CA", "-days", "30", "-config", "ca.cnf", "-extensions", "ca_ext", "-out", "ca.pem"])
+        try refreshCRL()
+        mkdir(store, 0o755)
+        try FileManager.default.copyItem(atPath: directory + "/ca.pem", toPath: store + "/ca.pem")
+        try FileManager.default.copyItem(atPath: directory + "/ca.crl", toPath: store + "/ca.crl")
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
+    }
+
+    func openssl(_ arguments: [String]) throws {
+        let r = try Subprocess.run(["/usr/bin/openssl"] + arguments, directory: directory)
+        guard r.status == 0 else { throw RequirementUnmet(description: "openssl \(arguments.joined(separator: " ")): \(r.stderr)") }
+    }
+
+    func refreshCRL() throws {
+        try openssl(["ca", "-gencrl", "-keyfile", "ca.key", "-cert", "ca.pem", "-config", "ca.cnf", "-out", "ca.crl"])
+    }
+
+    /// A signer `name` (key `name.key`, certificate `name.pem`): `level` in
+    /// the extension (nil: none), code signing unless `codeSigning` is false.
+    func signer(_ name: String, level: String?, codeSigning: Bool = true, days: Int = 10) throws {
+        var ext = "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\nauthorityKeyIdentifier = keyid\n"
+        if codeSigning { ext += "extendedKeyUsage = codeSigning\n" }
+        if let level { ext += "\(ManifestSignature.trustLevelOID) = ASN1:UTF8String:\(level)\n" }
+        try write(name + ".ext", ext)
+        try openssl(["genpkey", "-algorithm", "ed25519", "-out", name + ".key"])
+        chmod(directory + "/" + name + ".key", 0o600)
+        try openssl(["req", "-new", "-key", name + ".key", "-subj", "/CN=\(name)", "-config", "ca.cnf", "-out", name + ".csr"])
+        try openssl(["x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "\(days)", "-extfile", name + ".ext", "-out", name + ".pem"])
+    }
+
+    func revoke(_ name: String) throws {
+        try openssl(["ca", "-revoke", name + ".pem", "-keyfile", "ca.key", "-cert", "ca.pem", "-config", "ca.cnf"])
+        try refreshCRL()
+        try FileManager.default.removeItem(atPath: store + "/ca.crl")
+        try FileManager.default.copyItem(atPath: directory + "/ca.crl", toPath: store + "/ca.crl")
+    }
+
+    func bytes(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))) }
+}
+
+@Suite("signed tool manifests", .requires(.installed("/usr/bin/openssl")))
+struct ManifestTests {
+    /// A tool the tests own: a virtualenv-like tree (pyvenv.cfg, bin/tool) and a profile file.
+    static func toolTree() throws -> (directory: String, profile: String, command: [String]) {
+        let directory = try Subprocess.temporaryDirectory()
+        let venv = directory + "/venv"
+        try FileManager.default.createDirectory(atPath: venv + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: venv + "/lib/site", withIntermediateDirectories: true)
+        try "home = /usr/bin\n".write(toFile: venv + "/pyvenv.cfg", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho tool\n".write(toFile: venv + "/bin/tool", atomically: true, encoding: .utf8)
+        chmod(venv + "/bin/tool", 0o755)
+        try "print('module')\n".write(toFile: venv + "/lib/site/module.py", atomically: true, encoding: .utf8)
+        symlink("/bin/sh", venv + "/bin/shell")
+        try "[tool]\nid = \"tool\"\n".write(toFile: directory + "/tool.toml", atomically: true, encoding: .utf8)
+        return (directory, directory + "/tool.toml", [venv + "/bin/tool", "--flag"])
+    }
+
+    static func manifest(_ tree: (directory: String, profile: String, command: [String]), level: String = "verified", expires: Int64 = 86_400) throws -> ([UInt8], ToolManifest) {
+        let now = Int64(Date().timeIntervalSince1970)
+        let built = try ManifestBuilder(
+            tool: .init(id: "tool", version: "1"), trustLevel: level, profileBytes: Array(try Data(contentsOf: URL(fileURLWithPath: tree.profile))), command: tree.command,
+            searchPath: ["/usr/bin"], issued: now - 10, expires: now + expires
+        ).build()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let bytes = Array(try encoder.encode(built))
+        return (bytes, try ToolManifest.parse(bytes))
+    }
+
+    /// A moment after the certificates just made began (openssl dates them to the second).
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) + 2 }
+
+    @Test("a manifest covers the command's virtualenv whole; verification finds a changed, a missing and an added file, and a link that moved")
+    func filesAreChecked() throws {
+        let tree = try Self.toolTree()
+        let (_, manifest) = try Self.manifest(tree)
+        let venv = tree.directory + "/venv"
+        #expect(manifest.roots == [venv], "\(manifest.roots)")
+        #expect(manifest.files.map(\.path) == [venv + "/bin/tool", venv + "/lib/site/module.py", venv + "/pyvenv.cfg"], "\(manifest.files.map(\.path))")
+        #expect(manifest.links == [ToolManifest.Link(path: venv + "/bin/shell", target: "/bin/sh")])
+        #expect(manifest.files.first?.mode == 0o755 && manifest.files.first?.sha256 == Hex.encode(SHA256.hash(Array("#!/bin/sh\necho tool\n".utf8))))
+        #expect(ManifestFiles.verify(manifest).isEmpty)
+
+        try "print('changed')\n".write(toFile: venv + "/lib/site/module.py", atomically: true, encoding: .utf8)
+        try "import evil\n".write(toFile: venv + "/lib/site/added.pth", atomically: true, encoding: .utf8)
+        unlink(venv + "/pyvenv.cfg")
+        unlink(venv + "/bin/shell")
+        symlink("/usr/bin/python3", venv + "/bin/shell")
+        let problems = ManifestFiles.verify(manifest).map(\.description)
+        #expect(problems.contains { $0.hasPrefix(venv + "/lib/site/module.py: sha256 ") && $0.contains("the manifest says") }, "\(problems)")
+        #expect(problems.contains(venv + "/pyvenv.cfg: missing"), "\(problems)")
+        #expect(problems.contains { $0.hasPrefix(venv + "/lib/site/added.pth: in \(venv)") }, "\(problems)")
+        #expect(problems.contains(venv + "/bin/shell: points to /usr/bin/python3, the manifest says /bin/sh"), "\(problems)")
+        #expect(problems.count == 4, "\(problems)")
+    }
+
+    @Test("the base system is not listed; what a user could replace is")
+    func baseSystem() throws {
+        #expect(ManifestFiles.isBase("/usr/bin/env") && ManifestFiles.isBase("/bin/sh"))
+        #expect(!ManifestFiles.isBase("/tmp") && !ManifestFiles.isBase("/nonexistent/file"))
+        let tree = try Self.toolTree()
+        #expect(!ManifestFiles.isBase(tree.profile))
+    }
+
+    @Test("a manifest is read strictly: unknown fields, bad digests, relative or repeated paths, an expiry before the issue are refused")
+    func strictParsing() throws {
+        let tree = try Self.toolTree()
+        let (bytes, manifest) = try Self.manifest(tree)
+        let text = String(decoding: bytes, as: UTF8.self)
+        for (change, expected) in [
+            (text.replacingOccurrences(of: manifest.files[0].sha256, with: "abc"), "64 lowercase hex digits"),
+            (text.replacingOccurrences(of: manifest.expires, with: "2001-01-01T00:00:00Z"), "expires is not after issued"),
+            (text.replacingOccurrences(of: "\"burrow_manifest\":1", with: "\"burrow_manifest\":1,\"extra\":1"), "not a manifest"),
+            (text.replacingOccurrences(of: "\"burrow_manifest\":1", with: "\"burrow_manifest\":2"), "this Burrow reads version 1"),
+            (text.replacingOccurrences(of: "\"trust_level\":\"verified\"", with: "\"trust_level\":\"root\""), "trust_level"),
+            (text.replacingOccurrences(of: tree.directory + "/venv/pyvenv.cfg", with: "venv/pyvenv.cfg"), "not an absolute, normalised path"),
+            (text.replacingOccurrences(of: tree.directory + "/venv/pyvenv.cfg", with: tree.directory + "/venv/bin/tool"), "listed twice"),
+        ] {
+            #expect(throws: ToolManifest.Invalid.self, "\(expected)") { try ToolManifest.parse(Array(change.utf8)) }
+            do {
+                _ = try ToolManifest.parse(Array(change.utf8))
+            } catch {
+                #expect(error.description.contains(expected), "\(error)")
+            }
+        }
+    }
+
+    @Test("a signed manifest verifies up to the store's CA; the level is the lowest of the claim and the signer's grant; tampering, another CA, revocation, no CRL, no code signing, expiry all fail")
+    func signatures() throws {
+        let pki = try TestPKI()
+        try pki.signer("signer", level: "community")
+        let tree = try Self.toolTree()
+        let (bytes, manifest) = try Self.manifest(tree, level: "verified")
+        let signature = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("signer.key"), chainPEM: try pki.bytes("signer.pem"))
+        let store = try TrustStore.load(pki.store)
+        let now = Self.now()
+        let good = try ManifestSignature.verify(manifest: manifest, bytes: bytes, signatureFile: signature, store: store, now: now)
+        #expect(good.signer == "/CN=signer" && good.granted == "community" && good.trustLevel == "community", "\(good)")
+
+        func refusal(_ bytes: [UInt8], _ signature: [UInt8], store: TrustStore, now: Int64 = Self.now(), manifest: ToolManifest? = nil) -> String {
+            do {
+                _ = try ManifestSignature.verify(manifest: manifest ?? (try! ToolManifest.parse(bytes)), bytes: bytes, signatureFile: signature, store: store, now: now)
+                return "verified"
+            } catch {
+                return error.description
+            }
+        }
+        // The manifest changed after signing: a file's digest swapped for another.
+        let tampered = Array(String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: manifest.files[0].sha256, with: String(repeating: "0", count: 64)).utf8)
+        #expect(refusal(tampered, signature, store: store).contains("does not match the manifest"))
+        // A store whose anchor is another CA.
+        let other = try TestPKI()
+        #expect(refusal(bytes, signature, store: try TrustStore.load(other.store)).contains("does not verify"))
+        // A store without the CA's CRL: fail closed.
+        #expect(refusal(bytes, signature, store: TrustStore(anchorsPEM: store.anchorsPEM, crlPEM: [])).contains("does not verify"))
+        // After the certificate's validity, and after the manifest's expiry.
+        #expect(refusal(bytes, signature, store: store, now: now + 20 * 86_400).contains("does not verify"))
+        let (shortBytes, short) = try Self.manifest(tree, expires: 60)
+        let shortSignature = try ManifestSignature.sign(manifest: shortBytes, privateKeyPEM: try pki.bytes("signer.key"), chainPEM: try pki.bytes("signer.pem"))
+        #expect(refusal(shortBytes, shortSignature, store: store, now: now + 120, manifest: short).contains("expired"))
+        // A signer whose certificate is not for code signing, and one with no grant (untrusted).
+        try pki.signer("mailer", level: "system", codeSigning: false)
+        let mailed = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("mailer.key"), chainPEM: try pki.bytes("mailer.pem"))
+        #expect(refusal(bytes, mailed, store: store).contains("code signing"))
+        try pki.signer("plain", level: nil)
+        let plain = try ManifestSignature.verify(
+            manifest: manifest, bytes: bytes, signatureFile: try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("plain.key"), chainPEM: try pki.bytes("plain.pem")),
+            store: store, now: Self.now())
+        #expect(plain.trustLevel == "untrusted")
+        // A signer that claims more than its CA allows is held to the CA's ceiling (verified).
+        try pki.signer("boaster", level: "system")
+        let boasted = try ManifestSignature.verify(
+            manifest: manifest, bytes: bytes,
+            signatureFile: try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("boaster.key"), chainPEM: try pki.bytes("boaster.pem")), store: store, now: Self.now())
+        #expect(boasted.granted == "verified" && boasted.trustLevel == "verified", "\(boasted)")
+        // Revoked: the CRL lists it.
+        try pki.revoke("signer")
+        #expect(refusal(bytes, signature, store: try TrustStore.load(pki.store)).contains("revoked"))
+    }
+
+    @Test("burrow tools manifest, sign and verify: exit 0 when all holds, 1 with what failed")
+    func commandLine() throws {
+        let pki = try TestPKI()
+        try pki.signer("signer", level: "verified")
+        let tree = try Self.toolTree()
+        let manifest = tree.directory + "/tool.manifest"
+        let made = try Subprocess.run([Subprocess.burrow, "tools", "manifest", "--profile", tree.profile, "--version", "1", "--trust-level", "verified", "-o", manifest, "--"] + tree.command)
+        try #require(made.status == 0, "\(made.stderr)")
+        #expect(made.stderr.contains("3 files, 1 links, 1 roots"), "\(made.stderr)")
+        let signed = try Subprocess.run([Subprocess.burrow, "tools", "sign", "--key", pki.directory + "/signer.key", "--cert", pki.directory + "/signer.pem", manifest])
+        try #require(signed.status == 0, "\(signed.stderr)")
+        let verified = try Subprocess.run([Subprocess.burrow, "tools", "verify", "--store", pki.store, manifest])
+        #expect(verified.status == 0 && verified.output.contains("signature: good, by /CN=signer; trust level verified"), "\(verified.output) \(verified.stderr)")
+        try "changed\n".write(toFile: tree.directory + "/venv/lib/site/module.py", atomically: true, encoding: .utf8)
+        let changed = try Subprocess.run([Subprocess.burrow, "tools", "verify", "--store", pki.store, manifest])
+        #expect(changed.status == 1 && changed.stderr.contains("module.py: sha256"), "\(changed.output) \(changed.stderr)")
+        #expect(changed.output.contains("signature: good"), "the signature still holds; the file does not")
+    }
+}
