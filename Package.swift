@@ -94,7 +94,9 @@ let package = Package(
             exclude: ["README.md"], swiftSettings: strict),
         .target(name: "BurrowAPI", dependencies: ["BurrowJSON", "BurrowProfile"], exclude: ["README.md"], swiftSettings: strict),
         // Signed tool manifests: what a tool is, its files by digest, and who vouches for it (libcrypto: Ed25519, X.509, CRLs).
-        .target(name: "BurrowManifest", dependencies: ["BurrowAudit", "BurrowCrypto", "BurrowJSON"], exclude: ["README.md"], swiftSettings: strict),
+        .target(
+            name: "BurrowManifest", dependencies: ["BurrowAudit", "BurrowCrypto", "BurrowJSON", "BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],
+            exclude: ["README.md"], swiftSettings: strict),
         // The front door: every invocation, from the CLI or burrowd, is prepared and run here.
         .target(
             name: "BurrowInvocation",

@@ -51,7 +51,10 @@ extension ToolsCommand {
         func validate() throws {
             if command.isEmpty { throw ValidationError("give the command after '--', e.g. -- /opt/burrow/venvs/mcp-server-time/bin/mcp-server-time") }
             if let trustLevel, !ManifestSignature.levels.contains(trustLevel) { throw ValidationError("--trust-level: system, verified, community or untrusted") }
-            guard let duration = Seconds(parsing: expires), duration.milliseconds >= 60_000 else { throw ValidationError("--expires: a duration of a minute or more, such as 90d") }
+            guard let duration = Seconds(parsing: expires), duration.milliseconds >= 60_000, duration.milliseconds <= 3_660 * 86_400_000 else {
+                throw ValidationError("--expires: a duration from a minute to ten years, such as 90d")
+            }
+            for path in root + file where !path.hasPrefix("/") { throw ValidationError("--root, --file: absolute paths (\(path) is not one)") }
         }
 
         func run() throws {
@@ -154,8 +157,7 @@ extension ToolsCommand {
             if let signatureBytes = try? ManifestIO.read(signaturePath) {
                 do {
                     let trust = try TrustStore.load(store ?? "/etc/burrow/certs")
-                    let verified = try ManifestSignature.verify(
-                        manifest: parsed, bytes: bytes, signatureFile: signatureBytes, store: trust, now: AuditClock.now() / 1_000_000)
+                    let (_, verified) = try ManifestSignature.verify(manifest: bytes, signatureFile: signatureBytes, store: trust, now: AuditClock.now() / 1_000_000)
                     print(
                         "signature: good, by \(verified.signer); trust level \(verified.trustLevel) (claimed \(parsed.trustLevel), the signer may grant \(verified.granted)); expires \(parsed.expires)"
                     )
@@ -185,12 +187,25 @@ enum ManifestIO {
         }
     }
 
+    /// Written to a new file beside it, then renamed over it: never
+    /// through a symlink someone planted, never half written.
     static func write(_ path: String, _ bytes: [UInt8]) throws {
-        do {
-            try Data(bytes).write(to: URL(fileURLWithPath: path))
-            chmod(path, 0o644)
-        } catch {
-            throw CLIError("cannot write \(path): \(error)")
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        var off = 0
+        var failed = fchmod(fd, 0o644) != 0
+        while !failed && off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { failed = true } else { off += n }
+        }
+        failed = failed || fsync(fd) != 0
+        close(fd)
+        guard !failed, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw CLIError("cannot write \(path): \(reason)")
         }
     }
 }

@@ -39,7 +39,13 @@ package struct SignerChain: Sendable {
         guard let store = X509_STORE_new() else { throw CryptoError("out of memory") }
         defer { X509_STORE_free(store) }
         for anchor in anchors { X509_STORE_add_cert(store, anchor) }
-        for crl in crls { X509_STORE_add_crl(store, crl) }
+        for crl in crls {
+            // A list that never goes stale cannot be trusted to be current.
+            guard X509_CRL_get0_nextUpdate(crl) != nil else {
+                throw CryptoError("the CRL of '\(RevocationLists.text(X509_CRL_get_issuer(crl)))' has no nextUpdate")
+            }
+            X509_STORE_add_crl(store, crl)
+        }
         guard let untrusted = OPENSSL_sk_new_null() else { throw CryptoError("out of memory") }
         defer { OPENSSL_sk_free(untrusted) }
         for intermediate in chain.dropFirst() { OPENSSL_sk_push(untrusted, UnsafeRawPointer(intermediate)) }
@@ -51,6 +57,8 @@ package struct SignerChain: Sendable {
         }
         X509_VERIFY_PARAM_set_time(parameters, time_t(now))
         X509_VERIFY_PARAM_set_flags(parameters, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL | X509_V_FLAG_X509_STRICT))
+        // 112-bit security at least: no SHA-1 signatures, no short RSA keys anywhere in the chain.
+        X509_VERIFY_PARAM_set_auth_level(parameters, 2)
         guard X509_verify_cert(ctx) == 1 else {
             let error = X509_STORE_CTX_get_error(ctx)
             let depth = X509_STORE_CTX_get_error_depth(ctx)
@@ -59,8 +67,10 @@ package struct SignerChain: Sendable {
             throw CryptoError("the signer's certificate chain does not verify: \(reason) (certificate \(depth) of the chain, 0 the signer's)")
         }
         // Usage: a key for signatures, certified for code signing.
-        let usage = X509_get_key_usage(leaf)
-        guard usage & UInt32(KU_DIGITAL_SIGNATURE) != 0 else { throw CryptoError("the signer's certificate does not allow digital signatures (keyUsage)") }
+        // X509_get_key_usage answers "any" when the extension is absent: it must be there.
+        guard X509_get_extension_flags(leaf) & UInt32(EXFLAG_KUSAGE) != 0, X509_get_key_usage(leaf) & UInt32(KU_DIGITAL_SIGNATURE) != 0 else {
+            throw CryptoError("the signer's certificate does not allow digital signatures (keyUsage digitalSignature)")
+        }
         guard X509_get_extended_key_usage(leaf) & UInt32(XKU_CODE_SIGN) != 0, X509_get_extension_flags(leaf) & UInt32(EXFLAG_XKUSAGE) != 0 else {
             throw CryptoError("the signer's certificate is not for code signing (extendedKeyUsage codeSigning)")
         }

@@ -42,35 +42,41 @@ package struct ManifestBuilder {
 
     package func build() throws(ManifestFiles.Problem) -> ToolManifest {
         guard let first = command.first, !first.isEmpty else { throw ManifestFiles.Problem("command", "give the executable and its arguments") }
+        for path in extraRoots + extraFiles where !path.hasPrefix("/") { throw ManifestFiles.Problem(path, "give an absolute path") }
+        var links: [String: String] = [:]
         let executable = try resolve(first)
-        var roots = Set(extraRoots.map(normalised))
-        // A virtualenv's bin/ entry: the whole environment is what runs.
-        let environment = parent(parent(executable))
-        if access(environment + "/pyvenv.cfg", F_OK) == 0 { roots.insert(environment) }
-        var singles = [executable] + extraFiles.map(normalised)
+        // Every path is taken at its real location, each symlink on the way
+        // (of a directory too) recorded: verification finds one replaced.
+        let resolvedExecutable = try real(executable, &links)
+        var roots = Set<String>()
+        for root in extraRoots { roots.insert(try real(root, &links)) }
+        // A virtualenv's bin/ entry (as named, or where its link leads): the whole environment is what runs.
+        for candidate in [executable, resolvedExecutable] {
+            let environment = parent(parent(candidate))
+            if access(environment + "/pyvenv.cfg", F_OK) == 0 { roots.insert(try real(environment, &links)) }
+        }
+        var singles = [resolvedExecutable]
+        for path in extraFiles { singles.append(try real(path, &links)) }
         for argument in command.dropFirst() where argument.hasPrefix("/") {
             var st = stat()
-            if stat(argument, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { singles.append(normalised(argument)) }
+            if stat(argument, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { singles.append(try real(argument, &links)) }
         }
         var files: [String: ToolManifest.File] = [:]
-        var links: [String: String] = [:]
-        for root in roots.sorted() {
+        let sortedRoots = roots.sorted()
+        func inRoots(_ path: String) -> Bool { sortedRoots.contains { path.hasPrefix($0 + "/") } }
+        for root in sortedRoots {
             let found = try ManifestFiles.walk(root)
             for path in found.files { files[path] = try ManifestFiles.digest(path).get() }
-            for link in found.links { links[link.path] = link.target }
+            for link in found.links {
+                links[link.path] = link.target
+                // A link that leads out of the roots (a virtualenv's python) leads to what runs too.
+                if let target = try? real(link.path, &links), !inRoots(target) { singles.append(target) }
+            }
         }
-        let sortedRoots = roots.sorted()
-        for path in singles where !sortedRoots.contains(where: { path.hasPrefix($0 + "/") }) {
-            // Each link on the way, then the file it ends at, unless that is the base system's.
-            var current = path
-            for _ in 0..<40 {
-                guard let target = ManifestFiles.readLink(current) else { break }
-                links[current] = target
-                current = target.hasPrefix("/") ? normalised(target) : normalised(parent(current) + "/" + target)
-            }
-            if !ManifestFiles.isBase(current) && !sortedRoots.contains(where: { current.hasPrefix($0 + "/") }) {
-                files[current] = try ManifestFiles.digest(current).get()
-            }
+        for path in singles where !inRoots(path) && !ManifestFiles.isBase(path) {
+            var st = stat()
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            files[path] = try ManifestFiles.digest(path).get()
         }
         let manifest = ToolManifest(
             tool: tool, trustLevel: trustLevel, profile: SHA256.label(profileBytes), command: command, issued: Self.rfc3339(issued), expires: Self.rfc3339(expires),
@@ -84,34 +90,50 @@ package struct ManifestBuilder {
         return manifest
     }
 
+    /// `path` with every symlink on the way resolved, component by
+    /// component, each one recorded in `links` (path → target as written).
+    private func real(_ path: String, _ links: inout [String: String]) throws(ManifestFiles.Problem) -> String {
+        var pending = Array(path.split(separator: "/").map(String.init).reversed())
+        var current = ""
+        var followed = 0
+        while let part = pending.popLast() {
+            if part == "." || part.isEmpty { continue }
+            if part == ".." {
+                current = parent(current.isEmpty ? "/" : current)
+                if current == "/" { current = "" }
+                continue
+            }
+            let candidate = current + "/" + part
+            guard let target = ManifestFiles.readLink(candidate) else {
+                current = candidate
+                continue
+            }
+            followed += 1
+            guard followed <= 40 else { throw ManifestFiles.Problem(path, "more than 40 symlinks on the way") }
+            // A link only root can replace (its directory, and every one
+            // above, root's and closed to others: /bin → usr/bin) is the
+            // host's; any other is recorded, and verified.
+            if !ManifestFiles.isProtected(current.isEmpty ? "/" : current) { links[candidate] = target }
+            pending += target.split(separator: "/").map(String.init).reversed()
+            if target.hasPrefix("/") { current = "" }
+        }
+        return current.isEmpty ? "/" : current
+    }
+
     /// A command's executable: a path as given (made absolute), or the first match on the search path.
     private func resolve(_ name: String) throws(ManifestFiles.Problem) -> String {
         if name.contains("/") {
             guard name.hasPrefix("/") else { throw ManifestFiles.Problem(name, "give the executable by absolute path, or a plain name found on the search path") }
             guard access(name, X_OK) == 0 else { throw ManifestFiles.Problem(name, "not an executable file") }
-            return normalised(name)
+            return name
         }
-        for directory in searchPath where access(directory + "/" + name, X_OK) == 0 { return normalised(directory + "/" + name) }
+        for directory in searchPath where directory.hasPrefix("/") && access(directory + "/" + name, X_OK) == 0 { return directory + "/" + name }
         throw ManifestFiles.Problem(name, "not found on the search path (\(searchPath.joined(separator: ":")))")
     }
 
     private func parent(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
         return String(path[..<slash])
-    }
-
-    /// `.` and empty parts dropped, `..` applied (lexically: links are followed one by one above).
-    private func normalised(_ path: String) -> String {
-        var parts: [Substring] = []
-        for part in path.split(separator: "/") {
-            if part == "." { continue }
-            if part == ".." {
-                _ = parts.popLast()
-                continue
-            }
-            parts.append(part)
-        }
-        return "/" + parts.joined(separator: "/")
     }
 
     /// RFC 3339 UTC, whole seconds.

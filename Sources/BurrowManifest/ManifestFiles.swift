@@ -1,4 +1,6 @@
 import BurrowCrypto
+import BurrowSystem
+import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -22,10 +24,15 @@ package enum ManifestFiles {
 
     /// A regular file's digest (hex), size and permission bits, read through one descriptor.
     package static func digest(_ path: String) -> Result<ToolManifest.File, Problem> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK)
-        guard fd >= 0 else {
-            let e = errno
-            return .failure(Problem(path, e == ELOOP ? "a symlink where a file is listed" : e == ENOENT ? "missing" : "cannot be opened: \(String(cString: strerror(e)))"))
+        let fd: Int32
+        do {
+            // No symlink anywhere on the way: a listed path is the file's real one.
+            fd = try Kernel.openNoFollow(path, flags: O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK).rawValue
+        } catch {
+            return .failure(
+                Problem(
+                    path,
+                    error == .tooManySymbolicLinkLevels ? "a symlink on the way to it (the manifest lists real paths)" : error == .noSuchFileOrDirectory ? "missing" : "cannot be opened: \(error)"))
         }
         defer { close(fd) }
         var st = stat()
@@ -52,7 +59,7 @@ package enum ManifestFiles {
             switch digest(listed.path) {
             case .failure(let problem): problems.append(problem)
             case .success(let found):
-                if found.sha256 != listed.sha256 {
+                if Array(found.sha256.utf8) != Array(listed.sha256.utf8) {
                     problems.append(Problem(listed.path, "sha256 \(found.sha256), the manifest says \(listed.sha256)"))
                 } else if found.mode != listed.mode {
                     problems.append(Problem(listed.path, "mode \(String(found.mode, radix: 8)), the manifest says \(String(listed.mode, radix: 8))"))
@@ -62,15 +69,16 @@ package enum ManifestFiles {
         for link in manifest.links {
             switch readLink(link.path) {
             case nil: problems.append(Problem(link.path, "not a symlink (the manifest lists one to \(link.target))"))
-            case let target? where target != link.target: problems.append(Problem(link.path, "points to \(target), the manifest says \(link.target)"))
+            case let target? where Array(target.utf8) != Array(link.target.utf8): problems.append(Problem(link.path, "points to \(target), the manifest says \(link.target)"))
             default: break
             }
         }
-        let listed = Set(manifest.files.map(\.path) + manifest.links.map(\.path))
+        // Compared as bytes: two names Swift holds equal (canonically equivalent) are two files to the kernel.
+        let listed = Set((manifest.files.map(\.path) + manifest.links.map(\.path)).map { Array($0.utf8) })
         for root in manifest.roots {
             do {
                 let found = try walk(root)
-                for path in found.files + found.links.map(\.path) where !listed.contains(path) {
+                for path in found.files + found.links.map(\.path) where !listed.contains(Array(path.utf8)) {
                     problems.append(Problem(path, "in \(root), which the manifest covers, but not listed in it"))
                 }
             } catch {
@@ -80,23 +88,34 @@ package enum ManifestFiles {
         return problems
     }
 
-    /// The regular files and symlinks under `root` (which must be a
-    /// directory, not a symlink), sorted; anything else there is a problem.
+    /// The regular files and symlinks under `root` (a directory with no
+    /// symlink on the way to it), sorted; each directory opened without
+    /// following a symlink, its entries read from that descriptor. Anything
+    /// else there, or a name that is not UTF-8, is a problem.
     package static func walk(_ root: String) throws(Problem) -> (files: [String], links: [ToolManifest.Link]) {
-        var st = stat()
-        guard lstat(root, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw Problem(root, "a root must be a directory (not a symlink)") }
         var files: [String] = []
         var links: [ToolManifest.Link] = []
         var pending = [(root, 0)]
         while let (directory, depth) = pending.popLast() {
             guard depth < 64 else { throw Problem(directory, "nested more than 64 directories deep") }
-            guard let handle = opendir(directory) else { throw Problem(directory, "cannot be listed: \(String(cString: strerror(errno)))") }
+            let fd: Int32
+            do {
+                fd = try Kernel.openNoFollow(directory, flags: O_RDONLY | O_DIRECTORY | O_CLOEXEC).rawValue
+            } catch {
+                throw Problem(directory, directory == root ? "a root must be a directory with no symlink on the way to it (\(error))" : "cannot be listed: \(error)")
+            }
+            guard let handle = fdopendir(fd) else {
+                close(fd)
+                throw Problem(directory, "cannot be listed: \(String(cString: strerror(errno)))")
+            }
             defer { closedir(handle) }
             while let entry = readdir(handle) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
-                if name == "." || name == ".." { continue }
+                let raw = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+                if raw == [0x2e] || raw == [0x2e, 0x2e] { continue }
+                guard let name = String(validating: raw, as: UTF8.self) else { throw Problem(directory, "holds a name that is not UTF-8") }
                 let path = directory + "/" + name
-                guard lstat(path, &st) == 0 else { throw Problem(path, "vanished while listed") }
+                var st = stat()
+                guard fstatat(dirfd(handle), name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw Problem(path, "vanished while listed") }
                 switch st.st_mode & S_IFMT {
                 case S_IFREG: files.append(path)
                 case S_IFLNK: links.append(ToolManifest.Link(path: path, target: readLink(path) ?? ""))
@@ -106,14 +125,15 @@ package enum ManifestFiles {
                 guard files.count + links.count <= ToolManifest.maxEntries else { throw Problem(root, "more than \(ToolManifest.maxEntries) files") }
             }
         }
-        return (files.sorted(), links.sorted { $0.path < $1.path })
+        return (files.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }, links.sorted { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) })
     }
 
+    /// A symlink's target; nil when `path` is not one (or its target is not UTF-8).
     static func readLink(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 4097)
         let n = readlink(path, &buffer, 4096)
         guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(validating: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Whether `path` is the host's base system, which a manifest does not
@@ -126,7 +146,13 @@ package enum ManifestFiles {
         defer { free(real) }
         let resolved = String(cString: real)
         guard (resolved.hasPrefix("/usr/") && !resolved.hasPrefix("/usr/local/")) || resolved.hasPrefix("/etc/") else { return false }
-        var current = resolved
+        return isProtected(resolved)
+    }
+
+    /// Whether `path` and every directory above it belong to root and are
+    /// writable by nobody else (so only root can change what it is).
+    package static func isProtected(_ path: String) -> Bool {
+        var current = path
         while true {
             var st = stat()
             guard stat(current, &st) == 0, st.st_uid == 0, st.st_mode & 0o022 == 0 else { return false }

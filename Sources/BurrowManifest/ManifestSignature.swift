@@ -36,6 +36,8 @@ package enum ManifestSignature {
 
     /// The `.sig` file's bytes for `manifest`, signed with an Ed25519 key (PEM)
     /// whose certificate (and intermediates) `chainPEM` holds.
+    /// Only the CERTIFICATE blocks of `chainPEM` go into the file: a key
+    /// kept in the same PEM file stays out of what is shipped.
     package static func sign(manifest: [UInt8], privateKeyPEM: [UInt8], chainPEM: [UInt8]) throws(Failure) -> [UInt8] {
         let signature: [UInt8]
         do {
@@ -43,8 +45,23 @@ package enum ManifestSignature {
         } catch {
             throw Failure("cannot sign: \(error)")
         }
+        let certificates = Self.blocks("CERTIFICATE", in: String(decoding: chainPEM, as: UTF8.self))
+        guard !certificates.isEmpty else { throw Failure("the certificate file has no CERTIFICATE block") }
         let block = "-----BEGIN \(label)-----\n\(Data(signature).base64EncodedString())\n-----END \(label)-----\n"
-        return Array(block.utf8) + chainPEM
+        return Array((block + certificates.joined()).utf8)
+    }
+
+    /// Each `label` PEM block of `text`, whole, with its line breaks.
+    static func blocks(_ label: String, in text: String) -> [String] {
+        let begin = "-----BEGIN \(label)-----"
+        let end = "-----END \(label)-----"
+        var out: [String] = []
+        var rest = text[...]
+        while let start = rest.firstRange(of: begin), let stop = rest[start.upperBound...].firstRange(of: end) {
+            out.append(String(rest[start.lowerBound..<stop.upperBound]) + "\n")
+            rest = rest[stop.upperBound...]
+        }
+        return out
     }
 
     /// What a verified signature says.
@@ -59,8 +76,15 @@ package enum ManifestSignature {
         package var expires: Int64
     }
 
-    /// Verifies `signatureFile` over `manifestBytes` at `now` (Unix seconds).
-    package static func verify(manifest: ToolManifest, bytes manifestBytes: [UInt8], signatureFile: [UInt8], store: TrustStore, now: Int64) throws(Failure) -> Verified {
+    /// Verifies `signatureFile` over the manifest's bytes at `now` (Unix
+    /// seconds); what it says (level, expiry) is read from those same bytes.
+    package static func verify(manifest manifestBytes: [UInt8], signatureFile: [UInt8], store: TrustStore, now: Int64) throws(Failure) -> (ToolManifest, Verified) {
+        let manifest: ToolManifest
+        do {
+            manifest = try ToolManifest.parse(manifestBytes)
+        } catch {
+            throw Failure("the manifest: \(error)")
+        }
         let text = String(decoding: signatureFile, as: UTF8.self)
         let begin = "-----BEGIN \(label)-----"
         let end = "-----END \(label)-----"
@@ -93,11 +117,11 @@ package enum ManifestSignature {
             granted = min(granted, rank)
         }
         let claimed = levels.firstIndex(of: manifest.trustLevel) ?? 0
-        return Verified(signer: chain.subject, granted: levels[granted], trustLevel: levels[min(claimed, granted)], expires: expires)
+        return (manifest, Verified(signer: chain.subject, granted: levels[granted], trustLevel: levels[min(claimed, granted)], expires: expires))
     }
 }
 
-/// A directory of trust anchors and CRLs (`cert_store_path`): every
+/// A directory of trust anchors and CRLs: every
 /// `*.pem` or `*.crt` file's certificates are anchors, every `*.crl`
 /// file's lists are CRLs. Files must be root's (or the reader's) and
 /// writable by nobody else: an anchor anyone could add is no anchor.
@@ -110,23 +134,35 @@ package struct TrustStore: Sendable {
         self.crlPEM = crlPEM
     }
 
+    /// The store itself, like its files, must be root's (or the reader's)
+    /// and writable by nobody else: whoever may add or rename a file there
+    /// may add an anchor, or put an old CRL back.
     package static func load(_ directory: String) throws(ManifestSignature.Failure) -> TrustStore {
-        guard let handle = opendir(directory) else { throw ManifestSignature.Failure("the certificate store \(directory) cannot be read: \(String(cString: strerror(errno)))") }
+        func closed(_ st: stat) -> Bool { (st.st_uid == 0 || st.st_uid == geteuid()) && st.st_mode & 0o022 == 0 }
+        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directoryFD >= 0 else { throw ManifestSignature.Failure("the certificate store \(directory) cannot be read: \(String(cString: strerror(errno)))") }
+        guard let handle = fdopendir(directoryFD) else {
+            close(directoryFD)
+            throw ManifestSignature.Failure("the certificate store \(directory) cannot be read: \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(handle) }
+        var st = stat()
+        guard fstat(directoryFD, &st) == 0, closed(st) else {
+            throw ManifestSignature.Failure("the certificate store \(directory) must belong to root (or you) and be writable by nobody else")
+        }
         var names: [String] = []
         while let entry = readdir(handle) {
             names.append(withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) })
         }
-        closedir(handle)
         var store = TrustStore(anchorsPEM: [], crlPEM: [])
         for name in names.sorted() {
             let isAnchor = name.hasSuffix(".pem") || name.hasSuffix(".crt")
             guard isAnchor || name.hasSuffix(".crl") else { continue }
             let path = directory + "/" + name
-            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            let fd = openat(directoryFD, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             guard fd >= 0 else { throw ManifestSignature.Failure("\(path) cannot be opened: \(String(cString: strerror(errno)))") }
             defer { close(fd) }
-            var st = stat()
-            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == 0 || st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, closed(st) else {
                 throw ManifestSignature.Failure("\(path): the store's files must be regular files of root (or yours), writable by nobody else")
             }
             var bytes: [UInt8] = []

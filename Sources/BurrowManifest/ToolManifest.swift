@@ -94,13 +94,13 @@ package struct ToolManifest: Codable, Sendable, Equatable {
     package static let maxEntries = 200_000
 
     /// A manifest's bytes, read strictly: unknown fields, duplicate keys,
-    /// a path that is not absolute and normalised, a digest that is not 64
-    /// hex digits, a file listed twice or outside every root that claims it,
-    /// an expiry before the issue: each refused.
+    /// a path that is not absolute and normalised (as bytes), a digest that
+    /// is not 64 hex digits, a path listed twice, an expiry before the
+    /// issue: each refused.
     package static func parse(_ bytes: [UInt8]) throws(Invalid) -> ToolManifest {
         let manifest: ToolManifest
         do {
-            manifest = try StrictJSONDecoder(limits: JSONLimits(maxStringBytes: 1 << 16, maxBytes: 256 << 20)).decode(ToolManifest.self, from: bytes)
+            manifest = try StrictJSONDecoder(limits: JSONLimits(maxStringBytes: 1 << 16, maxItems: maxEntries, maxBytes: 256 << 20)).decode(ToolManifest.self, from: bytes)
         } catch {
             throw Invalid("not a manifest: \(error)")
         }
@@ -121,10 +121,10 @@ package struct ToolManifest: Codable, Sendable, Equatable {
         guard expiresAt > issuedAt else { throw Invalid("expires is not after issued") }
         guard files.count + links.count <= Self.maxEntries else { throw Invalid("more than \(Self.maxEntries) files and links") }
         for root in roots where !Self.isPath(root) || root == "/" { throw Invalid("roots: '\(root)' is not an absolute, normalised directory path (and not /)") }
-        var seen = Set<String>()
+        var seen = Set<[UInt8]>()
         for path in files.map(\.path) + links.map(\.path) {
             guard Self.isPath(path) else { throw Invalid("'\(path)' is not an absolute, normalised path") }
-            guard seen.insert(path).inserted else { throw Invalid("'\(path)' is listed twice") }
+            guard seen.insert(Array(path.utf8)).inserted else { throw Invalid("'\(path)' is listed twice") }
         }
         for file in files {
             guard Self.isDigest(file.sha256) else { throw Invalid("\(file.path): sha256 is 64 lowercase hex digits") }
@@ -142,9 +142,12 @@ package struct ToolManifest: Codable, Sendable, Equatable {
     }
 
     /// Absolute, no empty, `.` or `..` component, no trailing slash, no NUL or line break.
+    /// Judged as bytes, as the kernel splits it (a combining mark after a
+    /// `/` makes one Swift Character of both).
     static func isPath(_ path: String) -> Bool {
-        guard path.hasPrefix("/"), path.utf8.count <= 4096, !path.utf8.contains(where: { $0 == 0 || $0 == 10 || $0 == 13 }) else { return false }
-        if path == "/" { return true }
-        return path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+        let bytes = Array(path.utf8)
+        guard bytes.first == 0x2f, bytes.count <= 4096, !bytes.contains(where: { $0 == 0 || $0 == 10 || $0 == 13 }) else { return false }
+        if bytes == [0x2f] { return true }
+        return bytes.dropFirst().split(separator: 0x2f, omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && !$0.elementsEqual([0x2e]) && !$0.elementsEqual([0x2e, 0x2e]) }
     }
 }

@@ -34,7 +34,7 @@ final class TestPKI: @unchecked Sendable {
             database = \(directory)/index.txt
             crlnumber = \(directory)/crlnumber
             default_md = default
-            default_crl_days = 7
+            default_crl_days = 30
             """)
         try write("index.txt", "")
         try write("crlnumber", "01\n")
@@ -42,8 +42,13 @@ final class TestPKI: @unchecked Sendable {
         try openssl(["req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=Burrow test CA", "-days", "30", "-config", "ca.cnf", "-extensions", "ca_ext", "-out", "ca.pem"])
         try refreshCRL()
         mkdir(store, 0o755)
+        chmod(directory, 0o755)
+        chmod(store, 0o755)
         try FileManager.default.copyItem(atPath: directory + "/ca.pem", toPath: store + "/ca.pem")
         try FileManager.default.copyItem(atPath: directory + "/ca.crl", toPath: store + "/ca.crl")
+        // Whatever the umask: the store refuses files others may write.
+        chmod(store + "/ca.pem", 0o644)
+        chmod(store + "/ca.crl", 0o644)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
@@ -63,8 +68,9 @@ final class TestPKI: @unchecked Sendable {
 
     /// A signer `name` (key `name.key`, certificate `name.pem`): `level` in
     /// the extension (nil: none), code signing unless `codeSigning` is false.
-    func signer(_ name: String, level: String?, codeSigning: Bool = true, days: Int = 10) throws {
-        var ext = "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\nauthorityKeyIdentifier = keyid\n"
+    func signer(_ name: String, level: String?, codeSigning: Bool = true, keyUsage: Bool = true, days: Int = 10) throws {
+        var ext = "basicConstraints = critical,CA:FALSE\nauthorityKeyIdentifier = keyid\n"
+        if keyUsage { ext += "keyUsage = critical,digitalSignature\n" }
         if codeSigning { ext += "extendedKeyUsage = codeSigning\n" }
         if let level { ext += "\(ManifestSignature.trustLevelOID) = ASN1:UTF8String:\(level)\n" }
         try write(name + ".ext", ext)
@@ -79,6 +85,7 @@ final class TestPKI: @unchecked Sendable {
         try refreshCRL()
         try FileManager.default.removeItem(atPath: store + "/ca.crl")
         try FileManager.default.copyItem(atPath: directory + "/ca.crl", toPath: store + "/ca.crl")
+        chmod(store + "/ca.crl", 0o644)
     }
 
     func bytes(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))) }
@@ -138,6 +145,18 @@ struct ManifestTests {
         #expect(problems.contains { $0.hasPrefix(venv + "/lib/site/added.pth: in \(venv)") }, "\(problems)")
         #expect(problems.contains(venv + "/bin/shell: points to /usr/bin/python3, the manifest says /bin/sh"), "\(problems)")
         #expect(problems.count == 4, "\(problems)")
+        // A name Swift holds equal to a listed one (K and KELVIN SIGN) is another file to the kernel.
+        // (Written with open(2): Foundation would normalise the name, making both the same file.)
+        func create(_ path: String) {
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            close(fd)
+        }
+        create(venv + "/lib/site/\u{212A}.py")
+        try "home = /usr/bin\n".write(toFile: venv + "/pyvenv.cfg", atomically: true, encoding: .utf8)
+        let (_, fresh) = try Self.manifest(tree)
+        #expect(fresh.roots == [venv] && ManifestFiles.verify(fresh).isEmpty)
+        create(venv + "/lib/site/K.py")
+        #expect(ManifestFiles.verify(fresh).map(\.description).contains { $0.hasPrefix(venv + "/lib/site/K.py: in ") }, "\(ManifestFiles.verify(fresh))")
     }
 
     @Test("the base system is not listed; what a user could replace is")
@@ -180,12 +199,12 @@ struct ManifestTests {
         let signature = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("signer.key"), chainPEM: try pki.bytes("signer.pem"))
         let store = try TrustStore.load(pki.store)
         let now = Self.now()
-        let good = try ManifestSignature.verify(manifest: manifest, bytes: bytes, signatureFile: signature, store: store, now: now)
+        let (_, good) = try ManifestSignature.verify(manifest: bytes, signatureFile: signature, store: store, now: now)
         #expect(good.signer == "/CN=signer" && good.granted == "community" && good.trustLevel == "community", "\(good)")
 
-        func refusal(_ bytes: [UInt8], _ signature: [UInt8], store: TrustStore, now: Int64 = Self.now(), manifest: ToolManifest? = nil) -> String {
+        func refusal(_ bytes: [UInt8], _ signature: [UInt8], store: TrustStore, now: Int64 = Self.now()) -> String {
             do {
-                _ = try ManifestSignature.verify(manifest: manifest ?? (try! ToolManifest.parse(bytes)), bytes: bytes, signatureFile: signature, store: store, now: now)
+                _ = try ManifestSignature.verify(manifest: bytes, signatureFile: signature, store: store, now: now)
                 return "verified"
             } catch {
                 return error.description
@@ -199,26 +218,36 @@ struct ManifestTests {
         #expect(refusal(bytes, signature, store: try TrustStore.load(other.store)).contains("does not verify"))
         // A store without the CA's CRL: fail closed.
         #expect(refusal(bytes, signature, store: TrustStore(anchorsPEM: store.anchorsPEM, crlPEM: [])).contains("does not verify"))
-        // After the certificate's validity, and after the manifest's expiry.
-        #expect(refusal(bytes, signature, store: store, now: now + 20 * 86_400).contains("does not verify"))
-        let (shortBytes, short) = try Self.manifest(tree, expires: 60)
+        // After the certificate's validity (the CRL still current), and after the manifest's expiry.
+        try pki.signer("brief", level: "community", days: 1)
+        let brief = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("brief.key"), chainPEM: try pki.bytes("brief.pem"))
+        #expect(refusal(bytes, brief, store: store) == "verified")
+        #expect(refusal(bytes, brief, store: store, now: now + 2 * 86_400).contains("certificate has expired"), "\(refusal(bytes, brief, store: store, now: now + 2 * 86_400))")
+        let (shortBytes, _) = try Self.manifest(tree, expires: 60)
         let shortSignature = try ManifestSignature.sign(manifest: shortBytes, privateKeyPEM: try pki.bytes("signer.key"), chainPEM: try pki.bytes("signer.pem"))
-        #expect(refusal(shortBytes, shortSignature, store: store, now: now + 120, manifest: short).contains("expired"))
+        #expect(refusal(shortBytes, shortSignature, store: store, now: now + 120).contains("expired"))
+        // A signer whose certificate has no keyUsage at all.
+        try pki.signer("unbounded", level: "community", keyUsage: false)
+        let unbounded = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("unbounded.key"), chainPEM: try pki.bytes("unbounded.pem"))
+        #expect(refusal(bytes, unbounded, store: store).contains("keyUsage"))
         // A signer whose certificate is not for code signing, and one with no grant (untrusted).
         try pki.signer("mailer", level: "system", codeSigning: false)
         let mailed = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("mailer.key"), chainPEM: try pki.bytes("mailer.pem"))
         #expect(refusal(bytes, mailed, store: store).contains("code signing"))
         try pki.signer("plain", level: nil)
-        let plain = try ManifestSignature.verify(
-            manifest: manifest, bytes: bytes, signatureFile: try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("plain.key"), chainPEM: try pki.bytes("plain.pem")),
+        let (_, plain) = try ManifestSignature.verify(
+            manifest: bytes, signatureFile: try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("plain.key"), chainPEM: try pki.bytes("plain.pem")),
             store: store, now: Self.now())
         #expect(plain.trustLevel == "untrusted")
         // A signer that claims more than its CA allows is held to the CA's ceiling (verified).
         try pki.signer("boaster", level: "system")
-        let boasted = try ManifestSignature.verify(
-            manifest: manifest, bytes: bytes,
+        let (_, boasted) = try ManifestSignature.verify(
+            manifest: bytes,
             signatureFile: try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("boaster.key"), chainPEM: try pki.bytes("boaster.pem")), store: store, now: Self.now())
         #expect(boasted.granted == "verified" && boasted.trustLevel == "verified", "\(boasted)")
+        // A key kept in the certificate's file never reaches the signature file.
+        let combined = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("signer.key"), chainPEM: try pki.bytes("signer.key") + pki.bytes("signer.pem"))
+        #expect(!String(decoding: combined, as: UTF8.self).contains("PRIVATE KEY") && refusal(bytes, combined, store: store) == "verified")
         // Revoked: the CRL lists it.
         try pki.revoke("signer")
         #expect(refusal(bytes, signature, store: try TrustStore.load(pki.store)).contains("revoked"))

@@ -26,20 +26,46 @@ enum FuzzTargets {
     ]
 
     /// A tool manifest, read strictly (what parses survives its own
-    /// encoding), and the same bytes as a signature file: the PEM block,
-    /// its base64 and the certificate chain after it, through libcrypto.
+    /// encoding), and the same bytes as a signature file over a fixed
+    /// manifest, against a fixed CA and CRL (valid until 2126): the PEM
+    /// block, its base64, the chain after it, X509_verify_cert, Ed25519 and
+    /// the trust levels. The seed `signature.sig` verifies.
     static func toolManifest(_ bytes: [UInt8]) {
         if let manifest = try? ToolManifest.parse(bytes) {
             let encoded = (try? JSONEncoder().encode(manifest)).map { Array($0) } ?? []
             require((try? ToolManifest.parse(encoded)) == manifest, "a manifest did not survive its own encoding")
-            for file in manifest.files { require(file.sha256.utf8.count == 64, "a digest of the wrong length was accepted") }
         }
-        let manifest = ToolManifest(
-            tool: .init(id: "t", version: "1"), trustLevel: "untrusted", profile: "sha256:" + String(repeating: "0", count: 64), command: ["/t"],
-            issued: "2026-01-01T00:00:00Z", expires: "2027-01-01T00:00:00Z", roots: [], files: [], links: [])
-        let verified = try? ManifestSignature.verify(manifest: manifest, bytes: [], signatureFile: bytes, store: TrustStore(anchorsPEM: [], crlPEM: []), now: 1_800_000_000)
-        require(verified == nil, "a signature verified against a store with no anchor")
+        let store = TrustStore(anchorsPEM: Array(fuzzCA.utf8), crlPEM: Array(fuzzCRL.utf8))
+        guard let (manifest, verified) = try? ManifestSignature.verify(manifest: Array(fuzzManifest.utf8), signatureFile: bytes, store: store, now: 1_800_000_000) else { return }
+        let levels = ManifestSignature.levels
+        let (level, granted, claimed) = (levels.firstIndex(of: verified.trustLevel), levels.firstIndex(of: verified.granted), levels.firstIndex(of: manifest.trustLevel))
+        require(level != nil && granted != nil && claimed != nil, "a level outside the four")
+        require((level ?? 9) <= (granted ?? -1) && (level ?? 9) <= (claimed ?? -1), "a trust level above the grant or the claim")
+        require(verified.signer == "/CN=fuzz signer", "another signer verified: \(verified.signer)")
     }
+
+    static let fuzzManifest =
+        #"{"burrow_manifest":1,"command":["/t"],"expires":"2100-01-01T00:00:00Z","files":[],"issued":"2026-01-01T00:00:00Z","links":[],"profile":"sha256:0000000000000000000000000000000000000000000000000000000000000000","roots":[],"tool":{"id":"t","version":"1"},"trust_level":"verified"}"#
+    static let fuzzCA = """
+        -----BEGIN CERTIFICATE-----
+        MIIBXDCCAQ6gAwIBAgIUJCV1RJuB9wKjHNlDRakFXlhtw/YwBQYDK2VwMBkxFzAV
+        BgNVBAMMDkJ1cnJvdyBmdXp6IENBMCAXDTI2MTIwNzE2MzA0OFoYDzIxMjYxMTEz
+        MTYzMDQ4WjAZMRcwFQYDVQQDDA5CdXJyb3cgZnV6eiBDQTAqMAUGAytlcAMhAGPd
+        E8DarUALcUJuzZfmqlcPczBPuSjWnDj9svO8iEh+o2YwZDAPBgNVHRMBAf8EBTAD
+        AQH/MA4GA1UdDwEB/wQEAwIBBjAdBgNVHQ4EFgQU5pDXWtwBx2gAHB0aykzS1pZN
+        hw0wIgYUaYKOs+q0za7ChfmI+PHpitGJwwQECgwIdmVyaWZpZWQwBQYDK2VwA0EA
+        oz0NOo5QB0kU22d/aacdFziKFkKpT7VFDRJyPBfGzLLfsayJcEzqy5YhuV1rzNV6
+        8iiKLBjf00JmFEewHbuuBA==
+        -----END CERTIFICATE-----
+        """
+    static let fuzzCRL = """
+        -----BEGIN X509 CRL-----
+        MIGhMFUCAQEwBQYDK2VwMBkxFzAVBgNVBAMMDkJ1cnJvdyBmdXp6IENBFw0yNjEy
+        MDcxNjMwNDhaGA8yMTI2MTExMzE2MzA0OFqgDjAMMAoGA1UdFAQDAgEBMAUGAytl
+        cANBAOoOCPCAU6RwsOZk/3Kh46R/co5k59JOSp9pZoEMAIHRbnJ2gmenratCKt1Y
+        25zQJX/bZPLHKo0H3W8m9kWusgA=
+        -----END X509 CRL-----
+        """
 
     /// A broken invariant: a crash libFuzzer reports with the input.
     static func require(_ condition: Bool, _ what: @autoclosure () -> String) {
