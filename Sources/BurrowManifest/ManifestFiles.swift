@@ -89,7 +89,7 @@ package enum ManifestFiles {
     }
 
     /// The regular files and symlinks under `root` (a directory with no
-    /// symlink on the way to it), sorted; each directory opened without
+    /// symlink on the way to it), in no particular order; each directory opened without
     /// following a symlink, its entries read from that descriptor. Anything
     /// else there, or a name that is not UTF-8, is a problem.
     package static func walk(_ root: String) throws(Problem) -> (files: [String], links: [ToolManifest.Link]) {
@@ -125,7 +125,7 @@ package enum ManifestFiles {
                 guard files.count + links.count <= ToolManifest.maxEntries else { throw Problem(root, "more than \(ToolManifest.maxEntries) files") }
             }
         }
-        return (files.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }, links.sorted { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) })
+        return (files, links)
     }
 
     /// A symlink's target; nil when `path` is not one (or its target is not UTF-8).
