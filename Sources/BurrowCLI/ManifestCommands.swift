@@ -135,8 +135,12 @@ extension ToolsCommand {
                 what it claims and what the signer's certificate may grant.
                 """)
 
-        @Option(name: .long, help: ArgumentHelp("The certificate store: trust anchors (*.pem, *.crt) and CRLs (*.crl) (default: /etc/burrow/certs).", valueName: "dir"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp("The certificate store: trust anchors (*.pem, *.crt) and CRLs (*.crl) (default: the policy's [security] cert_store_path, /etc/burrow/certs).", valueName: "dir"))
         var store: String?
+
+        @OptionGroup var options: ProfileOptions
 
         @Option(name: .long, help: ArgumentHelp("The signature (default: MANIFEST.sig).", valueName: "file"))
         var signature: String?
@@ -156,7 +160,7 @@ extension ToolsCommand {
             let signaturePath = signature ?? manifest + ".sig"
             if let signatureBytes = try? ManifestIO.read(signaturePath) {
                 do {
-                    let trust = try TrustStore.load(store ?? "/etc/burrow/certs")
+                    let trust = try TrustStore.load(store ?? options.loadPolicy().security.certStorePath)
                     let (_, verified) = try ManifestSignature.verify(manifest: bytes, signatureFile: signatureBytes, store: trust, now: AuditClock.now() / 1_000_000)
                     print(
                         "signature: good, by \(verified.signer); trust level \(verified.trustLevel) (claimed \(parsed.trustLevel), the signer may grant \(verified.granted)); expires \(parsed.expires)"

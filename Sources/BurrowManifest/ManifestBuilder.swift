@@ -43,7 +43,7 @@ package struct ManifestBuilder {
     package func build() throws(ManifestFiles.Problem) -> ToolManifest {
         guard let first = command.first, !first.isEmpty else { throw ManifestFiles.Problem("command", "give the executable and its arguments") }
         for path in extraRoots + extraFiles where !path.hasPrefix("/") { throw ManifestFiles.Problem(path, "give an absolute path") }
-        var links: [String: String] = [:]
+        var links: [[UInt8]: (path: String, target: String)] = [:]
         let executable = try resolve(first)
         // Every path is taken at its real location, each symlink on the way
         // (of a directory too) recorded: verification finds one replaced.
@@ -61,14 +61,15 @@ package struct ManifestBuilder {
             var st = stat()
             if stat(argument, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { singles.append(try real(argument, &links)) }
         }
-        var files: [String: ToolManifest.File] = [:]
+        // Keyed by bytes: two names Swift holds equal are two files.
+        var files: [[UInt8]: ToolManifest.File] = [:]
         let sortedRoots = roots.sorted()
         func inRoots(_ path: String) -> Bool { sortedRoots.contains { path.hasPrefix($0 + "/") } }
         for root in sortedRoots {
             let found = try ManifestFiles.walk(root)
-            for path in found.files { files[path] = try ManifestFiles.digest(path).get() }
+            for path in found.files { files[Array(path.utf8)] = try ManifestFiles.digest(path).get() }
             for link in found.links {
-                links[link.path] = link.target
+                links[Array(link.path.utf8)] = (link.path, link.target)
                 // A link that leads out of the roots (a virtualenv's python) leads to what runs too.
                 if let target = try? real(link.path, &links), !inRoots(target) { singles.append(target) }
             }
@@ -76,12 +77,12 @@ package struct ManifestBuilder {
         for path in singles where !inRoots(path) && !ManifestFiles.isBase(path) {
             var st = stat()
             guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            files[path] = try ManifestFiles.digest(path).get()
+            files[Array(path.utf8)] = try ManifestFiles.digest(path).get()
         }
         let manifest = ToolManifest(
             tool: tool, trustLevel: trustLevel, profile: SHA256.label(profileBytes), command: command, issued: Self.rfc3339(issued), expires: Self.rfc3339(expires),
-            roots: sortedRoots, files: files.values.sorted { $0.path < $1.path },
-            links: links.map { ToolManifest.Link(path: $0.key, target: $0.value) }.sorted { $0.path < $1.path })
+            roots: sortedRoots, files: files.values.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) },
+            links: links.values.map { ToolManifest.Link(path: $0.path, target: $0.target) }.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) })
         do {
             try manifest.check()
         } catch {
@@ -92,7 +93,7 @@ package struct ManifestBuilder {
 
     /// `path` with every symlink on the way resolved, component by
     /// component, each one recorded in `links` (path → target as written).
-    private func real(_ path: String, _ links: inout [String: String]) throws(ManifestFiles.Problem) -> String {
+    private func real(_ path: String, _ links: inout [[UInt8]: (path: String, target: String)]) throws(ManifestFiles.Problem) -> String {
         var pending = Array(path.split(separator: "/").map(String.init).reversed())
         var current = ""
         var followed = 0
@@ -113,7 +114,7 @@ package struct ManifestBuilder {
             // A link only root can replace (its directory, and every one
             // above, root's and closed to others: /bin → usr/bin) is the
             // host's; any other is recorded, and verified.
-            if !ManifestFiles.isProtected(current.isEmpty ? "/" : current) { links[candidate] = target }
+            if !ManifestFiles.isProtected(current.isEmpty ? "/" : current) { links[Array(candidate.utf8)] = (candidate, target) }
             pending += target.split(separator: "/").map(String.init).reversed()
             if target.hasPrefix("/") { current = "" }
         }

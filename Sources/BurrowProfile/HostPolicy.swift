@@ -8,6 +8,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var minTrustLevel = TrustLevel.untrusted
         /// The level a profile gets when it names none, and the weakest it may get.
         package var defaultSandbox = SandboxLevel.process
+        /// Trust anchors (*.pem, *.crt) and CRLs (*.crl) that tool manifests' signatures are verified against.
+        package var certStorePath = "/etc/burrow/certs"
     }
 
     package struct Policies: Sendable, Equatable, Codable {
@@ -456,6 +458,9 @@ extension HostPolicy {
             if let v = t.bool("require_signatures") { policy.security.requireSignatures = v }
             if let v = t.enumValue("min_trust_level", TrustLevel.self) { policy.security.minTrustLevel = v }
             if let v = t.enumValue("default_sandbox", SandboxLevel.self) { policy.security.defaultSandbox = v }
+            if let v = t.string("cert_store_path") {
+                if v.hasPrefix("/") { policy.security.certStorePath = v } else { log.error(t.keyPath("cert_store_path"), "expected an absolute path, such as '/etc/burrow/certs'") }
+            }
             t.finish()
         }
         if var t = root.table("policies") {

@@ -157,6 +157,9 @@ struct ManifestTests {
         #expect(fresh.roots == [venv] && ManifestFiles.verify(fresh).isEmpty)
         create(venv + "/lib/site/K.py")
         #expect(ManifestFiles.verify(fresh).map(\.description).contains { $0.hasPrefix(venv + "/lib/site/K.py: in ") }, "\(ManifestFiles.verify(fresh))")
+        // Built with both twins there, the manifest lists both, and holds.
+        let (_, both) = try Self.manifest(tree)
+        #expect(both.files.count == fresh.files.count + 1 && ManifestFiles.verify(both).isEmpty, "\(both.files.map(\.path))")
     }
 
     @Test("the base system is not listed; what a user could replace is")
@@ -264,7 +267,10 @@ struct ManifestTests {
         #expect(made.stderr.contains("3 files, 1 links, 1 roots"), "\(made.stderr)")
         let signed = try Subprocess.run([Subprocess.burrow, "tools", "sign", "--key", pki.directory + "/signer.key", "--cert", pki.directory + "/signer.pem", manifest])
         try #require(signed.status == 0, "\(signed.stderr)")
-        let verified = try Subprocess.run([Subprocess.burrow, "tools", "verify", "--store", pki.store, manifest])
+        // The store named by the host policy's [security] cert_store_path.
+        let policy = tree.directory + "/burrow.toml"
+        try "[security]\ncert_store_path = \"\(pki.store)\"\n".write(toFile: policy, atomically: true, encoding: .utf8)
+        let verified = try Subprocess.run([Subprocess.burrow, "tools", "verify", "--policy", policy, manifest])
         #expect(verified.status == 0 && verified.output.contains("signature: good, by /CN=signer; trust level verified"), "\(verified.output) \(verified.stderr)")
         try "changed\n".write(toFile: tree.directory + "/venv/lib/site/module.py", atomically: true, encoding: .utf8)
         let changed = try Subprocess.run([Subprocess.burrow, "tools", "verify", "--store", pki.store, manifest])
