@@ -80,9 +80,11 @@ package enum SpecificationForm {
         var status = ToolStatus.active
         if let given = top["status"] {
             let text = try string(given, "status").lowercased()
-            // An answer's degraded or unavailable (the health checks') sent back as an update is the operator's active.
-            guard let s = ToolStatus(rawValue: text) else { throw Problem("status", "expected active, deprecated or disabled") }
-            status = ToolStatus.registrable.contains(s) ? s : .active
+            guard let s = ToolStatus(rawValue: text), ToolStatus.registrable.contains(s) else {
+                // degraded and unavailable are the health checks' to set: never silently taken as active.
+                throw Problem("status", "expected active, deprecated or disabled (degraded and unavailable are set by health checks)")
+            }
+            status = s
         }
         var health: HealthCheck?
         if let given = top["health"] {

@@ -60,11 +60,7 @@ extension ToolsCommand {
         func run() throws {
             let bytes = try ManifestIO.read(profile)
             let text = String(decoding: bytes, as: UTF8.self)
-            let parsed = try? ConfigValue.parse(text, format: ConfigFormat(path: profile) ?? .toml, file: profile)
-            func field(_ key: String) -> String? {
-                guard case .table(let root)? = parsed, case .table(let t)? = root["tool"], case .string(let s)? = t[key] else { return nil }
-                return s
-            }
+            let field = ProfileToolTable(text, path: profile).field
             guard let id = field("id") else { throw CLIError("\(profile) has no [tool] id") }
             guard let version = version ?? field("version") else { throw CLIError("give --version (the profile's [tool] has no version)") }
             let now = AuditClock.now() / 1_000_000

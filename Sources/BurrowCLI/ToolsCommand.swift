@@ -291,12 +291,7 @@ struct ToolsCommand: ParsableCommand {
             } catch {
                 throw CLIError("\(path) is not valid JSON: \(error)")
             }
-            // The [tool] table as written (what it extends is burrowd's business).
-            let tool = try? ConfigValue.parse(text, format: format, file: path)
-            func field(_ key: String) -> String? {
-                guard case .table(let root)? = tool, case .table(let t)? = root["tool"], case .string(let s)? = t[key] else { return nil }
-                return s
-            }
+            let field = ProfileToolTable(text, path: path).field
             guard let id = field("id") else { throw CLIError("\(path) has no [tool] id: the registration id is taken from it") }
             guard let version = version ?? field("version") else { throw CLIError("give --version (the profile's [tool] has no version)") }
             return ToolRegistration(
@@ -456,4 +451,19 @@ func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// A profile's `[tool]` table as written (what it extends is burrowd's
+/// business): the registration's and the manifest's id, version and name.
+struct ProfileToolTable {
+    private let document: ConfigValue?
+
+    init(_ text: String, path: String) {
+        document = try? ConfigValue.parse(text, format: ConfigFormat(path: path) ?? .toml, file: path)
+    }
+
+    func field(_ key: String) -> String? {
+        guard case .table(let root)? = document, case .table(let t)? = root["tool"], case .string(let s)? = t[key] else { return nil }
+        return s
+    }
 }

@@ -22,8 +22,11 @@ package enum ManifestFiles {
         }
     }
 
-    /// A regular file's digest (hex), size and permission bits, read through one descriptor.
-    package static func digest(_ path: String) -> Result<ToolManifest.File, Problem> {
+    /// A regular file's digest (hex), size and permission bits, read
+    /// through one descriptor; at most `limit` bytes and one more are read
+    /// (a file that grows past it, or a /proc file whose size says nothing,
+    /// is not read to its end).
+    package static func digest(_ path: String, limit: Int64 = ToolManifest.maxFileBytes) -> Result<ToolManifest.File, Problem> {
         let fd: Int32
         do {
             // No symlink anywhere on the way: a listed path is the file's real one.
@@ -37,15 +40,20 @@ package enum ManifestFiles {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .failure(Problem(path, "not a regular file")) }
+        guard Int64(st.st_size) <= limit else { return .failure(Problem(path, "\(st.st_size) bytes, more than \(limit)")) }
+        var left = limit + 1
         guard
             let (digest, size) = SHA256.hash(reading: { buffer in
-                while true {
-                    let n = read(fd, buffer.baseAddress, buffer.count)
+                while left > 0 {
+                    let n = read(fd, buffer.baseAddress, Int(min(Int64(buffer.count), left)))
                     if n < 0 && errno == EINTR { continue }
+                    if n > 0 { left -= Int64(n) }
                     return n
                 }
+                return 0
             })
         else { return .failure(Problem(path, "cannot be read: \(String(cString: strerror(errno)))")) }
+        guard size <= limit else { return .failure(Problem(path, "more than \(limit) bytes")) }
         return .success(ToolManifest.File(path: path, sha256: Hex.encode(digest), size: size, mode: UInt32(st.st_mode & 0o7777)))
     }
 
@@ -56,7 +64,8 @@ package enum ManifestFiles {
     package static func verify(_ manifest: ToolManifest) -> [Problem] {
         var problems: [Problem] = []
         for listed in manifest.files {
-            switch digest(listed.path) {
+            // Hashed only as far as the size listed: a file of another size differs, whatever it holds.
+            switch digest(listed.path, limit: listed.size) {
             case .failure(let problem): problems.append(problem)
             case .success(let found):
                 if Array(found.sha256.utf8) != Array(listed.sha256.utf8) {

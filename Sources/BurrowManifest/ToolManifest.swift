@@ -92,6 +92,11 @@ package struct ToolManifest: Codable, Sendable, Equatable {
 
     /// At most this many files and links: a manifest is read whole, by root.
     package static let maxEntries = 200_000
+    /// At most this many roots (each is walked, up to `maxEntries`), and
+    /// files of at most this size: verifying a manifest, signed or not,
+    /// reads a bounded amount.
+    package static let maxRoots = 64
+    package static let maxFileBytes: Int64 = 16 << 30
 
     /// A manifest's bytes, read strictly: unknown fields, duplicate keys,
     /// a path that is not absolute and normalised (as bytes), a digest that
@@ -120,6 +125,7 @@ package struct ToolManifest: Codable, Sendable, Equatable {
         }
         guard expiresAt > issuedAt else { throw Invalid("expires is not after issued") }
         guard files.count + links.count <= Self.maxEntries else { throw Invalid("more than \(Self.maxEntries) files and links") }
+        guard roots.count <= Self.maxRoots else { throw Invalid("more than \(Self.maxRoots) roots") }
         for root in roots where !Self.isPath(root) || root == "/" { throw Invalid("roots: '\(root)' is not an absolute, normalised directory path (and not /)") }
         var seen = Set<[UInt8]>()
         for path in files.map(\.path) + links.map(\.path) {
@@ -128,7 +134,9 @@ package struct ToolManifest: Codable, Sendable, Equatable {
         }
         for file in files {
             guard Self.isDigest(file.sha256) else { throw Invalid("\(file.path): sha256 is 64 lowercase hex digits") }
-            guard file.size >= 0, file.mode <= 0o7777 else { throw Invalid("\(file.path): a size of 0 or more and permission bits") }
+            guard (0...Self.maxFileBytes).contains(file.size), file.mode <= 0o7777 else {
+                throw Invalid("\(file.path): a size from 0 to \(Self.maxFileBytes) bytes, and permission bits")
+            }
         }
     }
 

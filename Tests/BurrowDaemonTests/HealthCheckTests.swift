@@ -226,6 +226,11 @@ struct HealthCheckTests {
             body: Array(
                 #"{"id": "minimal", "metadata": {"name": "m", "version": "1"}, "profile": {"extends": "minimal"}, "command": ["sh"], "status": "unavailable"}"#.utf8))
         #expect(status.status == 400 && String(decoding: status.body, as: UTF8.self).contains("set by the tool's health checks"))
+        // In the specification's form too: never silently taken as active.
+        let spec = try daemon.client.send(
+            "POST", "/api/v1/tools/register",
+            body: Array(#"{"id": "minimal", "metadata": {"name": "m", "version": "1"}, "security": {}, "command": ["sh"], "status": "degraded"}"#.utf8))
+        #expect(spec.status == 400 && String(decoding: spec.body, as: UTF8.self).contains("set by health checks"), "\(String(decoding: spec.body, as: UTF8.self))")
         let timeout = try register(["--health-interval", "60", "--health-timeout", "0", "--health-command", "/bin/true"])
         #expect(timeout.status != 0 && timeout.stderr.contains("health.timeoutSeconds"), "\(timeout.stderr)")
     }

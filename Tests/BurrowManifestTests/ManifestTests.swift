@@ -134,7 +134,8 @@ struct ManifestTests {
         #expect(manifest.files.first?.mode == 0o755 && manifest.files.first?.sha256 == Hex.encode(SHA256.hash(Array("#!/bin/sh\necho tool\n".utf8))))
         #expect(ManifestFiles.verify(manifest).isEmpty)
 
-        try "print('changed')\n".write(toFile: venv + "/lib/site/module.py", atomically: true, encoding: .utf8)
+        // The same size, other bytes: only the digest tells.
+        try "print('change')\n".write(toFile: venv + "/lib/site/module.py", atomically: true, encoding: .utf8)
         try "import evil\n".write(toFile: venv + "/lib/site/added.pth", atomically: true, encoding: .utf8)
         unlink(venv + "/pyvenv.cfg")
         unlink(venv + "/bin/shell")
@@ -145,6 +146,9 @@ struct ManifestTests {
         #expect(problems.contains { $0.hasPrefix(venv + "/lib/site/added.pth: in \(venv)") }, "\(problems)")
         #expect(problems.contains(venv + "/bin/shell: points to /usr/bin/python3, the manifest says /bin/sh"), "\(problems)")
         #expect(problems.count == 4, "\(problems)")
+        // A larger file is refused by its size, without reading past what the manifest lists.
+        try "print('changed!')\n".write(toFile: venv + "/lib/site/module.py", atomically: true, encoding: .utf8)
+        #expect(ManifestFiles.verify(manifest).map(\.description).contains(venv + "/lib/site/module.py: 18 bytes, more than 16"), "\(ManifestFiles.verify(manifest))")
         // A name Swift holds equal to a listed one (K and KELVIN SIGN) is another file to the kernel.
         // (Written with open(2): Foundation would normalise the name, making both the same file.)
         func create(_ path: String) {
@@ -177,6 +181,7 @@ struct ManifestTests {
         let text = String(decoding: bytes, as: UTF8.self)
         for (change, expected) in [
             (text.replacingOccurrences(of: manifest.files[0].sha256, with: "abc"), "64 lowercase hex digits"),
+            (text.replacingOccurrences(of: "\"size\":\(manifest.files[0].size)", with: "\"size\":17179869185"), "a size from 0 to"),
             (text.replacingOccurrences(of: manifest.expires, with: "2001-01-01T00:00:00Z"), "expires is not after issued"),
             (text.replacingOccurrences(of: "\"burrow_manifest\":1", with: "\"burrow_manifest\":1,\"extra\":1"), "not a manifest"),
             (text.replacingOccurrences(of: "\"burrow_manifest\":1", with: "\"burrow_manifest\":2"), "this Burrow reads version 1"),
