@@ -26,7 +26,9 @@ package enum ManifestFiles {
     /// through one descriptor; at most `limit` bytes and one more are read
     /// (a file that grows past it, or a /proc file whose size says nothing,
     /// is not read to its end).
-    package static func digest(_ path: String, limit: Int64 = ToolManifest.maxFileBytes) -> Result<ToolManifest.File, Problem> {
+    /// With `copy`, every byte read is written there too (a verified copy
+    /// holds exactly the bytes that were hashed).
+    package static func digest(_ path: String, limit: Int64 = ToolManifest.maxFileBytes, copy: Int32? = nil) -> Result<ToolManifest.File, Problem> {
         let fd: Int32
         do {
             // No symlink anywhere on the way: a listed path is the file's real one.
@@ -47,7 +49,10 @@ package enum ManifestFiles {
                 while left > 0 {
                     let n = read(fd, buffer.baseAddress, Int(min(Int64(buffer.count), left)))
                     if n < 0 && errno == EINTR { continue }
-                    if n > 0 { left -= Int64(n) }
+                    if n > 0 {
+                        left -= Int64(n)
+                        if let copy, let base = buffer.baseAddress, !FileIO.writeAll(copy, UnsafeRawBufferPointer(start: base, count: n)) { return -1 }
+                    }
                     return n
                 }
                 return 0

@@ -35,6 +35,19 @@ package enum FileIO {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR);
+    /// false, with errno set, when a write fails.
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            offset += n
+        }
+        return true
+    }
+
     /// Why a configuration file was not read (`readConfigured`).
     package enum ConfiguredFailure: Error, Equatable {
         case system(Errno)

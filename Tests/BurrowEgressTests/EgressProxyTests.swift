@@ -224,12 +224,15 @@ final class Harness: Sendable {
 }
 
 /// A blocking TCP client with a 5 s receive timeout.
+/// Its descriptor is closed exactly once (by `close()` or at deinit): a
+/// second close would hit a number another test's thread has since opened.
 final class Client {
-    let fd: Int32
+    private(set) var fd: Int32 = -1
     private var leftover: [UInt8] = []
 
     init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -242,6 +245,7 @@ final class Client {
             Glibc.close(fd)
             throw error
         }
+        self.fd = fd
     }
 
     func send(_ text: String) throws { try send(Array(text.utf8)) }
@@ -289,14 +293,24 @@ final class Client {
     }
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
-    func close() { Glibc.close(fd) }
-    deinit { Glibc.close(fd) }
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+    deinit { close() }
 }
 
 /// Echoes each connection's bytes back and closes once the peer has finished sending.
 final class EchoServer: Sendable {
     let port: UInt16
     private let fd: Int32
+    /// Set when the accept thread has returned: only then is the listener
+    /// closed (its number must not be reused under that thread).
+    private let acceptEnded = Flag()
+
+    final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
 
     init() throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -307,7 +321,9 @@ final class EchoServer: Sendable {
         listen(listener, 1024)
         fd = listener
         port = Net.address(of: listener, peer: false)?.port ?? 0
+        let ended = acceptEnded
         try Kernel.detachedThread {
+            defer { ended.value.store(true, ordering: .releasing) }
             while true {
                 let c = accept(listener, nil, nil)
                 if c < 0 { return }
@@ -331,6 +347,12 @@ final class EchoServer: Sendable {
 
     deinit {
         shutdown(fd, Int32(SHUT_RDWR))
+        // Bounded: a thread that never started never sets it.
+        var waited = 0
+        while !acceptEnded.value.load(ordering: .acquiring) && waited < 5000 {
+            usleep(1000)
+            waited += 1
+        }
         Glibc.close(fd)
     }
 }
