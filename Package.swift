@@ -101,7 +101,7 @@ let package = Package(
         .target(
             name: "BurrowInvocation",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
+                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowManifest", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime", "BurrowSystem",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             exclude: ["README.md"], swiftSettings: strict),

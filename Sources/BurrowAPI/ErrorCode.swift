@@ -52,6 +52,12 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
     package static let hasDependents = ErrorCode("has_dependents", 409)
     package static let profileInvalid = ErrorCode("profile_invalid", 409)
     package static let planRefused = ErrorCode("plan_refused", 409)
+    /// The tool's trust does not allow the run (unsigned where signatures
+    /// are required, a signature that does not verify, a level below the
+    /// minimum or a request above its level's ceiling).
+    package static let trustRefused = ErrorCode("trust_refused", 403)
+    /// A file differs from the tool's signed manifest.
+    package static let manifestMismatch = ErrorCode("manifest_mismatch", 409)
     package static let notMCP = ErrorCode("not_mcp", 409)
     package static let mcpRelayRequired = ErrorCode("mcp_relay_required", 409)
     package static let sessionNotFound = ErrorCode("session_not_found", 404)
@@ -89,7 +95,7 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
     package static let all: [ErrorCode] = [
         unauthenticated, forbidden, notFound, methodNotAllowed, notAcceptable, invalidRequest, invalidParameter, invalidID, bodyIncomplete, environmentNotAllowed,
         requestTooLarge, validationFailed, badHTTP, invalidMethod, invalidURL, invalidVersion, invalidContentLength, invalidChunkSize, headersTooLarge,
-        headerTimeout, bodyTimeout, versionExists, toolDisabled, hasDependents, profileInvalid, planRefused, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
+        headerTimeout, bodyTimeout, versionExists, toolDisabled, hasDependents, profileInvalid, planRefused, trustRefused, manifestMismatch, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
         duplicateID, rateLimited, tooManyConcurrent, registrationLimit, tooManyValidations, tooManyConnections, serverBusy, shuttingDown, noSandboxID,
         auditUnavailable, registryUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, notExecutable, supervisionFailed, supervisorLost,
     ]

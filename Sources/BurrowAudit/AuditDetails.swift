@@ -836,6 +836,29 @@ package struct AnomalyDetails: AuditDetails {
     }
 }
 
+/// A file of a signed tool differs from its manifest: a run refused
+/// because what someone vouched for was changed on the host.
+package struct ManifestMismatchDetails: AuditDetails {
+    package var path: String
+    /// The file and both digests (or what else differs).
+    package var message: String
+    /// Where the manifest was read.
+    package var manifest: String?
+
+    package init(path: String, message: String, manifest: String?) {
+        self.path = path
+        self.message = message
+        self.manifest = manifest
+    }
+
+    package var eventType: AuditEventType { .anomalousActivity }
+    package var json: JSON {
+        var object: [String: JSON] = ["reason": .string("manifest_mismatch"), "path": .string(path), "message": .string(message)]
+        if let manifest { object["manifest"] = .string(manifest) }
+        return .object(object)
+    }
+}
+
 // MARK: - NetworkConnection (and PermissionDenied for a refused one)
 
 /// One connection through the egress proxy, written when it ends: allowed

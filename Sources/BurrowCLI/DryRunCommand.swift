@@ -33,6 +33,7 @@ struct DryRunCommand: ParsableCommand {
     @OptionGroup var options: ProfileOptions
     @OptionGroup var parameters: ParameterOptions
     @OptionGroup var caller: CallerOptions
+    @OptionGroup var manifest: ManifestOptions
     @OptionGroup var session: SessionOptions
 
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
@@ -60,7 +61,7 @@ struct DryRunCommand: ParsableCommand {
 
     func run() throws {
         guard geteuid() == 0 else { return try planThroughBurrowd() }
-        let (plan, compiler, loaded) = try FrontDoor.plan(options, parameters: try parameters.parsed(), profile: profile, command: command, grantsCheckedAs: try caller.credentials())
+        let (plan, compiler, loaded) = try FrontDoor.plan(options, parameters: try parameters.parsed(), profile: profile, command: command, grantsCheckedAs: try caller.credentials(), manifest: manifest.source)
         // With --as-user: what that user's run would refuse, shown before it is tried.
         let unreachable = Invocations.unreachableGrants(plan).map {
             ProfileIssue(file: loaded.files.first ?? profile, keyPath: "", message: "\($0): `burrow run` refuses this grant", severity: .warning)
@@ -74,6 +75,7 @@ struct DryRunCommand: ParsableCommand {
         _ = try caller.credentials()
         var request = try SessionClient.request(.dryRun, profile: profile, argv: command, parameters: try parameters.parsed())
         request.seccompListing = seccompListing ? true : nil
+        request.manifest = try manifest.forSession()
         switch try SessionClient.send(request, to: SessionClient.socketPath(session, policyFile: options.policy)) {
         case .refused(let refusal): throw SessionClient.report(refusal)
         case .failed(let failure):

@@ -14,7 +14,8 @@ enum FrontDoor {
     /// The plan `burrow dry-run` prints: the same planner, for the first id
     /// of the sandbox range. Failures exit 1.
     static func plan(
-        _ options: ProfileOptions, parameters: [String: String], profile: String, command: [String], grantsCheckedAs caller: CallerCredentials? = nil
+        _ options: ProfileOptions, parameters: [String: String], profile: String, command: [String], grantsCheckedAs caller: CallerCredentials? = nil,
+        manifest: ManifestSource? = nil
     ) throws -> (LaunchPlan, PlanCompiler, Planner.Loaded) {
         let planner = Planner(policy: try options.loadPolicy(), host: HostFacts.probe())
         let loading = planner.load(.reference(profile), parameters: .supplied(parameters), caller: Caller.current())
@@ -26,7 +27,9 @@ enum FrontDoor {
         let compiler = planner.compiler(environment: environment, workingDirectory: currentDirectory(), sandboxID: nil)
         do {
             return (
-                try planner.plan(loaded, argv: command, environment: environment, workingDirectory: currentDirectory(), sandboxID: nil, grantsCheckedAs: caller), compiler,
+                try planner.plan(
+                    loaded, argv: command, environment: environment, workingDirectory: currentDirectory(), sandboxID: nil, grantsCheckedAs: caller, manifest: manifest),
+                compiler,
                 loaded
             )
         } catch {
@@ -40,7 +43,7 @@ enum FrontDoor {
     /// refusal is a PermissionDenied and exits with its code's status (125).
     static func prepare(
         _ options: ProfileOptions, _ auditOptions: AuditOptions, parameters: [String: String], profile: String, command: [String], mode: Invocations.Request.Mode,
-        grantsCheckedAs caller: CallerCredentials? = nil
+        grantsCheckedAs caller: CallerCredentials? = nil, manifest: ManifestSource? = nil
     ) throws -> PreparedInvocation {
         let policy: HostPolicy
         let store: AuditStore
@@ -64,6 +67,7 @@ enum FrontDoor {
             profile: .reference(profile), argv: command, parameters: parameters, environment: ProcessEnvironment.current(), workingDirectory: currentDirectory(), mode: mode,
             relayRemedy: "use `burrow mcp`, or `burrow run --without-mcp-relay` to run it without that policy")
         request.grantsCheckedAs = caller
+        request.manifest = manifest
         let caller = Caller.current()
         do {
             defer { Phases.mark("planned") }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BurrowAudit
 import BurrowHost
+import BurrowInvocation
 import BurrowManifest
 import BurrowProfile
 import BurrowSystem
@@ -24,11 +25,14 @@ extension ToolsCommand {
                 see. Sign the result with `burrow tools sign`.
                 """)
 
-        @Option(name: .long, help: ArgumentHelp("The tool's security profile; its digest goes into the manifest, its [tool] id and version too.", valueName: "file"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "The tool's security profile (a file or a name); the digest of it and the files it extends (the audit's profileDigest) goes into the manifest, its [tool] id and version too.",
+                valueName: "file|name"))
         var profile: String
 
-        @Option(name: .long, help: "The tool version (default: the profile's [tool] version).")
-        var version: String?
+        @OptionGroup var options: ProfileOptions
 
         @Option(name: .long, help: "The trust level the signer will claim: system, verified, community or untrusted (default: the profile's trust_level).")
         var trustLevel: String?
@@ -58,16 +62,18 @@ extension ToolsCommand {
         }
 
         func run() throws {
-            let bytes = try ManifestIO.read(profile)
-            let text = String(decoding: bytes, as: UTF8.self)
-            let field = ProfileToolTable(text, path: profile).field
-            guard let id = field("id") else { throw CLIError("\(profile) has no [tool] id") }
-            guard let version = version ?? field("version") else { throw CLIError("give --version (the profile's [tool] has no version)") }
+            // Loaded as a run loads it: the digest a run compares is over the same files.
+            let loading = Planner(policy: try options.loadPolicy(), host: HostFacts.probe(children: false)).load(.reference(profile))
+            guard let loaded = loading.loaded, let digest = loaded.digest else {
+                FrontDoor.printIssues(loading.issues)
+                throw ExitCode(1)
+            }
+            let tool = loaded.effective.profile.tool
             let now = AuditClock.now() / 1_000_000
             let lifetime = Int64((Seconds(parsing: expires)?.milliseconds ?? 0) / 1000)
             let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
             let builder = ManifestBuilder(
-                tool: .init(id: id, version: version), trustLevel: trustLevel ?? field("trust_level") ?? "untrusted", profileBytes: bytes, command: command,
+                tool: .init(id: tool.id, version: tool.version), trustLevel: trustLevel ?? tool.trustLevel.rawValue, profileDigest: digest, command: command,
                 searchPath: path, extraRoots: root, extraFiles: file, issued: now, expires: now + lifetime)
             let manifest: ToolManifest
             do {

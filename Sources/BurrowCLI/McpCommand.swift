@@ -40,6 +40,7 @@ struct McpCommand: ParsableCommand {
     @OptionGroup var options: ProfileOptions
     @OptionGroup var parameters: ParameterOptions
     @OptionGroup var caller: CallerOptions
+    @OptionGroup var manifest: ManifestOptions
     @OptionGroup var auditOptions: AuditOptions
     @OptionGroup var session: SessionOptions
 
@@ -55,7 +56,8 @@ struct McpCommand: ParsableCommand {
 
     func run() throws {
         guard geteuid() == 0 else { return try runThroughBurrowd() }
-        let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: .relay, grantsCheckedAs: try caller.credentials())
+        let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: .relay, grantsCheckedAs: try caller.credentials(),
+            manifest: manifest.source)
         let outcome: PreparedInvocation.Outcome
         do {
             outcome = try prepared.run(Runner.Options(), client: .init(input: 0, output: 1, stderr: 2))
@@ -71,7 +73,8 @@ struct McpCommand: ParsableCommand {
     private func runThroughBurrowd() throws {
         _ = try caller.credentials()
         try auditOptions.refuseWithoutRoot()
-        let request = try SessionClient.request(.mcp, profile: profile, argv: command, parameters: try parameters.parsed())
+        var request = try SessionClient.request(.mcp, profile: profile, argv: command, parameters: try parameters.parsed())
+        request.manifest = try manifest.forSession()
         switch try SessionClient.send(request, to: SessionClient.socketPath(session, policyFile: options.policy)) {
         case .refused(let refusal): throw SessionClient.report(refusal)
         case .failed(let failure):

@@ -23,6 +23,11 @@ struct PlanPrinter {
         out.append("  command:    \(p.command.argv.map(printable).joined(separator: " "))")
         out.append("  executable: \(p.command.executable)")
         out.append("  cwd:        \(p.command.workingDirectory)")
+        out.append("  trust:      \(p.trust.level.rawValue)  " + style.dim(p.trust.reason))
+        if let m = p.trust.manifest {
+            out.append("  manifest:   \(m.source) (\(m.digest.prefix(19))…), signed by \(m.signer), expires \(m.expires)")
+            out.append("  verified:   " + (m.verifiedTree.map { "the sandbox shows the copies in \($0)" } ?? "the host's files, checked before the run (sandbox level none: no copies)"))
+        }
         for r in p.parameters {
             out.append("  parameter:  \(r.name) (\(r.type.rawValue)) = \(printable(r.value))  " + style.dim(r.source == .caller ? "--param" : r.source.rawValue))
         }

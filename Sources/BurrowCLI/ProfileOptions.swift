@@ -1,6 +1,8 @@
 import ArgumentParser
 import BurrowHost
+import BurrowInvocation
 import BurrowProfile
+import BurrowSession
 import BurrowSystem
 import FoundationEssentials
 
@@ -75,5 +77,36 @@ struct ParameterOptions: ParsableArguments {
             }
         }
         return out
+    }
+}
+
+/// `--manifest`: the tool's signed manifest, for `run`, `mcp` and `dry-run`.
+struct ManifestOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The tool's signed manifest (its signature beside it, FILE.sig; default: the profile's [tool] manifest).",
+            discussion: "The run gets the trust level the signer grants, and its sandbox shows the verified copies of the files the manifest lists. See `burrow tools manifest`.",
+            valueName: "file"))
+    var manifest: String?
+
+    /// What the front door takes (an absolute path).
+    var source: ManifestSource? {
+        manifest.map { .file($0.hasPrefix("/") ? $0 : currentDirectory() + "/" + $0) }
+    }
+
+    /// What a request through burrowd carries: both files, read with this process's rights.
+    func forSession() throws -> Session.Request.Manifest? {
+        guard let manifest else { return nil }
+        func read(_ path: String) throws -> String {
+            do {
+                return String(decoding: try FileIO.readConfigured(path, secret: false, limit: DocumentLimits.maxBytes), as: UTF8.self)
+            } catch .tooLarge {
+                throw CLIError("\(path): larger than the \(DocumentLimits.maxBytes) bytes a request through burrowd may carry; register the tool with its manifest instead")
+            } catch {
+                throw CLIError("\(path): \(error)")
+            }
+        }
+        return Session.Request.Manifest(document: try read(manifest), signature: try read(manifest + ".sig"), file: manifest)
     }
 }

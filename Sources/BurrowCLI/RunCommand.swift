@@ -41,6 +41,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var options: ProfileOptions
     @OptionGroup var parameters: ParameterOptions
     @OptionGroup var caller: CallerOptions
+    @OptionGroup var manifest: ManifestOptions
     @OptionGroup var auditOptions: AuditOptions
     @OptionGroup var session: SessionOptions
 
@@ -71,7 +72,8 @@ struct RunCommand: ParsableCommand {
         Phases.mark("arguments_parsed")
         guard geteuid() == 0 else { return try runThroughBurrowd() }
         let prepared = try FrontDoor.prepare(
-            options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: withoutMcpRelay ? .withoutRelay : .plain, grantsCheckedAs: try caller.credentials())
+            options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: withoutMcpRelay ? .withoutRelay : .plain, grantsCheckedAs: try caller.credentials(),
+            manifest: manifest.source)
         let record: RunRecord
         do {
             record = try prepared.run(Runner.Options(onViolation: report)).record
@@ -88,6 +90,7 @@ struct RunCommand: ParsableCommand {
         try auditOptions.refuseWithoutRoot()
         var request = try SessionClient.request(.run, profile: profile, argv: command, parameters: try parameters.parsed())
         request.withoutMcpRelay = withoutMcpRelay ? true : nil
+        request.manifest = try manifest.forSession()
         switch try SessionClient.send(request, to: SessionClient.socketPath(session, policyFile: options.policy), onViolation: report) {
         case .refused(let refusal): throw SessionClient.report(refusal)
         case .failed(let failure):

@@ -300,6 +300,7 @@ private final class Connection: Sendable {
             relayRemedy: "use `burrow mcp`, or `burrow run --without-mcp-relay` to run it without that policy")
         ask.grantsCheckedAs = credentials
         ask.userCeilings = true
+        ask.manifest = Self.manifest(request)
         let prepared: PreparedInvocation
         do {
             prepared = try invocations.front.prepare(ask, caller: caller)
@@ -372,9 +373,10 @@ private final class Connection: Sendable {
         let plan: LaunchPlan
         do {
             plan = try planner.plan(
-                loaded, argv: request.argv, environment: request.environment, workingDirectory: request.workingDirectory, sandboxID: nil, grantsCheckedAs: credentials)
+                loaded, argv: request.argv, environment: request.environment, workingDirectory: request.workingDirectory, sandboxID: nil, grantsCheckedAs: credentials,
+                manifest: Self.manifest(request))
         } catch {
-            refuse(.planRefused, error.description, nil, false)
+            refuse(error.kind == .plan ? .planRefused : error.kind == .trust ? .trustRefused : .manifestMismatch, error.description, nil, false)
             return
         }
         let file = loaded.files.first ?? request.profile.file ?? "profile"
@@ -385,6 +387,11 @@ private final class Connection: Sendable {
             request.seccompListing == true
             ? planner.compiler(environment: request.environment, workingDirectory: request.workingDirectory, sandboxID: nil).seccompListing(loaded.effective) : nil
         send(.plan, Session.Plan(plan: plan, warnings: loaded.warnings + unreachable, seccompListing: listing))
+    }
+
+    /// The manifest the client read and sent, as the front door takes it.
+    static func manifest(_ request: Session.Request) -> ManifestSource? {
+        request.manifest.map { .bytes(manifest: Array($0.document.utf8), signature: Array($0.signature.utf8), label: $0.file) }
     }
 
     private func closeAll(_ fds: [FileDescriptor]) { for fd in fds { try? fd.close() } }

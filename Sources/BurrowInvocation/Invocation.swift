@@ -90,9 +90,17 @@ package struct Invocations: Sendable {
         do {
             plan = try planner.plan(
                 loaded, argv: request.argv, environment: request.environment, workingDirectory: request.workingDirectory, sandboxID: lease.id, deadline: request.deadline,
-                grantsCheckedAs: request.grantsCheckedAs)
+                grantsCheckedAs: request.grantsCheckedAs, manifest: request.manifest)
         } catch {
-            throw refusal(.planRefused, error.description)
+            switch error.kind {
+            case .plan: throw refusal(.planRefused, error.description)
+            case .trust: throw refusal(.trustRefused, error.description)
+            case .mismatch(let path):
+                // Someone changed what was signed: more than a refusal.
+                let details = ManifestMismatchDetails(path: path, message: error.description, manifest: request.manifest.map(\.label) ?? loaded.effective.profile.tool.manifest)
+                _ = try? audit.append([AuditEvent(tool: tool, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: UserDatabase.hostName), details: details)])
+                throw refusal(.manifestMismatch, error.description)
+            }
         }
         Phases.mark("plan_compiled")
         switch request.mode {
@@ -212,6 +220,8 @@ extension Invocations {
         /// Lower the profile to the host policy's `[users]` ceilings (an
         /// unprivileged caller's own profile, through the session socket).
         package var userCeilings = false
+        /// The tool's signed manifest (nil: the profile's `[tool] manifest`, if any).
+        package var manifest: ManifestSource?
 
         package init(
             profile: ProfileSource, argv: [String], parameters: [String: String] = [:], environment: [String: String] = [:], refuseUnlistedEnvironment: Bool = false,

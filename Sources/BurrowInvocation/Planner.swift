@@ -1,5 +1,7 @@
+import BurrowAudit
 package import BurrowHost
 package import BurrowJSON
+import BurrowManifest
 package import BurrowPolicy
 package import BurrowProfile
 package import BurrowSystem
@@ -42,6 +44,8 @@ package struct Planner: Sendable {
     /// runtimes found (while every path they were found from is unchanged).
     let loads = LoadMemo()
     let memo = CompileMemo(runCache: RunCache.forThisBinary)
+    /// Manifests verified, while what they were verified from reads the same.
+    let trustMemo = TrustMemo()
 
     package init(policy: HostPolicy, host: HostFacts, searchPath: [String] = HostConfiguration.profileSearchPath()) {
         self.policy = policy
@@ -216,16 +220,21 @@ package struct Planner: Sendable {
     /// compiling (globs listed, runtimes resolved, ELF headers and `#!` lines
     /// read, symlinks followed), so neither the plan nor its refusals show
     /// what the caller could not see itself.
+    /// - Parameter manifest: the run's signed manifest (nil: the profile's
+    ///   `[tool] manifest`, if it names one); see `decideTrust`. A signed
+    ///   tool's sandbox shows the verified copies of its files.
     package func plan(
         _ loaded: Loaded, argv: [String], environment: [String: String], workingDirectory: String = "/", sandboxID: UInt32?, deadline: Seconds? = nil,
-        grantsCheckedAs caller: CallerCredentials? = nil
+        grantsCheckedAs caller: CallerCredentials? = nil, manifest: ManifestSource? = nil
     ) throws(PlanError) -> LaunchPlan {
         // Parameters are written into the command and the caller's values
         // before compiling, so the plan's own checks (ExecStrings) see them.
         let p = loaded.parameters
+        let argv = argv.map { ProfileParameters.substitute($0, p) }
+        let (trust, verified) = try decideTrust(loaded, manifest: manifest, argv: argv, readingAs: caller, now: AuditClock.now())
         let compiler = compiler(environment: environment.mapValues { ProfileParameters.substitute($0, p) }, workingDirectory: workingDirectory, sandboxID: sandboxID)
         let compile = { () throws(PlanError) -> LaunchPlan in
-            try compiler.compile(loaded.effective, profileFiles: loaded.files, argv: argv.map { ProfileParameters.substitute($0, p) }, deadline: deadline)
+            try compiler.compile(loaded.effective, profileFiles: loaded.files, argv: argv, deadline: deadline)
         }
         var plan: LaunchPlan
         if let caller {
@@ -241,7 +250,27 @@ package struct Planner: Sendable {
         }
         plan.parameters = p
         plan.spec.grantsCheckedAs = caller
+        if let verified { try Self.showVerified(&plan, verified.manifest, tree: trust.manifest?.verifiedTree) }
+        plan.trust = trust
+        plan.tool.trustLevel = trust.level
         return plan
+    }
+
+    /// A signed tool's plan: its command must be one of the manifest's
+    /// files (or the base system's, running a listed script), and its
+    /// sandbox binds the verified copies at the listed paths.
+    static func showVerified(_ plan: inout LaunchPlan, _ manifest: ToolManifest, tree: String?) throws(PlanError) {
+        let executable = plan.spec.executable
+        guard manifest.files.contains(where: { $0.path == executable }) || manifest.root(of: executable) != nil || ManifestFiles.isBase(executable) else {
+            throw PlanError(description: "the command runs \(executable), which the signed manifest does not list (and which is not the host's base system)", kind: .trust)
+        }
+        guard let tree else { return }
+        plan.mounts = try plan.mounts.showingVerified(
+            tree: tree, roots: manifest.roots, files: manifest.files.map(\.path),
+            exists: { path in
+                var st = stat()
+                return lstat(path, &st) == 0
+            })
     }
 
     /// The profile's document, its format and the name findings refer to.

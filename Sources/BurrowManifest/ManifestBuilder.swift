@@ -15,7 +15,8 @@ import BurrowCrypto
 package struct ManifestBuilder {
     package var tool: ToolManifest.Tool
     package var trustLevel: String
-    package var profileBytes: [UInt8]
+    /// `sha256:` over the profile's files as loaded (the audit's profileDigest).
+    package var profileDigest: String
     package var command: [String]
     /// Where a plain command name is looked up.
     package var searchPath: [String]
@@ -26,12 +27,12 @@ package struct ManifestBuilder {
     package var expires: Int64
 
     package init(
-        tool: ToolManifest.Tool, trustLevel: String, profileBytes: [UInt8], command: [String], searchPath: [String], extraRoots: [String] = [],
+        tool: ToolManifest.Tool, trustLevel: String, profileDigest: String, command: [String], searchPath: [String], extraRoots: [String] = [],
         extraFiles: [String] = [], issued: Int64, expires: Int64
     ) {
         self.tool = tool
         self.trustLevel = trustLevel
-        self.profileBytes = profileBytes
+        self.profileDigest = profileDigest
         self.command = command
         self.searchPath = searchPath
         self.extraRoots = extraRoots
@@ -80,7 +81,7 @@ package struct ManifestBuilder {
             files[Array(path.utf8)] = try ManifestFiles.digest(path).get()
         }
         let manifest = ToolManifest(
-            tool: tool, trustLevel: trustLevel, profile: SHA256.label(profileBytes), command: command, issued: Self.rfc3339(issued), expires: Self.rfc3339(expires),
+            tool: tool, trustLevel: trustLevel, profile: profileDigest, command: command, issued: Self.rfc3339(issued), expires: Self.rfc3339(expires),
             roots: sortedRoots, files: files.values.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) },
             links: links.values.map { ToolManifest.Link(path: $0.path, target: $0.target) }.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) })
         do {

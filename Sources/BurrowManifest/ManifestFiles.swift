@@ -14,11 +14,15 @@ package enum ManifestFiles {
     package struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
         package var path: String
         package var message: String
+        /// The host's file is not what the manifest lists (rather than a
+        /// problem of the store or the manifest itself).
+        package var differs = false
         package var description: String { "\(path): \(message)" }
 
-        package init(_ path: String, _ message: String) {
+        package init(_ path: String, _ message: String, differs: Bool = false) {
             self.path = path
             self.message = message
+            self.differs = differs
         }
     }
 

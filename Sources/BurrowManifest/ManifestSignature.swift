@@ -128,6 +128,8 @@ package enum ManifestSignature {
 package struct TrustStore: Sendable {
     package var anchorsPEM: [UInt8]
     package var crlPEM: [UInt8]
+    /// The files read (what to watch for a change).
+    package var files: [String] = []
 
     package init(anchorsPEM: [UInt8], crlPEM: [UInt8]) {
         self.anchorsPEM = anchorsPEM
@@ -175,6 +177,7 @@ package struct TrustStore: Sendable {
                 guard bytes.count <= 16 << 20 else { throw ManifestSignature.Failure("\(path) is larger than 16 MiB") }
             }
             if isAnchor { store.anchorsPEM += bytes + [0x0a] } else { store.crlPEM += bytes + [0x0a] }
+            store.files.append(path)
         }
         guard !store.anchorsPEM.isEmpty else { throw ManifestSignature.Failure("the certificate store \(directory) has no trust anchor (*.pem or *.crt)") }
         return store

@@ -31,6 +31,8 @@ package struct LaunchPlan: Sendable, Equatable {
     package var report: PlanReport
     /// The profile's parameters with the values this plan was compiled with.
     package var parameters: [ResolvedParameter] = []
+    /// The level the run gets and the signed manifest behind it.
+    package var trust = TrustPlan.undecided
 
     /// Whether every requested control can be enforced here; `burrow run` refuses otherwise.
     package var isEnforceable: Bool { report.controls.allSatisfy(\.enforceable) }
@@ -38,7 +40,7 @@ package struct LaunchPlan: Sendable, Equatable {
     /// Whether a sandbox built from `other` is this very sandbox: the same
     /// tool, profile files, relay policy and everything the kernel was told.
     package func sameSandbox(as other: LaunchPlan) -> Bool {
-        spec == other.spec && tool == other.tool && profileFiles == other.profileFiles && mcp == other.mcp && schemaVersion == other.schemaVersion
+        spec == other.spec && tool == other.tool && profileFiles == other.profileFiles && mcp == other.mcp && trust == other.trust && schemaVersion == other.schemaVersion
     }
 }
 
@@ -235,7 +237,7 @@ extension LaunchPlan: Codable {
     /// The flat JSON of `burrow dry-run --json` (schema version 1).
     enum CodingKeys: String, CodingKey {
         case schemaVersion, tool, profileFiles, sandboxLevel, command, namespaces, identity, mounts, environment, rlimits, cgroup, capabilities, seccomp
-        case landlock, network, mcp, limits, controls, clamps, exposure, warnings, parameters, grantsCheckedAs
+        case landlock, network, mcp, limits, controls, clamps, exposure, warnings, parameters, grantsCheckedAs, trust
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -263,6 +265,7 @@ extension LaunchPlan: Codable {
         try c.encode(warnings, forKey: .warnings)
         try c.encode(parameters, forKey: .parameters)
         try c.encodeIfPresent(spec.grantsCheckedAs, forKey: .grantsCheckedAs)
+        try c.encode(trust, forKey: .trust)
     }
 
     package init(from decoder: any Decoder) throws {
@@ -290,6 +293,7 @@ extension LaunchPlan: Codable {
         schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
         parameters = try c.decodeIfPresent([ResolvedParameter].self, forKey: .parameters) ?? []
         spec.grantsCheckedAs = try c.decodeIfPresent(CallerCredentials.self, forKey: .grantsCheckedAs)
+        trust = try c.decodeIfPresent(TrustPlan.self, forKey: .trust) ?? .undecided
     }
 }
 

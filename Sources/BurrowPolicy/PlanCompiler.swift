@@ -3,9 +3,24 @@ package import BurrowSystem
 
 /// Why no plan could be made for a command.
 package struct PlanError: Error, Sendable, CustomStringConvertible {
-    package var description: String
+    package enum Kind: Sendable, Equatable {
+        /// The command or the profile cannot be planned.
+        case plan
+        /// The tool's trust does not allow the run: unsigned where
+        /// signatures are required, a signature that does not verify, a
+        /// level below the minimum, a request above its level's ceiling.
+        case trust
+        /// A file differs from the signed manifest (an anomaly).
+        case mismatch(path: String)
+    }
 
-    package init(description: String) { self.description = description }
+    package var description: String
+    package var kind = Kind.plan
+
+    package init(description: String, kind: Kind = .plan) {
+        self.description = description
+        self.kind = kind
+    }
 }
 
 /// Compiles an effective profile, the host policy and the host probe into the

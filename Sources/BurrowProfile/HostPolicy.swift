@@ -2,14 +2,31 @@
 /// profile is validated and clamped against. A missing file means `.defaults`.
 package struct HostPolicy: Sendable, Equatable, Codable {
     package struct Security: Sendable, Equatable, Codable {
-        /// Refuse profiles that are not signed (Burrow cannot verify signatures yet, so `true` refuses all).
+        /// Refuse tools without a signed manifest that verifies.
         package var requireSignatures = false
-        /// Tools below this trust level are refused.
+        /// Tools below this trust level (the level their signer grants:
+        /// `untrusted` when unsigned) are refused.
         package var minTrustLevel = TrustLevel.untrusted
         /// The level a profile gets when it names none, and the weakest it may get.
         package var defaultSandbox = SandboxLevel.process
         /// Trust anchors (*.pem, *.crt) and CRLs (*.crl) that tool manifests' signatures are verified against.
         package var certStorePath = "/etc/burrow/certs"
+        /// Where the verified copies of signed tools' files are kept (root's own).
+        package var verifiedStore = "/var/lib/burrow/verified"
+    }
+
+    /// `[trust.<level>]`: the most a tool of that trust level may ask for.
+    /// A profile asking for more is refused, not lowered.
+    package struct TrustCeiling: Sendable, Equatable, Codable {
+        /// The most network it may have.
+        package var networkPolicy = NetworkAccess.full
+        /// Whether it may have write grants.
+        package var allowWrite = true
+
+        package init(networkPolicy: NetworkAccess = .full, allowWrite: Bool = true) {
+            self.networkPolicy = networkPolicy
+            self.allowWrite = allowWrite
+        }
     }
 
     package struct Policies: Sendable, Equatable, Codable {
@@ -425,6 +442,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
 
     package var parameters = Parameters()
     package var security = Security()
+    /// Ceilings by trust level (raw value), for the levels the policy names.
+    package var trust: [String: TrustCeiling] = [:]
     package var policies = Policies()
     package var rateLimits = RateLimits()
     package var sandbox = Sandbox()
@@ -460,6 +479,29 @@ extension HostPolicy {
             if let v = t.enumValue("default_sandbox", SandboxLevel.self) { policy.security.defaultSandbox = v }
             if let v = t.string("cert_store_path") {
                 if v.hasPrefix("/") { policy.security.certStorePath = v } else { log.error(t.keyPath("cert_store_path"), "expected an absolute path, such as '/etc/burrow/certs'") }
+            }
+            if let v = t.string("verified_store") {
+                if v.hasPrefix("/") && v != "/" {
+                    policy.security.verifiedStore = v
+                } else {
+                    log.error(t.keyPath("verified_store"), "expected an absolute path, such as '/var/lib/burrow/verified'")
+                }
+            }
+            t.finish()
+        }
+        if var t = root.table("trust") {
+            for level in t.entries.keys.sorted() {
+                guard let known = TrustLevel(rawValue: level) else {
+                    _ = t.value(level)
+                    t.log.error(t.keyPath(level), "expected a trust level: system, verified, community or untrusted")
+                    continue
+                }
+                guard var r = t.table(level) else { continue }
+                var ceiling = TrustCeiling()
+                if let v = r.enumValue("network_policy", NetworkAccess.self) { ceiling.networkPolicy = v }
+                if let v = r.bool("allow_write") { ceiling.allowWrite = v }
+                r.finish()
+                policy.trust[known.rawValue] = ceiling
             }
             t.finish()
         }

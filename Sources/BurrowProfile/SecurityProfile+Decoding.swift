@@ -18,6 +18,13 @@ extension SecurityProfile {
             tool.version = t.string("version") ?? ""
             tool.description = t.string("description") ?? ""
             tool.trustLevel = t.enumValue("trust_level", TrustLevel.self) ?? .untrusted
+            if let v = t.string("manifest") {
+                if v.isEmpty || v.hasSuffix("/") || v.utf8.contains(0) {
+                    log.error(t.keyPath("manifest"), "expected the manifest's file, such as 'tool.manifest' (beside the profile) or an absolute path")
+                } else {
+                    tool.manifest = v
+                }
+            }
             if t.entries["id"] == nil { log.error(t.keyPath("id"), "missing: every profile names its tool id") }
             if t.entries["name"] == nil { log.error(t.keyPath("name"), "missing: every profile names its tool") }
             if t.entries["version"] == nil { log.error(t.keyPath("version"), "missing: every profile names a tool version") }

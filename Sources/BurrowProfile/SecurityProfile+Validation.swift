@@ -7,13 +7,12 @@ extension SecurityProfile {
         validateLimits(policy: policy, log: log)
         validateEnvironment(log: log)
 
+        // What the profile claims; a run gets no more than its signed
+        // manifest's signer grants (the planner's trust step checks that).
         if tool.trustLevel < policy.security.minTrustLevel {
             log.error(
                 "tool.trust_level",
                 "trust level '\(tool.trustLevel.rawValue)' is below the host policy's minimum '\(policy.security.minTrustLevel.rawValue)' ([security] min_trust_level)")
-        }
-        if policy.security.requireSignatures {
-            log.error("", "the host policy requires signed profiles ([security] require_signatures) and Burrow cannot verify signatures yet; set it to false to run unsigned profiles")
         }
         if sandboxLevel == .none && tool.trustLevel != .system {
             log.error("sandbox_level", "'none' (no namespaces, seccomp or Landlock) is only for trust_level 'system' tools; this one is '\(tool.trustLevel.rawValue)'")

@@ -35,6 +35,9 @@ package struct ToolIdentity: Sendable, Equatable, Codable {
     package var version: String
     package var description: String
     package var trustLevel: TrustLevel
+    /// `[tool] manifest`: the tool's signed manifest (its signature beside
+    /// it, `.sig`), relative to the profile file's directory or absolute.
+    package var manifest: String?
 
     package init(id: String, name: String, version: String, description: String = "", trustLevel: TrustLevel = .untrusted) {
         self.id = id

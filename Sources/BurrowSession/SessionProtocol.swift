@@ -251,6 +251,21 @@ extension Session {
         package var withoutMcpRelay: Bool?
         /// `burrow dry-run --seccomp-listing`.
         package var seccompListing: Bool?
+        /// `--manifest`: the signed manifest, read by the client with its own rights.
+        package var manifest: Manifest?
+
+        /// A signed manifest's text and its signature file's, and the file the client read.
+        package struct Manifest: Sendable, Codable, Equatable {
+            package var document: String
+            package var signature: String
+            package var file: String
+
+            package init(document: String, signature: String, file: String) {
+                self.document = document
+                self.signature = signature
+                self.file = file
+            }
+        }
 
         package init(command: Command, profile: Profile, argv: [String], workingDirectory: String) {
             self.command = command
@@ -260,7 +275,7 @@ extension Session {
         }
 
         private enum CodingKeys: String, CodingKey {
-            case command, profile, argv, parameters, environment, workingDirectory, withoutMcpRelay, seccompListing
+            case command, profile, argv, parameters, environment, workingDirectory, withoutMcpRelay, seccompListing, manifest
         }
 
         /// `parameters` and `environment` may be left out (empty).
@@ -273,6 +288,7 @@ extension Session {
             environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
             workingDirectory = try c.decode(String.self, forKey: .workingDirectory)
             withoutMcpRelay = try c.decodeIfPresent(Bool.self, forKey: .withoutMcpRelay)
+            manifest = try c.decodeIfPresent(Manifest.self, forKey: .manifest)
             seccompListing = try c.decodeIfPresent(Bool.self, forKey: .seccompListing)
         }
     }

@@ -111,7 +111,7 @@ struct ManifestTests {
     static func manifest(_ tree: (directory: String, profile: String, command: [String]), level: String = "verified", expires: Int64 = 86_400) throws -> ([UInt8], ToolManifest) {
         let now = Int64(Date().timeIntervalSince1970)
         let built = try ManifestBuilder(
-            tool: .init(id: "tool", version: "1"), trustLevel: level, profileBytes: Array(try Data(contentsOf: URL(fileURLWithPath: tree.profile))), command: tree.command,
+            tool: .init(id: "tool", version: "1"), trustLevel: level, profileDigest: SHA256.label(Array(try Data(contentsOf: URL(fileURLWithPath: tree.profile)))), command: tree.command,
             searchPath: ["/usr/bin"], issued: now - 10, expires: now + expires
         ).build()
         let encoder = JSONEncoder()

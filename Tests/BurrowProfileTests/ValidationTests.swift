@@ -186,13 +186,6 @@ struct ValidationTests {
         #expect(loaded.errors.first?.message.contains("line 2") == true, "\(loaded.errors)")
     }
 
-    @Test func signaturesRequiredRefusesEveryProfile() {
-        var policy = HostPolicy.defaults
-        policy.security.requireSignatures = true
-        let loaded = Fixtures.loader(["/p/t.toml": Fixtures.profileTOML()], policy: policy).load("/p/t.toml")
-        #expect(loaded.errors.contains { $0.message.contains("require_signatures") })
-    }
-
     @Test func trustBelowPolicyMinimum() {
         var policy = HostPolicy.defaults
         policy.security.minTrustLevel = .verified

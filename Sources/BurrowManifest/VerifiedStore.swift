@@ -1,0 +1,146 @@
+import BurrowSystem
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The verified copies of signed manifests' files: what a tool with a
+/// manifest runs. `trees/<manifest digest>/` mirrors the host paths of
+/// everything the manifest lists (the file `/opt/t/bin/tool` is at
+/// `trees/<digest>/opt/t/bin/tool`): each file written from the very bytes
+/// that were hashed, as they were read through one descriptor, so nothing
+/// done to the host's file afterwards (rewritten in place, replaced,
+/// renamed over) reaches a sandbox, which binds the copy read-only at the
+/// listed path. The store, its trees and every file belong to root and
+/// nobody else may write them; a tree is complete once it has its name
+/// (built under a temporary one, then renamed).
+package struct VerifiedStore: Sendable {
+    package var directory: String
+
+    package init(directory: String) {
+        self.directory = directory
+    }
+
+    var trees: String { directory + "/trees" }
+
+    /// The tree of the manifest with `digest` (64 hex digits), when it was
+    /// built and is still root's alone; nil otherwise. One lstat.
+    package func tree(_ digest: String) -> String? {
+        let path = trees + "/" + digest
+        return Self.isRootsAlone(path) && Self.onlyRootCanReplace(trees) ? path : nil
+    }
+
+    /// Builds the tree of `manifest` (whose bytes have `digest`): every
+    /// listed file read, hashed and copied through one descriptor, every
+    /// link recreated, each root made. A file that differs from the
+    /// manifest (its digest, size or mode), or cannot be read, fails it:
+    /// nothing is kept.
+    package func build(_ manifest: ToolManifest, digest: String) throws(ManifestFiles.Problem) -> String {
+        guard geteuid() == 0 else {
+            throw ManifestFiles.Problem(directory, "only root keeps verified copies of a signed tool's files: run it as root or through burrowd")
+        }
+        try Self.makeDirectories("", trees)
+        guard Self.onlyRootCanReplace(trees) else {
+            throw ManifestFiles.Problem(trees, "it and every directory above it must belong to root, and nobody else may write them (unless sticky, as /tmp)")
+        }
+        let final = trees + "/" + digest
+        if let existing = tree(digest) { return existing }
+        let building = trees + "/.building-\(digest)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        guard mkdir(building, 0o700) == 0 else { throw ManifestFiles.Problem(building, "cannot be made: \(String(cString: strerror(errno)))") }
+        var kept = false
+        defer { if !kept { try? FileManager.default.removeItem(atPath: building) } }
+
+        for root in manifest.roots { try Self.makeDirectories(building, root) }
+        for listed in manifest.files {
+            try Self.makeDirectories(building, parent(of: listed.path))
+            try Self.copy(listed, to: building + listed.path)
+        }
+        for link in manifest.links {
+            try Self.makeDirectories(building, parent(of: link.path))
+            guard symlink(link.target, building + link.path) == 0 else {
+                throw ManifestFiles.Problem(link.path, "cannot be recreated: \(String(cString: strerror(errno)))")
+            }
+        }
+        guard chmod(building, 0o755) == 0 else { throw ManifestFiles.Problem(building, "cannot be opened to readers: \(String(cString: strerror(errno)))") }
+        if rename(building, final) != 0 {
+            // Another builder finished first: its tree is the same bytes.
+            guard errno == EEXIST || errno == ENOTEMPTY, let existing = tree(digest) else {
+                throw ManifestFiles.Problem(final, "cannot be made: \(String(cString: strerror(errno)))")
+            }
+            return existing
+        }
+        kept = true
+        return final
+    }
+
+    /// Copies `listed` from the host into `destination`, writing exactly
+    /// the bytes hashed, and checks them against the manifest.
+    static func copy(_ listed: ToolManifest.File, to destination: String) throws(ManifestFiles.Problem) {
+        let out = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard out >= 0 else { throw ManifestFiles.Problem(listed.path, "its copy cannot be made: \(String(cString: strerror(errno)))") }
+        defer { close(out) }
+        let found: ToolManifest.File
+        switch ManifestFiles.digest(listed.path, limit: listed.size, copy: out) {
+        case .failure(var problem):
+            problem.differs = true
+            throw problem
+        case .success(let file): found = file
+        }
+        guard Array(found.sha256.utf8) == Array(listed.sha256.utf8), found.size == listed.size else {
+            throw ManifestFiles.Problem(listed.path, "sha256 \(found.sha256), the manifest says \(listed.sha256)", differs: true)
+        }
+        guard found.mode == listed.mode else {
+            throw ManifestFiles.Problem(listed.path, "mode \(String(found.mode, radix: 8)), the manifest says \(String(listed.mode, radix: 8))", differs: true)
+        }
+        // Readable by the sandbox's user; executable as listed; never
+        // writable, set-id or sticky.
+        guard fchmod(out, mode_t((listed.mode & 0o555) | 0o444)) == 0 else {
+            throw ManifestFiles.Problem(listed.path, "its copy cannot be made read-only: \(String(cString: strerror(errno)))")
+        }
+        // The host file's times (a .pyc is valid only for its source's
+        // modification time); not part of what was verified.
+        var st = stat()
+        if lstat(listed.path, &st) == 0 {
+            let times = [st.st_atim, st.st_mtim]
+            _ = times.withUnsafeBufferPointer { futimens(out, $0.baseAddress) }
+        }
+    }
+
+    /// Makes `path` (absolute, host-side) and its parents beneath `base`, each 0755.
+    static func makeDirectories(_ base: String, _ path: String) throws(ManifestFiles.Problem) {
+        var current = base
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw ManifestFiles.Problem(path, "its directory cannot be made in the verified copy: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Whether only root can change what `path` is: it (a directory that
+    /// belongs to root, writable by nobody else) and each directory above it
+    /// belong to root, and any of those others may write is sticky (so
+    /// nobody else can rename or remove root's entries in it).
+    static func onlyRootCanReplace(_ path: String) -> Bool {
+        guard isRootsAlone(path) else { return false }
+        var current = parent(of: path)
+        while true {
+            var st = stat()
+            guard lstat(current, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == 0, st.st_mode & 0o022 == 0 || st.st_mode & S_ISVTX != 0 else { return false }
+            if current == "/" { return true }
+            current = parent(of: current)
+        }
+    }
+
+    /// A directory (not a symlink) that belongs to root and that neither its group nor others may write.
+    static func isRootsAlone(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR && st.st_uid == 0 && st.st_mode & 0o022 == 0
+    }
+}
+
+private func parent(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+    return String(path[..<slash])
+}
