@@ -91,6 +91,12 @@ extension Planner {
         if profile.sandboxLevel != .none {
             let store = VerifiedStore(directory: security.verifiedStore)
             if let tree = store.tree(found.digest) {
+                // The copies run whatever happened on the host since; a
+                // change there is still refused, and reported.
+                if let problem = store.drift(manifest, tree: tree) {
+                    throw PlanError(
+                        description: "\(problem) (the signed manifest of \(profile.tool.id), \(source.label))", kind: problem.differs ? .mismatch(path: problem.path) : .trust)
+                }
                 plan.manifest?.verifiedTree = tree
             } else {
                 do {

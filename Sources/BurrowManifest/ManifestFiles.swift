@@ -33,6 +33,11 @@ package enum ManifestFiles {
     /// With `copy`, every byte read is written there too (a verified copy
     /// holds exactly the bytes that were hashed).
     package static func digest(_ path: String, limit: Int64 = ToolManifest.maxFileBytes, copy: Int32? = nil) -> Result<ToolManifest.File, Problem> {
+        digest(path, limit: limit, copy: copy, opened: nil)
+    }
+
+    /// `digest`, telling `opened` what fstat(2) says of the descriptor hashed.
+    static func digest(_ path: String, limit: Int64, copy: Int32?, opened: ((stat) -> Void)?) -> Result<ToolManifest.File, Problem> {
         let fd: Int32
         do {
             // No symlink anywhere on the way: a listed path is the file's real one.
@@ -46,6 +51,7 @@ package enum ManifestFiles {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .failure(Problem(path, "not a regular file")) }
+        opened?(st)
         guard Int64(st.st_size) <= limit else { return .failure(Problem(path, "\(st.st_size) bytes, more than \(limit)")) }
         var left = limit + 1
         guard

@@ -52,10 +52,18 @@ package struct VerifiedStore: Sendable {
         defer { if !kept { try? FileManager.default.removeItem(atPath: building) } }
 
         for root in manifest.roots { try Self.makeDirectories(building, root) }
+        var stamps = ""
         for listed in manifest.files {
             try Self.makeDirectories(building, parent(of: listed.path))
-            try Self.copy(listed, to: building + listed.path)
+            let stamp = try Self.copy(listed, to: building + listed.path)
+            stamps += stamp.line + "\n"
         }
+        // What each host file was when it was hashed: `drift` rehashes only the ones that changed since.
+        let stampsFile = open(building + "/" + Self.stampsName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard stampsFile >= 0 else { throw ManifestFiles.Problem(building, "cannot keep the files' stamps: \(String(cString: strerror(errno)))") }
+        let written = Array(stamps.utf8).withUnsafeBytes { FileIO.writeAll(stampsFile, $0) }
+        close(stampsFile)
+        guard written else { throw ManifestFiles.Problem(building, "cannot keep the files' stamps: \(String(cString: strerror(errno)))") }
         for link in manifest.links {
             try Self.makeDirectories(building, parent(of: link.path))
             guard symlink(link.target, building + link.path) == 0 else {
@@ -74,14 +82,72 @@ package struct VerifiedStore: Sendable {
         return final
     }
 
+    /// The name, in a tree's top directory (never bound into a sandbox), of
+    /// the stamps of the host's files as they were hashed: one line per
+    /// listed file, in the manifest's order.
+    static let stampsName = ".burrow-stamps"
+
+    /// What fstat(2) said of a file as it was hashed.
+    struct Stamp: Equatable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var modified: Int64
+        var changed: Int64
+
+        init(_ st: stat) {
+            device = UInt64(st.st_dev)
+            inode = UInt64(st.st_ino)
+            size = Int64(st.st_size)
+            modified = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+            changed = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
+        }
+
+        init?(line: Substring) {
+            let f = line.split(separator: " ")
+            guard f.count == 5, let d = UInt64(f[0]), let i = UInt64(f[1]), let s = Int64(f[2]), let m = Int64(f[3]), let c = Int64(f[4]) else { return nil }
+            (device, inode, size, modified, changed) = (d, i, s, m, c)
+        }
+
+        var line: String { "\(device) \(inode) \(size) \(modified) \(changed)" }
+    }
+
+    /// The first way the host's files differ from the manifest whose tree
+    /// is `tree`: a file whose stamp moved since it was copied is hashed
+    /// again (a `touch` alone is no difference), one missing or replaced by
+    /// other bytes is. Nil: every listed file still holds what was signed.
+    /// (The sandbox runs the copies either way; this tells the operator.)
+    package func drift(_ manifest: ToolManifest, tree: String) -> ManifestFiles.Problem? {
+        guard let text = try? FileIO.read(tree + "/" + Self.stampsName, limit: 64 << 20) else {
+            return ManifestFiles.Problem(tree, "its stamps cannot be read")
+        }
+        let lines = text.split(separator: "\n")
+        guard lines.count == manifest.files.count else { return ManifestFiles.Problem(tree, "its stamps do not match its manifest") }
+        for (listed, line) in zip(manifest.files, lines) {
+            var st = stat()
+            if lstat(listed.path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, let kept = Stamp(line: line), Stamp(st) == kept { continue }
+            switch ManifestFiles.digest(listed.path, limit: listed.size) {
+            case .failure(var problem):
+                problem.differs = true
+                return problem
+            case .success(let found):
+                if Array(found.sha256.utf8) != Array(listed.sha256.utf8) || found.size != listed.size {
+                    return ManifestFiles.Problem(listed.path, "sha256 \(found.sha256), the manifest says \(listed.sha256)", differs: true)
+                }
+            }
+        }
+        return nil
+    }
+
     /// Copies `listed` from the host into `destination`, writing exactly
     /// the bytes hashed, and checks them against the manifest.
-    static func copy(_ listed: ToolManifest.File, to destination: String) throws(ManifestFiles.Problem) {
+    static func copy(_ listed: ToolManifest.File, to destination: String) throws(ManifestFiles.Problem) -> Stamp {
         let out = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard out >= 0 else { throw ManifestFiles.Problem(listed.path, "its copy cannot be made: \(String(cString: strerror(errno)))") }
         defer { close(out) }
         let found: ToolManifest.File
-        switch ManifestFiles.digest(listed.path, limit: listed.size, copy: out) {
+        var hashed = stat()
+        switch ManifestFiles.digest(listed.path, limit: listed.size, copy: out, opened: { hashed = $0 }) {
         case .failure(var problem):
             problem.differs = true
             throw problem
@@ -100,11 +166,9 @@ package struct VerifiedStore: Sendable {
         }
         // The host file's times (a .pyc is valid only for its source's
         // modification time); not part of what was verified.
-        var st = stat()
-        if lstat(listed.path, &st) == 0 {
-            let times = [st.st_atim, st.st_mtim]
-            _ = times.withUnsafeBufferPointer { futimens(out, $0.baseAddress) }
-        }
+        let times = [hashed.st_atim, hashed.st_mtim]
+        _ = times.withUnsafeBufferPointer { futimens(out, $0.baseAddress) }
+        return Stamp(hashed)
     }
 
     /// Makes `path` (absolute, host-side) and its parents beneath `base`, each 0755.
