@@ -153,7 +153,7 @@ let package = Package(
             exclude: ["Corpus"], swiftSettings: strict),
         .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit", "BurrowSQLite"], path: "Tests/AuditBench", swiftSettings: strict),
         .target(
-            name: "BurrowTestSupport", dependencies: ["BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
+            name: "BurrowTestSupport", dependencies: ["BurrowManifest", "BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
             swiftSettings: strict),
         .testTarget(name: "BurrowJSONTests", dependencies: ["BurrowJSON"], swiftSettings: strict),
         .testTarget(
@@ -201,7 +201,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "BurrowManifestTests", dependencies: ["BurrowCrypto", "BurrowManifest", "BurrowTestSupport"],
+            name: "BurrowManifestTests", dependencies: ["BurrowAudit", "BurrowCrypto", "BurrowJSON", "BurrowManifest", "BurrowTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "BurrowSystemTests", dependencies: ["BurrowSystem", "BurrowTestSupport"],

@@ -61,7 +61,8 @@ struct DryRunCommand: ParsableCommand {
 
     func run() throws {
         guard geteuid() == 0 else { return try planThroughBurrowd() }
-        let (plan, compiler, loaded) = try FrontDoor.plan(options, parameters: try parameters.parsed(), profile: profile, command: command, grantsCheckedAs: try caller.credentials(), manifest: manifest.source)
+        let (plan, compiler, loaded) = try FrontDoor.plan(
+            options, parameters: try parameters.parsed(), profile: profile, command: command, grantsCheckedAs: try caller.credentials(), manifest: manifest.source)
         // With --as-user: what that user's run would refuse, shown before it is tried.
         let unreachable = Invocations.unreachableGrants(plan).map {
             ProfileIssue(file: loaded.files.first ?? profile, keyPath: "", message: "\($0): `burrow run` refuses this grant", severity: .warning)

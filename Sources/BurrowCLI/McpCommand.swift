@@ -56,7 +56,8 @@ struct McpCommand: ParsableCommand {
 
     func run() throws {
         guard geteuid() == 0 else { return try runThroughBurrowd() }
-        let prepared = try FrontDoor.prepare(options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: .relay, grantsCheckedAs: try caller.credentials(),
+        let prepared = try FrontDoor.prepare(
+            options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: .relay, grantsCheckedAs: try caller.credentials(),
             manifest: manifest.source)
         let outcome: PreparedInvocation.Outcome
         do {

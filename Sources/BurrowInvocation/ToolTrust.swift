@@ -57,7 +57,8 @@ extension Planner {
         guard let source else {
             if security.requireSignatures {
                 throw PlanError(
-                    description: "the host policy runs signed tools only ([security] require_signatures) and \(profile.tool.id) has no manifest: give one (--manifest, or [tool] manifest in the profile)",
+                    description:
+                        "the host policy runs signed tools only ([security] require_signatures) and \(profile.tool.id) has no manifest: give one (--manifest, or [tool] manifest in the profile)",
                     kind: .trust)
             }
             let plan = TrustPlan(level: .untrusted, claimed: claimed, reason: "unsigned: no manifest, so untrusted whatever the profile claims")
@@ -93,9 +94,13 @@ extension Planner {
             if let tree = store.tree(found.digest) {
                 // The copies run whatever happened on the host since; a
                 // change there is still refused, and reported.
-                if let problem = store.drift(manifest, tree: tree) {
-                    throw PlanError(
-                        description: "\(problem) (the signed manifest of \(profile.tool.id), \(source.label))", kind: problem.differs ? .mismatch(path: problem.path) : .trust)
+                // Rechecked at most every few seconds (burrowd): the run is safe either way.
+                if !trustMemo.recentlyClean(tree, now: now) {
+                    if let problem = store.drift(manifest, tree: tree) {
+                        throw PlanError(
+                            description: "\(problem) (the signed manifest of \(profile.tool.id), \(source.label))", kind: problem.differs ? .mismatch(path: problem.path) : .trust)
+                    }
+                    trustMemo.markClean(tree, now: now)
                 }
                 plan.manifest?.verifiedTree = tree
             } else {
@@ -122,21 +127,25 @@ extension Planner {
         let level = trust.level
         if level < policy.security.minTrustLevel {
             throw PlanError(
-                description: "\(profile.tool.id) runs at trust level \(level.rawValue) (\(trust.reason)), below the host policy's minimum \(policy.security.minTrustLevel.rawValue) ([security] min_trust_level)",
+                description:
+                    "\(profile.tool.id) runs at trust level \(level.rawValue) (\(trust.reason)), below the host policy's minimum \(policy.security.minTrustLevel.rawValue) ([security] min_trust_level)",
                 kind: .trust)
         }
         if profile.sandboxLevel == .none && level != .system {
-            throw PlanError(description: "sandbox_level 'none' is only for tools a signer vouches for at trust level system; \(profile.tool.id) runs at \(level.rawValue) (\(trust.reason))", kind: .trust)
+            throw PlanError(
+                description: "sandbox_level 'none' is only for tools a signer vouches for at trust level system; \(profile.tool.id) runs at \(level.rawValue) (\(trust.reason))", kind: .trust)
         }
         guard let ceiling = policy.trust[level.rawValue] else { return }
         if profile.networkAccess > ceiling.networkPolicy {
             throw PlanError(
-                description: "\(profile.tool.id) runs at trust level \(level.rawValue) (\(trust.reason)), whose tools may have network access \(ceiling.networkPolicy.rawValue) at most ([trust.\(level.rawValue)] network_policy); its profile asks for \(profile.networkAccess.rawValue)",
+                description:
+                    "\(profile.tool.id) runs at trust level \(level.rawValue) (\(trust.reason)), whose tools may have network access \(ceiling.networkPolicy.rawValue) at most ([trust.\(level.rawValue)] network_policy); its profile asks for \(profile.networkAccess.rawValue)",
                 kind: .trust)
         }
         if !ceiling.allowWrite, let write = profile.filesystem.allWrites(profile.permissions).first {
             throw PlanError(
-                description: "\(profile.tool.id) runs at trust level \(level.rawValue) (\(trust.reason)), whose tools may not write ([trust.\(level.rawValue)] allow_write = false); its profile grants writing \(write.path)",
+                description:
+                    "\(profile.tool.id) runs at trust level \(level.rawValue) (\(trust.reason)), whose tools may not write ([trust.\(level.rawValue)] allow_write = false); its profile grants writing \(write.path)",
                 kind: .trust)
         }
     }
@@ -248,6 +257,25 @@ final class TrustMemo: Sendable {
     /// A file changed less than this long ago (ns) is not trusted to show a second change in its stamp.
     static let racyWindow: Int64 = 2_000_000_000
     private let entries = Mutex<[Key: Entry]>([:])
+
+    /// Microseconds a verified tree's host files are taken as unchanged
+    /// after a check found them so: a change there is refused from the
+    /// next check on (the sandbox shows the copies meanwhile, so nothing
+    /// changed ever runs).
+    static let driftInterval: Int64 = 5_000_000
+    private let clean = Mutex<[String: Int64]>([:])
+
+    func recentlyClean(_ tree: String, now: Int64) -> Bool {
+        guard let at = clean.withLock({ $0[tree] }) else { return false }
+        return now >= at && now - at < Self.driftInterval
+    }
+
+    func markClean(_ tree: String, now: Int64) {
+        clean.withLock {
+            if $0.count >= Self.capacity { $0.removeAll() }
+            $0[tree] = now
+        }
+    }
 
     func lookup(_ key: Key, now: Int64) -> Planner.VerifiedManifest? {
         guard let entry = entries.withLock({ $0[key] }), now < entry.until else { return nil }

@@ -38,9 +38,10 @@ package enum FileIO {
     /// Writes all of `bytes` to `fd` (retrying short writes and EINTR);
     /// false, with errno set, when a write fails.
     package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
         var offset = 0
         while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            let n = write(fd, base + offset, bytes.count - offset)
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return false }
             offset += n

@@ -8,89 +8,6 @@ import Testing
     import Glibc
 #endif
 
-/// A certificate authority the tests make with the openssl CLI: Ed25519
-/// keys, a CA whose certificates may carry Burrow's trust-level extension,
-/// signers, and a CRL.
-final class TestPKI: @unchecked Sendable {
-    let directory: String
-    var store: String { directory + "/store" }
-
-    init() throws {
-        directory = try Subprocess.temporaryDirectory()
-        try write(
-            "ca.cnf",
-            """
-            [req]
-            distinguished_name = dn
-            [dn]
-            [ca_ext]
-            basicConstraints = critical,CA:TRUE
-            keyUsage = critical,keyCertSign,cRLSign
-            subjectKeyIdentifier = hash
-            \(ManifestSignature.trustLevelOID) = ASN1:UTF8String:verified
-            [ca]
-            default_ca = ca0
-            [ca0]
-            database = \(directory)/index.txt
-            crlnumber = \(directory)/crlnumber
-            default_md = default
-            default_crl_days = 30
-            """)
-        try write("index.txt", "")
-        try write("crlnumber", "01\n")
-        try openssl(["genpkey", "-algorithm", "ed25519", "-out", "ca.key"])
-        try openssl(["req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=Burrow test CA", "-days", "30", "-config", "ca.cnf", "-extensions", "ca_ext", "-out", "ca.pem"])
-        try refreshCRL()
-        mkdir(store, 0o755)
-        chmod(directory, 0o755)
-        chmod(store, 0o755)
-        try FileManager.default.copyItem(atPath: directory + "/ca.pem", toPath: store + "/ca.pem")
-        try FileManager.default.copyItem(atPath: directory + "/ca.crl", toPath: store + "/ca.crl")
-        // Whatever the umask: the store refuses files others may write.
-        chmod(store + "/ca.pem", 0o644)
-        chmod(store + "/ca.crl", 0o644)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
-
-    func write(_ name: String, _ text: String) throws {
-        try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
-    }
-
-    func openssl(_ arguments: [String]) throws {
-        let r = try Subprocess.run(["/usr/bin/openssl"] + arguments, directory: directory)
-        guard r.status == 0 else { throw RequirementUnmet(description: "openssl \(arguments.joined(separator: " ")): \(r.stderr)") }
-    }
-
-    func refreshCRL() throws {
-        try openssl(["ca", "-gencrl", "-keyfile", "ca.key", "-cert", "ca.pem", "-config", "ca.cnf", "-out", "ca.crl"])
-    }
-
-    /// A signer `name` (key `name.key`, certificate `name.pem`): `level` in
-    /// the extension (nil: none), code signing unless `codeSigning` is false.
-    func signer(_ name: String, level: String?, codeSigning: Bool = true, keyUsage: Bool = true, days: Int = 10) throws {
-        var ext = "basicConstraints = critical,CA:FALSE\nauthorityKeyIdentifier = keyid\n"
-        if keyUsage { ext += "keyUsage = critical,digitalSignature\n" }
-        if codeSigning { ext += "extendedKeyUsage = codeSigning\n" }
-        if let level { ext += "\(ManifestSignature.trustLevelOID) = ASN1:UTF8String:\(level)\n" }
-        try write(name + ".ext", ext)
-        try openssl(["genpkey", "-algorithm", "ed25519", "-out", name + ".key"])
-        chmod(directory + "/" + name + ".key", 0o600)
-        try openssl(["req", "-new", "-key", name + ".key", "-subj", "/CN=\(name)", "-config", "ca.cnf", "-out", name + ".csr"])
-        try openssl(["x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "\(days)", "-extfile", name + ".ext", "-out", name + ".pem"])
-    }
-
-    func revoke(_ name: String) throws {
-        try openssl(["ca", "-revoke", name + ".pem", "-keyfile", "ca.key", "-cert", "ca.pem", "-config", "ca.cnf"])
-        try refreshCRL()
-        try FileManager.default.removeItem(atPath: store + "/ca.crl")
-        try FileManager.default.copyItem(atPath: directory + "/ca.crl", toPath: store + "/ca.crl")
-        chmod(store + "/ca.crl", 0o644)
-    }
-
-    func bytes(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))) }
-}
-
 @Suite("signed tool manifests", .requires(.installed("/usr/bin/openssl")))
 struct ManifestTests {
     /// A tool the tests own: a virtualenv-like tree (pyvenv.cfg, bin/tool) and a profile file.
@@ -267,7 +184,15 @@ struct ManifestTests {
         try pki.signer("signer", level: "verified")
         let tree = try Self.toolTree()
         let manifest = tree.directory + "/tool.manifest"
-        let made = try Subprocess.run([Subprocess.burrow, "tools", "manifest", "--profile", tree.profile, "--version", "1", "--trust-level", "verified", "-o", manifest, "--"] + tree.command)
+        // A profile that loads (its digest is the one a run compares).
+        try """
+        extends = "\(Fixtures.profilesDirectory)/minimal.toml"
+        [tool]
+        id = "tool"
+        name = "tool"
+        version = "1"
+        """.write(toFile: tree.profile, atomically: true, encoding: .utf8)
+        let made = try Subprocess.run([Subprocess.burrow, "tools", "manifest", "--profile", tree.profile, "--trust-level", "verified", "-o", manifest, "--"] + tree.command)
         try #require(made.status == 0, "\(made.stderr)")
         #expect(made.stderr.contains("3 files, 1 links, 1 roots"), "\(made.stderr)")
         let signed = try Subprocess.run([Subprocess.burrow, "tools", "sign", "--key", pki.directory + "/signer.key", "--cert", pki.directory + "/signer.pem", manifest])
