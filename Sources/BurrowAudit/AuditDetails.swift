@@ -750,6 +750,62 @@ package struct MCPFramingViolationDetails: AuditDetails {
     }
 }
 
+/// A tool the MCP server listed, withheld from the client: its definition
+/// is not the approved one (`changed`, with what differs) or was never
+/// approved (`new`). Its calls are refused until an operator approves it.
+package struct MCPDefinitionDetails: AuditDetails {
+    package var session: String
+    package var name: String
+    package var change: String
+    package var diff: [String]
+    package var digest: String
+
+    package init(session: String, name: String, change: String, diff: [String], digest: String) {
+        self.session = session
+        self.name = name
+        self.change = change
+        self.diff = diff
+        self.digest = digest
+    }
+
+    package var eventType: AuditEventType { .securityViolation }
+    package var json: JSON {
+        var f = Fields()
+        f["mcp"] = .string("definition_changed")
+        f["session"] = .string(session)
+        f["name"] = .string(name)
+        f["change"] = .string(change)
+        f["diff"] = .strings(diff)
+        f["digest"] = .string(digest)
+        return f.json
+    }
+}
+
+/// Invisible characters (Unicode tags, zero-width and bidirectional
+/// controls) the relay removed from what the server sent the client.
+package struct MCPInvisibleCharactersDetails: AuditDetails {
+    package var session: String
+    package var location: String
+    package var count: Int
+
+    package init(session: String, location: String, count: Int) {
+        self.session = session
+        self.location = location
+        self.count = count
+    }
+
+    package var eventType: AuditEventType { .securityViolation }
+    package var json: JSON {
+        var f = Fields()
+        f["mcp"] = .string("invisible_characters")
+        f["session"] = .string(session)
+        f["where"] = .string(location)
+        f["count"] = .int(count)
+        f["message"] = .string("\(count) invisible characters removed from \(location)")
+        return f.json
+    }
+}
+
 // MARK: - ResourceLimitExceeded, PerformanceThreshold, AnomalousActivity
 
 /// A limit the sandbox hit, with the evidence.

@@ -1,8 +1,12 @@
 import ArgumentParser
 import BurrowAPI
 import BurrowInvocation
+import BurrowMCP
+import BurrowPolicy
+import BurrowProfile
 import BurrowRuntime
 import BurrowSession
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -32,7 +36,14 @@ struct McpCommand: ParsableCommand {
               - every call is its own audit invocation (`<session>/<n>`): ToolInvoked with the tool name and \
             a digest of the arguments, then ToolCompleted or ToolFailed with the duration and the JSON-RPC \
             error code;
-              - the server's stderr is passed on up to 64 KiB/s; the rest is dropped and counted.
+              - the server's stderr is passed on up to 64 KiB/s; the rest is dropped and counted;
+              - with --pin FILE, the tools the server lists are held against the definitions approved \
+            in FILE (name, title, description, input and output schemas, annotations): a tool whose \
+            definition changed, or one not approved, is withheld from tools/list and its calls are refused \
+            (SecurityViolation definition_changed, with what differs), also after \
+            notifications/tools/list_changed. Without FILE, the first listing is approved and written there; \
+            --approve-definitions approves what the server lists now. Invisible characters (Unicode tags, \
+            zero-width and bidirectional controls) are removed from tool definitions and results, and reported.
 
             Exit status: the server's, or 125 when Burrow refused or ended the session.
             """)
@@ -47,21 +58,70 @@ struct McpCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A profile file, or a name looked up in $BURROW_PROFILE_PATH and /etc/burrow/profiles.", valueName: "file|name"))
     var profile: String
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The server's approved tool definitions: held against every listing; written from the first listing when FILE does not exist yet.",
+            valueName: "file"))
+    var pin: String?
+
+    @Flag(help: "Approve the tool definitions the server lists in this session (written to --pin FILE, replacing what it held).")
+    var approveDefinitions = false
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The server's command and arguments, after '--'.", valueName: "command"))
     var command: [String] = []
 
     func validate() throws {
         if command.isEmpty { throw ValidationError("give the server's command after '--', e.g. burrow mcp --profile mcp-server-time -- mcp-server-time") }
+        if approveDefinitions && pin == nil { throw ValidationError("--approve-definitions writes the definitions to --pin FILE: give it") }
+    }
+
+    /// The pins of --pin: those in the file, or (none yet, or
+    /// --approve-definitions) the session's first listing, written there.
+    private func readPins() throws -> ToolPins? {
+        guard let pin, access(pin, F_OK) == 0 else { return nil }
+        do {
+            return try ToolPins.parse(try ManifestIO.read(pin))
+        } catch let error as ToolPins.Invalid {
+            throw CLIError("\(pin): \(error)")
+        }
+    }
+
+    private func pinnedDefinitions(_ existing: ToolPins?, server: String) throws -> PinnedDefinitions? {
+        guard let pin else { return nil }
+        if let existing, existing.server != server { throw CLIError("\(pin) pins the tools of \(existing.server), not of \(server)") }
+        if let existing, !approveDefinitions { return PinnedDefinitions(server: server, approved: existing, keep: { _ in }) }
+        let written = Mutex<ToolPins?>(nil)
+        return PinnedDefinitions(
+            server: server, approved: nil,
+            keep: { pins in
+                // Each page of the first listing adds to the set; the file holds all of it.
+                let changed = written.withLock { last -> Bool in
+                    guard last != pins else { return false }
+                    last = pins
+                    return true
+                }
+                guard changed else { return }
+                do {
+                    try ManifestIO.write(pin, pins.encoded)
+                    printError("burrow: approved \(pins.tools.count) tool definitions of \(server) in \(pin)")
+                } catch {
+                    printError("burrow: the approved definitions were not written: \(error)")
+                }
+            })
     }
 
     func run() throws {
         guard geteuid() == 0 else { return try runThroughBurrowd() }
+        let pins = try readPins()
         let prepared = try FrontDoor.prepare(
             options, auditOptions, parameters: try parameters.parsed(), profile: profile, command: command, mode: .relay, grantsCheckedAs: try caller.credentials(),
             manifest: manifest.source)
+        var client = PreparedInvocation.RelayClient(input: 0, output: 1, stderr: 2)
+        client.pins = try pinnedDefinitions(pins, server: prepared.plan.tool.id)
         let outcome: PreparedInvocation.Outcome
         do {
-            outcome = try prepared.run(Runner.Options(), client: .init(input: 0, output: 1, stderr: 2))
+            outcome = try prepared.run(Runner.Options(), client: client)
         } catch {
             printError("burrow: \(error)")
             throw ExitCode(error.code.exitStatus)
@@ -73,6 +133,7 @@ struct McpCommand: ParsableCommand {
     /// so its policy and per-call audit are burrowd's to keep.
     private func runThroughBurrowd() throws {
         _ = try caller.credentials()
+        if pin != nil { throw CLIError("--pin needs root (the relay then runs in this process); through burrowd's session socket, definitions cannot be pinned yet") }
         try auditOptions.refuseWithoutRoot()
         var request = try SessionClient.request(.mcp, profile: profile, argv: command, parameters: try parameters.parsed())
         request.manifest = try manifest.forSession()

@@ -102,7 +102,7 @@ struct ManifestOptions: ParsableArguments {
             do {
                 return String(decoding: try FileIO.readConfigured(path, secret: false, limit: DocumentLimits.maxBytes), as: UTF8.self)
             } catch .tooLarge {
-                throw CLIError("\(path): larger than the \(DocumentLimits.maxBytes) bytes a request through burrowd may carry; register the tool with its manifest instead")
+                throw CLIError("\(path): larger than the \(DocumentLimits.maxBytes) bytes a request through burrowd's session socket may carry; run it as root")
             } catch {
                 throw CLIError("\(path): \(error)")
             }

@@ -300,7 +300,7 @@ private final class Connection: Sendable {
             relayRemedy: "use `burrow mcp`, or `burrow run --without-mcp-relay` to run it without that policy")
         ask.grantsCheckedAs = credentials
         ask.userCeilings = true
-        ask.manifest = Self.manifest(request)
+        ask.manifest = Self.manifest(request, uid: peer.uid)
         let prepared: PreparedInvocation
         do {
             prepared = try invocations.front.prepare(ask, caller: caller)
@@ -374,7 +374,7 @@ private final class Connection: Sendable {
         do {
             plan = try planner.plan(
                 loaded, argv: request.argv, environment: request.environment, workingDirectory: request.workingDirectory, sandboxID: nil, grantsCheckedAs: credentials,
-                manifest: Self.manifest(request))
+                manifest: Self.manifest(request, uid: credentials.uid))
         } catch {
             refuse(error.kind == .plan ? .planRefused : error.kind == .trust ? .trustRefused : .manifestMismatch, error.description, nil, false)
             return
@@ -390,8 +390,9 @@ private final class Connection: Sendable {
     }
 
     /// The manifest the client read and sent, as the front door takes it.
-    static func manifest(_ request: Session.Request) -> ManifestSource? {
-        request.manifest.map { .bytes(manifest: Array($0.document.utf8), signature: Array($0.signature.utf8), label: $0.file) }
+    /// Its label says who sent it: the file name is the client's word.
+    static func manifest(_ request: Session.Request, uid: UInt32) -> ManifestSource? {
+        request.manifest.map { .bytes(manifest: Array($0.document.utf8), signature: Array($0.signature.utf8), label: "\($0.file) (sent by uid \(uid))") }
     }
 
     private func closeAll(_ fds: [FileDescriptor]) { for fd in fds { try? fd.close() } }

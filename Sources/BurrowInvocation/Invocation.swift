@@ -96,10 +96,15 @@ package struct Invocations: Sendable {
             case .plan: throw refusal(.planRefused, error.description)
             case .trust: throw refusal(.trustRefused, error.description)
             case .mismatch(let path):
+                let message = error.description
                 // Someone changed what was signed: more than a refusal.
                 let details = ManifestMismatchDetails(path: path, message: error.description, manifest: request.manifest.map(\.label) ?? loaded.effective.profile.tool.manifest)
-                _ = try? audit.append([AuditEvent(tool: tool, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: UserDatabase.hostName), details: details)])
-                throw refusal(.manifestMismatch, error.description)
+                do {
+                    try audit.append([AuditEvent(tool: tool, context: SecurityContext(principal: caller.principal, uid: caller.uid, host: UserDatabase.hostName), details: details)])
+                } catch {
+                    throw refusal(.manifestMismatch, "\(message) (its AnomalousActivity event was not recorded: \(error))")
+                }
+                throw refusal(.manifestMismatch, message)
             }
         }
         Phases.mark("plan_compiled")

@@ -232,7 +232,11 @@ package struct Planner: Sendable {
         let p = loaded.parameters
         let argv = argv.map { ProfileParameters.substitute($0, p) }
         let (trust, verified) = try decideTrust(loaded, manifest: manifest, argv: argv, readingAs: caller, now: AuditClock.now())
-        let compiler = compiler(environment: environment.mapValues { ProfileParameters.substitute($0, p) }, workingDirectory: workingDirectory, sandboxID: sandboxID)
+        var compiler = compiler(environment: environment.mapValues { ProfileParameters.substitute($0, p) }, workingDirectory: workingDirectory, sandboxID: sandboxID)
+        // A signed tool's paths are read from its verified copies: links,
+        // `#!` lines and ELF headers as signed, whatever the host has now.
+        let overlay = trust.manifest?.verifiedTree.flatMap { tree in verified.map { VerifiedFileSystem(tree: tree, manifest: $0.manifest) } }
+        if let overlay { compiler.fs = overlay }
         let compile = { () throws(PlanError) -> LaunchPlan in
             try compiler.compile(loaded.effective, profileFiles: loaded.files, argv: argv, deadline: deadline)
         }
@@ -250,7 +254,7 @@ package struct Planner: Sendable {
         }
         plan.parameters = p
         plan.spec.grantsCheckedAs = caller
-        if let verified { try Self.showVerified(&plan, verified.manifest, tree: trust.manifest?.verifiedTree) }
+        if let verified { try Self.showVerified(&plan, verified.manifest, tree: trust.manifest?.verifiedTree, fs: overlay ?? LiveFileSystem()) }
         plan.trust = trust
         plan.tool.trustLevel = trust.level
         return plan
@@ -259,18 +263,26 @@ package struct Planner: Sendable {
     /// A signed tool's plan: its command must be one of the manifest's
     /// files (or the base system's, running a listed script), and its
     /// sandbox binds the verified copies at the listed paths.
-    static func showVerified(_ plan: inout LaunchPlan, _ manifest: ToolManifest, tree: String?) throws(PlanError) {
-        let executable = plan.spec.executable
-        guard manifest.files.contains(where: { $0.path == executable }) || manifest.root(of: executable) != nil || ManifestFiles.isBase(executable) else {
+    static func showVerified(_ plan: inout LaunchPlan, _ manifest: ToolManifest, tree: String?, fs: any FileSystemView) throws(PlanError) {
+        // The file execve runs, its links followed as the sandbox will see them.
+        guard let executable = fs.resolve(plan.spec.executable)?.path else {
+            throw PlanError(description: "the command \(plan.spec.executable) cannot be resolved", kind: .trust)
+        }
+        let listed = manifest.files.contains { $0.path == executable } || (manifest.root(of: executable) != nil && tree != nil && fs.kind(executable) != nil)
+        guard listed || ManifestFiles.isBase(executable) else {
             throw PlanError(description: "the command runs \(executable), which the signed manifest does not list (and which is not the host's base system)", kind: .trust)
         }
         guard let tree else { return }
-        plan.mounts = try plan.mounts.showingVerified(
-            tree: tree, roots: manifest.roots, files: manifest.files.map(\.path),
-            exists: { path in
-                var st = stat()
-                return lstat(path, &st) == 0
-            })
+        do {
+            plan.mounts = try plan.mounts.showingVerified(
+                tree: tree, roots: manifest.roots, files: manifest.files.map(\.path), links: Dictionary(manifest.links.map { ($0.path, $0.target) }, uniquingKeysWith: { a, _ in a }),
+                exists: { path in
+                    var st = stat()
+                    return lstat(path, &st) == 0
+                })
+        } catch {
+            throw PlanError(description: error.description, kind: .trust)
+        }
     }
 
     /// The profile's document, its format and the name findings refer to.

@@ -1,6 +1,6 @@
 import BurrowAPI
 import BurrowHost
-import BurrowMCP
+package import BurrowMCP
 package import BurrowPolicy
 import BurrowProfile
 package import BurrowRuntime
@@ -64,6 +64,8 @@ package final class PreparedInvocation: Sendable {
         /// Runs once no thread of the relay uses these descriptors any more
         /// (exactly once, also when the relay could not start).
         package var whenDone: @Sendable () -> Void
+        /// The server's approved tool definitions; nil: none are pinned.
+        package var pins: PinnedDefinitions?
 
         package init(input: Int32, output: Int32, stderr: Int32, stop: Int32 = -1, whenDone: @escaping @Sendable () -> Void = {}) {
             self.input = input
@@ -144,7 +146,7 @@ private final class RelayWiring: Sendable {
         let calls = MCPCallAudit(
             store: p.audit.store, principal: p.audit.caller.principal, uid: p.audit.caller.uid, plan: p.plan, session: p.id, profileDigest: p.audit.profileDigest)
         self.calls = calls
-        relay = MCPRelay(plan: p.plan.mcp, server: p.plan.tool.id) { calls.record($0) }
+        relay = MCPRelay(plan: p.plan.mcp, server: p.plan.tool.id, pins: client.pins) { calls.record($0) }
         let stop = p.stop
         do {
             try Kernel.detachedThread { [self] in

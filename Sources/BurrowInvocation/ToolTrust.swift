@@ -49,10 +49,14 @@ extension Planner {
         let security = policy.security
         var source = requested
         if source == nil, let named = profile.tool.manifest {
-            guard named.hasPrefix("/") || loaded.files.first?.hasPrefix("/") == true else {
-                throw PlanError(description: "[tool] manifest '\(named)' is relative, and this profile has no file to find it beside: give an absolute path", kind: .trust)
+            // Only a profile file names one: burrowd reads no path a
+            // registration or a request's document names.
+            guard let file = loaded.files.first, file.hasPrefix("/") else {
+                throw PlanError(
+                    description: "[tool] manifest names a file, and this profile was registered or sent, not read from a file: send the manifest with the request (--manifest)",
+                    kind: .trust)
             }
-            source = .file(named.hasPrefix("/") ? named : Self.directory(of: loaded.files[0]) + "/" + named)
+            source = .file(named.hasPrefix("/") ? named : Self.directory(of: file) + "/" + named)
         }
         guard let source else {
             if security.requireSignatures {
@@ -66,6 +70,11 @@ extension Planner {
             return (plan, nil)
         }
         let found = try verifiedManifest(source, readingAs: caller, now: now)
+        // A caller other than burrowd's own learns that a file differs, not
+        // the digest of bytes root read for it.
+        func shown(_ problem: ManifestFiles.Problem) -> String {
+            caller != nil && problem.differs ? "\(problem.path): not as the signed manifest lists it" : problem.description
+        }
         let manifest = found.manifest
         guard manifest.tool.id == profile.tool.id, manifest.tool.version == profile.tool.version else {
             throw PlanError(
@@ -91,32 +100,39 @@ extension Planner {
         try checkLevel(plan, profile: profile)
         if profile.sandboxLevel != .none {
             let store = VerifiedStore(directory: security.verifiedStore)
-            if let tree = store.tree(found.digest) {
-                // The copies run whatever happened on the host since; a
-                // change there is still refused, and reported.
-                // Rechecked at most every few seconds (burrowd): the run is safe either way.
-                if !trustMemo.recentlyClean(tree, now: now) {
-                    if let problem = store.drift(manifest, tree: tree) {
-                        throw PlanError(
-                            description: "\(problem) (the signed manifest of \(profile.tool.id), \(source.label))", kind: problem.differs ? .mismatch(path: problem.path) : .trust)
+            var tree = store.tree(found.digest)
+            // The copies run whatever happened on the host since; a change
+            // there is still refused, and reported. Rechecked at most every
+            // few seconds (burrowd): the run is safe either way.
+            if let existing = tree, !trustMemo.recentlyClean(existing, now: now) {
+                if let problem = store.drift(manifest, tree: existing) {
+                    guard !problem.differs else {
+                        throw PlanError(description: "\(shown(problem)) (the signed manifest of \(profile.tool.id), \(source.label))", kind: .mismatch(path: problem.path))
                     }
-                    trustMemo.markClean(tree, now: now)
-                }
-                plan.manifest?.verifiedTree = tree
-            } else {
-                do {
-                    plan.manifest?.verifiedTree = try store.build(manifest, digest: found.digest)
-                } catch {
-                    throw PlanError(
-                        description: "\(error.description) (the signed manifest of \(profile.tool.id), \(source.label))", kind: error.differs ? .mismatch(path: error.path) : .trust)
+                    // Its stamps are unusable: it is built again.
+                    store.discard(found.digest, always: true)
+                    tree = nil
+                } else {
+                    trustMemo.markClean(existing, now: now)
                 }
             }
+            if tree == nil {
+                // Anything in its place (half removed, not root's alone) is set aside first.
+                store.discard(found.digest)
+                do {
+                    tree = try store.build(manifest, digest: found.digest)
+                } catch {
+                    throw PlanError(
+                        description: "\(shown(error)) (the signed manifest of \(profile.tool.id), \(source.label))", kind: error.differs ? .mismatch(path: error.path) : .trust)
+                }
+            }
+            plan.manifest?.verifiedTree = tree
         } else {
             // No mount namespace to show copies in: the host's files are
             // checked at each run, just before it (no copy closes the
             // window between this check and execve).
             if let problem = ManifestFiles.verify(manifest).first {
-                throw PlanError(description: "\(problem) (the signed manifest of \(profile.tool.id), \(source.label))", kind: .mismatch(path: problem.path))
+                throw PlanError(description: "\(shown(problem)) (the signed manifest of \(profile.tool.id), \(source.label))", kind: .mismatch(path: problem.path))
             }
         }
         return (plan, found)
@@ -167,17 +183,8 @@ extension Planner {
         case .bytes(let manifest, let signature, _):
             bytes = (manifest, signature)
         case .file(let path):
-            watched += [(path, false), (path + ".sig", false)]
-            func read() throws(PlanError) -> ([UInt8], [UInt8]) {
-                func one(_ p: String) throws(PlanError) -> [UInt8] {
-                    do {
-                        return try FileIO.readConfigured(p, secret: false, limit: 256 << 20)
-                    } catch {
-                        throw PlanError(description: "\(p) cannot be read: \(error)", kind: .trust)
-                    }
-                }
-                return (try one(path), try one(path + ".sig"))
-            }
+            watched += [(path, true), (path + ".sig", true)]
+            func read() throws(PlanError) -> ([UInt8], [UInt8]) { (try Self.readManifestFile(path), try Self.readManifestFile(path + ".sig")) }
             if let caller {
                 do {
                     bytes = try CallerAccess.asCaller(caller, read).get()
@@ -198,7 +205,7 @@ extension Planner {
         } catch {
             throw PlanError(description: "\(source.label): \(error)", kind: .trust)
         }
-        watched += store.files.map { ($0, false) }
+        watched += store.files.map { ($0, true) }
         let verified: (ToolManifest, ManifestSignature.Verified)
         do {
             verified = try ManifestSignature.verify(manifest: bytes.manifest, signatureFile: bytes.signature, store: store, now: now / 1_000_000)
@@ -208,6 +215,30 @@ extension Planner {
         let found = VerifiedManifest(manifest: verified.0, verified: verified.1, digest: Hex.encode(SHA256.hash(bytes.manifest)))
         if caller == nil { trustMemo.keep(key, found, watching: watched, now: now) }
         return found
+    }
+
+    /// Largest manifest or signature file read.
+    static let maxManifestBytes = 64 << 20
+
+    /// A regular file, opened without blocking (a FIFO never hangs the
+    /// caller) and without following a final symlink, at most `maxManifestBytes`.
+    static func readManifestFile(_ path: String) throws(PlanError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { throw PlanError(description: "\(path) cannot be read: \(String(cString: strerror(errno)))", kind: .trust) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw PlanError(description: "\(path) is not a regular file", kind: .trust) }
+        guard st.st_size <= maxManifestBytes else { throw PlanError(description: "\(path) is larger than \(maxManifestBytes) bytes", kind: .trust) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw PlanError(description: "\(path) cannot be read: \(String(cString: strerror(errno)))", kind: .trust) }
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
+            guard bytes.count <= maxManifestBytes else { throw PlanError(description: "\(path) is larger than \(maxManifestBytes) bytes", kind: .trust) }
+        }
     }
 
     static func checkExpiry(_ found: VerifiedManifest, source: ManifestSource, now: Int64) throws(PlanError) {
@@ -285,11 +316,40 @@ final class TrustMemo: Sendable {
 
     func keep(_ key: Key, _ found: Planner.VerifiedManifest, watching paths: [(String, Bool)], now: Int64) {
         let watched = paths.map { (path: $0.0, listed: $0.1, stamp: FileStamp.of($0.0, listed: $0.1)) }
-        // A racily recent change (or a path that cannot be stamped) is not kept.
-        guard watched.allSatisfy({ $0.stamp.lastChange < now * 1000 - Self.racyWindow }) else { return }
+        // A racily recent change, or a path that cannot be stamped, is not kept.
+        guard watched.allSatisfy({ $0.stamp.lastChange < now * 1000 - Self.racyWindow && $0.stamp.isPresent }) else { return }
         entries.withLock {
             if $0.count >= Self.capacity { $0.removeAll() }
             $0[key] = Entry(found: found, watched: watched, until: now + Self.lifetime)
         }
     }
+}
+
+/// The host as a signed tool's sandbox shows it: a path within one of the
+/// manifest's roots, or a file or link it lists, is read from the verified
+/// copy; everything else from the host. The plan of a signed tool is
+/// compiled against it, so its links, `#!` lines and ELF headers are the
+/// signed ones.
+struct VerifiedFileSystem: FileSystemView {
+    let tree: String
+    let roots: [String]
+    let listed: Set<String>
+    let host = LiveFileSystem()
+
+    init(tree: String, manifest: ToolManifest) {
+        self.tree = tree
+        roots = manifest.roots
+        listed = Set(manifest.files.map(\.path) + manifest.links.map(\.path))
+    }
+
+    private func at(_ path: String) -> String {
+        listed.contains(path) || roots.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) ? tree + path : path
+    }
+
+    func kind(_ path: String) -> FileKind? { host.kind(at(path)) }
+    func readLink(_ path: String) -> String? { host.readLink(at(path)) }
+    func list(_ path: String) -> [String]? { host.list(at(path)) }
+    func read(_ path: String, offset: Int, count: Int) -> [UInt8]? { host.read(at(path), offset: offset, count: count) }
+    func projectQuota(_ path: String) -> HostFacts.Check { host.projectQuota(path) }
+    func denied(_ path: String) -> Bool { host.denied(at(path)) }
 }

@@ -57,6 +57,10 @@ package final class MCPCallAudit: Sendable {
         case .notJSON(let direction, let message, let sample, let streamOffset):
             // Once per session and side: the line was dropped, never forwarded.
             e = AuditEvent(tool: tool, context: context(session), details: MCPNotJSONDetails(origin: origin(direction), message: message, sample: sample, streamOffset: streamOffset))
+        case .definitionWithheld(let d):
+            e = AuditEvent(tool: tool, context: context(session), details: MCPDefinitionDetails(session: session, name: d.name, change: d.change, diff: d.diff, digest: d.digest))
+        case .invisibleCharacters(let location, let count):
+            e = AuditEvent(tool: tool, context: context(session), details: MCPInvisibleCharactersDetails(session: session, location: location, count: count))
         }
         // Appended off the relay's threads, in order: a call never waits on SQLite.
         queue.async { [self] in

@@ -39,6 +39,12 @@ package final class MCPRelay: Sendable {
         /// A line that is not JSON at all (a stray print), dropped: sent
         /// once per session and direction, for the first such line.
         case notJSON(direction: String, message: String, sample: String, streamOffset: Int)
+        /// A listed tool withheld from the client: not pinned, or pinned
+        /// with another definition (once per session and definition).
+        case definitionWithheld(ToolPins.Difference)
+        /// Invisible characters removed from what the server sent the
+        /// client (`where`: a tool's definition, or a call's result).
+        case invisibleCharacters(where: String, count: Int)
     }
 
     package enum Outcome: Sendable, Equatable {
@@ -103,10 +109,16 @@ package final class MCPRelay: Sendable {
         var dropped: [String: Int] = [:]
         /// Where answers to the client go, once `run` started.
         var clientOut: Int32?
+        /// Tools withheld because their definition is not the pinned one, by name.
+        var withheld: [String: ToolPins.Difference] = [:]
+        /// Withheld definitions already reported (name and digest).
+        var reported: Set<String> = []
     }
 
     private let plan: MCPPlan
     private let server: String
+    /// The approved tool definitions; nil: none are pinned (every listed tool passes).
+    private let pins: PinnedDefinitions?
     private let filters: [CompiledFilter]
     /// Filters whose pattern does not compile here: every call is refused (fail closed).
     private let unusableFilters: [String]
@@ -130,9 +142,11 @@ package final class MCPRelay: Sendable {
     /// - Parameters:
     ///   - plan: the launch plan's MCP part (limits, filters, approval key).
     ///   - server: the tool id approvals are bound to.
-    package init(plan: MCPPlan, server: String, sink: @escaping @Sendable (Event) -> Void) {
+    ///   - pins: the server's approved tool definitions (see `ToolPins`).
+    package init(plan: MCPPlan, server: String, pins: PinnedDefinitions? = nil, sink: @escaping @Sendable (Event) -> Void) {
         self.plan = plan
         self.server = server
+        self.pins = pins
         self.sink = sink
         var compiled: [CompiledFilter] = []
         var unusable: [String] = []
@@ -566,6 +580,11 @@ package final class MCPRelay: Sendable {
             try fetchTools(meta: message["params"]?["_meta"], serverIn: serverIn)
             if let schema = state.withLock({ $0.tools?[name] }) { return schema }
         }
+        if let withheld = state.withLock({ $0.withheld[name] }) {
+            throw Refusal(
+                code: -32602, reason: "definition_changed",
+                message: "\(Self.quote(name)) is withheld: its definition is \(withheld.change == "new" ? "not among the approved ones" : "not the one approved") (\(withheld.diff.joined(separator: "; "))); an operator must approve it first")
+        }
         throw Refusal(code: -32602, reason: "unknown_tool", message: "the server did not list a tool named \(Self.quote(name))")
     }
 
@@ -610,7 +629,7 @@ package final class MCPRelay: Sendable {
             guard case .array(let tools) = reply?["result"]?["tools"] ?? .null else {
                 throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's answer to tools/list has no tools: \(reply?["error"]?["message"]?.stringValue ?? "no result")")
             }
-            for t in tools { if let name = t["name"]?.stringValue { found[name] = t["inputSchema"] ?? .object([:]) } }
+            for t in judged(tools) { if let name = t["name"]?.stringValue { found[name] = t["inputSchema"] ?? .object([:]) } }
             cursor = reply?["result"]?["nextCursor"]
             if cursor == nil || cursor == .null {
                 state.withLock { s in
@@ -631,7 +650,7 @@ package final class MCPRelay: Sendable {
     // MARK: server → client
 
     private func fromServer(_ input: Line, clientOut: Int32) -> Verdict {
-        let line = input.bytes
+        var line = input.bytes
         let message: JSON
         switch judge(input, from: Self.fromServerSide, clientOut: clientOut) {
         case .success(let m): message = m
@@ -639,6 +658,7 @@ package final class MCPRelay: Sendable {
         }
         if let method = message["method"]?.stringValue {
             if method == "notifications/tools/list_changed" {
+                pins?.listChanged()
                 state.withLock { s in
                     s.tools = nil
                     s.verified = false
@@ -659,10 +679,23 @@ package final class MCPRelay: Sendable {
         }
         if let pending = state.withLock({ $0.pending.removeValue(forKey: key) }) {
             if pending.method == "tools/list", case .array(let tools) = message["result"]?["tools"] ?? .null {
+                let shown = judged(tools)
+                // What the client gets: the tools it may call, without invisible characters.
+                let (clean, removed) = InvisibleCharacters.strip(JSON.array(shown))
+                if removed > 0 { sink(.invisibleCharacters(where: "tools/list", count: removed)) }
+                if shown.count != tools.count || removed > 0, let rewritten = Self.replacing(message, ["result", "tools"], with: clean) { line = rewritten }
                 state.withLock { s in
                     var known = s.tools ?? [:]
-                    for t in tools { if let name = t["name"]?.stringValue { known[name] = t["inputSchema"] ?? .object([:]) } }
+                    for t in shown { if let name = t["name"]?.stringValue { known[name] = t["inputSchema"] ?? .object([:]) } }
+                    for name in s.withheld.keys { known[name] = nil }
                     s.tools = known
+                }
+            }
+            if pending.method == "tools/call", let result = message["result"] {
+                let (clean, removed) = InvisibleCharacters.strip(result)
+                if removed > 0 {
+                    sink(.invisibleCharacters(where: "the result of \(pending.call?.tool ?? "a call")", count: removed))
+                    if let rewritten = Self.replacing(message, ["result"], with: clean) { line = rewritten }
                 }
             }
             if let call = pending.call {
@@ -672,6 +705,36 @@ package final class MCPRelay: Sendable {
             }
         }
         return sent(toClient(clientOut, line))
+    }
+
+    /// The tools of a listing page the client may see: with pins, the
+    /// ones pinned as they are (the others are withheld, reported once
+    /// per session and definition); without, all of them.
+    private func judged(_ tools: [JSON]) -> [JSON] {
+        guard let pins else { return tools }
+        let (shown, withheld) = pins.judge(tools, server: server)
+        let fresh = state.withLock { s -> [ToolPins.Difference] in
+            for t in shown { if let name = t["name"]?.stringValue { s.withheld[name] = nil } }
+            var fresh: [ToolPins.Difference] = []
+            for d in withheld {
+                s.withheld[d.name] = d
+                if s.reported.insert(d.name + "\u{0}" + d.digest).inserted { fresh.append(d) }
+            }
+            return fresh
+        }
+        for d in fresh { sink(.definitionWithheld(d)) }
+        return shown
+    }
+
+    /// `message` with the value at `path` replaced, as one line of canonical JSON.
+    static func replacing(_ message: JSON, _ path: [String], with value: JSON) -> [UInt8]? {
+        func set(_ json: JSON, _ path: ArraySlice<String>) -> JSON? {
+            guard let key = path.first else { return value }
+            guard case .object(var members) = json, let inner = members[key], let replaced = set(inner, path.dropFirst()) else { return nil }
+            members[key] = replaced
+            return .object(members)
+        }
+        return set(message, path[...]).map { Array($0.canonicalText.utf8) }
     }
 
     // MARK: stderr

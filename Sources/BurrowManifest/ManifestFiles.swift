@@ -46,14 +46,16 @@ package enum ManifestFiles {
             return .failure(
                 Problem(
                     path,
-                    error == .tooManySymbolicLinkLevels ? "a symlink on the way to it (the manifest lists real paths)" : error == .noSuchFileOrDirectory ? "missing" : "cannot be opened: \(error)"))
+                    error == .tooManySymbolicLinkLevels ? "a symlink on the way to it (the manifest lists real paths)" : error == .noSuchFileOrDirectory ? "missing" : "cannot be opened: \(error)",
+                    differs: true))
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .failure(Problem(path, "not a regular file")) }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .failure(Problem(path, "not a regular file", differs: true)) }
         opened?(st)
-        guard Int64(st.st_size) <= limit else { return .failure(Problem(path, "\(st.st_size) bytes, more than \(limit)")) }
+        guard Int64(st.st_size) <= limit else { return .failure(Problem(path, "\(st.st_size) bytes, more than \(limit)", differs: true)) }
         var left = limit + 1
+        var copyFailure: Int32?
         guard
             let (digest, size) = SHA256.hash(reading: { buffer in
                 while left > 0 {
@@ -61,14 +63,21 @@ package enum ManifestFiles {
                     if n < 0 && errno == EINTR { continue }
                     if n > 0 {
                         left -= Int64(n)
-                        if let copy, let base = buffer.baseAddress, !FileIO.writeAll(copy, UnsafeRawBufferPointer(start: base, count: n)) { return -1 }
+                        if let copy, let base = buffer.baseAddress, !FileIO.writeAll(copy, UnsafeRawBufferPointer(start: base, count: n)) {
+                            copyFailure = errno
+                            return -1
+                        }
                     }
                     return n
                 }
                 return 0
             })
-        else { return .failure(Problem(path, "cannot be read: \(String(cString: strerror(errno)))")) }
-        guard size <= limit else { return .failure(Problem(path, "more than \(limit) bytes")) }
+        else {
+            // The copy's failure is the store's (a full disk), not a difference of the host's file.
+            if let copyFailure { return .failure(Problem(path, "its verified copy cannot be written: \(String(cString: strerror(copyFailure)))")) }
+            return .failure(Problem(path, "cannot be read: \(String(cString: strerror(errno)))", differs: true))
+        }
+        guard size <= limit else { return .failure(Problem(path, "more than \(limit) bytes", differs: true)) }
         return .success(ToolManifest.File(path: path, sha256: Hex.encode(digest), size: size, mode: UInt32(st.st_mode & 0o7777)))
     }
 

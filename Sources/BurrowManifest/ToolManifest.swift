@@ -132,6 +132,17 @@ package struct ToolManifest: Codable, Sendable, Equatable {
             guard Self.isPath(path) else { throw Invalid("'\(path)' is not an absolute, normalised path") }
             guard seen.insert(Array(path.utf8)).inserted else { throw Invalid("'\(path)' is listed twice") }
         }
+        // Nothing beneath a link: a path through a listed link would be
+        // another path on the host, and a verified copy would be built
+        // through the link.
+        let linkPaths = Set(links.map { Array($0.path.utf8) })
+        for path in files.map(\.path) + links.map(\.path) + roots {
+            var bytes = Array(path.utf8)
+            while let slash = bytes.lastIndex(of: 0x2f), slash > 0 {
+                bytes.removeSubrange(slash...)
+                if linkPaths.contains(bytes) { throw Invalid("'\(path)' lies beneath the link \(String(decoding: bytes, as: UTF8.self)), which the manifest also lists") }
+            }
+        }
         for file in files {
             guard Self.isDigest(file.sha256) else { throw Invalid("\(file.path): sha256 is 64 lowercase hex digits") }
             guard (0...Self.maxFileBytes).contains(file.size), file.mode <= 0o7777 else {

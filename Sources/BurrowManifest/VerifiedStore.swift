@@ -31,6 +31,19 @@ package struct VerifiedStore: Sendable {
         return Self.isRootsAlone(path) && Self.onlyRootCanReplace(trees) ? path : nil
     }
 
+    /// Sets aside whatever is at the tree's name and removes it (only root
+    /// can have put it there; a tree found unusable is built again).
+    /// Unless `always`, a tree that is root's alone is kept (another
+    /// builder may have just made it).
+    package func discard(_ digest: String, always: Bool = false) {
+        let path = trees + "/" + digest
+        var st = stat()
+        guard lstat(path, &st) == 0, always || !Self.isRootsAlone(path) else { return }
+        let aside = trees + "/.discarded-\(digest)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        guard rename(path, aside) == 0 else { return }
+        try? FileManager.default.removeItem(atPath: aside)
+    }
+
     /// Builds the tree of `manifest` (whose bytes have `digest`): every
     /// listed file read, hashed and copied through one descriptor, every
     /// link recreated, each root made. A file that differs from the
@@ -64,6 +77,9 @@ package struct VerifiedStore: Sendable {
         let written = Array(stamps.utf8).withUnsafeBytes { FileIO.writeAll(stampsFile, $0) }
         close(stampsFile)
         guard written else { throw ManifestFiles.Problem(building, "cannot keep the files' stamps: \(String(cString: strerror(errno)))") }
+        // Links as the manifest has them (nothing lies beneath one: the
+        // manifest refuses that), once the host's agree.
+        if let problem = Self.linkDifference(manifest) { throw problem }
         for link in manifest.links {
             try Self.makeDirectories(building, parent(of: link.path))
             guard symlink(link.target, building + link.path) == 0 else {
@@ -91,6 +107,7 @@ package struct VerifiedStore: Sendable {
     struct Stamp: Equatable {
         var device: UInt64
         var inode: UInt64
+        var mode: UInt32
         var size: Int64
         var modified: Int64
         var changed: Int64
@@ -98,6 +115,7 @@ package struct VerifiedStore: Sendable {
         init(_ st: stat) {
             device = UInt64(st.st_dev)
             inode = UInt64(st.st_ino)
+            mode = UInt32(st.st_mode)
             size = Int64(st.st_size)
             modified = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
             changed = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
@@ -105,11 +123,26 @@ package struct VerifiedStore: Sendable {
 
         init?(line: Substring) {
             let f = line.split(separator: " ")
-            guard f.count == 5, let d = UInt64(f[0]), let i = UInt64(f[1]), let s = Int64(f[2]), let m = Int64(f[3]), let c = Int64(f[4]) else { return nil }
-            (device, inode, size, modified, changed) = (d, i, s, m, c)
+            guard f.count == 6, let d = UInt64(f[0]), let i = UInt64(f[1]), let o = UInt32(f[2]), let s = Int64(f[3]), let m = Int64(f[4]), let c = Int64(f[5]) else {
+                return nil
+            }
+            (device, inode, mode, size, modified, changed) = (d, i, o, s, m, c)
         }
 
-        var line: String { "\(device) \(inode) \(size) \(modified) \(changed)" }
+        var line: String { "\(device) \(inode) \(mode) \(size) \(modified) \(changed)" }
+    }
+
+    /// The first listed link the host has otherwise.
+    static func linkDifference(_ manifest: ToolManifest) -> ManifestFiles.Problem? {
+        for link in manifest.links {
+            guard let target = ManifestFiles.readLink(link.path) else {
+                return ManifestFiles.Problem(link.path, "not a symlink (the manifest lists one to \(link.target))", differs: true)
+            }
+            if Array(target.utf8) != Array(link.target.utf8) {
+                return ManifestFiles.Problem(link.path, "points to \(target), the manifest says \(link.target)", differs: true)
+            }
+        }
+        return nil
     }
 
     /// The first way the host's files differ from the manifest whose tree
@@ -127,16 +160,18 @@ package struct VerifiedStore: Sendable {
             var st = stat()
             if lstat(listed.path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, let kept = Stamp(line: line), Stamp(st) == kept { continue }
             switch ManifestFiles.digest(listed.path, limit: listed.size) {
-            case .failure(var problem):
-                problem.differs = true
+            case .failure(let problem):
                 return problem
             case .success(let found):
                 if Array(found.sha256.utf8) != Array(listed.sha256.utf8) || found.size != listed.size {
                     return ManifestFiles.Problem(listed.path, "sha256 \(found.sha256), the manifest says \(listed.sha256)", differs: true)
                 }
+                if found.mode != listed.mode {
+                    return ManifestFiles.Problem(listed.path, "mode \(String(found.mode, radix: 8)), the manifest says \(String(listed.mode, radix: 8))", differs: true)
+                }
             }
         }
-        return nil
+        return Self.linkDifference(manifest)
     }
 
     /// Copies `listed` from the host into `destination`, writing exactly
@@ -148,9 +183,7 @@ package struct VerifiedStore: Sendable {
         let found: ToolManifest.File
         var hashed = stat()
         switch ManifestFiles.digest(listed.path, limit: listed.size, copy: out, opened: { hashed = $0 }) {
-        case .failure(var problem):
-            problem.differs = true
-            throw problem
+        case .failure(let problem): throw problem
         case .success(let file): found = file
         }
         guard Array(found.sha256.utf8) == Array(listed.sha256.utf8), found.size == listed.size else {
@@ -159,9 +192,10 @@ package struct VerifiedStore: Sendable {
         guard found.mode == listed.mode else {
             throw ManifestFiles.Problem(listed.path, "mode \(String(found.mode, radix: 8)), the manifest says \(String(listed.mode, radix: 8))", differs: true)
         }
-        // Readable by the sandbox's user; executable as listed; never
-        // writable, set-id or sticky.
-        guard fchmod(out, mode_t((listed.mode & 0o555) | 0o444)) == 0 else {
+        // The host's read and execute bits, for root's copy: never
+        // writable, set-id or sticky, and readable by no one the host's
+        // file was not readable by.
+        guard fchmod(out, mode_t(listed.mode & 0o555)) == 0 else {
             throw ManifestFiles.Problem(listed.path, "its copy cannot be made read-only: \(String(cString: strerror(errno)))")
         }
         // The host file's times (a .pyc is valid only for its source's
@@ -176,8 +210,11 @@ package struct VerifiedStore: Sendable {
         var current = base
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw ManifestFiles.Problem(path, "its directory cannot be made in the verified copy: \(String(cString: strerror(errno)))")
+            if mkdir(current, 0o755) == 0 {
+                // Whatever the umask: the sandbox's user lists and searches them.
+                chmod(current, 0o755)
+            } else if errno != EEXIST {
+                throw ManifestFiles.Problem(path, "its directory cannot be made: \(String(cString: strerror(errno)))")
             }
         }
     }

@@ -59,11 +59,19 @@ extension [MountEntry] {
     /// - Throws: `PlanError` for a writable bind at or beneath a verified
     ///   path (the copy is read-only), and for a granted path beneath a root
     ///   that the manifest does not list.
-    package func showingVerified(tree: String, roots: [String], files: [String], exists: (String) -> Bool) throws(PlanError) -> [MountEntry] {
+    /// A symlink the plan creates at a verified path must be the manifest's.
+    package func showingVerified(
+        tree: String, roots: [String], files: [String], links: [String: String], exists: (String) -> Bool
+    ) throws(PlanError) -> [MountEntry] {
         let outside = files.filter { file in !roots.contains { isPath(file, within: $0) } }
         let verified = roots + outside
         var mounts = self
         var shown = Set<String>()
+        for entry in mounts where entry.kind == .symlink && (links[entry.target] != nil || roots.contains { isPath(entry.target, within: $0) }) {
+            guard let target = links[entry.target], target == entry.source else {
+                throw PlanError(description: "the plan would make \(entry.target) a link to \(entry.source ?? "nothing"), which the signed manifest does not list")
+            }
+        }
         for i in mounts.indices where mounts[i].kind == .bind {
             let target = mounts[i].target
             guard let path = verified.first(where: { isPath(target, within: $0) }) else { continue }
@@ -74,13 +82,16 @@ extension [MountEntry] {
                 throw PlanError(description: "\(target) is granted, but the signed manifest does not list it (it covers \(path))")
             }
             mounts[i].source = tree + target
+            // The copies are root's: nothing of the caller's to map.
             mounts[i].options.idmap = false
             mounts[i].reason += ", from the verified copy"
             if target == path { shown.insert(path) }
         }
         for path in verified where !shown.contains(path) {
-            // Only what the sandbox would show from the host: a bind above it.
+            // Only what the sandbox would show from the host: a bind above
+            // it, and no mask (a blocked path) at or above it.
             guard let above = mounts.last(where: { $0.kind == .bind && $0.target != path && isPath(path, within: $0.target) }) else { continue }
+            if mounts.contains(where: { $0.kind == .mask && isPath(path, within: $0.target) }) { continue }
             var options = above.options
             options.readOnly = true
             options.idmap = false

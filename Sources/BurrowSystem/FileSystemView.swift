@@ -148,6 +148,9 @@ package struct FileStamp: Sendable, Equatable {
 
     /// The later of its modification and change times (ns since the epoch; 0 when not stamped).
     package var lastChange: Int64 { max(modified, changed) }
+
+    /// Whether the path was there to stamp.
+    package var isPresent: Bool { error == 0 }
 }
 
 /// A view that answers from `base` and stamps every path it is asked about

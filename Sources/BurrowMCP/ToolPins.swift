@@ -1,0 +1,211 @@
+import BurrowCrypto
+package import BurrowJSON
+import Synchronization
+
+/// An MCP server's approved tool definitions ("pins"): what each tool it
+/// lists says it is (its name, title, description, input and output
+/// schemas, annotations), as an operator approved it. A tool listed with a
+/// definition that differs, or one not pinned at all, is withheld from the
+/// client and its calls are refused until the new definition is approved:
+/// a server cannot rewrite a tool's description to steer the assistant, or
+/// slip in a new tool, behind the operator's back. A tool no longer listed
+/// is simply gone.
+package struct ToolPins: Sendable, Equatable {
+    package static let formatVersion = 1
+    /// The parts of a tool that define it, as the client sees them.
+    package static let fields = ["name", "title", "description", "inputSchema", "outputSchema", "annotations"]
+
+    /// The tool id of the server.
+    package var server: String
+    /// Tool name → its definition (only `fields`) as approved.
+    package var tools: [String: JSON]
+
+    package init(server: String, tools: [String: JSON]) {
+        self.server = server
+        self.tools = tools
+    }
+
+    /// A tool object from tools/list reduced to what defines it.
+    package static func definition(_ tool: JSON) -> JSON {
+        guard case .object(let members) = tool else { return .null }
+        return .object(members.filter { fields.contains($0.key) })
+    }
+
+    /// `sha256:` over a definition's canonical JSON.
+    package static func digest(_ definition: JSON) -> String { SHA256.label(Array(definition.canonicalText.utf8)) }
+
+    /// `sha256:` over the whole set (names and digests, sorted): a rename changes it.
+    package var setDigest: String {
+        SHA256.label(Array(tools.keys.sorted().map { "\($0)\u{0}\(Self.digest(tools[$0] ?? .null))\n" }.joined().utf8))
+    }
+
+    /// Why a listed tool is withheld.
+    package struct Difference: Sendable, Equatable {
+        package var name: String
+        /// `new` (not pinned) or `changed`.
+        package var change: String
+        /// `field: before → after`, for each field that differs (each side cut to 200 characters).
+        package var diff: [String]
+        /// The digest of the definition as listed now.
+        package var digest: String
+    }
+
+    /// How `tool` (a tools/list entry) differs from its pin; nil when it is pinned as it is.
+    package func difference(_ tool: JSON) -> Difference? {
+        let now = Self.definition(tool)
+        let name = now["name"]?.stringValue ?? ""
+        guard let pinned = tools[name] else {
+            return Difference(name: name, change: "new", diff: ["not among the \(tools.count) approved tools"], digest: Self.digest(now))
+        }
+        guard pinned != now else { return nil }
+        var diff: [String] = []
+        for field in Self.fields where pinned[field] != now[field] {
+            diff.append("\(field): \(Self.shown(pinned[field])) → \(Self.shown(now[field]))")
+        }
+        return Difference(name: name, change: "changed", diff: diff, digest: Self.digest(now))
+    }
+
+    static func shown(_ value: JSON?) -> String {
+        guard let value else { return "(none)" }
+        let text = value.canonicalText
+        return text.count <= 200 ? text : String(text.prefix(200)) + "…"
+    }
+
+    // MARK: the file
+
+    /// `{"burrow_pins": 1, "server": …, "set": "sha256:…", "tools": {name: definition}}`, canonical.
+    package var encoded: [UInt8] {
+        let object = JSON.object([
+            "burrow_pins": .integer(Int64(Self.formatVersion)), "server": .string(server), "set": .string(setDigest), "tools": .object(tools),
+        ])
+        return Array(object.canonicalText.utf8) + [0x0a]
+    }
+
+    package struct Invalid: Error, Sendable, CustomStringConvertible {
+        package var description: String
+    }
+
+    /// A pins file, read strictly; its `set` must match its tools.
+    package static func parse(_ bytes: [UInt8]) throws(Invalid) -> ToolPins {
+        let json: JSON
+        do {
+            json = try JSONParser.parse(String(decoding: bytes, as: UTF8.self), limits: JSONLimits(maxDepth: 64, maxKeyBytes: 4096, maxStringBytes: 1 << 20, maxItems: 100_000, maxBytes: 64 << 20))
+        } catch {
+            throw Invalid(description: "not a pins file: \(error)")
+        }
+        guard case .object(let top) = json, Set(top.keys) == ["burrow_pins", "server", "set", "tools"] else {
+            throw Invalid(description: "a pins file has exactly burrow_pins, server, set and tools")
+        }
+        guard top["burrow_pins"] == .integer(Int64(formatVersion)) else {
+            throw Invalid(description: "burrow_pins: this Burrow reads version \(formatVersion)")
+        }
+        guard let server = top["server"]?.stringValue, case .object(let tools) = top["tools"] ?? .null else { throw Invalid(description: "server is a string, tools an object") }
+        for (name, definition) in tools where definition["name"]?.stringValue != name || definition != Self.definition(definition) {
+            throw Invalid(description: "tools.\(name): a definition named \(name), with only \(fields.joined(separator: ", "))")
+        }
+        let pins = ToolPins(server: server, tools: tools)
+        guard top["set"]?.stringValue == pins.setDigest else { throw Invalid(description: "set does not match the tools (edited by hand?)") }
+        return pins
+    }
+}
+
+/// A session's pins: the approved set (nil until a first listing is
+/// approved, when the relay runs with no pins yet), and what to do with a
+/// set approved during the session.
+package final class PinnedDefinitions: Sendable {
+    private let state: Mutex<ToolPins?>
+    private let approving: Mutex<Bool>
+    private let keep: @Sendable (ToolPins) -> Void
+
+    /// - Parameters:
+    ///   - approved: the pins in force; nil: the first listing of the
+    ///     session (until the server says its list changed) is approved
+    ///     as it is, and `keep` is told.
+    ///   - keep: records a set approved during the session (the CLI writes the pins file).
+    package init(server: String, approved: ToolPins?, keep: @escaping @Sendable (ToolPins) -> Void) {
+        state = Mutex(approved)
+        approving = Mutex(approved == nil)
+        self.keep = keep
+        _ = server
+    }
+
+    /// The pins in force, if any.
+    package var approved: ToolPins? { state.withLock { $0 } }
+
+    /// Judges one page of a listing: the tools the client may see, and the
+    /// differences of those withheld. While approving, every tool listed is
+    /// added to the pins (and `keep` is told of the set so far).
+    func judge(_ tools: [JSON], server: String) -> (shown: [JSON], withheld: [ToolPins.Difference]) {
+        if approving.withLock({ $0 }) {
+            let pins = state.withLock { s -> ToolPins in
+                var pins = s ?? ToolPins(server: server, tools: [:])
+                for t in tools { if let name = t["name"]?.stringValue { pins.tools[name] = ToolPins.definition(t) } }
+                s = pins
+                return pins
+            }
+            keep(pins)
+            return (tools, [])
+        }
+        guard let pins = state.withLock({ $0 }) else { return ([], []) }
+        var shown: [JSON] = []
+        var withheld: [ToolPins.Difference] = []
+        for t in tools {
+            if let d = pins.difference(t) { withheld.append(d) } else { shown.append(t) }
+        }
+        return (shown, withheld)
+    }
+
+    /// The server said its list changed: from now on what it lists is judged, never approved.
+    func listChanged() { approving.withLock { $0 = false } }
+}
+
+/// Characters a reader does not see, which can carry instructions to a
+/// model: the Unicode tag block (U+E0000–U+E007F), zero-width characters,
+/// bidirectional controls and the byte-order mark.
+package enum InvisibleCharacters {
+    package static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0xE0000...0xE007F, 0x200B...0x200F, 0x202A...0x202E, 0x2060...0x2064, 0x2066...0x2069, 0xFEFF, 0x180E: true
+        default: false
+        }
+    }
+
+    /// `text` without them, and how many there were.
+    package static func strip(_ text: String) -> (String, Int) {
+        var count = 0
+        var out = String.UnicodeScalarView()
+        for s in text.unicodeScalars {
+            if isInvisible(s) { count += 1 } else { out.append(s) }
+        }
+        return count == 0 ? (text, 0) : (String(out), count)
+    }
+
+    /// Every string in `value` without them (keys too), and how many were removed.
+    package static func strip(_ value: JSON) -> (JSON, Int) {
+        switch value {
+        case .string(let s):
+            let (t, n) = strip(s)
+            return (.string(t), n)
+        case .array(let items):
+            var total = 0
+            let out = items.map { item -> JSON in
+                let (v, n) = strip(item)
+                total += n
+                return v
+            }
+            return (.array(out), total)
+        case .object(let members):
+            var total = 0
+            var out: [String: JSON] = [:]
+            for (k, v) in members {
+                let (key, kn) = strip(k)
+                let (val, vn) = strip(v)
+                total += kn + vn
+                out[key] = val
+            }
+            return (.object(out), total)
+        default:
+            return (value, 0)
+        }
+    }
+}
