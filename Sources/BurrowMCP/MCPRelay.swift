@@ -583,7 +583,9 @@ package final class MCPRelay: Sendable {
         if let withheld = state.withLock({ $0.withheld[name] }) {
             throw Refusal(
                 code: -32602, reason: "definition_changed",
-                message: "\(Self.quote(name)) is withheld: its definition is \(withheld.change == "new" ? "not among the approved ones" : "not the one approved") (\(withheld.diff.joined(separator: "; "))); an operator must approve it first")
+                message:
+                    "\(Self.quote(name)) is withheld: its definition is \(withheld.change == "new" ? "not among the approved ones" : "not the one approved") (\(withheld.diff.joined(separator: "; "))); an operator must approve it first"
+            )
         }
         throw Refusal(code: -32602, reason: "unknown_tool", message: "the server did not list a tool named \(Self.quote(name))")
     }

@@ -105,6 +105,8 @@ struct ManifestTests {
             (text.replacingOccurrences(of: "\"trust_level\":\"verified\"", with: "\"trust_level\":\"root\""), "trust_level"),
             (text.replacingOccurrences(of: tree.directory + "/venv/pyvenv.cfg", with: "venv/pyvenv.cfg"), "not an absolute, normalised path"),
             (text.replacingOccurrences(of: tree.directory + "/venv/pyvenv.cfg", with: tree.directory + "/venv/bin/tool"), "listed twice"),
+            // A file through a link the manifest lists: a copy would be built through the link.
+            (text.replacingOccurrences(of: tree.directory + "/venv/pyvenv.cfg", with: tree.directory + "/venv/bin/shell/pyvenv.cfg"), "lies beneath the link"),
         ] {
             #expect(throws: ToolManifest.Invalid.self, "\(expected)") { try ToolManifest.parse(Array(change.utf8)) }
             do {

@@ -146,6 +146,32 @@ struct SignedRunTests {
         #expect(again.status == 0 && again.output == "signed bytes\n", "\(again.stderr)")
     }
 
+    @Test(
+        "a link in the signed tree redirected on the host (the script's interpreter, to a file of the attacker's) never runs its new target; a manifest file that is a FIFO is refused, not waited on")
+    func redirectedLinkNeverRuns() throws {
+        let tool = try SignedTool(sign: false)
+        // The script's interpreter is a link in the virtualenv, as a venv's python is.
+        symlink("/bin/sh", tool.venv + "/bin/interp")
+        try "#!\(tool.venv)/bin/interp\ncat \(tool.data)\n".write(toFile: tool.script, atomically: true, encoding: .utf8)
+        chmod(tool.script, 0o755)
+        try tool.sign()
+        #expect(try tool.run().output == "signed bytes\n")
+        let evil = tool.directory + "/evil"
+        try "#!/bin/sh\necho evil\n".write(toFile: evil, atomically: true, encoding: .utf8)
+        chmod(evil, 0o755)
+        unlink(tool.venv + "/bin/interp")
+        symlink(evil, tool.venv + "/bin/interp")
+        let redirected = try tool.run()
+        #expect(!redirected.output.contains("evil"), "\(redirected.output)")
+        #expect(redirected.status == 125 && redirected.stderr.contains("bin/interp: points to \(evil), the manifest says /bin/sh"), "\(redirected.stderr)")
+        #expect(try tool.events(.anomalousActivity).last?.details["path"]?.stringValue == tool.venv + "/bin/interp")
+
+        let fifo = tool.directory + "/fifo.manifest"
+        mkfifo(fifo, 0o644)
+        let waited = try tool.burrow(["run", "--policy", tool.policy, "--profile", tool.profile, "--manifest", fifo, "--", tool.script])
+        #expect(waited.status == 125 && waited.stderr.contains("not a regular file"), "\(waited.stderr)")
+    }
+
     @Test("a writer racing the runs, swapping the script and its data for other bytes, never gets them run: each run prints the signed bytes or is refused")
     func racingWriterNeverWins() throws {
         let tool = try SignedTool()
