@@ -152,6 +152,9 @@ let package = Package(
             path: "Tests/Fuzz",
             exclude: ["Corpus"], swiftSettings: strict),
         .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit", "BurrowSQLite"], path: "Tests/AuditBench", swiftSettings: strict),
+        .executableTarget(
+            name: "burrow-trust-bench", dependencies: ["BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowPolicy", "BurrowProfile", "BurrowSystem"], path: "Tests/TrustBench",
+            swiftSettings: strict),
         .target(
             name: "BurrowTestSupport", dependencies: ["BurrowManifest", "BurrowSystem", "BurrowProfile"], path: "Tests/BurrowTestSupport",
             swiftSettings: strict),

@@ -1,9 +1,9 @@
 import BurrowAudit
 import BurrowCrypto
 import BurrowManifest
-import BurrowPolicy
+package import BurrowPolicy
 import BurrowProfile
-import BurrowSystem
+package import BurrowSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -28,7 +28,7 @@ package enum ManifestSource: Sendable, Equatable {
 
 extension Planner {
     /// A manifest that verified, with what the run's checks need.
-    struct VerifiedManifest: Sendable {
+    package struct VerifiedManifest: Sendable {
         var manifest: ToolManifest
         var verified: ManifestSignature.Verified
         /// Hex SHA-256 of its bytes.
@@ -41,7 +41,7 @@ extension Planner {
     /// and command, and the level it gives held against `require_signatures`,
     /// `min_trust_level`, the `[trust.<level>]` ceilings and sandbox level none.
     /// - Parameter readingAs: a manifest file is read with this caller's rights.
-    func decideTrust(
+    package func decideTrust(
         _ loaded: Loaded, manifest requested: ManifestSource?, argv: [String], readingAs caller: CallerCredentials?, now: Int64
     ) throws(PlanError) -> (TrustPlan, VerifiedManifest?) {
         let profile = loaded.effective.profile
