@@ -79,7 +79,11 @@ struct McpCommand: ParsableCommand {
     /// The pins of --pin: those in the file, or (none yet, or
     /// --approve-definitions) the session's first listing, written there.
     private func readPins() throws -> ToolPins? {
-        guard let pin, access(pin, F_OK) == 0 else { return nil }
+        guard let pin else { return nil }
+        // Only a file that is not there yet is written from the first listing;
+        // anything else there is read (and any error of reading it shown).
+        var st = stat()
+        if lstat(pin, &st) != 0 && errno == ENOENT { return nil }
         do {
             return try ToolPins.parse(try ManifestIO.read(pin))
         } catch let error as ToolPins.Invalid {

@@ -169,6 +169,16 @@ extension Invocations {
         let executables = Set(plan.spec.allowedExecutables)
         var failures: [CallerAccess.Failure] = []
         for entry in plan.mounts {
+            // A verified copy: the caller must reach the host's path it stands for.
+            if let host = entry.verifiedFrom {
+                do {
+                    let opened = try CallerAccess.open(host, as: caller, access: executables.contains(host) ? [.read, .execute] : .read, searchDirectories: true)
+                    try? opened.close()
+                } catch {
+                    failures.append(error)
+                }
+                continue
+            }
             guard let access = entry.callerAccess(executables: executables), let source = entry.source else { continue }
             do {
                 let opened = try CallerAccess.open(source, as: caller, access: access, searchDirectories: true)

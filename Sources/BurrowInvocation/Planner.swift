@@ -235,7 +235,7 @@ package struct Planner: Sendable {
         var compiler = compiler(environment: environment.mapValues { ProfileParameters.substitute($0, p) }, workingDirectory: workingDirectory, sandboxID: sandboxID)
         // A signed tool's paths are read from its verified copies: links,
         // `#!` lines and ELF headers as signed, whatever the host has now.
-        let overlay = trust.manifest?.verifiedTree.flatMap { tree in verified.map { VerifiedFileSystem(tree: tree, manifest: $0.manifest) } }
+        let overlay = trust.manifest?.verifiedTree.flatMap { tree in verified.map { VerifiedFileSystem(tree: tree, manifest: $0.manifest, caller: caller) } }
         if let overlay { compiler.fs = overlay }
         let compile = { () throws(PlanError) -> LaunchPlan in
             try compiler.compile(loaded.effective, profileFiles: loaded.files, argv: argv, deadline: deadline)
@@ -254,7 +254,11 @@ package struct Planner: Sendable {
         }
         plan.parameters = p
         plan.spec.grantsCheckedAs = caller
-        if let verified { try Self.showVerified(&plan, verified.manifest, tree: trust.manifest?.verifiedTree, fs: overlay ?? LiveFileSystem()) }
+        if let verified {
+            // Outside the caller's identity now: the copies and the host as root sees them.
+            let fs: any FileSystemView = trust.manifest?.verifiedTree.map { VerifiedFileSystem(tree: $0, manifest: verified.manifest, caller: nil) } ?? LiveFileSystem()
+            try Self.showVerified(&plan, verified.manifest, tree: trust.manifest?.verifiedTree, fs: fs)
+        }
         plan.trust = trust
         plan.tool.trustLevel = trust.level
         return plan
@@ -264,13 +268,24 @@ package struct Planner: Sendable {
     /// files (or the base system's, running a listed script), and its
     /// sandbox binds the verified copies at the listed paths.
     static func showVerified(_ plan: inout LaunchPlan, _ manifest: ToolManifest, tree: String?, fs: any FileSystemView) throws(PlanError) {
-        // The file execve runs, its links followed as the sandbox will see them.
+        func vouched(_ path: String) -> Bool {
+            manifest.files.contains { $0.path == path } || (manifest.root(of: path) != nil && tree != nil && fs.kind(path) != nil) || ManifestFiles.isBase(path)
+        }
+        // The file execve runs, its links followed as the sandbox will see
+        // them; it is executed by that path, so no link of the host's
+        // (outside a root, where a wider bind shows the host's) decides it.
         guard let executable = fs.resolve(plan.spec.executable)?.path else {
             throw PlanError(description: "the command \(plan.spec.executable) cannot be resolved", kind: .trust)
         }
-        let listed = manifest.files.contains { $0.path == executable } || (manifest.root(of: executable) != nil && tree != nil && fs.kind(executable) != nil)
-        guard listed || ManifestFiles.isBase(executable) else {
+        guard vouched(executable) else {
             throw PlanError(description: "the command runs \(executable), which the signed manifest does not list (and which is not the host's base system)", kind: .trust)
+        }
+        if tree != nil { plan.spec.executable = executable }
+        // Everything else it may run (interpreters of its scripts included): listed or base.
+        if let other = plan.spec.allowedExecutables.first(where: { !vouched($0) }) {
+            throw PlanError(
+                description: "the profile lets the tool run \(other), which the signed manifest does not list (add it: burrow tools manifest --file \(other)), and which is not the host's base system",
+                kind: .trust)
         }
         guard let tree else { return }
         do {

@@ -100,6 +100,14 @@ extension Planner {
         try checkLevel(plan, profile: profile)
         if profile.sandboxLevel != .none {
             let store = VerifiedStore(directory: security.verifiedStore)
+            // Root copies what the manifest lists: for a caller, only what
+            // it could read itself (root must not read for it what it may not).
+            if let caller, !trustMemo.recentlyReadable(found.digest, by: caller.uid, now: now) {
+                if let unreadable = Self.unreadable(manifest, as: caller) {
+                    throw PlanError(description: "\(unreadable) cannot be read with \(caller)'s rights (the signed manifest of \(profile.tool.id) lists it)", kind: .trust)
+                }
+                trustMemo.markReadable(found.digest, by: caller.uid, now: now)
+            }
             var tree = store.tree(found.digest)
             // The copies run whatever happened on the host since; a change
             // there is still refused, and reported. Rechecked at most every
@@ -217,6 +225,21 @@ extension Planner {
         return found
     }
 
+    /// The first listed file `caller` cannot open for reading (nil: none).
+    static func unreadable(_ manifest: ToolManifest, as caller: CallerCredentials) -> String? {
+        let outcome = try? CallerAccess.asCaller(caller) { () -> String? in
+            for listed in manifest.files {
+                let fd = open(listed.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+                guard fd >= 0 else { return listed.path }
+                close(fd)
+            }
+            return nil
+        }
+        // Without the caller's identity nothing is known to be readable.
+        guard case .success(let first) = outcome else { return manifest.files.first?.path ?? "the manifest's files" }
+        return first
+    }
+
     /// Largest manifest or signature file read.
     static let maxManifestBytes = 64 << 20
 
@@ -296,6 +319,21 @@ final class TrustMemo: Sendable {
     static let driftInterval: Int64 = 5_000_000
     private let clean = Mutex<[String: Int64]>([:])
 
+    /// Manifests whose every file a caller (uid) could read, when last checked.
+    private let readable = Mutex<[String: Int64]>([:])
+
+    func recentlyReadable(_ digest: String, by uid: UInt32, now: Int64) -> Bool {
+        guard let at = readable.withLock({ $0["\(digest) \(uid)"] }) else { return false }
+        return now >= at && now - at < Self.driftInterval
+    }
+
+    func markReadable(_ digest: String, by uid: UInt32, now: Int64) {
+        readable.withLock {
+            if $0.count >= Self.capacity { $0.removeAll() }
+            $0["\(digest) \(uid)"] = now
+        }
+    }
+
     func recentlyClean(_ tree: String, now: Int64) -> Bool {
         guard let at = clean.withLock({ $0[tree] }) else { return false }
         return now >= at && now - at < Self.driftInterval
@@ -330,26 +368,36 @@ final class TrustMemo: Sendable {
 /// copy; everything else from the host. The plan of a signed tool is
 /// compiled against it, so its links, `#!` lines and ELF headers are the
 /// signed ones.
+///
+/// Compiled with a caller's identity (`grantsCheckedAs`), the host is read
+/// with it and the copies with root's: the store is root's alone, and the
+/// caller's right to each host file was checked before (`decideTrust`).
 struct VerifiedFileSystem: FileSystemView {
     let tree: String
     let roots: [String]
     let listed: Set<String>
+    let caller: CallerCredentials?
     let host = LiveFileSystem()
 
-    init(tree: String, manifest: ToolManifest) {
+    init(tree: String, manifest: ToolManifest, caller: CallerCredentials?) {
         self.tree = tree
         roots = manifest.roots
         listed = Set(manifest.files.map(\.path) + manifest.links.map(\.path))
+        self.caller = caller
     }
 
-    private func at(_ path: String) -> String {
-        listed.contains(path) || roots.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) ? tree + path : path
+    private func covered(_ path: String) -> Bool { listed.contains(path) || roots.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) }
+
+    private func answer<T>(_ path: String, _ body: (String) -> T) -> T {
+        guard covered(path) else { return body(path) }
+        guard let caller else { return body(tree + path) }
+        return CallerAccess.asRoot(within: caller) { body(tree + path) }
     }
 
-    func kind(_ path: String) -> FileKind? { host.kind(at(path)) }
-    func readLink(_ path: String) -> String? { host.readLink(at(path)) }
-    func list(_ path: String) -> [String]? { host.list(at(path)) }
-    func read(_ path: String, offset: Int, count: Int) -> [UInt8]? { host.read(at(path), offset: offset, count: count) }
+    func kind(_ path: String) -> FileKind? { answer(path) { host.kind($0) } }
+    func readLink(_ path: String) -> String? { answer(path) { host.readLink($0) } }
+    func list(_ path: String) -> [String]? { answer(path) { host.list($0) } }
+    func read(_ path: String, offset: Int, count: Int) -> [UInt8]? { answer(path) { host.read($0, offset: offset, count: count) } }
     func projectQuota(_ path: String) -> HostFacts.Check { host.projectQuota(path) }
-    func denied(_ path: String) -> Bool { host.denied(at(path)) }
+    func denied(_ path: String) -> Bool { covered(path) ? false : host.denied(path) }
 }

@@ -412,12 +412,20 @@ package final class MCPRelay: Sendable {
 
     // MARK: client → server
 
+    /// A request id's key: strings by their text, numbers by value (an
+    /// answer with `1.0` or `1e0` is the answer to `1`, as a client that
+    /// compares numbers takes it), and the id as the client wrote it.
     private static func idKey(_ id: JSON?) -> (key: String, text: String)? {
         switch id {
         case .string(let s): ("s" + s, quote(s))
-        case .number(let n): ("n" + n, n)
+        case .number(let n): ("n" + numberKey(n), n)
         default: nil
         }
+    }
+
+    package static func numberKey(_ text: String) -> String {
+        if let value = Double(text), value.isFinite, value.rounded() == value, abs(value) < 9e15 { return String(Int64(value)) }
+        return text
     }
 
     private struct Refusal: Error {
@@ -581,11 +589,9 @@ package final class MCPRelay: Sendable {
             if let schema = state.withLock({ $0.tools?[name] }) { return schema }
         }
         if let withheld = state.withLock({ $0.withheld[name] }) {
-            throw Refusal(
-                code: -32602, reason: "definition_changed",
-                message:
-                    "\(Self.quote(name)) is withheld: its definition is \(withheld.change == "new" ? "not among the approved ones" : "not the one approved") (\(withheld.diff.joined(separator: "; "))); an operator must approve it first"
-            )
+            // What changed, by field and digest: never the server's new text, which would reach the model.
+            let why = withheld.change == "new" ? "it is not among the approved tools" : "its \(withheld.fields.joined(separator: ", ")) changed since it was approved"
+            throw Refusal(code: -32602, reason: "definition_changed", message: "\(Self.quote(name)) is withheld: \(why) (\(withheld.digest)); an operator must approve it first")
         }
         throw Refusal(code: -32602, reason: "unknown_tool", message: "the server did not list a tool named \(Self.quote(name))")
     }
@@ -631,8 +637,8 @@ package final class MCPRelay: Sendable {
             guard case .array(let tools) = reply?["result"]?["tools"] ?? .null else {
                 throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's answer to tools/list has no tools: \(reply?["error"]?["message"]?.stringValue ?? "no result")")
             }
-            for t in judged(tools) { if let name = t["name"]?.stringValue { found[name] = t["inputSchema"] ?? .object([:]) } }
             cursor = reply?["result"]?["nextCursor"]
+            for t in judged(tools, complete: cursor == nil || cursor == .null) { if let name = t["name"]?.stringValue { found[name] = t["inputSchema"] ?? .object([:]) } }
             if cursor == nil || cursor == .null {
                 state.withLock { s in
                     s.tools = found
@@ -653,12 +659,26 @@ package final class MCPRelay: Sendable {
 
     private func fromServer(_ input: Line, clientOut: Int32) -> Verdict {
         var line = input.bytes
-        let message: JSON
+        var message: JSON
         switch judge(input, from: Self.fromServerSide, clientOut: clientOut) {
         case .success(let m): message = m
         case .failure(let verdict): return verdict
         }
+        /// What reaches the client: without invisible characters (reported).
+        func forward(_ what: String) -> Verdict {
+            let (clean, removed) = InvisibleCharacters.strip(message)
+            if removed > 0 {
+                sink(.invisibleCharacters(where: what, count: removed))
+                line = Array(clean.canonicalText.utf8)
+            }
+            return sent(toClient(clientOut, line))
+        }
         if let method = message["method"]?.stringValue {
+            // A request or notification that also answers: which would the client take?
+            if message["result"] != nil || message["error"] != nil {
+                drop(Self.fromServerSide, input, "a message with both a method and a result or error")
+                return .relayed
+            }
             if method == "notifications/tools/list_changed" {
                 pins?.listChanged()
                 state.withLock { s in
@@ -666,9 +686,9 @@ package final class MCPRelay: Sendable {
                     s.verified = false
                 }
             }
-            return sent(toClient(clientOut, line))
+            return forward(method)
         }
-        guard let (key, _) = Self.idKey(message["id"]) else { return sent(toClient(clientOut, line)) }
+        guard let (key, _) = Self.idKey(message["id"]) else { return forward("an answer without an id") }
         let own = state.withLock { s -> Bool in
             guard s.fetchKey == key else { return false }
             s.fetchKey = nil
@@ -679,42 +699,42 @@ package final class MCPRelay: Sendable {
             fetched.signal()
             return .relayed
         }
-        if let pending = state.withLock({ $0.pending.removeValue(forKey: key) }) {
-            if pending.method == "tools/list", case .array(let tools) = message["result"]?["tools"] ?? .null {
-                let shown = judged(tools)
-                // What the client gets: the tools it may call, without invisible characters.
-                let (clean, removed) = InvisibleCharacters.strip(JSON.array(shown))
-                if removed > 0 { sink(.invisibleCharacters(where: "tools/list", count: removed)) }
-                if shown.count != tools.count || removed > 0, let rewritten = Self.replacing(message, ["result", "tools"], with: clean) { line = rewritten }
-                state.withLock { s in
-                    var known = s.tools ?? [:]
-                    for t in shown { if let name = t["name"]?.stringValue { known[name] = t["inputSchema"] ?? .object([:]) } }
-                    for name in s.withheld.keys { known[name] = nil }
-                    s.tools = known
-                }
+        guard let pending = state.withLock({ $0.pending.removeValue(forKey: key) }) else {
+            // No request of the client's is in progress under this id (it
+            // was cancelled, or never sent): nothing judged it, so nothing passes.
+            drop(Self.fromServerSide, input, "an answer to no request in progress")
+            return .relayed
+        }
+        if pending.method == "tools/list", case .array(let tools) = message["result"]?["tools"] ?? .null {
+            let complete = (message["result"]?["nextCursor"] ?? .null) == .null
+            let shown = judged(tools, complete: complete)
+            if shown.count != tools.count, case .object(var top) = message, case .object(var result) = top["result"] ?? .null {
+                result["tools"] = .array(shown)
+                top["result"] = .object(result)
+                message = .object(top)
+                line = Array(message.canonicalText.utf8)
             }
-            if pending.method == "tools/call", let result = message["result"] {
-                let (clean, removed) = InvisibleCharacters.strip(result)
-                if removed > 0 {
-                    sink(.invisibleCharacters(where: "the result of \(pending.call?.tool ?? "a call")", count: removed))
-                    if let rewritten = Self.replacing(message, ["result"], with: clean) { line = rewritten }
-                }
-            }
-            if let call = pending.call {
-                let outcome: Outcome =
-                    if case .number(let n) = message["error"]?["code"] ?? .null { .jsonrpcError(Int64(n) ?? 0) } else if message["result"]?["isError"] == .bool(true) { .toolError } else { .completed }
-                sink(.callEnded(call, milliseconds: (Kernel.monotonicNanoseconds() - pending.started) / 1_000_000, outcome: outcome))
+            state.withLock { s in
+                var known = s.tools ?? [:]
+                for t in shown { if let name = t["name"]?.stringValue { known[name] = t["inputSchema"] ?? .object([:]) } }
+                for name in s.withheld.keys { known[name] = nil }
+                s.tools = known
             }
         }
-        return sent(toClient(clientOut, line))
+        if let call = pending.call {
+            let outcome: Outcome =
+                if case .number(let n) = message["error"]?["code"] ?? .null { .jsonrpcError(Int64(n) ?? 0) } else if message["result"]?["isError"] == .bool(true) { .toolError } else { .completed }
+            sink(.callEnded(call, milliseconds: (Kernel.monotonicNanoseconds() - pending.started) / 1_000_000, outcome: outcome))
+        }
+        return forward(pending.call.map { "the result of \($0.tool)" } ?? "the answer to \(pending.method)")
     }
 
     /// The tools of a listing page the client may see: with pins, the
     /// ones pinned as they are (the others are withheld, reported once
     /// per session and definition); without, all of them.
-    private func judged(_ tools: [JSON]) -> [JSON] {
+    private func judged(_ tools: [JSON], complete: Bool) -> [JSON] {
         guard let pins else { return tools }
-        let (shown, withheld) = pins.judge(tools, server: server)
+        let (shown, withheld) = pins.judge(tools, server: server, complete: complete)
         let fresh = state.withLock { s -> [ToolPins.Difference] in
             for t in shown { if let name = t["name"]?.stringValue { s.withheld[name] = nil } }
             var fresh: [ToolPins.Difference] = []
@@ -726,17 +746,6 @@ package final class MCPRelay: Sendable {
         }
         for d in fresh { sink(.definitionWithheld(d)) }
         return shown
-    }
-
-    /// `message` with the value at `path` replaced, as one line of canonical JSON.
-    static func replacing(_ message: JSON, _ path: [String], with value: JSON) -> [UInt8]? {
-        func set(_ json: JSON, _ path: ArraySlice<String>) -> JSON? {
-            guard let key = path.first else { return value }
-            guard case .object(var members) = json, let inner = members[key], let replaced = set(inner, path.dropFirst()) else { return nil }
-            members[key] = replaced
-            return .object(members)
-        }
-        return set(message, path[...]).map { Array($0.canonicalText.utf8) }
     }
 
     // MARK: stderr

@@ -3,8 +3,9 @@ package import BurrowJSON
 import Synchronization
 
 /// An MCP server's approved tool definitions ("pins"): what each tool it
-/// lists says it is (its name, title, description, input and output
-/// schemas, annotations), as an operator approved it. A tool listed with a
+/// lists says it is (the whole tool object: its name, title, description,
+/// input and output schemas, annotations, `_meta`, icons), as an operator
+/// approved it. A tool listed with a
 /// definition that differs, or one not pinned at all, is withheld from the
 /// client and its calls are refused until the new definition is approved:
 /// a server cannot rewrite a tool's description to steer the assistant, or
@@ -12,12 +13,10 @@ import Synchronization
 /// is simply gone.
 package struct ToolPins: Sendable, Equatable {
     package static let formatVersion = 1
-    /// The parts of a tool that define it, as the client sees them.
-    package static let fields = ["name", "title", "description", "inputSchema", "outputSchema", "annotations"]
 
     /// The tool id of the server.
     package var server: String
-    /// Tool name → its definition (only `fields`) as approved.
+    /// Tool name → its definition (the tool object) as approved.
     package var tools: [String: JSON]
 
     package init(server: String, tools: [String: JSON]) {
@@ -25,10 +24,11 @@ package struct ToolPins: Sendable, Equatable {
         self.tools = tools
     }
 
-    /// A tool object from tools/list reduced to what defines it.
+    /// A tool object from tools/list as it is pinned: whole (any field a
+    /// client reads can steer it), or null when it is not an object.
     package static func definition(_ tool: JSON) -> JSON {
-        guard case .object(let members) = tool else { return .null }
-        return .object(members.filter { fields.contains($0.key) })
+        guard case .object = tool else { return .null }
+        return tool
     }
 
     /// `sha256:` over a definition's canonical JSON.
@@ -48,6 +48,8 @@ package struct ToolPins: Sendable, Equatable {
         package var diff: [String]
         /// The digest of the definition as listed now.
         package var digest: String
+        /// The fields that differ (a new tool: none).
+        package var fields: [String] = []
     }
 
     /// How `tool` (a tools/list entry) differs from its pin; nil when it is pinned as it is.
@@ -59,10 +61,14 @@ package struct ToolPins: Sendable, Equatable {
         }
         guard pinned != now else { return nil }
         var diff: [String] = []
-        for field in Self.fields where pinned[field] != now[field] {
+        var fields: [String] = []
+        func keys(_ value: JSON) -> Set<String> { if case .object(let m) = value { Set(m.keys) } else { [] } }
+        let keys = keys(pinned).union(keys(now)).sorted()
+        for field in keys where pinned[field] != now[field] {
+            fields.append(field)
             diff.append("\(field): \(Self.shown(pinned[field])) → \(Self.shown(now[field]))")
         }
-        return Difference(name: name, change: "changed", diff: diff, digest: Self.digest(now))
+        return Difference(name: name, change: "changed", diff: diff, digest: Self.digest(now), fields: fields)
     }
 
     static func shown(_ value: JSON?) -> String {
@@ -100,8 +106,8 @@ package struct ToolPins: Sendable, Equatable {
             throw Invalid(description: "burrow_pins: this Burrow reads version \(formatVersion)")
         }
         guard let server = top["server"]?.stringValue, case .object(let tools) = top["tools"] ?? .null else { throw Invalid(description: "server is a string, tools an object") }
-        for (name, definition) in tools where definition["name"]?.stringValue != name || definition != Self.definition(definition) {
-            throw Invalid(description: "tools.\(name): a definition named \(name), with only \(fields.joined(separator: ", "))")
+        for (name, definition) in tools where definition["name"]?.stringValue != name {
+            throw Invalid(description: "tools.\(name): a tool object named \(name)")
         }
         let pins = ToolPins(server: server, tools: tools)
         guard top["set"]?.stringValue == pins.setDigest else { throw Invalid(description: "set does not match the tools (edited by hand?)") }
@@ -132,27 +138,32 @@ package final class PinnedDefinitions: Sendable {
     /// The pins in force, if any.
     package var approved: ToolPins? { state.withLock { $0 } }
 
-    /// Judges one page of a listing: the tools the client may see, and the
-    /// differences of those withheld. While approving, every tool listed is
-    /// added to the pins (and `keep` is told of the set so far).
-    func judge(_ tools: [JSON], server: String) -> (shown: [JSON], withheld: [ToolPins.Difference]) {
-        if approving.withLock({ $0 }) {
-            let pins = state.withLock { s -> ToolPins in
+    /// Judges one page of a listing (`complete`: its last): the tools the
+    /// client may see, and the differences of those withheld. While
+    /// approving (the session's first complete listing, and only until the
+    /// server says its list changed), a tool not pinned yet is added to the
+    /// pins, and `keep` is told of the set so far, in order; a name pinned
+    /// already is judged, never overwritten.
+    func judge(_ tools: [JSON], server: String, complete: Bool) -> (shown: [JSON], withheld: [ToolPins.Difference]) {
+        state.withLock { s in
+            if approving.withLock({ $0 }) {
                 var pins = s ?? ToolPins(server: server, tools: [:])
-                for t in tools { if let name = t["name"]?.stringValue { pins.tools[name] = ToolPins.definition(t) } }
+                for t in tools {
+                    if let name = t["name"]?.stringValue, pins.tools[name] == nil { pins.tools[name] = ToolPins.definition(t) }
+                }
                 s = pins
-                return pins
+                // Written under the lock: the file never goes back to a smaller set.
+                keep(pins)
+                if complete { approving.withLock { $0 = false } }
             }
-            keep(pins)
-            return (tools, [])
+            guard let pins = s else { return ([], []) }
+            var shown: [JSON] = []
+            var withheld: [ToolPins.Difference] = []
+            for t in tools {
+                if let d = pins.difference(t) { withheld.append(d) } else { shown.append(t) }
+            }
+            return (shown, withheld)
         }
-        guard let pins = state.withLock({ $0 }) else { return ([], []) }
-        var shown: [JSON] = []
-        var withheld: [ToolPins.Difference] = []
-        for t in tools {
-            if let d = pins.difference(t) { withheld.append(d) } else { shown.append(t) }
-        }
-        return (shown, withheld)
     }
 
     /// The server said its list changed: from now on what it lists is judged, never approved.
@@ -163,9 +174,13 @@ package final class PinnedDefinitions: Sendable {
 /// model: the Unicode tag block (U+E0000–U+E007F), zero-width characters,
 /// bidirectional controls and the byte-order mark.
 package enum InvisibleCharacters {
+    /// Zero-width joiners (U+200C, U+200D) stay: emoji sequences and
+    /// scripts such as Persian need them.
     package static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
-        case 0xE0000...0xE007F, 0x200B...0x200F, 0x202A...0x202E, 0x2060...0x2064, 0x2066...0x2069, 0xFEFF, 0x180E: true
+        case 0xE0000...0xE007F, 0xE0100...0xE01EF, 0xFE00...0xFE0F, 0x200B, 0x200E, 0x200F, 0x202A...0x202E, 0x2060...0x2064, 0x2066...0x2069, 0xFEFF, 0x180E,
+            0x00AD, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0:
+            true
         default: false
         }
     }
@@ -180,7 +195,9 @@ package enum InvisibleCharacters {
         return count == 0 ? (text, 0) : (String(out), count)
     }
 
-    /// Every string in `value` without them (keys too), and how many were removed.
+    /// Every string value in `value` without them, and how many were
+    /// removed. Keys are left as they are: two keys stripped to one would
+    /// silently lose a value (a schema's property names are its contract).
     package static func strip(_ value: JSON) -> (JSON, Int) {
         switch value {
         case .string(let s):
@@ -198,10 +215,9 @@ package enum InvisibleCharacters {
             var total = 0
             var out: [String: JSON] = [:]
             for (k, v) in members {
-                let (key, kn) = strip(k)
-                let (val, vn) = strip(v)
-                total += kn + vn
-                out[key] = val
+                let (val, n) = strip(v)
+                total += n
+                out[k] = val
             }
             return (.object(out), total)
         default:

@@ -13,8 +13,9 @@ import FoundationEssentials
 /// done to the host's file afterwards (rewritten in place, replaced,
 /// renamed over) reaches a sandbox, which binds the copy read-only at the
 /// listed path. The store, its trees and every file belong to root and
-/// nobody else may write them; a tree is complete once it has its name
-/// (built under a temporary one, then renamed).
+/// nobody else may write them, and each tree's top directory is root's
+/// alone (0700); a tree is complete once it has its name (built under a
+/// temporary one, then renamed).
 package struct VerifiedStore: Sendable {
     package var directory: String
 
@@ -39,9 +40,8 @@ package struct VerifiedStore: Sendable {
         let path = trees + "/" + digest
         var st = stat()
         guard lstat(path, &st) == 0, always || !Self.isRootsAlone(path) else { return }
-        let aside = trees + "/.discarded-\(digest)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard rename(path, aside) == 0 else { return }
-        try? FileManager.default.removeItem(atPath: aside)
+        // Renamed aside, never removed here: a running sandbox may show it.
+        _ = rename(path, trees + "/.discarded-\(digest)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
     }
 
     /// Builds the tree of `manifest` (whose bytes have `digest`): every
@@ -53,7 +53,8 @@ package struct VerifiedStore: Sendable {
         guard geteuid() == 0 else {
             throw ManifestFiles.Problem(directory, "only root keeps verified copies of a signed tool's files: run it as root or through burrowd")
         }
-        try Self.makeDirectories("", trees)
+        var storeDirectories = Set<String>()
+        try Self.makeDirectories("", trees, made: &storeDirectories)
         guard Self.onlyRootCanReplace(trees) else {
             throw ManifestFiles.Problem(trees, "it and every directory above it must belong to root, and nobody else may write them (unless sticky, as /tmp)")
         }
@@ -64,10 +65,11 @@ package struct VerifiedStore: Sendable {
         var kept = false
         defer { if !kept { try? FileManager.default.removeItem(atPath: building) } }
 
-        for root in manifest.roots { try Self.makeDirectories(building, root) }
+        var made = Set<String>()
+        for root in manifest.roots { try Self.makeDirectories(building, root, made: &made) }
         var stamps = ""
         for listed in manifest.files {
-            try Self.makeDirectories(building, parent(of: listed.path))
+            try Self.makeDirectories(building, parent(of: listed.path), made: &made)
             let stamp = try Self.copy(listed, to: building + listed.path)
             stamps += stamp.line + "\n"
         }
@@ -81,12 +83,14 @@ package struct VerifiedStore: Sendable {
         // manifest refuses that), once the host's agree.
         if let problem = Self.linkDifference(manifest) { throw problem }
         for link in manifest.links {
-            try Self.makeDirectories(building, parent(of: link.path))
+            try Self.makeDirectories(building, parent(of: link.path), made: &made)
             guard symlink(link.target, building + link.path) == 0 else {
                 throw ManifestFiles.Problem(link.path, "cannot be recreated: \(String(cString: strerror(errno)))")
             }
         }
-        guard chmod(building, 0o755) == 0 else { throw ManifestFiles.Problem(building, "cannot be opened to readers: \(String(cString: strerror(errno)))") }
+
+        // The tree's top stays root's alone (0700): no one on the host reaches
+        // a copy through the store; a sandbox gets a bind of what it may see.
         if rename(building, final) != 0 {
             // Another builder finished first: its tree is the same bytes.
             guard errno == EEXIST || errno == ENOTEMPTY, let existing = tree(digest) else {
@@ -158,7 +162,8 @@ package struct VerifiedStore: Sendable {
         guard lines.count == manifest.files.count else { return ManifestFiles.Problem(tree, "its stamps do not match its manifest") }
         for (listed, line) in zip(manifest.files, lines) {
             var st = stat()
-            if lstat(listed.path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, let kept = Stamp(line: line), Stamp(st) == kept { continue }
+            guard let kept = Stamp(line: line) else { return ManifestFiles.Problem(tree, "its stamps are not this Burrow's") }
+            if lstat(listed.path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, Stamp(st) == kept { continue }
             switch ManifestFiles.digest(listed.path, limit: listed.size) {
             case .failure(let problem):
                 return problem
@@ -192,10 +197,10 @@ package struct VerifiedStore: Sendable {
         guard found.mode == listed.mode else {
             throw ManifestFiles.Problem(listed.path, "mode \(String(found.mode, radix: 8)), the manifest says \(String(listed.mode, radix: 8))", differs: true)
         }
-        // The host's read and execute bits, for root's copy: never
-        // writable, set-id or sticky, and readable by no one the host's
-        // file was not readable by.
-        guard fchmod(out, mode_t(listed.mode & 0o555)) == 0 else {
+        // Readable (the tree's top keeps everyone but root out; a caller's
+        // right to read the host's file is checked before its run), executable
+        // as the host's; never writable, set-id or sticky.
+        guard fchmod(out, mode_t((listed.mode & 0o555) | 0o444)) == 0 else {
             throw ManifestFiles.Problem(listed.path, "its copy cannot be made read-only: \(String(cString: strerror(errno)))")
         }
         // The host file's times (a .pyc is valid only for its source's
@@ -205,14 +210,17 @@ package struct VerifiedStore: Sendable {
         return Stamp(hashed)
     }
 
-    /// Makes `path` (absolute, host-side) and its parents beneath `base`, each 0755.
-    static func makeDirectories(_ base: String, _ path: String) throws(ManifestFiles.Problem) {
+    /// Makes `path` (absolute, host-side) and its parents beneath `base`,
+    /// each 0755 whatever the umask; `made` gets the host paths of those made.
+    static func makeDirectories(_ base: String, _ path: String, made: inout Set<String>) throws(ManifestFiles.Problem) {
         var current = base
+        var host = ""
         for component in path.split(separator: "/") {
             current += "/" + component
+            host += "/" + component
             if mkdir(current, 0o755) == 0 {
-                // Whatever the umask: the sandbox's user lists and searches them.
                 chmod(current, 0o755)
+                made.insert(host)
             } else if errno != EEXIST {
                 throw ManifestFiles.Problem(path, "its directory cannot be made: \(String(cString: strerror(errno)))")
             }

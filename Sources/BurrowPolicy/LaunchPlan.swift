@@ -388,6 +388,10 @@ package struct MountEntry: Sendable, Codable, Equatable {
     package var options: MountOptions
     package var content: String?
     package var reason: String
+    /// A bind of a signed tool's verified copy: the host path it stands
+    /// for. The copy is opened as root (the store is root's alone); a
+    /// caller's right is checked on this path.
+    package var verifiedFrom: String?
 
     package init(kind: Kind, source: String? = nil, target: String, options: MountOptions = MountOptions(), content: String? = nil, reason: String) {
         self.kind = kind
@@ -406,7 +410,7 @@ extension MountEntry {
     /// for a directory is added where it is opened). Nil: nothing is bound
     /// from the host (tmpfs, proc, a symlink, a file, a remount).
     package func callerAccess(executables: Set<String>) -> CallerAccess.Access? {
-        guard kind == .bind || (kind == .mask && source != "tmpfs"), let source else { return nil }
+        guard kind == .bind || (kind == .mask && source != "tmpfs"), let source, verifiedFrom == nil else { return nil }
         // A mask (/dev/null over a blocked file) hides; nothing is granted through it.
         if kind == .mask { return .read }
         var access: CallerAccess.Access = options.readOnly == true ? .read : [.read, .write]

@@ -82,6 +82,7 @@ extension [MountEntry] {
                 throw PlanError(description: "\(target) is granted, but the signed manifest does not list it (it covers \(path))")
             }
             mounts[i].source = tree + target
+            mounts[i].verifiedFrom = target
             // The copies are root's: nothing of the caller's to map.
             mounts[i].options.idmap = false
             mounts[i].reason += ", from the verified copy"
@@ -96,7 +97,8 @@ extension [MountEntry] {
             options.readOnly = true
             options.idmap = false
             options.recursive = true
-            let entry = MountEntry(kind: .bind, source: tree + path, target: path, options: options, reason: "the signed manifest's verified copy")
+            var entry = MountEntry(kind: .bind, source: tree + path, target: path, options: options, reason: "the signed manifest's verified copy")
+            entry.verifiedFrom = path
             // Parents before children: after every mount no deeper than it.
             let depth = componentCount(path)
             let end = mounts.last?.kind == .remount ? mounts.count - 1 : mounts.count

@@ -160,7 +160,9 @@ final class ChildPlan {
                 m.target_is_dir = 1
             case .bind:
                 guard let source = entry.source else { throw .preparation("bind at \(entry.target) has no source") }
-                try bind(&m, source: source, flags: flags, recursive: entry.options.recursive, idmap: entry.options.idmap, access: access(entry))
+                try bind(
+                    &m, source: source, flags: flags, recursive: entry.options.recursive, idmap: entry.options.idmap, access: access(entry),
+                    verified: entry.verifiedFrom != nil)
             case .symlink:
                 m.kind = UInt32(BRW_MOUNT_SYMLINK.rawValue)
                 m.text = UnsafePointer(string(entry.source ?? ""))
@@ -205,11 +207,16 @@ final class ChildPlan {
     /// for an allowed executable. The mount is cloned from that descriptor.
     /// An idmap then shows only the caller's own files as the sandbox's, never
     /// another owner's (whose rights the caller does not have).
-    private func bind(_ m: inout brw_mount, source: String, flags: UInt64, recursive: Bool, idmap: Bool, access: CallerAccess.Access?) throws(RunError) {
+    /// `verified`: a signed tool's verified copy, in the store that is
+    /// root's alone: opened as root (the caller's right to the host's file
+    /// it stands for was checked when the plan was made).
+    private func bind(
+        _ m: inout brw_mount, source: String, flags: UInt64, recursive: Bool, idmap: Bool, access: CallerAccess.Access?, verified: Bool = false
+    ) throws(RunError) {
         var tree: FileDescriptor
         var st = stat()
         let path: FileDescriptor
-        if let caller {
+        if let caller, !verified {
             do {
                 path = try CallerAccess.open(source, as: caller, access: access ?? .read, searchDirectories: true)
             } catch {

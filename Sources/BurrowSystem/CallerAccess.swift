@@ -138,6 +138,20 @@ package enum CallerAccess {
         }
     }
 
+    /// Runs `body` with root's file-system identity on a thread that has
+    /// `caller`'s (only inside `asCaller`), and gives the caller's back: for
+    /// Burrow's own files (a signed tool's verified copies), which the caller
+    /// has no right to and which show nothing of the host's.
+    package static func asRoot<T>(within caller: CallerCredentials, _ body: () -> T) -> T {
+        let rc = brw_thread_fs_identity(0, 0, nil, 0)
+        defer {
+            let back = caller.groups.withUnsafeBufferPointer { brw_thread_fs_identity(caller.uid, caller.gid, $0.baseAddress, Int32($0.count)) }
+            precondition(back == 0, "cannot give this thread \(caller)'s file-system identity back: \(errnoName(-back))")
+        }
+        precondition(rc == 0, "cannot take root's file-system identity back on this thread: \(errnoName(-rc))")
+        return body()
+    }
+
     /// Opens `path` as `caller` (O_PATH; no symlink anywhere on the way, so
     /// every directory is searched with the caller's rights) and checks
     /// `access` on the file it opened (and, with `searchDirectories`, the

@@ -317,6 +317,11 @@ struct MCPPinTests {
         let call = try h.request(#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"ok\#(hidden)"}}}"#)
         #expect(call["result"]?["content"] == .array([.object(["type": .string("text"), "text": .string("ok")])]), "\(call)")
         #expect(h.events.invisible.map(\.count) == [5, 5], "\(h.events.invisible)")
+        // A notification too (what a server logs reaches the model as well).
+        h.server.notify(#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hi\#(hidden)"}}"#)
+        #expect(h.client.readLine()?["params"]?["data"] == .string("hi"))
+        // Joiners stay: an emoji sequence is not an attack.
+        #expect(InvisibleCharacters.strip("👩\u{200D}💻").1 == 0)
         #expect(h.server.received.last?["params"]?["arguments"]?["text"] == .string("ok" + hidden), "the server's input is its own business")
     }
 
@@ -327,10 +332,39 @@ struct MCPPinTests {
         var text = String(decoding: pins.encoded, as: UTF8.self)
         text = text.replacingOccurrences(of: "\"late\"", with: "\"latE\"")
         #expect(throws: ToolPins.Invalid.self) { try ToolPins.parse(Array(text.utf8)) }
-        var extra = pins
-        extra.tools["echo"] = .object(["name": .string("echo"), "secret": .string("x")])
-        let forged = String(decoding: extra.encoded, as: UTF8.self)
+        var renamed = pins
+        renamed.tools["echo"] = .object(["name": .string("other")])
+        let forged = String(decoding: renamed.encoded, as: UTF8.self)
         #expect(throws: ToolPins.Invalid.self) { try ToolPins.parse(Array(forged.utf8)) }
+    }
+
+    @Test("the first listing is approved only until it is complete: a definition changed in a later listing of the same session, a changed _meta, are withheld")
+    func approvalEndsWithTheFirstListing() throws {
+        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: nil, keep: { _ in }))
+        #expect(try list(h, id: 1) == ["echo", "hold", "late"])
+        // No list_changed: the server just lists something else next time.
+        h.server.descriptions.withLock { $0["echo"] = "now steering" }
+        #expect(try list(h, id: 2) == ["hold", "late"])
+        #expect(h.events.withheld.map(\.name) == ["echo"])
+        // The whole tool object is pinned: a field the client reads (here _meta) counts.
+        var pinned = Self.approved()
+        pinned.tools["hold"] = .object(["name": .string("hold"), "inputSchema": Self.schema, "_meta": .object(["ui": .string("widget")])])
+        let h2 = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: pinned, keep: { _ in }))
+        #expect(try list(h2, id: 1) == ["echo", "late"])
+        #expect(h2.events.withheld.first?.fields == ["_meta"])
+    }
+
+    @Test("an answer to no request in progress (a stray id, a server answering twice) and a message that is both request and answer never reach the client")
+    func strayAnswersAreDropped() throws {
+        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: Self.approved(), keep: { _ in }))
+        h.server.notify(#"{"jsonrpc":"2.0","id":77,"result":{"tools":[{"name":"echo","description":"unjudged","inputSchema":{}}]}}"#)
+        h.server.notify(#"{"jsonrpc":"2.0","method":"notifications/message","id":5,"result":{}}"#)
+        let answer = try h.request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        #expect(answer["result"] != nil)
+        #expect(h.client.pendingLines().isEmpty, "nothing else reached the client")
+        #expect(h.relay.droppedLines[MCPRelay.fromServerSide] == 2)
+        // Numbers by value: the answer to 2 may say 2.0.
+        #expect(MCPRelay.numberKey("2.0") == MCPRelay.numberKey("2") && MCPRelay.numberKey("2e0") == "2" && MCPRelay.numberKey("2.5") == "2.5")
     }
 }
 
