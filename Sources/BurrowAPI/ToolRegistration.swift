@@ -191,6 +191,9 @@ package struct ToolRegistration: Codable, Sendable, Equatable {
     package var rateLimits: ToolRateLimits?
     /// Periodic health checks; nil: none.
     package var health: HealthCheck?
+    /// The tool's signed manifest: every invocation runs at the level its
+    /// signer grants, from the verified copies (docs/manifests.md).
+    package var manifest: SignedManifest?
 
     package init(
         id: String, metadata: ToolMetadata, profile: JSON, command: [String], capabilities: [JSON] = [], status: ToolStatus = .active,
@@ -206,7 +209,7 @@ package struct ToolRegistration: Codable, Sendable, Equatable {
         self.health = health
     }
 
-    enum CodingKeys: String, CodingKey { case id, metadata, profile, command, capabilities, status, rateLimits, health }
+    enum CodingKeys: String, CodingKey { case id, metadata, profile, command, capabilities, status, rateLimits, health, manifest }
 
     package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -218,6 +221,18 @@ package struct ToolRegistration: Codable, Sendable, Equatable {
         status = try c.decodeIfPresent(ToolStatus.self, forKey: .status) ?? .active
         rateLimits = try c.decodeIfPresent(ToolRateLimits.self, forKey: .rateLimits)
         health = try c.decodeIfPresent(HealthCheck.self, forKey: .health)
+        manifest = try c.decodeIfPresent(SignedManifest.self, forKey: .manifest)
+    }
+}
+
+/// A manifest's exact text and its signature file's (`burrow tools sign`).
+package struct SignedManifest: Codable, Sendable, Equatable {
+    package var manifest: String
+    package var signature: String
+
+    package init(manifest: String, signature: String) {
+        self.manifest = manifest
+        self.signature = signature
     }
 }
 

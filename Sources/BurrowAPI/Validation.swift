@@ -41,14 +41,42 @@ package struct PlanSummary: Codable, Sendable, Equatable {
     /// Controls the profile asks for that this host cannot enforce: invocations would be refused.
     package var unenforceable: [String]
     package var limits: [String: String]
+    /// The level the tool would run at, and the signed manifest behind it.
+    package var trust: TrustSummary?
 
-    package init(sandboxLevel: String, namespaces: [String], networkAccess: String, executable: String?, unenforceable: [String], limits: [String: String]) {
+    package init(
+        sandboxLevel: String, namespaces: [String], networkAccess: String, executable: String?, unenforceable: [String], limits: [String: String], trust: TrustSummary? = nil
+    ) {
         self.sandboxLevel = sandboxLevel
         self.namespaces = namespaces
         self.networkAccess = networkAccess
         self.executable = executable
         self.unenforceable = unenforceable
         self.limits = limits
+        self.trust = trust
+    }
+}
+
+/// A tool's trust as the front door decided it (docs/manifests.md): the
+/// level, what the profile claims, why; for a signed tool its signer, the
+/// level the signer may grant, the manifest's expiry and digest.
+package struct TrustSummary: Codable, Sendable, Equatable {
+    package var level: String
+    package var claimed: String
+    package var reason: String
+    package var signer: String?
+    package var granted: String?
+    package var expires: String?
+    package var manifestDigest: String?
+
+    package init(level: String, claimed: String, reason: String, signer: String? = nil, granted: String? = nil, expires: String? = nil, manifestDigest: String? = nil) {
+        self.level = level
+        self.claimed = claimed
+        self.reason = reason
+        self.signer = signer
+        self.granted = granted
+        self.expires = expires
+        self.manifestDigest = manifestDigest
     }
 }
 

@@ -223,6 +223,13 @@ struct ToolsCommand: ParsableCommand {
                 valueName: "command"))
         var healthCommand: String?
 
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "The tool's signed manifest (its signature beside it, FILE.sig): every invocation runs at the level its signer grants, from the verified copies.",
+                valueName: "file"))
+        var manifest: String?
+
         @Flag(name: .long, help: "Replace an existing version (PUT) instead of adding one.")
         var update = false
 
@@ -260,7 +267,7 @@ struct ToolsCommand: ParsableCommand {
         }
 
         func run() throws {
-            let registration: ToolRegistration
+            var registration: ToolRegistration
             if let file {
                 guard let text = HostConfiguration.readTextFile(file) else { throw CLIError("cannot read \(file)") }
                 do {
@@ -273,6 +280,10 @@ struct ToolsCommand: ParsableCommand {
             } else {
                 throw CLIError("give --profile FILE or --from-json FILE")
             }
+            if let manifest {
+                func text(_ path: String) throws -> String { String(decoding: try ManifestIO.read(path), as: UTF8.self) }
+                registration.manifest = SignedManifest(manifest: try text(manifest), signature: try text(manifest + ".sig"))
+            }
             let path = update ? "/v1/tools/\(urlEncoded(registration.id))" : "/v1/tools"
             let record = try daemon.call(update ? "PUT" : "POST", path, body: registration, as: ToolRecord.self)
             let v = record.validation
@@ -280,6 +291,7 @@ struct ToolsCommand: ParsableCommand {
             for f in v.findings { print("  \(f.severity): \(f.keyPath.isEmpty ? "" : f.keyPath + ": ")\(printable(f.message))") }
             for c in v.clamps { print("  clamped \(c.key): \(c.requested) → \(c.effective) (\(c.reason))") }
             for u in v.plan?.unenforceable ?? [] { print("  warning: not enforceable on this host, invocations will be refused: \(u)") }
+            if let trust = v.plan?.trust { print("  trust: \(trust.level) (\(printable(trust.reason)))" + (trust.expires.map { "; the manifest expires \($0)" } ?? "")) }
         }
 
         private func fromProfile(_ path: String) throws -> ToolRegistration {

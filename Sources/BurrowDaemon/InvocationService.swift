@@ -129,11 +129,12 @@ final class InvocationService: Sendable {
 
         let key = WarmPool.key(record)
         let pool = warm
-        let ask = Invocations.Request(
+        var ask = Invocations.Request(
             profile: .document(record.registration.profile, id: tool), argv: argv ?? (record.registration.command + request.arguments), parameters: request.parameters,
             environment: request.environment,
             refuseUnlistedEnvironment: true, deadline: timeout, mode: session ? .relay : .plain, relayRemedy: "start a session (POST /v1/tools/\(tool)/sessions)",
             warm: pool.enabled && !check ? WarmSupply(take: { pool.take(key) }, giveBack: { pool.giveBack(key, $0) }, retire: { pool.retire($0) }) : nil)
+        ask.manifest = record.registration.manifestSource
         let invocation: PreparedInvocation
         do {
             invocation = try Phases.recording(phases) { () throws(Invocations.Refusal) in try front.prepare(ask, caller: caller.caller) }
@@ -160,7 +161,7 @@ final class InvocationService: Sendable {
         let (planner, policy) = (planner, policy)
         warm.refill(WarmPool.key(record)) {
             guard let identity = try? SandboxIDLease.acquire(in: policy.sandbox.idRange) else { return nil }
-            guard let plan = try? planner.plan(loaded, argv: record.registration.command, environment: [:], sandboxID: identity.id),
+            guard let plan = try? planner.plan(loaded, argv: record.registration.command, environment: [:], sandboxID: identity.id, manifest: record.registration.manifestSource),
                 WarmSandbox.canBuild(plan), !plan.mcp.isConfigured,
                 let sandbox = try? WarmSandbox.build(plan, invocationID: UUID().uuidString.lowercased(), spawner: spawner)
             else { return nil }

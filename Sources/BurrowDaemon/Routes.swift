@@ -202,7 +202,10 @@ struct API: Sendable {
             throw DaemonError(.invalidRequest, "the body's id '\(registration.id)' is not the path's '\(replacing)'")
         }
         try Self.checkFields(registration)
-        var (report, loaded) = try await planning(context) { planner in planner.validate(registration.profile, id: registration.id, command: registration.command) }
+        let manifest = registration.manifestSource
+        var (report, loaded) = try await planning(context) { planner in
+            planner.validate(registration.profile, id: registration.id, command: registration.command, manifest: manifest)
+        }
         if let tool = loaded?.effective.profile.tool, tool.id != registration.id {
             report.valid = false
             report.findings.append(
@@ -228,7 +231,7 @@ struct API: Sendable {
                 report.findings.append(ValidationFinding(severity: "error", file: registration.id, keyPath: "health.command", message: problem))
             } else if report.valid, let command = health.command {
                 // The check runs the health command under the same profile: it must be granted there too.
-                let (checked, _) = try await planning(context) { planner in planner.validate(registration.profile, id: registration.id, command: command) }
+                let (checked, _) = try await planning(context) { planner in planner.validate(registration.profile, id: registration.id, command: command, manifest: manifest) }
                 for finding in checked.findings where finding.severity == "error" {
                     report.valid = false
                     report.findings.append(ValidationFinding(severity: "error", file: registration.id, keyPath: "health.command", message: finding.message))

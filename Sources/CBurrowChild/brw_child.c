@@ -207,9 +207,12 @@ static int mount_one(int root_fd, const struct brw_mount *m) {
         if (m->target_is_dir) {
             if (mkdirat(dir, name, 0755) < 0 && errno != EEXIST) goto out;
         } else {
-            int f = openat(dir, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (f < 0) goto out;
-            close(f);
+            /* O_EXCL: an existing entry (a file a read-only bind below shows,
+             * which a signed tool's verified copy covers) is EEXIST, never
+             * EROFS, and is never opened for writing. */
+            int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+            if (f >= 0) close(f);
+            else if (errno != EEXIST) goto out;
         }
     }
     point = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);

@@ -1,0 +1,83 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowJSON
+import BurrowTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A registration that carries its tool's signed manifest: validated at
+/// registration (signature, chain, profile, command; the verified copies
+/// built), shown, and held at every invocation.
+@Suite(
+    "signed registrations", .requires(.installed("/usr/bin/openssl")), .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.landlock),
+    .requires(.seccomp))
+struct SignedRegistrationTests {
+    @Test(
+        "burrow tools register --manifest: the registration shows the trust its signer grants; invocations run the verified copies and are refused (manifest_mismatch) once a file changes; a registration whose manifest does not verify, or is another profile's, is refused"
+    )
+    func registeredWithManifest() throws {
+        let pki = try TestPKI()
+        try pki.signer("signer", level: "verified")
+        let tool = try Subprocess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: tool) }
+        chmod(tool, 0o755)
+        let script = tool + "/bin/tool"
+        let data = tool + "/data.txt"
+        try FileManager.default.createDirectory(atPath: tool + "/bin", withIntermediateDirectories: true)
+        try "#!/bin/sh\ncat \(data)\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        try "signed bytes\n".write(toFile: data, atomically: true, encoding: .utf8)
+        let profile = tool + "/signed.toml"
+        try """
+        extends = "minimal"
+        [tool]
+        id = "signed"
+        name = "a signed tool"
+        version = "1.0.0"
+        trust_level = "verified"
+        [permissions]
+        execute = ["sh", "cat", "\(script)"]
+        file_read = ["\(tool)/**"]
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let daemon = try LiveDaemon(
+            policy: "[security]\ncert_store_path = \"\(pki.store)\"\nverified_store = \"\(tool)/verified\"\n[daemon]\nshutdown_grace = \"1s\"\n")
+        let manifest = tool + "/signed.manifest"
+        // The data file is not on the command line: --file lists it.
+        let made = try daemon.burrow(["tools", "manifest", "--policy", daemon.policyFile, "--profile", profile, "--file", data, "-o", manifest, "--", script])
+        try #require(made.status == 0, "\(made.stderr)")
+        let signed = try daemon.burrow(["tools", "sign", "--key", pki.directory + "/signer.key", "--cert", pki.directory + "/signer.pem", manifest])
+        try #require(signed.status == 0, "\(signed.stderr)")
+
+        let registered = try daemon.burrow(["tools", "register", "--profile", profile, "--manifest", manifest, "--", script])
+        #expect(registered.status == 0 && registered.output.contains("trust: verified (signed by /CN=signer"), "\(registered.output)\(registered.stderr)")
+        let (status, detail, _) = try daemon.request("GET", "/v1/tools/signed", as: ToolDetail.self)
+        #expect(status == 200 && detail?.tool.validation.plan?.trust?.signer == "/CN=signer" && detail?.tool.validation.plan?.trust?.level == "verified", "\(String(describing: detail))")
+        #expect(detail?.tool.registration.manifest != nil)
+
+        let ran = try daemon.burrow(["invoke", "signed"])
+        #expect(ran.status == 0 && ran.output == "signed bytes\n", "\(ran.output)\(ran.stderr)")
+        // Changed on the host: refused once burrowd rechecks (at most 5 s later); never the changed bytes.
+        try "changed\n".write(toFile: data, atomically: false, encoding: .utf8)
+        #expect(try daemon.burrow(["invoke", "signed"]).output != "changed\n")
+        usleep(5_100_000)
+        let refused = try daemon.burrow(["invoke", "signed"])
+        #expect(refused.status == 125 && refused.stderr.contains("manifest_mismatch"), "\(refused.stderr)")
+        let anomaly = try AuditStore(.init(path: daemon.auditDB, redactor: try Redactor()), access: .read).events(AuditQuery(types: [.anomalousActivity])).last
+        #expect(anomaly?.details["reason"]?.stringValue == "manifest_mismatch" && anomaly?.details["path"]?.stringValue == data, "\(String(describing: anomaly))")
+
+        // Another signature (a key the store does not know) or another profile: refused at registration.
+        let stranger = try TestPKI()
+        try stranger.signer("stranger", level: "system")
+        #expect(try daemon.burrow(["tools", "sign", "--key", stranger.directory + "/stranger.key", "--cert", stranger.directory + "/stranger.pem", manifest]).status == 0)
+        let foreign = try daemon.burrow(["tools", "register", "--update", "--profile", profile, "--manifest", manifest, "--", script])
+        #expect(foreign.status != 0 && foreign.stderr.contains("validation_failed"), "\(foreign.output)\(foreign.stderr)")
+        try #require(try daemon.burrow(["tools", "sign", "--key", pki.directory + "/signer.key", "--cert", pki.directory + "/signer.pem", manifest]).status == 0)
+        try (try String(contentsOfFile: profile, encoding: .utf8) + "\n# changed since it was signed\n").write(toFile: profile, atomically: true, encoding: .utf8)
+        let otherProfile = try daemon.burrow(["tools", "register", "--update", "--profile", profile, "--manifest", manifest, "--", script])
+        #expect(otherProfile.status != 0 && otherProfile.stderr.contains("signed for another profile"), "\(otherProfile.output)\(otherProfile.stderr)")
+    }
+}
