@@ -115,8 +115,8 @@ let package = Package(
         .target(
             name: "BurrowDaemon",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowCrypto", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRuntime",
-                "BurrowSQLite", "BurrowSession", "BurrowSystem", .product(name: "Hummingbird", package: "hummingbird"),
+                "BurrowAPI", "BurrowAudit", "BurrowCrypto", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowManifest", "BurrowMCP", "BurrowPolicy", "BurrowProfile",
+                "BurrowRuntime", "BurrowSQLite", "BurrowSession", "BurrowSystem", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),

@@ -900,16 +900,20 @@ package struct ManifestMismatchDetails: AuditDetails {
     package var message: String
     /// Where the manifest was read.
     package var manifest: String?
+    /// `manifest_mismatch`; the daily check also reports `manifest_expired`
+    /// and `manifest_invalid` (its signature no longer verifies).
+    package var reason: String
 
-    package init(path: String, message: String, manifest: String?) {
+    package init(path: String, message: String, manifest: String?, reason: String = "manifest_mismatch") {
         self.path = path
         self.message = message
         self.manifest = manifest
+        self.reason = reason
     }
 
     package var eventType: AuditEventType { .anomalousActivity }
     package var json: JSON {
-        var object: [String: JSON] = ["reason": .string("manifest_mismatch"), "path": .string(path), "message": .string(message)]
+        var object: [String: JSON] = ["reason": .string(reason), "path": .string(path), "message": .string(message)]
         if let manifest { object["manifest"] = .string(manifest) }
         return .object(object)
     }

@@ -299,6 +299,9 @@ package struct Daemon: Sendable {
                     .init(service: DenialFlushService(denials: denials), successTerminationBehavior: .ignore),
                     .init(service: HealthService(monitor: health), successTerminationBehavior: .ignore),
                     .init(
+                        service: ManifestCheckService(check: ManifestCheck(registry: registry, audit: audit, policy: policy, logger: logger)),
+                        successTerminationBehavior: .ignore),
+                    .init(
                         service: ReloadService(http: http, box: tls, jwt: policy.auth.methods.contains(.jwt) ? (policy.auth.jwt, authentication.jwt) : nil, logger: logger),
                         successTerminationBehavior: .ignore),
                 ],

@@ -419,6 +419,9 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         /// The shortest interval a registration's health checks may have:
         /// each check starts a sandbox.
         package var healthMinInterval = Seconds.seconds(10)
+        /// How often the signed manifests of registered tools are checked
+        /// again (signature, expiry, every file), and reported.
+        package var manifestCheckInterval = Seconds.seconds(86_400)
     }
 
     /// Burrow's own section: the MCP relay.
@@ -656,6 +659,9 @@ extension HostPolicy {
                 } else {
                     policy.daemon.healthMinInterval = v
                 }
+            }
+            if let v = t.duration("manifest_check_interval") {
+                if v.milliseconds < 1000 { log.error(t.keyPath("manifest_check_interval"), "at least 1s, such as \"24h\"") } else { policy.daemon.manifestCheckInterval = v }
             }
             t.finish()
         }

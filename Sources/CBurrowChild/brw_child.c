@@ -211,8 +211,10 @@ static int mount_one(int root_fd, const struct brw_mount *m) {
              * which a signed tool's verified copy covers) is EEXIST, never
              * EROFS, and is never opened for writing. */
             int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (f >= 0) close(f);
-            else if (errno != EEXIST) goto out;
+            if (f >= 0)
+                close(f);
+            else if (errno != EEXIST)
+                goto out;
         }
     }
     point = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);

@@ -80,4 +80,63 @@ struct SignedRegistrationTests {
         let otherProfile = try daemon.burrow(["tools", "register", "--update", "--profile", profile, "--manifest", manifest, "--", script])
         #expect(otherProfile.status != 0 && otherProfile.stderr.contains("signed for another profile"), "\(otherProfile.output)\(otherProfile.stderr)")
     }
+
+    @Test(
+        "the manifest check ([daemon] manifest_check_interval) reports, as burrowd:manifests, a registered manifest that changed on the host and one that expired, without any invocation"
+    )
+    func manifestCheckReports() throws {
+        let pki = try TestPKI()
+        try pki.signer("signer", level: "verified")
+        let tool = try Subprocess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: tool) }
+        chmod(tool, 0o755)
+        let script = tool + "/tool"
+        try "#!/bin/sh\necho signed\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let profile = tool + "/checked.toml"
+        try """
+        extends = "minimal"
+        [tool]
+        id = "checked"
+        name = "a checked tool"
+        version = "1.0.0"
+        [permissions]
+        execute = ["sh", "\(script)"]
+        file_read = ["\(tool)/**"]
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let daemon = try LiveDaemon(
+            policy:
+                "[security]\ncert_store_path = \"\(pki.store)\"\nverified_store = \"\(tool)/verified\"\n[daemon]\nshutdown_grace = \"1s\"\nmanifest_check_interval = \"1s\"\n")
+        let manifest = tool + "/checked.manifest"
+        try #require(try daemon.burrow(["tools", "manifest", "--policy", daemon.policyFile, "--profile", profile, "-o", manifest, "--", script]).status == 0)
+        // Expiring four seconds from now (edited, then signed).
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: manifest))) as? [String: Any])
+        object["expires"] = ISO8601DateFormatter().string(from: Date().addingTimeInterval(4))
+        try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: manifest))
+        try #require(try daemon.burrow(["tools", "sign", "--key", pki.directory + "/signer.key", "--cert", pki.directory + "/signer.pem", manifest]).status == 0)
+        let registered = try daemon.burrow(["tools", "register", "--profile", profile, "--manifest", manifest, "--", script])
+        try #require(registered.status == 0, "\(registered.output)\(registered.stderr)")
+        func reported(_ reason: String) throws -> AuditEvent? {
+            try AuditStore(.init(path: daemon.auditDB, redactor: try Redactor()), access: .read).events(AuditQuery(types: [.anomalousActivity])).last {
+                $0.details["reason"]?.stringValue == reason && $0.context.principal == "burrowd:manifests"
+            }
+        }
+        // Changed on the host: reported within a check or two, though nothing ran.
+        try "#!/bin/sh\necho changed\n".write(toFile: script, atomically: false, encoding: .utf8)
+        var mismatch: AuditEvent?
+        for _ in 0..<40 where mismatch == nil {
+            usleep(100_000)
+            mismatch = try reported("manifest_mismatch")
+        }
+        #expect(mismatch?.details["path"]?.stringValue == script && mismatch?.tool == "checked", "\(String(describing: mismatch))")
+        // Expired: reported, and an invocation is refused.
+        var expired: AuditEvent?
+        for _ in 0..<80 where expired == nil {
+            usleep(100_000)
+            expired = try reported("manifest_expired")
+        }
+        #expect(expired?.details["message"]?.stringValue?.contains("expired at") == true, "\(String(describing: expired))")
+        let refused = try daemon.burrow(["invoke", "checked"])
+        #expect(refused.status == 125 && refused.stderr.contains("expired"), "\(refused.stderr)")
+    }
 }
