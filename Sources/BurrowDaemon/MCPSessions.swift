@@ -498,10 +498,11 @@ final class MCPSession: Sendable {
         }
     }
 
+    /// As the relay keys them: numbers by value (its answer to 1 may say 1.0).
     static func idKey(_ id: JSON?) -> String? {
         switch id {
         case .string(let s): "s" + s
-        case .number(let n): "n" + n
+        case .number(let n): "n" + MCPRelay.numberKey(n)
         default: nil
         }
     }

@@ -102,11 +102,11 @@ extension Planner {
             let store = VerifiedStore(directory: security.verifiedStore)
             // Root copies what the manifest lists: for a caller, only what
             // it could read itself (root must not read for it what it may not).
-            if let caller, !trustMemo.recentlyReadable(found.digest, by: caller.uid, now: now) {
+            if let caller, !trustMemo.recentlyReadable(found.digest, by: caller, now: now) {
                 if let unreadable = Self.unreadable(manifest, as: caller) {
                     throw PlanError(description: "\(unreadable) cannot be read with \(caller)'s rights (the signed manifest of \(profile.tool.id) lists it)", kind: .trust)
                 }
-                trustMemo.markReadable(found.digest, by: caller.uid, now: now)
+                trustMemo.markReadable(found.digest, by: caller, now: now)
             }
             var tree = store.tree(found.digest)
             // The copies run whatever happened on the host since; a change
@@ -322,15 +322,21 @@ final class TrustMemo: Sendable {
     /// Manifests whose every file a caller (uid) could read, when last checked.
     private let readable = Mutex<[String: Int64]>([:])
 
-    func recentlyReadable(_ digest: String, by uid: UInt32, now: Int64) -> Bool {
-        guard let at = readable.withLock({ $0["\(digest) \(uid)"] }) else { return false }
+    /// Keyed by the whole identity (uid, gid, groups): the same uid with
+    /// fewer groups may read less.
+    private static func readerKey(_ digest: String, _ caller: CallerCredentials) -> String {
+        "\(digest) \(caller.uid) \(caller.gid) \(caller.groups.sorted().map(String.init).joined(separator: ","))"
+    }
+
+    func recentlyReadable(_ digest: String, by caller: CallerCredentials, now: Int64) -> Bool {
+        guard let at = readable.withLock({ $0[Self.readerKey(digest, caller)] }) else { return false }
         return now >= at && now - at < Self.driftInterval
     }
 
-    func markReadable(_ digest: String, by uid: UInt32, now: Int64) {
+    func markReadable(_ digest: String, by caller: CallerCredentials, now: Int64) {
         readable.withLock {
             if $0.count >= Self.capacity { $0.removeAll() }
-            $0["\(digest) \(uid)"] = now
+            $0[Self.readerKey(digest, caller)] = now
         }
     }
 
@@ -386,7 +392,11 @@ struct VerifiedFileSystem: FileSystemView {
         self.caller = caller
     }
 
-    private func covered(_ path: String) -> Bool { listed.contains(path) || roots.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) }
+    /// A path with a `.` or `..` component is never covered: read from the tree, it could climb out of it.
+    private func covered(_ path: String) -> Bool {
+        guard !path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) else { return false }
+        return listed.contains(path) || roots.contains(where: { path == $0 || path.hasPrefix($0 + "/") })
+    }
 
     private func answer<T>(_ path: String, _ body: (String) -> T) -> T {
         guard covered(path) else { return body(path) }

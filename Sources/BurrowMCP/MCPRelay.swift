@@ -287,7 +287,7 @@ package final class MCPRelay: Sendable {
         guard first else { return }
         sink(.violation(direction: direction, message: message, offset: offset, streamOffset: streamOffset))
         onViolation()
-        failPending("the MCP session ended: \(direction): \(message)")
+        failPending("the MCP session ended: \(direction): \(Self.shown(message))")
     }
 
     /// Answers every request in the server's hands with a JSON-RPC error and
@@ -423,6 +423,13 @@ package final class MCPRelay: Sendable {
         }
     }
 
+    /// Server text the relay writes into its own answers: without
+    /// invisible characters, at most 200 characters.
+    static func shown(_ text: String) -> String {
+        let clean = InvisibleCharacters.strip(text).0
+        return clean.count <= 200 ? clean : String(clean.prefix(200)) + "…"
+    }
+
     package static func numberKey(_ text: String) -> String {
         if let value = Double(text), value.isFinite, value.rounded() == value, abs(value) < 9e15 { return String(Int64(value)) }
         return text
@@ -446,9 +453,18 @@ package final class MCPRelay: Sendable {
             return sent(send(serverIn, line + [0x0a]))
         }
         guard let (key, idText) = Self.idKey(message["id"]) else {
+            // Only a notification goes without an id: a request without one
+            // (a tools/call with id null, say) would pass every policy unseen.
+            guard method.hasPrefix("notifications/") else {
+                let answer = Self.errorAnswer(id: "null", code: -32600, message: "burrow: a request needs a string or number id", reason: "invalid_request")
+                sink(.requestRefused(method: method, id: "null", reason: "invalid_request", message: "\(method) without a string or number id"))
+                return sent(toClient(clientOut, answer))
+            }
             if method == "notifications/cancelled", let (key, _) = Self.idKey(message["params"]?["requestId"]) { cancelled(key) }
             return sent(send(serverIn, line + [0x0a]))
         }
+        // The client calls tools: the listing it approves from (first use) is over.
+        if method == "tools/call" { pins?.endApproval() }
         var call: Call?
         if method == "tools/call" {
             let sequence = state.withLock { s -> Int in
@@ -590,7 +606,10 @@ package final class MCPRelay: Sendable {
         }
         if let withheld = state.withLock({ $0.withheld[name] }) {
             // What changed, by field and digest: never the server's new text, which would reach the model.
-            let why = withheld.change == "new" ? "it is not among the approved tools" : "its \(withheld.fields.joined(separator: ", ")) changed since it was approved"
+            let known = withheld.fields.filter(ToolPins.namedFields.contains)
+            let others = withheld.fields.count - known.count
+            let changed = known + (others > 0 ? ["\(others) other field\(others == 1 ? "" : "s")"] : [])
+            let why = withheld.change == "new" ? "it is not among the approved tools" : "its \(changed.joined(separator: ", ")) changed since it was approved"
             throw Refusal(code: -32602, reason: "definition_changed", message: "\(Self.quote(name)) is withheld: \(why) (\(withheld.digest)); an operator must approve it first")
         }
         throw Refusal(code: -32602, reason: "unknown_tool", message: "the server did not list a tool named \(Self.quote(name))")
@@ -635,7 +654,8 @@ package final class MCPRelay: Sendable {
                 _ = fetched.wait(timeout: .now() + .nanoseconds(Int(min(deadline - now, 1_000_000_000))))
             }
             guard case .array(let tools) = reply?["result"]?["tools"] ?? .null else {
-                throw Refusal(code: -32603, reason: "tools_not_listed", message: "the server's answer to tools/list has no tools: \(reply?["error"]?["message"]?.stringValue ?? "no result")")
+                throw Refusal(
+                    code: -32603, reason: "tools_not_listed", message: "the server's answer to tools/list has no tools: \(Self.shown(reply?["error"]?["message"]?.stringValue ?? "no result"))")
             }
             cursor = reply?["result"]?["nextCursor"]
             for t in judged(tools, complete: cursor == nil || cursor == .null) { if let name = t["name"]?.stringValue { found[name] = t["inputSchema"] ?? .object([:]) } }
@@ -664,12 +684,29 @@ package final class MCPRelay: Sendable {
         case .success(let m): message = m
         case .failure(let verdict): return verdict
         }
-        /// What reaches the client: without invisible characters (reported).
-        func forward(_ what: String) -> Verdict {
-            let (clean, removed) = InvisibleCharacters.strip(message)
+        /// What reaches the client: without invisible characters in its
+        /// values (reported); a message with one in a key (which would have
+        /// to be renamed) is dropped. Its id, method and version stay as sent.
+        func forward(_ what: String, answering idText: String? = nil) -> Verdict {
+            guard case .object(var members) = message else { return sent(toClient(clientOut, line)) }
+            if InvisibleCharacters.inKeys(message) {
+                sink(.invisibleCharacters(where: what + " (in an object key: the message was not forwarded)", count: 1))
+                // An answer still answers: the client is not left waiting.
+                guard let idText else { return .relayed }
+                let refusal = Self.errorAnswer(
+                    id: idText, code: -32603, message: "burrow: the server's answer has invisible characters in an object key, so it was not forwarded", reason: "invisible_characters")
+                return sent(toClient(clientOut, refusal))
+            }
+            var removed = 0
+            for key in ["result", "error", "params"] {
+                guard let value = members[key] else { continue }
+                let (clean, n) = InvisibleCharacters.strip(value)
+                members[key] = clean
+                removed += n
+            }
             if removed > 0 {
                 sink(.invisibleCharacters(where: what, count: removed))
-                line = Array(clean.canonicalText.utf8)
+                line = Array(JSON.object(members).canonicalText.utf8)
             }
             return sent(toClient(clientOut, line))
         }
@@ -688,7 +725,11 @@ package final class MCPRelay: Sendable {
             }
             return forward(method)
         }
-        guard let (key, _) = Self.idKey(message["id"]) else { return forward("an answer without an id") }
+        guard let (key, _) = Self.idKey(message["id"]) else {
+            // The relay never passes a request without an id, so no answer lacks one.
+            drop(Self.fromServerSide, input, "an answer without a string or number id")
+            return .relayed
+        }
         let own = state.withLock { s -> Bool in
             guard s.fetchKey == key else { return false }
             s.fetchKey = nil
@@ -726,7 +767,7 @@ package final class MCPRelay: Sendable {
                 if case .number(let n) = message["error"]?["code"] ?? .null { .jsonrpcError(Int64(n) ?? 0) } else if message["result"]?["isError"] == .bool(true) { .toolError } else { .completed }
             sink(.callEnded(call, milliseconds: (Kernel.monotonicNanoseconds() - pending.started) / 1_000_000, outcome: outcome))
         }
-        return forward(pending.call.map { "the result of \($0.tool)" } ?? "the answer to \(pending.method)")
+        return forward(pending.call.map { "the result of \($0.tool)" } ?? "the answer to \(pending.method)", answering: pending.idText)
     }
 
     /// The tools of a listing page the client may see: with pins, the

@@ -13,6 +13,9 @@ import Synchronization
 /// is simply gone.
 package struct ToolPins: Sendable, Equatable {
     package static let formatVersion = 1
+    /// The fields a refusal may name (any other is counted, never named:
+    /// its name is the server's text).
+    package static let namedFields = ["name", "title", "description", "inputSchema", "outputSchema", "annotations", "_meta", "icons"]
 
     /// The tool id of the server.
     package var server: String
@@ -166,8 +169,21 @@ package final class PinnedDefinitions: Sendable {
         }
     }
 
-    /// The server said its list changed: from now on what it lists is judged, never approved.
-    func listChanged() { approving.withLock { $0 = false } }
+    /// The server said its list changed: from now on what it lists is
+    /// judged, never approved (once something was approved: a change
+    /// announced before the first listing ends nothing).
+    func listChanged() {
+        state.withLock { s in
+            if s != nil { approving.withLock { $0 = false } }
+        }
+    }
+
+    /// The client calls tools: whatever it was shown is what it approved.
+    func endApproval() {
+        state.withLock { s in
+            if s != nil { approving.withLock { $0 = false } }
+        }
+    }
 }
 
 /// Characters a reader does not see, which can carry instructions to a
@@ -181,6 +197,15 @@ package enum InvisibleCharacters {
         case 0xE0000...0xE007F, 0xE0100...0xE01EF, 0xFE00...0xFE0F, 0x200B, 0x200E, 0x200F, 0x202A...0x202E, 0x2060...0x2064, 0x2066...0x2069, 0xFEFF, 0x180E,
             0x00AD, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0:
             true
+        default: false
+        }
+    }
+
+    /// Whether any object key in `value` holds one.
+    package static func inKeys(_ value: JSON) -> Bool {
+        switch value {
+        case .array(let items): items.contains(where: inKeys)
+        case .object(let members): members.contains { $0.key.unicodeScalars.contains(where: isInvisible) || inKeys($0.value) }
         default: false
         }
     }

@@ -354,6 +354,25 @@ struct MCPPinTests {
         #expect(h2.events.withheld.first?.fields == ["_meta"])
     }
 
+    @Test(
+        "a request without a string or number id is refused, never passed on; a list_changed before the first listing ends no approval; a key with invisible characters keeps the answer from the client, which gets an error"
+    )
+    func idsAndKeys() throws {
+        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: nil, keep: { _ in }))
+        h.client.write(#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"echo","arguments":{"text":"unseen"}}}"#)
+        let refused = try #require(h.client.readLine())
+        #expect(refused["error"]?["code"] == .number("-32600") && refused["id"] == .null, "\(refused)")
+        h.server.notify(#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#)
+        _ = h.client.readLine()
+        #expect(try list(h, id: 1) == ["echo", "hold", "late"], "nothing approved yet: the first listing still is")
+        #expect(h.server.calls == 0)
+        // A key the client cannot see: the message is not forwarded, and reported.
+        h.server.notify(#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":{"a\#u{E0041}b":1}}}"#)
+        #expect(try h.request(#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#)["result"] != nil)
+        #expect(h.client.pendingLines().isEmpty)
+        #expect(h.events.invisible.contains { $0.location.contains("object key") }, "\(h.events.invisible)")
+    }
+
     @Test("an answer to no request in progress (a stray id, a server answering twice) and a message that is both request and answer never reach the client")
     func strayAnswersAreDropped() throws {
         let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: Self.approved(), keep: { _ in }))
