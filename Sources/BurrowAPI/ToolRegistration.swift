@@ -389,3 +389,38 @@ package struct CategoryCount: Codable, Sendable, Equatable {
         self.tools = tools
     }
 }
+
+/// `GET /v1/tools/{id}/definitions`: a registered MCP server's pinned tool
+/// definitions, those it offered instead, and how each differs.
+package struct ToolDefinitions: Codable, Sendable, Equatable {
+    package var id: String
+    package var version: String
+    /// The pins file form (`{"burrow_pins": 1, "server", "set", "tools"}`), or null.
+    package var approved: JSON?
+    package var offered: JSON?
+    /// `sha256:` of the offered set: what an approval names.
+    package var offeredSet: String?
+    /// Each tool offered otherwise: `name`, `change` (new or changed), `fields`, `diff`.
+    package var differences: [JSON]
+
+    package init(id: String, version: String, approved: JSON?, offered: JSON?, offeredSet: String?, differences: [JSON]) {
+        self.id = id
+        self.version = version
+        self.approved = approved
+        self.offered = offered
+        self.offeredSet = offeredSet
+        self.differences = differences
+    }
+}
+
+/// `POST /v1/tools/{id}/definitions`: approve the offered set named by its
+/// digest (the answer repeats it).
+package struct DefinitionsApproval: Codable, Sendable, Equatable {
+    package var version: String?
+    package var approve: String
+
+    package init(version: String?, approve: String) {
+        self.version = version
+        self.approve = approve
+    }
+}

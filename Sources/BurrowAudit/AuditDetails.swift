@@ -66,8 +66,13 @@ package struct RegistrationDetails: AuditDetails {
     package var clamps: [String]
     /// Stored as `null` when the registration named no command.
     package var exposureScore: Double?
+    /// The trust its invocations get (`level`, and for a signed tool
+    /// `signer`, `manifestDigest`, `expires`); absent without a plan.
+    package var trust: [String: String]?
 
-    package init(updated: Bool, version: String, name: String, status: String, command: [String], clamps: [String], exposureScore: Double?) {
+    package init(
+        updated: Bool, version: String, name: String, status: String, command: [String], clamps: [String], exposureScore: Double?, trust: [String: String]? = nil
+    ) {
         self.updated = updated
         self.version = version
         self.name = name
@@ -75,13 +80,40 @@ package struct RegistrationDetails: AuditDetails {
         self.command = command
         self.clamps = clamps
         self.exposureScore = exposureScore
+        self.trust = trust
     }
 
     package var eventType: AuditEventType { updated ? .toolUpdated : .toolRegistered }
     package var json: JSON {
-        .object([
+        var object: [String: JSON] = [
             "version": .string(version), "name": .string(name), "status": .string(status), "command": .strings(command), "clamps": .strings(clamps),
             "exposureScore": exposureScore.map { .number($0) } ?? .null,
+        ]
+        if let trust { object["trust"] = .object(trust.mapValues { .string($0) }) }
+        return .object(object)
+    }
+}
+
+/// An MCP server's offered tool definitions approved by an operator (they
+/// replace the pinned set of that version).
+package struct DefinitionsApprovedDetails: AuditDetails {
+    package var version: String
+    /// `sha256:` of the set approved, and of the one it replaces.
+    package var set: String
+    package var previous: String?
+    package var tools: [String]
+
+    package init(version: String, set: String, previous: String?, tools: [String]) {
+        self.version = version
+        self.set = set
+        self.previous = previous
+        self.tools = tools
+    }
+
+    package var eventType: AuditEventType { .toolUpdated }
+    package var json: JSON {
+        .object([
+            "version": .string(version), "definitionsApproved": .string(set), "previousDefinitions": previous.map { .string($0) } ?? .null, "tools": .strings(tools),
         ])
     }
 }
@@ -674,19 +706,26 @@ package struct MCPNotJSONDetails: AuditDetails {
     /// The line's first bytes, as text.
     package var sample: String
     package var streamOffset: Int
+    /// A JSON-RPC message the relay could not judge (an answer to no
+    /// request in progress, say), rather than a line that is none.
+    package var unjudged: Bool
 
-    package init(origin: MCPLineOrigin, message: String, sample: String, streamOffset: Int) {
+    package init(origin: MCPLineOrigin, message: String, sample: String, streamOffset: Int, unjudged: Bool = false) {
         self.origin = origin
         self.message = message
         self.sample = sample
         self.streamOffset = streamOffset
+        self.unjudged = unjudged
     }
 
     package var eventType: AuditEventType { .permissionDenied }
     package var json: JSON {
         var f = origin.fields
-        f["reason"] = .string("not_json")
-        f["message"] = .string("a line that is not a JSON-RPC message was dropped (\(message)); later ones are counted, not recorded")
+        f["reason"] = .string(unjudged ? "unjudged_message" : "not_json")
+        f["message"] = .string(
+            unjudged
+                ? "a message the relay could not judge was dropped, never forwarded (\(message)); later ones are counted, not recorded"
+                : "a line that is not a JSON-RPC message was dropped (\(message)); later ones are counted, not recorded")
         f["sample"] = .string(sample)
         f["streamOffset"] = .int(streamOffset)
         f["denial"] = .string("mcp")

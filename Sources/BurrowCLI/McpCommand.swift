@@ -154,7 +154,10 @@ struct McpCommand: ParsableCommand {
     private func finish(_ record: RunRecord, problems: [String], droppedLines: [String: Int], relayEndedBy: String?) throws {
         for problem in problems { printError("burrow: \(problem)") }
         for (direction, count) in droppedLines.sorted(by: { $0.key < $1.key }) {
-            printError("burrow: \(count) line(s) \(direction) were not JSON-RPC messages and were dropped (the first is in the audit log)")
+            printError(
+                direction == MCPRelay.unjudgedKey
+                    ? "burrow: \(count) message(s) the relay could not judge (answers to no request in progress, invisible characters in keys) were dropped (the first is in the audit log)"
+                    : "burrow: \(count) line(s) \(direction) were not JSON-RPC messages and were dropped (the first is in the audit log)")
         }
         if let why = relayEndedBy {
             printError("burrow: MCP session ended: \(why)")

@@ -153,7 +153,7 @@ struct ToolsCommand: ParsableCommand {
               burrow tools sign --key signer.key --cert signer.pem x.manifest
               burrow tools verify --store /etc/burrow/certs x.manifest
             """,
-        subcommands: [Register.self, List.self, Show.self, Search.self, Remove.self, Manifest.self, Sign.self, Verify.self])
+        subcommands: [Register.self, List.self, Show.self, Search.self, Remove.self, ApproveDefinitions.self, Manifest.self, Sign.self, Verify.self])
 
     struct Register: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -441,6 +441,50 @@ struct ToolsCommand: ParsableCommand {
         func run() throws {
             let removed = try daemon.call("DELETE", "/v1/tools/\(urlEncoded(id))" + (version.map { "?version=\(urlEncoded($0))" } ?? ""), as: RemovedTool.self)
             print("removed \(removed.id) \(removed.removed.joined(separator: ", "))")
+        }
+    }
+}
+
+extension ToolsCommand {
+    struct ApproveDefinitions: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "approve-definitions",
+            abstract: "Show the tool definitions a registered MCP server offers in place of those pinned, and approve them.",
+            discussion: """
+                burrowd pins each registered server's tool definitions (the first complete listing one of \
+                its sessions or health checks sees); a tool listed otherwise later is withheld and its calls \
+                refused. This shows what the server offers instead, field by field; with --yes it approves \
+                exactly that set (named by its digest: a set that changed meanwhile is refused).
+                """)
+
+        @OptionGroup var daemon: DaemonOptions
+
+        @Argument(help: "The tool id.")
+        var id: String
+
+        @Option(name: .long, help: "The version (default: the latest).")
+        var version: String?
+
+        @Flag(name: .long, help: "Approve the set shown.")
+        var yes = false
+
+        func run() throws {
+            let shown = try daemon.call("GET", "/v1/tools/\(urlEncoded(id))/definitions" + (version.map { "?version=\(urlEncoded($0))" } ?? ""), as: ToolDefinitions.self)
+            guard let set = shown.offeredSet else {
+                print("\(shown.id) \(shown.version): nothing offered other than the approved definitions")
+                return
+            }
+            print("\(shown.id) \(shown.version) offers \(set):")
+            for d in shown.differences {
+                print("  \(d["change"]?.stringValue ?? "?") \(printable(d["name"]?.stringValue ?? "?"))")
+                for line in d["diff"]?.arrayValue ?? [] { print("    \(printable(line.stringValue ?? ""))") }
+            }
+            guard yes else {
+                print("run again with --yes to approve it")
+                return
+            }
+            let approved = try daemon.call("POST", "/v1/tools/\(urlEncoded(id))/definitions", body: DefinitionsApproval(version: shown.version, approve: set), as: DefinitionsApproval.self)
+            print("approved \(approved.approve) for \(shown.id) \(approved.version ?? shown.version)")
         }
     }
 }

@@ -112,6 +112,8 @@ package struct Daemon: Sendable {
         v1.get("security/audit") { request, context in try await api.auditTrail(request, context, allTools: true) }
         v1.post("tools/:id/invocations") { request, context in try await api.invoke(request, context) }
         v1.get("invocations/:id") { request, context in try await api.invocation(request, context) }
+        v1.get("tools/:id/definitions") { request, context in try await api.definitions(request, context) }
+        v1.post("tools/:id/definitions") { request, context in try await api.approveDefinitions(request, context) }
         v1.post("tools/:id/sessions") { request, context in try await api.startSession(request, context) }
         v1.post("sessions/:sid/mcp") { request, context in try await api.sessionMessage(request, context) }
         v1.get("sessions/:sid/mcp") { request, context in try await api.sessionStream(request, context) }

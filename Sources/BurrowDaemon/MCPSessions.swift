@@ -246,12 +246,14 @@ final class MCPSession: Sendable {
             for fd in [clientIn, toRelay, fromRelay, clientOut] { try? fd.close() }
             throw Errno(rawValue: errno)
         }
-        relayClient = PreparedInvocation.RelayClient(
+        var client = PreparedInvocation.RelayClient(
             input: clientIn.rawValue, output: clientOut.rawValue, stderr: devNull,
             whenDone: {
                 for fd in [clientIn, clientOut] { try? fd.close() }
                 close(devNull)
             })
+        client.pins = invocations.pinnedDefinitions(for: p.record)
+        relayClient = client
         self.toRelay = Mutex(toRelay)
         let id = p.id
         stop = { reason in invocations.stop(id, reason) }

@@ -17,7 +17,7 @@ package final class RegistryStore: Sendable {
     package let path: String
     private let connection: Mutex<SQLiteConnection<SQLiteError>>
 
-    static let schemaVersion = 4
+    static let schemaVersion = 5
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
@@ -83,6 +83,14 @@ package final class RegistryStore: Sendable {
                 // Health checks: what the last one found of each checked tool (`ToolHealth`, JSON), kept across restarts.
                 try db.transaction { () throws(SQLiteError) in
                     try db.execute("CREATE TABLE tool_health(id TEXT PRIMARY KEY, state TEXT NOT NULL); PRAGMA user_version = 4;")
+                }
+            }
+            if version < 5 {
+                // Pinned MCP tool definitions of each version (`ToolPins`' file form): those
+                // approved, and those a server offered instead, for an operator to approve.
+                try db.transaction { () throws(SQLiteError) in
+                    try db.execute(
+                        "CREATE TABLE tool_pins(id TEXT NOT NULL, version TEXT NOT NULL, approved TEXT, offered TEXT, PRIMARY KEY (id, version)); PRAGMA user_version = 5;")
                 }
             }
         } catch {
@@ -193,12 +201,17 @@ package final class RegistryStore: Sendable {
                 select.bind(2, version)
                 var rows: [(Int64, String)] = []
                 while try select.step() { rows.append((select.int64(0), select.text(1) ?? "")) }
-                for (rowid, _) in rows {
+                for (rowid, removed) in rows {
                     for sql in ["DELETE FROM tools_fts WHERE rowid = ?1", "DELETE FROM tools WHERE rowid = ?1"] {
                         let stmt = try db.cached(sql)
                         stmt.bind(1, rowid)
                         try stmt.step()
                     }
+                    // Its pinned definitions go with it: a version registered again starts unpinned.
+                    let pins = try db.cached("DELETE FROM tool_pins WHERE id = ?1 AND version = ?2")
+                    pins.bind(1, id)
+                    pins.bind(2, removed)
+                    try pins.step()
                 }
                 return rows.map(\.1)
             }
@@ -284,6 +297,42 @@ package final class RegistryStore: Sendable {
             if let text { stmt.bind(2, text) }
             try stmt.step()
             stmt.reset()
+        }
+    }
+
+    /// The pinned definitions of one version: approved, and offered instead (each `ToolPins`' file form).
+    package func pins(_ id: String, version: String) throws(Failure) -> (approved: String?, offered: String?) {
+        try withDatabase { db throws(SQLiteError) -> (String?, String?) in
+            let stmt = try db.cached("SELECT approved, offered FROM tool_pins WHERE id = ?1 AND version = ?2")
+            defer { stmt.reset() }
+            stmt.bind(1, id)
+            stmt.bind(2, version)
+            guard try stmt.step() else { return (nil, nil) }
+            return (stmt.text(0), stmt.text(1))
+        }
+    }
+
+    /// Keeps `approved` as the version's pins (what it offered instead is then forgotten).
+    package func saveApproved(_ id: String, version: String, _ approved: String) throws(Failure) {
+        try durably { db throws(SQLiteError) in
+            let stmt = try db.cached("INSERT INTO tool_pins(id, version, approved, offered) VALUES (?1, ?2, ?3, NULL) ON CONFLICT(id, version) DO UPDATE SET approved = ?3, offered = NULL")
+            defer { stmt.reset() }
+            stmt.bind(1, id)
+            stmt.bind(2, version)
+            stmt.bind(3, approved)
+            try stmt.step()
+        }
+    }
+
+    /// Keeps what a server offered in place of its pins.
+    package func saveOffered(_ id: String, version: String, _ offered: String) throws(Failure) {
+        try withDatabase { db throws(SQLiteError) in
+            let stmt = try db.cached("INSERT INTO tool_pins(id, version, approved, offered) VALUES (?1, ?2, NULL, ?3) ON CONFLICT(id, version) DO UPDATE SET offered = ?3")
+            defer { stmt.reset() }
+            stmt.bind(1, id)
+            stmt.bind(2, version)
+            stmt.bind(3, offered)
+            try stmt.step()
         }
     }
 

@@ -201,6 +201,16 @@ struct API: Sendable {
         if let replacing, replacing != registration.id {
             throw DaemonError(.invalidRequest, "the body's id '\(registration.id)' is not the path's '\(replacing)'")
         }
+        // The specification's form has no field for a signed manifest: a
+        // write in it over a signed version would silently drop the signature.
+        if specification, replacing != nil,
+            let stored = try? daemon.registry.versions(registration.id).first(where: { $0.registration.metadata.version == registration.metadata.version }),
+            stored.registration.manifest != nil
+        {
+            throw DaemonError(
+                .invalidRequest,
+                "\(registration.id) \(registration.metadata.version) carries a signed manifest, which the specification's form cannot: update it with PUT /v1/tools/\(registration.id) (Burrow's form)")
+        }
         try Self.checkFields(registration)
         let manifest = registration.manifestSource
         var (report, loaded) = try await planning(context) { planner in
@@ -273,7 +283,10 @@ struct API: Sendable {
         }
         let details = RegistrationDetails(
             updated: replacing != nil, version: registration.metadata.version, name: registration.metadata.name, status: registration.status.rawValue,
-            command: registration.command, clamps: report.clamps.map { "\($0.key): \($0.requested) → \($0.effective)" }, exposureScore: report.exposureScore)
+            command: registration.command, clamps: report.clamps.map { "\($0.key): \($0.requested) → \($0.effective)" }, exposureScore: report.exposureScore,
+            trust: report.plan?.trust.map { t in
+                ["level": t.level, "signer": t.signer, "manifestDigest": t.manifestDigest, "expires": t.expires].compactMapValues { $0 }
+            })
         let event = AuditEvent(
             tool: registration.id, context: SecurityContext(principal: principal, uid: identity.caller.uid, profileDigest: loaded?.digest, host: UserDatabase.hostName),
             details: details)

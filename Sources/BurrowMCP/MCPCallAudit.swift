@@ -54,9 +54,11 @@ package final class MCPCallAudit: Sendable {
         case .violation(let direction, let message, let offset, let streamOffset):
             e = AuditEvent(
                 tool: tool, context: context(session), details: MCPFramingViolationDetails(origin: origin(direction), message: message, offset: offset, streamOffset: streamOffset))
-        case .notJSON(let direction, let message, let sample, let streamOffset):
-            // Once per session and side: the line was dropped, never forwarded.
-            e = AuditEvent(tool: tool, context: context(session), details: MCPNotJSONDetails(origin: origin(direction), message: message, sample: sample, streamOffset: streamOffset))
+        case .notJSON(let direction, let message, let sample, let streamOffset, let unjudged):
+            // Once per session and side (and apart, for messages the relay could not judge): dropped, never forwarded.
+            e = AuditEvent(
+                tool: tool, context: context(session),
+                details: MCPNotJSONDetails(origin: origin(direction), message: message, sample: sample, streamOffset: streamOffset, unjudged: unjudged))
         case .definitionWithheld(let d):
             e = AuditEvent(tool: tool, context: context(session), details: MCPDefinitionDetails(session: session, name: d.name, change: d.change, diff: d.diff, digest: d.digest))
         case .invisibleCharacters(let location, let count):

@@ -38,7 +38,7 @@ package final class MCPRelay: Sendable {
         case violation(direction: String, message: String, offset: Int, streamOffset: Int)
         /// A line that is not JSON at all (a stray print), dropped: sent
         /// once per session and direction, for the first such line.
-        case notJSON(direction: String, message: String, sample: String, streamOffset: Int)
+        case notJSON(direction: String, message: String, sample: String, streamOffset: Int, unjudged: Bool = false)
         /// A listed tool withheld from the client: not pinned, or pinned
         /// with another definition (once per session and definition).
         case definitionWithheld(ToolPins.Difference)
@@ -334,15 +334,22 @@ package final class MCPRelay: Sendable {
     }
 
     /// Counts a dropped line; the first of each direction is an event.
-    private func drop(_ direction: String, _ line: Line, _ why: String) {
+    /// `unjudged`: a message (an answer to no request in progress, one both
+    /// request and answer, one with an invisible key) rather than a stray
+    /// print: counted and recorded apart (`droppedMessages`), so a print
+    /// first never hides it.
+    private func drop(_ direction: String, _ line: Line, _ why: String, unjudged: Bool = false) {
+        let key = unjudged ? Self.unjudgedKey : direction
         let first = state.withLock { s -> Bool in
-            s.dropped[direction, default: 0] += 1
-            return s.dropped[direction] == 1
+            s.dropped[key, default: 0] += 1
+            return s.dropped[key] == 1
         }
         guard first else { return }
         let sample = String(decoding: line.bytes.prefix(80), as: UTF8.self)
-        sink(.notJSON(direction: direction, message: why, sample: sample, streamOffset: line.streamOffset))
+        sink(.notJSON(direction: direction, message: why, sample: sample, streamOffset: line.streamOffset, unjudged: unjudged))
     }
+
+    package static let unjudgedKey = "server → client, messages the relay could not judge"
 
     private func sent(_ ok: Bool) -> Verdict { ok ? .relayed : .closed }
 
@@ -692,7 +699,10 @@ package final class MCPRelay: Sendable {
             if InvisibleCharacters.inKeys(message) {
                 sink(.invisibleCharacters(where: what + " (in an object key: the message was not forwarded)", count: 1))
                 // An answer still answers: the client is not left waiting.
-                guard let idText else { return .relayed }
+                guard let idText else {
+                    drop(Self.fromServerSide, input, "invisible characters in an object key", unjudged: true)
+                    return .relayed
+                }
                 let refusal = Self.errorAnswer(
                     id: idText, code: -32603, message: "burrow: the server's answer has invisible characters in an object key, so it was not forwarded", reason: "invisible_characters")
                 return sent(toClient(clientOut, refusal))
@@ -713,7 +723,7 @@ package final class MCPRelay: Sendable {
         if let method = message["method"]?.stringValue {
             // A request or notification that also answers: which would the client take?
             if message["result"] != nil || message["error"] != nil {
-                drop(Self.fromServerSide, input, "a message with both a method and a result or error")
+                drop(Self.fromServerSide, input, "a message with both a method and a result or error", unjudged: true)
                 return .relayed
             }
             if method == "notifications/tools/list_changed" {
@@ -727,7 +737,7 @@ package final class MCPRelay: Sendable {
         }
         guard let (key, _) = Self.idKey(message["id"]) else {
             // The relay never passes a request without an id, so no answer lacks one.
-            drop(Self.fromServerSide, input, "an answer without a string or number id")
+            drop(Self.fromServerSide, input, "an answer without a string or number id", unjudged: true)
             return .relayed
         }
         let own = state.withLock { s -> Bool in
@@ -743,7 +753,7 @@ package final class MCPRelay: Sendable {
         guard let pending = state.withLock({ $0.pending.removeValue(forKey: key) }) else {
             // No request of the client's is in progress under this id (it
             // was cancelled, or never sent): nothing judged it, so nothing passes.
-            drop(Self.fromServerSide, input, "an answer to no request in progress")
+            drop(Self.fromServerSide, input, "an answer to no request in progress", unjudged: true)
             return .relayed
         }
         if pending.method == "tools/list", case .array(let tools) = message["result"]?["tools"] ?? .null {

@@ -125,16 +125,24 @@ package final class PinnedDefinitions: Sendable {
     private let state: Mutex<ToolPins?>
     private let approving: Mutex<Bool>
     private let keep: @Sendable (ToolPins) -> Void
+    private let offer: (@Sendable (ToolPins) -> Void)?
+    /// What the server offers now: the pins, with every definition it listed
+    /// in their place (what an operator approving it would approve).
+    private let offered = Mutex<ToolPins?>(nil)
 
     /// - Parameters:
     ///   - approved: the pins in force; nil: the first listing of the
     ///     session (until the server says its list changed) is approved
     ///     as it is, and `keep` is told.
     ///   - keep: records a set approved during the session (the CLI writes the pins file).
-    package init(server: String, approved: ToolPins?, keep: @escaping @Sendable (ToolPins) -> Void) {
+    ///   - offer: told, when a listing withholds something, of the set the
+    ///     server offers (the pins with what it listed in their place):
+    ///     what an operator may then approve (burrowd keeps it).
+    package init(server: String, approved: ToolPins?, keep: @escaping @Sendable (ToolPins) -> Void, offer: (@Sendable (ToolPins) -> Void)? = nil) {
         state = Mutex(approved)
         approving = Mutex(approved == nil)
         self.keep = keep
+        self.offer = offer
         _ = server
     }
 
@@ -164,6 +172,15 @@ package final class PinnedDefinitions: Sendable {
             var withheld: [ToolPins.Difference] = []
             for t in tools {
                 if let d = pins.difference(t) { withheld.append(d) } else { shown.append(t) }
+            }
+            if !withheld.isEmpty, let offer {
+                let now = offered.withLock { o -> ToolPins in
+                    var set = o ?? pins
+                    for t in tools { if let name = t["name"]?.stringValue { set.tools[name] = ToolPins.definition(t) } }
+                    o = set
+                    return set
+                }
+                offer(now)
             }
             return (shown, withheld)
         }

@@ -57,6 +57,15 @@ struct SignedRegistrationTests {
         let (status, detail, _) = try daemon.request("GET", "/v1/tools/signed", as: ToolDetail.self)
         #expect(status == 200 && detail?.tool.validation.plan?.trust?.signer == "/CN=signer" && detail?.tool.validation.plan?.trust?.level == "verified", "\(String(describing: detail))")
         #expect(detail?.tool.registration.manifest != nil)
+        // The registration's audit event says what trust its invocations get.
+        let log = try AuditStore(.init(path: daemon.auditDB, redactor: try Redactor()), access: .read)
+        let registeredEvent = try log.events(AuditQuery(types: [.toolRegistered])).last
+        #expect(registeredEvent?.details["trust"]?["signer"]?.stringValue == "/CN=signer" && registeredEvent?.details["trust"]?["level"]?.stringValue == "verified")
+        // The specification's form cannot carry the manifest: its answer sent back is refused, not a silent unsigning.
+        let spec = try daemon.client.send("GET", "/api/v1/tools/signed")
+        let specTool = try #require((try JSONParser.parse(spec.body))["tool"])
+        let put = try daemon.client.send("PUT", "/api/v1/tools/signed", body: Array(specTool.canonicalText.utf8))
+        #expect(put.status == 400 && String(decoding: put.body, as: UTF8.self).contains("carries a signed manifest"), "\(put.status) \(String(decoding: put.body, as: UTF8.self))")
 
         let ran = try daemon.burrow(["invoke", "signed"])
         #expect(ran.status == 0 && ran.output == "signed bytes\n", "\(ran.output)\(ran.stderr)")

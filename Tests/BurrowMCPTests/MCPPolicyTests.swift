@@ -381,7 +381,7 @@ struct MCPPinTests {
         let answer = try h.request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
         #expect(answer["result"] != nil)
         #expect(h.client.pendingLines().isEmpty, "nothing else reached the client")
-        #expect(h.relay.droppedLines[MCPRelay.fromServerSide] == 2)
+        #expect(h.relay.droppedLines[MCPRelay.unjudgedKey] == 2 && h.relay.droppedLines[MCPRelay.fromServerSide] == nil, "\(h.relay.droppedLines)")
         // Numbers by value: the answer to 2 may say 2.0.
         #expect(MCPRelay.numberKey("2.0") == MCPRelay.numberKey("2") && MCPRelay.numberKey("2e0") == "2" && MCPRelay.numberKey("2.5") == "2.5")
     }
@@ -435,7 +435,7 @@ private final class EventLog: Sendable {
         events.withLock { $0.compactMap { if case .violation(let d, let m, let o, let so) = $0 { (d, m, o, so) } else { nil } } }
     }
     var notJSON: [(direction: String, sample: String)] {
-        events.withLock { $0.compactMap { if case .notJSON(let d, _, let sample, _) = $0 { (d, sample) } else { nil } } }
+        events.withLock { $0.compactMap { if case .notJSON(let d, _, let sample, _, _) = $0 { (d, sample) } else { nil } } }
     }
     var withheld: [ToolPins.Difference] { events.withLock { $0.compactMap { if case .definitionWithheld(let d) = $0 { d } else { nil } } } }
     var invisible: [(location: String, count: Int)] { events.withLock { $0.compactMap { if case .invisibleCharacters(let w, let n) = $0 { (w, n) } else { nil } } } }
