@@ -102,18 +102,22 @@ package struct DefinitionsApprovedDetails: AuditDetails {
     package var set: String
     package var previous: String?
     package var tools: [String]
+    /// The first set, approved from a session's first listing (burrowd:pins), not by an operator.
+    package var first: Bool
 
-    package init(version: String, set: String, previous: String?, tools: [String]) {
+    package init(version: String, set: String, previous: String?, tools: [String], first: Bool = false) {
         self.version = version
         self.set = set
         self.previous = previous
         self.tools = tools
+        self.first = first
     }
 
     package var eventType: AuditEventType { .toolUpdated }
     package var json: JSON {
         .object([
             "version": .string(version), "definitionsApproved": .string(set), "previousDefinitions": previous.map { .string($0) } ?? .null, "tools": .strings(tools),
+            "firstListing": .bool(first),
         ])
     }
 }

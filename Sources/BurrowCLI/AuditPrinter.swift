@@ -118,6 +118,8 @@ final class AuditPrinter {
             if let v = n("violations"), v > 0 { parts.append("\(v) refused calls") }
             if let message = s("message") { parts.append(message) }
             text = parts.joined(separator: "; ")
+        case .securityViolation where d["mcp"] != nil:
+            text = "MCP \(s("mcp") ?? "?"): \(printable(s("name") ?? s("where") ?? "")) \(s("change") ?? "")"
         case .securityViolation:
             text = "refused \(s("syscall") ?? "?") (\(s("errno") ?? "?")): \(s("reason") ?? "")" + during
         case .resourceLimitExceeded:
@@ -128,6 +130,9 @@ final class AuditPrinter {
             let health = d["health"]
             let reason = health?["reason"]?.stringValue.map { ": " + printable($0) } ?? ""
             text = "health \(s("version") ?? "?"): \(s("previousStatus") ?? "?") → \(s("status") ?? "?") (\(health?["check"]?.stringValue ?? "?") check)" + reason
+        case .toolUpdated where d["definitionsApproved"] != nil:
+            let first = d["firstListing"] == .bool(true)
+            text = "tool definitions of \(s("version") ?? "?") \(first ? "pinned from the first listing" : "approved"): \(s("definitionsApproved") ?? "?") by \(printable(e.context.principal))"
         case .toolRegistered, .toolUpdated:
             var command: [String] = []
             if case .array(let items)? = d["command"] { command = items.compactMap(\.stringValue) }

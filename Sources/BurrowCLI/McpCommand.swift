@@ -6,7 +6,6 @@ import BurrowPolicy
 import BurrowProfile
 import BurrowRuntime
 import BurrowSession
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -94,23 +93,18 @@ struct McpCommand: ParsableCommand {
     private func pinnedDefinitions(_ existing: ToolPins?, server: String) throws -> PinnedDefinitions? {
         guard let pin else { return nil }
         if let existing, existing.server != server { throw CLIError("\(pin) pins the tools of \(existing.server), not of \(server)") }
-        if let existing, !approveDefinitions { return PinnedDefinitions(server: server, approved: existing, keep: { _ in }) }
-        let written = Mutex<ToolPins?>(nil)
+        if let existing, !approveDefinitions { return PinnedDefinitions(server: server, approved: existing, keep: { _ in .kept }) }
         return PinnedDefinitions(
             server: server, approved: nil,
             keep: { pins in
-                // Each page of the first listing adds to the set; the file holds all of it.
-                let changed = written.withLock { last -> Bool in
-                    guard last != pins else { return false }
-                    last = pins
-                    return true
-                }
-                guard changed else { return }
+                // The first complete listing, once.
                 do {
                     try ManifestIO.write(pin, pins.encoded)
                     printError("burrow: approved \(pins.tools.count) tool definitions of \(server) in \(pin)")
+                    return .kept
                 } catch {
-                    printError("burrow: the approved definitions were not written: \(error)")
+                    printError("burrow: the approved definitions were not written, so none are approved in this session: \(error)")
+                    return .failed
                 }
             })
     }

@@ -475,9 +475,14 @@ extension ToolsCommand {
                 return
             }
             print("\(shown.id) \(shown.version) offers \(set):")
+            // Whole: what is approved is what is shown (the diff cuts long fields).
             for d in shown.differences {
-                print("  \(d["change"]?.stringValue ?? "?") \(printable(d["name"]?.stringValue ?? "?"))")
-                for line in d["diff"]?.arrayValue ?? [] { print("    \(printable(line.stringValue ?? ""))") }
+                let name = d["name"]?.stringValue ?? "?"
+                print(
+                    "  \(d["change"]?.stringValue ?? "?") \(printable(name))"
+                        + ((d["fields"]?.arrayValue).map { f in f.isEmpty ? "" : ": " + f.compactMap(\.stringValue).joined(separator: ", ") } ?? ""))
+                if let before = shown.approved?["tools"]?[name] { print("    approved: \(printable(before.canonicalText))") }
+                if let now = shown.offered?["tools"]?[name] { print("    offered:  \(printable(now.canonicalText))") }
             }
             guard yes else {
                 print("run again with --yes to approve it")

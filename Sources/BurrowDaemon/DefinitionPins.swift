@@ -1,5 +1,8 @@
 import BurrowAPI
+import BurrowAudit
+import BurrowInvocation
 import BurrowMCP
+import BurrowSystem
 
 /// Pinned MCP tool definitions of registered tools: each version's approved
 /// set is kept in the registry (`tool_pins`). The first complete listing
@@ -22,9 +25,24 @@ extension InvocationService {
             // Pins that cannot be read approve nothing: every tool is withheld, none approved anew.
             unreadable = true
         }
+        let audit = front.audit
         return PinnedDefinitions(
             server: id, approved: unreadable ? ToolPins(server: id, tools: [:]) : approved,
-            keep: { pins in try? registry.saveApproved(id, version: version, String(decoding: pins.encoded, as: UTF8.self)) },
+            keep: { pins in
+                // The first approval only: another session's, kept first, wins.
+                do {
+                    if let other = try registry.saveFirstApproval(id, version: version, String(decoding: pins.encoded, as: UTF8.self)) {
+                        return (try? ToolPins.parse(Array(other.utf8))).map { .superseded($0) } ?? .failed
+                    }
+                } catch {
+                    return .failed
+                }
+                let event = AuditEvent(
+                    tool: id, context: SecurityContext(principal: "burrowd:pins", uid: nil, host: UserDatabase.hostName),
+                    details: DefinitionsApprovedDetails(version: version, set: pins.setDigest, previous: nil, tools: pins.tools.keys.sorted(), first: true))
+                _ = try? audit.append([event])
+                return .kept
+            },
             offer: { pins in try? registry.saveOffered(id, version: version, String(decoding: pins.encoded, as: UTF8.self)) })
     }
 }

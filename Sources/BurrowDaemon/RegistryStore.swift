@@ -207,11 +207,7 @@ package final class RegistryStore: Sendable {
                         stmt.bind(1, rowid)
                         try stmt.step()
                     }
-                    // Its pinned definitions go with it: a version registered again starts unpinned.
-                    let pins = try db.cached("DELETE FROM tool_pins WHERE id = ?1 AND version = ?2")
-                    pins.bind(1, id)
-                    pins.bind(2, removed)
-                    try pins.step()
+                    _ = removed
                 }
                 return rows.map(\.1)
             }
@@ -320,6 +316,47 @@ package final class RegistryStore: Sendable {
             stmt.bind(1, id)
             stmt.bind(2, version)
             stmt.bind(3, approved)
+            try stmt.step()
+        }
+    }
+
+    /// Keeps `approved` as the version's first pins, unless some are kept
+    /// already; returns those in force (nil: `approved` was kept).
+    package func saveFirstApproval(_ id: String, version: String, _ approved: String) throws(Failure) -> String? {
+        try durably { db throws(SQLiteError) -> String? in
+            try db.transaction { () throws(SQLiteError) -> String? in
+                let find = try db.cached("SELECT approved FROM tool_pins WHERE id = ?1 AND version = ?2")
+                find.bind(1, id)
+                find.bind(2, version)
+                let existing = try find.step() ? find.text(0) : nil
+                find.reset()
+                if let existing { return existing }
+                let stmt = try db.cached(
+                    "INSERT INTO tool_pins(id, version, approved, offered) VALUES (?1, ?2, ?3, NULL) ON CONFLICT(id, version) DO UPDATE SET approved = ?3 WHERE approved IS NULL")
+                stmt.bind(1, id)
+                stmt.bind(2, version)
+                stmt.bind(3, approved)
+                try stmt.step()
+                stmt.reset()
+                return nil
+            }
+        }
+    }
+
+    /// Puts a version's pins back exactly as they were (nil, nil: none).
+    package func restorePins(_ id: String, version: String, approved: String?, offered: String?) throws(Failure) {
+        try durably { db throws(SQLiteError) in
+            let stmt = try db.cached(
+                approved == nil && offered == nil
+                    ? "DELETE FROM tool_pins WHERE id = ?1 AND version = ?2"
+                    : "INSERT OR REPLACE INTO tool_pins(id, version, approved, offered) VALUES (?1, ?2, ?3, ?4)")
+            defer { stmt.reset() }
+            stmt.bind(1, id)
+            stmt.bind(2, version)
+            if approved != nil || offered != nil {
+                stmt.bind(3, approved)
+                stmt.bind(4, offered)
+            }
             try stmt.step()
         }
     }

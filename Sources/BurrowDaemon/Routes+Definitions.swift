@@ -42,9 +42,7 @@ extension API {
             }
         }
         return try json(
-            ToolDefinitions(
-                id: id, version: version, approved: approved.map { (try? JSONParser.parse(Array($0.encoded))) ?? .null },
-                offered: offered.map { (try? JSONParser.parse(Array($0.encoded))) ?? .null }, offeredSet: offered?.setDigest, differences: differences))
+            ToolDefinitions(id: id, version: version, approved: approved?.json, offered: offered?.json, offeredSet: offered?.setDigest, differences: differences))
     }
 
     func approveDefinitions(_ request: Request, _ context: DaemonContext) async throws -> Response {
@@ -67,11 +65,13 @@ extension API {
             let audit = daemon.audit
             _ = try await BlockingIO.run { try audit.append([event]) }
         } catch {
-            // Fail closed: unrecorded, the approval is undone.
-            if let approved {
-                _ = try? daemon.registry.saveApproved(id, version: version, String(decoding: approved.encoded, as: UTF8.self))
+            // Fail closed: unrecorded, the approval is undone (the row put back as it was).
+            do {
+                try daemon.registry.restorePins(
+                    id, version: version, approved: approved.map { String(decoding: $0.encoded, as: UTF8.self) }, offered: String(decoding: offered.encoded, as: UTF8.self))
+            } catch let undo {
+                throw DaemonError(.auditUnavailable, "the audit log cannot record the approval (\(error)), and undoing it failed: \(undo)")
             }
-            try? daemon.registry.saveOffered(id, version: version, String(decoding: offered.encoded, as: UTF8.self))
             throw DaemonError(.auditUnavailable, "the audit log cannot record the approval, so it was undone: \(error)")
         }
         return try json(DefinitionsApproval(version: version, approve: offered.setDigest))

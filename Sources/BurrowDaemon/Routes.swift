@@ -201,16 +201,7 @@ struct API: Sendable {
         if let replacing, replacing != registration.id {
             throw DaemonError(.invalidRequest, "the body's id '\(registration.id)' is not the path's '\(replacing)'")
         }
-        // The specification's form has no field for a signed manifest: a
-        // write in it over a signed version would silently drop the signature.
-        if specification, replacing != nil,
-            let stored = try? daemon.registry.versions(registration.id).first(where: { $0.registration.metadata.version == registration.metadata.version }),
-            stored.registration.manifest != nil
-        {
-            throw DaemonError(
-                .invalidRequest,
-                "\(registration.id) \(registration.metadata.version) carries a signed manifest, which the specification's form cannot: update it with PUT /v1/tools/\(registration.id) (Burrow's form)")
-        }
+
         try Self.checkFields(registration)
         let manifest = registration.manifestSource
         var (report, loaded) = try await planning(context) { planner in
@@ -251,6 +242,17 @@ struct API: Sendable {
         // From here to its audit event, this change is the registry's only one.
         await daemon.registryWrites.lock()
         defer { daemon.registryWrites.unlock() }
+        // The specification's form has no field for a signed manifest: a
+        // write in it over a signed version would silently drop the signature.
+        if specification, replacing != nil {
+            let stored = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
+            if stored.contains(where: { $0.registration.metadata.version == registration.metadata.version && $0.registration.manifest != nil }) {
+                throw DaemonError(
+                    .invalidRequest,
+                    "\(registration.id) \(registration.metadata.version) carries a signed manifest, which the specification's form cannot: update it with PUT /v1/tools/\(registration.id) (Burrow's form)"
+                )
+            }
+        }
         let dependencyProblems = try dependencyFindings(registration)
         if !dependencyProblems.isEmpty {
             report.valid = false
@@ -468,6 +470,8 @@ struct API: Sendable {
             }
             throw DaemonError(.auditUnavailable, "the audit log cannot record the removal, so it was undone: \(error)")
         }
+        // Recorded: its pinned definitions go too (a version registered again starts unpinned).
+        for version in removed { try? daemon.registry.restorePins(id, version: version, approved: nil, offered: nil) }
         daemon.invocations.warm.drop(id)
         return try json(RemovedTool(id: id, removed: removed))
     }

@@ -82,13 +82,17 @@ package struct ToolPins: Sendable, Equatable {
 
     // MARK: the file
 
-    /// `{"burrow_pins": 1, "server": …, "set": "sha256:…", "tools": {name: definition}}`, canonical.
-    package var encoded: [UInt8] {
-        let object = JSON.object([
-            "burrow_pins": .integer(Int64(Self.formatVersion)), "server": .string(server), "set": .string(setDigest), "tools": .object(tools),
-        ])
-        return Array(object.canonicalText.utf8) + [0x0a]
+    /// `{"burrow_pins": 1, "server": …, "set": "sha256:…", "tools": {name: definition}}`.
+    package var json: JSON {
+        .object(["burrow_pins": .integer(Int64(Self.formatVersion)), "server": .string(server), "set": .string(setDigest), "tools": .object(tools)])
     }
+
+    /// `json`, canonical, with a newline.
+    package var encoded: [UInt8] { Array(json.canonicalText.utf8) + [0x0a] }
+
+    /// What a pins file (or the registry's copy) may hold: as much as the
+    /// relay lets through in a listing, so what was pinned can be read back.
+    package static let limits = JSONLimits(maxDepth: 64, maxKeyBytes: 1 << 16, maxStringBytes: 4 << 20, maxItems: 100_000, maxBytes: 256 << 20)
 
     package struct Invalid: Error, Sendable, CustomStringConvertible {
         package var description: String
@@ -98,7 +102,7 @@ package struct ToolPins: Sendable, Equatable {
     package static func parse(_ bytes: [UInt8]) throws(Invalid) -> ToolPins {
         let json: JSON
         do {
-            json = try JSONParser.parse(String(decoding: bytes, as: UTF8.self), limits: JSONLimits(maxDepth: 64, maxKeyBytes: 4096, maxStringBytes: 1 << 20, maxItems: 100_000, maxBytes: 64 << 20))
+            json = try JSONParser.parse(bytes, limits: limits)
         } catch {
             throw Invalid(description: "not a pins file: \(error)")
         }
@@ -122,9 +126,19 @@ package struct ToolPins: Sendable, Equatable {
 /// approved, when the relay runs with no pins yet), and what to do with a
 /// set approved during the session.
 package final class PinnedDefinitions: Sendable {
+    /// What became of a set approved during the session.
+    package enum Kept: Sendable {
+        case kept
+        /// Another set was approved meanwhile (another session's first
+        /// listing): it is the one in force.
+        case superseded(ToolPins)
+        /// It could not be kept: nothing is approved (every tool withheld).
+        case failed
+    }
+
     private let state: Mutex<ToolPins?>
     private let approving: Mutex<Bool>
-    private let keep: @Sendable (ToolPins) -> Void
+    private let keep: @Sendable (ToolPins) -> Kept
     private let offer: (@Sendable (ToolPins) -> Void)?
     /// What the server offers now: the pins, with every definition it listed
     /// in their place (what an operator approving it would approve).
@@ -138,7 +152,7 @@ package final class PinnedDefinitions: Sendable {
     ///   - offer: told, when a listing withholds something, of the set the
     ///     server offers (the pins with what it listed in their place):
     ///     what an operator may then approve (burrowd keeps it).
-    package init(server: String, approved: ToolPins?, keep: @escaping @Sendable (ToolPins) -> Void, offer: (@Sendable (ToolPins) -> Void)? = nil) {
+    package init(server: String, approved: ToolPins?, keep: @escaping @Sendable (ToolPins) -> Kept, offer: (@Sendable (ToolPins) -> Void)? = nil) {
         state = Mutex(approved)
         approving = Mutex(approved == nil)
         self.keep = keep
@@ -152,9 +166,11 @@ package final class PinnedDefinitions: Sendable {
     /// Judges one page of a listing (`complete`: its last): the tools the
     /// client may see, and the differences of those withheld. While
     /// approving (the session's first complete listing, and only until the
-    /// server says its list changed), a tool not pinned yet is added to the
-    /// pins, and `keep` is told of the set so far, in order; a name pinned
-    /// already is judged, never overwritten.
+    /// server says its list changed or the client calls a tool), a tool not
+    /// pinned yet is added to the pins; a name pinned already is judged,
+    /// never overwritten. `keep` is told of the set once the listing is
+    /// complete (under the lock: nothing goes back to a smaller set); if
+    /// another set was kept meanwhile, that one is in force from then on.
     func judge(_ tools: [JSON], server: String, complete: Bool) -> (shown: [JSON], withheld: [ToolPins.Difference]) {
         state.withLock { s in
             if approving.withLock({ $0 }) {
@@ -163,9 +179,14 @@ package final class PinnedDefinitions: Sendable {
                     if let name = t["name"]?.stringValue, pins.tools[name] == nil { pins.tools[name] = ToolPins.definition(t) }
                 }
                 s = pins
-                // Written under the lock: the file never goes back to a smaller set.
-                keep(pins)
-                if complete { approving.withLock { $0 = false } }
+                if complete {
+                    approving.withLock { $0 = false }
+                    switch keep(pins) {
+                    case .kept: break
+                    case .superseded(let other): s = other
+                    case .failed: s = ToolPins(server: server, tools: [:])
+                    }
+                }
             }
             guard let pins = s else { return ([], []) }
             var shown: [JSON] = []

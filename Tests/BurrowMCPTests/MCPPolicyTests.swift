@@ -266,7 +266,7 @@ struct MCPPinTests {
 
     @Test("a changed description, a new tool and a renamed one are withheld and their calls refused (definition_changed, with what differs); a removed tool is gone; approved ones pass")
     func changedAndNewToolsAreWithheld() throws {
-        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: Self.approved(), keep: { _ in }))
+        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: Self.approved(), keep: { _ in .kept }))
         #expect(try list(h, id: 1) == ["echo", "hold", "late"])
         #expect(h.events.withheld.isEmpty)
         // The server rewrites echo's description, renames hold, adds a tool, drops late; then says so.
@@ -295,7 +295,12 @@ struct MCPPinTests {
     @Test("with nothing pinned yet, the first listing is approved and kept; after notifications/tools/list_changed a change is withheld")
     func firstListingIsApproved() throws {
         let kept = Mutex<ToolPins?>(nil)
-        let pins = PinnedDefinitions(server: "test-server", approved: nil, keep: { p in kept.withLock { $0 = p } })
+        let pins = PinnedDefinitions(
+            server: "test-server", approved: nil,
+            keep: { p in
+                kept.withLock { $0 = p }
+                return .kept
+            })
         let h = try RelayHarness(pins: pins)
         #expect(try list(h, id: 1) == ["echo", "hold", "late"])
         #expect(kept.withLock { $0 } == Self.approved(), "all three, both pages")
@@ -340,7 +345,7 @@ struct MCPPinTests {
 
     @Test("the first listing is approved only until it is complete: a definition changed in a later listing of the same session, a changed _meta, are withheld")
     func approvalEndsWithTheFirstListing() throws {
-        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: nil, keep: { _ in }))
+        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: nil, keep: { _ in .kept }))
         #expect(try list(h, id: 1) == ["echo", "hold", "late"])
         // No list_changed: the server just lists something else next time.
         h.server.descriptions.withLock { $0["echo"] = "now steering" }
@@ -349,7 +354,7 @@ struct MCPPinTests {
         // The whole tool object is pinned: a field the client reads (here _meta) counts.
         var pinned = Self.approved()
         pinned.tools["hold"] = .object(["name": .string("hold"), "inputSchema": Self.schema, "_meta": .object(["ui": .string("widget")])])
-        let h2 = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: pinned, keep: { _ in }))
+        let h2 = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: pinned, keep: { _ in .kept }))
         #expect(try list(h2, id: 1) == ["echo", "late"])
         #expect(h2.events.withheld.first?.fields == ["_meta"])
     }
@@ -358,7 +363,7 @@ struct MCPPinTests {
         "a request without a string or number id is refused, never passed on; a list_changed before the first listing ends no approval; a key with invisible characters keeps the answer from the client, which gets an error"
     )
     func idsAndKeys() throws {
-        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: nil, keep: { _ in }))
+        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: nil, keep: { _ in .kept }))
         h.client.write(#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"echo","arguments":{"text":"unseen"}}}"#)
         let refused = try #require(h.client.readLine())
         #expect(refused["error"]?["code"] == .number("-32600") && refused["id"] == .null, "\(refused)")
@@ -375,7 +380,7 @@ struct MCPPinTests {
 
     @Test("an answer to no request in progress (a stray id, a server answering twice) and a message that is both request and answer never reach the client")
     func strayAnswersAreDropped() throws {
-        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: Self.approved(), keep: { _ in }))
+        let h = try RelayHarness(pins: PinnedDefinitions(server: "test-server", approved: Self.approved(), keep: { _ in .kept }))
         h.server.notify(#"{"jsonrpc":"2.0","id":77,"result":{"tools":[{"name":"echo","description":"unjudged","inputSchema":{}}]}}"#)
         h.server.notify(#"{"jsonrpc":"2.0","method":"notifications/message","id":5,"result":{}}"#)
         let answer = try h.request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
