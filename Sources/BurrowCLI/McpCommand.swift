@@ -60,9 +60,19 @@ struct McpCommand: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The server's approved tool definitions: held against every listing; written from the first listing when FILE does not exist yet.",
+            "The server's approved tool definitions: held against every listing; written from the first listing when FILE does not exist yet (default: PROFILE.pins beside a profile file, when it exists).",
             valueName: "file"))
     var pin: String?
+
+    /// --pin, else the pins file beside the profile file (`tool.toml` →
+    /// `tool.pins`) when there is one: a profile's own pins hold without asking.
+    var pinFile: String? {
+        if let pin { return pin }
+        guard profile.contains("/"), let dot = profile.lastIndex(of: "."), !profile[dot...].contains("/") else { return nil }
+        let beside = String(profile[..<dot]) + ".pins"
+        var st = stat()
+        return lstat(beside, &st) == 0 ? beside : nil
+    }
 
     @Flag(help: "Approve the tool definitions the server lists in this session (written to --pin FILE, replacing what it held).")
     var approveDefinitions = false
@@ -72,13 +82,13 @@ struct McpCommand: ParsableCommand {
 
     func validate() throws {
         if command.isEmpty { throw ValidationError("give the server's command after '--', e.g. burrow mcp --profile mcp-server-time -- mcp-server-time") }
-        if approveDefinitions && pin == nil { throw ValidationError("--approve-definitions writes the definitions to --pin FILE: give it") }
+        if approveDefinitions && pinFile == nil { throw ValidationError("--approve-definitions writes the definitions to --pin FILE (or PROFILE.pins beside the profile): give it") }
     }
 
     /// The pins of --pin: those in the file, or (none yet, or
     /// --approve-definitions) the session's first listing, written there.
     private func readPins() throws -> ToolPins? {
-        guard let pin else { return nil }
+        guard let pin = pinFile else { return nil }
         // Only a file that is not there yet is written from the first listing;
         // anything else there is read (and any error of reading it shown).
         var st = stat()
@@ -91,7 +101,7 @@ struct McpCommand: ParsableCommand {
     }
 
     private func pinnedDefinitions(_ existing: ToolPins?, server: String) throws -> PinnedDefinitions? {
-        guard let pin else { return nil }
+        guard let pin = pinFile else { return nil }
         if let existing, existing.server != server { throw CLIError("\(pin) pins the tools of \(existing.server), not of \(server)") }
         if let existing, !approveDefinitions { return PinnedDefinitions(server: server, approved: existing, keep: { _ in .kept }) }
         return PinnedDefinitions(
@@ -131,7 +141,9 @@ struct McpCommand: ParsableCommand {
     /// so its policy and per-call audit are burrowd's to keep.
     private func runThroughBurrowd() throws {
         _ = try caller.credentials()
-        if pin != nil { throw CLIError("--pin needs root (the relay then runs in this process); through burrowd's session socket, definitions cannot be pinned yet") }
+        if let file = pinFile {
+            throw CLIError("pinned definitions (\(file)) need root: the relay then runs in this process; through burrowd's session socket they cannot be held yet")
+        }
         try auditOptions.refuseWithoutRoot()
         var request = try SessionClient.request(.mcp, profile: profile, argv: command, parameters: try parameters.parsed())
         request.manifest = try manifest.forSession()

@@ -280,5 +280,13 @@ struct MCPRelayTests: SandboxTesting {
         #expect(answer(approved.answers, 3)?["result"] != nil, "\(approved)")
         #expect(try String(contentsOfFile: pins, encoding: .utf8).contains("id_rsa"))
         #expect(answer(try session().answers, 3)?["result"] != nil)
+
+        // The pins file beside the profile (described.toml → described.pins) holds without --pin.
+        try "Rewritten again.".write(toFile: described, atomically: true, encoding: .utf8)
+        let beside = try Subprocess.run(
+            [Subprocess.burrow, "mcp", "--profile", profile, "--", "/usr/bin/python3", server, described], stdin: Data((lines.joined(separator: "\n") + "\n").utf8),
+            environment: burrowEnvironment)
+        let besideAnswers = beside.output.split(separator: "\n").compactMap { try? JSONParser.parse(Array($0.utf8)) }
+        #expect(answer(besideAnswers, 3)?["error"]?["data"]?["burrow"] == .string("definition_changed"), "\(beside.output)\(beside.stderr)")
     }
 }
