@@ -141,18 +141,29 @@ struct McpCommand: ParsableCommand {
     /// so its policy and per-call audit are burrowd's to keep.
     private func runThroughBurrowd() throws {
         _ = try caller.credentials()
-        if let file = pinFile {
-            throw CLIError("pinned definitions (\(file)) need root: the relay then runs in this process; through burrowd's session socket they cannot be held yet")
-        }
         try auditOptions.refuseWithoutRoot()
         var request = try SessionClient.request(.mcp, profile: profile, argv: command, parameters: try parameters.parsed())
         request.manifest = try manifest.forSession()
+        // burrowd's relay holds the pins; a set approved there comes back to be written here.
+        if let file = pinFile {
+            let existing = try readPins()
+            request.pins = Session.Request.Pins(document: existing.map { String(decoding: $0.encoded, as: UTF8.self) }, file: file, approve: approveDefinitions)
+        }
         switch try SessionClient.send(request, to: SessionClient.socketPath(session, policyFile: options.policy)) {
         case .refused(let refusal): throw SessionClient.report(refusal)
         case .failed(let failure):
             printError("burrow: \(failure.message)")
             throw ExitCode(failure.exitStatus)
-        case .finished(let f): try finish(f.record, problems: f.problems, droppedLines: f.droppedLines, relayEndedBy: f.relayEndedBy)
+        case .finished(let f):
+            if let text = f.approvedPins, let file = pinFile {
+                do {
+                    try ManifestIO.write(file, Array(text.utf8))
+                    printError("burrow: approved tool definitions written to \(file)")
+                } catch {
+                    printError("burrow: the approved definitions were not written: \(error)")
+                }
+            }
+            try finish(f.record, problems: f.problems, droppedLines: f.droppedLines, relayEndedBy: f.relayEndedBy)
         case .plan: throw ExitCode(125)
         }
     }

@@ -2,6 +2,7 @@ import BurrowAPI
 import BurrowAudit
 import BurrowHost
 import BurrowInvocation
+import BurrowMCP
 import BurrowPolicy
 import BurrowProfile
 import BurrowRuntime
@@ -280,7 +281,8 @@ final class InvocationService: Sendable {
     /// it, closed when the relay is done with them), the signals the client
     /// passes on, and the run stoppable by shutdown.
     func runSession(
-        _ invocation: PreparedInvocation, stdio: [FileDescriptor], signals: SignalRelay, onViolation: @escaping @Sendable (RunRecord.Violation) -> Void
+        _ invocation: PreparedInvocation, stdio: [FileDescriptor], signals: SignalRelay, pins: PinnedDefinitions? = nil,
+        onViolation: @escaping @Sendable (RunRecord.Violation) -> Void
     ) -> Result<PreparedInvocation.Outcome, RunError> {
         let id = invocation.id
         live.withLock { $0[id] = invocation.stop }
@@ -313,12 +315,13 @@ final class InvocationService: Sendable {
                 return .failure(.preparation("cannot create the relay's stop descriptors"))
             }
             relayEnd = (stop, done)
-            let client = PreparedInvocation.RelayClient(
+            var client = PreparedInvocation.RelayClient(
                 input: stdio[0].rawValue, output: stdio[1].rawValue, stderr: stdio[2].rawValue, stop: stop.rawValue,
                 whenDone: {
                     for fd in stdio { try? fd.close() }
                     try? notify.close()
                 })
+            client.pins = pins
             outcome = Self.run(invocation, options, client: client)
         } else {
             options.stdio = stdio

@@ -3,6 +3,7 @@ import BurrowAudit
 import BurrowHost
 import BurrowInvocation
 import BurrowJSON
+import BurrowMCP
 import BurrowPolicy
 import BurrowProfile
 import BurrowRuntime
@@ -341,11 +342,37 @@ private final class Connection: Sendable {
                 try? ended?.1.close()
             }) != nil
         if !watching { stop.stop("burrowd could not watch the client's connection") }
-        let outcome = invocations.runSession(prepared, stdio: stdio, signals: signals) { [self] v in send(.violation, v) }
+        // The client's pins (PROFILE.pins, --pin): held here, where the relay runs;
+        // a set approved in this session goes back for the client to write.
+        let approvedPins = Mutex<String?>(nil)
+        var pins: PinnedDefinitions?
+        if let sent = request.pins, request.command == .mcp {
+            var existing: ToolPins?
+            if let text = sent.document {
+                guard let parsed = try? ToolPins.parse(Array(text.utf8)), parsed.server == prepared.plan.tool.id else {
+                    answer(.failed, .invalidRequest, "\(sent.file): not a pins file of \(prepared.plan.tool.id)")
+                    return
+                }
+                existing = parsed
+            }
+            pins =
+                existing != nil && !sent.approve
+                ? PinnedDefinitions(server: prepared.plan.tool.id, approved: existing, keep: { _ in .kept })
+                : PinnedDefinitions(
+                    server: prepared.plan.tool.id, approved: nil,
+                    keep: { set in
+                        approvedPins.withLock { $0 = String(decoding: set.encoded, as: UTF8.self) }
+                        return .kept
+                    })
+        }
+        let outcome = invocations.runSession(prepared, stdio: stdio, signals: signals, pins: pins) { [self] v in send(.violation, v) }
         finished.store(true, ordering: .releasing)
         switch outcome {
         case .success(let o):
-            send(.finished, Session.Finished(record: o.record, relayEndedBy: o.relayEndedBy, droppedLines: o.droppedLines, problems: o.problems))
+            send(
+                .finished,
+                Session.Finished(
+                    record: o.record, relayEndedBy: o.relayEndedBy, droppedLines: o.droppedLines, problems: o.problems, approvedPins: approvedPins.withLock { $0 }))
         case .failure(let error):
             answer(.failed, error.code, error.description)
         }

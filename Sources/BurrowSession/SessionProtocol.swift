@@ -253,6 +253,23 @@ extension Session {
         package var seccompListing: Bool?
         /// `--manifest`: the signed manifest, read by the client with its own rights.
         package var manifest: Manifest?
+        /// `burrow mcp --pin` (or PROFILE.pins): the pinned tool definitions.
+        package var pins: Pins?
+
+        /// A pins file's text as the client read it (nil: not there yet,
+        /// so the first listing is approved and sent back), its name, and
+        /// whether this session approves what the server lists.
+        package struct Pins: Sendable, Codable, Equatable {
+            package var document: String?
+            package var file: String
+            package var approve: Bool
+
+            package init(document: String?, file: String, approve: Bool) {
+                self.document = document
+                self.file = file
+                self.approve = approve
+            }
+        }
 
         /// A signed manifest's text and its signature file's, and the file the client read.
         package struct Manifest: Sendable, Codable, Equatable {
@@ -275,7 +292,7 @@ extension Session {
         }
 
         private enum CodingKeys: String, CodingKey {
-            case command, profile, argv, parameters, environment, workingDirectory, withoutMcpRelay, seccompListing, manifest
+            case command, profile, argv, parameters, environment, workingDirectory, withoutMcpRelay, seccompListing, manifest, pins
         }
 
         /// `parameters` and `environment` may be left out (empty).
@@ -289,6 +306,7 @@ extension Session {
             workingDirectory = try c.decode(String.self, forKey: .workingDirectory)
             withoutMcpRelay = try c.decodeIfPresent(Bool.self, forKey: .withoutMcpRelay)
             manifest = try c.decodeIfPresent(Manifest.self, forKey: .manifest)
+            pins = try c.decodeIfPresent(Pins.self, forKey: .pins)
             seccompListing = try c.decodeIfPresent(Bool.self, forKey: .seccompListing)
         }
     }
@@ -337,12 +355,15 @@ extension Session {
         package var droppedLines: [String: Int]
         /// What the audit log could not take: the run's, and the relay's.
         package var problems: [String]
+        /// The pins file's new text, when this session approved definitions (the client writes it).
+        package var approvedPins: String?
 
-        package init(record: RunRecord, relayEndedBy: String?, droppedLines: [String: Int], problems: [String]) {
+        package init(record: RunRecord, relayEndedBy: String?, droppedLines: [String: Int], problems: [String], approvedPins: String? = nil) {
             self.record = record
             self.relayEndedBy = relayEndedBy
             self.droppedLines = droppedLines
             self.problems = problems
+            self.approvedPins = approvedPins
         }
     }
 }
