@@ -71,7 +71,7 @@ package struct VerifiedStore: Sendable {
         for listed in manifest.files {
             try Self.makeDirectories(building, parent(of: listed.path), made: &made)
             let stamp = try Self.copy(listed, to: building + listed.path)
-            stamps += stamp.line + "\n"
+            stamps += stamp.record + "\n"
         }
         // What each host file was when it was hashed: `drift` rehashes only the ones that changed since.
         let stampsFile = open(building + "/" + Self.stampsName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
@@ -107,35 +107,6 @@ package struct VerifiedStore: Sendable {
     /// listed file, in the manifest's order.
     static let stampsName = ".burrow-stamps"
 
-    /// What fstat(2) said of a file as it was hashed.
-    struct Stamp: Equatable {
-        var device: UInt64
-        var inode: UInt64
-        var mode: UInt32
-        var size: Int64
-        var modified: Int64
-        var changed: Int64
-
-        init(_ st: stat) {
-            device = UInt64(st.st_dev)
-            inode = UInt64(st.st_ino)
-            mode = UInt32(st.st_mode)
-            size = Int64(st.st_size)
-            modified = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-            changed = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
-        }
-
-        init?(line: Substring) {
-            let f = line.split(separator: " ")
-            guard f.count == 6, let d = UInt64(f[0]), let i = UInt64(f[1]), let o = UInt32(f[2]), let s = Int64(f[3]), let m = Int64(f[4]), let c = Int64(f[5]) else {
-                return nil
-            }
-            (device, inode, mode, size, modified, changed) = (d, i, o, s, m, c)
-        }
-
-        var line: String { "\(device) \(inode) \(mode) \(size) \(modified) \(changed)" }
-    }
-
     /// The first listed link the host has otherwise.
     static func linkDifference(_ manifest: ToolManifest) -> ManifestFiles.Problem? {
         for link in manifest.links {
@@ -162,8 +133,8 @@ package struct VerifiedStore: Sendable {
         guard lines.count == manifest.files.count else { return ManifestFiles.Problem(tree, "its stamps do not match its manifest") }
         for (listed, line) in zip(manifest.files, lines) {
             var st = stat()
-            guard let kept = Stamp(line: line) else { return ManifestFiles.Problem(tree, "its stamps are not this Burrow's") }
-            if lstat(listed.path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, Stamp(st) == kept { continue }
+            guard let kept = FileStamp(record: line) else { return ManifestFiles.Problem(tree, "its stamps are not this Burrow's") }
+            if lstat(listed.path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, FileStamp(st) == kept { continue }
             switch ManifestFiles.digest(listed.path, limit: listed.size) {
             case .failure(let problem):
                 return problem
@@ -181,7 +152,7 @@ package struct VerifiedStore: Sendable {
 
     /// Copies `listed` from the host into `destination`, writing exactly
     /// the bytes hashed, and checks them against the manifest.
-    static func copy(_ listed: ToolManifest.File, to destination: String) throws(ManifestFiles.Problem) -> Stamp {
+    static func copy(_ listed: ToolManifest.File, to destination: String) throws(ManifestFiles.Problem) -> FileStamp {
         let out = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard out >= 0 else { throw ManifestFiles.Problem(listed.path, "its copy cannot be made: \(String(cString: strerror(errno)))") }
         defer { close(out) }
@@ -207,7 +178,7 @@ package struct VerifiedStore: Sendable {
         // modification time); not part of what was verified.
         let times = [hashed.st_atim, hashed.st_mtim]
         _ = times.withUnsafeBufferPointer { futimens(out, $0.baseAddress) }
-        return Stamp(hashed)
+        return FileStamp(hashed)
     }
 
     /// Makes `path` (absolute, host-side) and its parents beneath `base`,

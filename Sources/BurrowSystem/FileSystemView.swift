@@ -1,9 +1,10 @@
 import Synchronization
 
+// Package: `FileStamp(_:)` takes the C `stat` a caller's fstat(2) filled.
 #if canImport(Glibc)
-    import Glibc
+    package import Glibc
 #elseif canImport(Musl)
-    import Musl
+    package import Musl
 #endif
 
 /// The kind of a file system entry, without following a final symlink.
@@ -137,13 +138,36 @@ package struct FileStamp: Sendable, Equatable {
         var st = stat()
         // Listing follows a final symlink (opendir), so its stamp is the directory's.
         guard (listed ? stat(path, &st) : lstat(path, &st)) == 0 else { return FileStamp(error: errno) }
-        var stamp = FileStamp(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), mode: st.st_mode)
+        return FileStamp(st, listed: listed)
+    }
+
+    /// What `st` says (of a descriptor, say); a directory's times only when `listed`.
+    package init(_ st: stat, listed: Bool = false) {
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        mode = st.st_mode
         if st.st_mode & S_IFMT != S_IFDIR || listed {
-            stamp.size = Int64(st.st_size)
-            stamp.modified = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-            stamp.changed = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
+            size = Int64(st.st_size)
+            modified = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+            changed = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
         }
-        return stamp
+    }
+
+    private init(error: Int32) { self.error = error }
+
+    private init(device: UInt64, inode: UInt64, mode: UInt32, size: Int64, modified: Int64, changed: Int64, error: Int32) {
+        (self.device, self.inode, self.mode, self.size, self.modified, self.changed, self.error) = (device, inode, mode, size, modified, changed, error)
+    }
+
+    /// Its fields, tab-separated: what a stamp kept in a file reads back from (`init?(record:)`).
+    package var record: String { "\(device)\t\(inode)\t\(mode)\t\(size)\t\(modified)\t\(changed)\t\(error)" }
+
+    package init?(record: Substring) {
+        let f = record.split(separator: "\t", omittingEmptySubsequences: false)
+        guard f.count == 7, let device = UInt64(f[0]), let inode = UInt64(f[1]), let mode = UInt32(f[2]), let size = Int64(f[3]), let modified = Int64(f[4]),
+            let changed = Int64(f[5]), let error = Int32(f[6])
+        else { return nil }
+        self.init(device: device, inode: inode, mode: mode, size: size, modified: modified, changed: changed, error: error)
     }
 
     /// The later of its modification and change times (ns since the epoch; 0 when not stamped).
@@ -179,12 +203,10 @@ package final class RecordingFileSystem: FileSystemView {
         self.base = base
         var restored: [Key: FileStamp] = [:]
         for line in lines {
+            // The listed flag, the stamp's seven fields, the path: tab-separated.
             let f = line.split(separator: "\t", maxSplits: 8, omittingEmptySubsequences: false)
-            guard f.count == 9, f[0] == "0" || f[0] == "1", let device = UInt64(f[1]), let inode = UInt64(f[2]), let mode = UInt32(f[3]),
-                let size = Int64(f[4]), let modified = Int64(f[5]), let changed = Int64(f[6]), let error = Int32(f[7]), f[8].hasPrefix("/")
-            else { return nil }
-            restored[Key(path: String(f[8]), listed: f[0] == "1")] = FileStamp(
-                device: device, inode: inode, mode: mode, size: size, modified: modified, changed: changed, error: error)
+            guard f.count == 9, f[0] == "0" || f[0] == "1", f[8].hasPrefix("/"), let stamp = FileStamp(record: line[f[1].startIndex..<f[7].endIndex]) else { return nil }
+            restored[Key(path: String(f[8]), listed: f[0] == "1")] = stamp
         }
         stamps = Mutex(restored)
     }
@@ -195,7 +217,7 @@ package final class RecordingFileSystem: FileSystemView {
         var lines: [String] = []
         for (key, s) in stamps.withLock({ $0 }) {
             guard !key.path.utf8.contains(where: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") }) else { return nil }
-            lines.append("\(key.listed ? 1 : 0)\t\(s.device)\t\(s.inode)\t\(s.mode)\t\(s.size)\t\(s.modified)\t\(s.changed)\t\(s.error)\t\(key.path)")
+            lines.append("\(key.listed ? 1 : 0)\t\(s.record)\t\(key.path)")
         }
         return lines.sorted()
     }
