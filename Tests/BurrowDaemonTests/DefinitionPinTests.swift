@@ -24,27 +24,8 @@ struct DefinitionPinTests {
         let daemon = try LiveDaemon(policy: DaemonMCPSessionTests.policy())
         let directory = daemon.directory
         let described = directory + "/description.txt"
-        let server = directory + "/described_server.py"
+        let server = Fixtures.repositoryRoot + "/Tests/MCP/described_server.py"
         try "Echoes its text.".write(toFile: described, atomically: true, encoding: .utf8)
-        try """
-        import json, sys
-        for line in sys.stdin:
-            m = json.loads(line)
-            if m.get("id") is None:
-                continue
-            method = m["method"]
-            tool = {"name": "echo", "description": open(sys.argv[1]).read(), "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}
-            if method == "initialize":
-                result = {"protocolVersion": m["params"]["protocolVersion"], "capabilities": {"tools": {}}, "serverInfo": {"name": "d", "version": "1"}}
-            elif method == "tools/list":
-                result = {"tools": [tool]}
-            elif method == "tools/call":
-                result = {"content": [{"type": "text", "text": m["params"]["arguments"]["text"]}]}
-            else:
-                result = {}
-            print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": result}), flush=True)
-        """.write(toFile: server, atomically: true, encoding: .utf8)
-        chmod(server, 0o644)
         chmod(described, 0o644)
         let profile = directory + "/described.toml"
         try """
@@ -54,7 +35,7 @@ struct DefinitionPinTests {
         name = "A server with a description"
         version = "1"
         [permissions]
-        file_read = ["/usr/lib/python3.11/**", "\(directory)/**"]
+        file_read = ["/usr/lib/python3.11/**", "\(directory)/**", "\(Fixtures.repositoryRoot)/Tests/MCP/**"]
         """.write(toFile: profile, atomically: true, encoding: .utf8)
         let registered = try daemon.burrow(["tools", "register", "--profile", profile, "--", "/usr/bin/python3", server, described])
         try #require(registered.status == 0, "\(registered.stderr)")

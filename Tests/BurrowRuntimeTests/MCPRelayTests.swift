@@ -212,27 +212,8 @@ struct MCPRelayTests: SandboxTesting {
     func pinnedDefinitions() throws {
         // A server whose one tool's description is read from a file the test changes between sessions.
         let described = directory + "/description.txt"
-        let server = directory + "/described_server.py"
+        let server = Fixtures.repositoryRoot + "/Tests/MCP/described_server.py"
         try "Echoes its text.".write(toFile: described, atomically: true, encoding: .utf8)
-        try """
-        import json, sys
-        description = open(sys.argv[1]).read()
-        tool = {"name": "echo", "description": description, "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}
-        for line in sys.stdin:
-            m = json.loads(line)
-            if m.get("id") is None:
-                continue
-            method = m["method"]
-            if method == "initialize":
-                result = {"protocolVersion": m["params"]["protocolVersion"], "capabilities": {"tools": {}}, "serverInfo": {"name": "d", "version": "1"}}
-            elif method == "tools/list":
-                result = {"tools": [tool]}
-            elif method == "tools/call":
-                result = {"content": [{"type": "text", "text": m["params"]["arguments"]["text"]}]}
-            else:
-                result = {}
-            print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": result}), flush=True)
-        """.write(toFile: server, atomically: true, encoding: .utf8)
         let profile = directory + "/described.toml"
         try """
         extends = "\(Fixtures.profilesDirectory)/mcp-base.toml"
@@ -241,7 +222,7 @@ struct MCPRelayTests: SandboxTesting {
         name = "A server with a description"
         version = "1"
         [permissions]
-        file_read = ["/usr/lib/python3.11/**", "\(directory)/**"]
+        file_read = ["/usr/lib/python3.11/**", "\(directory)/**", "\(Fixtures.repositoryRoot)/Tests/MCP/**"]
         """.write(toFile: profile, atomically: true, encoding: .utf8)
         let pins = directory + "/described.pins"
         let lines = [

@@ -99,27 +99,9 @@ final class PinnedSessionTests: SessionFixture {
     func pinnedThroughBurrowd() throws {
         try startDaemon()
         let described = directory + "/description.txt"
-        let server = directory + "/described_server.py"
+        let server = Fixtures.repositoryRoot + "/Tests/MCP/described_server.py"
         try "Echoes its text.".write(toFile: described, atomically: true, encoding: .utf8)
-        try """
-        import json, sys
-        for line in sys.stdin:
-            m = json.loads(line)
-            if m.get("id") is None:
-                continue
-            method = m["method"]
-            tool = {"name": "echo", "description": open(sys.argv[1]).read(), "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}
-            if method == "initialize":
-                result = {"protocolVersion": m["params"]["protocolVersion"], "capabilities": {"tools": {}}, "serverInfo": {"name": "d", "version": "1"}}
-            elif method == "tools/list":
-                result = {"tools": [tool]}
-            elif method == "tools/call":
-                result = {"content": [{"type": "text", "text": m["params"]["arguments"]["text"]}]}
-            else:
-                result = {}
-            print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": result}), flush=True)
-        """.write(toFile: server, atomically: true, encoding: .utf8)
-        for path in [server, described] { chmod(path, 0o644) }
+        chmod(described, 0o644)
         let profile = home(alice) + "/described.toml"
         try """
         extends = "mcp-base"
@@ -128,7 +110,7 @@ final class PinnedSessionTests: SessionFixture {
         name = "A server with a description"
         version = "1"
         [permissions]
-        file_read = ["/usr/lib/python3.11/**", "\(directory)/**"]
+        file_read = ["/usr/lib/python3.11/**", "\(directory)/**", "\(Fixtures.repositoryRoot)/Tests/MCP/**"]
         """.write(toFile: profile, atomically: true, encoding: .utf8)
         #expect(try Subprocess.run(["/bin/chown", "\(alice):\(alice)", profile]).status == 0)
         let pins = home(alice) + "/described.pins"
