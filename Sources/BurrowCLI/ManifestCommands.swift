@@ -165,7 +165,7 @@ extension ToolsCommand {
                     let trust = try TrustStore.load(store ?? options.loadPolicy().security.certStorePath)
                     let (_, verified) = try ManifestSignature.verify(manifest: bytes, signatureFile: signatureBytes, store: trust, now: AuditClock.now() / 1_000_000)
                     print(
-                        "signature: good, by \(verified.signer); trust level \(verified.trustLevel) (claimed \(parsed.trustLevel), the signer may grant \(verified.granted)); expires \(parsed.expires)"
+                        "signature: good, by \(verified.signer); trust level \(verified.trustLevel) (claimed \(parsed.trustLevel), the signer may grant \(verified.granted)\(verified.storeCeiling.map { ", held to \($0.level) by \($0.file)" } ?? "")); expires \(parsed.expires)"
                     )
                 } catch {
                     failures.append("signature: \(error)")

@@ -28,6 +28,9 @@ package enum ManifestSignature {
     /// Lowest first.
     package static let levels = ["untrusted", "community", "verified", "system"]
 
+    /// A level's place in `levels` (an unknown one: the lowest).
+    static func rank(_ level: String) -> Int { levels.firstIndex(of: level) ?? 0 }
+
     /// Why a signature does not hold.
     package struct Failure: Error, Sendable, CustomStringConvertible {
         package var description: String
@@ -74,6 +77,13 @@ package enum ManifestSignature {
         package var trustLevel: String
         /// Unix seconds.
         package var expires: Int64
+        /// The store's ceiling for the anchor the chain ended at, and the file that sets it (`NAME.level`); nil: none.
+        package var storeCeiling: (level: String, file: String)?
+
+        package static func == (a: Verified, b: Verified) -> Bool {
+            a.signer == b.signer && a.granted == b.granted && a.trustLevel == b.trustLevel && a.expires == b.expires
+                && a.storeCeiling?.level == b.storeCeiling?.level && a.storeCeiling?.file == b.storeCeiling?.file
+        }
     }
 
     /// Verifies `signatureFile` over the manifest's bytes at `now` (Unix
@@ -116,20 +126,32 @@ package enum ManifestSignature {
             guard let rank = levels.firstIndex(of: value) else { throw Failure("a certificate's trust level '\(value)' is none of \(levels.joined(separator: ", "))") }
             granted = min(granted, rank)
         }
+        // The store's own ceiling for that anchor (a CA that cannot carry Burrow's extension).
+        let ceiling = store.ceilings[chain.anchorFingerprint]
+        if let ceiling, let rank = levels.firstIndex(of: ceiling.level) { granted = min(granted, rank) }
         let claimed = levels.firstIndex(of: manifest.trustLevel) ?? 0
-        return (manifest, Verified(signer: chain.subject, granted: levels[granted], trustLevel: levels[min(claimed, granted)], expires: expires))
+        return (
+            manifest,
+            Verified(signer: chain.subject, granted: levels[granted], trustLevel: levels[min(claimed, granted)], expires: expires, storeCeiling: ceiling)
+        )
     }
 }
 
 /// A directory of trust anchors and CRLs: every
 /// `*.pem` or `*.crt` file's certificates are anchors, every `*.crl`
-/// file's lists are CRLs. Files must be root's (or the reader's) and
-/// writable by nobody else: an anchor anyone could add is no anchor.
+/// file's lists are CRLs, and a `NAME.level` file (one word: system,
+/// verified, community or untrusted) is the highest level any signer
+/// under the anchors of `NAME.pem` (or `NAME.crt`) may grant: the
+/// operator's ceiling for a CA that does not carry Burrow's extension.
+/// Files must be root's (or the reader's) and writable by nobody else: an
+/// anchor anyone could add is no anchor.
 package struct TrustStore: Sendable {
     package var anchorsPEM: [UInt8]
     package var crlPEM: [UInt8]
     /// The files read (what to watch for a change).
     package var files: [String] = []
+    /// Per-anchor ceilings, by the anchor's SHA-256 fingerprint (hex): the level and the file that sets it.
+    package var ceilings: [String: (level: String, file: String)] = [:]
 
     package init(anchorsPEM: [UInt8], crlPEM: [UInt8]) {
         self.anchorsPEM = anchorsPEM
@@ -157,9 +179,12 @@ package struct TrustStore: Sendable {
             names.append(withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) })
         }
         var store = TrustStore(anchorsPEM: [], crlPEM: [])
+        var anchorFiles: [String: [UInt8]] = [:]
+        var levelFiles: [(name: String, text: String)] = []
         for name in names.sorted() {
             let isAnchor = name.hasSuffix(".pem") || name.hasSuffix(".crt")
-            guard isAnchor || name.hasSuffix(".crl") else { continue }
+            let isLevel = name.hasSuffix(".level")
+            guard isAnchor || isLevel || name.hasSuffix(".crl") else { continue }
             let path = directory + "/" + name
             let fd = openat(directoryFD, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             guard fd >= 0 else { throw ManifestSignature.Failure("\(path) cannot be opened: \(String(cString: strerror(errno)))") }
@@ -176,10 +201,42 @@ package struct TrustStore: Sendable {
                 bytes += chunk[0..<n]
                 guard bytes.count <= 16 << 20 else { throw ManifestSignature.Failure("\(path) is larger than 16 MiB") }
             }
-            if isAnchor { store.anchorsPEM += bytes + [0x0a] } else { store.crlPEM += bytes + [0x0a] }
+            if isLevel {
+                levelFiles.append((name, String(decoding: bytes, as: UTF8.self)))
+            } else if isAnchor {
+                store.anchorsPEM += bytes + [0x0a]
+                anchorFiles[name] = bytes
+            } else {
+                store.crlPEM += bytes + [0x0a]
+            }
             store.files.append(path)
         }
         guard !store.anchorsPEM.isEmpty else { throw ManifestSignature.Failure("the certificate store \(directory) has no trust anchor (*.pem or *.crt)") }
+        for (name, text) in levelFiles {
+            let path = directory + "/" + name
+            let words = text.split(whereSeparator: \.isWhitespace)
+            let level = words.count == 1 ? String(words[0]) : text
+            guard ManifestSignature.levels.contains(level) else {
+                throw ManifestSignature.Failure("\(path): expected one trust level (\(ManifestSignature.levels.joined(separator: ", "))), not '\(level.prefix(64))'")
+            }
+            let base = String(name.dropLast(".level".count))
+            let anchors = [base + ".pem", base + ".crt"].compactMap { anchorFiles[$0] }
+            // A ceiling that holds nothing back is a misconfiguration, never silently ignored.
+            guard !anchors.isEmpty else { throw ManifestSignature.Failure("\(path) sets a ceiling for \(base).pem or \(base).crt, and the store has neither") }
+            for bytes in anchors {
+                let fingerprints: [String]
+                do {
+                    fingerprints = try SignerChain.fingerprints(pem: bytes)
+                } catch {
+                    throw ManifestSignature.Failure("\(directory)/\(base): \(error)")
+                }
+                for fingerprint in fingerprints {
+                    // The same anchor in two files with two ceilings: the lower holds.
+                    if let kept = store.ceilings[fingerprint], ManifestSignature.rank(kept.level) <= ManifestSignature.rank(level) { continue }
+                    store.ceilings[fingerprint] = (level, path)
+                }
+            }
+        }
         return store
     }
 }

@@ -180,6 +180,58 @@ struct ManifestTests {
         #expect(refusal(bytes, signature, store: try TrustStore.load(pki.store)).contains("revoked"))
     }
 
+    @Test(
+        "a store's NAME.level is a ceiling for every signer under the anchors of NAME.pem (a CA without Burrow's extension); a level file for no anchor, or not one level, refuses the store"
+    )
+    func storeCeilings() throws {
+        let pki = try TestPKI()
+        try pki.signer("signer", level: "verified")
+        let tree = try Self.toolTree()
+        let (bytes, _) = try Self.manifest(tree, level: "verified")
+        let signature = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try pki.bytes("signer.key"), chainPEM: try pki.bytes("signer.pem"))
+        let (_, unbounded) = try ManifestSignature.verify(manifest: bytes, signatureFile: signature, store: try TrustStore.load(pki.store), now: Self.now())
+        #expect(unbounded.granted == "verified" && unbounded.storeCeiling == nil)
+        func level(_ name: String, _ text: String) throws {
+            try text.write(toFile: pki.store + "/" + name, atomically: false, encoding: .utf8)
+            chmod(pki.store + "/" + name, 0o644)
+        }
+        try level("ca.level", "community\n")
+        let (_, held) = try ManifestSignature.verify(manifest: bytes, signatureFile: signature, store: try TrustStore.load(pki.store), now: Self.now())
+        #expect(held.granted == "community" && held.trustLevel == "community" && held.storeCeiling?.file == pki.store + "/ca.level", "\(held)")
+        // A ceiling above the CA's own extension (verified) changes nothing: the lowest holds.
+        try level("ca.level", "system")
+        let (_, above) = try ManifestSignature.verify(manifest: bytes, signatureFile: signature, store: try TrustStore.load(pki.store), now: Self.now())
+        #expect(above.granted == "verified")
+        // Another store's anchor is not held by this one's level file.
+        let other = try TestPKI(name: "another CA")
+        try other.signer("stranger", level: "verified")
+        try FileManager.default.copyItem(atPath: other.store + "/ca.pem", toPath: pki.store + "/other.pem")
+        try FileManager.default.copyItem(atPath: other.store + "/ca.crl", toPath: pki.store + "/other.crl")
+        chmod(pki.store + "/other.pem", 0o644)
+        chmod(pki.store + "/other.crl", 0o644)
+        try level("ca.level", "untrusted")
+        let stranger = try ManifestSignature.sign(manifest: bytes, privateKeyPEM: try other.bytes("stranger.key"), chainPEM: try other.bytes("stranger.pem"))
+        let (_, strange) = try ManifestSignature.verify(manifest: bytes, signatureFile: stranger, store: try TrustStore.load(pki.store), now: Self.now())
+        #expect(strange.granted == "verified" && strange.storeCeiling == nil, "\(strange)")
+        func refusal() -> String {
+            do {
+                _ = try TrustStore.load(pki.store)
+                return "loaded"
+            } catch {
+                return error.description
+            }
+        }
+        try level("ca.level", "community verified")
+        #expect(refusal().contains("expected one trust level"))
+        try level("ca.level", "community")
+        try level("gone.level", "community")
+        #expect(refusal().contains("the store has neither"), "\(refusal())")
+        unlink(pki.store + "/gone.level")
+        // Like every file of the store: nobody else may write it.
+        chmod(pki.store + "/ca.level", 0o666)
+        #expect(refusal().contains("writable by nobody else"))
+    }
+
     @Test("burrow tools manifest, sign and verify: exit 0 when all holds, 1 with what failed")
     func commandLine() throws {
         let pki = try TestPKI()

@@ -12,7 +12,8 @@ package final class TestPKI: @unchecked Sendable {
     package let directory: String
     package var store: String { directory + "/store" }
 
-    package init() throws {
+    /// - Parameter name: the CA's common name (two stores' CAs side by side need two).
+    package init(name: String = "Burrow test CA") throws {
         directory = try Subprocess.temporaryDirectory()
         try write(
             "ca.cnf",
@@ -36,7 +37,7 @@ package final class TestPKI: @unchecked Sendable {
         try write("index.txt", "")
         try write("crlnumber", "01\n")
         try openssl(["genpkey", "-algorithm", "ed25519", "-out", "ca.key"])
-        try openssl(["req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=Burrow test CA", "-days", "30", "-config", "ca.cnf", "-extensions", "ca_ext", "-out", "ca.pem"])
+        try openssl(["req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=\(name)", "-days", "30", "-config", "ca.cnf", "-extensions", "ca_ext", "-out", "ca.pem"])
         try refreshCRL()
         mkdir(store, 0o755)
         chmod(directory, 0o755)
