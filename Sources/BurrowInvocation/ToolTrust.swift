@@ -97,7 +97,8 @@ extension Planner {
             manifest: TrustPlan.Manifest(
                 source: source.label, digest: "sha256:" + found.digest, signer: found.verified.signer, granted: granted, expires: manifest.expires, verifiedTree: nil),
             reason:
-                "signed by \(found.verified.signer), who may grant \(granted.rawValue)\(found.verified.storeCeiling.map { " (held to \($0.level) by \($0.file))" } ?? ""); the manifest claims \(manifest.trustLevel), the profile \(claimed.rawValue)")
+                "signed by \(found.verified.signer), who may grant \(granted.rawValue)\(found.verified.storeCeiling.map { " (held to \($0.level) by \($0.file))" } ?? ""); the manifest claims \(manifest.trustLevel), the profile \(claimed.rawValue)"
+        )
         try checkLevel(plan, profile: profile)
         if profile.sandboxLevel != .none {
             let store = VerifiedStore(directory: security.verifiedStore)
