@@ -73,7 +73,7 @@ let package = Package(
         // The CLI's TLS client (`burrow --url`), on the system's libssl.
         .target(name: "BurrowRemote", dependencies: ["BurrowAPI", "BurrowCrypto", "CSSL"], exclude: ["README.md"], swiftSettings: strict),
         .target(name: "BurrowAudit", dependencies: ["BurrowCrypto", "BurrowJSON", "BurrowSQLite", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
-        .target(name: "BurrowHost", dependencies: ["BurrowAudit", "BurrowCrypto", "BurrowProfile", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "BurrowHost", dependencies: ["BurrowAudit", "BurrowCrypto", "BurrowJSON", "BurrowProfile", "BurrowSystem"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "BurrowCgroup",
             dependencies: ["BurrowSystem", .product(name: "SystemPackage", package: "swift-system")],

@@ -11,7 +11,11 @@ import FoundationEssentials
 /// form (the `[permissions]` table from the list, `[tool]` from the
 /// registration), which the profile loader then validates like any other.
 /// `command`, which the specification does not have, is Burrow's
-/// extension and required: it is what runs.
+/// extension and required: it is what runs. `manifest` (`{manifest,
+/// signature}`, as in Burrow's form) is Burrow's extension too: the
+/// tool's signed manifest, whose `profile` digest is that of the profile
+/// `security` converts to (`burrow tools manifest --registration` makes
+/// one); answers add `trust`, the level its invocations get.
 package enum SpecificationForm {
     /// A body in the specification's form: it has `security` and no `profile`.
     package static func matches(_ body: JSON) -> Bool {
@@ -31,13 +35,28 @@ package enum SpecificationForm {
         }
     }
 
+    /// A registration document in either form, as burrowd takes it: the
+    /// specification's when `matches`, else Burrow's (decoded strictly,
+    /// strings and the whole at most `limit` bytes). `burrow tools
+    /// manifest --registration` reads one the same way, so the profile it
+    /// signs is the one burrowd loads.
+    package static func decode(_ body: JSON, limit: Int) throws(Problem) -> (registration: ToolRegistration, specification: Bool) {
+        if matches(body) { return (try registration(body), true) }
+        do {
+            let decoder = StrictJSONDecoder(limits: JSONLimits(maxStringBytes: limit, maxBytes: limit))
+            return (try decoder.decode(ToolRegistration.self, from: Array(body.canonicalText.utf8)), false)
+        } catch {
+            throw Problem("", "\(error)")
+        }
+    }
+
     /// The registration a specification-form body describes.
     package static func registration(_ body: JSON) throws(Problem) -> ToolRegistration {
         guard case .object(let top) = body else { throw Problem("", "expected a JSON object") }
-        // registered_at, updated_at, registered_by, health_state and statistics are burrowd's (an answer sent back as an update has them): ignored.
+        // registered_at, updated_at, registered_by, health_state, statistics and trust are burrowd's (an answer sent back as an update has them): ignored.
         let known: Set = [
             "id", "metadata", "security", "capabilities", "status", "registered_at", "updated_at", "registered_by", "command", "rate_limits", "health", "health_state",
-            "statistics",
+            "statistics", "manifest", "trust",
         ]
         if let unknown = top.keys.filter({ !known.contains($0) }).sorted().first {
             throw Problem(unknown, "not a field of a registration (expected \(known.sorted().joined(separator: ", ")))")
@@ -106,8 +125,16 @@ package enum SpecificationForm {
                 maxConcurrent: try r["max_concurrent"].map { v throws(Problem) in try integer(v, "rate_limits.max_concurrent") })
         }
         let profile = try profile(top["security"] ?? .null, id: id, metadata: metadata)
-        return ToolRegistration(
+        var registration = ToolRegistration(
             id: id, metadata: metadata, profile: profile, command: command, capabilities: capabilities, status: status, rateLimits: rateLimits, health: health)
+        if let given = top["manifest"] {
+            // Burrow's extension, as in its own form: the manifest's exact text and its signature file's.
+            guard case .object(let m) = given, m.keys.allSatisfy({ $0 == "manifest" || $0 == "signature" }) else {
+                throw Problem("manifest", "expected {manifest, signature}: the manifest's exact text and its .sig file's (burrow tools sign)")
+            }
+            registration.manifest = SignedManifest(manifest: try string(m["manifest"], "manifest.manifest"), signature: try string(m["signature"], "manifest.signature"))
+        }
+        return registration
     }
 
     /// The specification's `Permission` variants and the `[permissions]` keys they fill.
@@ -188,9 +215,12 @@ package enum SpecificationForm {
             guard case .array(let names) = env else { throw Problem("security.env_whitelist", "expected a list") }
             profile["env_whitelist"] = .array((profile["env_whitelist"]?.arrayValue ?? []) + names)
         }
+        // The trust level the profile claims (the profile's [tool] trust_level; a signer decides what it gets).
+        let trustLevel = try fields.removeValue(forKey: "trust_level").map { v throws(Problem) in try string(v, "security.trust_level").lowercased() }
         // The rest (filesystem_access, and Burrow's own profile keys) as the profile has them.
         for (key, value) in fields where key != "tool" { profile[key] = value }
         var tool: [String: JSON] = ["id": .string(id), "name": .string(metadata.name), "version": .string(metadata.version)]
+        tool["trust_level"] = trustLevel.map(JSON.string)
         if !metadata.description.isEmpty { tool["description"] = .string(metadata.description) }
         profile["tool"] = .object(tool)
         return .object(profile)
@@ -252,6 +282,17 @@ package enum SpecificationForm {
             fields["last_milliseconds"] = h.lastMilliseconds.map { .integer($0) }
             out["health_state"] = .object(fields)
         }
+        if let m = r.manifest {
+            out["manifest"] = .object(["manifest": .string(m.manifest), "signature": .string(m.signature)])
+        }
+        if let t = record.validation.plan?.trust {
+            var fields: [String: JSON] = ["level": .string(t.level), "claimed": .string(t.claimed), "reason": .string(t.reason)]
+            fields["signer"] = t.signer.map(JSON.string)
+            fields["granted"] = t.granted.map(JSON.string)
+            fields["expires"] = t.expires.map(JSON.string)
+            fields["manifest_digest"] = t.manifestDigest.map(JSON.string)
+            out["trust"] = .object(fields)
+        }
         if let statistics = record.statistics, let encoded = try? JSONEncoder().encode(statistics), let value = try? JSONParser.parse(Array(encoded)) {
             out["statistics"] = value
         }
@@ -271,7 +312,7 @@ package enum SpecificationForm {
             fields = o
         default: return profile
         }
-        fields.removeValue(forKey: "tool")
+        if case .object(let tool)? = fields.removeValue(forKey: "tool"), let level = tool["trust_level"] { fields["trust_level"] = level }
         var list: [JSON] = []
         if case .object(var table)? = fields.removeValue(forKey: "permissions") {
             for (kind, key) in permissions.sorted(by: { $0.key < $1.key }) {

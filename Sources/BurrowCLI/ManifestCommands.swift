@@ -1,7 +1,9 @@
 import ArgumentParser
+import BurrowAPI
 import BurrowAudit
 import BurrowHost
 import BurrowInvocation
+import BurrowJSON
 import BurrowManifest
 import BurrowProfile
 import BurrowSystem
@@ -30,7 +32,14 @@ extension ToolsCommand {
             help: ArgumentHelp(
                 "The tool's security profile (a file or a name); the digest of it and the files it extends (the audit's profileDigest) goes into the manifest, its [tool] id and version too.",
                 valueName: "file|name"))
-        var profile: String
+        var profile: String?
+
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Instead of --profile: a registration as JSON, in Burrow's form or the specification's (security, metadata, command): its profile as burrowd will load it, and its command unless one follows '--'.",
+                valueName: "file"))
+        var registration: String?
 
         @OptionGroup var options: ProfileOptions
 
@@ -53,7 +62,10 @@ extension ToolsCommand {
         var command: [String] = []
 
         func validate() throws {
-            if command.isEmpty { throw ValidationError("give the command after '--', e.g. -- /opt/burrow/venvs/mcp-server-time/bin/mcp-server-time") }
+            if (profile == nil) == (registration == nil) { throw ValidationError("give --profile FILE, or --registration FILE.json") }
+            if command.isEmpty && registration == nil {
+                throw ValidationError("give the command after '--', e.g. -- /opt/burrow/venvs/mcp-server-time/bin/mcp-server-time")
+            }
             if let trustLevel, !ManifestSignature.levels.contains(trustLevel) { throw ValidationError("--trust-level: system, verified, community or untrusted") }
             guard let duration = Seconds(parsing: expires), duration.milliseconds >= 60_000, duration.milliseconds <= 3_660 * 86_400_000 else {
                 throw ValidationError("--expires: a duration from a minute to ten years, such as 90d")
@@ -62,8 +74,22 @@ extension ToolsCommand {
         }
 
         func run() throws {
-            // Loaded as a run loads it: the digest a run compares is over the same files.
-            let loading = Planner(policy: try options.loadPolicy(), host: HostFacts.probe(children: false)).load(.reference(profile))
+            // Loaded as a run (or burrowd, for a registration) loads it: the digest it compares is over the same files.
+            let planner = Planner(policy: try options.loadPolicy(), host: HostFacts.probe(children: false))
+            var command = command
+            let loading: Planner.Loading
+            if let registration {
+                let document: ToolRegistration
+                do {
+                    document = try SpecificationForm.decode(try JSONParser.parse(try ManifestIO.read(registration)), limit: 64 << 20).registration
+                } catch {
+                    throw CLIError("\(registration) is not a registration: \(error)")
+                }
+                if command.isEmpty { command = document.command }
+                loading = planner.load(.document(document.profile, id: document.id))
+            } else {
+                loading = planner.load(.reference(profile ?? ""))
+            }
             guard let loaded = loading.loaded, let digest = loaded.digest else {
                 FrontDoor.printIssues(loading.issues)
                 throw ExitCode(1)

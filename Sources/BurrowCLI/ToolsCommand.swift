@@ -172,7 +172,7 @@ struct ToolsCommand: ParsableCommand {
         @Option(name: .long, help: ArgumentHelp("The tool's security profile (.toml or .json).", valueName: "file"))
         var profile: String?
 
-        @Option(name: .long, help: ArgumentHelp("A complete registration as JSON (instead of --profile and the options below).", valueName: "file"))
+        @Option(name: .long, help: ArgumentHelp("A complete registration as JSON, in Burrow's form or the specification's (instead of --profile and the options below).", valueName: "file"))
         var file: String?
 
         @Option(name: .long, help: "The version being registered, such as 1.2.0 (default: the profile's [tool] version).")
@@ -271,9 +271,10 @@ struct ToolsCommand: ParsableCommand {
             if let file {
                 guard let text = HostConfiguration.readTextFile(file) else { throw CLIError("cannot read \(file)") }
                 do {
-                    registration = try JSONDecoder().decode(ToolRegistration.self, from: Data(text.utf8))
+                    // Either form; sent in Burrow's (the same profile object, so the same digest).
+                    registration = try SpecificationForm.decode(try JSONParser.parse(text), limit: 64 << 20).registration
                 } catch {
-                    throw CLIError("\(file) is not a ToolRegistration: \(error)")
+                    throw CLIError("\(file) is not a registration (Burrow's form or the specification's): \(error)")
                 }
             } else if let profile {
                 registration = try fromProfile(profile)

@@ -191,10 +191,7 @@ struct API: Sendable {
         let specification = SpecificationForm.matches(body)
         let registration: ToolRegistration
         do {
-            registration =
-                specification
-                ? try SpecificationForm.registration(body)
-                : try StrictJSONDecoder(limits: JSONLimits(maxStringBytes: limit, maxBytes: limit)).decode(ToolRegistration.self, from: Array(body.canonicalText.utf8))
+            registration = try SpecificationForm.decode(body, limit: limit).registration
         } catch {
             throw DaemonError(.invalidRequest, "the body is not a valid registration\(specification ? " (the specification's form)" : ""): \(error)")
         }
@@ -242,21 +239,16 @@ struct API: Sendable {
         // From here to its audit event, this change is the registry's only one.
         await daemon.registryWrites.lock()
         defer { daemon.registryWrites.unlock() }
-        // The specification's form has no field for a signed manifest: a
-        // write in it over a signed version would silently drop the signature.
-        if specification, replacing != nil {
-            let stored = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
-            if stored.contains(where: { $0.registration.metadata.version == registration.metadata.version && $0.registration.manifest != nil }) {
-                throw DaemonError(
-                    .invalidRequest,
-                    "\(registration.id) \(registration.metadata.version) carries a signed manifest, which the specification's form cannot: update it with PUT /v1/tools/\(registration.id) (Burrow's form)"
-                )
-            }
-        }
         let dependencyProblems = try dependencyFindings(registration)
         if !dependencyProblems.isEmpty {
             report.valid = false
             report.findings += dependencyProblems
+        }
+        if specification, registration.manifest != nil {
+            // The profile here is what `security` converts to, not the text another form may have sent: say how to sign that.
+            for i in report.findings.indices where report.findings[i].message.contains("was signed for another profile") {
+                report.findings[i].message += " (in the specification's form the profile is what `security` converts to: burrow tools manifest --registration FILE signs that one)"
+            }
         }
         guard report.valid else {
             let errors = report.findings.filter { $0.severity == "error" }.map { $0.keyPath.isEmpty ? $0.message : "\($0.keyPath): \($0.message)" }

@@ -1,5 +1,6 @@
 package import BurrowAudit
 import BurrowCrypto
+import BurrowJSON
 package import BurrowProfile
 import BurrowSystem
 import Synchronization
@@ -90,10 +91,14 @@ package final class ReadLog: Sendable {
 
     /// `sha256:` over the files in order, each as its length, a newline and
     /// its bytes (one file: still prefixed, so the digest names the set).
+    /// A JSON profile counts in its canonical form (`JSON.canonicalText`):
+    /// the file and a registration that sends it as an object are one
+    /// profile, whatever the file's spacing and key order.
     package func digest(of files: [String]) -> String? {
         var bytes: [UInt8] = []
         for file in files {
-            guard let text = texts.withLock({ $0[file] }) else { return nil }
+            guard var text = texts.withLock({ $0[file] }) else { return nil }
+            if file.hasSuffix(".json"), let parsed = try? JSONParser.parse(text) { text = parsed.canonicalText }
             bytes += Array("\(text.utf8.count)\n".utf8) + Array(text.utf8)
         }
         return SHA256.label(bytes)

@@ -61,11 +61,44 @@ struct SignedRegistrationTests {
         let log = try AuditStore(.init(path: daemon.auditDB, redactor: try Redactor()), access: .read)
         let registeredEvent = try log.events(AuditQuery(types: [.toolRegistered])).last
         #expect(registeredEvent?.details["trust"]?["signer"]?.stringValue == "/CN=signer" && registeredEvent?.details["trust"]?["level"]?.stringValue == "verified")
-        // The specification's form cannot carry the manifest: its answer sent back is refused, not a silent unsigning.
+        // The specification's form shows the manifest and the trust; sent back, its `security` converts to
+        // another profile than the TOML text signed here, so the manifest is refused, never silently dropped.
         let spec = try daemon.client.send("GET", "/api/v1/tools/signed")
         let specTool = try #require((try JSONParser.parse(spec.body))["tool"])
+        #expect(specTool["trust"]?["level"]?.stringValue == "verified" && specTool["manifest"]?["signature"]?.stringValue != nil, "\(specTool.canonicalText)")
         let put = try daemon.client.send("PUT", "/api/v1/tools/signed", body: Array(specTool.canonicalText.utf8))
-        #expect(put.status == 400 && String(decoding: put.body, as: UTF8.self).contains("carries a signed manifest"), "\(put.status) \(String(decoding: put.body, as: UTF8.self))")
+        #expect(
+            put.status == 422 && String(decoding: put.body, as: UTF8.self).contains("--registration"), "\(put.status) \(String(decoding: put.body, as: UTF8.self))")
+
+        // Signed in the specification's form: `burrow tools manifest --registration` signs the profile `security` converts to.
+        let specText = """
+            {"id": "spec-signed", "metadata": {"name": "signed in the specification's form", "version": "2.0.0"}, "command": ["\(script)"],
+             "security": {"extends": "minimal", "network_access": "None", "trust_level": "Verified",
+                          "permissions": [{"FileRead": ["\(tool)/**"]}, {"Execute": ["sh", "cat", "\(script)"]}]}}
+            """
+        guard case .object(var document) = try JSONParser.parse(specText) else { throw CocoaError(.coderInvalidValue) }
+        let registrationFile = tool + "/spec.json"
+        try JSON.object(document).canonicalText.write(toFile: registrationFile, atomically: true, encoding: .utf8)
+        let specManifest = tool + "/spec.manifest"
+        let madeSpec = try daemon.burrow(["tools", "manifest", "--policy", daemon.policyFile, "--registration", registrationFile, "--file", data, "-o", specManifest])
+        try #require(madeSpec.status == 0, "\(madeSpec.stderr)")
+        try #require(try daemon.burrow(["tools", "sign", "--key", pki.directory + "/signer.key", "--cert", pki.directory + "/signer.pem", specManifest]).status == 0)
+        document["manifest"] = .object([
+            "manifest": .string(try String(contentsOfFile: specManifest, encoding: .utf8)), "signature": .string(try String(contentsOfFile: specManifest + ".sig", encoding: .utf8)),
+        ])
+        let posted = try daemon.client.send("POST", "/api/v1/tools/register", body: Array(JSON.object(document).canonicalText.utf8))
+        let answer = try JSONParser.parse(posted.body)
+        #expect(posted.status == 201 && answer["trust"]?["signer"]?.stringValue == "/CN=signer", "\(posted.status) \(answer.canonicalText)")
+        // Its answer sent back keeps the signature: the same profile, the same manifest.
+        let again = try daemon.client.send("PUT", "/api/v1/tools/spec-signed", body: posted.body)
+        let kept = try JSONParser.parse(again.body)
+        #expect(again.status == 200 && kept["trust"]?["level"]?.stringValue == "verified", "\(again.status) \(String(decoding: again.body, as: UTF8.self))")
+        let specRan = try daemon.burrow(["invoke", "spec-signed"])
+        #expect(specRan.status == 0 && specRan.output == "signed bytes\n", "\(specRan.output)\(specRan.stderr)")
+        // A spec-form manifest that is not {manifest, signature}: a 400 naming the field.
+        document["manifest"] = .object(["manifest": .string("{}")])
+        let malformed = try daemon.client.send("POST", "/api/v1/tools/register", body: Array(JSON.object(document).canonicalText.utf8))
+        #expect(malformed.status == 400 && String(decoding: malformed.body, as: UTF8.self).contains("manifest.signature"), "\(String(decoding: malformed.body, as: UTF8.self))")
 
         let ran = try daemon.burrow(["invoke", "signed"])
         #expect(ran.status == 0 && ran.output == "signed bytes\n", "\(ran.output)\(ran.stderr)")

@@ -54,6 +54,20 @@ final class FrontDoorTests {
         #expect(fromFile.tool == "mcp-server-time")
     }
 
+    @Test("a JSON profile is one profile (one digest, the one a manifest signs) whether read from a file with its own spacing or sent as a registration's object")
+    func jsonProfileDigest() throws {
+        let file = directory + "/spaced.json"
+        let text = "{\n  \"tool\": {\"version\": \"1\", \"id\": \"spaced\", \"name\": \"s\"},\n  \"extends\": \"minimal\"\n}\n"
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let planner = Planner(policy: .defaults, host: Requirement.host, searchPath: [Fixtures.profilesDirectory])
+        let fromFile = try #require(planner.load(.reference(file)).loaded?.digest)
+        let fromDocument = try #require(planner.load(.document(try JSONParser.parse(text), id: "spaced")).loaded?.digest)
+        #expect(fromFile == fromDocument)
+        // TOML is its text: the same keys in another order are another profile.
+        let toml = try #require(planner.load(document("extends = \"minimal\"\n[tool]\nid = \"spaced\"\nname = \"s\"\nversion = \"1\"\n", id: "spaced")).loaded?.digest)
+        #expect(toml != fromFile)
+    }
+
     @Test("behind the relay only what says mcp = true; without the relay only when asked")
     func relayModes() throws {
         let notMCP = try #require(refusal(.init(profile: .reference("minimal"), argv: ["true"], mode: .relay)))
