@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // The fleet's PostgreSQL (the central audit copy): its NIO, NIOSSL and swift-crypto are already built for Hummingbird and jwt-kit.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // C and system-library targets. Each has exactly one Swift importer.
@@ -115,8 +117,8 @@ let package = Package(
         .target(
             name: "BurrowDaemon",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowCrypto", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowManifest", "BurrowMCP", "BurrowPolicy", "BurrowProfile",
-                "BurrowRuntime", "BurrowSQLite", "BurrowSession", "BurrowSystem", .product(name: "Hummingbird", package: "hummingbird"),
+                "BurrowAPI", "BurrowAudit", "BurrowCrypto", "BurrowFleet", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowManifest", "BurrowMCP", "BurrowPolicy",
+                "BurrowProfile", "BurrowRuntime", "BurrowSQLite", "BurrowSession", "BurrowSystem", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -132,8 +134,15 @@ let package = Package(
         .target(
             name: "BurrowCLI",
             dependencies: [
-                "BurrowAPI", "BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowManifest", "BurrowMCP", "BurrowPolicy", "BurrowProfile", "BurrowRemote",
-                "BurrowRuntime", "BurrowSQLite", "BurrowSession", "BurrowSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "BurrowAPI", "BurrowAudit", "BurrowCrypto", "BurrowHost", "BurrowInvocation", "BurrowJSON", "BurrowManifest", "BurrowMCP", "BurrowPolicy", "BurrowProfile",
+                "BurrowRemote", "BurrowRuntime", "BurrowSQLite", "BurrowSession", "BurrowSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            exclude: ["README.md"], swiftSettings: strict),
+        .target(
+            name: "BurrowFleet",
+            dependencies: [
+                "BurrowAudit", "BurrowProfile", "BurrowSystem", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             exclude: ["README.md"], swiftSettings: strict),
         .executableTarget(name: "burrow", dependencies: ["BurrowCLI"], swiftSettings: strict),

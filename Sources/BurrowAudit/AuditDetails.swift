@@ -962,6 +962,25 @@ package struct ManifestMismatchDetails: AuditDetails {
     }
 }
 
+/// The central audit copy needs an operator: shipping lags beyond
+/// `[audit] central_max_lag` (`central_lag`), the local log and the central
+/// copy have diverged and shipping stopped (`central_divergence`), or rows
+/// were pruned before they were shipped (`central_gap`).
+package struct CentralAuditDetails: AuditDetails {
+    package var reason: String
+    package var node: String
+    package var message: String
+
+    package init(reason: String, node: String, message: String) {
+        self.reason = reason
+        self.node = node
+        self.message = message
+    }
+
+    package var eventType: AuditEventType { .anomalousActivity }
+    package var json: JSON { .object(["reason": .string(reason), "node": .string(node), "message": .string(message)]) }
+}
+
 // MARK: - NetworkConnection (and PermissionDenied for a refused one)
 
 /// One connection through the egress proxy, written when it ends: allowed

@@ -47,6 +47,13 @@ enum AuditSchema {
         """
         ALTER TABLE events ADD COLUMN origin TEXT;
         """,
+        // 4: how far a central copy (PostgreSQL) holds the log: pruning keeps what it does not yet.
+        """
+        CREATE TABLE shipped (
+            target TEXT PRIMARY KEY,
+            through_sequence INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
     ]
 
     static var version: Int { migrations.count }

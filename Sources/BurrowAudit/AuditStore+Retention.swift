@@ -8,11 +8,14 @@ package struct AuditPruning: Sendable, Equatable, Codable {
     package var throughSequence: Int64?
     /// The checkpoint recording the cut.
     package var checkpoint: Int64?
+    /// Events old enough to go that were kept: the central copy does not hold them yet.
+    package var heldBack: Int64 = 0
 
-    package init(deleted: Int64, throughSequence: Int64? = nil, checkpoint: Int64? = nil) {
+    package init(deleted: Int64, throughSequence: Int64? = nil, checkpoint: Int64? = nil, heldBack: Int64 = 0) {
         self.deleted = deleted
         self.throughSequence = throughSequence
         self.checkpoint = checkpoint
+        self.heldBack = heldBack
     }
 }
 
@@ -21,14 +24,34 @@ extension AuditStore {
     /// and the events before them, and records the cut as a checkpoint: the
     /// hash of the last deleted row, chained to the previous checkpoint, so
     /// `verify` still starts from a known link.
-    package func prune(olderThan cutoff: Int64, now: Int64 = AuditClock.now()) throws(AuditError) -> AuditPruning {
+    /// - Parameter shippedTo: a central copy the log is shipped to: rows it
+    ///   does not hold yet are kept, whatever their age (nothing is lost
+    ///   through an outage longer than the retention).
+    package func prune(olderThan cutoff: Int64, now: Int64 = AuditClock.now(), shippedTo target: String? = nil) throws(AuditError) -> AuditPruning {
         guard let db = writerConnection else { throw .file("\(path) is open read-only") }
+        var heldBack: Int64 = 0
         return try withReader { _ throws(AuditError) in
             let result = try db.transaction { () throws(AuditError) -> AuditPruning in
                 let newest = try db.prepare("SELECT max(sequence) FROM events WHERE time < ?")
                 newest.bind(1, cutoff)
                 guard try newest.step(), !newest.isNull(0) else { return AuditPruning(deleted: 0) }
-                let through = newest.int64(0)
+                var through = newest.int64(0)
+                if let target {
+                    let shipped = try db.prepare("SELECT through_sequence FROM shipped WHERE target = ?")
+                    shipped.bind(1, target)
+                    let held = try shipped.step() ? shipped.int64(0) : 0
+                    if held < through {
+                        let kept = try db.prepare("SELECT count(*) FROM events WHERE sequence > ? AND sequence <= ?")
+                        kept.bind(1, held)
+                        kept.bind(2, through)
+                        _ = try kept.step()
+                        heldBack = kept.int64(0)
+                        through = held
+                    }
+                    let any = try db.prepare("SELECT 1 FROM events WHERE sequence <= ? LIMIT 1")
+                    any.bind(1, through)
+                    guard try any.step() else { return AuditPruning(deleted: 0, heldBack: heldBack) }
+                }
                 let row = try db.prepare("SELECT hash FROM events WHERE sequence = ?")
                 row.bind(1, through)
                 try row.step()
@@ -53,7 +76,7 @@ extension AuditStore {
                 let delete = try db.prepare("DELETE FROM events WHERE sequence <= ?")
                 delete.bind(1, through)
                 try delete.step()
-                return AuditPruning(deleted: deleted, throughSequence: through, checkpoint: id)
+                return AuditPruning(deleted: deleted, throughSequence: through, checkpoint: id, heldBack: heldBack)
             }
             if result.deleted > 0 {
                 // Give the space back and leave no deleted rows in the WAL.

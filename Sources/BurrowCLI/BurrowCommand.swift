@@ -25,7 +25,7 @@ package struct BurrowCommand: ParsableCommand {
         version: burrowVersion,
         subcommands: [
             RunCommand.self, McpCommand.self, ApproveCommand.self, DryRunCommand.self, AuditCommand.self, ProfileCommand.self, DoctorCommand.self, ToolsCommand.self, InvokeCommand.self,
-            KeysCommand.self,
+            KeysCommand.self, AdminCommand.self,
         ])
 
     package init() {}

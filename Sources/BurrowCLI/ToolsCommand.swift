@@ -279,7 +279,7 @@ struct ToolsCommand: ParsableCommand {
             } else if let profile {
                 registration = try fromProfile(profile)
             } else {
-                throw CLIError("give --profile FILE or --from-json FILE")
+                throw CLIError("give --profile FILE or --file REGISTRATION.json")
             }
             if let manifest {
                 func text(_ path: String) throws -> String { String(decoding: try ManifestIO.read(path), as: UTF8.self) }

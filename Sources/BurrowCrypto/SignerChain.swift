@@ -22,9 +22,11 @@ package struct SignerChain: Sendable {
     package var publicKeyPEM: [UInt8]
     /// The leaf's validity end (Unix seconds).
     package var notAfter: Int64
-    /// The SHA-256 of the trust anchor's DER that the chain ended at (hex):
-    /// what a store's per-anchor ceiling is keyed by.
-    package var anchorFingerprint: String
+    /// The SHA-256 (hex) of each certificate's public key in the verified
+    /// chain, leaf first, the anchor last: what a store's per-CA ceiling is
+    /// keyed by (a key, not one encoding of a certificate: a CA re-issued
+    /// or cross-signed with the same key is the same CA).
+    package var keyFingerprints: [String]
 
     /// - Parameters:
     ///   - chainPEM: the leaf, then any intermediates.
@@ -95,24 +97,27 @@ package struct SignerChain: Sendable {
             values.append(try Self.text(extension: object, of: OpaquePointer(certificate)))
         }
         extensionValues = values
-        let count = OPENSSL_sk_num(verified)
-        guard count > 0, let anchor = OPENSSL_sk_value(verified, count - 1) else { throw CryptoError("the verified chain is empty") }
-        anchorFingerprint = try Self.fingerprint(OpaquePointer(anchor))
+        var keys: [String] = []
+        for i in 0..<OPENSSL_sk_num(verified) {
+            guard let certificate = OPENSSL_sk_value(verified, i) else { continue }
+            keys.append(try Self.keyFingerprint(OpaquePointer(certificate)))
+        }
+        keyFingerprints = keys
     }
 
-    /// The SHA-256 fingerprint (hex) of each certificate in `pem`, in order.
-    package static func fingerprints(pem: [UInt8]) throws(CryptoError) -> [String] {
+    /// The SHA-256 (hex) of each certificate's public key in `pem`, in order.
+    package static func keyFingerprints(pem: [UInt8]) throws(CryptoError) -> [String] {
         let certificates = try RevocationLists.readAll(pem, what: "certificate") { PEM_read_bio_X509($0, nil, nil, nil) }
         defer { for c in certificates { X509_free(c) } }
         var out: [String] = []
-        for certificate in certificates { out.append(try fingerprint(certificate)) }
+        for certificate in certificates { out.append(try keyFingerprint(certificate)) }
         return out
     }
 
-    private static func fingerprint(_ certificate: OpaquePointer) throws(CryptoError) -> String {
+    private static func keyFingerprint(_ certificate: OpaquePointer) throws(CryptoError) -> String {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        guard X509_digest(certificate, EVP_sha256(), &digest, &length) == 1, length == 32 else { throw CryptoError("cannot take a certificate's fingerprint") }
+        guard X509_pubkey_digest(certificate, EVP_sha256(), &digest, &length) == 1, length == 32 else { throw CryptoError("cannot take a certificate's key fingerprint") }
         return Hex.encode(digest)
     }
 

@@ -239,6 +239,19 @@ struct API: Sendable {
         // From here to its audit event, this change is the registry's only one.
         await daemon.registryWrites.lock()
         defer { daemon.registryWrites.unlock() }
+        // A client written against the specification knows nothing of
+        // Burrow's `manifest`: its update of a signed version (a status
+        // change, say) must not silently unsign it. Burrow's form replaces
+        // the whole registration, so there leaving it out is the request.
+        if specification, replacing != nil, registration.manifest == nil {
+            let stored = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
+            if stored.contains(where: { $0.registration.metadata.version == registration.metadata.version && $0.registration.manifest != nil }) {
+                throw DaemonError(
+                    .invalidRequest,
+                    "\(registration.id) \(registration.metadata.version) carries a signed manifest, and this update does not: send it back (`manifest`, as GET answers show it), or remove the signature with PUT /v1/tools/\(registration.id) (Burrow's form)"
+                )
+            }
+        }
         let dependencyProblems = try dependencyFindings(registration)
         if !dependencyProblems.isEmpty {
             report.valid = false

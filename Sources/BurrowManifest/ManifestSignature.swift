@@ -77,7 +77,7 @@ package enum ManifestSignature {
         package var trustLevel: String
         /// Unix seconds.
         package var expires: Int64
-        /// The store's ceiling for the anchor the chain ended at, and the file that sets it (`NAME.level`); nil: none.
+        /// The store's ceiling that held the grant lower than the chain's certificates did, and the file that sets it (`NAME.level`); nil: none did.
         package var storeCeiling: (level: String, file: String)?
 
         package static func == (a: Verified, b: Verified) -> Bool {
@@ -126,9 +126,14 @@ package enum ManifestSignature {
             guard let rank = levels.firstIndex(of: value) else { throw Failure("a certificate's trust level '\(value)' is none of \(levels.joined(separator: ", "))") }
             granted = min(granted, rank)
         }
-        // The store's own ceiling for that anchor (a CA that cannot carry Burrow's extension).
-        let ceiling = store.ceilings[chain.anchorFingerprint]
-        if let ceiling, let rank = levels.firstIndex(of: ceiling.level) { granted = min(granted, rank) }
+        // The store's own ceilings, for any CA of the chain by its key (a CA that cannot carry Burrow's extension).
+        // Named only when one held the grant lower than the certificates did.
+        var ceiling: (level: String, file: String)?
+        for key in chain.keyFingerprints {
+            guard let found = store.ceilings[key], rank(found.level) < granted else { continue }
+            granted = rank(found.level)
+            ceiling = found
+        }
         let claimed = levels.firstIndex(of: manifest.trustLevel) ?? 0
         return (
             manifest,
@@ -141,8 +146,10 @@ package enum ManifestSignature {
 /// `*.pem` or `*.crt` file's certificates are anchors, every `*.crl`
 /// file's lists are CRLs, and a `NAME.level` file (one word: system,
 /// verified, community or untrusted) is the highest level any signer
-/// under the anchors of `NAME.pem` (or `NAME.crt`) may grant: the
-/// operator's ceiling for a CA that does not carry Burrow's extension.
+/// under a CA of `NAME.pem` (or `NAME.crt`) may grant: the operator's
+/// ceiling for a CA that does not carry Burrow's extension. It holds for
+/// every chain through that CA's key, wherever in the chain (an
+/// intermediate the store names, a root re-issued with the same key).
 /// Files must be root's (or the reader's) and writable by nobody else: an
 /// anchor anyone could add is no anchor.
 package struct TrustStore: Sendable {
@@ -150,7 +157,7 @@ package struct TrustStore: Sendable {
     package var crlPEM: [UInt8]
     /// The files read (what to watch for a change).
     package var files: [String] = []
-    /// Per-anchor ceilings, by the anchor's SHA-256 fingerprint (hex): the level and the file that sets it.
+    /// Per-CA ceilings, by the SHA-256 of the CA's public key (hex): the level and the file that sets it.
     package var ceilings: [String: (level: String, file: String)] = [:]
 
     package init(anchorsPEM: [UInt8], crlPEM: [UInt8]) {
@@ -226,12 +233,12 @@ package struct TrustStore: Sendable {
             for bytes in anchors {
                 let fingerprints: [String]
                 do {
-                    fingerprints = try SignerChain.fingerprints(pem: bytes)
+                    fingerprints = try SignerChain.keyFingerprints(pem: bytes)
                 } catch {
                     throw ManifestSignature.Failure("\(directory)/\(base): \(error)")
                 }
                 for fingerprint in fingerprints {
-                    // The same anchor in two files with two ceilings: the lower holds.
+                    // The same key in two files with two ceilings: the lower holds.
                     if let kept = store.ceilings[fingerprint], ManifestSignature.rank(kept.level) <= ManifestSignature.rank(level) { continue }
                     store.ceilings[fingerprint] = (level, path)
                 }

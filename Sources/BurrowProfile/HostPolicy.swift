@@ -109,6 +109,21 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var cpuThreshold = Seconds.seconds(60)
         /// A user may read the events of its own runs (`burrow audit` through burrowd).
         package var userReadsOwn = false
+        /// The central copy every event is shipped to (PostgreSQL); nil: none.
+        package var central: Central?
+
+        /// `central_url` and the keys beside it.
+        package struct Central: Sendable, Equatable, Codable {
+            package var url: PostgresURL
+            /// The database password, alone in a file of root's (mode 0600 or stricter); nil: none (trust or peer authentication).
+            package var passwordFile: String?
+            /// The CA the server's certificate must chain to (PEM); nil: the system's roots.
+            package var caFile: String?
+            /// An AnomalousActivity event when the oldest event not yet shipped is older than this.
+            package var maxLag = Seconds.seconds(300)
+
+            package init(url: PostgresURL) { self.url = url }
+        }
     }
 
     /// Burrow's own section: burrowd over the network (the MCP security
@@ -403,6 +418,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         /// Validations and registrations (loading a profile, compiling its
         /// plan) one caller may have in progress at once.
         package var maxValidationsPerUser = 2
+        /// This node's name in a fleet (the central audit copy keys its events by it); nil: the host name.
+        package var nodeID: String?
         /// Where registrations and invocation results are kept (SQLite).
         package var registry = "/var/lib/burrow/registry.db"
         /// stdout and stderr kept per invocation, each (the rest is counted and dropped).
@@ -613,6 +630,34 @@ extension HostPolicy {
             if let v = t.duration("duration_threshold") { policy.audit.durationThreshold = v }
             if let v = t.duration("cpu_threshold") { policy.audit.cpuThreshold = v }
             if let v = t.bool("user_reads_own") { policy.audit.userReadsOwn = v }
+            if let v = t.string("central_url") {
+                do {
+                    policy.audit.central = Audit.Central(url: try PostgresURL(parsing: v))
+                } catch {
+                    log.error(t.keyPath("central_url"), error.description)
+                }
+            }
+            for key in ["central_password_file", "central_ca_file"] {
+                guard let v = t.string(key) else { continue }
+                guard v.hasPrefix("/") else {
+                    log.error(t.keyPath(key), "expected an absolute path")
+                    continue
+                }
+                guard policy.audit.central != nil else {
+                    log.error(t.keyPath(key), "goes with central_url")
+                    continue
+                }
+                if key == "central_password_file" { policy.audit.central?.passwordFile = v } else { policy.audit.central?.caFile = v }
+            }
+            if let v = t.duration("central_max_lag") {
+                if policy.audit.central == nil {
+                    log.error(t.keyPath("central_max_lag"), "goes with central_url")
+                } else if v.milliseconds < 1000 {
+                    log.error(t.keyPath("central_max_lag"), "at least 1s, such as \"5m\"")
+                } else {
+                    policy.audit.central?.maxLag = v
+                }
+            }
             t.finish()
         }
         if var t = root.table("daemon") {
@@ -645,6 +690,13 @@ extension HostPolicy {
                 if v < 0 { log.error(t.keyPath("admin_connection_reserve"), "must be zero or more") } else { policy.daemon.adminConnectionReserve = v }
             }
             if let v = t.positive("max_validations_per_user") { policy.daemon.maxValidationsPerUser = v }
+            if let v = t.string("node_id") {
+                if !v.isEmpty, v.utf8.count <= 64, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+                    policy.daemon.nodeID = v
+                } else {
+                    log.error(t.keyPath("node_id"), "1 to 64 letters, digits, '-', '_' or '.' (found '\(v.prefix(64))')")
+                }
+            }
             if let v = t.string("registry") {
                 if v.hasPrefix("/") { policy.daemon.registry = v } else { log.error(t.keyPath("registry"), "expected an absolute path, such as '/var/lib/burrow/registry.db'") }
             }

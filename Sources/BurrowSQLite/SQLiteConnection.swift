@@ -1,5 +1,9 @@
 import CSQLite
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// SQLITE_TRANSIENT: SQLite copies bound text and blobs.
 private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
@@ -139,6 +143,37 @@ package final class SQLiteConnection<Failure: Error>: @unchecked Sendable {
         let rc = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &done)
         guard rc == SQLITE_OK else { throw failure("checkpoint of \(path): \(lastError)") }
         return (Int(frames), Int(done))
+    }
+
+    /// Copies this database into `destination` as one consistent snapshot
+    /// (SQLite's online backup: one step, so it reads a single snapshot;
+    /// in WAL mode writers go on meanwhile), replacing what `destination`
+    /// held. Writing into an open database is how a restore replaces it
+    /// under SQLite's own locks, WAL included, never by renaming a file
+    /// over one that other connections (or a stale -wal) still hold.
+    package func copy(into destination: SQLiteConnection) throws(Failure) {
+        guard let backup = sqlite3_backup_init(destination.handle, "main", handle, "main") else {
+            throw failure("cannot copy \(path) into \(destination.path): \(destination.lastError)")
+        }
+        var rc: Int32
+        repeat {
+            rc = sqlite3_backup_step(backup, -1)
+            // Another connection holds a lock for a moment: wait as busy_timeout would.
+            if rc == SQLITE_BUSY || rc == SQLITE_LOCKED { sqlite3_sleep(50) }
+        } while rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED
+        let finished = sqlite3_backup_finish(backup)
+        guard rc == SQLITE_DONE, finished == SQLITE_OK else {
+            throw failure("copying \(path) into \(destination.path): \(String(cString: sqlite3_errstr(rc == SQLITE_DONE ? finished : rc)))")
+        }
+    }
+
+    /// A new, empty database file at `path` (created here, mode 0600, never
+    /// through a symlink, never over an existing file), open for writing.
+    package static func create(_ path: String, failure: @escaping (String) -> Failure) throws(Failure) -> SQLiteConnection {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failure("cannot create \(path): \(String(cString: strerror(errno)))") }
+        close(fd)
+        return try SQLiteConnection(path: path, mode: .readWrite, failure: failure)
     }
 
     /// A PRAGMA's single value.

@@ -93,6 +93,12 @@ struct SignedRegistrationTests {
         let again = try daemon.client.send("PUT", "/api/v1/tools/spec-signed", body: posted.body)
         let kept = try JSONParser.parse(again.body)
         #expect(again.status == 200 && kept["trust"]?["level"]?.stringValue == "verified", "\(again.status) \(String(decoding: again.body, as: UTF8.self))")
+        // A client that knows nothing of `manifest` (a status change) cannot unsign it behind the operator's back.
+        guard case .object(var unsigned) = kept else { throw CocoaError(.coderInvalidValue) }
+        unsigned.removeValue(forKey: "manifest")
+        unsigned["status"] = .string("deprecated")
+        let dropped = try daemon.client.send("PUT", "/api/v1/tools/spec-signed", body: Array(JSON.object(unsigned).canonicalText.utf8))
+        #expect(dropped.status == 400 && String(decoding: dropped.body, as: UTF8.self).contains("carries a signed manifest"), "\(String(decoding: dropped.body, as: UTF8.self))")
         let specRan = try daemon.burrow(["invoke", "spec-signed"])
         #expect(specRan.status == 0 && specRan.output == "signed bytes\n", "\(specRan.output)\(specRan.stderr)")
         // A spec-form manifest that is not {manifest, signature}: a 400 naming the field.

@@ -63,9 +63,16 @@ final class FrontDoorTests {
         let fromFile = try #require(planner.load(.reference(file)).loaded?.digest)
         let fromDocument = try #require(planner.load(.document(try JSONParser.parse(text), id: "spaced")).loaded?.digest)
         #expect(fromFile == fromDocument)
+        // Another spelling of the same JSON (an escape, no spacing) is the same profile; another value is not.
+        let escaped = "{\"extends\":\"minimal\",\"tool\":{\"id\":\"spaced\",\"name\":\"\\u0073\",\"version\":\"1\"}}"
+        #expect(try #require(planner.load(.document(try JSONParser.parse(escaped), id: "spaced")).loaded?.digest) == fromFile)
+        let other = "{\"extends\":\"minimal\",\"tool\":{\"id\":\"spaced\",\"name\":\"t\",\"version\":\"1\"}}"
+        #expect(try #require(planner.load(.document(try JSONParser.parse(other), id: "spaced")).loaded?.digest) != fromFile)
         // TOML is its text: the same keys in another order are another profile.
-        let toml = try #require(planner.load(document("extends = \"minimal\"\n[tool]\nid = \"spaced\"\nname = \"s\"\nversion = \"1\"\n", id: "spaced")).loaded?.digest)
-        #expect(toml != fromFile)
+        let toml = "extends = \"minimal\"\n[tool]\nid = \"spaced\"\nname = \"s\"\nversion = \"1\"\n"
+        let reordered = "extends = \"minimal\"\n[tool]\nname = \"s\"\nid = \"spaced\"\nversion = \"1\"\n"
+        let tomlDigest = try #require(planner.load(document(toml, id: "spaced")).loaded?.digest)
+        #expect(tomlDigest != (try #require(planner.load(document(reordered, id: "spaced")).loaded?.digest)))
     }
 
     @Test("behind the relay only what says mcp = true; without the relay only when asked")

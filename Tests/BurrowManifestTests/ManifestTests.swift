@@ -198,10 +198,17 @@ struct ManifestTests {
         try level("ca.level", "community\n")
         let (_, held) = try ManifestSignature.verify(manifest: bytes, signatureFile: signature, store: try TrustStore.load(pki.store), now: Self.now())
         #expect(held.granted == "community" && held.trustLevel == "community" && held.storeCeiling?.file == pki.store + "/ca.level", "\(held)")
-        // A ceiling above the CA's own extension (verified) changes nothing: the lowest holds.
+        // The same CA key in a certificate of its own (re-issued, no level file): the ceiling follows the key.
+        try pki.openssl(["req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=Burrow test CA", "-days", "60", "-config", "ca.cnf", "-extensions", "ca_ext", "-out", "reissued.pem"])
+        try FileManager.default.copyItem(atPath: pki.directory + "/reissued.pem", toPath: pki.store + "/0-reissued.pem")
+        chmod(pki.store + "/0-reissued.pem", 0o644)
+        let (_, reissued) = try ManifestSignature.verify(manifest: bytes, signatureFile: signature, store: try TrustStore.load(pki.store), now: Self.now())
+        #expect(reissued.granted == "community", "\(reissued)")
+        unlink(pki.store + "/0-reissued.pem")
+        // A ceiling above the CA's own extension (verified) changes nothing, and is not named: the lowest holds.
         try level("ca.level", "system")
         let (_, above) = try ManifestSignature.verify(manifest: bytes, signatureFile: signature, store: try TrustStore.load(pki.store), now: Self.now())
-        #expect(above.granted == "verified")
+        #expect(above.granted == "verified" && above.storeCeiling == nil)
         // Another store's anchor is not held by this one's level file.
         let other = try TestPKI(name: "another CA")
         try other.signer("stranger", level: "verified")

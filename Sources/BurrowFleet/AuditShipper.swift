@@ -1,0 +1,185 @@
+package import BurrowAudit
+import BurrowSystem
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// Ships every event of the local audit log to the central copy, in
+/// order, in batches: the local log stays the source of truth (an event
+/// is durable there before it is shipped, and nothing waits for
+/// PostgreSQL); the central copy catches up after an outage, resuming from
+/// what it holds. Each batch goes in one statement, idempotent by (node,
+/// sequence); a row already there must have the local row's hash, else the
+/// two logs have diverged (a node restored from a backup, or two nodes with
+/// one id) and shipping stops with an AnomalousActivity event rather than
+/// mix two chains. The local `shipped` mark follows each durable batch, and
+/// pruning keeps what it has not reached.
+package final class AuditShipper: Sendable {
+    /// The local log's name for the central copy (`AuditStore.markShipped`).
+    package static let target = "central"
+    package static let principal = "burrowd:shipping"
+
+    let central: CentralAudit
+    let audit: AuditStore
+    let node: String
+    let maxLagMicroseconds: Int64
+    let batch: Int
+
+    /// What the metrics show.
+    package struct State: Sendable, Equatable {
+        /// The newest sequence the central copy holds (0: none yet).
+        package var shipped: Int64 = 0
+        /// The local log's newest sequence when last looked at.
+        package var head: Int64 = 0
+        /// The oldest event not yet shipped: its age in microseconds (0: none waiting).
+        package var lagMicroseconds: Int64 = 0
+        package var connected = false
+        /// Why shipping stopped for good (diverged logs); nil while it goes on.
+        package var stopped: String?
+        package var shippedEvents: Int64 = 0
+    }
+
+    private let state = Mutex(State())
+    package var current: State { state.withLock { $0 } }
+    /// An alert raised for the lag now going on (one per episode).
+    private let lagAlerted = Mutex(false)
+
+    package init(central: CentralAudit, audit: AuditStore, node: String, maxLagMicroseconds: Int64, batch: Int = 1000) {
+        self.central = central
+        self.audit = audit
+        self.node = node
+        self.maxLagMicroseconds = maxLagMicroseconds
+        self.batch = batch
+    }
+
+    /// Ships until cancelled, reconnecting with a growing pause (0.5 s to 30 s) after a failure.
+    package func run() async {
+        var pause: Duration = .milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                let connection = try await central.connect()
+                state.withLock { $0.connected = true }
+                central.logger.info("audit shipping: connected to \(central.url) as node \(node)")
+                pause = .milliseconds(500)
+                defer { state.withLock { $0.connected = false } }
+                do {
+                    try await ship(on: connection)
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+                if current.stopped != nil { return }
+            } catch {
+                if Task.isCancelled { return }
+                let reason = (error as? PSQLError)?.explained ?? "\(error)"
+                central.logger.warning("audit shipping to \(central.url): \(reason); retrying in \(pause)")
+                checkLag()
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(30))
+            }
+        }
+    }
+
+    /// Resumes from what the central copy holds, then ships while there is anything to ship.
+    private func ship(on c: PostgresConnection) async throws {
+        var shipped: Int64
+        let local = try audit.head()
+        if let (sequence, hash) = try await central.head(c, node: node) {
+            // The central copy must be this chain's: the row it ends on is ours.
+            if sequence > local.sequence {
+                return try await stop(
+                    "the central copy holds node \(node)'s events through row \(sequence), and this log ends at row \(local.sequence): this log was restored or replaced, or another node uses the id \(node)"
+                )
+            }
+            if let ours = try audit.hash(at: sequence), ours != hash {
+                return try await stop("row \(sequence) of node \(node) differs between this log and the central copy: the two logs have diverged")
+            }
+            shipped = sequence
+        } else {
+            shipped = 0
+        }
+        try audit.markShipped(to: Self.target, through: shipped)
+        state.withLock { $0.shipped = shipped }
+        var gapChecked = false
+        while !Task.isCancelled {
+            let records = try audit.records(after: shipped, limit: batch)
+            let head = try audit.head().sequence
+            state.withLock { $0.head = head }
+            if let first = records.first, !gapChecked {
+                gapChecked = true
+                if first.sequence != shipped + 1 && shipped > 0 {
+                    // Pruned before they were shipped (shipping was off meanwhile): say so; the central chain shows the gap too.
+                    alert(reason: "central_gap", message: "rows \(shipped + 1)–\(first.sequence - 1) of node \(node) were pruned before they reached the central copy")
+                }
+            }
+            guard let last = records.last else {
+                updateLag(oldest: nil)
+                try await Task.sleep(for: .milliseconds(200))
+                continue
+            }
+            updateLag(oldest: records.first?.time)
+            let present = try await central.insert(c, node: node, records)
+            if !present.isEmpty {
+                // Shipped before (a crash between the insert and the mark): the same rows, or a divergence.
+                let theirs = try await central.hashes(c, node: node, from: present.min() ?? 0, through: present.max() ?? 0)
+                for record in records where present.contains(record.sequence) && theirs[record.sequence] != record.hash {
+                    return try await stop("row \(record.sequence) of node \(node) differs between this log and the central copy: the two logs have diverged")
+                }
+            }
+            try audit.markShipped(to: Self.target, through: last.sequence)
+            shipped = last.sequence
+            state.withLock {
+                $0.shipped = shipped
+                $0.shippedEvents += Int64(records.count)
+            }
+        }
+    }
+
+    private func stop(_ message: String) async throws {
+        central.logger.error("audit shipping stopped: \(message)")
+        state.withLock { $0.stopped = message }
+        alert(reason: "central_divergence", message: message + "; shipping stopped (docs/operations.md: a restored node)")
+    }
+
+    private func updateLag(oldest: Int64?) {
+        let lag = oldest.map { max(0, AuditClock.now() - $0) } ?? 0
+        state.withLock { $0.lagMicroseconds = lag }
+        checkLag()
+    }
+
+    /// One AnomalousActivity per episode of lag beyond the bound; the log says when it ends.
+    private func checkLag() {
+        var s = current
+        if !s.connected, let oldest = try? audit.records(after: s.shipped, limit: 1).first {
+            s.lagMicroseconds = max(0, AuditClock.now() - oldest.time)
+            state.withLock { $0.lagMicroseconds = s.lagMicroseconds }
+        }
+        let over = s.lagMicroseconds > maxLagMicroseconds
+        let wasOver = lagAlerted.withLock { flag in
+            defer { flag = over }
+            return flag
+        }
+        if over && !wasOver {
+            alert(
+                reason: "central_lag",
+                message:
+                    "the central copy is \(s.lagMicroseconds / 1_000_000) s behind node \(node)'s log (rows after \(s.shipped) not shipped; [audit] central_max_lag is \(maxLagMicroseconds / 1_000_000) s)"
+            )
+        } else if wasOver && !over {
+            central.logger.info("audit shipping: the central copy has caught up with node \(node)")
+        }
+    }
+
+    private func alert(reason: String, message: String) {
+        central.logger.warning("audit shipping: \(message)")
+        let event = AuditEvent(
+            tool: "burrowd", context: SecurityContext(principal: Self.principal, uid: nil, host: UserDatabase.hostName),
+            details: CentralAuditDetails(reason: reason, node: node, message: message))
+        do {
+            try audit.append([event])
+        } catch {
+            central.logger.error("audit shipping: \(message) was not recorded: \(error)")
+        }
+    }
+}

@@ -1,0 +1,219 @@
+package import BurrowAudit
+package import BurrowProfile
+import BurrowSystem
+package import Logging
+import NIOCore
+import NIOSSL
+package import PostgresNIO
+
+/// The central copy of every node's audit log, in PostgreSQL: each node's
+/// rows exactly as its local log holds them (every field the chain covers,
+/// byte for byte, and both links), keyed by node and sequence, so shipping
+/// is idempotent and the copy verifies as the local log does.
+package struct CentralAudit: Sendable {
+    package let url: PostgresURL
+    let password: String?
+    let caFile: String?
+    package let logger: Logger
+
+    /// Reads the password file (root's, mode 0600 or stricter) now: a
+    /// missing or readable-by-others file is a configuration error at start.
+    package init(_ central: HostPolicy.Audit.Central, logger: Logger) throws(FleetError) {
+        url = central.url
+        caFile = central.caFile
+        self.logger = logger
+        if let file = central.passwordFile {
+            let bytes: [UInt8]
+            do {
+                bytes = try FileIO.readConfigured(file, secret: true, limit: 4096)
+            } catch {
+                throw FleetError("\(file): \(error)")
+            }
+            // The first line, as a .pgpass-like file of one password.
+            password = String(decoding: bytes.split(separator: 0x0a, omittingEmptySubsequences: false).first ?? [], as: UTF8.self)
+        } else {
+            password = nil
+        }
+    }
+
+    /// The schema, one migration per version, applied at connect under an
+    /// advisory lock (several nodes start at once).
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE burrow_audit_events (
+                node TEXT NOT NULL,
+                sequence BIGINT NOT NULL,
+                time BIGINT NOT NULL,
+                tool BYTEA NOT NULL,
+                type BYTEA NOT NULL,
+                principal BYTEA NOT NULL,
+                uid BIGINT,
+                invocation BYTEA,
+                profile_digest BYTEA,
+                sandbox_level BYTEA,
+                host BYTEA NOT NULL,
+                details BYTEA NOT NULL,
+                origin BYTEA,
+                previous_hash BYTEA NOT NULL,
+                hash BYTEA NOT NULL,
+                shipped_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                PRIMARY KEY (node, sequence)
+            )
+            """,
+            "CREATE INDEX burrow_audit_events_by_tool ON burrow_audit_events (tool, time)",
+            "CREATE INDEX burrow_audit_events_by_time ON burrow_audit_events (time)",
+        ]
+    ]
+    /// pg_advisory_lock's key for Burrow's migrations ("burrow" in ASCII).
+    static let migrationLock: Int64 = 0x6275_7272_6f77
+
+    /// A connection, with the schema brought up to date.
+    package func connect() async throws -> PostgresConnection {
+        var configuration: PostgresConnection.Configuration
+        if let socket = url.socketPath {
+            configuration = .init(unixSocketPath: socket, username: url.user, password: password, database: url.database)
+        } else {
+            let tls: PostgresConnection.Configuration.TLS
+            switch url.tls {
+            case .disable:
+                tls = .disable
+            case .verifyFull:
+                var t = TLSConfiguration.makeClientConfiguration()
+                t.minimumTLSVersion = .tlsv12
+                t.certificateVerification = .fullVerification
+                if let caFile { t.trustRoots = .file(caFile) }
+                tls = .require(try NIOSSLContext(configuration: t))
+            }
+            configuration = .init(host: url.host ?? "localhost", port: url.port, username: url.user, password: password, database: url.database, tls: tls)
+            if url.tls == .verifyFull { configuration.options.tlsServerName = url.host }
+        }
+        configuration.options.connectTimeout = .seconds(10)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        do {
+            try await migrate(connection)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    func migrate(_ c: PostgresConnection) async throws {
+        try await c.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
+        do {
+            try await c.query("CREATE TABLE IF NOT EXISTS burrow_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)", logger: logger)
+            var found = 0
+            for try await version in try await c.query("SELECT version FROM burrow_schema WHERE component = 'audit'", logger: logger).decode(Int.self) { found = version }
+            guard found <= Self.migrations.count else {
+                throw FleetError("the central database's audit schema is version \(found); this burrowd knows \(Self.migrations.count): upgrade it")
+            }
+            for v in found..<Self.migrations.count {
+                try await c.withTransaction(logger: logger) { t in
+                    for statement in Self.migrations[v] { try await t.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                    try await t.query(
+                        "INSERT INTO burrow_schema (component, version) VALUES ('audit', \(v + 1)) ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                        logger: logger)
+                }
+            }
+        } catch {
+            _ = try? await c.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+            throw error
+        }
+        try await c.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+    }
+
+    /// The node's newest row in the central copy: its sequence and hash.
+    package func head(_ c: PostgresConnection, node: String) async throws -> (sequence: Int64, hash: [UInt8])? {
+        let rows = try await c.query("SELECT sequence, hash FROM burrow_audit_events WHERE node = \(node) ORDER BY sequence DESC LIMIT 1", logger: logger)
+        for try await (sequence, hash) in rows.decode((Int64, ByteBuffer).self) { return (sequence, Array(hash.readableBytesView)) }
+        return nil
+    }
+
+    static let columns = "node, sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, origin, previous_hash, hash"
+
+    /// Inserts `records` of `node` in one statement; a row already there
+    /// (a batch shipped again after a crash) is left as it is. Returns the
+    /// sequences that were already there, for the caller to compare.
+    package func insert(_ c: PostgresConnection, node: String, _ records: [AuditRecord]) async throws -> [Int64] {
+        guard !records.isEmpty else { return [] }
+        var binds = PostgresBindings(capacity: records.count * 15)
+        var values: [String] = []
+        values.reserveCapacity(records.count)
+        func bytes(_ b: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: b) }
+        for (i, r) in records.enumerated() {
+            let base = i * 15
+            values.append("(" + (1...15).map { "$\(base + $0)" }.joined(separator: ",") + ")")
+            binds.append(node)
+            binds.append(r.sequence)
+            binds.append(r.time)
+            binds.append(bytes(r.tool))
+            binds.append(bytes(r.type))
+            binds.append(bytes(r.principal))
+            binds.append(r.uid)
+            binds.append(r.invocation.map(bytes))
+            binds.append(r.profileDigest.map(bytes))
+            binds.append(r.sandboxLevel.map(bytes))
+            binds.append(bytes(r.host))
+            binds.append(bytes(r.details))
+            binds.append(r.origin.map(bytes))
+            binds.append(bytes(r.previousHash))
+            binds.append(bytes(r.hash))
+        }
+        let sql = "INSERT INTO burrow_audit_events (\(Self.columns)) VALUES \(values.joined(separator: ",")) ON CONFLICT (node, sequence) DO NOTHING RETURNING sequence"
+        var inserted = Set<Int64>()
+        for try await sequence in try await c.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).decode(Int64.self) { inserted.insert(sequence) }
+        return records.map(\.sequence).filter { !inserted.contains($0) }
+    }
+
+    /// The hashes the central copy holds for `node` from `first` through `last`.
+    package func hashes(_ c: PostgresConnection, node: String, from first: Int64, through last: Int64) async throws -> [Int64: [UInt8]] {
+        var out: [Int64: [UInt8]] = [:]
+        let rows = try await c.query(
+            "SELECT sequence, hash FROM burrow_audit_events WHERE node = \(node) AND sequence BETWEEN \(first) AND \(last)", logger: logger)
+        for try await (sequence, hash) in rows.decode((Int64, ByteBuffer).self) { out[sequence] = Array(hash.readableBytesView) }
+        return out
+    }
+
+    /// The nodes the central copy has rows of.
+    package func nodes(_ c: PostgresConnection) async throws -> [String] {
+        var out: [String] = []
+        for try await node in try await c.query("SELECT DISTINCT node FROM burrow_audit_events ORDER BY node", logger: logger).decode(String.self) { out.append(node) }
+        return out
+    }
+
+    /// `node`'s rows after `sequence`, oldest first, at most `limit`.
+    package func records(_ c: PostgresConnection, node: String, after sequence: Int64, limit: Int) async throws -> [AuditRecord] {
+        let rows = try await c.query(
+            """
+            SELECT sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, origin, previous_hash, hash
+            FROM burrow_audit_events WHERE node = \(node) AND sequence > \(sequence) ORDER BY sequence LIMIT \(limit)
+            """, logger: logger)
+        var out: [AuditRecord] = []
+        for try await row in rows {
+            let (sequence, time, tool, type, principal, uid, invocation, profileDigest, sandboxLevel, host, details, origin, previous, hash) = try row.decode(
+                (Int64, Int64, ByteBuffer, ByteBuffer, ByteBuffer, Int64?, ByteBuffer?, ByteBuffer?, ByteBuffer?, ByteBuffer, ByteBuffer, ByteBuffer?, ByteBuffer, ByteBuffer).self)
+            func b(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
+            out.append(
+                AuditRecord(
+                    sequence: sequence, time: time, tool: b(tool), type: b(type), principal: b(principal), uid: uid, invocation: invocation.map(b),
+                    profileDigest: profileDigest.map(b), sandboxLevel: sandboxLevel.map(b), host: b(host), details: b(details), origin: origin.map(b),
+                    previousHash: b(previous), hash: b(hash)))
+        }
+        return out
+    }
+}
+
+/// A failure of the fleet's PostgreSQL side, in words.
+package struct FleetError: Error, Sendable, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
+}
+
+extension PSQLError {
+    /// What went wrong, with the server's message when it sent one (PSQLError's description is deliberately generic).
+    package var explained: String {
+        if let message = serverInfo?[.message] { return "\(message) (SQLSTATE \(serverInfo?[.sqlState] ?? "?"))" }
+        return "\(code)" + (underlying.map { ": \($0)" } ?? "")
+    }
+}
