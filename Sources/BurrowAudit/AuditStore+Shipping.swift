@@ -53,6 +53,9 @@ package struct AuditRecord: Sendable, Equatable {
 }
 
 extension AuditStore {
+    /// The `shipped` mark's name for the central copy (`[audit] central_url`).
+    package static let centralCopy = "central"
+
     /// Rows after `sequence`, oldest first, at most `limit`.
     package func records(after sequence: Int64, limit: Int) throws(AuditError) -> [AuditRecord] {
         try withReader { db throws(AuditError) in

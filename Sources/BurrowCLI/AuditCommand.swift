@@ -285,7 +285,9 @@ struct AuditPruneCommand: ParsableCommand {
             Deletes the oldest events up to the newest one older than the cut, and records a \
             checkpoint: the hash of the last deleted row, chained to the previous checkpoint, so \
             `burrow audit verify` still starts from a known link. The retention period is the \
-            host policy's audit_retention_days (90 by default) unless --older-than says otherwise.
+            host policy's audit_retention_days (90 by default) unless --older-than says otherwise. \
+            With a central copy ([audit] central_url), events it does not hold yet are kept, \
+            however old.
             """)
 
     @OptionGroup var policy: ProfileOptions
@@ -312,11 +314,15 @@ struct AuditPruneCommand: ParsableCommand {
             print("would delete \(count) events older than \(AuditClock.format(cutoff)) (\(days) days)")
             return
         }
-        let result = try database.open(p, access: .write).prune(olderThan: cutoff)
+        // With a central copy, what it does not hold yet is kept, however old.
+        let result = try database.open(p, access: .write).prune(olderThan: cutoff, shippedTo: p.audit.central == nil ? nil : AuditStore.centralCopy)
         if let through = result.throughSequence, let checkpoint = result.checkpoint {
             print("deleted \(result.deleted) events through row \(through) (older than \(AuditClock.format(cutoff))); checkpoint \(checkpoint) records the cut")
-        } else {
+        } else if result.heldBack == 0 {
             print("nothing to delete: no event is older than \(AuditClock.format(cutoff)) (\(days) days)")
+        }
+        if result.heldBack > 0 {
+            print("kept \(result.heldBack) events older than that: the central copy ([audit] central_url) does not hold them yet")
         }
     }
 }

@@ -1,5 +1,6 @@
 import BurrowAPI
 package import BurrowAudit
+package import BurrowFleet
 import BurrowInvocation
 import BurrowPolicy
 package import BurrowProfile
@@ -44,11 +45,14 @@ package struct Daemon: Sendable {
     /// `[rate_limits.clients]` and `[rate_limits.methods]`, shared by every listener.
     let clientLimits = ClientLimits()
     let startedAt = AuditClock.now()
+    /// Ships the audit log to its central copy (`[audit] central_url`); nil: none.
+    let shipper: AuditShipper?
 
     package init(
         policy: HostPolicy, socketPath: String, audit: AuditStore, registry: RegistryStore, host: HostFacts, searchPath: [String],
-        lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup
+        lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup, shipper: AuditShipper? = nil
     ) {
+        self.shipper = shipper
         self.policy = policy
         self.socketPath = socketPath
         self.audit = audit
@@ -293,9 +297,11 @@ package struct Daemon: Sendable {
             }
         }
         let shutdown = ShutdownService(invocations: invocations, grace: policy.daemon.shutdownGrace, logger: logger)
+        var shipping: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let shipper { shipping.append(.init(service: AuditShippingService(shipper: shipper, metrics: metrics), successTerminationBehavior: .ignore)) }
         let group = ServiceGroup(
             configuration: .init(
-                services: listeners + [
+                services: listeners + shipping + [
                     .init(service: shutdown, successTerminationBehavior: .ignore),
                     .init(service: WarmPoolService(pool: invocations.warm), successTerminationBehavior: .ignore),
                     .init(service: DenialFlushService(denials: denials), successTerminationBehavior: .ignore),
@@ -351,6 +357,28 @@ struct DaemonStartFailure: Error, CustomStringConvertible {
 /// returns at once so the HTTP server stops accepting; meanwhile running
 /// invocations get the grace period, then their sandboxes are stopped, which
 /// ends the requests the server is still waiting for.
+/// Ships the audit log to its central copy while burrowd serves; its state feeds the metrics.
+struct AuditShippingService: Service {
+    let shipper: AuditShipper
+    let metrics: DaemonMetrics
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await shipper.run() }
+                group.addTask {
+                    while !Task.isCancelled {
+                        shipper.tick()
+                        metrics.shipping(shipper.current)
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
+                await group.waitForAll()
+            }
+        }
+    }
+}
+
 struct ShutdownService: Service {
     let invocations: InvocationService
     let grace: Seconds

@@ -1,5 +1,6 @@
 package import ArgumentParser
 import BurrowAudit
+import BurrowFleet
 import BurrowHost
 import BurrowProfile
 import BurrowRuntime
@@ -72,9 +73,15 @@ package struct DaemonCommand: AsyncParsableCommand {
                 // A long-lived writer: commits never wait for a checkpoint (see AuditStore.Checkpoints).
                 checkpoints: .background(pages: 1000))
             let registry = try RegistryStore(path: registryDB ?? hostPolicy.daemon.registry)
+            // The central copy's password is read now: a configuration that cannot ship refuses to start.
+            let shipper = try hostPolicy.audit.central.map { central in
+                AuditShipper(
+                    central: try CentralAudit(central, logger: logger), audit: store, node: hostPolicy.daemon.nodeID ?? UserDatabase.hostName,
+                    maxLagMicroseconds: Int64(central.maxLag.milliseconds) * 1000)
+            }
             daemon = Daemon(
                 policy: hostPolicy, socketPath: socket ?? hostPolicy.daemon.socket, audit: store, registry: registry, host: HostFacts.probe(children: false),
-                searchPath: HostConfiguration.profileSearchPath())
+                searchPath: HostConfiguration.profileSearchPath(), shipper: shipper)
         } catch {
             throw ValidationError("\(error)")
         }

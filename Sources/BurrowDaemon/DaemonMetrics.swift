@@ -1,3 +1,4 @@
+import BurrowFleet
 import Prometheus
 
 /// What `GET /metrics` exposes, in the Prometheus text format.
@@ -19,6 +20,18 @@ final class DaemonMetrics: Sendable {
         spawn = registry.makeDurationHistogram(descriptor: Self.metric("spawn", "seconds", "Time from clone3 to the tool's execve."), buckets: buckets)
         roundTrip = registry.makeDurationHistogram(
             descriptor: Self.metric("invocation", "seconds", "Invocation time as burrowd saw it, request to result."), buckets: buckets + [.seconds(10), .seconds(60)])
+    }
+
+    /// The central audit copy: how far behind it is, in events and in seconds, and whether shipping is connected.
+    func shipping(_ state: AuditShipper.State) {
+        registry.makeGauge(descriptor: Self.metric("audit_shipping_lag_events", "", "Events of the local audit log not yet in the central copy."))
+            .set(Double(max(0, state.head - state.shipped)))
+        registry.makeGauge(descriptor: Self.metric("audit_shipping_lag", "seconds", "Age of the oldest event not yet in the central copy (0: none waiting)."))
+            .set(Double(state.lagMicroseconds) / 1_000_000)
+        registry.makeGauge(descriptor: Self.metric("audit_shipping_connected", "", "1 while connected to the central copy."))
+            .set(state.connected ? 1.0 : 0.0)
+        registry.makeGauge(descriptor: Self.metric("audit_shipping_stopped", "", "1 once shipping stopped on a divergence (AnomalousActivity central_divergence)."))
+            .set(state.stopped == nil ? 0.0 : 1.0)
     }
 
     /// outcome: completed, failed (the tool exited non-zero, was killed or hit a limit), refused (never started).

@@ -16,8 +16,10 @@ import Synchronization
 /// pruning keeps what it has not reached.
 package final class AuditShipper: Sendable {
     /// The local log's name for the central copy (`AuditStore.markShipped`).
-    package static let target = "central"
+    package static let target = AuditStore.centralCopy
     package static let principal = "burrowd:shipping"
+    /// A statement with no answer within this long: the connection is given up and made again.
+    static let timeout = 20
 
     let central: CentralAudit
     let audit: AuditStore
@@ -62,19 +64,20 @@ package final class AuditShipper: Sendable {
                 central.logger.info("audit shipping: connected to \(central.url) as node \(node)")
                 pause = .milliseconds(500)
                 defer { state.withLock { $0.connected = false } }
+                // Closing a connection whose server vanished may wait as long: bounded too.
+                let close = { _ = try? await bounded("closing", seconds: 5) { try await connection.close() } }
                 do {
                     try await ship(on: connection)
                 } catch {
-                    try? await connection.close()
+                    await close()
                     throw error
                 }
-                try? await connection.close()
+                await close()
                 if current.stopped != nil { return }
             } catch {
                 if Task.isCancelled { return }
                 let reason = (error as? PSQLError)?.explained ?? "\(error)"
                 central.logger.warning("audit shipping to \(central.url): \(reason); retrying in \(pause)")
-                checkLag()
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(30))
             }
@@ -85,7 +88,9 @@ package final class AuditShipper: Sendable {
     private func ship(on c: PostgresConnection) async throws {
         var shipped: Int64
         let local = try audit.head()
-        if let (sequence, hash) = try await central.head(c, node: node) {
+        let node = node
+        let central = central
+        if let (sequence, hash) = try await bounded("reading the central copy's head", seconds: Self.timeout, { try await central.head(c, node: node) }) {
             // The central copy must be this chain's: the row it ends on is ours.
             if sequence > local.sequence {
                 return try await stop(
@@ -104,8 +109,6 @@ package final class AuditShipper: Sendable {
         var gapChecked = false
         while !Task.isCancelled {
             let records = try audit.records(after: shipped, limit: batch)
-            let head = try audit.head().sequence
-            state.withLock { $0.head = head }
             if let first = records.first, !gapChecked {
                 gapChecked = true
                 if first.sequence != shipped + 1 && shipped > 0 {
@@ -113,16 +116,17 @@ package final class AuditShipper: Sendable {
                     alert(reason: "central_gap", message: "rows \(shipped + 1)–\(first.sequence - 1) of node \(node) were pruned before they reached the central copy")
                 }
             }
+            // A server that went away closes the connection: reconnect rather than send into it.
+            guard !c.isClosed else { throw FleetError("the server closed the connection") }
             guard let last = records.last else {
-                updateLag(oldest: nil)
                 try await Task.sleep(for: .milliseconds(200))
                 continue
             }
-            updateLag(oldest: records.first?.time)
-            let present = try await central.insert(c, node: node, records)
+            let present = try await bounded("shipping \(records.count) events", seconds: Self.timeout) { try await central.insert(c, node: node, records) }
             if !present.isEmpty {
                 // Shipped before (a crash between the insert and the mark): the same rows, or a divergence.
-                let theirs = try await central.hashes(c, node: node, from: present.min() ?? 0, through: present.max() ?? 0)
+                let (first, last) = (present.min() ?? 0, present.max() ?? 0)
+                let theirs = try await bounded("reading the central copy", seconds: Self.timeout) { try await central.hashes(c, node: node, from: first, through: last) }
                 for record in records where present.contains(record.sequence) && theirs[record.sequence] != record.hash {
                     return try await stop("row \(record.sequence) of node \(node) differs between this log and the central copy: the two logs have diverged")
                 }
@@ -142,20 +146,20 @@ package final class AuditShipper: Sendable {
         alert(reason: "central_divergence", message: message + "; shipping stopped (docs/operations.md: a restored node)")
     }
 
-    private func updateLag(oldest: Int64?) {
-        let lag = oldest.map { max(0, AuditClock.now() - $0) } ?? 0
-        state.withLock { $0.lagMicroseconds = lag }
-        checkLag()
-    }
-
-    /// One AnomalousActivity per episode of lag beyond the bound; the log says when it ends.
-    private func checkLag() {
-        var s = current
-        if !s.connected, let oldest = try? audit.records(after: s.shipped, limit: 1).first {
-            s.lagMicroseconds = max(0, AuditClock.now() - oldest.time)
-            state.withLock { $0.lagMicroseconds = s.lagMicroseconds }
+    /// Measures the lag from the local log (the oldest event past the
+    /// `shipped` mark), whatever the connection is doing, and raises one
+    /// AnomalousActivity per episode beyond the bound; the log says when it
+    /// ends. burrowd calls it every second.
+    package func tick() {
+        let shipped = (try? audit.shipped(to: Self.target)) ?? current.shipped
+        let oldest = (try? audit.records(after: shipped, limit: 1))?.first
+        let head = (try? audit.head().sequence) ?? current.head
+        let lag = oldest.map { max(0, AuditClock.now() - $0.time) } ?? 0
+        state.withLock {
+            $0.lagMicroseconds = lag
+            $0.head = head
         }
-        let over = s.lagMicroseconds > maxLagMicroseconds
+        let over = lag > maxLagMicroseconds
         let wasOver = lagAlerted.withLock { flag in
             defer { flag = over }
             return flag
@@ -163,8 +167,7 @@ package final class AuditShipper: Sendable {
         if over && !wasOver {
             alert(
                 reason: "central_lag",
-                message:
-                    "the central copy is \(s.lagMicroseconds / 1_000_000) s behind node \(node)'s log (rows after \(s.shipped) not shipped; [audit] central_max_lag is \(maxLagMicroseconds / 1_000_000) s)"
+                message: "the central copy is \(lag / 1_000_000) s behind node \(node)'s log (rows after \(shipped) not shipped; [audit] central_max_lag is \(maxLagMicroseconds / 1_000_000) s)"
             )
         } else if wasOver && !over {
             central.logger.info("audit shipping: the central copy has caught up with node \(node)")

@@ -5,6 +5,7 @@ package import Logging
 import NIOCore
 import NIOSSL
 package import PostgresNIO
+import Synchronization
 
 /// The central copy of every node's audit log, in PostgreSQL: each node's
 /// rows exactly as its local log holds them (every field the chain covers,
@@ -89,9 +90,11 @@ package struct CentralAudit: Sendable {
             if url.tls == .verifyFull { configuration.options.tlsServerName = url.host }
         }
         configuration.options.connectTimeout = .seconds(10)
-        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        let ready = configuration
+        let logger = logger
+        let connection = try await bounded("connecting to \(url)", seconds: 15) { try await PostgresConnection.connect(configuration: ready, id: 1, logger: logger) }
         do {
-            try await migrate(connection)
+            try await bounded("migrating the central schema", seconds: 60) { try await self.migrate(connection) }
         } catch {
             try? await connection.close()
             throw error
@@ -201,6 +204,43 @@ package struct CentralAudit: Sendable {
                     previousHash: b(previous), hash: b(hash)))
         }
         return out
+    }
+}
+
+/// `body`, or a failure once `seconds` pass without its answer. A
+/// connection whose server vanished (shut down, or a network that drops
+/// packets) may never answer: the caller then closes it, which ends the
+/// abandoned wait too.
+package func bounded<T: Sendable>(_ what: String, seconds: Int, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let once = Once<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        once.set(continuation)
+        let work = Task {
+            do {
+                once.finish(.success(try await body()))
+            } catch {
+                once.finish(.failure(error))
+            }
+        }
+        Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            once.finish(.failure(FleetError("\(what): no answer within \(seconds) s")))
+            work.cancel()
+        }
+    }
+}
+
+/// A continuation resumed by whichever comes first.
+private final class Once<T: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+
+    func set(_ c: CheckedContinuation<T, any Error>) { continuation.withLock { $0 = c } }
+
+    func finish(_ result: Result<T, any Error>) {
+        continuation.withLock { c in
+            c?.resume(with: result)
+            c = nil
+        }
     }
 }
 

@@ -1,0 +1,130 @@
+import BurrowAPI
+import BurrowAudit
+import BurrowJSON
+import BurrowTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The central audit copy (`[audit] central_url`): burrowd ships its local
+/// log to PostgreSQL in order, exactly once, through outages; pruning keeps
+/// what the copy does not hold; a log that diverged from the copy stops
+/// shipping with an alert.
+@Suite(
+    "central audit copy (live, PostgreSQL)", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock),
+    .requires(.cgroupLimits), .requires(TestPostgres.requirement), .requires(.installed("/usr/bin/psql")), .timeLimit(.minutes(3)))
+struct CentralAuditTests {
+    static func policy(_ pg: TestPostgres, node: String) -> String {
+        """
+        [rate_limits]
+        requests_per_minute = 1000
+        max_concurrent = 4
+        [daemon]
+        shutdown_grace = "1s"
+        node_id = "\(node)"
+        [audit]
+        central_url = "\(pg.url)"
+        central_password_file = "\(pg.passwordFile)"
+        central_max_lag = "2s"
+        """
+    }
+
+    /// The central copy's rows of `node`: sequence and hash (hex), in order.
+    static func central(_ pg: TestPostgres, node: String) throws -> [String] {
+        let r = try pg.psql("SELECT sequence || ':' || encode(hash, 'hex') FROM burrow_audit_events WHERE node = '\(node)' ORDER BY sequence")
+        guard r.status == 0 else { return [] }
+        return r.output.split(separator: "\n").map(String.init)
+    }
+
+    /// The local log's rows after `after`, in the same form.
+    static func local(_ daemon: LiveDaemon, after: Int64 = 0) throws -> [String] {
+        try AuditStore(.init(path: daemon.auditDB, redactor: try Redactor()), access: .read).records(after: after, limit: 1_000_000).map {
+            "\($0.sequence):" + $0.hash.map { String(format: "%02x", $0) }.joined()
+        }
+    }
+
+    /// Waits (up to `seconds`) until the central copy holds every local row.
+    static func caughtUp(_ pg: TestPostgres, _ daemon: LiveDaemon, node: String, seconds: Int = 20) throws -> Bool {
+        for _ in 0..<(seconds * 10) {
+            let l = try local(daemon)
+            if !l.isEmpty, try central(pg, node: node).suffix(l.count) == ArraySlice(l) { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+
+    @Test(
+        "every event reaches PostgreSQL exactly once and in order, byte for byte with its links; through a 3 s outage the node keeps running and auditing locally, raises central_lag, prunes nothing unshipped, and catches up"
+    )
+    func shipsThroughOutage() throws {
+        let pg = try TestPostgres()
+        let daemon = try LiveDaemon(policy: Self.policy(pg, node: "node-a"))
+        try DaemonInvocationTests.register(daemon)
+        for i in 0..<3 { #expect(try daemon.burrow(["invoke", "minimal", "--", "echo \(i)"]).status == 0) }
+        #expect(try Self.caughtUp(pg, daemon, node: "node-a"))
+
+        // PostgreSQL down: invocations go on, audited locally.
+        try pg.stop()
+        for i in 0..<5 { #expect(try daemon.burrow(["invoke", "minimal", "--", "echo down \(i)"]).status == 0) }
+        // Pruning everything keeps what the central copy does not hold.
+        let shippedBefore = try Self.central(pg, node: "node-a").count
+        let pruned = try daemon.burrow(["audit", "prune", "--older-than", "0", "--policy", daemon.policyFile, "--audit-db", daemon.auditDB])
+        #expect(pruned.status == 0 && pruned.output.contains("kept") && pruned.output.contains("does not hold them yet"), "\(pruned.output)\(pruned.stderr)")
+        let kept = try Self.local(daemon)
+        #expect(kept.count >= 5, "\(kept.count) kept")
+        usleep(3_000_000)
+        let alerts = try AuditStore(.init(path: daemon.auditDB, redactor: try Redactor()), access: .read).events(AuditQuery(types: [.anomalousActivity]))
+        #expect(alerts.contains { $0.details["reason"]?.stringValue == "central_lag" && $0.context.principal == "burrowd:shipping" }, "\(alerts)")
+
+        try pg.start()
+        #expect(try Self.caughtUp(pg, daemon, node: "node-a"))
+        // Exactly once, in order, no gap: the pruned rows were shipped before the outage, the kept ones after it.
+        let rows = try Self.central(pg, node: "node-a")
+        let sequences = rows.compactMap { Int64($0.split(separator: ":")[0]) }
+        #expect(sequences == Array(1...Int64(sequences.count)), "\(sequences)")
+        #expect(rows.count > shippedBefore)
+        #expect(try pg.value("SELECT count(*) FROM burrow_audit_events") == "\(rows.count)")
+        // The local log still verifies after the prune, and the copy holds every row it deleted.
+        #expect(try daemon.burrow(["audit", "verify", "--audit-db", daemon.auditDB]).status == 0)
+        let metrics = try daemon.client.send("GET", "/metrics")
+        let text = String(decoding: metrics.body, as: UTF8.self)
+        #expect(text.contains("burrow_audit_shipping_connected 1"), "\(text.split(separator: "\n").filter { $0.contains("shipping") })")
+        _ = try daemon.stop(SIGTERM)
+    }
+
+    @Test(
+        "a node whose log diverged from the central copy (restored from a backup, then writing again) stops shipping with central_divergence, and the copy keeps the rows it had"
+    )
+    func divergenceStops() throws {
+        let pg = try TestPostgres()
+        let daemon = try LiveDaemon(policy: Self.policy(pg, node: "node-b"))
+        try DaemonInvocationTests.register(daemon)
+        let backup = daemon.directory + "/backup"
+        let databases = ["--policy", daemon.policyFile, "--audit-db", daemon.auditDB, "--registry-db", daemon.directory + "/registry.db"]
+        #expect(try daemon.burrow(["admin", "backup"] + databases + [backup]).status == 0)
+        for i in 0..<3 { #expect(try daemon.burrow(["invoke", "minimal", "--", "echo \(i)"]).status == 0) }
+        #expect(try Self.caughtUp(pg, daemon, node: "node-b"))
+        let before = try Self.central(pg, node: "node-b")
+        _ = try daemon.stop(SIGTERM)
+        let restored = try daemon.burrow(["admin", "restore", "--force", "--socket", daemon.socket] + databases + [backup])
+        try #require(restored.status == 0, "\(restored.stderr)")
+        try daemon.start()
+        // New events take the sequence numbers the copy already holds, with other hashes.
+        for i in 0..<4 { #expect(try daemon.burrow(["invoke", "minimal", "--", "echo again \(i)"]).status == 0) }
+        var alert: AuditEvent?
+        for _ in 0..<100 where alert == nil {
+            alert = try AuditStore(.init(path: daemon.auditDB, redactor: try Redactor()), access: .read).events(AuditQuery(types: [.anomalousActivity])).first {
+                $0.details["reason"]?.stringValue == "central_divergence"
+            }
+            usleep(100_000)
+        }
+        #expect(alert?.details["node"]?.stringValue == "node-b", "no central_divergence event")
+        #expect(Array(try Self.central(pg, node: "node-b").prefix(before.count)) == before, "the copy keeps what it had")
+        let text = String(decoding: try daemon.client.send("GET", "/metrics").body, as: UTF8.self)
+        #expect(text.contains("burrow_audit_shipping_stopped 1"))
+        _ = try daemon.stop(SIGTERM)
+    }
+}
