@@ -141,7 +141,7 @@ let package = Package(
         .target(
             name: "BurrowFleet",
             dependencies: [
-                "BurrowAudit", "BurrowProfile", "BurrowSystem", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+                "BurrowAPI", "BurrowAudit", "BurrowProfile", "BurrowSystem", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             exclude: ["README.md"], swiftSettings: strict),

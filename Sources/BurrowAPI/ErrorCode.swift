@@ -79,6 +79,9 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
 
     package static let auditUnavailable = ErrorCode("audit_unavailable", 500)
     package static let registryUnavailable = ErrorCode("registry_unavailable", 500)
+    /// The central audit copy ([audit] central_url) is not configured (404) or cannot be reached (502).
+    package static let noCentralCopy = ErrorCode("no_central_copy", 404)
+    package static let centralUnavailable = ErrorCode("central_unavailable", 502)
     package static let `internal` = ErrorCode("internal", 500)
 
     // MARK: a result whose tool did not run (200, state failed)
@@ -97,7 +100,7 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
         requestTooLarge, validationFailed, badHTTP, invalidMethod, invalidURL, invalidVersion, invalidContentLength, invalidChunkSize, headersTooLarge,
         headerTimeout, bodyTimeout, versionExists, toolDisabled, hasDependents, profileInvalid, planRefused, trustRefused, manifestMismatch, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
         duplicateID, rateLimited, tooManyConcurrent, registrationLimit, tooManyValidations, tooManyConnections, serverBusy, shuttingDown, noSandboxID,
-        auditUnavailable, registryUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, notExecutable, supervisionFailed, supervisorLost,
+        auditUnavailable, registryUnavailable, noCentralCopy, centralUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, notExecutable, supervisionFailed, supervisorLost,
     ]
 
     /// The code of a failed result (`state: failed`) named `name`.

@@ -225,10 +225,21 @@ struct AuditVerifyCommand: ParsableCommand {
             The chain proves the rows are as they were written, unless someone rewrote the whole \
             file from the edit onwards. Against that, record the head this command prints somewhere \
             the host cannot rewrite, and check it later with --expect.
+
+            --central asks burrowd to check the central copy ([audit] central_url) instead: every \
+            node's chain there, and this node's against its own log where both hold rows. It \
+            exits 0 when all holds, 1 when a chain is broken or differs, 2 when the copy cannot \
+            be read.
             """)
 
     @OptionGroup var policy: ProfileOptions
     @OptionGroup var database: AuditOptions
+
+    @Flag(name: .long, help: "Check the central copy (every node's chain) through burrowd, not the local log.")
+    var central = false
+
+    @Option(name: .long, help: ArgumentHelp("With --central: burrowd's socket (default: $BURROW_SOCKET, else the policy's [daemon] socket).", valueName: "path"))
+    var socket: String?
 
     @Option(name: .long, help: ArgumentHelp("A head recorded earlier (SEQUENCE:HASH) that must still be on the chain.", valueName: "seq:hash"))
     var expect: String?
@@ -247,6 +258,7 @@ struct AuditVerifyCommand: ParsableCommand {
     }
 
     func run() throws {
+        if central { return try runCentral() }
         let report: AuditVerification
         let path: String
         do {
@@ -272,6 +284,43 @@ struct AuditVerifyCommand: ParsableCommand {
             print("  checked   \(report.events) events (\(range))")
             if report.checkpoints > 0 { print("  pruned    \(report.pruned) events behind \(report.checkpoints) checkpoint(s)") }
             if report.ok { print("  head      \((report.lastSequence ?? report.firstSequence.map { $0 - 1 } ?? 0)):\(report.head)") }
+        }
+        if !report.ok { throw ExitCode(1) }
+    }
+}
+
+extension AuditVerifyCommand {
+    func runCentral() throws {
+        let path = try socket ?? ProcessInfo.processInfo.environment["BURROW_SOCKET"] ?? policy.loadPolicy().daemon.socket
+        let response: UnixHTTPClient.Response
+        do {
+            response = try UnixHTTPClient(socketPath: path).send("GET", "/v1/audit/central")
+        } catch {
+            printError("burrow: burrowd on \(path): \(error)")
+            throw ExitCode(2)
+        }
+        guard response.status == 200, let report = try? JSONDecoder().decode(CentralVerification.self, from: Data(response.body)) else {
+            printError("burrow: \(String(decoding: response.body, as: UTF8.self))")
+            throw ExitCode(2)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            let style = Style.stdout
+            if report.nodes.isEmpty { print("the central copy holds no events yet") }
+            for n in report.nodes {
+                let state = n.ok ? style.green("intact") : style.red("BROKEN")
+                let range = n.firstSequence.map { "rows \($0)–\(n.lastSequence ?? $0)" } ?? "no rows"
+                print("node \(printable(n.node)): \(state): \(n.events) events (\(range))" + (n.head.map { ", head \($0)" } ?? ""))
+                if let problem = n.problem { print("  \(printable(problem))") }
+                switch n.matchesLocal {
+                case true?: print("  agrees with this node's log")
+                case false?: print("  " + style.red("differs from this node's log") + ": the two logs diverged")
+                case nil: break
+                }
+            }
         }
         if !report.ok { throw ExitCode(1) }
     }

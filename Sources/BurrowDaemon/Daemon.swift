@@ -114,6 +114,7 @@ package struct Daemon: Sendable {
             }
         }
         v1.get("security/audit") { request, context in try await api.auditTrail(request, context, allTools: true) }
+        v1.get("audit/central") { request, context in try await api.verifyCentral(request, context) }
         v1.post("tools/:id/invocations") { request, context in try await api.invoke(request, context) }
         v1.get("invocations/:id") { request, context in try await api.invocation(request, context) }
         v1.get("tools/:id/definitions") { request, context in try await api.definitions(request, context) }

@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowFleet
 import BurrowHost
 import BurrowInvocation
 import BurrowJSON
@@ -166,6 +167,17 @@ struct API: Sendable {
             return try json(try daemon.audit.events(query))
         } catch {
             throw DaemonError(.auditUnavailable, "\(error)")
+        }
+    }
+
+    /// GET /v1/audit/central: every node's chain in the central copy, and this node's against its own log.
+    func verifyCentral(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        try await require(.auditor, context, request, "verifying the central audit copy", tool: nil)
+        guard let shipper = daemon.shipper else { throw DaemonError(.noCentralCopy, "this burrowd ships to no central copy ([audit] central_url)") }
+        do {
+            return try json(try await shipper.central.verify(local: (shipper.node, daemon.audit)))
+        } catch {
+            throw DaemonError(.centralUnavailable, "the central copy (\(shipper.central.url)): \(explainFleetError(error))")
         }
     }
 

@@ -21,9 +21,9 @@ package final class AuditShipper: Sendable {
     /// A statement with no answer within this long: the connection is given up and made again.
     static let timeout = 20
 
-    let central: CentralAudit
+    package let central: CentralAudit
     let audit: AuditStore
-    let node: String
+    package let node: String
     let maxLagMicroseconds: Int64
     let batch: Int
 
@@ -76,7 +76,7 @@ package final class AuditShipper: Sendable {
                 if current.stopped != nil { return }
             } catch {
                 if Task.isCancelled { return }
-                let reason = (error as? PSQLError)?.explained ?? "\(error)"
+                let reason = explainFleetError(error)
                 central.logger.warning("audit shipping to \(central.url): \(reason); retrying in \(pause)")
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(30))

@@ -250,6 +250,11 @@ package struct FleetError: Error, Sendable, CustomStringConvertible {
     package init(_ description: String) { self.description = description }
 }
 
+/// An error of the fleet's side in words: PostgreSQL's own message when the server sent one.
+package func explainFleetError(_ error: any Error) -> String {
+    (error as? PSQLError)?.explained ?? "\(error)"
+}
+
 extension PSQLError {
     /// What went wrong, with the server's message when it sent one (PSQLError's description is deliberately generic).
     package var explained: String {

@@ -89,6 +89,13 @@ struct CentralAuditTests {
         #expect(try pg.value("SELECT count(*) FROM burrow_audit_events") == "\(rows.count)")
         // The local log still verifies after the prune, and the copy holds every row it deleted.
         #expect(try daemon.burrow(["audit", "verify", "--audit-db", daemon.auditDB]).status == 0)
+        // burrow audit verify --central: every node's chain there, and this node's against its own log.
+        let verified = try daemon.burrow(["audit", "verify", "--central", "--socket", daemon.socket])
+        #expect(verified.status == 0 && verified.output.contains("node node-a: intact") && verified.output.contains("agrees with this node's log"), "\(verified.output)\(verified.stderr)")
+        // A row edited in PostgreSQL is found.
+        #expect(try pg.psql("UPDATE burrow_audit_events SET details = convert_to('{}', 'UTF8') WHERE node = 'node-a' AND sequence = 2").status == 0)
+        let edited = try daemon.burrow(["audit", "verify", "--central", "--socket", daemon.socket])
+        #expect(edited.status == 1 && edited.output.contains("row 2 does not match its hash"), "\(edited.output)\(edited.stderr)")
         let metrics = try daemon.client.send("GET", "/metrics")
         let text = String(decoding: metrics.body, as: UTF8.self)
         #expect(text.contains("burrow_audit_shipping_connected 1"), "\(text.split(separator: "\n").filter { $0.contains("shipping") })")
@@ -125,6 +132,8 @@ struct CentralAuditTests {
         #expect(Array(try Self.central(pg, node: "node-b").prefix(before.count)) == before, "the copy keeps what it had")
         let text = String(decoding: try daemon.client.send("GET", "/metrics").body, as: UTF8.self)
         #expect(text.contains("burrow_audit_shipping_stopped 1"))
+        let verified = try daemon.burrow(["audit", "verify", "--central", "--socket", daemon.socket])
+        #expect(verified.status == 1 && verified.output.contains("differs from this node's log"), "\(verified.output)\(verified.stderr)")
         _ = try daemon.stop(SIGTERM)
     }
 }

@@ -1,0 +1,28 @@
+/// `burrow audit verify --central`: each node's chain in the central copy
+/// checked as `burrow audit verify` checks a local log (every row against
+/// its hash, each link to the row before, no sequence missing), and this
+/// node's against its own log where the two overlap.
+package struct CentralVerification: Sendable, Codable, Equatable {
+    package struct Node: Sendable, Codable, Equatable {
+        package var node: String
+        package var events: Int64 = 0
+        /// The first and last rows the copy holds (the copy starts where shipping started).
+        package var firstSequence: Int64?
+        package var lastSequence: Int64?
+        /// The last row's hash (hex): `SEQ:HASH` as `burrow audit verify --expect` takes it.
+        package var head: String?
+        /// What is wrong; nil: the chain holds.
+        package var problem: String?
+        /// This node only: whether the local log agrees with the copy where both have rows (nil: no overlap to compare).
+        package var matchesLocal: Bool?
+
+        package var ok: Bool { problem == nil && matchesLocal != false }
+
+        package init(node: String) { self.node = node }
+    }
+
+    package var nodes: [Node]
+    package var ok: Bool { nodes.allSatisfy(\.ok) }
+
+    package init(nodes: [Node]) { self.nodes = nodes }
+}
