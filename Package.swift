@@ -162,6 +162,9 @@ let package = Package(
             exclude: ["Corpus"], swiftSettings: strict),
         .executableTarget(name: "burrow-audit-bench", dependencies: ["BurrowAudit", "BurrowSQLite"], path: "Tests/AuditBench", swiftSettings: strict),
         .executableTarget(
+            name: "burrow-fleet-bench", dependencies: ["BurrowAudit", "BurrowFleet", "BurrowProfile", "BurrowSystem", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/FleetBench", swiftSettings: strict),
+        .executableTarget(
             name: "burrow-trust-bench", dependencies: ["BurrowAudit", "BurrowHost", "BurrowInvocation", "BurrowPolicy", "BurrowProfile", "BurrowSystem"], path: "Tests/TrustBench",
             swiftSettings: strict),
         .target(

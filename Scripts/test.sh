@@ -39,7 +39,7 @@ trap 'rm -rf "$(dirname "$BURROW_RUN_CACHE")"' EXIT
 swift test --skip-build --skip 'CgroupV2Tests|DiskQuotaTests'
 echo "== every benchmark in smoke mode (Scripts/bench-*.sh, BURROW_BENCH_SMOKE=1)"
 if [ "$(id -u)" = 0 ]; then
-    for bench in spawn api audit net mcp servers session trust; do
+    for bench in spawn api audit net mcp servers session trust fleet; do
         BURROW_BENCH_SMOKE=1 "Scripts/bench-$bench.sh"
     done
 elif [ "${BURROW_TEST_STRICT:-0}" = 1 ]; then

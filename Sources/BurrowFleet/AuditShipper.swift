@@ -119,7 +119,8 @@ package final class AuditShipper: Sendable {
             // A server that went away closes the connection: reconnect rather than send into it.
             guard !c.isClosed else { throw FleetError("the server closed the connection") }
             guard let last = records.last else {
-                try await Task.sleep(for: .milliseconds(200))
+                // Nothing new: look again soon (a query of the local log's index; the lag's floor).
+                try await Task.sleep(for: .milliseconds(50))
                 continue
             }
             let present = try await bounded("shipping \(records.count) events", seconds: Self.timeout) { try await central.insert(c, node: node, records) }
