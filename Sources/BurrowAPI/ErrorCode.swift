@@ -100,7 +100,8 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
         requestTooLarge, validationFailed, badHTTP, invalidMethod, invalidURL, invalidVersion, invalidContentLength, invalidChunkSize, headersTooLarge,
         headerTimeout, bodyTimeout, versionExists, toolDisabled, hasDependents, profileInvalid, planRefused, trustRefused, manifestMismatch, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
         duplicateID, rateLimited, tooManyConcurrent, registrationLimit, tooManyValidations, tooManyConnections, serverBusy, shuttingDown, noSandboxID,
-        auditUnavailable, registryUnavailable, noCentralCopy, centralUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, notExecutable, supervisionFailed, supervisorLost,
+        auditUnavailable, registryUnavailable, noCentralCopy, centralUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, notExecutable, supervisionFailed,
+        supervisorLost,
     ]
 
     /// The code of a failed result (`state: failed`) named `name`.
