@@ -333,7 +333,7 @@ package final class AuditStore: @unchecked Sendable {
     /// directory 0750) so only root and the readers' group can read it; SQLite
     /// gives its -wal and -shm files the same owner and mode. An existing
     /// file is left as its owner set it.
-    static func prepareFile(_ path: String, group: String?) throws(AuditError) {
+    package static func prepareFile(_ path: String, group: String?) throws(AuditError) {
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFREG else { throw .file("\(path) is not a regular file") }

@@ -87,7 +87,9 @@ struct AdminCommand: ParsableCommand {
                         let to = try SQLiteConnection.create(partial, failure: SQLiteError.init)
                         try from.copy(into: to)
                         // One self-contained file: no -wal for the copy to depend on.
-                        _ = try to.pragma("journal_mode = DELETE")
+                        guard try to.pragma("journal_mode = DELETE")?.lowercased() == "delete" else {
+                            throw CLIError("\(name): the copy cannot leave WAL mode, so it would not stand alone")
+                        }
                     }
                     try Self.sync(partial)
                     guard rename(partial, target) == 0 else { throw CLIError("cannot rename \(partial): \(String(cString: strerror(errno)))") }
@@ -164,17 +166,31 @@ struct AdminCommand: ParsableCommand {
                 printError("burrow: nothing restored")
                 throw ExitCode(1)
             }
-            let socketPath = try socket ?? databases.policy.loadPolicy().daemon.socket
-            if Self.answers(socketPath) { throw CLIError("burrowd answers on \(socketPath): stop it first (systemctl stop burrowd): it holds both databases open and caches the registry") }
+            let policy = try databases.policy.loadPolicy()
+            let socketPath = socket ?? policy.daemon.socket
+            if try Self.answers(socketPath) {
+                throw CLIError("burrowd answers on \(socketPath): stop it first (systemctl stop burrowd): it holds both databases open and caches the registry")
+            }
             let targets = try databases.paths()
+            // The audit log first: should the registry then fail, the log is whole and says what ran.
             let restoring = record.files.compactMap { file in targets.first { $0.name == file.name }.map { (file, $0.path) } }
+                .sorted { a, b in a.0.name == BackupRecord.auditName && b.0.name != BackupRecord.auditName }
             for (_, path) in restoring where access(path, F_OK) == 0 && !force {
                 throw CLIError("\(path) exists: pass --force to replace it with the backup's")
             }
             for (file, path) in restoring {
                 do {
                     let from = try SQLiteConnection(path: directory + "/" + file.name, mode: .readOnly, failure: SQLiteError.init)
-                    let to = access(path, F_OK) == 0 ? try SQLiteConnection(path: path, mode: .readWrite, failure: SQLiteError.init) : try SQLiteConnection.create(path, failure: SQLiteError.init)
+                    if access(path, F_OK) != 0 {
+                        // A fresh host: the file made as burrowd would make it (the audit log 0640 root:reader_group, directories 0750).
+                        if file.name == BackupRecord.auditName {
+                            try AuditStore.prepareFile(path, group: policy.audit.readerGroup)
+                        } else {
+                            try Self.makeParent(of: path)
+                            _ = try SQLiteConnection.create(path, failure: SQLiteError.init)
+                        }
+                    }
+                    let to = try SQLiteConnection(path: path, mode: .readWrite, failure: SQLiteError.init)
                     try from.copy(into: to)
                     if file.name == BackupRecord.auditName { _ = try to.pragma("journal_mode = WAL") }
                 } catch {
@@ -191,18 +207,37 @@ struct AdminCommand: ParsableCommand {
             }
         }
 
-        /// Whether something accepts connections on the Unix socket at `path`.
-        static func answers(_ path: String) -> Bool {
+        /// Whether something accepts connections on the Unix socket at `path`;
+        /// a question it cannot answer is an error, never a "no".
+        static func answers(_ path: String) throws -> Bool {
             let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { return false }
+            guard fd >= 0 else { throw CLIError("cannot tell whether burrowd runs: socket: \(String(cString: strerror(errno)))") }
             defer { close(fd) }
             var address = sockaddr_un()
             address.sun_family = sa_family_t(AF_UNIX)
             let bytes = Array(path.utf8)
-            guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+            guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw CLIError("\(path): too long for a socket path") }
             withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: bytes) }
-            return withUnsafePointer(to: &address) { pointer in
+            let connected = withUnsafePointer(to: &address) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+            }
+            // Nothing there, or nobody listening: not running. Anything else (EACCES, say) cannot tell.
+            guard connected || errno == ENOENT || errno == ECONNREFUSED else {
+                throw CLIError("cannot tell whether burrowd answers on \(path): \(String(cString: strerror(errno)))")
+            }
+            return connected
+        }
+
+        /// Missing directories above `path`: 0755, the file's own 0750 (as RegistryStore makes it).
+        static func makeParent(of path: String) throws {
+            let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            var prefix = ""
+            let parts = parent.split(separator: "/")
+            for (i, part) in parts.enumerated() {
+                prefix += (prefix.isEmpty && !parent.hasPrefix("/") ? "" : "/") + part
+                if mkdir(prefix, i == parts.count - 1 ? 0o750 : 0o755) != 0 && errno != EEXIST {
+                    throw CLIError("cannot create \(prefix): \(String(cString: strerror(errno)))")
+                }
             }
         }
     }

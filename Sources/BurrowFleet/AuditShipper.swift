@@ -144,7 +144,7 @@ package final class AuditShipper: Sendable {
     private func stop(_ message: String) async throws {
         central.logger.error("audit shipping stopped: \(message)")
         state.withLock { $0.stopped = message }
-        alert(reason: "central_divergence", message: message + "; shipping stopped (docs/operations.md: a restored node)")
+        alert(reason: "central_divergence", message: message + "; shipping stopped (docs/operations.md, A fleet: Divergence)")
     }
 
     /// Measures the lag from the local log (the oldest event past the

@@ -30,8 +30,10 @@ package struct CentralAudit: Sendable {
             } catch {
                 throw FleetError("\(file): \(error)")
             }
-            // The first line, as a .pgpass-like file of one password.
-            password = String(decoding: bytes.split(separator: 0x0a, omittingEmptySubsequences: false).first ?? [], as: UTF8.self)
+            // The first line (a trailing CR too: a file written on another system), the password alone.
+            var line = bytes.split(separator: 0x0a, omittingEmptySubsequences: false).first ?? []
+            if line.last == 0x0d { line = line.dropLast() }
+            password = String(decoding: line, as: UTF8.self)
         } else {
             password = nil
         }
@@ -87,12 +89,14 @@ package struct CentralAudit: Sendable {
                 tls = .require(try NIOSSLContext(configuration: t))
             }
             configuration = .init(host: url.host ?? "localhost", port: url.port, username: url.user, password: password, database: url.database, tls: tls)
-            if url.tls == .verifyFull { configuration.options.tlsServerName = url.host }
+            // SNI takes a name, never an address (PostgresNIO leaves an address out itself; the certificate is still checked against it).
+            if url.tls == .verifyFull, let host = url.host, !PostgresURL.isAddress(host) { configuration.options.tlsServerName = host }
         }
         configuration.options.connectTimeout = .seconds(10)
         let ready = configuration
         let logger = logger
-        let connection = try await bounded("connecting to \(url)", seconds: 15) { try await PostgresConnection.connect(configuration: ready, id: 1, logger: logger) }
+        let connection = try await bounded(
+            "connecting to \(url)", seconds: 15, late: { c in Task { try? await c.close() } }, { try await PostgresConnection.connect(configuration: ready, id: 1, logger: logger) })
         do {
             try await bounded("migrating the central schema", seconds: 60) { try await self.migrate(connection) }
         } catch {
@@ -102,16 +106,29 @@ package struct CentralAudit: Sendable {
         return connection
     }
 
+    /// The schema's version here (0: none yet), read without DDL: a user
+    /// with no CREATE right (after the first connect) reads it too.
+    func schemaVersion(_ c: PostgresConnection) async throws -> Int {
+        var exists = false
+        for try await present in try await c.query("SELECT to_regclass('burrow_schema') IS NOT NULL", logger: logger).decode(Bool.self) { exists = present }
+        guard exists else { return 0 }
+        var found = 0
+        for try await version in try await c.query("SELECT version FROM burrow_schema WHERE component = 'audit'", logger: logger).decode(Int.self) { found = version }
+        return found
+    }
+
     func migrate(_ c: PostgresConnection) async throws {
+        let found = try await schemaVersion(c)
+        guard found <= Self.migrations.count else {
+            throw FleetError("the central database's audit schema is version \(found); this burrowd knows \(Self.migrations.count): upgrade it")
+        }
+        guard found < Self.migrations.count else { return }
+        // Due: under the advisory lock (several nodes start at once), checked again inside it.
         try await c.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
         do {
             try await c.query("CREATE TABLE IF NOT EXISTS burrow_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)", logger: logger)
-            var found = 0
-            for try await version in try await c.query("SELECT version FROM burrow_schema WHERE component = 'audit'", logger: logger).decode(Int.self) { found = version }
-            guard found <= Self.migrations.count else {
-                throw FleetError("the central database's audit schema is version \(found); this burrowd knows \(Self.migrations.count): upgrade it")
-            }
-            for v in found..<Self.migrations.count {
+            let now = try await schemaVersion(c)
+            for v in now..<max(now, Self.migrations.count) {
                 try await c.withTransaction(logger: logger) { t in
                     for statement in Self.migrations[v] { try await t.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                     try await t.query(
@@ -164,8 +181,16 @@ package struct CentralAudit: Sendable {
             binds.append(bytes(r.hash))
         }
         let sql = "INSERT INTO burrow_audit_events (\(Self.columns)) VALUES \(values.joined(separator: ",")) ON CONFLICT (node, sequence) DO NOTHING RETURNING sequence"
-        var inserted = Set<Int64>()
-        for try await sequence in try await c.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).decode(Int64.self) { inserted.insert(sequence) }
+        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        let logger = logger
+        // In a transaction of its own: this returns once COMMIT is answered,
+        // so the local mark that follows never gets ahead of what is durable
+        // there (a statement's own completion comes before its commit).
+        let inserted = try await c.withTransaction(logger: logger) { t in
+            var found = Set<Int64>()
+            for try await sequence in try await t.query(query, logger: logger).decode(Int64.self) { found.insert(sequence) }
+            return found
+        }
         return records.map(\.sequence).filter { !inserted.contains($0) }
     }
 
@@ -211,36 +236,72 @@ package struct CentralAudit: Sendable {
 /// connection whose server vanished (shut down, or a network that drops
 /// packets) may never answer: the caller then closes it, which ends the
 /// abandoned wait too.
-package func bounded<T: Sendable>(_ what: String, seconds: Int, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let once = Once<T>()
-    return try await withCheckedThrowingContinuation { continuation in
-        once.set(continuation)
-        let work = Task {
-            do {
-                once.finish(.success(try await body()))
-            } catch {
-                once.finish(.failure(error))
-            }
+package func bounded<T: Sendable>(
+    _ what: String, seconds: Int, late: (@Sendable (T) -> Void)? = nil, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let race = Race<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            race.start(
+                continuation,
+                work: Task {
+                    do {
+                        let value = try await body()
+                        // Too late (timed out, cancelled): what it made is not used, so it is undone (a connection closed).
+                        if !race.finish(.success(value)) { late?(value) }
+                    } catch {
+                        race.finish(.failure(error))
+                    }
+                },
+                timer: Task {
+                    try? await Task.sleep(for: .seconds(seconds))
+                    if !Task.isCancelled { race.finish(.failure(FleetError("\(what): no answer within \(seconds) s"))) }
+                })
         }
-        Task {
-            try? await Task.sleep(for: .seconds(seconds))
-            once.finish(.failure(FleetError("\(what): no answer within \(seconds) s")))
-            work.cancel()
-        }
+    } onCancel: {
+        race.finish(.failure(CancellationError()))
     }
 }
 
-/// A continuation resumed by whichever comes first.
-private final class Once<T: Sendable>: Sendable {
-    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+/// A continuation resumed by whichever comes first (the work, the timer,
+/// cancellation, even one that comes before the continuation exists); the
+/// others are cancelled then.
+private final class Race<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var tasks: [Task<Void, Never>] = []
+        /// The first result, kept until the continuation exists.
+        var result: Result<T, any Error>?
+    }
 
-    func set(_ c: CheckedContinuation<T, any Error>) { continuation.withLock { $0 = c } }
+    private let state = Mutex(State())
 
-    func finish(_ result: Result<T, any Error>) {
-        continuation.withLock { c in
-            c?.resume(with: result)
-            c = nil
+    func start(_ c: CheckedContinuation<T, any Error>, work: Task<Void, Never>, timer: Task<Void, Never>) {
+        let early = state.withLock { s -> Result<T, any Error>? in
+            s.tasks = [work, timer]
+            if s.result == nil { s.continuation = c }
+            return s.result
         }
+        if let early {
+            c.resume(with: early)
+            work.cancel()
+            timer.cancel()
+        }
+    }
+
+    /// Resumes the caller unless something did already; whether this did.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let (first, continuation, tasks) = state.withLock { s -> (Bool, CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
+            guard s.result == nil else { return (false, nil, []) }
+            s.result = result
+            defer { s.continuation = nil }
+            return (true, s.continuation, s.tasks)
+        }
+        guard first else { return false }
+        continuation?.resume(with: result)
+        for task in tasks { task.cancel() }
+        return true
     }
 }
 

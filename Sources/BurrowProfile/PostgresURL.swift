@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Where a PostgreSQL database is, as libpq's URLs write it:
 /// `postgresql://USER@HOST:PORT/DATABASE?sslmode=verify-full`, or a Unix
 /// socket directory with `?host=/run/postgresql`. The password is never in
@@ -84,7 +88,7 @@ package struct PostgresURL: Sendable, Equatable, Codable, CustomStringConvertibl
         case "disable": tls = .disable
         case let other: throw Problem("sslmode=\(other): verify-full (the default: the server's certificate and name are checked) or disable (loopback and Unix sockets only)")
         }
-        let loopback = socketDirectory != nil || place == "localhost" || place == "::1" || place.hasPrefix("127.")
+        let loopback = socketDirectory != nil || place == "localhost" || Self.isLoopbackAddress(String(place))
         if tls == .disable && !loopback { throw Problem("sslmode=disable only to loopback or a Unix socket: \(place) is reached over the network, so TLS is verified (sslmode=verify-full)") }
         self.user = String(user)
         self.host = socketDirectory == nil ? String(place) : nil
@@ -92,6 +96,22 @@ package struct PostgresURL: Sendable, Equatable, Codable, CustomStringConvertibl
         self.socketDirectory = socketDirectory
         self.database = String(name)
         self.tls = tls
+    }
+
+    /// Whether `host` is an IP address (v4 or v6), not a name.
+    package static func isAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
+    /// 127.0.0.0/8 or ::1, as addresses (a name such as 127.example.org is not one).
+    static func isLoopbackAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
+        return withUnsafeBytes(of: &v6) { Array($0) } == [UInt8](repeating: 0, count: 15) + [1]
     }
 
     package struct Problem: Error, Sendable, CustomStringConvertible {

@@ -156,10 +156,15 @@ package final class SQLiteConnection<Failure: Error>: @unchecked Sendable {
             throw failure("cannot copy \(path) into \(destination.path): \(destination.lastError)")
         }
         var rc: Int32
+        var waited: Int32 = 0
         repeat {
             rc = sqlite3_backup_step(backup, -1)
-            // Another connection holds a lock for a moment: wait as busy_timeout would.
-            if rc == SQLITE_BUSY || rc == SQLITE_LOCKED { sqlite3_sleep(50) }
+            // Another connection holds a lock for a moment: wait as busy_timeout would (30 s at most).
+            if rc == SQLITE_BUSY || rc == SQLITE_LOCKED {
+                guard waited < 30_000 else { break }
+                sqlite3_sleep(50)
+                waited += 50
+            }
         } while rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED
         let finished = sqlite3_backup_finish(backup)
         guard rc == SQLITE_DONE, finished == SQLITE_OK else {

@@ -73,6 +73,14 @@ struct BackupTests {
         let verified = try daemon.burrow(["audit", "verify", "--audit-db", daemon.auditDB, "--expect", head])
         #expect(verified.status == 0 && verified.output.contains("head      \(head)"), "\(verified.output)\(verified.stderr)")
 
+        // A fresh host: neither database nor their directory exists; made as burrowd makes them.
+        let fresh = daemon.directory + "/fresh/lib"
+        let onFresh = try daemon.burrow(
+            ["admin", "restore", "--socket", daemon.socket, "--policy", daemon.policyFile, "--audit-db", fresh + "/audit.db", "--registry-db", fresh + "/registry.db", backup])
+        #expect(onFresh.status == 0 && onFresh.output.contains("verifies up to \(head)"), "\(onFresh.output)\(onFresh.stderr)")
+        #expect(stat(fresh + "/audit.db", &st) == 0 && st.st_mode & 0o777 == 0o640, "the audit log as burrowd makes it: \(String(st.st_mode & 0o777, radix: 8))")
+        #expect(stat(fresh + "/registry.db", &st) == 0 && st.st_mode & 0o077 == 0, "\(String(st.st_mode & 0o777, radix: 8))")
+
         // burrowd carries on from the restored state: the later version is gone, and new events chain on.
         try daemon.start()
         let versions = try daemon.request("GET", "/v1/tools/minimal", as: ToolDetail.self).1?.versions ?? []

@@ -66,11 +66,11 @@ struct CentralAuditTests {
         for i in 0..<3 { #expect(try daemon.burrow(["invoke", "minimal", "--", "echo \(i)"]).status == 0) }
         #expect(try Self.caughtUp(pg, daemon, node: "node-a"))
 
+        let shippedBefore = try Self.central(pg, node: "node-a").count
         // PostgreSQL down: invocations go on, audited locally.
         try pg.stop()
         for i in 0..<5 { #expect(try daemon.burrow(["invoke", "minimal", "--", "echo down \(i)"]).status == 0) }
         // Pruning everything keeps what the central copy does not hold.
-        let shippedBefore = try Self.central(pg, node: "node-a").count
         let pruned = try daemon.burrow(["audit", "prune", "--older-than", "0", "--policy", daemon.policyFile, "--audit-db", daemon.auditDB])
         #expect(pruned.status == 0 && pruned.output.contains("kept") && pruned.output.contains("does not hold them yet"), "\(pruned.output)\(pruned.stderr)")
         let kept = try Self.local(daemon)
@@ -85,7 +85,7 @@ struct CentralAuditTests {
         let rows = try Self.central(pg, node: "node-a")
         let sequences = rows.compactMap { Int64($0.split(separator: ":")[0]) }
         #expect(sequences == Array(1...Int64(sequences.count)), "\(sequences)")
-        #expect(rows.count > shippedBefore)
+        #expect(shippedBefore > 0 && rows.count > shippedBefore, "\(shippedBefore) before the outage, \(rows.count) after")
         #expect(try pg.value("SELECT count(*) FROM burrow_audit_events") == "\(rows.count)")
         // The local log still verifies after the prune, and the copy holds every row it deleted.
         #expect(try daemon.burrow(["audit", "verify", "--audit-db", daemon.auditDB]).status == 0)

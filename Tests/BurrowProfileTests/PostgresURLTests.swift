@@ -30,6 +30,9 @@ struct PostgresURLTests {
     func refuses() {
         #expect(problem("postgresql://burrow:secret@db/burrow").contains("password does not go in the URL"))
         #expect(problem("postgresql://burrow@db.example.org/burrow?sslmode=disable").contains("only to loopback"))
+        // A name that starts like a loopback address is a name.
+        #expect(problem("postgresql://burrow@127.evil.example/burrow?sslmode=disable").contains("only to loopback"))
+        #expect(problem("postgresql://burrow@127.1.2.3/burrow?sslmode=disable") == "parsed")
         #expect(problem("postgresql://burrow@db/burrow?sslmode=require").contains("verify-full"))
         #expect(problem("mysql://burrow@db/burrow").contains("expected postgresql://"))
         #expect(problem("postgresql://burrow@db/burrow?application_name=x").contains("only sslmode and host"))

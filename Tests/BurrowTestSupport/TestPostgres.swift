@@ -59,7 +59,7 @@ package final class TestPostgres: @unchecked Sendable {
     }
 
     deinit {
-        if let server { kill(server.pid, SIGKILL) }
+        try? stop()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -72,7 +72,8 @@ package final class TestPostgres: @unchecked Sendable {
         guard server == nil else { return }
         let p = try Subprocess.start(
             [
-                "/usr/bin/setpriv", "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--", binaries + "/postgres", "-D", directory + "/data", "-p", "\(port)", "-k",
+                // --pdeathsig: a test process that dies takes its server with it.
+                "/usr/bin/setpriv", "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--pdeathsig", "INT", "--", binaries + "/postgres", "-D", directory + "/data", "-p", "\(port)", "-k",
                 directory + "/run", "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=50",
             ], directory: directory)
         server = p

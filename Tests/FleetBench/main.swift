@@ -91,4 +91,5 @@ print("backlog: \(events) events in \(backlog), \(Int(backlogRate)) events/s")
 print("steady: \(written) events at \(rate)/s for \(seconds) s; lag median \(String(format: "%.1f", percentile(0.5))) ms, p99 \(String(format: "%.1f", percentile(0.99))) ms (\(sorted.count) sampled)")
 let json: [String: Any] = ["eventsPerSecond": backlogRate, "lagMedianMs": percentile(0.5), "lagP99Ms": percentile(0.99), "events": events, "node": node]
 print("json: " + String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self))
+try? FileManager.default.removeItem(atPath: directory)
 exit(0)
