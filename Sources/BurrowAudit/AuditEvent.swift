@@ -43,6 +43,9 @@ package struct AuditEvent: Sendable, Equatable, Codable {
     /// Who reported it, when burrowd did not witness it itself: `reported:<principal>`
     /// (`POST /api/v1/security/audit`). Nil for every event Burrow wrote of what it ran.
     package var origin: String?
+    /// The fleet node whose log holds it, for an event read from the central
+    /// copy (`[daemon] node_id`); nil: this node's own log.
+    package var node: String?
 
     /// An event of any type with any details: the store's own (reading rows)
     /// and tests'. Everything else builds events from typed details
@@ -59,7 +62,7 @@ package struct AuditEvent: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case sequence, time, tool, type, context, details, hash, previousHash, origin
+        case sequence, time, tool, type, context, details, hash, previousHash, origin, node
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -73,6 +76,7 @@ package struct AuditEvent: Sendable, Equatable, Codable {
         try c.encode(hash, forKey: .hash)
         try c.encode(previousHash, forKey: .previousHash)
         try c.encodeIfPresent(origin, forKey: .origin)
+        try c.encodeIfPresent(node, forKey: .node)
     }
 
     package init(from decoder: any Decoder) throws {
@@ -90,5 +94,6 @@ package struct AuditEvent: Sendable, Equatable, Codable {
         hash = try c.decode(String.self, forKey: .hash)
         previousHash = try c.decode(String.self, forKey: .previousHash)
         origin = try c.decodeIfPresent(String.self, forKey: .origin)
+        node = try c.decodeIfPresent(String.self, forKey: .node)
     }
 }

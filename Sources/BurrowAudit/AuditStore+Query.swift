@@ -59,7 +59,7 @@ extension AuditStore {
         if let until = query.until { clauses.append(("time < ?", [.number(until)])) }
         if let after = query.afterSequence { clauses.append(("sequence > ?", [.number(after)])) }
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.map(\.sql).joined(separator: " AND ")
-        let columns = "sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash, origin"
+        let columns = AuditRecord.columns
         let sql: String
         if let limit = query.limit {
             sql = "SELECT * FROM (SELECT \(columns) FROM events\(filter) ORDER BY sequence DESC LIMIT \(max(0, limit))) ORDER BY sequence"
@@ -88,21 +88,5 @@ extension AuditStore {
     /// writer's row is shown as `unparsed` text.
     static let storedDetailsLimits = JSONLimits(maxDepth: 64, maxKeyBytes: 1 << 16, maxStringBytes: 1 << 26, maxItems: 1 << 22, maxBytes: 1 << 27)
 
-    static func event(_ stmt: AuditDatabase.Statement) -> AuditEvent {
-        let detailsText = stmt.text(10) ?? ""
-        // Details that do not parse were not written by Burrow: shown as text.
-        let details = (try? JSONParser.parse(detailsText, limits: AuditStore.storedDetailsLimits)) ?? .object(["unparsed": .string(detailsText)])
-        let type = AuditEventType(rawValue: stmt.text(3) ?? "") ?? .anomalousActivity
-        var e = AuditEvent(
-            tool: stmt.text(2) ?? "", type: type,
-            context: SecurityContext(
-                principal: stmt.text(4) ?? "", uid: stmt.isNull(5) ? nil : UInt32(truncatingIfNeeded: stmt.int64(5)), invocationID: stmt.text(6),
-                profileDigest: stmt.text(7), sandboxLevel: stmt.text(8), host: stmt.text(9) ?? ""),
-            details: details, time: stmt.int64(1))
-        e.sequence = stmt.int64(0)
-        e.previousHash = AuditChain.hex(stmt.bytes(11))
-        e.hash = AuditChain.hex(stmt.bytes(12))
-        e.origin = stmt.text(13)
-        return e
-    }
+    static func event(_ stmt: AuditDatabase.Statement) -> AuditEvent { AuditRecord(stmt).event }
 }

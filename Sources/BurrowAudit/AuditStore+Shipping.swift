@@ -1,3 +1,4 @@
+import BurrowJSON
 import BurrowSQLite
 
 /// A stored row whole: the fields the chain covers and its two links.
@@ -50,6 +51,37 @@ package struct AuditRecord: Sendable, Equatable {
 
     /// The chain's starting link (32 zero bytes).
     package static var genesis: [UInt8] { AuditChain.genesis }
+
+    /// The columns `init(_:)` reads, in its order.
+    static let columns = "sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, previous_hash, hash, origin"
+
+    /// The row a statement selecting `columns` is on.
+    init(_ row: AuditDatabase.Statement) {
+        func optional(_ i: Int32) -> [UInt8]? { row.isNull(i) ? nil : row.bytes(i) }
+        self.init(
+            sequence: row.int64(0), time: row.int64(1), tool: row.bytes(2), type: row.bytes(3), principal: row.bytes(4), uid: row.isNull(5) ? nil : row.int64(5),
+            invocation: optional(6), profileDigest: optional(7), sandboxLevel: optional(8), host: row.bytes(9), details: row.bytes(10), origin: optional(13),
+            previousHash: row.bytes(11), hash: row.bytes(12))
+    }
+
+    /// The event it holds, as queries return it. Text Burrow did not write
+    /// (not UTF-8) shows its bytes as `\xNN`; details that do not parse were
+    /// not written by Burrow and are shown as `unparsed` text.
+    package var event: AuditEvent {
+        let detailsText = decodeEscapingInvalid(details)
+        let parsed = (try? JSONParser.parse(detailsText, limits: AuditStore.storedDetailsLimits)) ?? .object(["unparsed": .string(detailsText)])
+        var e = AuditEvent(
+            tool: decodeEscapingInvalid(tool), type: AuditEventType(rawValue: decodeEscapingInvalid(type)) ?? .anomalousActivity,
+            context: SecurityContext(
+                principal: decodeEscapingInvalid(principal), uid: uid.map { UInt32(truncatingIfNeeded: $0) }, invocationID: invocation.map(decodeEscapingInvalid),
+                profileDigest: profileDigest.map(decodeEscapingInvalid), sandboxLevel: sandboxLevel.map(decodeEscapingInvalid), host: decodeEscapingInvalid(host)),
+            details: parsed, time: time)
+        e.sequence = sequence
+        e.previousHash = AuditChain.hex(previousHash)
+        e.hash = AuditChain.hex(hash)
+        e.origin = origin.map(decodeEscapingInvalid)
+        return e
+    }
 }
 
 extension AuditStore {
@@ -59,21 +91,12 @@ extension AuditStore {
     /// Rows after `sequence`, oldest first, at most `limit`.
     package func records(after sequence: Int64, limit: Int) throws(AuditError) -> [AuditRecord] {
         try withReader { db throws(AuditError) in
-            let rows = try db.cached(
-                "SELECT sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, origin, previous_hash, hash FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?"
-            )
+            let rows = try db.cached("SELECT \(AuditRecord.columns) FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?")
             defer { rows.reset() }
             rows.bind(1, sequence)
             rows.bind(2, Int64(limit))
             var out: [AuditRecord] = []
-            while try rows.step() {
-                func optional(_ i: Int32) -> [UInt8]? { rows.isNull(i) ? nil : rows.bytes(i) }
-                out.append(
-                    AuditRecord(
-                        sequence: rows.int64(0), time: rows.int64(1), tool: rows.bytes(2), type: rows.bytes(3), principal: rows.bytes(4), uid: rows.isNull(5) ? nil : rows.int64(5),
-                        invocation: optional(6), profileDigest: optional(7), sandboxLevel: optional(8), host: rows.bytes(9), details: rows.bytes(10), origin: optional(11),
-                        previousHash: rows.bytes(12), hash: rows.bytes(13)))
-            }
+            while try rows.step() { out.append(AuditRecord(rows)) }
             return out
         }
     }

@@ -91,8 +91,16 @@ struct AuditListCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Only the most recent N matching events.", valueName: "N"))
     var limit: Int?
 
+    @Flag(name: .long, help: "Every node's events, from the central copy ([audit] central_url), through burrowd (auditors); each names its node.")
+    var central = false
+
+    @Option(name: .long, help: ArgumentHelp("With --central: only this node's events ([daemon] node_id).", valueName: "id"))
+    var node: String?
+
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if node != nil && !central { throw ValidationError("--node goes with --central") }
+        if central && database.auditDB != nil { throw ValidationError("--central reads the central copy through burrowd, not --audit-db") }
     }
 
     @OptionGroup var session: SessionOptions
@@ -103,7 +111,8 @@ struct AuditListCommand: ParsableCommand {
         let path = database.path(loaded)
         // A normal user cannot read the log itself: burrowd answers with the
         // events of its own runs when the policy lets it ([audit] user_reads_own).
-        guard geteuid() == 0 || database.auditDB != nil || access(path, R_OK) == 0 else {
+        // The central copy is burrowd's to read too.
+        guard !central && (geteuid() == 0 || database.auditDB != nil || access(path, R_OK) == 0) else {
             let events = try throughBurrowd(path)
             try printer.begin()
             for e in events { printer.print(e) }
@@ -124,15 +133,19 @@ struct AuditListCommand: ParsableCommand {
         if let s = query.since { items.append(("since", AuditClock.format(s))) }
         if let u = query.until { items.append(("until", AuditClock.format(u))) }
         if let i = query.invocation { items.append(("invocation", i)) }
+        if central { items.append(("central", "1")) }
+        if let node { items.append(("node", node)) }
         let target = "/v1/security/audit?" + items.map { "\($0.0)=\(percentEncoded($0.1))" }.joined(separator: "&")
         let response: UnixHTTPClient.Response
         do {
             response = try UnixHTTPClient(socketPath: SessionClient.apiSocket(session, policyFile: policy.policy)).send("GET", target)
         } catch {
+            if central { throw CLIError("cannot ask burrowd for the central copy: \(error)") }
             throw CLIError("cannot read \(path) (root and the audit readers' group may), nor ask burrowd: \(error)")
         }
         guard response.status == 200 else {
             let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)))?.error.message ?? "HTTP \(response.status)"
+            if central { throw CLIError("burrowd refused to read the central copy: \(message)") }
             throw CLIError(
                 "cannot read \(path) (root and the audit readers' group may), and burrowd refused: \(message). With [audit] user_reads_own = true in the host policy, burrowd shows a user the events of its own runs"
             )

@@ -34,7 +34,12 @@ final class AuditPrinter {
     func print(_ event: AuditEvent) {
         switch format {
         case .table:
-            write(tableRow([time(event.time), event.type.rawValue, printable(event.tool), String(printable(event.context.invocationID ?? "-").prefix(8)), AuditPrinter.summary(event)]))
+            // From the central copy: the node first in the summary.
+            let summary = event.node.map { "[\(printable($0))] " } ?? ""
+            write(
+                tableRow([
+                    time(event.time), event.type.rawValue, printable(event.tool), String(printable(event.context.invocationID ?? "-").prefix(8)), summary + AuditPrinter.summary(event),
+                ]))
         case .json, .jsonl:
             // JSON escapes every control character; the encoder never emits raw ones.
             let text = (try? encoder.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"

@@ -163,6 +163,17 @@ struct API: Sendable {
                 try await require(.auditor, context, request, "reading the audit log", tool: tool)
             }
         }
+        if let central = request.uri.queryParameters.get("central"), central == "1" || central == "true" {
+            // Every node's events: for auditors only (a user's own runs are this node's log).
+            try await require(.auditor, context, request, "reading the central audit copy", tool: tool)
+            guard let shipper = daemon.shipper else { throw DaemonError(.noCentralCopy, "this burrowd ships to no central copy ([audit] central_url)") }
+            let node: String? = request.uri.queryParameters.get("node")
+            do {
+                return try json(try await shipper.central.events(query, node: node))
+            } catch {
+                throw DaemonError(.centralUnavailable, "the central copy (\(shipper.central.url)): \(explainFleetError(error))")
+            }
+        }
         do {
             return try json(try daemon.audit.events(query))
         } catch {

@@ -210,6 +210,74 @@ package struct CentralAudit: Sendable {
         return out
     }
 
+    /// `events(_:_:node:)` on a connection of its own, within 30 s.
+    package func events(_ query: AuditQuery, node: String?) async throws -> [AuditEvent] {
+        let c = try await connect()
+        defer { Task { _ = try? await bounded("closing", seconds: 5) { try await c.close() } } }
+        return try await bounded("querying the central copy", seconds: 30) { try await self.events(c, query, node: node) }
+    }
+
+    /// Events of every node (or of `node`) that `query` matches, oldest
+    /// first (by time, then node and sequence); with a limit, the most
+    /// recent. Each carries its node. The tool, type and invocation filters
+    /// compare the stored bytes, which the indexes cover.
+    package func events(_ c: PostgresConnection, _ query: AuditQuery, node: String?) async throws -> [AuditEvent] {
+        var clauses: [String] = []
+        var binds = PostgresBindings()
+        func next() -> String { "$\(binds.count)" }
+        if let node {
+            binds.append(node)
+            clauses.append("node = \(next())")
+        }
+        if let tool = query.tool {
+            binds.append(ByteBuffer(bytes: Array(tool.utf8)))
+            clauses.append("tool = \(next())")
+        }
+        if let invocation = query.invocation {
+            binds.append(ByteBuffer(bytes: Array(invocation.utf8)))
+            clauses.append("invocation = \(next())")
+        }
+        if let uid = query.uid {
+            binds.append(Int64(uid))
+            clauses.append("uid = \(next())")
+        }
+        if !query.types.isEmpty {
+            var names: [String] = []
+            for type in query.types {
+                binds.append(ByteBuffer(bytes: Array(type.rawValue.utf8)))
+                names.append(next())
+            }
+            clauses.append("type IN (\(names.joined(separator: ",")))")
+        }
+        if let since = query.since {
+            binds.append(since)
+            clauses.append("time >= \(next())")
+        }
+        if let until = query.until {
+            binds.append(until)
+            clauses.append("time < \(next())")
+        }
+        let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        let columns = "node, sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, origin, previous_hash, hash"
+        let limit = query.limit.map { " LIMIT \(max(0, $0))" } ?? ""
+        let sql = "SELECT \(columns) FROM burrow_audit_events\(filter) ORDER BY time DESC, node DESC, sequence DESC\(limit)"
+        var out: [AuditEvent] = []
+        for try await row in try await c.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+            let (node, sequence, time, tool, type, principal, uid, invocation, profileDigest, sandboxLevel, host, details, origin, previous, hash) = try row.decode(
+                (String, Int64, Int64, ByteBuffer, ByteBuffer, ByteBuffer, Int64?, ByteBuffer?, ByteBuffer?, ByteBuffer?, ByteBuffer, ByteBuffer, ByteBuffer?, ByteBuffer, ByteBuffer)
+                    .self)
+            func b(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
+            var event = AuditRecord(
+                sequence: sequence, time: time, tool: b(tool), type: b(type), principal: b(principal), uid: uid, invocation: invocation.map(b),
+                profileDigest: profileDigest.map(b), sandboxLevel: sandboxLevel.map(b), host: b(host), details: b(details), origin: origin.map(b),
+                previousHash: b(previous), hash: b(hash)
+            ).event
+            event.node = node
+            out.append(event)
+        }
+        return out.reversed()
+    }
+
     /// `node`'s rows after `sequence`, oldest first, at most `limit`.
     package func records(_ c: PostgresConnection, node: String, after sequence: Int64, limit: Int) async throws -> [AuditRecord] {
         let rows = try await c.query(

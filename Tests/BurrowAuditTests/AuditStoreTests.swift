@@ -110,16 +110,17 @@ struct AuditStoreTests {
         let path = temporaryDatabase()
         _ = try openStore(path)
         try AuditDatabase(path: path, mode: .readWrite).execute("PRAGMA user_version = 99")
-        #expect(throws: AuditError.newerSchema(found: 99, supported: 3)) { try openStore(path) }
-        // A version 1 file (before the uid index and reported events' origin) is brought up to date, its events kept and still verifying.
+        #expect(throws: AuditError.newerSchema(found: 99, supported: 4)) { try openStore(path) }
+        // A version 1 file (before the uid index, reported events' origin and the shipped mark) is brought up to date, its events kept and still verifying.
         let old = temporaryDatabase("v1.db")
         let written = try openStore(old).append([event(.toolInvoked)])
         let db = try AuditDatabase(path: old, mode: .readWrite)
         try db.execute("DROP INDEX events_by_uid")
         try db.execute("ALTER TABLE events DROP COLUMN origin")
+        try db.execute("DROP TABLE shipped")
         try db.execute("PRAGMA user_version = 1")
         let reopened = try openStore(old)
-        #expect(try AuditDatabase(path: old, mode: .readWrite).pragma("user_version") == "3")
+        #expect(try AuditDatabase(path: old, mode: .readWrite).pragma("user_version") == "4")
         #expect(try reopened.events(AuditQuery(uid: written.first?.context.uid)).map(\.hash) == written.map(\.hash))
         #expect(try reopened.verify().ok)
         let missing = temporaryDatabase("none.db")

@@ -92,6 +92,13 @@ struct CentralAuditTests {
         // burrow audit verify --central: every node's chain there, and this node's against its own log.
         let verified = try daemon.burrow(["audit", "verify", "--central", "--socket", daemon.socket])
         #expect(verified.status == 0 && verified.output.contains("node node-a: intact") && verified.output.contains("agrees with this node's log"), "\(verified.output)\(verified.stderr)")
+        // burrow audit --central: the events of every node, from the copy, each naming its node; the pruned ones too.
+        let listed = try daemon.burrow(["audit", "--central", "--tool", "minimal", "--type", "ToolCompleted", "--json"])
+        let events = try JSONDecoder().decode([AuditEvent].self, from: listed.stdout)
+        #expect(listed.status == 0 && events.count == 8 && events.allSatisfy { $0.node == "node-a" && $0.type == .toolCompleted }, "\(listed.output)\(listed.stderr)")
+        let other = try daemon.burrow(["audit", "--central", "--node", "node-z", "--json"])
+        let none = try JSONDecoder().decode([AuditEvent].self, from: other.stdout)
+        #expect(other.status == 0 && none.isEmpty, "\(other.output)\(other.stderr)")
         // A row edited in PostgreSQL is found.
         #expect(try pg.psql("UPDATE burrow_audit_events SET details = convert_to('{}', 'UTF8') WHERE node = 'node-a' AND sequence = 2").status == 0)
         let edited = try daemon.burrow(["audit", "verify", "--central", "--socket", daemon.socket])
