@@ -26,3 +26,38 @@ package struct CentralVerification: Sendable, Codable, Equatable {
 
     package init(nodes: [Node]) { self.nodes = nodes }
 }
+
+/// A node of the fleet as its database knows it (`GET /v1/nodes`): up
+/// while its last heartbeat is within three of its intervals by
+/// PostgreSQL's clock, down after that.
+package struct FleetNode: Sendable, Codable, Equatable {
+    package var id: String
+    package var version: String
+    package var host: String
+    /// The kernel, Landlock ABI and cgroup backend it runs on, in one line.
+    package var facts: String
+    package var startedAt: String
+    package var heartbeatAt: String
+    package var heartbeatAgeMilliseconds: Int64
+    /// `up` or `down`.
+    package var status: String
+    /// Its audit log's newest row, and how far the central copy holds it, at the last heartbeat.
+    package var auditHead: Int64
+    package var auditShipped: Int64
+
+    package init(
+        id: String, version: String, host: String, facts: String, startedAt: String, heartbeatAt: String, heartbeatAgeMilliseconds: Int64, status: String, auditHead: Int64,
+        auditShipped: Int64
+    ) {
+        self.id = id
+        self.version = version
+        self.host = host
+        self.facts = facts
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
+        self.heartbeatAgeMilliseconds = heartbeatAgeMilliseconds
+        self.status = status
+        self.auditHead = auditHead
+        self.auditShipped = auditShipped
+    }
+}

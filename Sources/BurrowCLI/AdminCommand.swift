@@ -1,4 +1,5 @@
 import ArgumentParser
+import BurrowAPI
 import BurrowAudit
 import BurrowCrypto
 import BurrowHost
@@ -15,7 +16,7 @@ import FoundationEssentials
 struct AdminCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
-        abstract: "Back up and restore a node's registry and audit log.",
+        abstract: "Back up and restore a node's registry and audit log; list the fleet's nodes.",
         discussion: """
             burrowd keeps its state in two SQLite files: the registry (the policy's [daemon] \
             registry, /var/lib/burrow/registry.db) and the hash-chained audit log ([audit] \
@@ -28,7 +29,7 @@ struct AdminCommand: ParsableCommand {
               burrow admin backup /srv/backups/burrow-$(date +%F)
               burrow admin restore --force /srv/backups/burrow-2026-12-07
             """,
-        subcommands: [Backup.self, Restore.self])
+        subcommands: [Backup.self, Restore.self, Nodes.self])
 
     /// Where the two databases are.
     struct Databases: ParsableArguments {
@@ -238,6 +239,52 @@ struct AdminCommand: ParsableCommand {
                 if mkdir(prefix, i == parts.count - 1 ? 0o750 : 0o755) != 0 && errno != EEXIST {
                     throw CLIError("cannot create \(prefix): \(String(cString: strerror(errno)))")
                 }
+            }
+        }
+    }
+}
+
+extension AdminCommand {
+    struct Nodes: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "nodes",
+            abstract: "List the fleet's nodes: up while their heartbeat is on time, down after three missed (through burrowd; auditors).",
+            discussion: """
+                Every burrowd with [audit] central_url records itself in the fleet's database and \
+                beats every [daemon] heartbeat_interval (5 s), by PostgreSQL's clock. The list shows \
+                each node's version, host, last heartbeat, and how far the central copy holds its \
+                audit log.
+                """)
+
+        @OptionGroup var policy: ProfileOptions
+
+        @Option(name: .long, help: ArgumentHelp("burrowd's socket (default: $BURROW_SOCKET, else the policy's [daemon] socket).", valueName: "path"))
+        var socket: String?
+
+        @Flag(name: .long, help: "Print JSON.")
+        var json = false
+
+        func run() throws {
+            let path = try socket ?? ProcessInfo.processInfo.environment["BURROW_SOCKET"] ?? policy.loadPolicy().daemon.socket
+            let response: UnixHTTPClient.Response
+            do {
+                response = try UnixHTTPClient(socketPath: path).send("GET", "/v1/nodes")
+            } catch {
+                throw CLIError("burrowd on \(path): \(error)")
+            }
+            guard response.status == 200, let nodes = try? JSONDecoder().decode([FleetNode].self, from: Data(response.body)) else {
+                let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)))?.error.message ?? "HTTP \(response.status)"
+                throw CLIError("burrowd: \(message)")
+            }
+            if json { return try printJSON(nodes) }
+            if nodes.isEmpty { print("no node has reported yet") }
+            let style = Style.stdout
+            for n in nodes {
+                let status = n.status == "up" ? style.green("up") : style.red("down")
+                print(
+                    "\(printable(n.id))  \(status)  heartbeat \(n.heartbeatAgeMilliseconds / 1000) s ago  burrowd \(printable(n.version)) on \(printable(n.host))  audit shipped \(n.auditShipped) of \(n.auditHead)"
+                )
+                print("  \(printable(n.facts)); up since \(n.startedAt)")
             }
         }
     }

@@ -47,12 +47,15 @@ package struct Daemon: Sendable {
     let startedAt = AuditClock.now()
     /// Ships the audit log to its central copy (`[audit] central_url`); nil: none.
     let shipper: AuditShipper?
+    /// This node's heartbeat in the fleet's database; nil: no fleet.
+    let heartbeat: NodeHeartbeat?
 
     package init(
         policy: HostPolicy, socketPath: String, audit: AuditStore, registry: RegistryStore, host: HostFacts, searchPath: [String],
-        lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup, shipper: AuditShipper? = nil
+        lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup, shipper: AuditShipper? = nil, heartbeat: NodeHeartbeat? = nil
     ) {
         self.shipper = shipper
+        self.heartbeat = heartbeat
         self.policy = policy
         self.socketPath = socketPath
         self.audit = audit
@@ -115,6 +118,7 @@ package struct Daemon: Sendable {
         }
         v1.get("security/audit") { request, context in try await api.auditTrail(request, context, allTools: true) }
         v1.get("audit/central") { request, context in try await api.verifyCentral(request, context) }
+        for group in [v1, router.group("api/v1")] { group.get("nodes") { request, context in try await api.nodes(request, context) } }
         v1.post("tools/:id/invocations") { request, context in try await api.invoke(request, context) }
         v1.get("invocations/:id") { request, context in try await api.invocation(request, context) }
         v1.get("tools/:id/definitions") { request, context in try await api.definitions(request, context) }
@@ -300,6 +304,7 @@ package struct Daemon: Sendable {
         let shutdown = ShutdownService(invocations: invocations, grace: policy.daemon.shutdownGrace, logger: logger)
         var shipping: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let shipper { shipping.append(.init(service: AuditShippingService(shipper: shipper, metrics: metrics), successTerminationBehavior: .ignore)) }
+        if let heartbeat { shipping.append(.init(service: HeartbeatService(heartbeat: heartbeat), successTerminationBehavior: .ignore)) }
         let group = ServiceGroup(
             configuration: .init(
                 services: listeners + shipping + [
@@ -358,6 +363,15 @@ struct DaemonStartFailure: Error, CustomStringConvertible {
 /// returns at once so the HTTP server stops accepting; meanwhile running
 /// invocations get the grace period, then their sandboxes are stopped, which
 /// ends the requests the server is still waiting for.
+/// This node's heartbeat in the fleet's database while burrowd serves.
+struct HeartbeatService: Service {
+    let heartbeat: NodeHeartbeat
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await heartbeat.run() }
+    }
+}
+
 /// Ships the audit log to its central copy while burrowd serves; its state feeds the metrics.
 struct AuditShippingService: Service {
     let shipper: AuditShipper

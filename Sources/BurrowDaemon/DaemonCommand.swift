@@ -74,14 +74,22 @@ package struct DaemonCommand: AsyncParsableCommand {
                 checkpoints: .background(pages: 1000))
             let registry = try RegistryStore(path: registryDB ?? hostPolicy.daemon.registry)
             // The central copy's password is read now: a configuration that cannot ship refuses to start.
+            let facts = HostFacts.probe(children: false)
+            let node = hostPolicy.daemon.nodeID ?? UserDatabase.hostName
             let shipper = try hostPolicy.audit.central.map { central in
                 AuditShipper(
-                    central: try CentralAudit(central, logger: logger), audit: store, node: hostPolicy.daemon.nodeID ?? UserDatabase.hostName,
-                    maxLagMicroseconds: Int64(central.maxLag.milliseconds) * 1000)
+                    central: try CentralAudit(central, logger: logger), audit: store, node: node, maxLagMicroseconds: Int64(central.maxLag.milliseconds) * 1000)
+            }
+            let backend = facts.cgroupBackend.map { "cgroup v\($0.version)" } ?? "no cgroups"
+            let heartbeat = shipper.map { shipper in
+                NodeHeartbeat(
+                    central: shipper.central, node: node, version: burrowDaemonVersion, host: UserDatabase.hostName,
+                    facts: "Linux \(facts.kernelRelease) \(facts.machine), Landlock ABI \(facts.landlockABI.map(String.init) ?? "none"), \(backend)",
+                    intervalMilliseconds: Int64(hostPolicy.daemon.heartbeatInterval.milliseconds), shipper: shipper)
             }
             daemon = Daemon(
-                policy: hostPolicy, socketPath: socket ?? hostPolicy.daemon.socket, audit: store, registry: registry, host: HostFacts.probe(children: false),
-                searchPath: HostConfiguration.profileSearchPath(), shipper: shipper)
+                policy: hostPolicy, socketPath: socket ?? hostPolicy.daemon.socket, audit: store, registry: registry, host: facts,
+                searchPath: HostConfiguration.profileSearchPath(), shipper: shipper, heartbeat: heartbeat)
         } catch {
             throw ValidationError("\(error)")
         }

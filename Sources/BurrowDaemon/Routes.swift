@@ -181,6 +181,17 @@ struct API: Sendable {
         }
     }
 
+    /// GET /v1/nodes (and /api/v1/nodes): the fleet's nodes with their health (auditors).
+    func nodes(_ request: Request, _ context: DaemonContext) async throws -> Response {
+        try await require(.auditor, context, request, "listing the fleet's nodes", tool: nil)
+        guard let shipper = daemon.shipper else { throw DaemonError(.noCentralCopy, "this burrowd is in no fleet ([audit] central_url)") }
+        do {
+            return try json(try await shipper.central.nodes())
+        } catch {
+            throw DaemonError(.centralUnavailable, "the fleet's database (\(shipper.central.url)): \(explainFleetError(error))")
+        }
+    }
+
     /// GET /v1/audit/central: every node's chain in the central copy, and this node's against its own log.
     func verifyCentral(_ request: Request, _ context: DaemonContext) async throws -> Response {
         try await require(.auditor, context, request, "verifying the central audit copy", tool: nil)

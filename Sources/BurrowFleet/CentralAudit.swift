@@ -66,7 +66,23 @@ package struct CentralAudit: Sendable {
             """,
             "CREATE INDEX burrow_audit_events_by_tool ON burrow_audit_events (tool, time)",
             "CREATE INDEX burrow_audit_events_by_time ON burrow_audit_events (time)",
-        ]
+        ],
+        // 2: the fleet's nodes and their heartbeats (PostgreSQL's clock decides who is late).
+        [
+            """
+            CREATE TABLE burrow_nodes (
+                id TEXT PRIMARY KEY,
+                version TEXT NOT NULL,
+                host TEXT NOT NULL,
+                facts TEXT NOT NULL,
+                started_at TIMESTAMPTZ NOT NULL,
+                heartbeat_at TIMESTAMPTZ NOT NULL,
+                interval_ms BIGINT NOT NULL,
+                audit_head BIGINT NOT NULL,
+                audit_shipped BIGINT NOT NULL
+            )
+            """
+        ],
     ]
     /// pg_advisory_lock's key for Burrow's migrations ("burrow" in ASCII).
     static let migrationLock: Int64 = 0x6275_7272_6f77

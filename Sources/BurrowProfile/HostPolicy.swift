@@ -420,6 +420,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         package var maxValidationsPerUser = 2
         /// This node's name in a fleet (the central audit copy keys its events by it); nil: the host name.
         package var nodeID: String?
+        /// How often this node's heartbeat reaches the fleet's database (with `[audit] central_url`); down after three missed.
+        package var heartbeatInterval = Seconds.seconds(5)
         /// Where registrations and invocation results are kept (SQLite).
         package var registry = "/var/lib/burrow/registry.db"
         /// stdout and stderr kept per invocation, each (the rest is counted and dropped).
@@ -696,6 +698,9 @@ extension HostPolicy {
                 } else {
                     log.error(t.keyPath("node_id"), "1 to 64 letters, digits, '-', '_' or '.' (found '\(v.prefix(64))')")
                 }
+            }
+            if let v = t.duration("heartbeat_interval") {
+                if v.milliseconds < 200 { log.error(t.keyPath("heartbeat_interval"), "at least 200ms, such as \"5s\"") } else { policy.daemon.heartbeatInterval = v }
             }
             if let v = t.string("registry") {
                 if v.hasPrefix("/") { policy.daemon.registry = v } else { log.error(t.keyPath("registry"), "expected an absolute path, such as '/var/lib/burrow/registry.db'") }

@@ -109,6 +109,36 @@ struct CentralAuditTests {
         _ = try daemon.stop(SIGTERM)
     }
 
+    @Test("two nodes beat into one fleet database: both listed up, with their versions and audit marks; a node killed is down after three missed heartbeats")
+    func nodesAndHeartbeats() throws {
+        let pg = try TestPostgres()
+        let beat = "\nheartbeat_interval = \"500ms\"\n"
+        func policy(_ node: String) -> String { Self.policy(pg, node: node).replacingOccurrences(of: "node_id = \"\(node)\"\n", with: "node_id = \"\(node)\"" + beat) }
+        let a = try LiveDaemon(policy: policy("node-a"))
+        let b = try LiveDaemon(policy: policy("node-b"))
+        func listed() throws -> [FleetNode] {
+            let r = try a.burrow(["admin", "nodes", "--json", "--socket", a.socket])
+            return (try? JSONDecoder().decode([FleetNode].self, from: r.stdout)) ?? []
+        }
+        var nodes: [FleetNode] = []
+        for _ in 0..<50 where nodes.filter({ $0.status == "up" }).count < 2 {
+            nodes = try listed()
+            usleep(100_000)
+        }
+        #expect(nodes.map(\.id) == ["node-a", "node-b"] && nodes.allSatisfy { $0.status == "up" && $0.version == "0.2.0" && $0.facts.contains("Linux") }, "\(nodes)")
+        _ = try b.stop(SIGKILL)
+        var down = false
+        for _ in 0..<50 where !down {
+            down = try listed().first { $0.id == "node-b" }?.status == "down"
+            usleep(100_000)
+        }
+        #expect(down, "node-b still up")
+        #expect(try listed().first { $0.id == "node-a" }?.status == "up")
+        let text = try a.burrow(["admin", "nodes", "--socket", a.socket])
+        #expect(text.status == 0 && text.output.contains("node-b") && text.output.contains("down"), "\(text.output)\(text.stderr)")
+        _ = try a.stop(SIGTERM)
+    }
+
     @Test(
         "a node whose log diverged from the central copy (restored from a backup, then writing again) stops shipping with central_divergence, and the copy keeps the rows it had"
     )
