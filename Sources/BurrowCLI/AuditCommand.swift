@@ -117,6 +117,9 @@ struct AuditListCommand: ParsableCommand {
             try printer.begin()
             for e in events { printer.print(e) }
             printer.end()
+            if limit == nil && events.count == 10_000 {
+                printError("burrow: only the 10,000 most recent matching events: narrow with --since, --until or --tool, or page with --until")
+            }
             return
         }
         let store = try database.open(loaded, access: .read)
@@ -302,7 +305,7 @@ struct AuditVerifyCommand: ParsableCommand {
 
 extension AuditVerifyCommand {
     func runCentral() throws {
-        let path = try socket ?? ProcessInfo.processInfo.environment["BURROW_SOCKET"] ?? policy.loadPolicy().daemon.socket
+        let path = try socket ?? ProcessInfo.processInfo.environment["BURROW_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? policy.loadPolicy().daemon.socket
         let response: UnixHTTPClient.Response
         do {
             response = try UnixHTTPClient(socketPath: path).send("GET", "/v1/audit/central")

@@ -358,11 +358,6 @@ struct DaemonStartFailure: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// Pings the systemd watchdog while burrowd serves. On graceful shutdown
-/// (SIGTERM) it tells systemd, makes new invocations fail with 503, and
-/// returns at once so the HTTP server stops accepting; meanwhile running
-/// invocations get the grace period, then their sandboxes are stopped, which
-/// ends the requests the server is still waiting for.
 /// This node's heartbeat in the fleet's database while burrowd serves.
 struct HeartbeatService: Service {
     let heartbeat: NodeHeartbeat
@@ -394,6 +389,11 @@ struct AuditShippingService: Service {
     }
 }
 
+/// Pings the systemd watchdog while burrowd serves. On graceful shutdown
+/// (SIGTERM) it tells systemd, makes new invocations fail with 503, and
+/// returns at once so the HTTP server stops accepting; meanwhile running
+/// invocations get the grace period, then their sandboxes are stopped, which
+/// ends the requests the server is still waiting for.
 struct ShutdownService: Service {
     let invocations: InvocationService
     let grace: Seconds

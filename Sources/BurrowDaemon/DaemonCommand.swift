@@ -31,7 +31,9 @@ package struct DaemonCommand: AsyncParsableCommand {
               GET    /v1/invocations/{id}            its caller, admin or auditor: the result
               POST   /v1/security/validate           any role: findings, exposure, plan summary
               GET    /v1/security/policies           any role: the host policy in force
-              GET    /v1/security/audit/{tool_id}    auditor: ?type=&since=&until=&invocation=&limit=
+              GET    /v1/security/audit/{tool_id}    auditor: ?type=&since=&until=&invocation=&limit=&central=1&node=
+              GET    /v1/audit/central               auditor: every node's chain in the central copy verified
+              GET    /v1/nodes                       auditor: the fleet's nodes, up or down by heartbeat
               GET    /v1/discovery/search?q=         any role: full-text search
               GET    /v1/discovery/categories        any role
               GET    /metrics                        any role: Prometheus text format

@@ -163,7 +163,10 @@ struct API: Sendable {
                 try await require(.auditor, context, request, "reading the audit log", tool: tool)
             }
         }
-        if let central = request.uri.queryParameters.get("central"), central == "1" || central == "true" {
+        let central = request.uri.queryParameters.get("central")
+        if let central, central != "1" && central != "true" { throw DaemonError(.invalidParameter, "central: 1 (or true) reads the central copy; leave it out for this node's log") }
+        if central == nil && request.uri.queryParameters.get("node") != nil { throw DaemonError(.invalidParameter, "node goes with central=1") }
+        if central != nil {
             // Every node's events: for auditors only (a user's own runs are this node's log).
             try await require(.auditor, context, request, "reading the central audit copy", tool: tool)
             guard let shipper = daemon.shipper else { throw DaemonError(.noCentralCopy, "this burrowd ships to no central copy ([audit] central_url)") }

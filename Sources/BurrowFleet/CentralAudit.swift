@@ -39,56 +39,62 @@ package struct CentralAudit: Sendable {
         }
     }
 
-    /// The schema, one migration per version, applied at connect under an
-    /// advisory lock (several nodes start at once).
-    static let migrations: [[String]] = [
-        [
-            """
-            CREATE TABLE burrow_audit_events (
-                node TEXT NOT NULL,
-                sequence BIGINT NOT NULL,
-                time BIGINT NOT NULL,
-                tool BYTEA NOT NULL,
-                type BYTEA NOT NULL,
-                principal BYTEA NOT NULL,
-                uid BIGINT,
-                invocation BYTEA,
-                profile_digest BYTEA,
-                sandbox_level BYTEA,
-                host BYTEA NOT NULL,
-                details BYTEA NOT NULL,
-                origin BYTEA,
-                previous_hash BYTEA NOT NULL,
-                hash BYTEA NOT NULL,
-                shipped_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-                PRIMARY KEY (node, sequence)
-            )
-            """,
-            "CREATE INDEX burrow_audit_events_by_tool ON burrow_audit_events (tool, time)",
-            "CREATE INDEX burrow_audit_events_by_time ON burrow_audit_events (time)",
+    /// The schema of each component (its own version in `burrow_schema`),
+    /// one migration per version, applied under an advisory lock (several
+    /// nodes start at once) when due. Components are independent: a node
+    /// that knows a newer one does not stop an older node's shipping.
+    static let migrations: [String: [[String]]] = [
+        "audit": [
+            [
+                """
+                CREATE TABLE burrow_audit_events (
+                    node TEXT NOT NULL,
+                    sequence BIGINT NOT NULL,
+                    time BIGINT NOT NULL,
+                    tool BYTEA NOT NULL,
+                    type BYTEA NOT NULL,
+                    principal BYTEA NOT NULL,
+                    uid BIGINT,
+                    invocation BYTEA,
+                    profile_digest BYTEA,
+                    sandbox_level BYTEA,
+                    host BYTEA NOT NULL,
+                    details BYTEA NOT NULL,
+                    origin BYTEA,
+                    previous_hash BYTEA NOT NULL,
+                    hash BYTEA NOT NULL,
+                    shipped_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    PRIMARY KEY (node, sequence)
+                )
+                """,
+                "CREATE INDEX burrow_audit_events_by_tool ON burrow_audit_events (tool, time)",
+                "CREATE INDEX burrow_audit_events_by_time ON burrow_audit_events (time)",
+            ]
         ],
-        // 2: the fleet's nodes and their heartbeats (PostgreSQL's clock decides who is late).
-        [
-            """
-            CREATE TABLE burrow_nodes (
-                id TEXT PRIMARY KEY,
-                version TEXT NOT NULL,
-                host TEXT NOT NULL,
-                facts TEXT NOT NULL,
-                started_at TIMESTAMPTZ NOT NULL,
-                heartbeat_at TIMESTAMPTZ NOT NULL,
-                interval_ms BIGINT NOT NULL,
-                audit_head BIGINT NOT NULL,
-                audit_shipped BIGINT NOT NULL
-            )
-            """
+        // The fleet's nodes and their heartbeats (PostgreSQL's clock decides who is late).
+        "nodes": [
+            [
+                """
+                CREATE TABLE burrow_nodes (
+                    id TEXT PRIMARY KEY,
+                    version TEXT NOT NULL,
+                    host TEXT NOT NULL,
+                    facts TEXT NOT NULL,
+                    started_at TIMESTAMPTZ NOT NULL,
+                    heartbeat_at TIMESTAMPTZ NOT NULL,
+                    interval_ms BIGINT NOT NULL,
+                    audit_head BIGINT NOT NULL,
+                    audit_shipped BIGINT NOT NULL
+                )
+                """
+            ]
         ],
     ]
     /// pg_advisory_lock's key for Burrow's migrations ("burrow" in ASCII).
     static let migrationLock: Int64 = 0x6275_7272_6f77
 
-    /// A connection, with the schema brought up to date.
-    package func connect() async throws -> PostgresConnection {
+    /// A connection, with the schema of `components` brought up to date.
+    package func connect(migrating components: [String] = ["audit"]) async throws -> PostgresConnection {
         var configuration: PostgresConnection.Configuration
         if let socket = url.socketPath {
             configuration = .init(unixSocketPath: socket, username: url.user, password: password, database: url.database)
@@ -114,7 +120,9 @@ package struct CentralAudit: Sendable {
         let connection = try await bounded(
             "connecting to \(url)", seconds: 15, late: { c in Task { try? await c.close() } }, { try await PostgresConnection.connect(configuration: ready, id: 1, logger: logger) })
         do {
-            try await bounded("migrating the central schema", seconds: 60) { try await self.migrate(connection) }
+            for component in components {
+                try await bounded("migrating the central schema", seconds: 60) { try await self.migrate(connection, component) }
+            }
         } catch {
             try? await connection.close()
             throw error
@@ -122,33 +130,34 @@ package struct CentralAudit: Sendable {
         return connection
     }
 
-    /// The schema's version here (0: none yet), read without DDL: a user
-    /// with no CREATE right (after the first connect) reads it too.
-    func schemaVersion(_ c: PostgresConnection) async throws -> Int {
+    /// A component's schema version here (0: none yet), read without DDL:
+    /// a user with no CREATE right (after the first connect) reads it too.
+    func schemaVersion(_ c: PostgresConnection, _ component: String) async throws -> Int {
         var exists = false
         for try await present in try await c.query("SELECT to_regclass('burrow_schema') IS NOT NULL", logger: logger).decode(Bool.self) { exists = present }
         guard exists else { return 0 }
         var found = 0
-        for try await version in try await c.query("SELECT version FROM burrow_schema WHERE component = 'audit'", logger: logger).decode(Int.self) { found = version }
+        for try await version in try await c.query("SELECT version FROM burrow_schema WHERE component = \(component)", logger: logger).decode(Int.self) { found = version }
         return found
     }
 
-    func migrate(_ c: PostgresConnection) async throws {
-        let found = try await schemaVersion(c)
-        guard found <= Self.migrations.count else {
-            throw FleetError("the central database's audit schema is version \(found); this burrowd knows \(Self.migrations.count): upgrade it")
+    func migrate(_ c: PostgresConnection, _ component: String) async throws {
+        let steps = Self.migrations[component] ?? []
+        let found = try await schemaVersion(c, component)
+        guard found <= steps.count else {
+            throw FleetError("the fleet database's \(component) schema is version \(found); this burrowd knows \(steps.count): upgrade it")
         }
-        guard found < Self.migrations.count else { return }
+        guard found < steps.count else { return }
         // Due: under the advisory lock (several nodes start at once), checked again inside it.
         try await c.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
         do {
             try await c.query("CREATE TABLE IF NOT EXISTS burrow_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)", logger: logger)
-            let now = try await schemaVersion(c)
-            for v in now..<max(now, Self.migrations.count) {
+            let now = try await schemaVersion(c, component)
+            for v in now..<max(now, steps.count) {
                 try await c.withTransaction(logger: logger) { t in
-                    for statement in Self.migrations[v] { try await t.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                    for statement in steps[v] { try await t.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                     try await t.query(
-                        "INSERT INTO burrow_schema (component, version) VALUES ('audit', \(v + 1)) ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                        "INSERT INTO burrow_schema (component, version) VALUES (\(component), \(v + 1)) ON CONFLICT (component) DO UPDATE SET version = excluded.version",
                         logger: logger)
                 }
             }
@@ -276,7 +285,9 @@ package struct CentralAudit: Sendable {
         let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
         let columns = "node, sequence, time, tool, type, principal, uid, invocation, profile_digest, sandbox_level, host, details, origin, previous_hash, hash"
         let limit = query.limit.map { " LIMIT \(max(0, $0))" } ?? ""
-        let sql = "SELECT \(columns) FROM burrow_audit_events\(filter) ORDER BY time DESC, node DESC, sequence DESC\(limit)"
+        // One node's events in its chain's order; several nodes' by time (their clocks are theirs).
+        let order = node == nil ? "time DESC, node DESC, sequence DESC" : "sequence DESC"
+        let sql = "SELECT \(columns) FROM burrow_audit_events\(filter) ORDER BY \(order)\(limit)"
         var out: [AuditEvent] = []
         for try await row in try await c.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
             let (node, sequence, time, tool, type, principal, uid, invocation, profileDigest, sandboxLevel, host, details, origin, previous, hash) = try row.decode(

@@ -28,31 +28,43 @@ package final class NodeHeartbeat: Sendable {
         self.shipper = shipper
     }
 
-    /// Beats until cancelled, on a connection of its own (shipping may stop; the heartbeat does not).
+    /// Beats until cancelled, on a connection of its own (shipping may
+    /// stop; the heartbeat does not). After a failure it waits longer, up to
+    /// 30 s, and says so once, then once more when it beats again.
     package func run() async {
         var connection: PostgresConnection?
+        var failing = false
+        var pause = Duration.milliseconds(intervalMilliseconds)
         let started = AuditClock.format(AuditClock.now())
         while !Task.isCancelled {
             do {
-                if connection == nil || connection?.isClosed == true { connection = try await central.connect() }
-                guard let c = connection else { continue }
-                let state = shipper.current
-                let (node, version, host, facts, interval, logger) = (node, version, host, facts, intervalMilliseconds, central.logger)
-                _ = try await bounded("a heartbeat", seconds: 10) {
-                    try await c.query(
-                        """
-                        INSERT INTO burrow_nodes (id, version, host, facts, started_at, heartbeat_at, interval_ms, audit_head, audit_shipped)
-                        VALUES (\(node), \(version), \(host), \(facts), \(started)::timestamptz, now(), \(interval), \(state.head), \(state.shipped))
-                        ON CONFLICT (id) DO UPDATE SET version = excluded.version, host = excluded.host, facts = excluded.facts, started_at = excluded.started_at,
-                            heartbeat_at = now(), interval_ms = excluded.interval_ms, audit_head = excluded.audit_head, audit_shipped = excluded.audit_shipped
-                        """, logger: logger)
+                if connection == nil || connection?.isClosed == true {
+                    connection = try await central.connect(migrating: ["nodes"])
                 }
+                if let c = connection {
+                    let state = shipper.current
+                    let (node, version, host, facts, interval, logger) = (node, version, host, facts, intervalMilliseconds, central.logger)
+                    _ = try await bounded("a heartbeat", seconds: 10) {
+                        try await c.query(
+                            """
+                            INSERT INTO burrow_nodes (id, version, host, facts, started_at, heartbeat_at, interval_ms, audit_head, audit_shipped)
+                            VALUES (\(node), \(version), \(host), \(facts), \(started)::timestamptz, now(), \(interval), \(state.head), \(state.shipped))
+                            ON CONFLICT (id) DO UPDATE SET version = excluded.version, host = excluded.host, facts = excluded.facts, started_at = excluded.started_at,
+                                heartbeat_at = now(), interval_ms = excluded.interval_ms, audit_head = excluded.audit_head, audit_shipped = excluded.audit_shipped
+                            """, logger: logger)
+                    }
+                }
+                if failing { central.logger.info("heartbeat of node \(node): beating again") }
+                failing = false
+                pause = .milliseconds(intervalMilliseconds)
             } catch {
-                central.logger.warning("heartbeat of node \(node): \(explainFleetError(error))")
+                if !failing { central.logger.warning("heartbeat of node \(node): \(explainFleetError(error)); retrying, at most every 30 s") }
+                failing = true
                 if let c = connection { Task { _ = try? await bounded("closing", seconds: 5) { try await c.close() } } }
                 connection = nil
+                pause = min(max(pause * 2, .milliseconds(500)), .seconds(30))
             }
-            try? await Task.sleep(for: .milliseconds(intervalMilliseconds))
+            try? await Task.sleep(for: pause)
         }
         if let c = connection { _ = try? await bounded("closing", seconds: 5) { try await c.close() } }
     }
@@ -61,11 +73,13 @@ package final class NodeHeartbeat: Sendable {
 extension CentralAudit {
     /// Every node the fleet's database knows, with whether it is up.
     package func nodes() async throws -> [FleetNode] {
-        let c = try await connect()
+        let c = try await connect(migrating: [])
         defer { Task { _ = try? await bounded("closing", seconds: 5) { try await c.close() } } }
         let logger = logger
         return try await bounded("listing the nodes", seconds: 30) {
             var out: [FleetNode] = []
+            // No node has beaten yet (no table): none.
+            for try await present in try await c.query("SELECT to_regclass('burrow_nodes') IS NOT NULL", logger: logger).decode(Bool.self) where !present { return out }
             let rows = try await c.query(
                 """
                 SELECT id, version, host, facts, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),

@@ -83,6 +83,7 @@ get_audit_trail = from_api("security", "get_audit_trail")
 search_tools = from_api("discovery", "search_tools")
 list_categories = from_api("discovery", "list_categories")
 get_recommendations = from_api("discovery", "get_recommendations")
+list_nodes = from_api("security", "list_nodes")
 
 h = answer("health", health.sync_detailed(client=client), 200, models.HealthResponse)
 check("health", h.caller.uid == 0, f"the caller is uid {h.caller.uid}")
@@ -198,6 +199,10 @@ suggested = answer("get_recommendations", get_recommendations.sync_detailed(clie
 check("get_recommendations", [r.tool for r in suggested] == ["contract-app"], f"{[(r.tool, r.reasons) for r in suggested]}")
 vague = answer("get_recommendations", get_recommendations.sync_detailed(client=client), 400, models.Error)
 check("get_recommendations", vague.error.code == "invalid_parameter", vague.error.code)
+
+# A burrowd in no fleet (no [audit] central_url): its nodes and its central trail are a 404, said so.
+alone = answer("list_nodes", list_nodes.sync_detailed(client=client), 404, models.Error)
+check("list_nodes", alone.error.code == "no_central_copy", alone.error.code)
 
 refused = answer("delete_tool", delete_tool.sync_detailed("contract-base", client=client), 409, models.Error)
 check("delete_tool", refused.error.code == "has_dependents", refused.error.code)
