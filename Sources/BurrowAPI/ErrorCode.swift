@@ -63,6 +63,10 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
     package static let sessionNotFound = ErrorCode("session_not_found", 404)
     package static let sessionEnded = ErrorCode("session_ended", 502)
     package static let duplicateID = ErrorCode("duplicate_id", 409)
+    /// An `Idempotency-Key` already used for another request (another tool or body).
+    package static let idempotencyMismatch = ErrorCode("idempotency_mismatch", 422)
+    /// An `Idempotency-Key` whose first request is still running: its result comes later.
+    package static let inProgress = ErrorCode("in_progress", 409)
 
     // MARK: limits
 
@@ -99,7 +103,7 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
         unauthenticated, forbidden, notFound, methodNotAllowed, notAcceptable, invalidRequest, invalidParameter, invalidID, bodyIncomplete, environmentNotAllowed,
         requestTooLarge, validationFailed, badHTTP, invalidMethod, invalidURL, invalidVersion, invalidContentLength, invalidChunkSize, headersTooLarge,
         headerTimeout, bodyTimeout, versionExists, toolDisabled, hasDependents, profileInvalid, planRefused, trustRefused, manifestMismatch, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
-        duplicateID, rateLimited, tooManyConcurrent, registrationLimit, tooManyValidations, tooManyConnections, serverBusy, shuttingDown, noSandboxID,
+        duplicateID, idempotencyMismatch, inProgress, rateLimited, tooManyConcurrent, registrationLimit, tooManyValidations, tooManyConnections, serverBusy, shuttingDown, noSandboxID,
         auditUnavailable, registryUnavailable, noCentralCopy, centralUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, notExecutable, supervisionFailed,
         supervisorLost,
     ]

@@ -50,6 +50,13 @@ struct InvokeCommand: ParsableCommand {
     @Flag(name: .long, help: "Wait for the end and print the whole result as JSON instead of streaming.")
     var json = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A key naming this request (1 to 255 visible ASCII characters, such as a UUID): run again with the same key, it is answered from the first run's result, never run twice. The output comes at the end, not streamed.",
+            valueName: "key"))
+    var idempotencyKey: String?
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("Arguments appended to the registered command, after '--'.", valueName: "args"))
     var arguments: [String] = []
 
@@ -74,9 +81,24 @@ struct InvokeCommand: ParsableCommand {
             if let text = String(validating: bytes, as: UTF8.self) { request.stdin = text } else { request.stdinBase64 = Data(bytes).base64EncodedString() }
         }
         let path = "/v1/tools/\(urlEncoded(tool))/invocations"
-        if json {
-            let result = try daemon.call("POST", path, body: request, as: InvocationResult.self)
-            try printJSON(result)
+        if json || idempotencyKey != nil {
+            // A replayed answer is a stored result, never a stream.
+            let result = try daemon.call("POST", path, body: request, headers: idempotencyKey.map { [("Idempotency-Key", $0)] } ?? [], as: InvocationResult.self)
+            if json {
+                try printJSON(result)
+            } else {
+                for (text, fd) in [(result.stdout?.text, STDOUT_FILENO), (result.stderr?.text, STDERR_FILENO)] {
+                    guard let text else { continue }
+                    let bytes = Array(text.utf8)
+                    var offset = 0
+                    while offset < bytes.count {
+                        let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                        if n <= 0 { break }
+                        offset += n
+                    }
+                }
+                if let e = result.error { printError("burrow: \(e.message) [\(e.code)]") }
+            }
             throw ExitCode(Self.status(result))
         }
         var pending: [UInt8] = []

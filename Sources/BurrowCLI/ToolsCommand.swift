@@ -84,8 +84,8 @@ struct DaemonOptions: ParsableArguments {
     }
 
     /// Sends a request and decodes a 2xx answer as `T`; anything else is printed as burrowd's error and fails.
-    func call<T: Decodable>(_ method: String, _ path: String, body: (some Encodable)? = Optional<Int>.none, as type: T.Type) throws -> T {
-        let response = try send(method, path, body: body)
+    func call<T: Decodable>(_ method: String, _ path: String, body: (some Encodable)? = Optional<Int>.none, headers: [(String, String)] = [], as type: T.Type) throws -> T {
+        let response = try send(method, path, body: body, headers: headers)
         do {
             return try JSONDecoder().decode(T.self, from: Data(response.body))
         } catch {

@@ -17,7 +17,7 @@ package final class RegistryStore: Sendable {
     package let path: String
     private let connection: Mutex<SQLiteConnection<SQLiteError>>
 
-    static let schemaVersion = 5
+    static let schemaVersion = 6
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
@@ -91,6 +91,19 @@ package final class RegistryStore: Sendable {
                 try db.transaction { () throws(SQLiteError) in
                     try db.execute(
                         "CREATE TABLE tool_pins(id TEXT NOT NULL, version TEXT NOT NULL, approved TEXT, offered TEXT, PRIMARY KEY (id, version)); PRAGMA user_version = 5;")
+                }
+            }
+            if version < 6 {
+                // Idempotency keys of invocations: a retried request is answered from the first one's result, never run again.
+                try db.transaction { () throws(SQLiteError) in
+                    try db.execute(
+                        """
+                        CREATE TABLE idempotency_keys(
+                            principal TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL, invocation TEXT, created_at INTEGER NOT NULL,
+                            PRIMARY KEY (principal, key));
+                        CREATE INDEX idempotency_created ON idempotency_keys(created_at);
+                        PRAGMA user_version = 6;
+                        """)
                 }
             }
         } catch {
@@ -457,6 +470,66 @@ package final class RegistryStore: Sendable {
             stmt.bind(7, finished ? AuditClock.now() : nil)
             stmt.bind(8, text)
             try stmt.step()
+            stmt.reset()
+        }
+    }
+
+    /// What an idempotency key holds when a request claims it.
+    package enum IdempotencyClaim: Equatable, Sendable {
+        /// New: this request runs, and the key is its.
+        case claimed
+        /// Taken by an earlier request: its request's digest, and its invocation once it has one.
+        case taken(digest: String, invocation: String?)
+    }
+
+    /// Claims `key` for `principal`'s request (`digest`: what it asks), in
+    /// one statement, so two retries at once cannot both run. Keys older
+    /// than `retention` (microseconds; the results' own) are forgotten first.
+    package func claimIdempotencyKey(principal: String, key: String, digest: String, retention: Int64) throws(Failure) -> IdempotencyClaim {
+        try withDatabase { db throws(SQLiteError) in
+            try db.transaction { () throws(SQLiteError) -> IdempotencyClaim in
+                let now = AuditClock.now()
+                let expire = try db.cached("DELETE FROM idempotency_keys WHERE created_at < ?1")
+                expire.bind(1, now - retention)
+                _ = try expire.step()
+                expire.reset()
+                let insert = try db.cached("INSERT OR IGNORE INTO idempotency_keys(principal, key, digest, invocation, created_at) VALUES (?1, ?2, ?3, NULL, ?4)")
+                insert.bind(1, principal)
+                insert.bind(2, key)
+                insert.bind(3, digest)
+                insert.bind(4, now)
+                _ = try insert.step()
+                insert.reset()
+                if db.changes == 1 { return .claimed }
+                let found = try db.cached("SELECT digest, invocation FROM idempotency_keys WHERE principal = ?1 AND key = ?2")
+                defer { found.reset() }
+                found.bind(1, principal)
+                found.bind(2, key)
+                guard try found.step() else { return .claimed }
+                return .taken(digest: found.text(0) ?? "", invocation: found.text(1))
+            }
+        }
+    }
+
+    /// The invocation a claimed key answers with, once there is one.
+    package func bindIdempotencyKey(principal: String, key: String, invocation: String) throws(Failure) {
+        try withDatabase { db throws(SQLiteError) in
+            let stmt = try db.cached("UPDATE idempotency_keys SET invocation = ?3 WHERE principal = ?1 AND key = ?2")
+            stmt.bind(1, principal)
+            stmt.bind(2, key)
+            stmt.bind(3, invocation)
+            _ = try stmt.step()
+            stmt.reset()
+        }
+    }
+
+    /// A claimed key whose request never became an invocation (refused): free for a retry.
+    package func releaseIdempotencyKey(principal: String, key: String) throws(Failure) {
+        try withDatabase { db throws(SQLiteError) in
+            let stmt = try db.cached("DELETE FROM idempotency_keys WHERE principal = ?1 AND key = ?2 AND invocation IS NULL")
+            stmt.bind(1, principal)
+            stmt.bind(2, key)
+            _ = try stmt.step()
             stmt.reset()
         }
     }

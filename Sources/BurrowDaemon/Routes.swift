@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowCrypto
 import BurrowFleet
 import BurrowHost
 import BurrowInvocation
@@ -540,10 +541,54 @@ struct API: Sendable {
         try Self.checkFields(body)
         let record = try registration(id, version: body.version)
         phases?.mark("request_decoded")
-        let prepared = try await daemon.invocations.prepare(record, body, caller: context.identity, phases: phases)
         let streaming =
             request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
             || request.headers[.accept]?.contains("application/x-ndjson") == true
+        // Idempotency-Key: a retried request is answered from the first one's result, never run twice.
+        let principal = context.identity.caller.principal
+        var claimed: String?
+        if let name = Self.idempotencyKey, let key = request.headers[name] {
+            guard !streaming else { throw DaemonError(.invalidRequest, "Idempotency-Key: a stream cannot be replayed; ask for the plain result (no stream=1)") }
+            guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
+                throw DaemonError(.invalidRequest, "Idempotency-Key: 1 to 255 visible ASCII characters")
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let digest = SHA256.label(Array(id.utf8) + [0] + Array(try encoder.encode(body)))
+            let retention = Int64(daemon.policy.daemon.resultRetention.milliseconds) * 1000
+            switch try registryCall({ () throws(RegistryStore.Failure) in
+                try daemon.registry.claimIdempotencyKey(principal: principal, key: key, digest: digest, retention: retention)
+            }) {
+            case .claimed:
+                claimed = key
+            case .taken(let first, let invocation):
+                guard first == digest else {
+                    throw DaemonError(.idempotencyMismatch, "Idempotency-Key '\(key)' was used for another request (another tool, arguments or input): a key names one request")
+                }
+                guard let invocation, let (result, _) = try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.invocation(invocation) }),
+                    result.state != .running
+                else {
+                    throw DaemonError(
+                        .inProgress,
+                        "the request with Idempotency-Key '\(key)' is still running\(invocation.map { " (invocation \($0): GET /v1/invocations/\($0))" } ?? ""); retry for its result",
+                        retryAfter: 1)
+                }
+                var response = try json(result)
+                if let replayed = Self.idempotentReplayed { response.headers[replayed] = "true" }
+                return response
+            }
+        }
+        let prepared: InvocationService.Prepared
+        do {
+            prepared = try await daemon.invocations.prepare(record, body, caller: context.identity, phases: phases)
+        } catch {
+            // Refused before it ran: the key is free for a retry.
+            if let claimed { _ = try? daemon.registry.releaseIdempotencyKey(principal: principal, key: claimed) }
+            throw error
+        }
+        if let claimed {
+            try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.bindIdempotencyKey(principal: principal, key: claimed, invocation: prepared.id) }
+        }
         guard streaming else {
             let started = ContinuousClock.now
             let result = await daemon.invocations.run(prepared)
@@ -589,6 +634,10 @@ struct API: Sendable {
                 }
             })
     }
+
+    // Valid token names: never nil.
+    static let idempotencyKey = HTTPFields.Element.Name("Idempotency-Key")
+    static let idempotentReplayed = HTTPFields.Element.Name("Idempotent-Replayed")
 
     func invocation(_ request: Request, _ context: DaemonContext) async throws -> Response {
         let id = try Self.uuidParameter(context, "id", what: "invocation")
