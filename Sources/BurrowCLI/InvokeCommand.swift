@@ -83,21 +83,13 @@ struct InvokeCommand: ParsableCommand {
         let path = "/v1/tools/\(urlEncoded(tool))/invocations"
         if json || idempotencyKey != nil {
             // A replayed answer is a stored result, never a stream.
-            let result = try daemon.call("POST", path, body: request, headers: idempotencyKey.map { [("Idempotency-Key", $0)] } ?? [], as: InvocationResult.self)
+            let result = try idempotencyKey.map { try replayable(path, request, key: $0) } ?? daemon.call("POST", path, body: request, as: InvocationResult.self)
             if json {
                 try printJSON(result)
             } else {
-                for (text, fd) in [(result.stdout?.text, STDOUT_FILENO), (result.stderr?.text, STDERR_FILENO)] {
-                    guard let text else { continue }
-                    let bytes = Array(text.utf8)
-                    var offset = 0
-                    while offset < bytes.count {
-                        let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                        if n <= 0 { break }
-                        offset += n
-                    }
-                }
-                if let e = result.error { printError("burrow: \(e.message) [\(e.code)]") }
+                Self.writeAll(text: result.stdout?.text, base64: result.stdout?.base64, to: STDOUT_FILENO)
+                Self.writeAll(text: result.stderr?.text, base64: result.stderr?.base64, to: STDERR_FILENO)
+                Self.report(result)
             }
             throw ExitCode(Self.status(result))
         }
@@ -124,17 +116,51 @@ struct InvokeCommand: ParsableCommand {
         throw ExitCode(Self.status(result))
     }
 
-    /// Prints one streamed event; returns the result once it ends.
-    private static func show(_ event: InvocationEvent) -> InvocationResult? {
-        func output(_ fd: Int32) {
-            let bytes = event.text.map { Array($0.utf8) } ?? event.base64.flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? []
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                if n <= 0 { return }
-                offset += n
+    /// POSTs with an Idempotency-Key; while the first request with that key
+    /// still runs (409 in_progress), waits as burrowd says and asks again.
+    private func replayable(_ path: String, _ request: InvocationRequest, key: String) throws -> InvocationResult {
+        var said = false
+        while true {
+            let response = try daemon.send("POST", path, body: request, headers: [("Idempotency-Key", key)], acceptStatus: [409])
+            if response.status == 409, let e = try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)), e.error.code == "in_progress" {
+                if !said { printError("burrow: \(e.error.message); waiting for it") }
+                said = true
+                sleep(UInt32(response.header("Retry-After").flatMap { UInt32($0) } ?? 1))
+                continue
+            }
+            guard response.status == 200 else { throw DaemonOptions.failure(response) }
+            do {
+                return try JSONDecoder().decode(InvocationResult.self, from: Data(response.body))
+            } catch {
+                throw CLIError("burrowd sent an answer this burrow cannot read (\(error)); are burrow and burrowd the same version?")
             }
         }
+    }
+
+    /// Text, or base64 for bytes that are not UTF-8 (a captured stream, a streamed event), written whole to `fd`.
+    private static func writeAll(text: String?, base64: String?, to fd: Int32) {
+        let bytes = text.map { Array($0.utf8) } ?? base64.flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? []
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    /// What burrowd said of the run besides its output: its error, why it stopped it, what it truncated.
+    private static func report(_ r: InvocationResult) {
+        if let e = r.error { printError("burrow: \(e.message) [\(e.code)]") }
+        if let s = r.stopped { printError("burrow: stopped by burrowd: \(s)") }
+        for (name, output) in [("stdout", r.stdout), ("stderr", r.stderr)] {
+            guard let o = output, o.truncated else { continue }
+            printError("burrow: \(name) truncated by burrowd: \(o.bytes) bytes written, the first \(o.text?.utf8.count ?? 0) kept")
+        }
+    }
+
+    /// Prints one streamed event; returns the result once it ends.
+    private static func show(_ event: InvocationEvent) -> InvocationResult? {
+        func output(_ fd: Int32) { writeAll(text: event.text, base64: event.base64, to: fd) }
         switch event.event {
         case "stdout": output(STDOUT_FILENO)
         case "stderr": output(STDERR_FILENO)
@@ -144,12 +170,7 @@ struct InvokeCommand: ParsableCommand {
             if let l = event.limit { printError("burrow: limit exceeded: \(l.resource) \(l.limit): \(l.observed)") }
         case "exited":
             guard let r = event.result else { return nil }
-            if let e = r.error { printError("burrow: \(e.message) [\(e.code)]") }
-            if let s = r.stopped { printError("burrow: stopped by burrowd: \(s)") }
-            for (name, output) in [("stdout", r.stdout), ("stderr", r.stderr)] {
-                guard let o = output, o.truncated else { continue }
-                printError("burrow: \(name) truncated by burrowd: \(o.bytes) bytes written, the first \(o.text?.utf8.count ?? 0) kept")
-            }
+            report(r)
             return r
         default: break
         }

@@ -93,9 +93,11 @@ struct DaemonOptions: ParsableArguments {
         }
     }
 
-    func send(_ method: String, _ path: String, body: (some Encodable)? = Optional<Int>.none, headers: [(String, String)] = [], onBody: (([UInt8]) -> Void)? = nil) throws
-        -> UnixHTTPClient.Response
-    {
+    /// - Parameter acceptStatus: statuses besides 2xx the caller handles itself.
+    func send(
+        _ method: String, _ path: String, body: (some Encodable)? = Optional<Int>.none, headers: [(String, String)] = [], acceptStatus: Set<Int> = [],
+        onBody: (([UInt8]) -> Void)? = nil
+    ) throws -> UnixHTTPClient.Response {
         var bytes: [UInt8]?
         if let body {
             let encoder = JSONEncoder()
@@ -108,7 +110,7 @@ struct DaemonOptions: ParsableArguments {
         } catch let error as UnixHTTPClient.Failure {
             throw CLIError(error.description)
         }
-        guard (200..<300).contains(response.status) else { throw Self.failure(response) }
+        guard (200..<300).contains(response.status) || acceptStatus.contains(response.status) else { throw Self.failure(response) }
         return response
     }
 

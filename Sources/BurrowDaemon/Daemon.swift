@@ -199,6 +199,8 @@ package struct Daemon: Sendable {
         }
         do {
             let failed = try registry.failAbandoned(reason: "burrowd ended while the invocation ran (its sandbox was swept at the next start)")
+            let freed = try registry.releaseUnboundIdempotencyKeys()
+            if freed > 0 { logger.info("\(freed) idempotency key(s) whose request never ran are free again") }
             if !failed.isEmpty { logger.warning("\(failed.count) invocation result(s) left running by the previous burrowd marked failed") }
             try registry.pruneInvocations(olderThanMicroseconds: Int64(policy.daemon.resultRetention.milliseconds) * 1000)
         } catch {

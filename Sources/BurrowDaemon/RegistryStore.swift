@@ -483,31 +483,70 @@ package final class RegistryStore: Sendable {
     }
 
     /// Claims `key` for `principal`'s request (`digest`: what it asks), in
-    /// one statement, so two retries at once cannot both run. Keys older
-    /// than `retention` (microseconds; the results' own) are forgotten first.
+    /// one statement, so two retries at once cannot both run. A key is
+    /// kept while its run goes on and until its result is older than
+    /// `retention` (microseconds, the results' own); a key whose result is
+    /// gone is forgotten. A key already taken is answered by a read alone
+    /// (retries that poll write nothing).
     package func claimIdempotencyKey(principal: String, key: String, digest: String, retention: Int64) throws(Failure) -> IdempotencyClaim {
         try withDatabase { db throws(SQLiteError) in
-            try db.transaction { () throws(SQLiteError) -> IdempotencyClaim in
-                let now = AuditClock.now()
-                let expire = try db.cached("DELETE FROM idempotency_keys WHERE created_at < ?1")
-                expire.bind(1, now - retention)
+            func taken() throws(SQLiteError) -> IdempotencyClaim? {
+                let found = try db.cached("SELECT digest, invocation FROM idempotency_keys WHERE principal = ?1 AND key = ?2")
+                defer { found.reset() }
+                found.bind(1, principal)
+                found.bind(2, key)
+                return try found.step() ? .taken(digest: found.text(0) ?? "", invocation: found.text(1)) : nil
+            }
+            let cutoff = AuditClock.now() - retention
+            if let claim = try taken() {
+                // Still answerable (its run goes on, or its result is kept): the earlier request's.
+                guard try expired(db, principal: principal, key: key, cutoff: cutoff) else { return claim }
+            }
+            return try db.transaction { () throws(SQLiteError) -> IdempotencyClaim in
+                let expire = try db.cached(
+                    """
+                    DELETE FROM idempotency_keys WHERE created_at < ?1 AND NOT EXISTS
+                        (SELECT 1 FROM invocations i WHERE i.id = idempotency_keys.invocation AND (i.finished_at IS NULL OR i.finished_at >= ?1))
+                    """)
+                expire.bind(1, cutoff)
                 _ = try expire.step()
                 expire.reset()
                 let insert = try db.cached("INSERT OR IGNORE INTO idempotency_keys(principal, key, digest, invocation, created_at) VALUES (?1, ?2, ?3, NULL, ?4)")
                 insert.bind(1, principal)
                 insert.bind(2, key)
                 insert.bind(3, digest)
-                insert.bind(4, now)
+                insert.bind(4, AuditClock.now())
                 _ = try insert.step()
                 insert.reset()
                 if db.changes == 1 { return .claimed }
-                let found = try db.cached("SELECT digest, invocation FROM idempotency_keys WHERE principal = ?1 AND key = ?2")
-                defer { found.reset() }
-                found.bind(1, principal)
-                found.bind(2, key)
-                guard try found.step() else { return .claimed }
-                return .taken(digest: found.text(0) ?? "", invocation: found.text(1))
+                return try taken() ?? .claimed
             }
+        }
+    }
+
+    /// Whether a key's claim has lapsed: claimed before `cutoff`, and its
+    /// invocation neither running nor finished after `cutoff`.
+    private func expired(_ db: SQLiteConnection<SQLiteError>, principal: String, key: String, cutoff: Int64) throws(SQLiteError) -> Bool {
+        let stmt = try db.cached(
+            """
+            SELECT 1 FROM idempotency_keys k WHERE k.principal = ?1 AND k.key = ?2 AND k.created_at < ?3 AND NOT EXISTS
+                (SELECT 1 FROM invocations i WHERE i.id = k.invocation AND (i.finished_at IS NULL OR i.finished_at >= ?3))
+            """)
+        defer { stmt.reset() }
+        stmt.bind(1, principal)
+        stmt.bind(2, key)
+        stmt.bind(3, cutoff)
+        return try stmt.step()
+    }
+
+    /// At start, no run is going on: a key never bound to an invocation,
+    /// or bound to one whose result was never stored (burrowd ended in
+    /// between), is free again. Returns how many were.
+    @discardableResult
+    package func releaseUnboundIdempotencyKeys() throws(Failure) -> Int {
+        try withDatabase { db throws(SQLiteError) in
+            try db.execute("DELETE FROM idempotency_keys WHERE invocation IS NULL OR invocation NOT IN (SELECT id FROM invocations)")
+            return db.changes
         }
     }
 

@@ -545,7 +545,13 @@ struct API: Sendable {
             request.uri.queryParameters.get("stream").map { $0 == "1" || $0 == "true" } ?? false
             || request.headers[.accept]?.contains("application/x-ndjson") == true
         // Idempotency-Key: a retried request is answered from the first one's result, never run twice.
-        let principal = context.identity.caller.principal
+        // Keys are the caller's own: its uid (a local caller, whatever its name resolves to) or its principal.
+        let principal: String =
+            switch context.identity.key {
+            case .uid(let uid): "uid:\(uid)"
+            case .principal(let name): name
+            case .address(let address): "address:\(address)"
+            }
         var claimed: String?
         if let name = Self.idempotencyKey, let key = request.headers[name] {
             guard !streaming else { throw DaemonError(.invalidRequest, "Idempotency-Key: a stream cannot be replayed; ask for the plain result (no stream=1)") }
@@ -587,7 +593,15 @@ struct API: Sendable {
             throw error
         }
         if let claimed {
-            try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.bindIdempotencyKey(principal: principal, key: claimed, invocation: prepared.id) }
+            do {
+                try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.bindIdempotencyKey(principal: principal, key: claimed, invocation: prepared.id) }
+            } catch {
+                // Not run (the prepared invocation is dropped, its slot and sandbox given back):
+                // the key is not left claimed by a request that never ran.
+                prepared.slot.release()
+                _ = try? daemon.registry.releaseIdempotencyKey(principal: principal, key: claimed)
+                throw error
+            }
         }
         guard streaming else {
             let started = ContinuousClock.now

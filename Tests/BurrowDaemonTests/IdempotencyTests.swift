@@ -2,6 +2,7 @@ import BurrowAPI
 import BurrowAudit
 import BurrowTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -69,5 +70,42 @@ struct IdempotencyTests {
         let cli3 = try daemon.burrow(["invoke", "minimal", "--idempotency-key", "cli-2", "--", "cat /proc/self/mountinfo"])
         #expect(cli1.status == 0 && !cli1.output.isEmpty && cli1.output == cli2.output && cli3.output != cli1.output, "\(cli1.output)\(cli1.stderr)")
         #expect(try invoked() == 5)
+
+        // The CLI, retried while the first still runs: it waits for that run and prints its output.
+        let waiting = ["invoke", "minimal", "--idempotency-key", "cli-wait", "--", "sleep 1; cat /proc/self/mountinfo"]
+        let firstRun = Mutex<Subprocess.Result?>(nil)
+        let starter = Thread { firstRun.withLock { $0 = try? daemon.burrow(waiting) } }
+        starter.start()
+        usleep(400_000)
+        let retried = try daemon.burrow(waiting)
+        while !starter.isFinished { usleep(50_000) }
+        let original = firstRun.withLock { $0 }
+        #expect(retried.status == 0 && retried.stderr.contains("waiting for it") && retried.output == original?.output && !(original?.output.isEmpty ?? true), "\(retried.stderr)")
+        #expect(try invoked() == 6)
+    }
+
+    @Test("a key lives while its run goes on, however long, and until its result is older than result_retention; then the request runs anew")
+    func keyLifetime() throws {
+        let policy = DaemonInvocationTests.policy.replacingOccurrences(of: "[daemon]\n", with: "[daemon]\nresult_retention = \"1s\"\n")
+        let daemon = try LiveDaemon(policy: policy)
+        try DaemonInvocationTests.register(daemon)
+        @Sendable func post(_ key: String, _ body: InvocationRequest) throws -> UnixHTTPClient.Response {
+            try daemon.client.send("POST", "/v1/tools/minimal/invocations", body: Array(try JSONEncoder().encode(body)), headers: [("Idempotency-Key", key)])
+        }
+        func invoked() throws -> Int { try daemon.trail("minimal").filter { $0.type == .toolInvoked }.count }
+        // A run longer than the retention keeps its key: a retry 1.5 s in is still 409, not a second run.
+        let slow = InvocationRequest(arguments: ["sleep 2.5"])
+        let running = Thread { _ = try? post("long", slow) }
+        running.start()
+        usleep(1_500_000)
+        #expect(try post("long", slow).status == 409)
+        while !running.isFinished { usleep(50_000) }
+        #expect(try post("long", slow).header("Idempotent-Replayed") == "true")
+        #expect(try invoked() == 1)
+        // Once the result is older than the retention, the key is forgotten: the same request runs again.
+        usleep(1_600_000)
+        let anew = try post("long", InvocationRequest(arguments: ["true"]))
+        #expect(anew.status == 200 && anew.header("Idempotent-Replayed") == nil, "\(anew.status)")
+        #expect(try invoked() == 2)
     }
 }
