@@ -265,7 +265,7 @@ extension AdminCommand {
         var json = false
 
         func run() throws {
-            let path = try socket ?? ProcessInfo.processInfo.environment["BURROW_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? policy.loadPolicy().daemon.socket
+            let path = try apiSocket(socket, policy: policy)
             let response: UnixHTTPClient.Response
             do {
                 response = try UnixHTTPClient(socketPath: path).send("GET", "/v1/nodes")

@@ -303,9 +303,16 @@ struct AuditVerifyCommand: ParsableCommand {
     }
 }
 
+/// burrowd's API socket: `--socket`, else $BURROW_SOCKET (when not empty), else the policy's [daemon] socket.
+func apiSocket(_ socket: String?, policy: ProfileOptions) throws -> String {
+    if let socket { return socket }
+    if let env = ProcessInfo.processInfo.environment["BURROW_SOCKET"], !env.isEmpty { return env }
+    return try policy.loadPolicy().daemon.socket
+}
+
 extension AuditVerifyCommand {
     func runCentral() throws {
-        let path = try socket ?? ProcessInfo.processInfo.environment["BURROW_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? policy.loadPolicy().daemon.socket
+        let path = try apiSocket(socket, policy: policy)
         let response: UnixHTTPClient.Response
         do {
             response = try UnixHTTPClient(socketPath: path).send("GET", "/v1/audit/central")
