@@ -106,16 +106,14 @@ package final class AuditShipper: Sendable {
         }
         try audit.markShipped(to: Self.target, through: shipped)
         state.withLock { $0.shipped = shipped }
-        var gapChecked = false
+        // Rows after what the copy holds that this log no longer has: pruned before they were shipped
+        // (shipping was off meanwhile). Said now; the copy's chain shows the gap too.
+        let next = try audit.records(after: shipped, limit: 1).first?.sequence ?? (local.sequence + 1)
+        if shipped > 0 && next > shipped + 1 {
+            alert(reason: "central_gap", message: "rows \(shipped + 1)–\(next - 1) of node \(node) were pruned before they reached the central copy")
+        }
         while !Task.isCancelled {
             let records = try audit.records(after: shipped, limit: batch)
-            if let first = records.first, !gapChecked {
-                gapChecked = true
-                if first.sequence != shipped + 1 && shipped > 0 {
-                    // Pruned before they were shipped (shipping was off meanwhile): say so; the central chain shows the gap too.
-                    alert(reason: "central_gap", message: "rows \(shipped + 1)–\(first.sequence - 1) of node \(node) were pruned before they reached the central copy")
-                }
-            }
             // A server that went away closes the connection: reconnect rather than send into it.
             guard !c.isClosed else { throw FleetError("the server closed the connection") }
             guard let last = records.last else {

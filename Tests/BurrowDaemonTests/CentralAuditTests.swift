@@ -173,4 +173,54 @@ struct CentralAuditTests {
         #expect(verified.status == 1 && verified.output.contains("differs from this node's log"), "\(verified.output)\(verified.stderr)")
         _ = try daemon.stop(SIGTERM)
     }
+
+    @Test(
+        "the other two checks at reconnect: rows pruned while no copy was configured are said (central_gap), and a row the copy holds with another hash than this log's stops shipping (central_divergence)"
+    )
+    func gapAndHashMismatch() throws {
+        let pg = try TestPostgres()
+        func alert(_ daemon: LiveDaemon, _ reason: String) throws -> AuditEvent? {
+            for _ in 0..<100 {
+                let found = try AuditStore(.init(path: daemon.auditDB, redactor: try Redactor()), access: .read).events(AuditQuery(types: [.anomalousActivity])).first {
+                    $0.details["reason"]?.stringValue == reason
+                }
+                if found != nil { return found }
+                usleep(100_000)
+            }
+            return nil
+        }
+
+        // node-c: rows written and pruned with a policy that names no copy (an operator who turned shipping off).
+        let c = try LiveDaemon(policy: Self.policy(pg, node: "node-c"))
+        try DaemonInvocationTests.register(c)
+        #expect(try c.burrow(["invoke", "minimal", "--", "echo c"]).status == 0)
+        #expect(try Self.caughtUp(pg, c, node: "node-c"))
+        _ = try c.stop(SIGTERM)
+        let head = try AuditStore(.init(path: c.auditDB, redactor: try Redactor()), access: .read).head().sequence
+        _ = try AuditStore(.init(path: c.auditDB, redactor: try Redactor()), access: .write).append([
+            AuditEvent(
+                tool: "minimal", context: SecurityContext(principal: "uid:0", uid: 0, host: "test"), details: RefusalDetails(reason: "test", message: "written while no copy was configured"))
+        ])
+        let plain = c.directory + "/plain.toml"
+        try "[daemon]\nshutdown_grace = \"1s\"\n".write(toFile: plain, atomically: true, encoding: .utf8)
+        let pruned = try c.burrow(["audit", "prune", "--older-than", "0", "--policy", plain, "--audit-db", c.auditDB])
+        #expect(pruned.status == 0 && pruned.output.contains("deleted"), "\(pruned.output)\(pruned.stderr)")
+        try c.start()
+        let gap = try alert(c, "central_gap")
+        #expect(gap?.details["message"]?.stringValue?.contains("rows \(head + 1)–\(head + 1) of node node-c") == true, "\(String(describing: gap))")
+        _ = try c.stop(SIGTERM)
+
+        // node-d: the copy's last row of it rewritten in PostgreSQL (its hash); at the next connect this log and the copy differ there.
+        let d = try LiveDaemon(policy: Self.policy(pg, node: "node-d"))
+        try DaemonInvocationTests.register(d)
+        #expect(try d.burrow(["invoke", "minimal", "--", "echo d"]).status == 0)
+        #expect(try Self.caughtUp(pg, d, node: "node-d"))
+        _ = try d.stop(SIGTERM)
+        let last = try pg.value("SELECT max(sequence) FROM burrow_audit_events WHERE node = 'node-d'")
+        #expect(try pg.psql("UPDATE burrow_audit_events SET hash = sha256(hash) WHERE node = 'node-d' AND sequence = \(last)").status == 0)
+        try d.start()
+        let divergence = try alert(d, "central_divergence")
+        #expect(divergence?.details["message"]?.stringValue?.contains("row \(last) of node node-d differs") == true, "\(String(describing: divergence))")
+        _ = try d.stop(SIGTERM)
+    }
 }
