@@ -80,7 +80,9 @@ package struct DaemonCommand: AsyncParsableCommand {
             let node = hostPolicy.daemon.nodeID ?? UserDatabase.hostName
             let shipper = try hostPolicy.audit.central.map { central in
                 AuditShipper(
-                    central: try CentralAudit(central, logger: logger), audit: store, node: node, maxLagMicroseconds: Int64(central.maxLag.milliseconds) * 1000)
+                    central: try CentralAudit(central, logger: logger), audit: store,
+                    reader: try HostConfiguration.openAudit(hostPolicy, path: store.path, access: .read), node: node,
+                    maxLagMicroseconds: Int64(central.maxLag.milliseconds) * 1000)
             }
             let backend = facts.cgroupBackend.map { "cgroup v\($0.version)" } ?? "no cgroups"
             let heartbeat = shipper.map { shipper in

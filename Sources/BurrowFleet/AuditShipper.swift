@@ -22,7 +22,12 @@ package final class AuditShipper: Sendable {
     static let timeout = 20
 
     package let central: CentralAudit
+    /// Writes the `shipped` mark and the alerts.
     let audit: AuditStore
+    /// Reads the log on a read-only connection of its own: the idle poll
+    /// (every 50 ms) and the lag tick never take, or wait for, the writer's
+    /// commit lock that every invocation's audit append goes through.
+    let reader: AuditStore
     package let node: String
     let maxLagMicroseconds: Int64
     let batch: Int
@@ -46,9 +51,11 @@ package final class AuditShipper: Sendable {
     /// An alert raised for the lag now going on (one per episode).
     private let lagAlerted = Mutex(false)
 
-    package init(central: CentralAudit, audit: AuditStore, node: String, maxLagMicroseconds: Int64, batch: Int = 1000) {
+    /// - Parameter reader: the same log opened read-only (nil: `audit` reads too, as a benchmark may).
+    package init(central: CentralAudit, audit: AuditStore, reader: AuditStore? = nil, node: String, maxLagMicroseconds: Int64, batch: Int = 1000) {
         self.central = central
         self.audit = audit
+        self.reader = reader ?? audit
         self.node = node
         self.maxLagMicroseconds = maxLagMicroseconds
         self.batch = batch
@@ -87,7 +94,7 @@ package final class AuditShipper: Sendable {
     /// Resumes from what the central copy holds, then ships while there is anything to ship.
     private func ship(on c: PostgresConnection) async throws {
         var shipped: Int64
-        let local = try audit.head()
+        let local = try reader.head()
         let node = node
         let central = central
         if let (sequence, hash) = try await bounded("reading the central copy's head", seconds: Self.timeout, { try await central.head(c, node: node) }) {
@@ -97,7 +104,7 @@ package final class AuditShipper: Sendable {
                     "the central copy holds node \(node)'s events through row \(sequence), and this log ends at row \(local.sequence): this log was restored or replaced, or another node uses the id \(node)"
                 )
             }
-            if let ours = try audit.hash(at: sequence), ours != hash {
+            if let ours = try reader.hash(at: sequence), ours != hash {
                 return try await stop("row \(sequence) of node \(node) differs between this log and the central copy: the two logs have diverged")
             }
             shipped = sequence
@@ -108,12 +115,12 @@ package final class AuditShipper: Sendable {
         state.withLock { $0.shipped = shipped }
         // Rows after what the copy holds that this log no longer has: pruned before they were shipped
         // (shipping was off meanwhile). Said now; the copy's chain shows the gap too.
-        let next = try audit.records(after: shipped, limit: 1).first?.sequence ?? (local.sequence + 1)
+        let next = try reader.records(after: shipped, limit: 1).first?.sequence ?? (local.sequence + 1)
         if shipped > 0 && next > shipped + 1 {
             alert(reason: "central_gap", message: "rows \(shipped + 1)–\(next - 1) of node \(node) were pruned before they reached the central copy")
         }
         while !Task.isCancelled {
-            let records = try audit.records(after: shipped, limit: batch)
+            let records = try reader.records(after: shipped, limit: batch)
             // A server that went away closes the connection: reconnect rather than send into it.
             guard !c.isClosed else { throw FleetError("the server closed the connection") }
             guard let last = records.last else {
@@ -150,9 +157,9 @@ package final class AuditShipper: Sendable {
     /// AnomalousActivity per episode beyond the bound; the log says when it
     /// ends. burrowd calls it every second.
     package func tick() {
-        let shipped = (try? audit.shipped(to: Self.target)) ?? current.shipped
-        let oldest = (try? audit.records(after: shipped, limit: 1))?.first
-        let head = (try? audit.head().sequence) ?? current.head
+        let shipped = (try? reader.shipped(to: Self.target)) ?? current.shipped
+        let oldest = (try? reader.records(after: shipped, limit: 1))?.first
+        let head = (try? reader.head().sequence) ?? current.head
         let lag = oldest.map { max(0, AuditClock.now() - $0.time) } ?? 0
         state.withLock {
             $0.lagMicroseconds = lag
