@@ -36,8 +36,9 @@ package struct Daemon: Sendable {
     let invocations: InvocationService
     let sessions: MCPSessions
     let health: HealthMonitor
-    /// Registrations, updates and removals, one at a time (`RegistryWrites`).
-    let registryWrites = RegistryWrites()
+    /// Registrations, updates and removals, one at a time (`RegistryWrites`),
+    /// and with `[registry] url` the replica of the fleet's registry.
+    let registryWrites: RegistryWrites
     let connectionLimiter: ConnectionLimiter
     let keys: APIKeys
     /// The HTTPS listeners' (one nonce memory for all of them).
@@ -52,7 +53,8 @@ package struct Daemon: Sendable {
 
     package init(
         policy: HostPolicy, socketPath: String, audit: AuditStore, registry: RegistryStore, host: HostFacts, searchPath: [String],
-        lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup, shipper: AuditShipper? = nil, heartbeat: NodeHeartbeat? = nil
+        lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup, shipper: AuditShipper? = nil, heartbeat: NodeHeartbeat? = nil,
+        sharedRegistry: SharedRegistry? = nil
     ) {
         self.shipper = shipper
         self.heartbeat = heartbeat
@@ -72,6 +74,8 @@ package struct Daemon: Sendable {
         sessions = MCPSessions(
             invocations: invocations, idleTimeout: .milliseconds(Int64(policy.mcp.sessionIdleTimeout.milliseconds)),
             limits: .init(total: policy.mcp.maxSessions, perCaller: policy.mcp.maxSessionsPerCaller))
+        let warm = invocations.warm
+        registryWrites = RegistryWrites(registry: registry, shared: sharedRegistry) { ids in for id in ids { warm.drop(id) } }
         health = HealthMonitor(registry: registry, invocations: invocations, audit: audit, metrics: metrics, logger: Logger(label: "burrowd"))
         keys = APIKeys(store: registry)
         authentication = RemoteAuthentication(policy.auth, keys: keys, maxBody: Int(clamping: policy.daemon.maxRequestBytes.bytes))
@@ -307,6 +311,9 @@ package struct Daemon: Sendable {
         var shipping: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let shipper { shipping.append(.init(service: AuditShippingService(shipper: shipper, metrics: metrics), successTerminationBehavior: .ignore)) }
         if let heartbeat { shipping.append(.init(service: HeartbeatService(heartbeat: heartbeat), successTerminationBehavior: .ignore)) }
+        if registryWrites.shared != nil {
+            shipping.append(.init(service: RegistryFollowService(writes: registryWrites, metrics: metrics), successTerminationBehavior: .ignore))
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: listeners + shipping + [
@@ -366,6 +373,27 @@ struct HeartbeatService: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await heartbeat.run() }
+    }
+}
+
+/// Follows the fleet's registry while burrowd serves; its state feeds the metrics.
+struct RegistryFollowService: Service {
+    let writes: RegistryWrites
+    let metrics: DaemonMetrics
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await writes.follow() }
+                group.addTask {
+                    while !Task.isCancelled {
+                        metrics.replica(writes.following.withLock { $0 })
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
+                await group.waitForAll()
+            }
+        }
     }
 }
 

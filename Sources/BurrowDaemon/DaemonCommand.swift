@@ -80,7 +80,7 @@ package struct DaemonCommand: AsyncParsableCommand {
             let node = hostPolicy.daemon.nodeID ?? UserDatabase.hostName
             let shipper = try hostPolicy.audit.central.map { central in
                 AuditShipper(
-                    central: try CentralAudit(central, logger: logger), audit: store,
+                    central: try FleetDatabase(central.endpoint, logger: logger), audit: store,
                     reader: try HostConfiguration.openAudit(hostPolicy, path: store.path, access: .read), node: node,
                     maxLagMicroseconds: Int64(central.maxLag.milliseconds) * 1000)
             }
@@ -91,9 +91,12 @@ package struct DaemonCommand: AsyncParsableCommand {
                     facts: "Linux \(facts.kernelRelease) \(facts.machine), Landlock ABI \(facts.landlockABI.map(String.init) ?? "none"), \(backend)",
                     intervalMilliseconds: Int64(hostPolicy.daemon.heartbeatInterval.milliseconds), shipper: shipper)
             }
+            let shared = try hostPolicy.sharedRegistry.map { SharedRegistry(database: try FleetDatabase($0, logger: logger)) }
             daemon = Daemon(
                 policy: hostPolicy, socketPath: socket ?? hostPolicy.daemon.socket, audit: store, registry: registry, host: facts,
-                searchPath: HostConfiguration.profileSearchPath(), shipper: shipper, heartbeat: heartbeat)
+                searchPath: HostConfiguration.profileSearchPath(), shipper: shipper, heartbeat: heartbeat, sharedRegistry: shared)
+            // The replica taken before anything is served from it.
+            try await daemon.registryWrites.start()
         } catch {
             throw ValidationError("\(error)")
         }

@@ -34,6 +34,14 @@ final class DaemonMetrics: Sendable {
             .set(state.stopped == nil ? 0.0 : 1.0)
     }
 
+    /// The replica of the fleet's registry (`[registry] url`).
+    func replica(_ state: (connected: Bool, revision: Int64)) {
+        registry.makeGauge(descriptor: Self.metric("registry_replica_connected", "", "1 while following the fleet's registry (0: serving the registrations last taken)."))
+            .set(state.connected ? 1.0 : 0.0)
+        registry.makeGauge(descriptor: Self.metric("registry_replica_revision", "", "The fleet registry's revision this node's replica holds."))
+            .set(Double(state.revision))
+    }
+
     /// outcome: completed, failed (the tool exited non-zero, was killed or hit a limit), refused (never started).
     func invocation(_ outcome: String) {
         registry.makeCounter(descriptor: Self.metric("invocations", "total", "Invocations by outcome."), labels: [("outcome", outcome)]).increment()

@@ -1,5 +1,6 @@
 package import BurrowAPI
 import BurrowAudit
+import BurrowFleet
 import BurrowSQLite
 import BurrowSystem
 import FoundationEssentials
@@ -17,7 +18,7 @@ package final class RegistryStore: Sendable {
     package let path: String
     private let connection: Mutex<SQLiteConnection<SQLiteError>>
 
-    static let schemaVersion = 6
+    static let schemaVersion = 7
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
@@ -106,6 +107,12 @@ package final class RegistryStore: Sendable {
                         """)
                 }
             }
+            if version < 7 {
+                // A replica of the fleet's registry (`[registry] url`): which one (its database's id).
+                try db.transaction { () throws(SQLiteError) in
+                    try db.execute("CREATE TABLE replica(database TEXT NOT NULL); PRAGMA user_version = 7;")
+                }
+            }
         } catch {
             throw Failure(description: "the registry \(path): \(error)")
         }
@@ -159,70 +166,88 @@ package final class RegistryStore: Sendable {
 
     /// Inserts a new version (`replace` false) or replaces an existing one.
     package func write(_ record: ToolRecord, replace: Bool) throws(Failure) -> WriteOutcome {
-        let registration = try encode(record.registration)
-        let validation = try encode(record.validation)
         let r = record.registration
+        let row = SharedTool(
+            id: r.id, version: r.metadata.version, status: r.status.rawValue, registration: try encode(r), validation: try encode(record.validation),
+            registeredAt: record.registeredAt, updatedAt: record.updatedAt, registeredBy: record.registeredBy)
         return try durably { db throws(SQLiteError) in
             try db.transaction { () throws(SQLiteError) -> WriteOutcome in
-                let find = try db.cached("SELECT rowid, registered_at FROM tools WHERE id = ?1 AND version = ?2")
+                let find = try db.cached("SELECT registered_at FROM tools WHERE id = ?1 AND version = ?2")
                 find.bind(1, r.id)
                 find.bind(2, r.metadata.version)
-                let existing = try find.step() ? (find.int64(0), find.text(1) ?? record.registeredAt) : nil
+                let existing = try find.step() ? (find.text(0) ?? record.registeredAt) : nil
                 find.reset()
                 if existing != nil && !replace { return .exists }
                 if existing == nil && replace { return .missing }
-                if let (rowid, _) = existing {
-                    let delete = try db.cached("DELETE FROM tools_fts WHERE rowid = ?1")
-                    delete.bind(1, rowid)
-                    try delete.step()
-                }
-                let upsert = try db.cached(
-                    """
-                    INSERT INTO tools(id, version, status, registration, validation, registered_at, updated_at, registered_by)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                    ON CONFLICT(id, version) DO UPDATE SET status = ?3, registration = ?4, validation = ?5, updated_at = ?7, registered_by = ?8
-                    RETURNING rowid
-                    """)
-                upsert.bind(1, r.id)
-                upsert.bind(2, r.metadata.version)
-                upsert.bind(3, r.status.rawValue)
-                upsert.bind(4, registration)
-                upsert.bind(5, validation)
-                upsert.bind(6, existing?.1 ?? record.registeredAt)
-                upsert.bind(7, record.updatedAt)
-                upsert.bind(8, record.registeredBy)
-                guard try upsert.step() else { throw SQLiteError("the registration was not stored") }
-                let rowid = upsert.int64(0)
-                upsert.reset()
-                let index = try db.cached("INSERT INTO tools_fts(rowid, name, description, categories) VALUES (?1, ?2, ?3, ?4)")
-                index.bind(1, rowid)
-                index.bind(2, r.metadata.name + " " + r.id)
-                index.bind(3, r.metadata.description)
-                index.bind(4, r.metadata.categories.joined(separator: " "))
-                try index.step()
+                var stored = row
+                stored.registeredAt = existing ?? record.registeredAt
+                try Self.store(db, stored)
                 return .written
             }
         }
+    }
+
+    /// Writes one version's row and its search entry (in the caller's transaction).
+    static func store(_ db: SQLiteConnection<SQLiteError>, _ row: SharedTool) throws(SQLiteError) {
+        try deleteRow(db, id: row.id, version: row.version)
+        let insert = try db.cached(
+            """
+            INSERT INTO tools(id, version, status, registration, validation, registered_at, updated_at, registered_by)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING rowid
+            """)
+        insert.bind(1, row.id)
+        insert.bind(2, row.version)
+        insert.bind(3, row.status)
+        insert.bind(4, row.registration)
+        insert.bind(5, row.validation)
+        insert.bind(6, row.registeredAt)
+        insert.bind(7, row.updatedAt)
+        insert.bind(8, row.registeredBy)
+        guard try insert.step() else { throw SQLiteError("the registration was not stored") }
+        let rowid = insert.int64(0)
+        insert.reset()
+        // The search index takes what it needs from the registration itself (a replicated row comes as text).
+        guard let r = try? JSONDecoder().decode(ToolRegistration.self, from: Data(row.registration.utf8)) else {
+            throw SQLiteError("the registration of \(row.id) \(row.version) cannot be read")
+        }
+        let index = try db.cached("INSERT INTO tools_fts(rowid, name, description, categories) VALUES (?1, ?2, ?3, ?4)")
+        index.bind(1, rowid)
+        index.bind(2, r.metadata.name + " " + r.id)
+        index.bind(3, r.metadata.description)
+        index.bind(4, r.metadata.categories.joined(separator: " "))
+        try index.step()
+        index.reset()
+    }
+
+    /// Deletes one version's row and its search entry, if there is one; returns whether there was.
+    @discardableResult
+    static func deleteRow(_ db: SQLiteConnection<SQLiteError>, id: String, version: String) throws(SQLiteError) -> Bool {
+        let find = try db.cached("SELECT rowid FROM tools WHERE id = ?1 AND version = ?2")
+        find.bind(1, id)
+        find.bind(2, version)
+        let rowid = try find.step() ? find.int64(0) : nil
+        find.reset()
+        guard let rowid else { return false }
+        for sql in ["DELETE FROM tools_fts WHERE rowid = ?1", "DELETE FROM tools WHERE rowid = ?1"] {
+            let stmt = try db.cached(sql)
+            stmt.bind(1, rowid)
+            try stmt.step()
+            stmt.reset()
+        }
+        return true
     }
 
     /// Removes one version, or every version when `version` is nil; returns the versions removed.
     package func remove(_ id: String, version: String?) throws(Failure) -> [String] {
         try durably { db throws(SQLiteError) in
             try db.transaction { () throws(SQLiteError) -> [String] in
-                let select = try db.prepare("SELECT rowid, version FROM tools WHERE id = ?1 AND (?2 IS NULL OR version = ?2)")
+                let select = try db.prepare("SELECT version FROM tools WHERE id = ?1 AND (?2 IS NULL OR version = ?2)")
                 select.bind(1, id)
                 select.bind(2, version)
-                var rows: [(Int64, String)] = []
-                while try select.step() { rows.append((select.int64(0), select.text(1) ?? "")) }
-                for (rowid, removed) in rows {
-                    for sql in ["DELETE FROM tools_fts WHERE rowid = ?1", "DELETE FROM tools WHERE rowid = ?1"] {
-                        let stmt = try db.cached(sql)
-                        stmt.bind(1, rowid)
-                        try stmt.step()
-                    }
-                    _ = removed
-                }
-                return rows.map(\.1)
+                var versions: [String] = []
+                while try select.step() { versions.append(select.text(0) ?? "") }
+                for v in versions { try Self.deleteRow(db, id: id, version: v) }
+                return versions
             }
         }
     }
@@ -333,9 +358,20 @@ package final class RegistryStore: Sendable {
         }
     }
 
+    /// Told of pins kept by an invocation (a first approval, or what a
+    /// server offered instead): `RegistryWrites` takes them to the fleet's
+    /// registry. Arguments: id, version, and the first approval (nil: an offer).
+    let pinsKept = Mutex<(@Sendable (String, String, String?) -> Void)?>(nil)
+
     /// Keeps `approved` as the version's first pins, unless some are kept
     /// already; returns those in force (nil: `approved` was kept).
     package func saveFirstApproval(_ id: String, version: String, _ approved: String) throws(Failure) -> String? {
+        let inForce = try keepFirstApproval(id, version: version, approved)
+        if inForce == nil, let told = pinsKept.withLock({ $0 }) { told(id, version, approved) }
+        return inForce
+    }
+
+    private func keepFirstApproval(_ id: String, version: String, _ approved: String) throws(Failure) -> String? {
         try durably { db throws(SQLiteError) -> String? in
             try db.transaction { () throws(SQLiteError) -> String? in
                 let find = try db.cached("SELECT approved FROM tool_pins WHERE id = ?1 AND version = ?2")
@@ -376,6 +412,7 @@ package final class RegistryStore: Sendable {
 
     /// Keeps what a server offered in place of its pins.
     package func saveOffered(_ id: String, version: String, _ offered: String) throws(Failure) {
+        defer { pinsKept.withLock { $0 }?(id, version, nil) }
         try withDatabase { db throws(SQLiteError) in
             let stmt = try db.cached("INSERT INTO tool_pins(id, version, approved, offered) VALUES (?1, ?2, NULL, ?3) ON CONFLICT(id, version) DO UPDATE SET offered = ?3")
             defer { stmt.reset() }

@@ -49,7 +49,7 @@ extension API {
         let id = try Self.toolID(context)
         try await require(.admin, context, request, "approving tool definitions", tool: id)
         let body = try await decode(DefinitionsApproval.self, request, context, tool: id)
-        await daemon.registryWrites.lock()
+        try await daemon.registryWrites.lock()
         defer { daemon.registryWrites.unlock() }
         let (version, approved, offered) = try definitionsState(id, version: body.version)
         guard let offered else { throw DaemonError(.notFound, "\(id) \(version) offers no definitions other than those approved") }
@@ -57,6 +57,16 @@ extension API {
             throw DaemonError(.invalidRequest, "the definitions \(id) offers are now \(offered.setDigest), not \(body.approve): review them again (GET /v1/tools/\(id)/definitions)")
         }
         try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.saveApproved(id, version: version, String(decoding: offered.encoded, as: UTF8.self)) }
+        let undo = { () throws(RegistryStore.Failure) in
+            try daemon.registry.restorePins(
+                id, version: version, approved: approved.map { String(decoding: $0.encoded, as: UTF8.self) }, offered: String(decoding: offered.encoded, as: UTF8.self))
+        }
+        do {
+            try await daemon.registryWrites.publish(id, version: version, pinsOnly: true)
+        } catch {
+            try? undo()
+            throw error
+        }
         let identity = context.identity
         let event = AuditEvent(
             tool: id, context: SecurityContext(principal: identity.caller.principal, uid: identity.caller.uid, host: UserDatabase.hostName),
@@ -67,12 +77,17 @@ extension API {
         } catch {
             // Fail closed: unrecorded, the approval is undone (the row put back as it was).
             do {
-                try daemon.registry.restorePins(
-                    id, version: version, approved: approved.map { String(decoding: $0.encoded, as: UTF8.self) }, offered: String(decoding: offered.encoded, as: UTF8.self))
+                try undo()
             } catch let undo {
                 throw DaemonError(.auditUnavailable, "the audit log cannot record the approval (\(error)), and undoing it failed: \(undo)")
             }
             throw DaemonError(.auditUnavailable, "the audit log cannot record the approval, so it was undone: \(error)")
+        }
+        do {
+            try await daemon.registryWrites.commit()
+        } catch {
+            try? undo()
+            throw DaemonError(error.code, "\(error.message) (recorded in the audit log, but not in force)")
         }
         return try json(DefinitionsApproval(version: version, approve: offered.setDigest))
     }

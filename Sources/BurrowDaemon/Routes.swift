@@ -274,8 +274,8 @@ struct API: Sendable {
                 }
             }
         }
-        // From here to its audit event, this change is the registry's only one.
-        await daemon.registryWrites.lock()
+        // From here to its audit event, this change is the registry's only one (the fleet's, with a shared registry).
+        try await daemon.registryWrites.lock()
         defer { daemon.registryWrites.unlock() }
         // A client written against the specification knows nothing of
         // Burrow's `manifest`: its update of a signed version (a status
@@ -326,6 +326,20 @@ struct API: Sendable {
         case .written:
             break
         }
+        let registry = daemon.registry
+        let undo = {
+            if let previous {
+                _ = try? registry.write(previous, replace: true)
+            } else {
+                _ = try? registry.remove(registration.id, version: registration.metadata.version)
+            }
+        }
+        do {
+            try await daemon.registryWrites.publish(registration.id)
+        } catch {
+            undo()
+            throw error
+        }
         let details = RegistrationDetails(
             updated: replacing != nil, version: registration.metadata.version, name: registration.metadata.name, status: registration.status.rawValue,
             command: registration.command, clamps: report.clamps.map { "\($0.key): \($0.requested) → \($0.effective)" }, exposureScore: report.exposureScore,
@@ -340,13 +354,14 @@ struct API: Sendable {
             _ = try await BlockingIO.run { try audit.append([event]) }
         } catch {
             // Fail closed: no change to what may run goes unrecorded.
-            let registry = daemon.registry
-            if let previous {
-                _ = try? registry.write(previous, replace: true)
-            } else {
-                _ = try? registry.remove(registration.id, version: registration.metadata.version)
-            }
+            undo()
             throw DaemonError(.auditUnavailable, "the audit log cannot record the change, so it was undone: \(error)")
+        }
+        do {
+            try await daemon.registryWrites.commit()
+        } catch {
+            undo()
+            throw DaemonError(error.code, "\(error.message) (recorded in the audit log, but not in force)")
         }
         if replacing != nil { daemon.invocations.warm.drop(registration.id) }
         let written = daemon.health.annotate(
@@ -490,7 +505,7 @@ struct API: Sendable {
         let id = try Self.toolID(context)
         try await require(.admin, context, request, "removing a tool", tool: id)
         let version = request.uri.queryParameters.get("version")
-        await daemon.registryWrites.lock()
+        try await daemon.registryWrites.lock()
         defer { daemon.registryWrites.unlock() }
         let before = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(id) }
         let remaining = version.map { v in before.filter { $0.registration.metadata.version != v } } ?? []
@@ -499,6 +514,17 @@ struct API: Sendable {
             try brokenDependents(of: id, remaining: remaining).filter { !already.contains($0) }, request, "removing \(id)\(version.map { " " + $0 } ?? "")")
         let removed = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.remove(id, version: version) }
         guard !removed.isEmpty else { throw DaemonError(.notFound, "no tool \(id)\(version.map { " version \($0)" } ?? "") is registered") }
+        let undo = {
+            for record in before where removed.contains(record.registration.metadata.version) {
+                _ = try? daemon.registry.write(record, replace: false)
+            }
+        }
+        do {
+            try await daemon.registryWrites.publish(id)
+        } catch {
+            undo()
+            throw error
+        }
         let identity = context.identity
         let event = AuditEvent(
             tool: id, context: SecurityContext(principal: identity.caller.principal, uid: identity.caller.uid, host: UserDatabase.hostName),
@@ -508,13 +534,18 @@ struct API: Sendable {
             _ = try await BlockingIO.run { try audit.append([event]) }
         } catch {
             // Fail closed: the removal is undone rather than left unrecorded.
-            for record in before where removed.contains(record.registration.metadata.version) {
-                _ = try? daemon.registry.write(record, replace: false)
-            }
+            undo()
             throw DaemonError(.auditUnavailable, "the audit log cannot record the removal, so it was undone: \(error)")
         }
         // Recorded: its pinned definitions go too (a version registered again starts unpinned).
         for version in removed { try? daemon.registry.restorePins(id, version: version, approved: nil, offered: nil) }
+        do {
+            try await daemon.registryWrites.publish(id)
+            try await daemon.registryWrites.commit()
+        } catch {
+            undo()
+            throw DaemonError(error.code, "\(error.message) (recorded in the audit log, but not in force)")
+        }
         daemon.invocations.warm.drop(id)
         return try json(RemovedTool(id: id, removed: removed))
     }

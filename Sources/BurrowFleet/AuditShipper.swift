@@ -21,7 +21,7 @@ package final class AuditShipper: Sendable {
     /// A statement with no answer within this long: the connection is given up and made again.
     static let timeout = 20
 
-    package let central: CentralAudit
+    package let central: FleetDatabase
     /// Writes the `shipped` mark and the alerts.
     let audit: AuditStore
     /// Reads the log on a read-only connection of its own: the idle poll
@@ -52,7 +52,7 @@ package final class AuditShipper: Sendable {
     private let lagAlerted = Mutex(false)
 
     /// - Parameter reader: the same log opened read-only (nil: `audit` reads too, as a benchmark may).
-    package init(central: CentralAudit, audit: AuditStore, reader: AuditStore? = nil, node: String, maxLagMicroseconds: Int64, batch: Int = 1000) {
+    package init(central: FleetDatabase, audit: AuditStore, reader: AuditStore? = nil, node: String, maxLagMicroseconds: Int64, batch: Int = 1000) {
         self.central = central
         self.audit = audit
         self.reader = reader ?? audit

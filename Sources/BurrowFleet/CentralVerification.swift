@@ -2,7 +2,7 @@ package import BurrowAPI
 package import BurrowAudit
 import PostgresNIO
 
-extension CentralAudit {
+extension FleetDatabase {
     /// Checks every node's rows in the copy, a page at a time; `local` (this
     /// node's id and log) is compared where both hold rows.
     package func verify(local: (node: String, audit: AuditStore)?) async throws -> CentralVerification {

@@ -10,7 +10,7 @@ import PostgresNIO
 /// within three intervals by PostgreSQL's clock (the nodes' own clocks
 /// never compared), down after that.
 package final class NodeHeartbeat: Sendable {
-    let central: CentralAudit
+    let central: FleetDatabase
     let node: String
     let version: String
     let host: String
@@ -18,7 +18,7 @@ package final class NodeHeartbeat: Sendable {
     let intervalMilliseconds: Int64
     let shipper: AuditShipper
 
-    package init(central: CentralAudit, node: String, version: String, host: String, facts: String, intervalMilliseconds: Int64, shipper: AuditShipper) {
+    package init(central: FleetDatabase, node: String, version: String, host: String, facts: String, intervalMilliseconds: Int64, shipper: AuditShipper) {
         self.central = central
         self.node = node
         self.version = version
@@ -70,7 +70,7 @@ package final class NodeHeartbeat: Sendable {
     }
 }
 
-extension CentralAudit {
+extension FleetDatabase {
     /// Every node the fleet's database knows, with whether it is up.
     package func nodes() async throws -> [FleetNode] {
         let c = try await connect(migrating: [])

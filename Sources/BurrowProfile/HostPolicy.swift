@@ -123,6 +123,25 @@ package struct HostPolicy: Sendable, Equatable, Codable {
             package var maxLag = Seconds.seconds(300)
 
             package init(url: PostgresURL) { self.url = url }
+
+            /// Where and how to connect.
+            package var endpoint: PostgresEndpoint { PostgresEndpoint(url: url, passwordFile: passwordFile, caFile: caFile) }
+        }
+    }
+
+    /// A PostgreSQL database of the fleet: its URL, and how burrowd proves
+    /// itself and checks the server.
+    package struct PostgresEndpoint: Sendable, Equatable, Codable {
+        package var url: PostgresURL
+        /// The database password, alone in a file of root's (mode 0600 or stricter); nil: none (trust or peer authentication).
+        package var passwordFile: String?
+        /// The CA the server's certificate must chain to (PEM); nil: the system's roots.
+        package var caFile: String?
+
+        package init(url: PostgresURL, passwordFile: String? = nil, caFile: String? = nil) {
+            self.url = url
+            self.passwordFile = passwordFile
+            self.caFile = caFile
         }
     }
 
@@ -472,6 +491,8 @@ package struct HostPolicy: Sendable, Equatable, Codable {
     package var network = Network()
     package var audit = Audit()
     package var daemon = Daemon()
+    /// `[registry] url`: the fleet's shared registry in PostgreSQL; nil: the local SQLite registry alone.
+    package var sharedRegistry: PostgresEndpoint?
     package var mcp = MCP()
     package var users = Users()
     package var transport = Transport()
@@ -875,6 +896,28 @@ extension HostPolicy {
                 if let v = r.positive("requests_per_minute") { rules.requestsPerMinute = v }
                 r.finish()
                 policy.capabilities[tool] = rules
+            }
+            t.finish()
+        }
+        if var t = root.table("registry") {
+            if let v = t.string("url") {
+                do {
+                    policy.sharedRegistry = PostgresEndpoint(url: try PostgresURL(parsing: v))
+                } catch {
+                    log.error(t.keyPath("url"), error.description)
+                }
+            }
+            for key in ["password_file", "ca_file"] {
+                guard let v = t.string(key) else { continue }
+                guard v.hasPrefix("/") else {
+                    log.error(t.keyPath(key), "expected an absolute path")
+                    continue
+                }
+                guard policy.sharedRegistry != nil else {
+                    log.error(t.keyPath(key), "goes with url")
+                    continue
+                }
+                if key == "password_file" { policy.sharedRegistry?.passwordFile = v } else { policy.sharedRegistry?.caFile = v }
             }
             t.finish()
         }

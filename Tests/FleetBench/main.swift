@@ -49,7 +49,7 @@ while appended < events {
 var logger = Logger(label: "bench")
 logger.logLevel = .error
 let node = "bench-\(getpid())"
-let shipper = AuditShipper(central: try CentralAudit(central, logger: logger), audit: audit, node: node, maxLagMicroseconds: 3_600_000_000)
+let shipper = AuditShipper(central: try FleetDatabase(central.endpoint, logger: logger), audit: audit, node: node, maxLagMicroseconds: 3_600_000_000)
 let head = try audit.head().sequence
 let started = ContinuousClock.now
 let task = Task { await shipper.run() }
