@@ -100,7 +100,14 @@ package struct DaemonCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        try await daemon.run(logger: logger)
+        // The fleet registry's connection is closed however burrowd ends (a connection must be closed before it goes).
+        do {
+            try await daemon.run(logger: logger)
+        } catch {
+            await daemon.registryWrites.shared?.close()
+            throw error
+        }
+        await daemon.registryWrites.shared?.close()
     }
 }
 

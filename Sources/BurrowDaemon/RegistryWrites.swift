@@ -235,9 +235,11 @@ final class RegistryWrites: Sendable {
             try apply(try await shared.snapshot())
             logger.info("brought this node's \(rows.tools.count) registered versions to the fleet's registry (\(shared.database.url))")
         } catch let error as NotAReplica {
+            await shared.close()
             throw error
         } catch {
             guard known != nil else {
+                await shared.close()
                 throw FleetError("the fleet's registry (\(shared.database.url)): \(explainFleetError(error)); this node never took a copy of it, so it does not start")
             }
             logger.warning("the fleet's registry (\(shared.database.url)): \(explainFleetError(error)); serving the registrations last taken from it until it answers")

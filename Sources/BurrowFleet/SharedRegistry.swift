@@ -170,6 +170,16 @@ package final class SharedRegistry: Sendable {
         }
     }
 
+    /// Closes the writer's connection, at the end (a connection must be closed before it goes).
+    package func close() async {
+        guard let c = writer.withLock({ w -> PostgresConnection? in
+            defer { w = nil }
+            return w
+        })
+        else { return }
+        _ = try? await bounded("closing", seconds: 5) { try await c.close() }
+    }
+
     /// Closes the writer's connection (it failed, or left a transaction in an unknown state).
     func drop(_ c: PostgresConnection) {
         writer.withLock { if $0 === c { $0 = nil } }

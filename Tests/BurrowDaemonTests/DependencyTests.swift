@@ -47,37 +47,50 @@ struct DependencyTests {
     @Test("a dependency must be registered and satisfied, and close no cycle; what others depend on is not removed or disabled unless forced; GET shows dependents")
     func registryKeepsDependenciesWhole() throws {
         let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        try keepsDependenciesWhole(daemon, daemon)
+    }
+
+    /// The scenario, its changes sent to `daemon` and `other` in turn: one
+    /// burrowd, or two nodes of a fleet sharing one registry.
+    func keepsDependenciesWhole(_ daemon: LiveDaemon, _ other: LiveDaemon) throws {
         for (id, version) in [("base", "1.0.0"), ("base", "2.0.0")] {
             let (status, body) = try send(daemon, "POST", "/api/v1/tools/register", Self.tool(id, version))
             try #require(status == 201, "\(body)")
         }
-        #expect(try send(daemon, "POST", "/api/v1/tools/register", Self.tool("app", "1", [("base", ">=1 <2")])).0 == 201)
-        let missing = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("app2", "1", [("nowhere", "*")]))
+        #expect(try send(other, "POST", "/api/v1/tools/register", Self.tool("app", "1", [("base", ">=1 <2")])).0 == 201)
+        let missing = try send(other, "POST", "/api/v1/tools/register", Self.tool("app2", "1", [("nowhere", "*")]))
         #expect(missing.0 == 422 && missing.1.contains("no tool nowhere is registered"), "\(missing)")
-        let unsatisfied = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("app3", "1", [("base", "^3")]))
+        let unsatisfied = try send(other, "POST", "/api/v1/tools/register", Self.tool("app3", "1", [("base", "^3")]))
         #expect(unsatisfied.0 == 422 && unsatisfied.1.contains("no enabled version of base satisfies ^3"), "\(unsatisfied)")
         let malformed = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("app4", "1", [("base", "newest")]))
         #expect(malformed.0 == 422 && malformed.1.contains("not a version requirement"), "\(malformed)")
-        let cycle = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("base", "3.0.0", [("app", "*")]))
+        let cycle = try send(other, "POST", "/api/v1/tools/register", Self.tool("base", "3.0.0", [("app", "*")]))
         #expect(cycle.0 == 422 && cycle.1.contains("base → app → base"), "\(cycle)")
         let selfish = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("loop", "1", [("loop", "*")]))
         #expect(selfish.0 == 422 && selfish.1.contains("cannot depend on itself"), "\(selfish)")
 
         // base's dependents, in either form.
-        let (_, shown) = try send(daemon, "GET", "/api/v1/tools/base")
+        let (_, shown) = try send(other, "GET", "/api/v1/tools/base")
         #expect(shown.contains(#""dependents":[{"id":"app","version":"1","version_requirement":">=1 <2"}]"#), "\(shown)")
         #expect(try send(daemon, "GET", "/v1/tools/base").1.contains(#""versionRequirement":">=1 <2""#))
 
         // 2.0.0 is not what app needs: it goes. 1.0.0 is: refused, listing app, unless forced.
         #expect(try send(daemon, "DELETE", "/api/v1/tools/base?version=2.0.0").0 == 200)
-        let refused = try send(daemon, "DELETE", "/api/v1/tools/base?version=1.0.0")
+        let refused = try send(other, "DELETE", "/api/v1/tools/base?version=1.0.0")
         #expect(refused.0 == 409 && refused.1.contains("has_dependents") && refused.1.contains("app 1 (needs base >=1 <2)"), "\(refused)")
         let disabled = try send(daemon, "PUT", "/api/v1/tools/base", Self.tool("base", "1.0.0", status: "disabled"))
         #expect(disabled.0 == 409, "disabling what app depends on: \(disabled)")
         #expect(try send(daemon, "PUT", "/api/v1/tools/base", Self.tool("base", "1.0.0", status: "deprecated")).0 == 200, "a change that breaks nothing")
-        let forced = try send(daemon, "DELETE", "/v1/tools/base?force=true")
+        let forced = try send(other, "DELETE", "/v1/tools/base?force=true")
         #expect(forced.0 == 200, "\(forced)")
-        let removal = try daemon.trail("base").last { $0.type == .toolDeregistered }
+        // Removed on every node: another follows at once (LISTEN/NOTIFY), within a moment.
+        var gone = false
+        for _ in 0..<100 where !gone {
+            gone = try send(daemon, "GET", "/v1/tools/base").0 == 404
+            if !gone { usleep(20_000) }
+        }
+        #expect(gone, "removed everywhere")
+        let removal = try other.trail("base").last { $0.type == .toolDeregistered }
         #expect(removal?.details["brokenDependents"] == .strings(["app 1 (needs base >=1 <2)"]), "\(String(describing: removal?.details))")
     }
 }
@@ -86,6 +99,11 @@ extension DependencyTests {
     @Test("a removal and a registration that depends on what it removes, sent at once, never both succeed")
     func concurrentChangesKeepDependenciesWhole() throws {
         let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        try changesAtOnceKeepDependenciesWhole(daemon, daemon)
+    }
+
+    /// The registration sent to `daemon`, the removal to `other`, at once.
+    func changesAtOnceKeepDependenciesWhole(_ daemon: LiveDaemon, _ other: LiveDaemon) throws {
         var bothWon: [Int] = []
         for i in 0..<40 {
             let (status, body) = try send(daemon, "POST", "/api/v1/tools/register", Self.tool("base\(i)", "1"))
@@ -95,7 +113,7 @@ extension DependencyTests {
                 let result =
                     which == 0
                     ? try? send(daemon, "POST", "/api/v1/tools/register", Self.tool("app\(i)", "1", [("base\(i)", "*")]))
-                    : try? send(daemon, "DELETE", "/api/v1/tools/base\(i)")
+                    : try? send(other, "DELETE", "/api/v1/tools/base\(i)")
                 outcomes.withLock { $0[which == 0 ? "register" : "remove"] = result?.0 ?? 0 }
             }
             let o = outcomes.withLock { $0 }

@@ -1,0 +1,144 @@
+import BurrowAPI
+import BurrowTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The fleet's registry in PostgreSQL (`[registry] url`): every node's
+/// SQLite registry a replica of it, changes made under the fleet's lock and
+/// followed by the others at once (LISTEN/NOTIFY).
+@Suite(
+    "fleet registry (live, PostgreSQL)", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock),
+    .requires(.cgroupLimits), .requires(TestPostgres.requirement), .requires(.installed("/usr/bin/psql")), .timeLimit(.minutes(3)))
+struct FleetRegistryTests {
+    static func policy(_ pg: TestPostgres, database: String = "burrow") -> String {
+        DaemonInvocationTests.policy + """
+
+            [registry]
+            url = "\(pg.url.replacingOccurrences(of: "/burrow?", with: "/\(database)?"))"
+            password_file = "\(pg.passwordFile)"
+            """
+    }
+
+    /// Waits (up to `seconds`) for `condition`.
+    static func eventually(seconds: Int = 5, _ condition: () throws -> Bool) rethrows -> Bool {
+        for _ in 0..<(seconds * 50) {
+            if try condition() { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    static func metric(_ daemon: LiveDaemon, _ name: String) throws -> Double? {
+        let text = String(decoding: try daemon.client.send("GET", "/metrics").body, as: UTF8.self)
+        return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test(
+        "register on node A, invoke on node B; an update on A discards B's sandbox built ahead and B runs the new profile; a duplicate on B is refused; a removal on B is seen on A"
+    )
+    func twoNodesOneRegistry() throws {
+        let pg = try TestPostgres()
+        let a = try LiveDaemon(policy: Self.policy(pg))
+        let b = try LiveDaemon(policy: Self.policy(pg))
+        func registration(_ limits: String = "") throws -> [UInt8] {
+            let profile = "extends = \"minimal\"\n[tool]\nid = \"warm-tool\"\nname = \"warm\"\nversion = \"1\"\n" + limits
+            let body: [String: Any] = ["id": "warm-tool", "metadata": ["name": "warm", "version": "1"], "command": ["sh", "-c"], "profile": profile]
+            return Array(try JSONSerialization.data(withJSONObject: body))
+        }
+        let registered = try a.client.send("POST", "/v1/tools", body: try registration())
+        try #require(registered.status == 201, "\(String(decoding: registered.body, as: UTF8.self))")
+        #expect(try Self.eventually { try b.client.send("GET", "/v1/tools/warm-tool").status == 200 }, "B sees A's registration")
+
+        // B runs it, and builds its next sandbox ahead.
+        let burrowd = try #require(b.process?.pid)
+        func held() -> [Int32] { children(of: burrowd, named: "burrow-spawner").filter { isSandboxInit($0) && !isZombie($0) } }
+        func invoke(_ arguments: [String]) throws -> InvocationResult {
+            try #require(try b.request("POST", "/v1/tools/warm-tool/invocations", InvocationRequest(arguments: arguments), as: InvocationResult.self).1)
+        }
+        #expect(try invoke(["ulimit -n"]).stdout?.text == "128\n")
+        #expect(Self.eventually { !held().isEmpty }, "B built a sandbox ahead")
+
+        // Updated on A: B discards what it built from the old registration, and runs the new one.
+        let put = try a.client.send("PUT", "/v1/tools/warm-tool", body: try registration("[resource_limits]\nmax_open_files = 64\n"))
+        try #require(put.status == 200, "\(String(decoding: put.body, as: UTF8.self))")
+        #expect(Self.eventually { held().isEmpty }, "B's sandbox built ahead was discarded: \(held())")
+        let after = try invoke(["ulimit -n"])
+        #expect(after.stdout?.text == "64\n", "\(after)")
+
+        // One registry: the same version again on B is a conflict; both list the same.
+        let duplicate = try b.client.send("POST", "/v1/tools", body: try registration())
+        #expect(duplicate.status == 409 && String(decoding: duplicate.body, as: UTF8.self).contains("version_exists"))
+        func listed(_ d: LiveDaemon) throws -> [String] {
+            try JSONDecoder().decode([ToolRecord].self, from: Data(d.client.send("GET", "/v1/tools").body)).map { "\($0.registration.id) \($0.updatedAt)" }
+        }
+        #expect(try listed(a) == listed(b) && listed(a).count == 1)
+        #expect(try Self.eventually { try Self.metric(b, "burrow_registry_replica_connected") == 1 })
+        #expect(try Self.eventually { try Self.metric(a, "burrow_registry_replica_revision") == Self.metric(b, "burrow_registry_replica_revision") })
+
+        // Removed on B: gone from A.
+        #expect(try b.client.send("DELETE", "/v1/tools/warm-tool").status == 200)
+        #expect(try Self.eventually { try a.client.send("GET", "/v1/tools/warm-tool").status == 404 })
+        _ = try a.stop(SIGTERM)
+        _ = try b.stop(SIGTERM)
+    }
+
+    @Test("the registry's semantics across two nodes are one burrowd's: dependencies checked against the fleet's registry, and a removal and a dependent registration sent to two nodes at once never both succeed")
+    func dependenciesAcrossNodes() throws {
+        let pg = try TestPostgres()
+        let a = try LiveDaemon(policy: Self.policy(pg))
+        let b = try LiveDaemon(policy: Self.policy(pg))
+        try DependencyTests().keepsDependenciesWhole(a, b)
+        try DependencyTests().changesAtOnceKeepDependenciesWhole(a, b)
+        _ = try a.stop(SIGTERM)
+        _ = try b.stop(SIGTERM)
+    }
+
+    @Test(
+        "joining: the first node brings its registrations to an empty fleet, a new node takes them, a node with registrations of its own is refused; PostgreSQL down: nodes serve the replica and refuse changes, then follow again"
+    )
+    func joiningAndOutage() throws {
+        let pg = try TestPostgres()
+        #expect(try pg.psql("CREATE DATABASE second", database: "postgres").status == 0)
+        // A node alone registers a tool, then joins an empty fleet: its registrations become the fleet's.
+        let first = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        try DaemonInvocationTests.register(first)
+        _ = try first.stop(SIGTERM)
+        try Self.policy(pg, database: "second").write(toFile: first.policyFile, atomically: true, encoding: .utf8)
+        try first.start()
+        let joined = try LiveDaemon(policy: Self.policy(pg, database: "second"))
+        #expect(try joined.burrow(["invoke", "minimal", "--", "echo joined"]).output == "joined\n")
+
+        // A node with registrations of its own is not merged into a fleet that has some.
+        let other = try LiveDaemon(policy: DaemonInvocationTests.policy)
+        try DaemonInvocationTests.register(other)
+        _ = try other.stop(SIGTERM)
+        try Self.policy(pg, database: "second").write(toFile: other.policyFile, atomically: true, encoding: .utf8)
+        do {
+            try other.start()
+            Issue.record("a node with registrations of its own joined a fleet that has some")
+        } catch {
+            #expect("\(error)".contains("is not a replica of the fleet's") && "\(error)".contains("never merged"), "\(error)")
+        }
+
+        // The fleet's database down: the replica serves invocations, changes are refused.
+        try pg.stop()
+        #expect(try Self.eventually { try Self.metric(joined, "burrow_registry_replica_connected") == 0 })
+        #expect(try joined.burrow(["invoke", "minimal", "--", "echo still"]).output == "still\n")
+        let refused = try joined.burrow(["tools", "register", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--version", "2.0.0", "--", "sh", "-c"])
+        #expect(refused.status != 0 && refused.stderr.contains("cannot be reached"), "\(refused.stderr)")
+        #expect(try first.burrow(["tools", "show", "minimal"]).output.contains("1.0.0"))
+        // Back: both follow again, and a change on one reaches the other.
+        try pg.start()
+        // (It tries again after a pause that grows while the database is down: 0.5 s, doubling.)
+        #expect(try Self.eventually(seconds: 20) { try Self.metric(joined, "burrow_registry_replica_connected") == 1 })
+        let registered = try first.burrow(["tools", "register", "--profile", Fixtures.profilesDirectory + "/minimal.toml", "--version", "2.0.0", "--", "sh", "-c"])
+        #expect(registered.status == 0, "\(registered.stderr)")
+        #expect(try Self.eventually { try joined.client.send("GET", "/v1/tools/minimal?version=2.0.0").status == 200 })
+        _ = try first.stop(SIGTERM)
+        _ = try joined.stop(SIGTERM)
+    }
+}
