@@ -98,6 +98,8 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
     package static let notExecutable = ErrorCode("not_executable", 200, exit: 126)
     package static let supervisionFailed = ErrorCode("supervision_failed", 200)
     package static let supervisorLost = ErrorCode("supervisor_lost", 200)
+    /// The node that ran it stopped beating in the fleet's database: its outcome is unknown, and it is not run again.
+    package static let nodeLost = ErrorCode("node_lost", 200)
 
     package static let all: [ErrorCode] = [
         unauthenticated, forbidden, notFound, methodNotAllowed, notAcceptable, invalidRequest, invalidParameter, invalidID, bodyIncomplete, environmentNotAllowed,
@@ -105,7 +107,7 @@ package struct ErrorCode: Sendable, Equatable, Hashable, CustomStringConvertible
         headerTimeout, bodyTimeout, versionExists, toolDisabled, hasDependents, profileInvalid, planRefused, trustRefused, manifestMismatch, notMCP, mcpRelayRequired, sessionNotFound, sessionEnded,
         duplicateID, idempotencyMismatch, inProgress, rateLimited, tooManyConcurrent, registrationLimit, tooManyValidations, tooManyConnections, serverBusy, shuttingDown, noSandboxID,
         auditUnavailable, registryUnavailable, noCentralCopy, centralUnavailable, `internal`, refused, preparationFailed, spawnFailed, commandNotFound, notExecutable, supervisionFailed,
-        supervisorLost,
+        supervisorLost, nodeLost,
     ]
 
     /// The code of a failed result (`state: failed`) named `name`.

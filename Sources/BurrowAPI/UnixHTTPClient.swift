@@ -23,8 +23,15 @@ package struct UnixHTTPClient: Sendable {
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
+        /// Whether any of the request may have reached burrowd: false when
+        /// it failed to connect (or, over TLS, to finish the handshake), so
+        /// sending it elsewhere cannot do it twice.
+        package var sent: Bool
 
-        package init(description: String) { self.description = description }
+        package init(description: String, sent: Bool = true) {
+            self.description = description
+            self.sent = sent
+        }
     }
 
     /// Sends one request. `onBody` (if given) receives a 2xx body as it
@@ -95,7 +102,7 @@ package struct UnixHTTPClient: Sendable {
 
     private func connect() throws(Failure) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))", sent: false) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let path = Array(socketPath.utf8)
@@ -115,7 +122,7 @@ package struct UnixHTTPClient: Sendable {
             let hint =
                 e == ENOENT || e == ECONNREFUSED
                 ? " (is burrowd running? `systemctl status burrowd`)" : e == EACCES ? " (only root and the socket's group may connect)" : ""
-            throw Failure(description: "cannot connect to burrowd at \(socketPath): \(String(cString: strerror(e)))\(hint)")
+            throw Failure(description: "cannot connect to burrowd at \(socketPath): \(String(cString: strerror(e)))\(hint)", sent: false)
         }
         return fd
     }

@@ -53,7 +53,7 @@ struct InvokeCommand: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "A key naming this request (1 to 255 visible ASCII characters, such as a UUID): run again with the same key, it is answered from the first run's result, never run twice. The output comes at the end, not streamed.",
+            "A key naming this request (1 to 255 visible ASCII characters, such as a UUID): run again with the same key, it is answered from the first run's result, never run twice. The output comes at the end, not streamed. With several nodes (--url or --socket repeated) a request carries a fresh key of its own unless given one.",
             valueName: "key"))
     var idempotencyKey: String?
 
@@ -81,9 +81,11 @@ struct InvokeCommand: ParsableCommand {
             if let text = String(validating: bytes, as: UTF8.self) { request.stdin = text } else { request.stdinBase64 = Data(bytes).base64EncodedString() }
         }
         let path = "/v1/tools/\(urlEncoded(tool))/invocations"
-        if json || idempotencyKey != nil {
+        // Several nodes: the request carries a key of its own, so that sent again to another node it is answered, never run twice.
+        let key = idempotencyKey ?? (daemon.fleet ? "burrow-" + UUID().uuidString.lowercased() : nil)
+        if json || key != nil {
             // A replayed answer is a stored result, never a stream.
-            let result = try idempotencyKey.map { try replayable(path, request, key: $0) } ?? daemon.call("POST", path, body: request, as: InvocationResult.self)
+            let result = try key.map { try replayable(path, request, key: $0) } ?? daemon.call("POST", path, body: request, as: InvocationResult.self)
             if json {
                 try printJSON(result)
             } else {

@@ -15,10 +15,16 @@ import FoundationEssentials
 /// How the CLI reaches burrowd: `--socket`, else $BURROW_SOCKET, else the
 /// host policy's [daemon] socket; or over the network with `--url` (or
 /// $BURROW_URL), signed with an API key or authenticated by a client
-/// certificate.
+/// certificate. Several nodes of a fleet: `--url` (or `--socket`) repeated,
+/// or $BURROW_URLS; requests are spread over them, and one a node does not
+/// take is sent to the next (`send`).
 struct DaemonOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("burrowd's socket (default: $BURROW_SOCKET, else the policy's [daemon] socket, /run/burrow/burrowd.sock).", valueName: "path"))
-    var socket: String?
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "burrowd's socket (default: $BURROW_SOCKET, else the policy's [daemon] socket, /run/burrow/burrowd.sock); repeat it for several nodes on one host.",
+            valueName: "path"))
+    var socket: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("The host policy file (read for the socket path only).", valueName: "file"))
     var policy: String = HostPolicy.defaultPath
@@ -26,9 +32,9 @@ struct DaemonOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "burrowd over the network instead of its socket: its HTTPS listener, https://HOST:PORT (default: $BURROW_URL). TLS 1.3; the server's certificate must name HOST.",
+            "burrowd over the network instead of its socket: its HTTPS listener, https://HOST:PORT (default: $BURROW_URLS, comma-separated, else $BURROW_URL). TLS 1.3; the server's certificate must name HOST. Repeat it for several nodes of a fleet: requests are spread over them, and one a node does not take goes to the next.",
             valueName: "url"))
-    var url: String?
+    var url: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("With --url: the CA certificate (PEM) burrowd's certificate must chain to (default: the system's roots).", valueName: "file"))
     var cacert: String?
@@ -57,19 +63,40 @@ struct DaemonOptions: ParsableArguments {
             case .remote(let c): try c.send(method, path, body: body, headers: headers, onBody: onBody)
             }
         }
+
+        var name: String {
+            switch self {
+            case .socket(let c): c.socketPath
+            case .remote(let c): c.url
+            }
+        }
     }
 
-    func client() throws -> Client {
-        func environment(_ name: String) -> String? { getenv(name).flatMap { $0.pointee == 0 ? nil : String(cString: $0) } }
-        guard let url = url ?? (socket == nil ? environment("BURROW_URL") : nil) else {
-            if cacert != nil || cert != nil || key != nil || apiKeyFile != nil { throw CLIError("--cacert, --cert, --key and --api-key-file go with --url (burrowd over the network)") }
-            if let socket { return .socket(UnixHTTPClient(socketPath: socket)) }
-            if let env = environment("BURROW_SOCKET") { return .socket(UnixHTTPClient(socketPath: env)) }
-            let path = (try? HostConfiguration.loadPolicy(policy))?.daemon.socket ?? HostPolicy.defaults.daemon.socket
-            return .socket(UnixHTTPClient(socketPath: path))
+    private static func environment(_ name: String) -> String? { getenv(name).flatMap { $0.pointee == 0 ? nil : String(cString: $0) } }
+
+    /// The one burrowd (the first of several).
+    func client() throws -> Client { try clients()[0] }
+
+    /// Every node given, in the order given.
+    func clients() throws -> [Client] {
+        let env = Self.environment
+        var urls = url
+        if urls.isEmpty && socket.isEmpty {
+            if let list = env("BURROW_URLS") {
+                urls = list.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\n" }).map(String.init)
+            } else if let one = env("BURROW_URL") {
+                urls = [one]
+            }
         }
-        guard socket == nil else { throw CLIError("--socket and --url name two burrowds: give one") }
-        var apiKey = environment("BURROW_API_KEY")
+        guard !urls.isEmpty else {
+            if cacert != nil || cert != nil || key != nil || apiKeyFile != nil { throw CLIError("--cacert, --cert, --key and --api-key-file go with --url (burrowd over the network)") }
+            if !socket.isEmpty { return socket.map { .socket(UnixHTTPClient(socketPath: $0)) } }
+            if let path = env("BURROW_SOCKET") { return [.socket(UnixHTTPClient(socketPath: path))] }
+            let path = (try? HostConfiguration.loadPolicy(policy))?.daemon.socket ?? HostPolicy.defaults.daemon.socket
+            return [.socket(UnixHTTPClient(socketPath: path))]
+        }
+        guard socket.isEmpty else { throw CLIError("--socket and --url name burrowds two ways: give one kind") }
+        var apiKey = env("BURROW_API_KEY")
         if let file = apiKeyFile {
             guard let bytes = try? FileIO.readConfigured(file, secret: false, limit: 4096), let text = String(validating: bytes, as: UTF8.self) else {
                 throw CLIError("\(file): cannot read the API key")
@@ -77,11 +104,14 @@ struct DaemonOptions: ParsableArguments {
             apiKey = text.split(whereSeparator: \.isWhitespace).first.map(String.init)
         }
         do {
-            return .remote(try RemoteClient(url: url, caFile: cacert, certificateFile: cert, keyFile: key, apiKey: apiKey))
+            return try urls.map { url throws(UnixHTTPClient.Failure) in .remote(try RemoteClient(url: url, caFile: cacert, certificateFile: cert, keyFile: key, apiKey: apiKey)) }
         } catch {
             throw CLIError(error.description)
         }
     }
+
+    /// Several nodes were given.
+    var fleet: Bool { ((try? clients().count) ?? 1) > 1 }
 
     /// Sends a request and decodes a 2xx answer as `T`; anything else is printed as burrowd's error and fails.
     func call<T: Decodable>(_ method: String, _ path: String, body: (some Encodable)? = Optional<Int>.none, headers: [(String, String)] = [], as type: T.Type) throws -> T {
@@ -104,14 +134,40 @@ struct DaemonOptions: ParsableArguments {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             bytes = Array(try encoder.encode(body))
         }
-        let response: UnixHTTPClient.Response
-        do {
-            response = try client().send(method, path, body: bytes, headers: headers, onBody: onBody)
-        } catch let error as UnixHTTPClient.Failure {
-            throw CLIError(error.description)
-        }
+        let response = try sendToAny(method, path, body: bytes, headers: headers, onBody: onBody)
         guard (200..<300).contains(response.status) || acceptStatus.contains(response.status) else { throw Self.failure(response) }
         return response
+    }
+
+    /// Sends to one node, starting at a random one of several (requests
+    /// spread), and on to the next while a node does not take it: it cannot
+    /// be reached (nothing sent), or it refuses with 503 (shutting down,
+    /// busy: nothing ran). A request that may have reached a node that then
+    /// failed goes on only when sending it twice does no harm: a read, a
+    /// PUT or DELETE (the same change again), or one with an Idempotency-Key
+    /// (answered from the first run).
+    func sendToAny(
+        _ method: String, _ path: String, body: [UInt8]?, headers: [(String, String)], onBody: (([UInt8]) -> Void)?
+    ) throws -> UnixHTTPClient.Response {
+        let all = try clients()
+        let start = all.count > 1 ? Int.random(in: 0..<all.count) : 0
+        let order = Array(all[start...] + all[..<start])
+        let repeatable = ["GET", "HEAD", "PUT", "DELETE"].contains(method) || headers.contains { $0.0.lowercased() == "idempotency-key" }
+        for (i, client) in order.enumerated() {
+            let last = i == order.count - 1
+            do {
+                let response = try client.send(method, path, body: body, headers: headers, onBody: onBody)
+                if response.status == 503, !last {
+                    printError("burrow: \(client.name) refused the request (\(Self.failure(response))); trying \(order[i + 1].name)")
+                    continue
+                }
+                return response
+            } catch {
+                guard !last, !error.sent || repeatable else { throw CLIError(error.description) }
+                printError("burrow: \(error.description); trying \(order[i + 1].name)")
+            }
+        }
+        throw CLIError("no node was given")
     }
 
     /// burrowd's error body as a message (with every validation finding).

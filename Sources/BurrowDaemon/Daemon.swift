@@ -50,12 +50,16 @@ package struct Daemon: Sendable {
     let shipper: AuditShipper?
     /// This node's heartbeat in the fleet's database; nil: no fleet.
     let heartbeat: NodeHeartbeat?
+    /// Where invocations' Idempotency-Keys are claimed: here, or the fleet's.
+    let idempotency: IdempotencyKeys
+    let logger = Logger(label: "burrowd")
 
     package init(
         policy: HostPolicy, socketPath: String, audit: AuditStore, registry: RegistryStore, host: HostFacts, searchPath: [String],
         lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup, shipper: AuditShipper? = nil, heartbeat: NodeHeartbeat? = nil,
-        sharedRegistry: SharedRegistry? = nil
+        sharedRegistry: SharedRegistry? = nil, fleetKeys: FleetKeys? = nil
     ) {
+        idempotency = fleetKeys.map { .fleet($0, audit: audit) } ?? .local(registry)
         self.shipper = shipper
         self.heartbeat = heartbeat
         self.policy = policy
@@ -189,6 +193,12 @@ package struct Daemon: Sendable {
         }
     }
 
+    /// Closes the fleet's connections (a connection must be closed before it goes).
+    func closeFleet() async {
+        await registryWrites.shared?.close()
+        if case .fleet(let keys, _) = idempotency { await keys.close() }
+    }
+
     /// Start-up: sweeps what a previous burrowd left (cgroups of dead
     /// supervisors, their open audit trails, results still `running`).
     package func recover(logger: Logger) {
@@ -311,8 +321,8 @@ package struct Daemon: Sendable {
         var shipping: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let shipper { shipping.append(.init(service: AuditShippingService(shipper: shipper, metrics: metrics), successTerminationBehavior: .ignore)) }
         if let heartbeat { shipping.append(.init(service: HeartbeatService(heartbeat: heartbeat), successTerminationBehavior: .ignore)) }
-        if registryWrites.shared != nil {
-            shipping.append(.init(service: RegistryFollowService(writes: registryWrites, metrics: metrics), successTerminationBehavior: .ignore))
+        if registryWrites.shared != nil || { if case .fleet = idempotency { true } else { false } }() {
+            shipping.append(.init(service: RegistryFollowService(writes: registryWrites, keysStore: idempotency, metrics: metrics), successTerminationBehavior: .ignore))
         }
         let group = ServiceGroup(
             configuration: .init(
@@ -379,12 +389,27 @@ struct HeartbeatService: Service {
 /// Follows the fleet's registry while burrowd serves; its state feeds the metrics.
 struct RegistryFollowService: Service {
     let writes: RegistryWrites
+    let keysStore: IdempotencyKeys
     let metrics: DaemonMetrics
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await writes.follow() }
+                group.addTask {
+                    // This node's keys an earlier burrowd left are ended at the first connection: make it now.
+                    guard case .fleet(let keys, _) = keysStore else { return }
+                    var pause = Duration.seconds(1)
+                    while !Task.isCancelled {
+                        do {
+                            try await keys.prepare()
+                            return
+                        } catch {
+                            try? await Task.sleep(for: pause)
+                            pause = min(pause * 2, .seconds(30))
+                        }
+                    }
+                }
                 group.addTask {
                     while !Task.isCancelled {
                         metrics.replica(writes.following.withLock { $0 })

@@ -1,10 +1,12 @@
 package import ArgumentParser
+import BurrowAPI
 import BurrowAudit
 import BurrowFleet
 import BurrowHost
 import BurrowProfile
 import BurrowRuntime
 import BurrowSystem
+import FoundationEssentials
 import Logging
 
 /// `burrowd`: serves the API on a Unix socket until SIGTERM.
@@ -78,36 +80,53 @@ package struct DaemonCommand: AsyncParsableCommand {
             // The central copy's password is read now: a configuration that cannot ship refuses to start.
             let facts = HostFacts.probe(children: false)
             let node = hostPolicy.daemon.nodeID ?? UserDatabase.hostName
-            let shipper = try hostPolicy.audit.central.map { central in
+            let central = try hostPolicy.audit.central.map { central in (central, try FleetDatabase(central.endpoint, logger: logger)) }
+            let shipper = try central.map { (central, database) in
                 AuditShipper(
-                    central: try FleetDatabase(central.endpoint, logger: logger), audit: store,
-                    reader: try HostConfiguration.openAudit(hostPolicy, path: store.path, access: .read), node: node,
+                    central: database, audit: store, reader: try HostConfiguration.openAudit(hostPolicy, path: store.path, access: .read), node: node,
                     maxLagMicroseconds: Int64(central.maxLag.milliseconds) * 1000)
             }
+            // The shared registry's database coordinates the fleet (heartbeats, idempotency keys); without one, the central copy's.
+            let shared = try hostPolicy.sharedRegistry.map { try FleetDatabase($0, logger: logger) }
             let backend = facts.cgroupBackend.map { "cgroup v\($0.version)" } ?? "no cgroups"
-            let heartbeat = shipper.map { shipper in
+            let heartbeat = (shared ?? central?.1).map { database in
                 NodeHeartbeat(
-                    central: shipper.central, node: node, version: burrowDaemonVersion, host: UserDatabase.hostName,
+                    central: database, node: node, version: burrowDaemonVersion, host: UserDatabase.hostName,
                     facts: "Linux \(facts.kernelRelease) \(facts.machine), Landlock ABI \(facts.landlockABI.map(String.init) ?? "none"), \(backend)",
                     intervalMilliseconds: Int64(hostPolicy.daemon.heartbeatInterval.milliseconds), shipper: shipper)
             }
-            let shared = try hostPolicy.sharedRegistry.map { SharedRegistry(database: try FleetDatabase($0, logger: logger)) }
+            let fleetKeys = shared.map { database in
+                FleetKeys(database: database, node: node) { started in
+                    // A run the previous burrowd on this node left: its sandbox was swept at this start.
+                    guard var result = try? JSONDecoder().decode(InvocationResult.self, from: Data(started.utf8)) else { return started }
+                    result.state = .failed
+                    result.finishedAt = AuditClock.format(AuditClock.now())
+                    result.error = .init(code: .supervisorLost, message: "burrowd on node \(node) ended while the invocation ran (its sandbox was swept at the next start)")
+                    return (try? JSONEncoder().encode(result)).map { String(decoding: $0, as: UTF8.self) } ?? started
+                }
+            }
             daemon = Daemon(
                 policy: hostPolicy, socketPath: socket ?? hostPolicy.daemon.socket, audit: store, registry: registry, host: facts,
-                searchPath: HostConfiguration.profileSearchPath(), shipper: shipper, heartbeat: heartbeat, sharedRegistry: shared)
+                searchPath: HostConfiguration.profileSearchPath(), shipper: shipper, heartbeat: heartbeat, sharedRegistry: shared.map { SharedRegistry(database: $0) },
+                fleetKeys: fleetKeys)
             // The replica taken before anything is served from it.
-            try await daemon.registryWrites.start()
+            do {
+                try await daemon.registryWrites.start()
+            } catch {
+                await daemon.closeFleet()
+                throw error
+            }
         } catch {
             throw ValidationError("\(error)")
         }
-        // The fleet registry's connection is closed however burrowd ends (a connection must be closed before it goes).
+        // The fleet's connections are closed however burrowd ends (a connection must be closed before it goes).
         do {
             try await daemon.run(logger: logger)
         } catch {
-            await daemon.registryWrites.shared?.close()
+            await daemon.closeFleet()
             throw error
         }
-        await daemon.registryWrites.shared?.close()
+        await daemon.closeFleet()
     }
 }
 

@@ -188,11 +188,11 @@ struct API: Sendable {
     /// GET /v1/nodes (and /api/v1/nodes): the fleet's nodes with their health (auditors).
     func nodes(_ request: Request, _ context: DaemonContext) async throws -> Response {
         try await require(.auditor, context, request, "listing the fleet's nodes", tool: nil)
-        guard let shipper = daemon.shipper else { throw DaemonError(.noCentralCopy, "this burrowd is in no fleet ([audit] central_url)") }
+        guard let fleet = daemon.heartbeat?.central else { throw DaemonError(.noCentralCopy, "this burrowd is in no fleet ([registry] url or [audit] central_url)") }
         do {
-            return try json(try await shipper.central.nodes())
+            return try json(try await fleet.nodes())
         } catch {
-            throw DaemonError(.centralUnavailable, "the fleet's database (\(shipper.central.url)): \(explainFleetError(error))")
+            throw DaemonError(.centralUnavailable, "the fleet's database (\(fleet.url)): \(explainFleetError(error))")
         }
     }
 
@@ -593,24 +593,20 @@ struct API: Sendable {
             encoder.outputFormatting = [.sortedKeys]
             let digest = SHA256.label(Array(id.utf8) + [0] + Array(try encoder.encode(body)))
             let retention = Int64(daemon.policy.daemon.resultRetention.milliseconds) * 1000
-            switch try registryCall({ () throws(RegistryStore.Failure) in
-                try daemon.registry.claimIdempotencyKey(principal: principal, key: key, digest: digest, retention: retention)
-            }) {
+            switch try await daemon.idempotency.claim(principal: principal, key: key, digest: digest, retentionMicroseconds: retention, tool: id) {
             case .claimed:
                 claimed = key
-            case .taken(let first, let invocation):
+            case .taken(let first, let answer, let invocation):
                 guard first == digest else {
                     throw DaemonError(.idempotencyMismatch, "Idempotency-Key '\(key)' was used for another request (another tool, arguments or input): a key names one request")
                 }
-                guard let invocation, let (result, _) = try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.invocation(invocation) }),
-                    result.state != .running
-                else {
+                guard let answer else {
                     throw DaemonError(
                         .inProgress,
                         "the request with Idempotency-Key '\(key)' is still running\(invocation.map { " (invocation \($0): GET /v1/invocations/\($0))" } ?? ""); retry for its result",
                         retryAfter: 1)
                 }
-                var response = try json(result)
+                var response = try json(answer)
                 if let replayed = Self.idempotentReplayed { response.headers[replayed] = "true" }
                 return response
             }
@@ -620,17 +616,20 @@ struct API: Sendable {
             prepared = try await daemon.invocations.prepare(record, body, caller: context.identity, phases: phases)
         } catch {
             // Refused before it ran: the key is free for a retry.
-            if let claimed { _ = try? daemon.registry.releaseIdempotencyKey(principal: principal, key: claimed) }
+            if let claimed { await daemon.idempotency.release(principal: principal, key: claimed) }
             throw error
         }
         if let claimed {
             do {
-                try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.bindIdempotencyKey(principal: principal, key: claimed, invocation: prepared.id) }
+                try await daemon.idempotency.bind(
+                    principal: principal, key: claimed,
+                    started: InvocationResult(
+                        id: prepared.id, tool: id, version: record.registration.metadata.version, state: .running, startedAt: AuditClock.format(AuditClock.now())))
             } catch {
                 // Not run (the prepared invocation is dropped, its slot and sandbox given back):
                 // the key is not left claimed by a request that never ran.
                 prepared.slot.release()
-                _ = try? daemon.registry.releaseIdempotencyKey(principal: principal, key: claimed)
+                await daemon.idempotency.release(principal: principal, key: claimed)
                 throw error
             }
         }
@@ -638,6 +637,7 @@ struct API: Sendable {
             let started = ContinuousClock.now
             let result = await daemon.invocations.run(prepared)
             daemon.metrics.roundTrip.record(ContinuousClock.now - started)
+            if let claimed { await daemon.idempotency.finish(principal: principal, key: claimed, result: result, logger: daemon.logger) }
             var response = try json(result)
             if let phases, let name = HTTPFields.Element.Name("Burrow-Phases") {
                 phases.mark("answer_encoded")

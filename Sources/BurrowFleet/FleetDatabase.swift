@@ -140,6 +140,27 @@ package struct FleetDatabase: Sendable {
                 "CREATE INDEX burrow_registry_removed_by_revision ON burrow_registry_removed (revision)",
             ]
         ],
+        // Idempotency keys of invocations every node sees (`FleetKeys`).
+        "keys": [
+            [
+                """
+                CREATE TABLE burrow_idempotency_keys (
+                    principal TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    node TEXT NOT NULL,
+                    epoch TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    invocation TEXT,
+                    result TEXT,
+                    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    finished_at TIMESTAMPTZ,
+                    PRIMARY KEY (principal, key)
+                )
+                """,
+                "CREATE INDEX burrow_idempotency_keys_by_node ON burrow_idempotency_keys (node, state)",
+            ]
+        ],
     ]
     /// pg_advisory_lock's key for Burrow's migrations ("burrow" in ASCII).
     static let migrationLock: Int64 = 0x6275_7272_6f77

@@ -6,19 +6,21 @@ import PostgresNIO
 
 /// This node in the fleet's database: its id, version and host, and a
 /// heartbeat every `interval` carrying its audit log's head and how far
-/// the central copy holds it. A node is up while its last heartbeat is
+/// the central copy holds it (both 0 without a central copy). A node is up while its last heartbeat is
 /// within three intervals by PostgreSQL's clock (the nodes' own clocks
 /// never compared), down after that.
 package final class NodeHeartbeat: Sendable {
-    let central: FleetDatabase
+    /// The fleet's database the nodes beat into (the shared registry's, else the central copy's).
+    package let central: FleetDatabase
     let node: String
     let version: String
     let host: String
     let facts: String
     let intervalMilliseconds: Int64
-    let shipper: AuditShipper
+    /// The shipper whose marks each beat carries; nil: none (a fleet with a shared registry and no central copy).
+    let shipper: AuditShipper?
 
-    package init(central: FleetDatabase, node: String, version: String, host: String, facts: String, intervalMilliseconds: Int64, shipper: AuditShipper) {
+    package init(central: FleetDatabase, node: String, version: String, host: String, facts: String, intervalMilliseconds: Int64, shipper: AuditShipper?) {
         self.central = central
         self.node = node
         self.version = version
@@ -42,7 +44,7 @@ package final class NodeHeartbeat: Sendable {
                     connection = try await central.connect(migrating: ["nodes"])
                 }
                 if let c = connection {
-                    let state = shipper.current
+                    let state = shipper?.current ?? AuditShipper.State()
                     let (node, version, host, facts, interval, logger) = (node, version, host, facts, intervalMilliseconds, central.logger)
                     _ = try await bounded("a heartbeat", seconds: 10) {
                         try await c.query(

@@ -14,7 +14,7 @@ import BurrowCrypto
 package struct RemoteClient: Sendable {
     package typealias Failure = UnixHTTPClient.Failure
 
-    let url: String
+    package let url: String
     let host: String
     let port: Int
     let tls: TLSConnection.Options
@@ -58,7 +58,15 @@ package struct RemoteClient: Sendable {
     ) throws(Failure) -> UnixHTTPClient.Response {
         var headers = headers
         if let key { headers += Self.signature(key, method: method, target: path, body: body ?? [], timestamp: Int64(time(nil))) }
-        let connection = try TLSConnection(host: host, port: port, options: tls)
+        let connection: TLSConnection
+        do {
+            connection = try TLSConnection(host: host, port: port, options: tls)
+        } catch {
+            // Nothing of the request went out: it may be sent elsewhere.
+            var failure = error
+            failure.sent = false
+            throw failure
+        }
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         return try UnixHTTPClient.exchange(
             method, path, host: authority, body: body, headers: headers, onBody: onBody, peer: url,
