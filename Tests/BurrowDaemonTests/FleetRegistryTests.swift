@@ -1,4 +1,6 @@
 import BurrowAPI
+import BurrowAudit
+import BurrowJSON
 import BurrowTestSupport
 import Foundation
 import Testing
@@ -14,8 +16,9 @@ import Testing
     "fleet registry (live, PostgreSQL)", .requires(.rootInInitialUserNamespace), .requires(.sandboxNamespaces), .requires(.seccomp), .requires(.landlock),
     .requires(.cgroupLimits), .requires(TestPostgres.requirement), .requires(.installed("/usr/bin/psql")), .timeLimit(.minutes(3)))
 struct FleetRegistryTests {
-    static func policy(_ pg: TestPostgres, database: String = "burrow") -> String {
-        DaemonInvocationTests.policy + """
+    /// `daemon`: more keys of the [daemon] table (the policy's last before [registry]).
+    static func policy(_ pg: TestPostgres, database: String = "burrow", daemon: String = "") -> String {
+        DaemonInvocationTests.policy + "\n" + daemon + """
 
             [registry]
             url = "\(pg.url.replacingOccurrences(of: "/burrow?", with: "/\(database)?"))"
@@ -140,5 +143,57 @@ struct FleetRegistryTests {
         #expect(try Self.eventually { try joined.client.send("GET", "/v1/tools/minimal?version=2.0.0").status == 200 })
         _ = try first.stop(SIGTERM)
         _ = try joined.stop(SIGTERM)
+    }
+
+    @Test(
+        "an Idempotency-Key holds across nodes: B answers A's finished run; A killed mid-run, the retry through burrow (both nodes given) lands on B, waits, and is answered node_lost once A stops beating; never run twice; burrow fails over to the node that answers"
+    )
+    func failover() throws {
+        let pg = try TestPostgres()
+        let a = try LiveDaemon(policy: Self.policy(pg, daemon: "node_id = \"node-a\"\nheartbeat_interval = \"300ms\"\n"))
+        let b = try LiveDaemon(policy: Self.policy(pg, daemon: "node_id = \"node-b\"\nheartbeat_interval = \"300ms\"\n"))
+        try DaemonInvocationTests.register(a)
+        #expect(try Self.eventually { try b.client.send("GET", "/v1/tools/minimal").status == 200 })
+        @Sendable func post(_ d: LiveDaemon, key: String, _ arguments: [String]) throws -> UnixHTTPClient.Response {
+            try d.client.send(
+                "POST", "/v1/tools/minimal/invocations", body: Array(try JSONEncoder().encode(InvocationRequest(arguments: arguments))),
+                headers: [("Idempotency-Key", key)])
+        }
+        // A's finished run is B's answer, byte for byte, and not run again.
+        let first = try post(a, key: "k-1", ["echo once; cat /proc/self/mountinfo | wc -l"])
+        #expect(first.status == 200, "\(String(decoding: first.body, as: UTF8.self))")
+        let again = try post(b, key: "k-1", ["echo once; cat /proc/self/mountinfo | wc -l"])
+        #expect(again.status == 200 && again.header("Idempotent-Replayed") == "true" && again.body == first.body, "\(String(decoding: again.body, as: UTF8.self))")
+        #expect(try post(b, key: "k-1", ["echo another"]).status == 422)
+        func runs(_ d: LiveDaemon, _ marker: String) throws -> Int {
+            try d.trail("minimal").filter { $0.type == .toolInvoked && ($0.details["argv"]?.arrayValue?.compactMap(\.stringValue).last ?? "").contains(marker) }.count
+        }
+        #expect(try runs(a, "echo once") == 1 && runs(b, "echo once") == 0)
+
+        // A killed while it runs k-2: the retry, through burrow with both nodes, is never a second run.
+        let slow = "sleep 4; echo slow"
+        let pending = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            _ = try? post(a, key: "k-2", [slow])
+            pending.signal()
+        }
+        #expect(try Self.eventually { try runs(a, "sleep 4") == 1 }, "A runs k-2")
+        _ = try a.stop(SIGKILL)
+        pending.wait()
+        let retried = try b.burrow(["invoke", "--socket", a.socket, "--socket", b.socket, "--idempotency-key", "k-2", "minimal", "--", slow])
+        #expect(retried.status != 0 && retried.stderr.contains("node_lost") && !retried.output.contains("slow"), "\(retried.output)\(retried.stderr)")
+        #expect(try runs(b, "sleep 4") == 0, "B never ran k-2")
+        let lost = try b.trail("minimal").filter { $0.type == .anomalousActivity && $0.details["reason"]?.stringValue == "node_lost" }
+        #expect(lost.count == 1 && lost.first?.details["node"]?.stringValue == "node-a", "\(lost)")
+        // Asked again, the same answer (the fleet keeps it), from either node.
+        let answered = try post(b, key: "k-2", [slow])
+        #expect(answered.status == 200 && String(decoding: answered.body, as: UTF8.self).contains("node_lost"))
+
+        // A new request through burrow with both nodes: whichever comes first, B answers (A cannot be reached).
+        for i in 0..<4 {
+            let r = try b.burrow(["invoke", "--socket", a.socket, "--socket", b.socket, "minimal", "--", "echo over \(i)"])
+            #expect(r.status == 0 && r.output == "over \(i)\n", "\(r.output)\(r.stderr)")
+        }
+        _ = try b.stop(SIGTERM)
     }
 }
