@@ -83,7 +83,10 @@ extension RegistryStore {
                     let tools = Set(changes.tools.map { RegistryKey(id: $0.id, version: $0.version) })
                     let pins = Set(changes.pins.map { RegistryKey(id: $0.id, version: $0.version) })
                     removedTools += localTools.keys.filter { !tools.contains($0) }
-                    removedPins += localPins.keys.filter { !pins.contains($0) }
+                    // A first approval this node made that the fleet does not hold yet (its publication
+                    // failed) is kept while the version is registered: dropped, the next session would
+                    // approve whatever the server lists then. It goes with the tool's next change.
+                    removedPins += localPins.filter { key, row in !pins.contains(key) && !(row.approved != nil && tools.contains(key)) }.map(\.key)
                 }
                 for key in removedTools where try Self.deleteRow(db, id: key.id, version: key.version) { changed.insert(key.id) }
                 for key in removedPins {
@@ -114,14 +117,23 @@ extension RegistryStore {
                     stmt.reset()
                     changed.insert(pins.id)
                 }
-                try db.execute("DELETE FROM replica")
-                let mark = try db.cached("INSERT INTO replica(database) VALUES (?1)")
-                mark.bind(1, changes.database)
-                try mark.step()
-                mark.reset()
+                try Self.mark(db, changes.database)
                 return changed
             }
         }
+    }
+
+    /// Marks this registry a replica of `database` (its rows are that registry's).
+    func markReplica(of database: String) throws(Failure) {
+        try durably { db throws(SQLiteError) in try db.transaction { () throws(SQLiteError) in try Self.mark(db, database) } }
+    }
+
+    private static func mark(_ db: SQLiteConnection<SQLiteError>, _ database: String) throws(SQLiteError) {
+        try db.execute("DELETE FROM replica")
+        let mark = try db.cached("INSERT INTO replica(database) VALUES (?1)")
+        mark.bind(1, database)
+        try mark.step()
+        mark.reset()
     }
 
     private static func row(_ db: SQLiteConnection<SQLiteError>, _ key: RegistryKey) throws(SQLiteError) -> SharedTool? {

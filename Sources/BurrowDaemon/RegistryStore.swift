@@ -412,15 +412,18 @@ package final class RegistryStore: Sendable {
 
     /// Keeps what a server offered in place of its pins.
     package func saveOffered(_ id: String, version: String, _ offered: String) throws(Failure) {
-        defer { pinsKept.withLock { $0 }?(id, version, nil) }
-        try withDatabase { db throws(SQLiteError) in
-            let stmt = try db.cached("INSERT INTO tool_pins(id, version, approved, offered) VALUES (?1, ?2, NULL, ?3) ON CONFLICT(id, version) DO UPDATE SET offered = ?3")
+        let changed = try withDatabase { db throws(SQLiteError) -> Bool in
+            let stmt = try db.cached(
+                "INSERT INTO tool_pins(id, version, approved, offered) VALUES (?1, ?2, NULL, ?3) ON CONFLICT(id, version) DO UPDATE SET offered = ?3 WHERE offered IS NOT ?3")
             defer { stmt.reset() }
             stmt.bind(1, id)
             stmt.bind(2, version)
             stmt.bind(3, offered)
             try stmt.step()
+            return db.changes > 0
         }
+        // The same offer again (every listing that withholds it) is no news for the fleet.
+        if changed { pinsKept.withLock { $0 }?(id, version, nil) }
     }
 
     /// Full-text search over names, ids, descriptions and categories; each word is a prefix.

@@ -38,6 +38,8 @@ final class RegistryWrites: Sendable {
     private let revision = Mutex<Int64?>(nil)
     /// The replica's state for the metrics: connected to the fleet's registry, and its revision.
     let following = Mutex<(connected: Bool, revision: Int64)>((false, 0))
+    /// Pins on their way to the fleet's registry (`publishPins`).
+    private let pendingPins = Mutex<Set<RegistryKey>>([])
     let logger = Logger(label: "burrowd")
 
     init(registry: RegistryStore, shared: SharedRegistry?, changed: @escaping @Sendable (Set<String>) -> Void) {
@@ -53,19 +55,31 @@ final class RegistryWrites: Sendable {
     /// Takes pins an invocation kept to the fleet's registry, off its path.
     /// A first approval is the fleet's first: when another node's was
     /// committed before, this replica takes that one instead (its next
-    /// sessions use it). Unreachable, the pins stay this node's until the
-    /// replica is next taken whole.
+    /// sessions use it). Several for one version while one is pending are
+    /// one. Unreachable, the pins stay this node's (a complete pull keeps a
+    /// local approval the fleet lacks) and go with the tool's next change.
     func publishPins(_ id: String, version: String, first approved: String?) {
+        let key = RegistryKey(id: id, version: version)
+        guard pendingPins.withLock({ $0.insert(key).inserted }) else { return }
         Task {
+            defer { _ = pendingPins.withLock { $0.remove(key) } }
             do {
                 try await lock()
                 defer { unlock() }
-                if let approved, let transaction = state.withLock({ s -> RegistryTransaction? in
+                if approved != nil, let transaction = state.withLock({ s -> RegistryTransaction? in
                     s.written = true
                     return s.transaction
                 }) {
-                    let inForce = try await transaction.keepFirstApproval(id: id, version: version, approved: approved)
-                    if let inForce, inForce.approved != approved {
+                    // The approval as this replica holds it now (the pull in `lock` may have brought another).
+                    let local = try registry.pins(id, version: version)
+                    let inForce: SharedPins?
+                    do {
+                        inForce = try await transaction.keepFirstApproval(id: id, version: version, approved: local.approved ?? approved ?? "")
+                    } catch {
+                        giveUp(transaction)
+                        throw error
+                    }
+                    if let inForce, (inForce.approved, inForce.offered) != (local.approved, local.offered) {
                         try registry.restorePins(id, version: version, approved: inForce.approved, offered: inForce.offered)
                         changed([id])
                     }
@@ -114,20 +128,34 @@ final class RegistryWrites: Sendable {
     func lock() async throws(DaemonError) {
         await take()
         guard let shared else { return }
+        let transaction: RegistryTransaction
+        let changes: RegistryChanges
         do {
-            let (transaction, changes) = try await shared.begin(after: revision.withLock { $0 })
-            try apply(changes)
-            state.withLock { $0.transaction = transaction }
+            (transaction, changes) = try await shared.begin(after: revision.withLock { $0 })
         } catch {
             handOff()
             throw DaemonError(.centralUnavailable, "the fleet's registry (\(shared.database.url)) cannot be reached, so no change is made: \(explainFleetError(error))")
         }
+        do {
+            try apply(changes)
+        } catch {
+            // The fleet's lock is not kept by a change that cannot start.
+            await shared.rollback(transaction)
+            handOff()
+            throw DaemonError(.registryUnavailable, "this node's replica cannot take the fleet's registry, so no change is made: \(error)")
+        }
+        state.withLock { $0.transaction = transaction }
     }
 
-    /// Brings the replica to `changes` (held: under the lock).
-    private func apply(_ changes: RegistryChanges) throws {
-        if !changes.complete, let known = try registry.replicaOf(), known != changes.database {
-            throw FleetError("the fleet's registry is another database now (\(changes.database), was \(known))")
+    /// Brings the replica to `changes` (held: under the lock). A replica of
+    /// one database never takes another's rows (a database recreated, or
+    /// another one at the same address): only `start` may adopt one.
+    private func apply(_ changes: RegistryChanges, adopting: Bool = false) throws {
+        if !adopting, let known = try registry.replicaOf(), known != changes.database {
+            throw NotAReplica(
+                description:
+                    "the fleet's registry (\(shared.map { "\($0.database.url)" } ?? "")) is another database now (\(changes.database); this replica's was \(known)): the replica is left as it is; restart burrowd to join it"
+            )
         }
         let ids = try registry.apply(changes)
         revision.withLock { $0 = changes.revision }
@@ -137,7 +165,7 @@ final class RegistryWrites: Sendable {
 
     /// Puts the replica's rows of tool `id` (one version, or all; its pins
     /// only with `pinsOnly`) into the fleet's change under way. Nothing to
-    /// do without a shared registry.
+    /// do without a shared registry. A failure gives the change up.
     func publish(_ id: String, version: String? = nil, pinsOnly: Bool = false) async throws(DaemonError) {
         guard let shared, let transaction = state.withLock({ s -> RegistryTransaction? in
             s.written = true
@@ -148,23 +176,37 @@ final class RegistryWrites: Sendable {
             let rows = try registry.sharedRows(id, version: version)
             try await transaction.put(id: id, version: version, tools: pinsOnly ? nil : rows.tools, pins: rows.pins)
         } catch {
+            giveUp(transaction)
             throw DaemonError(.centralUnavailable, "the fleet's registry (\(shared.database.url)) did not take the change, so it was undone: \(explainFleetError(error))")
         }
     }
 
-    /// Commits the fleet's change (announcing it to the other nodes).
+    /// A change whose statement failed or timed out: its connection is
+    /// closed (never ROLLBACK on it: a statement a timeout abandoned would
+    /// then run after it, on its own).
+    private func giveUp(_ transaction: RegistryTransaction) {
+        shared?.abandon(transaction)
+        state.withLock { if $0.transaction === transaction { $0.transaction = nil } }
+    }
+
+    /// Commits the fleet's change (announcing it to the other nodes). A
+    /// COMMIT whose answer never came is asked after: committed, it is a
+    /// success; otherwise the error says whether it is known not to be in
+    /// force. Either way the replica is taken again at `unlock`.
     func commit() async throws(DaemonError) {
         guard let shared, let transaction = state.withLock({ $0.transaction }) else { return }
+        state.withLock { $0.transaction = nil }
         do {
-            let moved = try await shared.finish(transaction, commit: true)
-            state.withLock {
-                $0.transaction = nil
-                $0.written = false
-            }
+            let moved = try await shared.commit(transaction)
+            state.withLock { $0.written = false }
             revision.withLock { $0 = moved }
             following.withLock { $0.revision = moved }
+        } catch SharedRegistry.CommitFailure.aborted(let why) {
+            throw DaemonError(.centralUnavailable, "the fleet's registry (\(shared.database.url)) did not commit the change (\(why)): recorded in the audit log, but not in force")
         } catch {
-            throw DaemonError(.centralUnavailable, "the fleet's registry (\(shared.database.url)) did not commit the change: \(explainFleetError(error))")
+            throw DaemonError(
+                .centralUnavailable,
+                "the fleet's registry (\(shared.database.url)): \(error); recorded in the audit log, it may or may not be in force: read it back (GET) once the database answers")
         }
     }
 
@@ -174,27 +216,18 @@ final class RegistryWrites: Sendable {
         let (transaction, written) = state.withLock { ($0.transaction, $0.written) }
         guard let shared, transaction != nil || written else { return handOff() }
         Task {
-            if let transaction { _ = try? await shared.finish(transaction, commit: false) }
+            if let transaction { await shared.rollback(transaction) }
             if written {
-                // Taken whole at the next pull (now, by `follow`, or at the next change).
-                revision.withLock { $0 = nil }
                 do {
                     try apply(try await shared.snapshot())
                 } catch {
+                    // Taken whole at the next pull (by `follow`, or the next change).
+                    revision.withLock { $0 = nil }
                     logger.warning("the registry replica: \(explainFleetError(error)); it is taken whole again once the fleet's registry answers")
                 }
             }
             handOff()
         }
-    }
-
-    /// Runs `body` holding the lock (and the fleet's, with a shared registry), then commits.
-    func change<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        try await lock()
-        defer { unlock() }
-        let value = try await body()
-        try await commit()
-        return value
     }
 
     /// At start, before burrowd serves: the replica taken whole from the
@@ -209,30 +242,40 @@ final class RegistryWrites: Sendable {
         let known = try registry.replicaOf()
         do {
             let (transaction, changes) = try await shared.begin(after: nil)
-            let local = try registry.versionCount()
-            guard known != changes.database, local > 0 else {
-                _ = try? await shared.finish(transaction, commit: false)
-                try apply(changes)
-                return
+            let local: Int
+            do {
+                local = try registry.versionCount()
+                if known == changes.database || local == 0 {
+                    await shared.rollback(transaction)
+                    try apply(changes, adopting: true)
+                    return
+                }
+            } catch {
+                await shared.rollback(transaction)
+                throw error
             }
             guard changes.revision == 0 else {
-                _ = try? await shared.finish(transaction, commit: false)
+                await shared.rollback(transaction)
                 throw NotAReplica(
                     description: "this node's registry (\(registry.path)) holds \(local) registered versions and is not a replica of the fleet's (\(shared.database.url)), which holds registrations of its own: they are never merged. Move the local file away to join the fleet (register its tools again through any node), or point [registry] url at an empty database to bring them"
                 )
             }
-            // The first node: its registrations become the fleet's.
-            let rows = try registry.allSharedRows()
+            // The first node: its registrations become the fleet's, and it a replica of them.
+            let rows: (tools: [SharedTool], pins: [SharedPins])
+            let moved: Int64
             do {
+                rows = try registry.allSharedRows()
                 for id in Set(rows.tools.map(\.id)).union(rows.pins.map(\.id)).sorted() {
                     try await transaction.put(id: id, tools: rows.tools.filter { $0.id == id }, pins: rows.pins.filter { $0.id == id })
                 }
-                _ = try await shared.finish(transaction, commit: true)
+                moved = try await shared.commit(transaction)
             } catch {
-                _ = try? await shared.finish(transaction, commit: false)
+                shared.abandon(transaction)
                 throw error
             }
-            try apply(try await shared.snapshot())
+            try registry.markReplica(of: changes.database)
+            revision.withLock { $0 = moved }
+            following.withLock { $0.revision = moved }
             logger.info("brought this node's \(rows.tools.count) registered versions to the fleet's registry (\(shared.database.url))")
         } catch let error as NotAReplica {
             await shared.close()
@@ -252,11 +295,7 @@ final class RegistryWrites: Sendable {
         guard let shared else { return }
         await shared.follow(
             every: .seconds(5), logger: logger,
-            connected: { up in
-                self.following.withLock { $0.connected = up }
-                // Not following: the next pull takes the registry whole.
-                if !up { self.revision.withLock { $0 = nil } }
-            },
+            connected: { up in self.following.withLock { $0.connected = up } },
             pull: { read in
                 await self.take()
                 defer { self.handOff() }

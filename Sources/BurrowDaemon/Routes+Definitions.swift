@@ -87,7 +87,7 @@ extension API {
             try await daemon.registryWrites.commit()
         } catch {
             try? undo()
-            throw DaemonError(error.code, "\(error.message) (recorded in the audit log, but not in force)")
+            throw error
         }
         return try json(DefinitionsApproval(version: version, approve: offered.setDigest))
     }

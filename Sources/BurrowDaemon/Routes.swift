@@ -361,7 +361,7 @@ struct API: Sendable {
             try await daemon.registryWrites.commit()
         } catch {
             undo()
-            throw DaemonError(error.code, "\(error.message) (recorded in the audit log, but not in force)")
+            throw error
         }
         if replacing != nil { daemon.invocations.warm.drop(registration.id) }
         let written = daemon.health.annotate(
@@ -544,7 +544,7 @@ struct API: Sendable {
             try await daemon.registryWrites.commit()
         } catch {
             undo()
-            throw DaemonError(error.code, "\(error.message) (recorded in the audit log, but not in force)")
+            throw error
         }
         daemon.invocations.warm.drop(id)
         return try json(RemovedTool(id: id, removed: removed))

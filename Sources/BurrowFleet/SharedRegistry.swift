@@ -114,6 +114,8 @@ package final class SharedRegistry: Sendable {
         var head: (String, Int64)?
         for try await row in try await c.query("SELECT id, revision FROM burrow_registry_head", logger: logger).decode((String, Int64).self) { head = row }
         guard let (database, now) = head else { throw FleetError("the shared registry has no head row: its schema is incomplete") }
+        // A head behind the replica's (the database restored from a backup): what changed cannot be told, so everything.
+        let revision = revision.flatMap { $0 <= now ? $0 : nil }
         var out = RegistryChanges(database: database, revision: now, complete: revision == nil)
         let after = revision ?? -1
         let tools = try await c.query(
@@ -157,12 +159,14 @@ package final class SharedRegistry: Sendable {
         }
         let logger = database.logger
         do {
-            let changes = try await bounded("taking the shared registry's lock", seconds: 30) {
+            let (xid, changes) = try await bounded("taking the shared registry's lock", seconds: 30) {
                 try await c.query("BEGIN", logger: logger)
                 try await c.query("SELECT pg_advisory_xact_lock(\(Self.lock))", logger: logger)
-                return try await Self.read(c, after: revision, logger: logger)
+                var xid: Int64 = 0
+                for try await x in try await c.query("SELECT txid_current()", logger: logger).decode(Int64.self) { xid = x }
+                return (xid, try await Self.read(c, after: revision, logger: logger))
             }
-            return (RegistryTransaction(connection: c, logger: logger, revision: changes.revision), changes)
+            return (RegistryTransaction(connection: c, logger: logger, revision: changes.revision, xid: xid), changes)
         } catch {
             // A connection left mid-transaction, or one that did not answer, is not used again.
             drop(c)
@@ -186,19 +190,68 @@ package final class SharedRegistry: Sendable {
         Task { _ = try? await bounded("closing", seconds: 5) { try await c.close() } }
     }
 
-    /// Ends a change: COMMIT (which announces it), or ROLLBACK; a
-    /// connection that fails either is closed, which rolls back what it held.
-    package func finish(_ t: RegistryTransaction, commit: Bool) async throws -> Int64 {
-        let (c, logger) = (t.connection, t.logger)
-        do {
-            _ = try await bounded(commit ? "committing to the shared registry" : "rolling back", seconds: 30) {
-                try await c.query(commit ? "COMMIT" : "ROLLBACK", logger: logger)
+    /// Gives a change up without a word on its connection: closing it makes
+    /// PostgreSQL abort the transaction, and any statement still on its way
+    /// (one a timeout abandoned) fails with it, never running on its own.
+    package func abandon(_ t: RegistryTransaction) { drop(t.connection) }
+
+    /// What became of a COMMIT whose answer never came.
+    package enum CommitFailure: Error, CustomStringConvertible {
+        /// PostgreSQL says it was not committed.
+        case aborted(String)
+        /// It cannot tell now (the database does not answer).
+        case unknown(String)
+
+        package var description: String {
+            switch self {
+            case .aborted(let why): "not committed: \(why)"
+            case .unknown(let why): "whether it was committed cannot be told now: \(why)"
             }
+        }
+    }
+
+    /// Commits a change (which announces it) and returns its revision. A
+    /// COMMIT with no answer is asked after on a fresh connection
+    /// (`txid_status`): committed, it is a success.
+    package func commit(_ t: RegistryTransaction) async throws -> Int64 {
+        let (c, logger) = (t.connection, t.logger)
+        let revision = t.revision.withLock { $0.value }
+        do {
+            _ = try await bounded("committing to the shared registry", seconds: 30) { try await c.query("COMMIT", logger: logger) }
+            return revision
         } catch {
             drop(c)
-            throw error
+            let why = explainFleetError(error)
+            do {
+                let fresh = try await connect()
+                defer { Task { _ = try? await bounded("closing", seconds: 5) { try await fresh.close() } } }
+                let xid = t.xid
+                let status = try await bounded("asking after a commit", seconds: 15) {
+                    var status: String?
+                    for try await s in try await fresh.query("SELECT txid_status(\(xid))", logger: logger).decode(String?.self) { status = s }
+                    return status
+                }
+                switch status {
+                case "committed": return revision
+                case "aborted": throw CommitFailure.aborted(why)
+                default: throw CommitFailure.unknown(why)
+                }
+            } catch let failure as CommitFailure {
+                throw failure
+            } catch {
+                throw CommitFailure.unknown("\(why); then \(explainFleetError(error))")
+            }
         }
-        return commit ? t.revision.withLock { $0.value } : t.revision.withLock { $0.started }
+    }
+
+    /// Rolls a change back; a connection that fails it is closed (which aborts it).
+    package func rollback(_ t: RegistryTransaction) async {
+        let (c, logger) = (t.connection, t.logger)
+        do {
+            _ = try await bounded("rolling back", seconds: 30) { try await c.query("ROLLBACK", logger: logger) }
+        } catch {
+            drop(c)
+        }
     }
 }
 
@@ -273,11 +326,14 @@ package final class RegistryTransaction: Sendable {
     let logger: Logger
     /// The revision it started at, and the one it moved to (the same until a row changes).
     let revision: Mutex<(started: Int64, value: Int64)>
+    /// Its transaction id, to ask after a COMMIT whose answer never came.
+    let xid: Int64
 
-    init(connection: PostgresConnection, logger: Logger, revision: Int64) {
+    init(connection: PostgresConnection, logger: Logger, revision: Int64, xid: Int64) {
         self.connection = connection
         self.logger = logger
         self.revision = Mutex((revision, revision))
+        self.xid = xid
     }
 
     /// The revision this change's rows carry, moved on (and announced on
