@@ -1,3 +1,4 @@
+import BurrowFleet
 import BurrowSystem
 import Synchronization
 
@@ -20,6 +21,8 @@ final class Admission: Sendable {
         case registrations(limit: Int, retryAfter: Int)
         /// The caller has `limit` validations in progress (or burrowd has `limit` in all).
         case planning(limit: Int, everyone: Bool)
+        /// Limits hold across the fleet, and its counters were never read yet.
+        case fleetUnknown
     }
 
     private struct Bucket {
@@ -28,7 +31,21 @@ final class Admission: Sendable {
         var live = 0
     }
 
+    /// The fleet's share of a tool's limits (`[rate_limits] scope = "fleet"`).
+    private struct Fleet {
+        /// The other nodes' counts as last read; nil: never read yet.
+        var view: FleetCounters.View?
+        var syncedAt: UInt64 = 0
+        /// Admissions since the last push, per tool.
+        var pending: [String: Int] = [:]
+        /// This node's admissions of the last 60 s, per tool (monotonic ns).
+        var recent: [String: [UInt64]] = [:]
+        /// Tools admitted fleet-wide: their live counts are pushed.
+        var tools: Set<String> = []
+    }
+
     private struct State {
+        var fleet = Fleet()
         var buckets: [String: Bucket] = [:]
         var registrations: [CallerIdentity.Key: [UInt64]] = [:]
         var planning: [CallerIdentity.Key: Int] = [:]
@@ -38,18 +55,28 @@ final class Admission: Sendable {
     /// Validations in progress at once, all callers together.
     static let planningTotal = 8
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let clock: @Sendable () -> UInt64
+    /// Tools' limits hold across the fleet (`[rate_limits] scope = "fleet"`).
+    private let fleetWide: Bool
+    /// Past this, the fleet's counts are stale (its database does not answer): each node keeps to its share.
+    private let staleAfter: UInt64
 
     /// - Parameter clock: monotonic nanoseconds (injected by tests).
-    init(clock: @escaping @Sendable () -> UInt64 = { Kernel.monotonicNanoseconds() }) {
+    /// - Parameter fleetSync: with it, tools' limits hold across the fleet, its counts read every this many ns.
+    init(clock: @escaping @Sendable () -> UInt64 = { Kernel.monotonicNanoseconds() }, fleetSync: UInt64? = nil) {
         self.clock = clock
+        state = Mutex(State())
+        fleetWide = fleetSync != nil
+        staleAfter = max(5_000_000_000, 5 * (fleetSync ?? 0))
     }
 
     /// Takes a token and a sandbox slot of `tool`; `release` gives the slot
     /// back. `takesToken` false: a slot only (burrowd's own health checks, which
     /// share the tool's sandboxes but not its callers' requests per minute).
-    func admit(_ tool: String, _ limits: Limits, takesToken: Bool = true) throws(Refusal) {
+    /// `shared`: a tool's limits, held across the fleet when the policy says
+    /// so (callers' sessions are this node's alone).
+    func admit(_ tool: String, _ limits: Limits, takesToken: Bool = true, shared: Bool = false) throws(Refusal) {
         // The clock is read under the lock: times only move forward per bucket.
         let refusal: Refusal? = state.withLock { s in
             let now = clock()
@@ -59,19 +86,78 @@ final class Admission: Sendable {
             b.refilledAt = max(now, b.refilledAt)
             defer { s.buckets[tool] = b }
             if b.live >= limits.maxConcurrent { return .concurrency(limit: limits.maxConcurrent) }
-            if !takesToken {
-                b.live += 1
-                return nil
+            let fleetWide = shared && self.fleetWide
+            if fleetWide {
+                if let refusal = fleetRefusal(&s.fleet, tool, limits, takesToken: takesToken, live: b.live, now: now) { return refusal }
+                s.fleet.tools.insert(tool)
             }
-            if b.tokens < 1 {
-                let seconds = ((1 - b.tokens) / rate / 1e9).rounded(.up)
-                return .rate(limit: limits.requestsPerMinute, retryAfter: max(1, Int(seconds)))
+            if takesToken {
+                if b.tokens < 1 {
+                    let seconds = ((1 - b.tokens) / rate / 1e9).rounded(.up)
+                    return .rate(limit: limits.requestsPerMinute, retryAfter: max(1, Int(seconds)))
+                }
+                b.tokens -= 1
+                if fleetWide {
+                    s.fleet.pending[tool, default: 0] += 1
+                    s.fleet.recent[tool, default: []].append(now)
+                }
             }
-            b.tokens -= 1
             b.live += 1
             return nil
         }
         if let refusal { throw refusal }
+    }
+
+    /// The fleet's check of `tool`: this node's live sandboxes and last
+    /// minute's admissions, with the other nodes' as last read. Stale counts
+    /// (the database silent), each node keeps to its share of the limits
+    /// (divided by the nodes last seen); never read, nothing is admitted.
+    private func fleetRefusal(_ f: inout Fleet, _ tool: String, _ limits: Limits, takesToken: Bool, live: Int, now: UInt64) -> Refusal? {
+        // Never read: callers wait (or go to another node); burrowd's own health checks are not held up.
+        guard let view = f.view else { return takesToken ? .fleetUnknown : nil }
+        let stale = now - min(now, f.syncedAt) > staleAfter
+        let share = stale ? max(1, view.nodes) : 1
+        let others = stale ? (admitted: 0, live: 0) : (admitted: view.admitted[tool] ?? 0, live: view.live[tool] ?? 0)
+        if live + others.live >= (limits.maxConcurrent + share - 1) / share { return .concurrency(limit: limits.maxConcurrent) }
+        guard takesToken else { return nil }
+        let minute: UInt64 = 60_000_000_000
+        var recent = f.recent[tool] ?? []
+        recent.removeAll { now - min(now, $0) >= minute }
+        f.recent[tool] = recent.isEmpty ? nil : recent
+        if recent.count + others.admitted >= (limits.requestsPerMinute + share - 1) / share {
+            // When this node's oldest admission leaves the window, if it holds any; the others' are not known one by one.
+            let wait = recent.first.map { (minute - (now - min(now, $0))) / 1_000_000_000 + 1 } ?? 1
+            return .rate(limit: limits.requestsPerMinute, retryAfter: Int(min(60, max(1, wait))))
+        }
+        return nil
+    }
+
+    /// What the fleet's counters push: admissions since the last push, and
+    /// the live sandboxes of every tool admitted fleet-wide.
+    func fleetPush() -> FleetCounters.Push {
+        state.withLock { s in
+            let admitted = s.fleet.pending
+            s.fleet.pending = [:]
+            var live: [String: Int] = [:]
+            for tool in s.fleet.tools { live[tool] = s.buckets[tool]?.live ?? 0 }
+            return FleetCounters.Push(admitted: admitted, live: live)
+        }
+    }
+
+    /// A push that did not reach the database: its admissions go with the next.
+    func fleetGiveBack(_ push: FleetCounters.Push) {
+        state.withLock { s in
+            for (tool, n) in push.admitted { s.fleet.pending[tool, default: 0] += n }
+        }
+    }
+
+    /// The other nodes' counts as just read (nil: the sync failed).
+    func fleetView(_ view: FleetCounters.View?) {
+        state.withLock { s in
+            guard let view else { return }
+            s.fleet.view = view
+            s.fleet.syncedAt = clock()
+        }
     }
 
     func release(_ tool: String) {

@@ -52,13 +52,16 @@ package struct Daemon: Sendable {
     let heartbeat: NodeHeartbeat?
     /// Where invocations' Idempotency-Keys are claimed: here, or the fleet's.
     let idempotency: IdempotencyKeys
+    /// The fleet's rate counters (`[rate_limits] scope = "fleet"`); nil: limits per node.
+    let counters: FleetCounters?
     let logger = Logger(label: "burrowd")
 
     package init(
         policy: HostPolicy, socketPath: String, audit: AuditStore, registry: RegistryStore, host: HostFacts, searchPath: [String],
         lookup: @escaping PeerCredential.Lookup = PeerCredential.socketLookup, shipper: AuditShipper? = nil, heartbeat: NodeHeartbeat? = nil,
-        sharedRegistry: SharedRegistry? = nil, fleetKeys: FleetKeys? = nil
+        sharedRegistry: SharedRegistry? = nil, fleetKeys: FleetKeys? = nil, counters: FleetCounters? = nil
     ) {
+        self.counters = counters
         idempotency = fleetKeys.map { .fleet($0, audit: audit) } ?? .local(registry)
         self.shipper = shipper
         self.heartbeat = heartbeat
@@ -69,7 +72,7 @@ package struct Daemon: Sendable {
         self.access = AccessPolicy(policy.daemon)
         self.lookup = lookup
         planner = Planner(policy: policy, host: host, searchPath: searchPath)
-        admission = Admission()
+        admission = Admission(fleetSync: policy.rateLimits.scope == .fleet ? UInt64(policy.rateLimits.fleetSync.milliseconds) * 1_000_000 : nil)
         denials = DenialLog(
             audit: audit, metrics: metrics, windowNanoseconds: policy.audit.denialWindow.milliseconds * 1_000_000,
             threshold: policy.audit.anomalyThreshold > 0 ? policy.audit.anomalyThreshold : nil)
@@ -321,6 +324,13 @@ package struct Daemon: Sendable {
         var shipping: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let shipper { shipping.append(.init(service: AuditShippingService(shipper: shipper, metrics: metrics), successTerminationBehavior: .ignore)) }
         if let heartbeat { shipping.append(.init(service: HeartbeatService(heartbeat: heartbeat), successTerminationBehavior: .ignore)) }
+        if let counters {
+            let admission = admission
+            let sync = Duration.milliseconds(Int64(policy.rateLimits.fleetSync.milliseconds))
+            shipping.append(
+                .init(
+                    service: FleetCountersService(counters: counters, every: sync, admission: admission), successTerminationBehavior: .ignore))
+        }
         if registryWrites.shared != nil || { if case .fleet = idempotency { true } else { false } }() {
             shipping.append(.init(service: RegistryFollowService(writes: registryWrites, keysStore: idempotency, metrics: metrics), successTerminationBehavior: .ignore))
         }
@@ -383,6 +393,19 @@ struct HeartbeatService: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await heartbeat.run() }
+    }
+}
+
+/// Syncs the fleet's rate counters while burrowd serves.
+struct FleetCountersService: Service {
+    let counters: FleetCounters
+    let every: Duration
+    let admission: Admission
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await counters.run(every: every, take: { admission.fleetPush() }, giveBack: { admission.fleetGiveBack($0) }, deliver: { admission.fleetView($0) })
+        }
     }
 }
 

@@ -108,7 +108,7 @@ package struct DaemonCommand: AsyncParsableCommand {
             daemon = Daemon(
                 policy: hostPolicy, socketPath: socket ?? hostPolicy.daemon.socket, audit: store, registry: registry, host: facts,
                 searchPath: HostConfiguration.profileSearchPath(), shipper: shipper, heartbeat: heartbeat, sharedRegistry: shared.map { SharedRegistry(database: $0) },
-                fleetKeys: fleetKeys)
+                fleetKeys: fleetKeys, counters: hostPolicy.rateLimits.scope == .fleet ? shared.map { FleetCounters(database: $0, node: node) } : nil)
             // The replica taken before anything is served from it.
             do {
                 try await daemon.registryWrites.start()

@@ -115,13 +115,18 @@ final class InvocationService: Sendable {
             requestsPerMinute: min(record.registration.rateLimits?.requestsPerMinute ?? policy.rateLimits.requestsPerMinute, policy.rateLimits.requestsPerMinute),
             maxConcurrent: min(record.registration.rateLimits?.maxConcurrent ?? policy.rateLimits.maxConcurrent, policy.rateLimits.maxConcurrent))
         do {
-            try admission.admit(tool, limits, takesToken: !check)
+            try admission.admit(tool, limits, takesToken: !check, shared: true)
         } catch {
+            let fleet = policy.rateLimits.scope == .fleet ? " across the fleet" : ""
             switch error {
             case .rate(let limit, let retry):
-                throw await refuse(.rateLimited, "\(tool) accepts \(limit) requests per minute; retry in \(retry) s", retryAfter: retry)
+                throw await refuse(.rateLimited, "\(tool) accepts \(limit) requests per minute\(fleet); retry in \(retry) s", retryAfter: retry)
             case .concurrency(let limit):
-                throw await refuse(.tooManyConcurrent, "\(tool) already runs \(limit) sandboxes (max_concurrent); retry when one ends", retryAfter: 1)
+                throw await refuse(.tooManyConcurrent, "\(tool) already runs \(limit) sandboxes\(fleet) (max_concurrent); retry when one ends", retryAfter: 1)
+            case .fleetUnknown:
+                throw await refuse(
+                    .serverBusy, "\(tool)'s limits hold across the fleet, and this node has not read the fleet's counters yet ([registry] url); retry, or ask another node",
+                    retryAfter: 1)
             case .registrations, .planning:
                 throw DaemonError(.`internal`, "unexpected refusal")
             }

@@ -66,10 +66,12 @@ final class RegistryWrites: Sendable {
             do {
                 try await lock()
                 defer { unlock() }
-                if approved != nil, let transaction = state.withLock({ s -> RegistryTransaction? in
-                    s.written = true
-                    return s.transaction
-                }) {
+                if approved != nil,
+                    let transaction = state.withLock({ s -> RegistryTransaction? in
+                        s.written = true
+                        return s.transaction
+                    })
+                {
                     // The approval as this replica holds it now (the pull in `lock` may have brought another).
                     let local = try registry.pins(id, version: version)
                     let inForce: SharedPins?
@@ -167,10 +169,11 @@ final class RegistryWrites: Sendable {
     /// only with `pinsOnly`) into the fleet's change under way. Nothing to
     /// do without a shared registry. A failure gives the change up.
     func publish(_ id: String, version: String? = nil, pinsOnly: Bool = false) async throws(DaemonError) {
-        guard let shared, let transaction = state.withLock({ s -> RegistryTransaction? in
-            s.written = true
-            return s.transaction
-        })
+        guard let shared,
+            let transaction = state.withLock({ s -> RegistryTransaction? in
+                s.written = true
+                return s.transaction
+            })
         else { return }
         do {
             let rows = try registry.sharedRows(id, version: version)
@@ -257,7 +260,8 @@ final class RegistryWrites: Sendable {
             guard changes.revision == 0 else {
                 await shared.rollback(transaction)
                 throw NotAReplica(
-                    description: "this node's registry (\(registry.path)) holds \(local) registered versions and is not a replica of the fleet's (\(shared.database.url)), which holds registrations of its own: they are never merged. Move the local file away to join the fleet (register its tools again through any node), or point [registry] url at an empty database to bring them"
+                    description:
+                        "this node's registry (\(registry.path)) holds \(local) registered versions and is not a replica of the fleet's (\(shared.database.url)), which holds registrations of its own: they are never merged. Move the local file away to join the fleet (register its tools again through any node), or point [registry] url at an empty database to bring them"
                 )
             }
             // The first node: its registrations become the fleet's, and it a replica of them.

@@ -161,6 +161,29 @@ package struct FleetDatabase: Sendable {
                 "CREATE INDEX burrow_idempotency_keys_by_node ON burrow_idempotency_keys (node, state)",
             ]
         ],
+        // The fleet's rate counters (`FleetCounters`): admissions per tool, node and second, and live sandboxes.
+        "rates": [
+            [
+                """
+                CREATE TABLE burrow_rate_counts (
+                    tool TEXT NOT NULL,
+                    node TEXT NOT NULL,
+                    second BIGINT NOT NULL,
+                    admitted BIGINT NOT NULL,
+                    PRIMARY KEY (tool, node, second)
+                )
+                """,
+                """
+                CREATE TABLE burrow_rate_live (
+                    tool TEXT NOT NULL,
+                    node TEXT NOT NULL,
+                    live BIGINT NOT NULL,
+                    updated_at TIMESTAMPTZ NOT NULL,
+                    PRIMARY KEY (tool, node)
+                )
+                """,
+            ]
+        ],
     ]
     /// pg_advisory_lock's key for Burrow's migrations ("burrow" in ASCII).
     static let migrationLock: Int64 = 0x6275_7272_6f77

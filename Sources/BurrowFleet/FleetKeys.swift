@@ -121,13 +121,14 @@ package final class FleetKeys: Sendable {
         }
     }
 
-    /// The key's request ended with `result`.
+    /// The key's request ended with `result`, unless its key was answered
+    /// already (this node was taken for lost meanwhile: that answer stands).
     package func finish(principal: String, key: String, invocation: String, result: String) async throws {
         _ = try await run("finishing an idempotency key") { c, logger in
             try await c.query(
                 """
                 UPDATE burrow_idempotency_keys SET state = 'finished', result = \(result), finished_at = now()
-                WHERE principal = \(principal) AND key = \(key) AND invocation = \(invocation)
+                WHERE principal = \(principal) AND key = \(key) AND invocation = \(invocation) AND state = 'running'
                 """, logger: logger)
         }
     }
@@ -186,10 +187,11 @@ package final class FleetKeys: Sendable {
 
     /// Closes the connection, at the end.
     package func close() async {
-        guard let c = connection.withLock({ held -> PostgresConnection? in
-            defer { held = nil }
-            return held
-        })
+        guard
+            let c = connection.withLock({ held -> PostgresConnection? in
+                defer { held = nil }
+                return held
+            })
         else { return }
         _ = try? await bounded("closing", seconds: 5) { try await c.close() }
     }

@@ -176,10 +176,11 @@ package final class SharedRegistry: Sendable {
 
     /// Closes the writer's connection, at the end (a connection must be closed before it goes).
     package func close() async {
-        guard let c = writer.withLock({ w -> PostgresConnection? in
-            defer { w = nil }
-            return w
-        })
+        guard
+            let c = writer.withLock({ w -> PostgresConnection? in
+                defer { w = nil }
+                return w
+            })
         else { return }
         _ = try? await bounded("closing", seconds: 5) { try await c.close() }
     }

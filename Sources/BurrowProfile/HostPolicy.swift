@@ -77,6 +77,11 @@ package struct HostPolicy: Sendable, Equatable, Codable {
         /// Per caller and MCP method (`[rate_limits.methods]`, such as
         /// `"tools/call" = 60`): requests per minute, bursts up to a minute's worth.
         package var methods: [String: Int] = [:]
+        /// Whether each tool's requests_per_minute and max_concurrent hold per node or across the fleet.
+        package enum Scope: String, Sendable, Equatable, Codable { case node, fleet }
+        /// `fleet`: counted in the fleet's database (`[registry] url`), synced every `fleetSync`.
+        package var scope = Scope.node
+        package var fleetSync = Seconds.seconds(1)
     }
 
     /// Burrow's own section: how sandboxes are built on this host.
@@ -597,6 +602,12 @@ extension HostPolicy {
             if let v = t.positive("requests_per_minute") { policy.rateLimits.requestsPerMinute = v }
             if let v = t.positive("max_concurrent") { policy.rateLimits.maxConcurrent = v }
             if let v = t.positive("registration_attempts_per_hour") { policy.rateLimits.registrationAttemptsPerHour = v }
+            if let v = t.string("scope") {
+                if let scope = RateLimits.Scope(rawValue: v) { policy.rateLimits.scope = scope } else { log.error(t.keyPath("scope"), "\"node\" or \"fleet\" (found '\(v.prefix(32))')") }
+            }
+            if let v = t.duration("fleet_sync") {
+                if v.milliseconds < 100 || v.milliseconds > 60_000 { log.error(t.keyPath("fleet_sync"), "from 100ms to 60s, such as \"1s\"") } else { policy.rateLimits.fleetSync = v }
+            }
             if var c = t.table("clients") {
                 let perMinute = c.positive("requests_per_minute")
                 let burst = c.positive("burst")
@@ -932,6 +943,9 @@ extension HostPolicy {
         }
         if !policy.transport.http.listen.isEmpty && policy.transport.http.clientAuth == .none && policy.auth.methods == [.mtls] {
             log.error("transport.http", "client_auth = \"none\" with [auth] methods = [\"mtls\"]: no caller could authenticate (ask for client certificates, or accept \"api_key\" or \"jwt\")")
+        }
+        if policy.rateLimits.scope == .fleet && policy.sharedRegistry == nil {
+            log.error("rate_limits.scope", "\"fleet\" counts in the fleet's database: set [registry] url too")
         }
         root.finish()
         if log.hasErrors { throw ProfileErrors(log.issues) }

@@ -89,7 +89,9 @@ struct FleetRegistryTests {
         _ = try b.stop(SIGTERM)
     }
 
-    @Test("the registry's semantics across two nodes are one burrowd's: dependencies checked against the fleet's registry, and a removal and a dependent registration sent to two nodes at once never both succeed")
+    @Test(
+        "the registry's semantics across two nodes are one burrowd's: dependencies checked against the fleet's registry, and a removal and a dependent registration sent to two nodes at once never both succeed"
+    )
     func dependenciesAcrossNodes() throws {
         let pg = try TestPostgres()
         let a = try LiveDaemon(policy: Self.policy(pg))
@@ -194,6 +196,56 @@ struct FleetRegistryTests {
             let r = try b.burrow(["invoke", "--socket", a.socket, "--socket", b.socket, "minimal", "--", "echo over \(i)"])
             #expect(r.status == 0 && r.output == "over \(i)\n", "\(r.output)\(r.stderr)")
         }
+        _ = try b.stop(SIGTERM)
+    }
+
+    @Test(
+        "with [rate_limits] scope = \"fleet\", a tool's max_concurrent and requests_per_minute hold across two nodes: B is refused while A runs the only slot, and the fifth request of the minute anywhere is the last"
+    )
+    func fleetRateLimits() throws {
+        let pg = try TestPostgres()
+        func policy(_ node: String) -> String {
+            Self.policy(pg, daemon: "node_id = \"\(node)\"\n").replacingOccurrences(of: "[rate_limits]\n", with: "[rate_limits]\nscope = \"fleet\"\nfleet_sync = \"200ms\"\n")
+        }
+        let a = try LiveDaemon(policy: policy("node-a"))
+        let b = try LiveDaemon(policy: policy("node-b"))
+        let profile = "extends = \"minimal\"\n[tool]\nid = \"limited\"\nname = \"limited\"\nversion = \"1\"\n"
+        let body: [String: Any] = [
+            "id": "limited", "metadata": ["name": "limited", "version": "1"], "command": ["sh", "-c"], "profile": profile,
+            "rateLimits": ["requestsPerMinute": 5, "maxConcurrent": 1],
+        ]
+        let registered = try a.client.send("POST", "/v1/tools", body: Array(try JSONSerialization.data(withJSONObject: body)))
+        try #require(registered.status == 201, "\(String(decoding: registered.body, as: UTF8.self))")
+        #expect(try Self.eventually { try b.client.send("GET", "/v1/tools/limited").status == 200 })
+        @Sendable func invoke(_ d: LiveDaemon, _ script: String) throws -> (Int, String) {
+            let r = try d.client.send("POST", "/v1/tools/limited/invocations", body: Array(try JSONEncoder().encode(InvocationRequest(arguments: [script]))))
+            return (r.status, String(decoding: r.body, as: UTF8.self))
+        }
+        // Both have read the fleet's counters (every 200 ms).
+        usleep(800_000)
+        // A runs the one slot: B is refused while it does, and admitted once it ended (and the counts were synced).
+        let running = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            _ = try? invoke(a, "sleep 2")
+            running.signal()
+        }
+        #expect(try Self.eventually { try a.trail("limited").contains { $0.type == .toolInvoked } })
+        usleep(700_000)
+        let busy = try invoke(b, "echo b")
+        #expect(busy.0 == 429 && busy.1.contains("too_many_concurrent") && busy.1.contains("across the fleet"), "\(busy)")
+        running.wait()
+        usleep(700_000)
+        #expect(try invoke(b, "echo b").0 == 200)
+        // Two admitted so far (A's, B's); A takes two more: the fleet's fifth is B's, then nobody's.
+        #expect(try invoke(a, "true").0 == 200 && invoke(a, "true").0 == 200)
+        usleep(700_000)
+        #expect(try invoke(b, "true").0 == 200)
+        usleep(700_000)
+        for d in [a, b] {
+            let refused = try invoke(d, "true")
+            #expect(refused.0 == 429 && refused.1.contains("rate_limited") && refused.1.contains("across the fleet"), "\(refused)")
+        }
+        _ = try a.stop(SIGTERM)
         _ = try b.stop(SIGTERM)
     }
 }
