@@ -142,7 +142,8 @@ struct DaemonOptions: ParsableArguments {
     /// Sends to one node, starting at a random one of several (requests
     /// spread), and on to the next while a node does not take it: it cannot
     /// be reached (nothing sent), or it refuses with 503 (shutting down,
-    /// busy: nothing ran). A request that may have reached a node that then
+    /// busy: nothing ran) or 502 `central_unavailable` (it cannot reach the
+    /// fleet's database: no change made, nothing run). A request that may have reached a node that then
     /// failed goes on only when sending it twice does no harm: a read, a
     /// PUT or DELETE (the same change again), or one with an Idempotency-Key
     /// (answered from the first run).
@@ -157,7 +158,11 @@ struct DaemonOptions: ParsableArguments {
             let last = i == order.count - 1
             do {
                 let response = try client.send(method, path, body: body, headers: headers, onBody: onBody)
-                if response.status == 503, !last {
+                // 503: refused before anything ran; 502 central_unavailable: this node cannot reach the fleet's database, and made no change and ran nothing.
+                let elsewhere =
+                    response.status == 503
+                    || (response.status == 502 && (try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)))?.error.code == "central_unavailable")
+                if elsewhere, !last {
                     printError("burrow: \(client.name) refused the request (\(Self.failure(response))); trying \(order[i + 1].name)")
                     continue
                 }

@@ -323,7 +323,8 @@ package struct Daemon: Sendable {
         let shutdown = ShutdownService(invocations: invocations, grace: policy.daemon.shutdownGrace, logger: logger)
         var shipping: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let shipper { shipping.append(.init(service: AuditShippingService(shipper: shipper, metrics: metrics), successTerminationBehavior: .ignore)) }
-        if let heartbeat { shipping.append(.init(service: HeartbeatService(heartbeat: heartbeat), successTerminationBehavior: .ignore)) }
+        // The heartbeat is first: shut down last (services stop in reverse order), it beats while running invocations get their grace.
+        let beating: [ServiceGroupConfiguration.ServiceConfiguration] = heartbeat.map { [.init(service: HeartbeatService(heartbeat: $0), successTerminationBehavior: .ignore)] } ?? []
         if let counters {
             let admission = admission
             let sync = Duration.milliseconds(Int64(policy.rateLimits.fleetSync.milliseconds))
@@ -332,11 +333,12 @@ package struct Daemon: Sendable {
                     service: FleetCountersService(counters: counters, every: sync, admission: admission), successTerminationBehavior: .ignore))
         }
         if registryWrites.shared != nil || { if case .fleet = idempotency { true } else { false } }() {
-            shipping.append(.init(service: RegistryFollowService(writes: registryWrites, keysStore: idempotency, metrics: metrics), successTerminationBehavior: .ignore))
+            let follow = RegistryFollowService(writes: registryWrites, keysStore: idempotency, retention: policy.daemon.resultRetention, metrics: metrics)
+            shipping.append(.init(service: follow, successTerminationBehavior: .ignore))
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: listeners + shipping + [
+                services: beating + listeners + shipping + [
                     .init(service: shutdown, successTerminationBehavior: .ignore),
                     .init(service: WarmPoolService(pool: invocations.warm), successTerminationBehavior: .ignore),
                     .init(service: DenialFlushService(denials: denials), successTerminationBehavior: .ignore),
@@ -413,6 +415,8 @@ struct FleetCountersService: Service {
 struct RegistryFollowService: Service {
     let writes: RegistryWrites
     let keysStore: IdempotencyKeys
+    /// How long results (and so keys) are kept.
+    let retention: Seconds
     let metrics: DaemonMetrics
 
     func run() async throws {
@@ -423,14 +427,23 @@ struct RegistryFollowService: Service {
                     // This node's keys an earlier burrowd left are ended at the first connection: make it now.
                     guard case .fleet(let keys, _) = keysStore else { return }
                     var pause = Duration.seconds(1)
+                    var said = false
                     while !Task.isCancelled {
                         do {
                             try await keys.prepare()
-                            return
+                            break
                         } catch {
+                            // Said once (an id another burrowd holds, a database down): keyed requests are refused meanwhile.
+                            if !said { keys.database.logger.error("the fleet's idempotency keys: \(explainFleetError(error)); requests with an Idempotency-Key are refused until this is mended") }
+                            said = true
                             try? await Task.sleep(for: pause)
                             pause = min(pause * 2, .seconds(30))
                         }
+                    }
+                    // Finished keys go with their results' retention.
+                    while !Task.isCancelled {
+                        try? await keys.prune(retentionSeconds: Double(retention.milliseconds) / 1000)
+                        try? await Task.sleep(for: .seconds(60))
                     }
                 }
                 group.addTask {

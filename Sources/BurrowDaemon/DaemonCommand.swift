@@ -97,8 +97,12 @@ package struct DaemonCommand: AsyncParsableCommand {
             }
             let fleetKeys = shared.map { database in
                 FleetKeys(database: database, node: node) { started in
-                    // A run the previous burrowd on this node left: its sandbox was swept at this start.
+                    // A run the previous burrowd on this node left: its result as this node kept it (an
+                    // outcome the fleet did not get), else failed: its sandbox was swept at this start.
                     guard var result = try? JSONDecoder().decode(InvocationResult.self, from: Data(started.utf8)) else { return started }
+                    if let (kept, _) = try? registry.invocation(result.id), kept.state != .running, let text = try? JSONEncoder().encode(kept) {
+                        return String(decoding: text, as: UTF8.self)
+                    }
                     result.state = .failed
                     result.finishedAt = AuditClock.format(AuditClock.now())
                     result.error = .init(code: .supervisorLost, message: "burrowd on node \(node) ended while the invocation ran (its sandbox was swept at the next start)")

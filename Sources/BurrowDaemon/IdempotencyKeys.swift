@@ -12,17 +12,32 @@ enum IdempotencyKeys: Sendable {
     case local(RegistryStore)
     case fleet(FleetKeys, audit: AuditStore)
 
+    /// A claim this request holds: its key, and the claim's own token (the fleet's).
+    struct Held: Sendable {
+        var principal: String
+        var key: String
+        var token: String
+    }
+
     enum Claim: Sendable {
         /// New: this request runs, and the key is its.
-        case claimed
+        case claimed(Held)
         /// Taken by an earlier request: its digest, and its answer once it has one (nil: still running).
         case taken(digest: String, answer: InvocationResult?, invocation: String?)
     }
 
+    /// A caller as the fleet knows it: a principal named over HTTPS is the
+    /// same on every node; a local uid (or address) is one host's own, so
+    /// it is named with the host (nodes on one host share its users).
+    static func fleetPrincipal(_ principal: String) -> String {
+        principal.hasPrefix("uid:") || principal.hasPrefix("address:") ? principal + "@" + UserDatabase.hostName : principal
+    }
+
     /// Claims `key` for `principal`'s request (`digest`: what it asks).
     /// A running key of a node that stopped beating is answered as
-    /// `node_lost` (resolved once, by the first node that meets it).
-    func claim(principal: String, key: String, digest: String, retentionMicroseconds: Int64, tool: String) async throws(DaemonError) -> Claim {
+    /// `node_lost` (resolved once, by the first node that meets it with
+    /// the same request).
+    func claim(principal: String, key: String, digest: String, retentionMicroseconds: Int64) async throws(DaemonError) -> Claim {
         switch self {
         case .local(let registry):
             let claim: RegistryStore.IdempotencyClaim
@@ -32,18 +47,27 @@ enum IdempotencyKeys: Sendable {
                 throw DaemonError(.registryUnavailable, error.description)
             }
             switch claim {
-            case .claimed: return .claimed
+            case .claimed: return .claimed(Held(principal: principal, key: key, token: ""))
             case .taken(let digest, let invocation):
-                let stored = invocation.flatMap { try? registry.invocation($0)?.0 }
+                let stored: InvocationResult?
+                do {
+                    stored = try invocation.flatMap { id throws(RegistryStore.Failure) in try registry.invocation(id)?.0 }
+                } catch {
+                    throw DaemonError(.registryUnavailable, error.description)
+                }
                 return .taken(digest: digest, answer: stored?.state == .running ? nil : stored, invocation: invocation)
             }
         case .fleet(let keys, let audit):
+            let principal = Self.fleetPrincipal(principal)
+            let token = UUID().uuidString.lowercased()
             do {
-                guard let row = try await keys.claim(principal: principal, key: key, digest: digest, retentionSeconds: Double(retentionMicroseconds) / 1_000_000) else {
-                    return .claimed
+                guard let row = try await keys.claim(principal: principal, key: key, digest: digest, token: token, retentionSeconds: Double(retentionMicroseconds) / 1_000_000)
+                else {
+                    return .claimed(Held(principal: principal, key: key, token: token))
                 }
                 let result = row.result.flatMap { try? JSONDecoder().decode(InvocationResult.self, from: Data($0.utf8)) }
-                guard row.state == "running", row.nodeDown, let invocation = row.invocation, var lost = result else {
+                // Another request under the key (the caller answers 422) resolves nothing.
+                guard row.digest == digest, row.state == "running", row.nodeDown, let invocation = row.invocation, var lost = result else {
                     return .taken(digest: row.digest, answer: row.state == "finished" ? result : nil, invocation: row.invocation)
                 }
                 // Its node is gone: the run's outcome is unknown, and it is not run again.
@@ -51,59 +75,75 @@ enum IdempotencyKeys: Sendable {
                 lost.finishedAt = AuditClock.format(AuditClock.now())
                 lost.error = .init(code: .nodeLost, message: "node \(row.node) stopped beating in the fleet's database while the invocation ran: its outcome is unknown, and it is not run again")
                 let text = String(decoding: try JSONEncoder().encode(lost), as: UTF8.self)
-                let inForce = try await keys.lose(principal: principal, key: key, invocation: invocation, result: text)
-                if inForce == text {
+                let (inForce, mine) = try await keys.lose(principal: principal, key: key, invocation: invocation, result: text)
+                if mine {
                     let event = AuditEvent(
-                        tool: tool, context: SecurityContext(principal: "burrowd:fleet", uid: nil, invocationID: invocation, host: UserDatabase.hostName),
+                        tool: lost.tool, context: SecurityContext(principal: "burrowd:fleet", uid: nil, invocationID: invocation, host: UserDatabase.hostName),
                         details: CentralAuditDetails(reason: "node_lost", node: row.node, message: "invocation \(invocation) (Idempotency-Key '\(key)' of \(principal)) reported node_lost"))
-                    _ = try? await BlockingIO.run { try audit.append([event]) }
+                    do {
+                        _ = try await BlockingIO.run { try audit.append([event]) }
+                    } catch {
+                        Logger(label: "burrowd").error("invocation \(invocation) was reported node_lost, and the audit log could not record it: \(error)")
+                    }
                 }
                 let answer = inForce.flatMap { try? JSONDecoder().decode(InvocationResult.self, from: Data($0.utf8)) }
                 return .taken(digest: row.digest, answer: answer, invocation: invocation)
-            } catch let error as DaemonError {
-                throw error
             } catch {
+                // The claim may have been stored though its answer was lost: it is not left to hold the key.
+                Task { try? await keys.release(principal: principal, key: key, token: token) }
                 throw DaemonError(.centralUnavailable, "the fleet's idempotency keys (\(keys.database.url)): \(explainFleetError(error)); the request was not run")
             }
         }
     }
 
-    /// The key's request runs as `started` (its result as it starts).
-    func bind(principal: String, key: String, started: InvocationResult) async throws(DaemonError) {
+    /// The claim's request runs as `started` (its result as it starts).
+    func bind(_ held: Held, started: InvocationResult) async throws(DaemonError) {
         switch self {
         case .local(let registry):
             do {
-                try registry.bindIdempotencyKey(principal: principal, key: key, invocation: started.id)
+                try registry.bindIdempotencyKey(principal: held.principal, key: held.key, invocation: started.id)
             } catch {
                 throw DaemonError(.registryUnavailable, error.description)
             }
         case .fleet(let keys, _):
+            let bound: Bool
             do {
                 let text = String(decoding: try JSONEncoder().encode(started), as: UTF8.self)
-                try await keys.bind(principal: principal, key: key, invocation: started.id, result: text)
+                bound = try await keys.bind(principal: held.principal, key: held.key, token: held.token, invocation: started.id, result: text)
             } catch {
                 throw DaemonError(.centralUnavailable, "the fleet's idempotency keys (\(keys.database.url)): \(explainFleetError(error)); the request was not run")
+            }
+            // Taken over meanwhile (this node was taken for lost): whoever holds it answers.
+            guard bound else { throw DaemonError(.inProgress, "the request with Idempotency-Key '\(held.key)' was taken over by another node; retry for its answer", retryAfter: 1) }
+        }
+    }
+
+    /// The claim's request ended (the local registry keeps results
+    /// already). Tried again for a minute if the fleet's database does not
+    /// take it: until then a retry waits (409).
+    func finish(_ held: Held, result: InvocationResult, logger: Logger) async {
+        guard case .fleet(let keys, _) = self, let text = try? JSONEncoder().encode(result) else { return }
+        let json = String(decoding: text, as: UTF8.self)
+        var pause = Duration.milliseconds(500)
+        for attempt in 0..<8 {
+            do {
+                if try await !keys.finish(principal: held.principal, key: held.key, token: held.token, result: json) {
+                    logger.warning("invocation \(result.id) ended after its key was answered node_lost: that answer stands")
+                }
+                return
+            } catch {
+                if attempt == 7 { logger.error("the result of invocation \(result.id) did not reach the fleet's idempotency keys: \(explainFleetError(error))") }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(15))
             }
         }
     }
 
-    /// The key's request ended (the local registry keeps results already).
-    func finish(principal: String, key: String, result: InvocationResult, logger: Logger) async {
-        guard case .fleet(let keys, _) = self else { return }
-        do {
-            let text = String(decoding: try JSONEncoder().encode(result), as: UTF8.self)
-            try await keys.finish(principal: principal, key: key, invocation: result.id, result: text)
-        } catch {
-            // The key stays running: a retry waits (409), and once this node is down it is answered node_lost.
-            logger.error("the result of invocation \(result.id) did not reach the fleet's idempotency keys: \(explainFleetError(error))")
-        }
-    }
-
-    /// A claimed key whose request never ran (refused): free for a retry.
-    func release(principal: String, key: String) async {
+    /// A claim whose request never ran (refused, or its bind failed): free for a retry.
+    func release(_ held: Held) async {
         switch self {
-        case .local(let registry): _ = try? registry.releaseIdempotencyKey(principal: principal, key: key)
-        case .fleet(let keys, _): try? await keys.release(principal: principal, key: key)
+        case .local(let registry): _ = try? registry.releaseIdempotencyKey(principal: held.principal, key: held.key)
+        case .fleet(let keys, _): try? await keys.release(principal: held.principal, key: held.key, token: held.token)
         }
     }
 }

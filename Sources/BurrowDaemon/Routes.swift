@@ -583,7 +583,7 @@ struct API: Sendable {
             case .principal(let name): name
             case .address(let address): "address:\(address)"
             }
-        var claimed: String?
+        var claimed: IdempotencyKeys.Held?
         if let name = Self.idempotencyKey, let key = request.headers[name] {
             guard !streaming else { throw DaemonError(.invalidRequest, "Idempotency-Key: a stream cannot be replayed; ask for the plain result (no stream=1)") }
             guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
@@ -593,9 +593,9 @@ struct API: Sendable {
             encoder.outputFormatting = [.sortedKeys]
             let digest = SHA256.label(Array(id.utf8) + [0] + Array(try encoder.encode(body)))
             let retention = Int64(daemon.policy.daemon.resultRetention.milliseconds) * 1000
-            switch try await daemon.idempotency.claim(principal: principal, key: key, digest: digest, retentionMicroseconds: retention, tool: id) {
-            case .claimed:
-                claimed = key
+            switch try await daemon.idempotency.claim(principal: principal, key: key, digest: digest, retentionMicroseconds: retention) {
+            case .claimed(let held):
+                claimed = held
             case .taken(let first, let answer, let invocation):
                 guard first == digest else {
                     throw DaemonError(.idempotencyMismatch, "Idempotency-Key '\(key)' was used for another request (another tool, arguments or input): a key names one request")
@@ -616,20 +616,20 @@ struct API: Sendable {
             prepared = try await daemon.invocations.prepare(record, body, caller: context.identity, phases: phases)
         } catch {
             // Refused before it ran: the key is free for a retry.
-            if let claimed { await daemon.idempotency.release(principal: principal, key: claimed) }
+            if let claimed { await daemon.idempotency.release(claimed) }
             throw error
         }
         if let claimed {
             do {
                 try await daemon.idempotency.bind(
-                    principal: principal, key: claimed,
+                    claimed,
                     started: InvocationResult(
                         id: prepared.id, tool: id, version: record.registration.metadata.version, state: .running, startedAt: AuditClock.format(AuditClock.now())))
             } catch {
                 // Not run (the prepared invocation is dropped, its slot and sandbox given back):
                 // the key is not left claimed by a request that never ran.
                 prepared.slot.release()
-                await daemon.idempotency.release(principal: principal, key: claimed)
+                await daemon.idempotency.release(claimed)
                 throw error
             }
         }
@@ -637,7 +637,7 @@ struct API: Sendable {
             let started = ContinuousClock.now
             let result = await daemon.invocations.run(prepared)
             daemon.metrics.roundTrip.record(ContinuousClock.now - started)
-            if let claimed { await daemon.idempotency.finish(principal: principal, key: claimed, result: result, logger: daemon.logger) }
+            if let claimed { await daemon.idempotency.finish(claimed, result: result, logger: daemon.logger) }
             var response = try json(result)
             if let phases, let name = HTTPFields.Element.Name("Burrow-Phases") {
                 phases.mark("answer_encoded")

@@ -150,6 +150,7 @@ package struct FleetDatabase: Sendable {
                     digest TEXT NOT NULL,
                     node TEXT NOT NULL,
                     epoch TEXT NOT NULL,
+                    token TEXT NOT NULL,
                     state TEXT NOT NULL,
                     invocation TEXT,
                     result TEXT,
@@ -159,6 +160,7 @@ package struct FleetDatabase: Sendable {
                 )
                 """,
                 "CREATE INDEX burrow_idempotency_keys_by_node ON burrow_idempotency_keys (node, state)",
+                "CREATE INDEX burrow_idempotency_keys_by_finish ON burrow_idempotency_keys (finished_at)",
             ]
         ],
         // The fleet's rate counters (`FleetCounters`): admissions per tool, node and second, and live sandboxes.

@@ -31,8 +31,9 @@ package final class NodeHeartbeat: Sendable {
     }
 
     /// Beats until cancelled, on a connection of its own (shipping may
-    /// stop; the heartbeat does not). After a failure it waits longer, up to
-    /// 30 s, and says so once, then once more when it beats again.
+    /// stop; the heartbeat does not). After a failure it tries again sooner
+    /// than the interval, never later, and says so once, then once more
+    /// when it beats again.
     package func run() async {
         var connection: PostgresConnection?
         var failing = false
@@ -64,7 +65,8 @@ package final class NodeHeartbeat: Sendable {
                 failing = true
                 if let c = connection { Task { _ = try? await bounded("closing", seconds: 5) { try await c.close() } } }
                 connection = nil
-                pause = min(max(pause * 2, .milliseconds(500)), .seconds(30))
+                // Never slower than the interval: a node that beats late is taken for lost (its keys answered node_lost).
+                pause = min(max(pause * 2, .milliseconds(100)), .milliseconds(intervalMilliseconds))
             }
             try? await Task.sleep(for: pause)
         }

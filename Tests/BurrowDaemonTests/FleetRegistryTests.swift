@@ -17,8 +17,10 @@ import Testing
     .requires(.cgroupLimits), .requires(TestPostgres.requirement), .requires(.installed("/usr/bin/psql")), .timeLimit(.minutes(3)))
 struct FleetRegistryTests {
     /// `daemon`: more keys of the [daemon] table (the policy's last before [registry]).
+    /// Each node its own id (the default, the host name, is one for every node of a test).
     static func policy(_ pg: TestPostgres, database: String = "burrow", daemon: String = "") -> String {
-        DaemonInvocationTests.policy + "\n" + daemon + """
+        let id = daemon.contains("node_id") ? "" : "node_id = \"node-\(UUID().uuidString.prefix(8).lowercased())\"\n"
+        return DaemonInvocationTests.policy + "\n" + id + daemon + """
 
             [registry]
             url = "\(pg.url.replacingOccurrences(of: "/burrow?", with: "/\(database)?"))"
