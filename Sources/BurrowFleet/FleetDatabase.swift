@@ -357,3 +357,10 @@ extension PSQLError {
         return "\(code)" + (underlying.map { ": \($0)" } ?? "")
     }
 }
+
+/// The values of an unsafeSQL query's $1, $2, …, in order.
+func bindings(_ values: any PostgresEncodable & Sendable...) throws -> PostgresBindings {
+    var b = PostgresBindings(capacity: values.count)
+    for v in values { try b.append(v) }
+    return b
+}

@@ -139,7 +139,7 @@ package final class FleetKeys: Sendable {
                         unsafeSQL: """
                             DELETE FROM burrow_idempotency_keys k WHERE principal = $1 AND key = $2
                             AND ((state = 'finished' AND finished_at < now() - make_interval(secs => $3)) OR (state = 'claimed' AND \(Self.down)))
-                            """, binds: try Self.binds(principal, key, retentionSeconds)), logger: logger)
+                            """, binds: try bindings(principal, key, retentionSeconds)), logger: logger)
                 let inserted = try await c.query(
                     """
                     INSERT INTO burrow_idempotency_keys (principal, key, digest, node, epoch, token, state)
@@ -150,7 +150,7 @@ package final class FleetKeys: Sendable {
                 let rows = try await c.query(
                     PostgresQuery(
                         unsafeSQL: "SELECT digest, node, state, invocation, result, \(Self.down) FROM burrow_idempotency_keys k WHERE principal = $1 AND key = $2",
-                        binds: try Self.binds(principal, key)), logger: logger)
+                        binds: try bindings(principal, key)), logger: logger)
                 for try await (digest, node, state, invocation, result, down) in rows.decode((String, String, String, String?, String?, Bool).self) {
                     return Row(digest: digest, node: node, state: state, invocation: invocation, result: result, nodeDown: down)
                 }
@@ -210,7 +210,7 @@ package final class FleetKeys: Sendable {
                     unsafeSQL: """
                         UPDATE burrow_idempotency_keys k SET state = 'finished', result = $4, finished_at = now()
                         WHERE principal = $1 AND key = $2 AND invocation = $3 AND state = 'running' AND \(Self.down) RETURNING result
-                        """, binds: try Self.binds(principal, key, invocation, result)), logger: logger)
+                        """, binds: try bindings(principal, key, invocation, result)), logger: logger)
             for try await r in updated.decode(String.self) { return (r, true) }
             for try await r in try await c.query(
                 "SELECT result FROM burrow_idempotency_keys WHERE principal = \(principal) AND key = \(key) AND state = 'finished'", logger: logger
@@ -227,7 +227,7 @@ package final class FleetKeys: Sendable {
             try await c.query(
                 PostgresQuery(
                     unsafeSQL: "DELETE FROM burrow_idempotency_keys WHERE state = 'finished' AND finished_at < now() - make_interval(secs => $1)",
-                    binds: try Self.binds(retentionSeconds)), logger: logger)
+                    binds: try bindings(retentionSeconds)), logger: logger)
         }
     }
 
@@ -262,11 +262,5 @@ package final class FleetKeys: Sendable {
             })
         else { return }
         if let c = try? await task.value { _ = try? await bounded("closing", seconds: 5) { try await c.close() } }
-    }
-
-    private static func binds(_ values: any PostgresEncodable & Sendable...) throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: values.count)
-        for v in values { try b.append(v) }
-        return b
     }
 }

@@ -407,18 +407,12 @@ package final class RegistryTransaction: Sendable {
     private func remove(_ kind: String, id: String, version: String) async throws {
         let rev = try await next()
         let table = kind == "tool" ? "burrow_registry_tools" : "burrow_registry_pins"
-        try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM \(table) WHERE id = $1 AND version = $2", binds: try Self.binds(id, version)), logger: logger)
+        try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM \(table) WHERE id = $1 AND version = $2", binds: try bindings(id, version)), logger: logger)
         try await connection.query(
             """
             INSERT INTO burrow_registry_removed (kind, id, version, revision) VALUES (\(kind), \(id), \(version), \(rev))
             ON CONFLICT (kind, id, version) DO UPDATE SET revision = excluded.revision
             """, logger: logger)
-    }
-
-    private static func binds(_ values: String...) throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: values.count)
-        for v in values { b.append(v) }
-        return b
     }
 
     /// The first approval of a version's definitions, unless the fleet
