@@ -440,10 +440,14 @@ struct RegistryFollowService: Service {
                             pause = min(pause * 2, .seconds(30))
                         }
                     }
-                    // Finished keys go with their results' retention.
+                    // A down node's running keys are reported node_lost (by whichever node comes first);
+                    // finished keys go with their results' retention.
+                    var ticks = 0
                     while !Task.isCancelled {
-                        try? await keys.prune(retentionSeconds: Double(retention.milliseconds) / 1000)
-                        try? await Task.sleep(for: .seconds(60))
+                        await keysStore.sweepLost()
+                        if ticks % 12 == 0 { try? await keys.prune(retentionSeconds: Double(retention.milliseconds) / 1000) }
+                        ticks += 1
+                        try? await Task.sleep(for: .seconds(5))
                     }
                 }
                 group.addTask {

@@ -67,25 +67,10 @@ enum IdempotencyKeys: Sendable {
                 }
                 let result = row.result.flatMap { try? JSONDecoder().decode(InvocationResult.self, from: Data($0.utf8)) }
                 // Another request under the key (the caller answers 422) resolves nothing.
-                guard row.digest == digest, row.state == "running", row.nodeDown, let invocation = row.invocation, var lost = result else {
+                guard row.digest == digest, row.state == "running", row.nodeDown, let invocation = row.invocation, let lost = result else {
                     return .taken(digest: row.digest, answer: row.state == "finished" ? result : nil, invocation: row.invocation)
                 }
-                // Its node is gone: the run's outcome is unknown, and it is not run again.
-                lost.state = .failed
-                lost.finishedAt = AuditClock.format(AuditClock.now())
-                lost.error = .init(code: .nodeLost, message: "node \(row.node) stopped beating in the fleet's database while the invocation ran: its outcome is unknown, and it is not run again")
-                let text = String(decoding: try JSONEncoder().encode(lost), as: UTF8.self)
-                let (inForce, mine) = try await keys.lose(principal: principal, key: key, invocation: invocation, result: text)
-                if mine {
-                    let event = AuditEvent(
-                        tool: lost.tool, context: SecurityContext(principal: "burrowd:fleet", uid: nil, invocationID: invocation, host: UserDatabase.hostName),
-                        details: CentralAuditDetails(reason: "node_lost", node: row.node, message: "invocation \(invocation) (Idempotency-Key '\(key)' of \(principal)) reported node_lost"))
-                    do {
-                        _ = try await BlockingIO.run { try audit.append([event]) }
-                    } catch {
-                        Logger(label: "burrowd").error("invocation \(invocation) was reported node_lost, and the audit log could not record it: \(error)")
-                    }
-                }
+                let inForce = try await Self.lose(keys, audit: audit, FleetKeys.Lost(principal: principal, key: key, invocation: invocation, node: row.node, result: row.result ?? ""), as: lost)
                 let answer = inForce.flatMap { try? JSONDecoder().decode(InvocationResult.self, from: Data($0.utf8)) }
                 return .taken(digest: row.digest, answer: answer, invocation: invocation)
             } catch {
@@ -93,6 +78,39 @@ enum IdempotencyKeys: Sendable {
                 Task { try? await keys.release(principal: principal, key: key, token: token) }
                 throw DaemonError(.centralUnavailable, "the fleet's idempotency keys (\(keys.database.url)): \(explainFleetError(error)); the request was not run")
             }
+        }
+    }
+
+    /// Reports a running key of a down node `node_lost` (once: the first
+    /// node to do so records the AnomalousActivity); returns the result in force.
+    static func lose(_ keys: FleetKeys, audit: AuditStore, _ run: FleetKeys.Lost, as started: InvocationResult) async throws -> String? {
+        var lost = started
+        lost.state = .failed
+        lost.finishedAt = AuditClock.format(AuditClock.now())
+        lost.error = .init(code: .nodeLost, message: "node \(run.node) stopped beating in the fleet's database while the invocation ran: its outcome is unknown, and it is not run again")
+        let text = String(decoding: try JSONEncoder().encode(lost), as: UTF8.self)
+        let (inForce, mine) = try await keys.lose(principal: run.principal, key: run.key, invocation: run.invocation, result: text)
+        if mine {
+            let event = AuditEvent(
+                tool: lost.tool, context: SecurityContext(principal: "burrowd:fleet", uid: nil, invocationID: run.invocation, host: UserDatabase.hostName),
+                details: CentralAuditDetails(
+                    reason: "node_lost", node: run.node, message: "invocation \(run.invocation) (Idempotency-Key '\(run.key)' of \(run.principal)) reported node_lost"))
+            do {
+                _ = try await BlockingIO.run { try audit.append([event]) }
+            } catch {
+                Logger(label: "burrowd").error("invocation \(run.invocation) was reported node_lost, and the audit log could not record it: \(error)")
+            }
+        }
+        return inForce
+    }
+
+    /// Reports every running key of a down node `node_lost`, before any
+    /// retry asks (called now and then by each node).
+    func sweepLost() async {
+        guard case .fleet(let keys, let audit) = self, let runs = try? await keys.lostRuns() else { return }
+        for run in runs {
+            guard let started = try? JSONDecoder().decode(InvocationResult.self, from: Data(run.result.utf8)) else { continue }
+            _ = try? await Self.lose(keys, audit: audit, run, as: started)
         }
     }
 
@@ -119,22 +137,32 @@ enum IdempotencyKeys: Sendable {
     }
 
     /// The claim's request ended (the local registry keeps results
-    /// already). Tried again for a minute if the fleet's database does not
-    /// take it: until then a retry waits (409).
+    /// already). Tried once before the answer goes, then again off the
+    /// caller's path for a minute if the fleet's database did not take it:
+    /// until then a retry waits (409).
     func finish(_ held: Held, result: InvocationResult, logger: Logger) async {
         guard case .fleet(let keys, _) = self, let text = try? JSONEncoder().encode(result) else { return }
         let json = String(decoding: text, as: UTF8.self)
-        var pause = Duration.milliseconds(500)
-        for attempt in 0..<8 {
-            do {
-                if try await !keys.finish(principal: held.principal, key: held.key, token: held.token, result: json) {
-                    logger.warning("invocation \(result.id) ended after its key was answered node_lost: that answer stands")
+        @Sendable func attempt() async throws {
+            if try await !keys.finish(principal: held.principal, key: held.key, token: held.token, result: json) {
+                logger.warning("invocation \(result.id) ended after its key was answered node_lost: that answer stands")
+            }
+        }
+        do {
+            try await attempt()
+        } catch {
+            Task {
+                var pause = Duration.milliseconds(500)
+                for retry in 0..<7 {
+                    try? await Task.sleep(for: pause)
+                    pause = min(pause * 2, .seconds(15))
+                    do {
+                        try await attempt()
+                        return
+                    } catch {
+                        if retry == 6 { logger.error("the result of invocation \(result.id) did not reach the fleet's idempotency keys: \(explainFleetError(error))") }
+                    }
                 }
-                return
-            } catch {
-                if attempt == 7 { logger.error("the result of invocation \(result.id) did not reach the fleet's idempotency keys: \(explainFleetError(error))") }
-                try? await Task.sleep(for: pause)
-                pause = min(pause * 2, .seconds(15))
             }
         }
     }

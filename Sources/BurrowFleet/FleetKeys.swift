@@ -221,6 +221,35 @@ package final class FleetKeys: Sendable {
         }
     }
 
+    /// A running key whose node is down.
+    package struct Lost: Sendable {
+        package var principal: String
+        package var key: String
+        package var invocation: String
+        package var node: String
+        /// Its result as it started (JSON).
+        package var result: String
+
+        package init(principal: String, key: String, invocation: String, node: String, result: String) {
+            (self.principal, self.key, self.invocation, self.node, self.result) = (principal, key, invocation, node, result)
+        }
+    }
+
+    /// Running keys of nodes that are down (at most `limit`), for any node to report node_lost.
+    package func lostRuns(limit: Int = 100) async throws -> [Lost] {
+        try await run("finding lost runs") { c, logger in
+            let rows = try await c.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT principal, key, invocation, node, result FROM burrow_idempotency_keys k WHERE state = 'running' AND \(Self.down) LIMIT $1",
+                    binds: try bindings(Int64(limit))), logger: logger)
+            var out: [Lost] = []
+            for try await (principal, key, invocation, node, result) in rows.decode((String, String, String, String, String).self) {
+                out.append(Lost(principal: principal, key: key, invocation: invocation, node: node, result: result))
+            }
+            return out
+        }
+    }
+
     /// Forgets finished keys older than `retentionSeconds` (their results with them).
     package func prune(retentionSeconds: Double) async throws {
         _ = try await run("pruning idempotency keys") { c, logger in

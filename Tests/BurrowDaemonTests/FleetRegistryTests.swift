@@ -154,8 +154,8 @@ struct FleetRegistryTests {
     )
     func failover() throws {
         let pg = try TestPostgres()
-        let a = try LiveDaemon(policy: Self.policy(pg, daemon: "node_id = \"node-a\"\nheartbeat_interval = \"300ms\"\n"))
-        let b = try LiveDaemon(policy: Self.policy(pg, daemon: "node_id = \"node-b\"\nheartbeat_interval = \"300ms\"\n"))
+        let a = try LiveDaemon(policy: Self.policy(pg, daemon: "node_id = \"node-a\"\nheartbeat_interval = \"1s\"\n"))
+        let b = try LiveDaemon(policy: Self.policy(pg, daemon: "node_id = \"node-b\"\nheartbeat_interval = \"1s\"\n"))
         try DaemonInvocationTests.register(a)
         #expect(try Self.eventually { try b.client.send("GET", "/v1/tools/minimal").status == 200 })
         @Sendable func post(_ d: LiveDaemon, key: String, _ arguments: [String]) throws -> UnixHTTPClient.Response {
