@@ -2,6 +2,10 @@ import BurrowFleet
 import BurrowSystem
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Limits on callers: per tool a token bucket (requests per minute, bursts up
 /// to a minute's worth) and a cap on live sandboxes; per principal a window
 /// of registration attempts. Beyond a limit the caller is refused at once
@@ -36,10 +40,10 @@ final class Admission: Sendable {
         /// The other nodes' counts as last read; nil: never read yet.
         var view: FleetCounters.View?
         var syncedAt: UInt64 = 0
-        /// Admissions since the last push, per tool.
-        var pending: [String: Int] = [:]
-        /// This node's admissions of the last 60 s, per tool (monotonic ns).
-        var recent: [String: [UInt64]] = [:]
+        /// This node's admissions per tool and wall-clock second, the last minute's.
+        var counts: [String: [Int64: Int]] = [:]
+        /// The seconds whose counts changed since they were last pushed.
+        var dirty: [String: Set<Int64>] = [:]
         /// Tools admitted fleet-wide: their live counts are pushed.
         var tools: Set<String> = []
     }
@@ -57,6 +61,8 @@ final class Admission: Sendable {
 
     private let state: Mutex<State>
     private let clock: @Sendable () -> UInt64
+    /// Wall-clock seconds: the second an admission is counted in, as the fleet's nodes share them.
+    private let wallClock: @Sendable () -> Int64
     /// Tools' limits hold across the fleet (`[rate_limits] scope = "fleet"`).
     private let fleetWide: Bool
     /// Past this, the fleet's counts are stale (its database does not answer): each node keeps to its share.
@@ -64,8 +70,12 @@ final class Admission: Sendable {
 
     /// - Parameter clock: monotonic nanoseconds (injected by tests).
     /// - Parameter fleetSync: with it, tools' limits hold across the fleet, its counts read every this many ns.
-    init(clock: @escaping @Sendable () -> UInt64 = { Kernel.monotonicNanoseconds() }, fleetSync: UInt64? = nil) {
+    init(
+        clock: @escaping @Sendable () -> UInt64 = { Kernel.monotonicNanoseconds() }, wallClock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) },
+        fleetSync: UInt64? = nil
+    ) {
         self.clock = clock
+        self.wallClock = wallClock
         state = Mutex(State())
         fleetWide = fleetSync != nil
         staleAfter = max(5_000_000_000, 5 * (fleetSync ?? 0))
@@ -87,8 +97,9 @@ final class Admission: Sendable {
             defer { s.buckets[tool] = b }
             if b.live >= limits.maxConcurrent { return .concurrency(limit: limits.maxConcurrent) }
             let fleetWide = shared && self.fleetWide
+            let second = wallClock()
             if fleetWide {
-                if let refusal = fleetRefusal(&s.fleet, tool, limits, takesToken: takesToken, live: b.live, now: now) { return refusal }
+                if let refusal = fleetRefusal(&s.fleet, tool, limits, takesToken: takesToken, live: b.live, now: now, second: second) { return refusal }
                 s.fleet.tools.insert(tool)
             }
             if takesToken {
@@ -98,8 +109,8 @@ final class Admission: Sendable {
                 }
                 b.tokens -= 1
                 if fleetWide {
-                    s.fleet.pending[tool, default: 0] += 1
-                    s.fleet.recent[tool, default: []].append(now)
+                    s.fleet.counts[tool, default: [:]][second, default: 0] += 1
+                    s.fleet.dirty[tool, default: []].insert(second)
                 }
             }
             b.live += 1
@@ -112,7 +123,7 @@ final class Admission: Sendable {
     /// minute's admissions, with the other nodes' as last read. Stale counts
     /// (the database silent), each node keeps to its share of the limits
     /// (divided by the nodes last seen); never read, nothing is admitted.
-    private func fleetRefusal(_ f: inout Fleet, _ tool: String, _ limits: Limits, takesToken: Bool, live: Int, now: UInt64) -> Refusal? {
+    private func fleetRefusal(_ f: inout Fleet, _ tool: String, _ limits: Limits, takesToken: Bool, live: Int, now: UInt64, second: Int64) -> Refusal? {
         // Never read: callers wait (or go to another node); burrowd's own health checks are not held up.
         guard let view = f.view else { return takesToken ? .fleetUnknown : nil }
         let stale = now - min(now, f.syncedAt) > staleAfter
@@ -120,34 +131,54 @@ final class Admission: Sendable {
         let others = stale ? (admitted: 0, live: 0) : (admitted: view.admitted[tool] ?? 0, live: view.live[tool] ?? 0)
         if live + others.live >= (limits.maxConcurrent + share - 1) / share { return .concurrency(limit: limits.maxConcurrent) }
         guard takesToken else { return nil }
-        let minute: UInt64 = 60_000_000_000
-        var recent = f.recent[tool] ?? []
-        recent.removeAll { now - min(now, $0) >= minute }
-        f.recent[tool] = recent.isEmpty ? nil : recent
-        if recent.count + others.admitted >= (limits.requestsPerMinute + share - 1) / share {
-            // When this node's oldest admission leaves the window, if it holds any; the others' are not known one by one.
-            let wait = recent.first.map { (minute - (now - min(now, $0))) / 1_000_000_000 + 1 } ?? 1
+        // This node's last minute, per second (at most 60 entries), the older ones forgotten in place.
+        var mine = 0
+        var oldest: Int64?
+        if let seconds = f.counts[tool] {
+            for (s, n) in seconds {
+                if s <= second - 60 {
+                    f.counts[tool]?[s] = nil
+                } else {
+                    mine += n
+                    oldest = min(oldest ?? s, s)
+                }
+            }
+        }
+        if mine + others.admitted >= (limits.requestsPerMinute + share - 1) / share {
+            // When this node's oldest second leaves the window, if it holds any; the others' are known as a sum only.
+            let wait = oldest.map { 60 - (second - $0) + 1 } ?? 1
             return .rate(limit: limits.requestsPerMinute, retryAfter: Int(min(60, max(1, wait))))
         }
         return nil
     }
 
-    /// What the fleet's counters push: admissions since the last push, and
-    /// the live sandboxes of every tool admitted fleet-wide.
+    /// What the fleet's counters push: each tool's counts of the seconds
+    /// that changed (absolute: pushing one twice counts it once), and the
+    /// live sandboxes of every tool admitted fleet-wide.
     func fleetPush() -> FleetCounters.Push {
         state.withLock { s in
-            let admitted = s.fleet.pending
-            s.fleet.pending = [:]
+            let second = wallClock()
+            var admitted: [String: [Int64: Int]] = [:]
+            for (tool, seconds) in s.fleet.dirty {
+                // A second out of the window no longer counts anywhere: it is not pushed.
+                let current = seconds.filter { $0 > second - 60 }
+                s.fleet.dirty[tool] = current.isEmpty ? nil : current
+                for sec in current { admitted[tool, default: [:]][sec] = s.fleet.counts[tool]?[sec] ?? 0 }
+            }
             var live: [String: Int] = [:]
             for tool in s.fleet.tools { live[tool] = s.buckets[tool]?.live ?? 0 }
             return FleetCounters.Push(admitted: admitted, live: live)
         }
     }
 
-    /// A push that did not reach the database: its admissions go with the next.
-    func fleetGiveBack(_ push: FleetCounters.Push) {
+    /// A push the database took: its seconds are clean unless they changed since.
+    func fleetPushed(_ push: FleetCounters.Push) {
         state.withLock { s in
-            for (tool, n) in push.admitted { s.fleet.pending[tool, default: 0] += n }
+            let second = wallClock()
+            for (tool, seconds) in push.admitted {
+                for (sec, n) in seconds where (s.fleet.counts[tool]?[sec] ?? 0) == n || sec <= second - 60 { _ = s.fleet.dirty[tool]?.remove(sec) }
+                if s.fleet.dirty[tool]?.isEmpty == true { s.fleet.dirty[tool] = nil }
+            }
         }
     }
 

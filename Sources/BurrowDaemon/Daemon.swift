@@ -330,7 +330,7 @@ package struct Daemon: Sendable {
             let sync = Duration.milliseconds(Int64(policy.rateLimits.fleetSync.milliseconds))
             shipping.append(
                 .init(
-                    service: FleetCountersService(counters: counters, every: sync, admission: admission), successTerminationBehavior: .ignore))
+                    service: FleetCountersService(counters: counters, every: sync, admission: admission, metrics: metrics), successTerminationBehavior: .ignore))
         }
         if registryWrites.shared != nil || { if case .fleet = idempotency { true } else { false } }() {
             let follow = RegistryFollowService(writes: registryWrites, keysStore: idempotency, retention: policy.daemon.resultRetention, metrics: metrics)
@@ -403,10 +403,16 @@ struct FleetCountersService: Service {
     let counters: FleetCounters
     let every: Duration
     let admission: Admission
+    let metrics: DaemonMetrics
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            await counters.run(every: every, take: { admission.fleetPush() }, giveBack: { admission.fleetGiveBack($0) }, deliver: { admission.fleetView($0) })
+            await counters.run(
+                every: every, take: { admission.fleetPush() }, pushed: { admission.fleetPushed($0) },
+                deliver: { view in
+                    admission.fleetView(view)
+                    if view != nil { metrics.fleetSynced() }
+                })
         }
     }
 }

@@ -34,6 +34,11 @@ final class DaemonMetrics: Sendable {
             .set(state.stopped == nil ? 0.0 : 1.0)
     }
 
+    /// One sync of the fleet's rate counters done (`[rate_limits] scope = "fleet"`).
+    func fleetSynced() {
+        registry.makeCounter(descriptor: Self.metric("fleet_counter_syncs", "total", "Syncs of the fleet's rate counters that read the other nodes' counts.")).increment()
+    }
+
     /// The replica of the fleet's registry (`[registry] url`).
     func replica(_ state: (connected: Bool, revision: Int64)) {
         registry.makeGauge(descriptor: Self.metric("registry_replica_connected", "", "1 while following the fleet's registry (0: serving the registrations last taken)."))

@@ -109,7 +109,10 @@ enum IdempotencyKeys: Sendable {
     func sweepLost() async {
         guard case .fleet(let keys, let audit) = self, let runs = try? await keys.lostRuns() else { return }
         for run in runs {
-            guard let started = try? JSONDecoder().decode(InvocationResult.self, from: Data(run.result.utf8)) else { continue }
+            // A result this burrowd cannot read (another version's) is still reported, from what the row says.
+            let started =
+                (try? JSONDecoder().decode(InvocationResult.self, from: Data(run.result.utf8)))
+                ?? InvocationResult(id: run.invocation, tool: "burrowd", version: "", state: .running, startedAt: "")
             _ = try? await Self.lose(keys, audit: audit, run, as: started)
         }
     }

@@ -161,6 +161,7 @@ package struct FleetDatabase: Sendable {
                 """,
                 "CREATE INDEX burrow_idempotency_keys_by_node ON burrow_idempotency_keys (node, state)",
                 "CREATE INDEX burrow_idempotency_keys_by_finish ON burrow_idempotency_keys (finished_at)",
+                "CREATE INDEX burrow_idempotency_keys_running ON burrow_idempotency_keys (node) WHERE state = 'running'",
             ]
         ],
         // The fleet's rate counters (`FleetCounters`): admissions per tool, node and second, and live sandboxes.

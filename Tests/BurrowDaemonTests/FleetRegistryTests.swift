@@ -223,8 +223,15 @@ struct FleetRegistryTests {
             let r = try d.client.send("POST", "/v1/tools/limited/invocations", body: Array(try JSONEncoder().encode(InvocationRequest(arguments: [script]))))
             return (r.status, String(decoding: r.body, as: UTF8.self))
         }
-        // Both have read the fleet's counters (every 200 ms).
-        usleep(800_000)
+        // Each step waits until both nodes synced twice since (pushed, then read the other's push).
+        func settle() throws {
+            let marks = try [a, b].map { try Self.metric($0, "burrow_fleet_counter_syncs_total") ?? 0 }
+            let settled = try Self.eventually(seconds: 15) {
+                try zip([a, b], marks).allSatisfy { d, mark in try (Self.metric(d, "burrow_fleet_counter_syncs_total") ?? 0) >= mark + 2 }
+            }
+            try #require(settled, "the fleet's counters did not sync")
+        }
+        try settle()
         // A runs the one slot: B is refused while it does, and admitted once it ended (and the counts were synced).
         let running = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
@@ -232,17 +239,18 @@ struct FleetRegistryTests {
             running.signal()
         }
         #expect(try Self.eventually { try a.trail("limited").contains { $0.type == .toolInvoked } })
-        usleep(700_000)
+        try settle()
         let busy = try invoke(b, "echo b")
         #expect(busy.0 == 429 && busy.1.contains("too_many_concurrent") && busy.1.contains("across the fleet"), "\(busy)")
         running.wait()
-        usleep(700_000)
+        try settle()
         #expect(try invoke(b, "echo b").0 == 200)
         // Two admitted so far (A's, B's); A takes two more: the fleet's fifth is B's, then nobody's.
-        #expect(try invoke(a, "true").0 == 200 && invoke(a, "true").0 == 200)
-        usleep(700_000)
+        #expect(try invoke(a, "true").0 == 200)
+        #expect(try invoke(a, "true").0 == 200)
+        try settle()
         #expect(try invoke(b, "true").0 == 200)
-        usleep(700_000)
+        try settle()
         for d in [a, b] {
             let refused = try invoke(d, "true")
             #expect(refused.0 == 429 && refused.1.contains("rate_limited") && refused.1.contains("across the fleet"), "\(refused)")
