@@ -113,8 +113,8 @@ package struct Daemon: Sendable {
                 return try json(api.daemon.policy)
             }
             group.post("security/validate") { request, context in try await api.validate(request, context) }
-            group.get("security/audit/:tool") { request, context in try await api.auditTrail(request, context) }
-            group.post("security/audit") { request, context in try await api.report(request, context) }
+            group.get("security/audit/:tool") { request, context in try await api.auditTrail(request, context, specification: specification) }
+            group.post("security/audit") { request, context in try await api.report(request, context, specification: specification) }
             group.post(specification ? "tools/register" : "tools") { request, context in try await api.register(request, context, replacing: nil) }
             group.get("tools") { request, context in try await api.list(request, context, specification: specification) }
             group.get("tools/:id") { request, context in try await api.show(request, context, specification: specification) }

@@ -16,7 +16,8 @@ import NIOCore
 extension API {
     static let reportLimit = 16 << 10
 
-    func report(_ request: Request, _ context: DaemonContext) async throws -> Response {
+    /// `specification`: answered in the specification's form (`/api/v1`).
+    func report(_ request: Request, _ context: DaemonContext, specification: Bool = false) async throws -> Response {
         try await require(.reporter, context, request, "reporting an audit event", tool: nil)
         let identity = context.identity
         if identity.local?.uid != 0, let retry = daemon.clientLimits.take("report \(identity.key)", perMinute: 60, burst: 20) {
@@ -59,6 +60,7 @@ extension API {
         } catch {
             throw DaemonError(.auditUnavailable, "the audit log cannot record the event now: \(error)")
         }
-        return try json(stored.first ?? reported, status: .created)
+        let answered = stored.first ?? reported
+        return specification ? try json(try Self.specificationEvent(answered), status: .created) : try json(answered, status: .created)
     }
 }

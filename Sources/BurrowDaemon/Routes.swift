@@ -154,7 +154,11 @@ struct API: Sendable {
     /// GET /v1/security/audit/{tool} and GET /v1/security/audit (every
     /// tool): an auditor's read of the log; with `[audit] user_reads_own`,
     /// anyone else reads the events of its own runs only.
-    func auditTrail(_ request: Request, _ context: DaemonContext, allTools: Bool = false) async throws -> Response {
+    /// `specification`: the events in the MCP Registry specification's form (`/api/v1`).
+    func auditTrail(_ request: Request, _ context: DaemonContext, allTools: Bool = false, specification: Bool = false) async throws -> Response {
+        func answer(_ events: [AuditEvent]) throws -> Response {
+            specification ? try json(JSON.array(try events.map(Self.specificationEvent))) : try json(events)
+        }
         let tool = allTools ? nil : try Self.toolID(context, "tool")
         var query = try AuditQueryParameters.parse(request.uri.queryParameters, tool: tool)
         if !context.roles.contains(.auditor) {
@@ -173,16 +177,37 @@ struct API: Sendable {
             guard let shipper = daemon.shipper else { throw DaemonError(.noCentralCopy, "this burrowd ships to no central copy ([audit] central_url)") }
             let node: String? = request.uri.queryParameters.get("node")
             do {
-                return try json(try await shipper.central.events(query, node: node))
+                return try answer(try await shipper.central.events(query, node: node))
             } catch {
                 throw DaemonError(.centralUnavailable, "the central copy (\(shipper.central.url)): \(explainFleetError(error))")
             }
         }
+        let events: [AuditEvent]
         do {
-            return try json(try daemon.audit.events(query))
+            events = try daemon.audit.events(query)
         } catch {
             throw DaemonError(.auditUnavailable, "\(error)")
         }
+        return try answer(events)
+    }
+
+    /// An audit event in the specification's form: `timestamp`, `tool_id`,
+    /// `event_type`, `details` and `security_context` (snake_case), with
+    /// Burrow's chain fields beside them (`sequence`, `hash`,
+    /// `previous_hash`, `origin`, `node`). `details` stay as recorded.
+    static func specificationEvent(_ event: AuditEvent) throws -> JSON {
+        guard case .object(let fields) = try JSONParser.parse(Array(try JSONEncoder().encode(event))) else { return .object([:]) }
+        let names = ["time": "timestamp", "tool": "tool_id", "type": "event_type", "context": "security_context", "previousHash": "previous_hash"]
+        let contextNames = ["invocationID": "invocation_id", "profileDigest": "profile_digest", "sandboxLevel": "sandbox_level"]
+        var out: [String: JSON] = [:]
+        for (key, value) in fields {
+            if key == "context", case .object(let context) = value {
+                out["security_context"] = .object(Dictionary(uniqueKeysWithValues: context.map { (contextNames[$0.key] ?? $0.key, $0.value) }))
+            } else {
+                out[names[key] ?? key] = value
+            }
+        }
+        return .object(out)
     }
 
     /// GET /v1/nodes (and /api/v1/nodes): the fleet's nodes with their health (auditors).

@@ -23,6 +23,16 @@ struct ReportedEventTests {
         let daemon = try LiveDaemon(policy: DaemonInvocationTests.policy)
         let posted = try daemon.client.send("POST", "/api/v1/security/audit", body: Array(Self.event.utf8))
         #expect(posted.status == 201, "\(String(decoding: posted.body, as: UTF8.self))")
+        // Answered, and read back under /api/v1, in the specification's form; /v1 keeps Burrow's.
+        let answer = try #require(try JSONSerialization.jsonObject(with: Data(posted.body)) as? [String: Any])
+        #expect(
+            answer["tool_id"] as? String == "minimal" && answer["event_type"] as? String == "PermissionDenied" && answer["timestamp"] is String
+                && (answer["security_context"] as? [String: Any])?["principal"] is String && (answer["origin"] as? String)?.hasPrefix("reported:") == true
+                && answer["previous_hash"] is String && answer["type"] == nil, "\(answer)")
+        let specified = try #require(try JSONSerialization.jsonObject(with: Data(try daemon.client.send("GET", "/api/v1/security/audit/minimal").body)) as? [[String: Any]])
+        #expect(specified.contains { $0["event_type"] as? String == "PermissionDenied" && $0["tool_id"] as? String == "minimal" }, "\(specified)")
+        let burrows = try #require(try JSONSerialization.jsonObject(with: Data(try daemon.client.send("GET", "/v1/security/audit/minimal").body)) as? [[String: Any]])
+        #expect(burrows.contains { $0["type"] as? String == "PermissionDenied" && $0["tool"] as? String == "minimal" }, "\(burrows)")
         let trail = try daemon.trail("minimal")
         let reported = try #require(trail.first { $0.type == .permissionDenied })
         #expect(reported.origin?.hasPrefix("reported:") == true && reported.context.invocationID == nil && reported.context.principal != "forged", "\(reported)")

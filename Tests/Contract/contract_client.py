@@ -176,7 +176,7 @@ event = answer(
     201,
     models.AuditEvent,
 )
-check("submit_audit_event", event.origin == "reported:root", f"origin {event.origin}")
+check("submit_audit_event", event.origin == "reported:root" and event.event_type.value == "AnomalousActivity" and event.tool_id == "contract-app", f"{event}")
 
 trail = answer(
     "get_audit_trail",
@@ -190,7 +190,8 @@ trail = answer(
     200,
     list,
 )
-check("get_audit_trail", [e.type_.value for e in trail] == ["ToolRegistered", "AnomalousActivity"], f"{[e.type_.value for e in trail]}")
+check("get_audit_trail", [e.event_type.value for e in trail] == ["ToolRegistered", "AnomalousActivity"], f"{[e.event_type.value for e in trail]}")
+check("get_audit_trail", all(e.tool_id == "contract-app" and e.security_context.principal for e in trail), f"{[(e.tool_id, e.security_context) for e in trail]}")
 
 categories = answer("list_categories", list_categories.sync_detailed(client=client), 200, list)
 check("list_categories", any(c.category == "contract" and c.tools == 2 for c in categories), f"{[(c.category, c.tools) for c in categories]}")
