@@ -293,10 +293,25 @@ package enum SpecificationForm {
             fields["manifest_digest"] = t.manifestDigest.map(JSON.string)
             out["trust"] = .object(fields)
         }
-        if let statistics = record.statistics, let encoded = try? JSONEncoder().encode(statistics), let value = try? JSONParser.parse(Array(encoded)) {
-            out["statistics"] = value
-        }
+        if let statistics = record.statistics { out["statistics"] = json(statistics) }
         return .object(out)
+    }
+
+    /// A tool's statistics in the specification's snake_case (`success_rate`, `p50_milliseconds`, …).
+    package static func json(_ statistics: ToolStatistics) -> JSON {
+        guard let encoded = try? JSONEncoder().encode(statistics), case .object(let fields)? = try? JSONParser.parse(Array(encoded)) else { return .object([:]) }
+        let names = [
+            "successRate": "success_rate", "p50Milliseconds": "p50_milliseconds", "p95Milliseconds": "p95_milliseconds", "meanCPUMicroseconds": "mean_cpu_microseconds",
+            "peakMemoryBytes": "peak_memory_bytes", "limitHits": "limit_hits",
+        ]
+        return .object(Dictionary(uniqueKeysWithValues: fields.map { (names[$0.key] ?? $0.key, $0.value) }))
+    }
+
+    /// A ranked tool (capability matching, recommendations), its statistics in the specification's form.
+    package static func json(_ ranked: RankedTool) -> JSON {
+        guard let encoded = try? JSONEncoder().encode(ranked), case .object(var fields)? = try? JSONParser.parse(Array(encoded)) else { return .object([:]) }
+        if let statistics = ranked.statistics { fields["statistics"] = json(statistics) }
+        return .object(fields)
     }
 
     /// A profile (JSON, or TOML text) as the specification's SecurityProfile:

@@ -121,7 +121,7 @@ package struct Daemon: Sendable {
             group.put("tools/:id") { request, context in try await api.register(request, context, replacing: try API.toolID(context)) }
             group.delete("tools/:id") { request, context in try await api.remove(request, context) }
             group.get("discovery/search") { request, context in try await api.search(request, context, specification: specification) }
-            group.get("discovery/recommendations") { request, context in try await api.recommendations(request, context) }
+            group.get("discovery/recommendations") { request, context in try await api.recommendations(request, context, specification: specification) }
             group.get("discovery/categories") { request, context in
                 try await api.requireAny(context, request, "listing categories")
                 return try json(try api.registryCall { () throws(RegistryStore.Failure) in try api.daemon.registry.categories() })

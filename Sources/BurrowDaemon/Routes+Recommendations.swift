@@ -1,5 +1,6 @@
 import BurrowAPI
 import BurrowAudit
+import BurrowJSON
 import BurrowProfile
 import FoundationEssentials
 import Hummingbird
@@ -13,7 +14,8 @@ import Hummingbird
 /// (the invoker role, and every capability rule's conditions for it now),
 /// enabled ones, never `tool` itself; the same data always ranks the same.
 extension API {
-    func recommendations(_ request: Request, _ context: DaemonContext) async throws -> Response {
+    /// `specification`: statistics in the specification's form (`/api/v1`).
+    func recommendations(_ request: Request, _ context: DaemonContext, specification: Bool = false) async throws -> Response {
         try await requireAny(context, request, "asking for recommendations")
         let q = request.uri.queryParameters
         let contextText = q.get("context") ?? ""
@@ -61,7 +63,8 @@ extension API {
             scores.map {
                 RankedTool(tool: $0.key, version: byID[$0.key]?.registration.metadata.version ?? "", score: $0.value.score, reasons: $0.value.reasons, status: byID[$0.key]?.status)
             })
-        return try json(Array(ranked.prefix(limit)))
+        let chosen = Array(ranked.prefix(limit))
+        return specification ? try json(JSON.array(chosen.map(SpecificationForm.json))) : try json(chosen)
     }
 
     /// Whether the caller meets the conditions of `tool`'s capability rules now (nothing is recorded or counted).

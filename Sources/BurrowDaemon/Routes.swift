@@ -502,7 +502,7 @@ struct API: Sendable {
         guard specification else { return try json(detail) }
         let dependents = detail.dependents.map { JSON.object(["id": .string($0.id), "version": .string($0.version), "version_requirement": .string($0.versionRequirement)]) }
         var answer: [String: JSON] = ["tool": SpecificationForm.json(record), "versions": .array(detail.versions.map(JSON.string)), "dependents": .array(dependents)]
-        if let statistics = detail.statistics, let encoded = try? JSONEncoder().encode(statistics) { answer["statistics"] = try? JSONParser.parse(Array(encoded)) }
+        if let statistics = detail.statistics { answer["statistics"] = SpecificationForm.json(statistics) }
         return try json(JSON.object(answer))
     }
 
@@ -732,7 +732,7 @@ struct API: Sendable {
             if mayReadAudit(context) {
                 for i in ranked.indices { ranked[i].statistics = try await statistics(ranked[i].tool, window: nil) }
             }
-            return try json(ranked)
+            return specification ? try json(JSON.array(ranked.map(SpecificationForm.json))) : try json(ranked)
         }
         guard let q = request.uri.queryParameters.get("q"), !q.isEmpty else {
             throw DaemonError(.invalidParameter, "q: give the words to search for, such as ?q=git (or ?capability=…&input=… to match capabilities)")

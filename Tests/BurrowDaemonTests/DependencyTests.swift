@@ -145,6 +145,8 @@ struct ToolStatisticsTests {
         #expect(try daemon.client.send("GET", "/v1/tools/minimal?window=forever").status == 400)
         let (_, spec, _) = try daemon.request("GET", "/api/v1/tools/minimal", as: JSON.self)
         #expect(spec?["statistics"]?["invocations"] == .number("4"), "\(String(describing: spec))")
+        // The specification's form writes the statistics in snake_case too.
+        #expect(spec?["statistics"]?["success_rate"] != nil && spec?["statistics"]?["limit_hits"] != nil && spec?["statistics"]?["successRate"] == nil, "\(String(describing: spec))")
         let shown = try daemon.burrow(["tools", "show", "minimal"])
         #expect(shown.output.contains("4 runs since") && shown.output.contains("75% completed"), "\(shown.output)")
         // An invoker that is no auditor sees the tool, not what the audit log says of it.
