@@ -15,20 +15,21 @@ package struct DaemonCommand: AsyncParsableCommand {
         commandName: "burrowd",
         abstract: "Burrow's daemon: the tool registry's delegate, on a Unix socket.",
         discussion: """
-            Serves HTTP/1.1 + JSON under /v1 on the socket of the host policy's [daemon] section \
-            (/run/burrow/burrowd.sock, mode 0660, group `burrow`). Callers are identified by the \
-            kernel (SO_PEERCRED) and hold the roles the policy gives their user or groups: admin, \
-            invoker, auditor; root holds all. Anything else is refused and recorded as a \
-            PermissionDenied audit event.
+            Serves HTTP/1.1 + JSON under /v1, and the MCP Registry specification's operations under \
+            /api/v1 in its own form (docs/openapi.yaml), on the socket of the host policy's [daemon] \
+            section (/run/burrow/burrowd.sock, mode 0660, group `burrow`). Callers are identified by \
+            the kernel (SO_PEERCRED) and hold the roles the policy gives their user or groups: admin, \
+            invoker, runner, auditor, reporter; root holds all. Anything else is refused and recorded \
+            as a PermissionDenied audit event.
 
             Endpoints (docs/daemon-api.md documents each body):
               GET    /v1/health                      any caller: version, uptime, the caller's roles
               POST   /v1/tools                       admin: register a tool version (validated like
                                                      `burrow profile lint`, clamped by the policy)
               GET    /v1/tools?category=&status=     any role: the latest version of each tool
-              GET    /v1/tools/{id}?version=         any role: one version and the list of versions
+              GET    /v1/tools/{id}?version=&window= any role: one version, its versions, dependents, statistics
               PUT    /v1/tools/{id}                  admin: replace a version
-              DELETE /v1/tools/{id}?version=         admin: remove one version or all
+              DELETE /v1/tools/{id}?version=&force=  admin: remove one version or all (force: despite dependents)
               POST   /v1/tools/{id}/invocations      invoker: run it (?stream=1: NDJSON events)
               GET    /v1/invocations/{id}            its caller, admin or auditor: the result
               POST   /v1/security/validate           any role: findings, exposure, plan summary
@@ -36,8 +37,12 @@ package struct DaemonCommand: AsyncParsableCommand {
               GET    /v1/security/audit/{tool_id}    auditor: ?type=&since=&until=&invocation=&limit=&central=1&node=
               GET    /v1/audit/central               auditor: every node's chain in the central copy verified
               GET    /v1/nodes                       auditor: the fleet's nodes, up or down by heartbeat
-              GET    /v1/discovery/search?q=         any role: full-text search
+              POST   /v1/security/audit              reporter: a registry's own event into the chain
+              GET    /v1/discovery/search?q=         any role: full-text search (?capability=&input=: by MCP capability)
               GET    /v1/discovery/categories        any role
+              GET    /v1/discovery/recommendations   invoker: ?context=&tool= suggestions, each with its reasons
+              /api/v1/...                            the specification's paths (tools/register, tools, tools/{id},
+                                                     security/..., discovery/...): the same operations, its form
               GET    /metrics                        any role: Prometheus text format
 
             Limits on callers come from the policy's [rate_limits]: requests per minute and live             sandboxes per tool (429 with Retry-After beyond them; nothing queues), registration             attempts per hour per caller, and [daemon] max_request_size for bodies.
