@@ -149,6 +149,10 @@ struct ToolStatisticsTests {
         #expect(spec?["statistics"]?["success_rate"] != nil && spec?["statistics"]?["limit_hits"] != nil && spec?["statistics"]?["successRate"] == nil, "\(String(describing: spec))")
         let shown = try daemon.burrow(["tools", "show", "minimal"])
         #expect(shown.output.contains("4 runs since") && shown.output.contains("75% completed"), "\(shown.output)")
+        // A run stopped at its deadline is a limit hit, and a failure.
+        _ = try daemon.client.send("POST", "/v1/tools/minimal/invocations", body: Array(#"{"arguments": ["sleep 5"], "timeoutSeconds": 0.3}"#.utf8))
+        let limited = try #require(try daemon.request("GET", "/v1/tools/minimal", as: ToolDetail.self).1?.statistics)
+        #expect(limited.invocations == 5 && limited.failed == 2 && limited.limitHits == 1 && limited.violations == 0, "\(limited)")
         // An invoker that is no auditor sees the tool, not what the audit log says of it.
         chmod(daemon.socket, 0o666)
         let invoker = try Subprocess.run([

@@ -78,6 +78,9 @@ struct ReportedEventTests {
             ).output
         }
         #expect(try nobody("POST", "/api/v1/security/audit", Self.event) == "201")
+        // 60 a minute, in bursts of 20: a reporter that floods is refused (429), and said so once per refusal window.
+        let codes = try (0..<25).map { _ in try nobody("POST", "/api/v1/security/audit", Self.event) }
+        #expect(codes.filter { $0 == "201" }.count < 25 && codes.contains("429"), "\(codes)")
         #expect(try nobody("GET", "/api/v1/tools") == "403")
         #expect(try nobody("GET", "/v1/security/policies") == "403")
     }
