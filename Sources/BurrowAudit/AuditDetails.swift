@@ -69,10 +69,14 @@ package struct RegistrationDetails: AuditDetails {
     /// The trust its invocations get (`level`, and for a signed tool
     /// `signer`, `manifestDigest`, `expires`); absent without a plan.
     package var trust: [String: String]?
+    /// A forced update: the dependents it left without a version they accept (as a forced removal records them).
+    package var brokenDependents: [String] = []
 
     package init(
-        updated: Bool, version: String, name: String, status: String, command: [String], clamps: [String], exposureScore: Double?, trust: [String: String]? = nil
+        updated: Bool, version: String, name: String, status: String, command: [String], clamps: [String], exposureScore: Double?, trust: [String: String]? = nil,
+        brokenDependents: [String] = []
     ) {
+        self.brokenDependents = brokenDependents
         self.updated = updated
         self.version = version
         self.name = name
@@ -90,6 +94,7 @@ package struct RegistrationDetails: AuditDetails {
             "exposureScore": exposureScore.map { .number($0) } ?? .null,
         ]
         if let trust { object["trust"] = .object(trust.mapValues { .string($0) }) }
+        if !brokenDependents.isEmpty { object["brokenDependents"] = .strings(brokenDependents) }
         return .object(object)
     }
 }

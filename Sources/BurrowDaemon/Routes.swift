@@ -338,10 +338,11 @@ struct API: Sendable {
         let stored = try registryCall { () throws(RegistryStore.Failure) in try daemon.registry.versions(registration.id) }
         let previous = stored.first { $0.registration.metadata.version == registration.metadata.version }
         // An update (a status of disabled, say) must leave the tool's dependents a version they accept.
+        var broken: [String] = []
         if previous != nil {
             let remaining = stored.map { $0.registration.metadata.version == registration.metadata.version ? record : $0 }
             let already = Set(try brokenDependents(of: registration.id, remaining: stored))
-            _ = try guardDependents(try brokenDependents(of: registration.id, remaining: remaining).filter { !already.contains($0) }, request, "this update")
+            broken = try guardDependents(try brokenDependents(of: registration.id, remaining: remaining).filter { !already.contains($0) }, request, "this update")
         }
         switch try registryCall({ () throws(RegistryStore.Failure) in try daemon.registry.write(record, replace: replacing != nil) }) {
         case .exists:
@@ -370,7 +371,7 @@ struct API: Sendable {
             command: registration.command, clamps: report.clamps.map { "\($0.key): \($0.requested) → \($0.effective)" }, exposureScore: report.exposureScore,
             trust: report.plan?.trust.map { t in
                 ["level": t.level, "signer": t.signer, "manifestDigest": t.manifestDigest, "expires": t.expires].compactMapValues { $0 }
-            })
+            }, brokenDependents: broken)
         let event = AuditEvent(
             tool: registration.id, context: SecurityContext(principal: principal, uid: identity.caller.uid, profileDigest: loaded?.digest, host: UserDatabase.hostName),
             details: details)

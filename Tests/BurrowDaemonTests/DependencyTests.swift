@@ -81,6 +81,11 @@ struct DependencyTests {
         let disabled = try send(daemon, "PUT", "/api/v1/tools/base", Self.tool("base", "1.0.0", status: "disabled"))
         #expect(disabled.0 == 409, "disabling what app depends on: \(disabled)")
         #expect(try send(daemon, "PUT", "/api/v1/tools/base", Self.tool("base", "1.0.0", status: "deprecated")).0 == 200, "a change that breaks nothing")
+        // Disabled anyway (forced): its event names what it broke, as a forced removal's does; then enabled again.
+        #expect(try send(daemon, "PUT", "/api/v1/tools/base?force=true", Self.tool("base", "1.0.0", status: "disabled")).0 == 200)
+        let forcedUpdate = try daemon.trail("base").last { $0.type == .toolUpdated }
+        #expect(forcedUpdate?.details["brokenDependents"] == .strings(["app 1 (needs base >=1 <2)"]), "\(String(describing: forcedUpdate?.details))")
+        #expect(try send(daemon, "PUT", "/api/v1/tools/base", Self.tool("base", "1.0.0", status: "deprecated")).0 == 200)
         let forced = try send(other, "DELETE", "/v1/tools/base?force=true")
         #expect(forced.0 == 200, "\(forced)")
         // Removed on every node: another follows at once (LISTEN/NOTIFY), within a moment.
