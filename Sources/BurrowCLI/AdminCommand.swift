@@ -250,8 +250,9 @@ extension AdminCommand {
             commandName: "nodes",
             abstract: "List the fleet's nodes: up while their heartbeat is on time, down after three missed (through burrowd; auditors).",
             discussion: """
-                Every burrowd with [audit] central_url records itself in the fleet's database and \
-                beats every [daemon] heartbeat_interval (5 s), by PostgreSQL's clock. The list shows \
+                Every burrowd with [registry] url or [audit] central_url records itself in the fleet's \
+                database (the shared registry's, else the central copy's) and beats every [daemon] \
+                heartbeat_interval (5 s), by PostgreSQL's clock. The list shows \
                 each node's version, host, last heartbeat, and how far the central copy holds its \
                 audit log.
                 """)

@@ -83,7 +83,7 @@ struct DaemonOptions: ParsableArguments {
         var urls = url
         if urls.isEmpty && socket.isEmpty {
             if let list = env("BURROW_URLS") {
-                urls = list.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\n" }).map(String.init)
+                urls = Self.urlList(list)
             } else if let one = env("BURROW_URL") {
                 urls = [one]
             }
@@ -110,8 +110,14 @@ struct DaemonOptions: ParsableArguments {
         }
     }
 
-    /// Several nodes were given.
-    var fleet: Bool { ((try? clients().count) ?? 1) > 1 }
+    /// $BURROW_URLS: separated by commas, spaces or newlines.
+    private static func urlList(_ text: String) -> [String] { text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\n" }).map(String.init) }
+
+    /// Several nodes were given (read from the options, not by making the clients).
+    var fleet: Bool {
+        if !url.isEmpty || !socket.isEmpty { return url.count + socket.count > 1 }
+        return Self.environment("BURROW_URLS").map { Self.urlList($0).count > 1 } ?? false
+    }
 
     /// Sends a request and decodes a 2xx answer as `T`; anything else is printed as burrowd's error and fails.
     func call<T: Decodable>(_ method: String, _ path: String, body: (some Encodable)? = Optional<Int>.none, headers: [(String, String)] = [], as type: T.Type) throws -> T {

@@ -97,7 +97,8 @@ final class Admission: Sendable {
             defer { s.buckets[tool] = b }
             if b.live >= limits.maxConcurrent { return .concurrency(limit: limits.maxConcurrent) }
             let fleetWide = shared && self.fleetWide
-            let second = wallClock()
+            // The wall clock only for limits the fleet shares: a node's own admissions read the monotonic clock alone.
+            let second = fleetWide ? wallClock() : 0
             if fleetWide {
                 if let refusal = fleetRefusal(&s.fleet, tool, limits, takesToken: takesToken, live: b.live, now: now, second: second) { return refusal }
                 s.fleet.tools.insert(tool)

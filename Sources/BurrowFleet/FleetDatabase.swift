@@ -290,7 +290,7 @@ package func bounded<T: Sendable>(
                 },
                 timer: Task {
                     try? await Task.sleep(for: .seconds(seconds))
-                    if !Task.isCancelled { race.finish(.failure(FleetError("\(what): no answer within \(seconds) s"))) }
+                    if !Task.isCancelled { race.finish(.failure(FleetError("\(what): no answer within \(seconds) s", timedOut: true))) }
                 })
         }
     } onCancel: {
@@ -343,7 +343,12 @@ private final class Race<T: Sendable>: Sendable {
 /// A failure of the fleet's PostgreSQL side, in words.
 package struct FleetError: Error, Sendable, CustomStringConvertible {
     package var description: String
-    package init(_ description: String) { self.description = description }
+    /// A statement or connect that got no answer in time (`bounded`): the connection's state is unknown.
+    package var timedOut = false
+    package init(_ description: String, timedOut: Bool = false) {
+        self.description = description
+        self.timedOut = timedOut
+    }
 }
 
 /// An error of the fleet's side in words: PostgreSQL's own message when the server sent one.

@@ -112,7 +112,7 @@ package final class FleetKeys: Sendable {
         do {
             return try await bounded(what, seconds: 10) { try await body(c, logger) }
         } catch {
-            let refused = (error as? PSQLError)?.serverInfo != nil || error is FleetError && !"\(error)".contains("no answer")
+            let refused = (error as? PSQLError)?.serverInfo != nil || (error as? FleetError)?.timedOut == false
             if !refused, let task = task ?? connection.withLock({ $0 }) { forget(task, close: true) }
             throw error
         }
